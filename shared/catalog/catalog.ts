@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { PipelineError } from '../errors.ts';
+import modelsData from './models.json' with { type: 'json' };
+import regionsData from './regions.json' with { type: 'json' };
+
+export const endpointKinds = ['global', 'regional', 'in-region'] as const;
+/** global: `global.` profile, no premium; regional: geography profile (`us.` ...); in-region: bare id, this region only. */
+export type EndpointKind = (typeof endpointKinds)[number];
+
+const geographyKey = z.string().regex(/^[a-z]+$/);
+const usdPerMillionTokens = z.number().nonnegative();
+const priceTable = z.object({
+  input: usdPerMillionTokens,
+  output: usdPerMillionTokens,
+  cacheWrite: usdPerMillionTokens,
+  cacheRead: usdPerMillionTokens,
+});
+
+const longContextSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('beta'), window: z.number().int().positive() }),
+  z.object({ mode: z.literal('native'), window: z.number().int().positive() }),
+  z.object({ mode: z.literal('none') }),
+]);
+
+const modelSchema = z.object({
+  key: z.string().min(1),
+  displayName: z.string().min(1),
+  bedrockId: z.string().regex(/^anthropic\./),
+  aliases: z.array(z.string().min(1)),
+  anthropicNames: z.array(z.string().min(1)),
+  offeredIn: z.array(geographyKey).min(1),
+  maxOutputTokens: z.number().int().positive(),
+  longContext: longContextSchema,
+  prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),
+});
+
+const modelCatalogSchema = z
+  .object({
+    pricesCheckedOn: z.iso.date(),
+    anthropicVersion: z.string().min(1),
+    requestBodyLimitBytes: z.number().int().positive(),
+    standardContextWindow: z.number().int().positive(),
+    longContextBeta: z.string().min(1),
+    allowedBetas: z.array(z.string().min(1)),
+    bodyFieldsBedrockRejects: z.array(z.string().min(1)),
+    endpointPriceMultiplier: z.object({ global: z.number(), regional: z.number(), 'in-region': z.number() }),
+    models: z.array(modelSchema).min(1),
+  })
+  .superRefine((catalog, ctx) => {
+    const seen = new Map<string, string>();
+    for (const model of catalog.models) {
+      for (const name of [model.key, model.bedrockId, ...model.aliases, ...model.anthropicNames]) {
+        const owner = seen.get(name.toLowerCase());
+        if (owner !== undefined && owner !== model.key) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `name "${name}" is claimed by both ${owner} and ${model.key}`,
+          });
+        }
+        seen.set(name.toLowerCase(), model.key);
+      }
+      if (model.longContext.mode !== 'none' && model.prices.longContext === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${model.key} has a 1M mode but no longContext prices` });
+      }
+    }
+  });
+
+const regionCatalogSchema = z.object({
+  geographies: z.record(
+    geographyKey,
+    z.object({ displayName: z.string().min(1), regions: z.array(z.string().min(1)).min(1) }),
+  ),
+});
+
+export type ModelCatalogData = z.infer<typeof modelCatalogSchema>;
+export type RegionCatalogData = z.infer<typeof regionCatalogSchema>;
+export type CatalogModel = z.infer<typeof modelSchema>;
+export type PriceTable = z.infer<typeof priceTable>;
+
+export interface Geography {
+  readonly key: string;
+  readonly displayName: string;
+  readonly regions: readonly string[];
+}
+
+/** The model and region data, validated once and indexed for the lookups every other rule makes. */
+export class Catalog {
+  readonly models: readonly CatalogModel[];
+  readonly anthropicVersion: string;
+  readonly requestBodyLimitBytes: number;
+  readonly standardContextWindow: number;
+  readonly longContextBeta: string;
+  readonly allowedBetas: ReadonlySet<string>;
+  readonly bodyFieldsBedrockRejects: readonly string[];
+  readonly endpointPriceMultiplier: Readonly<Record<EndpointKind, number>>;
+  readonly pricesCheckedOn: string;
+  private readonly modelsByName: ReadonlyMap<string, CatalogModel>;
+  private readonly geographiesByRegion: ReadonlyMap<string, Geography>;
+  private readonly geographiesByKey: ReadonlyMap<string, Geography>;
+
+  constructor(modelData: unknown, regionData: unknown) {
+    const models = parseOrThrow(modelCatalogSchema, modelData, 'model catalog');
+    const regions = parseOrThrow(regionCatalogSchema, regionData, 'region catalog');
+    this.models = models.models;
+    this.anthropicVersion = models.anthropicVersion;
+    this.requestBodyLimitBytes = models.requestBodyLimitBytes;
+    this.standardContextWindow = models.standardContextWindow;
+    this.longContextBeta = models.longContextBeta;
+    this.allowedBetas = new Set(models.allowedBetas);
+    this.bodyFieldsBedrockRejects = models.bodyFieldsBedrockRejects;
+    this.endpointPriceMultiplier = models.endpointPriceMultiplier;
+    this.pricesCheckedOn = models.pricesCheckedOn;
+    this.modelsByName = new Map(
+      models.models.flatMap((model) =>
+        [model.key, model.bedrockId, ...model.aliases, ...model.anthropicNames].map(
+          (name) => [name.toLowerCase(), model] as const,
+        ),
+      ),
+    );
+    const geographies = Object.entries(regions.geographies).map(
+      ([key, geography]): Geography => ({ key, ...geography }),
+    );
+    this.geographiesByKey = new Map(geographies.map((geography) => [geography.key, geography]));
+    this.geographiesByRegion = new Map(
+      geographies.flatMap((geography) => geography.regions.map((region) => [region, geography] as const)),
+    );
+  }
+
+  /** Finds a model by key, alias, Anthropic API name or bare Bedrock id (case-insensitive). */
+  findModel(name: string): CatalogModel | undefined {
+    return this.modelsByName.get(name.toLowerCase());
+  }
+
+  geographyOfRegion(region: string): Geography | undefined {
+    return this.geographiesByRegion.get(region);
+  }
+
+  geography(key: string): Geography | undefined {
+    return this.geographiesByKey.get(key);
+  }
+
+  get geographyKeys(): readonly string[] {
+    return [...this.geographiesByKey.keys()];
+  }
+
+  get knownRegions(): readonly string[] {
+    return [...this.geographiesByRegion.keys()];
+  }
+}
+
+function parseOrThrow<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
+  const result = schema.safeParse(data);
+  if (!result.success) {
+    throw new PipelineError(
+      'INVALID_CATALOG',
+      `The ${what} data is invalid: ${z.prettifyError(result.error)}`,
+    );
+  }
+  return result.data;
+}
+
+/** The catalog shipped in this folder; tests build others from edited copies of the same data. */
+export const defaultCatalog = new Catalog(modelsData, regionsData);
+export { modelsData, regionsData };

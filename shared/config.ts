@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
+import { ConfigurationError, ModelSelectionError } from './errors.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
+import { resolveModel } from './models/resolve-model.ts';
+
+/**
+ * The functions' settings, one environment variable each. Every schema is parsed once at cold start with
+ * `loadConfig`; a missing or bad value stops the function with a message naming the variable and what it
+ * should hold, instead of failing later on the first record.
+ */
+const required = (help: string) =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is missing' : 'must be text') })
+    .trim()
+    .min(1, 'is empty')
+    .describe(help);
+const positiveInteger = (help: string, fallback: number) =>
+  z.coerce
+    .number()
+    .int('must be a whole number')
+    .positive('must be positive')
+    .default(fallback)
+    .describe(help);
+
+export const bedrockSettings = {
+  BEDROCK_REGION: required('the AWS region that makes the Bedrock calls, e.g. us-west-2 (never defaulted)'),
+  BEDROCK_MODEL: z
+    .string()
+    .trim()
+    .min(1)
+    .default('opus-4.6')
+    .describe('the default model: an alias, an Anthropic name or a Bedrock id'),
+  BEDROCK_ENDPOINT: z.enum(endpointKinds).default('global').describe('global, regional or in-region'),
+  DEFAULT_MAX_TOKENS: positiveInteger('max_tokens for records that do not set it', 4096),
+};
+
+export const retrySettings = {
+  MAX_ATTEMPTS: positiveInteger('attempts in all for a retryable failure', DEFAULT_RETRY_POLICY.maxAttempts),
+  LIMITED_ATTEMPTS: positiveInteger(
+    'attempts in all for model timeouts and model errors',
+    DEFAULT_RETRY_POLICY.limitedAttempts,
+  ),
+  BACKOFF_BASE_SECONDS: positiveInteger(
+    'first backoff ceiling in seconds',
+    DEFAULT_RETRY_POLICY.baseDelaySeconds,
+  ),
+  BACKOFF_MAX_SECONDS: positiveInteger(
+    'largest backoff in seconds (SQS allows 43200)',
+    DEFAULT_RETRY_POLICY.maxDelaySeconds,
+  ).pipe(z.number().max(43_200, 'must be at most 43200, the SQS visibility limit')),
+  LATER_DELAY_SECONDS: positiveInteger(
+    'delay before retrying a quota error',
+    DEFAULT_RETRY_POLICY.laterDelaySeconds,
+  ),
+};
+
+export const quotaSettings = {
+  TOKENS_PER_MINUTE: positiveInteger(
+    'the Bedrock tokens-per-minute quota this pipeline may use, per model',
+    200_000,
+  ),
+  OUTPUT_TOKEN_BURNDOWN: positiveInteger(
+    'quota tokens each output token costs (5 for Claude 4 and later)',
+    5,
+  ),
+};
+
+export const storageSettings = {
+  BUCKET_NAME: required('the bucket that holds inputs/ and outputs/'),
+  LEDGER_TABLE_NAME: required('the DynamoDB job ledger table'),
+};
+
+export const queueSettings = {
+  RECORD_QUEUE_URL: required('the URL of the SQS queue of records'),
+};
+
+/**
+ * A function's settings schema from the groups above. When the group of Bedrock settings is in, the default
+ * model is resolved for the region and endpoint at once, so a bad combination stops the cold start.
+ */
+export function settingsSchema<Shape extends z.ZodRawShape>(shape: Shape) {
+  return z.object(shape).superRefine((settings, ctx) => {
+    const { BEDROCK_MODEL, BEDROCK_REGION, BEDROCK_ENDPOINT } = settings as Record<string, unknown>;
+    if (typeof BEDROCK_MODEL !== 'string' || typeof BEDROCK_REGION !== 'string') return;
+    try {
+      resolveModel({
+        model: BEDROCK_MODEL,
+        region: BEDROCK_REGION,
+        endpoint: BEDROCK_ENDPOINT as EndpointKind,
+      });
+    } catch (error) {
+      if (!(error instanceof ModelSelectionError)) throw error;
+      ctx.addIssue({ code: 'custom', path: ['BEDROCK_MODEL'], message: `is not usable: ${error.message}` });
+    }
+  });
+}
+
+export const enqueueSettings = settingsSchema({ ...bedrockSettings, ...storageSettings, ...queueSettings });
+export const workerSettings = settingsSchema({
+  ...bedrockSettings,
+  ...retrySettings,
+  ...quotaSettings,
+  ...storageSettings,
+  ...queueSettings,
+});
+
+export function retryPolicyOf(settings: { [Key in keyof typeof retrySettings]: number }): RetryPolicy {
+  return {
+    maxAttempts: settings.MAX_ATTEMPTS,
+    limitedAttempts: settings.LIMITED_ATTEMPTS,
+    baseDelaySeconds: settings.BACKOFF_BASE_SECONDS,
+    maxDelaySeconds: settings.BACKOFF_MAX_SECONDS,
+    laterDelaySeconds: settings.LATER_DELAY_SECONDS,
+  };
+}
+
+/** Parses the environment against `schema`, or throws one ConfigurationError listing every problem. */
+export function loadConfig<Schema extends z.ZodType>(
+  schema: Schema,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): z.output<Schema> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const variable = String(issue.path[0] ?? '(settings)');
+    const help = describedBy(schema, variable);
+    return `${variable} ${issue.message}${help === undefined ? '' : ` (${help})`}`;
+  });
+  throw new ConfigurationError(problems);
+}
+
+function describedBy(schema: z.ZodType, variable: string): string | undefined {
+  const shape = (schema as unknown as { shape?: Record<string, z.ZodType> }).shape;
+  return shape?.[variable]?.description;
+}

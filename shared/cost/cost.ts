@@ -1,0 +1,61 @@
+import type { Catalog, CatalogModel, EndpointKind, PriceTable } from '../catalog/catalog.ts';
+import { defaultCatalog } from '../catalog/catalog.ts';
+
+/** Token counts as Bedrock's Messages response reports them in `usage`. */
+export interface TokenUsage {
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_creation_input_tokens?: number | undefined;
+  readonly cache_read_input_tokens?: number | undefined;
+}
+
+/** The price of one request, broken down, in nano-US-dollars (1e-9 USD): integers add up exactly. */
+export interface CostBreakdown {
+  readonly input: number;
+  readonly output: number;
+  readonly cacheWrite: number;
+  readonly cacheRead: number;
+  readonly total: number;
+  readonly longContextRates: boolean;
+}
+
+const NANO_USD_PER_USD_PER_MILLION_TOKENS = 1_000;
+
+/**
+ * Prices one request from its usage. A request whose whole input (fresh, cache writes and cache reads)
+ * exceeds the standard window is billed at the long-context rates for all of its tokens; regional and
+ * in-region endpoints cost the catalog's premium over global.
+ */
+export function costOfRequest(
+  usage: TokenUsage,
+  model: CatalogModel,
+  endpoint: EndpointKind,
+  catalog: Catalog = defaultCatalog,
+): CostBreakdown {
+  const cacheWriteTokens = usage.cache_creation_input_tokens ?? 0;
+  const cacheReadTokens = usage.cache_read_input_tokens ?? 0;
+  const wholeInput = usage.input_tokens + cacheWriteTokens + cacheReadTokens;
+  const longContextPrices = wholeInput > catalog.standardContextWindow ? model.prices.longContext : undefined;
+  const prices: PriceTable = longContextPrices ?? model.prices.standard;
+  const multiplier = catalog.endpointPriceMultiplier[endpoint];
+  const price = (tokens: number, usdPerMillion: number): number =>
+    tokens * Math.round(usdPerMillion * NANO_USD_PER_USD_PER_MILLION_TOKENS * multiplier);
+
+  const input = price(usage.input_tokens, prices.input);
+  const output = price(usage.output_tokens, prices.output);
+  const cacheWrite = price(cacheWriteTokens, prices.cacheWrite);
+  const cacheRead = price(cacheReadTokens, prices.cacheRead);
+  return {
+    input,
+    output,
+    cacheWrite,
+    cacheRead,
+    total: input + output + cacheWrite + cacheRead,
+    longContextRates: longContextPrices !== undefined,
+  };
+}
+
+/** Dollars with six decimals, as a number for JSON consumers. */
+export function nanoUsdToUsd(nanoUsd: number): number {
+  return Math.round(nanoUsd / 1_000) / 1_000_000;
+}

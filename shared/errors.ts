@@ -1,0 +1,41 @@
+/**
+ * One base class for every error the pipeline raises itself. Subclasses carry a stable `code` that the
+ * failure table (failures.ts) and the output records use, and a `fix`: the sentence a user needs to act.
+ */
+export class PipelineError extends Error {
+  readonly code: string;
+  readonly fix: string | undefined;
+
+  constructor(code: string, message: string, options: { fix?: string; cause?: unknown } = {}) {
+    super(options.fix === undefined ? message : `${message} ${options.fix}`, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.fix = options.fix;
+  }
+}
+
+/** A setting of a function or a job is missing or bad; raised at cold start or when a job starts. */
+export class ConfigurationError extends PipelineError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[], options: { cause?: unknown } = {}) {
+    super('INVALID_CONFIGURATION', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, options);
+    this.problems = problems;
+  }
+}
+
+/** The model, endpoint and region asked for cannot be called together. */
+export class ModelSelectionError extends PipelineError {}
+
+/** A record is well-formed JSON but cannot be sent to Bedrock as it is (too long, bad beta, bad max_tokens). */
+export class RecordRejectedError extends PipelineError {}
+
+/** The shared token budget has no room for this record now; it can be tried again after `retryAfterSeconds`. */
+export class BudgetExhaustedError extends PipelineError {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds: number) {
+    super('BUDGET_EXHAUSTED', message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

@@ -1,0 +1,203 @@
+import { z } from 'zod';
+import {
+  derivedRecordId,
+  type InputFamily,
+  type LineError,
+  type LineErrorCode,
+  type LineResult,
+  type MessagesBody,
+} from './records.ts';
+
+const EXAMPLES: Record<InputFamily, string> = {
+  bedrock:
+    '{"recordId": "r1", "modelInput": {"max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]}}',
+  anthropic:
+    '{"custom_id": "r1", "params": {"model": "claude-opus-4-6", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]}}',
+  plain: '{"id": "r1", "prompt": "Hello", "max_tokens": 256}',
+};
+
+const FAMILY_KEYS: Record<InputFamily, readonly string[]> = {
+  bedrock: ['recordId', 'modelInput'],
+  anthropic: ['custom_id', 'params'],
+  plain: ['id', 'prompt', 'messages'],
+};
+
+const recordId = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(256, 'must be at most 256 characters')
+  .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
+
+const message = z.strictObject({
+  role: z.enum(['user', 'assistant']),
+  content: z.union([
+    z.string().min(1, 'must not be empty'),
+    z.array(z.looseObject({ type: z.string().min(1) })).min(1, 'must hold at least one content block'),
+  ]),
+});
+
+const messagesBody = z.looseObject({
+  messages: z.array(message).min(1, 'must hold at least one message'),
+  max_tokens: z.number().int().positive().optional(),
+  system: z
+    .union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))])
+    .optional(),
+  anthropic_beta: z.array(z.string().min(1)).optional(),
+});
+
+const bedrockLine = z.strictObject({ recordId: recordId.optional(), modelInput: messagesBody });
+
+const anthropicLine = z.strictObject({
+  custom_id: recordId.optional(),
+  params: messagesBody.extend({ model: z.string().min(1).optional() }),
+});
+
+const plainLine = z
+  .strictObject({
+    id: z.union([recordId, z.number().int().nonnegative().transform(String)]).optional(),
+    model: z.string().min(1).optional(),
+    prompt: z.string().min(1, 'must not be empty').optional(),
+    messages: messagesBody.shape.messages.optional(),
+    system: z.string().optional(),
+    max_tokens: z.number().int().positive().optional(),
+    temperature: z.number().min(0).max(1).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    top_k: z.number().int().positive().optional(),
+    stop_sequences: z.array(z.string()).optional(),
+  })
+  .refine((line) => (line.prompt === undefined) !== (line.messages === undefined), {
+    message: 'give either "prompt" (a string) or "messages" (a Messages API list), not both or neither',
+  });
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses one line's bytes into a record or a structured error. Pure: the same bytes and line number give
+ * the same answer, which is what lets a worker re-read a line by reference and agree with the enqueue step.
+ * `maxLineBytes` must match the splitter's; a line it dropped arrives as `undefined`.
+ */
+export function parseLine(
+  bytes: Uint8Array | undefined,
+  lineNumber: number,
+  maxLineBytes: number,
+): LineResult {
+  const fail = (code: LineErrorCode, message: string, extra: Partial<LineError> = {}): LineResult => ({
+    ok: false,
+    error: { lineNumber, recordId: undefined, family: undefined, code, message, ...extra },
+  });
+
+  if (bytes === undefined || bytes.length > maxLineBytes) {
+    return fail(
+      'LINE_TOO_LARGE',
+      `Line ${lineNumber} is longer than ${maxLineBytes.toLocaleString('en-US')} bytes, the Bedrock request body limit. Split the document or shorten the prompt.`,
+    );
+  }
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    return fail('INVALID_UTF8', `Line ${lineNumber} is not valid UTF-8. Save the file as UTF-8.`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return fail(
+      'INVALID_JSON',
+      `Line ${lineNumber} is not valid JSON (${(error as Error).message}). Each line must be one complete JSON object.`,
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    return fail(
+      'NOT_AN_OBJECT',
+      `Line ${lineNumber} is ${kind}, not a JSON object. For example: ${EXAMPLES.plain}`,
+    );
+  }
+  const object = value as Record<string, unknown>;
+  const families = detectFamilies(object);
+  const knownId = idOf(object);
+  if (families.length > 1) {
+    return fail(
+      'AMBIGUOUS_FORMAT',
+      `Line ${lineNumber} mixes the ${families.join(' and ')} forms (${families.map((family) => FAMILY_KEYS[family].filter((key) => key in object).join(', ')).join(' / ')}). Use one form per line.`,
+      { recordId: knownId },
+    );
+  }
+  const family = families[0];
+  if (family === undefined) {
+    return fail(
+      'UNKNOWN_FORMAT',
+      `Line ${lineNumber} is in none of the accepted forms. Write it as ${EXAMPLES.bedrock}, ${EXAMPLES.anthropic} or ${EXAMPLES.plain}.`,
+      { recordId: knownId },
+    );
+  }
+  return parseFamily(family, object, lineNumber, (code, message) =>
+    fail(code, message, { recordId: knownId, family }),
+  );
+}
+
+function detectFamilies(object: Record<string, unknown>): InputFamily[] {
+  return (Object.keys(FAMILY_KEYS) as InputFamily[]).filter((family) =>
+    FAMILY_KEYS[family].some((key) => Object.hasOwn(object, key)),
+  );
+}
+
+function idOf(object: Record<string, unknown>): string | undefined {
+  const id = object.recordId ?? object.custom_id ?? object.id;
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined;
+}
+
+function parseFamily(
+  family: InputFamily,
+  object: Record<string, unknown>,
+  lineNumber: number,
+  fail: (code: LineErrorCode, message: string) => LineResult,
+): LineResult {
+  const record = (
+    id: string | undefined,
+    modelOverride: string | undefined,
+    body: MessagesBody,
+  ): LineResult => ({
+    ok: true,
+    record: {
+      recordId: id ?? derivedRecordId(lineNumber),
+      lineNumber,
+      family,
+      idDerived: id === undefined,
+      modelOverride,
+      body,
+    },
+  });
+  const invalid = (error: z.ZodError): LineResult => {
+    const issue = error.issues[0];
+    const path = issue?.path.join('.') ?? '';
+    const idIssue = path === 'recordId' || path === 'custom_id' || path === 'id';
+    return fail(
+      idIssue ? 'INVALID_RECORD_ID' : 'INVALID_RECORD',
+      `Line ${lineNumber}: ${path === '' ? '' : `"${path}" `}${issue?.message ?? 'is invalid'}. A ${family}-form line looks like ${EXAMPLES[family]}`,
+    );
+  };
+
+  switch (family) {
+    case 'bedrock': {
+      const parsed = bedrockLine.safeParse(object);
+      return parsed.success
+        ? record(parsed.data.recordId, undefined, object.modelInput as MessagesBody)
+        : invalid(parsed.error);
+    }
+    case 'anthropic': {
+      const parsed = anthropicLine.safeParse(object);
+      return parsed.success
+        ? record(parsed.data.custom_id, parsed.data.params.model, object.params as MessagesBody)
+        : invalid(parsed.error);
+    }
+    case 'plain': {
+      const parsed = plainLine.safeParse(object);
+      if (!parsed.success) return invalid(parsed.error);
+      const { id, model, prompt, messages, ...rest } = parsed.data;
+      const conversation = messages ?? [{ role: 'user', content: prompt }];
+      return record(id, model, { ...rest, messages: conversation });
+    }
+  }
+}

@@ -1,0 +1,144 @@
+import {
+  type Catalog,
+  type CatalogModel,
+  defaultCatalog,
+  type EndpointKind,
+  type Geography,
+} from '../catalog/catalog.ts';
+import { ModelSelectionError } from '../errors.ts';
+
+export interface ModelSelection {
+  /** A full id (`global.anthropic.claude-opus-4-6-v1`), a bare id, an alias (`opus-4.6`) or an Anthropic API name. */
+  readonly model: string;
+  /** The AWS region the calls are made in. Never defaulted: the brief's "forgetting the region" mistake. */
+  readonly region: string | undefined;
+  /**
+   * The endpoint policy. When set, a prefixed id must agree with it (a data-residency setting must not be
+   * bypassed by one line's `global.` id); when unset, the id's prefix decides, and `global` otherwise.
+   */
+  readonly endpoint?: EndpointKind | undefined;
+}
+
+export interface ResolvedModel {
+  readonly model: CatalogModel;
+  readonly endpoint: EndpointKind;
+  readonly region: string;
+  readonly geography: Geography;
+  /** The id to pass to InvokeModel: `global.<id>`, `<geo>.<id>` or the bare `<id>`. */
+  readonly modelId: string;
+}
+
+const DEFAULT_ENDPOINT: EndpointKind = 'global';
+
+export function resolveModel(selection: ModelSelection, catalog: Catalog = defaultCatalog): ResolvedModel {
+  const { region, geography } = requireRegion(selection.region, catalog);
+  const { model, prefix } = identifyModel(selection.model.trim(), catalog);
+  const endpoint = chooseEndpoint(selection, prefix, model);
+
+  if (!model.offeredIn.includes(geography.key)) {
+    throw new ModelSelectionError(
+      'MODEL_NOT_IN_REGION',
+      `${model.displayName} is not available in ${geography.displayName} (${region}).`,
+      { fix: regionAdvice(model, geography, catalog) },
+    );
+  }
+  if (prefix !== undefined && prefix !== 'global' && prefix !== geography.key) {
+    const prefixGeography = catalog.geography(prefix);
+    throw new ModelSelectionError(
+      'PREFIX_REGION_MISMATCH',
+      `The "${prefix}." inference profile is called from ${prefixGeography?.displayName ?? prefix} regions, not from ${region} (${geography.displayName}).`,
+      {
+        fix: `Use "${geography.key}.${model.bedrockId}" in ${region}, or run in a ${prefixGeography?.displayName ?? prefix} region such as ${prefixGeography?.regions[0] ?? '?'}.`,
+      },
+    );
+  }
+  return { model, endpoint, region, geography, modelId: invokeModelId(model, endpoint, geography) };
+}
+
+export function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {
+  switch (endpoint) {
+    case 'global':
+      return `global.${model.bedrockId}`;
+    case 'regional':
+      return `${geography.key}.${model.bedrockId}`;
+    case 'in-region':
+      return model.bedrockId;
+  }
+}
+
+function requireRegion(
+  region: string | undefined,
+  catalog: Catalog,
+): { region: string; geography: Geography } {
+  const trimmed = region?.trim() ?? '';
+  if (trimmed === '') {
+    throw new ModelSelectionError('MISSING_REGION', 'No AWS region was given for the Bedrock calls.', {
+      fix: 'Always name the region explicitly (for example us-west-2): a default region may not offer the model.',
+    });
+  }
+  const geography = catalog.geographyOfRegion(trimmed);
+  if (geography === undefined) {
+    throw new ModelSelectionError('UNKNOWN_REGION', `Region "${trimmed}" does not serve Claude on Bedrock.`, {
+      fix: `Use one of ${catalog.knownRegions.join(', ')} (if Bedrock has added the region, add it to shared/catalog/regions.json).`,
+    });
+  }
+  return { region: trimmed, geography };
+}
+
+function identifyModel(name: string, catalog: Catalog): { model: CatalogModel; prefix: string | undefined } {
+  const { prefix, rest } = splitPrefix(name, catalog);
+  // Bedrock ids of dated models end in ":0"; people often drop it.
+  const model = catalog.findModel(rest) ?? catalog.findModel(`${rest}:0`);
+  if (model === undefined) {
+    const known = catalog.models.map((entry) => `${entry.key} (${entry.bedrockId})`).join(', ');
+    const arnHint = name.startsWith('arn:') ? ' ARNs are not accepted here.' : '';
+    throw new ModelSelectionError('UNKNOWN_MODEL', `Unknown model "${name}".${arnHint}`, {
+      fix: `Use an alias, an Anthropic model name or a full Bedrock id such as global.${catalog.models[0]?.bedrockId}. Known models: ${known}.`,
+    });
+  }
+  return { model, prefix };
+}
+
+function splitPrefix(name: string, catalog: Catalog): { prefix: string | undefined; rest: string } {
+  const dot = name.indexOf('.');
+  const head = name.slice(0, dot).toLowerCase();
+  if (dot > 0 && (head === 'global' || catalog.geography(head) !== undefined)) {
+    return { prefix: head, rest: name.slice(dot + 1) };
+  }
+  return { prefix: undefined, rest: name };
+}
+
+function chooseEndpoint(
+  selection: ModelSelection,
+  prefix: string | undefined,
+  model: CatalogModel,
+): EndpointKind {
+  const fromPrefix: EndpointKind | undefined =
+    prefix === undefined ? undefined : prefix === 'global' ? 'global' : 'regional';
+  if (selection.endpoint !== undefined && fromPrefix !== undefined && fromPrefix !== selection.endpoint) {
+    throw new ModelSelectionError(
+      'ENDPOINT_CONFLICT',
+      `Model id "${selection.model}" asks for the ${fromPrefix} endpoint but this job uses the ${selection.endpoint} endpoint.`,
+      {
+        fix: `Drop the "${prefix}." prefix (write "${model.key}" or "${model.bedrockId}") or set the endpoint to ${fromPrefix}.`,
+      },
+    );
+  }
+  return selection.endpoint ?? fromPrefix ?? DEFAULT_ENDPOINT;
+}
+
+function regionAdvice(model: CatalogModel, geography: Geography, catalog: Catalog): string {
+  const where = model.offeredIn
+    .map((key) => catalog.geography(key))
+    .filter((entry): entry is Geography => entry !== undefined)
+    .map((entry) => `${entry.displayName} (e.g. ${entry.regions[0]})`)
+    .join(', ');
+  const alternatives = catalog.models
+    .filter((entry) => entry.offeredIn.includes(geography.key))
+    .map((entry) => entry.key);
+  const alternativeText =
+    alternatives.length > 0
+      ? `, or pick a model offered in ${geography.displayName}: ${alternatives.join(', ')}`
+      : '';
+  return `Call it from a region in ${where}${alternativeText}.`;
+}

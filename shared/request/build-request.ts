@@ -1,0 +1,97 @@
+import type { Catalog } from '../catalog/catalog.ts';
+import { defaultCatalog, type EndpointKind } from '../catalog/catalog.ts';
+import { RecordRejectedError } from '../errors.ts';
+import type { PromptRecord } from '../input/records.ts';
+import { type ResolvedModel, resolveModel } from '../models/resolve-model.ts';
+import { routeContext } from './long-context.ts';
+import { estimateInputTokens, type TokenEstimate } from './token-estimate.ts';
+
+/** Settings a job gives every record that does not say otherwise. */
+export interface JobModelSettings {
+  readonly model: string;
+  readonly region: string;
+  readonly endpoint?: EndpointKind | undefined;
+  readonly defaultMaxTokens: number;
+}
+
+/** Everything needed to call InvokeModel for one record, decided before any call is made. */
+export interface Invocation {
+  readonly resolved: ResolvedModel;
+  /** The InvokeModel `modelId`. */
+  readonly modelId: string;
+  /** The InvokeModel body. Betas travel inside it; there are deliberately no headers to set. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** `body` serialised once, as it is sent. */
+  readonly bodyJson: string;
+  readonly maxTokens: number;
+  readonly estimate: TokenEstimate;
+  readonly longContext: boolean;
+}
+
+/**
+ * Turns a record into its InvokeModel call: resolves the model for the job's region and endpoint, applies the
+ * default `max_tokens`, strips fields Bedrock rejects, checks betas against Bedrock's allow-list, adds the 1M
+ * beta when the input may need it, and checks the body limit. Throws ModelSelectionError or
+ * RecordRejectedError with the fix in the message.
+ */
+export function buildInvocation(
+  record: Pick<PromptRecord, 'body' | 'modelOverride'>,
+  job: JobModelSettings,
+  catalog: Catalog = defaultCatalog,
+): Invocation {
+  const resolved = resolveModel(
+    { model: record.modelOverride ?? job.model, region: job.region, endpoint: job.endpoint },
+    catalog,
+  );
+  const { model } = resolved;
+  const maxTokens = record.body.max_tokens ?? job.defaultMaxTokens;
+  if (maxTokens > model.maxOutputTokens) {
+    throw new RecordRejectedError(
+      'MAX_TOKENS_TOO_LARGE',
+      `max_tokens ${maxTokens} is more than ${model.displayName} can produce (${model.maxOutputTokens}).`,
+      {
+        fix: `Set max_tokens to ${model.maxOutputTokens} or less: an oversized max_tokens also burns token quota.`,
+      },
+    );
+  }
+  const userBetas = record.body.anthropic_beta ?? [];
+  const unknownBeta = userBetas.find((beta) => !catalog.allowedBetas.has(beta));
+  if (unknownBeta !== undefined) {
+    throw new RecordRejectedError('UNKNOWN_BETA', `Bedrock does not accept the beta "${unknownBeta}".`, {
+      fix: `Remove it from anthropic_beta; Bedrock accepts ${[...catalog.allowedBetas].join(', ')}.`,
+    });
+  }
+
+  const estimate = estimateInputTokens(record.body);
+  const route = routeContext(model, estimate, maxTokens, catalog);
+  const betas = [...new Set([...userBetas, ...(route.beta === undefined ? [] : [route.beta])])];
+
+  const { anthropic_version: _ignored, anthropic_beta: _replaced, ...fields } = record.body;
+  const passedThrough = Object.fromEntries(
+    Object.entries(fields).filter(([field]) => !catalog.bodyFieldsBedrockRejects.includes(field)),
+  );
+  const body = {
+    anthropic_version: catalog.anthropicVersion,
+    ...(betas.length > 0 ? { anthropic_beta: betas } : {}),
+    ...passedThrough,
+    max_tokens: maxTokens,
+  };
+  const bodyJson = JSON.stringify(body);
+  const bodyBytes = Buffer.byteLength(bodyJson, 'utf8');
+  if (bodyBytes > catalog.requestBodyLimitBytes) {
+    throw new RecordRejectedError(
+      'BODY_TOO_LARGE',
+      `The request body is ${bodyBytes.toLocaleString('en-US')} bytes, over Bedrock's ${catalog.requestBodyLimitBytes.toLocaleString('en-US')}-byte limit.`,
+      { fix: 'Split the document or send fewer attachments per record.' },
+    );
+  }
+  return {
+    resolved,
+    modelId: resolved.modelId,
+    body,
+    bodyJson,
+    maxTokens,
+    estimate,
+    longContext: route.longContext,
+  };
+}

@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { Catalog, modelsData, regionsData } from '../../shared/catalog/catalog.ts';
+import type { MessagesBody, PromptRecord } from '../../shared/input/records.ts';
+
+export const fixturePath = (name: string): string => new URL(`../../events/${name}`, import.meta.url).pathname;
+
+export function readFixture(name: string): Buffer {
+  return readFileSync(fixturePath(name));
+}
+
+export function readJsonFixture<T = unknown>(name: string): T {
+  return JSON.parse(readFixture(name).toString('utf8')) as T;
+}
+
+export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+/** Feeds `data` to a reader in chunks of `size` bytes, as a network stream would. */
+export async function* chunked(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
+}
+
+export function messagesBody(overrides: Partial<MessagesBody> = {}): MessagesBody {
+  return { max_tokens: 256, messages: [{ role: 'user', content: 'Hello' }], ...overrides };
+}
+
+export function promptRecord(overrides: Partial<PromptRecord> = {}): PromptRecord {
+  return {
+    recordId: 'r1',
+    lineNumber: 1,
+    family: 'bedrock',
+    idDerived: false,
+    modelOverride: undefined,
+    body: messagesBody(),
+    ...overrides,
+  };
+}
+
+/** A body whose text is `bytes` long: about bytes/3 tokens by the upper estimate, bytes/10 by the lower. */
+export function bodyOfTextBytes(textBytes: number, overrides: Partial<MessagesBody> = {}): MessagesBody {
+  return messagesBody({ messages: [{ role: 'user', content: 'x'.repeat(textBytes) }], ...overrides });
+}
+
+/** The shipped catalog with its data edited, for rules the shipped models do not exercise. */
+export function catalogWith(edit: (models: typeof modelsData) => void): Catalog {
+  const copy = structuredClone(modelsData);
+  edit(copy);
+  return new Catalog(copy, regionsData);
+}
