@@ -39,7 +39,10 @@ export interface ObjectCreated {
 export function parseObjectCreated(event: unknown): ObjectCreated {
   const parsed = objectCreatedEvent.safeParse(event);
   if (!parsed.success) {
-    throw new PipelineError('INVALID_EVENT', `Not an S3 "Object Created" event: ${z.prettifyError(parsed.error)}`);
+    throw new PipelineError(
+      'INVALID_EVENT',
+      `Not an S3 "Object Created" event: ${z.prettifyError(parsed.error)}`,
+    );
   }
   const { id, time, region, detail } = parsed.data;
   return {

@@ -16,6 +16,13 @@ const EXAMPLES: Record<InputFamily, string> = {
   plain: '{"id": "r1", "prompt": "Hello", "max_tokens": 256}',
 };
 
+const FAMILY_NAMES: Record<InputFamily, string> = {
+  bedrock: 'Bedrock',
+  anthropic: 'Anthropic',
+  plain: 'plain',
+};
+const FAMILY_ARTICLES: Record<InputFamily, string> = { bedrock: 'A', anthropic: 'An', plain: 'A' };
+
 const FAMILY_KEYS: Record<InputFamily, readonly string[]> = {
   bedrock: ['recordId', 'modelInput'],
   anthropic: ['custom_id', 'params'],
@@ -36,9 +43,11 @@ const message = z.strictObject({
   ]),
 });
 
+const maxTokens = z.number().int('must be a whole number').positive('must be positive');
+
 const messagesBody = z.looseObject({
   messages: z.array(message).min(1, 'must hold at least one message'),
-  max_tokens: z.number().int().positive().optional(),
+  max_tokens: maxTokens.optional(),
   system: z
     .union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))])
     .optional(),
@@ -59,7 +68,7 @@ const plainLine = z
     prompt: z.string().min(1, 'must not be empty').optional(),
     messages: messagesBody.shape.messages.optional(),
     system: z.string().optional(),
-    max_tokens: z.number().int().positive().optional(),
+    max_tokens: maxTokens.optional(),
     temperature: z.number().min(0).max(1).optional(),
     top_p: z.number().min(0).max(1).optional(),
     top_k: z.number().int().positive().optional(),
@@ -120,7 +129,7 @@ export function parseLine(
   if (families.length > 1) {
     return fail(
       'AMBIGUOUS_FORMAT',
-      `Line ${lineNumber} mixes the ${families.join(' and ')} forms (${families.map((family) => FAMILY_KEYS[family].filter((key) => key in object).join(', ')).join(' / ')}). Use one form per line.`,
+      `Line ${lineNumber} mixes the ${families.map((family) => FAMILY_NAMES[family]).join(' and ')} forms (${families.map((family) => FAMILY_KEYS[family].filter((key) => key in object).join(', ')).join(' / ')}). Use one form per line.`,
       { recordId: knownId },
     );
   }
@@ -171,11 +180,11 @@ function parseFamily(
   });
   const invalid = (error: z.ZodError): LineResult => {
     const issue = error.issues[0];
-    const path = issue?.path.join('.') ?? '';
+    const path = issue === undefined ? '' : formatPath(issue.path);
     const idIssue = path === 'recordId' || path === 'custom_id' || path === 'id';
     return fail(
       idIssue ? 'INVALID_RECORD_ID' : 'INVALID_RECORD',
-      `Line ${lineNumber}: ${path === '' ? '' : `"${path}" `}${issue?.message ?? 'is invalid'}. A ${family}-form line looks like ${EXAMPLES[family]}`,
+      `Line ${lineNumber}: ${describeIssue(issue, path)}. ${FAMILY_ARTICLES[family]} ${FAMILY_NAMES[family]}-form line looks like ${EXAMPLES[family]}`,
     );
   };
 
@@ -200,4 +209,25 @@ function parseFamily(
       return record(id, model, { ...rest, messages: conversation });
     }
   }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((part, index) =>
+      typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`,
+    )
+    .join('');
+}
+
+function describeIssue(issue: z.core.$ZodIssue | undefined, path: string): string {
+  if (issue === undefined) return 'the line is invalid';
+  if (issue.code === 'unrecognized_keys') {
+    const where = path === '' ? '' : ` in "${path}"`;
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}${where}`;
+  }
+  // zod leaves the input out of its issues; its message is the only sign that the field was absent.
+  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined'))
+    return `"${path}" is missing`;
+  const subject = path === '' ? 'the line' : `"${path}"`;
+  return `${subject} ${issue.message.replace(/^Invalid (input|option): /, 'is invalid: ')}`;
 }

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Catalog, modelsData, regionsData } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody, PromptRecord } from '../../shared/input/records.ts';
 
-export const fixturePath = (name: string): string => new URL(`../../events/${name}`, import.meta.url).pathname;
+export const fixturePath = (name: string): string =>
+  new URL(`../../events/${name}`, import.meta.url).pathname;
 
 export function readFixture(name: string): Buffer {
   return readFileSync(fixturePath(name));

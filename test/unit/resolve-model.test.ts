@@ -16,23 +16,65 @@ function resolutionError(selection: ModelSelection): ModelSelectionError {
 describe('resolveModel', () => {
   describe.each([
     // name forms people bring
-    ['global.anthropic.claude-opus-4-6-v1', undefined, 'us-west-2', 'global.anthropic.claude-opus-4-6-v1', 'global'],
+    [
+      'global.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'us-west-2',
+      'global.anthropic.claude-opus-4-6-v1',
+      'global',
+    ],
     ['anthropic.claude-opus-4-6-v1', undefined, 'us-west-2', 'global.anthropic.claude-opus-4-6-v1', 'global'],
     ['opus-4.6', undefined, 'us-west-2', 'global.anthropic.claude-opus-4-6-v1', 'global'],
     ['claude-opus-4-6', undefined, 'eu-central-1', 'global.anthropic.claude-opus-4-6-v1', 'global'],
-    ['claude-sonnet-4-5-20250929', 'regional', 'us-east-1', 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', 'regional'],
-    ['claude-sonnet-4-5', 'regional', 'eu-west-1', 'eu.anthropic.claude-sonnet-4-5-20250929-v1:0', 'regional'],
+    [
+      'claude-sonnet-4-5-20250929',
+      'regional',
+      'us-east-1',
+      'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      'regional',
+    ],
+    [
+      'claude-sonnet-4-5',
+      'regional',
+      'eu-west-1',
+      'eu.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      'regional',
+    ],
     ['claude-haiku-4-5', 'global', 'us-east-2', 'global.anthropic.claude-haiku-4-5-20251001-v1:0', 'global'],
     ['haiku-4.5', 'in-region', 'us-west-2', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'in-region'],
-    ['claude-sonnet-4-20250514', 'regional', 'ap-southeast-2', 'apac.anthropic.claude-sonnet-4-20250514-v1:0', 'regional'],
+    [
+      'claude-sonnet-4-20250514',
+      'regional',
+      'ap-southeast-2',
+      'apac.anthropic.claude-sonnet-4-20250514-v1:0',
+      'regional',
+    ],
     ['sonnet-4.5', 'regional', 'ap-northeast-1', 'jp.anthropic.claude-sonnet-4-5-20250929-v1:0', 'regional'],
     ['opus-4.6', 'regional', 'ap-south-1', 'apac.anthropic.claude-opus-4-6-v1', 'regional'],
     // prefixes decide the endpoint when the job sets none
-    ['us.anthropic.claude-opus-4-6-v1', undefined, 'us-west-2', 'us.anthropic.claude-opus-4-6-v1', 'regional'],
-    ['jp.anthropic.claude-opus-4-6-v1', undefined, 'ap-northeast-3', 'jp.anthropic.claude-opus-4-6-v1', 'regional'],
+    [
+      'us.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'us-west-2',
+      'us.anthropic.claude-opus-4-6-v1',
+      'regional',
+    ],
+    [
+      'jp.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'ap-northeast-3',
+      'jp.anthropic.claude-opus-4-6-v1',
+      'regional',
+    ],
     // forgiving spelling: case, surrounding spaces, a dated id without ":0"
     ['  Opus-4.6 ', undefined, 'us-west-2', 'global.anthropic.claude-opus-4-6-v1', 'global'],
-    ['anthropic.claude-sonnet-4-5-20250929-v1', 'regional', 'us-west-2', 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', 'regional'],
+    [
+      'anthropic.claude-sonnet-4-5-20250929-v1',
+      'regional',
+      'us-west-2',
+      'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      'regional',
+    ],
   ] as const)('%s with endpoint %s in %s', (model, endpoint, region, expectedId, expectedEndpoint) => {
     it(`calls ${expectedId}`, () => {
       // Act
@@ -47,25 +89,73 @@ describe('resolveModel', () => {
 
   describe.each([
     // The brief: Sonnet 4.5 is not offered in APAC, Haiku 4.5 not in JP or APAC.
-    ['sonnet-4.5', 'regional', 'ap-southeast-1', 'MODEL_NOT_IN_REGION', /not available in APAC.*region in US/],
+    [
+      'sonnet-4.5',
+      'regional',
+      'ap-southeast-1',
+      'MODEL_NOT_IN_REGION',
+      /not available in APAC.*region in US/,
+    ],
     ['sonnet-4.5', 'global', 'ap-south-1', 'MODEL_NOT_IN_REGION', /not available in APAC/],
-    ['haiku-4.5', 'regional', 'ap-northeast-1', 'MODEL_NOT_IN_REGION', /not available in JP.*opus-4\.6, sonnet-4\.5/],
+    [
+      'haiku-4.5',
+      'regional',
+      'ap-northeast-1',
+      'MODEL_NOT_IN_REGION',
+      /not available in JP.*opus-4\.6, sonnet-4\.5/,
+    ],
     ['haiku-4.5', 'in-region', 'ap-southeast-2', 'MODEL_NOT_IN_REGION', /not available in APAC/],
-    ['global.anthropic.claude-haiku-4-5-20251001-v1:0', undefined, 'ap-northeast-3', 'MODEL_NOT_IN_REGION', /JP/],
+    [
+      'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+      undefined,
+      'ap-northeast-3',
+      'MODEL_NOT_IN_REGION',
+      /JP/,
+    ],
     // A geography prefix called from another geography.
-    ['eu.anthropic.claude-opus-4-6-v1', undefined, 'us-east-1', 'PREFIX_REGION_MISMATCH', /us\.anthropic\.claude-opus-4-6-v1/],
+    [
+      'eu.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'us-east-1',
+      'PREFIX_REGION_MISMATCH',
+      /us\.anthropic\.claude-opus-4-6-v1/,
+    ],
     ['apac.anthropic.claude-opus-4-6-v1', undefined, 'ap-northeast-1', 'PREFIX_REGION_MISMATCH', /jp\./],
     // The endpoint policy wins over one id's prefix.
-    ['global.anthropic.claude-opus-4-6-v1', 'regional', 'eu-west-1', 'ENDPOINT_CONFLICT', /Drop the "global\." prefix/],
-    ['us.anthropic.claude-opus-4-6-v1', 'global', 'us-east-1', 'ENDPOINT_CONFLICT', /set the endpoint to regional/],
+    [
+      'global.anthropic.claude-opus-4-6-v1',
+      'regional',
+      'eu-west-1',
+      'ENDPOINT_CONFLICT',
+      /Drop the "global\." prefix/,
+    ],
+    [
+      'us.anthropic.claude-opus-4-6-v1',
+      'global',
+      'us-east-1',
+      'ENDPOINT_CONFLICT',
+      /set the endpoint to regional/,
+    ],
     // Region always explicit.
     ['opus-4.6', 'global', undefined, 'MISSING_REGION', /Always name the region explicitly/],
     ['opus-4.6', 'global', '  ', 'MISSING_REGION', /us-west-2/],
     ['opus-4.6', 'global', 'mars-north-1', 'UNKNOWN_REGION', /regions\.json/],
     // Names that are not models.
-    ['claude-3-opus-20240229', 'global', 'us-west-2', 'UNKNOWN_MODEL', /global\.anthropic\.claude-opus-4-6-v1/],
+    [
+      'claude-3-opus-20240229',
+      'global',
+      'us-west-2',
+      'UNKNOWN_MODEL',
+      /global\.anthropic\.claude-opus-4-6-v1/,
+    ],
     ['anthropic.claude-opus-4-6', 'global', 'us-west-2', 'UNKNOWN_MODEL', /Known models: opus-4\.6/],
-    ['arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-opus-4-6-v1', 'global', 'us-west-2', 'UNKNOWN_MODEL', /ARNs are not accepted/],
+    [
+      'arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-opus-4-6-v1',
+      'global',
+      'us-west-2',
+      'UNKNOWN_MODEL',
+      /ARNs are not accepted/,
+    ],
   ] as const)('%s with endpoint %s in %s', (model, endpoint, region, code, fix) => {
     it(`is refused with ${code} and a fix`, () => {
       // Act

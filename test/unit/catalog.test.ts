@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { Catalog, defaultCatalog, modelsData, regionsData } from '../../shared/catalog/catalog.ts';
+
+describe('the shipped model catalog', () => {
+  it.each([
+    ['opus-4.6', 'anthropic.claude-opus-4-6-v1', 'beta'],
+    ['sonnet-4.5', 'anthropic.claude-sonnet-4-5-20250929-v1:0', 'beta'],
+    ['sonnet-4', 'anthropic.claude-sonnet-4-20250514-v1:0', 'beta'],
+    ['haiku-4.5', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'none'],
+  ])('has %s as %s with 1M mode %s (ids as in the brief)', (key, bedrockId, mode) => {
+    const model = defaultCatalog.findModel(key);
+    expect(model?.bedrockId).toBe(bedrockId);
+    expect(model?.longContext.mode).toBe(mode);
+  });
+
+  it('keeps the Bedrock rules the brief gives as data', () => {
+    expect(defaultCatalog.anthropicVersion).toBe('bedrock-2023-05-31');
+    expect(defaultCatalog.longContextBeta).toBe('context-1m-2025-08-07');
+    expect(defaultCatalog.allowedBetas.has('context-1m-2025-08-07')).toBe(true);
+    expect(defaultCatalog.requestBodyLimitBytes).toBe(25_000_000);
+    expect(defaultCatalog.standardContextWindow).toBe(200_000);
+    expect(defaultCatalog.endpointPriceMultiplier).toEqual({ global: 1, regional: 1.1, 'in-region': 1.1 });
+  });
+
+  it('prices every model, with long-context rates wherever there is a 1M mode', () => {
+    for (const model of defaultCatalog.models) {
+      expect(model.prices.standard.output).toBeGreaterThan(model.prices.standard.input);
+      expect(model.prices.standard.cacheRead).toBeLessThan(model.prices.standard.input);
+      if (model.longContext.mode !== 'none')
+        expect(model.prices.longContext?.input).toBe(model.prices.standard.input * 2);
+    }
+  });
+
+  it('maps each region to the geography whose prefix it uses', () => {
+    expect(defaultCatalog.geographyOfRegion('us-west-2')?.key).toBe('us');
+    expect(defaultCatalog.geographyOfRegion('eu-central-1')?.key).toBe('eu');
+    expect(defaultCatalog.geographyOfRegion('ap-northeast-1')?.key).toBe('jp');
+    expect(defaultCatalog.geographyOfRegion('ap-southeast-2')?.key).toBe('apac');
+    expect(defaultCatalog.geographyOfRegion('sa-east-1')).toBeUndefined();
+  });
+});
+
+describe('Catalog validation', () => {
+  it('refuses two models claiming one name', () => {
+    // Prepare
+    const data = structuredClone(modelsData);
+    data.models[1]?.aliases.push('opus');
+
+    // Act
+    const load = () => new Catalog(data, regionsData);
+
+    // Assess
+    expect(load).toThrow(/name "opus" is claimed by both opus-4\.6 and sonnet-4\.5/);
+  });
+
+  it('refuses a 1M mode without long-context prices', () => {
+    // Prepare
+    const data = structuredClone(modelsData) as { models: Array<{ prices: { longContext?: unknown } }> };
+    delete data.models[0]?.prices.longContext;
+
+    // Act
+    const load = () => new Catalog(data, regionsData);
+
+    // Assess
+    expect(load).toThrow(/opus-4\.6 has a 1M mode but no longContext prices/);
+  });
+
+  it('names the bad field of a malformed catalog', () => {
+    // Act
+    const load = () => new Catalog({ ...modelsData, pricesCheckedOn: 'soon' }, regionsData);
+
+    // Assess
+    expect(load).toThrow(/The model catalog data is invalid:[\s\S]*pricesCheckedOn/);
+  });
+});

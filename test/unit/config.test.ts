@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { enqueueSettings, loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
+import { ConfigurationError } from '../../shared/errors.ts';
+
+const workerEnv = {
+  BEDROCK_REGION: 'us-west-2',
+  BUCKET_NAME: 'bucket',
+  LEDGER_TABLE_NAME: 'ledger',
+  RECORD_QUEUE_URL: 'http://127.0.0.1:1/queue/records',
+};
+
+function configurationError(load: () => unknown): ConfigurationError {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigurationError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    // Act
+    const config = loadConfig(workerSettings, workerEnv);
+
+    // Assess
+    expect(config).toEqual({
+      ...workerEnv,
+      BEDROCK_MODEL: 'opus-4.6',
+      BEDROCK_ENDPOINT: 'global',
+      DEFAULT_MAX_TOKENS: 4096,
+      MAX_ATTEMPTS: 10,
+      LIMITED_ATTEMPTS: 3,
+      BACKOFF_BASE_SECONDS: 2,
+      BACKOFF_MAX_SECONDS: 900,
+      LATER_DELAY_SECONDS: 60,
+      TOKENS_PER_MINUTE: 200_000,
+      OUTPUT_TOKEN_BURNDOWN: 5,
+    });
+    expect(retryPolicyOf(config)).toEqual({
+      maxAttempts: 10,
+      limitedAttempts: 3,
+      baseDelaySeconds: 2,
+      maxDelaySeconds: 900,
+      laterDelaySeconds: 60,
+    });
+  });
+
+  it('reads numbers from their environment text', () => {
+    // Act
+    const config = loadConfig(workerSettings, {
+      ...workerEnv,
+      TOKENS_PER_MINUTE: '450000',
+      DEFAULT_MAX_TOKENS: '1024',
+    });
+
+    // Assess
+    expect(config.TOKENS_PER_MINUTE).toBe(450_000);
+    expect(config.DEFAULT_MAX_TOKENS).toBe(1_024);
+  });
+
+  describe.each([
+    [
+      'no region',
+      { BEDROCK_REGION: undefined },
+      /BEDROCK_REGION is missing \(the AWS region that makes the Bedrock calls, e\.g\. us-west-2 \(never defaulted\)\)/,
+    ],
+    ['an empty bucket name', { BUCKET_NAME: '  ' }, /BUCKET_NAME is empty/],
+    [
+      'a bad endpoint',
+      { BEDROCK_ENDPOINT: 'cross-region' },
+      /BEDROCK_ENDPOINT .*"global"\|"regional"\|"in-region"/,
+    ],
+    ['a fractional max_tokens', { DEFAULT_MAX_TOKENS: '12.5' }, /DEFAULT_MAX_TOKENS must be a whole number/],
+    ['a negative quota', { TOKENS_PER_MINUTE: '-5' }, /TOKENS_PER_MINUTE must be positive/],
+    [
+      'a backoff over the SQS limit',
+      { BACKOFF_MAX_SECONDS: '50000' },
+      /BACKOFF_MAX_SECONDS must be at most 43200/,
+    ],
+    ['an unknown model', { BEDROCK_MODEL: 'gpt-4' }, /BEDROCK_MODEL is not usable: Unknown model "gpt-4"/],
+    [
+      'a model the region lacks',
+      { BEDROCK_MODEL: 'haiku-4.5', BEDROCK_REGION: 'ap-northeast-1' },
+      /BEDROCK_MODEL is not usable: Claude Haiku 4\.5 is not available in JP/,
+    ],
+    [
+      'a prefix against the endpoint',
+      { BEDROCK_MODEL: 'us.anthropic.claude-opus-4-6-v1' },
+      /asks for the regional endpoint but this job uses the global endpoint/,
+    ],
+  ])('with %s', (_case, overrides, message) => {
+    it('stops with a ConfigurationError that names the setting', () => {
+      // Act
+      const error = configurationError(() => loadConfig(workerSettings, { ...workerEnv, ...overrides }));
+
+      // Assess
+      expect(error.message).toMatch(message);
+    });
+  });
+
+  it('lists every problem at once', () => {
+    // Act
+    const error = configurationError(() => loadConfig(enqueueSettings, {}));
+
+    // Assess
+    expect(error.problems.map((problem) => problem.split(' ')[0])).toEqual([
+      'BEDROCK_REGION',
+      'BUCKET_NAME',
+      'LEDGER_TABLE_NAME',
+      'RECORD_QUEUE_URL',
+    ]);
+  });
+});

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { PipelineError } from '../../shared/errors.ts';
+import { objectKeyCandidates, parseObjectCreated } from '../../shared/events/object-created.ts';
+import { parseRecordMessage } from '../../shared/messages/record-message.ts';
+import { readFixture, readJsonFixture } from '../support/factories.ts';
+
+describe('parseObjectCreated', () => {
+  it('reads the EventBridge S3 event fixture, decoding a form-encoded key first', () => {
+    // Act
+    const event = parseObjectCreated(readJsonFixture('s3-object-created.json'));
+
+    // Assess
+    expect(event).toMatchObject({
+      bucket: 'bedrock-batch-example',
+      eventKey: 'inputs/team+reports/Q3+r%C3%A9sum%C3%A9+%2B+notes.jsonl',
+      keyCandidates: [
+        'inputs/team reports/Q3 résumé + notes.jsonl',
+        'inputs/team+reports/Q3+r%C3%A9sum%C3%A9+%2B+notes.jsonl',
+      ],
+      versionId: 'IYV3p45BT0ac8hjHg1houSdS1a.Mro8e',
+      etag: 'b1946ac92492d2347c6235b4d2611184',
+      size: 1442,
+      region: 'us-west-2',
+    });
+  });
+
+  it('keeps an unencoded key with spaces, "+" and non-ASCII among the candidates', () => {
+    // Act
+    const event = parseObjectCreated(readJsonFixture('s3-object-created-unencoded-key.json'));
+
+    // Assess
+    expect(event.keyCandidates).toContain('inputs/team reports/Q3 résumé + notes.jsonl');
+  });
+
+  it('refuses events of another kind with a clear error', () => {
+    // Act
+    const parse = () => parseObjectCreated(readJsonFixture('scheduled-sweep.json'));
+
+    // Assess
+    expect(parse).toThrow(PipelineError);
+    expect(parse).toThrow(/Not an S3 "Object Created" event/);
+  });
+});
+
+describe('objectKeyCandidates', () => {
+  it.each([
+    ['inputs/plain.jsonl', ['inputs/plain.jsonl']],
+    ['inputs/red+flower.jsonl', ['inputs/red flower.jsonl', 'inputs/red+flower.jsonl']],
+    ['inputs/a%3Ab.jsonl', ['inputs/a:b.jsonl', 'inputs/a%3Ab.jsonl']],
+    ['inputs/100%.jsonl', ['inputs/100%.jsonl']],
+    ['inputs/日本.jsonl', ['inputs/日本.jsonl']],
+    ['inputs/%E6%97%A5%E6%9C%AC.jsonl', ['inputs/日本.jsonl', 'inputs/%E6%97%A5%E6%9C%AC.jsonl']],
+  ])('%s may mean %j', (eventKey, candidates) => {
+    expect(objectKeyCandidates(eventKey)).toEqual(candidates);
+  });
+});
+
+describe('the SQS record message fixture', () => {
+  it('holds record messages whose byte ranges are lines of the mixed sample file', () => {
+    // Prepare
+    const { Records } = readJsonFixture<{
+      Records: Array<{ body: string; attributes: { ApproximateReceiveCount: string } }>;
+    }>('sqs-record-batch.json');
+    const file = readFixture('prompts/mixed.jsonl');
+
+    // Act
+    const messages = Records.map((record) => parseRecordMessage(record.body));
+
+    // Assess
+    expect(messages.map((message) => message.recordId)).toEqual(['summary-001', 'ticket-42']);
+    for (const message of messages) {
+      const line = JSON.parse(
+        file.subarray(message.source.byteStart, message.source.byteEnd).toString('utf8'),
+      );
+      expect(line.recordId ?? line.custom_id).toBe(message.recordId);
+    }
+    expect(Records[1]?.attributes.ApproximateReceiveCount).toBe('3');
+  });
+
+  it.each([
+    ['not JSON', '{', /not JSON/],
+    ['another version', '{"v": 2}', /Not a record message/],
+    [
+      'an empty byte range',
+      JSON.stringify({
+        v: 1,
+        jobId: 'j',
+        recordId: 'r',
+        lineNumber: 1,
+        source: { bucket: 'b', key: 'k', byteStart: 5, byteEnd: 5 },
+      }),
+      /empty byte range/,
+    ],
+  ])('refuses a body that is %s', (_case, body, message) => {
+    expect(() => parseRecordMessage(body)).toThrow(message);
+  });
+});

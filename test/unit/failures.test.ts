@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { BudgetExhaustedError, PipelineError, RecordRejectedError } from '../../shared/errors.ts';
+import { classifyFailure, DEFAULT_RETRY_POLICY, decideRetry, type Failure } from '../../shared/failures.ts';
+
+/** The shape the AWS SDK v3 gives a Bedrock error: the x-amzn-ErrorType as `name`, the status in $metadata. */
+function bedrockError(name: string, httpStatusCode: number | undefined, message = 'from Bedrock'): Error {
+  return Object.assign(new Error(message), { name, $fault: 'server', $metadata: { httpStatusCode } });
+}
+
+function nodeError(code: string): Error {
+  return Object.assign(new Error(`socket: ${code}`), { code });
+}
+
+describe('classifyFailure', () => {
+  describe.each([
+    // aws-facts.md, "InvokeModel errors", row by row
+    ['ThrottlingException', 429, 'retryable', 'rate_limit_error', true],
+    ['ModelNotReadyException', 429, 'retryable', 'overloaded_error', false],
+    ['ServiceUnavailableException', 503, 'retryable', 'overloaded_error', false],
+    ['InternalServerException', 500, 'retryable', 'api_error', false],
+    ['ModelTimeoutException', 408, 'limited', 'timeout_error', false],
+    ['ModelErrorException', 424, 'limited', 'api_error', false],
+    ['ServiceQuotaExceededException', 400, 'later', 'rate_limit_error', false],
+    ['ValidationException', 400, 'never', 'invalid_request_error', false],
+    ['AccessDeniedException', 403, 'never', 'permission_error', false],
+    ['ResourceNotFoundException', 404, 'never', 'not_found_error', false],
+    ['UnrecognizedClientException', 403, 'never', 'authentication_error', false],
+  ] as const)('Bedrock %s (%i)', (name, status, retry, anthropicType, throttle) => {
+    it(`is ${retry}`, () => {
+      // Act
+      const failure = classifyFailure(bedrockError(name, status));
+
+      // Assess
+      expect(failure).toMatchObject({ code: name, httpStatus: status, retry, anthropicType, throttle });
+    });
+  });
+
+  describe.each([
+    [
+      'an SDK request timeout',
+      Object.assign(new Error('timed out'), { name: 'TimeoutError' }),
+      'TimeoutError',
+      'retryable',
+    ],
+    ['our deadline abort', new DOMException('aborted', 'AbortError'), 'AbortError', 'retryable'],
+    ['a reset socket', nodeError('ECONNRESET'), 'ECONNRESET', 'retryable'],
+    ['a refused connection', nodeError('ECONNREFUSED'), 'ECONNREFUSED', 'retryable'],
+    ['an HTTP/2 stream error', nodeError('ERR_HTTP2_STREAM_ERROR'), 'ERR_HTTP2_STREAM_ERROR', 'retryable'],
+    ['an unknown 5xx', bedrockError('SomethingNewException', 502), 'SomethingNewException', 'retryable'],
+    ['an unknown 429', bedrockError('TooManyThingsException', 429), 'TooManyThingsException', 'retryable'],
+    ['an unknown 4xx', bedrockError('SomethingWrongException', 409), 'SomethingWrongException', 'never'],
+    ['a bug without a status', new TypeError('x is undefined'), 'TypeError', 'limited'],
+    ['a thrown string', 'boom', 'UnknownError', 'limited'],
+    ['our budget wait', new BudgetExhaustedError('no room', 17), 'BUDGET_EXHAUSTED', 'later'],
+    [
+      'a record we rejected',
+      new RecordRejectedError('CONTEXT_TOO_LONG', 'too long'),
+      'CONTEXT_TOO_LONG',
+      'never',
+    ],
+    ['an input line error', new PipelineError('INVALID_JSON', 'bad line'), 'INVALID_JSON', 'never'],
+  ] as const)('%s', (_case, error, code, retry) => {
+    it(`is ${code}, ${retry}`, () => {
+      // Act
+      const failure = classifyFailure(error);
+
+      // Assess
+      expect(failure.code).toBe(code);
+      expect(failure.retry).toBe(retry);
+    });
+  });
+
+  it('adds the fix to a Bedrock message that lacks it', () => {
+    // Act
+    const failure = classifyFailure(
+      bedrockError(
+        'UnrecognizedClientException',
+        403,
+        'The security token included in the request is invalid.',
+      ),
+    );
+
+    // Assess
+    expect(failure.message).toBe(
+      'The security token included in the request is invalid. Bedrock authenticates with AWS IAM credentials (SigV4), not an Anthropic API key (x-api-key): configure the AWS credential chain.',
+    );
+  });
+
+  it('reports an oversized line or body as request_too_large (413)', () => {
+    // Act
+    const failure = classifyFailure(new PipelineError('LINE_TOO_LARGE', 'big'));
+
+    // Assess
+    expect(failure).toMatchObject({ httpStatus: 413, anthropicType: 'request_too_large', retry: 'never' });
+  });
+
+  it('carries the budget wait through', () => {
+    // Act
+    const failure = classifyFailure(new BudgetExhaustedError('no room', 17));
+
+    // Assess
+    expect(failure.retryAfterSeconds).toBe(17);
+  });
+});
+
+describe('decideRetry', () => {
+  const failure = (retry: Failure['retry'], retryAfterSeconds?: number): Failure => ({
+    code: 'X',
+    message: 'x',
+    httpStatus: 500,
+    retry,
+    anthropicType: 'api_error',
+    throttle: false,
+    retryAfterSeconds,
+  });
+  const policy = {
+    ...DEFAULT_RETRY_POLICY,
+    maxAttempts: 5,
+    limitedAttempts: 3,
+    baseDelaySeconds: 2,
+    maxDelaySeconds: 20,
+  };
+
+  describe.each([
+    // retry class, attempt that failed, random draw, expected
+    ['never', 1, 0.5, { action: 'give-up', reason: 'X is not retryable' }],
+    ['retryable', 1, 0.99, { action: 'retry', delaySeconds: 2 }],
+    ['retryable', 2, 0.99, { action: 'retry', delaySeconds: 4 }],
+    ['retryable', 3, 0.5, { action: 'retry', delaySeconds: 4 }],
+    ['retryable', 4, 0.99, { action: 'retry', delaySeconds: 16 }],
+    ['retryable', 4, 0, { action: 'retry', delaySeconds: 1 }],
+    ['retryable', 5, 0.5, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
+    ['limited', 2, 0.99, { action: 'retry', delaySeconds: 4 }],
+    ['limited', 3, 0.5, { action: 'give-up', reason: 'X persisted through 3 attempts' }],
+    ['later', 1, 0, { action: 'retry', delaySeconds: 60 }],
+    ['later', 1, 0.75, { action: 'retry', delaySeconds: 62 }],
+    ['later', 5, 0, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
+  ] as const)('a %s failure on attempt %i (draw %f)', (retry, attempt, draw, expected) => {
+    it(`gives ${expected.action}`, () => {
+      // Act
+      const decision = decideRetry(failure(retry), attempt, policy, () => draw);
+
+      // Assess
+      expect(decision).toEqual(expected);
+    });
+  });
+
+  it('caps the backoff ceiling at maxDelaySeconds (full jitter never waits longer)', () => {
+    // Act
+    const delays = [6, 7, 8, 9].map((attempt) =>
+      decideRetry(failure('retryable'), attempt, { ...policy, maxAttempts: 99 }, () => 0.999999),
+    );
+
+    // Assess
+    expect(delays).toEqual(Array(4).fill({ action: 'retry', delaySeconds: 20 }));
+  });
+
+  it('waits for the budget window a BudgetExhaustedError names, with a little jitter', () => {
+    // Act
+    const decision = decideRetry(failure('later', 17), 1, policy, () => 0.5);
+
+    // Assess
+    expect(decision).toEqual({ action: 'retry', delaySeconds: 18 });
+  });
+
+  it('spreads delays over the whole jitter range', () => {
+    // Prepare
+    let seed = 1;
+    const random = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+
+    // Act
+    const delays = Array.from({ length: 400 }, () => {
+      const decision = decideRetry(failure('retryable'), 4, policy, random);
+      return decision.action === 'retry' ? decision.delaySeconds : -1;
+    });
+
+    // Assess
+    expect(Math.min(...delays)).toBe(1);
+    expect(Math.max(...delays)).toBe(16);
+    expect(new Set(delays).size).toBe(16);
+  });
+});
