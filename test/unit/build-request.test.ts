@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelSelectionError, RecordRejectedError } from '../../shared/errors.ts';
 import { buildInvocation, type JobModelSettings } from '../../shared/request/build-request.ts';
 import { bodyOfTextBytes, catalogWith, messagesBody, promptRecord } from '../support/factories.ts';
+import { thrown } from '../support/thrown.ts';
 
 const job: JobModelSettings = {
   model: 'opus-4.6',
@@ -10,15 +11,7 @@ const job: JobModelSettings = {
   defaultMaxTokens: 1024,
 };
 
-function rejection(build: () => unknown): RecordRejectedError {
-  try {
-    build();
-  } catch (error) {
-    if (error instanceof RecordRejectedError) return error;
-    throw error;
-  }
-  throw new Error('expected the record to be rejected');
-}
+const rejection = (build: () => unknown): RecordRejectedError => thrown(RecordRejectedError, build);
 
 describe('buildInvocation', () => {
   it('always sends anthropic_version bedrock-2023-05-31 first, and the job default max_tokens', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { enqueueSettings, loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
+import { thrown } from '../support/thrown.ts';
 
 const workerEnv = {
   BEDROCK_REGION: 'us-west-2',
@@ -9,15 +10,7 @@ const workerEnv = {
   RECORD_QUEUE_URL: 'http://127.0.0.1:1/queue/records',
 };
 
-function configurationError(load: () => unknown): ConfigurationError {
-  try {
-    load();
-  } catch (error) {
-    if (error instanceof ConfigurationError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigurationError');
-}
+const configurationError = (load: () => unknown): ConfigurationError => thrown(ConfigurationError, load);
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {

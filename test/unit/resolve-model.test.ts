@@ -2,16 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { ModelSelectionError } from '../../shared/errors.ts';
 import { type ModelSelection, resolveModel } from '../../shared/models/resolve-model.ts';
+import { thrown } from '../support/thrown.ts';
 
-function resolutionError(selection: ModelSelection): ModelSelectionError {
-  try {
-    resolveModel(selection);
-  } catch (error) {
-    if (error instanceof ModelSelectionError) return error;
-    throw error;
-  }
-  throw new Error(`expected ${JSON.stringify(selection)} to be refused`);
-}
+const resolutionError = (selection: ModelSelection): ModelSelectionError =>
+  thrown(ModelSelectionError, () => resolveModel(selection));
 
 describe('resolveModel', () => {
   describe.each([
