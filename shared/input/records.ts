@@ -1,6 +1,5 @@
 /** The three input conventions; each record's results are written back in the family it came in. */
-export const inputFamilies = ['bedrock', 'anthropic', 'plain'] as const;
-export type InputFamily = (typeof inputFamilies)[number];
+export type InputFamily = 'bedrock' | 'anthropic' | 'plain';
 
 /** A Messages API request body as the user wrote it (fields we do not know pass through to Bedrock). */
 export interface MessagesBody {
@@ -23,18 +22,16 @@ export interface PromptRecord {
   readonly body: MessagesBody;
 }
 
-export const lineErrorCodes = [
-  'INVALID_UTF8',
-  'INVALID_JSON',
-  'NOT_AN_OBJECT',
-  'LINE_TOO_LARGE',
-  'UNKNOWN_FORMAT',
-  'AMBIGUOUS_FORMAT',
-  'INVALID_RECORD',
-  'INVALID_RECORD_ID',
-  'DUPLICATE_RECORD_ID',
-] as const;
-export type LineErrorCode = (typeof lineErrorCodes)[number];
+export type LineErrorCode =
+  | 'INVALID_UTF8'
+  | 'INVALID_JSON'
+  | 'NOT_AN_OBJECT'
+  | 'LINE_TOO_LARGE'
+  | 'UNKNOWN_FORMAT'
+  | 'AMBIGUOUS_FORMAT'
+  | 'INVALID_RECORD'
+  | 'INVALID_RECORD_ID'
+  | 'DUPLICATE_RECORD_ID';
 
 /** Why a line is not a record: where it is, which record if we know, and a message that says how to fix it. */
 export interface LineError {
