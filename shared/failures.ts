@@ -33,12 +33,8 @@ interface FailureRule {
 const TRANSPORT: FailureRule = { retry: 'retryable', httpStatus: 503, anthropicType: 'api_error' };
 const INPUT: FailureRule = { retry: 'never', httpStatus: 400, anthropicType: 'invalid_request_error' };
 
-/**
- * The one table every retry decision goes through, keyed by the exception name Bedrock puts in
- * `x-amzn-ErrorType` (what the AWS SDK surfaces as `error.name`), a Node transport error code, or one of
- * our own error codes. See aws-facts.md, "InvokeModel errors".
- */
-const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
+/** Bedrock's own errors, keyed by the exception name it puts in `x-amzn-ErrorType` (the SDK's `error.name`). */
+const BEDROCK_FAILURES = {
   ThrottlingException: {
     retry: 'retryable',
     httpStatus: 429,
@@ -78,6 +74,21 @@ const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
     anthropicType: 'not_found_error',
     fix: 'The model id does not exist in this region: use a full id such as global.anthropic.claude-opus-4-6-v1.',
   },
+} as const satisfies Record<string, FailureRule>;
+
+export type BedrockErrorName = keyof typeof BEDROCK_FAILURES;
+
+/** The HTTP status Bedrock answers an error with (the local stand-in answers the same). */
+export function bedrockErrorStatus(name: BedrockErrorName): number {
+  return BEDROCK_FAILURES[name].httpStatus;
+}
+
+/**
+ * The one table every retry decision goes through: Bedrock's errors (aws-facts.md, "InvokeModel errors"),
+ * Node transport error codes, and our own error codes.
+ */
+const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
+  ...BEDROCK_FAILURES,
   // Failures that never got an HTTP answer: the SDK's request timeout, our deadline abort, broken sockets.
   TimeoutError: { ...TRANSPORT, anthropicType: 'timeout_error' },
   AbortError: TRANSPORT,

@@ -29,6 +29,7 @@ const modelSchema = z.object({
   aliases: z.array(z.string().min(1)),
   anthropicNames: z.array(z.string().min(1)),
   offeredIn: z.array(geographyKey).min(1),
+  minCacheablePrefixTokens: z.number().int().positive(),
   maxOutputTokens: z.number().int().positive(),
   longContext: longContextSchema,
   prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),

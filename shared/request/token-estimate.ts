@@ -1,7 +1,21 @@
 import type { MessagesBody } from '../input/records.ts';
 
 /**
- * Bounds on a request's input tokens, computed without a tokenizer.
+ * What a request's input is made of, measured without a tokenizer: the shared ground for our estimate below
+ * and for the local Bedrock stand-in's own token counts.
+ */
+export interface InputMeasure {
+  /** UTF-8 bytes of text: prompts, system, tool definitions and calls, text documents. */
+  textBytes: number;
+  /** Decoded bytes of binary documents (PDFs). */
+  binaryBytes: number;
+  images: number;
+  messages: number;
+  hasTools: boolean;
+}
+
+/**
+ * Bounds on a request's input tokens.
  *
  * Claude's tokenizers average about 3.5-4 bytes of English per token, fewer for code, JSON and most
  * non-Latin scripts. `upper` counts one token per 3 UTF-8 bytes of text plus fixed costs per message, image
@@ -25,73 +39,79 @@ const UPPER_TOKENS_PER_IMAGE = 1_600;
 /** The system prompt Claude adds when tools are defined. */
 const UPPER_TOKENS_FOR_TOOL_USE = 500;
 
-interface Tally {
-  textBytes: number;
-  binaryBytes: number;
-  images: number;
-}
-
 export function estimateInputTokens(body: MessagesBody): TokenEstimate {
-  const tally: Tally = { textBytes: 0, binaryBytes: 0, images: 0 };
-  countContent(body.system, tally);
-  for (const message of body.messages) {
-    countContent((message as { content?: unknown }).content, tally);
-  }
-  const hasTools = Array.isArray(body.tools) && body.tools.length > 0;
-  if (hasTools) tally.textBytes += byteLength(JSON.stringify(body.tools));
-
+  const measure = measureInput(body);
   const upper =
-    Math.ceil((tally.textBytes + tally.binaryBytes) / UPPER_BYTES_PER_TOKEN) +
-    body.messages.length * UPPER_TOKENS_PER_MESSAGE +
-    tally.images * UPPER_TOKENS_PER_IMAGE +
-    (hasTools ? UPPER_TOKENS_FOR_TOOL_USE : 0);
-  const lower = Math.floor(tally.textBytes / LOWER_BYTES_PER_TOKEN);
+    Math.ceil((measure.textBytes + measure.binaryBytes) / UPPER_BYTES_PER_TOKEN) +
+    measure.messages * UPPER_TOKENS_PER_MESSAGE +
+    measure.images * UPPER_TOKENS_PER_IMAGE +
+    (measure.hasTools ? UPPER_TOKENS_FOR_TOOL_USE : 0);
+  const lower = Math.floor(measure.textBytes / LOWER_BYTES_PER_TOKEN);
   return { lower, upper };
 }
 
-function countContent(content: unknown, tally: Tally): void {
+export function emptyMeasure(): InputMeasure {
+  return { textBytes: 0, binaryBytes: 0, images: 0, messages: 0, hasTools: false };
+}
+
+export function measureInput(body: MessagesBody): InputMeasure {
+  const measure = emptyMeasure();
+  if (Array.isArray(body.tools) && body.tools.length > 0) {
+    measure.hasTools = true;
+    measure.textBytes += byteLength(JSON.stringify(body.tools));
+  }
+  measureContent(body.system, measure);
+  for (const message of body.messages) {
+    measure.messages += 1;
+    measureContent((message as { content?: unknown }).content, measure);
+  }
+  return measure;
+}
+
+/** Adds a message's `content` (a string or content blocks), or a system prompt, to `measure`. */
+export function measureContent(content: unknown, measure: InputMeasure): void {
   if (typeof content === 'string') {
-    tally.textBytes += byteLength(content);
+    measure.textBytes += byteLength(content);
     return;
   }
   if (!Array.isArray(content)) return;
-  for (const block of content) countBlock(block as Record<string, unknown>, tally);
+  for (const block of content) measureBlock(block as Record<string, unknown>, measure);
 }
 
-function countBlock(block: Record<string, unknown>, tally: Tally): void {
+function measureBlock(block: Record<string, unknown>, measure: InputMeasure): void {
   switch (block.type) {
     case 'text':
-      countContent(block.text, tally);
+      measureContent(block.text, measure);
       return;
     case 'image':
-      tally.images += 1;
+      measure.images += 1;
       return;
     case 'document':
-      countDocument(block.source as Record<string, unknown> | undefined, tally);
+      measureDocument(block.source as Record<string, unknown> | undefined, measure);
       return;
     case 'tool_result':
-      countContent(block.content, tally);
+      measureContent(block.content, measure);
       return;
     case 'thinking':
-      countContent(block.thinking, tally);
+      measureContent(block.thinking, measure);
       return;
     default:
       // tool_use inputs, search results and block types newer than this code: their JSON is a fair ceiling.
-      tally.textBytes += byteLength(JSON.stringify(block));
+      measure.textBytes += byteLength(JSON.stringify(block));
   }
 }
 
-function countDocument(source: Record<string, unknown> | undefined, tally: Tally): void {
+function measureDocument(source: Record<string, unknown> | undefined, measure: InputMeasure): void {
   if (source?.type === 'base64' && typeof source.data === 'string') {
     // A PDF's pages become text plus page images; its decoded size is a generous ceiling and no floor.
-    tally.binaryBytes += Math.floor((source.data.length * 3) / 4);
+    measure.binaryBytes += Math.floor((source.data.length * 3) / 4);
     return;
   }
   if (source?.type === 'content') {
-    countContent(source.content, tally);
+    measureContent(source.content, measure);
     return;
   }
-  countContent(source?.data, tally);
+  measureContent(source?.data, measure);
 }
 
 function byteLength(text: string): number {
