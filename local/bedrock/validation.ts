@@ -1,0 +1,93 @@
+import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
+import { ModelSelectionError } from '../../shared/errors.ts';
+import { resolveModel } from '../../shared/models/resolve-model.ts';
+import { WireError } from './wire-errors.ts';
+
+export interface ValidInvocation {
+  readonly model: CatalogModel;
+  readonly modelId: string;
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly maxTokens: number;
+  /** The context window this request may use: the 1M window only with the beta (or a native 1M model). */
+  readonly window: number;
+}
+
+const INVALID_MODEL = 'The provided model identifier is invalid.';
+
+/**
+ * Checks a model id the way Bedrock does: an exact id (no aliases), with a prefix the region may call, for
+ * a model offered there. The rules are the domain's catalog and resolver, so the stand-in and the pipeline
+ * cannot drift apart.
+ */
+export function identifyModel(modelId: string, region: string, catalog: Catalog): CatalogModel {
+  const bareId = modelId.replace(/^(global|[a-z]+)\.(?=anthropic\.)/, '');
+  const model = catalog.models.find((entry) => entry.bedrockId === bareId);
+  if (model === undefined) throw new WireError('ValidationException', INVALID_MODEL);
+  try {
+    resolveModel({ model: modelId, region }, catalog);
+  } catch (error) {
+    if (error instanceof ModelSelectionError) throw new WireError('ValidationException', INVALID_MODEL);
+    throw error;
+  }
+  return model;
+}
+
+export function validateInvocation(modelId: string, raw: Buffer, region: string, catalog: Catalog): ValidInvocation {
+  const model = identifyModel(modelId, region, catalog);
+  const body = parseBody(raw);
+  for (const key of ['anthropic_version', 'max_tokens', 'messages']) {
+    if (!Object.hasOwn(body, key)) throw malformed(`#: required key [${key}] not found`);
+  }
+  for (const key of catalog.bodyFieldsBedrockRejects) {
+    if (Object.hasOwn(body, key)) throw malformed(`#: extraneous key [${key}] is not permitted`);
+  }
+  if (body.anthropic_version !== catalog.anthropicVersion) {
+    throw malformed(`#/anthropic_version: ${JSON.stringify(body.anthropic_version)} is not a supported value`);
+  }
+  const { max_tokens: maxTokens, messages } = body;
+  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw malformed('#/max_tokens: expected a positive integer');
+  }
+  if (maxTokens > model.maxOutputTokens) {
+    throw new WireError(
+      'ValidationException',
+      `max_tokens: ${maxTokens} > ${model.maxOutputTokens}, which is the maximum allowed number of output tokens for ${model.anthropicNames[0]}`,
+    );
+  }
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw malformed('#/messages: expected at least one message');
+  }
+  const betas = body.anthropic_beta ?? [];
+  if (!Array.isArray(betas) || betas.some((beta) => typeof beta !== 'string')) {
+    throw malformed('#/anthropic_beta: expected an array of strings');
+  }
+  if (betas.some((beta) => !catalog.allowedBetas.has(beta as string))) {
+    throw new WireError('ValidationException', 'invalid beta flag');
+  }
+  const { longContext } = model;
+  const window =
+    longContext.mode === 'native' || (longContext.mode === 'beta' && betas.includes(catalog.longContextBeta))
+      ? longContext.window
+      : catalog.standardContextWindow;
+  return { model, modelId, body, maxTokens, window };
+}
+
+function parseBody(raw: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw malformed((error as Error).message);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw malformed('#: expected type: JSONObject');
+  }
+  return value as Record<string, unknown>;
+}
+
+function malformed(detail: string): WireError {
+  return new WireError(
+    'ValidationException',
+    `Malformed input request: ${detail}, please reformat your input and try again.`,
+  );
+}
