@@ -1,7 +1,8 @@
 import { WireError } from './wire-errors.ts';
 
 /** `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, SignedHeaders=..., Signature=...` */
-const SIGV4 = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=[^,]+, ?Signature=[0-9a-f]+$/;
+const SIGV4 =
+  /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=[^,]+, ?Signature=[0-9a-f]+$/;
 
 export interface AuthSettings {
   readonly region: string;
@@ -24,10 +25,16 @@ export function authenticate(authorization: string | undefined, settings: AuthSe
   }
   const [, accessKeyId = '', , region, service] = match;
   if (service !== 'bedrock') {
-    throw new WireError('UnrecognizedClientException', `Credential should be scoped to correct service: 'bedrock'.`);
+    throw new WireError(
+      'UnrecognizedClientException',
+      `Credential should be scoped to correct service: 'bedrock'.`,
+    );
   }
   if (region !== settings.region) {
-    throw new WireError('UnrecognizedClientException', `Credential should be scoped to a valid region, not '${region}'.`);
+    throw new WireError(
+      'UnrecognizedClientException',
+      `Credential should be scoped to a valid region, not '${region}'.`,
+    );
   }
   if (settings.accessKeyIds !== undefined && !settings.accessKeyIds.includes(accessKeyId)) {
     throw new WireError('UnrecognizedClientException');

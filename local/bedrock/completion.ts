@@ -19,7 +19,11 @@ export interface Completion {
  * which lets tests assert output files exactly. Its natural length is 12 to 140 words (one token each);
  * a smaller max_tokens cuts it and stops with "max_tokens", as Claude does.
  */
-export function deterministicCompletion(requestFingerprint: string, seed: number, maxTokens: number): Completion {
+export function deterministicCompletion(
+  requestFingerprint: string,
+  seed: number,
+  maxTokens: number,
+): Completion {
   const digest = createHash('sha256').update(`${seed}:${requestFingerprint}`).digest();
   const random = mulberry32(digest.readUInt32BE(0));
   const naturalLength = 12 + (digest.readUInt32BE(4) % 129);

@@ -12,7 +12,9 @@ export interface FaultSettings {
   readonly slowMs?: number;
 }
 
-export type Fault = { readonly kind: 'error'; readonly error: BedrockErrorName } | { readonly kind: 'slow'; readonly delayMs: number };
+export type Fault =
+  | { readonly kind: 'error'; readonly error: BedrockErrorName }
+  | { readonly kind: 'slow'; readonly delayMs: number };
 
 /**
  * A marker anywhere in a request's text asks for faults on that request: `[[fault:ThrottlingException x2]]`
@@ -50,11 +52,17 @@ export class FaultInjector {
     const attempt = (this.attemptsByRequest.get(requestKey) ?? 0) + 1;
     this.attemptsByRequest.set(requestKey, attempt);
     return markers
-      .filter(([, kind, times]) => (kind === 'slow' || isBedrockErrorName(kind ?? '')) && (times === undefined || attempt <= Number(times)))
+      .filter(
+        ([, kind, times]) =>
+          (kind === 'slow' || isBedrockErrorName(kind ?? '')) &&
+          (times === undefined || attempt <= Number(times)),
+      )
       .map(([, kind]) => this.fault(kind ?? ''));
   }
 
   private fault(kind: string): Fault {
-    return kind === 'slow' ? { kind: 'slow', delayMs: this.slowMs } : { kind: 'error', error: kind as BedrockErrorName };
+    return kind === 'slow'
+      ? { kind: 'slow', delayMs: this.slowMs }
+      : { kind: 'error', error: kind as BedrockErrorName };
   }
 }

@@ -99,7 +99,10 @@ export class QuotaBoard {
       const now = this.now();
       quota = {
         tokens: new TokenBucket(settings.tokensPerMinute, now),
-        requests: settings.requestsPerMinute === undefined ? undefined : new TokenBucket(settings.requestsPerMinute, now),
+        requests:
+          settings.requestsPerMinute === undefined
+            ? undefined
+            : new TokenBucket(settings.requestsPerMinute, now),
         requestCount: 0,
         throttled: 0,
         inputTokens: 0,

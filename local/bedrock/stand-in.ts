@@ -102,8 +102,14 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
         ? cache.use(`${request.modelId}:${cached.fingerprint}`, now())
         : undefined;
     const cacheTokens = cacheUse === undefined || cached === undefined ? 0 : cached.tokens;
-    const completion = deterministicCompletion(`${request.modelId}\n${raw.toString('utf8')}`, seed, request.maxTokens);
-    const latencyMs = Math.round((latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed);
+    const completion = deterministicCompletion(
+      `${request.modelId}\n${raw.toString('utf8')}`,
+      seed,
+      request.maxTokens,
+    );
+    const latencyMs = Math.round(
+      (latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed,
+    );
     if (latencyMs > 0) await sleep(latencyMs);
 
     const usage = {
@@ -113,7 +119,11 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       output_tokens: completion.outputTokens,
     };
     // Cache reads do not count against the tokens-per-minute quota; fresh input and cache writes do.
-    quotas.settle(reservation, usage.input_tokens + usage.cache_creation_input_tokens, completion.outputTokens);
+    quotas.settle(
+      reservation,
+      usage.input_tokens + usage.cache_creation_input_tokens,
+      completion.outputTokens,
+    );
     sendJson(
       response,
       200,
@@ -203,7 +213,10 @@ function invokeBodyOfCountTokens(raw: Buffer): Buffer {
   }
   const body = value.input?.invokeModel?.body;
   if (typeof body !== 'string') {
-    throw new WireError('ValidationException', 'The stand-in counts tokens for input.invokeModel bodies only.');
+    throw new WireError(
+      'ValidationException',
+      'The stand-in counts tokens for input.invokeModel bodies only.',
+    );
   }
   return Buffer.from(body, 'base64');
 }

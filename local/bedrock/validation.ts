@@ -32,7 +32,12 @@ export function identifyModel(modelId: string, region: string, catalog: Catalog)
   return model;
 }
 
-export function validateInvocation(modelId: string, raw: Buffer, region: string, catalog: Catalog): ValidInvocation {
+export function validateInvocation(
+  modelId: string,
+  raw: Buffer,
+  region: string,
+  catalog: Catalog,
+): ValidInvocation {
   const model = identifyModel(modelId, region, catalog);
   const body = parseBody(raw);
   for (const key of ['anthropic_version', 'max_tokens', 'messages']) {
@@ -41,8 +46,10 @@ export function validateInvocation(modelId: string, raw: Buffer, region: string,
   for (const key of catalog.bodyFieldsBedrockRejects) {
     if (Object.hasOwn(body, key)) throw malformed(`#: extraneous key [${key}] is not permitted`);
   }
-  if (body.anthropic_version !== catalog.anthropicVersion) {
-    throw malformed(`#/anthropic_version: ${JSON.stringify(body.anthropic_version)} is not a supported value`);
+  if (!catalog.acceptedAnthropicVersions.has(body.anthropic_version as string)) {
+    throw malformed(
+      `#/anthropic_version: ${JSON.stringify(body.anthropic_version)} is not a supported value`,
+    );
   }
   const { max_tokens: maxTokens, messages } = body;
   if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {

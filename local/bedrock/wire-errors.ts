@@ -13,7 +13,8 @@ const DEFAULT_MESSAGES: Record<BedrockErrorName, string> = {
   ServiceUnavailableException: 'Bedrock is unable to process your request.',
   InternalServerException: 'The server encountered an internal error while processing the request.',
   ModelTimeoutException: 'Model has timed out in processing the request. Try your request again.',
-  ModelErrorException: 'The system encountered an unexpected error during processing. Try your request again.',
+  ModelErrorException:
+    'The system encountered an unexpected error during processing. Try your request again.',
   ServiceQuotaExceededException: 'Your request exceeds the service quota for your account.',
   ValidationException: 'The provided request is not valid.',
   AccessDeniedException: "You don't have access to the model with the specified model ID.",
@@ -41,10 +42,15 @@ export class WireError extends Error {
 }
 
 export function sendError(response: Response, error: WireError): void {
-  sendJson(response, error.status, { message: error.message }, {
-    // The service namespace suffix is what real responses carry; the SDK keeps only the part before ":".
-    'x-amzn-errortype': `${error.type}:http://internal.amazon.com/coral/com.amazon.bedrock/`,
-  });
+  sendJson(
+    response,
+    error.status,
+    { message: error.message },
+    {
+      // The service namespace suffix is what real responses carry; the SDK keeps only the part before ":".
+      'x-amzn-errortype': `${error.type}:http://internal.amazon.com/coral/com.amazon.bedrock/`,
+    },
+  );
 }
 
 export function sendJson(

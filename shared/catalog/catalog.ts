@@ -39,6 +39,7 @@ const modelCatalogSchema = z
   .object({
     pricesCheckedOn: z.iso.date(),
     anthropicVersion: z.string().min(1),
+    acceptedAnthropicVersions: z.array(z.string().min(1)).min(1),
     requestBodyLimitBytes: z.number().int().positive(),
     standardContextWindow: z.number().int().positive(),
     longContextBeta: z.string().min(1),
@@ -48,6 +49,9 @@ const modelCatalogSchema = z
     models: z.array(modelSchema).min(1),
   })
   .superRefine((catalog, ctx) => {
+    if (!catalog.acceptedAnthropicVersions.includes(catalog.anthropicVersion)) {
+      ctx.addIssue({ code: 'custom', message: 'acceptedAnthropicVersions must include anthropicVersion' });
+    }
     const seen = new Map<string, string>();
     for (const model of catalog.models) {
       for (const name of [model.key, model.bedrockId, ...model.aliases, ...model.anthropicNames]) {
@@ -88,6 +92,7 @@ export interface Geography {
 export class Catalog {
   readonly models: readonly CatalogModel[];
   readonly anthropicVersion: string;
+  readonly acceptedAnthropicVersions: ReadonlySet<string>;
   readonly requestBodyLimitBytes: number;
   readonly standardContextWindow: number;
   readonly longContextBeta: string;
@@ -104,6 +109,7 @@ export class Catalog {
     const regions = parseOrThrow(regionCatalogSchema, regionData, 'region catalog');
     this.models = models.models;
     this.anthropicVersion = models.anthropicVersion;
+    this.acceptedAnthropicVersions = new Set(models.acceptedAnthropicVersions);
     this.requestBodyLimitBytes = models.requestBodyLimitBytes;
     this.standardContextWindow = models.standardContextWindow;
     this.longContextBeta = models.longContextBeta;

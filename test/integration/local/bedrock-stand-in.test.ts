@@ -1,0 +1,566 @@
+import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
+import { CountTokensCommand } from '@aws-sdk/client-bedrock-runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BedrockStandIn, startBedrockStandIn } from '../../../local/bedrock/stand-in.ts';
+import {
+  bedrockClient,
+  failureOf,
+  invoke,
+  invokeBody,
+  LOCAL_CREDENTIALS,
+} from '../../support/bedrock-clients.ts';
+import { catalogWith } from '../../support/factories.ts';
+
+describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
+  let standIn: BedrockStandIn;
+  beforeAll(async () => {
+    standIn = await startBedrockStandIn({ speed: 0, auth: { deniedAccessKeyIds: ['AKIDNOBEDROCK'] } });
+  });
+  afterAll(() => standIn.close());
+
+  it('answers InvokeModel with a realistic Messages response', async () => {
+    // Act
+    const response = await invoke(bedrockClient(standIn), invokeBody({ max_tokens: 1_000 }));
+
+    // Assess
+    expect(response).toMatchObject({
+      id: expect.stringMatching(/^msg_bdrk_[0-9a-f]{24}$/),
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-opus-4-6',
+      content: [{ type: 'text', text: expect.stringMatching(/^[A-Z].+\.$/) }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: { input_tokens: 8, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+    });
+    expect(response.usage.output_tokens).toBe(response.content[0]?.text.split(' ').length);
+  });
+
+  it('gives the same answer to the same request, and another to another request', async () => {
+    // Prepare
+    const client = bedrockClient(standIn);
+
+    // Act
+    const first = await invoke(client, invokeBody());
+    const again = await invoke(client, invokeBody());
+    const other = await invoke(
+      client,
+      invokeBody({ messages: [{ role: 'user', content: 'Something else.' }] }),
+    );
+
+    // Assess
+    expect(again).toEqual(first);
+    expect(other.content[0]?.text).not.toBe(first.content[0]?.text);
+  });
+
+  it('stops at max_tokens with stop_reason "max_tokens"', async () => {
+    // Act
+    const response = await invoke(bedrockClient(standIn), invokeBody({ max_tokens: 5 }));
+
+    // Assess
+    expect(response.stop_reason).toBe('max_tokens');
+    expect(response.usage.output_tokens).toBe(5);
+  });
+
+  it('counts tokens with CountTokens exactly as InvokeModel bills them', async () => {
+    // Prepare
+    const client = bedrockClient(standIn);
+    const body = invokeBody({
+      system: 'You are terse.',
+      messages: [{ role: 'user', content: 'x'.repeat(4_001) }],
+    });
+
+    // Act
+    const counted = await client.send(
+      new CountTokensCommand({
+        modelId: 'anthropic.claude-opus-4-6-v1',
+        input: { invokeModel: { body: new TextEncoder().encode(JSON.stringify(body)) } },
+      }),
+    );
+    const invoked = await invoke(client, body);
+
+    // Assess
+    expect(counted.inputTokens).toBe(invoked.usage.input_tokens);
+    expect(counted.inputTokens).toBe(Math.ceil(14 / 4) + Math.ceil(4_001 / 4) + 3);
+  });
+
+  it('writes a cache_control prefix to the cache once, then reads it', async () => {
+    // Prepare: Sonnet 4.5 caches prefixes of 1,024 tokens and more.
+    const client = bedrockClient(standIn);
+    const system = [{ type: 'text', text: 'r'.repeat(8_000), cache_control: { type: 'ephemeral' } }];
+    const ask = (question: string) =>
+      invoke(
+        client,
+        invokeBody({ system, messages: [{ role: 'user', content: question }] }),
+        'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      );
+
+    // Act
+    const first = await ask('First question?');
+    const second = await ask('Second question?');
+
+    // Assess
+    expect(first.usage).toMatchObject({
+      cache_creation_input_tokens: 2_000,
+      cache_read_input_tokens: 0,
+      input_tokens: 7,
+    });
+    expect(second.usage).toMatchObject({
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 2_000,
+      input_tokens: 7,
+    });
+  });
+
+  it('caches nothing below the model minimum prefix', async () => {
+    // Act
+    const response = await invoke(
+      bedrockClient(standIn),
+      invokeBody({ system: [{ type: 'text', text: 'short', cache_control: { type: 'ephemeral' } }] }),
+    );
+
+    // Assess
+    expect(response.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+  });
+
+  describe.each([
+    ['an alias instead of an id', 'opus-4.6', invokeBody(), 'The provided model identifier is invalid.'],
+    [
+      'an unknown id',
+      'global.anthropic.claude-opus-9-v1',
+      invokeBody(),
+      'The provided model identifier is invalid.',
+    ],
+    [
+      'an EU profile from us-west-2',
+      'eu.anthropic.claude-opus-4-6-v1',
+      invokeBody(),
+      'The provided model identifier is invalid.',
+    ],
+    [
+      'no anthropic_version',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ anthropic_version: undefined }),
+      /required key \[anthropic_version\] not found/,
+    ],
+    [
+      'an unknown API version',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ anthropic_version: '2099-01-01' }),
+      /anthropic_version: "2099-01-01" is not a supported value/,
+    ],
+    [
+      'a model field in the body',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ model: 'claude-opus-4-6' }),
+      /extraneous key \[model\] is not permitted/,
+    ],
+    [
+      'stream in the body',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ stream: true }),
+      /extraneous key \[stream\]/,
+    ],
+    [
+      'an unknown beta flag',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ anthropic_beta: ['files-api-2025-04-14'] }),
+      'invalid beta flag',
+    ],
+    [
+      'max_tokens over the model maximum',
+      'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+      invokeBody({ max_tokens: 64_001 }),
+      /max_tokens: 64001 > 64000/,
+    ],
+    [
+      'input over 200K tokens without the 1M beta',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({ messages: [{ role: 'user', content: 'x'.repeat(800_000) }] }),
+      'Input is too long for requested model.',
+    ],
+    [
+      'input over 200K tokens on a model without 1M context',
+      'global.anthropic.claude-haiku-4-5-20251001-v1:0',
+      invokeBody({
+        anthropic_beta: ['context-1m-2025-08-07'],
+        messages: [{ role: 'user', content: 'x'.repeat(800_000) }],
+      }),
+      'Input is too long for requested model.',
+    ],
+    [
+      'input over 1M tokens even with the beta',
+      'global.anthropic.claude-opus-4-6-v1',
+      invokeBody({
+        anthropic_beta: ['context-1m-2025-08-07'],
+        messages: [{ role: 'user', content: 'x'.repeat(4_000_000) }],
+      }),
+      'Input is too long for requested model.',
+    ],
+  ])('a request with %s', (_case, modelId, body, message) => {
+    it('is refused with 400 ValidationException', async () => {
+      // Act
+      const failure = await failureOf(invoke(bedrockClient(standIn), body, modelId));
+
+      // Assess
+      expect(failure).toMatchObject({ name: 'ValidationException', status: 400 });
+      expect(failure.message).toMatch(message);
+    });
+  });
+
+  it('serves a long document with the 1M beta', async () => {
+    // Act
+    const response = await invoke(
+      bedrockClient(standIn),
+      invokeBody({
+        anthropic_beta: ['context-1m-2025-08-07'],
+        messages: [{ role: 'user', content: 'x'.repeat(800_000) }],
+      }),
+    );
+
+    // Assess
+    expect(response.usage.input_tokens).toBe(200_003);
+  });
+
+  describe.each([
+    [
+      'credentials scoped to another region',
+      { region: 'eu-west-1' },
+      'UnrecognizedClientException',
+      403,
+      /scoped to a valid region/,
+    ],
+    [
+      'a key without bedrock:InvokeModel',
+      { accessKeyId: 'AKIDNOBEDROCK' },
+      'AccessDeniedException',
+      403,
+      /not authorized to perform: bedrock:InvokeModel/,
+    ],
+  ])('a call with %s', (_case, overrides, name, status, message) => {
+    it(`is refused with ${status} ${name}`, async () => {
+      // Act
+      const failure = await failureOf(invoke(bedrockClient(standIn, overrides), invokeBody()));
+
+      // Assess
+      expect(failure).toMatchObject({ name, status });
+      expect(failure.message).toMatch(message);
+    });
+  });
+
+  it.each([
+    ['no Authorization header', {}],
+    ['an Anthropic API key instead of SigV4', { 'x-api-key': 'sk-ant-api03-abc' }],
+  ])(
+    'refuses a call with %s as UnrecognizedClientException in Bedrock wire shape',
+    async (_case, headers) => {
+      // Act
+      const response = await fetch(`${standIn.endpoint}/model/global.anthropic.claude-opus-4-6-v1/invoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(invokeBody()),
+      });
+
+      // Assess
+      expect(response.status).toBe(403);
+      expect(response.headers.get('x-amzn-errortype')).toMatch(/^UnrecognizedClientException:/);
+      expect(await response.json()).toEqual({
+        message: 'The security token included in the request is invalid.',
+      });
+    },
+  );
+
+  it('shows quotas and answers at GET /_stand-in/state', async () => {
+    // Act
+    const response = await fetch(`${standIn.endpoint}/_stand-in/state`);
+
+    // Assess
+    const state = await response.json();
+    expect(state.region).toBe('us-west-2');
+    expect(state.responses['200']).toBeGreaterThan(0);
+    expect(state.quotas).toContainEqual(
+      expect.objectContaining({ modelId: 'global.anthropic.claude-opus-4-6-v1', tokensPerMinute: 2_000_000 }),
+    );
+  });
+});
+
+describe('Bedrock stand-in faults', () => {
+  let standIn: BedrockStandIn;
+  beforeAll(async () => {
+    standIn = await startBedrockStandIn({ speed: 0, faults: { slowMs: 1 } });
+  });
+  afterAll(() => standIn.close());
+
+  describe.each([
+    ['ThrottlingException', 429],
+    ['ModelNotReadyException', 429],
+    ['ServiceUnavailableException', 503],
+    ['InternalServerException', 500],
+    ['ModelTimeoutException', 408],
+    ['ModelErrorException', 424],
+    ['ServiceQuotaExceededException', 400],
+    ['ValidationException', 400],
+    ['AccessDeniedException', 403],
+    ['ResourceNotFoundException', 404],
+  ])('a [[fault:%s]] marker', (name, status) => {
+    it(`surfaces in the SDK as ${name} with status ${status}`, async () => {
+      // Act
+      const failure = await failureOf(
+        invoke(
+          bedrockClient(standIn),
+          invokeBody({ messages: [{ role: 'user', content: `Hi [[fault:${name}]]` }] }),
+        ),
+      );
+
+      // Assess
+      expect(failure).toMatchObject({ name, status });
+    });
+  });
+
+  it('throttles a record twice, then lets it through, and counts each record on its own', async () => {
+    // Prepare
+    const client = bedrockClient(standIn);
+    const record = (text: string) =>
+      invokeBody({ messages: [{ role: 'user', content: `${text} [[fault:ThrottlingException x2]]` }] });
+    const attempt = (text: string) =>
+      invoke(client, record(text)).then(
+        () => 'ok',
+        (error: Error) => error.name,
+      );
+
+    // Act
+    const first = [await attempt('A'), await attempt('A'), await attempt('A'), await attempt('A')];
+    const other = await attempt('B');
+
+    // Assess
+    expect(first).toEqual(['ThrottlingException', 'ThrottlingException', 'ok', 'ok']);
+    expect(other).toBe('ThrottlingException');
+  });
+
+  it('slows a marked request without failing it', async () => {
+    // Act
+    const response = await invoke(
+      bedrockClient(standIn),
+      invokeBody({ messages: [{ role: 'user', content: 'Hi [[fault:slow x1]]' }] }),
+    );
+
+    // Assess
+    expect(response.type).toBe('message');
+  });
+
+  it('injects faults at the configured rate, from its seed', async () => {
+    // Prepare
+    const flaky = await startBedrockStandIn({
+      speed: 0,
+      seed: 7,
+      faults: { rates: { InternalServerException: 0.5 } },
+    });
+    const client = bedrockClient(flaky);
+
+    // Act
+    const outcomes: string[] = [];
+    for (let index = 0; index < 40; index += 1) {
+      outcomes.push(
+        await invoke(client, invokeBody()).then(
+          () => 'ok',
+          (error: Error) => error.name,
+        ),
+      );
+    }
+    await flaky.close();
+
+    // Assess
+    const failures = outcomes.filter((outcome) => outcome === 'InternalServerException').length;
+    expect(failures).toBeGreaterThan(8);
+    expect(failures).toBeLessThan(32);
+    expect(new Set(outcomes)).toEqual(new Set(['ok', 'InternalServerException']));
+  });
+});
+
+describe('Bedrock stand-in quotas', () => {
+  it('reserves input + max_tokens x 5 per request, throttles when the minute is spent, and refills', async () => {
+    // Prepare: 14 input tokens + 10 max_tokens x 5 = 64 quota tokens per request, all used (answers run past 10)
+    let clock = 1_000_000;
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      quota: { tokensPerMinute: 100 },
+      now: () => clock,
+    });
+    const client = bedrockClient(standIn);
+    const body = invokeBody({ max_tokens: 10, messages: [{ role: 'user', content: 'x'.repeat(41) }] });
+    const attempt = () =>
+      invoke(client, body).then(
+        () => 'ok',
+        (error: Error) => error.name,
+      );
+
+    // Act
+    const first = await attempt();
+    const second = await attempt();
+    clock += 30_000;
+    const halfMinuteLater = await attempt();
+    clock += 60_000;
+    const minuteLater = await attempt();
+    const state = standIn.state();
+    await standIn.close();
+
+    // Assess
+    expect([first, second, halfMinuteLater, minuteLater]).toEqual(['ok', 'ThrottlingException', 'ok', 'ok']);
+    expect(state.quotas).toEqual([
+      expect.objectContaining({ modelId: 'global.anthropic.claude-opus-4-6-v1', requests: 3, throttled: 1 }),
+    ]);
+  });
+
+  it('gives back what a request reserved but did not use', async () => {
+    // Prepare: max_tokens 200 reserves 1,000 output quota tokens; the answer uses fewer.
+    const clock = 5_000;
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      quota: { tokensPerMinute: 10_000 },
+      now: () => clock,
+    });
+
+    // Act
+    const response = await invoke(bedrockClient(standIn), invokeBody({ max_tokens: 1_000 }));
+    const [usage] = standIn.state().quotas;
+    await standIn.close();
+
+    // Assess
+    const charged = response.usage.input_tokens + response.usage.output_tokens * 5;
+    expect(usage).toMatchObject({ quotaTokensCharged: charged, availableTokens: 10_000 - charged });
+  });
+
+  it('keeps a separate quota per inference profile and an optional requests-per-minute limit', async () => {
+    // Prepare
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      now: () => 0,
+      quotaByModel: {
+        'us.anthropic.claude-opus-4-6-v1': { tokensPerMinute: 1_000_000, requestsPerMinute: 1 },
+      },
+    });
+    const client = bedrockClient(standIn);
+    const attempt = (modelId: string) =>
+      invoke(client, invokeBody(), modelId).then(
+        () => 'ok',
+        (error: Error) => error.name,
+      );
+
+    // Act
+    const regional = [
+      await attempt('us.anthropic.claude-opus-4-6-v1'),
+      await attempt('us.anthropic.claude-opus-4-6-v1'),
+    ];
+    const global = await attempt('global.anthropic.claude-opus-4-6-v1');
+    await standIn.close();
+
+    // Assess
+    expect(regional).toEqual(['ok', 'ThrottlingException']);
+    expect(global).toBe('ok');
+  });
+});
+
+describe('Bedrock stand-in latency', () => {
+  it.each([
+    [1, 50 + 2 * 12],
+    [0, 0],
+  ])('at speed %f reports first-token plus per-token latency, %i ms', async (speed, expected) => {
+    // Prepare
+    const standIn = await startBedrockStandIn({ speed, latency: { firstTokenMs: 50, perOutputTokenMs: 2 } });
+
+    // Act
+    const response = await fetch(`${standIn.endpoint}/model/global.anthropic.claude-opus-4-6-v1/invoke`, {
+      method: 'POST',
+      headers: {
+        authorization: `AWS4-HMAC-SHA256 Credential=AKID/20261125/us-west-2/bedrock/aws4_request, SignedHeaders=host, Signature=00`,
+      },
+      body: JSON.stringify(invokeBody({ max_tokens: 12 })),
+    });
+    await standIn.close();
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-amzn-bedrock-invocation-latency')).toBe(String(expected));
+  });
+});
+
+describe('Bedrock stand-in with the Anthropic Bedrock SDK (HTTP/1.1)', () => {
+  let standIn: BedrockStandIn;
+  beforeAll(async () => {
+    standIn = await startBedrockStandIn({ speed: 0 });
+  });
+  afterAll(() => standIn.close());
+
+  const anthropic = () =>
+    new AnthropicBedrock({
+      awsRegion: standIn.region,
+      awsAccessKey: LOCAL_CREDENTIALS.accessKeyId,
+      awsSecretKey: LOCAL_CREDENTIALS.secretAccessKey,
+      baseURL: standIn.endpoint,
+      maxRetries: 0,
+    });
+
+  it('answers messages.create', async () => {
+    // Act
+    const message = await anthropic().messages.create({
+      model: 'global.anthropic.claude-opus-4-6-v1',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: 'Hello from the Anthropic SDK' }],
+    });
+
+    // Assess
+    expect(message.type).toBe('message');
+    expect(message.content[0]?.type).toBe('text');
+    expect(message.usage.input_tokens).toBeGreaterThan(0);
+  });
+
+  it('sends betas in the body, which the stand-in accepts for a long document', async () => {
+    // Act
+    const message = await anthropic().beta.messages.create({
+      model: 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      max_tokens: 64,
+      betas: ['context-1m-2025-08-07'],
+      messages: [{ role: 'user', content: 'y'.repeat(900_000) }],
+    });
+
+    // Assess
+    expect(message.usage.input_tokens).toBe(225_003);
+  });
+
+  it('surfaces a stand-in throttle as the SDK rate-limit error', async () => {
+    // Act
+    const call = anthropic().messages.create({
+      model: 'global.anthropic.claude-opus-4-6-v1',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: 'Hi [[fault:ThrottlingException]]' }],
+    });
+
+    // Assess
+    await expect(call).rejects.toMatchObject({ status: 429 });
+  });
+});
+
+describe('Bedrock stand-in body limit', () => {
+  it('refuses a body over the request limit with 400 ValidationException', async () => {
+    // Prepare: the shipped limit is 25,000,000 bytes; a catalog with a small one keeps the test light.
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      catalog: catalogWith((data) => {
+        data.requestBodyLimitBytes = 5_000;
+      }),
+    });
+
+    // Act
+    const failure = await failureOf(
+      invoke(
+        bedrockClient(standIn),
+        invokeBody({ messages: [{ role: 'user', content: 'z'.repeat(6_000) }] }),
+      ),
+    );
+    await standIn.close();
+
+    // Assess
+    expect(failure).toMatchObject({ name: 'ValidationException', status: 400 });
+    expect(failure.message).toMatch(/more than the 5000-byte limit/);
+  });
+});
