@@ -46,6 +46,7 @@ export async function invoke(
   );
   return JSON.parse(new TextDecoder().decode(output.body)) as {
     id: string;
+    type: string;
     content: Array<{ type: string; text: string }>;
     stop_reason: string;
     usage: {

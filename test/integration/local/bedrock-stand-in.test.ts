@@ -1,7 +1,11 @@
 import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
 import { CountTokensCommand } from '@aws-sdk/client-bedrock-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BedrockStandIn, startBedrockStandIn } from '../../../local/bedrock/stand-in.ts';
+import {
+  type BedrockStandIn,
+  type StandInState,
+  startBedrockStandIn,
+} from '../../../local/bedrock/stand-in.ts';
 import {
   bedrockClient,
   failureOf,
@@ -275,7 +279,7 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
     const response = await fetch(`${standIn.endpoint}/_stand-in/state`);
 
     // Assess
-    const state = await response.json();
+    const state = (await response.json()) as StandInState;
     expect(state.region).toBe('us-west-2');
     expect(state.responses['200']).toBeGreaterThan(0);
     expect(state.quotas).toContainEqual(
