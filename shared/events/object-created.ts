@@ -75,3 +75,11 @@ export function objectKeyCandidates(eventKey: string): readonly string[] {
   }
   return decoded === undefined || decoded === eventKey ? [eventKey] : [decoded, eventKey];
 }
+
+/**
+ * An object key as S3 puts it in an event: form-URL-encoded ("red flower.jpg" as "red+flower.jpg"), with "/"
+ * kept. The local EventBridge shim writes keys this way; `objectKeyCandidates` reads both ways.
+ */
+export function encodeEventKey(key: string): string {
+  return encodeURIComponent(key).replaceAll('%2F', '/').replaceAll('%20', '+');
+}

@@ -1,0 +1,57 @@
+import { EventEmitter } from 'node:events';
+import { buildApp } from 'fauxqs';
+
+/** What S3 tells EventBridge about a new object (the fields of an "Object Created" event's detail). */
+export interface ObjectCreatedNotice {
+  readonly bucket: string;
+  readonly key: string;
+  readonly reason: 'PutObject' | 'CopyObject' | 'CompleteMultipartUpload';
+}
+
+export interface FauxqsServer {
+  readonly endpoint: string;
+  /** Every object created through the S3 API, by any client (the SDK, the AWS CLI, ...). */
+  readonly objectCreated: EventEmitter<{ created: [ObjectCreatedNotice] }>;
+  close(): Promise<void>;
+}
+
+/**
+ * fauxqs (S3 and SQS in process) on a free port of 127.0.0.1. fauxqs ignores bucket notifications, so this
+ * watches its S3 responses and reports each object created, which is what S3 hands to EventBridge.
+ */
+export async function startFauxqs(region: string): Promise<FauxqsServer> {
+  const app = buildApp({ logger: false, host: 'localhost', defaultRegion: region });
+  const objectCreated = new EventEmitter<{ created: [ObjectCreatedNotice] }>();
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode !== 200) return;
+    const notice = objectCreatedBy(
+      request.method,
+      request.url,
+      request.headers['x-amz-copy-source'] !== undefined,
+    );
+    if (notice !== undefined) objectCreated.emit('created', notice);
+  });
+  const endpoint = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { endpoint, objectCreated, close: () => app.close() };
+}
+
+/** Path-style S3 requests that create an object: PUT /bucket/key (put or copy), POST /bucket/key?uploadId= (complete). */
+function objectCreatedBy(method: string, url: string, isCopy: boolean): ObjectCreatedNotice | undefined {
+  const [path = '', query = ''] = url.split('?');
+  const match = /^\/([^/]+)\/(.+)$/.exec(path);
+  if (match === null) return undefined;
+  const parameters = new URLSearchParams(query);
+  const bucket = decodeURIComponent(match[1] ?? '');
+  const key = decodeURIComponent(match[2] ?? '');
+  if (
+    method === 'PUT' &&
+    !parameters.has('uploadId') &&
+    !parameters.has('partNumber') &&
+    !parameters.has('tagging')
+  ) {
+    return { bucket, key, reason: isCopy ? 'CopyObject' : 'PutObject' };
+  }
+  if (method === 'POST' && parameters.has('uploadId'))
+    return { bucket, key, reason: 'CompleteMultipartUpload' };
+  return undefined;
+}

@@ -1,0 +1,162 @@
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { invokeWithTimeout } from './lambda-context.ts';
+
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
+
+export interface SqsPollerOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly queueArn: string;
+  readonly region: string;
+  readonly functionName: string;
+  readonly handler: SqsHandler;
+  /** Records per invocation, 1 to 10. */
+  readonly batchSize?: number;
+  /** Concurrent invocations at most (the event source's maximum concurrency). */
+  readonly maxConcurrency?: number;
+  /** The function's timeout: an invocation past it fails its whole batch. */
+  readonly timeoutMs?: number;
+  /** Long-poll wait per ReceiveMessage, in seconds. */
+  readonly waitTimeSeconds?: number;
+}
+
+export interface PollerStats {
+  invocations: number;
+  failedInvocations: number;
+  recordsDeleted: number;
+  recordsReportedFailed: number;
+}
+
+/**
+ * Lambda's SQS event source, locally: long-polls the queue, invokes the handler with real SQS event records
+ * (ApproximateReceiveCount included), up to `maxConcurrency` invocations at once. With
+ * ReportBatchItemFailures semantics the records a handler reports failed stay on the queue and the rest are
+ * deleted; a handler that throws (or times out, or reports an unknown id) fails the whole batch. Failed
+ * records come back after their visibility timeout, and the queue's redrive policy moves them to the DLQ
+ * after maxReceiveCount, as SQS does.
+ */
+export class SqsPoller {
+  readonly stats: PollerStats = {
+    invocations: 0,
+    failedInvocations: 0,
+    recordsDeleted: 0,
+    recordsReportedFailed: 0,
+  };
+  private readonly abort = new AbortController();
+  private loops: Promise<void>[] = [];
+
+  constructor(private readonly options: SqsPollerOptions) {}
+
+  start(): void {
+    const concurrency = this.options.maxConcurrency ?? 2;
+    this.loops = Array.from({ length: concurrency }, () => this.loop());
+  }
+
+  /** Stops polling and waits for the invocations under way. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.all(this.loops);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      let messages: Message[];
+      try {
+        const received = await this.options.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.options.queueUrl,
+            MaxNumberOfMessages: this.options.batchSize ?? 10,
+            WaitTimeSeconds: this.options.waitTimeSeconds ?? 1,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        messages = received.Messages ?? [];
+      } catch (error) {
+        if (this.abort.signal.aborted) return;
+        console.error(`sqs poller ${this.options.functionName}: receive failed`, error);
+        continue;
+      }
+      if (messages.length > 0) await this.invoke(messages);
+    }
+  }
+
+  private async invoke(messages: Message[]): Promise<void> {
+    const records = messages.map((message) => this.recordOf(message));
+    this.stats.invocations += 1;
+    let failedIds: Set<string>;
+    try {
+      const response = await invokeWithTimeout(
+        this.options.functionName,
+        this.options.timeoutMs ?? 60_000,
+        (context) => this.options.handler({ Records: records }, context),
+      );
+      failedIds = this.failedIdsOf(response, records);
+    } catch (error) {
+      this.stats.failedInvocations += 1;
+      console.error(
+        `sqs poller ${this.options.functionName}: invocation failed, the batch stays on the queue`,
+        error,
+      );
+      return;
+    }
+    this.stats.recordsReportedFailed += failedIds.size;
+    const done = messages.filter((message) => !failedIds.has(message.MessageId ?? ''));
+    for (let start = 0; start < done.length; start += 10) {
+      const entries = done.slice(start, start + 10).map((message, index) => ({
+        Id: String(index),
+        ReceiptHandle: message.ReceiptHandle,
+      }));
+      const result = await this.options.sqs.send(
+        new DeleteMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries }),
+      );
+      this.stats.recordsDeleted += result.Successful?.length ?? 0;
+    }
+  }
+
+  /** Lambda fails the whole batch when a response names an item that is not in it. */
+  private failedIdsOf(response: SQSBatchResponse | undefined, records: SQSRecord[]): Set<string> {
+    const failures = response?.batchItemFailures ?? [];
+    const known = new Set(records.map((record) => record.messageId));
+    const ids = new Set(failures.map((failure) => failure.itemIdentifier));
+    if ([...ids].some((id) => !known.has(id))) {
+      throw new Error('batchItemFailures names an itemIdentifier that is not in the batch');
+    }
+    return ids;
+  }
+
+  private recordOf(message: Message): SQSRecord {
+    const attributes = message.Attributes ?? {};
+    return {
+      messageId: message.MessageId ?? '',
+      receiptHandle: message.ReceiptHandle ?? '',
+      body: message.Body ?? '',
+      attributes: {
+        ApproximateReceiveCount: attributes.ApproximateReceiveCount ?? '1',
+        SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
+        SenderId: attributes.SenderId ?? 'local',
+        ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      },
+      messageAttributes: Object.fromEntries(
+        Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+          name,
+          {
+            dataType: value.DataType ?? 'String',
+            ...(value.StringValue === undefined ? {} : { stringValue: value.StringValue }),
+          },
+        ]),
+      ),
+      md5OfBody: message.MD5OfBody ?? '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.options.queueArn,
+      awsRegion: this.options.region,
+    };
+  }
+}

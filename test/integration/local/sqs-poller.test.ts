@@ -1,0 +1,245 @@
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FauxqsServer, startFauxqs } from '../../../local/cloud/fauxqs-server.ts';
+import { awsClients } from '../../../local/cloud/local-cloud.ts';
+import { type SqsHandler, SqsPoller } from '../../../local/glue/sqs-poller.ts';
+
+const region = 'us-west-2';
+let fauxqs: FauxqsServer;
+let sqs: ReturnType<typeof awsClients>['sqs'];
+
+beforeAll(async () => {
+  fauxqs = await startFauxqs(region);
+  sqs = awsClients(region, {
+    s3: fauxqs.endpoint,
+    sqs: fauxqs.endpoint,
+    dynamodb: fauxqs.endpoint,
+    bedrock: fauxqs.endpoint,
+  }).sqs;
+});
+afterAll(async () => {
+  sqs.destroy();
+  await fauxqs.close();
+});
+
+let queueCount = 0;
+/** A queue with a DLQ after `maxReceiveCount` receives and a 1-second visibility timeout. */
+async function queueWithDlq(maxReceiveCount = 3) {
+  queueCount += 1;
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `dlq-${queueCount}` }));
+  const dlqArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))
+  ).Attributes?.QueueArn;
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `records-${queueCount}`,
+      Attributes: {
+        VisibilityTimeout: '1',
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount }),
+      },
+    }),
+  );
+  const queueArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))
+  ).Attributes?.QueueArn;
+  return { queueUrl: queue.QueueUrl ?? '', queueArn: queueArn ?? '', dlqUrl: dlq.QueueUrl ?? '' };
+}
+
+async function send(queueUrl: string, bodies: string[]) {
+  for (let start = 0; start < bodies.length; start += 10) {
+    await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: bodies
+          .slice(start, start + 10)
+          .map((body, index) => ({ Id: String(index), MessageBody: body })),
+      }),
+    );
+  }
+}
+
+async function drain(queueUrl: string): Promise<string[]> {
+  const bodies: string[] = [];
+  for (;;) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    );
+    if (Messages.length === 0) return bodies;
+    bodies.push(...Messages.map((message) => message.Body ?? ''));
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function poller(
+  queue: { queueUrl: string; queueArn: string },
+  handler: SqsHandler,
+  overrides: { batchSize?: number; maxConcurrency?: number } = {},
+) {
+  return new SqsPoller({
+    sqs,
+    region,
+    functionName: 'worker',
+    handler,
+    waitTimeSeconds: 1,
+    timeoutMs: 5_000,
+    ...queue,
+    ...overrides,
+  });
+}
+
+describe('SqsPoller', () => {
+  it('hands real SQS event records to the handler and deletes what it processed', async () => {
+    // Prepare
+    const queue = await queueWithDlq();
+    await send(queue.queueUrl, ['a', 'b', 'c']);
+    const seen: SQSRecord[] = [];
+    const worker = poller(queue, async (event) => {
+      seen.push(...event.Records);
+      return { batchItemFailures: [] };
+    });
+
+    // Act
+    worker.start();
+    await until(() => seen.length === 3);
+    await worker.stop();
+
+    // Assess
+    expect(seen.map((record) => record.body).sort()).toEqual(['a', 'b', 'c']);
+    expect(seen[0]).toMatchObject({
+      eventSource: 'aws:sqs',
+      eventSourceARN: queue.queueArn,
+      awsRegion: region,
+      attributes: { ApproximateReceiveCount: '1' },
+    });
+    expect(worker.stats.recordsDeleted).toBe(3);
+    expect(await drain(queue.queueUrl)).toEqual([]);
+  });
+
+  it('keeps reported failures on the queue, redelivers them with a higher receive count, then the DLQ takes them', async () => {
+    // Prepare
+    const queue = await queueWithDlq(3);
+    await send(queue.queueUrl, ['ok-1', 'fail-1', 'ok-2']);
+    const receiveCounts: Record<string, string[]> = {};
+    const worker = poller(queue, async (event: SQSEvent): Promise<SQSBatchResponse> => {
+      for (const record of event.Records) {
+        receiveCounts[record.body] = [
+          ...(receiveCounts[record.body] ?? []),
+          record.attributes.ApproximateReceiveCount,
+        ];
+      }
+      return {
+        batchItemFailures: event.Records.filter((record) => record.body.startsWith('fail')).map((record) => ({
+          itemIdentifier: record.messageId,
+        })),
+      };
+    });
+
+    // Act
+    worker.start();
+    await until(() => (receiveCounts['fail-1']?.length ?? 0) === 3);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await worker.stop();
+
+    // Assess
+    expect(receiveCounts).toEqual({ 'ok-1': ['1'], 'ok-2': ['1'], 'fail-1': ['1', '2', '3'] });
+    expect(await drain(queue.dlqUrl)).toEqual(['fail-1']);
+    expect(await drain(queue.queueUrl)).toEqual([]);
+  });
+
+  it('leaves the whole batch on the queue when the handler throws', async () => {
+    // Prepare
+    const queue = await queueWithDlq(5);
+    await send(queue.queueUrl, ['x', 'y']);
+    let invocations = 0;
+    const worker = poller(
+      queue,
+      async (event) => {
+        invocations += 1;
+        if (invocations === 1) throw new Error('handler crashed');
+        expect(event.Records.every((record) => record.attributes.ApproximateReceiveCount === '2')).toBe(true);
+        return { batchItemFailures: [] };
+      },
+      { maxConcurrency: 1 },
+    );
+
+    // Act
+    worker.start();
+    await until(() => worker.stats.recordsDeleted === 2);
+    await worker.stop();
+
+    // Assess
+    expect(worker.stats.failedInvocations).toBe(1);
+    expect(invocations).toBe(2);
+  });
+
+  it('fails the whole batch when the response names a record that is not in it', async () => {
+    // Prepare
+    const queue = await queueWithDlq(5);
+    await send(queue.queueUrl, ['p']);
+    let invocations = 0;
+    const worker = poller(queue, async () => {
+      invocations += 1;
+      return invocations === 1
+        ? { batchItemFailures: [{ itemIdentifier: 'not-in-this-batch' }] }
+        : { batchItemFailures: [] };
+    });
+
+    // Act
+    worker.start();
+    await until(() => worker.stats.recordsDeleted === 1);
+    await worker.stop();
+
+    // Assess
+    expect(worker.stats.failedInvocations).toBe(1);
+    expect(invocations).toBe(2);
+  });
+
+  it('runs at most maxConcurrency invocations at once, each with at most batchSize records', async () => {
+    // Prepare
+    const queue = await queueWithDlq();
+    await send(
+      queue.queueUrl,
+      Array.from({ length: 30 }, (_, index) => `m-${index}`),
+    );
+    let running = 0;
+    let mostAtOnce = 0;
+    let largestBatch = 0;
+    let processed = 0;
+    const worker = poller(
+      queue,
+      async (event) => {
+        running += 1;
+        mostAtOnce = Math.max(mostAtOnce, running);
+        largestBatch = Math.max(largestBatch, event.Records.length);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        running -= 1;
+        processed += event.Records.length;
+        return { batchItemFailures: [] };
+      },
+      { batchSize: 4, maxConcurrency: 3 },
+    );
+
+    // Act
+    worker.start();
+    await until(() => processed === 30);
+    await worker.stop();
+
+    // Assess
+    expect(mostAtOnce).toBeLessThanOrEqual(3);
+    expect(largestBatch).toBeLessThanOrEqual(4);
+    expect(worker.stats.recordsDeleted).toBe(30);
+  });
+});
