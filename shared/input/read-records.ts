@@ -1,6 +1,6 @@
 import { type RawLine, type SplitOptions, splitLines } from './line-splitter.ts';
 import { parseLine } from './parse-line.ts';
-import type { LineResult } from './records.ts';
+import type { LineResult, PromptRecord } from './records.ts';
 
 /**
  * Remembers which record ids a file has used. The in-memory one serves a file read in one pass; the
@@ -46,9 +46,12 @@ async function checkUnique(
   parsed: LineResult & { ok: true },
   registry: RecordIdRegistry,
 ): Promise<LineResult> {
-  const { record } = parsed;
-  const firstLine = await registry.claim(record.recordId, record.lineNumber);
-  if (firstLine === undefined) return parsed;
+  const firstLine = await registry.claim(parsed.record.recordId, parsed.record.lineNumber);
+  return firstLine === undefined ? parsed : duplicateIdError(parsed.record, firstLine);
+}
+
+/** The later of two lines with one id is the error. */
+export function duplicateIdError(record: PromptRecord, firstLine: number): LineResult {
   return {
     ok: false,
     error: {

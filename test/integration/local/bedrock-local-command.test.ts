@@ -5,9 +5,13 @@ import { describe, expect, it } from 'vitest';
 describe('npm run bedrock:local', () => {
   it('prints its endpoint, serves Bedrock there, and stops cleanly on Ctrl-C', async () => {
     // Prepare
-    const child = spawn(process.execPath, ['--import', 'tsx', 'local/bedrock/main.ts', '--port', '0', '--speed', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'local/bedrock/main.ts', '--port', '0', '--speed', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
@@ -36,9 +40,13 @@ describe('npm run bedrock:local', () => {
 
   it('refuses an unknown fault name with a clear message', async () => {
     // Act
-    const child = spawn(process.execPath, ['--import', 'tsx', 'local/bedrock/main.ts', '--fault', 'Bogus=0.5'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'local/bedrock/main.ts', '--fault', 'Bogus=0.5'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let errors = '';
     child.stderr.on('data', (chunk: Buffer) => {
       errors += chunk.toString();

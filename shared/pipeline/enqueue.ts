@@ -1,0 +1,233 @@
+import { ConfigurationError } from '../errors.ts';
+import type { ObjectCreated } from '../events/object-created.ts';
+import { type RawLine, splitLines } from '../input/line-splitter.ts';
+import { parseLine } from '../input/parse-line.ts';
+import { duplicateIdError } from '../input/read-records.ts';
+import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
+import type { RecordMessage } from '../messages/record-message.ts';
+import { emptyTotals } from '../output/manifest.ts';
+import { lineErrorOutcome } from '../output/result-records.ts';
+import { type CompletionPorts, completionOf, finalizeIfDone, finishRecord } from './complete.ts';
+import { mapWithLimit } from './concurrency.ts';
+import { jobIdOf, jobSettingsFrom } from './job.ts';
+import type {
+  EnqueueContinuation,
+  EventPublisher,
+  JobRecord,
+  JobSettings,
+  ObjectLocation,
+  RecordQueue,
+} from './ports.ts';
+
+export interface EnqueuePorts extends CompletionPorts {
+  readonly queue: RecordQueue;
+  readonly events: EventPublisher;
+  readonly continuation: EnqueueContinuation;
+}
+
+export interface EnqueueSettings {
+  readonly defaults: JobSettings;
+  /** The longest line accepted: Bedrock's request body limit. */
+  readonly maxLineBytes: number;
+  /** A chunk of lines is parsed, checked and sent together, then the read position is saved. */
+  readonly chunkLines?: number;
+  readonly chunkBytes?: number;
+  /** Ledger writes in flight at once while claiming ids and writing error records. */
+  readonly concurrency?: number;
+  readonly now?: () => Date;
+}
+
+export type EnqueueOutcome =
+  | { readonly kind: 'read'; readonly jobId: string; readonly totalRecords: number }
+  | { readonly kind: 'continued'; readonly jobId: string; readonly recordsRead: number }
+  | { readonly kind: 'duplicate'; readonly jobId: string }
+  | { readonly kind: 'failed'; readonly jobId: string; readonly reason: string }
+  | { readonly kind: 'missing'; readonly keys: readonly string[] };
+
+export const JOB_FAILED = 'Batch Job Failed';
+
+/**
+ * Starts the job for an uploaded file: finds the object (the event's key may be encoded), derives the job id
+ * from its version, takes the file's options from its metadata, creates the job unless a duplicate event
+ * already did, and reads the file. `shouldStop` says when the invocation is near its deadline.
+ */
+export async function startJob(
+  event: ObjectCreated,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+  shouldStop: () => boolean,
+): Promise<EnqueueOutcome> {
+  const found = await findObject(event, ports);
+  if (found === undefined) return { kind: 'missing', keys: event.keyCandidates };
+  const { location, info } = found;
+  const jobId = jobIdOf(location.bucket, location.key, info.versionId ?? info.etag);
+  const now = (settings.now ?? (() => new Date()))().toISOString();
+  const draft: JobRecord = {
+    jobId,
+    status: 'enqueuing',
+    source: location,
+    settings: settings.defaults,
+    createdAt: now,
+    updatedAt: now,
+    readOffset: 0,
+    readLine: 1,
+    recordsRead: 0,
+    totalRecords: undefined,
+    doneRecords: 0,
+    totals: emptyTotals,
+    familyCounts: {},
+    failureReason: undefined,
+    finishedAt: undefined,
+    cancelRequested: false,
+  };
+  let jobSettings: JobSettings;
+  try {
+    jobSettings = jobSettingsFrom(info.metadata, settings.defaults);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    const reason = error.problems.join('; ');
+    if (
+      await ports.ledger.createJob({ ...draft, status: 'failed', failureReason: reason, finishedAt: now })
+    ) {
+      await ports.events.publish(JOB_FAILED, {
+        jobId,
+        input: `s3://${location.bucket}/${location.key}`,
+        reason,
+      });
+    }
+    return { kind: 'failed', jobId, reason };
+  }
+  const job: JobRecord = { ...draft, settings: jobSettings };
+  if (!(await ports.ledger.createJob(job))) return { kind: 'duplicate', jobId };
+  return readFile(job, ports, settings, shouldStop);
+}
+
+/** Reads on from where an earlier invocation of a large file stopped. */
+export async function continueJob(
+  jobId: string,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+  shouldStop: () => boolean,
+): Promise<EnqueueOutcome> {
+  const job = await ports.ledger.getJob(jobId);
+  if (job === undefined || job.status !== 'enqueuing') return { kind: 'duplicate', jobId };
+  return readFile(job, ports, settings, shouldStop);
+}
+
+async function findObject(event: ObjectCreated, ports: EnqueuePorts) {
+  for (const key of event.keyCandidates) {
+    const location: ObjectLocation = { bucket: event.bucket, key, versionId: event.versionId };
+    const info = await ports.store.head(location);
+    if (info !== undefined)
+      return { location: { ...location, versionId: info.versionId ?? event.versionId }, info };
+  }
+  return undefined;
+}
+
+async function readFile(
+  job: JobRecord,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+  shouldStop: () => boolean,
+): Promise<EnqueueOutcome> {
+  const chunkLines = settings.chunkLines ?? 500;
+  const chunkBytes = settings.chunkBytes ?? 8 * 1024 * 1024;
+  let recordsRead = job.recordsRead;
+  let chunk: RawLine[] = [];
+  let bytesInChunk = 0;
+
+  const flush = async (): Promise<void> => {
+    const last = chunk.at(-1);
+    if (last === undefined) return;
+    await enqueueChunk(job, chunk, ports, settings);
+    recordsRead += chunk.length;
+    // Resume at the end of the last line; the rest of that line (its newline) reads as blank and is skipped.
+    await ports.ledger.saveReadProgress(job.jobId, {
+      readOffset: last.byteEnd,
+      readLine: last.lineNumber,
+      recordsRead,
+    });
+    chunk = [];
+    bytesInChunk = 0;
+  };
+
+  const lines = splitLines(ports.store.stream(job.source, job.readOffset), {
+    maxLineBytes: settings.maxLineBytes,
+    startByte: job.readOffset,
+    startLineNumber: job.readLine,
+  });
+  for await (const line of lines) {
+    chunk.push(line);
+    bytesInChunk += line.bytes?.length ?? 0;
+    if (chunk.length >= chunkLines || bytesInChunk >= chunkBytes) {
+      await flush();
+      if (shouldStop()) {
+        await ports.continuation.continueLater(job.jobId);
+        return { kind: 'continued', jobId: job.jobId, recordsRead };
+      }
+    }
+  }
+  await flush();
+  const updated = await ports.ledger.setTotal(job.jobId, recordsRead);
+  if (updated.doneRecords >= recordsRead) await finalizeIfDone(ports, job.jobId);
+  return { kind: 'read', jobId: job.jobId, totalRecords: recordsRead };
+}
+
+/** Parses a chunk, settles duplicate ids (in the chunk, then against the ledger), records errors, sends the rest. */
+async function enqueueChunk(
+  job: JobRecord,
+  chunk: readonly RawLine[],
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+): Promise<void> {
+  const concurrency = settings.concurrency ?? 32;
+  const parsed = chunk.map((line) => parseLine(line.bytes, line.lineNumber, settings.maxLineBytes));
+  const firstLineOfId = new Map<string, number>();
+  const checked = await mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
+    if (!result.ok) return result;
+    const { recordId, lineNumber } = result.record;
+    const earlierInChunk = firstLineOfId.get(recordId);
+    if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
+      return duplicateIdError(result.record, earlierInChunk);
+    if (earlierInChunk === undefined) firstLineOfId.set(recordId, lineNumber);
+    const holder = await ports.ledger.claimRecordId(job.jobId, recordId, lineNumber);
+    return holder === undefined ? result : duplicateIdError(result.record, holder);
+  });
+
+  const messages: RecordMessage[] = [];
+  const errors: LineError[] = [];
+  checked.forEach((result, index) => {
+    const line = chunk[index];
+    if (line === undefined) return;
+    if (!result.ok) {
+      errors.push(result.error);
+      return;
+    }
+    messages.push({
+      v: 1,
+      jobId: job.jobId,
+      recordId: result.record.recordId,
+      lineNumber: result.record.lineNumber,
+      source: {
+        bucket: job.source.bucket,
+        key: job.source.key,
+        ...(job.source.versionId === undefined ? {} : { versionId: job.source.versionId }),
+        byteStart: line.byteStart,
+        byteEnd: line.byteEnd,
+      },
+    });
+  });
+  await mapWithLimit(errors, concurrency, (error) => {
+    const outcome = lineErrorOutcome(error);
+    return finishRecord(ports, job, {
+      subject: {
+        recordId: error.recordId ?? derivedRecordId(error.lineNumber),
+        lineNumber: error.lineNumber,
+        family: error.family,
+      },
+      outcome,
+      completion: completionOf(error.lineNumber, error.family, outcome),
+    });
+  });
+  await ports.queue.send(messages);
+}

@@ -1,0 +1,95 @@
+import { nanoUsdToUsd } from '../cost/cost.ts';
+import { buildManifest } from '../output/manifest.ts';
+import { renderResultLine } from '../output/result-records.ts';
+import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
+import type { EventPublisher, JobRecord, Ledger, ObjectStore, StoredResult } from './ports.ts';
+
+export interface FinalizePorts {
+  readonly store: ObjectStore;
+  readonly ledger: Ledger;
+  readonly events: EventPublisher;
+}
+
+export const JOB_COMPLETED = 'Batch Job Completed';
+
+/** Results read ahead of the one being written, so reads overlap without holding the whole job. */
+const READ_AHEAD = 16;
+
+/**
+ * Writes the output file (every record in input order, in its own family) with a streaming upload, then the
+ * manifest, marks the job completed and announces it. Running it again rewrites the same files.
+ */
+export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () => Date = () => new Date()) {
+  const job = await ports.ledger.getJob(jobId);
+  if (job === undefined || job.status === 'completed' || job.status === 'cancelled') return undefined;
+  const { output, manifest } = outputLocations(job.source);
+  const fallbackFamily = dominantFamily(job.familyCounts);
+
+  const upload = ports.store.upload(output, 'application/jsonl');
+  try {
+    for await (const result of readResultsInOrder(job, ports.store)) {
+      const family = result.subject.family ?? fallbackFamily;
+      await upload.write(`${renderResultLine({ ...result.subject, family }, result.outcome)}\n`);
+    }
+    await upload.complete();
+  } catch (error) {
+    await upload.abort();
+    throw error;
+  }
+
+  const finishedAt = now();
+  const details = {
+    jobId,
+    status: job.cancelRequested ? 'cancelled' : 'completed',
+    input: s3Uri(job.source),
+    output: s3Uri(output),
+    model: job.settings.model,
+    endpoint: job.settings.endpoint,
+    region: job.settings.region,
+    startedAt: job.createdAt,
+    finishedAt: finishedAt.toISOString(),
+    durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
+  };
+  const manifestBody = buildManifest(job.totals, details);
+  await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
+  await ports.ledger.finishJob(jobId, job.cancelRequested ? 'cancelled' : 'completed', details.finishedAt);
+  await ports.events.publish(JOB_COMPLETED, {
+    ...details,
+    manifest: s3Uri(manifest),
+    counts: {
+      total: job.totals.totalRecordCount,
+      succeeded: job.totals.successRecordCount,
+      errored: job.totals.errorRecordCount,
+      canceled: job.totals.canceledRecordCount,
+    },
+    tokens: {
+      input: job.totals.inputTokenCount,
+      output: job.totals.outputTokenCount,
+      cacheCreation: job.totals.cacheCreationInputTokenCount,
+      cacheRead: job.totals.cacheReadInputTokenCount,
+    },
+    estimatedCostUsd: nanoUsdToUsd(job.totals.costNanoUsd),
+  });
+  return manifestBody;
+}
+
+async function* readResultsInOrder(job: JobRecord, store: ObjectStore): AsyncGenerator<StoredResult> {
+  const pending: Array<Promise<Uint8Array | undefined>> = [];
+  const take = async () => {
+    const bytes = await pending.shift();
+    if (bytes === undefined) throw new Error('a result object vanished during finalization');
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredResult;
+  };
+  for await (const key of store.list(job.source.bucket, resultsPrefix(job.jobId))) {
+    const read = store.read({ bucket: job.source.bucket, key });
+    // Awaited in order by take(); until then a failure must not count as unhandled.
+    read.catch(() => {});
+    pending.push(read);
+    if (pending.length >= READ_AHEAD) yield await take();
+  }
+  while (pending.length > 0) yield await take();
+}
+
+function s3Uri(location: { bucket: string; key: string }): string {
+  return `s3://${location.bucket}/${location.key}`;
+}

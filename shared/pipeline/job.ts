@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
+import { ConfigurationError, ModelSelectionError } from '../errors.ts';
+import type { InputFamily } from '../input/records.ts';
+import { resolveModel } from '../models/resolve-model.ts';
+import type { JobRecord, JobSettings, ObjectLocation } from './ports.ts';
+
+export const INPUT_PREFIX = 'inputs/';
+const OUTPUT_PREFIX = 'outputs/';
+const WORK_PREFIX = 'work/';
+
+/**
+ * A job is one version of one input object: a duplicate event for it finds the job already there, while a
+ * re-upload (a new version or ETag) is a new job.
+ */
+export function jobIdOf(bucket: string, key: string, versionOrEtag: string): string {
+  return `job-${createHash('sha256').update(`${bucket}\n${key}\n${versionOrEtag}`).digest('hex').slice(0, 24)}`;
+}
+
+/** `inputs/a/b.jsonl` -> `outputs/a/b.jsonl.out` and `outputs/a/b.jsonl.manifest.json.out`. */
+export function outputLocations(input: ObjectLocation): { output: ObjectLocation; manifest: ObjectLocation } {
+  const relative = input.key.startsWith(INPUT_PREFIX) ? input.key.slice(INPUT_PREFIX.length) : input.key;
+  return {
+    output: { bucket: input.bucket, key: `${OUTPUT_PREFIX}${relative}.out` },
+    manifest: { bucket: input.bucket, key: `${OUTPUT_PREFIX}${relative}.manifest.json.out` },
+  };
+}
+
+/** Where a record's result waits for the finalizer; zero-padded so listing order is input order. */
+export function resultLocation(job: Pick<JobRecord, 'jobId' | 'source'>, lineNumber: number): ObjectLocation {
+  return {
+    bucket: job.source.bucket,
+    key: `${resultsPrefix(job.jobId)}${String(lineNumber).padStart(10, '0')}.json`,
+  };
+}
+
+export function resultsPrefix(jobId: string): string {
+  return `${WORK_PREFIX}${jobId}/results/`;
+}
+
+const fileOptions = z.strictObject({
+  model: z.string().trim().min(1).optional(),
+  endpoint: z.enum(endpointKinds).optional(),
+  'max-tokens': z.coerce.number().int('must be a whole number').positive('must be positive').optional(),
+});
+
+/**
+ * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
+ * model=haiku-4.5,endpoint=regional,max-tokens=512`), over the stack's defaults. The model is resolved for
+ * the region and endpoint at once, so a bad combination fails the job before any record is sent.
+ */
+export function jobSettingsFrom(
+  metadata: Readonly<Record<string, string>>,
+  defaults: JobSettings,
+): JobSettings {
+  const parsed = fileOptions.safeParse(metadata);
+  if (!parsed.success) {
+    throw new ConfigurationError(
+      parsed.error.issues.map((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens)`
+          : `file option ${String(issue.path[0])} ${issue.message}`,
+      ),
+    );
+  }
+  const settings: JobSettings = {
+    model: parsed.data.model ?? defaults.model,
+    endpoint: (parsed.data.endpoint ?? defaults.endpoint) as EndpointKind,
+    region: defaults.region,
+    defaultMaxTokens: parsed.data['max-tokens'] ?? defaults.defaultMaxTokens,
+  };
+  try {
+    resolveModel(settings);
+  } catch (error) {
+    if (error instanceof ModelSelectionError)
+      throw new ConfigurationError([`file option model: ${error.message}`]);
+    throw error;
+  }
+  return settings;
+}
+
+/** The family a line too broken to show its own is written in: the file's most common one. */
+export function dominantFamily(counts: Readonly<Partial<Record<InputFamily, number>>>): InputFamily {
+  const ranked = (Object.entries(counts) as Array<[InputFamily, number]>).sort((a, b) => b[1] - a[1]);
+  return ranked[0]?.[0] ?? 'plain';
+}

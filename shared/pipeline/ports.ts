@@ -1,0 +1,176 @@
+import type { EndpointKind } from '../catalog/catalog.ts';
+import type { InputFamily } from '../input/records.ts';
+import type { RecordMessage } from '../messages/record-message.ts';
+import type { JobTotals } from '../output/manifest.ts';
+import type { MessagesResponse, OutputSubject, RecordOutcome } from '../output/result-records.ts';
+
+/**
+ * The small interfaces the pipeline's domain talks to AWS through. Adapters in functions/adapters implement
+ * them with the AWS SDK; tests use in-memory ones.
+ */
+
+export interface ObjectLocation {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string | undefined;
+}
+
+export interface ObjectInfo {
+  readonly size: number;
+  readonly etag: string;
+  readonly versionId: string | undefined;
+  /** User metadata (x-amz-meta-*), keys lower-cased. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface ObjectStore {
+  /** undefined when there is no such object. */
+  head(location: ObjectLocation): Promise<ObjectInfo | undefined>;
+  /** The object's bytes from `startByte` to the end, as a stream. */
+  stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array>;
+  /** Bytes [start, end) of the object. */
+  readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array>;
+  /** undefined when there is no such object. */
+  read(location: ObjectLocation): Promise<Uint8Array | undefined>;
+  /** Writes unless the key exists: "exists" means someone wrote it first (S3 If-None-Match: *). */
+  putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'>;
+  put(location: ObjectLocation, body: string, contentType: string): Promise<void>;
+  /** Keys under `prefix`, in lexicographic order. */
+  list(bucket: string, prefix: string): AsyncIterable<string>;
+  /** A streaming upload (multipart where the store has it) that appears only when completed. */
+  upload(location: ObjectLocation, contentType: string): ObjectUpload;
+}
+
+export interface ObjectUpload {
+  write(chunk: string): Promise<void>;
+  complete(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface RecordQueue {
+  /** Sends every message, retrying entries the queue refused; throws if some still fail. */
+  send(messages: readonly RecordMessage[]): Promise<void>;
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
+}
+
+export interface ModelInvoker {
+  invoke(modelId: string, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse>;
+}
+
+export interface EventPublisher {
+  publish(detailType: string, detail: Record<string, unknown>): Promise<void>;
+}
+
+/** Starts the finalizer for a job (a queue message, an async invocation...). */
+export interface FinalizeTrigger {
+  trigger(jobId: string): Promise<void>;
+}
+
+/** Asks for the rest of a large file to be read by a new invocation. */
+export interface EnqueueContinuation {
+  continueLater(jobId: string): Promise<void>;
+}
+
+export type JobStatus = 'enqueuing' | 'running' | 'finalizing' | 'completed' | 'failed' | 'cancelled';
+
+export interface JobSettings {
+  readonly model: string;
+  readonly region: string;
+  readonly endpoint: EndpointKind;
+  readonly defaultMaxTokens: number;
+}
+
+export interface JobRecord {
+  readonly jobId: string;
+  readonly status: JobStatus;
+  readonly source: ObjectLocation;
+  readonly settings: JobSettings;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Where reading continues: the byte offset and the number of the line that starts there. */
+  readonly readOffset: number;
+  readonly readLine: number;
+  /** Records (non-blank lines) read so far. */
+  readonly recordsRead: number;
+  /** Known once the whole file has been read. */
+  readonly totalRecords: number | undefined;
+  readonly doneRecords: number;
+  readonly totals: JobTotals;
+  readonly familyCounts: Readonly<Partial<Record<InputFamily, number>>>;
+  readonly failureReason: string | undefined;
+  readonly finishedAt: string | undefined;
+  /** Set by cancel: records not yet run become "canceled" results and the job finishes as cancelled. */
+  readonly cancelRequested: boolean;
+}
+
+/** What one finished record adds to its job. */
+export interface RecordCompletion {
+  readonly lineNumber: number;
+  readonly status: RecordOutcome['status'];
+  readonly family: InputFamily | undefined;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cacheCreationInputTokens: number;
+  readonly cacheReadInputTokens: number;
+  readonly costNanoUsd: number;
+}
+
+export type LeaseResult =
+  | { readonly kind: 'acquired'; readonly attempt: number }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'held' };
+
+export interface Ledger {
+  /** Creates the job unless it exists (a duplicate event): then returns false. */
+  createJob(job: JobRecord): Promise<boolean>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  /** Claims `recordId` for a line of the job; returns the line that holds it when another does. */
+  claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined>;
+  saveReadProgress(
+    jobId: string,
+    progress: { readOffset: number; readLine: number; recordsRead: number },
+  ): Promise<void>;
+  /** Records the total once the file is read; returns the job as it now stands. */
+  setTotal(jobId: string, totalRecords: number): Promise<JobRecord>;
+  failJob(jobId: string, reason: string): Promise<void>;
+  isRecordDone(jobId: string, lineNumber: number): Promise<boolean>;
+  /** Takes the record for one attempt (counting it) unless it is done or another worker holds it. */
+  leaseRecord(jobId: string, lineNumber: number, owner: string, leaseSeconds: number): Promise<LeaseResult>;
+  releaseRecord(jobId: string, lineNumber: number, owner: string): Promise<void>;
+  /**
+   * Marks the record done and adds it to the job's counters in one transaction; false when it was already
+   * done (a redelivery), in which case nothing is counted.
+   */
+  completeRecord(jobId: string, completion: RecordCompletion): Promise<boolean>;
+  /** Moves a job whose records are all done to "finalizing"; true for the one caller that did it. */
+  claimFinalization(jobId: string): Promise<boolean>;
+  finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void>;
+  /** Asks a job that is not finished to stop; false when it is already finished or unknown. */
+  cancelJob(jobId: string): Promise<boolean>;
+}
+
+export interface BudgetReservation {
+  readonly key: string;
+  readonly window: number;
+  readonly tokens: number;
+}
+
+/** The tokens-per-minute budget all workers share, per model id and region. */
+export interface TokenBudget {
+  /** A reservation, or how many seconds until there may be room. */
+  reserve(key: string, tokens: number): Promise<BudgetReservation | { readonly retryAfterSeconds: number }>;
+  /** Corrects a reservation to what the request really used (0 when it never reached the model). */
+  settle(reservation: BudgetReservation, usedTokens: number): Promise<void>;
+  /** Bedrock throttled us: someone else shares the quota; spend less. */
+  recordThrottle(key: string): Promise<void>;
+  /** A call went through: creep back toward the configured quota. */
+  recordSuccess(key: string): Promise<void>;
+}
+
+/** A stored result: what the finalizer renders into the output file. */
+export interface StoredResult {
+  /** The family is unknown for a line too broken to show it; the finalizer picks the file's. */
+  readonly subject: Omit<OutputSubject, 'family'> & { readonly family: InputFamily | undefined };
+  readonly outcome: RecordOutcome;
+  readonly completion: RecordCompletion;
+}

@@ -1,0 +1,487 @@
+import { describe, expect, it } from 'vitest';
+import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
+import { finalizeJob } from '../../shared/pipeline/finalize.ts';
+import { readFixture } from '../support/factories.ts';
+import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
+import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
+
+const bedrockError = (name: string, status: number) =>
+  Object.assign(new Error(`${name} from Bedrock`), { name, $metadata: { httpStatusCode: status } });
+const plain = (id: string, prompt = `Prompt ${id}`) => JSON.stringify({ id, prompt });
+
+describe('a job, end to end on in-memory ports', () => {
+  it('turns the mixed sample file into one result per line, in input order and each in its family', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    const { outcome } = await pipeline.run(
+      'inputs/mixed.jsonl',
+      readFixture('prompts/mixed.jsonl').toString('utf8'),
+    );
+
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'read', totalRecords: 11 });
+    const lines = pipeline.outputLines('inputs/mixed.jsonl');
+    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual([
+      'summary-001',
+      'ticket-42',
+      'haiku-about-s3',
+      'line-5',
+      'line-6',
+      'line-7',
+      'line-8',
+      'summary-001',
+      'translate-7',
+      'legacy-model',
+      '12',
+    ]);
+    expect(lines[0]).toMatchObject({ recordId: 'summary-001', modelOutput: { content: [{ type: 'text' }] } });
+    expect(lines[1]).toMatchObject({ custom_id: 'ticket-42', result: { type: 'succeeded' } });
+    expect(lines[2]).toMatchObject({
+      id: 'haiku-about-s3',
+      status: 'succeeded',
+      text: expect.stringMatching(/^echo/),
+    });
+    expect(lines[4]).toMatchObject({ id: 'line-6', status: 'errored', error: { code: 'INVALID_JSON' } });
+    expect(lines[7]).toMatchObject({ id: 'summary-001', line: 9, error: { code: 'DUPLICATE_RECORD_ID' } });
+    expect(lines[9]).toMatchObject({
+      custom_id: 'legacy-model',
+      result: { type: 'errored', error: { error: { type: 'invalid_request_error' } } },
+    });
+    expect(pipeline.manifest('inputs/mixed.jsonl')).toMatchObject({
+      totalRecordCount: 11,
+      processedRecordCount: 11,
+      successRecordCount: 6,
+      errorRecordCount: 5,
+      inputTokenCount: 60,
+      outputTokenCount: 30,
+      model: 'opus-4.6',
+      endpoint: 'global',
+    });
+    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+  });
+
+  it('calls Bedrock with the domain body: Bedrock version, resolved model, 1M beta for a long document', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    await pipeline.run('inputs/long.jsonl', readFixture('prompts/long-document.jsonl').toString('utf8'));
+
+    // Assess
+    expect(pipeline.model.calls).toHaveLength(1);
+    expect(pipeline.model.calls[0]?.modelId).toBe('global.anthropic.claude-opus-4-6-v1');
+    expect(pipeline.model.calls[0]?.body).toMatchObject({
+      anthropic_version: 'bedrock-2023-05-31',
+      anthropic_beta: ['context-1m-2025-08-07'],
+      max_tokens: 2000,
+    });
+  });
+
+  it('takes per-file options from the object metadata', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    await pipeline.run('inputs/opts.jsonl', plain('a'), {
+      model: 'sonnet-4.5',
+      endpoint: 'regional',
+      'max-tokens': '77',
+    });
+
+    // Assess
+    expect(pipeline.model.calls[0]).toMatchObject({
+      modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      body: { max_tokens: 77 },
+    });
+  });
+
+  it('fails a job with a bad file option at once, sends nothing and says why', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    const { outcome } = await pipeline.run('inputs/bad.jsonl', plain('a'), {
+      model: 'haiku-4.5',
+      endpoint: 'regional',
+      region: 'x',
+    });
+
+    // Assess
+    expect(outcome).toMatchObject({
+      kind: 'failed',
+      reason: expect.stringMatching(/unknown file option region/),
+    });
+    expect(pipeline.model.calls).toHaveLength(0);
+    expect(pipeline.events.published).toEqual([
+      {
+        detailType: 'Batch Job Failed',
+        detail: expect.objectContaining({ reason: expect.stringMatching(/region/) }),
+      },
+    ]);
+  });
+
+  it('ignores a duplicate S3 event for the same object version', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    await pipeline.run('inputs/dup.jsonl', plain('a'));
+
+    // Act
+    const again = await startJob(
+      objectCreated('inputs/dup.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    expect(again.kind).toBe('duplicate');
+    expect(pipeline.queue.sent).toHaveLength(0);
+    expect(pipeline.model.calls).toHaveLength(1);
+  });
+
+  it('finishes an empty file at once with an empty output and a zero manifest', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    await pipeline.run('inputs/empty.jsonl', '\n\n');
+
+    // Assess
+    expect(pipeline.outputLines('inputs/empty.jsonl')).toEqual([]);
+    expect(pipeline.manifest('inputs/empty.jsonl')).toMatchObject({
+      totalRecordCount: 0,
+      processedRecordCount: 0,
+    });
+  });
+});
+
+describe('retries through the failure table', () => {
+  it('backs off a throttled record twice, then succeeds, and tells the budget about each throttle', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({
+      answer: (_, __, call) => {
+        if (call <= 2) throw bedrockError('ThrottlingException', 429);
+        return textResponse('finally');
+      },
+    });
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/throttle.jsonl', plain('a'));
+
+    // Assess
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['retry', 'retry', 'done']);
+    expect(
+      verdicts.slice(0, 2).map((verdict) => (verdict.kind === 'retry' ? verdict.delaySeconds : 0)),
+    ).toEqual([1, 2]);
+    expect(pipeline.budget.throttles).toHaveLength(2);
+    expect(pipeline.outputLines('inputs/throttle.jsonl')[0]).toMatchObject({
+      status: 'succeeded',
+      text: 'finally',
+    });
+  });
+
+  it('writes a never-retry error at once', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({
+      answer: () => {
+        throw bedrockError('ValidationException', 400);
+      },
+    });
+
+    // Act
+    await pipeline.run('inputs/never.jsonl', plain('a'));
+
+    // Assess
+    expect(pipeline.model.calls).toHaveLength(1);
+    expect(pipeline.outputLines('inputs/never.jsonl')[0]).toMatchObject({
+      status: 'errored',
+      error: {
+        code: 'ValidationException',
+        message: expect.stringMatching(/^ValidationException from Bedrock/),
+      },
+    });
+  });
+
+  it('gives up on a record that exhausts its attempts with the last cause, and the job still completes', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({
+      answer: () => {
+        throw bedrockError('ModelTimeoutException', 408);
+      },
+    });
+
+    // Act
+    await pipeline.run('inputs/timeout.jsonl', plain('a'));
+
+    // Assess
+    expect(pipeline.model.calls).toHaveLength(3);
+    expect(pipeline.outputLines('inputs/timeout.jsonl')[0]).toMatchObject({
+      status: 'errored',
+      error: {
+        code: 'ModelTimeoutException',
+        message: expect.stringMatching(/gave up: ModelTimeoutException persisted through 3 attempts/),
+      },
+    });
+    expect(pipeline.manifest('inputs/timeout.jsonl')).toMatchObject({ errorRecordCount: 1 });
+  });
+});
+
+describe('exactly once', () => {
+  it('counts a duplicated delivery once and never calls Bedrock for it again', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/twice.jsonl', `${plain('a')}\n${plain('b')}\n`);
+    await startJob(
+      objectCreated('inputs/twice.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    const [first] = pipeline.queue.sent;
+    if (first === undefined) throw new Error('no message');
+
+    // Act
+    const verdicts = [await pipeline.work(first), await pipeline.work(first)];
+    await pipeline.drain();
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(verdicts).toEqual([
+      { kind: 'done', status: 'succeeded' },
+      { kind: 'done', status: 'already-done' },
+    ]);
+    expect(pipeline.model.calls).toHaveLength(2);
+    expect(pipeline.manifest('inputs/twice.jsonl')).toMatchObject({
+      totalRecordCount: 2,
+      successRecordCount: 2,
+    });
+  });
+
+  it('recovers a worker killed between the result write and the ledger update without a second call', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/crash.jsonl', `${plain('a')}\n`);
+    await startJob(
+      objectCreated('inputs/crash.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    const [message] = pipeline.queue.sent.splice(0);
+    if (message === undefined) throw new Error('no message');
+    const completeRecord = pipeline.ledger.completeRecord.bind(pipeline.ledger);
+    pipeline.ledger.completeRecord = async () => {
+      throw new Error('killed');
+    };
+
+    // Act
+    const crashed = await pipeline.work(message).catch((error: Error) => error.message);
+    pipeline.ledger.completeRecord = completeRecord;
+    const whileLeaseHeld = await pipeline.work(message);
+    pipeline.clock.now += 61_000;
+    const afterLease = await pipeline.work(message);
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(crashed).toBe('killed');
+    expect(whileLeaseHeld).toMatchObject({ kind: 'retry' });
+    expect(afterLease).toEqual({ kind: 'done', status: 'already-done' });
+    expect(pipeline.model.calls).toHaveLength(1);
+    expect(pipeline.manifest('inputs/crash.jsonl')).toMatchObject({
+      successRecordCount: 1,
+      inputTokenCount: 10,
+    });
+  });
+
+  it('keeps the first result when two attempts race to store one', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ answer: (_, __, call) => textResponse(`answer ${call}`) });
+    pipeline.store.putObject(BUCKET, 'inputs/race.jsonl', `${plain('a')}\n`);
+    await startJob(objectCreated('inputs/race.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    const [message] = pipeline.queue.sent.splice(0);
+    if (message === undefined) throw new Error('no message');
+    // The other attempt stored its result and was counted...
+    await pipeline.work(message);
+    // ...while this one had passed the checks before it did.
+    pipeline.ledger.isRecordDone = async () => false;
+    pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1 });
+    pipeline.store.read = (() => {
+      const read = pipeline.store.read.bind(pipeline.store);
+      let first = true;
+      return async (location) => {
+        if (first) {
+          first = false;
+          return undefined;
+        }
+        return read(location);
+      };
+    })();
+
+    // Act
+    const verdict = await pipeline.work(message);
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(verdict).toEqual({ kind: 'done', status: 'succeeded' });
+    expect(pipeline.outputLines('inputs/race.jsonl')).toEqual([
+      expect.objectContaining({ text: 'answer 1' }),
+    ]);
+    expect(pipeline.manifest('inputs/race.jsonl')).toMatchObject({ successRecordCount: 1 });
+  });
+});
+
+describe('reading a large file in several invocations', () => {
+  it('checkpoints between chunks, continues where it stopped and counts every line once', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 2 } });
+    const lines = Array.from({ length: 7 }, (_, index) => plain(`r${index}`));
+    pipeline.store.putObject(
+      BUCKET,
+      'inputs/big.jsonl',
+      `${lines.slice(0, 3).join('\r\n')}\r\n\r\n${lines.slice(3).join('\n')}`,
+    );
+    let chunks = 0;
+    const stopAfterEachChunk = () => {
+      chunks += 1;
+      return true;
+    };
+
+    // Act
+    const outcomes = [
+      await startJob(
+        objectCreated('inputs/big.jsonl'),
+        pipeline.ports,
+        pipeline.enqueueSettings,
+        stopAfterEachChunk,
+      ),
+    ];
+    while (pipeline.trigger.continued.length > 0) {
+      const jobId = pipeline.trigger.continued.shift() ?? '';
+      outcomes.push(await continueJob(jobId, pipeline.ports, pipeline.enqueueSettings, stopAfterEachChunk));
+    }
+    await pipeline.drain();
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(outcomes.map((outcome) => outcome.kind)).toEqual(['continued', 'continued', 'continued', 'read']);
+    expect(chunks).toBe(3);
+    expect(pipeline.outputLines('inputs/big.jsonl').map((line) => [line.id, line.line])).toEqual([
+      ['r0', 1],
+      ['r1', 2],
+      ['r2', 3],
+      ['r3', 5],
+      ['r4', 6],
+      ['r5', 7],
+      ['r6', 8],
+    ]);
+    expect(pipeline.manifest('inputs/big.jsonl')).toMatchObject({
+      totalRecordCount: 7,
+      successRecordCount: 7,
+    });
+  });
+
+  it('finds a duplicate id across invocations', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 1 } });
+    pipeline.store.putObject(
+      BUCKET,
+      'inputs/dupes.jsonl',
+      `${plain('same')}\n${plain('other')}\n${plain('same')}\n`,
+    );
+
+    // Act
+    await startJob(objectCreated('inputs/dupes.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => true);
+    while (pipeline.trigger.continued.length > 0) {
+      await continueJob(
+        pipeline.trigger.continued.shift() ?? '',
+        pipeline.ports,
+        pipeline.enqueueSettings,
+        () => true,
+      );
+    }
+    await pipeline.drain();
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(pipeline.outputLines('inputs/dupes.jsonl').map((line) => line.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'errored',
+    ]);
+  });
+});
+
+describe('the shared token budget', () => {
+  it('sends a record back until the next window instead of calling Bedrock when the budget is spent', async () => {
+    // Prepare: each record reserves its input estimate plus 256 x 5 output tokens.
+    const clock = { now: Date.parse('2026-11-25T10:00:30Z') };
+    const budget = new MemoryBudget(1_300, () => clock.now);
+    const pipeline = pipelineHarness({ budget, clock });
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/budget.jsonl', `${plain('a')}\n${plain('b')}\n`);
+
+    // Assess
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'retry', 'done']);
+    expect(verdicts[1]).toMatchObject({
+      kind: 'retry',
+      delaySeconds: 31,
+      failure: { code: 'BUDGET_EXHAUSTED' },
+    });
+    expect(pipeline.model.calls).toHaveLength(2);
+  });
+});
+
+describe('cancel', () => {
+  it('turns the records not yet run into canceled results and finishes the job as cancelled', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/cancel.jsonl', `${plain('a')}\n${plain('b')}\n${plain('c')}\n`);
+    const started = await startJob(
+      objectCreated('inputs/cancel.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    const jobId = 'jobId' in started ? started.jobId : '';
+    const [first] = pipeline.queue.sent.splice(0, 1);
+    if (first === undefined) throw new Error('no message');
+    await pipeline.work(first);
+
+    // Act
+    const cancelled = await pipeline.ledger.cancelJob(jobId);
+    await pipeline.drain();
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(cancelled).toBe(true);
+    expect(pipeline.model.calls).toHaveLength(1);
+    expect(pipeline.outputLines('inputs/cancel.jsonl').map((line) => line.status)).toEqual([
+      'succeeded',
+      'canceled',
+      'canceled',
+    ]);
+    expect(pipeline.manifest('inputs/cancel.jsonl')).toMatchObject({
+      status: 'cancelled',
+      canceledRecordCount: 2,
+      processedRecordCount: 1,
+    });
+    expect((await pipeline.ledger.getJob(jobId))?.status).toBe('cancelled');
+  });
+
+  it('finalizes only once however often it is asked', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    await pipeline.run('inputs/once.jsonl', plain('a'));
+    const jobId = [...pipeline.ledger.jobs.keys()][0] ?? '';
+
+    // Act
+    const again = await finalizeJob(jobId, pipeline.ports);
+
+    // Assess
+    expect(again).toBeUndefined();
+    expect(pipeline.events.published).toHaveLength(1);
+  });
+});
