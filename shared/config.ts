@@ -73,6 +73,19 @@ export const storageSettings = {
 
 export const queueSettings = {
   RECORD_QUEUE_URL: required('the URL of the SQS queue of records'),
+  FINALIZE_QUEUE_URL: required('the URL of the SQS queue that starts the finalizer'),
+};
+
+export const eventSettings = {
+  EVENT_BUS_NAME: z.string().trim().min(1).default('default').describe('the bus completion events go to'),
+};
+
+export const workerRuntimeSettings = {
+  LEASE_SECONDS: positiveInteger(
+    'how long one attempt holds its record: longer than the worker timeout',
+    960,
+  ),
+  SDK_MAX_ATTEMPTS: positiveInteger('attempts the Bedrock client makes itself before the queue retries', 2),
 };
 
 /**
@@ -96,14 +109,21 @@ export function settingsSchema<Shape extends z.ZodRawShape>(shape: Shape) {
   });
 }
 
-export const enqueueSettings = settingsSchema({ ...bedrockSettings, ...storageSettings, ...queueSettings });
+export const enqueueSettings = settingsSchema({
+  ...bedrockSettings,
+  ...storageSettings,
+  ...queueSettings,
+  ...eventSettings,
+});
 export const workerSettings = settingsSchema({
   ...bedrockSettings,
   ...retrySettings,
   ...quotaSettings,
   ...storageSettings,
   ...queueSettings,
+  ...workerRuntimeSettings,
 });
+export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSettings });
 
 export function retryPolicyOf(settings: { [Key in keyof typeof retrySettings]: number }): RetryPolicy {
   return {

@@ -1,8 +1,4 @@
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type AwsClients, awsClients, type Endpoints } from '../../functions/adapters/clients.ts';
 import { type BedrockStandIn, type BedrockStandInOptions, startBedrockStandIn } from '../bedrock/stand-in.ts';
 import { startDynamoDbLocal } from './dynamodb-local.ts';
 import { type FauxqsServer, startFauxqs } from './fauxqs-server.ts';
@@ -18,24 +14,9 @@ export interface LocalCloudOptions {
   readonly bedrock?: Omit<BedrockStandInOptions, 'region'>;
 }
 
-export interface LocalEndpoints {
-  readonly s3: string;
-  readonly sqs: string;
-  readonly dynamodb: string;
-  readonly bedrock: string;
-}
-
-export interface AwsClients {
-  readonly s3: S3Client;
-  readonly sqs: SQSClient;
-  readonly dynamodb: DynamoDBClient;
-  readonly documents: DynamoDBDocumentClient;
-  readonly bedrock: BedrockRuntimeClient;
-}
-
 export interface LocalCloud {
   readonly region: string;
-  readonly endpoints: LocalEndpoints;
+  readonly endpoints: Endpoints;
   readonly clients: AwsClients;
   readonly bedrock: BedrockStandIn;
   readonly objectCreated: FauxqsServer['objectCreated'];
@@ -45,25 +26,10 @@ export interface LocalCloud {
   stop(): Promise<void>;
 }
 
-/** The real AWS SDK v3 clients, pointed at `endpoints` (path-style S3, SQS at the endpoint, not the queue URL). */
-export function awsClients(
-  region: string,
-  endpoints: LocalEndpoints,
-  credentials: { accessKeyId: string; secretAccessKey: string } = LOCAL_CREDENTIALS,
-): AwsClients {
-  const dynamodb = new DynamoDBClient({ region, endpoint: endpoints.dynamodb, credentials });
-  return {
-    s3: new S3Client({ region, endpoint: endpoints.s3, credentials, forcePathStyle: true }),
-    sqs: new SQSClient({ region, endpoint: endpoints.sqs, credentials, useQueueUrlAsEndpoint: false }),
-    dynamodb,
-    documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),
-    bedrock: new BedrockRuntimeClient({ region, endpoint: endpoints.bedrock, credentials }),
-  };
-}
-
 /**
  * S3 and SQS (fauxqs, in process), DynamoDB (DynamoDB Local, a child process) and Bedrock (our stand-in),
- * each on a free port of 127.0.0.1, started together. Tests and the local runner share this.
+ * each on a free port of 127.0.0.1, started together, with the real AWS SDK clients pointed at them.
+ * Tests and the local runner share this.
  */
 export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<LocalCloud> {
   const region = options.region ?? 'us-west-2';
@@ -80,13 +46,13 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     const failure = started.find((result) => result.status === 'rejected');
     throw failure?.status === 'rejected' ? failure.reason : new Error('the local cloud did not start');
   }
-  const endpoints: LocalEndpoints = {
+  const endpoints: Endpoints = {
     s3: fauxqs.value.endpoint,
     sqs: fauxqs.value.endpoint,
     dynamodb: dynamodb.value.endpoint,
     bedrock: bedrock.value.endpoint,
   };
-  const clients = awsClients(region, endpoints);
+  const clients = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS, bedrockMaxAttempts: 1 });
   return {
     region,
     endpoints,

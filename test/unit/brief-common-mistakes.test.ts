@@ -73,7 +73,12 @@ describe("the brief's common mistakes", () => {
       /Always name the region explicitly/,
     );
     expect(() =>
-      loadConfig(workerSettings, { BUCKET_NAME: 'b', LEDGER_TABLE_NAME: 't', RECORD_QUEUE_URL: 'q' }),
+      loadConfig(workerSettings, {
+        BUCKET_NAME: 'b',
+        LEDGER_TABLE_NAME: 't',
+        RECORD_QUEUE_URL: 'q',
+        FINALIZE_QUEUE_URL: 'f',
+      }),
     ).toThrow(/BEDROCK_REGION is missing/);
   });
 });

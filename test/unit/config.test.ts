@@ -8,6 +8,7 @@ const workerEnv = {
   BUCKET_NAME: 'bucket',
   LEDGER_TABLE_NAME: 'ledger',
   RECORD_QUEUE_URL: 'http://127.0.0.1:1/queue/records',
+  FINALIZE_QUEUE_URL: 'http://127.0.0.1:1/queue/finalize',
 };
 
 const configurationError = (load: () => unknown): ConfigurationError => thrown(ConfigurationError, load);
@@ -30,6 +31,8 @@ describe('loadConfig', () => {
       LATER_DELAY_SECONDS: 60,
       TOKENS_PER_MINUTE: 200_000,
       OUTPUT_TOKEN_BURNDOWN: 5,
+      LEASE_SECONDS: 960,
+      SDK_MAX_ATTEMPTS: 2,
     });
     expect(retryPolicyOf(config)).toEqual({
       maxAttempts: 10,
@@ -103,6 +106,7 @@ describe('loadConfig', () => {
       'BUCKET_NAME',
       'LEDGER_TABLE_NAME',
       'RECORD_QUEUE_URL',
+      'FINALIZE_QUEUE_URL',
     ]);
   });
 });

@@ -6,21 +6,22 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AwsClients, awsClients } from '../../../functions/adapters/clients.ts';
 import { type FauxqsServer, startFauxqs } from '../../../local/cloud/fauxqs-server.ts';
-import { awsClients } from '../../../local/cloud/local-cloud.ts';
+import { LOCAL_CREDENTIALS } from '../../../local/cloud/local-cloud.ts';
 import { type SqsHandler, SqsPoller } from '../../../local/glue/sqs-poller.ts';
 
 const region = 'us-west-2';
 let fauxqs: FauxqsServer;
-let sqs: ReturnType<typeof awsClients>['sqs'];
+let sqs: AwsClients['sqs'];
 
 beforeAll(async () => {
   fauxqs = await startFauxqs(region);
-  sqs = awsClients(region, {
-    s3: fauxqs.endpoint,
-    sqs: fauxqs.endpoint,
-    dynamodb: fauxqs.endpoint,
-    bedrock: fauxqs.endpoint,
+  const endpoint = fauxqs.endpoint;
+  sqs = awsClients({
+    region,
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { s3: endpoint, sqs: endpoint, dynamodb: endpoint, bedrock: endpoint },
   }).sqs;
 });
 afterAll(async () => {

@@ -1,0 +1,62 @@
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+export interface Endpoints {
+  readonly s3: string;
+  readonly sqs: string;
+  readonly dynamodb: string;
+  readonly bedrock: string;
+}
+
+export interface AwsClients {
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly dynamodb: DynamoDBClient;
+  readonly documents: DynamoDBDocumentClient;
+  readonly bedrock: BedrockRuntimeClient;
+  readonly events: EventBridgeClient;
+}
+
+export interface ClientOptions {
+  readonly region: string;
+  /** Endpoint overrides (the local cloud); AWS's own endpoints when absent. */
+  readonly endpoints?: Endpoints | undefined;
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** Attempts the Bedrock client makes itself: keep it low, the queue retries (and retries multiply). */
+  readonly bedrockMaxAttempts?: number;
+  /** The region Bedrock is called in, when it differs from the functions' own. */
+  readonly bedrockRegion?: string;
+}
+
+/** The AWS SDK v3 clients the functions use: path-style S3 and SQS at the endpoint (not the queue URL) when overridden. */
+export function awsClients(options: ClientOptions): AwsClients {
+  const { region, endpoints, credentials } = options;
+  const common = { region, ...(credentials === undefined ? {} : { credentials }) };
+  const dynamodb = new DynamoDBClient({
+    ...common,
+    ...(endpoints === undefined ? {} : { endpoint: endpoints.dynamodb }),
+  });
+  return {
+    s3: new S3Client({
+      ...common,
+      ...(endpoints === undefined ? {} : { endpoint: endpoints.s3, forcePathStyle: true }),
+    }),
+    sqs: new SQSClient({
+      ...common,
+      ...(endpoints === undefined ? {} : { endpoint: endpoints.sqs, useQueueUrlAsEndpoint: false }),
+    }),
+    dynamodb,
+    documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),
+    bedrock: new BedrockRuntimeClient({
+      ...common,
+      region: options.bedrockRegion ?? region,
+      maxAttempts: options.bedrockMaxAttempts ?? 2,
+      ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
+    }),
+    events: new EventBridgeClient(common),
+  };
+}

@@ -1,0 +1,360 @@
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type {
+  JobRecord,
+  JobSettings,
+  JobStatus,
+  LeaseResult,
+  Ledger,
+  RecordCompletion,
+} from '../../shared/pipeline/ports.ts';
+
+/**
+ * The job ledger in one DynamoDB table (pk, sk): the job item `JOB#<id>`/`JOB` with its counters, one
+ * `ID#<recordId>` item per claimed id, and one `REC#<line>` item per record that has started or finished.
+ */
+export class DynamoDbLedger implements Ledger {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async createJob(job: JobRecord): Promise<boolean> {
+    const { totals, source, ...rest } = job;
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...jobKey(job.jobId),
+            ...withoutUndefined(rest),
+            bucket: source.bucket,
+            key: source.key,
+            ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
+            ...totals,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: jobKey(jobId), ConsistentRead: true }),
+    );
+    return Item === undefined ? undefined : jobOf(Item);
+  }
+
+  async claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined> {
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `JOB#${jobId}`, sk: `ID#${recordId}`, lineNumber },
+          ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
+          ExpressionAttributeValues: { ':line': lineNumber },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return Number((error as { Item?: { lineNumber?: unknown } }).Item?.lineNumber ?? 0);
+    }
+  }
+
+  async saveReadProgress(
+    jobId: string,
+    progress: { readOffset: number; readLine: number; recordsRead: number },
+  ) {
+    await this.update(
+      jobId,
+      'SET readOffset = :offset, readLine = :line, recordsRead = :read, updatedAt = :now',
+      {
+        ':offset': progress.readOffset,
+        ':line': progress.readLine,
+        ':read': progress.recordsRead,
+      },
+    );
+  }
+
+  async setTotal(jobId: string, totalRecords: number): Promise<JobRecord> {
+    const { Attributes } = await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET totalRecords = :total, totalRecordCount = :total, updatedAt = :now',
+        ExpressionAttributeValues: { ':total': totalRecords, ':now': this.isoNow() },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    // Only an enqueuing job moves on to running (a cancelled or failed one keeps its status).
+    await this.documents
+      .send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #status = :running',
+          ConditionExpression: '#status = :enqueuing',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':running': 'running', ':enqueuing': 'enqueuing' },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+    const job = jobOf(Attributes ?? {});
+    return { ...job, status: job.status === 'enqueuing' ? 'running' : job.status };
+  }
+
+  async failJob(jobId: string, reason: string): Promise<void> {
+    await this.update(jobId, 'SET #status = :failed, failureReason = :reason, updatedAt = :now', {
+      ':failed': 'failed',
+      ':reason': reason,
+    });
+  }
+
+  async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: recordKey(jobId, lineNumber), ConsistentRead: true }),
+    );
+    return Item?.status === 'done';
+  }
+
+  async leaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    leaseSeconds: number,
+  ): Promise<LeaseResult> {
+    const now = this.now();
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: recordKey(jobId, lineNumber),
+          UpdateExpression:
+            'SET #status = :running, leaseOwner = :owner, leaseUntil = :until ADD attempts :one',
+          ConditionExpression:
+            'attribute_not_exists(#status) OR #status = :waiting OR (#status = :running AND leaseUntil < :now)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':running': 'running',
+            ':waiting': 'waiting',
+            ':owner': owner,
+            ':until': now + leaseSeconds * 1000,
+            ':now': now,
+            ':one': 1,
+          },
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const status = (error as { Item?: { status?: unknown } }).Item?.status;
+      return status === 'done' ? { kind: 'done' } : { kind: 'held' };
+    }
+  }
+
+  async releaseRecord(jobId: string, lineNumber: number, owner: string): Promise<void> {
+    await this.documents
+      .send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: recordKey(jobId, lineNumber),
+          UpdateExpression: 'SET #status = :waiting',
+          ConditionExpression: '#status = :running AND leaseOwner = :owner',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':waiting': 'waiting', ':running': 'running', ':owner': owner },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
+  async completeRecord(jobId: string, completion: RecordCompletion): Promise<boolean> {
+    const counter = {
+      succeeded: 'successRecordCount',
+      errored: 'errorRecordCount',
+      canceled: 'canceledRecordCount',
+      expired: 'canceledRecordCount',
+    }[completion.status];
+    const family = completion.family === undefined ? '' : ', familyCounts.#family :one';
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: recordKey(jobId, completion.lineNumber),
+                UpdateExpression: 'SET #status = :done, outcome = :outcome REMOVE leaseOwner, leaseUntil',
+                ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':done': 'done', ':outcome': completion.status },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: jobKey(jobId),
+                UpdateExpression: `SET updatedAt = :now ADD doneRecords :one, ${counter} :one, inputTokenCount :input, outputTokenCount :output, cacheCreationInputTokenCount :cacheWrite, cacheReadInputTokenCount :cacheRead, costNanoUsd :cost${family}`,
+                ExpressionAttributeNames:
+                  completion.family === undefined ? undefined : { '#family': completion.family },
+                ExpressionAttributeValues: {
+                  ':now': this.isoNow(),
+                  ':one': 1,
+                  ':input': completion.inputTokens,
+                  ':output': completion.outputTokens,
+                  ':cacheWrite': completion.cacheCreationInputTokens,
+                  ':cacheRead': completion.cacheReadInputTokens,
+                  ':cost': completion.costNanoUsd,
+                },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (error) {
+      const reasons = (error as { name?: string; CancellationReasons?: Array<{ Code?: string }> })
+        .CancellationReasons;
+      if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
+  }
+
+  async claimFinalization(jobId: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET #status = :finalizing, updatedAt = :now',
+          ConditionExpression: '#status = :running AND doneRecords >= totalRecords',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':finalizing': 'finalizing',
+            ':running': 'running',
+            ':now': this.isoNow(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void> {
+    await this.update(jobId, 'SET #status = :status, finishedAt = :finished, updatedAt = :now', {
+      ':status': status,
+      ':finished': finishedAt,
+    });
+  }
+
+  async cancelJob(jobId: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
+          ConditionExpression: '#status IN (:enqueuing, :running)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':yes': true,
+            ':now': this.isoNow(),
+            ':enqueuing': 'enqueuing',
+            ':running': 'running',
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private async update(jobId: string, expression: string, values: Record<string, unknown>): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: expression,
+        ConditionExpression: 'attribute_exists(pk)',
+        ...(expression.includes('#status') ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
+        ExpressionAttributeValues: { ...values, ':now': this.isoNow() },
+      }),
+    );
+  }
+
+  private isoNow(): string {
+    return new Date(this.now()).toISOString();
+  }
+}
+
+function jobKey(jobId: string) {
+  return { pk: `JOB#${jobId}`, sk: 'JOB' };
+}
+
+function recordKey(jobId: string, lineNumber: number) {
+  return { pk: `JOB#${jobId}`, sk: `REC#${String(lineNumber).padStart(10, '0')}` };
+}
+
+function jobOf(item: Record<string, unknown>): JobRecord {
+  const number = (field: string) => Number(item[field] ?? 0);
+  const text = (field: string) => (item[field] === undefined ? undefined : String(item[field]));
+  return {
+    jobId: String(item.jobId),
+    status: item.status as JobStatus,
+    source: { bucket: String(item.bucket), key: String(item.key), versionId: text('versionId') },
+    settings: item.settings as JobSettings,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+    readOffset: number('readOffset'),
+    readLine: number('readLine'),
+    recordsRead: number('recordsRead'),
+    totalRecords: item.totalRecords === undefined ? undefined : number('totalRecords'),
+    doneRecords: number('doneRecords'),
+    totals: {
+      totalRecordCount: number('totalRecordCount'),
+      successRecordCount: number('successRecordCount'),
+      errorRecordCount: number('errorRecordCount'),
+      canceledRecordCount: number('canceledRecordCount'),
+      inputTokenCount: number('inputTokenCount'),
+      outputTokenCount: number('outputTokenCount'),
+      cacheCreationInputTokenCount: number('cacheCreationInputTokenCount'),
+      cacheReadInputTokenCount: number('cacheReadInputTokenCount'),
+      costNanoUsd: number('costNanoUsd'),
+    },
+    familyCounts: (item.familyCounts ?? {}) as JobRecord['familyCounts'],
+    failureReason: text('failureReason'),
+    finishedAt: text('finishedAt'),
+    cancelRequested: item.cancelRequested === true,
+  };
+}
+
+function withoutUndefined<Value extends object>(value: Value): Value {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Value;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (error as { name?: string }).name === 'ConditionalCheckFailedException';
+}

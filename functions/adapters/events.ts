@@ -1,0 +1,65 @@
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { PipelineError } from '../../shared/errors.ts';
+import type { EnqueueContinuation, EventPublisher, FinalizeTrigger } from '../../shared/pipeline/ports.ts';
+
+/** The `source` of every event the pipeline puts on the bus. */
+export const EVENT_SOURCE = 'bedrock-batch-pipeline';
+export const ENQUEUE_CONTINUATION = 'Enqueue Continuation';
+
+/** Anything that takes events the way EventBridge PutEvents does (the real bus, or the local shim). */
+export type PutEvent = (event: {
+  source: string;
+  detailType: string;
+  detail: Record<string, unknown>;
+}) => Promise<void>;
+
+export function eventBridgePutEvent(client: EventBridgeClient, eventBusName = 'default'): PutEvent {
+  return async ({ source, detailType, detail }) => {
+    const result = await client.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: eventBusName,
+            Source: source,
+            DetailType: detailType,
+            Detail: JSON.stringify(detail),
+          },
+        ],
+      }),
+    );
+    if ((result.FailedEntryCount ?? 0) > 0) {
+      throw new PipelineError(
+        'EVENT_NOT_PUBLISHED',
+        `EventBridge refused a ${detailType} event: ${result.Entries?.[0]?.ErrorMessage}`,
+      );
+    }
+  };
+}
+
+export class BusEventPublisher implements EventPublisher, EnqueueContinuation {
+  constructor(private readonly putEvent: PutEvent) {}
+
+  publish(detailType: string, detail: Record<string, unknown>): Promise<void> {
+    return this.putEvent({ source: EVENT_SOURCE, detailType, detail });
+  }
+
+  /** A large file goes on in a new enqueue invocation, started by the bus like the upload was. */
+  continueLater(jobId: string): Promise<void> {
+    return this.publish(ENQUEUE_CONTINUATION, { jobId });
+  }
+}
+
+/** Finalization runs as its own function, fed by a queue, so it retries on its own and has its own timeout. */
+export class QueueFinalizeTrigger implements FinalizeTrigger {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async trigger(jobId: string): Promise<void> {
+    await this.sqs.send(
+      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify({ jobId }) }),
+    );
+  }
+}

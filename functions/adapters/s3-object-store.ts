@@ -1,0 +1,166 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import type { ObjectInfo, ObjectLocation, ObjectStore, ObjectUpload } from '../../shared/pipeline/ports.ts';
+
+/** Multipart parts must be at least 5 MiB (but the last). */
+const PART_BYTES = 8 * 1024 * 1024;
+
+export class S3ObjectStore implements ObjectStore {
+  constructor(private readonly s3: S3Client) {}
+
+  async head(location: ObjectLocation): Promise<ObjectInfo | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand(this.address(location)));
+      return {
+        size: head.ContentLength ?? 0,
+        etag: (head.ETag ?? '').replaceAll('"', ''),
+        versionId: head.VersionId,
+        metadata: Object.fromEntries(
+          Object.entries(head.Metadata ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+        ),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async *stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array> {
+    const response = await this.s3.send(
+      new GetObjectCommand({ ...this.address(location), Range: `bytes=${startByte}-` }),
+    );
+    const body = response.Body as AsyncIterable<Uint8Array> | undefined;
+    if (body === undefined) return;
+    yield* body;
+  }
+
+  async readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array> {
+    const response = await this.s3.send(
+      new GetObjectCommand({ ...this.address(location), Range: `bytes=${start}-${end - 1}` }),
+    );
+    return (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+  }
+
+  async read(location: ObjectLocation): Promise<Uint8Array | undefined> {
+    try {
+      const response = await this.s3.send(new GetObjectCommand(this.address(location)));
+      return await response.Body?.transformToByteArray();
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'> {
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          ...this.address(location),
+          Body: body,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+      return 'written';
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      // 412: the object exists; 409: a concurrent conditional write won.
+      if (status === 412 || status === 409) return 'exists';
+      throw error;
+    }
+  }
+
+  async put(location: ObjectLocation, body: string, contentType: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({ ...this.address(location), Body: body, ContentType: contentType }),
+    );
+  }
+
+  async *list(bucket: string, prefix: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) yield object.Key;
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  /** Buffers up to one part; a small file is one PutObject, a large one a multipart upload. */
+  upload(location: ObjectLocation, contentType: string): ObjectUpload {
+    const { s3 } = this;
+    const target = { Bucket: location.bucket, Key: location.key };
+    let buffered: Buffer[] = [];
+    let bufferedBytes = 0;
+    let uploadId: string | undefined;
+    const parts: Array<{ PartNumber: number; ETag: string | undefined }> = [];
+
+    const sendPart = async () => {
+      uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ ...target, ContentType: contentType })))
+        .UploadId;
+      const PartNumber = parts.length + 1;
+      const part = await s3.send(
+        new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber, Body: Buffer.concat(buffered) }),
+      );
+      parts.push({ PartNumber, ETag: part.ETag });
+      buffered = [];
+      bufferedBytes = 0;
+    };
+
+    return {
+      write: async (chunk) => {
+        const bytes = Buffer.from(chunk, 'utf8');
+        buffered.push(bytes);
+        bufferedBytes += bytes.length;
+        if (bufferedBytes >= PART_BYTES) await sendPart();
+      },
+      complete: async () => {
+        if (uploadId === undefined) {
+          await s3.send(
+            new PutObjectCommand({ ...target, Body: Buffer.concat(buffered), ContentType: contentType }),
+          );
+          return;
+        }
+        if (bufferedBytes > 0) await sendPart();
+        await s3.send(
+          new CompleteMultipartUploadCommand({
+            ...target,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        );
+      },
+      abort: async () => {
+        if (uploadId !== undefined)
+          await s3.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+      },
+    };
+  }
+
+  private address(location: ObjectLocation) {
+    return {
+      Bucket: location.bucket,
+      Key: location.key,
+      ...(location.versionId === undefined ? {} : { VersionId: location.versionId }),
+    };
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const candidate = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return (
+    candidate.name === 'NotFound' ||
+    candidate.name === 'NoSuchKey' ||
+    candidate.$metadata?.httpStatusCode === 404
+  );
+}

@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { PipelineError } from '../../shared/errors.ts';
+import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import { mapWithLimit } from '../../shared/pipeline/concurrency.ts';
+import type { RecordQueue } from '../../shared/pipeline/ports.ts';
+
+const ENTRIES_PER_BATCH = 10;
+const BATCHES_IN_FLIGHT = 8;
+const ATTEMPTS = 5;
+
+export class SqsRecordQueue implements RecordQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  /** SendMessageBatch, ten at a time, several calls in flight; entries SQS refuses are sent again. */
+  async send(messages: readonly RecordMessage[]): Promise<void> {
+    const batches: RecordMessage[][] = [];
+    for (let start = 0; start < messages.length; start += ENTRIES_PER_BATCH) {
+      batches.push(messages.slice(start, start + ENTRIES_PER_BATCH));
+    }
+    await mapWithLimit(batches, BATCHES_IN_FLIGHT, (batch) => this.sendBatch(batch));
+  }
+
+  async changeVisibility(receiptHandle: string, seconds: number): Promise<void> {
+    await this.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.queueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  }
+
+  private async sendBatch(batch: readonly RecordMessage[]): Promise<void> {
+    let pending = batch.map((message, index) => ({
+      Id: String(index),
+      MessageBody: JSON.stringify(message),
+    }));
+    for (let attempt = 1; attempt <= ATTEMPTS && pending.length > 0; attempt += 1) {
+      const result = await this.sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: pending }),
+      );
+      const failed = new Set((result.Failed ?? []).map((entry) => entry.Id));
+      pending = pending.filter((entry) => failed.has(entry.Id));
+      if (pending.length > 0) await sleep(100 * 2 ** attempt);
+    }
+    if (pending.length > 0) {
+      throw new PipelineError(
+        'ENQUEUE_FAILED',
+        `SQS refused ${pending.length} record messages ${ATTEMPTS} times.`,
+      );
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { parseRecordMessage } from '../../shared/messages/record-message.ts';
+import type { JobRecord, RecordQueue } from '../../shared/pipeline/ports.ts';
+import {
+  processRecord,
+  type RecordVerdict,
+  type WorkerPorts,
+  type WorkerSettings,
+} from '../../shared/pipeline/worker.ts';
+import type { Observability } from '../observability.ts';
+
+export interface WorkerDependencies extends Observability {
+  readonly ports: WorkerPorts & { readonly queue: RecordQueue };
+  readonly settings: Omit<WorkerSettings, 'owner'>;
+  /** Time kept back from the deadline to report records that could not finish. */
+  readonly wrapUpMs?: number;
+}
+
+/**
+ * The worker: every record of the batch at once, each to a verdict. Records to retry go back with a
+ * visibility delay chosen by the failure table and are reported as batch item failures; a record that throws
+ * is reported too and returns after the queue's visibility timeout (and, if it always throws, reaches the DLQ).
+ */
+export function createWorkerHandler(dependencies: WorkerDependencies) {
+  const { logger, metrics, ports } = dependencies;
+
+  const handle = async (
+    event: SQSEvent,
+    context: Context,
+    { signal }: { signal: AbortSignal },
+  ): Promise<SQSBatchResponse> => {
+    const deadline = AbortSignal.timeout(
+      Math.max(1, context.getRemainingTimeInMillis() - (dependencies.wrapUpMs ?? 5_000)),
+    );
+    const recordsSignal = AbortSignal.any([signal, deadline]);
+    const settings: WorkerSettings = { ...dependencies.settings, owner: context.awsRequestId };
+    const jobs = new Map<string, Promise<JobRecord | undefined>>();
+    const jobOf = (jobId: string) => {
+      let job = jobs.get(jobId);
+      if (job === undefined) {
+        job = ports.ledger.getJob(jobId);
+        jobs.set(jobId, job);
+      }
+      return job;
+    };
+
+    const failures = await Promise.all(
+      event.Records.map(async (record): Promise<SQSBatchItemFailure | undefined> => {
+        try {
+          const message = parseRecordMessage(record.body);
+          const verdict = await processRecord(
+            message,
+            await jobOf(message.jobId),
+            ports,
+            settings,
+            recordsSignal,
+          );
+          count(verdict);
+          logger.debug('record processed', {
+            jobId: message.jobId,
+            recordId: message.recordId,
+            line: message.lineNumber,
+            verdict: verdict.kind,
+          });
+          if (verdict.kind === 'done') return undefined;
+          await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
+          return { itemIdentifier: record.messageId };
+        } catch (error) {
+          metrics.addMetric('RecordsUnhandled', MetricUnit.Count, 1);
+          logger.error('record could not be handled; it returns through the queue', {
+            messageId: record.messageId,
+            ...keysOf(record),
+            error,
+          });
+          return { itemIdentifier: record.messageId };
+        }
+      }),
+    );
+    return {
+      batchItemFailures: failures.filter((failure): failure is SQSBatchItemFailure => failure !== undefined),
+    };
+  };
+
+  const count = (verdict: RecordVerdict) => {
+    if (verdict.kind === 'retry') {
+      const code = verdict.failure?.code;
+      metrics.addMetric(code === 'BUDGET_EXHAUSTED' ? 'BudgetWaits' : 'RecordsRetried', MetricUnit.Count, 1);
+      if (verdict.failure?.throttle === true) metrics.addMetric('BedrockThrottles', MetricUnit.Count, 1);
+      return;
+    }
+    const name = {
+      succeeded: 'RecordsSucceeded',
+      errored: 'RecordsFailed',
+      canceled: 'RecordsCanceled',
+      expired: 'RecordsCanceled',
+      'already-done': 'DuplicateDeliveries',
+    }[verdict.status];
+    metrics.addMetric(name, MetricUnit.Count, 1);
+  };
+
+  return middy(handle, { timeoutEarlyInMillis: 1_000 })
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics));
+}
+
+/** What can be said of a record whose message could not be parsed, without its content. */
+function keysOf(record: SQSRecord): Record<string, string> {
+  return { receiveCount: record.attributes.ApproximateReceiveCount };
+}

@@ -1,0 +1,190 @@
+import type { Context, EventBridgeEvent } from 'aws-lambda';
+import { BedrockInvoker } from '../../functions/adapters/bedrock-invoker.ts';
+import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
+import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import {
+  BusEventPublisher,
+  ENQUEUE_CONTINUATION,
+  EVENT_SOURCE,
+  QueueFinalizeTrigger,
+} from '../../functions/adapters/events.ts';
+import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
+import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
+import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
+import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
+import { observability } from '../../functions/observability.ts';
+import { createWorkerHandler } from '../../functions/worker/handler.ts';
+import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
+import type { JobSettings } from '../../shared/pipeline/ports.ts';
+import type { LocalCloud } from '../cloud/local-cloud.ts';
+import { type BusEvent, EventBridgeShim } from '../glue/eventbridge-shim.ts';
+import { invokeWithTimeout } from '../glue/lambda-context.ts';
+import { SqsPoller } from '../glue/sqs-poller.ts';
+import { type PipelineResources, provisionPipeline } from './provision.ts';
+
+export interface LocalPipelineOptions {
+  readonly defaults?: Partial<JobSettings>;
+  readonly tokensPerMinute?: number;
+  readonly retryPolicy?: Partial<RetryPolicy>;
+  /** Worker invocations at once (the event source's maximum concurrency). */
+  readonly workerConcurrency?: number;
+  readonly workerTimeoutMs?: number;
+  readonly enqueueTimeoutMs?: number;
+  /** How long before its deadline the enqueue function hands the rest of a file to a new invocation. */
+  readonly enqueueStopBeforeDeadlineMs?: number;
+  readonly enqueueChunkLines?: number;
+  readonly visibilityTimeoutSeconds?: number;
+  readonly prefix?: string;
+}
+
+export interface LocalPipeline {
+  readonly resources: PipelineResources;
+  readonly shim: EventBridgeShim;
+  readonly ledger: DynamoDbLedger;
+  readonly workerPoller: SqsPoller;
+  /** Resolves with the job's completion event once the bus has one for `inputKey`. */
+  completion(inputKey: string, timeoutMs?: number): Promise<BusEvent>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole pipeline on the local cloud: the resources the stack would create, the three functions built
+ * from the same handler factories as on Lambda, the EventBridge rules and the SQS event sources.
+ */
+export async function startLocalPipeline(
+  cloud: LocalCloud,
+  options: LocalPipelineOptions = {},
+): Promise<LocalPipeline> {
+  const resources = await provisionPipeline(cloud.clients, {
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+  });
+  const { clients } = cloud;
+  const shim = new EventBridgeShim({
+    region: cloud.region,
+    s3: clients.s3,
+    objectCreated: cloud.objectCreated,
+  });
+  shim.enableBucket(resources.bucket);
+
+  const store = new S3ObjectStore(clients.s3);
+  const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
+  const events = new BusEventPublisher(async (event) => shim.putEvent(event));
+  const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
+  const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
+  const defaults: JobSettings = {
+    model: 'opus-4.6',
+    region: cloud.region,
+    endpoint: 'global',
+    defaultMaxTokens: 1024,
+    ...options.defaults,
+  };
+
+  const enqueue = createEnqueueHandler({
+    ...observability('enqueue'),
+    ports: { store, ledger, queue, events, continuation: events, finalize },
+    settings: {
+      defaults,
+      maxLineBytes: defaultCatalog.requestBodyLimitBytes,
+      ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
+    },
+    stopBeforeDeadlineMs: options.enqueueStopBeforeDeadlineMs ?? 60_000,
+  });
+  const worker = createWorkerHandler({
+    ...observability('worker'),
+    ports: {
+      store,
+      ledger,
+      queue,
+      finalize,
+      model: new BedrockInvoker(clients.bedrock),
+      budget: new DynamoDbTokenBudget(clients.documents, resources.tableName, {
+        tokensPerMinute: options.tokensPerMinute ?? 2_000_000,
+      }),
+    },
+    settings: {
+      policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
+      outputBurndown: 5,
+      leaseSeconds: Math.ceil((options.workerTimeoutMs ?? 60_000) / 1000) + 5,
+    },
+  });
+  const finalizer = createFinalizerHandler({
+    ...observability('finalizer'),
+    ports: { store, ledger, events },
+  });
+
+  const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
+  const runEnqueue = (event: BusEvent) =>
+    invokeWithTimeout('enqueue', enqueueTimeoutMs, (context: Context) =>
+      enqueue(event as EventBridgeEvent<string, unknown>, context),
+    );
+  shim.addRule({
+    name: 'start-job',
+    eventPattern: inputObjectCreatedPattern(resources.bucket),
+    target: runEnqueue,
+  });
+  shim.addRule({
+    name: 'continue-enqueue',
+    eventPattern: { source: [EVENT_SOURCE], 'detail-type': [ENQUEUE_CONTINUATION] },
+    target: runEnqueue,
+  });
+
+  const workerPoller = new SqsPoller({
+    sqs: clients.sqs,
+    queueUrl: resources.recordQueueUrl,
+    queueArn: resources.recordQueueArn,
+    region: cloud.region,
+    functionName: 'worker',
+    handler: (event, context) => worker(event, context),
+    batchSize: 10,
+    maxConcurrency: options.workerConcurrency ?? 4,
+    timeoutMs: options.workerTimeoutMs ?? 60_000,
+  });
+  const finalizerPoller = new SqsPoller({
+    sqs: clients.sqs,
+    queueUrl: resources.finalizeQueueUrl,
+    queueArn: resources.finalizeQueueArn,
+    region: cloud.region,
+    functionName: 'finalizer',
+    handler: async (event, context) => {
+      await finalizer(event, context);
+      return { batchItemFailures: [] };
+    },
+    batchSize: 1,
+    maxConcurrency: 1,
+    timeoutMs: 900_000,
+  });
+  workerPoller.start();
+  finalizerPoller.start();
+
+  const completion = async (inputKey: string, timeoutMs = 60_000): Promise<BusEvent> => {
+    const input = `s3://${resources.bucket}/${inputKey}`;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const done = shim.events.find(
+        (event) =>
+          event.source === EVENT_SOURCE &&
+          (event.detail as { input?: string }).input === input &&
+          event['detail-type'] !== ENQUEUE_CONTINUATION,
+      );
+      if (done !== undefined) return done;
+      if (Date.now() > deadline) throw new Error(`no completion event for ${input} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  return {
+    resources,
+    shim,
+    ledger,
+    workerPoller,
+    completion,
+    stop: async () => {
+      await Promise.all([workerPoller.stop(), finalizerPoller.stop()]);
+      await shim.idle();
+      shim.close();
+    },
+  };
+}

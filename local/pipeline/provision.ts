@@ -1,0 +1,77 @@
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import type { AwsClients } from '../../functions/adapters/clients.ts';
+
+export interface PipelineResources {
+  readonly bucket: string;
+  readonly tableName: string;
+  readonly recordQueueUrl: string;
+  readonly recordQueueArn: string;
+  readonly recordDlqUrl: string;
+  readonly finalizeQueueUrl: string;
+  readonly finalizeQueueArn: string;
+}
+
+export interface ProvisionOptions {
+  readonly prefix?: string;
+  /** Seconds a received record stays hidden: at least the worker's timeout (the stack uses 6x). */
+  readonly visibilityTimeoutSeconds?: number;
+  readonly maxReceiveCount?: number;
+}
+
+/** The resources the CDK stack creates, created locally: bucket, ledger table, record queue and DLQ, finalize queue. */
+export async function provisionPipeline(
+  clients: AwsClients,
+  options: ProvisionOptions = {},
+): Promise<PipelineResources> {
+  const prefix = options.prefix ?? 'bedrock-batch';
+  const bucket = `${prefix}-bucket`;
+  const tableName = `${prefix}-ledger`;
+  await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await clients.dynamodb.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+    }),
+  );
+  const queue = async (name: string, attributes: Record<string, string> = {}) => {
+    const { QueueUrl = '' } = await clients.sqs.send(
+      new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+    );
+    const { Attributes } = await clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
+  };
+  const visibility = String(options.visibilityTimeoutSeconds ?? 60);
+  const redrive = (dlqArn: string) =>
+    JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 100 });
+  const recordDlq = await queue(`${prefix}-records-dlq`);
+  const records = await queue(`${prefix}-records`, {
+    VisibilityTimeout: visibility,
+    RedrivePolicy: redrive(recordDlq.arn),
+  });
+  const finalizeDlq = await queue(`${prefix}-finalize-dlq`);
+  const finalize = await queue(`${prefix}-finalize`, {
+    VisibilityTimeout: visibility,
+    RedrivePolicy: redrive(finalizeDlq.arn),
+  });
+  return {
+    bucket,
+    tableName,
+    recordQueueUrl: records.url,
+    recordQueueArn: records.arn,
+    recordDlqUrl: recordDlq.url,
+    finalizeQueueUrl: finalize.url,
+    finalizeQueueArn: finalize.arn,
+  };
+}

@@ -1,0 +1,244 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
+import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { readFixture } from '../support/factories.ts';
+
+let cloud: LocalCloud;
+let pipeline: LocalPipeline;
+
+beforeAll(async () => {
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  cloud = await startLocalCloud({ bedrock: { speed: 0 } });
+  pipeline = await startLocalPipeline(cloud, {
+    retryPolicy: { baseDelaySeconds: 1, maxDelaySeconds: 1, limitedAttempts: 3 },
+    visibilityTimeoutSeconds: 5,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await pipeline?.stop();
+  await cloud?.stop();
+});
+
+async function upload(key: string, body: string | Buffer, metadata: Record<string, string> = {}) {
+  await cloud.clients.s3.send(
+    new PutObjectCommand({ Bucket: pipeline.resources.bucket, Key: key, Body: body, Metadata: metadata }),
+  );
+}
+
+async function text(key: string): Promise<string> {
+  const object = await cloud.clients.s3.send(
+    new GetObjectCommand({ Bucket: pipeline.resources.bucket, Key: key }),
+  );
+  return (await object.Body?.transformToString()) ?? '';
+}
+
+async function outputOf(inputKey: string) {
+  const relative = inputKey.replace(/^inputs\//, '');
+  const lines = (await text(`outputs/${relative}.out`))
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const manifest = JSON.parse(await text(`outputs/${relative}.manifest.json.out`)) as Record<string, unknown>;
+  return { lines, manifest };
+}
+
+/** Waits until the queue holds no message, visible or in flight. */
+async function queueDrained(queueUrl: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { Attributes = {} } = await cloud.clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    if (
+      Attributes.ApproximateNumberOfMessages === '0' &&
+      Attributes.ApproximateNumberOfMessagesNotVisible === '0'
+    )
+      return;
+    if (Date.now() > deadline) throw new Error('the queue did not drain');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const plain = (id: string, prompt: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ id, prompt, max_tokens: 64, ...extra });
+
+describe('the pipeline on the local cloud', () => {
+  it('runs the mixed sample file from upload to output, manifest and completion event', async () => {
+    // Act
+    await upload('inputs/mixed.jsonl', readFixture('prompts/mixed.jsonl'));
+    const event = await pipeline.completion('inputs/mixed.jsonl');
+
+    // Assess
+    const { lines, manifest } = await outputOf('inputs/mixed.jsonl');
+    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual([
+      'summary-001',
+      'ticket-42',
+      'haiku-about-s3',
+      'line-5',
+      'line-6',
+      'line-7',
+      'line-8',
+      'summary-001',
+      'translate-7',
+      'legacy-model',
+      '12',
+    ]);
+    expect(lines[0]).toMatchObject({
+      recordId: 'summary-001',
+      modelInput: { max_tokens: 300 },
+      modelOutput: { type: 'message', model: 'claude-opus-4-6' },
+    });
+    expect(lines[1]).toMatchObject({
+      custom_id: 'ticket-42',
+      result: { type: 'succeeded', message: { model: 'claude-haiku-4-5-20251001' } },
+    });
+    expect(lines[5]).toMatchObject({ id: 'line-7', status: 'errored', error: { code: 'NOT_AN_OBJECT' } });
+    expect(manifest).toMatchObject({
+      totalRecordCount: 11,
+      processedRecordCount: 11,
+      successRecordCount: 6,
+      errorRecordCount: 5,
+      status: 'completed',
+      endpoint: 'global',
+    });
+    expect(manifest.inputTokenCount).toBeGreaterThan(0);
+    expect(manifest.estimatedCostUsd).toBeGreaterThan(0);
+    expect(event).toMatchObject({
+      source: 'bedrock-batch-pipeline',
+      'detail-type': 'Batch Job Completed',
+      detail: {
+        counts: { total: 11, succeeded: 6, errored: 5 },
+        output: `s3://${pipeline.resources.bucket}/outputs/mixed.jsonl.out`,
+      },
+    });
+  });
+
+  it('retries through throttles, gives up on a never-retry error and on a record out of attempts, and routes a long document to 1M', async () => {
+    // Prepare
+    const file = [
+      plain('throttled', 'Hello [[fault:ThrottlingException x2]]'),
+      plain('invalid', 'Hello [[fault:ValidationException]]'),
+      plain('timing-out', 'Hello [[fault:ModelTimeoutException]]'),
+      readFixture('prompts/long-document.jsonl').toString('utf8').trim(),
+    ].join('\n');
+
+    // Act
+    await upload('inputs/faults.jsonl', file);
+    await pipeline.completion('inputs/faults.jsonl');
+
+    // Assess
+    const { lines, manifest } = await outputOf('inputs/faults.jsonl');
+    expect(lines[0]).toMatchObject({ id: 'throttled', status: 'succeeded' });
+    expect(lines[1]).toMatchObject({
+      id: 'invalid',
+      status: 'errored',
+      error: { code: 'ValidationException' },
+    });
+    expect(lines[2]).toMatchObject({
+      id: 'timing-out',
+      status: 'errored',
+      error: {
+        code: 'ModelTimeoutException',
+        message: expect.stringMatching(/persisted through 3 attempts/),
+      },
+    });
+    expect(lines[3]).toMatchObject({ recordId: 'maintenance-log-2025', modelOutput: { type: 'message' } });
+    const longDocument = lines[3] as { modelOutput: { usage: { input_tokens: number } } };
+    expect(longDocument.modelOutput.usage.input_tokens).toBeGreaterThan(200_000);
+    expect(manifest).toMatchObject({ successRecordCount: 2, errorRecordCount: 2 });
+    const responses = cloud.bedrock.state().responses;
+    expect(responses.ThrottlingException).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ignores a second upload of the same content (the same job) and counts a duplicated SQS delivery once', async () => {
+    // Prepare
+    const body = `${plain('a', 'First')}\n${plain('b', 'Second')}\n`;
+    await upload('inputs/once.jsonl', body);
+    const event = await pipeline.completion('inputs/once.jsonl');
+    const jobId = String((event.detail as { jobId: string }).jobId);
+    const message = {
+      v: 1,
+      jobId,
+      recordId: 'a',
+      lineNumber: 1,
+      source: {
+        bucket: pipeline.resources.bucket,
+        key: 'inputs/once.jsonl',
+        byteStart: 0,
+        byteEnd: Buffer.byteLength(plain('a', 'First')),
+      },
+    };
+    const before = cloud.bedrock.state().responses['200'] ?? 0;
+
+    // Act
+    await upload('inputs/once.jsonl', body);
+    await pipeline.shim.idle();
+    await cloud.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: pipeline.resources.recordQueueUrl,
+        MessageBody: JSON.stringify(message),
+      }),
+    );
+    await queueDrained(pipeline.resources.recordQueueUrl);
+
+    // Assess
+    const job = await pipeline.ledger.getJob(jobId);
+    expect(job).toMatchObject({
+      status: 'completed',
+      doneRecords: 2,
+      totals: expect.objectContaining({ successRecordCount: 2 }),
+    });
+    expect(cloud.bedrock.state().responses['200'] ?? 0).toBe(before);
+  });
+});
+
+describe('a file larger than one enqueue invocation reads', () => {
+  let small: LocalPipeline;
+  beforeAll(async () => {
+    small = await startLocalPipeline(cloud, {
+      prefix: 'small-deadline',
+      enqueueTimeoutMs: 1_000,
+      enqueueStopBeforeDeadlineMs: 990,
+      enqueueChunkLines: 5,
+      visibilityTimeoutSeconds: 5,
+    });
+  }, 60_000);
+  afterAll(() => small.stop());
+
+  it('hands over between invocations and still produces every line once, in order', async () => {
+    // Prepare
+    const lines = Array.from({ length: 23 }, (_, index) => plain(`r${index}`, `Prompt number ${index}`));
+
+    // Act
+    await cloud.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: small.resources.bucket,
+        Key: 'inputs/many.jsonl',
+        Body: lines.join('\n'),
+      }),
+    );
+    await small.completion('inputs/many.jsonl');
+
+    // Assess
+    const object = await cloud.clients.s3.send(
+      new GetObjectCommand({ Bucket: small.resources.bucket, Key: 'outputs/many.jsonl.out' }),
+    );
+    const output = ((await object.Body?.transformToString()) ?? '')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string; status: string });
+    expect(output.map((line) => line.id)).toEqual(lines.map((_, index) => `r${index}`));
+    expect(output.every((line) => line.status === 'succeeded')).toBe(true);
+    const continuations = small.shim.events.filter(
+      (event) => event['detail-type'] === 'Enqueue Continuation',
+    );
+    expect(continuations.length).toBeGreaterThanOrEqual(4);
+  });
+});
