@@ -1,16 +1,23 @@
 /**
- * `npm start`: runs a real job on the local cloud once the local runner lands (issues 3 to 5). Until then it
- * says so plainly instead of pretending, and points at what works today.
+ * `npm start`: the main job on the embedded default. Runs events/prompts/sample.jsonl through the whole
+ * pipeline on the local cloud, with the Bedrock stand-in at a realistic speed, and writes the results to out/.
  */
-const message = `bedrock-batch-pipeline: the local runner is not built yet.
+import { fileURLToPath } from 'node:url';
+import { runLocalJob } from './run-job.ts';
 
-What works today is the domain core in shared/ (input parsing, model resolution, request building,
-long-context routing, the failure table, cost and output records), proven by the tests:
+const sample = fileURLToPath(new URL('../events/prompts/sample.jsonl', import.meta.url));
 
-  npm ci && npm test
-
-'npm start' will run a whole batch on this machine (local S3, SQS, DynamoDB and a Bedrock stand-in)
-when the local cloud (issue 3), the pipeline (issue 4) and the CLI (issue 5) land.
-`;
-
-process.stdout.write(message);
+const result = await runLocalJob({ file: sample, outDir: 'out', speed: 1 });
+const {
+  totalRecordCount,
+  successRecordCount,
+  errorRecordCount,
+  inputTokenCount,
+  outputTokenCount,
+  estimatedCostUsd,
+} = result.manifest;
+process.stdout.write(
+  `\nDone: ${totalRecordCount} records, ${successRecordCount} succeeded, ${errorRecordCount} failed; ` +
+    `${inputTokenCount} input and ${outputTokenCount} output tokens; estimated cost $${estimatedCostUsd} ` +
+    `(stand-in answers, real Bedrock prices).\n`,
+);

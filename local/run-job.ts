@@ -1,0 +1,102 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { nanoUsdToUsd } from '../shared/cost/cost.ts';
+import { jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
+import type { JobRecord } from '../shared/pipeline/ports.ts';
+import { startLocalCloud } from './cloud/local-cloud.ts';
+import { startLocalPipeline } from './pipeline/local-pipeline.ts';
+
+export interface LocalJobOptions {
+  readonly file: string;
+  readonly outDir: string;
+  /** The stand-in's latency factor: 1 is realistic, 0 instant. */
+  readonly speed?: number;
+  /** Per-file options, as `aws s3 cp --metadata` would set them. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly tokensPerMinute?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalJobResult {
+  readonly outputPath: string;
+  readonly manifestPath: string;
+  readonly manifest: Record<string, unknown>;
+}
+
+/**
+ * Runs one file through the whole pipeline on the local cloud, the way it runs on AWS: upload to inputs/,
+ * the S3 event, enqueue, the workers calling the Bedrock stand-in, the finalizer. Writes the output file and
+ * manifest to `outDir`.
+ */
+export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobResult> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  const body = await readFile(options.file);
+  const name = path.basename(options.file);
+
+  log(`Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock stand-in)...`);
+  const cloud = await startLocalCloud({
+    bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute: options.tokensPerMinute ?? 400_000 } },
+  });
+  const stopOnSignal = () => {
+    void cloud.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', stopOnSignal);
+  try {
+    const pipeline = await startLocalPipeline(cloud, { workerConcurrency: 4 });
+    const key = `inputs/${name}`;
+    const bucket = pipeline.resources.bucket;
+    const put = await cloud.clients.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: { ...options.metadata } }),
+    );
+    const jobId = jobIdOf(bucket, key, put.VersionId ?? (put.ETag ?? '').replaceAll('"', ''));
+    log(`Uploaded ${name} to s3://${bucket}/${key} (job ${jobId})`);
+
+    const started = Date.now();
+    let lastLine = '';
+    const progress = setInterval(() => {
+      void pipeline.ledger.getJob(jobId).then((job) => {
+        const line = progressLine(job, started);
+        if (line !== lastLine) log(line);
+        lastLine = line;
+      });
+    }, 500);
+    const completion = await pipeline.completion(key, 600_000).finally(() => clearInterval(progress));
+    log(progressLine(await pipeline.ledger.getJob(jobId), started));
+
+    const { output, manifest } = outputLocations({ bucket, key });
+    await mkdir(options.outDir, { recursive: true });
+    const outputPath = path.join(options.outDir, `${name}.out`);
+    const manifestPath = path.join(options.outDir, `${name}.manifest.json.out`);
+    const read = async (objectKey: string) =>
+      (await (
+        await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }))
+      ).Body?.transformToString()) ?? '';
+    await writeFile(outputPath, await read(output.key));
+    const manifestText = await read(manifest.key);
+    await writeFile(manifestPath, manifestText);
+    await pipeline.stop();
+    log(`${completion['detail-type']}: results in ${outputPath}, manifest in ${manifestPath}`);
+    return { outputPath, manifestPath, manifest: JSON.parse(manifestText) as Record<string, unknown> };
+  } finally {
+    process.removeListener('SIGINT', stopOnSignal);
+    await cloud.stop();
+  }
+}
+
+function progressLine(job: JobRecord | undefined, started: number): string {
+  if (job === undefined) return 'waiting for the job to start';
+  const { totals } = job;
+  const total = job.totalRecords === undefined ? `${job.recordsRead}+` : String(job.totalRecords);
+  return [
+    `${job.doneRecords}/${total} records`,
+    `${totals.successRecordCount} succeeded`,
+    `${totals.errorRecordCount} failed`,
+    `tokens in ${totals.inputTokenCount.toLocaleString('en-US')} out ${totals.outputTokenCount.toLocaleString('en-US')}`,
+    `$${nanoUsdToUsd(totals.costNanoUsd).toFixed(4)}`,
+    `${((Date.now() - started) / 1000).toFixed(1)} s`,
+  ].join(' · ');
+}
