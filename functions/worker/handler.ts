@@ -1,5 +1,5 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -11,7 +11,7 @@ import {
   type WorkerPorts,
   type WorkerSettings,
 } from '../../shared/pipeline/worker.ts';
-import type { Observability } from '../observability.ts';
+import { METRICS_NAMESPACE, type Observability } from '../observability.ts';
 
 export interface WorkerDependencies extends Observability {
   readonly ports: WorkerPorts & { readonly queue: RecordQueue };
@@ -48,6 +48,37 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
       return job;
     };
 
+    const usageByModel = new Map<
+      string,
+      {
+        input: number;
+        output: number;
+        cacheWrite: number;
+        cacheRead: number;
+        costNanoUsd: number;
+        latencyMs: number[];
+      }
+    >();
+    const tally = (verdict: RecordVerdict) => {
+      count(verdict);
+      if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) return;
+      const usage = usageByModel.get(verdict.model.modelId) ?? {
+        input: 0,
+        output: 0,
+        cacheWrite: 0,
+        cacheRead: 0,
+        costNanoUsd: 0,
+        latencyMs: [],
+      };
+      usage.input += verdict.completion.inputTokens;
+      usage.output += verdict.completion.outputTokens;
+      usage.cacheWrite += verdict.completion.cacheCreationInputTokens;
+      usage.cacheRead += verdict.completion.cacheReadInputTokens;
+      usage.costNanoUsd += verdict.completion.costNanoUsd;
+      usage.latencyMs.push(verdict.model.latencyMs);
+      usageByModel.set(verdict.model.modelId, usage);
+    };
+
     const failures = await Promise.all(
       event.Records.map(async (record): Promise<SQSBatchItemFailure | undefined> => {
         try {
@@ -59,7 +90,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
             settings,
             recordsSignal,
           );
-          count(verdict);
+          tally(verdict);
           logger.debug('record processed', {
             jobId: message.jobId,
             recordId: message.recordId,
@@ -80,6 +111,22 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
         }
       }),
     );
+    // Tokens, cost and latency per model: the one dimension worth its cost (a job is a property, not a dimension).
+    for (const [modelId, usage] of usageByModel) {
+      const perModel = new Metrics({
+        namespace: METRICS_NAMESPACE,
+        serviceName: 'worker',
+        defaultDimensions: { model: modelId },
+      });
+      perModel.addMetric('InputTokens', MetricUnit.Count, usage.input);
+      perModel.addMetric('OutputTokens', MetricUnit.Count, usage.output);
+      perModel.addMetric('CacheWriteInputTokens', MetricUnit.Count, usage.cacheWrite);
+      perModel.addMetric('CacheReadInputTokens', MetricUnit.Count, usage.cacheRead);
+      perModel.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, usage.costNanoUsd / 1e9);
+      for (const latency of usage.latencyMs)
+        perModel.addMetric('ModelLatency', MetricUnit.Milliseconds, latency);
+      perModel.publishStoredMetrics();
+    }
     return {
       batchItemFailures: failures.filter((failure): failure is SQSBatchItemFailure => failure !== undefined),
     };

@@ -8,7 +8,7 @@ import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
 import { buildInvocation, type Invocation } from '../request/build-request.ts';
 import { type CompletionPorts, completeFromStore, completionOf, finishRecord } from './complete.ts';
-import type { JobRecord, ModelInvoker, StoredResult, TokenBudget } from './ports.ts';
+import type { JobRecord, ModelInvoker, RecordCompletion, StoredResult, TokenBudget } from './ports.ts';
 
 export interface WorkerPorts extends CompletionPorts {
   readonly model: ModelInvoker;
@@ -30,7 +30,14 @@ export interface WorkerSettings {
 }
 
 export type RecordVerdict =
-  | { readonly kind: 'done'; readonly status: RecordOutcome['status'] | 'already-done' }
+  | {
+      readonly kind: 'done';
+      readonly status: RecordOutcome['status'] | 'already-done';
+      /** What the record added to its job (absent when it was done before). */
+      readonly completion?: RecordCompletion;
+      /** The model id called and how long Bedrock took, for records that reached it. */
+      readonly model?: { readonly modelId: string; readonly latencyMs: number };
+    }
   | { readonly kind: 'retry'; readonly delaySeconds: number; readonly failure: Failure | undefined };
 
 /**
@@ -60,14 +67,20 @@ export async function processRecord(
   const finish = async (
     outcome: RecordOutcome,
     billing?: Parameters<typeof completionOf>[3],
+    model?: { modelId: string; latencyMs: number },
   ): Promise<RecordVerdict> => {
     const result: StoredResult = {
       subject,
       outcome,
       completion: completionOf(message.lineNumber, subject.family, outcome, billing),
     };
-    await finishRecord(ports, job, result);
-    return { kind: 'done', status: outcome.status };
+    const stored = await finishRecord(ports, job, result);
+    return {
+      kind: 'done',
+      status: outcome.status,
+      completion: stored.completion,
+      ...(model === undefined ? {} : { model }),
+    };
   };
   const fail = (error: unknown, suffix = '') => {
     const failure = classifyFailure(error);
@@ -113,6 +126,7 @@ export async function processRecord(
   }
 
   let response: MessagesResponse;
+  const calledAt = Date.now();
   try {
     response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, signal);
   } catch (error) {
@@ -135,7 +149,11 @@ export async function processRecord(
       usage.output_tokens * settings.outputBurndown,
   );
   await ports.budget.recordSuccess(budgetKey);
-  return finish({ status: 'succeeded', response }, { usage, resolved: invocation.resolved });
+  return finish(
+    { status: 'succeeded', response },
+    { usage, resolved: invocation.resolved },
+    { modelId: invocation.modelId, latencyMs: Date.now() - calledAt },
+  );
 }
 
 function retryLater(failure: Failure, attempt: number, settings: WorkerSettings): RecordVerdict {

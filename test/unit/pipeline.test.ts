@@ -248,10 +248,15 @@ describe('exactly once', () => {
     await pipeline.finalizeAll();
 
     // Assess
-    expect(verdicts).toEqual([
-      { kind: 'done', status: 'succeeded' },
+    expect(verdicts).toMatchObject([
+      {
+        kind: 'done',
+        status: 'succeeded',
+        completion: { inputTokens: 10, outputTokens: 5, costNanoUsd: 175_000 },
+      },
       { kind: 'done', status: 'already-done' },
     ]);
+    expect(verdicts[1]).not.toHaveProperty('completion');
     expect(pipeline.model.calls).toHaveLength(2);
     expect(pipeline.manifest('inputs/twice.jsonl')).toMatchObject({
       totalRecordCount: 2,
@@ -324,7 +329,7 @@ describe('exactly once', () => {
     await pipeline.finalizeAll();
 
     // Assess
-    expect(verdict).toEqual({ kind: 'done', status: 'succeeded' });
+    expect(verdict).toMatchObject({ kind: 'done', status: 'succeeded' });
     expect(pipeline.outputLines('inputs/race.jsonl')).toEqual([
       expect.objectContaining({ text: 'answer 1' }),
     ]);
