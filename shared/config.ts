@@ -124,6 +124,12 @@ export const workerSettings = settingsSchema({
   ...workerRuntimeSettings,
 });
 export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSettings });
+export const sweeperSettings = settingsSchema({
+  LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,
+  RECORD_DLQ_URL: required("the URL of the record queue's dead-letter queue"),
+  STUCK_AFTER_MINUTES: positiveInteger('minutes without progress after which a job is reported stuck', 30),
+  ...eventSettings,
+});
 
 export function retryPolicyOf(settings: { [Key in keyof typeof retrySettings]: number }): RetryPolicy {
   return {

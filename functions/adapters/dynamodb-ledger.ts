@@ -1,10 +1,13 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type {
   JobRecord,
   JobSettings,
@@ -14,9 +17,14 @@ import type {
   RecordCompletion,
 } from '../../shared/pipeline/ports.ts';
 
+/** The sparse index of unfinished jobs: only job items carry its key, and only until they finish. */
+export const ACTIVE_JOBS_INDEX = 'active-jobs';
+const ACTIVE = 'ACTIVE';
+
 /**
  * The job ledger in one DynamoDB table (pk, sk): the job item `JOB#<id>`/`JOB` with its counters, one
  * `ID#<recordId>` item per claimed id, and one `REC#<line>` item per record that has started or finished.
+ * Unfinished jobs also carry `activeFlag`, the key of the sparse ACTIVE_JOBS_INDEX (keys only).
  */
 export class DynamoDbLedger implements Ledger {
   constructor(
@@ -38,6 +46,7 @@ export class DynamoDbLedger implements Ledger {
             key: source.key,
             ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
             ...totals,
+            ...(job.status === 'failed' ? {} : { activeFlag: ACTIVE }),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -70,7 +79,7 @@ export class DynamoDbLedger implements Ledger {
       return undefined;
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return Number((error as { Item?: { lineNumber?: unknown } }).Item?.lineNumber ?? 0);
+      return Number(itemOfConditionFailure(error).lineNumber);
     }
   }
 
@@ -119,10 +128,14 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async failJob(jobId: string, reason: string): Promise<void> {
-    await this.update(jobId, 'SET #status = :failed, failureReason = :reason, updatedAt = :now', {
-      ':failed': 'failed',
-      ':reason': reason,
-    });
+    await this.update(
+      jobId,
+      'SET #status = :failed, failureReason = :reason, updatedAt = :now REMOVE activeFlag',
+      {
+        ':failed': 'failed',
+        ':reason': reason,
+      },
+    );
   }
 
   async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
@@ -164,8 +177,7 @@ export class DynamoDbLedger implements Ledger {
       return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1) };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      const status = (error as { Item?: { status?: unknown } }).Item?.status;
-      return status === 'done' ? { kind: 'done' } : { kind: 'held' };
+      return itemOfConditionFailure(error).status === 'done' ? { kind: 'done' } : { kind: 'held' };
     }
   }
 
@@ -262,10 +274,14 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void> {
-    await this.update(jobId, 'SET #status = :status, finishedAt = :finished, updatedAt = :now', {
-      ':status': status,
-      ':finished': finishedAt,
-    });
+    await this.update(
+      jobId,
+      'SET #status = :status, finishedAt = :finished, updatedAt = :now REMOVE activeFlag',
+      {
+        ':status': status,
+        ':finished': finishedAt,
+      },
+    );
   }
 
   async cancelJob(jobId: string): Promise<boolean> {
@@ -290,6 +306,26 @@ export class DynamoDbLedger implements Ledger {
       if (isConditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  async *listActiveJobs(): AsyncIterable<JobRecord> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ACTIVE_JOBS_INDEX,
+          KeyConditionExpression: 'activeFlag = :active',
+          ExpressionAttributeValues: { ':active': ACTIVE },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const key of page.Items ?? []) {
+        const job = await this.getJob(String(key.pk).slice('JOB#'.length));
+        if (job !== undefined) yield job;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
   }
 
   private async update(jobId: string, expression: string, values: Record<string, unknown>): Promise<void> {
@@ -353,6 +389,12 @@ function jobOf(item: Record<string, unknown>): JobRecord {
 
 function withoutUndefined<Value extends object>(value: Value): Value {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Value;
+}
+
+/** The item a failed condition saw (ReturnValuesOnConditionCheckFailure), which the document client leaves marshalled. */
+function itemOfConditionFailure(error: unknown): Record<string, unknown> {
+  const item = (error as { Item?: Record<string, AttributeValue> }).Item;
+  return item === undefined ? {} : unmarshall(item);
 }
 
 function isConditionFailure(error: unknown): boolean {

@@ -1,7 +1,8 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { PipelineError } from '../../shared/errors.ts';
 import type { EnqueueContinuation, EventPublisher, FinalizeTrigger } from '../../shared/pipeline/ports.ts';
+import type { DeadLetters } from '../../shared/pipeline/sweeper.ts';
 
 /** The `source` of every event the pipeline puts on the bus. */
 export const EVENT_SOURCE = 'bedrock-batch-pipeline';
@@ -61,5 +62,23 @@ export class QueueFinalizeTrigger implements FinalizeTrigger {
     await this.sqs.send(
       new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify({ jobId }) }),
     );
+  }
+}
+
+/** The record queue's DLQ depth, for the stuck-job sweeper. */
+export class QueueDeadLetters implements DeadLetters {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async count(): Promise<number> {
+    const { Attributes } = await this.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: this.queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages'],
+      }),
+    );
+    return Number(Attributes?.ApproximateNumberOfMessages ?? 0);
   }
 }

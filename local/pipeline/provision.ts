@@ -2,6 +2,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
+import { ACTIVE_JOBS_INDEX } from '../../functions/adapters/dynamodb-ledger.ts';
 
 export interface PipelineResources {
   readonly bucket: string;
@@ -40,6 +41,18 @@ export async function provisionPipeline(
       AttributeDefinitions: [
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'activeFlag', AttributeType: 'S' },
+        { AttributeName: 'createdAt', AttributeType: 'S' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: ACTIVE_JOBS_INDEX,
+          KeySchema: [
+            { AttributeName: 'activeFlag', KeyType: 'HASH' },
+            { AttributeName: 'createdAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
     }),
   );

@@ -147,6 +147,8 @@ export interface Ledger {
   finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void>;
   /** Asks a job that is not finished to stop; false when it is already finished or unknown. */
   cancelJob(jobId: string): Promise<boolean>;
+  /** Jobs not finished yet, for the stuck-job sweeper. */
+  listActiveJobs(): AsyncIterable<JobRecord>;
 }
 
 export interface BudgetReservation {

@@ -252,6 +252,12 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
+  async *listActiveJobs(): AsyncIterable<JobRecord> {
+    for (const job of this.jobs.values()) {
+      if (['enqueuing', 'running', 'finalizing'].includes(job.status)) yield structuredClone(job);
+    }
+  }
+
   private job(jobId: string): MutableJob {
     const job = this.jobs.get(jobId);
     if (job === undefined) throw new Error(`no job ${jobId}`);

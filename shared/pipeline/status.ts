@@ -1,0 +1,42 @@
+import { nanoUsdToUsd } from '../cost/cost.ts';
+import type { JobRecord } from './ports.ts';
+
+/** A job as a person (or the CLI's `status` command) wants to see it: progress, tokens and cost so far. */
+export function describeJob(job: JobRecord) {
+  const { totals } = job;
+  const total = job.totalRecords;
+  return {
+    jobId: job.jobId,
+    status: job.status,
+    cancelRequested: job.cancelRequested,
+    input: `s3://${job.source.bucket}/${job.source.key}`,
+    model: job.settings.model,
+    endpoint: job.settings.endpoint,
+    region: job.settings.region,
+    records: {
+      /** Unknown until the whole file has been read. */
+      total,
+      read: job.recordsRead,
+      done: job.doneRecords,
+      succeeded: totals.successRecordCount,
+      failed: totals.errorRecordCount,
+      canceled: totals.canceledRecordCount,
+      remaining: total === undefined ? undefined : total - job.doneRecords,
+    },
+    percentDone:
+      total === undefined || total === 0 ? undefined : Math.floor((job.doneRecords / total) * 1000) / 10,
+    tokens: {
+      input: totals.inputTokenCount,
+      output: totals.outputTokenCount,
+      cacheWrite: totals.cacheCreationInputTokenCount,
+      cacheRead: totals.cacheReadInputTokenCount,
+    },
+    estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    finishedAt: job.finishedAt,
+    failureReason: job.failureReason,
+  };
+}
+
+export type JobStatusView = ReturnType<typeof describeJob>;
