@@ -1,5 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type middy from '@middy/core';
 
 export const METRICS_NAMESPACE = 'BedrockBatchPipeline';
 
@@ -14,4 +19,19 @@ export function observability(serviceName: string) {
   };
 }
 
-export type Observability = ReturnType<typeof observability>;
+export interface Observability {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** On Lambda only (X-Ray); locally and in tests there is none. */
+  readonly tracer?: Tracer | undefined;
+}
+
+/** The Powertools middlewares every handler wears: context in the logs, EMF metrics, and tracing when on. */
+export function withObservability<Event, Result>(
+  handler: middy.MiddyfiedHandler<Event, Result>,
+  { logger, metrics, tracer }: Observability,
+): middy.MiddyfiedHandler<Event, Result> {
+  handler.use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
+  if (tracer !== undefined) handler.use(captureLambdaHandler(tracer));
+  return handler;
+}

@@ -1,6 +1,4 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { PipelineError } from '../../shared/errors.ts';
@@ -13,7 +11,7 @@ import {
   startJob,
 } from '../../shared/pipeline/enqueue.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../adapters/events.ts';
-import type { Observability } from '../observability.ts';
+import { type Observability, withObservability } from '../observability.ts';
 
 export interface EnqueueDependencies extends Observability {
   readonly ports: EnqueuePorts;
@@ -49,9 +47,7 @@ export function createEnqueueHandler(dependencies: EnqueueDependencies) {
     return outcome;
   };
 
-  return middy(handle)
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(logMetrics(metrics));
+  return withObservability(middy(handle), dependencies);
 }
 
 function jobIdOf(detail: unknown): string {

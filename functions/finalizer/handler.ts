@@ -1,11 +1,9 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { type FinalizePorts, finalizeJob } from '../../shared/pipeline/finalize.ts';
-import type { Observability } from '../observability.ts';
+import { type Observability, withObservability } from '../observability.ts';
 
 export interface FinalizerDependencies extends Observability {
   readonly ports: FinalizePorts;
@@ -33,5 +31,5 @@ export function createFinalizerHandler(dependencies: FinalizerDependencies) {
     }
   };
 
-  return middy(handle).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+  return withObservability(middy(handle), dependencies);
 }

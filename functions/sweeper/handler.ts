@@ -1,6 +1,4 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import type { EventPublisher } from '../../shared/pipeline/ports.ts';
@@ -10,7 +8,7 @@ import {
   type SweepReport,
   sweepStuckJobs,
 } from '../../shared/pipeline/sweeper.ts';
-import type { Observability } from '../observability.ts';
+import { type Observability, withObservability } from '../observability.ts';
 
 export interface SweeperDependencies extends Observability {
   readonly ports: {
@@ -37,5 +35,5 @@ export function createSweeperHandler(dependencies: SweeperDependencies) {
     return report;
   };
 
-  return middy(handle).use(injectLambdaContext(logger)).use(logMetrics(metrics));
+  return withObservability(middy(handle), dependencies);
 }

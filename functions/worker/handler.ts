@@ -1,6 +1,4 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseRecordMessage } from '../../shared/messages/record-message.ts';
@@ -11,7 +9,7 @@ import {
   type WorkerPorts,
   type WorkerSettings,
 } from '../../shared/pipeline/worker.ts';
-import { METRICS_NAMESPACE, type Observability } from '../observability.ts';
+import { METRICS_NAMESPACE, type Observability, withObservability } from '../observability.ts';
 
 export interface WorkerDependencies extends Observability {
   readonly ports: WorkerPorts & { readonly queue: RecordQueue };
@@ -149,9 +147,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     metrics.addMetric(name, MetricUnit.Count, 1);
   };
 
-  return middy(handle, { timeoutEarlyInMillis: 1_000 })
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+  return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
 }
 
 /** What can be said of a record whose message could not be parsed, without its content. */

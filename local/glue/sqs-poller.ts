@@ -48,12 +48,15 @@ export class SqsPoller {
     recordsDeleted: 0,
     recordsReportedFailed: 0,
   };
-  private readonly abort = new AbortController();
+  private abort = new AbortController();
   private loops: Promise<void>[] = [];
 
   constructor(private readonly options: SqsPollerOptions) {}
 
+  /** Starts polling (again, after a stop: Lambda's event source can be disabled and enabled). */
   start(): void {
+    if (this.loops.length > 0) return;
+    this.abort = new AbortController();
     const concurrency = this.options.maxConcurrency ?? 2;
     this.loops = Array.from({ length: concurrency }, () => this.loop());
   }
@@ -62,6 +65,7 @@ export class SqsPoller {
   async stop(): Promise<void> {
     this.abort.abort();
     await Promise.all(this.loops);
+    this.loops = [];
   }
 
   private async loop(): Promise<void> {

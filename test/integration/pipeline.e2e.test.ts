@@ -3,6 +3,7 @@ import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { jobIdOf, resultLocation } from '../../shared/pipeline/job.ts';
 import { readFixture } from '../support/factories.ts';
 
 let cloud: LocalCloud;
@@ -44,6 +45,16 @@ async function outputOf(inputKey: string) {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
   const manifest = JSON.parse(await text(`outputs/${relative}.manifest.json.out`)) as Record<string, unknown>;
   return { lines, manifest };
+}
+
+/** The job id of the latest upload of `key`, from its S3 event, as the enqueue function derives it. */
+function jobIdOfUpload(key: string): string {
+  const event = pipeline.shim.events.findLast(
+    (candidate) => (candidate.detail as { object?: { key?: string } }).object?.key === key,
+  );
+  const etag = (event?.detail as { object?: { etag?: string } } | undefined)?.object?.etag;
+  if (etag === undefined) throw new Error(`no S3 event for ${key}`);
+  return jobIdOf(pipeline.resources.bucket, key, etag);
 }
 
 /** Waits until the queue holds no message, visible or in flight. */
@@ -196,6 +207,102 @@ describe('the pipeline on the local cloud', () => {
       totals: expect.objectContaining({ successRecordCount: 2 }),
     });
     expect(cloud.bedrock.state().responses['200'] ?? 0).toBe(before);
+  });
+});
+
+describe('failures between steps', () => {
+  it('treats a duplicate S3 event as a no-op', async () => {
+    // Prepare
+    await upload('inputs/event-twice.jsonl', `${plain('a', 'Once')}\n`);
+    await pipeline.completion('inputs/event-twice.jsonl');
+    const calls = cloud.bedrock.state().responses['200'] ?? 0;
+    const completions = pipeline.shim.events.filter(
+      (event) => event['detail-type'] === 'Batch Job Completed',
+    ).length;
+
+    // Act: S3 delivers the same notification again.
+    cloud.objectCreated.emit('created', {
+      bucket: pipeline.resources.bucket,
+      key: 'inputs/event-twice.jsonl',
+      reason: 'PutObject',
+    });
+    await pipeline.shim.idle();
+    await queueDrained(pipeline.resources.recordQueueUrl);
+
+    // Assess
+    expect(cloud.bedrock.state().responses['200'] ?? 0).toBe(calls);
+    expect(
+      pipeline.shim.events.filter((event) => event['detail-type'] === 'Batch Job Completed'),
+    ).toHaveLength(completions);
+  });
+
+  it('adopts the result a worker stored before it died, without calling Bedrock again', async () => {
+    // Prepare: workers paused, the file enqueued, and a result stored for line 1 as if a worker had died
+    // right after writing it (before the ledger update).
+    await pipeline.workerPoller.stop();
+    await upload('inputs/killed.jsonl', `${plain('survivor', 'Hello')}\n${plain('other', 'World')}\n`);
+    await pipeline.shim.idle();
+    const jobId = jobIdOfUpload('inputs/killed.jsonl');
+    const stored = {
+      subject: { recordId: 'survivor', lineNumber: 1, family: 'plain' },
+      outcome: {
+        status: 'succeeded',
+        response: {
+          type: 'message',
+          content: [{ type: 'text', text: 'stored before the crash' }],
+          stop_reason: 'end_turn',
+          usage: { input_tokens: 3, output_tokens: 4 },
+        },
+      },
+      completion: {
+        lineNumber: 1,
+        status: 'succeeded',
+        family: 'plain',
+        inputTokens: 3,
+        outputTokens: 4,
+        cacheCreationInputTokens: 0,
+        cacheReadInputTokens: 0,
+        costNanoUsd: 115_000,
+      },
+    };
+    await upload(
+      resultLocation({ jobId, source: { bucket: pipeline.resources.bucket, key: 'inputs/killed.jsonl' } }, 1)
+        .key,
+      JSON.stringify(stored),
+    );
+    const calls = cloud.bedrock.state().responses['200'] ?? 0;
+
+    // Act
+    pipeline.workerPoller.start();
+    await pipeline.completion('inputs/killed.jsonl');
+
+    // Assess
+    const { lines, manifest } = await outputOf('inputs/killed.jsonl');
+    expect(lines[0]).toMatchObject({ id: 'survivor', text: 'stored before the crash' });
+    expect(lines[1]).toMatchObject({ id: 'other', status: 'succeeded' });
+    expect(cloud.bedrock.state().responses['200'] ?? 0).toBe(calls + 1);
+    expect(manifest).toMatchObject({ successRecordCount: 2 });
+  });
+
+  it('cancels a job: records not yet run become canceled results and the job ends cancelled', async () => {
+    // Prepare
+    await pipeline.workerPoller.stop();
+    await upload('inputs/cancel-me.jsonl', [plain('c1', 'One'), plain('c2', 'Two')].join('\n'));
+    await pipeline.shim.idle();
+    const jobId = jobIdOfUpload('inputs/cancel-me.jsonl');
+
+    // Act
+    const cancelled = await pipeline.ledger.cancelJob(jobId);
+    pipeline.workerPoller.start();
+    const event = await pipeline.completion('inputs/cancel-me.jsonl');
+
+    // Assess
+    expect(cancelled).toBe(true);
+    const { lines, manifest } = await outputOf('inputs/cancel-me.jsonl');
+    expect(lines.map((line) => line.status)).toEqual(['canceled', 'canceled']);
+    expect(manifest).toMatchObject({ status: 'cancelled', canceledRecordCount: 2, processedRecordCount: 0 });
+    expect(event.detail).toMatchObject({ status: 'cancelled' });
+    expect(await pipeline.ledger.getJob(jobId)).toMatchObject({ status: 'cancelled' });
   });
 });
 
