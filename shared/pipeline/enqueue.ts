@@ -5,11 +5,10 @@ import { parseLine } from '../input/parse-line.ts';
 import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
-import { emptyTotals } from '../output/manifest.ts';
 import { lineErrorOutcome } from '../output/result-records.ts';
 import { type CompletionPorts, completionOf, finalizeIfDone, finishRecord } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
-import { jobIdOf, jobSettingsFrom } from './job.ts';
+import { jobIdOf, jobSettingsFrom, newJobRecord } from './job.ts';
 import type {
   EnqueueContinuation,
   EventPublisher,
@@ -62,24 +61,8 @@ export async function startJob(
   const { location, info } = found;
   const jobId = jobIdOf(location.bucket, location.key, info.versionId ?? info.etag);
   const now = (settings.now ?? (() => new Date()))().toISOString();
-  const draft: JobRecord = {
-    jobId,
-    status: 'enqueuing',
-    source: location,
-    settings: settings.defaults,
-    createdAt: now,
-    updatedAt: now,
-    readOffset: 0,
-    readLine: 1,
-    recordsRead: 0,
-    totalRecords: undefined,
-    doneRecords: 0,
-    totals: emptyTotals,
-    familyCounts: {},
-    failureReason: undefined,
-    finishedAt: undefined,
-    cancelRequested: false,
-  };
+  const draft = newJobRecord(jobId, location, settings.defaults, now);
+
   let jobSettings: JobSettings;
   try {
     jobSettings = jobSettingsFrom(info.metadata, settings.defaults);

@@ -4,6 +4,7 @@ import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
 import { resolveModel } from '../models/resolve-model.ts';
+import { emptyTotals } from '../output/manifest.ts';
 import type { JobRecord, JobSettings, ObjectLocation } from './ports.ts';
 
 export const INPUT_PREFIX = 'inputs/';
@@ -84,4 +85,31 @@ export function jobSettingsFrom(
 export function dominantFamily(counts: Readonly<Partial<Record<InputFamily, number>>>): InputFamily {
   const ranked = (Object.entries(counts) as Array<[InputFamily, number]>).sort((a, b) => b[1] - a[1]);
   return ranked[0]?.[0] ?? 'plain';
+}
+
+/** A job as it starts: nothing read, nothing done. */
+export function newJobRecord(
+  jobId: string,
+  source: ObjectLocation,
+  settings: JobSettings,
+  now: string,
+): JobRecord {
+  return {
+    jobId,
+    status: 'enqueuing',
+    source,
+    settings,
+    createdAt: now,
+    updatedAt: now,
+    readOffset: 0,
+    readLine: 1,
+    recordsRead: 0,
+    totalRecords: undefined,
+    doneRecords: 0,
+    totals: emptyTotals,
+    familyCounts: {},
+    failureReason: undefined,
+    finishedAt: undefined,
+    cancelRequested: false,
+  };
 }

@@ -4,7 +4,7 @@ import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
-import { emptyTotals } from '../../shared/output/manifest.ts';
+import { newJobRecord } from '../../shared/pipeline/job.ts';
 import type { JobRecord, Ledger } from '../../shared/pipeline/ports.ts';
 import { MemoryLedger } from '../support/memory-ports.ts';
 
@@ -17,27 +17,14 @@ beforeAll(async () => {
 afterAll(() => cloud.stop());
 
 let jobCount = 0;
-function newJob(overrides: Partial<JobRecord> = {}): JobRecord {
+function newJob(): JobRecord {
   jobCount += 1;
-  return {
-    jobId: `job-contract-${jobCount}`,
-    status: 'enqueuing',
-    source: { bucket: 'b', key: 'inputs/a.jsonl' },
-    settings: { model: 'opus-4.6', region: 'us-west-2', endpoint: 'global', defaultMaxTokens: 100 },
-    createdAt: '2026-11-25T10:00:00.000Z',
-    updatedAt: '2026-11-25T10:00:00.000Z',
-    readOffset: 0,
-    readLine: 1,
-    recordsRead: 0,
-    totalRecords: undefined,
-    doneRecords: 0,
-    totals: emptyTotals,
-    familyCounts: {},
-    failureReason: undefined,
-    finishedAt: undefined,
-    cancelRequested: false,
-    ...overrides,
-  };
+  return newJobRecord(
+    `job-contract-${jobCount}`,
+    { bucket: 'b', key: 'inputs/a.jsonl' },
+    { model: 'opus-4.6', region: 'us-west-2', endpoint: 'global', defaultMaxTokens: 100 },
+    '2026-11-25T10:00:00.000Z',
+  );
 }
 
 const completion = (lineNumber: number, status: 'succeeded' | 'errored' = 'succeeded') => ({

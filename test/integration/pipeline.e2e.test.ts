@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { jobIdOf, resultLocation } from '../../shared/pipeline/job.ts';
-import { readFixture } from '../support/factories.ts';
+import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 
 let cloud: LocalCloud;
 let pipeline: LocalPipeline;
@@ -88,19 +88,7 @@ describe('the pipeline on the local cloud', () => {
 
     // Assess
     const { lines, manifest } = await outputOf('inputs/mixed.jsonl');
-    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual([
-      'summary-001',
-      'ticket-42',
-      'haiku-about-s3',
-      'line-5',
-      'line-6',
-      'line-7',
-      'line-8',
-      'summary-001',
-      'translate-7',
-      'legacy-model',
-      '12',
-    ]);
+    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual(MIXED_SAMPLE_RESULT_IDS);
     expect(lines[0]).toMatchObject({
       recordId: 'summary-001',
       modelInput: { max_tokens: 300 },

@@ -47,3 +47,18 @@ export function catalogWith(edit: (models: typeof modelsData) => void): Catalog 
   edit(copy);
   return new Catalog(copy, regionsData);
 }
+
+/** The record ids of events/prompts/mixed.jsonl's results, in input order (derived ids for lines without one). */
+export const MIXED_SAMPLE_RESULT_IDS = [
+  'summary-001',
+  'ticket-42',
+  'haiku-about-s3',
+  'line-5',
+  'line-6',
+  'line-7',
+  'line-8',
+  'summary-001',
+  'translate-7',
+  'legacy-model',
+  '12',
+];

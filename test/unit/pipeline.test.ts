@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
-import { readFixture } from '../support/factories.ts';
+import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -23,19 +23,7 @@ describe('a job, end to end on in-memory ports', () => {
     // Assess
     expect(outcome).toMatchObject({ kind: 'read', totalRecords: 11 });
     const lines = pipeline.outputLines('inputs/mixed.jsonl');
-    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual([
-      'summary-001',
-      'ticket-42',
-      'haiku-about-s3',
-      'line-5',
-      'line-6',
-      'line-7',
-      'line-8',
-      'summary-001',
-      'translate-7',
-      'legacy-model',
-      '12',
-    ]);
+    expect(lines.map((line) => line.recordId ?? line.custom_id ?? line.id)).toEqual(MIXED_SAMPLE_RESULT_IDS);
     expect(lines[0]).toMatchObject({ recordId: 'summary-001', modelOutput: { content: [{ type: 'text' }] } });
     expect(lines[1]).toMatchObject({ custom_id: 'ticket-42', result: { type: 'succeeded' } });
     expect(lines[2]).toMatchObject({
