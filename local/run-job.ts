@@ -1,5 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
@@ -14,8 +15,23 @@ export interface LocalJobOptions {
   readonly speed?: number;
   /** Per-file options, as `aws s3 cp --metadata` would set them. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** The Bedrock quota: the stand-in's, and the pipeline's shared budget. */
   readonly tokensPerMinute?: number;
+  readonly region?: string;
+  /** Calls go to the local stand-in, or to real Bedrock with the default AWS credential chain. */
+  readonly bedrock?: 'local' | 'aws';
   readonly log?: (line: string) => void;
+  /** Called about twice a second while the job runs; the default logs a progress line when it changes. */
+  readonly onProgress?: (progress: JobProgress) => void;
+}
+
+export interface JobProgress {
+  readonly job: JobRecord | undefined;
+  /** Records sent back to the queue to try again (Bedrock errors and budget waits). */
+  readonly retries: number;
+  /** Throttles Bedrock (the stand-in) answered. */
+  readonly bedrockThrottles: number;
+  readonly elapsedMs: number;
 }
 
 export interface LocalJobResult {
@@ -37,16 +53,24 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   const body = await readFile(options.file);
   const name = path.basename(options.file);
 
-  log(`Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock stand-in)...`);
+  const tokensPerMinute = options.tokensPerMinute ?? 400_000;
+  log(
+    `Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock ${options.bedrock === 'aws' ? 'on AWS' : 'stand-in'})...`,
+  );
   const cloud = await startLocalCloud({
-    bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute: options.tokensPerMinute ?? 400_000 } },
+    ...(options.region === undefined ? {} : { region: options.region }),
+    bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute } },
   });
   const stopOnSignal = () => {
     void cloud.stop().finally(() => process.exit(130));
   };
   process.once('SIGINT', stopOnSignal);
   try {
-    const pipeline = await startLocalPipeline(cloud, { workerConcurrency: 4 });
+    const pipeline = await startLocalPipeline(cloud, {
+      workerConcurrency: 4,
+      tokensPerMinute,
+      ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
+    });
     const key = `inputs/${name}`;
     const bucket = pipeline.resources.bucket;
     const put = await cloud.clients.s3.send(
@@ -57,15 +81,23 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
 
     const started = Date.now();
     let lastLine = '';
-    const progress = setInterval(() => {
-      void pipeline.ledger.getJob(jobId).then((job) => {
-        const line = progressLine(job, started);
+    const onProgress =
+      options.onProgress ??
+      ((progress: JobProgress) => {
+        const line = progressLine(progress);
         if (line !== lastLine) log(line);
         lastLine = line;
       });
-    }, 500);
-    const completion = await pipeline.completion(key, 600_000).finally(() => clearInterval(progress));
-    log(progressLine(await pipeline.ledger.getJob(jobId), started));
+    const report = async () =>
+      onProgress({
+        job: await pipeline.ledger.getJob(jobId),
+        retries: pipeline.workerPoller.stats.recordsReportedFailed,
+        bedrockThrottles: cloud.bedrock.state().responses.ThrottlingException ?? 0,
+        elapsedMs: Date.now() - started,
+      });
+    const progress = setInterval(() => void report(), 500);
+    const completion = await pipeline.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
+    await report();
 
     const { output, manifest } = outputLocations({ bucket, key });
     await mkdir(options.outDir, { recursive: true });
@@ -87,7 +119,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   }
 }
 
-function progressLine(job: JobRecord | undefined, started: number): string {
+/** Real Bedrock, through the default AWS credential chain, for `--bedrock aws`. */
+function realBedrock(region: string): BedrockRuntimeClient {
+  return new BedrockRuntimeClient({ region, maxAttempts: 2 });
+}
+
+export function progressLine({ job, retries, bedrockThrottles, elapsedMs }: JobProgress): string {
   if (job === undefined) return 'waiting for the job to start';
   const { totals } = job;
   const total = job.totalRecords === undefined ? `${job.recordsRead}+` : String(job.totalRecords);
@@ -96,7 +133,9 @@ function progressLine(job: JobRecord | undefined, started: number): string {
     `${totals.successRecordCount} succeeded`,
     `${totals.errorRecordCount} failed`,
     `tokens in ${totals.inputTokenCount.toLocaleString('en-US')} out ${totals.outputTokenCount.toLocaleString('en-US')}`,
+    `${retries} retried`,
+    `${bedrockThrottles} throttled`,
     `$${nanoUsdToUsd(totals.costNanoUsd).toFixed(4)}`,
-    `${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `${(elapsedMs / 1000).toFixed(1)} s`,
   ].join(' · ');
 }

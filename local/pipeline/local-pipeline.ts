@@ -1,3 +1,4 @@
+import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { BedrockInvoker } from '../../functions/adapters/bedrock-invoker.ts';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
@@ -37,6 +38,8 @@ export interface LocalPipelineOptions {
   readonly enqueueChunkLines?: number;
   readonly visibilityTimeoutSeconds?: number;
   readonly prefix?: string;
+  /** The Bedrock client the workers call: the local cloud's stand-in unless given (real Bedrock, say). */
+  readonly bedrock?: BedrockRuntimeClient;
 }
 
 export interface LocalPipeline {
@@ -99,7 +102,7 @@ export async function startLocalPipeline(
       ledger,
       queue,
       finalize,
-      model: new BedrockInvoker(clients.bedrock),
+      model: new BedrockInvoker(options.bedrock ?? clients.bedrock),
       budget: new DynamoDbTokenBudget(clients.documents, resources.tableName, {
         tokensPerMinute: options.tokensPerMinute ?? 2_000_000,
       }),

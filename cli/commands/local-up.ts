@@ -1,0 +1,81 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { LOCAL_CREDENTIALS, startLocalCloud } from '../../local/cloud/local-cloud.ts';
+import { startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { DEFAULT_RESOURCES_FILE, type StackResources } from '../resources.ts';
+import type { Terminal } from '../terminal.ts';
+
+export const LOCAL_UP_USAGE =
+  'bedrock-batch local up [--region r] [--speed x] [--quota-tpm n] [--resources file]';
+
+/**
+ * Keeps the local cloud and the pipeline running until Ctrl-C, and writes where everything is to a resources
+ * file, so `aws s3 cp ... --endpoint-url`, `submit`, `status`, `results` and `cancel` work against it.
+ */
+export async function localUpCommand(
+  args: string[],
+  term: Terminal,
+  stopSignal: Promise<void>,
+): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      region: { type: 'string', default: 'us-west-2' },
+      speed: { type: 'string', default: '1' },
+      'quota-tpm': { type: 'string', default: '400000' },
+      resources: { type: 'string', default: DEFAULT_RESOURCES_FILE },
+    },
+  });
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  const tokensPerMinute = Number(values['quota-tpm']);
+  const cloud = await startLocalCloud({
+    region: values.region,
+    bedrock: { speed: Number(values.speed), quota: { tokensPerMinute } },
+  });
+  try {
+    const pipeline = await startLocalPipeline(cloud, { tokensPerMinute });
+    const resources: StackResources = {
+      region: cloud.region,
+      bucket: pipeline.resources.bucket,
+      tableName: pipeline.resources.tableName,
+      recordQueueUrl: pipeline.resources.recordQueueUrl,
+      recordDlqUrl: pipeline.resources.recordDlqUrl,
+      endpoints: cloud.endpoints,
+      credentials: LOCAL_CREDENTIALS,
+    };
+    await mkdir(path.dirname(values.resources), { recursive: true });
+    await writeFile(values.resources, `${JSON.stringify(resources, null, 2)}\n`);
+    term.out(
+      `${term.bold('Local cloud running')} (region ${cloud.region})\n` +
+        `  S3 and SQS  ${cloud.endpoints.s3}\n  DynamoDB    ${cloud.endpoints.dynamodb}\n  Bedrock     ${cloud.endpoints.bedrock}\n` +
+        `  bucket      ${resources.bucket}\n  resources   ${values.resources}\n\n` +
+        `Drop a file in and watch it run:\n` +
+        `  AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} \\\n` +
+        `    aws s3 cp prompts.jsonl s3://${resources.bucket}/inputs/ --endpoint-url ${cloud.endpoints.s3} --region ${cloud.region}\n` +
+        `  bedrock-batch submit prompts.jsonl   (then: bedrock-batch status <job>, bedrock-batch results <job>)\n\n` +
+        `Ctrl-C stops everything.\n`,
+    );
+    pipeline.shim.addRule({
+      name: 'print-completions',
+      eventPattern: {
+        source: ['bedrock-batch-pipeline'],
+        'detail-type': ['Batch Job Completed', 'Batch Job Failed'],
+      },
+      target: async (event) => {
+        const detail = event.detail as { jobId?: string; input?: string; output?: string; reason?: string };
+        term.out(
+          `${event['detail-type']}: ${detail.jobId} ${detail.input} -> ${detail.output ?? detail.reason}\n`,
+        );
+      },
+    });
+    await stopSignal;
+    term.out('Stopping the local cloud...\n');
+    await pipeline.stop();
+    await rm(values.resources, { force: true });
+  } finally {
+    await cloud.stop();
+  }
+  return 0;
+}

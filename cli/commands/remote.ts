@@ -1,0 +1,153 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import { jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
+import { describeJob } from '../../shared/pipeline/status.ts';
+import { UsageError } from '../errors.ts';
+import { checkInputFile } from '../input-file.ts';
+import { resolveResources, resourceOptions } from '../resources.ts';
+import type { Terminal } from '../terminal.ts';
+import { checkModelChoice, fileMetadata } from './run.ts';
+
+export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--stack name | --resources file]
+bedrock-batch status <job> [--json] [--stack name | --resources file]
+bedrock-batch results <job> [--out dir] [--stack name | --resources file]
+bedrock-batch cancel <job> [--stack name | --resources file]
+bedrock-batch redrive [--stack name | --resources file]`;
+
+/** Uploads a file to the deployed (or local) pipeline's inputs/ and prints the job it starts. */
+export async function submitCommand(args: string[], term: Terminal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...resourceOptions,
+      model: { type: 'string' },
+      endpoint: { type: 'string' },
+      'max-tokens': { type: 'string' },
+    },
+  });
+  const file = await checkInputFile(positionals[0]);
+  const { resources, clients } = await resolveResources(values);
+  const metadata = fileMetadata(values);
+  checkModelChoice(metadata, resources.region);
+  const key = `inputs/${path.basename(file)}`;
+  const put = await clients.s3.send(
+    new PutObjectCommand({
+      Bucket: resources.bucket,
+      Key: key,
+      Body: await readFile(file),
+      Metadata: metadata,
+    }),
+  );
+  const jobId = jobIdOf(resources.bucket, key, put.VersionId ?? (put.ETag ?? '').replaceAll('"', ''));
+  term.out(`Submitted s3://${resources.bucket}/${key}\njob ${jobId}\n  bedrock-batch status ${jobId}\n`);
+  return 0;
+}
+
+export async function statusCommand(args: string[], term: Terminal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...resourceOptions, json: { type: 'boolean', default: false } },
+  });
+  const { job } = await findJob(positionals[0], values);
+  const view = describeJob(job);
+  if (values.json) {
+    term.out(`${JSON.stringify(view, null, 2)}\n`);
+    return 0;
+  }
+  const { records } = view;
+  term.out(
+    `${term.bold(view.jobId)} ${view.status}${view.cancelRequested ? ' (cancel requested)' : ''}\n` +
+      `  ${view.input} · ${view.model} · ${view.endpoint} · ${view.region}\n` +
+      `  records ${records.done}/${records.total ?? `${records.read}+`} done${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}: ` +
+      `${records.succeeded} succeeded, ${records.failed} failed, ${records.canceled} canceled\n` +
+      `  tokens in ${view.tokens.input} out ${view.tokens.output} · estimated cost $${view.estimatedCostUsd}\n` +
+      (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`),
+  );
+  return 0;
+}
+
+export async function resultsCommand(args: string[], term: Terminal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...resourceOptions, out: { type: 'string', default: '.' } },
+  });
+  const { job, clients } = await findJob(positionals[0], values);
+  if (job.status !== 'completed' && job.status !== 'cancelled') {
+    throw new UsageError(
+      `Job ${job.jobId} is ${job.status} (${job.doneRecords}/${job.totalRecords ?? '?'} records): no results yet.`,
+    );
+  }
+  const { output, manifest } = outputLocations(job.source);
+  await mkdir(values.out, { recursive: true });
+  for (const location of [output, manifest]) {
+    const object = await clients.s3.send(
+      new GetObjectCommand({ Bucket: location.bucket, Key: location.key }),
+    );
+    const target = path.join(values.out, path.basename(location.key));
+    await writeFile(target, (await object.Body?.transformToByteArray()) ?? new Uint8Array());
+    term.out(`${target}\n`);
+  }
+  return 0;
+}
+
+export async function cancelCommand(args: string[], term: Terminal): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: resourceOptions });
+  const { job, ledger } = await findJob(positionals[0], values);
+  if (!(await ledger.cancelJob(job.jobId)))
+    throw new UsageError(`Job ${job.jobId} is already ${job.status}; nothing to cancel.`);
+  term.out(
+    `Cancelling ${job.jobId}: records not yet run become "canceled" results, then the job is finalized.\n`,
+  );
+  return 0;
+}
+
+/** Moves the DLQ's messages back to the record queue (after a fix), one by one so it works on any SQS. */
+export async function redriveCommand(args: string[], term: Terminal): Promise<number> {
+  const { values } = parseArgs({ args, options: resourceOptions });
+  const { resources, clients } = await resolveResources(values);
+  let moved = 0;
+  for (;;) {
+    const { Messages = [] } = await clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: resources.recordDlqUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+      }),
+    );
+    if (Messages.length === 0) break;
+    for (const message of Messages) {
+      await clients.sqs.send(
+        new SendMessageCommand({ QueueUrl: resources.recordQueueUrl, MessageBody: message.Body ?? '' }),
+      );
+      await clients.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: resources.recordDlqUrl, ReceiptHandle: message.ReceiptHandle }),
+      );
+      moved += 1;
+    }
+  }
+  term.out(`Moved ${moved} message${moved === 1 ? '' : 's'} from the DLQ back to the record queue.\n`);
+  return 0;
+}
+
+async function findJob(
+  jobId: string | undefined,
+  values: { stack?: string | undefined; resources?: string | undefined; region?: string | undefined },
+) {
+  if (jobId === undefined)
+    throw new UsageError(
+      'No job id given.',
+      'The id is printed by "bedrock-batch submit" and is in the completion event.',
+    );
+  const { resources, clients } = await resolveResources(values);
+  const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
+  const job = await ledger.getJob(jobId);
+  if (job === undefined) throw new UsageError(`No job ${jobId} in the ledger ${resources.tableName}.`);
+  return { job, ledger, clients, resources };
+}

@@ -1,0 +1,145 @@
+import { parseArgs } from 'node:util';
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
+import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
+import { ConfigurationError } from '../../shared/errors.ts';
+import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
+import { JobFailedError, UsageError } from '../errors.ts';
+import { checkInputFile } from '../input-file.ts';
+import { bar, type Terminal } from '../terminal.ts';
+
+export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
+    [--endpoint global|regional|in-region] [--max-tokens n] [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
+
+/** Options shared by the commands that pick a model: they become the file's S3 metadata. */
+export const modelOptions = {
+  model: { type: 'string' },
+  region: { type: 'string', default: 'us-west-2' },
+  endpoint: { type: 'string' },
+  'max-tokens': { type: 'string' },
+} as const;
+
+export function fileMetadata(values: {
+  model?: string;
+  endpoint?: string;
+  'max-tokens'?: string;
+}): Record<string, string> {
+  if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
+    throw new UsageError(
+      `--endpoint ${values.endpoint} is not an endpoint.`,
+      `Use one of ${endpointKinds.join(', ')}.`,
+    );
+  }
+  return {
+    ...(values.model === undefined ? {} : { model: values.model }),
+    ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
+    ...(values['max-tokens'] === undefined ? {} : { 'max-tokens': values['max-tokens'] }),
+  };
+}
+
+/** Checks the model, endpoint and region together before anything starts, with the catalog's fixes. */
+export function checkModelChoice(metadata: Record<string, string>, region: string): void {
+  try {
+    jobSettingsFrom(metadata, { model: 'opus-4.6', region, endpoint: 'global', defaultMaxTokens: 1024 });
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      throw new UsageError(
+        error.problems.map((problem) => problem.replace(/^file option /, '--')).join('; '),
+      );
+    }
+    throw error;
+  }
+}
+
+function number(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0)
+    throw new UsageError(`--${name} must be a non-negative number, not "${text}".`);
+  return value;
+}
+
+export async function runCommand(args: string[], term: Terminal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...modelOptions,
+      out: { type: 'string', default: '.' },
+      bedrock: { type: 'string', default: 'local' },
+      'quota-tpm': { type: 'string' },
+      speed: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const file = await checkInputFile(positionals[0]);
+  if (values.bedrock !== 'local' && values.bedrock !== 'aws') {
+    throw new UsageError(
+      `--bedrock ${values.bedrock} is not a choice.`,
+      'Use local (the stand-in) or aws (real Bedrock).',
+    );
+  }
+  const metadata = fileMetadata(values);
+  checkModelChoice(metadata, values.region);
+  if (values.bedrock === 'aws') await requireAwsCredentials(values.region);
+
+  const started = Date.now();
+  const log = (line: string) => (values.json ? term.err(`${line}\n`) : term.out(`${line}\n`));
+  const result = await runLocalJob({
+    file,
+    outDir: values.out,
+    metadata,
+    region: values.region,
+    bedrock: values.bedrock,
+    speed: number('speed', values.speed, 1),
+    tokensPerMinute: number('quota-tpm', values['quota-tpm'], 400_000),
+    log,
+    onProgress: (progress) => (values.json ? undefined : term.status(progressBar(progress, term))),
+  });
+  term.endStatus();
+  const manifest = result.manifest as Record<string, number | string>;
+  if (values.json) {
+    term.out(`${JSON.stringify(manifest, null, 2)}\n`);
+  } else {
+    term.out(
+      `${term.bold('Done')} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${manifest.totalRecordCount} records, ` +
+        `${term.green(`${manifest.successRecordCount} succeeded`)}, ${Number(manifest.errorRecordCount) > 0 ? term.red(`${manifest.errorRecordCount} failed`) : '0 failed'}; ` +
+        `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
+        `  ${result.outputPath}\n  ${result.manifestPath}\n`,
+    );
+  }
+  if (manifest.status !== 'completed') throw new JobFailedError(`The job ended ${manifest.status}.`);
+  return 0;
+}
+
+function progressBar(progress: JobProgress, term: Terminal): string {
+  if (!term.interactive) return progressLine(progress);
+  const { job } = progress;
+  if (job === undefined) return 'waiting for the job to start';
+  const total = job.totalRecords;
+  const rate = job.doneRecords / Math.max(1, progress.elapsedMs / 1000);
+  const eta =
+    total === undefined || rate === 0 ? '' : ` · ETA ${Math.ceil((total - job.doneRecords) / rate)} s`;
+  return (
+    `${bar(job.doneRecords, total)} ${job.doneRecords}/${total ?? '?'} · ` +
+    `${term.green(String(job.totals.successRecordCount))} ok · ${term.red(String(job.totals.errorRecordCount))} failed · ` +
+    `${progress.retries} retrying · ${progress.bedrockThrottles} throttled · ` +
+    `${job.totals.inputTokenCount + job.totals.outputTokenCount} tokens · $${nanoUsdToUsd(job.totals.costNanoUsd).toFixed(4)}${eta}`
+  );
+}
+
+/** `--bedrock aws` uses the default credential chain; say so plainly when it finds nothing. */
+async function requireAwsCredentials(region: string): Promise<void> {
+  const client = new BedrockRuntimeClient({ region });
+  try {
+    await client.config.credentials();
+  } catch {
+    throw new UsageError(
+      'No AWS credentials found for --bedrock aws.',
+      'Configure the default credential chain (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run with --bedrock local.',
+    );
+  } finally {
+    client.destroy();
+  }
+}

@@ -1,0 +1,165 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.ts';
+import { fixturePath } from '../support/factories.ts';
+
+let work = '';
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'bedrock-batch-cli-'));
+  await writeFile(path.join(work, 'empty.jsonl'), '');
+  await mkdir(path.join(work, 'a-directory'));
+});
+afterAll(() => rm(work, { recursive: true, force: true }));
+
+describe('bedrock-batch run', () => {
+  it('runs a file through the local pipeline, prints progress lines and a summary, and writes the output', async () => {
+    // Act
+    const result = await runCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '0']);
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^\d+\/(\d+|\d+\+) records · \d+ succeeded/m);
+    expect(result.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
+    expect(result.stdout).not.toContain(String.fromCharCode(27));
+    const output = (await readFile(path.join(work, 'sample.jsonl.out'), 'utf8')).trimEnd().split('\n');
+    expect(output).toHaveLength(20);
+    expect(
+      JSON.parse(await readFile(path.join(work, 'sample.jsonl.manifest.json.out'), 'utf8')),
+    ).toMatchObject({ totalRecordCount: 20 });
+  }, 120_000);
+
+  it('prints only the manifest as JSON on stdout with --json, and honours the model options', async () => {
+    // Act
+    const result = await runCli([
+      'run',
+      fixturePath('prompts/mixed.jsonl'),
+      '--out',
+      work,
+      '--speed',
+      '0',
+      '--json',
+      '--model',
+      'sonnet-4.5',
+      '--endpoint',
+      'regional',
+      '--max-tokens',
+      '99',
+    ]);
+
+    // Assess
+    expect(result.code).toBe(0);
+    const manifest = JSON.parse(result.stdout);
+    expect(manifest).toMatchObject({
+      totalRecordCount: 11,
+      successRecordCount: 6,
+      model: 'sonnet-4.5',
+      endpoint: 'regional',
+    });
+    expect(result.stderr).toContain('Batch Job Completed');
+  }, 120_000);
+
+  it.each([
+    ['a missing file', ['run', 'no-such.jsonl'], /No such file: no-such\.jsonl/],
+    ['an empty file', ['run', 'EMPTY'], /is empty: there is nothing to run/],
+    ['a directory', ['run', 'DIRECTORY'], /is a directory\. Give a \.jsonl file inside it/],
+    ['no file at all', ['run'], /No input file given/],
+    [
+      'an unknown model',
+      ['run', 'SAMPLE', '--model', 'gpt-4'],
+      /--model is not usable: Unknown model "gpt-4"|Unknown model "gpt-4"/,
+    ],
+    [
+      'a model the region lacks',
+      ['run', 'SAMPLE', '--model', 'haiku-4.5', '--region', 'ap-northeast-1'],
+      /Claude Haiku 4\.5 is not available in JP \(ap-northeast-1\)\. Call it from a region in US/,
+    ],
+    [
+      'a bad endpoint',
+      ['run', 'SAMPLE', '--endpoint', 'cross'],
+      /--endpoint cross is not an endpoint\. Use one of global, regional, in-region/,
+    ],
+    ['an unknown option', ['run', 'SAMPLE', '--fast'], /Unknown option '--fast'/],
+    ['an unknown command', ['launch'], /Unknown command "launch"/],
+  ])('refuses %s with a clear message, exit code 2 and no stack trace', async (_case, args, message) => {
+    // Prepare
+    const resolved = args.map((arg) =>
+      arg === 'EMPTY'
+        ? path.join(work, 'empty.jsonl')
+        : arg === 'DIRECTORY'
+          ? path.join(work, 'a-directory')
+          : arg === 'SAMPLE'
+            ? fixturePath('prompts/sample.jsonl')
+            : arg,
+    );
+
+    // Act
+    const result = await runCli(resolved);
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says plainly that --bedrock aws needs AWS credentials when there are none', async () => {
+    // Act
+    const result = await runCli(['run', fixturePath('prompts/sample.jsonl'), '--bedrock', 'aws'], {
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_SESSION_TOKEN: '',
+      AWS_PROFILE: '',
+      AWS_CONFIG_FILE: path.join(work, 'no-config'),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '',
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: '',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '',
+    });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /No AWS credentials found for --bedrock aws\. Configure the default credential chain/,
+    );
+  });
+});
+
+describe('bedrock-batch plan', () => {
+  it('reports errors by line, token estimates, 1M-context records and the cost range, without calling anything', async () => {
+    // Prepare
+    const file = path.join(work, 'plan.jsonl');
+    await writeFile(
+      file,
+      `${await readFile(fixturePath('prompts/mixed.jsonl'), 'utf8')}\n${await readFile(fixturePath('prompts/long-document.jsonl'), 'utf8')}`,
+    );
+
+    // Act
+    const result = await runCli(['plan', file, '--json']);
+
+    // Assess
+    expect(result.code).toBe(0);
+    const plan = JSON.parse(result.stdout);
+    expect(plan).toMatchObject({ records: 12, valid: 7, longContextRecords: [13] });
+    expect(plan.errors.map((error: { line: number; code: string }) => [error.line, error.code])).toEqual([
+      [6, 'INVALID_JSON'],
+      [7, 'NOT_AN_OBJECT'],
+      [8, 'UNKNOWN_FORMAT'],
+      [9, 'DUPLICATE_RECORD_ID'],
+      [11, 'UNKNOWN_MODEL'],
+    ]);
+    expect(plan.estimatedCostUsd.regional.high).toBeGreaterThan(plan.estimatedCostUsd.global.high);
+    expect(plan.estimatedCostUsd.global.low).toBeLessThan(plan.estimatedCostUsd.global.high);
+  });
+
+  it('prints a readable plan', async () => {
+    // Act
+    const result = await runCli(['plan', fixturePath('prompts/mixed.jsonl')]);
+
+    // Assess
+    expect(result.stdout).toMatch(/11 records, 6 valid, 5 with errors/);
+    expect(result.stdout).toMatch(/line 9 DUPLICATE_RECORD_ID/);
+    expect(result.stdout).toMatch(/estimated cost: global \$[\d.]+ to \$[\d.]+, regional/);
+  });
+});

@@ -1,0 +1,53 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/bedrock-batch.js', import.meta.url));
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The real `bedrock-batch` command in a child process, as a user runs it (not on a terminal). */
+export function startCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const output = () => ({ code: child.exitCode, stdout, stderr });
+  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
+  return { child, output, done };
+}
+
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return startCli(args, env).done;
+}
+
+/** Waits until the command has printed something matching `pattern`. */
+export async function waitForOutput(
+  output: () => CliRun,
+  pattern: RegExp,
+  timeoutMs = 60_000,
+): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = pattern.exec(output().stdout);
+    if (match !== null) return match;
+    if (Date.now() > deadline)
+      throw new Error(`no output matching ${pattern} in time:\n${output().stdout}\n${output().stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
