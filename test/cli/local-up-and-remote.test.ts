@@ -1,0 +1,180 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveResources, type StackResources } from '../../cli/resources.ts';
+import { jobIdOf } from '../../shared/pipeline/job.ts';
+import { runCli, startCli, waitForOutput } from '../support/cli.ts';
+import { fixturePath } from '../support/factories.ts';
+
+/** The child processes of `pid` (DynamoDB Local's java, for the CLI). */
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)])
+      .toString()
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let work = '';
+let resourcesFile = '';
+let localUp: ReturnType<typeof startCli>;
+let resources: StackResources;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'bedrock-batch-local-up-'));
+  resourcesFile = path.join(work, 'local.json');
+  localUp = startCli(['local', 'up', '--speed', '0', '--resources', resourcesFile]);
+  await waitForOutput(localUp.output, /Ctrl-C stops everything\./);
+  resources = JSON.parse(await readFile(resourcesFile, 'utf8')) as StackResources;
+}, 90_000);
+
+afterAll(async () => {
+  if (localUp.child.exitCode === null) localUp.child.kill('SIGKILL');
+  await rm(work, { recursive: true, force: true });
+});
+
+async function statusOf(jobId: string) {
+  const result = await runCli(['status', jobId, '--resources', resourcesFile, '--json']);
+  return JSON.parse(result.stdout) as { status: string; records: { done: number; succeeded: number } };
+}
+
+async function untilCompleted(jobId: string) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const status = await statusOf(jobId).catch(() => undefined);
+    if (status?.status === 'completed') return status;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} did not complete`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+describe('bedrock-batch local up', () => {
+  it('prints its endpoints, the bucket and an aws s3 cp line, and runs a file dropped in with an S3 client', async () => {
+    // Prepare
+    const { s3 } = (await resolveResources({ resources: resourcesFile })).clients;
+
+    // Act
+    const put = await s3.send(
+      new PutObjectCommand({
+        Bucket: resources.bucket,
+        Key: 'inputs/dropped.jsonl',
+        Body: '{"id": "a", "prompt": "Hi"}\n{"id": "b", "prompt": "There"}\n',
+      }),
+    );
+    const jobId = jobIdOf(resources.bucket, 'inputs/dropped.jsonl', (put.ETag ?? '').replaceAll('"', ''));
+    const status = await untilCompleted(jobId);
+    s3.destroy();
+
+    // Assess
+    expect(localUp.output().stdout).toMatch(
+      new RegExp(
+        `aws s3 cp prompts\\.jsonl s3://${resources.bucket}/inputs/ --endpoint-url http://127\\.0\\.0\\.1:\\d+`,
+      ),
+    );
+    expect(status.records).toMatchObject({ done: 2, succeeded: 2 });
+    await waitForOutput(localUp.output, new RegExp(`Batch Job Completed: ${jobId}`));
+  }, 90_000);
+
+  it('takes submit, status, results, cancel and redrive through the same code path as a deployed stack', async () => {
+    // Act
+    const submitted = await runCli([
+      'submit',
+      fixturePath('prompts/mixed.jsonl'),
+      '--resources',
+      resourcesFile,
+      '--model',
+      'sonnet-4.5',
+    ]);
+    const jobId = /job (job-[0-9a-f]+)/.exec(submitted.stdout)?.[1] ?? '';
+    await untilCompleted(jobId);
+    const readable = await runCli(['status', jobId, '--resources', resourcesFile]);
+    const results = await runCli(['results', jobId, '--resources', resourcesFile, '--out', work]);
+    const cancel = await runCli(['cancel', jobId, '--resources', resourcesFile]);
+    const redrive = await runCli(['redrive', '--resources', resourcesFile]);
+    const unknown = await runCli(['status', 'job-nope', '--resources', resourcesFile]);
+
+    // Assess
+    expect(submitted.code).toBe(0);
+    expect(readable.stdout).toMatch(
+      new RegExp(
+        `${jobId} completed\\n.*sonnet-4\\.5.*\\n  records 11/11 done \\(100%\\): 6 succeeded, 5 failed, 0 canceled`,
+      ),
+    );
+    expect(results.code).toBe(0);
+    expect((await readFile(path.join(work, 'mixed.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
+      11,
+    );
+    expect(await stat(path.join(work, 'mixed.jsonl.manifest.json.out'))).toBeTruthy();
+    expect(cancel).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/is already completed; nothing to cancel/),
+    });
+    expect(redrive.stdout).toMatch(/Moved 0 messages from the DLQ back to the record queue/);
+    expect(unknown).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/No job job-nope in the ledger/),
+    });
+  }, 120_000);
+
+  it('stops everything on Ctrl-C and removes its resources file', async () => {
+    // Prepare
+    const helpers = childrenOf(localUp.child.pid ?? 0);
+
+    // Act
+    localUp.child.kill('SIGINT');
+    const exit = await localUp.done;
+
+    // Assess
+    expect(exit.code).toBe(0);
+    expect(helpers.length).toBeGreaterThan(0);
+    expect(helpers.filter(isAlive)).toEqual([]);
+    await expect(stat(resourcesFile)).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('Ctrl-C during bedrock-batch run', () => {
+  it('stops the local cloud and leaves no process behind', async () => {
+    // Prepare
+    const run = startCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '5']);
+    await waitForOutput(run.output, /Uploaded sample\.jsonl/);
+    const helpers = childrenOf(run.child.pid ?? 0);
+
+    // Act
+    run.child.kill('SIGINT');
+    const exit = await run.done;
+
+    // Assess
+    expect(exit.code).toBe(130);
+    expect(helpers.length).toBeGreaterThan(0);
+    expect(helpers.filter(isAlive)).toEqual([]);
+  }, 90_000);
+});
+
+describe('bedrock-batch remote commands without resources', () => {
+  it('say how to point them at a stack or the local cloud', async () => {
+    const result = await runCli(['status', 'job-x', '--resources', '/nonexistent/local.json']);
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        /Name the deployed stack with --stack <name>, or start the local cloud with "bedrock-batch local up"/,
+      ),
+    });
+  });
+});
