@@ -9,6 +9,7 @@ import {
   statusCommand,
   submitCommand,
 } from './commands/remote.ts';
+import { REPORT_USAGE, reportCommand } from './commands/report.ts';
 import { RUN_USAGE, runCommand } from './commands/run.ts';
 import { JobFailedError, UsageError } from './errors.ts';
 import { type Terminal, terminal } from './terminal.ts';
@@ -19,6 +20,7 @@ const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
   ${PLAN_USAGE}
   ${LOCAL_UP_USAGE}
   ${REMOTE_USAGE.split('\n').join('\n  ')}
+  ${REPORT_USAGE}
 `;
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -50,6 +52,8 @@ async function main(argv: string[], term: Terminal): Promise<number> {
       return cancelCommand(rest, term);
     case 'redrive':
       return redriveCommand(rest, term);
+    case 'report':
+      return reportCommand(rest, term);
     case undefined:
     case 'help':
     case '--help':

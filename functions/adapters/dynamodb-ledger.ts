@@ -15,6 +15,7 @@ import type {
   LeaseResult,
   Ledger,
   RecordCompletion,
+  RetryKind,
 } from '../../shared/pipeline/ports.ts';
 
 /** The sparse index of unfinished jobs: only job items carry its key, and only until they finish. */
@@ -34,7 +35,7 @@ export class DynamoDbLedger implements Ledger {
   ) {}
 
   async createJob(job: JobRecord): Promise<boolean> {
-    const { totals, source, ...rest } = job;
+    const { totals, source, retries, ...rest } = job;
     try {
       await this.documents.send(
         new PutCommand({
@@ -46,6 +47,9 @@ export class DynamoDbLedger implements Ledger {
             key: source.key,
             ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
             ...totals,
+            retriedCount: retries.retried,
+            bedrockThrottleCount: retries.bedrockThrottles,
+            budgetWaitCount: retries.budgetWaits,
             ...(job.status === 'failed' ? {} : { activeFlag: ACTIVE }),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
@@ -308,6 +312,18 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
+  async recordRetry(jobId: string, kind: RetryKind): Promise<void> {
+    await this.update(
+      jobId,
+      'SET updatedAt = :now ADD retriedCount :retried, bedrockThrottleCount :throttle, budgetWaitCount :wait',
+      {
+        ':retried': kind === 'budget-wait' ? 0 : 1,
+        ':throttle': kind === 'bedrock-throttle' ? 1 : 0,
+        ':wait': kind === 'budget-wait' ? 1 : 0,
+      },
+    );
+  }
+
   async *listActiveJobs(): AsyncIterable<JobRecord> {
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -384,6 +400,11 @@ function jobOf(item: Record<string, unknown>): JobRecord {
     failureReason: text('failureReason'),
     finishedAt: text('finishedAt'),
     cancelRequested: item.cancelRequested === true,
+    retries: {
+      retried: number('retriedCount'),
+      bedrockThrottles: number('bedrockThrottleCount'),
+      budgetWaits: number('budgetWaitCount'),
+    },
   };
 }
 

@@ -210,6 +210,7 @@ async function enqueueChunk(
       },
       outcome,
       completion: completionOf(error.lineNumber, error.family, outcome),
+      timing: { finishedAt: (settings.now ?? (() => new Date()))().toISOString(), attempts: 0 },
     });
   });
   await ports.queue.send(messages);

@@ -2,6 +2,7 @@ import { nanoUsdToUsd } from '../cost/cost.ts';
 import { buildManifest } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
+import { JobStatsCollector } from './job-stats.ts';
 import type { EventPublisher, JobRecord, Ledger, ObjectStore, StoredResult } from './ports.ts';
 
 export interface FinalizePorts {
@@ -26,8 +27,10 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
   const fallbackFamily = dominantFamily(job.familyCounts);
 
   const upload = ports.store.upload(output, 'application/jsonl');
+  const stats = new JobStatsCollector(Date.parse(job.createdAt));
   try {
     for await (const result of readResultsInOrder(job, ports.store)) {
+      stats.add(result);
       const family = result.subject.family ?? fallbackFamily;
       await upload.write(`${renderResultLine({ ...result.subject, family }, result.outcome)}\n`);
     }
@@ -50,7 +53,7 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
     finishedAt: finishedAt.toISOString(),
     durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
   };
-  const manifestBody = buildManifest(job.totals, details);
+  const manifestBody = buildManifest(job.totals, { ...details, stats: stats.summary(job) });
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   await ports.ledger.finishJob(jobId, job.cancelRequested ? 'cancelled' : 'completed', details.finishedAt);
   await ports.events.publish(JOB_COMPLETED, {

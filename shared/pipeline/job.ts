@@ -111,5 +111,6 @@ export function newJobRecord(
     failureReason: undefined,
     finishedAt: undefined,
     cancelRequested: false,
+    retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 },
   };
 }

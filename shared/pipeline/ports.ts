@@ -101,7 +101,17 @@ export interface JobRecord {
   readonly finishedAt: string | undefined;
   /** Set by cancel: records not yet run become "canceled" results and the job finishes as cancelled. */
   readonly cancelRequested: boolean;
+  /** Attempts sent back to the queue: after a Bedrock failure (throttles among them), or to wait for budget. */
+  readonly retries: JobRetries;
 }
+
+export interface JobRetries {
+  readonly retried: number;
+  readonly bedrockThrottles: number;
+  readonly budgetWaits: number;
+}
+
+export type RetryKind = 'failure' | 'bedrock-throttle' | 'budget-wait';
 
 /** What one finished record adds to its job. */
 export interface RecordCompletion {
@@ -149,6 +159,8 @@ export interface Ledger {
   cancelJob(jobId: string): Promise<boolean>;
   /** Jobs not finished yet, for the stuck-job sweeper. */
   listActiveJobs(): AsyncIterable<JobRecord>;
+  /** Counts a record sent back to the queue, for the report. */
+  recordRetry(jobId: string, kind: RetryKind): Promise<void>;
 }
 
 export interface BudgetReservation {
@@ -175,4 +187,13 @@ export interface StoredResult {
   readonly subject: Omit<OutputSubject, 'family'> & { readonly family: InputFamily | undefined };
   readonly outcome: RecordOutcome;
   readonly completion: RecordCompletion;
+  /** When it finished, after how many attempts, and the model call's latency when there was one. */
+  readonly timing?: RecordTiming;
+}
+
+export interface RecordTiming {
+  readonly finishedAt: string;
+  readonly attempts: number;
+  readonly modelId?: string;
+  readonly latencyMs?: number;
 }

@@ -58,6 +58,7 @@ export async function processRecord(
     return { kind: 'done', status: 'already-done' };
 
   const record = await readRecord(message, ports, settings.catalog ?? defaultCatalog);
+  let attempts = 0;
   const subject = {
     recordId: message.recordId,
     lineNumber: message.lineNumber,
@@ -73,6 +74,7 @@ export async function processRecord(
       subject,
       outcome,
       completion: completionOf(message.lineNumber, subject.family, outcome, billing),
+      timing: { finishedAt: new Date().toISOString(), attempts, ...model },
     };
     const stored = await finishRecord(ports, job, result);
     return {
@@ -109,6 +111,7 @@ export async function processRecord(
         reservation.retryAfterSeconds,
       ),
     );
+    await ports.ledger.recordRetry(job.jobId, 'budget-wait');
     return retryLater(failure, 1, settings);
   }
 
@@ -118,6 +121,7 @@ export async function processRecord(
     settings.owner,
     settings.leaseSeconds,
   );
+  if (lease.kind === 'acquired') attempts = lease.attempt;
   if (lease.kind !== 'acquired' || (await completeFromStore(ports, job, message.lineNumber))) {
     await ports.budget.settle(reservation, 0);
     if (lease.kind === 'held')
@@ -138,6 +142,7 @@ export async function processRecord(
       return fail(error, failure.retry === 'never' ? '' : ` (gave up: ${decision.reason})`);
     }
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner);
+    await ports.ledger.recordRetry(job.jobId, failure.throttle ? 'bedrock-throttle' : 'failure');
     return { kind: 'retry', delaySeconds: decision.delaySeconds, failure };
   }
 

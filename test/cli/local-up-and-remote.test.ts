@@ -109,6 +109,14 @@ describe('bedrock-batch local up', () => {
     const cancel = await runCli(['cancel', jobId, '--resources', resourcesFile]);
     const redrive = await runCli(['redrive', '--resources', resourcesFile]);
     const unknown = await runCli(['status', 'job-nope', '--resources', resourcesFile]);
+    const report = await runCli([
+      'report',
+      jobId,
+      '--resources',
+      resourcesFile,
+      '--html',
+      path.join(work, 'job.html'),
+    ]);
 
     // Assess
     expect(submitted.code).toBe(0);
@@ -131,6 +139,10 @@ describe('bedrock-batch local up', () => {
       code: 2,
       stderr: expect.stringMatching(/No job job-nope in the ledger/),
     });
+    expect(report.code).toBe(0);
+    expect(await readFile(path.join(work, 'job.html'), 'utf8')).toContain(
+      'data-metric="totalRecordCount">11<',
+    );
   }, 120_000);
 
   it('stops everything on Ctrl-C and removes its resources file', async () => {

@@ -16,6 +16,7 @@ import type {
   ObjectUpload,
   RecordCompletion,
   RecordQueue,
+  RetryKind,
   TokenBudget,
 } from '../../shared/pipeline/ports.ts';
 
@@ -250,6 +251,15 @@ export class MemoryLedger implements Ledger {
     if (job === undefined || !['enqueuing', 'running'].includes(job.status)) return false;
     job.cancelRequested = true;
     return true;
+  }
+
+  async recordRetry(jobId: string, kind: RetryKind): Promise<void> {
+    const job = this.job(jobId);
+    job.retries = {
+      retried: job.retries.retried + (kind === 'budget-wait' ? 0 : 1),
+      bedrockThrottles: job.retries.bedrockThrottles + (kind === 'bedrock-throttle' ? 1 : 0),
+      budgetWaits: job.retries.budgetWaits + (kind === 'budget-wait' ? 1 : 0),
+    };
   }
 
   async *listActiveJobs(): AsyncIterable<JobRecord> {

@@ -1,0 +1,138 @@
+import type { JobStats } from '../shared/pipeline/job-stats.ts';
+
+/** The manifest fields the report reads (the finalizer writes them all). */
+export interface ReportManifest {
+  readonly jobId?: string;
+  readonly status?: string;
+  readonly input?: string;
+  readonly model?: string;
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly startedAt?: string;
+  readonly durationSeconds?: number;
+  readonly totalRecordCount: number;
+  readonly successRecordCount: number;
+  readonly errorRecordCount: number;
+  readonly canceledRecordCount?: number;
+  readonly inputTokenCount: number;
+  readonly outputTokenCount: number;
+  readonly cacheCreationInputTokenCount?: number;
+  readonly cacheReadInputTokenCount?: number;
+  readonly estimatedCostUsd: number;
+  readonly pricesCheckedOn?: string;
+  readonly stats?: JobStats;
+}
+
+const escapeHtml = (text: unknown): string =>
+  String(text ?? '').replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+const format = (value: number): string => value.toLocaleString('en-US');
+
+/**
+ * A job report as one self-contained HTML page (inline CSS and SVG, no scripts, nothing fetched): the
+ * numbers of the manifest, records finished over time, retries and throttles, the latency distribution, and
+ * tokens and cost per model.
+ */
+export function renderReport(manifest: ReportManifest): string {
+  const stats = manifest.stats;
+  const metric = (name: string, label: string, value: string) =>
+    `<div class="metric"><div class="value" data-metric="${name}">${escapeHtml(value)}</div><div class="label">${escapeHtml(label)}</div></div>`;
+  const metrics = [
+    metric('totalRecordCount', 'records', format(manifest.totalRecordCount)),
+    metric('successRecordCount', 'succeeded', format(manifest.successRecordCount)),
+    metric('errorRecordCount', 'failed', format(manifest.errorRecordCount)),
+    metric('canceledRecordCount', 'canceled', format(manifest.canceledRecordCount ?? 0)),
+    metric('inputTokenCount', 'input tokens', format(manifest.inputTokenCount)),
+    metric('outputTokenCount', 'output tokens', format(manifest.outputTokenCount)),
+    metric('estimatedCostUsd', 'estimated cost (USD)', `$${manifest.estimatedCostUsd}`),
+    metric('retried', 'retried attempts', format(stats?.retries.retried ?? 0)),
+    metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
+    metric('budgetWaits', 'budget waits', format(stats?.retries.budgetWaits ?? 0)),
+  ].join('\n');
+  const perModel = (stats?.perModel ?? [])
+    .map(
+      (model) =>
+        `<tr><td>${escapeHtml(model.modelId)}</td><td>${format(model.records)}</td><td>${format(model.inputTokens)}</td><td>${format(model.outputTokens)}</td><td>${format(model.cacheWriteTokens)}</td><td>${format(model.cacheReadTokens)}</td><td>$${model.estimatedCostUsd}</td></tr>`,
+    )
+    .join('\n');
+  const latency = stats?.latencyMs;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Batch job report ${escapeHtml(manifest.jobId)}</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2933; max-width: 60rem; }
+  h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
+  .subtitle { color: #52606d; margin-bottom: 1.5rem; }
+  .metrics { display: grid; grid-template-columns: repeat(5, 1fr); gap: 0.8rem; margin-bottom: 2rem; }
+  .metric { background: #f5f7fa; border-radius: 6px; padding: 0.7rem; }
+  .value { font-size: 1.3rem; font-weight: 600; }
+  .label { color: #52606d; font-size: 0.8rem; }
+  h2 { font-size: 1.05rem; margin-top: 2rem; }
+  table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+  th, td { text-align: right; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e4e7eb; }
+  th:first-child, td:first-child { text-align: left; }
+  svg { background: #fbfcfd; border: 1px solid #e4e7eb; border-radius: 6px; }
+  .note { color: #52606d; font-size: 0.8rem; }
+</style>
+</head>
+<body>
+<h1>Batch job ${escapeHtml(manifest.jobId)}</h1>
+<div class="subtitle">${escapeHtml(manifest.status)} · ${escapeHtml(manifest.input)} · ${escapeHtml(manifest.model)} · ${escapeHtml(manifest.endpoint)} · ${escapeHtml(manifest.region)} · ${escapeHtml(manifest.durationSeconds)} s</div>
+<div class="metrics">
+${metrics}
+</div>
+<h2>Records finished over time</h2>
+${throughputChart(stats)}
+<h2>Model latency</h2>
+<p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
+${latencyChart(stats)}
+<h2>Tokens and cost per model</h2>
+<table>
+<thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
+<tbody>
+${perModel}
+</tbody>
+</table>
+<p class="note">Costs are estimates from the pipeline's price catalog (prices of ${escapeHtml(manifest.pricesCheckedOn)}); Bedrock bills what it bills.</p>
+</body>
+</html>
+`;
+}
+
+const WIDTH = 720;
+const HEIGHT = 180;
+
+function bars(values: readonly number[], labels: readonly string[], title: string): string {
+  const most = Math.max(1, ...values);
+  const width = WIDTH / Math.max(1, values.length);
+  const rects = values
+    .map((value, index) => {
+      const height = Math.round((value / most) * (HEIGHT - 30));
+      return `<rect x="${(index * width + 1).toFixed(1)}" y="${HEIGHT - 20 - height}" width="${Math.max(1, width - 2).toFixed(1)}" height="${height}" fill="#3e7cb1"><title>${escapeHtml(labels[index])}: ${value}</title></rect>`;
+    })
+    .join('');
+  return `<svg role="img" aria-label="${escapeHtml(title)}" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" xmlns="http://www.w3.org/2000/svg">${rects}<text x="4" y="${HEIGHT - 5}" font-size="11" fill="#52606d">${escapeHtml(labels[0] ?? '')}</text><text x="${WIDTH - 4}" y="${HEIGHT - 5}" font-size="11" fill="#52606d" text-anchor="end">${escapeHtml(labels.at(-1) ?? '')}</text><text x="4" y="12" font-size="11" fill="#52606d">max ${most}</text></svg>`;
+}
+
+function throughputChart(stats: JobStats | undefined): string {
+  if (stats === undefined || stats.throughput.completed.length === 0)
+    return '<p class="note">No timing recorded.</p>';
+  const { bucketSeconds, completed } = stats.throughput;
+  return bars(
+    completed,
+    completed.map((_, index) => `${index * bucketSeconds} s`),
+    `records finished per ${bucketSeconds} s`,
+  );
+}
+
+function latencyChart(stats: JobStats | undefined): string {
+  if (stats === undefined || stats.latencyMs.histogram.length === 0)
+    return '<p class="note">No model calls.</p>';
+  const { histogram } = stats.latencyMs;
+  return bars(
+    histogram.map((bucket) => bucket.count),
+    histogram.map((bucket) => (bucket.upToMs === null ? 'longer' : `≤ ${bucket.upToMs} ms`)),
+    'latency distribution',
+  );
+}

@@ -1,0 +1,117 @@
+import { nanoUsdToUsd } from '../cost/cost.ts';
+import type { JobRecord, StoredResult } from './ports.ts';
+
+/** Latency buckets grow by a quarter from 50 ms to ten minutes: percentiles within 25% in constant memory. */
+const LATENCY_BUCKETS_MS = (() => {
+  const bounds: number[] = [];
+  for (let bound = 50; bound < 600_000; bound = Math.ceil(bound * 1.25)) bounds.push(bound);
+  return bounds;
+})();
+const MAX_THROUGHPUT_BUCKETS = 120;
+
+interface ModelTotals {
+  records: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
+  costNanoUsd: number;
+}
+
+/**
+ * What the report draws, gathered while the finalizer streams the results: tokens and cost per model,
+ * the latency distribution, records finished over time, and attempts. Memory stays constant per job.
+ */
+export class JobStatsCollector {
+  private readonly perModel = new Map<string, ModelTotals>();
+  private readonly latencyCounts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
+  private latencyCount = 0;
+  private latencyMax = 0;
+  private readonly finishedPerSecond = new Map<number, number>();
+  private retriedRecords = 0;
+  private maxAttempts = 0;
+
+  constructor(private readonly startedAt: number) {}
+
+  add(result: StoredResult): void {
+    const { timing, completion } = result;
+    if (timing === undefined) return;
+    const second = Math.max(0, Math.floor((Date.parse(timing.finishedAt) - this.startedAt) / 1000));
+    this.finishedPerSecond.set(second, (this.finishedPerSecond.get(second) ?? 0) + 1);
+    if (timing.attempts > 1) this.retriedRecords += 1;
+    this.maxAttempts = Math.max(this.maxAttempts, timing.attempts);
+    if (timing.modelId === undefined) return;
+    const totals = this.perModel.get(timing.modelId) ?? {
+      records: 0,
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheWriteTokens: 0,
+      cacheReadTokens: 0,
+      costNanoUsd: 0,
+    };
+    totals.records += 1;
+    totals.inputTokens += completion.inputTokens;
+    totals.outputTokens += completion.outputTokens;
+    totals.cacheWriteTokens += completion.cacheCreationInputTokens;
+    totals.cacheReadTokens += completion.cacheReadInputTokens;
+    totals.costNanoUsd += completion.costNanoUsd;
+    this.perModel.set(timing.modelId, totals);
+    if (timing.latencyMs !== undefined) this.addLatency(timing.latencyMs);
+  }
+
+  summary(job: Pick<JobRecord, 'retries'>) {
+    const lastSecond = Math.max(0, ...this.finishedPerSecond.keys());
+    const bucketSeconds = Math.max(1, Math.ceil((lastSecond + 1) / MAX_THROUGHPUT_BUCKETS));
+    const completed = new Array<number>(Math.floor(lastSecond / bucketSeconds) + 1).fill(0);
+    for (const [second, count] of this.finishedPerSecond) {
+      const index = Math.floor(second / bucketSeconds);
+      completed[index] = (completed[index] ?? 0) + count;
+    }
+    return {
+      perModel: [...this.perModel.entries()].map(([modelId, totals]) => ({
+        modelId,
+        records: totals.records,
+        inputTokens: totals.inputTokens,
+        outputTokens: totals.outputTokens,
+        cacheWriteTokens: totals.cacheWriteTokens,
+        cacheReadTokens: totals.cacheReadTokens,
+        estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+      })),
+      latencyMs: {
+        count: this.latencyCount,
+        p50: this.percentile(0.5),
+        p90: this.percentile(0.9),
+        p99: this.percentile(0.99),
+        max: this.latencyMax,
+        histogram: this.latencyCounts
+          .map((count, index) => ({ upToMs: LATENCY_BUCKETS_MS[index] ?? null, count }))
+          .filter((bucket) => bucket.count > 0),
+      },
+      throughput: { bucketSeconds, completed },
+      attempts: { retriedRecords: this.retriedRecords, maxAttempts: this.maxAttempts },
+      retries: job.retries,
+    };
+  }
+
+  private addLatency(latencyMs: number): void {
+    const index = LATENCY_BUCKETS_MS.findIndex((bound) => latencyMs <= bound);
+    const bucket = index === -1 ? LATENCY_BUCKETS_MS.length : index;
+    this.latencyCounts[bucket] = (this.latencyCounts[bucket] ?? 0) + 1;
+    this.latencyCount += 1;
+    this.latencyMax = Math.max(this.latencyMax, latencyMs);
+  }
+
+  /** The upper bound of the bucket holding the q-th latency (the max for the open last bucket). */
+  private percentile(q: number): number | null {
+    if (this.latencyCount === 0) return null;
+    const rank = Math.ceil(q * this.latencyCount);
+    let seen = 0;
+    for (const [index, count] of this.latencyCounts.entries()) {
+      seen += count;
+      if (seen >= rank) return Math.min(LATENCY_BUCKETS_MS[index] ?? this.latencyMax, this.latencyMax);
+    }
+    return this.latencyMax;
+  }
+}
+
+export type JobStats = ReturnType<JobStatsCollector['summary']>;

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
+import type { StoredResult } from '../../shared/pipeline/ports.ts';
+import { textResponse } from '../support/memory-ports.ts';
+import { pipelineHarness } from '../support/pipeline-harness.ts';
+
+const START = Date.parse('2026-11-25T10:00:00Z');
+
+function result(
+  line: number,
+  secondsAfterStart: number,
+  timing: { modelId?: string; latencyMs?: number; attempts?: number },
+): StoredResult {
+  return {
+    subject: { recordId: `r${line}`, lineNumber: line, family: 'plain' },
+    outcome: { status: 'succeeded', response: { content: [] } },
+    completion: {
+      lineNumber: line,
+      status: 'succeeded',
+      family: 'plain',
+      inputTokens: 10,
+      outputTokens: 5,
+      cacheCreationInputTokens: 1,
+      cacheReadInputTokens: 2,
+      costNanoUsd: 1_000_000,
+    },
+    timing: {
+      finishedAt: new Date(START + secondsAfterStart * 1000).toISOString(),
+      attempts: timing.attempts ?? 1,
+      ...timing,
+    },
+  };
+}
+
+describe('JobStatsCollector', () => {
+  it('sums tokens and cost per model, and leaves records that never reached a model out of it', () => {
+    // Prepare
+    const stats = new JobStatsCollector(START);
+
+    // Act
+    stats.add(result(1, 1, { modelId: 'global.a', latencyMs: 100 }));
+    stats.add(result(2, 2, { modelId: 'global.a', latencyMs: 300 }));
+    stats.add(result(3, 2, { modelId: 'us.b', latencyMs: 2_000, attempts: 3 }));
+    stats.add(result(4, 0, { attempts: 0 }));
+    const summary = stats.summary({ retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 4 } });
+
+    // Assess
+    expect(summary.perModel).toEqual([
+      {
+        modelId: 'global.a',
+        records: 2,
+        inputTokens: 20,
+        outputTokens: 10,
+        cacheWriteTokens: 2,
+        cacheReadTokens: 4,
+        estimatedCostUsd: 0.002,
+      },
+      {
+        modelId: 'us.b',
+        records: 1,
+        inputTokens: 10,
+        outputTokens: 5,
+        cacheWriteTokens: 1,
+        cacheReadTokens: 2,
+        estimatedCostUsd: 0.001,
+      },
+    ]);
+    expect(summary.attempts).toEqual({ retriedRecords: 1, maxAttempts: 3 });
+    expect(summary.retries).toEqual({ retried: 2, bedrockThrottles: 1, budgetWaits: 4 });
+    expect(summary.throughput).toEqual({ bucketSeconds: 1, completed: [1, 1, 2] });
+  });
+
+  it('gives latency percentiles within a quarter, and the exact maximum', () => {
+    // Prepare
+    const stats = new JobStatsCollector(START);
+
+    // Act
+    for (let index = 1; index <= 100; index += 1)
+      stats.add(result(index, 0, { modelId: 'm', latencyMs: index * 10 }));
+    const { latencyMs } = stats.summary({ retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 } });
+
+    // Assess
+    expect(latencyMs.count).toBe(100);
+    expect(latencyMs.max).toBe(1_000);
+    expect(latencyMs.p50).toBeGreaterThanOrEqual(500);
+    expect(latencyMs.p50).toBeLessThanOrEqual(625);
+    expect(latencyMs.p99).toBeGreaterThanOrEqual(990);
+    expect(latencyMs.p99).toBeLessThanOrEqual(1_000);
+    expect(latencyMs.histogram.reduce((sum, bucket) => sum + bucket.count, 0)).toBe(100);
+  });
+
+  it('keeps at most 120 throughput buckets for a long job', () => {
+    // Prepare
+    const stats = new JobStatsCollector(START);
+
+    // Act
+    for (let second = 0; second < 3_600; second += 1) stats.add(result(second + 1, second, { attempts: 1 }));
+    const { throughput } = stats.summary({ retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 } });
+
+    // Assess
+    expect(throughput.bucketSeconds).toBe(30);
+    expect(throughput.completed).toHaveLength(120);
+    expect(throughput.completed.every((count) => count === 30)).toBe(true);
+  });
+});
+
+describe('the manifest of a finished job', () => {
+  it('carries the stats and the retries the report draws', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({
+      answer: (_, __, call) => {
+        if (call === 1)
+          throw Object.assign(new Error('slow down'), {
+            name: 'ThrottlingException',
+            $metadata: { httpStatusCode: 429 },
+          });
+        return textResponse('ok');
+      },
+    });
+
+    // Act
+    await pipeline.run('inputs/stats.jsonl', '{"id": "a", "prompt": "x"}\n["bad"]\n');
+
+    // Assess
+    expect(pipeline.manifest('inputs/stats.jsonl')).toMatchObject({
+      stats: {
+        perModel: [
+          { modelId: 'global.anthropic.claude-opus-4-6-v1', records: 1, inputTokens: 10, outputTokens: 5 },
+        ],
+        attempts: { retriedRecords: 1, maxAttempts: 2 },
+        retries: { retried: 1, bedrockThrottles: 1, budgetWaits: 0 },
+        latencyMs: { count: 1 },
+      },
+    });
+  });
+});
