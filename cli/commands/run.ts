@@ -85,7 +85,11 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
   if (values.bedrock === 'aws') await requireAwsCredentials(values.region);
 
   const started = Date.now();
-  const log = (line: string) => (values.json ? term.err(`${line}\n`) : term.out(`${line}\n`));
+  const log = (line: string) => {
+    term.endStatus();
+    if (values.json) term.err(`${line}\n`);
+    else term.out(`${line}\n`);
+  };
   const result = await runLocalJob({
     file,
     outDir: values.out,
