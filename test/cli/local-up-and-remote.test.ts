@@ -32,6 +32,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The processes still alive after a grace period (helpers such as tsx's esbuild leave when their parent does). */
+async function survivors(pids: readonly number[], graceMs = 5_000): Promise<number[]> {
+  const deadline = Date.now() + graceMs;
+  while (pids.some(isAlive) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  return pids.filter(isAlive);
+}
+
 let work = '';
 let resourcesFile = '';
 let localUp: ReturnType<typeof startCli>;
@@ -156,7 +164,7 @@ describe('bedrock-batch local up', () => {
     // Assess
     expect(exit.code).toBe(0);
     expect(helpers.length).toBeGreaterThan(0);
-    expect(helpers.filter(isAlive)).toEqual([]);
+    expect(await survivors(helpers)).toEqual([]);
     await expect(stat(resourcesFile)).rejects.toThrow();
   }, 60_000);
 });
@@ -175,7 +183,7 @@ describe('Ctrl-C during bedrock-batch run', () => {
     // Assess
     expect(exit.code).toBe(130);
     expect(helpers.length).toBeGreaterThan(0);
-    expect(helpers.filter(isAlive)).toEqual([]);
+    expect(await survivors(helpers)).toEqual([]);
   }, 90_000);
 });
 
