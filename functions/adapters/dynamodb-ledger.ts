@@ -32,6 +32,8 @@ export class DynamoDbLedger implements Ledger {
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly now: () => number = Date.now,
+    /** Finished jobs' items expire (DynamoDB TTL on `expiresAt`) this many days after they finish. */
+    private readonly retentionDays = 30,
   ) {}
 
   async createJob(job: JobRecord): Promise<boolean> {
@@ -280,10 +282,11 @@ export class DynamoDbLedger implements Ledger {
   async finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void> {
     await this.update(
       jobId,
-      'SET #status = :status, finishedAt = :finished, updatedAt = :now REMOVE activeFlag',
+      'SET #status = :status, finishedAt = :finished, updatedAt = :now, expiresAt = :expires REMOVE activeFlag',
       {
         ':status': status,
         ':finished': finishedAt,
+        ':expires': Math.floor(this.now() / 1000) + this.retentionDays * 86_400,
       },
     );
   }

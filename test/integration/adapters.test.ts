@@ -154,6 +154,10 @@ describe.each([
     for await (const job of subject.listActiveJobs()) active.push(job.jobId);
     expect(active).toContain(running.jobId);
     expect(active).not.toContain(finished.jobId);
+    expect(await subject.getJob(finished.jobId)).toMatchObject({
+      status: 'completed',
+      finishedAt: '2026-11-25T11:00:00.000Z',
+    });
   });
 });
 

@@ -1,0 +1,196 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../../functions/observability.ts';
+
+export interface MonitoringProps {
+  readonly recordQueue: sqs.IQueue;
+  readonly recordDeadLetters: sqs.IQueue;
+  readonly functions: Readonly<Record<'enqueue' | 'worker' | 'finalizer' | 'sweeper', lambda.IFunction>>;
+  /** The model ids the pipeline calls, for the per-model and AWS/Bedrock widgets. */
+  readonly modelIds: readonly string[];
+  /** Oldest record older than this means the pipeline is not keeping up (or stuck). */
+  readonly oldestMessageAlarmAge: Duration;
+  readonly alarmEmail?: string | undefined;
+  readonly alarmTopicArn?: string | undefined;
+}
+
+/** The dashboard people watch and the alarms that call them, each saying what to do. */
+export class Monitoring extends Construct {
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const topic = this.alarmTopic(props);
+    const emf = (
+      metricName: string,
+      service: string,
+      statistic = 'Sum',
+      extra: Record<string, string> = {},
+    ) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service, ...extra },
+        statistic,
+        period: Duration.minutes(1),
+      });
+    const worker = props.functions.worker;
+
+    const alarm = (
+      name: string,
+      metric: cloudwatch.Metric | cloudwatch.MathExpression,
+      threshold: number,
+      evaluationPeriods: number,
+      description: string,
+    ) => {
+      const created = metric.createAlarm(this, name, {
+        threshold,
+        evaluationPeriods,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      if (topic !== undefined) created.addAlarmAction(new actions.SnsAction(topic));
+      this.alarms.push(created);
+    };
+    alarm(
+      'DeadLetters',
+      props.recordDeadLetters.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: 'Maximum',
+      }),
+      1,
+      1,
+      'Record messages reached the DLQ: the worker could not handle them at all (not a Bedrock error, which becomes an error record). Read the worker logs for "record could not be handled", fix the cause, then run "bedrock-batch redrive".',
+    );
+    alarm(
+      'OldestRecord',
+      props.recordQueue.metricApproximateAgeOfOldestMessage({
+        period: Duration.minutes(5),
+        statistic: 'Maximum',
+      }),
+      props.oldestMessageAlarmAge.toSeconds(),
+      3,
+      'Records have waited long in the queue: the token budget or Bedrock quota is too small for the load, or workers are failing. Check BudgetWaits and BedrockThrottles on the dashboard; raise TOKENS_PER_MINUTE with the quota, or ask AWS for more quota.',
+    );
+    alarm(
+      'WorkerErrors',
+      new cloudwatch.MathExpression({
+        expression: '100 * errors / MAX([invocations, 1])',
+        usingMetrics: {
+          errors: worker.metricErrors({ statistic: 'Sum' }),
+          invocations: worker.metricInvocations({ statistic: 'Sum' }),
+        },
+        period: Duration.minutes(5),
+        label: 'worker error %',
+      }),
+      5,
+      3,
+      'More than 5% of worker invocations failed as a whole (timeouts, crashes), not single records. Read the worker logs; a timeout means the batch size or model latency needs a longer worker timeout.',
+    );
+    alarm(
+      'SustainedThrottling',
+      emf('BedrockThrottles', 'worker').with({ period: Duration.minutes(5) }),
+      10,
+      3,
+      'Bedrock has throttled the pipeline for 15 minutes although it stays within its own budget: another application shares the quota. The budget adapts, but jobs will be slow; raise the Bedrock quota or lower TOKENS_PER_MINUTE.',
+    );
+    alarm(
+      'StuckJobs',
+      emf('StuckJobs', 'sweeper', 'Maximum').with({ period: Duration.minutes(5) }),
+      1,
+      1,
+      'A job made no progress for STUCK_AFTER_MINUTES. Run "bedrock-batch status <job>" (the "Batch Jobs Stuck" event names it); check the DLQ and the worker and enqueue logs.',
+    );
+
+    const perModel = (metricName: string) =>
+      props.modelIds.map((modelId) =>
+        emf(metricName, 'worker', 'Sum', { model: modelId }).with({ label: `${metricName} ${modelId}` }),
+      );
+    const bedrock = (metricName: string, statistic: string) =>
+      props.modelIds.map(
+        (modelId) =>
+          new cloudwatch.Metric({
+            namespace: 'AWS/Bedrock',
+            metricName,
+            dimensionsMap: { ModelId: modelId },
+            statistic,
+            period: Duration.minutes(1),
+            label: `${metricName} ${modelId}`,
+          }),
+      );
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Records per minute',
+        left: [
+          emf('RecordsSucceeded', 'worker'),
+          emf('RecordsFailed', 'worker'),
+          emf('RecordsRetried', 'worker'),
+          emf('RecordsCanceled', 'worker'),
+        ],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Record queue',
+        left: [
+          props.recordQueue.metricApproximateNumberOfMessagesVisible(),
+          props.recordDeadLetters.metricApproximateNumberOfMessagesVisible(),
+        ],
+        right: [props.recordQueue.metricApproximateAgeOfOldestMessage()],
+      }),
+      new cloudwatch.GraphWidget({
+        title: "Throttles: ours (budget waits) and Bedrock's",
+        left: [emf('BudgetWaits', 'worker'), emf('BedrockThrottles', 'worker')],
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Functions: concurrency, errors, duration',
+        left: Object.values(props.functions).map((fn) =>
+          fn.metric('ConcurrentExecutions', { statistic: 'Maximum' }),
+        ),
+        right: Object.values(props.functions).map((fn) => fn.metricErrors()),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Worker duration',
+        left: [worker.metricDuration({ statistic: 'p50' }), worker.metricDuration({ statistic: 'p99' })],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Bedrock (AWS/Bedrock)',
+        left: bedrock('Invocations', 'Sum'),
+        right: bedrock('InvocationLatency', 'p90'),
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Tokens per model',
+        left: [...perModel('InputTokens'), ...perModel('OutputTokens')],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Estimated cost (USD) per model',
+        left: perModel('EstimatedCostUsd'),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Model latency (ms)',
+        left: props.modelIds.map((modelId) => emf('ModelLatency', 'worker', 'p90', { model: modelId })),
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms }),
+    );
+  }
+
+  private alarmTopic(props: MonitoringProps): sns.ITopic | undefined {
+    if (props.alarmTopicArn !== undefined)
+      return sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn);
+    if (props.alarmEmail === undefined) return undefined;
+    const topic = new sns.Topic(this, 'Alarms', { enforceSSL: true });
+    topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    return topic;
+  }
+}

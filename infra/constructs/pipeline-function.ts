@@ -1,0 +1,73 @@
+import { fileURLToPath } from 'node:url';
+import { type Duration, Validations } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../../functions/observability.ts';
+
+export interface PipelineFunctionProps {
+  /** functions/<name>/index.ts is the entry point. */
+  readonly name: 'enqueue' | 'worker' | 'finalizer' | 'sweeper';
+  readonly timeout: Duration;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly memorySize?: number;
+}
+
+const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * One of the pipeline's functions: Node.js 22 on arm64, bundled locally by esbuild as ESM with source maps,
+ * traced, logs kept a month, Powertools configured.
+ */
+export class PipelineFunction extends Construct {
+  readonly function: nodejs.NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
+    super(scope, id);
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH });
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: `${repositoryRoot}functions/${props.name}/index.ts`,
+      projectRoot: repositoryRoot,
+      depsLockFilePath: `${repositoryRoot}package-lock.json`,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1_024,
+      timeout: props.timeout,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.name,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        ...props.environment,
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        sourceMap: true,
+        minify: true,
+        mainFields: ['module', 'main'],
+        // The AWS SDK is bundled at the versions the tests ran with, not taken from the runtime.
+        externalModules: [],
+        forceDockerBundling: false,
+        banner:
+          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    acknowledge(this.function, {
+      'AwsSolutions-L1':
+        'Pinned to nodejs22.x, the runtime the code and its AWS SDK versions are tested for; a runtime upgrade is a tested change, not an automatic one.',
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+        'The AWS-managed basic execution policy only lets the function write its own logs.',
+      'AwsSolutions-IAM5[Resource::*]':
+        'X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.',
+    });
+  }
+}
+
+/** Acknowledges cdk-nag findings on a construct and its children, each with the reason it is acceptable. */
+export function acknowledge(construct: Construct, reasons: Readonly<Record<string, string>>): void {
+  for (const [id, reason] of Object.entries(reasons)) Validations.of(construct).acknowledge({ id, reason });
+}

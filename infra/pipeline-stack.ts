@@ -1,0 +1,291 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { ACTIVE_JOBS_INDEX } from '../functions/adapters/dynamodb-ledger.ts';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../functions/adapters/events.ts';
+import { inputObjectCreatedPattern } from '../shared/events/patterns.ts';
+import { STACK_OUTPUTS } from '../shared/stack-outputs.ts';
+import { bedrockInvokeStatements } from './constructs/bedrock-access.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { acknowledge, PipelineFunction } from './constructs/pipeline-function.ts';
+import { SecureQueue } from './constructs/secure-queue.ts';
+import { type PipelinePropsInput, pipelineSettings } from './props.ts';
+
+export interface PipelineStackProps extends StackProps {
+  readonly pipeline: PipelinePropsInput;
+}
+
+/** The whole pipeline: bucket, rules, queues, functions, ledger, least-privilege IAM, dashboard and alarms. */
+export class PipelineStack extends Stack {
+  readonly bucket: s3.Bucket;
+  readonly ledger: dynamodb.Table;
+  readonly records: SecureQueue;
+  readonly finalize: SecureQueue;
+  readonly functions: Record<'enqueue' | 'worker' | 'finalizer' | 'sweeper', PipelineFunction>;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: PipelineStackProps) {
+    super(scope, id, props);
+    const settings = pipelineSettings(props.pipeline);
+    const key = settings.useKms
+      ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
+      : undefined;
+    const retention = Duration.days(settings.retentionDays);
+
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      lifecycleRules: [{ expiration: Duration.days(90) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      eventBridgeEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      ...(key === undefined
+        ? { encryption: s3.BucketEncryption.S3_MANAGED }
+        : { encryption: s3.BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true }),
+      // CDK's own types do not satisfy exactOptionalPropertyTypes (Bucket.isWebsite); the value is right.
+      serverAccessLogsBucket: accessLogs as unknown as s3.IBucket,
+      serverAccessLogsPrefix: 'bucket/',
+      lifecycleRules: [
+        { id: 'intermediate-results', prefix: 'work/', expiration: retention },
+        {
+          id: 'old-versions',
+          noncurrentVersionExpiration: retention,
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.ledger = new dynamodb.Table(this, 'Ledger', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      ...(key === undefined
+        ? { encryption: dynamodb.TableEncryption.AWS_MANAGED }
+        : { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key }),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.ledger.addGlobalSecondaryIndex({
+      indexName: ACTIVE_JOBS_INDEX,
+      partitionKey: { name: 'activeFlag', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'createdAt', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+    });
+
+    const workerTimeout = Duration.seconds(settings.workerTimeoutSeconds);
+    const longTimeout = Duration.minutes(15);
+    // Budget waits and retries come back through the queue, so receives are plentiful; the DLQ is for
+    // messages the code cannot handle at all.
+    this.records = new SecureQueue(this, 'Records', {
+      visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
+      maxReceiveCount: 100,
+      encryptionKey: key,
+    });
+    this.finalize = new SecureQueue(this, 'Finalize', {
+      visibilityTimeout: Duration.seconds(longTimeout.toSeconds() * 6),
+      maxReceiveCount: 5,
+      encryptionKey: key,
+    });
+    const enqueueFailures = new SecureQueue(this, 'EnqueueFailures', {
+      visibilityTimeout: Duration.minutes(5),
+      maxReceiveCount: 5,
+      encryptionKey: key,
+    });
+
+    const bedrockEnvironment = {
+      BEDROCK_REGION: settings.bedrockRegion,
+      BEDROCK_MODEL: settings.defaultModel,
+      BEDROCK_ENDPOINT: settings.endpoint,
+      DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
+    };
+    const storage = { BUCKET_NAME: this.bucket.bucketName, LEDGER_TABLE_NAME: this.ledger.tableName };
+    const queues = {
+      RECORD_QUEUE_URL: this.records.queue.queueUrl,
+      FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl,
+    };
+    this.functions = {
+      enqueue: new PipelineFunction(this, 'Enqueue', {
+        name: 'enqueue',
+        timeout: longTimeout,
+        environment: { ...bedrockEnvironment, ...storage, ...queues },
+      }),
+      worker: new PipelineFunction(this, 'Worker', {
+        name: 'worker',
+        timeout: workerTimeout,
+        environment: {
+          ...bedrockEnvironment,
+          ...storage,
+          ...queues,
+          TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
+          LEASE_SECONDS: String(workerTimeout.toSeconds() + 60),
+        },
+      }),
+      finalizer: new PipelineFunction(this, 'Finalizer', {
+        name: 'finalizer',
+        timeout: longTimeout,
+        memorySize: 2_048,
+        environment: storage,
+      }),
+      sweeper: new PipelineFunction(this, 'Sweeper', {
+        name: 'sweeper',
+        timeout: Duration.minutes(1),
+        memorySize: 256,
+        environment: {
+          LEDGER_TABLE_NAME: this.ledger.tableName,
+          RECORD_DLQ_URL: this.records.deadLetterQueue.queueUrl,
+          STUCK_AFTER_MINUTES: String(settings.stuckAfterMinutes),
+        },
+      }),
+    };
+    const { enqueue, worker, finalizer, sweeper } = this.functions;
+
+    // Least privilege: each function the prefixes and actions it uses.
+    this.bucket.grantRead(enqueue.function, 'inputs/*');
+    this.bucket.grantReadWrite(enqueue.function, 'work/*');
+    this.bucket.grantRead(worker.function, 'inputs/*');
+    this.bucket.grantReadWrite(worker.function, 'work/*');
+    this.bucket.grantRead(finalizer.function, 'work/*');
+    this.bucket.grantPut(finalizer.function, 'outputs/*');
+    finalizer.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': 'work/*' } },
+      }),
+    );
+    for (const fn of [enqueue, worker, finalizer]) this.ledger.grantReadWriteData(fn.function);
+    this.ledger.grantReadData(sweeper.function);
+    this.records.queue.grantSendMessages(enqueue.function);
+    this.finalize.queue.grantSendMessages(enqueue.function);
+    this.finalize.queue.grantSendMessages(worker.function);
+    this.records.deadLetterQueue.grant(sweeper.function, 'sqs:GetQueueAttributes');
+    for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))
+      worker.function.addToRolePolicy(statement);
+    const bus = events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    for (const fn of [enqueue, finalizer, sweeper]) bus.grantPutEventsTo(fn.function);
+
+    worker.function.addEventSource(
+      new SqsEventSource(this.records.queue, {
+        batchSize: settings.workerBatchSize,
+        maxConcurrency: settings.workerMaxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+    finalizer.function.addEventSource(
+      new SqsEventSource(this.finalize.queue, { batchSize: 1, maxConcurrency: 2 }),
+    );
+    enqueue.function.configureAsyncInvoke({
+      retryAttempts: 2,
+      onFailure: new destinations.SqsDestination(enqueueFailures.queue),
+    });
+
+    const enqueueTarget = new targets.LambdaFunction(enqueue.function, {
+      retryAttempts: 185,
+      maxEventAge: Duration.hours(24),
+      deadLetterQueue: enqueueFailures.queue,
+    });
+    new events.Rule(this, 'StartJob', {
+      description: 'An inputs/*.jsonl upload starts a job',
+      eventPattern: inputObjectCreatedPattern(this.bucket.bucketName),
+      targets: [enqueueTarget],
+    });
+    new events.Rule(this, 'ContinueEnqueue', {
+      description: 'A large file goes on in a new enqueue invocation',
+      eventPattern: { source: [EVENT_SOURCE], detailType: [ENQUEUE_CONTINUATION] },
+      targets: [enqueueTarget],
+    });
+    new events.Rule(this, 'SweepStuckJobs', {
+      description: 'Looks for stuck jobs and DLQ messages',
+      schedule: events.Schedule.rate(Duration.minutes(5)),
+      targets: [new targets.LambdaFunction(sweeper.function, { retryAttempts: 2 })],
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      recordQueue: this.records.queue,
+      recordDeadLetters: this.records.deadLetterQueue,
+      functions: {
+        enqueue: enqueue.function,
+        worker: worker.function,
+        finalizer: finalizer.function,
+        sweeper: sweeper.function,
+      },
+      modelIds: settings.resolvedModels.map((model) => model.modelId),
+      oldestMessageAlarmAge: Duration.hours(1),
+      alarmEmail: settings.alarmEmail,
+      alarmTopicArn: settings.alarmTopicArn,
+    });
+
+    const prefixScoped =
+      'Object access is limited to the prefixes the function works in (inputs/, work/, outputs/); keys under them are per job and per record, so they cannot be listed in advance.';
+    const s3Findings = (prefixes: readonly string[], actions: readonly string[]) =>
+      Object.fromEntries([
+        ...prefixes.map((prefix) => [
+          `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${prefix}/*]`,
+          prefixScoped,
+        ]),
+        ...actions.map((action) => [
+          `AwsSolutions-IAM5[Action::${action}]`,
+          'The CDK grant helpers name these action families for object reads and writes; resources stay prefix-scoped.',
+        ]),
+      ]);
+    const indexFinding = {
+      [`AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.ledger.node.defaultChild as dynamodb.CfnTable)}.Arn>/index/*]`]:
+        "The ledger's own indexes (the active-jobs index), granted with the table.",
+    };
+    acknowledge(enqueue.function, {
+      ...s3Findings(
+        ['inputs', 'work'],
+        ['s3:Abort*', 's3:DeleteObject*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'],
+      ),
+      ...indexFinding,
+    });
+    acknowledge(worker.function, {
+      ...s3Findings(
+        ['inputs', 'work'],
+        ['s3:Abort*', 's3:DeleteObject*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'],
+      ),
+      ...indexFinding,
+    });
+    acknowledge(finalizer.function, {
+      ...s3Findings(['work', 'outputs'], ['s3:Abort*', 's3:GetBucket*', 's3:GetObject*', 's3:List*']),
+      ...indexFinding,
+    });
+    acknowledge(sweeper.function, indexFinding);
+    if (key !== undefined) {
+      const kmsFindings = Object.fromEntries(
+        ['kms:GenerateDataKey*', 'kms:ReEncrypt*'].map((action) => [
+          `AwsSolutions-IAM5[Action::${action}]`,
+          "The CDK grant helpers' action families for the pipeline's own key, and only that key.",
+        ]),
+      );
+      for (const fn of [enqueue, worker, finalizer]) acknowledge(fn.function, kmsFindings);
+    }
+    for (const child of this.node.children.filter((construct) =>
+      construct.node.id.startsWith('BucketNotificationsHandler'),
+    )) {
+      acknowledge(child, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          "CDK's own handler that turns on the bucket's EventBridge delivery; it only writes its logs.",
+      });
+    }
+
+    new CfnOutput(this, STACK_OUTPUTS.bucket, { value: this.bucket.bucketName });
+    new CfnOutput(this, STACK_OUTPUTS.tableName, { value: this.ledger.tableName });
+    new CfnOutput(this, STACK_OUTPUTS.recordQueueUrl, { value: this.records.queue.queueUrl });
+    new CfnOutput(this, STACK_OUTPUTS.recordDlqUrl, { value: this.records.deadLetterQueue.queueUrl });
+  }
+}

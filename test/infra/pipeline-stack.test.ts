@@ -1,0 +1,360 @@
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app.ts';
+import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
+import { PipelineStack } from '../../infra/pipeline-stack.ts';
+import { type PipelinePropsInput, pipelineSettings } from '../../infra/props.ts';
+import { ConfigurationError } from '../../shared/errors.ts';
+import { resolveModel } from '../../shared/models/resolve-model.ts';
+
+let template: Template;
+beforeAll(() => {
+  const app = new App();
+  const stack = new PipelineStack(app, 'Pipeline', {
+    pipeline: {
+      bedrockRegion: 'us-west-2',
+      defaultModel: 'opus-4.6',
+      allowedModels: ['opus-4.6', 'haiku-4.5'],
+      tokensPerMinute: 2_000_000,
+      defaultMaxTokens: 1_000,
+      alarmEmail: 'oncall@example.com',
+    },
+    env: { region: 'us-west-2', account: '123456789012' },
+  });
+  template = Template.fromStack(stack);
+}, 120_000);
+
+describe('the bucket', () => {
+  it('sends its events to EventBridge, blocks public access, takes TLS only, is versioned and encrypted', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      NotificationConfiguration: Match.absent(),
+      VersioningConfiguration: { Status: 'Enabled' },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: 'work/', ExpirationInDays: 30, Status: 'Enabled' }),
+        ]),
+      },
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'bucket/' }),
+    });
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('the rules', () => {
+  it('start a job for inputs/*.jsonl in this bucket only, with the pattern the local shim matches, retries and a DLQ', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: {
+          bucket: { name: [{ Ref: Match.stringLikeRegexp('^Bucket') }] },
+          object: { key: [{ wildcard: 'inputs/*.jsonl' }] },
+        },
+      },
+      Targets: [
+        Match.objectLike({
+          RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 },
+          DeadLetterConfig: Match.anyValue(),
+        }),
+      ],
+    });
+  });
+
+  it('continue large files and sweep for stuck jobs every five minutes', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['bedrock-batch-pipeline'], 'detail-type': ['Enqueue Continuation'] },
+    });
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
+  });
+});
+
+describe('the record queue', () => {
+  it('hides a record six times the worker timeout, keeps its DLQ for 100 receives, is encrypted and TLS-only', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 1_800,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 100 },
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('feeds the worker in batches with partial batch responses and a concurrency derived from the quota', () => {
+    // 2,000,000 tokens a minute / (1,000 max_tokens x 5) = 400 records in flight = 40 batches of 10
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 40 },
+    });
+  });
+});
+
+describe('the functions', () => {
+  it('run on Node.js 22 on arm64, traced, with their settings', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      TracingConfig: { Mode: 'Active' },
+      Timeout: 300,
+      Environment: {
+        Variables: Match.objectLike({
+          BEDROCK_REGION: 'us-west-2',
+          BEDROCK_MODEL: 'opus-4.6',
+          BEDROCK_ENDPOINT: 'global',
+          TOKENS_PER_MINUTE: '2000000',
+          POWERTOOLS_SERVICE_NAME: 'worker',
+          NODE_OPTIONS: '--enable-source-maps',
+        }),
+      },
+    });
+    expect(
+      Object.keys(template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } })),
+    ).toHaveLength(4);
+  });
+
+  it('keep their logs a month', () => {
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('never get bedrock actions on "*"', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    for (const policy of Object.values(policies)) {
+      for (const statement of policy.Properties.PolicyDocument.Statement as Array<{
+        Action: string | string[];
+        Resource: unknown;
+      }>) {
+        const actions = [statement.Action].flat();
+        if (actions.some((action) => action.startsWith('bedrock:'))) expect(statement.Resource).not.toBe('*');
+      }
+    }
+  });
+});
+
+describe('the ledger', () => {
+  it('is on demand, with point-in-time recovery, TTL and the active-jobs index', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ IndexName: 'active-jobs', Projection: { ProjectionType: 'KEYS_ONLY' } }),
+      ],
+    });
+  });
+});
+
+describe('alarms and dashboard', () => {
+  it.each([
+    ['the DLQ', 'ApproximateNumberOfMessagesVisible', 1, /bedrock-batch redrive/],
+    ['the oldest record', 'ApproximateAgeOfOldestMessage', 3_600, /TOKENS_PER_MINUTE/],
+    ['sustained throttling', 'BedrockThrottles', 10, /another application shares the quota/],
+    ['stuck jobs', 'StuckJobs', 1, /bedrock-batch status/],
+  ])('alarm on %s, saying what to do, to the alarm topic', (_case, metricName, threshold, description) => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: metricName,
+      Threshold: threshold,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmDescription: Match.stringLikeRegexp(description.source),
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('Alarms') }],
+    });
+  });
+
+  it('alarm on the worker error rate', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([Match.objectLike({ Expression: '100 * errors / MAX([invocations, 1])' })]),
+      Threshold: 5,
+    });
+  });
+
+  it('mail the alarm address and draw a dashboard', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('publish the outputs the CLI reads', () => {
+    for (const output of ['BucketName', 'LedgerTableName', 'RecordQueueUrl', 'RecordDlqUrl'])
+      template.hasOutput(output, {});
+  });
+});
+
+describe('with useKms', () => {
+  it('encrypts the bucket, queues and table with the pipeline key, which rotates', () => {
+    // Prepare
+    const stack = new PipelineStack(new App(), 'Kms', {
+      pipeline: { bedrockRegion: 'us-west-2', useKms: true },
+    });
+
+    // Act
+    const kms = Template.fromStack(stack);
+
+    // Assess
+    kms.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    kms.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: Match.anyValue() },
+          }),
+        ],
+      },
+    });
+    kms.hasResourceProperties('AWS::SQS::Queue', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Key'), 'Arn'] },
+    });
+    kms.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() },
+    });
+  }, 120_000);
+});
+
+describe('Bedrock IAM per endpoint', () => {
+  const statementsFor = (model: string, endpoint: 'global' | 'regional' | 'in-region') => {
+    const stack = new Stack(new App(), 'Iam', { env: { account: '123456789012', region: 'us-west-2' } });
+    return bedrockInvokeStatements(stack, [resolveModel({ model, region: 'us-west-2', endpoint })]).map(
+      (statement) => stack.resolve(statement.toStatementJson()),
+    );
+  };
+  const actions = ['bedrock:InvokeModel', 'bedrock:CountTokens'];
+  const arn = (rest: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, rest]] });
+
+  it('global: the profile, the model in the source region, and the region-less model for "unspecified"', () => {
+    expect(statementsFor('opus-4.6', 'global')).toEqual([
+      {
+        Action: actions,
+        Effect: 'Allow',
+        Resource: arn(
+          ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-4-6-v1',
+        ),
+      },
+      {
+        Action: actions,
+        Effect: 'Allow',
+        Resource: arn(':bedrock:us-west-2::foundation-model/anthropic.claude-opus-4-6-v1'),
+        Condition: { StringEquals: { 'aws:RequestedRegion': 'us-west-2' } },
+      },
+      {
+        Action: actions,
+        Effect: 'Allow',
+        Resource: arn(':bedrock:::foundation-model/anthropic.claude-opus-4-6-v1'),
+        Condition: { StringEquals: { 'aws:RequestedRegion': 'unspecified' } },
+      },
+    ]);
+  });
+
+  it('regional: the profile and the model in every region of the geography', () => {
+    const [statement] = statementsFor('haiku-4.5', 'regional');
+    expect(statement.Resource).toEqual([
+      arn(':bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0'),
+      ...['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2'].map((region) =>
+        arn(`:bedrock:${region}::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0`),
+      ),
+    ]);
+  });
+
+  it('in-region: the model in the region only', () => {
+    expect(statementsFor('sonnet-4.5', 'in-region')).toEqual([
+      {
+        Action: actions,
+        Effect: 'Allow',
+        Resource: arn(':bedrock:us-west-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0'),
+      },
+    ]);
+  });
+});
+
+describe('pipeline props', () => {
+  it.each<[string, PipelinePropsInput, RegExp]>([
+    ['no region', { bedrockRegion: '' }, /bedrockRegion/],
+    [
+      'a model the region lacks',
+      { bedrockRegion: 'ap-northeast-1', defaultModel: 'haiku-4.5' },
+      /Claude Haiku 4\.5 is not available in JP/,
+    ],
+    [
+      'an unknown model',
+      { bedrockRegion: 'us-west-2', allowedModels: ['gpt-4'], defaultModel: 'gpt-4' },
+      /Unknown model "gpt-4"/,
+    ],
+    [
+      'a default outside the allowed models',
+      { bedrockRegion: 'us-west-2', defaultModel: 'sonnet-4.5', allowedModels: ['haiku-4.5'] },
+      /defaultModel sonnet-4\.5 must be one of allowedModels/,
+    ],
+    ['a bad endpoint', { bedrockRegion: 'us-west-2', endpoint: 'cross' as 'global' }, /endpoint/],
+    ['a bad alarm address', { bedrockRegion: 'us-west-2', alarmEmail: 'oncall' }, /alarmEmail/],
+    ['an unknown prop', { bedrockRegion: 'us-west-2', ...({ region: 'x' } as object) }, /Unrecognized key/],
+  ])('refuse %s', (_case, props, message) => {
+    expect(() => pipelineSettings(props)).toThrow(ConfigurationError);
+    expect(() => pipelineSettings(props)).toThrow(message);
+  });
+
+  it('keep the concurrency between 2 and 1,000', () => {
+    expect(
+      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000 }).workerMaxConcurrency,
+    ).toBe(2);
+    expect(
+      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 900_000_000, defaultMaxTokens: 1 })
+        .workerMaxConcurrency,
+    ).toBe(1_000);
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing unacknowledged in the app', () => {
+    // Act
+    const synth = () =>
+      buildApp(
+        new App({ context: { bedrockRegion: 'us-west-2', useKms: true, alarmEmail: 'oncall@example.com' } }),
+      ).synth();
+
+    // Assess
+    expect(synth).not.toThrow();
+  }, 120_000);
+
+  it('would fail the synth on a finding nobody acknowledged (the check above is live)', () => {
+    // Prepare
+    const app = new App();
+    const stack = new Stack(app, 'Careless');
+    new s3.Bucket(stack, 'Open', { enforceSSL: false });
+    new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') }).addToPolicy(
+      new iam.PolicyStatement({ actions: ['s3:*'], resources: ['*'] }),
+    );
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+
+    // Act
+    const synth = () => app.synth();
+
+    // Assess
+    expect(synth).toThrow();
+  });
+});
