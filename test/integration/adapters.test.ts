@@ -1,3 +1,4 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
@@ -158,6 +159,33 @@ describe.each([
       status: 'completed',
       finishedAt: '2026-11-25T11:00:00.000Z',
     });
+  });
+});
+
+describe('DynamoDbLedger retention', () => {
+  it('lets a finished job expire by TTL, and keeps a running one', async () => {
+    // Prepare
+    const now = Date.parse('2026-11-25T10:00:00Z');
+    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, () => now, 7);
+    const finished = newJob();
+    const running = newJob();
+    await ledger.createJob(finished);
+    await ledger.createJob(running);
+    await ledger.setTotal(finished.jobId, 0);
+    await ledger.claimFinalization(finished.jobId);
+
+    // Act
+    await ledger.finishJob(finished.jobId, 'completed', '2026-11-25T10:00:00.000Z');
+
+    // Assess
+    const item = async (jobId: string) =>
+      (
+        await cloud.clients.documents.send(
+          new GetCommand({ TableName: resources.tableName, Key: { pk: `JOB#${jobId}`, sk: 'JOB' } }),
+        )
+      ).Item;
+    expect((await item(finished.jobId))?.expiresAt).toBe(now / 1000 + 7 * 86_400);
+    expect((await item(running.jobId))?.expiresAt).toBeUndefined();
   });
 });
 
