@@ -3,7 +3,7 @@ import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
-import { jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
+import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/ports.ts';
 import { startLocalCloud } from './cloud/local-cloud.ts';
 import { startLocalPipeline } from './pipeline/local-pipeline.ts';
@@ -71,7 +71,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
       tokensPerMinute,
       ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
     });
-    const key = `inputs/${name}`;
+    const key = `${INPUT_PREFIX}${name}`;
     const bucket = pipeline.resources.bucket;
     const put = await cloud.clients.s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: { ...options.metadata } }),

@@ -1,8 +1,11 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
+import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
 import { DEFAULT_RESOURCES_FILE, type StackResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
@@ -60,8 +63,8 @@ export async function localUpCommand(
     pipeline.shim.addRule({
       name: 'print-completions',
       eventPattern: {
-        source: ['bedrock-batch-pipeline'],
-        'detail-type': ['Batch Job Completed', 'Batch Job Failed'],
+        source: [EVENT_SOURCE],
+        'detail-type': [JOB_COMPLETED, JOB_FAILED],
       },
       target: async (event) => {
         const detail = event.detail as { jobId?: string; input?: string; output?: string; reason?: string };

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
-import { jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
+import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { describeJob } from '../../shared/pipeline/status.ts';
 import { UsageError } from '../errors.ts';
 import { checkInputFile } from '../input-file.ts';
@@ -34,7 +34,7 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
   const { resources, clients } = await resolveResources(values);
   const metadata = fileMetadata(values);
   checkModelChoice(metadata, resources.region);
-  const key = `inputs/${path.basename(file)}`;
+  const key = `${INPUT_PREFIX}${path.basename(file)}`;
   const put = await clients.s3.send(
     new PutObjectCommand({
       Bucket: resources.bucket,

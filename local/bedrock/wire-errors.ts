@@ -22,8 +22,6 @@ const DEFAULT_MESSAGES: Record<BedrockErrorName, string> = {
   ResourceNotFoundException: 'The requested resource could not be found.',
 };
 
-export const bedrockErrorNames = Object.keys(DEFAULT_MESSAGES) as BedrockErrorName[];
-
 export function isBedrockErrorName(name: string): name is BedrockErrorName {
   return Object.hasOwn(DEFAULT_MESSAGES, name);
 }

@@ -6,7 +6,7 @@ import { PipelineError } from '../errors.ts';
  * byte range from the input object, so a 1M-token document travels as a few hundred bytes and the SQS
  * message limit never applies.
  */
-export const recordMessageSchema = z.strictObject({
+const recordMessageSchema = z.strictObject({
   v: z.literal(1),
   jobId: z.string().min(1),
   recordId: z.string().min(1),

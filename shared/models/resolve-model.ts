@@ -55,7 +55,7 @@ export function resolveModel(selection: ModelSelection, catalog: Catalog = defau
   return { model, endpoint, region, geography, modelId: invokeModelId(model, endpoint, geography) };
 }
 
-export function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {
+function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {
   switch (endpoint) {
     case 'global':
       return `global.${model.bedrockId}`;

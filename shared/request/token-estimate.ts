@@ -54,7 +54,7 @@ export function emptyMeasure(): InputMeasure {
   return { textBytes: 0, binaryBytes: 0, images: 0, messages: 0, hasTools: false };
 }
 
-export function measureInput(body: MessagesBody): InputMeasure {
+function measureInput(body: MessagesBody): InputMeasure {
   const measure = emptyMeasure();
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     measure.hasTools = true;

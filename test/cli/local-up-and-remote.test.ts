@@ -8,6 +8,7 @@ import { resolveResources, type StackResources } from '../../cli/resources.ts';
 import { jobIdOf } from '../../shared/pipeline/job.ts';
 import { runCli, startCli, waitForOutput } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
+import { isAlive } from '../support/processes.ts';
 
 /** The child processes of `pid` (DynamoDB Local's java, for the CLI). */
 function childrenOf(pid: number): number[] {
@@ -20,15 +21,6 @@ function childrenOf(pid: number): number[] {
       .map(Number);
   } catch {
     return [];
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

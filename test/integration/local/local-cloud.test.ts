@@ -15,6 +15,7 @@ import { parseObjectCreated } from '../../../shared/events/object-created.ts';
 import { inputObjectCreatedPattern } from '../../../shared/events/patterns.ts';
 import { bedrockClient, invoke, invokeBody } from '../../support/bedrock-clients.ts';
 import { readJsonFixture } from '../../support/factories.ts';
+import { isAlive } from '../../support/processes.ts';
 
 let cloud: LocalCloud;
 beforeAll(async () => {
@@ -257,12 +258,3 @@ describe('EventBridge shim', () => {
     });
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
