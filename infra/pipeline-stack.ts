@@ -138,7 +138,7 @@ export class PipelineStack extends Stack {
         name: 'finalizer',
         timeout: longTimeout,
         memorySize: 2_048,
-        environment: storage,
+        environment: { ...storage, RETENTION_DAYS: String(settings.retentionDays) },
       }),
       sweeper: new PipelineFunction(this, 'Sweeper', {
         name: 'sweeper',

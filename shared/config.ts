@@ -123,7 +123,14 @@ export const workerSettings = settingsSchema({
   ...queueSettings,
   ...workerRuntimeSettings,
 });
-export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSettings });
+export const finalizerSettings = settingsSchema({
+  ...storageSettings,
+  ...eventSettings,
+  RETENTION_DAYS: positiveInteger(
+    'days a finished job stays in the ledger before DynamoDB TTL removes it',
+    30,
+  ),
+});
 export const sweeperSettings = settingsSchema({
   LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,
   RECORD_DLQ_URL: required("the URL of the record queue's dead-letter queue"),

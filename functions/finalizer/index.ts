@@ -11,7 +11,7 @@ export const handler = createFinalizerHandler({
   ...observed,
   ports: {
     store: new S3ObjectStore(clients.s3),
-    ledger: new DynamoDbLedger(clients.documents, config.LEDGER_TABLE_NAME),
+    ledger: new DynamoDbLedger(clients.documents, config.LEDGER_TABLE_NAME, Date.now, config.RETENTION_DAYS),
     events: busPublisher(clients, config.EVENT_BUS_NAME),
   },
 });

@@ -139,6 +139,14 @@ describe('the functions', () => {
     ).toHaveLength(4);
   });
 
+  it('tell the finalizer how long finished jobs stay in the ledger', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'finalizer', RETENTION_DAYS: '30' }),
+      },
+    });
+  });
+
   it('keep their logs a month', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
