@@ -1,0 +1,131 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { eventBridgePutEvent } from '../../functions/adapters/events.ts';
+import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
+import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
+import type { RecordMessage } from '../../shared/messages/record-message.ts';
+
+/** A client whose `send` answers from a script, recording the commands it got. */
+function scriptedClient<Client>(answer: (input: Record<string, unknown>, call: number) => unknown) {
+  const inputs: Array<Record<string, unknown>> = [];
+  const client = {
+    send: async (command: { input: Record<string, unknown> }) => {
+      inputs.push(command.input);
+      return answer(command.input, inputs.length);
+    },
+  } as unknown as Client;
+  return { client, inputs };
+}
+
+const message = (lineNumber: number): RecordMessage => ({
+  v: 1,
+  jobId: 'job-1',
+  recordId: `r${lineNumber}`,
+  lineNumber,
+  source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 0, byteEnd: 10 },
+});
+
+describe('SqsRecordQueue', () => {
+  it('sends ten per SendMessageBatch and sends again only the entries SQS refused', async () => {
+    // Prepare: the first call refuses entry "3".
+    const { client, inputs } = scriptedClient<SQSClient>((_, call) =>
+      call === 1 ? { Failed: [{ Id: '3', Code: 'InternalError', SenderFault: false }] } : { Failed: [] },
+    );
+
+    // Act
+    await new SqsRecordQueue(client, 'https://queue').send(
+      Array.from({ length: 12 }, (_, index) => message(index + 1)),
+    );
+
+    // Assess
+    const batches = inputs.map((input) =>
+      (input.Entries as Array<{ Id: string; MessageBody: string }>).map(
+        (entry) => JSON.parse(entry.MessageBody).lineNumber,
+      ),
+    );
+    expect(batches).toHaveLength(3);
+    expect(batches[0]).toHaveLength(10);
+    expect(batches.slice(1)).toContainEqual([4]);
+    expect(batches.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('gives up with an error when SQS keeps refusing', async () => {
+    // Prepare
+    const { client } = scriptedClient<SQSClient>(() => ({
+      Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }],
+    }));
+
+    // Act
+    const send = new SqsRecordQueue(client, 'https://queue').send([message(1)]);
+
+    // Assess
+    await expect(send).rejects.toThrow(/SQS refused 1 record messages 5 times/);
+  }, 30_000);
+});
+
+describe('S3ObjectStore.putIfAbsent', () => {
+  it.each([
+    [412, 'exists'],
+    [409, 'exists'],
+  ])('reads a %i as "someone wrote it first"', async (status, expected) => {
+    // Prepare
+    const { client, inputs } = scriptedClient<S3Client>(() => {
+      throw Object.assign(new Error('precondition'), { $metadata: { httpStatusCode: status } });
+    });
+
+    // Act
+    const result = await new S3ObjectStore(client).putIfAbsent({ bucket: 'b', key: 'work/x.json' }, '{}');
+
+    // Assess
+    expect(result).toBe(expected);
+    expect(inputs[0]).toMatchObject({ IfNoneMatch: '*' });
+  });
+
+  it('passes other failures on', async () => {
+    const { client } = scriptedClient<S3Client>(() => {
+      throw Object.assign(new Error('denied'), { $metadata: { httpStatusCode: 403 } });
+    });
+    await expect(new S3ObjectStore(client).putIfAbsent({ bucket: 'b', key: 'k' }, '{}')).rejects.toThrow(
+      'denied',
+    );
+  });
+});
+
+describe('eventBridgePutEvent', () => {
+  it('puts the event on the named bus and fails loudly when EventBridge refuses it', async () => {
+    // Prepare
+    const { client, inputs } = scriptedClient<EventBridgeClient>((_, call) =>
+      call === 1
+        ? { FailedEntryCount: 0 }
+        : { FailedEntryCount: 1, Entries: [{ ErrorMessage: 'bus not found' }] },
+    );
+    const put = eventBridgePutEvent(client, 'pipeline-bus');
+
+    // Act
+    await put({
+      source: 'bedrock-batch-pipeline',
+      detailType: 'Batch Job Completed',
+      detail: { jobId: 'j' },
+    });
+    const refused = put({
+      source: 'bedrock-batch-pipeline',
+      detailType: 'Batch Job Completed',
+      detail: { jobId: 'k' },
+    });
+
+    // Assess
+    expect(inputs[0]).toEqual({
+      Entries: [
+        {
+          EventBusName: 'pipeline-bus',
+          Source: 'bedrock-batch-pipeline',
+          DetailType: 'Batch Job Completed',
+          Detail: '{"jobId":"j"}',
+        },
+      ],
+    });
+    await expect(refused).rejects.toThrow(/EventBridge refused a Batch Job Completed event: bus not found/);
+  });
+});
