@@ -32,7 +32,7 @@ export class DynamoDbLedger implements Ledger {
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly now: () => number = Date.now,
-    /** Finished jobs' items expire (DynamoDB TTL on `expiresAt`) this many days after they finish. */
+    /** Finished jobs, finished records and claimed ids expire (DynamoDB TTL on `expiresAt`) this many days later. */
     private readonly retentionDays = 30,
   ) {}
 
@@ -76,7 +76,7 @@ export class DynamoDbLedger implements Ledger {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `JOB#${jobId}`, sk: `ID#${recordId}`, lineNumber },
+          Item: { pk: `JOB#${jobId}`, sk: `ID#${recordId}`, lineNumber, expiresAt: this.expiresAt() },
           ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
           ExpressionAttributeValues: { ':line': lineNumber },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -220,10 +220,15 @@ export class DynamoDbLedger implements Ledger {
               Update: {
                 TableName: this.tableName,
                 Key: recordKey(jobId, completion.lineNumber),
-                UpdateExpression: 'SET #status = :done, outcome = :outcome REMOVE leaseOwner, leaseUntil',
+                UpdateExpression:
+                  'SET #status = :done, outcome = :outcome, expiresAt = :expires REMOVE leaseOwner, leaseUntil',
                 ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
                 ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':done': 'done', ':outcome': completion.status },
+                ExpressionAttributeValues: {
+                  ':done': 'done',
+                  ':outcome': completion.status,
+                  ':expires': this.expiresAt(),
+                },
               },
             },
             {
@@ -286,7 +291,7 @@ export class DynamoDbLedger implements Ledger {
       {
         ':status': status,
         ':finished': finishedAt,
-        ':expires': Math.floor(this.now() / 1000) + this.retentionDays * 86_400,
+        ':expires': this.expiresAt(),
       },
     );
   }
@@ -358,6 +363,11 @@ export class DynamoDbLedger implements Ledger {
         ExpressionAttributeValues: { ...values, ':now': this.isoNow() },
       }),
     );
+  }
+
+  /** When an item written now may go: DynamoDB TTL removes it `retentionDays` later. */
+  private expiresAt(): number {
+    return Math.floor(this.now() / 1000) + this.retentionDays * 86_400;
   }
 
   private isoNow(): string {

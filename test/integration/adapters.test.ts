@@ -163,6 +163,28 @@ describe.each([
 });
 
 describe('DynamoDbLedger retention', () => {
+  it('lets finished records and claimed ids expire by TTL', async () => {
+    // Prepare
+    const now = Date.parse('2026-11-25T10:00:00Z');
+    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, () => now, 7);
+    const job = newJob();
+    await ledger.createJob(job);
+
+    // Act
+    await ledger.claimRecordId(job.jobId, 'r1', 1);
+    await ledger.completeRecord(job.jobId, completion(1));
+
+    // Assess
+    const item = async (sk: string) =>
+      (
+        await cloud.clients.documents.send(
+          new GetCommand({ TableName: resources.tableName, Key: { pk: `JOB#${job.jobId}`, sk } }),
+        )
+      ).Item;
+    expect((await item('ID#r1'))?.expiresAt).toBe(now / 1000 + 7 * 86_400);
+    expect((await item('REC#0000000001'))?.expiresAt).toBe(now / 1000 + 7 * 86_400);
+  });
+
   it('lets a finished job expire by TTL, and keeps a running one', async () => {
     // Prepare
     const now = Date.parse('2026-11-25T10:00:00Z');
