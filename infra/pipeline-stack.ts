@@ -112,7 +112,11 @@ export class PipelineStack extends Stack {
       BEDROCK_ENDPOINT: settings.endpoint,
       DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
     };
-    const storage = { BUCKET_NAME: this.bucket.bucketName, LEDGER_TABLE_NAME: this.ledger.tableName };
+    const storage = {
+      BUCKET_NAME: this.bucket.bucketName,
+      LEDGER_TABLE_NAME: this.ledger.tableName,
+      RETENTION_DAYS: String(settings.retentionDays),
+    };
     const queues = {
       RECORD_QUEUE_URL: this.records.queue.queueUrl,
       FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl,
@@ -138,7 +142,7 @@ export class PipelineStack extends Stack {
         name: 'finalizer',
         timeout: longTimeout,
         memorySize: 2_048,
-        environment: { ...storage, RETENTION_DAYS: String(settings.retentionDays) },
+        environment: storage,
       }),
       sweeper: new PipelineFunction(this, 'Sweeper', {
         name: 'sweeper',

@@ -69,6 +69,10 @@ export const quotaSettings = {
 export const storageSettings = {
   BUCKET_NAME: required('the bucket that holds inputs/ and outputs/'),
   LEDGER_TABLE_NAME: required('the DynamoDB job ledger table'),
+  RETENTION_DAYS: positiveInteger(
+    'days finished jobs and records stay in the ledger before DynamoDB TTL removes them',
+    30,
+  ),
 };
 
 export const queueSettings = {
@@ -123,14 +127,7 @@ export const workerSettings = settingsSchema({
   ...queueSettings,
   ...workerRuntimeSettings,
 });
-export const finalizerSettings = settingsSchema({
-  ...storageSettings,
-  ...eventSettings,
-  RETENTION_DAYS: positiveInteger(
-    'days a finished job stays in the ledger before DynamoDB TTL removes it',
-    30,
-  ),
-});
+export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSettings });
 export const sweeperSettings = settingsSchema({
   LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,
   RECORD_DLQ_URL: required("the URL of the record queue's dead-letter queue"),

@@ -15,7 +15,7 @@ export const handler = createWorkerHandler({
   ...observed,
   ports: {
     store: new S3ObjectStore(clients.s3),
-    ledger: new DynamoDbLedger(clients.documents, config.LEDGER_TABLE_NAME),
+    ledger: new DynamoDbLedger(clients.documents, config.LEDGER_TABLE_NAME, Date.now, config.RETENTION_DAYS),
     queue: new SqsRecordQueue(clients.sqs, config.RECORD_QUEUE_URL),
     finalize: new QueueFinalizeTrigger(clients.sqs, config.FINALIZE_QUEUE_URL),
     model: new BedrockInvoker(clients.bedrock),

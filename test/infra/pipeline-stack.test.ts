@@ -139,7 +139,7 @@ describe('the functions', () => {
     ).toHaveLength(4);
   });
 
-  it('tell the finalizer how long finished jobs stay in the ledger', () => {
+  it('tell the functions how long finished jobs stay in the ledger', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'finalizer', RETENTION_DAYS: '30' }),

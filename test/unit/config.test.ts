@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       TOKENS_PER_MINUTE: 200_000,
       OUTPUT_TOKEN_BURNDOWN: 5,
       LEASE_SECONDS: 960,
+      RETENTION_DAYS: 30,
       SDK_MAX_ATTEMPTS: 2,
     });
     expect(retryPolicyOf(config)).toEqual({
