@@ -7,7 +7,7 @@ export class UsageError extends PipelineError {
   }
 }
 
-/** The job itself failed (not a record of it): exit code 1. */
+/** The job itself failed (not a record of it): exit code 1. The local runner reports it with the same code. */
 export class JobFailedError extends PipelineError {
   constructor(message: string) {
     super('JOB_FAILED', message);

@@ -11,7 +11,7 @@ import {
 } from './commands/remote.ts';
 import { REPORT_USAGE, reportCommand } from './commands/report.ts';
 import { RUN_USAGE, runCommand } from './commands/run.ts';
-import { JobFailedError, UsageError } from './errors.ts';
+import { UsageError } from './errors.ts';
 import { type Terminal, terminal } from './terminal.ts';
 
 const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
@@ -70,7 +70,7 @@ try {
   process.exitCode = await main(process.argv.slice(2), term);
 } catch (error) {
   term.endStatus();
-  if (error instanceof JobFailedError) {
+  if (error instanceof PipelineError && error.code === 'JOB_FAILED') {
     term.err(`${term.red('Job failed:')} ${error.message}\n`);
     process.exitCode = 1;
   } else if (

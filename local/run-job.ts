@@ -3,6 +3,8 @@ import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
+import { PipelineError } from '../shared/errors.ts';
+import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/ports.ts';
 import { startLocalCloud } from './cloud/local-cloud.ts';
@@ -98,6 +100,13 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
     const progress = setInterval(() => void report(), 500);
     const completion = await pipeline.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
     await report();
+    if (completion['detail-type'] === JOB_FAILED) {
+      await pipeline.stop();
+      throw new PipelineError(
+        'JOB_FAILED',
+        `The job failed: ${String((completion.detail as { reason?: unknown }).reason)}`,
+      );
+    }
 
     const { output, manifest } = outputLocations({ bucket, key });
     await mkdir(options.outDir, { recursive: true });

@@ -43,4 +43,21 @@ describe('runLocalJob (what npm start runs)', () => {
     });
     expect(log.at(-1)).toMatch(/^Batch Job Completed: results in /);
   }, 120_000);
+
+  it('reports a job that failed as a whole (a bad file option) as JOB_FAILED with the reason', async () => {
+    // Act
+    const run = runLocalJob({
+      file: fixturePath('prompts/sample.jsonl'),
+      outDir,
+      speed: 0,
+      metadata: { 'max-tokens': 'many' },
+      log: () => {},
+    });
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      code: 'JOB_FAILED',
+      message: expect.stringMatching(/file option max-tokens/),
+    });
+  }, 120_000);
 });
