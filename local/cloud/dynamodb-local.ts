@@ -27,6 +27,21 @@ export async function startDynamoDbLocal(credentials: {
   accessKeyId: string;
   secretAccessKey: string;
 }): Promise<DynamoDbLocal> {
+  // The port is free when probed but DynamoDB Local binds it a moment later; another process may take it
+  // in between, so a failed start tries a fresh port.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startOnFreePort(credentials);
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startOnFreePort(credentials: {
+  accessKeyId: string;
+  secretAccessKey: string;
+}): Promise<DynamoDbLocal> {
   const distribution = dynamoDbLocalDirectory();
   const port = await freePort();
   const child = spawn(
