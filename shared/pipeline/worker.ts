@@ -122,7 +122,12 @@ export async function processRecord(
     settings.leaseSeconds,
   );
   if (lease.kind === 'acquired') attempts = lease.attempt;
-  if (lease.kind !== 'acquired' || (await completeFromStore(ports, job, message.lineNumber))) {
+  // Only a lease holder stores a result, so on a first attempt there is none to adopt: skip the read.
+  const adopted =
+    lease.kind === 'acquired' &&
+    lease.attempt > 1 &&
+    (await completeFromStore(ports, job, message.lineNumber));
+  if (lease.kind !== 'acquired' || adopted) {
     await ports.budget.settle(reservation, 0);
     if (lease.kind === 'held')
       return { kind: 'retry', delaySeconds: settings.heldRetrySeconds ?? 30, failure: undefined };

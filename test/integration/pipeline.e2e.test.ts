@@ -258,6 +258,8 @@ describe('failures between steps', () => {
         .key,
       JSON.stringify(stored),
     );
+    // The dead worker held the record's lease for its attempt; the lease has run out since.
+    await pipeline.ledger.leaseRecord(jobId, 1, 'dead-worker', 0);
     const calls = cloud.bedrock.state().responses['200'] ?? 0;
 
     // Act

@@ -300,17 +300,6 @@ describe('exactly once', () => {
     // ...while this one had passed the checks before it did.
     pipeline.ledger.isRecordDone = async () => false;
     pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1 });
-    pipeline.store.read = (() => {
-      const read = pipeline.store.read.bind(pipeline.store);
-      let first = true;
-      return async (location) => {
-        if (first) {
-          first = false;
-          return undefined;
-        }
-        return read(location);
-      };
-    })();
 
     // Act
     const verdict = await pipeline.work(message);
