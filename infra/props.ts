@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
+import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
 const pipelinePropsSchema = z
@@ -9,7 +10,7 @@ const pipelinePropsSchema = z
     /** The region Bedrock is called in. Never defaulted (the brief's "forgetting the region" mistake). */
     bedrockRegion: z.string().min(1),
     /** The model for files that do not name one. */
-    defaultModel: z.string().min(1).default('opus-4.6'),
+    defaultModel: z.string().min(1).default(DEFAULT_MODEL),
     /** Every model files may use; IAM allows exactly these. Defaults to the default model alone. */
     allowedModels: z.array(z.string().min(1)).optional(),
     endpoint: z.enum(endpointKinds).default('global'),

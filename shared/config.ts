@@ -3,6 +3,7 @@ import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { resolveModel } from './models/resolve-model.ts';
+import { DEFAULT_MODEL } from './pipeline/job.ts';
 
 /**
  * The functions' settings, one environment variable each. Every schema is parsed once at cold start with
@@ -29,7 +30,7 @@ export const bedrockSettings = {
     .string()
     .trim()
     .min(1)
-    .default('opus-4.6')
+    .default(DEFAULT_MODEL)
     .describe('the default model: an alias, an Anthropic name or a Bedrock id'),
   BEDROCK_ENDPOINT: z.enum(endpointKinds).default('global').describe('global, regional or in-region'),
   DEFAULT_MAX_TOKENS: positiveInteger('max_tokens for records that do not set it', 4096),

@@ -4,7 +4,6 @@ import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
-import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import { buildInvocation } from '../../shared/request/build-request.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
@@ -33,13 +32,7 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
   });
   const file = await checkInputFile(positionals[0]);
   const metadata = fileMetadata(values);
-  checkModelChoice(metadata, values.region);
-  const job = jobSettingsFrom(metadata, {
-    model: 'opus-4.6',
-    region: values.region,
-    endpoint: 'global',
-    defaultMaxTokens: 1024,
-  });
+  const job = checkModelChoice(metadata, values.region);
 
   const errors: PlanError[] = [];
   const longContextLines: number[] = [];

@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
+import type { JobSettings } from '../../shared/pipeline/ports.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
@@ -38,10 +40,13 @@ export function fileMetadata(values: {
   };
 }
 
-/** Checks the model, endpoint and region together before anything starts, with the catalog's fixes. */
-export function checkModelChoice(metadata: Record<string, string>, region: string): void {
+/**
+ * The settings a local run would give the file, checked before anything starts: model, endpoint and region
+ * together, with the catalog's fixes.
+ */
+export function checkModelChoice(metadata: Record<string, string>, region: string): JobSettings {
   try {
-    jobSettingsFrom(metadata, { model: 'opus-4.6', region, endpoint: 'global', defaultMaxTokens: 1024 });
+    return jobSettingsFrom(metadata, localJobDefaults(region));
   } catch (error) {
     if (error instanceof ConfigurationError) {
       throw new UsageError(

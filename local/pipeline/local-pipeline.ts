@@ -18,6 +18,7 @@ import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
+import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/ports.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
 import { type BusEvent, EventBridgeShim } from '../glue/eventbridge-shim.ts';
@@ -52,6 +53,11 @@ export interface LocalPipeline {
   stop(): Promise<void>;
 }
 
+/** What a local run uses where a file says nothing: the default model on the global endpoint, 1,024 tokens. */
+export function localJobDefaults(region: string): JobSettings {
+  return { model: DEFAULT_MODEL, region, endpoint: 'global', defaultMaxTokens: 1024 };
+}
+
 /**
  * The whole pipeline on the local cloud: the resources the stack would create, the three functions built
  * from the same handler factories as on Lambda, the EventBridge rules and the SQS event sources.
@@ -77,13 +83,7 @@ export async function startLocalPipeline(
   const events = new BusEventPublisher(async (event) => shim.putEvent(event));
   const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
   const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
-  const defaults: JobSettings = {
-    model: 'opus-4.6',
-    region: cloud.region,
-    endpoint: 'global',
-    defaultMaxTokens: 1024,
-    ...options.defaults,
-  };
+  const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
 
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),

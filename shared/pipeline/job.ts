@@ -8,6 +8,8 @@ import { emptyTotals } from '../output/manifest.ts';
 import type { JobRecord, JobSettings, ObjectLocation } from './ports.ts';
 
 export const INPUT_PREFIX = 'inputs/';
+/** The model for files that name none, unless a deployment chooses another. */
+export const DEFAULT_MODEL = 'opus-4.6';
 const OUTPUT_PREFIX = 'outputs/';
 const WORK_PREFIX = 'work/';
 
