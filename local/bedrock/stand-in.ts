@@ -38,6 +38,8 @@ export interface BedrockStandInOptions {
 export interface StandInState {
   readonly region: string;
   readonly responses: Readonly<Record<string, number>>;
+  /** Faults injected (by rate or marker), by kind: a Bedrock error name or "slow". */
+  readonly injectedFaults: Readonly<Record<string, number>>;
   readonly quotas: readonly QuotaUsage[];
 }
 
@@ -75,12 +77,18 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
   const faults = new FaultInjector(options.faults ?? {}, seed);
   const cache = new PromptCache();
   const responses: Record<string, number> = {};
+  const injectedFaults: Record<string, number> = {};
   const auth: AuthSettings = { region, ...options.auth };
 
   const count = (outcome: string) => {
     responses[outcome] = (responses[outcome] ?? 0) + 1;
   };
-  const state = (): StandInState => ({ region, responses: { ...responses }, quotas: quotas.usage() });
+  const state = (): StandInState => ({
+    region,
+    responses: { ...responses },
+    injectedFaults: { ...injectedFaults },
+    quotas: quotas.usage(),
+  });
 
   const invoke = async (modelId: string, raw: Buffer, response: Response): Promise<void> => {
     const request = validateInvocation(modelId, raw, region, catalog);
@@ -90,6 +98,8 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       throw new WireError('ValidationException', 'Input is too long for requested model.');
     }
     for (const fault of faults.faultsFor(raw.toString('utf8'))) {
+      const kind = fault.kind === 'error' ? fault.error : 'slow';
+      injectedFaults[kind] = (injectedFaults[kind] ?? 0) + 1;
       if (fault.kind === 'error') throw new WireError(fault.error);
       await sleep(fault.delayMs);
     }

@@ -350,6 +350,7 @@ describe('Bedrock stand-in faults', () => {
 
     // Assess
     expect(response.type).toBe('message');
+    expect(standIn.state().injectedFaults.slow).toBe(1);
   });
 
   it('injects faults at the configured rate, from its seed', async () => {
