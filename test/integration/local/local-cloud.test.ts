@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { CreateTableCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import {
   CompleteMultipartUploadCommand,
@@ -24,9 +25,12 @@ beforeAll(async () => {
 afterAll(() => cloud.stop());
 
 describe('startLocalCloud', () => {
-  it('serves every service on 127.0.0.1 only', () => {
-    for (const endpoint of Object.values(cloud.endpoints))
+  it('serves every service on 127.0.0.1 only', async () => {
+    // Assess: the endpoints are loopback, and the kernel shows each port listening on loopback alone.
+    for (const endpoint of Object.values(cloud.endpoints)) {
       expect(endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(await listeningAddresses(Number(new URL(endpoint).port))).toEqual(['127.0.0.1']);
+    }
   });
 
   it('runs DynamoDB Local with transactions, through the real SDK', async () => {
@@ -258,3 +262,23 @@ describe('EventBridge shim', () => {
     });
   });
 });
+
+/** The local addresses the kernel shows listening on `port` (Linux /proc/net/tcp and tcp6). */
+async function listeningAddresses(port: number): Promise<string[]> {
+  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+  const addresses = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = (await readFile(table, 'utf8')).split('\n').slice(1);
+    for (const line of lines) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state !== '0A' || local === undefined || !local.endsWith(`:${portHex}`)) continue;
+      const hex = local.slice(0, local.indexOf(':'));
+      // IPv4 (or IPv4-mapped IPv6) addresses are the last four bytes, little-endian per 32-bit word.
+      const word = hex.slice(-8);
+      const bytes = [6, 4, 2, 0].map((offset) => Number.parseInt(word.slice(offset, offset + 2), 16));
+      const mapped = hex.length === 8 || hex.startsWith('0000000000000000FFFF0000');
+      addresses.add(mapped ? bytes.join('.') : hex);
+    }
+  }
+  return [...addresses];
+}
