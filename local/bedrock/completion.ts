@@ -68,10 +68,14 @@ export class PromptCache {
 
   constructor(private readonly ttlMs = 5 * 60_000) {}
 
-  /** Returns "read" for a cache hit, "write" when this request creates the entry. */
-  use(key: string, now: number): 'read' | 'write' {
+  /** "read" for a cache hit now, "write" when a request now would create the entry. */
+  peek(key: string, now: number): 'read' | 'write' {
     const expiry = this.expiries.get(key);
-    this.expiries.set(key, now + this.ttlMs);
     return expiry !== undefined && expiry > now ? 'read' : 'write';
+  }
+
+  /** A request used the entry (read or wrote it): it lives another TTL. */
+  touch(key: string, now: number): void {
+    this.expiries.set(key, now + this.ttlMs);
   }
 }

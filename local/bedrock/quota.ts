@@ -1,23 +1,63 @@
 import { TokenBucket } from './token-bucket.ts';
 
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
 export interface QuotaSettings {
   readonly tokensPerMinute: number;
+  /** The rolling 24-hour token quota; Bedrock's default is tokensPerMinute x 1440. */
+  readonly tokensPerDay?: number | undefined;
   /** Optional: Bedrock has moved to token limits, but some accounts still see request limits. */
   readonly requestsPerMinute?: number | undefined;
+}
+
+/** Which limit refused a request: each has its own ThrottlingException message. */
+export type ThrottleCause = 'tokensPerMinute' | 'tokensPerDay' | 'requestsPerMinute';
+
+export const THROTTLE_MESSAGES: Readonly<Record<ThrottleCause, string>> = {
+  tokensPerMinute: 'Too many tokens, please wait before trying again.',
+  tokensPerDay: 'Too many tokens per day, please wait before trying again.',
+  requestsPerMinute: 'Too many requests, please wait before trying again.',
+};
+
+/** What a request asks for when it starts: its input, by how it meets the prompt cache, and its max_tokens. */
+export interface RequestedTokens {
+  readonly input: number;
+  readonly cacheWrite: number;
+  readonly cacheRead: number;
+  readonly maxTokens: number;
+}
+
+/** What a request used when it ended. */
+export interface UsedTokens {
+  readonly input: number;
+  readonly cacheWrite: number;
+  readonly cacheRead: number;
+  readonly output: number;
 }
 
 export interface QuotaUsage {
   readonly modelId: string;
   readonly tokensPerMinute: number;
+  readonly tokensPerDay: number;
   readonly requestsPerMinute: number | undefined;
+  /** The minute bucket's level now: below zero when settled charges left the quota in debt. */
   readonly availableTokens: number;
-  /** Requests admitted, and requests refused with a 429 for want of quota. */
+  readonly availableDailyTokens: number;
+  /** Requests admitted, and requests refused with a 429, by the limit that refused them. */
   readonly requests: number;
   readonly throttled: number;
+  readonly throttledBy: Readonly<Record<ThrottleCause, number>>;
+  readonly inFlight: number;
+  readonly peakInFlight: number;
   readonly inputTokens: number;
+  readonly cacheWriteTokens: number;
+  readonly cacheReadTokens: number;
   readonly outputTokens: number;
-  /** Quota tokens finally charged: input plus output at the burndown rate. */
-  readonly quotaTokensCharged: number;
+  /** Quota tokens taken when requests started: input + cache write + cache read + max_tokens. */
+  readonly tokensReserved: number;
+  /** Quota tokens finally charged: input + cache write + output x burndown (cache reads are released). */
+  readonly tokensCharged: number;
 }
 
 export interface Reservation {
@@ -25,20 +65,31 @@ export interface Reservation {
   readonly reserved: number;
 }
 
+export type Admission =
+  | { readonly admitted: true; readonly reservation: Reservation }
+  | { readonly admitted: false; readonly cause: ThrottleCause };
+
 interface ModelQuota {
-  readonly tokens: TokenBucket;
-  readonly requests: TokenBucket | undefined;
-  requestCount: number;
-  throttled: number;
+  readonly minute: TokenBucket;
+  readonly day: TokenBucket;
+  readonly requestRate: TokenBucket | undefined;
+  requests: number;
+  throttledBy: Record<ThrottleCause, number>;
+  inFlight: number;
+  peakInFlight: number;
   inputTokens: number;
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
   outputTokens: number;
-  quotaTokensCharged: number;
+  tokensReserved: number;
+  tokensCharged: number;
 }
 
 /**
  * Quotas per model id as called (each inference profile has its own) in the stand-in's one region, with
- * Bedrock's accounting: reserve input + max_tokens x burndown at the start, settle to input + output x
- * burndown at the end.
+ * Bedrock's documented accounting: a request is admitted when its reservation (input + cache write + cache
+ * read + max_tokens) fits the minute and the day; when it ends the reservation becomes the charge (input +
+ * cache write + output x burndown), which may be more than was reserved and leave the quota in debt.
  */
 export class QuotaBoard {
   private readonly quotas = new Map<string, ModelQuota>();
@@ -50,46 +101,62 @@ export class QuotaBoard {
     private readonly now: () => number,
   ) {}
 
-  /** Reserves the request's worst case, or returns undefined: the caller answers ThrottlingException. */
-  reserve(modelId: string, inputTokens: number, maxTokens: number): Reservation | undefined {
+  /** Admits the request and takes its reservation, or says which limit refuses it (a ThrottlingException). */
+  reserve(modelId: string, requested: RequestedTokens): Admission {
     const quota = this.quotaOf(modelId);
     const now = this.now();
-    const reserved = inputTokens + maxTokens * this.outputBurndown;
-    if (quota.requests !== undefined && quota.requests.available(now) < 1) {
-      quota.throttled += 1;
-      return undefined;
+    const reserved = requested.input + requested.cacheWrite + requested.cacheRead + requested.maxTokens;
+    const cause: ThrottleCause | undefined = !quota.day.canTake(reserved, now)
+      ? 'tokensPerDay'
+      : !quota.minute.canTake(reserved, now)
+        ? 'tokensPerMinute'
+        : quota.requestRate !== undefined && !quota.requestRate.canTake(1, now)
+          ? 'requestsPerMinute'
+          : undefined;
+    if (cause !== undefined) {
+      quota.throttledBy[cause] += 1;
+      return { admitted: false, cause };
     }
-    if (!quota.tokens.tryTake(reserved, now)) {
-      quota.throttled += 1;
-      return undefined;
-    }
-    quota.requests?.tryTake(1, now);
-    quota.requestCount += 1;
-    return { modelId, reserved };
+    quota.day.take(reserved, now);
+    quota.minute.take(reserved, now);
+    quota.requestRate?.take(1, now);
+    quota.requests += 1;
+    quota.inFlight += 1;
+    quota.peakInFlight = Math.max(quota.peakInFlight, quota.inFlight);
+    quota.tokensReserved += reserved;
+    return { admitted: true, reservation: { modelId, reserved } };
   }
 
-  settle(reservation: Reservation, inputTokens: number, outputTokens: number): void {
+  /** Turns a finished request's reservation into its charge. */
+  settle(reservation: Reservation, used: UsedTokens): void {
     const quota = this.quotaOf(reservation.modelId);
-    const charged = inputTokens + outputTokens * this.outputBurndown;
-    quota.tokens.adjust(reservation.reserved - charged, this.now());
-    quota.inputTokens += inputTokens;
-    quota.outputTokens += outputTokens;
-    quota.quotaTokensCharged += charged;
+    const now = this.now();
+    const charged = used.input + used.cacheWrite + used.output * this.outputBurndown;
+    quota.minute.adjust(reservation.reserved - charged, now);
+    quota.day.adjust(reservation.reserved - charged, now);
+    quota.inFlight -= 1;
+    quota.inputTokens += used.input;
+    quota.cacheWriteTokens += used.cacheWrite;
+    quota.cacheReadTokens += used.cacheRead;
+    quota.outputTokens += used.output;
+    quota.tokensCharged += charged;
   }
 
   usage(): QuotaUsage[] {
     const now = this.now();
-    return [...this.quotas.entries()].map(([modelId, quota]) => ({
-      modelId,
-      tokensPerMinute: quota.tokens.perMinute,
-      requestsPerMinute: quota.requests?.perMinute,
-      availableTokens: Math.floor(quota.tokens.available(now)),
-      requests: quota.requestCount,
-      throttled: quota.throttled,
-      inputTokens: quota.inputTokens,
-      outputTokens: quota.outputTokens,
-      quotaTokensCharged: quota.quotaTokensCharged,
-    }));
+    return [...this.quotas.entries()].map(
+      ([modelId, { minute, day, requestRate, throttledBy, ...counts }]) => ({
+        modelId,
+        tokensPerMinute: minute.capacity,
+        tokensPerDay: day.capacity,
+        requestsPerMinute: requestRate?.capacity,
+        availableTokens: Math.floor(minute.available(now)),
+        availableDailyTokens: Math.floor(day.available(now)),
+        throttled: throttledBy.tokensPerMinute + throttledBy.tokensPerDay + throttledBy.requestsPerMinute,
+        throttledBy: { ...throttledBy },
+        ...counts,
+      }),
+    );
   }
 
   private quotaOf(modelId: string): ModelQuota {
@@ -98,16 +165,22 @@ export class QuotaBoard {
       const settings = this.perModel[modelId] ?? this.defaults;
       const now = this.now();
       quota = {
-        tokens: new TokenBucket(settings.tokensPerMinute, now),
-        requests:
+        minute: new TokenBucket(settings.tokensPerMinute, MINUTE_MS, now),
+        day: new TokenBucket(settings.tokensPerDay ?? settings.tokensPerMinute * 1_440, DAY_MS, now),
+        requestRate:
           settings.requestsPerMinute === undefined
             ? undefined
-            : new TokenBucket(settings.requestsPerMinute, now),
-        requestCount: 0,
-        throttled: 0,
+            : new TokenBucket(settings.requestsPerMinute, MINUTE_MS, now),
+        requests: 0,
+        throttledBy: { tokensPerMinute: 0, tokensPerDay: 0, requestsPerMinute: 0 },
+        inFlight: 0,
+        peakInFlight: 0,
         inputTokens: 0,
+        cacheWriteTokens: 0,
+        cacheReadTokens: 0,
         outputTokens: 0,
-        quotaTokensCharged: 0,
+        tokensReserved: 0,
+        tokensCharged: 0,
       };
       this.quotas.set(modelId, quota);
     }

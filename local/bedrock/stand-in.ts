@@ -8,7 +8,7 @@ import { authenticate } from './auth.ts';
 import { deterministicCompletion, PromptCache } from './completion.ts';
 import { listenDualProtocol } from './dual-protocol-server.ts';
 import { FaultInjector, type FaultSettings } from './faults.ts';
-import { QuotaBoard, type QuotaSettings, type QuotaUsage } from './quota.ts';
+import { QuotaBoard, type QuotaSettings, type QuotaUsage, THROTTLE_MESSAGES } from './quota.ts';
 import { countInputTokens } from './tokens.ts';
 import { validateInvocation } from './validation.ts';
 import { type Response, sendError, sendJson, WireError } from './wire-errors.ts';
@@ -103,15 +103,22 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       if (fault.kind === 'error') throw new WireError(fault.error);
       await sleep(fault.delayMs);
     }
-    const reservation = quotas.reserve(request.modelId, input.total, request.maxTokens);
-    if (reservation === undefined) throw new WireError('ThrottlingException');
-
     const cached = input.cachePrefix;
-    const cacheUse =
+    const cacheKey =
       cached !== undefined && cached.tokens >= request.model.minCacheablePrefixTokens
-        ? cache.use(`${request.modelId}:${cached.fingerprint}`, now())
+        ? `${request.modelId}:${cached.fingerprint}`
         : undefined;
+    const cacheUse = cacheKey === undefined ? undefined : cache.peek(cacheKey, now());
     const cacheTokens = cacheUse === undefined || cached === undefined ? 0 : cached.tokens;
+    const used = {
+      input: input.total - cacheTokens,
+      cacheWrite: cacheUse === 'write' ? cacheTokens : 0,
+      cacheRead: cacheUse === 'read' ? cacheTokens : 0,
+    };
+    const admission = quotas.reserve(request.modelId, { ...used, maxTokens: request.maxTokens });
+    if (!admission.admitted) throw new WireError('ThrottlingException', THROTTLE_MESSAGES[admission.cause]);
+    if (cacheKey !== undefined) cache.touch(cacheKey, now());
+
     const completion = deterministicCompletion(
       `${request.modelId}\n${raw.toString('utf8')}`,
       seed,
@@ -121,19 +128,14 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       (latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed,
     );
     if (latencyMs > 0) await sleep(latencyMs);
+    quotas.settle(admission.reservation, { ...used, output: completion.outputTokens });
 
     const usage = {
-      input_tokens: input.total - cacheTokens,
-      cache_creation_input_tokens: cacheUse === 'write' ? cacheTokens : 0,
-      cache_read_input_tokens: cacheUse === 'read' ? cacheTokens : 0,
+      input_tokens: used.input,
+      cache_creation_input_tokens: used.cacheWrite,
+      cache_read_input_tokens: used.cacheRead,
       output_tokens: completion.outputTokens,
     };
-    // Cache reads do not count against the tokens-per-minute quota; fresh input and cache writes do.
-    quotas.settle(
-      reservation,
-      usage.input_tokens + usage.cache_creation_input_tokens,
-      completion.outputTokens,
-    );
     sendJson(
       response,
       200,

@@ -1,7 +1,7 @@
 /**
- * A per-minute quota as a token bucket that refills continuously. Bedrock reserves a request's worst case when
- * it starts (input plus max_tokens at the output burndown) and corrects it when it ends, so a bucket may go
- * below zero when a request used more than it reserved; later requests then wait.
+ * A quota as a token bucket that refills continuously: `capacity` tokens over `periodMs`. A request may take
+ * more than it finally uses or less (Bedrock reserves at the start and settles at the end), so the level may
+ * go below zero: the quota is then in debt and later requests wait until it has refilled.
  */
 export class TokenBucket {
   private level: number;
@@ -9,12 +9,13 @@ export class TokenBucket {
   private readonly refillPerMs: number;
 
   constructor(
-    readonly perMinute: number,
+    readonly capacity: number,
+    readonly periodMs: number,
     now: number,
   ) {
-    this.level = perMinute;
+    this.level = capacity;
     this.updatedAt = now;
-    this.refillPerMs = perMinute / 60_000;
+    this.refillPerMs = capacity / periodMs;
   }
 
   available(now: number): number {
@@ -23,25 +24,28 @@ export class TokenBucket {
   }
 
   /**
-   * Takes `amount` if it is there. A request larger than the whole bucket is let through when the bucket is
-   * full, so it is slow rather than impossible.
+   * Whether `amount` can be taken now. A request larger than the whole bucket may go when the bucket is full,
+   * so it is slow rather than impossible.
    */
-  tryTake(amount: number, now: number): boolean {
+  canTake(amount: number, now: number): boolean {
     this.refill(now);
-    if (amount > this.level && !(amount > this.perMinute && this.level >= this.perMinute)) return false;
-    this.level -= amount;
-    return true;
+    return amount <= this.level || (amount > this.capacity && this.level >= this.capacity);
   }
 
-  /** Corrects a reservation by `delta` tokens: positive gives back, negative takes more. */
+  take(amount: number, now: number): void {
+    this.refill(now);
+    this.level -= amount;
+  }
+
+  /** Corrects an earlier take by `delta` tokens: positive gives back, negative takes more (possibly into debt). */
   adjust(delta: number, now: number): void {
     this.refill(now);
-    this.level = Math.min(this.perMinute, this.level + delta);
+    this.level = Math.min(this.capacity, this.level + delta);
   }
 
   private refill(now: number): void {
     const elapsed = Math.max(0, now - this.updatedAt);
-    this.level = Math.min(this.perMinute, this.level + elapsed * this.refillPerMs);
-    this.updatedAt = now;
+    this.level = Math.min(this.capacity, this.level + elapsed * this.refillPerMs);
+    this.updatedAt = Math.max(this.updatedAt, now);
   }
 }

@@ -383,8 +383,8 @@ describe('Bedrock stand-in faults', () => {
 });
 
 describe('Bedrock stand-in quotas', () => {
-  it('reserves input + max_tokens x 5 per request, throttles when the minute is spent, and refills', async () => {
-    // Prepare: 14 input tokens + 10 max_tokens x 5 = 64 quota tokens per request, all used (answers run past 10)
+  it('admits on input + max_tokens, settles to input + output x 5, and refuses while the quota is in debt', async () => {
+    // Prepare: 14 input tokens + max_tokens 10 = 24 reserved; the answer runs to 10 tokens: 14 + 50 = 64 charged.
     let clock = 1_000_000;
     const standIn = await startBedrockStandIn({
       speed: 0,
@@ -396,43 +396,95 @@ describe('Bedrock stand-in quotas', () => {
     const attempt = () =>
       invoke(client, body).then(
         () => 'ok',
-        (error: Error) => error.name,
+        (error: Error) => `${error.name}: ${error.message}`,
       );
 
-    // Act
-    const first = await attempt();
-    const second = await attempt();
+    // Act: 100 - 64 = 36 left, enough for a second request (24), which leaves 36 - 64 = -28.
+    const answers = [await attempt(), await attempt(), await attempt()];
     clock += 30_000;
     const halfMinuteLater = await attempt();
-    clock += 60_000;
-    const minuteLater = await attempt();
     const state = standIn.state();
     await standIn.close();
 
-    // Assess
-    expect([first, second, halfMinuteLater, minuteLater]).toEqual(['ok', 'ThrottlingException', 'ok', 'ok']);
+    // Assess: from -28, 24 of room need 52 tokens of refill, 31.2 s.
+    expect(answers).toEqual([
+      'ok',
+      'ok',
+      'ThrottlingException: Too many tokens, please wait before trying again.',
+    ]);
+    expect(halfMinuteLater).toBe('ThrottlingException: Too many tokens, please wait before trying again.');
     expect(state.quotas).toEqual([
-      expect.objectContaining({ modelId: 'global.anthropic.claude-opus-4-6-v1', requests: 3, throttled: 1 }),
+      expect.objectContaining({
+        modelId: 'global.anthropic.claude-opus-4-6-v1',
+        requests: 2,
+        throttled: 2,
+        tokensReserved: 48,
+        tokensCharged: 128,
+        availableTokens: 22,
+      }),
     ]);
   });
 
-  it('gives back what a request reserved but did not use', async () => {
-    // Prepare: max_tokens 200 reserves 1,000 output quota tokens; the answer uses fewer.
+  it('reserves cache reads and releases them at the end', async () => {
+    // Prepare: a 4,100-token system prompt cached for Opus (minimum 4,096), read on the second call.
     const clock = 5_000;
     const standIn = await startBedrockStandIn({
       speed: 0,
-      quota: { tokensPerMinute: 10_000 },
+      quota: { tokensPerMinute: 100_000 },
       now: () => clock,
     });
+    const client = bedrockClient(standIn);
+    const system = [{ type: 'text', text: 'r'.repeat(16_400), cache_control: { type: 'ephemeral' } }];
+    const call = (question: string) =>
+      invoke(
+        client,
+        invokeBody({ max_tokens: 100, system, messages: [{ role: 'user', content: question }] }),
+      );
 
     // Act
-    const response = await invoke(bedrockClient(standIn), invokeBody({ max_tokens: 1_000 }));
+    await call('first question');
+    const before = standIn.state().quotas[0];
+    const second = await call('second question');
+    const after = standIn.state().quotas[0];
+    await standIn.close();
+
+    // Assess
+    const read = second.usage.cache_read_input_tokens;
+    expect(read).toBe(4_100);
+    expect((after?.tokensReserved ?? 0) - (before?.tokensReserved ?? 0)).toBe(
+      second.usage.input_tokens + read + 100,
+    );
+    expect((after?.tokensCharged ?? 0) - (before?.tokensCharged ?? 0)).toBe(
+      second.usage.input_tokens + second.usage.output_tokens * 5,
+    );
+  });
+
+  it('answers "Too many tokens per day" when the daily quota is spent', async () => {
+    // Prepare
+    let clock = 0;
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      quota: { tokensPerMinute: 1_000_000, tokensPerDay: 300 },
+      now: () => clock,
+    });
+    const client = bedrockClient(standIn);
+
+    const body = invokeBody({ max_tokens: 50, messages: [{ role: 'user', content: 'x'.repeat(800) }] });
+
+    // Act: 203 input + 50 reserved of 300 a day; at least 203 + 12 x 5 charged.
+    await invoke(client, body);
+    clock += 120_000;
+    const failure = await failureOf(invoke(client, body));
     const [usage] = standIn.state().quotas;
     await standIn.close();
 
     // Assess
-    const charged = response.usage.input_tokens + response.usage.output_tokens * 5;
-    expect(usage).toMatchObject({ quotaTokensCharged: charged, availableTokens: 10_000 - charged });
+    expect(failure).toEqual({
+      name: 'ThrottlingException',
+      status: 429,
+      message: 'Too many tokens per day, please wait before trying again.',
+    });
+    expect(usage?.throttledBy).toEqual({ tokensPerMinute: 0, tokensPerDay: 1, requestsPerMinute: 0 });
   });
 
   it('keeps a separate quota per inference profile and an optional requests-per-minute limit', async () => {
@@ -448,7 +500,7 @@ describe('Bedrock stand-in quotas', () => {
     const attempt = (modelId: string) =>
       invoke(client, invokeBody(), modelId).then(
         () => 'ok',
-        (error: Error) => error.name,
+        (error: Error) => error.message,
       );
 
     // Act
@@ -460,8 +512,22 @@ describe('Bedrock stand-in quotas', () => {
     await standIn.close();
 
     // Assess
-    expect(regional).toEqual(['ok', 'ThrottlingException']);
+    expect(regional).toEqual(['ok', 'Too many requests, please wait before trying again.']);
     expect(global).toBe('ok');
+  });
+
+  it('reports the peak of requests in flight', async () => {
+    // Prepare
+    const standIn = await startBedrockStandIn({ speed: 0.05 });
+    const client = bedrockClient(standIn);
+
+    // Act
+    await Promise.all(Array.from({ length: 6 }, () => invoke(client, invokeBody({ max_tokens: 20 }))));
+    const [usage] = standIn.state().quotas;
+    await standIn.close();
+
+    // Assess
+    expect(usage).toMatchObject({ inFlight: 0, peakInFlight: 6, requests: 6 });
   });
 });
 
