@@ -24,6 +24,11 @@ const positiveInteger = (help: string, fallback: number) =>
     .default(fallback)
     .describe(help);
 
+/** Quota tokens one output token costs for Claude 4 and later models. */
+export const OUTPUT_TOKEN_BURNDOWN = 5;
+/** Inputs estimated above this many tokens are counted exactly before the budget reserves for them. */
+export const COUNT_TOKENS_ABOVE = 20_000;
+
 export const bedrockSettings = {
   BEDROCK_REGION: required('the AWS region that makes the Bedrock calls, e.g. us-west-2 (never defaulted)'),
   BEDROCK_MODEL: z
@@ -54,6 +59,10 @@ export const retrySettings = {
     'delay before retrying a quota error',
     DEFAULT_RETRY_POLICY.laterDelaySeconds,
   ),
+  DAILY_QUOTA_WAIT_SECONDS: positiveInteger(
+    "how long records wait when Bedrock's tokens-per-day quota is spent (SQS delays at most 900)",
+    DEFAULT_RETRY_POLICY.dailyQuotaWaitSeconds,
+  ).pipe(z.number().max(900, 'must be at most 900, the SQS message delay limit')),
 };
 
 export const quotaSettings = {
@@ -63,7 +72,7 @@ export const quotaSettings = {
   ),
   OUTPUT_TOKEN_BURNDOWN: positiveInteger(
     'quota tokens each output token costs (5 for Claude 4 and later)',
-    5,
+    OUTPUT_TOKEN_BURNDOWN,
   ),
 };
 
@@ -91,6 +100,10 @@ export const workerRuntimeSettings = {
     960,
   ),
   SDK_MAX_ATTEMPTS: positiveInteger('attempts the Bedrock client makes itself before the queue retries', 2),
+  COUNT_TOKENS_ABOVE: positiveInteger(
+    'records estimated above this many input tokens are counted exactly (CountTokens, free) before the budget reserves for them',
+    COUNT_TOKENS_ABOVE,
+  ),
 };
 
 /**
@@ -143,6 +156,7 @@ export function retryPolicyOf(settings: { [Key in keyof typeof retrySettings]: n
     baseDelaySeconds: settings.BACKOFF_BASE_SECONDS,
     maxDelaySeconds: settings.BACKOFF_MAX_SECONDS,
     laterDelaySeconds: settings.LATER_DELAY_SECONDS,
+    dailyQuotaWaitSeconds: settings.DAILY_QUOTA_WAIT_SECONDS,
   };
 }
 

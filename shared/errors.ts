@@ -29,13 +29,3 @@ export class ModelSelectionError extends PipelineError {}
 
 /** A record is well-formed JSON but cannot be sent to Bedrock as it is (too long, bad beta, bad max_tokens). */
 export class RecordRejectedError extends PipelineError {}
-
-/** The shared token budget has no room for this record now; it can be tried again after `retryAfterSeconds`. */
-export class BudgetExhaustedError extends PipelineError {
-  readonly retryAfterSeconds: number;
-
-  constructor(message: string, retryAfterSeconds: number) {
-    super('BUDGET_EXHAUSTED', message);
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}

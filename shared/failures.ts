@@ -1,4 +1,4 @@
-import { BudgetExhaustedError, PipelineError } from './errors.ts';
+import { PipelineError } from './errors.ts';
 
 /**
  * retryable: transient, retry with backoff up to the attempt limit.
@@ -27,6 +27,8 @@ interface FailureRule {
   readonly anthropicType: AnthropicErrorType;
   /** A Bedrock quota throttle: lowers the shared budget's rate (ours never does). */
   readonly throttle?: true;
+  /** Bedrock's tokens-per-day quota is spent: the record waits for it instead of spending an attempt. */
+  readonly dailyQuota?: true;
   readonly fix?: string;
 }
 
@@ -99,8 +101,15 @@ const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
   EAI_AGAIN: TRANSPORT,
   ERR_HTTP2_STREAM_ERROR: TRANSPORT,
   ERR_HTTP2_GOAWAY_SESSION: TRANSPORT,
+  // A ThrottlingException whose message names the daily quota: waiting seconds does not help.
+  DailyTokenQuotaExceeded: {
+    retry: 'later',
+    httpStatus: 429,
+    anthropicType: 'rate_limit_error',
+    dailyQuota: true,
+    fix: "Bedrock's tokens-per-day quota is spent; records wait for it. Ask for a higher daily quota in Service Quotas if this recurs.",
+  },
   // Ours.
-  BUDGET_EXHAUSTED: { retry: 'later', httpStatus: 429, anthropicType: 'rate_limit_error' },
   BODY_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
   LINE_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
 };
@@ -116,12 +125,23 @@ export interface Failure {
   readonly retry: RetryClass;
   readonly anthropicType: AnthropicErrorType;
   readonly throttle: boolean;
-  readonly retryAfterSeconds: number | undefined;
+  readonly dailyQuota: boolean;
+  /** Bedrock answered with an error status: the call was refused or failed there, and nothing is charged. */
+  readonly answered: boolean;
 }
+
+/** Errors Bedrock names alike that call for different handling, told apart by their message. */
+const REFINEMENTS: ReadonlyArray<{ name: string; message: RegExp; rule: string }> = [
+  { name: 'ThrottlingException', message: /tokens per day/i, rule: 'DailyTokenQuotaExceeded' },
+];
 
 export function classifyFailure(error: unknown): Failure {
   const { name, code, status, message } = describe(error);
+  const refined = REFINEMENTS.find(
+    (refinement) => refinement.name === name && refinement.message.test(message),
+  );
   const rule =
+    (refined === undefined ? undefined : FAILURE_TABLE[refined.rule]) ??
     (name === undefined ? undefined : FAILURE_TABLE[name]) ??
     (code === undefined ? undefined : FAILURE_TABLE[code]) ??
     (error instanceof PipelineError ? OWN_ERROR_DEFAULT : ruleForStatus(status));
@@ -133,7 +153,8 @@ export function classifyFailure(error: unknown): Failure {
     retry: rule.retry,
     anthropicType: rule.anthropicType,
     throttle: rule.throttle === true,
-    retryAfterSeconds: error instanceof BudgetExhaustedError ? error.retryAfterSeconds : undefined,
+    dailyQuota: rule.dailyQuota === true,
+    answered: status !== undefined,
   };
 }
 
@@ -178,8 +199,10 @@ export interface RetryPolicy {
   /** Full-jitter backoff: a delay drawn from [1, min(maxDelaySeconds, baseDelaySeconds x 2^(attempt-1))]. */
   readonly baseDelaySeconds: number;
   readonly maxDelaySeconds: number;
-  /** The delay for `later` failures that carry no retry-after of their own. */
+  /** The delay for `later` failures (a service quota outside the pipeline's control). */
   readonly laterDelaySeconds: number;
+  /** How long records wait, and the model's budget pauses, when Bedrock's daily quota is spent. */
+  readonly dailyQuotaWaitSeconds: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -188,6 +211,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   baseDelaySeconds: 2,
   maxDelaySeconds: 900,
   laterDelaySeconds: 60,
+  dailyQuotaWaitSeconds: 900,
 };
 
 export type RetryDecision =
@@ -207,9 +231,11 @@ export function decideRetry(
     return { action: 'give-up', reason: `${failure.code} persisted through ${attempt} attempts` };
   }
   if (failure.retry === 'later') {
-    const wait = failure.retryAfterSeconds ?? policy.laterDelaySeconds;
     // A little jitter so that records deferred together do not all return in the same second.
-    return { action: 'retry', delaySeconds: Math.ceil(wait + random() * policy.baseDelaySeconds) };
+    return {
+      action: 'retry',
+      delaySeconds: Math.ceil(policy.laterDelaySeconds + random() * policy.baseDelaySeconds),
+    };
   }
   const ceiling = Math.min(policy.maxDelaySeconds, policy.baseDelaySeconds * 2 ** (attempt - 1));
   return { action: 'retry', delaySeconds: Math.max(1, Math.ceil(random() * ceiling)) };

@@ -1,4 +1,8 @@
-import { type BedrockRuntimeClient, InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime';
+import {
+  type BedrockRuntimeClient,
+  CountTokensCommand,
+  InvokeModelCommand,
+} from '@aws-sdk/client-bedrock-runtime';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type { ModelInvoker } from '../../shared/pipeline/ports.ts';
 
@@ -20,5 +24,17 @@ export class BedrockInvoker implements ModelInvoker {
       { abortSignal: signal },
     );
     return JSON.parse(new TextDecoder().decode(output.body)) as MessagesResponse;
+  }
+
+  async countTokens(foundationModelId: string, bodyJson: string, signal: AbortSignal): Promise<number> {
+    const output = await this.bedrock.send(
+      new CountTokensCommand({
+        modelId: foundationModelId,
+        input: { invokeModel: { body: new TextEncoder().encode(bodyJson) } },
+      }),
+      { abortSignal: signal },
+    );
+    if (output.inputTokens === undefined) throw new Error('CountTokens answered without inputTokens');
+    return output.inputTokens;
   }
 }

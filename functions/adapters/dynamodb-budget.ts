@@ -1,127 +1,253 @@
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import {
+  atRate,
+  type BucketState,
+  DEFAULT_RATE_SETTINGS,
+  fullBucket,
+  grantable,
+  latestFullAtToStartBy,
+  MINUTE_MS,
+  type RateSettings,
+  rateAfterRecovery,
+  rateAfterThrottle,
+  refillMs,
+  takeEach,
+} from '../../shared/budget/bucket.ts';
 import type { BudgetReservation, TokenBudget } from '../../shared/pipeline/ports.ts';
 
-export interface BudgetSettings {
-  /** The quota this pipeline may use per model id and region, in tokens per minute. */
-  readonly tokensPerMinute: number;
-  /** After a Bedrock throttle the rate is multiplied by this (multiplicative decrease). */
-  readonly decreaseFactor?: number;
-  /** Each success adds this share of the quota back (additive increase). */
-  readonly increaseShare?: number;
-  /** The rate never drops below this share of the quota. */
-  readonly floorShare?: number;
-  /** How long a worker trusts the rate it read. */
-  readonly rateCacheMs?: number;
-}
+/** A bucket item left alone this long is deleted by TTL; the next call starts it full again. */
+const IDLE_EXPIRY_SECONDS = 86_400;
+/** Conditional writes that lose a race learn the item's state from the failure and try once more, at most this often. */
+const WRITE_ATTEMPTS = 4;
 
-const WINDOW_MS = 60_000;
+type Write = Pick<
+  UpdateCommandInput,
+  'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeValues'
+>;
 
 /**
- * A token budget all workers share through DynamoDB: one counter per model id, region and minute, raised
- * with a conditional ADD that fails when the minute's rate would be exceeded, and corrected with the real
- * usage afterwards. The rate itself adapts (AIMD): Bedrock throttles, which mean another application shares
- * the quota, cut it; successes creep it back up to the configured quota.
+ * The shared token budget in the ledger table: one item per region and model id (`BUDGET#<key>` / `BUCKET`)
+ * holding the bucket's `fullAt`, its rate and when the rate changed (see shared/budget/bucket.ts). Taking
+ * tokens is one conditional ADD on `fullAt`; a write that finds the bucket full, or another rate, fails with
+ * the item's state (ReturnValuesOnConditionCheckFailure) and is sent again in the right form. Each worker
+ * keeps the state its last write returned, so in steady use every reserve and every settle is one write.
  */
 export class DynamoDbTokenBudget implements TokenBudget {
-  private readonly rates = new Map<string, { rate: number; readAt: number }>();
+  private readonly states = new Map<string, BucketState>();
+  private readonly rates: RateSettings;
 
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly settings: BudgetSettings,
+    rates: Pick<RateSettings, 'tokensPerMinute'> & Partial<RateSettings>,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.rates = { ...DEFAULT_RATE_SETTINGS, ...rates };
+  }
 
-  async reserve(key: string, tokens: number): Promise<BudgetReservation | { retryAfterSeconds: number }> {
-    const now = this.now();
-    const window = Math.floor(now / WINDOW_MS);
-    const rate = await this.rateOf(key);
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: `BUDGET#${key}`, sk: `W#${window}` },
-          UpdateExpression: 'ADD used :tokens SET expiresAt = :expires',
-          // A request larger than a whole minute's rate still goes, alone, in an empty window.
-          ConditionExpression: 'attribute_not_exists(used) OR used <= :room',
-          ExpressionAttributeValues: {
-            ':tokens': tokens,
-            ':room': Math.max(0, rate - tokens),
-            ':expires': Math.floor(now / 1000) + 3_600,
-          },
-        }),
+  async reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation> {
+    if (tokens.length === 0) return { key, tokens: 0, startAts: [], retryAt: undefined };
+    let seen: BucketState | undefined;
+    for (let attempt = 1; ; attempt += 1) {
+      const now = this.now();
+      const state = this.stateOf(key, now);
+      // Ask for the calls the bucket, as last seen, can start in time; at least one, since it may have more.
+      const granted = tokens.slice(0, Math.max(1, grantable(state, tokens, now, latestStart)));
+      const total = sumOf(granted);
+      const written = await this.write(
+        key,
+        state.fullAt <= now
+          ? this.restart(state, now, now + refillMs(total, state.tokensPerMinute))
+          : {
+              UpdateExpression: 'ADD fullAt :dt SET expiresAt = :expires',
+              ConditionExpression: 'tokensPerMinute = :rate AND fullAt BETWEEN :now AND :latest',
+              ExpressionAttributeValues: {
+                ':dt': refillMs(total, state.tokensPerMinute),
+                ':rate': state.tokensPerMinute,
+                ':now': now,
+                ':latest': latestFullAtToStartBy(granted, state.tokensPerMinute, latestStart),
+                ':expires': this.expiresAt(now),
+              },
+            },
       );
-      return { key, window, tokens };
-    } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      return { retryAfterSeconds: Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000)) };
+      if (written.ok) {
+        const before = {
+          ...written.state,
+          fullAt: written.state.fullAt - refillMs(total, state.tokensPerMinute),
+        };
+        const rest = takeEach(written.state, tokens.slice(granted.length, granted.length + 1), now);
+        return {
+          key,
+          tokens: total,
+          startAts: takeEach(before, granted, now).startAts,
+          retryAt: granted.length < tokens.length ? rest.startAts[0] : undefined,
+        };
+      }
+      seen = written.state;
+      const inTime = seen === undefined ? 1 : grantable(seen, tokens, now, latestStart);
+      if ((inTime === 0 && seen !== undefined && seen.fullAt >= now) || attempt === WRITE_ATTEMPTS) {
+        return {
+          key,
+          tokens: 0,
+          startAts: [],
+          retryAt: takeEach(seen ?? state, tokens.slice(0, 1), now).startAts[0],
+        };
+      }
     }
   }
 
-  async settle(reservation: BudgetReservation, usedTokens: number): Promise<void> {
-    const correction = usedTokens - reservation.tokens;
-    if (correction === 0) return;
-    await this.documents.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: `BUDGET#${reservation.key}`, sk: `W#${reservation.window}` },
-        UpdateExpression: 'ADD used :correction',
-        ExpressionAttributeValues: { ':correction': correction },
-      }),
-    );
+  async settle(reservation: BudgetReservation, chargedTokens: number): Promise<void> {
+    const delta = chargedTokens - reservation.tokens;
+    if (delta === 0) return;
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
+      const now = this.now();
+      const state = this.stateOf(reservation.key, now);
+      // A debt on a full bucket counts from now; giving back only ever adds to a bucket that is not full.
+      const written = await this.write(
+        reservation.key,
+        delta > 0 && state.fullAt <= now
+          ? this.restart(state, now, now + refillMs(delta, state.tokensPerMinute))
+          : {
+              UpdateExpression: 'ADD fullAt :dt SET expiresAt = :expires',
+              ConditionExpression: 'tokensPerMinute = :rate AND fullAt >= :now',
+              ExpressionAttributeValues: {
+                ':dt': refillMs(delta, state.tokensPerMinute),
+                ':rate': state.tokensPerMinute,
+                ':now': now,
+                ':expires': this.expiresAt(now),
+              },
+            },
+      );
+      if (written.ok) {
+        await this.adjustRate(reservation.key, (seen) => rateAfterRecovery(seen, this.rates, now));
+        return;
+      }
+      const full = written.state === undefined || written.state.fullAt < now;
+      if (delta < 0 && full) return;
+    }
   }
 
   async recordThrottle(key: string): Promise<void> {
-    const current = await this.rateOf(key, true);
-    const floor = this.settings.tokensPerMinute * (this.settings.floorShare ?? 0.1);
-    await this.setRate(
-      key,
-      current,
-      Math.max(floor, Math.floor(current * (this.settings.decreaseFactor ?? 0.7))),
-    );
+    await this.adjustRate(key, (seen) => rateAfterThrottle(seen, this.rates, this.now()));
   }
 
-  async recordSuccess(key: string): Promise<void> {
-    const current = await this.rateOf(key);
-    if (current >= this.settings.tokensPerMinute) return;
-    const step = this.settings.tokensPerMinute * (this.settings.increaseShare ?? 0.02);
-    await this.setRate(key, current, Math.min(this.settings.tokensPerMinute, Math.ceil(current + step)));
+  async pauseUntil(key: string, until: number): Promise<void> {
+    const now = this.now();
+    const state = this.stateOf(key, now);
+    // Empty at `until`: nothing starts before it, and the bucket refills from there.
+    const fullAt = until + MINUTE_MS;
+    await this.write(key, {
+      UpdateExpression:
+        'SET fullAt = :fullAt, expiresAt = :expires, tokensPerMinute = if_not_exists(tokensPerMinute, :rate), rateChangedAt = if_not_exists(rateChangedAt, :now)',
+      ConditionExpression: 'attribute_not_exists(fullAt) OR fullAt < :fullAt',
+      ExpressionAttributeValues: {
+        ':fullAt': fullAt,
+        ':rate': state.tokensPerMinute,
+        ':now': now,
+        ':expires': this.expiresAt(now),
+      },
+    });
   }
 
-  /** The current rate for `key`: the configured quota until a throttle has lowered it. */
-  async rateOf(key: string, fresh = false): Promise<number> {
-    const cached = this.rates.get(key);
-    if (!fresh && cached !== undefined && this.now() - cached.readAt < (this.settings.rateCacheMs ?? 5_000)) {
-      return cached.rate;
+  /** The bucket as this worker last saw it, or a full one at the configured quota. */
+  stateOf(key: string, now: number): BucketState {
+    return this.states.get(key) ?? fullBucket(this.rates.tokensPerMinute, now);
+  }
+
+  /** Sets `fullAt` on a bucket that is full (or new): the add would count from a moment already past. */
+  private restart(state: BucketState, now: number, fullAt: number): Write {
+    return {
+      UpdateExpression:
+        'SET fullAt = :fullAt, expiresAt = :expires, tokensPerMinute = if_not_exists(tokensPerMinute, :rate), rateChangedAt = if_not_exists(rateChangedAt, :now)',
+      ConditionExpression: 'attribute_not_exists(fullAt) OR (tokensPerMinute = :rate AND fullAt <= :now)',
+      ExpressionAttributeValues: {
+        ':fullAt': fullAt,
+        ':rate': state.tokensPerMinute,
+        ':now': now,
+        ':expires': this.expiresAt(now),
+      },
+    };
+  }
+
+  /**
+   * Moves the bucket to the rate `decide` picks from its state, keeping its tokens: `fullAt` moves by the
+   * difference, as an add, so takes that land in between are kept. Of several workers changing the rate at
+   * once only one wins; a loser decides again from the state its failed write returned.
+   */
+  private async adjustRate(key: string, decide: (state: BucketState) => number | undefined): Promise<void> {
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      const now = this.now();
+      const state = this.stateOf(key, now);
+      const tokensPerMinute = decide(state);
+      if (tokensPerMinute === undefined) return;
+      const rescaled = atRate(state, tokensPerMinute, now);
+      const written = await this.write(key, {
+        UpdateExpression:
+          'ADD fullAt :shift SET tokensPerMinute = :rate, rateChangedAt = :now, expiresAt = :expires',
+        ConditionExpression: 'tokensPerMinute = :previous AND rateChangedAt = :changedAt',
+        ExpressionAttributeValues: {
+          ':shift': rescaled.fullAt - Math.max(state.fullAt, now),
+          ':rate': tokensPerMinute,
+          ':previous': state.tokensPerMinute,
+          ':changedAt': state.rateChangedAt,
+          ':now': now,
+          ':expires': this.expiresAt(now),
+        },
+      });
+      if (written.ok) return;
     }
-    const { Item } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: `BUDGET#${key}`, sk: 'RATE' },
-        ConsistentRead: true,
-      }),
-    );
-    const rate = typeof Item?.rate === 'number' ? Item.rate : this.settings.tokensPerMinute;
-    this.rates.set(key, { rate, readAt: this.now() });
-    return rate;
   }
 
-  /** Compare-and-set, so two workers adjusting at once do not both apply their change to the same old rate. */
-  private async setRate(key: string, expected: number, rate: number): Promise<void> {
+  /** One conditional write; the item after it, or the item that failed its condition. */
+  private async write(
+    key: string,
+    write: Write,
+  ): Promise<{ ok: true; state: BucketState } | { ok: false; state: BucketState | undefined }> {
     try {
-      await this.documents.send(
+      const { Attributes } = await this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: `BUDGET#${key}`, sk: 'RATE' },
-          UpdateExpression: 'SET rate = :rate',
-          ConditionExpression: 'attribute_not_exists(rate) OR rate = :expected',
-          ExpressionAttributeValues: { ':rate': rate, ':expected': expected },
+          Key: budgetKey(key),
+          ...write,
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      this.rates.set(key, { rate, readAt: this.now() });
+      const state = stateOfItem(Attributes);
+      if (state === undefined) throw new Error(`budget item ${key} has no bucket after a write`);
+      this.states.set(key, state);
+      return { ok: true, state };
     } catch (error) {
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      this.rates.delete(key);
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const state = error.Item === undefined ? undefined : stateOfItem(unmarshall(error.Item));
+      if (state === undefined) this.states.delete(key);
+      else this.states.set(key, state);
+      return { ok: false, state };
     }
   }
+
+  private expiresAt(now: number): number {
+    return Math.floor(now / 1000) + IDLE_EXPIRY_SECONDS;
+  }
+}
+
+function sumOf(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0);
+}
+
+function budgetKey(key: string) {
+  return { pk: `BUDGET#${key}`, sk: 'BUCKET' };
+}
+
+function stateOfItem(item: Record<string, unknown> | undefined): BucketState | undefined {
+  if (item === undefined || typeof item.fullAt !== 'number' || typeof item.tokensPerMinute !== 'number') {
+    return undefined;
+  }
+  return {
+    fullAt: item.fullAt,
+    tokensPerMinute: item.tokensPerMinute,
+    rateChangedAt: typeof item.rateChangedAt === 'number' ? item.rateChangedAt : 0,
+  };
 }

@@ -8,19 +8,29 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { NO_RETRIES } from '../../shared/pipeline/job.ts';
 import type {
+  CountedRecord,
   JobRecord,
   JobSettings,
   JobStatus,
+  JobUpdate,
   LeaseResult,
   Ledger,
   RecordCompletion,
-  RetryKind,
 } from '../../shared/pipeline/ports.ts';
 
 /** The sparse index of unfinished jobs: only job items carry its key, and only until they finish. */
 export const ACTIVE_JOBS_INDEX = 'active-jobs';
 const ACTIVE = 'ACTIVE';
+
+/** The job counter each record outcome adds to. */
+const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
+  succeeded: 'successRecordCount',
+  errored: 'errorRecordCount',
+  canceled: 'canceledRecordCount',
+  expired: 'canceledRecordCount',
+};
 
 /**
  * The job ledger in one DynamoDB table (pk, sk): the job item `JOB#<id>`/`JOB` with its counters, one
@@ -187,16 +197,26 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async releaseRecord(jobId: string, lineNumber: number, owner: string): Promise<void> {
+  async releaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    attempt: 'counted' | 'uncounted' = 'counted',
+  ): Promise<void> {
     await this.documents
       .send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: recordKey(jobId, lineNumber),
-          UpdateExpression: 'SET #status = :waiting',
+          UpdateExpression: `SET #status = :waiting${attempt === 'uncounted' ? ' ADD attempts :minusOne' : ''}`,
           ConditionExpression: '#status = :running AND leaseOwner = :owner',
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':waiting': 'waiting', ':running': 'running', ':owner': owner },
+          ExpressionAttributeValues: {
+            ':waiting': 'waiting',
+            ':running': 'running',
+            ':owner': owner,
+            ...(attempt === 'uncounted' ? { ':minusOne': -1 } : {}),
+          },
         }),
       )
       .catch((error: unknown) => {
@@ -204,61 +224,109 @@ export class DynamoDbLedger implements Ledger {
       });
   }
 
-  async completeRecord(jobId: string, completion: RecordCompletion): Promise<boolean> {
-    const counter = {
-      succeeded: 'successRecordCount',
-      errored: 'errorRecordCount',
-      canceled: 'canceledRecordCount',
-      expired: 'canceledRecordCount',
-    }[completion.status];
-    const family = completion.family === undefined ? '' : ', familyCounts.#family :one';
-    try {
-      await this.documents.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: recordKey(jobId, completion.lineNumber),
-                UpdateExpression:
-                  'SET #status = :done, outcome = :outcome, expiresAt = :expires REMOVE leaseOwner, leaseUntil',
-                ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
-                ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: {
-                  ':done': 'done',
-                  ':outcome': completion.status,
-                  ':expires': this.expiresAt(),
-                },
-              },
-            },
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: jobKey(jobId),
-                UpdateExpression: `SET updatedAt = :now ADD doneRecords :one, ${counter} :one, inputTokenCount :input, outputTokenCount :output, cacheCreationInputTokenCount :cacheWrite, cacheReadInputTokenCount :cacheRead, costNanoUsd :cost${family}`,
-                ExpressionAttributeNames:
-                  completion.family === undefined ? undefined : { '#family': completion.family },
-                ExpressionAttributeValues: {
-                  ':now': this.isoNow(),
-                  ':one': 1,
-                  ':input': completion.inputTokens,
-                  ':output': completion.outputTokens,
-                  ':cacheWrite': completion.cacheCreationInputTokens,
-                  ':cacheRead': completion.cacheReadInputTokens,
-                  ':cost': completion.costNanoUsd,
-                },
-              },
-            },
-          ],
-        }),
+  async completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
+    const counted: CountedRecord[] = [];
+    for (const group of transactionGroups(updates)) counted.push(...(await this.completeTogether(group)));
+    return counted;
+  }
+
+  /** One transaction: each record marked done unless it is, each job's counters raised by what was not. */
+  private async completeTogether(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
+    let pending = updates;
+    // Each failed try leaves out the records it found done, so the loop ends within one try per record.
+    for (;;) {
+      const records = pending.flatMap((update) =>
+        update.completions.map((completion) => ({ jobId: update.jobId, lineNumber: completion.lineNumber })),
       );
-      return true;
-    } catch (error) {
-      const reasons = (error as { name?: string; CancellationReasons?: Array<{ Code?: string }> })
-        .CancellationReasons;
-      if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
-      throw error;
+      const items = [
+        ...pending.flatMap((update) =>
+          update.completions.map((completion) => this.markDone(update.jobId, completion)),
+        ),
+        ...pending.map((update) => this.addToJob(update)).filter((item) => item !== undefined),
+      ];
+      if (items.length === 0) return [];
+      try {
+        await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+        return records;
+      } catch (error) {
+        const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
+        const alreadyDone = new Set(
+          records
+            .filter((_, index) => reasons?.[index]?.Code === 'ConditionalCheckFailed')
+            .map((record) => `${record.jobId}#${record.lineNumber}`),
+        );
+        if (alreadyDone.size === 0) throw error;
+        pending = pending.map((update) => ({
+          ...update,
+          completions: update.completions.filter(
+            (completion) => !alreadyDone.has(`${update.jobId}#${completion.lineNumber}`),
+          ),
+        }));
+      }
     }
+  }
+
+  /** The transaction item that marks a record done, unless it is done already. */
+  private markDone(jobId: string, completion: RecordCompletion) {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: recordKey(jobId, completion.lineNumber),
+        UpdateExpression:
+          'SET #status = :done, outcome = :outcome, expiresAt = :expires REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':done': 'done',
+          ':outcome': completion.status,
+          ':expires': this.expiresAt(),
+        },
+      },
+    };
+  }
+
+  /** The transaction item that adds a batch's records and retries to their job, when there is anything to add. */
+  private addToJob(update: JobUpdate) {
+    const sums = new Map<string, number>();
+    const add = (attribute: string, value: number) => {
+      if (value !== 0) sums.set(attribute, (sums.get(attribute) ?? 0) + value);
+    };
+    const families = [...new Set(update.completions.map((completion) => completion.family))].filter(
+      (family) => family !== undefined,
+    );
+    for (const completion of update.completions) {
+      add('doneRecords', 1);
+      add(STATUS_COUNTERS[completion.status], 1);
+      add('inputTokenCount', completion.inputTokens);
+      add('outputTokenCount', completion.outputTokens);
+      add('cacheCreationInputTokenCount', completion.cacheCreationInputTokens);
+      add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
+      add('costNanoUsd', completion.costNanoUsd);
+      if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
+    }
+    add('retriedCount', update.retries.retried);
+    add('bedrockThrottleCount', update.retries.bedrockThrottles);
+    add('budgetWaitCount', update.retries.budgetWaits);
+    if (sums.size === 0) return undefined;
+    const additions = [...sums.entries()];
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: jobKey(update.jobId),
+        UpdateExpression: `SET updatedAt = :now ADD ${additions.map(([attribute], index) => `${attribute} :v${index}`).join(', ')}`,
+        ...(families.length > 0
+          ? {
+              ExpressionAttributeNames: Object.fromEntries(
+                families.map((family, index) => [`#f${index}`, family]),
+              ),
+            }
+          : {}),
+        ExpressionAttributeValues: {
+          ':now': this.isoNow(),
+          ...Object.fromEntries(additions.map(([, value], index) => [`:v${index}`, value])),
+        },
+      },
+    };
   }
 
   async claimFinalization(jobId: string): Promise<boolean> {
@@ -318,18 +386,6 @@ export class DynamoDbLedger implements Ledger {
       if (isConditionFailure(error)) return false;
       throw error;
     }
-  }
-
-  async recordRetry(jobId: string, kind: RetryKind): Promise<void> {
-    await this.update(
-      jobId,
-      'SET updatedAt = :now ADD retriedCount :retried, bedrockThrottleCount :throttle, budgetWaitCount :wait',
-      {
-        ':retried': kind === 'budget-wait' ? 0 : 1,
-        ':throttle': kind === 'bedrock-throttle' ? 1 : 0,
-        ':wait': kind === 'budget-wait' ? 1 : 0,
-      },
-    );
   }
 
   async *listActiveJobs(): AsyncIterable<JobRecord> {
@@ -419,6 +475,34 @@ function jobOf(item: Record<string, unknown>): JobRecord {
       budgetWaits: number('budgetWaitCount'),
     },
   };
+}
+
+/** DynamoDB's limit on the items of one transaction. */
+const TRANSACTION_ITEMS = 100;
+
+/** Splits updates into groups of at most 100 transaction items: one per record, one per job. */
+function transactionGroups(updates: readonly JobUpdate[]): JobUpdate[][] {
+  const groups: JobUpdate[][] = [];
+  let group: JobUpdate[] = [];
+  let items = 0;
+  for (const update of updates) {
+    for (let start = 0; start === 0 || start < update.completions.length; start += TRANSACTION_ITEMS - 1) {
+      const piece = {
+        ...update,
+        completions: update.completions.slice(start, start + TRANSACTION_ITEMS - 1),
+        retries: start === 0 ? update.retries : NO_RETRIES,
+      };
+      if (items + piece.completions.length + 1 > TRANSACTION_ITEMS) {
+        groups.push(group);
+        group = [];
+        items = 0;
+      }
+      group.push(piece);
+      items += piece.completions.length + 1;
+    }
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }
 
 function withoutUndefined<Value extends object>(value: Value): Value {

@@ -16,10 +16,14 @@ export class SqsRecordQueue implements RecordQueue {
   ) {}
 
   /** SendMessageBatch, ten at a time, several calls in flight; entries SQS refuses are sent again. */
-  async send(messages: readonly RecordMessage[]): Promise<void> {
-    const batches: RecordMessage[][] = [];
-    for (let start = 0; start < messages.length; start += ENTRIES_PER_BATCH) {
-      batches.push(messages.slice(start, start + ENTRIES_PER_BATCH));
+  async send(messages: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void> {
+    const entries = messages.map((message, index) => ({
+      MessageBody: JSON.stringify(message),
+      ...(delaysSeconds?.[index] === undefined ? {} : { DelaySeconds: delaysSeconds[index] }),
+    }));
+    const batches: Array<typeof entries> = [];
+    for (let start = 0; start < entries.length; start += ENTRIES_PER_BATCH) {
+      batches.push(entries.slice(start, start + ENTRIES_PER_BATCH));
     }
     await mapWithLimit(batches, BATCHES_IN_FLIGHT, (batch) => this.sendBatch(batch));
   }
@@ -34,11 +38,10 @@ export class SqsRecordQueue implements RecordQueue {
     );
   }
 
-  private async sendBatch(batch: readonly RecordMessage[]): Promise<void> {
-    let pending = batch.map((message, index) => ({
-      Id: String(index),
-      MessageBody: JSON.stringify(message),
-    }));
+  private async sendBatch(
+    batch: ReadonlyArray<{ MessageBody: string; DelaySeconds?: number }>,
+  ): Promise<void> {
+    let pending = batch.map((entry, index) => ({ ...entry, Id: String(index) }));
     for (let attempt = 1; attempt <= ATTEMPTS && pending.length > 0; attempt += 1) {
       const result = await this.sqs.send(
         new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: pending }),

@@ -1,10 +1,10 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { parseRecordMessage } from '../../shared/messages/record-message.ts';
-import type { JobRecord, RecordQueue } from '../../shared/pipeline/ports.ts';
+import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
+import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import {
-  processRecord,
+  processBatch,
   type RecordVerdict,
   type WorkerPorts,
   type WorkerSettings,
@@ -19,9 +19,19 @@ export interface WorkerDependencies extends Observability {
 }
 
 /**
- * The worker: every record of the batch at once, each to a verdict. Records to retry go back with a
- * visibility delay chosen by the failure table and are reported as batch item failures; a record that throws
- * is reported too and returns after the queue's visibility timeout (and, if it always throws, reaches the DLQ).
+ * Of the time an invocation has, the share a batch may spend waiting for its tokens; the rest is for the
+ * calls. A longer wait sends the records back with a delay instead.
+ */
+const WAIT_SHARE = 0.5;
+
+type Received = { record: SQSRecord; message: RecordMessage } | { record: SQSRecord; error: unknown };
+
+/**
+ * The worker: parses the batch, hands it to the domain, and maps each verdict to the queue. Records to retry
+ * go back with a visibility delay chosen by the failure table and are reported as batch item failures;
+ * records waiting for quota are sent again with a delay and the original deleted, so waiting never counts
+ * toward the queue's maxReceiveCount; a record that throws is reported and returns after the visibility
+ * timeout (and, if it always throws, reaches the DLQ).
  */
 export function createWorkerHandler(dependencies: WorkerDependencies) {
   const { logger, metrics, ports } = dependencies;
@@ -31,126 +41,153 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     context: Context,
     { signal }: { signal: AbortSignal },
   ): Promise<SQSBatchResponse> => {
-    const deadline = AbortSignal.timeout(
-      Math.max(1, context.getRemainingTimeInMillis() - (dependencies.wrapUpMs ?? 5_000)),
-    );
-    const recordsSignal = AbortSignal.any([signal, deadline]);
-    const settings: WorkerSettings = { ...dependencies.settings, owner: context.awsRequestId };
-    const jobs = new Map<string, Promise<JobRecord | undefined>>();
-    const jobOf = (jobId: string) => {
-      let job = jobs.get(jobId);
-      if (job === undefined) {
-        job = ports.ledger.getJob(jobId);
-        jobs.set(jobId, job);
-      }
-      return job;
+    const { clock } = dependencies.settings;
+    const usableMs = Math.max(1, context.getRemainingTimeInMillis() - (dependencies.wrapUpMs ?? 5_000));
+    const deadline = {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(usableMs)]),
+      latestStart: clock.now() + usableMs * WAIT_SHARE,
     };
-
-    const usageByModel = new Map<
-      string,
-      {
-        input: number;
-        output: number;
-        cacheWrite: number;
-        cacheRead: number;
-        costNanoUsd: number;
-        latencyMs: number[];
+    const received: Received[] = event.Records.map((record) => {
+      try {
+        return { record, message: parseRecordMessage(record.body) };
+      } catch (error) {
+        return { record, error };
       }
-    >();
-    const tally = (verdict: RecordVerdict) => {
-      count(verdict);
-      if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) return;
-      const usage = usageByModel.get(verdict.model.modelId) ?? {
-        input: 0,
-        output: 0,
-        cacheWrite: 0,
-        cacheRead: 0,
-        costNanoUsd: 0,
-        latencyMs: [],
+    });
+    const parsed = received.filter((entry) => 'message' in entry);
+    const verdicts = await processBatch(
+      parsed.map((entry) => entry.message),
+      ports,
+      { ...dependencies.settings, owner: context.awsRequestId },
+      deadline,
+    );
+
+    const failures: SQSBatchItemFailure[] = [];
+    const waiting: Array<{ record: SQSRecord; message: RecordMessage; delaySeconds: number }> = [];
+    const verdictsInOrder = verdicts.values();
+    for (const entry of received) {
+      const { record } = entry;
+      if ('error' in entry) {
+        unhandled(record, entry.error);
+        failures.push({ itemIdentifier: record.messageId });
+        continue;
+      }
+      const verdict: RecordVerdict = verdictsInOrder.next().value ?? {
+        kind: 'unhandled',
+        error: new Error('the record got no verdict'),
       };
-      usage.input += verdict.completion.inputTokens;
-      usage.output += verdict.completion.outputTokens;
-      usage.cacheWrite += verdict.completion.cacheCreationInputTokens;
-      usage.cacheRead += verdict.completion.cacheReadInputTokens;
-      usage.costNanoUsd += verdict.completion.costNanoUsd;
-      usage.latencyMs.push(verdict.model.latencyMs);
-      usageByModel.set(verdict.model.modelId, usage);
-    };
+      count(verdict);
+      logger.debug('record processed', {
+        jobId: entry.message.jobId,
+        recordId: entry.message.recordId,
+        line: entry.message.lineNumber,
+        verdict: verdict.kind,
+      });
+      if (verdict.kind === 'wait')
+        waiting.push({ record, message: entry.message, delaySeconds: verdict.delaySeconds });
+      if (verdict.kind === 'unhandled') {
+        unhandled(record, verdict.error);
+        failures.push({ itemIdentifier: record.messageId });
+      }
+      if (verdict.kind === 'retry') {
+        await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
+        failures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    failures.push(...(await sendBack(waiting)));
+    publishPerModel(verdicts);
+    return { batchItemFailures: failures };
+  };
 
-    const failures = await Promise.all(
-      event.Records.map(async (record): Promise<SQSBatchItemFailure | undefined> => {
-        try {
-          const message = parseRecordMessage(record.body);
-          const verdict = await processRecord(
-            message,
-            await jobOf(message.jobId),
-            ports,
-            settings,
-            recordsSignal,
-          );
-          tally(verdict);
-          logger.debug('record processed', {
-            jobId: message.jobId,
-            recordId: message.recordId,
-            line: message.lineNumber,
-            verdict: verdict.kind,
-          });
-          if (verdict.kind === 'done') return undefined;
-          await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
-          return { itemIdentifier: record.messageId };
-        } catch (error) {
-          metrics.addMetric('RecordsUnhandled', MetricUnit.Count, 1);
-          logger.error('record could not be handled; it returns through the queue', {
-            messageId: record.messageId,
-            ...keysOf(record),
-            error,
-          });
-          return { itemIdentifier: record.messageId };
-        }
-      }),
-    );
-    // Tokens, cost and latency per model: the one dimension worth its cost (a job is a property, not a dimension).
-    for (const [modelId, usage] of usageByModel) {
+  /** Records that wait for quota go back as new messages with a delay; if that fails, through visibility. */
+  const sendBack = async (
+    waiting: ReadonlyArray<{ record: SQSRecord; message: RecordMessage; delaySeconds: number }>,
+  ): Promise<SQSBatchItemFailure[]> => {
+    if (waiting.length === 0) return [];
+    try {
+      await ports.queue.send(
+        waiting.map(({ message }) => ({ ...message, waits: (message.waits ?? 0) + 1 })),
+        waiting.map(({ delaySeconds }) => delaySeconds),
+      );
+      return [];
+    } catch (error) {
+      logger.warn('records waiting for quota could not be sent again; they return through the queue', {
+        error,
+      });
+      for (const { record, delaySeconds } of waiting) {
+        await ports.queue.changeVisibility(record.receiptHandle, delaySeconds);
+      }
+      return waiting.map(({ record }) => ({ itemIdentifier: record.messageId }));
+    }
+  };
+
+  const unhandled = (record: SQSRecord, error: unknown) => {
+    metrics.addMetric('RecordsUnhandled', MetricUnit.Count, 1);
+    logger.error('record could not be handled; it returns through the queue', {
+      messageId: record.messageId,
+      receiveCount: record.attributes.ApproximateReceiveCount,
+      error,
+    });
+  };
+
+  const count = (verdict: RecordVerdict) => {
+    switch (verdict.kind) {
+      case 'wait':
+        metrics.addMetric('BudgetWaits', MetricUnit.Count, 1);
+        metrics.addMetric('RecordsSentBackToWait', MetricUnit.Count, 1);
+        return;
+      case 'retry':
+        metrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
+        if (verdict.failure?.throttle === true) metrics.addMetric('BedrockThrottles', MetricUnit.Count, 1);
+        return;
+      case 'unhandled':
+        return;
+      case 'done': {
+        if (verdict.waitedMs !== undefined) metrics.addMetric('BudgetWaits', MetricUnit.Count, 1);
+        const name = {
+          succeeded: 'RecordsSucceeded',
+          errored: 'RecordsFailed',
+          canceled: 'RecordsCanceled',
+          expired: 'RecordsCanceled',
+          'already-done': 'DuplicateDeliveries',
+        }[verdict.status];
+        metrics.addMetric(name, MetricUnit.Count, 1);
+      }
+    }
+  };
+
+  /** Tokens, cost and latency per model: the one dimension worth its cost (a job is a property, not a dimension). */
+  const publishPerModel = (verdicts: readonly RecordVerdict[]) => {
+    const byModel = new Map<string, Array<RecordVerdict & { kind: 'done' }>>();
+    for (const verdict of verdicts) {
+      if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined)
+        continue;
+      byModel.set(verdict.model.modelId, [...(byModel.get(verdict.model.modelId) ?? []), verdict]);
+    }
+    for (const [modelId, done] of byModel) {
       const perModel = new Metrics({
         namespace: METRICS_NAMESPACE,
         serviceName: 'worker',
         defaultDimensions: { model: modelId },
       });
-      perModel.addMetric('InputTokens', MetricUnit.Count, usage.input);
-      perModel.addMetric('OutputTokens', MetricUnit.Count, usage.output);
-      perModel.addMetric('CacheWriteInputTokens', MetricUnit.Count, usage.cacheWrite);
-      perModel.addMetric('CacheReadInputTokens', MetricUnit.Count, usage.cacheRead);
-      perModel.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, usage.costNanoUsd / 1e9);
-      for (const latency of usage.latencyMs)
-        perModel.addMetric('ModelLatency', MetricUnit.Milliseconds, latency);
+      const total = (
+        field:
+          | 'inputTokens'
+          | 'outputTokens'
+          | 'cacheCreationInputTokens'
+          | 'cacheReadInputTokens'
+          | 'costNanoUsd',
+      ) => done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
+      perModel.addMetric('InputTokens', MetricUnit.Count, total('inputTokens'));
+      perModel.addMetric('OutputTokens', MetricUnit.Count, total('outputTokens'));
+      perModel.addMetric('CacheWriteInputTokens', MetricUnit.Count, total('cacheCreationInputTokens'));
+      perModel.addMetric('CacheReadInputTokens', MetricUnit.Count, total('cacheReadInputTokens'));
+      perModel.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, total('costNanoUsd') / 1e9);
+      for (const verdict of done)
+        perModel.addMetric('ModelLatency', MetricUnit.Milliseconds, verdict.model?.latencyMs ?? 0);
       perModel.publishStoredMetrics();
     }
-    return {
-      batchItemFailures: failures.filter((failure): failure is SQSBatchItemFailure => failure !== undefined),
-    };
-  };
-
-  const count = (verdict: RecordVerdict) => {
-    if (verdict.kind === 'retry') {
-      const code = verdict.failure?.code;
-      metrics.addMetric(code === 'BUDGET_EXHAUSTED' ? 'BudgetWaits' : 'RecordsRetried', MetricUnit.Count, 1);
-      if (verdict.failure?.throttle === true) metrics.addMetric('BedrockThrottles', MetricUnit.Count, 1);
-      return;
-    }
-    const name = {
-      succeeded: 'RecordsSucceeded',
-      errored: 'RecordsFailed',
-      canceled: 'RecordsCanceled',
-      expired: 'RecordsCanceled',
-      'already-done': 'DuplicateDeliveries',
-    }[verdict.status];
-    metrics.addMetric(name, MetricUnit.Count, 1);
   };
 
   return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
-}
-
-/** What can be said of a record whose message could not be parsed, without its content. */
-function keysOf(record: SQSRecord): Record<string, string> {
-  return { receiveCount: record.attributes.ApproximateReceiveCount };
 }

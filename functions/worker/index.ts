@@ -1,4 +1,6 @@
+import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
+import { systemClock } from '../../shared/pipeline/clock.ts';
 import { BedrockInvoker } from '../adapters/bedrock-invoker.ts';
 import { DynamoDbTokenBudget } from '../adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../adapters/dynamodb-ledger.ts';
@@ -27,5 +29,9 @@ export const handler = createWorkerHandler({
     policy: retryPolicyOf(config),
     outputBurndown: config.OUTPUT_TOKEN_BURNDOWN,
     leaseSeconds: config.LEASE_SECONDS,
+    // One per instance: it learns from every invocation the instance serves.
+    reservations: new ReservationEstimator(config.OUTPUT_TOKEN_BURNDOWN),
+    countTokensAbove: config.COUNT_TOKENS_ABOVE,
+    clock: systemClock,
   },
 });

@@ -15,9 +15,12 @@ import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
 import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
 import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
+import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
+import { systemClock } from '../../shared/pipeline/clock.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/ports.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
@@ -109,8 +112,11 @@ export async function startLocalPipeline(
     },
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
-      outputBurndown: 5,
+      outputBurndown: OUTPUT_TOKEN_BURNDOWN,
       leaseSeconds: Math.ceil((options.workerTimeoutMs ?? 60_000) / 1000) + 5,
+      reservations: new ReservationEstimator(OUTPUT_TOKEN_BURNDOWN),
+      countTokensAbove: COUNT_TOKENS_ABOVE,
+      clock: systemClock,
     },
   });
   const finalizer = createFinalizerHandler({

@@ -18,6 +18,8 @@ const recordMessageSchema = z.strictObject({
     byteStart: z.number().int().nonnegative(),
     byteEnd: z.number().int().positive(),
   }),
+  /** Times the record was sent again to wait for quota; waiting is not a failure and spends no attempt. */
+  waits: z.number().int().positive().optional(),
 });
 
 export type RecordMessage = z.infer<typeof recordMessageSchema>;

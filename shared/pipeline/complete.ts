@@ -2,10 +2,13 @@ import { costOfRequest, type TokenUsage } from '../cost/cost.ts';
 import type { InputFamily } from '../input/records.ts';
 import type { ResolvedModel } from '../models/resolve-model.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
-import { resultLocation } from './job.ts';
+import { mapWithLimit } from './concurrency.ts';
+import { NO_RETRIES, resultLocation } from './job.ts';
 import type {
+  CountedRecord,
   FinalizeTrigger,
   JobRecord,
+  JobUpdate,
   Ledger,
   ObjectStore,
   RecordCompletion,
@@ -42,24 +45,55 @@ export function completionOf(
 }
 
 /**
- * Finishes a record exactly once. The result object is written only if absent, so a racing or redelivered
- * attempt never replaces a result with a different one: it adopts the stored one. The ledger then counts the
- * record in one transaction that does nothing if it was counted before. The call that counts the job's last
- * record starts finalization.
+ * Stores a record's result unless one is stored already: a racing or redelivered attempt never replaces a
+ * result with a different one, it adopts the stored one.
  */
-export async function finishRecord(
-  ports: CompletionPorts,
+export async function storeResult(
+  store: ObjectStore,
   job: JobRecord,
   result: StoredResult,
 ): Promise<StoredResult> {
   const location = resultLocation(job, result.completion.lineNumber);
-  let stored = result;
-  if ((await ports.store.putIfAbsent(location, JSON.stringify(result))) === 'exists') {
-    const existing = await ports.store.read(location);
-    if (existing !== undefined) stored = JSON.parse(Buffer.from(existing).toString('utf8')) as StoredResult;
-  }
-  if (await ports.ledger.completeRecord(job.jobId, stored.completion)) await finalizeIfDone(ports, job.jobId);
-  return stored;
+  if ((await store.putIfAbsent(location, JSON.stringify(result))) === 'written') return result;
+  return (await readStoredResult(store, job, result.completion.lineNumber)) ?? result;
+}
+
+/** The result an attempt stored for the record, if one did. */
+export async function readStoredResult(
+  store: ObjectStore,
+  job: JobRecord,
+  lineNumber: number,
+): Promise<StoredResult | undefined> {
+  const stored = await store.read(resultLocation(job, lineNumber));
+  return stored === undefined
+    ? undefined
+    : (JSON.parse(Buffer.from(stored).toString('utf8')) as StoredResult);
+}
+
+/**
+ * Counts finished records and retries in the ledger, in one transaction that leaves out records counted
+ * before, and starts the finalizer of each job whose last record it counted (only one caller ever does).
+ */
+export async function countInLedger(
+  ports: Pick<CompletionPorts, 'ledger' | 'finalize'>,
+  updates: readonly JobUpdate[],
+): Promise<readonly CountedRecord[]> {
+  const counted = await ports.ledger.completeRecords(updates);
+  for (const jobId of new Set(counted.map((record) => record.jobId))) await finalizeIfDone(ports, jobId);
+  return counted;
+}
+
+/** Finishes records of one job exactly once: stores each result, then counts them all. */
+export async function finishRecords(
+  ports: CompletionPorts,
+  job: JobRecord,
+  results: readonly StoredResult[],
+  concurrency: number,
+): Promise<void> {
+  const stored = await mapWithLimit(results, concurrency, (result) => storeResult(ports.store, job, result));
+  await countInLedger(ports, [
+    { jobId: job.jobId, completions: stored.map((result) => result.completion), retries: NO_RETRIES },
+  ]);
 }
 
 /** Starts the finalizer if every record of a fully read job is done; only one caller ever does. */
@@ -70,20 +104,4 @@ export async function finalizeIfDone(
   const job = await ports.ledger.getJob(jobId);
   if (job === undefined || job.totalRecords === undefined || job.doneRecords < job.totalRecords) return;
   if (await ports.ledger.claimFinalization(jobId)) await ports.finalize.trigger(jobId);
-}
-
-/**
- * Counts a record from the result an earlier attempt stored before it stopped (a crash between the result
- * write and the ledger update); false when there is none and the record still has to run.
- */
-export async function completeFromStore(
-  ports: CompletionPorts,
-  job: JobRecord,
-  lineNumber: number,
-): Promise<boolean> {
-  const existing = await ports.store.read(resultLocation(job, lineNumber));
-  if (existing === undefined) return false;
-  const stored = JSON.parse(Buffer.from(existing).toString('utf8')) as StoredResult;
-  if (await ports.ledger.completeRecord(job.jobId, stored.completion)) await finalizeIfDone(ports, job.jobId);
-  return true;
 }

@@ -6,7 +6,7 @@ import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import { lineErrorOutcome } from '../output/result-records.ts';
-import { type CompletionPorts, completionOf, finalizeIfDone, finishRecord } from './complete.ts';
+import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord } from './job.ts';
 import type {
@@ -200,18 +200,24 @@ async function enqueueChunk(
       },
     });
   });
-  await mapWithLimit(errors, concurrency, (error) => {
-    const outcome = lineErrorOutcome(error);
-    return finishRecord(ports, job, {
-      subject: {
-        recordId: error.recordId ?? derivedRecordId(error.lineNumber),
-        lineNumber: error.lineNumber,
-        family: error.family,
-      },
-      outcome,
-      completion: completionOf(error.lineNumber, error.family, outcome),
-      timing: { finishedAt: (settings.now ?? (() => new Date()))().toISOString(), attempts: 0 },
-    });
-  });
+  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
+  await finishRecords(
+    ports,
+    job,
+    errors.map((error) => {
+      const outcome = lineErrorOutcome(error);
+      return {
+        subject: {
+          recordId: error.recordId ?? derivedRecordId(error.lineNumber),
+          lineNumber: error.lineNumber,
+          family: error.family,
+        },
+        outcome,
+        completion: completionOf(error.lineNumber, error.family, outcome),
+        timing: { finishedAt, attempts: 0 },
+      };
+    }),
+    concurrency,
+  );
   await ports.queue.send(messages);
 }

@@ -5,7 +5,7 @@ import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
-import type { JobRecord, JobSettings, ObjectLocation } from './ports.ts';
+import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './ports.ts';
 
 export const INPUT_PREFIX = 'inputs/';
 /** The model for files that name none, unless a deployment chooses another. */
@@ -89,6 +89,9 @@ export function dominantFamily(counts: Readonly<Partial<Record<InputFamily, numb
   return ranked[0]?.[0] ?? 'plain';
 }
 
+/** A job's retry counters before anything was retried, and what a batch adds when it retried nothing. */
+export const NO_RETRIES: JobRetries = { retried: 0, bedrockThrottles: 0, budgetWaits: 0 };
+
 /** A job as it starts: nothing read, nothing done. */
 export function newJobRecord(
   jobId: string,
@@ -113,6 +116,6 @@ export function newJobRecord(
     failureReason: undefined,
     finishedAt: undefined,
     cancelRequested: false,
-    retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 },
+    retries: NO_RETRIES,
   };
 }

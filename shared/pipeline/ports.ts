@@ -48,13 +48,18 @@ export interface ObjectUpload {
 }
 
 export interface RecordQueue {
-  /** Sends every message, retrying entries the queue refused; throws if some still fail. */
-  send(messages: readonly RecordMessage[]): Promise<void>;
+  /**
+   * Sends every message, retrying entries the queue refused; throws if some still fail. A message with a
+   * delay (`delaysSeconds`, one per message, up to 900) becomes visible that much later.
+   */
+  send(messages: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void>;
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 export interface ModelInvoker {
   invoke(modelId: string, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse>;
+  /** The input tokens Bedrock counts for an InvokeModel body (CountTokens: free, no quota spent). */
+  countTokens(foundationModelId: string, bodyJson: string, signal: AbortSignal): Promise<number>;
 }
 
 export interface EventPublisher {
@@ -111,7 +116,17 @@ export interface JobRetries {
   readonly budgetWaits: number;
 }
 
-export type RetryKind = 'failure' | 'bedrock-throttle' | 'budget-wait';
+/** What a batch adds to one job: the records it finished and the attempts it sent back or made wait. */
+export interface JobUpdate {
+  readonly jobId: string;
+  readonly completions: readonly RecordCompletion[];
+  readonly retries: JobRetries;
+}
+
+export interface CountedRecord {
+  readonly jobId: string;
+  readonly lineNumber: number;
+}
 
 /** What one finished record adds to its job. */
 export interface RecordCompletion {
@@ -146,12 +161,21 @@ export interface Ledger {
   isRecordDone(jobId: string, lineNumber: number): Promise<boolean>;
   /** Takes the record for one attempt (counting it) unless it is done or another worker holds it. */
   leaseRecord(jobId: string, lineNumber: number, owner: string, leaseSeconds: number): Promise<LeaseResult>;
-  releaseRecord(jobId: string, lineNumber: number, owner: string): Promise<void>;
   /**
-   * Marks the record done and adds it to the job's counters in one transaction; false when it was already
-   * done (a redelivery), in which case nothing is counted.
+   * Lets the record go for another attempt. `attempt: 'uncounted'` takes back the attempt the lease counted:
+   * the call waited for a quota and failed nothing.
    */
-  completeRecord(jobId: string, completion: RecordCompletion): Promise<boolean>;
+  releaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    attempt?: 'counted' | 'uncounted',
+  ): Promise<void>;
+  /**
+   * Marks the records done and adds them, with the retries, to their jobs' counters, all in one transaction.
+   * A record already done (a redelivery) is left out and not counted; the answer lists the records counted.
+   */
+  completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;
   /** Moves a job whose records are all done to "finalizing"; true for the one caller that did it. */
   claimFinalization(jobId: string): Promise<boolean>;
   finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void>;
@@ -159,26 +183,35 @@ export interface Ledger {
   cancelJob(jobId: string): Promise<boolean>;
   /** Jobs not finished yet, for the stuck-job sweeper. */
   listActiveJobs(): AsyncIterable<JobRecord>;
-  /** Counts a record sent back to the queue, for the report. */
-  recordRetry(jobId: string, kind: RetryKind): Promise<void>;
 }
 
+/** What the budget granted a batch of calls. */
 export interface BudgetReservation {
   readonly key: string;
-  readonly window: number;
+  /** Tokens taken: those of the calls granted. */
   readonly tokens: number;
+  /** When each granted call may start: the first calls asked for, in order (perhaps none, perhaps all). */
+  readonly startAts: readonly number[];
+  /** When the first call not granted could start, as things stood; undefined when all were granted. */
+  readonly retryAt: number | undefined;
 }
 
-/** The tokens-per-minute budget all workers share, per model id and region. */
+/**
+ * The token budget all workers share, per region and model id: the quota as a bucket of one minute's tokens
+ * that refills continuously, as Bedrock keeps it.
+ */
 export interface TokenBudget {
-  /** A reservation, or how many seconds until there may be room. */
-  reserve(key: string, tokens: number): Promise<BudgetReservation | { readonly retryAfterSeconds: number }>;
-  /** Corrects a reservation to what the request really used (0 when it never reached the model). */
-  settle(reservation: BudgetReservation, usedTokens: number): Promise<void>;
-  /** Bedrock throttled us: someone else shares the quota; spend less. */
+  /**
+   * Takes tokens for calls, `tokens` each, in order, for as many of them as can start by `latestStart`, in
+   * one write: the reservation says when each granted call may start.
+   */
+  reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation>;
+  /** Turns a reservation into what Bedrock charged for the calls made with it. */
+  settle(reservation: BudgetReservation, chargedTokens: number): Promise<void>;
+  /** Bedrock throttled a call the budget allowed: another application spends this quota too; spend less. */
   recordThrottle(key: string): Promise<void>;
-  /** A call went through: creep back toward the configured quota. */
-  recordSuccess(key: string): Promise<void>;
+  /** Bedrock's daily quota is spent: nothing under `key` starts before `until`. */
+  pauseUntil(key: string, until: number): Promise<void>;
 }
 
 /** A stored result: what the finalizer renders into the output file. */

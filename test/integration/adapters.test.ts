@@ -5,9 +5,9 @@ import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
-import { newJobRecord } from '../../shared/pipeline/job.ts';
+import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
 import type { JobRecord, Ledger } from '../../shared/pipeline/ports.ts';
-import { MemoryLedger } from '../support/memory-ports.ts';
+import { MemoryBudget, MemoryLedger } from '../support/memory-ports.ts';
 
 let cloud: LocalCloud;
 let resources: PipelineResources;
@@ -92,11 +92,14 @@ describe.each([
     const job = newJob();
     await subject.createJob(job);
     await subject.leaseRecord(job.jobId, 1, 'a', 60);
-    expect([
-      await subject.completeRecord(job.jobId, completion(1)),
-      await subject.completeRecord(job.jobId, completion(1)),
-    ]).toEqual([true, false]);
-    await subject.completeRecord(job.jobId, completion(2, 'errored'));
+    const once = [{ jobId: job.jobId, completions: [completion(1)], retries: NO_RETRIES }];
+    expect([await subject.completeRecords(once), await subject.completeRecords(once)]).toEqual([
+      [{ jobId: job.jobId, lineNumber: 1 }],
+      [],
+    ]);
+    await subject.completeRecords([
+      { jobId: job.jobId, completions: [completion(2, 'errored')], retries: NO_RETRIES },
+    ]);
     expect(await subject.isRecordDone(job.jobId, 1)).toBe(true);
     expect(await subject.leaseRecord(job.jobId, 1, 'b', 60)).toEqual({ kind: 'done' });
     expect(await subject.getJob(job.jobId)).toMatchObject({
@@ -114,23 +117,57 @@ describe.each([
     });
   });
 
-  it('lets exactly one caller claim finalization, and only once every record is done', async () => {
+  it("counts a batch across jobs in one call, leaving out records done before and adding each job's retries", async () => {
+    const subject = ledger();
+    const [first, second] = [newJob(), newJob()];
+    await subject.createJob(first);
+    await subject.createJob(second);
+    await subject.completeRecords([
+      { jobId: first.jobId, completions: [completion(2)], retries: NO_RETRIES },
+    ]);
+
+    const counted = await subject.completeRecords([
+      {
+        jobId: first.jobId,
+        completions: [completion(1), completion(2), completion(3, 'errored')],
+        retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 0 },
+      },
+      { jobId: second.jobId, completions: [], retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 4 } },
+    ]);
+
+    expect(counted).toEqual([
+      { jobId: first.jobId, lineNumber: 1 },
+      { jobId: first.jobId, lineNumber: 3 },
+    ]);
+    expect(await subject.getJob(first.jobId)).toMatchObject({
+      doneRecords: 3,
+      totals: expect.objectContaining({ successRecordCount: 2, errorRecordCount: 1, inputTokenCount: 30 }),
+      retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 0 },
+    });
+    expect(await subject.getJob(second.jobId)).toMatchObject({
+      doneRecords: 0,
+      retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 4 },
+    });
+  });
+
+  it('counts more records than one transaction holds', async () => {
     const subject = ledger();
     const job = newJob();
     await subject.createJob(job);
-    await subject.completeRecord(job.jobId, completion(1));
-    const beforeTotal = await subject.claimFinalization(job.jobId);
-    const afterTotal = await subject.setTotal(job.jobId, 2);
-    const notYet = await subject.claimFinalization(job.jobId);
-    await subject.completeRecord(job.jobId, completion(2));
-    const claims = await Promise.all([
-      subject.claimFinalization(job.jobId),
-      subject.claimFinalization(job.jobId),
-    ]);
-    expect(beforeTotal).toBe(false);
-    expect(afterTotal).toMatchObject({ status: 'running', totalRecords: 2, doneRecords: 1 });
-    expect(notYet).toBe(false);
-    expect(claims.filter(Boolean)).toHaveLength(1);
+    const completions = Array.from({ length: 250 }, (_, index) => completion(index + 1));
+
+    const counted = await subject.completeRecords([{ jobId: job.jobId, completions, retries: NO_RETRIES }]);
+
+    expect(counted).toHaveLength(250);
+    expect(await subject.getJob(job.jobId)).toMatchObject({ doneRecords: 250 });
+  });
+
+  it('takes back the attempt of a release that waited for quota', async () => {
+    const subject = ledger();
+    const { jobId } = newJob();
+    await subject.leaseRecord(jobId, 1, 'a', 60);
+    await subject.releaseRecord(jobId, 1, 'a', 'uncounted');
+    expect(await subject.leaseRecord(jobId, 1, 'b', 60)).toEqual({ kind: 'acquired', attempt: 1 });
   });
 
   it('saves read progress, cancels unfinished jobs only, and lists unfinished jobs', async () => {
@@ -172,7 +209,7 @@ describe('DynamoDbLedger retention', () => {
 
     // Act
     await ledger.claimRecordId(job.jobId, 'r1', 1);
-    await ledger.completeRecord(job.jobId, completion(1));
+    await ledger.completeRecords([{ jobId: job.jobId, completions: [completion(1)], retries: NO_RETRIES }]);
 
     // Assess
     const item = async (sk: string) =>
@@ -211,50 +248,98 @@ describe('DynamoDbLedger retention', () => {
   });
 });
 
-describe('DynamoDbTokenBudget on DynamoDB Local', () => {
-  it('shares one minute of quota between workers, and corrects reservations to the real use', async () => {
-    // Prepare
-    const now = Date.parse('2026-11-25T10:00:45Z');
-    const budget = () =>
-      new DynamoDbTokenBudget(
-        cloud.clients.documents,
-        resources.tableName,
-        { tokensPerMinute: 1_000 },
-        () => now,
-      );
-    const [workerA, workerB] = [budget(), budget()];
+// The same contract for the shared budget, in memory and on DynamoDB Local, on a clock the test moves: two
+// workers share one budget, as two Lambda instances share the DynamoDB item (in memory, one object).
+describe.each([
+  [
+    'MemoryBudget',
+    (clock: () => number, tokensPerMinute: number) => {
+      const shared = new MemoryBudget({ tokensPerMinute }, clock);
+      return [shared, shared] as const;
+    },
+  ],
+  [
+    'DynamoDbTokenBudget',
+    (clock: () => number, tokensPerMinute: number) => {
+      const worker = () =>
+        new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, { tokensPerMinute }, clock);
+      return [worker(), worker()] as const;
+    },
+  ],
+])('%s', (_name, makeWorkers) => {
+  let now = Date.parse('2026-11-25T10:00:45Z');
+  let keyCount = 0;
+  const newKey = () => {
+    keyCount += 1;
+    return `us-west-2#model-${keyCount}`;
+  };
+  const workers = (tokensPerMinute = 60_000) => makeWorkers(() => now, tokensPerMinute);
 
-    // Act
-    const first = await workerA.reserve('model-a', 600);
-    const refused = await workerB.reserve('model-a', 600);
-    if ('retryAfterSeconds' in first) throw new Error('the first reservation should fit');
-    await workerA.settle(first, 200);
-    const afterSettling = await workerB.reserve('model-a', 600);
-    const otherModel = await workerB.reserve('model-b', 900);
-
-    // Assess
-    expect(refused).toEqual({ retryAfterSeconds: 15 });
-    expect(afterSettling).toMatchObject({ tokens: 600 });
-    expect(otherModel).toMatchObject({ tokens: 900 });
+  it('shares one bucket between workers: what one takes, the other waits for', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    const first = await a.reserve(key, [40_000], now + 30_000);
+    const second = await b.reserve(key, [30_000], now + 30_000);
+    expect(first).toEqual({ key, tokens: 40_000, startAts: [now], retryAt: undefined });
+    // 20,000 tokens left: the other 10,000 refill in 10 s at 60,000 a minute.
+    expect(second).toEqual({ key, tokens: 30_000, startAts: [now + 10_000], retryAt: undefined });
   });
 
-  it('cuts its rate on Bedrock throttles and creeps back on successes (AIMD), never above the quota', async () => {
-    // Prepare
-    const budget = new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, {
-      tokensPerMinute: 10_000,
-      rateCacheMs: 0,
-    });
+  it('grants the calls that can start by the deadline and says when the next could', async () => {
+    const [a] = workers();
+    const key = newKey();
+    const reservation = await a.reserve(key, [30_000, 30_000, 10_000, 10_000], now + 5_000);
+    // The bucket holds the first two at once; the third waits 10 s for its refill, past the deadline.
+    expect(reservation).toEqual({ key, tokens: 60_000, startAts: [now, now], retryAt: now + 10_000 });
+  });
 
-    // Act
-    await budget.recordThrottle('aimd');
-    const afterOne = await budget.rateOf('aimd');
-    await budget.recordThrottle('aimd');
-    const afterTwo = await budget.rateOf('aimd');
-    for (let index = 0; index < 40; index += 1) await budget.recordSuccess('aimd');
-    const recovered = await budget.rateOf('aimd');
+  it('takes nothing when even the first call cannot start in time', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    await a.reserve(key, [60_000], now);
+    const refused = await b.reserve(key, [6_000], now + 5_000);
+    expect(refused).toEqual({ key, tokens: 0, startAts: [], retryAt: now + 6_000 });
+    expect(await b.reserve(key, [6_000], now + 6_000)).toMatchObject({ startAts: [now + 6_000] });
+  });
 
-    // Assess
-    expect([afterOne, afterTwo, recovered]).toEqual([7_000, 4_900, 10_000]);
+  it('settles to what Bedrock charged: giving back what was not used, or going into debt', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    const reservation = await a.reserve(key, [30_000], now);
+    await a.settle(reservation, 10_000);
+    const afterRefund = await b.reserve(key, [50_000], now + 60_000);
+    await b.settle(afterRefund, 80_000);
+    const afterDebt = await a.reserve(key, [1_000], now + 120_000);
+    // 50,000 tokens were left after the refund; the debt then leaves -30,000, so 31,000 must refill: 31 s.
+    expect(afterRefund.startAts).toEqual([now]);
+    expect(afterDebt.startAts).toEqual([now + 31_000]);
+  });
+
+  it('refills continuously while the clock moves', async () => {
+    const [a] = workers();
+    const key = newKey();
+    await a.reserve(key, [60_000], now);
+    now += 20_000;
+    const later = await a.reserve(key, [20_000, 10_000], now + 60_000);
+    expect(later.startAts).toEqual([now, now + 10_000]);
+  });
+
+  it('lowers the rate when Bedrock throttles, keeping what was spent spent', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    await a.reserve(key, [30_000], now);
+    await a.recordThrottle(key);
+    const afterThrottle = await b.reserve(key, [42_000], now + 120_000);
+    // 30,000 tokens short of full, at 42,000 a minute: the bucket is full again, 42,000, after 42.9 s.
+    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + 42_857, -1);
+  });
+
+  it('pauses: nothing starts before the daily quota comes back', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    await a.pauseUntil(key, now + 600_000);
+    const paused = await b.reserve(key, [1_000], now + 60_000);
+    expect(paused).toMatchObject({ tokens: 0, startAts: [], retryAt: now + 601_000 });
   });
 });
 

@@ -1,12 +1,29 @@
 import { createHash } from 'node:crypto';
+import { countInputTokens } from '../../local/bedrock/tokens.ts';
+import {
+  atRate,
+  type BucketState,
+  DEFAULT_RATE_SETTINGS,
+  fullBucket,
+  grantable,
+  MINUTE_MS,
+  type RateSettings,
+  rateAfterRecovery,
+  rateAfterThrottle,
+  refillMs,
+  takeEach,
+} from '../../shared/budget/bucket.ts';
+import type { MessagesBody } from '../../shared/input/records.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type {
   BudgetReservation,
+  CountedRecord,
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
   JobRecord,
+  JobUpdate,
   LeaseResult,
   Ledger,
   ModelInvoker,
@@ -16,7 +33,6 @@ import type {
   ObjectUpload,
   RecordCompletion,
   RecordQueue,
-  RetryKind,
   TokenBudget,
 } from '../../shared/pipeline/ports.ts';
 
@@ -194,12 +210,40 @@ export class MemoryLedger implements Ledger {
     return { kind: 'acquired', attempt: attempts };
   }
 
-  async releaseRecord(jobId: string, lineNumber: number, owner: string): Promise<void> {
+  async releaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    attempt: 'counted' | 'uncounted' = 'counted',
+  ): Promise<void> {
     const state = this.records.get(`${jobId}#${lineNumber}`);
-    if (state?.status === 'running' && state.owner === owner) state.status = 'waiting';
+    if (state?.status !== 'running' || state.owner !== owner) return;
+    state.status = 'waiting';
+    if (attempt === 'uncounted') state.attempts -= 1;
   }
 
-  async completeRecord(jobId: string, completion: RecordCompletion): Promise<boolean> {
+  /** Transactions the ledger ran: one per batch. */
+  transactions = 0;
+
+  async completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
+    this.transactions += 1;
+    const counted: CountedRecord[] = [];
+    for (const update of updates) {
+      const job = this.job(update.jobId);
+      job.retries = {
+        retried: job.retries.retried + update.retries.retried,
+        bedrockThrottles: job.retries.bedrockThrottles + update.retries.bedrockThrottles,
+        budgetWaits: job.retries.budgetWaits + update.retries.budgetWaits,
+      };
+      for (const completion of update.completions) {
+        if (this.markDone(update.jobId, completion))
+          counted.push({ jobId: update.jobId, lineNumber: completion.lineNumber });
+      }
+    }
+    return counted;
+  }
+
+  private markDone(jobId: string, completion: RecordCompletion): boolean {
     const key = `${jobId}#${completion.lineNumber}`;
     const state = this.records.get(key);
     if (state?.status === 'done') return false;
@@ -253,15 +297,6 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
-  async recordRetry(jobId: string, kind: RetryKind): Promise<void> {
-    const job = this.job(jobId);
-    job.retries = {
-      retried: job.retries.retried + (kind === 'budget-wait' ? 0 : 1),
-      bedrockThrottles: job.retries.bedrockThrottles + (kind === 'bedrock-throttle' ? 1 : 0),
-      budgetWaits: job.retries.budgetWaits + (kind === 'budget-wait' ? 1 : 0),
-    };
-  }
-
   async *listActiveJobs(): AsyncIterable<JobRecord> {
     for (const job of this.jobs.values()) {
       if (['enqueuing', 'running', 'finalizing'].includes(job.status)) yield structuredClone(job);
@@ -278,9 +313,15 @@ export class MemoryLedger implements Ledger {
 export class MemoryQueue implements RecordQueue {
   readonly sent: RecordMessage[] = [];
   readonly visibilityChanges: Array<{ receiptHandle: string; seconds: number }> = [];
+  /** Messages sent with a delay (records waiting for quota), as well as in `sent`. */
+  readonly delayed: Array<{ message: RecordMessage; delaySeconds: number }> = [];
 
-  async send(messages: readonly RecordMessage[]): Promise<void> {
+  async send(messages: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void> {
     this.sent.push(...messages);
+    messages.forEach((message, index) => {
+      const delaySeconds = delaysSeconds?.[index];
+      if (delaySeconds !== undefined) this.delayed.push({ message, delaySeconds });
+    });
   }
 
   async changeVisibility(receiptHandle: string, seconds: number): Promise<void> {
@@ -288,45 +329,83 @@ export class MemoryQueue implements RecordQueue {
   }
 }
 
-/** A budget of `tokensPerWindow` per minute window on a clock the test moves. */
+/**
+ * The shared budget in memory, on the same bucket arithmetic as the DynamoDB one, on a clock the test moves.
+ * An unlimited quota by default.
+ */
 export class MemoryBudget implements TokenBudget {
-  readonly used = new Map<string, number>();
+  readonly buckets = new Map<string, BucketState>();
   readonly throttles: string[] = [];
-  successes = 0;
+  readonly pauses: Array<{ key: string; until: number }> = [];
+  /** Reserves and settles, as the DynamoDB budget would write them. */
+  writes = 0;
+  /** What each reserve asked for. */
+  readonly asked: Array<{ key: string; tokens: readonly number[] }> = [];
+  private readonly rates: RateSettings;
 
   constructor(
-    private readonly tokensPerWindow = Number.POSITIVE_INFINITY,
+    rates: Pick<RateSettings, 'tokensPerMinute'> & Partial<RateSettings> = {
+      tokensPerMinute: Number.POSITIVE_INFINITY,
+    },
     private readonly now: () => number = Date.now,
-  ) {}
-
-  async reserve(key: string, tokens: number): Promise<BudgetReservation | { retryAfterSeconds: number }> {
-    const window = Math.floor(this.now() / 60_000);
-    const id = `${key}@${window}`;
-    const used = this.used.get(id) ?? 0;
-    if (used + tokens > this.tokensPerWindow && used > 0) {
-      return { retryAfterSeconds: Math.ceil(((window + 1) * 60_000 - this.now()) / 1000) };
-    }
-    this.used.set(id, used + tokens);
-    return { key, window, tokens };
+  ) {
+    this.rates = { ...DEFAULT_RATE_SETTINGS, ...rates };
   }
 
-  async settle(reservation: BudgetReservation, usedTokens: number): Promise<void> {
-    const id = `${reservation.key}@${reservation.window}`;
-    this.used.set(id, (this.used.get(id) ?? 0) - reservation.tokens + usedTokens);
+  async reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation> {
+    this.writes += 1;
+    this.asked.push({ key, tokens });
+    const now = this.now();
+    const state = this.stateOf(key, now);
+    const count = grantable(state, tokens, now, latestStart);
+    const granted = takeEach(state, tokens.slice(0, count), now);
+    this.buckets.set(key, { ...state, fullAt: granted.fullAt });
+    const next = tokens.slice(count, count + 1);
+    return {
+      key,
+      tokens: tokens.slice(0, count).reduce((sum, amount) => sum + amount, 0),
+      startAts: granted.startAts,
+      retryAt:
+        next.length === 0 ? undefined : takeEach({ ...state, fullAt: granted.fullAt }, next, now).startAts[0],
+    };
+  }
+
+  async settle(reservation: BudgetReservation, chargedTokens: number): Promise<void> {
+    const delta = chargedTokens - reservation.tokens;
+    if (delta === 0) return;
+    this.writes += 1;
+    const now = this.now();
+    const state = this.stateOf(reservation.key, now);
+    const dt = refillMs(delta, state.tokensPerMinute);
+    if (delta < 0 && state.fullAt < now) return;
+    const settled = { ...state, fullAt: Math.max(state.fullAt, now) + dt };
+    const recovered = rateAfterRecovery(settled, this.rates, now);
+    this.buckets.set(reservation.key, recovered === undefined ? settled : atRate(settled, recovered, now));
   }
 
   async recordThrottle(key: string): Promise<void> {
     this.throttles.push(key);
+    const now = this.now();
+    const state = this.stateOf(key, now);
+    const lowered = rateAfterThrottle(state, this.rates, now);
+    if (lowered !== undefined) this.buckets.set(key, atRate(state, lowered, now));
   }
 
-  async recordSuccess(): Promise<void> {
-    this.successes += 1;
+  async pauseUntil(key: string, until: number): Promise<void> {
+    this.pauses.push({ key, until });
+    const state = this.stateOf(key, this.now());
+    this.buckets.set(key, { ...state, fullAt: Math.max(state.fullAt, until + MINUTE_MS) });
+  }
+
+  stateOf(key: string, now: number): BucketState {
+    return this.buckets.get(key) ?? fullBucket(this.rates.tokensPerMinute, now);
   }
 }
 
-/** Answers every call from `answer`, which may throw to fail it. */
+/** Answers every call from `answer`, which may throw to fail it; counts tokens as the local stand-in does. */
 export class ScriptedModel implements ModelInvoker {
   readonly calls: Array<{ modelId: string; body: Record<string, unknown> }> = [];
+  readonly tokenCounts: Array<{ modelId: string }> = [];
 
   constructor(
     private readonly answer: (
@@ -340,6 +419,11 @@ export class ScriptedModel implements ModelInvoker {
     const body = JSON.parse(bodyJson) as Record<string, unknown>;
     this.calls.push({ modelId, body });
     return this.answer(modelId, body, this.calls.length);
+  }
+
+  async countTokens(modelId: string, bodyJson: string): Promise<number> {
+    this.tokenCounts.push({ modelId });
+    return countInputTokens(JSON.parse(bodyJson) as MessagesBody).total;
   }
 }
 

@@ -1,12 +1,14 @@
+import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import type { ObjectCreated } from '../../shared/events/object-created.ts';
 import { DEFAULT_RETRY_POLICY } from '../../shared/failures.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
+import type { Clock } from '../../shared/pipeline/clock.ts';
 import { type EnqueueOutcome, type EnqueueSettings, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
 import type { JobSettings, Ledger } from '../../shared/pipeline/ports.ts';
-import { processRecord, type RecordVerdict, type WorkerSettings } from '../../shared/pipeline/worker.ts';
+import { processBatch, type RecordVerdict, type WorkerSettings } from '../../shared/pipeline/worker.ts';
 import {
   MemoryBudget,
   MemoryLedger,
@@ -42,15 +44,15 @@ export function objectCreated(key: string): ObjectCreated {
 }
 
 /** The pipeline's domain wired to in-memory ports, with the queue driven by hand. */
-export function pipelineHarness(
-  options: {
-    answer?: (modelId: string, body: Record<string, unknown>, call: number) => MessagesResponse;
-    budget?: MemoryBudget;
-    enqueue?: Partial<EnqueueSettings>;
-    worker?: Partial<WorkerSettings>;
-    clock?: { now: number };
-  } = {},
-) {
+export interface HarnessOptions {
+  answer?: (modelId: string, body: Record<string, unknown>, call: number) => MessagesResponse;
+  budget?: MemoryBudget;
+  enqueue?: Partial<EnqueueSettings>;
+  worker?: Partial<WorkerSettings>;
+  clock?: { now: number };
+}
+
+export function pipelineHarness(options: HarnessOptions = {}) {
   const clock = options.clock ?? { now: Date.parse('2026-11-25T10:00:00Z') };
   const now = () => clock.now;
   const store = new MemoryObjectStore();
@@ -61,7 +63,7 @@ export function pipelineHarness(
   const model = new ScriptedModel(
     options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`)),
   );
-  const budget = options.budget ?? new MemoryBudget();
+  const budget = options.budget ?? new MemoryBudget(undefined, now);
   const ports = {
     store,
     ledger: ledger as Ledger,
@@ -79,32 +81,61 @@ export function pipelineHarness(
     now: () => new Date(clock.now),
     ...options.enqueue,
   };
+  /** Time passes only when the test says, or when a worker waits for its tokens. */
+  const fakeClock: Clock = {
+    now,
+    sleepUntil: async (time) => {
+      // Yield first, as a real sleep would: calls started together all see the time they started at.
+      await Promise.resolve();
+      clock.now = Math.max(clock.now, time);
+    },
+  };
   const workerSettings: WorkerSettings = {
     policy: DEFAULT_RETRY_POLICY,
     outputBurndown: 5,
     leaseSeconds: 60,
     owner: 'worker-1',
     random: () => 0.5,
+    reservations: new ReservationEstimator(5),
+    countTokensAbove: 20_000,
+    clock: fakeClock,
     ...options.worker,
   };
   const signal = new AbortController().signal;
+  /** A batch may wait for its tokens for this long, as a worker with a 60-second timeout would. */
+  const batchDeadline = () => ({ latestStart: clock.now + 30_000, signal });
 
-  const work = async (message: RecordMessage): Promise<RecordVerdict> =>
-    processRecord(message, await ledger.getJob(message.jobId), ports, workerSettings, signal);
+  const workBatch = (messages: readonly RecordMessage[]): Promise<RecordVerdict[]> =>
+    processBatch(messages, ports, workerSettings, batchDeadline());
 
-  /** Runs every queued message until the queue is empty, putting retried ones back; returns the verdicts. */
-  const drain = async (maxRounds = 50): Promise<RecordVerdict[]> => {
+  const work = async (message: RecordMessage): Promise<RecordVerdict> => {
+    const [verdict] = await workBatch([message]);
+    if (verdict === undefined) throw new Error('no verdict');
+    if (verdict.kind === 'unhandled') throw verdict.error;
+    return verdict;
+  };
+
+  /**
+   * Runs the queue in batches of `batchSize` until it is empty, as the worker handler would: records to retry
+   * come back after their delay, records waiting for quota are sent again; returns every verdict.
+   */
+  const drain = async (maxRounds = 50, batchSize = 10): Promise<RecordVerdict[]> => {
     const verdicts: RecordVerdict[] = [];
     for (let round = 0; round < maxRounds && queue.sent.length > 0; round += 1) {
-      const batch = queue.sent.splice(0);
-      for (const message of batch) {
-        const verdict = await work(message);
-        verdicts.push(verdict);
-        if (verdict.kind === 'retry') {
-          clock.now += verdict.delaySeconds * 1000;
-          queue.sent.push(message);
-        }
-      }
+      const batch = queue.sent.splice(0, batchSize);
+      const batchVerdicts = await workBatch(batch);
+      verdicts.push(...batchVerdicts);
+      let delaySeconds = 0;
+      batchVerdicts.forEach((verdict, index) => {
+        const message = batch[index];
+        if (message === undefined) return;
+        if (verdict.kind === 'retry' || verdict.kind === 'unhandled') queue.sent.push(message);
+        if (verdict.kind === 'wait')
+          void queue.send([{ ...message, waits: (message.waits ?? 0) + 1 }], [verdict.delaySeconds]);
+        if (verdict.kind === 'retry' || verdict.kind === 'wait')
+          delaySeconds = Math.max(delaySeconds, verdict.delaySeconds);
+      });
+      clock.now += delaySeconds * 1000;
     }
     return verdicts;
   };
@@ -147,6 +178,7 @@ export function pipelineHarness(
     enqueueSettings,
     workerSettings,
     work,
+    workBatch,
     drain,
     finalizeAll,
     run,

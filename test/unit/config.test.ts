@@ -29,11 +29,13 @@ describe('loadConfig', () => {
       BACKOFF_BASE_SECONDS: 2,
       BACKOFF_MAX_SECONDS: 900,
       LATER_DELAY_SECONDS: 60,
+      DAILY_QUOTA_WAIT_SECONDS: 900,
       TOKENS_PER_MINUTE: 200_000,
       OUTPUT_TOKEN_BURNDOWN: 5,
       LEASE_SECONDS: 960,
       RETENTION_DAYS: 30,
       SDK_MAX_ATTEMPTS: 2,
+      COUNT_TOKENS_ABOVE: 20_000,
     });
     expect(retryPolicyOf(config)).toEqual({
       maxAttempts: 10,
@@ -41,6 +43,7 @@ describe('loadConfig', () => {
       baseDelaySeconds: 2,
       maxDelaySeconds: 900,
       laterDelaySeconds: 60,
+      dailyQuotaWaitSeconds: 900,
     });
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BudgetExhaustedError, PipelineError, RecordRejectedError } from '../../shared/errors.ts';
+import { PipelineError, RecordRejectedError } from '../../shared/errors.ts';
 import { classifyFailure, DEFAULT_RETRY_POLICY, decideRetry, type Failure } from '../../shared/failures.ts';
 
 /** The shape the AWS SDK v3 gives a Bedrock error: the x-amzn-ErrorType as `name`, the status in $metadata. */
@@ -51,7 +51,6 @@ describe('classifyFailure', () => {
     ['an unknown 4xx', bedrockError('SomethingWrongException', 409), 'SomethingWrongException', 'never'],
     ['a bug without a status', new TypeError('x is undefined'), 'TypeError', 'limited'],
     ['a thrown string', 'boom', 'UnknownError', 'limited'],
-    ['our budget wait', new BudgetExhaustedError('no room', 17), 'BUDGET_EXHAUSTED', 'later'],
     [
       'a record we rejected',
       new RecordRejectedError('CONTEXT_TOO_LONG', 'too long'),
@@ -94,24 +93,49 @@ describe('classifyFailure', () => {
     expect(failure).toMatchObject({ httpStatus: 413, anthropicType: 'request_too_large', retry: 'never' });
   });
 
-  it('carries the budget wait through', () => {
+  it('tells the daily quota apart from the per-minute one by its message', () => {
     // Act
-    const failure = classifyFailure(new BudgetExhaustedError('no room', 17));
+    const daily = classifyFailure(
+      bedrockError('ThrottlingException', 429, 'Too many tokens per day, please wait before trying again.'),
+    );
+    const perMinute = classifyFailure(
+      bedrockError('ThrottlingException', 429, 'Too many tokens, please wait before trying again.'),
+    );
 
     // Assess
-    expect(failure.retryAfterSeconds).toBe(17);
+    expect(daily).toMatchObject({
+      code: 'ThrottlingException',
+      retry: 'later',
+      dailyQuota: true,
+      throttle: false,
+    });
+    expect(daily.message).toContain('Service Quotas');
+    expect(perMinute).toMatchObject({ retry: 'retryable', dailyQuota: false, throttle: true });
+  });
+
+  it.each([
+    ['an error Bedrock answered', bedrockError('ModelErrorException', 424), true],
+    ['a call that got no answer', nodeError('ECONNRESET'), false],
+    ['our own error', new PipelineError('INVALID_JSON', 'bad line'), false],
+  ])('knows whether Bedrock answered: %s', (_case, error, answered) => {
+    // Act
+    const failure = classifyFailure(error);
+
+    // Assess
+    expect(failure.answered).toBe(answered);
   });
 });
 
 describe('decideRetry', () => {
-  const failure = (retry: Failure['retry'], retryAfterSeconds?: number): Failure => ({
+  const failure = (retry: Failure['retry']): Failure => ({
     code: 'X',
     message: 'x',
     httpStatus: 500,
     retry,
     anthropicType: 'api_error',
     throttle: false,
-    retryAfterSeconds,
+    dailyQuota: false,
+    answered: true,
   });
   const policy = {
     ...DEFAULT_RETRY_POLICY,
@@ -153,14 +177,6 @@ describe('decideRetry', () => {
 
     // Assess
     expect(delays).toEqual(Array(4).fill({ action: 'retry', delaySeconds: 20 }));
-  });
-
-  it('waits for the budget window a BudgetExhaustedError names, with a little jitter', () => {
-    // Act
-    const decision = decideRetry(failure('later', 17), 1, policy, () => 0.5);
-
-    // Assess
-    expect(decision).toEqual({ action: 'retry', delaySeconds: 18 });
   });
 
   it('spreads delays over the whole jitter range', () => {

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { levelAt } from '../../shared/budget/bucket.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
-import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
+import { BUCKET, type HarnessOptions, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
-const bedrockError = (name: string, status: number) =>
-  Object.assign(new Error(`${name} from Bedrock`), { name, $metadata: { httpStatusCode: status } });
+const bedrockError = (name: string, status: number, message = `${name} from Bedrock`) =>
+  Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status } });
 const plain = (id: string, prompt = `Prompt ${id}`) => JSON.stringify({ id, prompt });
 
 describe('a job, end to end on in-memory ports', () => {
@@ -264,14 +265,14 @@ describe('exactly once', () => {
     );
     const [message] = pipeline.queue.sent.splice(0);
     if (message === undefined) throw new Error('no message');
-    const completeRecord = pipeline.ledger.completeRecord.bind(pipeline.ledger);
-    pipeline.ledger.completeRecord = async () => {
+    const completeRecords = pipeline.ledger.completeRecords.bind(pipeline.ledger);
+    pipeline.ledger.completeRecords = async () => {
       throw new Error('killed');
     };
 
     // Act
     const crashed = await pipeline.work(message).catch((error: Error) => error.message);
-    pipeline.ledger.completeRecord = completeRecord;
+    pipeline.ledger.completeRecords = completeRecords;
     const whileLeaseHeld = await pipeline.work(message);
     pipeline.clock.now += 61_000;
     const afterLease = await pipeline.work(message);
@@ -280,7 +281,7 @@ describe('exactly once', () => {
     // Assess
     expect(crashed).toBe('killed');
     expect(whileLeaseHeld).toMatchObject({ kind: 'retry' });
-    expect(afterLease).toEqual({ kind: 'done', status: 'already-done' });
+    expect(afterLease).toMatchObject({ kind: 'done', status: 'succeeded', completion: { inputTokens: 10 } });
     expect(pipeline.model.calls).toHaveLength(1);
     expect(pipeline.manifest('inputs/crash.jsonl')).toMatchObject({
       successRecordCount: 1,
@@ -305,8 +306,8 @@ describe('exactly once', () => {
     const verdict = await pipeline.work(message);
     await pipeline.finalizeAll();
 
-    // Assess
-    expect(verdict).toMatchObject({ kind: 'done', status: 'succeeded' });
+    // Assess: it adopts the stored result, and the ledger counted the record once, for the other attempt.
+    expect(verdict).toEqual({ kind: 'done', status: 'already-done' });
     expect(pipeline.outputLines('inputs/race.jsonl')).toEqual([
       expect.objectContaining({ text: 'answer 1' }),
     ]);
@@ -396,23 +397,188 @@ describe('reading a large file in several invocations', () => {
 });
 
 describe('the shared token budget', () => {
-  it('sends a record back until the next window instead of calling Bedrock when the budget is spent', async () => {
-    // Prepare: each record reserves its input estimate plus 256 x 5 output tokens.
-    const clock = { now: Date.parse('2026-11-25T10:00:30Z') };
-    const budget = new MemoryBudget(1_300, () => clock.now);
-    const pipeline = pipelineHarness({ budget, clock });
+  /** Each plain record reserves its input estimate (9 tokens) and max_tokens 256 until answers are seen. */
+  const budgetedPipeline = (tokensPerMinute: number, answer?: HarnessOptions['answer']) => {
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const budget = new MemoryBudget({ tokensPerMinute }, () => clock.now);
+    return pipelineHarness({ budget, clock, ...(answer === undefined ? {} : { answer }) });
+  };
+  const fiveRecords = ['a', 'b', 'c', 'd', 'e'].map((id) => plain(id, 'hi')).join('\n');
+
+  it('reserves for a whole batch in one write and settles it in one, counting it in one ledger transaction', async () => {
+    // Prepare
+    const pipeline = budgetedPipeline(1_000_000);
+    pipeline.store.putObject(BUCKET, 'inputs/one-write.jsonl', fiveRecords);
+    await startJob(
+      objectCreated('inputs/one-write.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    const transactionsBefore = pipeline.ledger.transactions;
 
     // Act
-    const { verdicts } = await pipeline.run('inputs/budget.jsonl', `${plain('a')}\n${plain('b')}\n`);
+    await pipeline.drain();
 
     // Assess
-    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'retry', 'done']);
-    expect(verdicts[1]).toMatchObject({
-      kind: 'retry',
-      delaySeconds: 31,
-      failure: { code: 'BUDGET_EXHAUSTED' },
+    expect(pipeline.model.calls).toHaveLength(5);
+    expect(pipeline.budget.asked).toEqual([
+      { key: 'us-west-2#global.anthropic.claude-opus-4-6-v1', tokens: [265, 265, 265, 265, 265] },
+    ]);
+    expect(pipeline.budget.writes).toBe(2);
+    expect(pipeline.ledger.transactions - transactionsBefore).toBe(1);
+  });
+
+  it('waits in the invocation until each call has its tokens, and sends nothing back to the queue', async () => {
+    // Prepare: 1,000 tokens a minute; three records fit at once, the fourth and fifth wait for the refill.
+    const pipeline = budgetedPipeline(1_000);
+    const started = pipeline.clock.now;
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/wait.jsonl', fiveRecords);
+
+    // Assess: the fourth needs 265 - 205 = 60 tokens (3.6 s), the fifth 265 more (15.9 s later).
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    expect(verdicts.map((verdict) => (verdict.kind === 'done' ? verdict.waitedMs : 'not done'))).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      3_600,
+      19_500,
+    ]);
+    expect(pipeline.clock.now - started).toBe(19_500);
+    expect(pipeline.queue.delayed).toEqual([]);
+    expect(pipeline.manifest('inputs/wait.jsonl')).toMatchObject({ successRecordCount: 5 });
+  });
+
+  it('sends calls it cannot start before the deadline back to wait, without spending an attempt', async () => {
+    // Prepare: 600 tokens a minute; two records fit, a third after 19.5 s, a fourth only after the 30-second deadline.
+    const pipeline = budgetedPipeline(600);
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/later.jsonl', fiveRecords);
+
+    // Assess
+    expect(verdicts.slice(0, 5).map((verdict) => verdict.kind)).toEqual([
+      'done',
+      'done',
+      'done',
+      'wait',
+      'wait',
+    ]);
+    expect(verdicts[3]).toMatchObject({ kind: 'wait', cause: 'budget' });
+    expect(pipeline.queue.delayed.map(({ message }) => message.waits)).toEqual(expect.arrayContaining([1]));
+    const attempts = [...pipeline.ledger.records.values()].map((record) => record.attempts);
+    expect(attempts).toEqual([1, 1, 1, 1, 1]);
+    expect(pipeline.model.calls).toHaveLength(5);
+    expect(pipeline.manifest('inputs/later.jsonl')).toMatchObject({ successRecordCount: 5 });
+  });
+
+  it('settles each batch to what Bedrock charged: input, cache writes and output x 5', async () => {
+    // Prepare
+    const pipeline = budgetedPipeline(1_000_000, () =>
+      textResponse('charged', {
+        input_tokens: 40,
+        output_tokens: 30,
+        cache_creation_input_tokens: 10,
+      } as never),
+    );
+
+    // Act
+    await pipeline.run('inputs/settle.jsonl', plain('a'));
+
+    // Assess: 40 + 10 + 30 x 5 = 200 charged, so the bucket is 200 tokens short of full.
+    const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const state = pipeline.budget.stateOf(key, pipeline.clock.now);
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 200, 6);
+  });
+
+  it('learns from answers: later batches reserve the calibrated input and the output the job produces', async () => {
+    // Prepare: answers of 100 output tokens (500 quota tokens, more than max_tokens 256) on 6 input tokens.
+    const pipeline = budgetedPipeline(1_000_000, () =>
+      textResponse('x', { input_tokens: 6, output_tokens: 100 }),
+    );
+    const fifteen = Array.from({ length: 15 }, (_, index) => plain(`r${index}`, 'hi')).join('\n');
+
+    // Act
+    await pipeline.run('inputs/learn.jsonl', fifteen);
+
+    // Assess: the first batch reserves Bedrock's own reservation (9 + 256); the second the learnt 6 + 100 x 5.
+    expect(pipeline.budget.asked.map((asked) => asked.tokens)).toEqual([
+      Array(10).fill(265),
+      Array(5).fill(506),
+    ]);
+  });
+
+  it('counts a large record exactly with CountTokens before reserving for it', async () => {
+    // Prepare: about 90,000 bytes of prompt, over the 20,000-token estimate threshold.
+    const pipeline = budgetedPipeline(1_000_000);
+
+    // Act
+    await pipeline.run('inputs/large.jsonl', plain('big', 'word '.repeat(18_000)));
+
+    // Assess: the stand-in's count is 22,500 + 3; the reservation adds max_tokens 256.
+    expect(pipeline.model.tokenCounts).toEqual([{ modelId: 'anthropic.claude-opus-4-6-v1' }]);
+    expect(pipeline.budget.asked[0]?.tokens).toEqual([22_503 + 256]);
+  });
+
+  it('lowers the rate once per batch when Bedrock throttles calls the budget allowed', async () => {
+    // Prepare
+    const pipeline = budgetedPipeline(100_000, (_, body) => {
+      if (JSON.stringify(body).includes('Prompt b') || JSON.stringify(body).includes('Prompt c')) {
+        throw bedrockError('ThrottlingException', 429);
+      }
+      return textResponse('ok');
     });
-    expect(pipeline.model.calls).toHaveLength(2);
+    pipeline.store.putObject(
+      BUCKET,
+      'inputs/throttled.jsonl',
+      [plain('a'), plain('b'), plain('c')].join('\n'),
+    );
+    await startJob(
+      objectCreated('inputs/throttled.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Act
+    const verdicts = await pipeline.workBatch(pipeline.queue.sent.splice(0));
+
+    // Assess
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'retry', 'retry']);
+    expect(pipeline.budget.throttles).toHaveLength(1);
+    const state = pipeline.budget.stateOf(
+      'us-west-2#global.anthropic.claude-opus-4-6-v1',
+      pipeline.clock.now,
+    );
+    expect(state.tokensPerMinute).toBe(70_000);
+  });
+
+  it("waits for Bedrock's daily quota without spending an attempt, and pauses the model's budget", async () => {
+    // Prepare
+    const pipeline = budgetedPipeline(1_000_000, (_, __, call) => {
+      if (call === 1) {
+        throw bedrockError(
+          'ThrottlingException',
+          429,
+          'Too many tokens per day, please wait before trying again.',
+        );
+      }
+      return textResponse('a new day');
+    });
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/daily.jsonl', plain('a'));
+
+    // Assess
+    expect(verdicts).toMatchObject([
+      { kind: 'wait', cause: 'daily-quota', delaySeconds: 900 },
+      { kind: 'done', status: 'succeeded' },
+    ]);
+    expect(pipeline.budget.pauses).toHaveLength(1);
+    expect([...pipeline.ledger.records.values()].map((record) => record.attempts)).toEqual([1]);
+    expect(pipeline.outputLines('inputs/daily.jsonl')[0]).toMatchObject({ status: 'succeeded' });
   });
 });
 

@@ -4,7 +4,7 @@ import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { createLambdaContext } from '../../local/glue/lambda-context.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
-import { textResponse } from '../support/memory-ports.ts';
+import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
 function sqsRecord(body: string, messageId: string): SQSRecord {
@@ -35,6 +35,14 @@ function emfDocuments(calls: readonly unknown[][]): Array<Record<string, unknown
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** The handler on the harness's ports and settings, as the Lambda entry builds it. */
+function workerHandler(pipeline: ReturnType<typeof pipelineHarness>) {
+  const { owner: _perInvocation, ...settings } = pipeline.workerSettings;
+  return createWorkerHandler({ ...observability('worker'), ports: pipeline.ports, settings });
+}
+
+const context = () => createLambdaContext({ functionName: 'worker', timeoutMs: 30_000 }) as Context;
+
 afterEach(() => vi.restoreAllMocks());
 
 describe('the worker handler', () => {
@@ -58,16 +66,7 @@ describe('the worker handler', () => {
     );
     await startJob(objectCreated('inputs/h.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
     const [ok, busy] = pipeline.queue.sent.splice(0);
-    const handler = createWorkerHandler({
-      ...observability('worker'),
-      ports: pipeline.ports,
-      settings: {
-        policy: pipeline.workerSettings.policy,
-        outputBurndown: 5,
-        leaseSeconds: 60,
-        random: () => 0.5,
-      },
-    });
+    const handler = workerHandler(pipeline);
     const event: SQSEvent = {
       Records: [
         sqsRecord(JSON.stringify(ok), 'm-ok'),
@@ -78,10 +77,7 @@ describe('the worker handler', () => {
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
 
     // Act
-    const response = await handler(
-      event,
-      createLambdaContext({ functionName: 'worker', timeoutMs: 30_000 }) as Context,
-    );
+    const response = await handler(event, context());
 
     // Assess
     expect(response).toEqual({
@@ -105,5 +101,45 @@ describe('the worker handler', () => {
       }),
     );
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');
+  });
+
+  it('sends records waiting for quota back with a delay and their wait count, and deletes the originals', async () => {
+    // Prepare: 700 tokens a minute; each record reserves its input and max_tokens 256, 265 tokens.
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const pipeline = pipelineHarness({
+      clock,
+      budget: new MemoryBudget({ tokensPerMinute: 700 }, () => clock.now),
+    });
+    pipeline.store.putObject(
+      BUCKET,
+      'inputs/w.jsonl',
+      ['a', 'b', 'c', 'd', 'e'].map((id) => `{"id": "${id}", "prompt": "hi"}`).join('\n'),
+    );
+    await startJob(objectCreated('inputs/w.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    const messages = pipeline.queue.sent.splice(0);
+    const event: SQSEvent = {
+      Records: messages.map((message, index) => sqsRecord(JSON.stringify(message), `m-${index}`)),
+    };
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act: the invocation may wait 12.5 s ((30 s - 5 s wrap-up) / 2) for tokens.
+    const response = await workerHandler(pipeline)(event, context());
+
+    // Assess: two records run at once and a third after the refill; the last two go back to wait.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(pipeline.model.calls).toHaveLength(3);
+    expect(pipeline.queue.delayed.map(({ message }) => [message.recordId, message.waits])).toEqual([
+      ['d', 1],
+      ['e', 1],
+    ]);
+    expect(pipeline.queue.delayed.every(({ delaySeconds }) => delaySeconds >= 1 && delaySeconds <= 900)).toBe(
+      true,
+    );
+    expect(pipeline.queue.visibilityChanges).toEqual([]);
+    expect((await pipeline.ledger.getJob(messages[0]?.jobId ?? ''))?.retries).toEqual({
+      retried: 0,
+      bedrockThrottles: 0,
+      budgetWaits: 3,
+    });
   });
 });

@@ -1,0 +1,155 @@
+/**
+ * The arithmetic of the shared token budget, free of storage so it can be pinned with a fake clock.
+ *
+ * The budget for one region and model id mirrors Bedrock's per-minute quota: a bucket of one minute's tokens
+ * that refills continuously. It is kept as one number, the moment the bucket will be full again (`fullAt`):
+ * the level at any time follows from it, taking tokens moves it later by their refill time, and a charge
+ * larger than the reservation moves it later still (debt). Because refill is implied by the clock, taking
+ * tokens is a single add that needs no read, and reservations queue up in order: a caller that takes tokens
+ * the bucket does not hold yet learns exactly when they will be there.
+ */
+export const MINUTE_MS = 60_000;
+
+export interface BucketState {
+  /** Milliseconds since the epoch when the bucket is full again; at or before now, it is full. */
+  readonly fullAt: number;
+  /** The rate the pipeline spends at: the configured quota, or less after Bedrock throttled it (AIMD). */
+  readonly tokensPerMinute: number;
+  /** When the rate last changed. */
+  readonly rateChangedAt: number;
+}
+
+export function fullBucket(tokensPerMinute: number, now: number): BucketState {
+  return { fullAt: now, tokensPerMinute, rateChangedAt: now };
+}
+
+/** How long the bucket takes to refill `tokens` at `tokensPerMinute`. */
+export function refillMs(tokens: number, tokensPerMinute: number): number {
+  return (tokens * MINUTE_MS) / tokensPerMinute;
+}
+
+/** Tokens in the bucket at `now`: one minute's worth when full, below zero while in debt. */
+export function levelAt(state: BucketState, now: number): number {
+  return state.tokensPerMinute - (Math.max(0, state.fullAt - now) * state.tokensPerMinute) / MINUTE_MS;
+}
+
+export interface Takes {
+  /** The bucket's `fullAt` after the takes. */
+  readonly fullAt: number;
+  /** When each take's tokens are in the bucket and may be spent, in order. */
+  readonly startAts: readonly number[];
+}
+
+/**
+ * Takes each of `tokens` in turn at `now`. Each may be spent once the bucket holds it; a take larger than the
+ * whole bucket may go when the bucket is full, as Bedrock lets a request that size go.
+ */
+export function takeEach(state: BucketState, tokens: readonly number[], now: number): Takes {
+  let fullAt = Math.max(state.fullAt, now);
+  const startAts = tokens.map((amount) => {
+    const from = fullAt;
+    fullAt += refillMs(amount, state.tokensPerMinute);
+    return Math.max(now, Math.min(from, fullAt - MINUTE_MS));
+  });
+  return { fullAt, startAts };
+}
+
+/** How many of `tokens`, from the first, could be taken at `now` and all spent by `latestStart`. */
+export function grantable(
+  state: BucketState,
+  tokens: readonly number[],
+  now: number,
+  latestStart: number,
+): number {
+  const { startAts } = takeEach(state, tokens, now);
+  const late = startAts.findIndex((startAt) => startAt > latestStart);
+  return late === -1 ? tokens.length : late;
+}
+
+/**
+ * The latest `fullAt` a bucket may have for all of `tokens`, taken from it in turn, to be spendable by
+ * `latestStart`: the condition of the one conditional write that takes them. The last take decides.
+ */
+export function latestFullAtToStartBy(
+  tokens: readonly number[],
+  tokensPerMinute: number,
+  latestStart: number,
+): number {
+  const total = refillMs(
+    tokens.reduce((sum, amount) => sum + amount, 0),
+    tokensPerMinute,
+  );
+  const last = refillMs(tokens.at(-1) ?? 0, tokensPerMinute);
+  return Math.max(latestStart - (total - last), latestStart + MINUTE_MS - total);
+}
+
+/**
+ * The bucket at another rate (and so another size): what it is short of full, or in debt, stays so; only
+ * the time it takes to refill changes.
+ */
+export function atRate(state: BucketState, tokensPerMinute: number, now: number): BucketState {
+  const ahead = Math.max(0, state.fullAt - now);
+  return {
+    fullAt: now + (ahead * state.tokensPerMinute) / tokensPerMinute,
+    tokensPerMinute,
+    rateChangedAt: now,
+  };
+}
+
+/** How the spending rate adapts when Bedrock throttles calls the budget allowed (another application shares the quota). */
+export interface RateSettings {
+  /** The quota the pipeline may use, in tokens per minute. */
+  readonly tokensPerMinute: number;
+  /** A throttle multiplies the rate by this (multiplicative decrease). */
+  readonly decreaseFactor: number;
+  /** Throttles within this long of the last decrease are the same congestion and do not decrease it again. */
+  readonly decreaseCooldownMs: number;
+  /** The rate never goes below this share of the quota. */
+  readonly floorShare: number;
+  /** Every `recoveryIntervalMs` without a throttle, this share of the quota comes back (additive increase). */
+  readonly increaseShare: number;
+  readonly recoveryIntervalMs: number;
+}
+
+export const DEFAULT_RATE_SETTINGS: Omit<RateSettings, 'tokensPerMinute'> = {
+  decreaseFactor: 0.7,
+  decreaseCooldownMs: 5_000,
+  floorShare: 0.1,
+  increaseShare: 0.05,
+  recoveryIntervalMs: 10_000,
+};
+
+/** The rate after a Bedrock throttle, or undefined when it stays (just decreased, or at the floor). */
+export function rateAfterThrottle(
+  state: BucketState,
+  settings: RateSettings,
+  now: number,
+): number | undefined {
+  if (
+    now - state.rateChangedAt < settings.decreaseCooldownMs &&
+    state.tokensPerMinute < settings.tokensPerMinute
+  ) {
+    return undefined;
+  }
+  const floor = Math.ceil(settings.tokensPerMinute * settings.floorShare);
+  const lowered = Math.max(floor, Math.round(state.tokensPerMinute * settings.decreaseFactor));
+  return lowered < state.tokensPerMinute ? lowered : undefined;
+}
+
+/**
+ * The rate after a quiet interval, or undefined when it stays: it climbs back toward the quota step by step,
+ * and drops at once to a quota that was lowered by configuration.
+ */
+export function rateAfterRecovery(
+  state: BucketState,
+  settings: RateSettings,
+  now: number,
+): number | undefined {
+  if (state.tokensPerMinute > settings.tokensPerMinute) return settings.tokensPerMinute;
+  if (state.tokensPerMinute === settings.tokensPerMinute) return undefined;
+  if (now - state.rateChangedAt < settings.recoveryIntervalMs) return undefined;
+  return Math.min(
+    settings.tokensPerMinute,
+    Math.ceil(state.tokensPerMinute + settings.tokensPerMinute * settings.increaseShare),
+  );
+}

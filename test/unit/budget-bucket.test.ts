@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import {
+  atRate,
+  type BucketState,
+  DEFAULT_RATE_SETTINGS,
+  fullBucket,
+  grantable,
+  latestFullAtToStartBy,
+  levelAt,
+  rateAfterRecovery,
+  rateAfterThrottle,
+  takeEach,
+} from '../../shared/budget/bucket.ts';
+
+const T0 = 1_800_000_000_000;
+const rates = { ...DEFAULT_RATE_SETTINGS, tokensPerMinute: 60_000 };
+/** 60,000 tokens a minute: a token a millisecond, so times read as token counts. */
+const full = (): BucketState => fullBucket(60_000, T0);
+
+describe('the shared budget as a bucket kept by the moment it is full again', () => {
+  it('holds a minute of tokens when full and refills continuously', () => {
+    // Prepare
+    const state = { ...full(), fullAt: T0 + 45_000 };
+
+    // Act
+    const levels = [T0, T0 + 15_000, T0 + 45_000, T0 + 90_000].map((now) => levelAt(state, now));
+
+    // Assess
+    expect(levels).toEqual([15_000, 30_000, 60_000, 60_000]);
+  });
+
+  it('is below zero, in debt, while fullAt is more than a minute away', () => {
+    // Act
+    const level = levelAt({ ...full(), fullAt: T0 + 75_000 }, T0);
+
+    // Assess
+    expect(level).toBe(-15_000);
+  });
+
+  describe.each([
+    // bucket fullAt (after T0), tokens taken, expected startAts (after T0), expected fullAt (after T0)
+    ['a full bucket: all start now', 0, [10_000, 20_000], [0, 0], 30_000],
+    [
+      'a bucket holding 15,000 tokens: the first now, the second when it holds 20,000 more',
+      45_000,
+      [10_000, 20_000],
+      [0, 15_000],
+      75_000,
+    ],
+    ['an empty bucket: each when its tokens have refilled', 60_000, [1_000, 2_000], [1_000, 3_000], 63_000],
+    ['a bucket in debt: after the debt too', 70_000, [5_000], [15_000], 75_000],
+    ['a take larger than the bucket: when the bucket is full', 30_000, [90_000], [30_000], 120_000],
+  ])('taking from %s', (_case, fullAfter, tokens, startsAfter, fullAtAfter) => {
+    it('says when each take may be spent, in order', () => {
+      // Act
+      const taken = takeEach({ ...full(), fullAt: T0 + fullAfter }, tokens, T0);
+
+      // Assess
+      expect(taken.startAts.map((startAt) => startAt - T0)).toEqual(startsAfter);
+      expect(taken.fullAt - T0).toBe(fullAtAfter);
+    });
+  });
+
+  it('grants the first takes that can start by a deadline, never a later one before an earlier', () => {
+    // Prepare: 10,000 tokens in the bucket.
+    const state = { ...full(), fullAt: T0 + 50_000 };
+
+    // Act
+    const counts = [0, 5_000, 15_000, 25_000].map((wait) =>
+      grantable(state, [10_000, 10_000, 10_000], T0, T0 + wait),
+    );
+
+    // Assess
+    expect(counts).toEqual([1, 1, 2, 3]);
+  });
+
+  it('gives the one conditional write its limit: the latest fullAt from which the last take still starts in time', () => {
+    // Prepare
+    const tokens = [10_000, 20_000];
+    const latestStart = T0 + 5_000;
+
+    // Act
+    const limit = latestFullAtToStartBy(tokens, 60_000, latestStart);
+    const atLimit = takeEach({ ...full(), fullAt: limit }, tokens, T0);
+    const pastLimit = takeEach({ ...full(), fullAt: limit + 1 }, tokens, T0);
+
+    // Assess
+    expect(atLimit.startAts.at(-1)).toBe(latestStart);
+    expect(pastLimit.startAts.at(-1)).toBeGreaterThan(latestStart);
+  });
+
+  it('keeps its tokens and its debt when the rate changes', () => {
+    // Prepare: 15,000 tokens of 60,000 short.
+    const state = { ...full(), fullAt: T0 + 15_000 };
+
+    // Act
+    const halved = atRate(state, 30_000, T0);
+
+    // Assess: 15,000 tokens short at 30,000 a minute is 30 s from full.
+    expect(halved).toEqual({ fullAt: T0 + 30_000, tokensPerMinute: 30_000, rateChangedAt: T0 });
+    expect(levelAt(halved, T0)).toBe(15_000);
+  });
+});
+
+describe('the rate, when Bedrock throttles what the budget allowed', () => {
+  it('drops by the decrease factor on a throttle', () => {
+    // Act
+    const rate = rateAfterThrottle(full(), rates, T0 + 1);
+
+    // Assess
+    expect(rate).toBe(42_000);
+  });
+
+  it('drops once for a burst of throttles within the cooldown, again after it', () => {
+    // Prepare
+    const lowered = { ...full(), tokensPerMinute: 42_000, rateChangedAt: T0 };
+
+    // Act
+    const withinCooldown = rateAfterThrottle(lowered, rates, T0 + 4_999);
+    const afterCooldown = rateAfterThrottle(lowered, rates, T0 + 5_000);
+
+    // Assess
+    expect(withinCooldown).toBeUndefined();
+    expect(afterCooldown).toBe(29_400);
+  });
+
+  it('never drops below the floor', () => {
+    // Act
+    const rate = rateAfterThrottle(
+      { ...full(), tokensPerMinute: 6_000, rateChangedAt: T0 - 60_000 },
+      rates,
+      T0,
+    );
+
+    // Assess
+    expect(rate).toBeUndefined();
+  });
+
+  it('climbs back by a share of the quota per quiet interval, up to the quota', () => {
+    // Prepare
+    const lowered = { ...full(), tokensPerMinute: 42_000, rateChangedAt: T0 };
+
+    // Act
+    const tooSoon = rateAfterRecovery(lowered, rates, T0 + 9_999);
+    const afterInterval = rateAfterRecovery(lowered, rates, T0 + 10_000);
+    const nearlyThere = rateAfterRecovery({ ...lowered, tokensPerMinute: 59_000 }, rates, T0 + 10_000);
+    const atQuota = rateAfterRecovery(full(), rates, T0 + 60_000);
+
+    // Assess
+    expect([tooSoon, afterInterval, nearlyThere, atQuota]).toEqual([undefined, 45_000, 60_000, undefined]);
+  });
+
+  it('drops at once to a quota lowered by configuration', () => {
+    // Act
+    const rate = rateAfterRecovery({ ...full(), tokensPerMinute: 90_000 }, rates, T0);
+
+    // Assess
+    expect(rate).toBe(60_000);
+  });
+});
