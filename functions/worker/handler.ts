@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -47,6 +48,8 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
       signal: AbortSignal.any([signal, AbortSignal.timeout(usableMs)]),
       latestStart: clock.now() + usableMs * WAIT_SHARE,
     };
+    // Every record of the batch listens to it: its wait for tokens and its call.
+    setMaxListeners(2 * event.Records.length + 10, deadline.signal);
     const received: Received[] = event.Records.map((record) => {
       try {
         return { record, message: parseRecordMessage(record.body) };

@@ -1,3 +1,4 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type AwsClients, awsClients, type Endpoints } from '../../functions/adapters/clients.ts';
 import { type BedrockStandIn, type BedrockStandInOptions, startBedrockStandIn } from '../bedrock/stand-in.ts';
 import { startDynamoDbLocal } from './dynamodb-local.ts';
@@ -18,6 +19,11 @@ export interface LocalCloud {
   readonly region: string;
   readonly endpoints: Endpoints;
   readonly clients: AwsClients;
+  /**
+   * An S3 client of the local cloud's own, for what AWS would do itself (the EventBridge shim reading the
+   * objects it announces), so that a meter on `clients` sees only what the pipeline sends.
+   */
+  readonly emulationS3: S3Client;
   readonly bedrock: BedrockStandIn;
   readonly objectCreated: FauxqsServer['objectCreated'];
   /** The DynamoDB Local child process: the one thing this starts outside the current process. */
@@ -53,15 +59,17 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     bedrock: bedrock.value.endpoint,
   };
   const clients = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS, bedrockMaxAttempts: 1 });
+  const emulationS3 = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS }).s3;
   return {
     region,
     endpoints,
     clients,
+    emulationS3,
     bedrock: bedrock.value,
     objectCreated: fauxqs.value.objectCreated,
     dynamodbPid: dynamodb.value.pid,
     stop: async () => {
-      for (const client of Object.values(clients)) client.destroy();
+      for (const client of [...Object.values(clients), emulationS3]) client.destroy();
       await Promise.all([fauxqs.value.close(), bedrock.value.close(), dynamodb.value.close()]);
     },
   };

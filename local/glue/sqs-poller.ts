@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -16,8 +17,10 @@ export interface SqsPollerOptions {
   readonly region: string;
   readonly functionName: string;
   readonly handler: SqsHandler;
-  /** Records per invocation, 1 to 10. */
+  /** Records per invocation: up to 10, or more with a batching window, as Lambda allows. */
   readonly batchSize?: number;
+  /** How long to keep gathering records for one invocation (MaximumBatchingWindowInSeconds); 0 sends what one receive got. */
+  readonly batchingWindowMs?: number;
   /** Concurrent invocations at most (the event source's maximum concurrency). */
   readonly maxConcurrency?: number;
   /** The function's timeout: an invocation past it fails its whole batch. */
@@ -27,6 +30,8 @@ export interface SqsPollerOptions {
 }
 
 export interface PollerStats {
+  /** Messages received, each receive of a message counted (a message that comes back counts again). */
+  messagesReceived: number;
   invocations: number;
   failedInvocations: number;
   recordsDeleted: number;
@@ -43,6 +48,7 @@ export interface PollerStats {
  */
 export class SqsPoller {
   readonly stats: PollerStats = {
+    messagesReceived: 0,
     invocations: 0,
     failedInvocations: 0,
     recordsDeleted: 0,
@@ -70,25 +76,57 @@ export class SqsPoller {
 
   private async loop(): Promise<void> {
     while (!this.abort.signal.aborted) {
-      let messages: Message[];
-      try {
-        const received = await this.options.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: this.options.queueUrl,
-            MaxNumberOfMessages: this.options.batchSize ?? 10,
-            WaitTimeSeconds: this.options.waitTimeSeconds ?? 1,
-            MessageSystemAttributeNames: ['All'],
-            MessageAttributeNames: ['All'],
-          }),
-          { abortSignal: this.abort.signal },
-        );
-        messages = received.Messages ?? [];
-      } catch (error) {
-        if (this.abort.signal.aborted) return;
-        console.error(`sqs poller ${this.options.functionName}: receive failed`, error);
-        continue;
-      }
+      const messages = await this.gather();
       if (messages.length > 0) await this.invoke(messages);
+    }
+  }
+
+  /**
+   * One invocation's records: what one receive gets, or, with a batching window, receives until the batch is
+   * full or the window has passed since the first record came.
+   */
+  private async gather(): Promise<Message[]> {
+    const batchSize = this.options.batchSize ?? 10;
+    const windowMs = this.options.batchingWindowMs ?? 0;
+    const messages: Message[] = [];
+    let closesAt = Number.POSITIVE_INFINITY;
+    while (messages.length < batchSize && !this.abort.signal.aborted) {
+      const leftMs = closesAt - Date.now();
+      if (leftMs <= 0) break;
+      // Long-poll for the first record; then never past the window, or records gathered early could
+      // become visible again before the invocation.
+      const received = await this.receive(
+        Math.min(10, batchSize - messages.length),
+        messages.length === 0 ? (this.options.waitTimeSeconds ?? 1) : Math.min(1, Math.floor(leftMs / 1000)),
+      );
+      if (received.length === 0 && messages.length > 0) await sleep(Math.min(leftMs, 50));
+      messages.push(...received);
+      if (messages.length > 0 && closesAt === Number.POSITIVE_INFINITY) closesAt = Date.now() + windowMs;
+      if (windowMs === 0 && messages.length > 0) break;
+    }
+    return messages;
+  }
+
+  private async receive(maxMessages: number, waitTimeSeconds: number): Promise<Message[]> {
+    try {
+      const received = await this.options.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.options.queueUrl,
+          MaxNumberOfMessages: maxMessages,
+          WaitTimeSeconds: waitTimeSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+        { abortSignal: this.abort.signal },
+      );
+      const messages = received.Messages ?? [];
+      this.stats.messagesReceived += messages.length;
+      return messages;
+    } catch (error) {
+      if (!this.abort.signal.aborted) {
+        console.error(`sqs poller ${this.options.functionName}: receive failed`, error);
+      }
+      return [];
     }
   }
 

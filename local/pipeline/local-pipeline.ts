@@ -23,10 +23,12 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts
 import { systemClock } from '../../shared/pipeline/clock.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/ports.ts';
+import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
 import { type BusEvent, EventBridgeShim } from '../glue/eventbridge-shim.ts';
 import { invokeWithTimeout } from '../glue/lambda-context.ts';
 import { SqsPoller } from '../glue/sqs-poller.ts';
+import { MeteredBudget } from './metered-budget.ts';
 import { type PipelineResources, provisionPipeline } from './provision.ts';
 
 export interface LocalPipelineOptions {
@@ -35,6 +37,9 @@ export interface LocalPipelineOptions {
   readonly retryPolicy?: Partial<RetryPolicy>;
   /** Worker invocations at once (the event source's maximum concurrency). */
   readonly workerConcurrency?: number;
+  /** Records per worker invocation, gathered for at most `workerBatchingWindowMs`. */
+  readonly workerBatchSize?: number;
+  readonly workerBatchingWindowMs?: number;
   readonly workerTimeoutMs?: number;
   readonly enqueueTimeoutMs?: number;
   /** How long before its deadline the enqueue function hands the rest of a file to a new invocation. */
@@ -48,6 +53,8 @@ export interface LocalPipelineOptions {
 
 export interface LocalPipeline {
   readonly resources: PipelineResources;
+  /** What the workers reserved from the shared budget and what Bedrock charged against it. */
+  readonly budget: MeteredBudget;
   readonly shim: EventBridgeShim;
   readonly ledger: DynamoDbLedger;
   readonly workerPoller: SqsPoller;
@@ -76,7 +83,7 @@ export async function startLocalPipeline(
   const { clients } = cloud;
   const shim = new EventBridgeShim({
     region: cloud.region,
-    s3: clients.s3,
+    s3: cloud.emulationS3,
     objectCreated: cloud.objectCreated,
   });
   shim.enableBucket(resources.bucket);
@@ -87,6 +94,11 @@ export async function startLocalPipeline(
   const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
   const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
   const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
+  const budget = new MeteredBudget(
+    new DynamoDbTokenBudget(clients.documents, resources.tableName, {
+      tokensPerMinute: options.tokensPerMinute ?? 2_000_000,
+    }),
+  );
 
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),
@@ -106,9 +118,7 @@ export async function startLocalPipeline(
       queue,
       finalize,
       model: new BedrockInvoker(options.bedrock ?? clients.bedrock),
-      budget: new DynamoDbTokenBudget(clients.documents, resources.tableName, {
-        tokensPerMinute: options.tokensPerMinute ?? 2_000_000,
-      }),
+      budget,
     },
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
@@ -147,7 +157,8 @@ export async function startLocalPipeline(
     region: cloud.region,
     functionName: 'worker',
     handler: (event, context) => worker(event, context),
-    batchSize: 10,
+    batchSize: options.workerBatchSize ?? WORKER_BATCH.size,
+    batchingWindowMs: options.workerBatchingWindowMs ?? WORKER_BATCH.windowSeconds * 1000,
     maxConcurrency: options.workerConcurrency ?? 4,
     timeoutMs: options.workerTimeoutMs ?? 60_000,
   });
@@ -186,6 +197,7 @@ export async function startLocalPipeline(
 
   return {
     resources,
+    budget,
     shim,
     ledger,
     workerPoller,

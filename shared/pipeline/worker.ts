@@ -27,6 +27,12 @@ import type {
   TokenBudget,
 } from './ports.ts';
 
+/**
+ * How the queue feeds the worker: up to `size` records an invocation, gathered for at most `windowSeconds`.
+ * A batch shares one budget reservation and one settlement, so larger batches write the budget less.
+ */
+export const WORKER_BATCH = { size: 20, windowSeconds: 1 } as const;
+
 export interface WorkerPorts extends CompletionPorts {
   readonly model: ModelInvoker;
   readonly budget: TokenBudget;

@@ -87,7 +87,7 @@ async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void
 function poller(
   queue: { queueUrl: string; queueArn: string },
   handler: SqsHandler,
-  overrides: { batchSize?: number; maxConcurrency?: number } = {},
+  overrides: { batchSize?: number; maxConcurrency?: number; batchingWindowMs?: number } = {},
 ) {
   return new SqsPoller({
     sqs,
@@ -242,5 +242,32 @@ describe('SqsPoller', () => {
     expect(mostAtOnce).toBeLessThanOrEqual(3);
     expect(largestBatch).toBeLessThanOrEqual(4);
     expect(worker.stats.recordsDeleted).toBe(30);
+  });
+
+  it('gathers batches larger than one receive within a batching window, as Lambda does', async () => {
+    // Prepare
+    const queue = await queueWithDlq();
+    await send(
+      queue.queueUrl,
+      Array.from({ length: 45 }, (_, index) => `m-${index}`),
+    );
+    const batches: number[] = [];
+    const worker = poller(
+      queue,
+      async (event) => {
+        batches.push(event.Records.length);
+        return { batchItemFailures: [] };
+      },
+      { batchSize: 20, maxConcurrency: 1, batchingWindowMs: 300 },
+    );
+
+    // Act
+    worker.start();
+    await until(() => worker.stats.recordsDeleted === 45);
+    await worker.stop();
+
+    // Assess: full batches while the queue has records, the rest once the window closes.
+    expect(batches).toEqual([20, 20, 5]);
+    expect(worker.stats.messagesReceived).toBe(45);
   });
 });
