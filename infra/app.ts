@@ -29,6 +29,8 @@ export function buildApp(app: App = new App()): App {
     'useKms',
     'workerTimeoutSeconds',
     'workerBatchSize',
+    'typicalRecord',
+    'largestFileRecords',
     'stuckAfterMinutes',
     'retentionDays',
   ] as const;

@@ -11,6 +11,7 @@ import type { Construct } from 'constructs';
 import { ACTIVE_JOBS_INDEX } from '../functions/adapters/dynamodb-ledger.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../functions/adapters/events.ts';
 import { inputObjectCreatedPattern } from '../shared/events/patterns.ts';
+import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
 import { STACK_OUTPUTS } from '../shared/stack-outputs.ts';
 import { bedrockInvokeStatements } from './constructs/bedrock-access.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -88,8 +89,8 @@ export class PipelineStack extends Stack {
 
     const workerTimeout = Duration.seconds(settings.workerTimeoutSeconds);
     const longTimeout = Duration.minutes(15);
-    // Budget waits and retries come back through the queue, so receives are plentiful; the DLQ is for
-    // messages the code cannot handle at all.
+    // Retries come back through the queue (waiting for quota does not: such records are sent again), and
+    // the ledger ends a record after its attempts; the DLQ is for messages the code cannot handle at all.
     this.records = new SecureQueue(this, 'Records', {
       visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
       maxReceiveCount: 100,
@@ -185,6 +186,7 @@ export class PipelineStack extends Stack {
     worker.function.addEventSource(
       new SqsEventSource(this.records.queue, {
         batchSize: settings.workerBatchSize,
+        maxBatchingWindow: Duration.seconds(WORKER_BATCH.windowSeconds),
         maxConcurrency: settings.workerMaxConcurrency,
         reportBatchItemFailures: true,
       }),
@@ -228,7 +230,7 @@ export class PipelineStack extends Stack {
         sweeper: sweeper.function,
       },
       modelIds: settings.resolvedModels.map((model) => model.modelId),
-      oldestMessageAlarmAge: Duration.hours(1),
+      oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
       alarmEmail: settings.alarmEmail,
       alarmTopicArn: settings.alarmTopicArn,
     });

@@ -1,8 +1,11 @@
 import { z } from 'zod';
+import { drainSeconds, workerConcurrencyFor } from '../shared/budget/throughput.ts';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
+import { OUTPUT_TOKEN_BURNDOWN } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
+import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
 const pipelinePropsSchema = z
@@ -23,7 +26,21 @@ const pipelinePropsSchema = z
     /** A customer-managed KMS key for the bucket, queues and table (AWS-managed encryption otherwise). */
     useKms: z.boolean().default(false),
     workerTimeoutSeconds: z.number().int().min(30).max(900).default(300),
-    workerBatchSize: z.number().int().min(1).max(10).default(10),
+    /** Records per worker invocation; they share one budget reservation and one settlement. */
+    workerBatchSize: z.number().int().min(1).max(100).default(WORKER_BATCH.size),
+    /**
+     * A record as the quota sees it, to size the workers and the alarms: input and output tokens, and how
+     * long Bedrock takes to answer it.
+     */
+    typicalRecord: z
+      .strictObject({
+        inputTokens: z.number().int().positive(),
+        outputTokens: z.number().int().positive(),
+        latencySeconds: z.number().positive(),
+      })
+      .default({ inputTokens: 1_000, outputTokens: 400, latencySeconds: 10 }),
+    /** The largest file expected: the queue-age alarm allows for the time the quota takes to drain it. */
+    largestFileRecords: z.number().int().positive().default(100_000),
     stuckAfterMinutes: z.number().int().positive().default(30),
     /** Days before finished jobs' intermediate objects and ledger items expire. */
     retentionDays: z.number().int().positive().default(30),
@@ -38,9 +55,12 @@ export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
   readonly resolvedModels: ResolvedModel[];
   /** Worker invocations at once: enough to spend the quota, never more than Lambda allows. */
   readonly workerMaxConcurrency: number;
+  /** How old the oldest record may get before the queue-age alarm: the largest file's drain time, and slack. */
+  readonly oldestRecordAlarmSeconds: number;
 }
 
-const OUTPUT_BURNDOWN = 5;
+/** SQS keeps a message at most 14 days: a file must drain through the quota well within that. */
+const QUEUE_RETENTION_SECONDS = 14 * 86_400;
 
 /** Validates the deployment's choices (a bad combination throws with the catalog's fix) and derives the rest. */
 export function pipelineSettings(input: PipelinePropsInput): PipelineSettings {
@@ -74,12 +94,19 @@ export function pipelineSettings(input: PipelinePropsInput): PipelineSettings {
     problems.push(`defaultModel ${props.defaultModel} must be one of allowedModels`);
   }
   if (problems.length > 0) throw new ConfigurationError(problems);
-  // A record holds max_tokens x 5 of the minute's budget while it runs; about that many records in flight
-  // spend the quota, and the shared budget stops any excess before Bedrock sees it.
-  const recordsInFlight = props.tokensPerMinute / (props.defaultMaxTokens * OUTPUT_BURNDOWN);
-  const workerMaxConcurrency = Math.min(
-    1_000,
-    Math.max(2, Math.ceil(recordsInFlight / props.workerBatchSize)),
-  );
-  return { ...props, allowedModels, resolvedModels, workerMaxConcurrency };
+  const shape = {
+    tokensPerMinute: props.tokensPerMinute,
+    outputBurndown: OUTPUT_TOKEN_BURNDOWN,
+    record: props.typicalRecord,
+  };
+  const drain = drainSeconds(shape, props.largestFileRecords);
+  // Records go to the queue in input order but come out in no strict order: allow half as long again.
+  const oldestRecordAlarmSeconds = Math.max(3_600, Math.ceil(drain * 1.5));
+  if (oldestRecordAlarmSeconds > QUEUE_RETENTION_SECONDS) {
+    throw new ConfigurationError([
+      `largestFileRecords: ${props.largestFileRecords} typical records take ${Math.round(drain / 86_400)} days at ${props.tokensPerMinute} tokens a minute, longer than SQS keeps a message (14 days); raise the quota or split such files`,
+    ]);
+  }
+  const workerMaxConcurrency = workerConcurrencyFor(shape, props.workerBatchSize);
+  return { ...props, allowedModels, resolvedModels, workerMaxConcurrency, oldestRecordAlarmSeconds };
 }

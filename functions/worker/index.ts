@@ -31,6 +31,7 @@ export const handler = createWorkerHandler({
     leaseSeconds: config.LEASE_SECONDS,
     // One per instance: it learns from every invocation the instance serves.
     reservations: new ReservationEstimator(config.OUTPUT_TOKEN_BURNDOWN),
+    tokensPerMinute: config.TOKENS_PER_MINUTE,
     countTokensAbove: config.COUNT_TOKENS_ABOVE,
     clock: systemClock,
   },

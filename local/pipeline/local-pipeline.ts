@@ -94,10 +94,9 @@ export async function startLocalPipeline(
   const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
   const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
   const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
+  const tokensPerMinute = options.tokensPerMinute ?? 2_000_000;
   const budget = new MeteredBudget(
-    new DynamoDbTokenBudget(clients.documents, resources.tableName, {
-      tokensPerMinute: options.tokensPerMinute ?? 2_000_000,
-    }),
+    new DynamoDbTokenBudget(clients.documents, resources.tableName, { tokensPerMinute }),
   );
 
   const enqueue = createEnqueueHandler({
@@ -125,6 +124,7 @@ export async function startLocalPipeline(
       outputBurndown: OUTPUT_TOKEN_BURNDOWN,
       leaseSeconds: Math.ceil((options.workerTimeoutMs ?? 60_000) / 1000) + 5,
       reservations: new ReservationEstimator(OUTPUT_TOKEN_BURNDOWN),
+      tokensPerMinute,
       countTokensAbove: COUNT_TOKENS_ABOVE,
       clock: systemClock,
     },

@@ -4,26 +4,28 @@ import type { TokenEstimate } from '../request/token-estimate.ts';
 export interface EstimatorOptions {
   /** Answered calls remembered per job and model. */
   readonly window: number;
-  /** The share of answers whose output the reservation covers. */
-  readonly outputPercentile: number;
   /** Jobs and models remembered at once; the oldest is forgotten first. */
   readonly maxKeys: number;
 }
 
-const DEFAULT_OPTIONS: EstimatorOptions = { window: 200, outputPercentile: 0.9, maxKeys: 64 };
+const DEFAULT_OPTIONS: EstimatorOptions = { window: 200, maxKeys: 64 };
+
+/** What one call costs the quota, as far as can be told before it is made. */
+export interface CallCost {
+  /** What Bedrock takes when the call starts: input (cache included) plus max_tokens. */
+  readonly reserved: number;
+  /** What Bedrock is expected to charge when it ends: input plus output x burndown. */
+  readonly charge: number;
+}
 
 /**
- * How many tokens the budget takes for one call.
+ * What calls will cost the quota, learnt from the calls of the same job and model answered so far.
  *
- * Bedrock reserves input (cache writes and reads included) plus max_tokens when a call starts, and charges
- * input, cache writes and output x burndown when it ends. The budget settles a whole batch at once, so a
- * finished call's charge reaches the budget only when the batch's last call ends; taking the larger of
- * Bedrock's reservation and the charge to expect keeps the budget at or below Bedrock's own bucket meanwhile.
- *
- * Inputs are measured without a tokenizer (an upper estimate of one token per 3 bytes). Once calls of a job
- * are answered, the estimate is scaled by the largest ratio of counted to estimated input seen, and the
- * output to expect is a high percentile of the answers seen; before that, the reservation is Bedrock's own
- * with the upper estimate. A caller that counted the input exactly (CountTokens) passes that count.
+ * Inputs are measured without a tokenizer (an upper estimate of one token per 3 bytes); once calls are
+ * answered, the estimate is scaled by the largest ratio of counted to estimated input seen. The output to
+ * expect is the mean of the answers seen plus two standard errors of a batch's mean, so that a batch as a
+ * whole is rarely charged more than it took. Before any answer, a call is expected to cost what Bedrock
+ * reserves for it. A caller that counted the input exactly (CountTokens) passes that count.
  */
 export class ReservationEstimator {
   private readonly samples = new Map<string, Samples>();
@@ -43,17 +45,27 @@ export class ReservationEstimator {
     return Math.max(estimate.lower, Math.ceil(estimate.upper * ratio));
   }
 
-  /** What to take from the budget for a call of `inputTokens` and `maxTokens`. */
-  tokensToReserve(key: string, inputTokens: number, maxTokens: number): number {
-    const output = Math.min(
-      maxTokens,
-      this.samples.get(key)?.outputPercentile(this.options.outputPercentile) ?? 0,
-    );
-    return inputTokens + Math.max(maxTokens, output * this.outputBurndown);
+  /** What a call of `inputTokens` and `maxTokens`, made in a batch of `batchSize`, costs the quota. */
+  costOf(key: string, inputTokens: number, maxTokens: number, batchSize: number): CallCost {
+    const reserved = inputTokens + maxTokens;
+    const output = this.samples.get(key)?.outputForBatch(batchSize);
+    if (output === undefined) return { reserved, charge: reserved };
+    return { reserved, charge: inputTokens + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown) };
   }
 
-  /** Learns from an answered call what Bedrock counted against what was estimated. */
-  learn(key: string, estimate: TokenEstimate, usage: TokenUsage): void {
+  /**
+   * How many calls must run at once to spend `tokensPerMinute` of calls charged `charge` each, by the
+   * latency seen (Little's law); `batchSize` until an answer has shown the latency.
+   */
+  callsInFlight(key: string, tokensPerMinute: number, charge: number, batchSize: number): number {
+    const latencyMs = this.samples.get(key)?.meanLatencyMs();
+    if (latencyMs === undefined) return batchSize;
+    const callsPerMs = tokensPerMinute / 60_000 / Math.max(1, charge);
+    return Math.min(batchSize, Math.max(1, Math.ceil(callsPerMs * latencyMs)));
+  }
+
+  /** Learns from an answered call what Bedrock counted against what was estimated, and how long it took. */
+  learn(key: string, estimate: TokenEstimate, usage: TokenUsage, latencyMs: number): void {
     let samples = this.samples.get(key);
     if (samples === undefined) {
       samples = new Samples(this.options.window);
@@ -63,38 +75,44 @@ export class ReservationEstimator {
     }
     const counted =
       usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0);
-    samples.add(estimate.upper > 0 ? counted / estimate.upper : 1, usage.output_tokens);
+    samples.add({
+      inputRatio: estimate.upper > 0 ? counted / estimate.upper : 1,
+      output: usage.output_tokens,
+      latencyMs,
+    });
   }
 }
 
-/** The last `window` answers: input ratios and output lengths. */
+interface Sample {
+  readonly inputRatio: number;
+  readonly output: number;
+  readonly latencyMs: number;
+}
+
+/** The last `window` answers. */
 class Samples {
-  private readonly inputRatios: number[] = [];
-  private readonly outputs: number[] = [];
-  private sortedOutputs: number[] | undefined;
+  private readonly recent: Sample[] = [];
 
   constructor(private readonly window: number) {}
 
-  add(inputRatio: number, output: number): void {
-    this.inputRatios.push(inputRatio);
-    this.outputs.push(output);
-    if (this.outputs.length > this.window) {
-      this.inputRatios.shift();
-      this.outputs.shift();
-    }
-    this.sortedOutputs = undefined;
+  add(sample: Sample): void {
+    this.recent.push(sample);
+    if (this.recent.length > this.window) this.recent.shift();
   }
 
   largestInputRatio(): number {
-    return Math.max(...this.inputRatios);
+    return Math.max(...this.recent.map((sample) => sample.inputRatio));
   }
 
-  outputPercentile(share: number): number {
-    this.sortedOutputs ??= [...this.outputs].sort((a, b) => a - b);
-    return (
-      this.sortedOutputs[
-        Math.min(this.sortedOutputs.length - 1, Math.floor(share * this.sortedOutputs.length))
-      ] ?? 0
-    );
+  /** The mean output plus two standard errors of the mean of `batchSize` answers. */
+  outputForBatch(batchSize: number): number {
+    const outputs = this.recent.map((sample) => sample.output);
+    const mean = outputs.reduce((sum, output) => sum + output, 0) / outputs.length;
+    const variance = outputs.reduce((sum, output) => sum + (output - mean) ** 2, 0) / outputs.length;
+    return mean + (2 * Math.sqrt(variance)) / Math.sqrt(Math.max(1, batchSize));
+  }
+
+  meanLatencyMs(): number {
+    return this.recent.reduce((sum, sample) => sum + sample.latencyMs, 0) / this.recent.length;
   }
 }

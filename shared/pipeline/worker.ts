@@ -1,4 +1,5 @@
-import type { ReservationEstimator } from '../budget/reservation-estimate.ts';
+import { BatchAllowance } from '../budget/allowance.ts';
+import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import type { TokenUsage } from '../cost/cost.ts';
 import { PipelineError } from '../errors.ts';
@@ -18,6 +19,7 @@ import {
 } from './complete.ts';
 import { NO_RETRIES } from './job.ts';
 import type {
+  CountedRecord,
   JobRecord,
   JobRetries,
   JobUpdate,
@@ -46,8 +48,10 @@ export interface WorkerSettings {
   readonly leaseSeconds: number;
   /** Who holds a lease: unique per invocation. */
   readonly owner: string;
-  /** What the budget takes per call, learnt from the calls answered so far (it outlives one invocation). */
+  /** What calls cost the quota, learnt from the calls answered so far (it outlives one invocation). */
   readonly reservations: ReservationEstimator;
+  /** The quota the budget spends, in tokens per minute: how many calls a batch runs at once follows from it. */
+  readonly tokensPerMinute: number;
   /** Inputs estimated above this many tokens are counted exactly (CountTokens) before reserving for them. */
   readonly countTokensAbove: number;
   readonly clock: Clock;
@@ -81,7 +85,16 @@ export type RecordVerdict =
   /** Something unexpected: the message returns after its visibility timeout and, if it keeps failing, to the DLQ. */
   | { readonly kind: 'unhandled'; readonly error: unknown };
 
-/** A record ready to call Bedrock: its body, its budget and what to reserve for it. */
+/** What every step of one batch shares. */
+interface Batch {
+  readonly ports: WorkerPorts;
+  readonly settings: WorkerSettings;
+  readonly deadline: BatchDeadline;
+  readonly tally: BatchTally;
+  readonly size: number;
+}
+
+/** A record ready to call Bedrock: its body, its budget and what it costs the quota. */
 interface Call {
   readonly message: RecordMessage;
   readonly job: JobRecord;
@@ -91,22 +104,22 @@ interface Call {
   readonly budgetKey: string;
   /** Where the estimator learns and looks up this job's calls to this model. */
   readonly calibrationKey: string;
-  readonly tokens: number;
+  readonly cost: CallCost;
 }
 
 interface CallOutcome {
   readonly verdict: RecordVerdict;
-  /** What Bedrock charged the quota for the call (the reservation, when that is unknown). */
+  /** What Bedrock charged the quota for the call (the expected charge, when that is unknown). */
   readonly charged: number;
   readonly failure?: Failure;
 }
 
 /**
  * A batch of records from the queue to their verdicts. Records that need no call (done, broken, cancelled)
- * finish at once. The rest reserve their tokens from the shared budget together, one reservation per budget,
- * wait in this invocation until the tokens are there, or, if that is past the batch's deadline, go back to
- * the queue with a delay, which is not a failure. Each call then takes its record's lease, calls Bedrock and
- * stores its result; every failure goes through the failure table. Every reservation is settled to what
+ * finish at once. The rest reserve from the shared budget together, one reservation per budget, and start
+ * in this invocation as their tokens arrive; calls the budget cannot start before the batch's deadline go
+ * back to the queue with a delay, which is not a failure. Each call takes its record's lease, calls Bedrock
+ * and stores its result; every failure goes through the failure table. Every reservation is settled to what
  * Bedrock charged, and the batch's records and retries are counted in the ledger in one transaction.
  */
 export async function processBatch(
@@ -115,7 +128,7 @@ export async function processBatch(
   settings: WorkerSettings,
   deadline: BatchDeadline,
 ): Promise<RecordVerdict[]> {
-  const tally = new BatchTally();
+  const batch: Batch = { ports, settings, deadline, tally: new BatchTally(), size: messages.length };
   const jobs = new Map<string, Promise<JobRecord | undefined>>();
   const jobOf = (jobId: string) => {
     const job = jobs.get(jobId) ?? ports.ledger.getJob(jobId);
@@ -127,14 +140,7 @@ export async function processBatch(
   await Promise.all(
     messages.map(async (message) => {
       try {
-        const prepared = await prepare(
-          message,
-          await jobOf(message.jobId),
-          ports,
-          settings,
-          deadline.signal,
-          tally,
-        );
+        const prepared = await prepare(message, await jobOf(message.jobId), batch);
         if ('verdict' in prepared) verdicts.set(message, prepared.verdict);
         else calls.push(prepared.call);
       } catch (error) {
@@ -142,16 +148,15 @@ export async function processBatch(
       }
     }),
   );
-  const groups = new Map<string, Call[]>();
-  for (const call of calls) groups.set(call.budgetKey, [...(groups.get(call.budgetKey) ?? []), call]);
+  const byBudget = new Map<string, Call[]>();
+  for (const call of calls) byBudget.set(call.budgetKey, [...(byBudget.get(call.budgetKey) ?? []), call]);
   await Promise.all(
-    [...groups].map(async ([budgetKey, group]) => {
-      for (const [call, verdict] of await callWithin(budgetKey, group, ports, settings, deadline, tally)) {
+    [...byBudget].map(async ([budgetKey, group]) => {
+      for (const [call, verdict] of await callWithin(budgetKey, group, batch))
         verdicts.set(call.message, verdict);
-      }
     }),
   );
-  const counted = await countInLedger(ports, tally.updates());
+  const counted = await countInLedger(ports, batch.tally.updates());
   return messages.map((message) => counting(verdicts.get(message), message, counted));
 }
 
@@ -159,11 +164,9 @@ export async function processBatch(
 async function prepare(
   message: RecordMessage,
   job: JobRecord | undefined,
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  signal: AbortSignal,
-  tally: BatchTally,
+  batch: Batch,
 ): Promise<{ verdict: RecordVerdict } | { call: Call }> {
+  const { ports, settings } = batch;
   if (job === undefined) throw new PipelineError('UNKNOWN_JOB', `No job ${message.jobId} in the ledger.`);
   if (await ports.ledger.isRecordDone(job.jobId, message.lineNumber)) {
     return { verdict: { kind: 'done', status: 'already-done' } };
@@ -177,7 +180,7 @@ async function prepare(
     ...(record.ok && record.record.family === 'bedrock' ? { modelInput: record.record.body } : {}),
   };
   const finishNow = async (outcome: RecordOutcome) => ({
-    verdict: await finish(ports, tally, job, { subject, outcome, attempts: 0, now: settings.clock.now() }),
+    verdict: await finish(batch, job, { subject, outcome, attempts: 0 }),
   });
   if (job.cancelRequested) return finishNow({ status: 'canceled' });
   if (!record.ok)
@@ -192,7 +195,7 @@ async function prepare(
   const calibrationKey = `${job.jobId}#${invocation.modelId}`;
   const counted =
     invocation.estimate.upper > settings.countTokensAbove || invocation.longContext
-      ? await countInput(ports.model, invocation, signal)
+      ? await countInput(ports.model, invocation, batch.deadline.signal)
       : undefined;
   const input = settings.reservations.inputTokens(calibrationKey, invocation.estimate, counted);
   return {
@@ -203,30 +206,27 @@ async function prepare(
       invocation,
       budgetKey: `${invocation.resolved.region}#${invocation.modelId}`,
       calibrationKey,
-      tokens: settings.reservations.tokensToReserve(calibrationKey, input, invocation.maxTokens),
+      cost: settings.reservations.costOf(calibrationKey, input, invocation.maxTokens, batch.size),
     },
   };
 }
 
 /**
- * The calls of one budget: one reservation for them all, each call waiting in this invocation until its
- * tokens are there, and one settlement to what Bedrock charged, whatever happened in between. Calls the
- * budget cannot start before the deadline go back to the queue to wait.
+ * The calls of one budget, in one reservation: what Bedrock is expected to charge for each, and headroom for
+ * the calls that run at once, since a running call holds what Bedrock reserves for it (input plus
+ * max_tokens), often more than it is charged. Calls the budget cannot start before the deadline go back to
+ * the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
+ * they held beyond their charge; the reservation is then settled to what Bedrock charged, whatever happened.
  */
 async function callWithin(
   budgetKey: string,
   calls: readonly Call[],
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  deadline: BatchDeadline,
-  tally: BatchTally,
+  batch: Batch,
 ): Promise<Array<[Call, RecordVerdict]>> {
+  const { ports, settings, deadline, tally } = batch;
   const { clock } = settings;
-  const reservation = await ports.budget.reserve(
-    budgetKey,
-    calls.map((call) => call.tokens),
-    deadline.latestStart,
-  );
+  const tokens = shareOf(calls, settings);
+  const reservation = await ports.budget.reserve(budgetKey, tokens, deadline.latestStart);
   const granted = calls.slice(0, reservation.startAts.length);
   const later = calls.slice(granted.length);
   const laterWaitMs = Math.max(0, (reservation.retryAt ?? clock.now()) - clock.now());
@@ -237,25 +237,20 @@ async function callWithin(
   ]);
   if (granted.length === 0) return waiting;
 
-  const outcomes: CallOutcome[] = [];
+  const allowance = new BatchAllowance(
+    reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
+    clock,
+  );
+  const grantedAt = clock.now();
+  const running: Array<Promise<CallOutcome>> = [];
   try {
-    outcomes.push(
-      ...(await Promise.all(
-        granted.map(async (call, index) => {
-          const startAt = reservation.startAts[index] ?? clock.now();
-          const waitedMs = Math.max(0, startAt - clock.now());
-          if (waitedMs > 0) tally.retried(call.job.jobId, { budgetWaits: 1 });
-          const outcome = await startThenCall(call, startAt, ports, settings, deadline.signal, tally);
-          return outcome.verdict.kind === 'done' && waitedMs > 0
-            ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
-            : outcome;
-        }),
-      )),
-    );
+    for (const call of granted) running.push((await startWithin(allowance, call, grantedAt, batch)).ended);
   } finally {
-    await ports.budget.settle(reservation, sumOf(outcomes.map((outcome) => outcome.charged)));
+    const charged = (await Promise.all(running)).map((outcome) => outcome.charged);
+    await ports.budget.settle(reservation, sumOf(charged));
   }
-  await reportQuotaFailures(budgetKey, outcomes, ports.budget, settings);
+  const outcomes = await Promise.all(running);
+  await reportQuotaFailures(budgetKey, outcomes, batch);
   return [
     ...granted.map((call, index): [Call, RecordVerdict] => [
       call,
@@ -265,31 +260,55 @@ async function callWithin(
   ];
 }
 
-/** Waits for the call's tokens, then calls; a deadline that comes first leaves the call for a later attempt. */
-async function startThenCall(
+/**
+ * What a batch's calls take from the budget, call by call: each one's expected charge, the first one also
+ * the headroom for the calls that will run at once (enough of them to spend the quota at the latency seen).
+ */
+function shareOf(calls: readonly Call[], settings: WorkerSettings): number[] {
+  const [first] = calls;
+  if (first === undefined) return [];
+  const charges = calls.map((call) => call.cost.charge);
+  const inFlight = settings.reservations.callsInFlight(
+    first.calibrationKey,
+    settings.tokensPerMinute,
+    sumOf(charges) / charges.length,
+    calls.length,
+  );
+  const headroom = inFlight * Math.max(0, ...calls.map((call) => call.cost.reserved - call.cost.charge));
+  return charges.map((charge, index) => (index === 0 ? charge + headroom : charge));
+}
+
+/**
+ * Waits until the batch's share can hold what Bedrock reserves for the call, then starts it, without waiting
+ * for it to end; a deadline that comes first leaves the call for a later attempt.
+ */
+async function startWithin(
+  allowance: BatchAllowance,
   call: Call,
-  startAt: number,
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  signal: AbortSignal,
-  tally: BatchTally,
-): Promise<CallOutcome> {
+  grantedAt: number,
+  batch: Batch,
+): Promise<{ ended: Promise<CallOutcome> }> {
+  const { clock } = batch.settings;
   try {
-    await settings.clock.sleepUntil(startAt, signal);
+    await allowance.hold(call.cost.reserved, batch.deadline.signal);
   } catch (error) {
-    return { verdict: { kind: 'retry', delaySeconds: 1, failure: classifyFailure(error) }, charged: 0 };
+    const failure = classifyFailure(error);
+    return { ended: Promise.resolve({ verdict: { kind: 'retry', delaySeconds: 1, failure }, charged: 0 }) };
   }
-  return callModel(call, ports, settings, signal, tally);
+  const waitedMs = clock.now() - grantedAt;
+  if (waitedMs > 0) batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+  const ended = callModel(call, batch).then((outcome) => {
+    allowance.release(call.cost.reserved, outcome.charged);
+    return outcome.verdict.kind === 'done' && waitedMs > 0
+      ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
+      : outcome;
+  });
+  return { ended };
 }
 
 /** One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement. */
-async function callModel(
-  call: Call,
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  signal: AbortSignal,
-  tally: BatchTally,
-): Promise<CallOutcome> {
+async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
+  const { ports, settings, tally } = batch;
   try {
     const { job, message } = call;
     const lease = await ports.ledger.leaseRecord(
@@ -299,10 +318,12 @@ async function callModel(
       settings.leaseSeconds,
     );
     if (lease.kind === 'held') {
-      return {
-        verdict: { kind: 'retry', delaySeconds: settings.heldRetrySeconds ?? 30, failure: undefined },
-        charged: 0,
-      };
+      const verdict = {
+        kind: 'retry',
+        delaySeconds: settings.heldRetrySeconds ?? 30,
+        failure: undefined,
+      } as const;
+      return { verdict, charged: 0 };
     }
     if (lease.kind === 'done') return { verdict: { kind: 'done', status: 'already-done' }, charged: 0 };
     // Only a lease holder stores a result, so only a later attempt can find one (its holder stopped before
@@ -311,43 +332,34 @@ async function callModel(
       lease.attempt > 1 ? await readStoredResult(ports.store, job, message.lineNumber) : undefined;
     if (stored !== undefined) {
       tally.completed(job.jobId, stored.completion);
-      return {
-        verdict: { kind: 'done', status: stored.outcome.status, completion: stored.completion },
-        charged: 0,
-      };
+      const verdict = { kind: 'done', status: stored.outcome.status, completion: stored.completion } as const;
+      return { verdict, charged: 0 };
     }
-    return await invoke(call, lease.attempt, ports, settings, signal, tally);
+    return await invoke(call, lease.attempt, batch);
   } catch (error) {
-    return { verdict: { kind: 'unhandled', error }, charged: call.tokens };
+    return { verdict: { kind: 'unhandled', error }, charged: call.cost.charge };
   }
 }
 
-async function invoke(
-  call: Call,
-  attempt: number,
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  signal: AbortSignal,
-  tally: BatchTally,
-): Promise<CallOutcome> {
+async function invoke(call: Call, attempt: number, batch: Batch): Promise<CallOutcome> {
+  const { ports, settings, deadline } = batch;
   const { invocation, job, subject } = call;
   const calledAt = settings.clock.now();
   let response: MessagesResponse;
   try {
-    response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, signal);
+    response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, deadline.signal);
   } catch (error) {
-    return afterFailure(call, attempt, classifyFailure(error), ports, settings, tally);
+    return afterFailure(call, attempt, classifyFailure(error), batch);
   }
   const usage = usageOf(response);
-  settings.reservations.learn(call.calibrationKey, invocation.estimate, usage);
   const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
-  const verdict = await finish(ports, tally, job, {
+  settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
+  const verdict = await finish(batch, job, {
     subject,
     outcome: { status: 'succeeded', response },
     billing: { usage, resolved: invocation.resolved },
     attempts: attempt,
     model,
-    now: settings.clock.now(),
   });
   const charged =
     usage.input_tokens +
@@ -361,13 +373,12 @@ async function afterFailure(
   call: Call,
   attempt: number,
   failure: Failure,
-  ports: WorkerPorts,
-  settings: WorkerSettings,
-  tally: BatchTally,
+  batch: Batch,
 ): Promise<CallOutcome> {
+  const { ports, settings, tally } = batch;
   const { job, message } = call;
   // Bedrock charges nothing for a call it answered with an error; a call that got no answer may have run.
-  const charged = failure.answered ? 0 : call.tokens;
+  const charged = failure.answered ? 0 : call.cost.charge;
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, 'uncounted');
     tally.retried(job.jobId, { budgetWaits: 1 });
@@ -381,13 +392,11 @@ async function afterFailure(
       status: 'errored',
       failure: { ...failure, message: `${failure.message}${suffix}` },
     };
-    const verdict = await finish(ports, tally, job, {
-      subject: call.subject,
-      outcome,
-      attempts: attempt,
-      now: settings.clock.now(),
-    });
-    return { verdict, charged, failure };
+    return {
+      verdict: await finish(batch, job, { subject: call.subject, outcome, attempts: attempt }),
+      charged,
+      failure,
+    };
   }
   await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner);
   tally.retried(job.jobId, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
@@ -395,40 +404,42 @@ async function afterFailure(
 }
 
 /** Tells the budget what Bedrock's refusals mean: someone else spends the quota, or the day's quota is gone. */
-async function reportQuotaFailures(
-  budgetKey: string,
-  outcomes: readonly CallOutcome[],
-  budget: TokenBudget,
-  settings: WorkerSettings,
-): Promise<void> {
-  if (outcomes.some((outcome) => outcome.failure?.throttle === true)) await budget.recordThrottle(budgetKey);
+async function reportQuotaFailures(budgetKey: string, outcomes: readonly CallOutcome[], batch: Batch) {
+  const { ports, settings } = batch;
+  if (outcomes.some((outcome) => outcome.failure?.throttle === true))
+    await ports.budget.recordThrottle(budgetKey);
   if (outcomes.some((outcome) => outcome.failure?.dailyQuota === true)) {
-    await budget.pauseUntil(budgetKey, settings.clock.now() + settings.policy.dailyQuotaWaitSeconds * 1000);
+    await ports.budget.pauseUntil(
+      budgetKey,
+      settings.clock.now() + settings.policy.dailyQuotaWaitSeconds * 1000,
+    );
   }
 }
 
 /** Stores the record's result (or adopts the one stored first) and adds it to the batch's tally. */
 async function finish(
-  ports: WorkerPorts,
-  tally: BatchTally,
+  batch: Batch,
   job: JobRecord,
   finished: {
     subject: StoredResult['subject'];
     outcome: RecordOutcome;
     attempts: number;
-    now: number;
     billing?: Parameters<typeof completionOf>[3];
     model?: { modelId: string; latencyMs: number };
   },
 ): Promise<RecordVerdict & { kind: 'done' }> {
   const { subject, outcome, billing, model } = finished;
-  const stored = await storeResult(ports.store, job, {
+  const stored = await storeResult(batch.ports.store, job, {
     subject,
     outcome,
     completion: completionOf(subject.lineNumber, subject.family, outcome, billing),
-    timing: { finishedAt: new Date(finished.now).toISOString(), attempts: finished.attempts, ...model },
+    timing: {
+      finishedAt: new Date(batch.settings.clock.now()).toISOString(),
+      attempts: finished.attempts,
+      ...model,
+    },
   });
-  tally.completed(job.jobId, stored.completion);
+  batch.tally.completed(job.jobId, stored.completion);
   return { kind: 'done', status: stored.outcome.status, completion: stored.completion };
 }
 
@@ -436,7 +447,7 @@ async function finish(
 function counting(
   verdict: RecordVerdict | undefined,
   message: RecordMessage,
-  counted: readonly { jobId: string; lineNumber: number }[],
+  counted: readonly CountedRecord[],
 ): RecordVerdict {
   if (verdict === undefined) return { kind: 'unhandled', error: new Error('the record got no verdict') };
   if (verdict.kind !== 'done' || verdict.completion === undefined) return verdict;

@@ -107,11 +107,13 @@ describe('the record queue', () => {
   });
 
   it('feeds the worker in batches with partial batch responses and a concurrency derived from the quota', () => {
-    // 2,000,000 tokens a minute / (1,000 max_tokens x 5) = 400 records in flight = 40 batches of 10
+    // 2,000,000 tokens a minute / (1,000 + 400 x 5 per typical record) = 11.1 records a second; x 10 s of
+    // latency x 2 headroom = 222 records in flight = 12 batches of 20, and one more waiting its turn.
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 10,
+      BatchSize: 20,
+      MaximumBatchingWindowInSeconds: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ScalingConfig: { MaximumConcurrency: 40 },
+      ScalingConfig: { MaximumConcurrency: 13 },
     });
   });
 });
@@ -181,7 +183,8 @@ describe('the ledger', () => {
 describe('alarms and dashboard', () => {
   it.each([
     ['the DLQ', 'ApproximateNumberOfMessagesVisible', 1, /bedrock-batch redrive/],
-    ['the oldest record', 'ApproximateAgeOfOldestMessage', 3_600, /TOKENS_PER_MINUTE/],
+    // 100,000 typical records at 11.1 a second drain in 9,000 s; the alarm allows half as long again.
+    ['the oldest record', 'ApproximateAgeOfOldestMessage', 13_500, /TOKENS_PER_MINUTE/],
     ['sustained throttling', 'BedrockThrottles', 10, /another application shares the quota/],
     ['stuck jobs', 'StuckJobs', 1, /bedrock-batch status/],
   ])('alarm on %s, saying what to do, to the alarm topic', (_case, metricName, threshold, description) => {
@@ -328,12 +331,32 @@ describe('pipeline props', () => {
 
   it('keep the concurrency between 2 and 1,000', () => {
     expect(
-      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000 }).workerMaxConcurrency,
+      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000, largestFileRecords: 100 })
+        .workerMaxConcurrency,
     ).toBe(2);
     expect(
-      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 900_000_000, defaultMaxTokens: 1 })
-        .workerMaxConcurrency,
+      pipelineSettings({
+        bedrockRegion: 'us-west-2',
+        tokensPerMinute: 900_000_000,
+        typicalRecord: { inputTokens: 100, outputTokens: 40, latencySeconds: 5 },
+      }).workerMaxConcurrency,
     ).toBe(1_000);
+  });
+
+  it('size the workers for a large Haiku quota: 10,000,000 tokens a minute of 300-token records', () => {
+    // 555.6 records a second x 2 s x 2 = 2,223 in flight = 112 batches of 20, and one waiting.
+    const settings = pipelineSettings({
+      bedrockRegion: 'us-west-2',
+      defaultModel: 'haiku-4.5',
+      tokensPerMinute: 10_000_000,
+      typicalRecord: { inputTokens: 100, outputTokens: 40, latencySeconds: 2 },
+    });
+    expect(settings.workerMaxConcurrency).toBe(113);
+  });
+
+  it('refuse a largest file the quota cannot drain before SQS drops its messages', () => {
+    const props = { bedrockRegion: 'us-west-2', tokensPerMinute: 10_000, largestFileRecords: 10_000_000 };
+    expect(() => pipelineSettings(props)).toThrow(/longer than SQS keeps a message/);
   });
 });
 

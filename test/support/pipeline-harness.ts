@@ -85,8 +85,8 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   const fakeClock: Clock = {
     now,
     sleepUntil: async (time) => {
-      // Yield first, as a real sleep would: calls started together all see the time they started at.
-      await Promise.resolve();
+      // Let everything already under way finish first, as it would while a real sleep lasts.
+      await new Promise((resolve) => setImmediate(resolve));
       clock.now = Math.max(clock.now, time);
     },
   };
@@ -97,6 +97,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     owner: 'worker-1',
     random: () => 0.5,
     reservations: new ReservationEstimator(5),
+    tokensPerMinute: 1_000_000,
     countTokensAbove: 20_000,
     clock: fakeClock,
     ...options.worker,

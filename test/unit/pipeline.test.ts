@@ -430,8 +430,11 @@ describe('the shared token budget', () => {
   });
 
   it('waits in the invocation until each call has its tokens, and sends nothing back to the queue', async () => {
-    // Prepare: 1,000 tokens a minute; three records fit at once, the fourth and fifth wait for the refill.
-    const pipeline = budgetedPipeline(1_000);
+    // Prepare: 1,000 tokens a minute; answers charged what was reserved (15 + 50 x 5 = 265), so nothing is
+    // freed early: three records start at once, the fourth and fifth wait for the refill.
+    const pipeline = budgetedPipeline(1_000, () =>
+      textResponse('full', { input_tokens: 15, output_tokens: 50 }),
+    );
     const started = pipeline.clock.now;
 
     // Act
@@ -449,6 +452,22 @@ describe('the shared token budget', () => {
     expect(pipeline.clock.now - started).toBe(19_500);
     expect(pipeline.queue.delayed).toEqual([]);
     expect(pipeline.manifest('inputs/wait.jsonl')).toMatchObject({ successRecordCount: 5 });
+  });
+
+  it('starts a call as soon as ended calls free what Bedrock reserved beyond their charge', async () => {
+    // Prepare: the same quota, answers charged 10 + 5 x 5 = 35 of the 265 reserved for each.
+    const pipeline = budgetedPipeline(1_000);
+    const started = pipeline.clock.now;
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/recycled.jsonl', fiveRecords);
+
+    // Assess: the fourth and fifth start on what the first calls freed, without waiting for the refill.
+    expect(verdicts.map((verdict) => (verdict.kind === 'done' ? verdict.waitedMs : 'not done'))).toEqual(
+      Array(5).fill(undefined),
+    );
+    expect(pipeline.clock.now).toBe(started);
+    expect(pipeline.model.calls).toHaveLength(5);
   });
 
   it('sends calls it cannot start before the deadline back to wait, without spending an attempt', async () => {

@@ -8,25 +8,27 @@ const usage = (input: number, output: number, cacheRead = 0) => ({
   cache_creation_input_tokens: 0,
   cache_read_input_tokens: cacheRead,
 });
+const estimate = { lower: 1, upper: 10 };
 
-describe('what the budget reserves for a call', () => {
+describe('what a call costs the quota, before it is made', () => {
   it("is Bedrock's own reservation, with the upper input estimate, before any answer", () => {
     // Prepare
     const estimator = new ReservationEstimator(5);
 
     // Act
     const input = estimator.inputTokens(KEY, { lower: 30, upper: 100 });
-    const tokens = estimator.tokensToReserve(KEY, input, 1_024);
+    const cost = estimator.costOf(KEY, input, 1_024, 20);
 
     // Assess
-    expect([input, tokens]).toEqual([100, 1_124]);
+    expect(input).toBe(100);
+    expect(cost).toEqual({ reserved: 1_124, charge: 1_124 });
   });
 
   it('scales the estimate by the largest ratio of counted to estimated input seen, never below the lower bound', () => {
     // Prepare
     const estimator = new ReservationEstimator(5);
-    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(70, 10));
-    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(60, 10, 20));
+    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(70, 10), 500);
+    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(60, 10, 20), 500);
 
     // Act
     const input = estimator.inputTokens(KEY, { lower: 150, upper: 1_000 });
@@ -40,7 +42,7 @@ describe('what the budget reserves for a call', () => {
   it('takes an exact count (CountTokens) as it is', () => {
     // Prepare
     const estimator = new ReservationEstimator(5);
-    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(50, 10));
+    estimator.learn(KEY, { lower: 30, upper: 100 }, usage(50, 10), 500);
 
     // Act
     const input = estimator.inputTokens(KEY, { lower: 3_000, upper: 10_000 }, 7_321);
@@ -49,32 +51,63 @@ describe('what the budget reserves for a call', () => {
     expect(input).toBe(7_321);
   });
 
-  it("covers the charge of the job's long answers when output x 5 is more than max_tokens", () => {
-    // Prepare: answers of 1 to 100 tokens; the 90th percentile is 91.
+  describe.each([
+    // batch size, expected output: the mean (100) plus two standard errors (sd 50) of a batch's mean
+    [1, 200],
+    [4, 150],
+    [25, 120],
+  ])('in a batch of %i', (batchSize, output) => {
+    it(`expects the charge of ${output} output tokens, so that the batch as a whole is rarely charged more`, () => {
+      // Prepare: answers of 50 and 150 tokens, alternately: mean 100, standard deviation 50.
+      const estimator = new ReservationEstimator(5);
+      for (let index = 0; index < 100; index += 1) {
+        estimator.learn(KEY, estimate, usage(10, index % 2 === 0 ? 50 : 150), 500);
+      }
+
+      // Act
+      const cost = estimator.costOf(KEY, 10, 4_096, batchSize);
+
+      // Assess
+      expect(cost).toEqual({ reserved: 10 + 4_096, charge: 10 + output * 5 });
+    });
+  });
+
+  it('never expects more output than max_tokens allows', () => {
+    // Prepare
     const estimator = new ReservationEstimator(5);
-    for (let output = 1; output <= 100; output += 1)
-      estimator.learn(KEY, { lower: 1, upper: 10 }, usage(10, output));
+    estimator.learn(KEY, estimate, usage(10, 300), 500);
 
     // Act
-    const longAnswers = estimator.tokensToReserve(KEY, 10, 256);
-    const largeMaxTokens = estimator.tokensToReserve(KEY, 10, 4_096);
-    const smallMaxTokens = estimator.tokensToReserve(KEY, 10, 50);
+    const cost = estimator.costOf(KEY, 10, 100, 20);
 
-    // Assess: output never passes max_tokens, so a small max_tokens caps the charge to expect.
-    expect([longAnswers, largeMaxTokens, smallMaxTokens]).toEqual([10 + 91 * 5, 10 + 4_096, 10 + 50 * 5]);
+    // Assess
+    expect(cost).toEqual({ reserved: 110, charge: 10 + 100 * 5 });
+  });
+
+  it('says how many calls must run at once to spend the quota at the latency seen', () => {
+    // Prepare: answers take 2 s; 60,000 tokens a minute of 500-token calls is 2 calls a second.
+    const estimator = new ReservationEstimator(5);
+    estimator.learn(KEY, estimate, usage(10, 98), 2_000);
+
+    // Act
+    const inFlight = estimator.callsInFlight(KEY, 60_000, 500, 20);
+    const beforeAnswers = estimator.callsInFlight('job-2#other', 60_000, 500, 20);
+    const capped = estimator.callsInFlight(KEY, 6_000_000, 500, 20);
+
+    // Assess
+    expect([inFlight, beforeAnswers, capped]).toEqual([4, 20, 20]);
   });
 
   it('keeps jobs and models apart, and remembers only recent answers', () => {
     // Prepare
     const estimator = new ReservationEstimator(5, { window: 3 });
-    for (const output of [500, 500, 500, 10, 10, 10])
-      estimator.learn(KEY, { lower: 1, upper: 10 }, usage(10, output));
+    for (const output of [500, 500, 500, 10, 10, 10]) estimator.learn(KEY, estimate, usage(10, output), 500);
 
     // Act
-    const sameJob = estimator.tokensToReserve(KEY, 10, 1_000);
-    const otherJob = estimator.tokensToReserve('job-2#other', 10, 1_000);
+    const sameJob = estimator.costOf(KEY, 10, 1_000, 20);
+    const otherJob = estimator.costOf('job-2#other', 10, 1_000, 20);
 
     // Assess
-    expect([sameJob, otherJob]).toEqual([1_010, 1_010]);
+    expect([sameJob.charge, otherJob.charge]).toEqual([60, 1_010]);
   });
 });

@@ -125,7 +125,7 @@ describe('the worker handler', () => {
     // Act: the invocation may wait 12.5 s ((30 s - 5 s wrap-up) / 2) for tokens.
     const response = await workerHandler(pipeline)(event, context());
 
-    // Assess: two records run at once and a third after the refill; the last two go back to wait.
+    // Assess: two records run at once and a third on what they freed; the last two go back to wait.
     expect(response).toEqual({ batchItemFailures: [] });
     expect(pipeline.model.calls).toHaveLength(3);
     expect(pipeline.queue.delayed.map(({ message }) => [message.recordId, message.waits])).toEqual([
@@ -139,7 +139,7 @@ describe('the worker handler', () => {
     expect((await pipeline.ledger.getJob(messages[0]?.jobId ?? ''))?.retries).toEqual({
       retried: 0,
       bedrockThrottles: 0,
-      budgetWaits: 3,
+      budgetWaits: 2,
     });
   });
 });

@@ -1,0 +1,80 @@
+import type { Clock } from '../pipeline/clock.ts';
+
+/** Tokens of a reservation and when they are in the bucket, as the budget granted them. */
+export interface Arrival {
+  readonly at: number;
+  readonly tokens: number;
+}
+
+/**
+ * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
+ * what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock charged, and
+ * the difference is free for the batch's next call at once. So a batch spends its share at the pace of real
+ * charges, while at every moment its calls hold no more than Bedrock counts against the quota for them.
+ */
+export class BatchAllowance {
+  private held = 0;
+  private running = 0;
+  private changed = signalled();
+
+  constructor(
+    private readonly arrivals: readonly Arrival[],
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Waits until the share can hold `tokens` more, then holds them for a call. Once all of the share has
+   * arrived and no call runs, a call goes whatever it holds: one larger than the whole share (as Bedrock lets
+   * a request larger than the bucket go), or one after answers that cost more than expected (the settlement
+   * then charges the difference, as Bedrock's own quota goes into debt).
+   */
+  async hold(tokens: number, signal: AbortSignal): Promise<void> {
+    // Checked at each turn: a deadline that passes ends the wait before the call starts.
+    for (;;) {
+      signal.throwIfAborted();
+      const now = this.clock.now();
+      const arrived = this.arrivedBy(now);
+      if (this.held + tokens <= arrived || (arrived === this.total() && this.running === 0)) {
+        this.held += tokens;
+        this.running += 1;
+        return;
+      }
+      const next = this.arrivals.find((arrival) => arrival.at > now);
+      const changed = this.changed.promise;
+      if (next === undefined) {
+        await changed;
+        continue;
+      }
+      // Arrivals all come before the batch's deadline, so this sleep ends in time without the deadline's signal.
+      const stop = new AbortController();
+      const sleeping = this.clock.sleepUntil(next.at, stop.signal).catch(() => {});
+      await Promise.race([sleeping, changed]);
+      stop.abort();
+    }
+  }
+
+  /** A call ended: of the `held` tokens it held, it keeps `charged`. */
+  release(held: number, charged: number): void {
+    this.held -= held - charged;
+    this.running -= 1;
+    this.changed.resolve();
+    this.changed = signalled();
+  }
+
+  private arrivedBy(time: number): number {
+    return this.arrivals.reduce((sum, arrival) => sum + (arrival.at <= time ? arrival.tokens : 0), 0);
+  }
+
+  private total(): number {
+    return this.arrivals.reduce((sum, arrival) => sum + arrival.tokens, 0);
+  }
+}
+
+/** A promise and the function that resolves it. */
+function signalled(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}

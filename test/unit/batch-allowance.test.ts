@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { BatchAllowance } from '../../shared/budget/allowance.ts';
+import type { Clock } from '../../shared/pipeline/clock.ts';
+
+/** A clock that moves only when someone sleeps, after everything under way has run. */
+function fakeClock(start = 0) {
+  const clock = { now: start };
+  const fake: Clock = {
+    now: () => clock.now,
+    sleepUntil: async (time, signal) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      signal.throwIfAborted();
+      clock.now = Math.max(clock.now, time);
+    },
+  };
+  return { clock, fake };
+}
+
+const never = new AbortController().signal;
+
+describe("a batch's share of the budget", () => {
+  it('lets calls hold what has arrived, and makes the next wait for the next arrival', async () => {
+    // Prepare
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 500 },
+        { at: 1_000, tokens: 300 },
+      ],
+      fake,
+    );
+
+    // Act
+    await allowance.hold(400, never);
+    const firstAt = clock.now;
+    await allowance.hold(300, never);
+    const secondAt = clock.now;
+
+    // Assess
+    expect([firstAt, secondAt]).toEqual([0, 1_000]);
+  });
+
+  it('frees what an ended call held beyond its charge, at once', async () => {
+    // Prepare
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 500 },
+        { at: 60_000, tokens: 500 },
+      ],
+      fake,
+    );
+    await allowance.hold(400, never);
+
+    // Act
+    const next = allowance.hold(400, never);
+    allowance.release(400, 100);
+    await next;
+
+    // Assess: 100 + 400 fits the 500 arrived; no need to wait for the next arrival.
+    expect(clock.now).toBe(0);
+  });
+
+  it('lets a call go once all has arrived and none runs, whatever it needs', async () => {
+    // Prepare: answers charged more than expected used up the share.
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance([{ at: 2_000, tokens: 300 }], fake);
+    await allowance.hold(300, never);
+    allowance.release(300, 280);
+
+    // Act
+    await allowance.hold(250, never);
+
+    // Assess
+    expect(clock.now).toBe(2_000);
+  });
+
+  it('gives up waiting when the deadline passes', async () => {
+    // Prepare
+    const { fake } = fakeClock();
+    const allowance = new BatchAllowance([{ at: 5_000, tokens: 100 }], fake);
+    const deadline = new AbortController();
+    deadline.abort(new DOMException('deadline', 'AbortError'));
+
+    // Act
+    const waiting = allowance.hold(100, deadline.signal);
+
+    // Assess
+    await expect(waiting).rejects.toThrow('deadline');
+  });
+});
