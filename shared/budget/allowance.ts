@@ -8,38 +8,42 @@ export interface Arrival {
 
 /**
  * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
- * what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock charged, and
- * the difference is free for the batch's next call at once. So a batch spends its share at the pace of real
- * charges, while at every moment its calls hold no more than Bedrock counts against the quota for them.
+ * at least what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock
+ * charged, and the difference is free for the batch's next call at once. So a batch spends its share at the
+ * pace of real charges, while its calls never hold less than Bedrock counts against the quota for them.
  */
 export class BatchAllowance {
   private held = 0;
   private running = 0;
   private changed = signalled();
 
+  private readonly arrivals: Arrival[];
+
   constructor(
-    private readonly arrivals: readonly Arrival[],
+    arrivals: readonly Arrival[],
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.arrivals = [...arrivals];
+  }
 
   /**
-   * Waits until the share can hold `tokens` more, then holds them for a call. Once all of the share has
-   * arrived and no call runs, a call goes whatever it holds: one larger than the whole share (as Bedrock lets
-   * a request larger than the bucket go), or one after answers that cost more than expected (the settlement
-   * then charges the difference, as Bedrock's own quota goes into debt).
+   * Waits until the share can hold `tokens` more, then holds them for a call. When no more of the share will
+   * arrive and no running call will free any, it says instead how many tokens the share is short: answers
+   * cost more than expected, or one call needs more than the whole share.
    */
-  async hold(tokens: number, signal: AbortSignal): Promise<void> {
-    // Checked at each turn: a deadline that passes ends the wait before the call starts.
+  async hold(tokens: number, signal: AbortSignal): Promise<{ readonly short: number } | undefined> {
     for (;;) {
+      // Checked at each turn: a deadline that passes ends the wait before the call starts.
       signal.throwIfAborted();
       const now = this.clock.now();
       const arrived = this.arrivedBy(now);
-      if (this.held + tokens <= arrived || (arrived === this.total() && this.running === 0)) {
+      if (this.held + tokens <= arrived) {
         this.held += tokens;
         this.running += 1;
-        return;
+        return undefined;
       }
       const next = this.arrivals.find((arrival) => arrival.at > now);
+      if (next === undefined && this.running === 0) return { short: this.held + tokens - arrived };
       const changed = this.changed.promise;
       if (next === undefined) {
         await changed;
@@ -53,6 +57,11 @@ export class BatchAllowance {
     }
   }
 
+  /** More of the budget for the batch: a top-up when it was short. */
+  extend(arrival: Arrival): void {
+    this.arrivals.push(arrival);
+  }
+
   /** A call ended: of the `held` tokens it held, it keeps `charged`. */
   release(held: number, charged: number): void {
     this.held -= held - charged;
@@ -63,10 +72,6 @@ export class BatchAllowance {
 
   private arrivedBy(time: number): number {
     return this.arrivals.reduce((sum, arrival) => sum + (arrival.at <= time ? arrival.tokens : 0), 0);
-  }
-
-  private total(): number {
-    return this.arrivals.reduce((sum, arrival) => sum + arrival.tokens, 0);
   }
 }
 

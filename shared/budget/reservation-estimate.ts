@@ -23,9 +23,10 @@ export interface CallCost {
  *
  * Inputs are measured without a tokenizer (an upper estimate of one token per 3 bytes); once calls are
  * answered, the estimate is scaled by the largest ratio of counted to estimated input seen. The output to
- * expect is the mean of the answers seen plus two standard errors of a batch's mean, so that a batch as a
- * whole is rarely charged more than it took. Before any answer, a call is expected to cost what Bedrock
- * reserves for it. A caller that counted the input exactly (CountTokens) passes that count.
+ * expect is the mean of the answers seen plus one standard error of a batch's mean: a batch as a whole is
+ * seldom charged more than it took (and tops its share up when it is), and seldom holds much it will not
+ * use. Before any answer, a call is expected to cost what Bedrock reserves for it. A caller that counted the
+ * input exactly (CountTokens) passes that count.
  */
 export class ReservationEstimator {
   private readonly samples = new Map<string, Samples>();
@@ -104,12 +105,12 @@ class Samples {
     return Math.max(...this.recent.map((sample) => sample.inputRatio));
   }
 
-  /** The mean output plus two standard errors of the mean of `batchSize` answers. */
+  /** The mean output plus one standard error of the mean of `batchSize` answers. */
   outputForBatch(batchSize: number): number {
     const outputs = this.recent.map((sample) => sample.output);
     const mean = outputs.reduce((sum, output) => sum + output, 0) / outputs.length;
     const variance = outputs.reduce((sum, output) => sum + (output - mean) ** 2, 0) / outputs.length;
-    return mean + (2 * Math.sqrt(variance)) / Math.sqrt(Math.max(1, batchSize));
+    return mean + Math.sqrt(variance) / Math.sqrt(Math.max(1, batchSize));
   }
 
   meanLatencyMs(): number {

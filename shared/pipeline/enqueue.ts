@@ -107,6 +107,9 @@ async function findObject(event: ObjectCreated, ports: EnqueuePorts) {
   return undefined;
 }
 
+/** The first chunk of a file: one worker batch. */
+const FIRST_CHUNK_LINES = 20;
+
 async function readFile(
   job: JobRecord,
   ports: EnqueuePorts,
@@ -115,6 +118,8 @@ async function readFile(
 ): Promise<EnqueueOutcome> {
   const chunkLines = settings.chunkLines ?? 500;
   const chunkBytes = settings.chunkBytes ?? 8 * 1024 * 1024;
+  // Small chunks first, doubling: the first records reach the workers at once, the rest in large chunks.
+  let chunkLimit = Math.min(chunkLines, FIRST_CHUNK_LINES);
   let recordsRead = job.recordsRead;
   let chunk: RawLine[] = [];
   let bytesInChunk = 0;
@@ -142,8 +147,9 @@ async function readFile(
   for await (const line of lines) {
     chunk.push(line);
     bytesInChunk += line.bytes?.length ?? 0;
-    if (chunk.length >= chunkLines || bytesInChunk >= chunkBytes) {
+    if (chunk.length >= chunkLimit || bytesInChunk >= chunkBytes) {
       await flush();
+      chunkLimit = Math.min(chunkLines, chunkLimit * 2);
       if (shouldStop()) {
         await ports.continuation.continueLater(job.jobId);
         return { kind: 'continued', jobId: job.jobId, recordsRead };

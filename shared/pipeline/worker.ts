@@ -214,50 +214,64 @@ async function prepare(
 /**
  * The calls of one budget, in one reservation: what Bedrock is expected to charge for each, and headroom for
  * the calls that run at once, since a running call holds what Bedrock reserves for it (input plus
- * max_tokens), often more than it is charged. Calls the budget cannot start before the deadline go back to
- * the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
- * they held beyond their charge; the reservation is then settled to what Bedrock charged, whatever happened.
+ * max_tokens) when that is more than its charge. Calls the budget cannot start before the deadline go back
+ * to the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
+ * they held beyond their charge; a share that answers overran is topped up. Whatever happens, the batch's
+ * reservations are settled, together, to what Bedrock charged.
  */
 async function callWithin(
   budgetKey: string,
   calls: readonly Call[],
   batch: Batch,
 ): Promise<Array<[Call, RecordVerdict]>> {
-  const { ports, settings, deadline, tally } = batch;
-  const { clock } = settings;
+  const { ports, settings, deadline } = batch;
   const tokens = shareOf(calls, settings);
   const reservation = await ports.budget.reserve(budgetKey, tokens, deadline.latestStart);
   const granted = calls.slice(0, reservation.startAts.length);
-  const later = calls.slice(granted.length);
-  const laterWaitMs = Math.max(0, (reservation.retryAt ?? clock.now()) - clock.now());
-  for (const call of later) tally.retried(call.job.jobId, { budgetWaits: 1 });
-  const waiting = later.map((call): [Call, RecordVerdict] => [
-    call,
-    { kind: 'wait', cause: 'budget', delaySeconds: waitSeconds(laterWaitMs, settings) },
-  ]);
-  if (granted.length === 0) return waiting;
-
-  const allowance = new BatchAllowance(
-    reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
-    clock,
-  );
-  const grantedAt = clock.now();
-  const running: Array<Promise<CallOutcome>> = [];
+  const share = {
+    allowance: new BatchAllowance(
+      reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
+      settings.clock,
+    ),
+    taken: reservation.tokens,
+    grantedAt: settings.clock.now(),
+  };
+  const started: Array<{ call: Call; ended: Promise<CallOutcome> }> = [];
+  let notStarted: RecordVerdict | undefined =
+    granted.length < calls.length ? waitFor(reservation.retryAt, batch) : undefined;
   try {
-    for (const call of granted) running.push((await startWithin(allowance, call, grantedAt, batch)).ended);
+    for (const call of granted) {
+      const start = await startWithin(share, call, budgetKey, batch);
+      if ('ended' in start) started.push({ call, ended: start.ended });
+      else {
+        notStarted = start.verdict;
+        break;
+      }
+    }
   } finally {
-    const charged = (await Promise.all(running)).map((outcome) => outcome.charged);
-    await ports.budget.settle(reservation, sumOf(charged));
+    const outcomes = await Promise.all(started.map(({ ended }) => ended));
+    if (share.taken > 0) {
+      await ports.budget.settle(
+        { key: budgetKey, tokens: share.taken, startAts: [], retryAt: undefined },
+        sumOf(outcomes.map((outcome) => outcome.charged)),
+      );
+    }
   }
-  const outcomes = await Promise.all(running);
+  const outcomes = await Promise.all(started.map(({ ended }) => ended));
   await reportQuotaFailures(budgetKey, outcomes, batch);
-  return [
-    ...granted.map((call, index): [Call, RecordVerdict] => [
-      call,
-      outcomes[index]?.verdict ?? { kind: 'unhandled', error: new Error('the call got no outcome') },
-    ]),
-    ...waiting,
-  ];
+  const verdicts = new Map(started.map(({ call }, index) => [call, outcomes[index]?.verdict]));
+  return calls.map((call): [Call, RecordVerdict] => {
+    const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
+    if (verdict.kind === 'wait' && !verdicts.has(call))
+      batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+    return [call, verdict];
+  });
+}
+
+/** A call that could not start in this invocation goes back to the queue until its tokens can be there. */
+function waitFor(retryAt: number | undefined, batch: Batch): RecordVerdict {
+  const waitMs = Math.max(0, (retryAt ?? batch.deadline.latestStart) - batch.settings.clock.now());
+  return { kind: 'wait', cause: 'budget', delaySeconds: waitSeconds(waitMs, batch.settings) };
 }
 
 /**
@@ -279,26 +293,35 @@ function shareOf(calls: readonly Call[], settings: WorkerSettings): number[] {
 }
 
 /**
- * Waits until the batch's share can hold what Bedrock reserves for the call, then starts it, without waiting
- * for it to end; a deadline that comes first leaves the call for a later attempt.
+ * Waits until the batch's share can hold the call (at least what Bedrock reserves for it, and what it is
+ * expected to charge), topping the share up when it falls short, then starts the call without waiting for it
+ * to end. A deadline that comes first leaves the call for a later attempt; a top-up that cannot arrive in
+ * time sends it back to wait.
  */
 async function startWithin(
-  allowance: BatchAllowance,
+  share: { allowance: BatchAllowance; taken: number; grantedAt: number },
   call: Call,
-  grantedAt: number,
+  budgetKey: string,
   batch: Batch,
-): Promise<{ ended: Promise<CallOutcome> }> {
-  const { clock } = batch.settings;
+): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
+  const { ports, settings, deadline } = batch;
+  const holds = Math.max(call.cost.reserved, call.cost.charge);
   try {
-    await allowance.hold(call.cost.reserved, batch.deadline.signal);
+    for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
+      const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);
+      const [at] = topUp.startAts;
+      if (at === undefined) return { verdict: waitFor(topUp.retryAt, batch) };
+      share.taken += topUp.tokens;
+      share.allowance.extend({ at, tokens: topUp.tokens });
+      shortfall = await share.allowance.hold(holds, deadline.signal);
+    }
   } catch (error) {
-    const failure = classifyFailure(error);
-    return { ended: Promise.resolve({ verdict: { kind: 'retry', delaySeconds: 1, failure }, charged: 0 }) };
+    return { verdict: { kind: 'retry', delaySeconds: 1, failure: classifyFailure(error) } };
   }
-  const waitedMs = clock.now() - grantedAt;
+  const waitedMs = settings.clock.now() - share.grantedAt;
   if (waitedMs > 0) batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
   const ended = callModel(call, batch).then((outcome) => {
-    allowance.release(call.cost.reserved, outcome.charged);
+    share.allowance.release(holds, outcome.charged);
     return outcome.verdict.kind === 'done' && waitedMs > 0
       ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
       : outcome;

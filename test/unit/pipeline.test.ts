@@ -522,11 +522,20 @@ describe('the shared token budget', () => {
     // Act
     await pipeline.run('inputs/learn.jsonl', fifteen);
 
-    // Assess: the first batch reserves Bedrock's own reservation (9 + 256); the second the learnt 6 + 100 x 5.
-    expect(pipeline.budget.asked.map((asked) => asked.tokens)).toEqual([
-      Array(10).fill(265),
-      Array(5).fill(506),
-    ]);
+    // Assess: the first batch reserves Bedrock's own reservation (9 + 256), and tops its share up as answers
+    // cost more; the second reserves the learnt 6 + 100 x 5, which its answers cost.
+    const asked = pipeline.budget.asked.map((ask) => ask.tokens);
+    expect(asked[0]).toEqual(Array(10).fill(265));
+    expect(asked.at(-1)).toEqual(Array(5).fill(506));
+    const topUps = asked.slice(1, -1);
+    expect(topUps.length).toBeGreaterThan(0);
+    expect(topUps.every((tokens) => tokens.length === 1)).toBe(true);
+    // Settled, the bucket is short of full by exactly what the 15 answers were charged.
+    const state = pipeline.budget.stateOf(
+      'us-west-2#global.anthropic.claude-opus-4-6-v1',
+      pipeline.clock.now,
+    );
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 15 * 506, 1);
   });
 
   it('counts a large record exactly with CountTokens before reserving for it', async () => {
