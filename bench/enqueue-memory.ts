@@ -2,8 +2,9 @@
  * `npm run bench`: does reading a file stay in flat memory however long the file is?
  * Streams generated JSONL files of 10^5 and 10^6 lines (10^7 with --full) through the real enqueue code with
  * ports that keep nothing (S3 is a generator, the ledger and the queue only count), samples the heap, and
- * reports the ratio of peak heaps: about 1 means flat.
+ * reports the ratio of peak heaps: about 1 means flat. Written to bench/results/enqueue-memory.json.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
 import type { ObjectCreated } from '../shared/events/object-created.ts';
@@ -105,8 +106,15 @@ for (const lines of sizes) {
 }
 const first = results[0];
 const last = results.at(-1);
-if (first !== undefined && last !== undefined) {
+const peakHeapRatio =
+  first === undefined || last === undefined ? undefined : last.peakHeapMb / first.peakHeapMb;
+if (first !== undefined && last !== undefined && peakHeapRatio !== undefined) {
   process.stdout.write(
-    `peak heap ratio ${last.lines / first.lines}x lines: ${(last.peakHeapMb / first.peakHeapMb).toFixed(2)} (1.00 is flat)\n`,
+    `peak heap ratio ${last.lines / first.lines}x lines: ${peakHeapRatio.toFixed(2)} (1.00 is flat)\n`,
   );
 }
+await mkdir(new URL('./results/', import.meta.url), { recursive: true });
+await writeFile(
+  new URL('./results/enqueue-memory.json', import.meta.url),
+  `${JSON.stringify({ benchmark: 'enqueue-memory', results, peakHeapRatio }, null, 2)}\n`,
+);

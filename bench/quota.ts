@@ -101,7 +101,9 @@ async function pipeline(): Promise<ClientResult> {
     region: REGION,
     bedrock: { speed: SPEED, quota: { tokensPerMinute: TOKENS_PER_MINUTE } },
   });
+  // Before the pipeline starts, so that its first receives are metered too.
   const meter = new RequestMeter();
+  meter.attach(cloud.clients);
   const workerConcurrency = workerConcurrencyFor(
     {
       tokensPerMinute: TOKENS_PER_MINUTE,
@@ -117,7 +119,6 @@ async function pipeline(): Promise<ClientResult> {
     visibilityTimeoutSeconds: 1_800,
     defaults: { model: MODEL, defaultMaxTokens: MAX_TOKENS },
   });
-  meter.attach(cloud.clients);
   const body = prompts.map((prompt, index) => JSON.stringify({ id: `t${index}`, prompt })).join('\n');
   const started = performance.now();
   await cloud.clients.s3.send(

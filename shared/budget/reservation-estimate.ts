@@ -16,6 +16,8 @@ export interface CallCost {
   readonly reserved: number;
   /** What Bedrock is expected to charge when it ends: input plus output x burndown. */
   readonly charge: number;
+  /** The most it has been charged for such calls: the longest answer seen, or max_tokens before any. */
+  readonly ceiling: number;
 }
 
 /**
@@ -49,9 +51,15 @@ export class ReservationEstimator {
   /** What a call of `inputTokens` and `maxTokens`, made in a batch of `batchSize`, costs the quota. */
   costOf(key: string, inputTokens: number, maxTokens: number, batchSize: number): CallCost {
     const reserved = inputTokens + maxTokens;
-    const output = this.samples.get(key)?.outputForBatch(batchSize);
-    if (output === undefined) return { reserved, charge: reserved };
-    return { reserved, charge: inputTokens + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown) };
+    const samples = this.samples.get(key);
+    if (samples === undefined) return { reserved, charge: reserved, ceiling: reserved };
+    const chargeOf = (output: number) =>
+      inputTokens + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown);
+    return {
+      reserved,
+      charge: chargeOf(samples.outputForBatch(batchSize)),
+      ceiling: chargeOf(samples.longestOutput()),
+    };
   }
 
   /**
@@ -111,6 +119,10 @@ class Samples {
     const mean = outputs.reduce((sum, output) => sum + output, 0) / outputs.length;
     const variance = outputs.reduce((sum, output) => sum + (output - mean) ** 2, 0) / outputs.length;
     return mean + Math.sqrt(variance) / Math.sqrt(Math.max(1, batchSize));
+  }
+
+  longestOutput(): number {
+    return Math.max(...this.recent.map((sample) => sample.output));
   }
 
   meanLatencyMs(): number {

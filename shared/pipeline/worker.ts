@@ -293,8 +293,7 @@ function shareOf(calls: readonly Call[], settings: WorkerSettings): number[] {
 }
 
 /**
- * Waits until the batch's share can hold the call (at least what Bedrock reserves for it, and what it is
- * expected to charge), topping the share up when it falls short, then starts the call without waiting for it
+ * Waits until the batch's share can hold the call, topping the share up when it falls short, then starts the call without waiting for it
  * to end. A deadline that comes first leaves the call for a later attempt; a top-up that cannot arrive in
  * time sends it back to wait.
  */
@@ -305,7 +304,9 @@ async function startWithin(
   batch: Batch,
 ): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
   const { ports, settings, deadline } = batch;
-  const holds = Math.max(call.cost.reserved, call.cost.charge);
+  // Until its answer is in, a call holds Bedrock's reservation or the most such a call has been charged, the
+  // larger: Bedrock settles a call's charge before its answer reaches the worker.
+  const holds = Math.max(call.cost.reserved, call.cost.ceiling);
   try {
     for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
       const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);

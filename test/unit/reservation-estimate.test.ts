@@ -21,7 +21,7 @@ describe('what a call costs the quota, before it is made', () => {
 
     // Assess
     expect(input).toBe(100);
-    expect(cost).toEqual({ reserved: 1_124, charge: 1_124 });
+    expect(cost).toEqual({ reserved: 1_124, charge: 1_124, ceiling: 1_124 });
   });
 
   it('scales the estimate by the largest ratio of counted to estimated input seen, never below the lower bound', () => {
@@ -67,8 +67,8 @@ describe('what a call costs the quota, before it is made', () => {
       // Act
       const cost = estimator.costOf(KEY, 10, 4_096, batchSize);
 
-      // Assess
-      expect(cost).toEqual({ reserved: 10 + 4_096, charge: 10 + output * 5 });
+      // Assess: the ceiling is the longest answer seen.
+      expect(cost).toEqual({ reserved: 10 + 4_096, charge: 10 + output * 5, ceiling: 10 + 150 * 5 });
     });
   });
 
@@ -81,7 +81,7 @@ describe('what a call costs the quota, before it is made', () => {
     const cost = estimator.costOf(KEY, 10, 100, 20);
 
     // Assess
-    expect(cost).toEqual({ reserved: 110, charge: 10 + 100 * 5 });
+    expect(cost).toEqual({ reserved: 110, charge: 10 + 100 * 5, ceiling: 10 + 100 * 5 });
   });
 
   it('says how many calls must run at once to spend the quota at the latency seen', () => {
