@@ -5,6 +5,7 @@ import {
   atRate,
   type BucketState,
   DEFAULT_RATE_SETTINGS,
+  FULL_BUCKET_LEAD_MS,
   fullBucket,
   grantable,
   latestFullAtToStartBy,
@@ -59,7 +60,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
       const written = await this.write(
         key,
         state.fullAt <= now
-          ? this.restart(state, now, now + refillMs(total, state.tokensPerMinute))
+          ? this.restart(state, now, now + FULL_BUCKET_LEAD_MS + refillMs(total, state.tokensPerMinute))
           : {
               UpdateExpression: 'ADD fullAt :dt SET expiresAt = :expires',
               ConditionExpression: 'tokensPerMinute = :rate AND fullAt BETWEEN :now AND :latest',
@@ -73,9 +74,11 @@ export class DynamoDbTokenBudget implements TokenBudget {
             },
       );
       if (written.ok) {
+        // The takes began where the bucket stood before this write: now, if it was full.
+        const restarted = state.fullAt <= now;
         const before = {
           ...written.state,
-          fullAt: written.state.fullAt - refillMs(total, state.tokensPerMinute),
+          fullAt: restarted ? now : written.state.fullAt - refillMs(total, state.tokensPerMinute),
         };
         const rest = takeEach(written.state, tokens.slice(granted.length, granted.length + 1), now);
         return {

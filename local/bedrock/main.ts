@@ -1,6 +1,6 @@
 /**
  * `npm run bedrock:local`: the Bedrock stand-in on its own, for pointing any client at it.
- *   npm run bedrock:local -- --port 8787 --region us-west-2 --speed 1 --tpm 400000 --fault ThrottlingException=0.05
+ *   npm run bedrock:local -- --port 8787 --region us-west-2 --speed 1 --tpm 400000 [--tpd N] [--rpm N] --fault ThrottlingException=0.05
  */
 import { parseArgs } from 'node:util';
 import type { BedrockErrorName } from '../../shared/failures.ts';
@@ -14,6 +14,7 @@ const { values } = parseArgs({
     region: { type: 'string', default: 'us-west-2' },
     speed: { type: 'string', default: '1' },
     tpm: { type: 'string', default: '2000000' },
+    tpd: { type: 'string' },
     rpm: { type: 'string' },
     seed: { type: 'string', default: '1' },
     fault: { type: 'string', multiple: true, default: [] },
@@ -23,7 +24,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(
-    'Usage: npm run bedrock:local -- [--port N] [--region R] [--speed X] [--tpm N] [--rpm N] [--seed N] [--fault Name=rate ...]\n',
+    'Usage: npm run bedrock:local -- [--port N] [--region R] [--speed X] [--tpm N] [--tpd N] [--rpm N] [--seed N] [--fault Name=rate ...]\n',
   );
   process.exit(0);
 }
@@ -54,6 +55,7 @@ const standIn = await startBedrockStandIn({
   seed: number('seed', values.seed),
   quota: {
     tokensPerMinute: number('tpm', values.tpm),
+    tokensPerDay: values.tpd === undefined ? undefined : number('tpd', values.tpd),
     requestsPerMinute: values.rpm === undefined ? undefined : number('rpm', values.rpm),
   },
   faults: { rates },

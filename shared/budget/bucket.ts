@@ -10,6 +10,13 @@
  */
 export const MINUTE_MS = 60_000;
 
+/**
+ * A take from a full bucket counts its refill from this long after it. The calls it is for reach Bedrock a
+ * little later (a lease write, the request itself); until they do, Bedrock's bucket stays full and its
+ * refill is lost, so ours must not count it either.
+ */
+export const FULL_BUCKET_LEAD_MS = 1_000;
+
 export interface BucketState {
   /** Milliseconds since the epoch when the bucket is full again; at or before now, it is full. */
   readonly fullAt: number;
@@ -42,16 +49,18 @@ export interface Takes {
 
 /**
  * Takes each of `tokens` in turn at `now`. Each may be spent once the bucket holds it; a take larger than the
- * whole bucket may go when the bucket is full, as Bedrock lets a request that size go.
+ * whole bucket may go when the bucket is full, as Bedrock lets a request that size go. Taken from a full
+ * bucket, the tokens are there at once, but the refill that follows is counted from FULL_BUCKET_LEAD_MS on.
  */
 export function takeEach(state: BucketState, tokens: readonly number[], now: number): Takes {
-  let fullAt = Math.max(state.fullAt, now);
+  const full = state.fullAt <= now;
+  let fullAt = full ? now : state.fullAt;
   const startAts = tokens.map((amount) => {
     const from = fullAt;
     fullAt += refillMs(amount, state.tokensPerMinute);
     return Math.max(now, Math.min(from, fullAt - MINUTE_MS));
   });
-  return { fullAt, startAts };
+  return { fullAt: full ? fullAt + FULL_BUCKET_LEAD_MS : fullAt, startAts };
 }
 
 /** How many of `tokens`, from the first, could be taken at `now` and all spent by `latestStart`. */

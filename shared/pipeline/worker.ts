@@ -322,7 +322,9 @@ async function startWithin(
   const waitedMs = settings.clock.now() - share.grantedAt;
   if (waitedMs > 0) batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
   const ended = callModel(call, batch).then((outcome) => {
-    share.allowance.release(holds, outcome.charged);
+    // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
+    // the batch's next calls do not follow it into the same wall.
+    share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
     return outcome.verdict.kind === 'done' && waitedMs > 0
       ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
       : outcome;

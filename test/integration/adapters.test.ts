@@ -281,16 +281,17 @@ describe.each([
     const first = await a.reserve(key, [40_000], now + 30_000);
     const second = await b.reserve(key, [30_000], now + 30_000);
     expect(first).toEqual({ key, tokens: 40_000, startAts: [now], retryAt: undefined });
-    // 20,000 tokens left: the other 10,000 refill in 10 s at 60,000 a minute.
-    expect(second).toEqual({ key, tokens: 30_000, startAts: [now + 10_000], retryAt: undefined });
+    // 20,000 tokens left, refilling from a second after the first take (a full bucket's lead): the other
+    // 10,000 are there 11 s later at 60,000 a minute.
+    expect(second).toEqual({ key, tokens: 30_000, startAts: [now + 11_000], retryAt: undefined });
   });
 
   it('grants the calls that can start by the deadline and says when the next could', async () => {
     const [a] = workers();
     const key = newKey();
     const reservation = await a.reserve(key, [30_000, 30_000, 10_000, 10_000], now + 5_000);
-    // The bucket holds the first two at once; the third waits 10 s for its refill, past the deadline.
-    expect(reservation).toEqual({ key, tokens: 60_000, startAts: [now, now], retryAt: now + 10_000 });
+    // The bucket holds the first two at once; the third waits 11 s for its refill, past the deadline.
+    expect(reservation).toEqual({ key, tokens: 60_000, startAts: [now, now], retryAt: now + 11_000 });
   });
 
   it('takes nothing when even the first call cannot start in time', async () => {
@@ -298,8 +299,9 @@ describe.each([
     const key = newKey();
     await a.reserve(key, [60_000], now);
     const refused = await b.reserve(key, [6_000], now + 5_000);
-    expect(refused).toEqual({ key, tokens: 0, startAts: [], retryAt: now + 6_000 });
-    expect(await b.reserve(key, [6_000], now + 6_000)).toMatchObject({ startAts: [now + 6_000] });
+    // Empty, refilling from a second on: 6,000 tokens are there 7 s from now.
+    expect(refused).toEqual({ key, tokens: 0, startAts: [], retryAt: now + 7_000 });
+    expect(await b.reserve(key, [6_000], now + 7_000)).toMatchObject({ startAts: [now + 7_000] });
   });
 
   it('settles to what Bedrock charged: giving back what was not used, or going into debt', async () => {
@@ -310,9 +312,10 @@ describe.each([
     const afterRefund = await b.reserve(key, [50_000], now + 60_000);
     await b.settle(afterRefund, 80_000);
     const afterDebt = await a.reserve(key, [1_000], now + 120_000);
-    // 50,000 tokens were left after the refund; the debt then leaves -30,000, so 31,000 must refill: 31 s.
-    expect(afterRefund.startAts).toEqual([now]);
-    expect(afterDebt.startAts).toEqual([now + 31_000]);
+    // 49,000 tokens are left after the refund (a second of refill not yet counted): 50,000 are there in 1 s.
+    // The debt then leaves -31,000 at that point, so 1,000 more are there 32 s from now.
+    expect(afterRefund.startAts).toEqual([now + 1_000]);
+    expect(afterDebt.startAts).toEqual([now + 32_000]);
   });
 
   it('refills continuously while the clock moves', async () => {
@@ -321,7 +324,8 @@ describe.each([
     await a.reserve(key, [60_000], now);
     now += 20_000;
     const later = await a.reserve(key, [20_000, 10_000], now + 60_000);
-    expect(later.startAts).toEqual([now, now + 10_000]);
+    // 20 s of refill, counted from a second after the first take: 19,000 tokens.
+    expect(later.startAts).toEqual([now + 1_000, now + 11_000]);
   });
 
   it('lowers the rate when Bedrock throttles, keeping what was spent spent', async () => {
@@ -330,8 +334,9 @@ describe.each([
     await a.reserve(key, [30_000], now);
     await a.recordThrottle(key);
     const afterThrottle = await b.reserve(key, [42_000], now + 120_000);
-    // 30,000 tokens short of full, at 42,000 a minute: the bucket is full again, 42,000, after 42.9 s.
-    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + 42_857, -1);
+    // 31,000 tokens short of full (a full bucket's second of lead included), at 42,000 a minute: the bucket
+    // is full again, 42,000, after 44.3 s.
+    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + 44_286, -1);
   });
 
   it('pauses: nothing starts before the daily quota comes back', async () => {

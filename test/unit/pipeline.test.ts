@@ -506,10 +506,11 @@ describe('the shared token budget', () => {
     // Act
     await pipeline.run('inputs/settle.jsonl', plain('a'));
 
-    // Assess: 40 + 10 + 30 x 5 = 200 charged, so the bucket is 200 tokens short of full.
+    // Assess: 40 + 10 + 30 x 5 = 200 charged, so the bucket is 200 tokens short of full, and a second's refill
+    // (16,667 tokens) that the first take from a full bucket does not count.
     const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
     const state = pipeline.budget.stateOf(key, pipeline.clock.now);
-    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 200, 6);
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 200 - 1_000_000 / 60, 1);
   });
 
   it('learns from answers: later batches reserve the calibrated input and the output the job produces', async () => {
@@ -530,12 +531,13 @@ describe('the shared token budget', () => {
     const topUps = asked.slice(1, -1);
     expect(topUps.length).toBeGreaterThan(0);
     expect(topUps.every((tokens) => tokens.length === 1)).toBe(true);
-    // Settled, the bucket is short of full by exactly what the 15 answers were charged.
+    // Settled, the bucket is short of full by exactly what the 15 answers were charged, and the second of
+    // refill that follows the first take from a full bucket.
     const state = pipeline.budget.stateOf(
       'us-west-2#global.anthropic.claude-opus-4-6-v1',
       pipeline.clock.now,
     );
-    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 15 * 506, 1);
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 15 * 506 - 1_000_000 / 60, 1);
   });
 
   it('counts a large record exactly with CountTokens before reserving for it', async () => {
