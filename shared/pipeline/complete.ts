@@ -90,6 +90,7 @@ export async function finishRecords(
   results: readonly StoredResult[],
   concurrency: number,
 ): Promise<void> {
+  if (results.length === 0) return;
   const stored = await mapWithLimit(results, concurrency, (result) => storeResult(ports.store, job, result));
   await countInLedger(ports, [
     { jobId: job.jobId, completions: stored.map((result) => result.completion), retries: NO_RETRIES },
