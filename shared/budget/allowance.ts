@@ -19,11 +19,14 @@ export class BatchAllowance {
 
   private readonly arrivals: Arrival[];
 
+  /** `kept` of the share is never lent to a call: room the batch keeps back. */
   constructor(
     arrivals: readonly Arrival[],
     private readonly clock: Clock,
+    kept = 0,
   ) {
     this.arrivals = [...arrivals];
+    this.held = kept;
   }
 
   /**

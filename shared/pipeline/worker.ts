@@ -212,10 +212,8 @@ async function prepare(
 }
 
 /**
- * The calls of one budget, in one reservation: what Bedrock is expected to charge for each, and headroom for
- * the calls that run at once, since a running call holds what Bedrock reserves for it (input plus
- * max_tokens) when that is more than its charge. Calls the budget cannot start before the deadline go back
- * to the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
+ * The calls of one budget, in one reservation (see `shareOf`). Calls the budget cannot start before the
+ * deadline go back to the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
  * they held beyond their charge; a share that answers overran is topped up. Whatever happens, the batch's
  * reservations are settled, together, to what Bedrock charged.
  */
@@ -225,13 +223,14 @@ async function callWithin(
   batch: Batch,
 ): Promise<Array<[Call, RecordVerdict]>> {
   const { ports, settings, deadline } = batch;
-  const tokens = shareOf(calls, settings);
+  const { tokens, kept } = shareOf(calls, settings);
   const reservation = await ports.budget.reserve(budgetKey, tokens, deadline.latestStart);
   const granted = calls.slice(0, reservation.startAts.length);
   const share = {
     allowance: new BatchAllowance(
       reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
       settings.clock,
+      kept,
     ),
     taken: reservation.tokens,
     grantedAt: settings.clock.now(),
@@ -274,13 +273,24 @@ function waitFor(retryAt: number | undefined, batch: Batch): RecordVerdict {
   return { kind: 'wait', cause: 'budget', delaySeconds: waitSeconds(waitMs, batch.settings) };
 }
 
+/** Calls of one batch whose answers may be on their way back at once: see `shareOf`. */
+const CALLS_IN_TRANSIT = 2;
+
+/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
+function holdOf(call: Call): number {
+  return Math.max(call.cost.reserved, call.cost.charge);
+}
+
 /**
- * What a batch's calls take from the budget, call by call: each one's expected charge, the first one also
- * the headroom for the calls that will run at once (enough of them to spend the quota at the latency seen).
+ * What a batch's calls take from the budget, call by call, and what of it the batch keeps back. Each call
+ * takes what Bedrock is expected to charge; the first also takes headroom for the calls that run at once
+ * (what Bedrock reserves beyond the charge, enough of them to spend the quota at the latency seen), and room
+ * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than the
+ * call held, a little before its answer reaches the worker.
  */
-function shareOf(calls: readonly Call[], settings: WorkerSettings): number[] {
+function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: number[]; kept: number } {
   const [first] = calls;
-  if (first === undefined) return [];
+  if (first === undefined) return { tokens: [], kept: 0 };
   const charges = calls.map((call) => call.cost.charge);
   const inFlight = settings.reservations.callsInFlight(
     first.calibrationKey,
@@ -289,7 +299,8 @@ function shareOf(calls: readonly Call[], settings: WorkerSettings): number[] {
     calls.length,
   );
   const headroom = inFlight * Math.max(0, ...calls.map((call) => call.cost.reserved - call.cost.charge));
-  return charges.map((charge, index) => (index === 0 ? charge + headroom : charge));
+  const kept = CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => call.cost.ceiling - holdOf(call)));
+  return { tokens: charges.map((charge, index) => (index === 0 ? charge + headroom + kept : charge)), kept };
 }
 
 /**
@@ -304,9 +315,7 @@ async function startWithin(
   batch: Batch,
 ): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
   const { ports, settings, deadline } = batch;
-  // Until its answer is in, a call holds Bedrock's reservation or the most such a call has been charged, the
-  // larger: Bedrock settles a call's charge before its answer reaches the worker.
-  const holds = Math.max(call.cost.reserved, call.cost.ceiling);
+  const holds = holdOf(call);
   try {
     for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
       const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);

@@ -75,6 +75,26 @@ describe("a batch's share of the budget", () => {
     expect(clock.now).toBe(2_000);
   });
 
+  it('never lends what it keeps back to a call', async () => {
+    // Prepare: 1,000 arrived, 300 kept back for answers on their way.
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 1_000 },
+        { at: 5_000, tokens: 500 },
+      ],
+      fake,
+      300,
+    );
+    await allowance.hold(600, never);
+
+    // Act
+    await allowance.hold(500, never);
+
+    // Assess: 300 + 600 + 500 is more than the 1,000 of the first arrival.
+    expect(clock.now).toBe(5_000);
+  });
+
   it('gives up waiting when the deadline passes', async () => {
     // Prepare
     const { fake } = fakeClock();
