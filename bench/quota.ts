@@ -53,6 +53,8 @@ const prompts = Array.from(
 interface ClientResult {
   readonly seconds: number;
   readonly recordsLost: number;
+  /** Records that waited for their tokens (the pipeline's budget waits). */
+  readonly recordsWaited?: number;
   readonly quota: QuotaUsage;
   readonly perRecord: Readonly<Record<string, number>>;
   readonly budget?: { readonly reservedTokens: number; readonly chargedTokens: number };
@@ -138,7 +140,8 @@ async function pipeline(speed: number): Promise<ClientResult> {
   );
   const completion = await local.completion('inputs/quota.jsonl', 3_600_000);
   const seconds = (performance.now() - started) / 1000;
-  const counts = (completion.detail as { counts: { succeeded: number } }).counts;
+  const { counts, jobId } = completion.detail as { counts: { succeeded: number }; jobId: string };
+  const job = await local.ledger.getJob(jobId);
   const quota = quotaOf(cloud.bedrock.state().quotas);
   const writes = Object.fromEntries(
     [...meter.dynamodbWrites].map(([kind, count]) => [`dynamodbWrites.${kind}`, count / RECORDS]),
@@ -146,6 +149,7 @@ async function pipeline(speed: number): Promise<ClientResult> {
   const result: ClientResult = {
     seconds,
     recordsLost: RECORDS - counts.succeeded,
+    recordsWaited: job?.retries.budgetWaits ?? 0,
     quota,
     budget: { reservedTokens: local.budget.reservedTokens, chargedTokens: local.budget.chargedTokens },
     perRecord: {
@@ -177,6 +181,7 @@ function report(result: ClientResult) {
     throttledCalls: quota.throttled,
     throttledShare: round(quota.throttled / calls, 4),
     recordsLost: result.recordsLost,
+    ...(result.recordsWaited === undefined ? {} : { recordsWaited: result.recordsWaited }),
     bedrockTokensReserved: quota.tokensReserved,
     tokensCharged: quota.tokensCharged,
     initialMinuteShare: round(TOKENS_PER_MINUTE / quota.tokensCharged, 3),

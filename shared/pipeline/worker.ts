@@ -213,9 +213,9 @@ async function prepare(
 
 /**
  * The calls of one budget, in one reservation (see `shareOf`). Calls the budget cannot start before the
- * deadline go back to the queue to wait. The others start in order as the batch's share arrives and as ended calls free what
- * they held beyond their charge; a share that answers overran is topped up. Whatever happens, the batch's
- * reservations are settled, together, to what Bedrock charged.
+ * deadline go back to the queue to wait. The others start in order as the batch's share arrives and as
+ * ended calls free what they held beyond their charge; a share that answers overran is topped up. Whatever
+ * happens, the batch's reservations are settled, together, to what Bedrock charged.
  */
 async function callWithin(
   budgetKey: string,
@@ -304,9 +304,9 @@ function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: nu
 }
 
 /**
- * Waits until the batch's share can hold the call, topping the share up when it falls short, then starts the call without waiting for it
- * to end. A deadline that comes first leaves the call for a later attempt; a top-up that cannot arrive in
- * time sends it back to wait.
+ * Waits until the batch's share can hold the call, topping the share up when it falls short, then starts
+ * the call without waiting for it to end. A deadline that comes first leaves the call for a later attempt;
+ * a top-up that cannot arrive in time sends it back to wait.
  */
 async function startWithin(
   share: { allowance: BatchAllowance; taken: number; grantedAt: number },
