@@ -152,6 +152,9 @@ export class PipelineStack extends Stack {
         environment: {
           LEDGER_TABLE_NAME: this.ledger.tableName,
           RECORD_DLQ_URL: this.records.deadLetterQueue.queueUrl,
+          FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl,
+          // Longer than the enqueue and finalizer functions can run: a step this quiet has stopped.
+          RESUME_AFTER_MINUTES: String(longTimeout.toMinutes() + 1),
           STUCK_AFTER_MINUTES: String(settings.stuckAfterMinutes),
         },
       }),
@@ -173,10 +176,11 @@ export class PipelineStack extends Stack {
       }),
     );
     for (const fn of [enqueue, worker, finalizer]) this.ledger.grantReadWriteData(fn.function);
-    this.ledger.grantReadData(sweeper.function);
+    this.ledger.grantReadWriteData(sweeper.function);
     this.records.queue.grantSendMessages(enqueue.function);
     this.finalize.queue.grantSendMessages(enqueue.function);
     this.finalize.queue.grantSendMessages(worker.function);
+    this.finalize.queue.grantSendMessages(sweeper.function);
     this.records.deadLetterQueue.grant(sweeper.function, 'sqs:GetQueueAttributes');
     for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))
       worker.function.addToRolePolicy(statement);
@@ -278,7 +282,7 @@ export class PipelineStack extends Stack {
           "The CDK grant helpers' action families for the pipeline's own key, and only that key.",
         ]),
       );
-      for (const fn of [enqueue, worker, finalizer]) acknowledge(fn.function, kmsFindings);
+      for (const fn of [enqueue, worker, finalizer, sweeper]) acknowledge(fn.function, kmsFindings);
     }
     for (const child of this.node.children.filter((construct) =>
       construct.node.id.startsWith('BucketNotificationsHandler'),

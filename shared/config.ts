@@ -145,6 +145,11 @@ export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSe
 export const sweeperSettings = settingsSchema({
   LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,
   RECORD_DLQ_URL: required("the URL of the record queue's dead-letter queue"),
+  FINALIZE_QUEUE_URL: queueSettings.FINALIZE_QUEUE_URL,
+  RESUME_AFTER_MINUTES: positiveInteger(
+    'minutes without progress after which a stopped step (reading, finalizing, the completion event) is taken up again: longer than a function can run',
+    16,
+  ),
   STUCK_AFTER_MINUTES: positiveInteger('minutes without progress after which a job is reported stuck', 30),
   ...eventSettings,
 });

@@ -192,9 +192,9 @@ function describe(error: unknown): {
 }
 
 export interface RetryPolicy {
-  /** Attempts in all for retryable and later failures. */
+  /** Attempts a record may fail with retryable failures, and apart from those, with later failures. */
   readonly maxAttempts: number;
-  /** Attempts in all for limited failures. */
+  /** Attempts a record may fail with limited failures. */
   readonly limitedAttempts: number;
   /** Full-jitter backoff: a delay drawn from [1, min(maxDelaySeconds, baseDelaySeconds x 2^(attempt-1))]. */
   readonly baseDelaySeconds: number;
@@ -218,18 +218,30 @@ export type RetryDecision =
   | { readonly action: 'retry'; readonly delaySeconds: number }
   | { readonly action: 'give-up'; readonly reason: string };
 
-/** `attempt` is the 1-based number of the attempt that just failed. `random` returns [0, 1). */
+/** How often a record has failed: its attempts in all, and those failed in the class of the failure at hand. */
+export interface FailureCount {
+  /** The 1-based number of the attempt that just failed: the backoff grows with it. */
+  readonly attempt: number;
+  /** Failures of this failure's class, this one included: the class's limit counts these. */
+  readonly ofClass: number;
+}
+
+/** `random` returns [0, 1). */
 export function decideRetry(
   failure: Failure,
-  attempt: number,
+  count: FailureCount,
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
   random: () => number = Math.random,
 ): RetryDecision {
   if (failure.retry === 'never') return { action: 'give-up', reason: `${failure.code} is not retryable` };
   const limit = failure.retry === 'limited' ? policy.limitedAttempts : policy.maxAttempts;
-  if (attempt >= limit) {
-    return { action: 'give-up', reason: `${failure.code} persisted through ${attempt} attempts` };
+  if (count.ofClass >= limit) {
+    return {
+      action: 'give-up',
+      reason: `${failure.code} persisted through ${count.ofClass} attempts`,
+    };
   }
+  const attempt = count.attempt;
   if (failure.retry === 'later') {
     // A little jitter so that records deferred together do not all return in the same second.
     return {

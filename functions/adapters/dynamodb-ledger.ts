@@ -8,8 +8,10 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { RetryClass } from '../../shared/failures.ts';
 import { NO_RETRIES } from '../../shared/pipeline/job.ts';
 import type {
+  Announcement,
   CountedRecord,
   JobRecord,
   JobSettings,
@@ -17,7 +19,9 @@ import type {
   JobUpdate,
   LeaseResult,
   Ledger,
+  ReadingLease,
   RecordCompletion,
+  Release,
 } from '../../shared/pipeline/ports.ts';
 
 /** The sparse index of unfinished jobs: only job items carry its key, and only until they finish. */
@@ -47,7 +51,7 @@ export class DynamoDbLedger implements Ledger {
   ) {}
 
   async createJob(job: JobRecord): Promise<boolean> {
-    const { totals, source, retries, ...rest } = job;
+    const { totals, source, retries, announcement, ...rest } = job;
     try {
       await this.documents.send(
         new PutCommand({
@@ -62,7 +66,9 @@ export class DynamoDbLedger implements Ledger {
             retriedCount: retries.retried,
             bedrockThrottleCount: retries.bedrockThrottles,
             budgetWaitCount: retries.budgetWaits,
-            ...(job.status === 'failed' ? {} : { activeFlag: ACTIVE }),
+            ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
+            // A job stays on the sweeper's index until it has finished and its event is published.
+            ...(job.status === 'failed' && announcement === undefined ? {} : { activeFlag: ACTIVE }),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -99,19 +105,77 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
+  async leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined> {
+    const now = this.now();
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET readerId = :owner, readerUntil = :until',
+          ConditionExpression:
+            '#status = :enqueuing AND (attribute_not_exists(readerUntil) OR readerUntil < :now OR readerId = :owner)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':enqueuing': 'enqueuing',
+            ':owner': lease.owner,
+            ':until': now + lease.leaseSeconds * 1000,
+            ':now': now,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return jobOf(Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async releaseReading(jobId: string, owner: string): Promise<void> {
+    await this.documents
+      .send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'REMOVE readerId, readerUntil',
+          ConditionExpression: 'readerId = :owner',
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
   async saveReadProgress(
     jobId: string,
     progress: { readOffset: number; readLine: number; recordsRead: number },
-  ) {
-    await this.update(
-      jobId,
-      'SET readOffset = :offset, readLine = :line, recordsRead = :read, updatedAt = :now',
-      {
-        ':offset': progress.readOffset,
-        ':line': progress.readLine,
-        ':read': progress.recordsRead,
-      },
-    );
+    lease: ReadingLease,
+  ): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression:
+            'SET readOffset = :offset, readLine = :line, recordsRead = :read, readerUntil = :until, updatedAt = :now',
+          ConditionExpression: 'readerId = :owner',
+          ExpressionAttributeValues: {
+            ':offset': progress.readOffset,
+            ':line': progress.readLine,
+            ':read': progress.recordsRead,
+            ':owner': lease.owner,
+            ':until': this.now() + lease.leaseSeconds * 1000,
+            ':now': this.isoNow(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async setTotal(jobId: string, totalRecords: number): Promise<JobRecord> {
@@ -130,7 +194,7 @@ export class DynamoDbLedger implements Ledger {
         new UpdateCommand({
           TableName: this.tableName,
           Key: jobKey(jobId),
-          UpdateExpression: 'SET #status = :running',
+          UpdateExpression: 'SET #status = :running REMOVE readerId, readerUntil',
           ConditionExpression: '#status = :enqueuing',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: { ':running': 'running', ':enqueuing': 'enqueuing' },
@@ -141,17 +205,6 @@ export class DynamoDbLedger implements Ledger {
       });
     const job = jobOf(Attributes ?? {});
     return { ...job, status: job.status === 'enqueuing' ? 'running' : job.status };
-  }
-
-  async failJob(jobId: string, reason: string): Promise<void> {
-    await this.update(
-      jobId,
-      'SET #status = :failed, failureReason = :reason, updatedAt = :now REMOVE activeFlag',
-      {
-        ':failed': 'failed',
-        ':reason': reason,
-      },
-    );
   }
 
   async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
@@ -190,32 +243,34 @@ export class DynamoDbLedger implements Ledger {
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1) };
+      const failures = Object.fromEntries(
+        RETRY_CLASSES.filter((retryClass) => Attributes?.[failureCounter(retryClass)] !== undefined).map(
+          (retryClass) => [retryClass, Number(Attributes?.[failureCounter(retryClass)])],
+        ),
+      );
+      return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1), failures };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       return itemOfConditionFailure(error).status === 'done' ? { kind: 'done' } : { kind: 'held' };
     }
   }
 
-  async releaseRecord(
-    jobId: string,
-    lineNumber: number,
-    owner: string,
-    attempt: 'counted' | 'uncounted' = 'counted',
-  ): Promise<void> {
+  async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
+    // A wait takes back the attempt the lease counted; a failure counts in its class.
+    const [counter, step] = 'waited' in release ? ['attempts', -1] : [failureCounter(release.failed), 1];
     await this.documents
       .send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: recordKey(jobId, lineNumber),
-          UpdateExpression: `SET #status = :waiting${attempt === 'uncounted' ? ' ADD attempts :minusOne' : ''}`,
+          UpdateExpression: `SET #status = :waiting ADD ${counter} :step`,
           ConditionExpression: '#status = :running AND leaseOwner = :owner',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':waiting': 'waiting',
             ':running': 'running',
             ':owner': owner,
-            ...(attempt === 'uncounted' ? { ':minusOne': -1 } : {}),
+            ':step': step,
           },
         }),
       )
@@ -352,15 +407,47 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void> {
-    await this.update(
-      jobId,
-      'SET #status = :status, finishedAt = :finished, updatedAt = :now, expiresAt = :expires REMOVE activeFlag',
-      {
-        ':status': status,
-        ':finished': finishedAt,
-        ':expires': this.expiresAt(),
-      },
+  async finishJob(
+    jobId: string,
+    status: 'completed' | 'cancelled',
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression:
+            'SET #status = :status, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires',
+          ConditionExpression: '#status = :finalizing',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':status': status,
+            ':finished': finishedAt,
+            ':announcement': JSON.stringify(announcement),
+            ':finalizing': 'finalizing',
+            ':now': this.isoNow(),
+            ':expires': this.expiresAt(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async markAnnounced(jobId: string): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET updatedAt = :now REMOVE announcement, activeFlag',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':now': this.isoNow() },
+      }),
     );
   }
 
@@ -408,19 +495,6 @@ export class DynamoDbLedger implements Ledger {
     } while (startKey !== undefined);
   }
 
-  private async update(jobId: string, expression: string, values: Record<string, unknown>): Promise<void> {
-    await this.documents.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: jobKey(jobId),
-        UpdateExpression: expression,
-        ConditionExpression: 'attribute_exists(pk)',
-        ...(expression.includes('#status') ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
-        ExpressionAttributeValues: { ...values, ':now': this.isoNow() },
-      }),
-    );
-  }
-
   /** When an item written now may go: DynamoDB TTL removes it `retentionDays` later. */
   private expiresAt(): number {
     return Math.floor(this.now() / 1000) + this.retentionDays * 86_400;
@@ -429,6 +503,14 @@ export class DynamoDbLedger implements Ledger {
   private isoNow(): string {
     return new Date(this.now()).toISOString();
   }
+}
+
+/** The classes that retry, each with its own failure counter. */
+const RETRY_CLASSES: readonly RetryClass[] = ['retryable', 'limited', 'later'];
+
+/** The record item's counter of failures in one retry class. */
+function failureCounter(retryClass: RetryClass): string {
+  return `${retryClass}Failures`;
 }
 
 function jobKey(jobId: string) {
@@ -474,6 +556,8 @@ function jobOf(item: Record<string, unknown>): JobRecord {
       bedrockThrottles: number('bedrockThrottleCount'),
       budgetWaits: number('budgetWaitCount'),
     },
+    announcement:
+      typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
   };
 }
 

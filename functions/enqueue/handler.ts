@@ -35,8 +35,8 @@ export function createEnqueueHandler(dependencies: EnqueueDependencies) {
       context.getRemainingTimeInMillis() < (dependencies.stopBeforeDeadlineMs ?? 60_000);
     const outcome =
       event.source === EVENT_SOURCE && event['detail-type'] === ENQUEUE_CONTINUATION
-        ? await continueJob(jobIdOf(event.detail), ports, settings, shouldStop)
-        : await startJob(parseObjectCreated(event), ports, settings, shouldStop);
+        ? await continueJob(jobIdOf(event.detail), ports, settings, shouldStop, context.awsRequestId)
+        : await startJob(parseObjectCreated(event), ports, settings, shouldStop, context.awsRequestId);
     if ('jobId' in outcome) logger.appendKeys({ jobId: outcome.jobId });
     logger.info('enqueue finished', {
       outcome: outcome.kind,

@@ -99,7 +99,7 @@ export async function finishRecords(
 
 /** Starts the finalizer if every record of a fully read job is done; only one caller ever does. */
 export async function finalizeIfDone(
-  ports: Pick<CompletionPorts, 'ledger' | 'finalize'>,
+  ports: { ledger: Pick<Ledger, 'getJob' | 'claimFinalization'>; finalize: FinalizeTrigger },
   jobId: string,
 ): Promise<void> {
   const job = await ports.ledger.getJob(jobId);

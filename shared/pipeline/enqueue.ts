@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ConfigurationError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
@@ -6,6 +7,7 @@ import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import { lineErrorOutcome } from '../output/result-records.ts';
+import { announce } from './announce.ts';
 import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord } from './job.ts';
@@ -15,6 +17,7 @@ import type {
   JobRecord,
   JobSettings,
   ObjectLocation,
+  ReadingLease,
   RecordQueue,
 } from './ports.ts';
 
@@ -33,6 +36,7 @@ export interface EnqueueSettings {
   readonly chunkBytes?: number;
   /** Ledger writes in flight at once while claiming ids and writing error records. */
   readonly concurrency?: number;
+  readonly readingLeaseSeconds?: number;
   readonly now?: () => Date;
 }
 
@@ -40,6 +44,7 @@ export type EnqueueOutcome =
   | { readonly kind: 'read'; readonly jobId: string; readonly totalRecords: number }
   | { readonly kind: 'continued'; readonly jobId: string; readonly recordsRead: number }
   | { readonly kind: 'duplicate'; readonly jobId: string }
+  | { readonly kind: 'taken-over'; readonly jobId: string }
   | { readonly kind: 'failed'; readonly jobId: string; readonly reason: string }
   | { readonly kind: 'missing'; readonly keys: readonly string[] };
 
@@ -55,6 +60,7 @@ export async function startJob(
   ports: EnqueuePorts,
   settings: EnqueueSettings,
   shouldStop: () => boolean,
+  reader: string = randomUUID(),
 ): Promise<EnqueueOutcome> {
   const found = await findObject(event, ports);
   if (found === undefined) return { kind: 'missing', keys: event.keyCandidates };
@@ -69,20 +75,24 @@ export async function startJob(
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
     const reason = error.problems.join('; ');
-    if (
-      await ports.ledger.createJob({ ...draft, status: 'failed', failureReason: reason, finishedAt: now })
-    ) {
-      await ports.events.publish(JOB_FAILED, {
-        jobId,
-        input: `s3://${location.bucket}/${location.key}`,
-        reason,
-      });
-    }
+    const failed: JobRecord = {
+      ...draft,
+      status: 'failed',
+      failureReason: reason,
+      finishedAt: now,
+      announcement: {
+        detailType: JOB_FAILED,
+        detail: { jobId, input: `s3://${location.bucket}/${location.key}`, reason },
+      },
+    };
+    // A duplicate event finds the job failed already; it publishes the event only if that is still pending.
+    const created = await ports.ledger.createJob(failed);
+    await announce(ports, created ? failed : ((await ports.ledger.getJob(jobId)) ?? draft));
     return { kind: 'failed', jobId, reason };
   }
-  const job: JobRecord = { ...draft, settings: jobSettings };
-  if (!(await ports.ledger.createJob(job))) return { kind: 'duplicate', jobId };
-  return readFile(job, ports, settings, shouldStop);
+  // A duplicate event, or a retry of an invocation that failed part way, reads on from the saved offset.
+  await ports.ledger.createJob({ ...draft, settings: jobSettings });
+  return readOn(jobId, ports, settings, shouldStop, reader);
 }
 
 /** Reads on from where an earlier invocation of a large file stopped. */
@@ -91,10 +101,34 @@ export async function continueJob(
   ports: EnqueuePorts,
   settings: EnqueueSettings,
   shouldStop: () => boolean,
+  reader: string = randomUUID(),
 ): Promise<EnqueueOutcome> {
-  const job = await ports.ledger.getJob(jobId);
-  if (job === undefined || job.status !== 'enqueuing') return { kind: 'duplicate', jobId };
-  return readFile(job, ports, settings, shouldStop);
+  return readOn(jobId, ports, settings, shouldStop, reader);
+}
+
+/** How long a reader holds a file without saving progress before another may take over. */
+export const READING_LEASE_SECONDS = 120;
+
+/**
+ * Reads the job's file from its saved offset if it is still enqueuing and no other reader holds it. A
+ * failure gives the lease back first, so the retry that follows reads on at once.
+ */
+async function readOn(
+  jobId: string,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+  shouldStop: () => boolean,
+  owner: string,
+): Promise<EnqueueOutcome> {
+  const lease = { owner, leaseSeconds: settings.readingLeaseSeconds ?? READING_LEASE_SECONDS };
+  const job = await ports.ledger.leaseReading(jobId, lease);
+  if (job === undefined) return { kind: 'duplicate', jobId };
+  try {
+    return await readFile(job, ports, settings, shouldStop, lease);
+  } catch (error) {
+    await ports.ledger.releaseReading(jobId, owner).catch(() => {});
+    throw error;
+  }
 }
 
 async function findObject(event: ObjectCreated, ports: EnqueuePorts) {
@@ -115,6 +149,7 @@ async function readFile(
   ports: EnqueuePorts,
   settings: EnqueueSettings,
   shouldStop: () => boolean,
+  lease: ReadingLease,
 ): Promise<EnqueueOutcome> {
   const chunkLines = settings.chunkLines ?? 500;
   const chunkBytes = settings.chunkBytes ?? 8 * 1024 * 1024;
@@ -124,20 +159,22 @@ async function readFile(
   let chunk: RawLine[] = [];
   let bytesInChunk = 0;
 
-  const flush = async (): Promise<void> => {
+  /** Sends the chunk and saves the place after it; false when another reader has taken the file over. */
+  const flush = async (): Promise<boolean> => {
     const last = chunk.at(-1);
-    if (last === undefined) return;
+    if (last === undefined) return true;
     await enqueueChunk(job, chunk, ports, settings);
     recordsRead += chunk.length;
-    // Resume at the end of the last line; the rest of that line (its newline) reads as blank and is skipped.
-    await ports.ledger.saveReadProgress(job.jobId, {
-      readOffset: last.byteEnd,
-      readLine: last.lineNumber,
-      recordsRead,
-    });
     chunk = [];
     bytesInChunk = 0;
+    // Resume at the end of the last line; the rest of that line (its newline) reads as blank and is skipped.
+    return ports.ledger.saveReadProgress(
+      job.jobId,
+      { readOffset: last.byteEnd, readLine: last.lineNumber, recordsRead },
+      lease,
+    );
   };
+  const takenOver: EnqueueOutcome = { kind: 'taken-over', jobId: job.jobId };
 
   const lines = splitLines(ports.store.stream(job.source, job.readOffset), {
     maxLineBytes: settings.maxLineBytes,
@@ -148,15 +185,16 @@ async function readFile(
     chunk.push(line);
     bytesInChunk += line.bytes?.length ?? 0;
     if (chunk.length >= chunkLimit || bytesInChunk >= chunkBytes) {
-      await flush();
+      if (!(await flush())) return takenOver;
       chunkLimit = Math.min(chunkLines, chunkLimit * 2);
       if (shouldStop()) {
+        await ports.ledger.releaseReading(job.jobId, lease.owner);
         await ports.continuation.continueLater(job.jobId);
         return { kind: 'continued', jobId: job.jobId, recordsRead };
       }
     }
   }
-  await flush();
+  if (!(await flush())) return takenOver;
   const updated = await ports.ledger.setTotal(job.jobId, recordsRead);
   if (updated.doneRecords >= recordsRead) await finalizeIfDone(ports, job.jobId);
   return { kind: 'read', jobId: job.jobId, totalRecords: recordsRead };

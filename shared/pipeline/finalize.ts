@@ -1,9 +1,10 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { buildManifest } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
+import { announce } from './announce.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
 import { JobStatsCollector } from './job-stats.ts';
-import type { EventPublisher, JobRecord, Ledger, ObjectStore, StoredResult } from './ports.ts';
+import type { Announcement, EventPublisher, JobRecord, Ledger, ObjectStore, StoredResult } from './ports.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;
@@ -18,11 +19,17 @@ const READ_AHEAD = 16;
 
 /**
  * Writes the output file (every record in input order, in its own family) with a streaming upload, then the
- * manifest, marks the job completed and announces it. Running it again rewrites the same files.
+ * manifest, marks the job completed with its completion event, and publishes that. Running it again
+ * rewrites the same files; once the job is completed, running it again only publishes the event if it is
+ * still pending.
  */
 export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () => Date = () => new Date()) {
   const job = await ports.ledger.getJob(jobId);
-  if (job === undefined || job.status === 'completed' || job.status === 'cancelled') return undefined;
+  if (job === undefined) return undefined;
+  if (job.status === 'completed' || job.status === 'cancelled') {
+    await announce(ports, job);
+    return undefined;
+  }
   const { output, manifest } = outputLocations(job.source);
   const fallbackFamily = dominantFamily(job.familyCounts);
 
@@ -55,10 +62,23 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
   };
   const manifestBody = buildManifest(job.totals, { ...details, stats: stats.summary(job) });
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
-  await ports.ledger.finishJob(jobId, job.cancelRequested ? 'cancelled' : 'completed', details.finishedAt);
-  await ports.events.publish(JOB_COMPLETED, {
+  const announcement: Announcement = {
+    detailType: JOB_COMPLETED,
+    detail: completionDetail(job, { ...details, manifest: s3Uri(manifest) }),
+  };
+  const status = job.cancelRequested ? 'cancelled' : 'completed';
+  if (await ports.ledger.finishJob(jobId, status, details.finishedAt, announcement)) {
+    await announce(ports, { jobId, announcement });
+    return manifestBody;
+  }
+  // Another finalizer ended the job first: its event may still be pending.
+  await announce(ports, (await ports.ledger.getJob(jobId)) ?? job);
+  return undefined;
+}
+
+function completionDetail(job: JobRecord, details: Record<string, unknown>): Record<string, unknown> {
+  return {
     ...details,
-    manifest: s3Uri(manifest),
     counts: {
       total: job.totals.totalRecordCount,
       succeeded: job.totals.successRecordCount,
@@ -72,8 +92,7 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
       cacheRead: job.totals.cacheReadInputTokenCount,
     },
     estimatedCostUsd: nanoUsdToUsd(job.totals.costNanoUsd),
-  });
-  return manifestBody;
+  };
 }
 
 async function* readResultsInOrder(job: JobRecord, store: ObjectStore): AsyncGenerator<StoredResult> {

@@ -117,5 +117,6 @@ export function newJobRecord(
     finishedAt: undefined,
     cancelRequested: false,
     retries: NO_RETRIES,
+    announcement: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import type { EndpointKind } from '../catalog/catalog.ts';
+import type { RetryClass } from '../failures.ts';
 import type { InputFamily } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { JobTotals } from '../output/manifest.ts';
@@ -66,6 +67,15 @@ export interface EventPublisher {
   publish(detailType: string, detail: Record<string, unknown>): Promise<void>;
 }
 
+/**
+ * An event a job has decided to send, kept in the ledger with the status change that decided it and removed
+ * once published: a failed publish (or function) leaves it there for the next attempt or the sweeper.
+ */
+export interface Announcement {
+  readonly detailType: string;
+  readonly detail: Record<string, unknown>;
+}
+
 /** Starts the finalizer for a job (a queue message, an async invocation...). */
 export interface FinalizeTrigger {
   trigger(jobId: string): Promise<void>;
@@ -108,6 +118,14 @@ export interface JobRecord {
   readonly cancelRequested: boolean;
   /** Attempts sent back to the queue: after a Bedrock failure (throttles among them), or to wait for budget. */
   readonly retries: JobRetries;
+  /** The job's final event while it is not yet published. */
+  readonly announcement: Announcement | undefined;
+}
+
+/** Who reads a job's file now, and for how long without saving progress before another may take over. */
+export interface ReadingLease {
+  readonly owner: string;
+  readonly leaseSeconds: number;
 }
 
 export interface JobRetries {
@@ -140,37 +158,45 @@ export interface RecordCompletion {
   readonly costNanoUsd: number;
 }
 
+/** A record's failed attempts by retry class: each class's limit counts its own failures only. */
+export type ClassFailures = Readonly<Partial<Record<RetryClass, number>>>;
+
 export type LeaseResult =
-  | { readonly kind: 'acquired'; readonly attempt: number }
+  | { readonly kind: 'acquired'; readonly attempt: number; readonly failures: ClassFailures }
   | { readonly kind: 'done' }
   | { readonly kind: 'held' };
+
+export type Release = { readonly failed: RetryClass } | { readonly waited: true };
 
 export interface Ledger {
   /** Creates the job unless it exists (a duplicate event): then returns false. */
   createJob(job: JobRecord): Promise<boolean>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
+  /**
+   * Takes the reading of an enqueuing job's file, unless another reader holds it: the job as it stands, to
+   * read on from its saved offset, or undefined.
+   */
+  leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined>;
+  /** Gives the reading up early (the reader failed), so a retry can take it at once. */
+  releaseReading(jobId: string, owner: string): Promise<void>;
   /** Claims `recordId` for a line of the job; returns the line that holds it when another does. */
   claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined>;
+  /** Saves where reading goes on and renews the lease; false when the lease has passed to another reader. */
   saveReadProgress(
     jobId: string,
     progress: { readOffset: number; readLine: number; recordsRead: number },
-  ): Promise<void>;
+    lease: ReadingLease,
+  ): Promise<boolean>;
   /** Records the total once the file is read; returns the job as it now stands. */
   setTotal(jobId: string, totalRecords: number): Promise<JobRecord>;
-  failJob(jobId: string, reason: string): Promise<void>;
   isRecordDone(jobId: string, lineNumber: number): Promise<boolean>;
   /** Takes the record for one attempt (counting it) unless it is done or another worker holds it. */
   leaseRecord(jobId: string, lineNumber: number, owner: string, leaseSeconds: number): Promise<LeaseResult>;
   /**
-   * Lets the record go for another attempt. `attempt: 'uncounted'` takes back the attempt the lease counted:
-   * the call waited for a quota and failed nothing.
+   * Lets the record go for another attempt: after a failure of a class that retries (counted in that class),
+   * or after waiting for a quota (the attempt the lease counted is taken back: it failed nothing).
    */
-  releaseRecord(
-    jobId: string,
-    lineNumber: number,
-    owner: string,
-    attempt?: 'counted' | 'uncounted',
-  ): Promise<void>;
+  releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void>;
   /**
    * Marks the records done and adds them, with the retries, to their jobs' counters, all in one transaction.
    * A record already done (a redelivery) is left out and not counted; the answer lists the records counted.
@@ -178,10 +204,21 @@ export interface Ledger {
   completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;
   /** Moves a job whose records are all done to "finalizing"; true for the one caller that did it. */
   claimFinalization(jobId: string): Promise<boolean>;
-  finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void>;
+  /**
+   * Ends a finalizing job with the event that announces it (published next, then marked announced); false
+   * when the job was not finalizing (another finalizer ended it).
+   */
+  finishJob(
+    jobId: string,
+    status: 'completed' | 'cancelled',
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean>;
+  /** The job's announcement is published: forget it. */
+  markAnnounced(jobId: string): Promise<void>;
   /** Asks a job that is not finished to stop; false when it is already finished or unknown. */
   cancelJob(jobId: string): Promise<boolean>;
-  /** Jobs not finished yet, for the stuck-job sweeper. */
+  /** Jobs not finished yet, or finished with an announcement not yet published: for the sweeper. */
   listActiveJobs(): AsyncIterable<JobRecord>;
 }
 

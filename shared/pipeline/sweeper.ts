@@ -1,13 +1,35 @@
-import type { EventPublisher, JobRecord } from './ports.ts';
-
-export interface ActiveJobs {
-  /** Jobs not finished yet (enqueuing, running or finalizing). */
-  listActiveJobs(): AsyncIterable<JobRecord>;
-}
+import { type AnnouncePorts, announce } from './announce.ts';
+import { finalizeIfDone } from './complete.ts';
+import type { EnqueueContinuation, EventPublisher, FinalizeTrigger, JobRecord, Ledger } from './ports.ts';
 
 export interface DeadLetters {
   /** Messages waiting in the record queue's DLQ: records the code could not handle at all. */
   count(): Promise<number>;
+}
+
+export interface SweepPorts extends AnnouncePorts {
+  readonly ledger: Pick<Ledger, 'listActiveJobs' | 'getJob' | 'claimFinalization' | 'markAnnounced'>;
+  readonly deadLetters: DeadLetters;
+  readonly events: EventPublisher;
+  readonly continuation: EnqueueContinuation;
+  readonly finalize: FinalizeTrigger;
+}
+
+export interface SweepOptions {
+  /** Minutes without progress after which a step is taken up again: longer than any invocation can last. */
+  readonly resumeAfterMinutes: number;
+  /** Minutes without progress after which a job is reported to people. */
+  readonly stuckAfterMinutes: number;
+  readonly now: Date;
+}
+
+/** What the sweeper did for a job whose step had stopped: read its file on, finalize it, or publish its event. */
+export type Resumption = 'read' | 'finalize' | 'announce';
+
+export interface ResumedJob {
+  readonly jobId: string;
+  readonly status: JobRecord['status'];
+  readonly resumed: Resumption;
 }
 
 export interface StuckJob {
@@ -20,6 +42,7 @@ export interface StuckJob {
 }
 
 export interface SweepReport {
+  readonly resumed: readonly ResumedJob[];
   readonly stuckJobs: readonly StuckJob[];
   readonly deadLetterMessages: number;
 }
@@ -27,16 +50,18 @@ export interface SweepReport {
 export const JOBS_STUCK = 'Batch Jobs Stuck';
 
 /**
- * The scheduled check: jobs whose ledger has not moved for `stuckAfterMinutes`, and messages in the DLQ.
- * Anything found is announced on the bus (alarms and people subscribe there) and returned for the logs.
+ * The scheduled check. A job whose ledger has not moved for `resumeAfterMinutes` had its step die (a timeout,
+ * a crash, a lost message): the sweeper takes that step up again. One that has not moved for
+ * `stuckAfterMinutes`, and messages in the DLQ, are announced on the bus (alarms and people subscribe there).
  */
-export async function sweepStuckJobs(
-  ports: { jobs: ActiveJobs; deadLetters: DeadLetters; events: EventPublisher },
-  options: { stuckAfterMinutes: number; now: Date },
-): Promise<SweepReport> {
+export async function sweepStuckJobs(ports: SweepPorts, options: SweepOptions): Promise<SweepReport> {
+  const resumed: ResumedJob[] = [];
   const stuckJobs: StuckJob[] = [];
-  for await (const job of ports.jobs.listActiveJobs()) {
+  for await (const job of ports.ledger.listActiveJobs()) {
     const minutesWithoutProgress = Math.floor((options.now.getTime() - Date.parse(job.updatedAt)) / 60_000);
+    if (minutesWithoutProgress < options.resumeAfterMinutes) continue;
+    const resumption = await resume(ports, job);
+    if (resumption !== undefined) resumed.push({ jobId: job.jobId, status: job.status, resumed: resumption });
     if (minutesWithoutProgress < options.stuckAfterMinutes) continue;
     stuckJobs.push({
       jobId: job.jobId,
@@ -55,5 +80,27 @@ export async function sweepStuckJobs(
       checkedAt: options.now.toISOString(),
     });
   }
-  return { stuckJobs, deadLetterMessages };
+  return { resumed, stuckJobs, deadLetterMessages };
+}
+
+/** Takes up the step a job stopped at; undefined when its records are still being worked on. */
+async function resume(ports: SweepPorts, job: JobRecord): Promise<Resumption | undefined> {
+  if (job.announcement !== undefined) {
+    await announce(ports, job);
+    return 'announce';
+  }
+  switch (job.status) {
+    case 'enqueuing':
+      await ports.continuation.continueLater(job.jobId);
+      return 'read';
+    case 'running':
+      if (job.totalRecords === undefined || job.doneRecords < job.totalRecords) return undefined;
+      await finalizeIfDone(ports, job.jobId);
+      return 'finalize';
+    case 'finalizing':
+      await ports.finalize.trigger(job.jobId);
+      return 'finalize';
+    default:
+      return undefined;
+  }
 }

@@ -23,6 +23,7 @@ import type {
   JobRecord,
   JobRetries,
   JobUpdate,
+  LeaseResult,
   ModelInvoker,
   RecordCompletion,
   StoredResult,
@@ -106,6 +107,8 @@ interface Call {
   readonly calibrationKey: string;
   readonly cost: CallCost;
 }
+
+type AcquiredLease = LeaseResult & { kind: 'acquired' };
 
 interface CallOutcome {
   readonly verdict: RecordVerdict;
@@ -370,13 +373,13 @@ async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
       const verdict = { kind: 'done', status: stored.outcome.status, completion: stored.completion } as const;
       return { verdict, charged: 0 };
     }
-    return await invoke(call, lease.attempt, batch);
+    return await invoke(call, lease, batch);
   } catch (error) {
     return { verdict: { kind: 'unhandled', error }, charged: call.cost.charge };
   }
 }
 
-async function invoke(call: Call, attempt: number, batch: Batch): Promise<CallOutcome> {
+async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<CallOutcome> {
   const { ports, settings, deadline } = batch;
   const { invocation, job, subject } = call;
   const calledAt = settings.clock.now();
@@ -384,7 +387,7 @@ async function invoke(call: Call, attempt: number, batch: Batch): Promise<CallOu
   try {
     response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, deadline.signal);
   } catch (error) {
-    return afterFailure(call, attempt, classifyFailure(error), batch);
+    return afterFailure(call, lease, classifyFailure(error), batch);
   }
   const usage = usageOf(response);
   const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
@@ -393,7 +396,7 @@ async function invoke(call: Call, attempt: number, batch: Batch): Promise<CallOu
     subject,
     outcome: { status: 'succeeded', response },
     billing: { usage, resolved: invocation.resolved },
-    attempts: attempt,
+    attempts: lease.attempt,
     model,
   });
   const charged =
@@ -406,7 +409,7 @@ async function invoke(call: Call, attempt: number, batch: Batch): Promise<CallOu
 /** A failed call through the failure table: wait for the daily quota, try again later, or an error result. */
 async function afterFailure(
   call: Call,
-  attempt: number,
+  lease: AcquiredLease,
   failure: Failure,
   batch: Batch,
 ): Promise<CallOutcome> {
@@ -415,12 +418,13 @@ async function afterFailure(
   // Bedrock charges nothing for a call it answered with an error; a call that got no answer may have run.
   const charged = failure.answered ? 0 : call.cost.charge;
   if (failure.dailyQuota) {
-    await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, 'uncounted');
+    await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
     tally.retried(job.jobId, { budgetWaits: 1 });
     const delaySeconds = settings.policy.dailyQuotaWaitSeconds;
     return { verdict: { kind: 'wait', cause: 'daily-quota', delaySeconds }, charged, failure };
   }
-  const decision = decideRetry(failure, attempt, settings.policy, settings.random);
+  const count = { attempt: lease.attempt, ofClass: (lease.failures[failure.retry] ?? 0) + 1 };
+  const decision = decideRetry(failure, count, settings.policy, settings.random);
   if (decision.action === 'give-up') {
     const suffix = failure.retry === 'never' ? '' : ` (gave up: ${decision.reason})`;
     const outcome: RecordOutcome = {
@@ -428,12 +432,12 @@ async function afterFailure(
       failure: { ...failure, message: `${failure.message}${suffix}` },
     };
     return {
-      verdict: await finish(batch, job, { subject: call.subject, outcome, attempts: attempt }),
+      verdict: await finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt }),
       charged,
       failure,
     };
   }
-  await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner);
+  await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { failed: failure.retry });
   tally.retried(job.jobId, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
   return { verdict: { kind: 'retry', delaySeconds: decision.delaySeconds, failure }, charged, failure };
 }

@@ -75,16 +75,30 @@ describe.each([
     const { jobId } = newJob();
     const first = await subject.leaseRecord(jobId, 1, 'a', 60);
     const whileHeld = await subject.leaseRecord(jobId, 1, 'b', 60);
-    await subject.releaseRecord(jobId, 1, 'a');
+    await subject.releaseRecord(jobId, 1, 'a', { failed: 'retryable' });
     const afterRelease = await subject.leaseRecord(jobId, 1, 'b', 60);
     now += 61_000;
     const afterExpiry = await subject.leaseRecord(jobId, 1, 'c', 60);
     expect([first, whileHeld, afterRelease, afterExpiry]).toEqual([
-      { kind: 'acquired', attempt: 1 },
+      { kind: 'acquired', attempt: 1, failures: {} },
       { kind: 'held' },
-      { kind: 'acquired', attempt: 2 },
-      { kind: 'acquired', attempt: 3 },
+      { kind: 'acquired', attempt: 2, failures: { retryable: 1 } },
+      { kind: 'acquired', attempt: 3, failures: { retryable: 1 } },
     ]);
+  });
+
+  it('counts failures per retry class, so each class is limited by its own', async () => {
+    const subject = ledger();
+    const { jobId } = newJob();
+    for (const failed of ['retryable', 'retryable', 'limited', 'later'] as const) {
+      await subject.leaseRecord(jobId, 1, 'a', 60);
+      await subject.releaseRecord(jobId, 1, 'a', { failed });
+    }
+    expect(await subject.leaseRecord(jobId, 1, 'a', 60)).toEqual({
+      kind: 'acquired',
+      attempt: 5,
+      failures: { retryable: 2, limited: 1, later: 1 },
+    });
   });
 
   it('counts a record once, adds its tokens and cost, and says done from then on', async () => {
@@ -166,38 +180,116 @@ describe.each([
     const subject = ledger();
     const { jobId } = newJob();
     await subject.leaseRecord(jobId, 1, 'a', 60);
-    await subject.releaseRecord(jobId, 1, 'a', 'uncounted');
-    expect(await subject.leaseRecord(jobId, 1, 'b', 60)).toEqual({ kind: 'acquired', attempt: 1 });
+    await subject.releaseRecord(jobId, 1, 'a', { waited: true });
+    expect(await subject.leaseRecord(jobId, 1, 'b', 60)).toEqual({
+      kind: 'acquired',
+      attempt: 1,
+      failures: {},
+    });
   });
 
-  it('saves read progress, cancels unfinished jobs only, and lists unfinished jobs', async () => {
+  it('lets one reader at a time read an enqueuing file, saving progress only while it holds the lease', async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const first = { owner: 'reader-1', leaseSeconds: 60 };
+    const second = { owner: 'reader-2', leaseSeconds: 60 };
+    const progress = { readOffset: 120, readLine: 7, recordsRead: 6 };
+
+    // Act
+    const firstLease = await subject.leaseReading(job.jobId, first);
+    const whileHeld = await subject.leaseReading(job.jobId, second);
+    const savedByHolder = await subject.saveReadProgress(job.jobId, progress, first);
+    now += 61_000;
+    const afterExpiry = await subject.leaseReading(job.jobId, second);
+    const savedByFormerHolder = await subject.saveReadProgress(job.jobId, progress, first);
+    await subject.releaseReading(job.jobId, 'reader-2');
+    const afterRelease = await subject.leaseReading(job.jobId, first);
+
+    // Assess
+    expect(firstLease).toMatchObject({ jobId: job.jobId, readOffset: 0 });
+    expect(whileHeld).toBeUndefined();
+    expect(savedByHolder).toBe(true);
+    expect(afterExpiry).toMatchObject({ readOffset: 120, readLine: 7, recordsRead: 6 });
+    expect(savedByFormerHolder).toBe(false);
+    expect(afterRelease).toMatchObject({ readOffset: 120 });
+  });
+
+  it('leases no reading once the file is read', async () => {
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    await subject.setTotal(job.jobId, 3);
+    expect(await subject.leaseReading(job.jobId, { owner: 'reader-1', leaseSeconds: 60 })).toBeUndefined();
+  });
+
+  it('cancels unfinished jobs only, and lists unfinished jobs and jobs whose event is not yet published', async () => {
+    // Prepare
     const subject = ledger();
     const running = newJob();
     const finished = newJob();
+    const announcement = {
+      detailType: 'Batch Job Completed',
+      detail: { jobId: finished.jobId, counts: { total: 0 } },
+    };
     await subject.createJob(running);
     await subject.createJob(finished);
-    await subject.saveReadProgress(running.jobId, { readOffset: 120, readLine: 7, recordsRead: 6 });
     await subject.setTotal(finished.jobId, 0);
     await subject.claimFinalization(finished.jobId);
-    await subject.finishJob(finished.jobId, 'completed', '2026-11-25T11:00:00.000Z');
+
+    // Act
+    const ended = await subject.finishJob(
+      finished.jobId,
+      'completed',
+      '2026-11-25T11:00:00.000Z',
+      announcement,
+    );
+    const endedTwice = await subject.finishJob(
+      finished.jobId,
+      'completed',
+      '2026-11-25T11:00:00.000Z',
+      announcement,
+    );
+    const activeBeforeAnnounced = await activeJobIds(subject);
+    await subject.markAnnounced(finished.jobId);
+    const activeAfterAnnounced = await activeJobIds(subject);
+
+    // Assess
+    expect([ended, endedTwice]).toEqual([true, false]);
     expect(await subject.cancelJob(running.jobId)).toBe(true);
     expect(await subject.cancelJob(finished.jobId)).toBe(false);
-    expect(await subject.getJob(running.jobId)).toMatchObject({
-      readOffset: 120,
-      readLine: 7,
-      recordsRead: 6,
-      cancelRequested: true,
-    });
-    const active: string[] = [];
-    for await (const job of subject.listActiveJobs()) active.push(job.jobId);
-    expect(active).toContain(running.jobId);
-    expect(active).not.toContain(finished.jobId);
+    expect(await subject.getJob(running.jobId)).toMatchObject({ cancelRequested: true });
+    expect(activeBeforeAnnounced).toEqual(expect.arrayContaining([running.jobId, finished.jobId]));
+    expect(activeAfterAnnounced).toContain(running.jobId);
+    expect(activeAfterAnnounced).not.toContain(finished.jobId);
     expect(await subject.getJob(finished.jobId)).toMatchObject({
       status: 'completed',
       finishedAt: '2026-11-25T11:00:00.000Z',
+      announcement: undefined,
     });
   });
+
+  it("keeps a failed job on the sweeper's list until its event is published", async () => {
+    const subject = ledger();
+    const failed = {
+      ...newJob(),
+      status: 'failed' as const,
+      announcement: { detailType: 'Batch Job Failed', detail: { reason: 'bad option' } },
+    };
+    await subject.createJob(failed);
+    expect(await subject.getJob(failed.jobId)).toMatchObject({ announcement: failed.announcement });
+    expect(await activeJobIds(subject)).toContain(failed.jobId);
+    await subject.markAnnounced(failed.jobId);
+    expect(await activeJobIds(subject)).not.toContain(failed.jobId);
+  });
 });
+
+async function activeJobIds(ledger: Ledger): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const job of ledger.listActiveJobs()) ids.push(job.jobId);
+  return ids;
+}
 
 describe('DynamoDbLedger retention', () => {
   it('lets finished records and claimed ids expire by TTL', async () => {
@@ -234,7 +326,10 @@ describe('DynamoDbLedger retention', () => {
     await ledger.claimFinalization(finished.jobId);
 
     // Act
-    await ledger.finishJob(finished.jobId, 'completed', '2026-11-25T10:00:00.000Z');
+    await ledger.finishJob(finished.jobId, 'completed', '2026-11-25T10:00:00.000Z', {
+      detailType: 'Batch Job Completed',
+      detail: {},
+    });
 
     // Assess
     const item = async (jobId: string) =>

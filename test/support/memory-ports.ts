@@ -13,10 +13,12 @@ import {
   refillMs,
   takeEach,
 } from '../../shared/budget/bucket.ts';
+import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type {
+  Announcement,
   BudgetReservation,
   CountedRecord,
   EnqueueContinuation,
@@ -31,8 +33,10 @@ import type {
   ObjectLocation,
   ObjectStore,
   ObjectUpload,
+  ReadingLease,
   RecordCompletion,
   RecordQueue,
+  Release,
   TokenBudget,
 } from '../../shared/pipeline/ports.ts';
 
@@ -137,6 +141,7 @@ interface RecordState {
   owner: string | undefined;
   leaseUntil: number;
   attempts: number;
+  failures: Partial<Record<RetryClass, number>>;
 }
 
 type MutableJob = { -readonly [Field in keyof JobRecord]: JobRecord[Field] };
@@ -167,23 +172,42 @@ export class MemoryLedger implements Ledger {
     return undefined;
   }
 
+  /** Who reads each enqueuing job, and until when. */
+  readonly readers = new Map<string, { owner: string; until: number }>();
+
+  async leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined> {
+    const job = this.jobs.get(jobId);
+    const reader = this.readers.get(jobId);
+    if (job?.status !== 'enqueuing') return undefined;
+    if (reader !== undefined && reader.until >= this.now() && reader.owner !== lease.owner) return undefined;
+    this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
+    return structuredClone(job);
+  }
+
+  async releaseReading(jobId: string, owner: string): Promise<void> {
+    if (this.readers.get(jobId)?.owner === owner) this.readers.delete(jobId);
+  }
+
   async saveReadProgress(
     jobId: string,
     progress: { readOffset: number; readLine: number; recordsRead: number },
-  ) {
-    Object.assign(this.job(jobId), progress);
+    lease: ReadingLease,
+  ): Promise<boolean> {
+    if (this.readers.get(jobId)?.owner !== lease.owner) return false;
+    this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
+    Object.assign(this.job(jobId), progress, { updatedAt: new Date(this.now()).toISOString() });
+    return true;
   }
 
   async setTotal(jobId: string, totalRecords: number): Promise<JobRecord> {
     const job = this.job(jobId);
     job.totalRecords = totalRecords;
     job.totals = { ...job.totals, totalRecordCount: totalRecords };
-    if (job.status === 'enqueuing') job.status = 'running';
+    if (job.status === 'enqueuing') {
+      job.status = 'running';
+      this.readers.delete(jobId);
+    }
     return structuredClone(job);
-  }
-
-  async failJob(jobId: string, reason: string): Promise<void> {
-    Object.assign(this.job(jobId), { status: 'failed', failureReason: reason });
   }
 
   async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
@@ -201,25 +225,23 @@ export class MemoryLedger implements Ledger {
     if (state?.status === 'done') return { kind: 'done' };
     if (state?.status === 'running' && state.leaseUntil > this.now()) return { kind: 'held' };
     const attempts = (state?.attempts ?? 0) + 1;
+    const failures = { ...state?.failures };
     this.records.set(key, {
       status: 'running',
       owner,
       leaseUntil: this.now() + leaseSeconds * 1000,
       attempts,
+      failures,
     });
-    return { kind: 'acquired', attempt: attempts };
+    return { kind: 'acquired', attempt: attempts, failures: { ...failures } };
   }
 
-  async releaseRecord(
-    jobId: string,
-    lineNumber: number,
-    owner: string,
-    attempt: 'counted' | 'uncounted' = 'counted',
-  ): Promise<void> {
+  async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
     const state = this.records.get(`${jobId}#${lineNumber}`);
     if (state?.status !== 'running' || state.owner !== owner) return;
     state.status = 'waiting';
-    if (attempt === 'uncounted') state.attempts -= 1;
+    if ('waited' in release) state.attempts -= 1;
+    else state.failures[release.failed] = (state.failures[release.failed] ?? 0) + 1;
   }
 
   /** Transactions the ledger ran: one per batch. */
@@ -252,6 +274,7 @@ export class MemoryLedger implements Ledger {
       owner: undefined,
       leaseUntil: 0,
       attempts: state?.attempts ?? 0,
+      failures: state?.failures ?? {},
     });
     const job = this.job(jobId);
     const totals = job.totals;
@@ -286,8 +309,20 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
-  async finishJob(jobId: string, status: 'completed' | 'cancelled', finishedAt: string): Promise<void> {
-    Object.assign(this.job(jobId), { status, finishedAt });
+  async finishJob(
+    jobId: string,
+    status: 'completed' | 'cancelled',
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    const job = this.job(jobId);
+    if (job.status !== 'finalizing') return false;
+    Object.assign(job, { status, finishedAt, announcement });
+    return true;
+  }
+
+  async markAnnounced(jobId: string): Promise<void> {
+    this.job(jobId).announcement = undefined;
   }
 
   async cancelJob(jobId: string): Promise<boolean> {
@@ -299,7 +334,8 @@ export class MemoryLedger implements Ledger {
 
   async *listActiveJobs(): AsyncIterable<JobRecord> {
     for (const job of this.jobs.values()) {
-      if (['enqueuing', 'running', 'finalizing'].includes(job.status)) yield structuredClone(job);
+      if (['enqueuing', 'running', 'finalizing'].includes(job.status) || job.announcement !== undefined)
+        yield structuredClone(job);
     }
   }
 

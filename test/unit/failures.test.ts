@@ -146,33 +146,44 @@ describe('decideRetry', () => {
   };
 
   describe.each([
-    // retry class, attempt that failed, random draw, expected
-    ['never', 1, 0.5, { action: 'give-up', reason: 'X is not retryable' }],
-    ['retryable', 1, 0.99, { action: 'retry', delaySeconds: 2 }],
-    ['retryable', 2, 0.99, { action: 'retry', delaySeconds: 4 }],
-    ['retryable', 3, 0.5, { action: 'retry', delaySeconds: 4 }],
-    ['retryable', 4, 0.99, { action: 'retry', delaySeconds: 16 }],
-    ['retryable', 4, 0, { action: 'retry', delaySeconds: 1 }],
-    ['retryable', 5, 0.5, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
-    ['limited', 2, 0.99, { action: 'retry', delaySeconds: 4 }],
-    ['limited', 3, 0.5, { action: 'give-up', reason: 'X persisted through 3 attempts' }],
-    ['later', 1, 0, { action: 'retry', delaySeconds: 60 }],
-    ['later', 1, 0.75, { action: 'retry', delaySeconds: 62 }],
-    ['later', 5, 0, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
-  ] as const)('a %s failure on attempt %i (draw %f)', (retry, attempt, draw, expected) => {
-    it(`gives ${expected.action}`, () => {
-      // Act
-      const decision = decideRetry(failure(retry), attempt, policy, () => draw);
+    // retry class, attempt that failed, failures of that class so far (this one included), draw, expected
+    ['never', 1, 1, 0.5, { action: 'give-up', reason: 'X is not retryable' }],
+    ['retryable', 1, 1, 0.99, { action: 'retry', delaySeconds: 2 }],
+    ['retryable', 2, 2, 0.99, { action: 'retry', delaySeconds: 4 }],
+    ['retryable', 3, 3, 0.5, { action: 'retry', delaySeconds: 4 }],
+    ['retryable', 4, 4, 0.99, { action: 'retry', delaySeconds: 16 }],
+    ['retryable', 4, 4, 0, { action: 'retry', delaySeconds: 1 }],
+    ['retryable', 5, 5, 0.5, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
+    ['limited', 2, 2, 0.99, { action: 'retry', delaySeconds: 4 }],
+    ['limited', 3, 3, 0.5, { action: 'give-up', reason: 'X persisted through 3 attempts' }],
+    // Two throttles, then a first timeout: the timeout's limit counts timeouts only.
+    ['limited', 3, 1, 0.99, { action: 'retry', delaySeconds: 8 }],
+    ['retryable', 7, 4, 0.99, { action: 'retry', delaySeconds: 20 }],
+    ['later', 1, 1, 0, { action: 'retry', delaySeconds: 60 }],
+    ['later', 1, 1, 0.75, { action: 'retry', delaySeconds: 62 }],
+    ['later', 5, 5, 0, { action: 'give-up', reason: 'X persisted through 5 attempts' }],
+  ] as const)(
+    "a %s failure on attempt %i, its class's failure %i (draw %f)",
+    (retry, attempt, ofClass, draw, expected) => {
+      it(`gives ${expected.action}`, () => {
+        // Act
+        const decision = decideRetry(failure(retry), { attempt, ofClass }, policy, () => draw);
 
-      // Assess
-      expect(decision).toEqual(expected);
-    });
-  });
+        // Assess
+        expect(decision).toEqual(expected);
+      });
+    },
+  );
 
   it('caps the backoff ceiling at maxDelaySeconds (full jitter never waits longer)', () => {
     // Act
     const delays = [6, 7, 8, 9].map((attempt) =>
-      decideRetry(failure('retryable'), attempt, { ...policy, maxAttempts: 99 }, () => 0.999999),
+      decideRetry(
+        failure('retryable'),
+        { attempt, ofClass: attempt },
+        { ...policy, maxAttempts: 99 },
+        () => 0.999999,
+      ),
     );
 
     // Assess
@@ -189,7 +200,7 @@ describe('decideRetry', () => {
 
     // Act
     const delays = Array.from({ length: 400 }, () => {
-      const decision = decideRetry(failure('retryable'), 4, policy, random);
+      const decision = decideRetry(failure('retryable'), { attempt: 4, ofClass: 4 }, policy, random);
       return decision.action === 'retry' ? decision.delaySeconds : -1;
     });
 

@@ -215,6 +215,33 @@ describe('retries through the failure table', () => {
     });
     expect(pipeline.manifest('inputs/timeout.jsonl')).toMatchObject({ errorRecordCount: 1 });
   });
+
+  it("counts each class's failures against its own limit: two throttles do not use up a timeout's attempts", async () => {
+    // Prepare
+    const failures = [
+      'ThrottlingException',
+      'ThrottlingException',
+      'ModelTimeoutException',
+      'ModelTimeoutException',
+    ];
+    const pipeline = pipelineHarness({
+      answer: (_, __, call) => {
+        const name = failures[call - 1];
+        if (name !== undefined) throw bedrockError(name, name === 'ThrottlingException' ? 429 : 408);
+        return textResponse('after four failures');
+      },
+    });
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/mixed-failures.jsonl', plain('a'));
+
+    // Assess
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['retry', 'retry', 'retry', 'retry', 'done']);
+    expect(pipeline.outputLines('inputs/mixed-failures.jsonl')[0]).toMatchObject({
+      status: 'succeeded',
+      text: 'after four failures',
+    });
+  });
 });
 
 describe('exactly once', () => {
@@ -300,7 +327,7 @@ describe('exactly once', () => {
     await pipeline.work(message);
     // ...while this one had passed the checks before it did.
     pipeline.ledger.isRecordDone = async () => false;
-    pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1 });
+    pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1, failures: {} });
 
     // Act
     const verdict = await pipeline.work(message);

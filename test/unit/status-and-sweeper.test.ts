@@ -49,16 +49,16 @@ describe('sweepStuckJobs', () => {
 
     // Act
     const early = await sweepStuckJobs(
-      { jobs: pipeline.ledger, deadLetters: { count: async () => 0 }, events: pipeline.events },
-      { stuckAfterMinutes: 30, now: new Date(updatedAt + 29 * 60_000) },
+      { ...pipeline.ports, deadLetters: { count: async () => 0 } },
+      { resumeAfterMinutes: 16, stuckAfterMinutes: 30, now: new Date(updatedAt + 29 * 60_000) },
     );
     const late = await sweepStuckJobs(
-      { jobs: pipeline.ledger, deadLetters: { count: async () => 2 }, events: pipeline.events },
-      { stuckAfterMinutes: 30, now: new Date(updatedAt + 31 * 60_000) },
+      { ...pipeline.ports, deadLetters: { count: async () => 2 } },
+      { resumeAfterMinutes: 16, stuckAfterMinutes: 30, now: new Date(updatedAt + 31 * 60_000) },
     );
 
     // Assess
-    expect(early).toEqual({ stuckJobs: [], deadLetterMessages: 0 });
+    expect(early).toEqual({ resumed: [], stuckJobs: [], deadLetterMessages: 0 });
     expect(late).toMatchObject({
       stuckJobs: [{ status: 'running', minutesWithoutProgress: 31, doneRecords: 0, totalRecords: 2 }],
       deadLetterMessages: 2,
@@ -75,8 +75,8 @@ describe('sweepStuckJobs', () => {
 
     // Act
     const report = await sweepStuckJobs(
-      { jobs: pipeline.ledger, deadLetters: { count: async () => 0 }, events: pipeline.events },
-      { stuckAfterMinutes: 0, now: new Date('2030-01-01T00:00:00Z') },
+      { ...pipeline.ports, deadLetters: { count: async () => 0 } },
+      { resumeAfterMinutes: 0, stuckAfterMinutes: 0, now: new Date('2030-01-01T00:00:00Z') },
     );
 
     // Assess

@@ -1,0 +1,20 @@
+import type { EventPublisher, JobRecord, Ledger } from './ports.ts';
+
+export interface AnnouncePorts {
+  readonly ledger: Pick<Ledger, 'markAnnounced'>;
+  readonly events: EventPublisher;
+}
+
+/**
+ * Publishes the job's pending announcement, then forgets it. A failure in between leaves it pending, so it
+ * is published again (at least once, never lost); consumers tell repeats apart by the detail's jobId.
+ */
+export async function announce(
+  ports: AnnouncePorts,
+  job: Pick<JobRecord, 'jobId' | 'announcement'>,
+): Promise<boolean> {
+  if (job.announcement === undefined) return false;
+  await ports.events.publish(job.announcement.detailType, job.announcement.detail);
+  await ports.ledger.markAnnounced(job.jobId);
+  return true;
+}

@@ -1,0 +1,257 @@
+import { describe, expect, it } from 'vitest';
+import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
+import { finalizeJob } from '../../shared/pipeline/finalize.ts';
+import { type SweepOptions, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
+import { failNext } from '../support/faults.ts';
+import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
+
+const lines = (count: number) =>
+  Array.from({ length: count }, (_, index) => JSON.stringify({ id: `r${index}`, prompt: `p${index}` })).join(
+    '\n',
+  );
+
+type Pipeline = ReturnType<typeof pipelineHarness>;
+
+const sweep = (pipeline: Pipeline, minutesLater: number) =>
+  sweepStuckJobs(
+    { ...pipeline.ports, deadLetters: { count: async () => 0 } },
+    sweepOptions(pipeline, minutesLater),
+  );
+
+function sweepOptions(pipeline: Pipeline, minutesLater: number): SweepOptions {
+  return {
+    resumeAfterMinutes: 16,
+    stuckAfterMinutes: 30,
+    now: new Date(pipeline.clock.now + minutesLater * 60_000),
+  };
+}
+
+const onlyJobId = (pipeline: Pipeline) => [...pipeline.ledger.jobs.keys()][0] ?? '';
+const sentIds = (pipeline: Pipeline) => pipeline.queue.sent.map((message) => message.recordId);
+
+describe('an enqueue that failed part way', () => {
+  it('reads on from its saved offset when the event is retried, sending every record', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 2 } });
+    pipeline.store.putObject(BUCKET, 'inputs/retry.jsonl', lines(7));
+    failNext(pipeline.queue, 'send', { when: () => pipeline.queue.sent.length >= 4 });
+    const event = objectCreated('inputs/retry.jsonl');
+
+    // Act
+    const first = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false).catch(
+      (error: Error) => error,
+    );
+    const retry = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false);
+
+    // Assess
+    expect(first).toBeInstanceOf(Error);
+    expect(retry).toEqual({ kind: 'read', jobId: onlyJobId(pipeline), totalRecords: 7 });
+    expect(sentIds(pipeline)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+  });
+
+  it('is taken up by the sweeper when the reader died holding its lease, and not before', async () => {
+    // Prepare: the reader fails and cannot even give its lease back, as a timed-out function cannot.
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 2 } });
+    pipeline.store.putObject(BUCKET, 'inputs/crash.jsonl', lines(5));
+    failNext(pipeline.queue, 'send', { when: () => pipeline.queue.sent.length >= 2 });
+    failNext(pipeline.ledger, 'releaseReading');
+    const event = objectCreated('inputs/crash.jsonl');
+    await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false).catch(() => undefined);
+
+    // Act
+    const duplicate = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false);
+    const early = await sweep(pipeline, 15);
+    pipeline.clock.now += 16 * 60_000;
+    const late = await sweep(pipeline, 0);
+    const resumed = await continueJob(
+      pipeline.trigger.continued[0] ?? '',
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    expect(duplicate.kind).toBe('duplicate');
+    expect(early.resumed).toEqual([]);
+    expect(late.resumed).toEqual([{ jobId: onlyJobId(pipeline), status: 'enqueuing', resumed: 'read' }]);
+    expect(resumed).toMatchObject({ kind: 'read', totalRecords: 5 });
+    expect(sentIds(pipeline)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+  });
+
+  it('stops reading when another reader has taken the file over', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 2, readingLeaseSeconds: 60 } });
+    pipeline.store.putObject(BUCKET, 'inputs/slow.jsonl', lines(6));
+    const send = pipeline.queue.send.bind(pipeline.queue);
+    // The first reader's first chunk takes longer than its lease; a second reader takes over meanwhile.
+    let takeover: Promise<unknown> | undefined;
+    pipeline.queue.send = async (messages, delays) => {
+      if (takeover === undefined) {
+        pipeline.clock.now += 61_000;
+        takeover = continueJob(onlyJobId(pipeline), pipeline.ports, pipeline.enqueueSettings, () => false);
+        await takeover;
+      }
+      return send(messages, delays);
+    };
+
+    // Act
+    const first = await startJob(
+      objectCreated('inputs/slow.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    expect(first.kind).toBe('taken-over');
+    expect(await takeover).toMatchObject({ kind: 'read', totalRecords: 6 });
+    expect(new Set(sentIds(pipeline))).toEqual(new Set(['r0', 'r1', 'r2', 'r3', 'r4', 'r5']));
+  });
+});
+
+describe('the completion event', () => {
+  it('is published by the redelivered finalizer message when the first publish failed', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/event.jsonl', lines(2));
+    await startJob(
+      objectCreated('inputs/event.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    await pipeline.drain();
+    const jobId = onlyJobId(pipeline);
+    failNext(pipeline.events, 'publish');
+
+    // Act
+    const first = await finalizeJob(jobId, pipeline.ports).catch((error: Error) => error);
+    const redelivered = await finalizeJob(jobId, pipeline.ports);
+    const again = await finalizeJob(jobId, pipeline.ports);
+
+    // Assess
+    expect(first).toBeInstanceOf(Error);
+    expect([redelivered, again]).toEqual([undefined, undefined]);
+    expect(pipeline.events.published).toEqual([
+      {
+        detailType: 'Batch Job Completed',
+        detail: expect.objectContaining({
+          jobId,
+          status: 'completed',
+          counts: expect.objectContaining({ total: 2 }),
+        }),
+      },
+    ]);
+    expect((await pipeline.ledger.getJob(jobId))?.announcement).toBeUndefined();
+  });
+
+  it('is published by the sweeper when the finalizer gave up', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/late.jsonl', lines(1));
+    await startJob(objectCreated('inputs/late.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    await pipeline.drain();
+    failNext(pipeline.events, 'publish');
+    await pipeline.finalizeAll().catch(() => undefined);
+
+    // Act
+    const report = await sweep(pipeline, 16);
+    const next = await sweep(pipeline, 32);
+
+    // Assess
+    expect(report.resumed).toEqual([
+      { jobId: onlyJobId(pipeline), status: 'completed', resumed: 'announce' },
+    ]);
+    expect(next.resumed).toEqual([]);
+    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+  });
+
+  it('of a job failed for its file options is published on a duplicate event when the first publish failed', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/bad.jsonl', lines(1), { 'max-tokens': 'lots' });
+    failNext(pipeline.events, 'publish');
+    const event = objectCreated('inputs/bad.jsonl');
+
+    // Act
+    const first = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false).catch(
+      (error: Error) => error,
+    );
+    const retry = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false);
+    const duplicate = await startJob(event, pipeline.ports, pipeline.enqueueSettings, () => false);
+
+    // Assess
+    expect(first).toBeInstanceOf(Error);
+    expect([retry.kind, duplicate.kind]).toEqual(['failed', 'failed']);
+    expect(pipeline.events.published).toEqual([
+      {
+        detailType: 'Batch Job Failed',
+        detail: expect.objectContaining({ reason: expect.stringMatching(/max-tokens/) }),
+      },
+    ]);
+  });
+});
+
+describe('the sweeper', () => {
+  it('finalizes a job whose last record was counted but whose finalizer never started', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/unstarted.jsonl', lines(2));
+    await startJob(
+      objectCreated('inputs/unstarted.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    failNext(pipeline.ledger, 'claimFinalization');
+    const lastBatch = await pipeline.drain().catch((error: Error) => error);
+    const jobId = onlyJobId(pipeline);
+
+    // Act
+    const report = await sweep(pipeline, 16);
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(lastBatch).toBeInstanceOf(Error);
+    expect(report.resumed).toEqual([{ jobId, status: 'running', resumed: 'finalize' }]);
+    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+  });
+
+  it('starts the finalizer again for a job left finalizing', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/dropped.jsonl', lines(2));
+    await startJob(
+      objectCreated('inputs/dropped.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    await pipeline.drain();
+    const jobId = onlyJobId(pipeline);
+    pipeline.trigger.finalized.length = 0; // the finalize message was lost
+
+    // Act
+    const report = await sweep(pipeline, 16);
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(report.resumed).toEqual([{ jobId, status: 'finalizing', resumed: 'finalize' }]);
+    expect(pipeline.manifest('inputs/dropped.jsonl')).toMatchObject({ totalRecordCount: 2 });
+  });
+
+  it('leaves a running job whose records are still being worked on to the workers', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/busy.jsonl', lines(2));
+    await startJob(objectCreated('inputs/busy.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+
+    // Act
+    const report = await sweep(pipeline, 31);
+
+    // Assess
+    expect(report.resumed).toEqual([]);
+    expect(report.stuckJobs).toMatchObject([{ status: 'running', minutesWithoutProgress: 31 }]);
+    expect(pipeline.trigger.finalized).toEqual([]);
+  });
+});
