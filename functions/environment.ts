@@ -36,12 +36,14 @@ export function jobDefaultsOf(settings: {
   BEDROCK_REGION: string;
   BEDROCK_ENDPOINT: JobSettings['endpoint'];
   DEFAULT_MAX_TOKENS: number;
+  ALLOWED_MODEL_IDS?: readonly string[] | undefined;
 }): JobSettings {
   return {
     model: settings.BEDROCK_MODEL,
     region: settings.BEDROCK_REGION,
     endpoint: settings.BEDROCK_ENDPOINT,
     defaultMaxTokens: settings.DEFAULT_MAX_TOKENS,
+    ...(settings.ALLOWED_MODEL_IDS === undefined ? {} : { allowedModelIds: settings.ALLOWED_MODEL_IDS }),
   };
 }
 

@@ -32,6 +32,7 @@ export function withObservability<Event, Result>(
   { logger, metrics, tracer }: Observability,
 ): middy.MiddyfiedHandler<Event, Result> {
   handler.use(injectLambdaContext(logger, { resetKeys: true })).use(logMetrics(metrics));
-  if (tracer !== undefined) handler.use(captureLambdaHandler(tracer));
+  // Responses name input files and jobs: traces keep timings, not what the handlers return.
+  if (tracer !== undefined) handler.use(captureLambdaHandler(tracer, { captureResponse: false }));
   return handler;
 }

@@ -112,6 +112,7 @@ export class PipelineStack extends Stack {
       BEDROCK_MODEL: settings.defaultModel,
       BEDROCK_ENDPOINT: settings.endpoint,
       DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
+      ALLOWED_MODEL_IDS: settings.resolvedModels.map((model) => model.modelId).join(','),
     };
     const storage = {
       BUCKET_NAME: this.bucket.bucketName,
@@ -161,13 +162,24 @@ export class PipelineStack extends Stack {
     };
     const { enqueue, worker, finalizer, sweeper } = this.functions;
 
-    // Least privilege: each function the prefixes and actions it uses.
-    this.bucket.grantRead(enqueue.function, 'inputs/*');
-    this.bucket.grantReadWrite(enqueue.function, 'work/*');
-    this.bucket.grantRead(worker.function, 'inputs/*');
-    this.bucket.grantReadWrite(worker.function, 'work/*');
-    this.bucket.grantRead(finalizer.function, 'work/*');
-    this.bucket.grantPut(finalizer.function, 'outputs/*');
+    // Least privilege: each function the actions it calls, on the prefixes it works in.
+    const objects = (fn: PipelineFunction, access: 'read' | 'write', prefixes: readonly string[]) => {
+      fn.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          // GetObject also answers HeadObject; PutObject also covers the parts of a multipart upload.
+          actions: access === 'read' ? ['s3:GetObject'] : ['s3:PutObject', 's3:AbortMultipartUpload'],
+          resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}/*`)),
+        }),
+      );
+      if (access === 'read') key?.grantDecrypt(fn.function);
+      else key?.grantEncryptDecrypt(fn.function);
+    };
+    objects(enqueue, 'read', ['inputs', 'work']);
+    objects(enqueue, 'write', ['work']);
+    objects(worker, 'read', ['inputs', 'work']);
+    objects(worker, 'write', ['work']);
+    objects(finalizer, 'read', ['work']);
+    objects(finalizer, 'write', ['outputs']);
     finalizer.function.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['s3:ListBucket'],
@@ -175,8 +187,19 @@ export class PipelineStack extends Stack {
         conditions: { StringLike: { 's3:prefix': 'work/*' } },
       }),
     );
-    for (const fn of [enqueue, worker, finalizer]) this.ledger.grantReadWriteData(fn.function);
-    this.ledger.grantReadWriteData(sweeper.function);
+    // A transaction's items need the item actions they carry (UpdateItem); the index is read by the sweeper.
+    const ledgerActions = {
+      enqueue: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      worker: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      finalizer: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      sweeper: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    } as const;
+    for (const [name, actions] of Object.entries(ledgerActions) as Array<
+      [keyof typeof ledgerActions, readonly string[]]
+    >) {
+      this.ledger.grant(this.functions[name].function, ...actions);
+      key?.grantEncryptDecrypt(this.functions[name].function);
+    }
     this.records.queue.grantSendMessages(enqueue.function);
     this.finalize.queue.grantSendMessages(enqueue.function);
     this.finalize.queue.grantSendMessages(worker.function);
@@ -203,6 +226,16 @@ export class PipelineStack extends Stack {
       onFailure: new destinations.SqsDestination(enqueueFailures.queue),
     });
 
+    // EventBridge itself delivers what it cannot hand to the enqueue function to the rules' DLQ: with a
+    // customer-managed key, the key must let it encrypt there.
+    key?.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
     const enqueueTarget = new targets.LambdaFunction(enqueue.function, {
       retryAttempts: 185,
       maxEventAge: Duration.hours(24),
@@ -227,6 +260,8 @@ export class PipelineStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       recordQueue: this.records.queue,
       recordDeadLetters: this.records.deadLetterQueue,
+      finalizeDeadLetters: this.finalize.deadLetterQueue,
+      enqueueFailures: enqueueFailures.queue,
       functions: {
         enqueue: enqueue.function,
         worker: worker.function,
@@ -241,39 +276,32 @@ export class PipelineStack extends Stack {
 
     const prefixScoped =
       'Object access is limited to the prefixes the function works in (inputs/, work/, outputs/); keys under them are per job and per record, so they cannot be listed in advance.';
-    const s3Findings = (prefixes: readonly string[], actions: readonly string[]) =>
-      Object.fromEntries([
-        ...prefixes.map((prefix) => [
+    const s3Findings = (prefixes: readonly string[]) =>
+      Object.fromEntries(
+        prefixes.map((prefix) => [
           `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${prefix}/*]`,
           prefixScoped,
         ]),
-        ...actions.map((action) => [
-          `AwsSolutions-IAM5[Action::${action}]`,
-          'The CDK grant helpers name these action families for object reads and writes; resources stay prefix-scoped.',
-        ]),
-      ]);
+      );
     const indexFinding = {
       [`AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.ledger.node.defaultChild as dynamodb.CfnTable)}.Arn>/index/*]`]:
         "The ledger's own indexes (the active-jobs index), granted with the table.",
     };
-    acknowledge(enqueue.function, {
-      ...s3Findings(
-        ['inputs', 'work'],
-        ['s3:Abort*', 's3:DeleteObject*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'],
-      ),
-      ...indexFinding,
-    });
+    const anyRegionThroughProfile = Object.fromEntries(
+      settings.resolvedModels
+        .filter((model) => model.endpoint === 'regional')
+        .map((model) => [
+          `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${model.model.bedrockId}]`,
+          'A geographic inference profile picks the region the model runs in (and may add regions); the statement is conditioned on bedrock:InferenceProfileArn, so the model is reachable only through the profile.',
+        ]),
+    );
+    acknowledge(enqueue.function, { ...s3Findings(['inputs', 'work']), ...indexFinding });
     acknowledge(worker.function, {
-      ...s3Findings(
-        ['inputs', 'work'],
-        ['s3:Abort*', 's3:DeleteObject*', 's3:GetBucket*', 's3:GetObject*', 's3:List*'],
-      ),
+      ...anyRegionThroughProfile,
+      ...s3Findings(['inputs', 'work']),
       ...indexFinding,
     });
-    acknowledge(finalizer.function, {
-      ...s3Findings(['work', 'outputs'], ['s3:Abort*', 's3:GetBucket*', 's3:GetObject*', 's3:List*']),
-      ...indexFinding,
-    });
+    acknowledge(finalizer.function, { ...s3Findings(['work', 'outputs']), ...indexFinding });
     acknowledge(sweeper.function, indexFinding);
     if (key !== undefined) {
       const kmsFindings = Object.fromEntries(

@@ -108,7 +108,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
       );
     }
 
-    const { output, manifest } = outputLocations({ bucket, key });
+    const { output, manifest } = outputLocations({ jobId, source: { bucket, key } });
     await mkdir(options.outDir, { recursive: true });
     const outputPath = path.join(options.outDir, `${name}.out`);
     const manifestPath = path.join(options.outDir, `${name}.manifest.json.out`);

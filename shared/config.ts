@@ -39,6 +39,13 @@ export const bedrockSettings = {
     .describe('the default model: an alias, an Anthropic name or a Bedrock id'),
   BEDROCK_ENDPOINT: z.enum(endpointKinds).default('global').describe('global, regional or in-region'),
   DEFAULT_MAX_TOKENS: positiveInteger('max_tokens for records that do not set it', 4096),
+  ALLOWED_MODEL_IDS: z
+    .string()
+    .trim()
+    .min(1, 'is empty')
+    .transform((ids) => ids.split(',').map((id) => id.trim()))
+    .optional()
+    .describe('comma-separated Bedrock model ids records may call (the ones IAM allows); any when unset'),
 };
 
 export const retrySettings = {

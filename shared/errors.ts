@@ -29,3 +29,13 @@ export class ModelSelectionError extends PipelineError {}
 
 /** A record is well-formed JSON but cannot be sent to Bedrock as it is (too long, bad beta, bad max_tokens). */
 export class RecordRejectedError extends PipelineError {}
+
+/** The input object is not the one its job was created for any more: it was uploaded again (or deleted). */
+export class InputChangedError extends PipelineError {
+  constructor(location: { bucket: string; key: string }, options: { cause?: unknown } = {}) {
+    super('INPUT_CHANGED', `s3://${location.bucket}/${location.key} changed while its job ran.`, {
+      ...options,
+      fix: 'The new upload runs as a job of its own; this job keeps to the version it started with.',
+    });
+  }
+}

@@ -112,6 +112,7 @@ const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
   // Ours.
   BODY_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
   LINE_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
+  INPUT_CHANGED: { ...INPUT, httpStatus: 412 },
 };
 
 /** Anything else we raise ourselves is a problem with the input or the settings: retrying cannot fix it. */

@@ -84,13 +84,19 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
       `Job ${job.jobId} is ${job.status} (${job.doneRecords}/${job.totalRecords ?? '?'} records): no results yet.`,
     );
   }
-  const { output, manifest } = outputLocations(job.source);
+  const { output, manifest } = outputLocations(job);
   await mkdir(values.out, { recursive: true });
-  for (const location of [output, manifest]) {
+  // Named after the input, as `run` names them: sample.jsonl -> sample.jsonl.out, sample.jsonl.manifest.json.out.
+  const name = path.posix.basename(job.source.key);
+  const downloads = [
+    [output, `${name}.out`],
+    [manifest, `${name}.manifest.json.out`],
+  ] as const;
+  for (const [location, fileName] of downloads) {
     const object = await clients.s3.send(
       new GetObjectCommand({ Bucket: location.bucket, Key: location.key }),
     );
-    const target = path.join(values.out, path.basename(location.key));
+    const target = path.join(values.out, fileName);
     await writeFile(target, (await object.Body?.transformToByteArray()) ?? new Uint8Array());
     term.out(`${target}\n`);
   }

@@ -41,7 +41,7 @@ async function manifestOfJob(
   const { resources, clients } = await resolveResources(values);
   const job = await new DynamoDbLedger(clients.documents, resources.tableName).getJob(jobId);
   if (job === undefined) throw new UsageError(`No job and no file called ${jobId}.`);
-  const { manifest } = outputLocations(job.source);
+  const { manifest } = outputLocations(job);
   const object = await clients.s3
     .send(new GetObjectCommand({ Bucket: manifest.bucket, Key: manifest.key }))
     .catch(() => undefined);

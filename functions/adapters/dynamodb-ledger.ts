@@ -62,6 +62,7 @@ export class DynamoDbLedger implements Ledger {
             bucket: source.bucket,
             key: source.key,
             ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
+            ...(source.etag === undefined ? {} : { etag: source.etag }),
             ...totals,
             retriedCount: retries.retried,
             bedrockThrottleCount: retries.bedrockThrottles,
@@ -168,6 +169,40 @@ export class DynamoDbLedger implements Ledger {
             ':owner': lease.owner,
             ':until': this.now() + lease.leaseSeconds * 1000,
             ':now': this.isoNow(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async failReading(
+    jobId: string,
+    reason: string,
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression:
+            'SET #status = :failed, failureReason = :reason, finishedAt = :finished, cancelRequested = :yes, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE readerId, readerUntil',
+          ConditionExpression: '#status = :enqueuing',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':failed': 'failed',
+            ':reason': reason,
+            ':finished': finishedAt,
+            ':yes': true,
+            ':announcement': JSON.stringify(announcement),
+            ':enqueuing': 'enqueuing',
+            ':now': this.isoNow(),
+            ':expires': this.expiresAt(),
           },
         }),
       );
@@ -527,7 +562,12 @@ function jobOf(item: Record<string, unknown>): JobRecord {
   return {
     jobId: String(item.jobId),
     status: item.status as JobStatus,
-    source: { bucket: String(item.bucket), key: String(item.key), versionId: text('versionId') },
+    source: {
+      bucket: String(item.bucket),
+      key: String(item.key),
+      versionId: text('versionId'),
+      etag: text('etag'),
+    },
     settings: item.settings as JobSettings,
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),

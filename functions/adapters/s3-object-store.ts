@@ -9,6 +9,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { InputChangedError } from '../../shared/errors.ts';
 import type { ObjectInfo, ObjectLocation, ObjectStore, ObjectUpload } from '../../shared/pipeline/ports.ts';
 
 /** Multipart parts must be at least 5 MiB (but the last). */
@@ -35,19 +36,32 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async *stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array> {
-    const response = await this.s3.send(
-      new GetObjectCommand({ ...this.address(location), Range: `bytes=${startByte}-` }),
-    );
+    const response = await this.pinnedGet(location, `bytes=${startByte}-`);
     const body = response.Body as AsyncIterable<Uint8Array> | undefined;
     if (body === undefined) return;
     yield* body;
   }
 
   async readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array> {
-    const response = await this.s3.send(
-      new GetObjectCommand({ ...this.address(location), Range: `bytes=${start}-${end - 1}` }),
-    );
+    const response = await this.pinnedGet(location, `bytes=${start}-${end - 1}`);
     return (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+  }
+
+  /** A ranged read of the object as its job first saw it: its version, and its ETag (If-Match). */
+  private async pinnedGet(location: ObjectLocation, range: string) {
+    try {
+      return await this.s3.send(
+        new GetObjectCommand({
+          ...this.address(location),
+          Range: range,
+          ...(location.etag === undefined ? {} : { IfMatch: `"${location.etag}"` }),
+        }),
+      );
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || isNotFound(error)) throw new InputChangedError(location, { cause: error });
+      throw error;
+    }
   }
 
   async read(location: ObjectLocation): Promise<Uint8Array | undefined> {

@@ -1,18 +1,21 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import type { ResolvedModel } from '../../shared/models/resolve-model.ts';
 
-const ACTIONS = ['bedrock:InvokeModel', 'bedrock:CountTokens'];
+const INVOKE = ['bedrock:InvokeModel'];
+/** CountTokens takes the foundation model id in the calling region; it runs nothing and spends no quota. */
+const COUNT = ['bedrock:CountTokens'];
 
 /**
  * The least IAM that lets a function call exactly these models (aws-facts.md, "IAM for inference profiles"):
  * - in-region: the foundation model in the region;
- * - geographic profile (us., eu., ...): the profile in the source region and the foundation model in every
- *   region of the geography it may route to;
- * - global profile: the profile, the foundation model in the source region, and the region-less foundation
- *   model ARN with aws:RequestedRegion "unspecified".
+ * - geographic profile (us., eu., ...): the profile, and the foundation model in whichever region the profile
+ *   routes to (the profile decides, and may add regions), only through that profile;
+ * - global profile: the profile, the foundation model in the source region and the region-less foundation
+ *   model ARN (aws:RequestedRegion "unspecified"), only through that profile.
+ * "Only through the profile" is the bedrock:InferenceProfileArn condition of AWS's own examples: the role
+ * cannot call the model directly, around the profile. CountTokens is allowed on the source region's model.
  */
 export function bedrockInvokeStatements(
   scope: IConstruct,
@@ -20,37 +23,39 @@ export function bedrockInvokeStatements(
 ): iam.PolicyStatement[] {
   const { account, partition } = Stack.of(scope);
   const statements: iam.PolicyStatement[] = [];
-  for (const { endpoint, model, region, geography, modelId } of models) {
+  for (const { endpoint, model, region, modelId } of models) {
     const foundationModel = (inRegion: string) =>
       `arn:${partition}:bedrock:${inRegion}::foundation-model/${model.bedrockId}`;
-    const profile = `arn:${partition}:bedrock:${region}:${account}:inference-profile/${modelId}`;
+    statements.push(new iam.PolicyStatement({ actions: COUNT, resources: [foundationModel(region)] }));
     if (endpoint === 'in-region') {
-      statements.push(new iam.PolicyStatement({ actions: ACTIONS, resources: [foundationModel(region)] }));
-    } else if (endpoint === 'regional') {
-      const destinations = defaultCatalog.geography(geography.key)?.regions ?? [region];
-      statements.push(
-        new iam.PolicyStatement({
-          actions: ACTIONS,
-          resources: [profile, ...destinations.map(foundationModel)],
-        }),
-      );
-    } else {
-      statements.push(new iam.PolicyStatement({ actions: ACTIONS, resources: [profile] }));
-      statements.push(
-        new iam.PolicyStatement({
-          actions: ACTIONS,
-          resources: [foundationModel(region)],
-          conditions: { StringEquals: { 'aws:RequestedRegion': region } },
-        }),
-      );
-      statements.push(
-        new iam.PolicyStatement({
-          actions: ACTIONS,
-          resources: [`arn:${partition}:bedrock:::foundation-model/${model.bedrockId}`],
-          conditions: { StringEquals: { 'aws:RequestedRegion': 'unspecified' } },
-        }),
-      );
+      statements.push(new iam.PolicyStatement({ actions: INVOKE, resources: [foundationModel(region)] }));
+      continue;
     }
+    const profile = `arn:${partition}:bedrock:${region}:${account}:inference-profile/${modelId}`;
+    const throughProfile = { 'bedrock:InferenceProfileArn': profile };
+    statements.push(new iam.PolicyStatement({ actions: INVOKE, resources: [profile] }));
+    if (endpoint === 'regional') {
+      statements.push(
+        new iam.PolicyStatement({
+          actions: INVOKE,
+          resources: [foundationModel('*')],
+          conditions: { StringEquals: throughProfile },
+        }),
+      );
+      continue;
+    }
+    statements.push(
+      new iam.PolicyStatement({
+        actions: INVOKE,
+        resources: [foundationModel(region)],
+        conditions: { StringEquals: throughProfile },
+      }),
+      new iam.PolicyStatement({
+        actions: INVOKE,
+        resources: [`arn:${partition}:bedrock:::foundation-model/${model.bedrockId}`],
+        conditions: { StringEquals: { ...throughProfile, 'aws:RequestedRegion': 'unspecified' } },
+      }),
+    );
   }
   return statements;
 }

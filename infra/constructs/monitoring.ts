@@ -11,6 +11,10 @@ import { METRICS_NAMESPACE } from '../../functions/observability.ts';
 export interface MonitoringProps {
   readonly recordQueue: sqs.IQueue;
   readonly recordDeadLetters: sqs.IQueue;
+  /** Finalizations that failed every retry. */
+  readonly finalizeDeadLetters: sqs.IQueue;
+  /** Upload and continuation events the enqueue function failed on every retry. */
+  readonly enqueueFailures: sqs.IQueue;
   readonly functions: Readonly<Record<'enqueue' | 'worker' | 'finalizer' | 'sweeper', lambda.IFunction>>;
   /** The model ids the pipeline calls, for the per-model and AWS/Bedrock widgets. */
   readonly modelIds: readonly string[];
@@ -69,6 +73,22 @@ export class Monitoring extends Construct {
       1,
       1,
       'Record messages reached the DLQ: the worker could not handle them at all (not a Bedrock error, which becomes an error record). Read the worker logs for "record could not be handled", fix the cause, then run "bedrock-batch redrive".',
+    );
+    const waiting = (queue: sqs.IQueue) =>
+      queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' });
+    alarm(
+      'FinalizeDeadLetters',
+      waiting(props.finalizeDeadLetters),
+      1,
+      1,
+      'A job failed to finalize on every try; its message is in the finalize DLQ. Read the finalizer logs for its job id and fix the cause: the sweeper starts the finalization again while the job stays "finalizing".',
+    );
+    alarm(
+      'EnqueueFailures',
+      waiting(props.enqueueFailures),
+      1,
+      1,
+      'An upload (or the rest of a large file) could not be read on any retry; the event and its error are in the enqueue-failures queue. Read the enqueue logs for the key: a job that was created is read on by the sweeper once the cause is fixed; an upload that got no job needs uploading again.',
     );
     alarm(
       'OldestRecord',

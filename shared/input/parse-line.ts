@@ -5,6 +5,7 @@ import {
   type LineError,
   type LineErrorCode,
   type LineResult,
+  lineNamedBy,
   type MessagesBody,
 } from './records.ts';
 
@@ -164,6 +165,20 @@ function parseFamily(
   fail: (code: LineErrorCode, message: string) => LineResult,
 ): LineResult {
   const record = (
+    id: string | undefined,
+    modelOverride: string | undefined,
+    body: MessagesBody,
+  ): LineResult => {
+    const named = id === undefined ? undefined : lineNamedBy(id);
+    if (named !== undefined && named !== lineNumber) {
+      return fail(
+        'INVALID_RECORD_ID',
+        `Line ${lineNumber}: the id "${id}" is the one line ${named} gets when it has none; an id of the form line-<number> must name its own line (here line-${lineNumber}), or choose another.`,
+      );
+    }
+    return recordOf(id, modelOverride, body);
+  };
+  const recordOf = (
     id: string | undefined,
     modelOverride: string | undefined,
     body: MessagesBody,

@@ -46,6 +46,8 @@ async function checkUnique(
   parsed: LineResult & { ok: true },
   registry: RecordIdRegistry,
 ): Promise<LineResult> {
+  // A derived id is unique by construction: no given id can take it.
+  if (parsed.record.idDerived) return parsed;
   const firstLine = await registry.claim(parsed.record.recordId, parsed.record.lineNumber);
   return firstLine === undefined ? parsed : duplicateIdError(parsed.record, firstLine);
 }

@@ -46,7 +46,16 @@ export type LineResult =
   | { readonly ok: true; readonly record: PromptRecord }
   | { readonly ok: false; readonly error: LineError };
 
-/** The id a line without one gets: stable across re-reads and resumed invocations. */
+/**
+ * The id a line without one gets: stable across re-reads and resumed invocations. No given id can take it:
+ * a given id of this form must name its own line (lineNamedBy).
+ */
 export function derivedRecordId(lineNumber: number): string {
   return `line-${lineNumber}`;
+}
+
+/** The line an id of the derived form names (`line-7` -> 7); undefined for any other id. */
+export function lineNamedBy(recordId: string): number | undefined {
+  const match = /^line-([1-9]\d*)$/.exec(recordId);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
 }

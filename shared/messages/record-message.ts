@@ -15,6 +15,7 @@ const recordMessageSchema = z.strictObject({
     bucket: z.string().min(1),
     key: z.string().min(1),
     versionId: z.string().min(1).optional(),
+    etag: z.string().min(1).optional(),
     byteStart: z.number().int().nonnegative(),
     byteEnd: z.number().int().positive(),
   }),

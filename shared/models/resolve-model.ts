@@ -142,3 +142,19 @@ function regionAdvice(model: CatalogModel, geography: Geography, catalog: Catalo
       : '';
   return `Call it from a region in ${where}${alternativeText}.`;
 }
+
+/**
+ * A deployment that names its models allows only those (its IAM allows only those too): a record or file
+ * naming another fails here, before it spends any budget, instead of with AccessDenied after.
+ */
+export function assertModelAllowed(
+  resolved: ResolvedModel,
+  allowedModelIds: readonly string[] | undefined,
+): void {
+  if (allowedModelIds === undefined || allowedModelIds.includes(resolved.modelId)) return;
+  throw new ModelSelectionError(
+    'MODEL_NOT_ALLOWED',
+    `${resolved.modelId} is not one of the models this deployment allows (${allowedModelIds.join(', ')}).`,
+    { fix: "Name one of those, or add the model to the stack's allowedModels and deploy again." },
+  );
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigurationError } from '../errors.ts';
+import { ConfigurationError, InputChangedError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
@@ -12,6 +12,7 @@ import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } fro
 import { mapWithLimit } from './concurrency.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord } from './job.ts';
 import type {
+  Announcement,
   EnqueueContinuation,
   EventPublisher,
   JobRecord,
@@ -80,10 +81,7 @@ export async function startJob(
       status: 'failed',
       failureReason: reason,
       finishedAt: now,
-      announcement: {
-        detailType: JOB_FAILED,
-        detail: { jobId, input: `s3://${location.bucket}/${location.key}`, reason },
-      },
+      announcement: jobFailed(jobId, location, reason),
     };
     // A duplicate event finds the job failed already; it publishes the event only if that is still pending.
     const created = await ports.ledger.createJob(failed);
@@ -126,17 +124,38 @@ async function readOn(
   try {
     return await readFile(job, ports, settings, shouldStop, lease);
   } catch (error) {
+    if (error instanceof InputChangedError) return failReading(job, error.message, ports, settings);
     await ports.ledger.releaseReading(jobId, owner).catch(() => {});
     throw error;
   }
+}
+
+/** The file cannot be read on as the job began it: the job fails with the reason, once, and says so. */
+async function failReading(
+  job: JobRecord,
+  reason: string,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+): Promise<EnqueueOutcome> {
+  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
+  const announcement = jobFailed(job.jobId, job.source, reason);
+  if (await ports.ledger.failReading(job.jobId, reason, finishedAt, announcement))
+    await announce(ports, { jobId: job.jobId, announcement });
+  return { kind: 'failed', jobId: job.jobId, reason };
+}
+
+function jobFailed(jobId: string, source: ObjectLocation, reason: string): Announcement {
+  return { detailType: JOB_FAILED, detail: { jobId, input: `s3://${source.bucket}/${source.key}`, reason } };
 }
 
 async function findObject(event: ObjectCreated, ports: EnqueuePorts) {
   for (const key of event.keyCandidates) {
     const location: ObjectLocation = { bucket: event.bucket, key, versionId: event.versionId };
     const info = await ports.store.head(location);
-    if (info !== undefined)
-      return { location: { ...location, versionId: info.versionId ?? event.versionId }, info };
+    if (info !== undefined) {
+      const pinned = { ...location, versionId: info.versionId ?? event.versionId, etag: info.etag };
+      return { location: pinned, info };
+    }
   }
   return undefined;
 }
@@ -211,7 +230,8 @@ async function enqueueChunk(
   const parsed = chunk.map((line) => parseLine(line.bytes, line.lineNumber, settings.maxLineBytes));
   const firstLineOfId = new Map<string, number>();
   const checked = await mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
-    if (!result.ok) return result;
+    // A derived id is unique by construction: no given id can take it.
+    if (!result.ok || result.record.idDerived) return result;
     const { recordId, lineNumber } = result.record;
     const earlierInChunk = firstLineOfId.get(recordId);
     if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
@@ -239,6 +259,7 @@ async function enqueueChunk(
         bucket: job.source.bucket,
         key: job.source.key,
         ...(job.source.versionId === undefined ? {} : { versionId: job.source.versionId }),
+        ...(job.source.etag === undefined ? {} : { etag: job.source.etag }),
         byteStart: line.byteStart,
         byteEnd: line.byteEnd,
       },

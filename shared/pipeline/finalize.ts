@@ -30,7 +30,7 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
     await announce(ports, job);
     return undefined;
   }
-  const { output, manifest } = outputLocations(job.source);
+  const { output, manifest } = outputLocations(job);
   const fallbackFamily = dominantFamily(job.familyCounts);
 
   const upload = ports.store.upload(output, 'application/jsonl');

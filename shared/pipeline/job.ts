@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
-import { resolveModel } from '../models/resolve-model.ts';
+import { assertModelAllowed, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
 import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './ports.ts';
 
@@ -21,12 +21,21 @@ export function jobIdOf(bucket: string, key: string, versionOrEtag: string): str
   return `job-${createHash('sha256').update(`${bucket}\n${key}\n${versionOrEtag}`).digest('hex').slice(0, 24)}`;
 }
 
-/** `inputs/a/b.jsonl` -> `outputs/a/b.jsonl.out` and `outputs/a/b.jsonl.manifest.json.out`. */
-export function outputLocations(input: ObjectLocation): { output: ObjectLocation; manifest: ObjectLocation } {
-  const relative = input.key.startsWith(INPUT_PREFIX) ? input.key.slice(INPUT_PREFIX.length) : input.key;
+/**
+ * Where a job writes: `inputs/a/b.jsonl` -> `outputs/a/b.jsonl/<jobId>.jsonl.out` and
+ * `outputs/a/b.jsonl/<jobId>.manifest.json.out`. Every upload of a key is a job of its own with its own
+ * output, found by job id; a late job never overwrites a newer one's.
+ */
+export function outputLocations(job: Pick<JobRecord, 'jobId' | 'source'>): {
+  output: ObjectLocation;
+  manifest: ObjectLocation;
+} {
+  const { bucket, key } = job.source;
+  const relative = key.startsWith(INPUT_PREFIX) ? key.slice(INPUT_PREFIX.length) : key;
+  const folder = `${OUTPUT_PREFIX}${relative}/${job.jobId}`;
   return {
-    output: { bucket: input.bucket, key: `${OUTPUT_PREFIX}${relative}.out` },
-    manifest: { bucket: input.bucket, key: `${OUTPUT_PREFIX}${relative}.manifest.json.out` },
+    output: { bucket, key: `${folder}.jsonl.out` },
+    manifest: { bucket, key: `${folder}.manifest.json.out` },
   };
 }
 
@@ -72,9 +81,10 @@ export function jobSettingsFrom(
     endpoint: (parsed.data.endpoint ?? defaults.endpoint) as EndpointKind,
     region: defaults.region,
     defaultMaxTokens: parsed.data['max-tokens'] ?? defaults.defaultMaxTokens,
+    ...(defaults.allowedModelIds === undefined ? {} : { allowedModelIds: defaults.allowedModelIds }),
   };
   try {
-    resolveModel(settings);
+    assertModelAllowed(resolveModel(settings), settings.allowedModelIds);
   } catch (error) {
     if (error instanceof ModelSelectionError)
       throw new ConfigurationError([`file option model: ${error.message}`]);

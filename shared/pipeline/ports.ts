@@ -14,6 +14,11 @@ export interface ObjectLocation {
   readonly bucket: string;
   readonly key: string;
   readonly versionId?: string | undefined;
+  /**
+   * The ETag the object had when its job was created: reads of an object that changed since fail with
+   * InputChangedError (S3 If-Match), so a job never mixes two uploads, versioned bucket or not.
+   */
+  readonly etag?: string | undefined;
 }
 
 export interface ObjectInfo {
@@ -27,9 +32,9 @@ export interface ObjectInfo {
 export interface ObjectStore {
   /** undefined when there is no such object. */
   head(location: ObjectLocation): Promise<ObjectInfo | undefined>;
-  /** The object's bytes from `startByte` to the end, as a stream. */
+  /** The object's bytes from `startByte` to the end, as a stream. Throws InputChangedError (see etag). */
   stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array>;
-  /** Bytes [start, end) of the object. */
+  /** Bytes [start, end) of the object. Throws InputChangedError (see etag). */
   readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array>;
   /** undefined when there is no such object. */
   read(location: ObjectLocation): Promise<Uint8Array | undefined>;
@@ -93,6 +98,8 @@ export interface JobSettings {
   readonly region: string;
   readonly endpoint: EndpointKind;
   readonly defaultMaxTokens: number;
+  /** The Bedrock model ids the deployment allows (IAM allows only these); any model when absent. */
+  readonly allowedModelIds?: readonly string[];
 }
 
 export interface JobRecord {
@@ -186,6 +193,16 @@ export interface Ledger {
     jobId: string,
     progress: { readOffset: number; readLine: number; recordsRead: number },
     lease: ReadingLease,
+  ): Promise<boolean>;
+  /**
+   * Ends an enqueuing job that cannot be read on (its input changed), with the event that says why;
+   * records already sent finish as canceled. False when the job was not enqueuing.
+   */
+  failReading(
+    jobId: string,
+    reason: string,
+    finishedAt: string,
+    announcement: Announcement,
   ): Promise<boolean>;
   /** Records the total once the file is read; returns the job as it now stands. */
   setTotal(jobId: string, totalRecords: number): Promise<JobRecord>;

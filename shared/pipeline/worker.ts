@@ -2,7 +2,7 @@ import { BatchAllowance } from '../budget/allowance.ts';
 import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import type { TokenUsage } from '../cost/cost.ts';
-import { PipelineError } from '../errors.ts';
+import { InputChangedError, PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure, type RetryPolicy } from '../failures.ts';
 import { parseLine } from '../input/parse-line.ts';
 import type { LineResult } from '../input/records.ts';
@@ -175,7 +175,14 @@ async function prepare(
     return { verdict: { kind: 'done', status: 'already-done' } };
   }
   const catalog = settings.catalog ?? defaultCatalog;
-  const record = await readRecord(message, ports, catalog);
+  let record: LineResult;
+  try {
+    record = await readRecord(message, ports, catalog);
+  } catch (error) {
+    if (!(error instanceof InputChangedError)) throw error;
+    const subject = { recordId: message.recordId, lineNumber: message.lineNumber, family: undefined };
+    return { verdict: await finish(batch, job, { subject, outcome: erroredOutcome(error), attempts: 0 }) };
+  }
   const subject = {
     recordId: message.recordId,
     lineNumber: message.lineNumber,

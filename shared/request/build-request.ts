@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../catalog/catalog.ts';
 import { RecordRejectedError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
-import { type ResolvedModel, resolveModel } from '../models/resolve-model.ts';
+import { assertModelAllowed, type ResolvedModel, resolveModel } from '../models/resolve-model.ts';
 import { routeContext } from './long-context.ts';
 import { estimateInputTokens, type TokenEstimate } from './token-estimate.ts';
 
@@ -12,6 +12,7 @@ export interface JobModelSettings {
   readonly region: string;
   readonly endpoint?: EndpointKind | undefined;
   readonly defaultMaxTokens: number;
+  readonly allowedModelIds?: readonly string[] | undefined;
 }
 
 /** Everything needed to call InvokeModel for one record, decided before any call is made. */
@@ -43,6 +44,7 @@ export function buildInvocation(
     { model: record.modelOverride ?? job.model, region: job.region, endpoint: job.endpoint },
     catalog,
   );
+  assertModelAllowed(resolved, job.allowedModelIds);
   const { model } = resolved;
   const maxTokens = record.body.max_tokens ?? job.defaultMaxTokens;
   if (maxTokens > model.maxOutputTokens) {

@@ -153,6 +153,62 @@ describe('the functions', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
+  it('trace without capturing what the handlers return', () => {
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME !== undefined,
+    ))
+      expect(fn.Properties.Environment.Variables.POWERTOOLS_TRACER_CAPTURE_RESPONSE).toBe('false');
+  });
+
+  it.each([
+    [
+      'Enqueue',
+      [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        's3:AbortMultipartUpload',
+        's3:GetObject',
+        's3:PutObject',
+      ],
+    ],
+    [
+      'Worker',
+      [
+        'bedrock:CountTokens',
+        'bedrock:InvokeModel',
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        's3:AbortMultipartUpload',
+        's3:GetObject',
+        's3:PutObject',
+      ],
+    ],
+    [
+      'Finalizer',
+      [
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        's3:AbortMultipartUpload',
+        's3:GetObject',
+        's3:ListBucket',
+        's3:PutObject',
+      ],
+    ],
+    ['Sweeper', ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']],
+  ])('%s gets the S3, DynamoDB and Bedrock actions it calls and no others', (name, expected) => {
+    const policy = Object.entries(template.findResources('AWS::IAM::Policy')).find(([logicalId]) =>
+      logicalId.startsWith(`${name}Function`),
+    )?.[1];
+    const statements = (policy?.Properties.PolicyDocument.Statement ?? []) as Array<{
+      Action: string | string[];
+    }>;
+    const actions = statements
+      .flatMap((statement) => [statement.Action].flat())
+      .filter((action) => /^(s3|dynamodb|bedrock):/.test(action));
+    expect([...new Set(actions)].sort()).toEqual(expected);
+  });
+
   it('never get bedrock actions on "*"', () => {
     const policies = template.findResources('AWS::IAM::Policy');
     for (const policy of Object.values(policies)) {
@@ -187,6 +243,8 @@ describe('alarms and dashboard', () => {
     ['the oldest record', 'ApproximateAgeOfOldestMessage', 13_500, /TOKENS_PER_MINUTE/],
     ['sustained throttling', 'BedrockThrottles', 10, /another application shares the quota/],
     ['stuck jobs', 'StuckJobs', 1, /bedrock-batch status/],
+    ['the finalize DLQ', 'ApproximateNumberOfMessagesVisible', 1, /failed to finalize on every try/],
+    ['the enqueue-failures queue', 'ApproximateNumberOfMessagesVisible', 1, /could not be read on any retry/],
   ])('alarm on %s, saying what to do, to the alarm topic', (_case, metricName, threshold, description) => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: metricName,
@@ -245,6 +303,17 @@ describe('with useKms', () => {
     kms.hasResourceProperties('AWS::DynamoDB::Table', {
       SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() },
     });
+    kms.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'events.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ]),
+      },
+    });
   }, 120_000);
 });
 
@@ -255,51 +324,84 @@ describe('Bedrock IAM per endpoint', () => {
       (statement) => stack.resolve(statement.toStatementJson()),
     );
   };
-  const actions = ['bedrock:InvokeModel', 'bedrock:CountTokens'];
   const arn = (rest: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, rest]] });
+  const invoke = 'bedrock:InvokeModel';
+  const countTokensOn = (model: string) => ({
+    Action: 'bedrock:CountTokens',
+    Effect: 'Allow',
+    Resource: arn(`:bedrock:us-west-2::foundation-model/${model}`),
+  });
 
-  it('global: the profile, the model in the source region, and the region-less model for "unspecified"', () => {
+  it('global: the profile, and the model in the source region and region-less, only through the profile', () => {
+    const profile = arn(
+      ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-4-6-v1',
+    );
     expect(statementsFor('opus-4.6', 'global')).toEqual([
+      countTokensOn('anthropic.claude-opus-4-6-v1'),
+      { Action: invoke, Effect: 'Allow', Resource: profile },
       {
-        Action: actions,
-        Effect: 'Allow',
-        Resource: arn(
-          ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-4-6-v1',
-        ),
-      },
-      {
-        Action: actions,
+        Action: invoke,
         Effect: 'Allow',
         Resource: arn(':bedrock:us-west-2::foundation-model/anthropic.claude-opus-4-6-v1'),
-        Condition: { StringEquals: { 'aws:RequestedRegion': 'us-west-2' } },
+        Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profile } },
       },
       {
-        Action: actions,
+        Action: invoke,
         Effect: 'Allow',
         Resource: arn(':bedrock:::foundation-model/anthropic.claude-opus-4-6-v1'),
-        Condition: { StringEquals: { 'aws:RequestedRegion': 'unspecified' } },
+        Condition: {
+          StringEquals: { 'bedrock:InferenceProfileArn': profile, 'aws:RequestedRegion': 'unspecified' },
+        },
       },
     ]);
   });
 
-  it('regional: the profile and the model in every region of the geography', () => {
-    const [statement] = statementsFor('haiku-4.5', 'regional');
-    expect(statement.Resource).toEqual([
-      arn(':bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0'),
-      ...['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2'].map((region) =>
-        arn(`:bedrock:${region}::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0`),
-      ),
+  it('regional: the profile, and the model wherever the profile routes, only through the profile', () => {
+    const profile = arn(
+      ':bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0',
+    );
+    expect(statementsFor('haiku-4.5', 'regional')).toEqual([
+      countTokensOn('anthropic.claude-haiku-4-5-20251001-v1:0'),
+      { Action: invoke, Effect: 'Allow', Resource: profile },
+      {
+        Action: invoke,
+        Effect: 'Allow',
+        Resource: arn(':bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0'),
+        Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profile } },
+      },
     ]);
   });
 
   it('in-region: the model in the region only', () => {
+    const model = 'anthropic.claude-sonnet-4-5-20250929-v1:0';
     expect(statementsFor('sonnet-4.5', 'in-region')).toEqual([
-      {
-        Action: actions,
-        Effect: 'Allow',
-        Resource: arn(':bedrock:us-west-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0'),
-      },
+      countTokensOn(model),
+      { Action: invoke, Effect: 'Allow', Resource: arn(`:bedrock:us-west-2::foundation-model/${model}`) },
     ]);
+  });
+
+  it("reach the deployed worker's role, for every allowed model", () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: invoke,
+            Condition: {
+              StringEquals: {
+                'bedrock:InferenceProfileArn': Match.objectLike({
+                  'Fn::Join': [
+                    '',
+                    Match.arrayWith([
+                      Match.stringLikeRegexp('inference-profile/global.anthropic.claude-haiku'),
+                    ]),
+                  ],
+                }),
+              },
+            },
+          }),
+        ]),
+      },
+    });
   });
 });
 
@@ -361,16 +463,22 @@ describe('pipeline props', () => {
 });
 
 describe('cdk-nag AwsSolutions', () => {
-  it('finds nothing unacknowledged in the app', () => {
-    // Act
-    const synth = () =>
-      buildApp(
-        new App({ context: { bedrockRegion: 'us-west-2', useKms: true, alarmEmail: 'oncall@example.com' } }),
-      ).synth();
+  it.each(['global', 'regional', 'in-region'])(
+    'finds nothing unacknowledged in the app (%s endpoint)',
+    (endpoint) => {
+      // Act
+      const synth = () =>
+        buildApp(
+          new App({
+            context: { bedrockRegion: 'us-west-2', endpoint, useKms: true, alarmEmail: 'oncall@example.com' },
+          }),
+        ).synth();
 
-    // Assess
-    expect(synth).not.toThrow();
-  }, 120_000);
+      // Assess
+      expect(synth).not.toThrow();
+    },
+    120_000,
+  );
 
   it('would fail the synth on a finding nobody acknowledged (the check above is live)', () => {
     // Prepare

@@ -5,6 +5,7 @@ import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
+import { InputChangedError } from '../../shared/errors.ts';
 import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
 import type { JobRecord, Ledger } from '../../shared/pipeline/ports.ts';
 import { MemoryBudget, MemoryLedger } from '../support/memory-ports.ts';
@@ -470,5 +471,29 @@ describe('S3ObjectStore on fauxqs', () => {
   it('answers undefined for objects that are not there', async () => {
     expect(await store().head({ bucket: resources.bucket, key: 'nope' })).toBeUndefined();
     expect(await store().read({ bucket: resources.bucket, key: 'nope' })).toBeUndefined();
+  });
+
+  it('reads an object as its job first saw it, and refuses to once it was uploaded again (If-Match)', async () => {
+    // Prepare
+    const location = { bucket: resources.bucket, key: 'inputs/pinned.jsonl' };
+    await store().put(location, 'first upload\n', 'application/jsonl');
+    const pinned = { ...location, etag: (await store().head(location))?.etag };
+    const before = Buffer.from(await store().readRange(pinned, 0, 5)).toString();
+
+    // Act
+    await store().put(location, 'second upload\n', 'application/jsonl');
+    const rangeAfter = await store()
+      .readRange(pinned, 0, 5)
+      .catch((error: Error) => error);
+    const streamAfter = await (async () => {
+      for await (const _chunk of store().stream(pinned, 0)) return 'read';
+      return 'empty';
+    })().catch((error: Error) => error);
+
+    // Assess
+    expect(before).toBe('first');
+    expect(rangeAfter).toBeInstanceOf(InputChangedError);
+    expect(streamAfter).toBeInstanceOf(InputChangedError);
+    expect(Buffer.from(await store().readRange(location, 0, 6)).toString()).toBe('second');
   });
 });

@@ -3,8 +3,8 @@ import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
-import { jobIdOf, resultLocation } from '../../shared/pipeline/job.ts';
-import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
+import { jobIdOf, outputLocations, resultLocation } from '../../shared/pipeline/job.ts';
+import { MIXED_SAMPLE_RESULT_IDS, readFixture, s3KeyOf } from '../support/factories.ts';
 
 let cloud: LocalCloud;
 let pipeline: LocalPipeline;
@@ -37,13 +37,17 @@ async function text(key: string): Promise<string> {
   return (await object.Body?.transformToString()) ?? '';
 }
 
+/** The output and manifest of the latest upload of `inputKey`. */
 async function outputOf(inputKey: string) {
-  const relative = inputKey.replace(/^inputs\//, '');
-  const lines = (await text(`outputs/${relative}.out`))
+  const locations = outputLocations({
+    jobId: jobIdOfUpload(inputKey),
+    source: { bucket: pipeline.resources.bucket, key: inputKey },
+  });
+  const lines = (await text(locations.output.key))
     .trimEnd()
     .split('\n')
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const manifest = JSON.parse(await text(`outputs/${relative}.manifest.json.out`)) as Record<string, unknown>;
+  const manifest = JSON.parse(await text(locations.manifest.key)) as Record<string, unknown>;
   return { lines, manifest };
 }
 
@@ -114,7 +118,7 @@ describe('the pipeline on the local cloud', () => {
       'detail-type': 'Batch Job Completed',
       detail: {
         counts: { total: 11, succeeded: 6, errored: 5 },
-        output: `s3://${pipeline.resources.bucket}/outputs/mixed.jsonl.out`,
+        output: `s3://${pipeline.resources.bucket}/outputs/mixed.jsonl/${jobIdOfUpload('inputs/mixed.jsonl')}.jsonl.out`,
       },
     });
   });
@@ -321,11 +325,14 @@ describe('a file larger than one enqueue invocation reads', () => {
         Body: lines.join('\n'),
       }),
     );
-    await small.completion('inputs/many.jsonl');
+    const completed = await small.completion('inputs/many.jsonl');
 
     // Assess
     const object = await cloud.clients.s3.send(
-      new GetObjectCommand({ Bucket: small.resources.bucket, Key: 'outputs/many.jsonl.out' }),
+      new GetObjectCommand({
+        Bucket: small.resources.bucket,
+        Key: s3KeyOf((completed.detail as { output?: unknown }).output),
+      }),
     );
     const output = ((await object.Body?.transformToString()) ?? '')
       .trimEnd()

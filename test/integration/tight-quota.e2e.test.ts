@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { RequestMeter } from '../../local/cloud/request-meter.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { s3KeyOf } from '../support/factories.ts';
 
 /** 6,000 tokens a minute for 80 records charged about 90 tokens each: the last quarter of them wait. */
 const TOKENS_PER_MINUTE = 6_000;
@@ -61,7 +62,10 @@ describe('a file under a quota that makes records wait', () => {
 
     // Assess
     const output = await cloud.clients.s3.send(
-      new GetObjectCommand({ Bucket: pipeline.resources.bucket, Key: 'outputs/tight.jsonl.out' }),
+      new GetObjectCommand({
+        Bucket: pipeline.resources.bucket,
+        Key: s3KeyOf((event.detail as { output?: unknown }).output),
+      }),
     );
     const lines = ((await output.Body?.transformToString()) ?? '')
       .trimEnd()

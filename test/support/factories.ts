@@ -62,3 +62,10 @@ export const MIXED_SAMPLE_RESULT_IDS = [
   'legacy-model',
   '12',
 ];
+
+/** The key of an `s3://bucket/key` URI (an event's `output` or `manifest`). */
+export function s3KeyOf(uri: unknown): string {
+  const match = /^s3:\/\/[^/]+\/(.+)$/.exec(String(uri));
+  if (match?.[1] === undefined) throw new Error(`not an S3 URI: ${String(uri)}`);
+  return match[1];
+}

@@ -13,6 +13,7 @@ import {
   refillMs,
   takeEach,
 } from '../../shared/budget/bucket.ts';
+import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
@@ -80,13 +81,13 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async *stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array> {
-    const bytes = this.bytesOf(location);
+    const bytes = this.pinnedBytesOf(location);
     for (let offset = startByte; offset < bytes.length; offset += this.chunkSize)
       yield bytes.subarray(offset, offset + this.chunkSize);
   }
 
   async readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array> {
-    return this.bytesOf(location).subarray(start, end);
+    return this.pinnedBytesOf(location).subarray(start, end);
   }
 
   async read(location: ObjectLocation): Promise<Uint8Array | undefined> {
@@ -128,10 +129,11 @@ export class MemoryObjectStore implements ObjectStore {
     return `${location.bucket}/${location.key}`;
   }
 
-  private bytesOf(location: ObjectLocation): Uint8Array {
+  /** The object's bytes, if it is still the one the location's ETag names (S3 If-Match). */
+  private pinnedBytesOf(location: ObjectLocation): Uint8Array {
     const object = this.objects.get(this.id(location));
-    if (object === undefined)
-      throw Object.assign(new Error(`NoSuchKey ${this.id(location)}`), { name: 'NoSuchKey' });
+    if (object === undefined || (location.etag !== undefined && location.etag !== object.etag))
+      throw new InputChangedError(location);
     return object.bytes;
   }
 }
@@ -196,6 +198,25 @@ export class MemoryLedger implements Ledger {
     if (this.readers.get(jobId)?.owner !== lease.owner) return false;
     this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
     Object.assign(this.job(jobId), progress, { updatedAt: new Date(this.now()).toISOString() });
+    return true;
+  }
+
+  async failReading(
+    jobId: string,
+    reason: string,
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    const job = this.job(jobId);
+    if (job.status !== 'enqueuing') return false;
+    Object.assign(job, {
+      status: 'failed',
+      failureReason: reason,
+      finishedAt,
+      cancelRequested: true,
+      announcement,
+    });
+    this.readers.delete(jobId);
     return true;
   }
 

@@ -155,16 +155,18 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     return { outcome, verdicts };
   };
 
+  /** Where the newest job of `key` wrote its output and manifest. */
+  const outputsOf = (key: string) => {
+    const job = [...ledger.jobs.values()].filter((candidate) => candidate.source.key === key).at(-1);
+    return outputLocations({ jobId: job?.jobId ?? 'no-job', source: { bucket: BUCKET, key } });
+  };
   const outputLines = (key: string) =>
-    (store.text(BUCKET, outputLocations({ bucket: BUCKET, key }).output.key) ?? '')
+    (store.text(BUCKET, outputsOf(key).output.key) ?? '')
       .split('\n')
       .filter((line) => line !== '')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
   const manifest = (key: string) =>
-    JSON.parse(store.text(BUCKET, outputLocations({ bucket: BUCKET, key }).manifest.key) ?? 'null') as Record<
-      string,
-      unknown
-    > | null;
+    JSON.parse(store.text(BUCKET, outputsOf(key).manifest.key) ?? 'null') as Record<string, unknown> | null;
 
   return {
     clock,

@@ -4,7 +4,13 @@ import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
-import { BUCKET, type HarnessOptions, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
+import {
+  BUCKET,
+  type HarnessOptions,
+  jobDefaults,
+  objectCreated,
+  pipelineHarness,
+} from '../support/pipeline-harness.ts';
 
 const bedrockError = (name: string, status: number, message = `${name} from Bedrock`) =>
   Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status } });
@@ -83,6 +89,56 @@ describe('a job, end to end on in-memory ports', () => {
     expect(pipeline.model.calls[0]).toMatchObject({
       modelId: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0',
       body: { max_tokens: 77 },
+    });
+  });
+
+  describe("a deployment's allowed models", () => {
+    const allowOpusOnly = () =>
+      pipelineHarness({
+        enqueue: {
+          defaults: { ...jobDefaults, allowedModelIds: ['global.anthropic.claude-opus-4-6-v1'] },
+        },
+      });
+
+    it('answers a record naming another model with an error record, before any call', async () => {
+      // Prepare
+      const pipeline = allowOpusOnly();
+
+      // Act
+      await pipeline.run(
+        'inputs/allowed.jsonl',
+        [plain('a'), JSON.stringify({ id: 'b', prompt: 'x', model: 'haiku-4.5' })].join('\n'),
+      );
+
+      // Assess
+      expect(pipeline.model.calls.map((call) => call.modelId)).toEqual([
+        'global.anthropic.claude-opus-4-6-v1',
+      ]);
+      expect(pipeline.outputLines('inputs/allowed.jsonl')[1]).toMatchObject({
+        id: 'b',
+        status: 'errored',
+        error: {
+          code: 'MODEL_NOT_ALLOWED',
+          message: expect.stringMatching(
+            /global\.anthropic\.claude-haiku-4-5.* is not one of the models this deployment allows/,
+          ),
+        },
+      });
+    });
+
+    it('fails a file whose metadata names another model at once', async () => {
+      // Prepare
+      const pipeline = allowOpusOnly();
+
+      // Act
+      const { outcome } = await pipeline.run('inputs/other.jsonl', plain('a'), { model: 'haiku-4.5' });
+
+      // Assess
+      expect(outcome).toMatchObject({
+        kind: 'failed',
+        reason: expect.stringMatching(/not one of the models/),
+      });
+      expect(pipeline.model.calls).toHaveLength(0);
     });
   });
 

@@ -67,15 +67,32 @@ describe('readRecords on the mixed sample file (events/prompts/mixed.jsonl)', ()
 });
 
 describe('readRecords', () => {
-  it('treats an id derived from a line number like any other id', async () => {
-    // Act
-    const results = await readAll(bytes('{"prompt": "a"}\n{"id": "line-1", "prompt": "b"}\n'));
+  describe.each([
+    // lines, expected per line
+    [
+      'a line without an id, then a given id naming that line',
+      ['{"prompt": "a"}', '{"id": "line-1", "prompt": "b"}'],
+      ['ok', 'INVALID_RECORD_ID'],
+    ],
+    [
+      'a given id naming a later line without an id',
+      ['{"id": "line-2", "prompt": "a"}', '{"prompt": "b"}'],
+      ['INVALID_RECORD_ID', 'ok'],
+    ],
+    ['a given id naming its own line', ['{"prompt": "a"}', '{"id": "line-2", "prompt": "b"}'], ['ok', 'ok']],
+    [
+      'ids that only look alike',
+      ['{"id": "line-01", "prompt": "a"}', '{"id": "line-x", "prompt": "b"}', '{"prompt": "c"}'],
+      ['ok', 'ok', 'ok'],
+    ],
+  ])('derived ids never collide with given ones: %s', (_case, lines, expected) => {
+    it(`answers ${expected.join(', ')}`, async () => {
+      // Act
+      const results = await readAll(bytes(`${lines.join('\n')}\n`));
 
-    // Assess
-    expect(results.map(({ result }) => (result.ok ? 'ok' : result.error.code))).toEqual([
-      'ok',
-      'DUPLICATE_RECORD_ID',
-    ]);
+      // Assess
+      expect(results.map(({ result }) => (result.ok ? 'ok' : result.error.code))).toEqual(expected);
+    });
   });
 
   it('checks ids with the registry it is given, so a resumed read still finds duplicates', async () => {
