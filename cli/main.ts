@@ -26,10 +26,12 @@ const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Resolves on Ctrl-C (or SIGTERM), for commands that run until stopped. */
-const stopRequested = new Promise<void>((resolve) => {
-  process.once('SIGINT', () => resolve());
-  process.once('SIGTERM', () => resolve());
-});
+function stopRequested(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
 
 async function main(argv: string[], term: Terminal): Promise<number> {
   const [command, ...rest] = argv;
@@ -41,7 +43,7 @@ async function main(argv: string[], term: Terminal): Promise<number> {
     case 'local':
       if (rest[0] !== 'up')
         throw new UsageError(`Unknown local command "${rest[0] ?? ''}".`, `Use: ${LOCAL_UP_USAGE}`);
-      return localUpCommand(rest.slice(1), term, stopRequested);
+      return localUpCommand(rest.slice(1), term, stopRequested());
     case 'submit':
       return submitCommand(rest, term);
     case 'status':

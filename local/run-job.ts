@@ -8,7 +8,7 @@ import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/ports.ts';
 import { startLocalCloud } from './cloud/local-cloud.ts';
-import { startLocalPipeline } from './pipeline/local-pipeline.ts';
+import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
 export interface LocalJobOptions {
   readonly file: string;
@@ -63,18 +63,31 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
     ...(options.region === undefined ? {} : { region: options.region }),
     bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute } },
   });
-  const stopOnSignal = () => {
-    void cloud.stop().finally(() => process.exit(130));
+  let pipeline: LocalPipeline | undefined;
+  let stopping: Promise<void> | undefined;
+  // The pollers first: stopping the cloud under them would have every receive fail, loudly.
+  const stopAll = () => {
+    stopping ??= (async () => {
+      await pipeline?.stop().catch(() => {});
+      await cloud.stop();
+    })();
+    return stopping;
+  };
+  const stopOnSignal = (signal: NodeJS.Signals) => {
+    log(`Stopping (${signal}): the job is left unfinished.`);
+    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
   try {
-    const pipeline = await startLocalPipeline(cloud, {
+    const running = await startLocalPipeline(cloud, {
       workerConcurrency: 4,
       tokensPerMinute,
       ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
     });
+    pipeline = running;
     const key = `${INPUT_PREFIX}${name}`;
-    const bucket = pipeline.resources.bucket;
+    const bucket = running.resources.bucket;
     const put = await cloud.clients.s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: { ...options.metadata } }),
     );
@@ -92,16 +105,15 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
       });
     const report = async () =>
       onProgress({
-        job: await pipeline.ledger.getJob(jobId),
-        retries: pipeline.workerPoller.stats.recordsReportedFailed,
+        job: await running.ledger.getJob(jobId),
+        retries: running.workerPoller.stats.recordsReportedFailed,
         bedrockThrottles: cloud.bedrock.state().responses.ThrottlingException ?? 0,
         elapsedMs: Date.now() - started,
       });
     const progress = setInterval(() => void report(), 500);
-    const completion = await pipeline.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
+    const completion = await running.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
     await report();
     if (completion['detail-type'] === JOB_FAILED) {
-      await pipeline.stop();
       throw new PipelineError(
         'JOB_FAILED',
         `The job failed: ${String((completion.detail as { reason?: unknown }).reason)}`,
@@ -119,12 +131,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
     await writeFile(outputPath, await read(output.key));
     const manifestText = await read(manifest.key);
     await writeFile(manifestPath, manifestText);
-    await pipeline.stop();
     log(`${completion['detail-type']}: results in ${outputPath}, manifest in ${manifestPath}`);
     return { outputPath, manifestPath, manifest: JSON.parse(manifestText) as Record<string, unknown> };
   } finally {
     process.removeListener('SIGINT', stopOnSignal);
-    await cloud.stop();
+    process.removeListener('SIGTERM', stopOnSignal);
+    await stopAll();
   }
 }
 

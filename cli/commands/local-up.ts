@@ -1,11 +1,11 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from '../../local/cloud/local-cloud.ts';
-import { startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
+import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { DEFAULT_RESOURCES_FILE, type StackResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
@@ -21,24 +21,21 @@ export async function localUpCommand(
   term: Terminal,
   stopSignal: Promise<void>,
 ): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      region: { type: 'string', default: 'us-west-2' },
-      speed: { type: 'string', default: '1' },
-      'quota-tpm': { type: 'string', default: '400000' },
-      resources: { type: 'string', default: DEFAULT_RESOURCES_FILE },
-    },
+  const { values } = parseCommandLine(args, {
+    region: { type: 'string', default: 'us-west-2' },
+    speed: { type: 'string' },
+    'quota-tpm': { type: 'string' },
+    resources: { type: 'string', default: DEFAULT_RESOURCES_FILE },
   });
+  const region = knownRegion(values.region);
+  const speed = nonNegativeNumber('speed', values.speed, 1);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], 400_000);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
-  const tokensPerMinute = Number(values['quota-tpm']);
-  const cloud = await startLocalCloud({
-    region: values.region,
-    bedrock: { speed: Number(values.speed), quota: { tokensPerMinute } },
-  });
+  const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });
+  let pipeline: LocalPipeline | undefined;
   try {
-    const pipeline = await startLocalPipeline(cloud, { tokensPerMinute });
+    pipeline = await startLocalPipeline(cloud, { tokensPerMinute });
     const resources: StackResources = {
       region: cloud.region,
       bucket: pipeline.resources.bucket,
@@ -75,9 +72,10 @@ export async function localUpCommand(
     });
     await stopSignal;
     term.out('Stopping the local cloud...\n');
-    await pipeline.stop();
     await rm(values.resources, { force: true });
   } finally {
+    // The pollers first: stopping the cloud under them would have every receive fail, loudly.
+    await pipeline?.stop().catch(() => {});
     await cloud.stop();
   }
   return 0;

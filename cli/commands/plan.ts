@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import { buildInvocation } from '../../shared/request/build-request.ts';
+import { knownRegion, parseCommandLine } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
 import { checkModelChoice, fileMetadata, modelOptions } from './run.ts';
@@ -25,14 +25,14 @@ interface PlanError {
  * endpoints (low: the low input estimate and no output; high: the high estimate and every max_tokens used).
  */
 export async function planCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: { ...modelOptions, json: { type: 'boolean', default: false } },
-  });
+    { ...modelOptions, json: { type: 'boolean', default: false } },
+    ['<file.jsonl>'],
+  );
   const file = await checkInputFile(positionals[0]);
   const metadata = fileMetadata(values);
-  const job = checkModelChoice(metadata, values.region);
+  const job = checkModelChoice(metadata, knownRegion(values.region));
 
   const errors: PlanError[] = [];
   const longContextLines: number[] = [];

@@ -1,13 +1,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { describeJob } from '../../shared/pipeline/status.ts';
+import { parseCommandLine } from '../arguments.ts';
 import { UsageError } from '../errors.ts';
-import { checkInputFile } from '../input-file.ts';
+import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { resolveResources, resourceOptions } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
@@ -20,16 +20,16 @@ bedrock-batch redrive [--stack name | --resources file]`;
 
 /** Uploads a file to the deployed (or local) pipeline's inputs/ and prints the job it starts. */
 export async function submitCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: {
+    {
       ...resourceOptions,
       model: { type: 'string' },
       endpoint: { type: 'string' },
       'max-tokens': { type: 'string' },
     },
-  });
+    ['<file.jsonl>'],
+  );
   const file = await checkInputFile(positionals[0]);
   const { resources, clients } = await resolveResources(values);
   const metadata = fileMetadata(values);
@@ -49,11 +49,11 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
 }
 
 export async function statusCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: { ...resourceOptions, json: { type: 'boolean', default: false } },
-  });
+    { ...resourceOptions, json: { type: 'boolean', default: false } },
+    ['<job>'],
+  );
   const { job } = await findJob(positionals[0], values);
   const view = describeJob(job);
   if (values.json) {
@@ -73,11 +73,12 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
 }
 
 export async function resultsCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: { ...resourceOptions, out: { type: 'string', default: '.' } },
-  });
+    { ...resourceOptions, out: { type: 'string', default: '.' } },
+    ['<job>'],
+  );
+  await checkOutputDirectory(values.out);
   const { job, clients } = await findJob(positionals[0], values);
   if (job.status !== 'completed' && job.status !== 'cancelled') {
     throw new UsageError(
@@ -104,7 +105,7 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
 }
 
 export async function cancelCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: resourceOptions });
+  const { values, positionals } = parseCommandLine(args, resourceOptions, ['<job>']);
   const { job, ledger } = await findJob(positionals[0], values);
   if (!(await ledger.cancelJob(job.jobId)))
     throw new UsageError(`Job ${job.jobId} is already ${job.status}; nothing to cancel.`);
@@ -116,7 +117,7 @@ export async function cancelCommand(args: string[], term: Terminal): Promise<num
 
 /** Moves the DLQ's messages back to the record queue (after a fix), one by one so it works on any SQS. */
 export async function redriveCommand(args: string[], term: Terminal): Promise<number> {
-  const { values } = parseArgs({ args, options: resourceOptions });
+  const { values } = parseCommandLine(args, resourceOptions);
   const { resources, clients } = await resolveResources(values);
   let moved = 0;
   for (;;) {

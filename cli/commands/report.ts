@@ -1,8 +1,8 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
+import { parseCommandLine } from '../arguments.ts';
 import { UsageError } from '../errors.ts';
 import { type ReportManifest, renderReport } from '../report.ts';
 import { resolveResources, resourceOptions } from '../resources.ts';
@@ -13,11 +13,9 @@ export const REPORT_USAGE =
 
 /** Draws a job's report from a manifest file, or from a job's manifest in the bucket. */
 export async function reportCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { ...resourceOptions, html: { type: 'string' } },
-  });
+  const { values, positionals } = parseCommandLine(args, { ...resourceOptions, html: { type: 'string' } }, [
+    '<job|manifest.json.out>',
+  ]);
   const subject = positionals[0];
   if (subject === undefined) throw new UsageError('No job or manifest given.', `Use: ${REPORT_USAGE}`);
   if (values.html === undefined)

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
@@ -7,8 +6,9 @@ import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/ports.ts';
+import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
-import { checkInputFile } from '../input-file.ts';
+import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
 
 export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
@@ -27,6 +27,7 @@ export function fileMetadata(values: {
   endpoint?: string;
   'max-tokens'?: string;
 }): Record<string, string> {
+  if (values['max-tokens'] !== undefined) positiveInteger('max-tokens', values['max-tokens'], 0);
   if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
     throw new UsageError(
       `--endpoint ${values.endpoint} is not an endpoint.`,
@@ -57,19 +58,10 @@ export function checkModelChoice(metadata: Record<string, string>, region: strin
   }
 }
 
-function number(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < 0)
-    throw new UsageError(`--${name} must be a non-negative number, not "${text}".`);
-  return value;
-}
-
 export async function runCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: {
+    {
       ...modelOptions,
       out: { type: 'string', default: '.' },
       bedrock: { type: 'string', default: 'local' },
@@ -77,7 +69,9 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
       speed: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-  });
+    ['<file.jsonl>'],
+  );
+  // Everything is checked before the local cloud starts: a mistake costs no time and loses no results.
   const file = await checkInputFile(positionals[0]);
   if (values.bedrock !== 'local' && values.bedrock !== 'aws') {
     throw new UsageError(
@@ -85,9 +79,13 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
       'Use local (the stand-in) or aws (real Bedrock).',
     );
   }
+  const region = knownRegion(values.region);
   const metadata = fileMetadata(values);
-  checkModelChoice(metadata, values.region);
-  if (values.bedrock === 'aws') await requireAwsCredentials(values.region);
+  checkModelChoice(metadata, region);
+  const speed = nonNegativeNumber('speed', values.speed, 1);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], 400_000);
+  await checkOutputDirectory(values.out);
+  if (values.bedrock === 'aws') await requireAwsCredentials(region);
 
   const started = Date.now();
   const log = (line: string) => {
@@ -99,10 +97,10 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
     file,
     outDir: values.out,
     metadata,
-    region: values.region,
+    region,
     bedrock: values.bedrock,
-    speed: number('speed', values.speed, 1),
-    tokensPerMinute: number('quota-tpm', values['quota-tpm'], 400_000),
+    speed,
+    tokensPerMinute,
     log,
     onProgress: (progress) => (values.json ? undefined : term.status(progressBar(progress, term))),
   });

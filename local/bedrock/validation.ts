@@ -1,6 +1,7 @@
 import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
 import { ModelSelectionError } from '../../shared/errors.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
+import { MESSAGES_BODY_FIELDS, messagesBodyProblem } from '../../shared/request/messages-rules.ts';
 import { WireError } from './wire-errors.ts';
 
 export interface ValidInvocation {
@@ -43,8 +44,9 @@ export function validateInvocation(
   for (const key of ['anthropic_version', 'max_tokens', 'messages']) {
     if (!Object.hasOwn(body, key)) throw malformed(`#: required key [${key}] not found`);
   }
-  for (const key of catalog.bodyFieldsBedrockRejects) {
-    if (Object.hasOwn(body, key)) throw malformed(`#: extraneous key [${key}] is not permitted`);
+  for (const key of Object.keys(body)) {
+    if (!(MESSAGES_BODY_FIELDS as readonly string[]).includes(key))
+      throw malformed(`#: extraneous key [${key}] is not permitted`);
   }
   if (!catalog.acceptedAnthropicVersions.has(body.anthropic_version as string)) {
     throw malformed(
@@ -71,6 +73,9 @@ export function validateInvocation(
   if (betas.some((beta) => !catalog.allowedBetas.has(beta as string))) {
     throw new WireError('ValidationException', 'invalid beta flag');
   }
+  // The Messages API's own rules, which Bedrock applies after the schema: roles, blocks, ranges, tools.
+  const broken = messagesBodyProblem(body);
+  if (broken !== undefined) throw new WireError('ValidationException', `${broken.path}: ${broken.message}`);
   const { longContext } = model;
   const window =
     longContext.mode === 'native' || (longContext.mode === 'beta' && betas.includes(catalog.longContextBeta))

@@ -8,6 +8,9 @@ export interface ObjectCreatedNotice {
   readonly reason: 'PutObject' | 'CopyObject' | 'CompleteMultipartUpload';
 }
 
+/** The largest object S3 takes in one PutObject. */
+const S3_PUT_OBJECT_LIMIT_BYTES = 5 * 1024 ** 3;
+
 export interface FauxqsServer {
   readonly endpoint: string;
   /** Every object created through the S3 API, by any client (the SDK, the AWS CLI, ...). */
@@ -21,6 +24,14 @@ export interface FauxqsServer {
  */
 export async function startFauxqs(region: string): Promise<FauxqsServer> {
   const app = buildApp({ logger: false, host: 'localhost', defaultRegion: region });
+  // fauxqs caps request bodies at 11 MiB; S3 takes 5 GiB in one PutObject. A large document's line, or a
+  // result that carries one, must be stored locally as it would be on S3.
+  app.removeContentTypeParser('*');
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: S3_PUT_OBJECT_LIMIT_BYTES },
+    (_request, body, done) => done(null, body),
+  );
   const objectCreated = new EventEmitter<{ created: [ObjectCreatedNotice] }>();
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode !== 200) return;

@@ -1,7 +1,7 @@
 /**
- * The EventBridge rule that starts a job: S3 "Object Created" in the pipeline's bucket for a key under
- * inputs/ ending in .jsonl. The CDK stack deploys exactly this pattern and the local shim matches it.
- * The wildcard sees the key as the event carries it (encoded), whose "inputs/" and ".jsonl" never change.
+ * The EventBridge rule that starts a job: S3 "Object Created" in the pipeline's bucket for any key under
+ * inputs/. Every upload there is answered: a file that is not JSON Lines gets a "Batch Job Failed" event
+ * saying why, not silence. The CDK stack deploys exactly this pattern and the local shim matches it.
  */
 export function inputObjectCreatedPattern(bucketName: string) {
   return {
@@ -9,7 +9,7 @@ export function inputObjectCreatedPattern(bucketName: string) {
     'detail-type': ['Object Created'],
     detail: {
       bucket: { name: [bucketName] },
-      object: { key: [{ wildcard: 'inputs/*.jsonl' }] },
+      object: { key: [{ prefix: 'inputs/' }] },
     },
   };
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { defaultCatalog } from '../catalog/catalog.ts';
+import { meantField, messagesBodyProblem } from '../request/messages-rules.ts';
 import {
   derivedRecordId,
   type InputFamily,
@@ -36,22 +38,12 @@ const recordId = z
   .max(256, 'must be at most 256 characters')
   .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
 
-const message = z.strictObject({
-  role: z.enum(['user', 'assistant']),
-  content: z.union([
-    z.string().min(1, 'must not be empty'),
-    z.array(z.looseObject({ type: z.string().min(1) })).min(1, 'must hold at least one content block'),
-  ]),
-});
-
 const maxTokens = z.number().int('must be a whole number').positive('must be positive');
 
+/** The body's shape; what the Messages API allows inside it is checked by messagesBodyProblem. */
 const messagesBody = z.looseObject({
-  messages: z.array(message).min(1, 'must hold at least one message'),
+  messages: z.array(z.unknown()),
   max_tokens: maxTokens.optional(),
-  system: z
-    .union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))])
-    .optional(),
   anthropic_beta: z.array(z.string().min(1)).optional(),
 });
 
@@ -62,22 +54,25 @@ const anthropicLine = z.strictObject({
   params: messagesBody.extend({ model: z.string().min(1).optional() }),
 });
 
-const plainLine = z
-  .strictObject({
-    id: z.union([recordId, z.number().int().nonnegative().transform(String)]).optional(),
-    model: z.string().min(1).optional(),
-    prompt: z.string().min(1, 'must not be empty').optional(),
-    messages: messagesBody.shape.messages.optional(),
-    system: z.string().optional(),
-    max_tokens: maxTokens.optional(),
-    temperature: z.number().min(0).max(1).optional(),
-    top_p: z.number().min(0).max(1).optional(),
-    top_k: z.number().int().positive().optional(),
-    stop_sequences: z.array(z.string()).optional(),
-  })
-  .refine((line) => (line.prompt === undefined) !== (line.messages === undefined), {
+const plainFields = z.strictObject({
+  id: z.union([recordId, z.number().int().nonnegative().transform(String)]).optional(),
+  model: z.string().min(1).optional(),
+  prompt: z.string().min(1, 'must not be empty').optional(),
+  messages: messagesBody.shape.messages.optional(),
+  system: z.string().optional(),
+  max_tokens: maxTokens.optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().positive().optional(),
+  stop_sequences: z.array(z.string()).optional(),
+});
+
+const plainLine = plainFields.refine(
+  (line) => (line.prompt === undefined) !== (line.messages === undefined),
+  {
     message: 'give either "prompt" (a string) or "messages" (a Messages API list), not both or neither',
-  });
+  },
+);
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -176,6 +171,14 @@ function parseFamily(
         `Line ${lineNumber}: the id "${id}" is the one line ${named} gets when it has none; an id of the form line-<number> must name its own line (here line-${lineNumber}), or choose another.`,
       );
     }
+    const bodyProblem = messagesBodyProblem(body, defaultCatalog.bodyFieldsBedrockRejects);
+    if (bodyProblem !== undefined) {
+      const where = family === 'bedrock' ? 'modelInput.' : family === 'anthropic' ? 'params.' : '';
+      return fail(
+        'INVALID_REQUEST',
+        `Line ${lineNumber}: "${where}${bodyProblem.path}" ${bodyProblem.message}.${bodyProblem.fix === undefined ? '' : ` ${bodyProblem.fix}`}`,
+      );
+    }
     return recordOf(id, modelOverride, body);
   };
   const recordOf = (
@@ -199,7 +202,7 @@ function parseFamily(
     const idIssue = path === 'recordId' || path === 'custom_id' || path === 'id';
     return fail(
       idIssue ? 'INVALID_RECORD_ID' : 'INVALID_RECORD',
-      `Line ${lineNumber}: ${describeIssue(issue, path)}. ${FAMILY_ARTICLES[family]} ${FAMILY_NAMES[family]}-form line looks like ${EXAMPLES[family]}`,
+      `Line ${lineNumber}: ${describeIssue(issue, path, family)}. ${FAMILY_ARTICLES[family]} ${FAMILY_NAMES[family]}-form line looks like ${EXAMPLES[family]}`,
     );
   };
 
@@ -234,11 +237,25 @@ function formatPath(path: readonly PropertyKey[]): string {
     .join('');
 }
 
-function describeIssue(issue: z.core.$ZodIssue | undefined, path: string): string {
+/** The fields a line of each form may have, to name the one meant by a near miss. */
+const LINE_FIELDS: Record<InputFamily, readonly string[]> = {
+  bedrock: Object.keys(bedrockLine.shape),
+  anthropic: Object.keys(anthropicLine.shape),
+  plain: Object.keys(plainFields.shape),
+};
+
+function describeIssue(issue: z.core.$ZodIssue | undefined, path: string, family: InputFamily): string {
   if (issue === undefined) return 'the line is invalid';
   if (issue.code === 'unrecognized_keys') {
     const where = path === '' ? '' : ` in "${path}"`;
-    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}${where}`;
+    const known =
+      path === '' ? LINE_FIELDS[family] : /messages\[\d+\]$/.test(path) ? ['role', 'content'] : [];
+    const meant = issue.keys
+      .map((key) => [key, meantField(key, known)] as const)
+      .filter(([, field]) => field !== undefined)
+      .map(([key, field]) => ` ("${key}" is not read: write "${field}")`)
+      .join('');
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}${where}${meant}`;
   }
   // zod leaves the input out of its issues; its message is the only sign that the field was absent.
   if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined'))

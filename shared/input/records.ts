@@ -30,6 +30,7 @@ export type LineErrorCode =
   | 'UNKNOWN_FORMAT'
   | 'AMBIGUOUS_FORMAT'
   | 'INVALID_RECORD'
+  | 'INVALID_REQUEST'
   | 'INVALID_RECORD_ID'
   | 'DUPLICATE_RECORD_ID';
 

@@ -33,7 +33,6 @@ const DEFAULT_ENDPOINT: EndpointKind = 'global';
 export function resolveModel(selection: ModelSelection, catalog: Catalog = defaultCatalog): ResolvedModel {
   const { region, geography } = requireRegion(selection.region, catalog);
   const { model, prefix } = identifyModel(selection.model.trim(), catalog);
-  const endpoint = chooseEndpoint(selection, prefix, model);
 
   if (!model.offeredIn.includes(geography.key)) {
     throw new ModelSelectionError(
@@ -42,6 +41,7 @@ export function resolveModel(selection: ModelSelection, catalog: Catalog = defau
       { fix: regionAdvice(model, geography, catalog) },
     );
   }
+  // Before the endpoint: a fix about the endpoint would only lead to this error next.
   if (prefix !== undefined && prefix !== 'global' && prefix !== geography.key) {
     const prefixGeography = catalog.geography(prefix);
     throw new ModelSelectionError(
@@ -52,7 +52,18 @@ export function resolveModel(selection: ModelSelection, catalog: Catalog = defau
       },
     );
   }
+  const endpoint = chooseEndpoint(selection, prefix, model);
   return { model, endpoint, region, geography, modelId: invokeModelId(model, endpoint, geography) };
+}
+
+/**
+ * The endpoint a model id's own prefix names (`global.` -> global, `us.` -> regional), or undefined for an
+ * alias or a bare id: a prefixed id asks for its endpoint more precisely than a default does.
+ */
+export function endpointNamedBy(model: string, catalog: Catalog = defaultCatalog): EndpointKind | undefined {
+  const { prefix } = splitPrefix(model.trim(), catalog);
+  if (prefix === undefined) return undefined;
+  return prefix === 'global' ? 'global' : 'regional';
 }
 
 function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {

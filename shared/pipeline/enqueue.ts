@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, InputChangedError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
+import { FILE_HEAD_BYTES, fileContentProblem, inputNameProblem } from '../input/file-check.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
 import { duplicateIdError } from '../input/read-records.ts';
@@ -47,7 +48,8 @@ export type EnqueueOutcome =
   | { readonly kind: 'duplicate'; readonly jobId: string }
   | { readonly kind: 'taken-over'; readonly jobId: string }
   | { readonly kind: 'failed'; readonly jobId: string; readonly reason: string }
-  | { readonly kind: 'missing'; readonly keys: readonly string[] };
+  | { readonly kind: 'missing'; readonly keys: readonly string[] }
+  | { readonly kind: 'ignored'; readonly key: string; readonly reason: string };
 
 export const JOB_FAILED = 'Batch Job Failed';
 
@@ -66,31 +68,45 @@ export async function startJob(
   const found = await findObject(event, ports);
   if (found === undefined) return { kind: 'missing', keys: event.keyCandidates };
   const { location, info } = found;
+  if (location.key.endsWith('/')) return { kind: 'ignored', key: location.key, reason: 'a folder marker' };
   const jobId = jobIdOf(location.bucket, location.key, info.versionId ?? info.etag);
   const now = (settings.now ?? (() => new Date()))().toISOString();
   const draft = newJobRecord(jobId, location, settings.defaults, now);
 
+  const fileProblem =
+    inputNameProblem(location.key) ??
+    (info.size === 0
+      ? undefined
+      : fileContentProblem(await ports.store.readRange(location, 0, Math.min(info.size, FILE_HEAD_BYTES))));
+  if (fileProblem !== undefined) return rejectFile(draft, fileProblem, ports);
   let jobSettings: JobSettings;
   try {
     jobSettings = jobSettingsFrom(info.metadata, settings.defaults);
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
-    const reason = error.problems.join('; ');
-    const failed: JobRecord = {
-      ...draft,
-      status: 'failed',
-      failureReason: reason,
-      finishedAt: now,
-      announcement: jobFailed(jobId, location, reason),
-    };
-    // A duplicate event finds the job failed already; it publishes the event only if that is still pending.
-    const created = await ports.ledger.createJob(failed);
-    await announce(ports, created ? failed : ((await ports.ledger.getJob(jobId)) ?? draft));
-    return { kind: 'failed', jobId, reason };
+    return rejectFile(draft, error.problems.join('; '), ports);
   }
   // A duplicate event, or a retry of an invocation that failed part way, reads on from the saved offset.
   await ports.ledger.createJob({ ...draft, settings: jobSettings });
   return readOn(jobId, ports, settings, shouldStop, reader);
+}
+
+/**
+ * A file that cannot run at all (its name, its content as a whole, its options) is a job that failed at
+ * once, with the reason in a "Batch Job Failed" event: the uploader hears why instead of nothing.
+ */
+async function rejectFile(draft: JobRecord, reason: string, ports: EnqueuePorts): Promise<EnqueueOutcome> {
+  const failed: JobRecord = {
+    ...draft,
+    status: 'failed',
+    failureReason: reason,
+    finishedAt: draft.createdAt,
+    announcement: jobFailed(draft.jobId, draft.source, reason),
+  };
+  // A duplicate event finds the job failed already; it publishes the event only if that is still pending.
+  const created = await ports.ledger.createJob(failed);
+  await announce(ports, created ? failed : ((await ports.ledger.getJob(draft.jobId)) ?? draft));
+  return { kind: 'failed', jobId: draft.jobId, reason };
 }
 
 /** Reads on from where an earlier invocation of a large file stopped. */

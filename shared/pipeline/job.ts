@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
-import { assertModelAllowed, resolveModel } from '../models/resolve-model.ts';
+import { assertModelAllowed, endpointNamedBy, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
 import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './ports.ts';
 
@@ -76,9 +76,11 @@ export function jobSettingsFrom(
       ),
     );
   }
+  const model = parsed.data.model ?? defaults.model;
   const settings: JobSettings = {
-    model: parsed.data.model ?? defaults.model,
-    endpoint: (parsed.data.endpoint ?? defaults.endpoint) as EndpointKind,
+    model,
+    // A prefixed id (us.anthropic...) names its endpoint; the deployment's default is for the rest.
+    endpoint: (parsed.data.endpoint ?? endpointNamedBy(model) ?? defaults.endpoint) as EndpointKind,
     region: defaults.region,
     defaultMaxTokens: parsed.data['max-tokens'] ?? defaults.defaultMaxTokens,
     ...(defaults.allowedModelIds === undefined ? {} : { allowedModelIds: defaults.allowedModelIds }),

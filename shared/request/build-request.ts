@@ -2,7 +2,12 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../catalog/catalog.ts';
 import { RecordRejectedError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
-import { assertModelAllowed, type ResolvedModel, resolveModel } from '../models/resolve-model.ts';
+import {
+  assertModelAllowed,
+  endpointNamedBy,
+  type ResolvedModel,
+  resolveModel,
+} from '../models/resolve-model.ts';
 import { routeContext } from './long-context.ts';
 import { estimateInputTokens, type TokenEstimate } from './token-estimate.ts';
 
@@ -40,8 +45,9 @@ export function buildInvocation(
   job: JobModelSettings,
   catalog: Catalog = defaultCatalog,
 ): Invocation {
+  const named = record.modelOverride ?? job.model;
   const resolved = resolveModel(
-    { model: record.modelOverride ?? job.model, region: job.region, endpoint: job.endpoint },
+    { model: named, region: job.region, endpoint: endpointNamedBy(named, catalog) ?? job.endpoint },
     catalog,
   );
   assertModelAllowed(resolved, job.allowedModelIds);

@@ -161,22 +161,31 @@ describe('bedrock-batch local up', () => {
   }, 60_000);
 });
 
-describe('Ctrl-C during bedrock-batch run', () => {
-  it('stops the local cloud and leaves no process behind', async () => {
-    // Prepare
-    const run = startCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '5']);
-    await waitForOutput(run.output, /Uploaded sample\.jsonl/);
-    const helpers = childrenOf(run.child.pid ?? 0);
+describe('stopping bedrock-batch run', () => {
+  it.each([
+    ['Ctrl-C', 'SIGINT', 130],
+    ['SIGTERM', 'SIGTERM', 143],
+  ] as const)(
+    'on %s stops the local cloud with one line, no stack trace and no process left',
+    async (_case, signal, code) => {
+      // Prepare
+      const run = startCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '5']);
+      await waitForOutput(run.output, /Uploaded sample\.jsonl/);
+      const helpers = childrenOf(run.child.pid ?? 0);
 
-    // Act
-    run.child.kill('SIGINT');
-    const exit = await run.done;
+      // Act
+      run.child.kill(signal);
+      const exit = await run.done;
 
-    // Assess
-    expect(exit.code).toBe(130);
-    expect(helpers.length).toBeGreaterThan(0);
-    expect(await survivors(helpers)).toEqual([]);
-  }, 90_000);
+      // Assess
+      expect(exit.code).toBe(code);
+      expect(exit.stdout).toMatch(new RegExp(`Stopping \\(${signal}\\): the job is left unfinished\\.`));
+      expect(exit.stderr).toBe('');
+      expect(helpers.length).toBeGreaterThan(0);
+      expect(await survivors(helpers)).toEqual([]);
+    },
+    90_000,
+  );
 });
 
 describe('bedrock-batch remote commands without resources', () => {

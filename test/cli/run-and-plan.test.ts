@@ -10,6 +10,11 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'bedrock-batch-cli-'));
   await writeFile(path.join(work, 'empty.jsonl'), '');
   await mkdir(path.join(work, 'a-directory'));
+  await writeFile(path.join(work, 'table.csv'), 'id,prompt\n1,hi\n');
+  await writeFile(
+    path.join(work, 'wide.jsonl'),
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"prompt": "hi"}\n', 'utf16le')]),
+  );
 });
 afterAll(() => rm(work, { recursive: true, force: true }));
 
@@ -81,7 +86,58 @@ describe('bedrock-batch run', () => {
       /--endpoint cross is not an endpoint\. Use one of global, regional, in-region/,
     ],
     ['an unknown option', ['run', 'SAMPLE', '--fast'], /Unknown option '--fast'/],
+    [
+      'a second file',
+      ['run', 'SAMPLE', 'SAMPLE'],
+      /Unexpected argument ".*sample\.jsonl"\. .*run one file at a time/,
+    ],
+    [
+      'a quota of 0',
+      ['run', 'SAMPLE', '--quota-tpm', '0'],
+      /--quota-tpm must be a whole number of at least 1, not "0"/,
+    ],
+    [
+      'a negative quota',
+      ['run', 'SAMPLE', '--quota-tpm', '-5'],
+      /--quota-tpm must be a whole number of at least 1, not "-5"/,
+    ],
+    ['an empty speed', ['run', 'SAMPLE', '--speed', ''], /--speed must be a number of 0 or more, not ""/],
+    [
+      'a negative speed',
+      ['run', 'SAMPLE', '--speed', '-1'],
+      /--speed must be a number of 0 or more, not "-1"/,
+    ],
+    [
+      'a hexadecimal max-tokens',
+      ['run', 'SAMPLE', '--max-tokens', '0x10'],
+      /--max-tokens must be a whole number of at least 1, not "0x10"/,
+    ],
+    [
+      'an unknown region',
+      ['run', 'SAMPLE', '--region', 'mars-north-1'],
+      /--region mars-north-1 does not serve Claude on Bedrock\. Use one of .*us-west-2/,
+    ],
+    [
+      'a geographic id from another geography',
+      ['run', 'SAMPLE', '--model', 'eu.anthropic.claude-sonnet-4-5-20250929-v1:0', '--region', 'us-east-1'],
+      /The "eu\." inference profile is called from .* regions, not from us-east-1/,
+    ],
+    [
+      'an --out that is a file',
+      ['run', 'SAMPLE', '--out', 'SAMPLE'],
+      /--out .*sample\.jsonl is a file\. Name a directory/,
+    ],
     ['an unknown command', ['launch'], /Unknown command "launch"/],
+    [
+      'a .csv file',
+      ['run', 'WORK/table.csv'],
+      /table\.csv is not a \.jsonl file; the pipeline reads JSON Lines/,
+    ],
+    [
+      'a UTF-16 file',
+      ['run', 'WORK/wide.jsonl'],
+      /wide\.jsonl: The file is UTF-16 text; JSON Lines are UTF-8/,
+    ],
   ])('refuses %s with a clear message, exit code 2 and no stack trace', async (_case, args, message) => {
     // Prepare
     const resolved = args.map((arg) =>
@@ -91,7 +147,7 @@ describe('bedrock-batch run', () => {
           ? path.join(work, 'a-directory')
           : arg === 'SAMPLE'
             ? fixturePath('prompts/sample.jsonl')
-            : arg,
+            : arg.replace(/^WORK\//, `${work}/`),
     );
 
     // Act
@@ -102,6 +158,41 @@ describe('bedrock-batch run', () => {
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it('answers lines too large for Bedrock with error records, as the deployed pipeline does', async () => {
+    // Prepare: a 26 MB line, and a 12 MB document (over the 1M window) in the plain and Bedrock forms.
+    const document = 'word '.repeat(2_500_000);
+    const file = path.join(work, 'large.jsonl');
+    await writeFile(
+      file,
+      [
+        JSON.stringify({ id: 'huge', prompt: 'x'.repeat(26 * 1024 * 1024) }),
+        JSON.stringify({ id: 'long-plain', prompt: document }),
+        JSON.stringify({
+          recordId: 'long-bedrock',
+          modelInput: { max_tokens: 100, messages: [{ role: 'user', content: document }] },
+        }),
+        JSON.stringify({ id: 'small', prompt: 'Hi' }),
+      ].join('\n'),
+    );
+
+    // Act
+    const result = await runCli(['run', file, '--out', work, '--speed', '0']);
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const output = (await readFile(path.join(work, 'large.jsonl.out'), 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { error?: { code?: string; errorType?: string }; status?: string });
+    expect(output.map((line) => line.error?.code ?? line.error?.errorType ?? line.status)).toEqual([
+      'LINE_TOO_LARGE',
+      'CONTEXT_TOO_LONG',
+      'CONTEXT_TOO_LONG',
+      'succeeded',
+    ]);
+  }, 120_000);
 
   it('says plainly that --bedrock aws needs AWS credentials when there are none', async () => {
     // Act

@@ -63,14 +63,14 @@ describe('the bucket', () => {
 });
 
 describe('the rules', () => {
-  it('start a job for inputs/*.jsonl in this bucket only, with the pattern the local shim matches, retries and a DLQ', () => {
+  it('start a job for any upload under inputs/ in this bucket only, with the pattern the local shim matches, retries and a DLQ', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.s3'],
         'detail-type': ['Object Created'],
         detail: {
           bucket: { name: [{ Ref: Match.stringLikeRegexp('^Bucket') }] },
-          object: { key: [{ wildcard: 'inputs/*.jsonl' }] },
+          object: { key: [{ prefix: 'inputs/' }] },
         },
       },
       Targets: [

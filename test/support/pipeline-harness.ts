@@ -147,7 +147,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   };
 
   /** Uploads `body` as `key`, starts the job, runs the queue and the finalizer. */
-  const run = async (key: string, body: string, metadata: Record<string, string> = {}) => {
+  const run = async (key: string, body: string | Uint8Array, metadata: Record<string, string> = {}) => {
     store.putObject(BUCKET, key, body, metadata);
     const outcome: EnqueueOutcome = await startJob(objectCreated(key), ports, enqueueSettings, () => false);
     const verdicts = await drain();

@@ -45,11 +45,11 @@ describe('the pipeline rule pattern (inputObjectCreatedPattern)', () => {
       false,
     ],
     [
-      'a key that is not .jsonl',
+      'a key that is not .jsonl (the enqueue function answers it with a failed job)',
       s3Event((event) => {
         event.detail.object.key = 'inputs/notes.txt';
       }),
-      false,
+      true,
     ],
     [
       'a key with inputs/ not at the start',

@@ -69,7 +69,7 @@ describe('parseLine', () => {
               role: 'user',
               content: [
                 { type: 'text', text: 'Hi' },
-                { type: 'image', source: {} },
+                { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
               ],
             },
           ],
@@ -85,7 +85,7 @@ describe('parseLine', () => {
               role: 'user',
               content: [
                 { type: 'text', text: 'Hi' },
-                { type: 'image', source: {} },
+                { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
               ],
             },
           ],
@@ -162,14 +162,14 @@ describe('parseLine', () => {
     [
       'with empty messages',
       bytes('{"recordId": "a", "modelInput": {"messages": []}}'),
-      'INVALID_RECORD',
-      /must hold at least one message/,
+      'INVALID_REQUEST',
+      /"modelInput.messages" must be a list of at least one message/,
     ],
     [
       'with a bad role',
       bytes('{"id": "a", "messages": [{"role": "system", "content": "x"}]}'),
-      'INVALID_RECORD',
-      /"messages\[0\]\.role" is invalid: expected one of "user"\|"assistant"/,
+      'INVALID_REQUEST',
+      /"messages\.0\.role" must be "user" or "assistant", not "system"/,
     ],
     [
       'with a non-integer max_tokens',

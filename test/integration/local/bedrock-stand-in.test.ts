@@ -6,6 +6,7 @@ import {
   type StandInState,
   startBedrockStandIn,
 } from '../../../local/bedrock/stand-in.ts';
+import { BODIES_BEDROCK_REFUSES } from '../../support/bad-inputs.ts';
 import {
   bedrockClient,
   failureOf,
@@ -205,6 +206,17 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
     it('is refused with 400 ValidationException', async () => {
       // Act
       const failure = await failureOf(invoke(bedrockClient(standIn), body, modelId));
+
+      // Assess
+      expect(failure).toMatchObject({ name: 'ValidationException', status: 400 });
+      expect(failure.message).toMatch(message);
+    });
+  });
+
+  describe.each(BODIES_BEDROCK_REFUSES)('a body with %s', (_case, changes, message) => {
+    it('is refused with 400 ValidationException, as Bedrock refuses it', async () => {
+      // Act
+      const failure = await failureOf(invoke(bedrockClient(standIn), invokeBody(changes)));
 
       // Assess
       expect(failure).toMatchObject({ name: 'ValidationException', status: 400 });

@@ -182,7 +182,7 @@ describe('EventBridge shim', () => {
 
   it.each([
     ['an output object', 'outputs/plain.jsonl.out', bucket],
-    ['a file that is not .jsonl', 'inputs/readme.txt', bucket],
+    ['a file outside inputs/', 'archive/plain.jsonl', bucket],
     ['a bucket without EventBridge delivery', 'inputs/plain.jsonl', 'quiet-bucket'],
   ])('delivers nothing for %s', async (_case, key, target) => {
     // Prepare

@@ -1,0 +1,168 @@
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { BODIES_BEDROCK_REFUSES } from '../support/bad-inputs.ts';
+import { pipelineHarness } from '../support/pipeline-harness.ts';
+
+/**
+ * Every kind of bad input a user can hand the pipeline, and what they get back: a line-level problem is an
+ * error record with its code and a message that says how to fix it, while the good lines of the same file
+ * succeed; a file-level problem is one "Batch Job Failed" event with the reason, and no call at all.
+ */
+const good = (id: string) => JSON.stringify({ id, prompt: `Prompt ${id}` });
+const bedrockLine = (changes: Record<string, unknown>) =>
+  JSON.stringify({
+    recordId: 'bad',
+    modelInput: { max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }], ...changes },
+  });
+
+const LINE_PROBLEMS: ReadonlyArray<readonly [string, string | Uint8Array, string, RegExp]> = [
+  [
+    'bytes that are not UTF-8',
+    new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
+    'INVALID_UTF8',
+    /is not valid UTF-8/,
+  ],
+  ['a line that is not JSON', '{"id": "x", "prompt": ', 'INVALID_JSON', /is not valid JSON/],
+  ['a JSON array', '["a", "b"]', 'NOT_AN_OBJECT', /is an array, not a JSON object/],
+  ['an object in no known form', '{"text": "hi"}', 'UNKNOWN_FORMAT', /is in none of the accepted forms/],
+  ['a mix of two forms', '{"prompt": "hi", "modelInput": {}}', 'AMBIGUOUS_FORMAT', /mixes the .* forms/],
+  [
+    'both prompt and messages',
+    '{"prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}',
+    'INVALID_RECORD',
+    /either "prompt"/,
+  ],
+  ['an empty prompt', '{"prompt": ""}', 'INVALID_RECORD', /must not be empty/],
+  [
+    '"maxTokens" in a plain line',
+    '{"prompt": "hi", "maxTokens": 9}',
+    'INVALID_RECORD',
+    /"maxTokens" is not read: write "max_tokens"/,
+  ],
+  ['a plain temperature of 2', '{"prompt": "hi", "temperature": 2}', 'INVALID_RECORD', /temperature/],
+  ['an empty id', '{"id": "", "prompt": "hi"}', 'INVALID_RECORD_ID', /must not be empty/],
+  [
+    'an id that names another line',
+    '{"id": "line-9", "prompt": "hi"}',
+    'INVALID_RECORD_ID',
+    /the one line 9 gets when it has none/,
+  ],
+  ['an id used before', good('a'), 'DUPLICATE_RECORD_ID', /repeats record id "a" first used on line 1/],
+  [
+    'a max_tokens over the model maximum',
+    bedrockLine({ max_tokens: 200_000 }),
+    'MAX_TOKENS_TOO_LARGE',
+    /more than Claude Opus 4\.6 can produce/,
+  ],
+  [
+    'an unknown beta',
+    bedrockLine({ anthropic_beta: ['files-api-2025-04-14'] }),
+    'UNKNOWN_BETA',
+    /does not accept the beta "files-api-2025-04-14"/,
+  ],
+  ['an unknown model', '{"prompt": "hi", "model": "gpt-4"}', 'UNKNOWN_MODEL', /Unknown model "gpt-4"/],
+  [
+    'a document over the 1M window',
+    JSON.stringify({ prompt: 'word '.repeat(2_600_000) }),
+    'CONTEXT_TOO_LONG',
+    /exceeds even the 1,000,000-token window/,
+  ],
+  ...BODIES_BEDROCK_REFUSES.map(
+    ([name, changes, message]) =>
+      [`a body with ${name}`, bedrockLine(changes), 'INVALID_REQUEST', message] as const,
+  ),
+];
+
+describe.each(LINE_PROBLEMS)('a line with %s', (_case, line, code, message) => {
+  it(`is an error record ${code} saying how to fix it, and the good lines of the file succeed`, async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    const body = Buffer.concat([
+      Buffer.from(`${good('a')}\n`),
+      typeof line === 'string' ? Buffer.from(line) : line,
+      Buffer.from(`\n${good('c')}\n`),
+    ]);
+
+    // Act
+    await pipeline.run('inputs/catalogue.jsonl', body);
+
+    // Assess
+    const output = pipeline.outputLines('inputs/catalogue.jsonl').map(errorOf);
+    expect(output.map((result) => result?.code)).toEqual([undefined, code, undefined]);
+    expect(output[1]?.message).toMatch(message);
+    expect(pipeline.model.calls).toHaveLength(2);
+  });
+});
+
+/** A result line's error in whichever form the line came (plain: code and message; Bedrock: errorType and errorMessage). */
+function errorOf(line: Record<string, unknown>): { code: unknown; message: unknown } | undefined {
+  const error = line.error as Record<string, unknown> | undefined;
+  if (error === undefined) return undefined;
+  return { code: error.code ?? error.errorType, message: error.message ?? error.errorMessage };
+}
+
+const utf16 = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+const lines = `${good('a')}\n${good('b')}\n`;
+
+const FILE_PROBLEMS: ReadonlyArray<
+  readonly [string, string, string | Uint8Array, Record<string, string>, RegExp]
+> = [
+  ['a .csv file', 'inputs/table.csv', 'id,prompt\n1,hi\n', {}, /table\.csv is not a \.jsonl file/],
+  ['a .json file', 'inputs/list.json', '[{"prompt": "hi"}]', {}, /list\.json is not a \.jsonl file.*jq -c/],
+  ['a .jsonl.gz file', 'inputs/packed.jsonl.gz', gzipSync(lines), {}, /decompress it first \(gunzip\)/],
+  ['UTF-16 text', 'inputs/wide.jsonl', utf16(lines), {}, /is UTF-16 text; JSON Lines are UTF-8/],
+  [
+    'UTF-32 text',
+    'inputs/wider.jsonl',
+    Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0]), Buffer.from(lines)]),
+    {},
+    /is UTF-32 text/,
+  ],
+  ['UTF-16 without a byte-order mark', 'inputs/nobom.jsonl', Buffer.from(lines, 'utf16le'), {}, /NUL bytes/],
+  ['gzip data named .jsonl', 'inputs/hidden.jsonl', gzipSync(lines), {}, /is gzip-compressed/],
+  [
+    'a ZIP archive named .jsonl',
+    'inputs/zip.jsonl',
+    Buffer.from([0x50, 0x4b, 0x03, 0x04, 1, 2, 3]),
+    {},
+    /ZIP archive/,
+  ],
+  [
+    'one JSON array',
+    'inputs/array.jsonl',
+    '[\n  {"prompt": "hi"},\n  {"prompt": "yo"}\n]\n',
+    {},
+    /is a JSON array, not JSON Lines/,
+  ],
+  ['CSV named .jsonl', 'inputs/csv.jsonl', 'id,prompt\n1,hi\n2,yo\n', {}, /does not look like JSON Lines/],
+  ['a bad max-tokens option', 'inputs/opt.jsonl', lines, { 'max-tokens': 'lots' }, /file option max-tokens/],
+  [
+    'an unknown file option',
+    'inputs/opt2.jsonl',
+    lines,
+    { temperature: '1' },
+    /unknown file option temperature/,
+  ],
+  ['an unknown model option', 'inputs/opt3.jsonl', lines, { model: 'gpt-4' }, /Unknown model "gpt-4"/],
+];
+
+describe.each(FILE_PROBLEMS)('a file that is %s', (_case, key, body, metadata, reason) => {
+  it('fails as a whole with one "Batch Job Failed" event saying why, and calls nothing', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    const { outcome } = await pipeline.run(key, body, metadata);
+
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'failed', reason: expect.stringMatching(reason) });
+    expect(pipeline.events.published).toEqual([
+      {
+        detailType: 'Batch Job Failed',
+        detail: expect.objectContaining({ reason: expect.stringMatching(reason) }),
+      },
+    ]);
+    expect(pipeline.model.calls).toHaveLength(0);
+    expect(pipeline.queue.sent).toHaveLength(0);
+  });
+});
