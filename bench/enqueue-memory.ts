@@ -36,8 +36,10 @@ function countingPorts(lines: number) {
       return true;
     },
     getJob: async () => job,
+    leaseReading: async () => job,
+    releaseReading: async () => {},
     claimRecordId: async () => undefined,
-    saveReadProgress: async () => {},
+    saveReadProgress: async () => true,
     setTotal: async (_: string, total: number) => ({
       ...(job as JobRecord),
       totalRecords: total,

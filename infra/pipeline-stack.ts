@@ -144,7 +144,7 @@ export class PipelineStack extends Stack {
         name: 'finalizer',
         timeout: longTimeout,
         memorySize: 2_048,
-        environment: storage,
+        environment: { ...storage, FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl },
       }),
       sweeper: new PipelineFunction(this, 'Sweeper', {
         name: 'sweeper',
@@ -204,6 +204,7 @@ export class PipelineStack extends Stack {
     this.finalize.queue.grantSendMessages(enqueue.function);
     this.finalize.queue.grantSendMessages(worker.function);
     this.finalize.queue.grantSendMessages(sweeper.function);
+    this.finalize.queue.grantSendMessages(finalizer.function);
     this.records.deadLetterQueue.grant(sweeper.function, 'sqs:GetQueueAttributes');
     for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))
       worker.function.addToRolePolicy(statement);

@@ -148,7 +148,11 @@ export const workerSettings = settingsSchema({
   ...queueSettings,
   ...workerRuntimeSettings,
 });
-export const finalizerSettings = settingsSchema({ ...storageSettings, ...eventSettings });
+export const finalizerSettings = settingsSchema({
+  ...storageSettings,
+  ...eventSettings,
+  FINALIZE_QUEUE_URL: queueSettings.FINALIZE_QUEUE_URL,
+});
 export const sweeperSettings = settingsSchema({
   LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,
   RECORD_DLQ_URL: required("the URL of the record queue's dead-letter queue"),

@@ -6,6 +6,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { RetryClass } from '../../shared/failures.ts';
@@ -13,6 +14,7 @@ import { NO_RETRIES } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
   CountedRecord,
+  FinalizeCheckpoint,
   JobRecord,
   JobSettings,
   JobStatus,
@@ -134,19 +136,13 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async releaseReading(jobId: string, owner: string): Promise<void> {
-    await this.documents
-      .send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'REMOVE readerId, readerUntil',
-          ConditionExpression: 'readerId = :owner',
-          ExpressionAttributeValues: { ':owner': owner },
-        }),
-      )
-      .catch((error: unknown) => {
-        if (!isConditionFailure(error)) throw error;
-      });
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'REMOVE readerId, readerUntil',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: { ':owner': owner },
+    });
   }
 
   async saveReadProgress(
@@ -154,29 +150,20 @@ export class DynamoDbLedger implements Ledger {
     progress: { readOffset: number; readLine: number; recordsRead: number },
     lease: ReadingLease,
   ): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression:
-            'SET readOffset = :offset, readLine = :line, recordsRead = :read, readerUntil = :until, updatedAt = :now',
-          ConditionExpression: 'readerId = :owner',
-          ExpressionAttributeValues: {
-            ':offset': progress.readOffset,
-            ':line': progress.readLine,
-            ':read': progress.recordsRead,
-            ':owner': lease.owner,
-            ':until': this.now() + lease.leaseSeconds * 1000,
-            ':now': this.isoNow(),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET readOffset = :offset, readLine = :line, recordsRead = :read, readerUntil = :until, updatedAt = :now',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: {
+        ':offset': progress.readOffset,
+        ':line': progress.readLine,
+        ':read': progress.recordsRead,
+        ':owner': lease.owner,
+        ':until': this.now() + lease.leaseSeconds * 1000,
+        ':now': this.isoNow(),
+      },
+    });
   }
 
   async failReading(
@@ -185,32 +172,23 @@ export class DynamoDbLedger implements Ledger {
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression:
-            'SET #status = :failed, failureReason = :reason, finishedAt = :finished, cancelRequested = :yes, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE readerId, readerUntil',
-          ConditionExpression: '#status = :enqueuing',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':failed': 'failed',
-            ':reason': reason,
-            ':finished': finishedAt,
-            ':yes': true,
-            ':announcement': JSON.stringify(announcement),
-            ':enqueuing': 'enqueuing',
-            ':now': this.isoNow(),
-            ':expires': this.expiresAt(),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET #status = :failed, failureReason = :reason, finishedAt = :finished, cancelRequested = :yes, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE readerId, readerUntil',
+      ConditionExpression: '#status = :enqueuing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':failed': 'failed',
+        ':reason': reason,
+        ':finished': finishedAt,
+        ':yes': true,
+        ':announcement': JSON.stringify(announcement),
+        ':enqueuing': 'enqueuing',
+        ':now': this.isoNow(),
+        ':expires': this.expiresAt(),
+      },
+    });
   }
 
   async setTotal(jobId: string, totalRecords: number): Promise<JobRecord> {
@@ -224,20 +202,14 @@ export class DynamoDbLedger implements Ledger {
       }),
     );
     // Only an enqueuing job moves on to running (a cancelled or failed one keeps its status).
-    await this.documents
-      .send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #status = :running REMOVE readerId, readerUntil',
-          ConditionExpression: '#status = :enqueuing',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':running': 'running', ':enqueuing': 'enqueuing' },
-        }),
-      )
-      .catch((error: unknown) => {
-        if (!isConditionFailure(error)) throw error;
-      });
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET #status = :running REMOVE readerId, readerUntil',
+      ConditionExpression: '#status = :enqueuing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':running': 'running', ':enqueuing': 'enqueuing' },
+    });
     const job = jobOf(Attributes ?? {});
     return { ...job, status: job.status === 'enqueuing' ? 'running' : job.status };
   }
@@ -293,25 +265,19 @@ export class DynamoDbLedger implements Ledger {
   async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
     // A wait takes back the attempt the lease counted; a failure counts in its class.
     const [counter, step] = 'waited' in release ? ['attempts', -1] : [failureCounter(release.failed), 1];
-    await this.documents
-      .send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: recordKey(jobId, lineNumber),
-          UpdateExpression: `SET #status = :waiting ADD ${counter} :step`,
-          ConditionExpression: '#status = :running AND leaseOwner = :owner',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':waiting': 'waiting',
-            ':running': 'running',
-            ':owner': owner,
-            ':step': step,
-          },
-        }),
-      )
-      .catch((error: unknown) => {
-        if (!isConditionFailure(error)) throw error;
-      });
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: recordKey(jobId, lineNumber),
+      UpdateExpression: `SET #status = :waiting ADD ${counter} :step`,
+      ConditionExpression: '#status = :running AND leaseOwner = :owner',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':waiting': 'waiting',
+        ':running': 'running',
+        ':owner': owner,
+        ':step': step,
+      },
+    });
   }
 
   async completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
@@ -419,27 +385,35 @@ export class DynamoDbLedger implements Ledger {
     };
   }
 
+  async saveFinalizeCheckpoint(jobId: string, checkpoint: FinalizeCheckpoint): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET finalizeCheckpoint = :checkpoint, updatedAt = :now',
+        ConditionExpression: '#status = :finalizing',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':checkpoint': JSON.stringify(checkpoint),
+          ':finalizing': 'finalizing',
+          ':now': this.isoNow(),
+        },
+      }),
+    );
+  }
+
   async claimFinalization(jobId: string): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET #status = :finalizing, updatedAt = :now',
-          ConditionExpression: '#status = :running AND doneRecords >= totalRecords',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':finalizing': 'finalizing',
-            ':running': 'running',
-            ':now': this.isoNow(),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET #status = :finalizing, updatedAt = :now',
+      ConditionExpression: '#status = :running AND doneRecords >= totalRecords',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':finalizing': 'finalizing',
+        ':running': 'running',
+        ':now': this.isoNow(),
+      },
+    });
   }
 
   async finishJob(
@@ -448,30 +422,21 @@ export class DynamoDbLedger implements Ledger {
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression:
-            'SET #status = :status, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires',
-          ConditionExpression: '#status = :finalizing',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':status': status,
-            ':finished': finishedAt,
-            ':announcement': JSON.stringify(announcement),
-            ':finalizing': 'finalizing',
-            ':now': this.isoNow(),
-            ':expires': this.expiresAt(),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET #status = :status, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE finalizeCheckpoint',
+      ConditionExpression: '#status = :finalizing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':status': status,
+        ':finished': finishedAt,
+        ':announcement': JSON.stringify(announcement),
+        ':finalizing': 'finalizing',
+        ':now': this.isoNow(),
+        ':expires': this.expiresAt(),
+      },
+    });
   }
 
   async markAnnounced(jobId: string): Promise<void> {
@@ -487,27 +452,18 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async cancelJob(jobId: string): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: jobKey(jobId),
-          UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
-          ConditionExpression: '#status IN (:enqueuing, :running)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':yes': true,
-            ':now': this.isoNow(),
-            ':enqueuing': 'enqueuing',
-            ':running': 'running',
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
+      ConditionExpression: '#status IN (:enqueuing, :running)',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':yes': true,
+        ':now': this.isoNow(),
+        ':enqueuing': 'enqueuing',
+        ':running': 'running',
+      },
+    });
   }
 
   async *listActiveJobs(): AsyncIterable<JobRecord> {
@@ -528,6 +484,17 @@ export class DynamoDbLedger implements Ledger {
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);
+  }
+
+  /** An update its condition may refuse: true when it was made. */
+  private async updateIf(input: Omit<UpdateCommandInput, 'TableName'>): Promise<boolean> {
+    try {
+      await this.documents.send(new UpdateCommand({ TableName: this.tableName, ...input }));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /** When an item written now may go: DynamoDB TTL removes it `retentionDays` later. */
@@ -598,6 +565,10 @@ function jobOf(item: Record<string, unknown>): JobRecord {
     },
     announcement:
       typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
+    finalizeCheckpoint:
+      typeof item.finalizeCheckpoint === 'string'
+        ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)
+        : undefined,
   };
 }
 

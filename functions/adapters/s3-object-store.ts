@@ -1,5 +1,4 @@
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -10,10 +9,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { InputChangedError } from '../../shared/errors.ts';
-import type { ObjectInfo, ObjectLocation, ObjectStore, ObjectUpload } from '../../shared/pipeline/ports.ts';
-
-/** Multipart parts must be at least 5 MiB (but the last). */
-const PART_BYTES = 8 * 1024 * 1024;
+import type { ObjectInfo, ObjectLocation, ObjectStore, UploadedPart } from '../../shared/pipeline/ports.ts';
 
 export class S3ObjectStore implements ObjectStore {
   constructor(private readonly s3: S3Client) {}
@@ -99,66 +95,66 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async *list(bucket: string, prefix: string): AsyncIterable<string> {
+  async *list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string> {
     let token: string | undefined;
     do {
       const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix,
+          ContinuationToken: token,
+          ...(token === undefined && startAfter !== undefined ? { StartAfter: startAfter } : {}),
+        }),
       );
       for (const object of page.Contents ?? []) if (object.Key !== undefined) yield object.Key;
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }
 
-  /** Buffers up to one part; a small file is one PutObject, a large one a multipart upload. */
-  upload(location: ObjectLocation, contentType: string): ObjectUpload {
-    const { s3 } = this;
-    const target = { Bucket: location.bucket, Key: location.key };
-    let buffered: Buffer[] = [];
-    let bufferedBytes = 0;
-    let uploadId: string | undefined;
-    const parts: Array<{ PartNumber: number; ETag: string | undefined }> = [];
+  async startMultipart(location: ObjectLocation, contentType: string): Promise<string> {
+    const { UploadId } = await this.s3.send(
+      new CreateMultipartUploadCommand({
+        Bucket: location.bucket,
+        Key: location.key,
+        ContentType: contentType,
+      }),
+    );
+    if (UploadId === undefined)
+      throw new Error(`S3 gave no upload id for s3://${location.bucket}/${location.key}`);
+    return UploadId;
+  }
 
-    const sendPart = async () => {
-      uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ ...target, ContentType: contentType })))
-        .UploadId;
-      const PartNumber = parts.length + 1;
-      const part = await s3.send(
-        new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber, Body: Buffer.concat(buffered) }),
-      );
-      parts.push({ PartNumber, ETag: part.ETag });
-      buffered = [];
-      bufferedBytes = 0;
-    };
+  async uploadPart(
+    location: ObjectLocation,
+    uploadId: string,
+    part: number,
+    body: Uint8Array,
+  ): Promise<string> {
+    const { ETag } = await this.s3.send(
+      new UploadPartCommand({
+        Bucket: location.bucket,
+        Key: location.key,
+        UploadId: uploadId,
+        PartNumber: part,
+        Body: body,
+      }),
+    );
+    return ETag ?? '';
+  }
 
-    return {
-      write: async (chunk) => {
-        const bytes = Buffer.from(chunk, 'utf8');
-        buffered.push(bytes);
-        bufferedBytes += bytes.length;
-        if (bufferedBytes >= PART_BYTES) await sendPart();
-      },
-      complete: async () => {
-        if (uploadId === undefined) {
-          await s3.send(
-            new PutObjectCommand({ ...target, Body: Buffer.concat(buffered), ContentType: contentType }),
-          );
-          return;
-        }
-        if (bufferedBytes > 0) await sendPart();
-        await s3.send(
-          new CompleteMultipartUploadCommand({
-            ...target,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-          }),
-        );
-      },
-      abort: async () => {
-        if (uploadId !== undefined)
-          await s3.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
-      },
-    };
+  async completeMultipart(
+    location: ObjectLocation,
+    uploadId: string,
+    parts: readonly UploadedPart[],
+  ): Promise<void> {
+    await this.s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: location.bucket,
+        Key: location.key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map(({ part, etag }) => ({ PartNumber: part, ETag: etag })) },
+      }),
+    );
   }
 
   private address(location: ObjectLocation) {

@@ -42,13 +42,23 @@ export function createEnqueueHandler(dependencies: EnqueueDependencies) {
       outcome: outcome.kind,
       ...('totalRecords' in outcome ? { totalRecords: outcome.totalRecords } : {}),
     });
+    // Every outcome is counted: an invocation without a metric would only log a warning.
     if (outcome.kind === 'read') metrics.addMetric('RecordsRead', MetricUnit.Count, outcome.totalRecords);
-    if (outcome.kind === 'failed') metrics.addMetric('JobsRejected', MetricUnit.Count, 1);
+    else metrics.addMetric(OUTCOME_METRICS[outcome.kind], MetricUnit.Count, 1);
     return outcome;
   };
 
   return withObservability(middy(handle), dependencies);
 }
+
+const OUTCOME_METRICS: Readonly<Record<Exclude<EnqueueOutcome['kind'], 'read'>, string>> = {
+  continued: 'EnqueueHandoffs',
+  duplicate: 'DuplicateEvents',
+  'taken-over': 'EnqueueTakeovers',
+  failed: 'JobsRejected',
+  missing: 'MissingObjects',
+  ignored: 'IgnoredObjects',
+};
 
 function jobIdOf(detail: unknown): string {
   const jobId = (detail as { jobId?: unknown } | undefined)?.jobId;

@@ -1,32 +1,44 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import type { SQSEvent } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { type FinalizePorts, finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface FinalizerDependencies extends Observability {
   readonly ports: FinalizePorts;
+  /** Output is written until this long before the deadline, then the rest goes to a new invocation. */
+  readonly stopBeforeDeadlineMs?: number;
 }
 
 const finalizeMessage = z.object({ jobId: z.string().min(1) });
 
-/** Fed by the finalize queue (batch size 1): a failure throws, and the queue tries again. */
+/** Fed by the finalize queue (batch size 1): a failure throws, and the queue tries again from the checkpoint. */
 export function createFinalizerHandler(dependencies: FinalizerDependencies) {
   const { logger, metrics, ports } = dependencies;
 
-  const handle = async (event: SQSEvent): Promise<void> => {
+  const handle = async (event: SQSEvent, context: Context): Promise<void> => {
+    const shouldStop = () =>
+      context.getRemainingTimeInMillis() < (dependencies.stopBeforeDeadlineMs ?? 60_000);
     for (const record of event.Records) {
       const { jobId } = finalizeMessage.parse(JSON.parse(record.body));
-      const manifest = await finalizeJob(jobId, ports);
-      logger.info('job finalized', {
+      const outcome = await finalizeJob(jobId, ports, { shouldStop });
+      logger.info('finalizer finished', {
         jobId,
-        records: manifest?.totalRecordCount,
-        alreadyDone: manifest === undefined,
+        outcome: outcome.kind,
+        ...(outcome.kind === 'completed' ? { records: outcome.manifest.totalRecordCount } : {}),
+        ...(outcome.kind === 'continued' ? { linesWritten: outcome.linesWritten } : {}),
       });
-      if (manifest !== undefined) {
+      // Every outcome is counted: an invocation without a metric would only log a warning.
+      if (outcome.kind === 'completed') {
         metrics.addMetric('JobsCompleted', MetricUnit.Count, 1);
-        metrics.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, manifest.estimatedCostUsd);
+        metrics.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, outcome.manifest.estimatedCostUsd);
+      } else {
+        metrics.addMetric(
+          outcome.kind === 'continued' ? 'FinalizeHandoffs' : 'FinalizationsAlreadyDone',
+          MetricUnit.Count,
+          1,
+        );
       }
     }
   };

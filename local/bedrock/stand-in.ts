@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +42,17 @@ export interface StandInState {
   /** Faults injected (by rate or marker), by kind: a Bedrock error name or "slow". */
   readonly injectedFaults: Readonly<Record<string, number>>;
   readonly quotas: readonly QuotaUsage[];
+  /**
+   * The requests answered, each distinct request body once however often it was sent, and their usage: what
+   * a caller that counts every record exactly once must report.
+   */
+  readonly distinctAnswers: {
+    readonly requests: number;
+    readonly inputTokens: number;
+    readonly outputTokens: number;
+    readonly cacheCreationInputTokens: number;
+    readonly cacheReadInputTokens: number;
+  };
 }
 
 export interface BedrockStandIn {
@@ -83,11 +95,20 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
   const count = (outcome: string) => {
     responses[outcome] = (responses[outcome] ?? 0) + 1;
   };
+  const answeredDigests = new Set<string>();
+  const distinctAnswers = {
+    requests: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheCreationInputTokens: 0,
+    cacheReadInputTokens: 0,
+  };
   const state = (): StandInState => ({
     region,
     responses: { ...responses },
     injectedFaults: { ...injectedFaults },
     quotas: quotas.usage(),
+    distinctAnswers: { ...distinctAnswers },
   });
 
   const invoke = async (modelId: string, raw: Buffer, response: Response): Promise<void> => {
@@ -136,6 +157,15 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       cache_read_input_tokens: used.cacheRead,
       output_tokens: completion.outputTokens,
     };
+    const digest = createHash('sha256').update(modelId).update('\n').update(raw).digest('hex');
+    if (!answeredDigests.has(digest)) {
+      answeredDigests.add(digest);
+      distinctAnswers.requests += 1;
+      distinctAnswers.inputTokens += usage.input_tokens;
+      distinctAnswers.outputTokens += usage.output_tokens;
+      distinctAnswers.cacheCreationInputTokens += usage.cache_creation_input_tokens;
+      distinctAnswers.cacheReadInputTokens += usage.cache_read_input_tokens;
+    }
     sendJson(
       response,
       200,

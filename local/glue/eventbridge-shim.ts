@@ -27,6 +27,10 @@ export interface EventBridgeShimOptions {
   readonly objectCreated: EventEmitter<{ created: [ObjectCreatedNotice] }>;
   /** Attempts per delivery: a Lambda target invoked asynchronously gets the first try and two retries. */
   readonly attempts?: number;
+  /** The pause between attempts (EventBridge backs off; immediate by default). */
+  readonly retryDelayMs?: number;
+  /** Whether an "Object Created" event is delivered twice, as S3 may do. */
+  readonly duplicateEvent?: () => boolean;
   readonly account?: string;
 }
 
@@ -106,8 +110,13 @@ export class EventBridgeShim {
 
   private publish(event: BusEvent): void {
     this.events.push(event);
-    for (const rule of this.rules) {
-      if (matchesPattern(rule.eventPattern, event)) this.track(this.deliver(rule, event));
+    const matched = this.rules.filter((rule) => matchesPattern(rule.eventPattern, event));
+    // S3 delivers at least once: a rule may see the same object's event twice, each with its own id.
+    const copies =
+      event.source === 'aws.s3' && matched.length > 0 && this.options.duplicateEvent?.() === true ? 2 : 1;
+    for (let copy = 0; copy < copies; copy += 1) {
+      const delivered = copy === 0 ? event : { ...event, id: randomUUID() };
+      for (const rule of matched) this.track(this.deliver(rule, delivered));
     }
   }
 
@@ -120,6 +129,8 @@ export class EventBridgeShim {
         return;
       } catch (error) {
         lastError = error;
+        if (attempt < attempts && this.options.retryDelayMs !== undefined)
+          await new Promise((resolve) => setTimeout(resolve, this.options.retryDelayMs));
       }
     }
     this.failedDeliveries.push({ rule: rule.name, event, error: lastError });

@@ -27,6 +27,10 @@ export interface SqsPollerOptions {
   readonly timeoutMs?: number;
   /** Long-poll wait per ReceiveMessage, in seconds. */
   readonly waitTimeSeconds?: number;
+  /** Whether a batch also goes to a second invocation at once, as SQS's at-least-once delivery allows. */
+  readonly duplicateDelivery?: () => boolean;
+  /** Failed invocations are expected: count them without printing each. */
+  readonly quiet?: boolean;
 }
 
 export interface PollerStats {
@@ -77,7 +81,10 @@ export class SqsPoller {
   private async loop(): Promise<void> {
     while (!this.abort.signal.aborted) {
       const messages = await this.gather();
-      if (messages.length > 0) await this.invoke(messages);
+      if (messages.length === 0) continue;
+      if (this.options.duplicateDelivery?.() === true)
+        await Promise.all([this.invoke(messages), this.invoke(messages)]);
+      else await this.invoke(messages);
     }
   }
 
@@ -143,10 +150,11 @@ export class SqsPoller {
       failedIds = this.failedIdsOf(response, records);
     } catch (error) {
       this.stats.failedInvocations += 1;
-      console.error(
-        `sqs poller ${this.options.functionName}: invocation failed, the batch stays on the queue`,
-        error,
-      );
+      if (this.options.quiet !== true)
+        console.error(
+          `sqs poller ${this.options.functionName}: invocation failed, the batch stays on the queue`,
+          error,
+        );
       return;
     }
     this.stats.recordsReportedFailed += failedIds.size;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { BedrockInvoker } from '../../functions/adapters/bedrock-invoker.ts';
@@ -7,6 +8,7 @@ import {
   BusEventPublisher,
   ENQUEUE_CONTINUATION,
   EVENT_SOURCE,
+  QueueDeadLetters,
   QueueFinalizeTrigger,
 } from '../../functions/adapters/events.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
@@ -21,9 +23,13 @@ import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.t
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
+import type { EnqueuePorts } from '../../shared/pipeline/enqueue.ts';
+import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
-import type { JobSettings } from '../../shared/pipeline/ports.ts';
-import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
+import type { JobSettings, RecordQueue } from '../../shared/pipeline/ports.ts';
+import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
+import { WORKER_BATCH, type WorkerPorts } from '../../shared/pipeline/worker.ts';
+import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
 import { type BusEvent, EventBridgeShim } from '../glue/eventbridge-shim.ts';
 import { invokeWithTimeout } from '../glue/lambda-context.ts';
@@ -49,6 +55,20 @@ export interface LocalPipelineOptions {
   readonly prefix?: string;
   /** The Bedrock client the workers call: the local cloud's stand-in unless given (real Bedrock, say). */
   readonly bedrock?: BedrockRuntimeClient;
+  /** Faults around the functions: crashes at every step, duplicate events and deliveries, failed PutEvents. */
+  readonly chaos?: Chaos;
+  /** The scheduled sweeper, which takes up steps that stopped; off unless given. */
+  readonly sweep?: { readonly intervalMs: number; readonly resumeAfterMinutes: number };
+  /** How long an enqueue reader holds a file without progress, and a held record waits to be tried again. */
+  readonly readingLeaseSeconds?: number;
+  readonly heldRetrySeconds?: number;
+  /** Receives before a message goes to its DLQ. */
+  readonly maxReceiveCount?: number;
+  /** Attempts EventBridge makes to deliver an event to the enqueue function, and the pause between them. */
+  readonly eventAttempts?: number;
+  readonly eventRetryDelayMs?: number;
+  /** Invocation failures are expected (a chaos run): count them without printing each. */
+  readonly quietFailures?: boolean;
 }
 
 export interface LocalPipeline {
@@ -79,20 +99,36 @@ export async function startLocalPipeline(
   const resources = await provisionPipeline(cloud.clients, {
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+    ...(options.maxReceiveCount === undefined ? {} : { maxReceiveCount: options.maxReceiveCount }),
   });
   const { clients } = cloud;
+  const { chaos } = options;
   const shim = new EventBridgeShim({
     region: cloud.region,
     s3: cloud.emulationS3,
     objectCreated: cloud.objectCreated,
+    ...(options.eventAttempts === undefined ? {} : { attempts: options.eventAttempts }),
+    ...(options.eventRetryDelayMs === undefined ? {} : { retryDelayMs: options.eventRetryDelayMs }),
+    ...(chaos === undefined ? {} : { duplicateEvent: () => chaos.duplicateEvent() }),
   });
   shim.enableBucket(resources.bucket);
 
   const store = new S3ObjectStore(clients.s3);
   const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
-  const events = new BusEventPublisher(async (event) => shim.putEvent(event));
+  const events = new BusEventPublisher(async (event) => {
+    chaos?.publishOrFail();
+    shim.putEvent(event);
+  });
   const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
   const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
+  /** A port as one function sees it: under chaos, that function may die just before or after each call. */
+  const seenBy = <Port extends object>(functionName: string, ports: Record<string, Port>) =>
+    Object.fromEntries(
+      Object.entries(ports).map(([name, port]) => [
+        name,
+        chaos === undefined ? port : chaos.crashing(functionName, name, port),
+      ]),
+    );
   const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
   const tokensPerMinute = options.tokensPerMinute ?? 2_000_000;
   const budget = new MeteredBudget(
@@ -101,23 +137,32 @@ export async function startLocalPipeline(
 
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),
-    ports: { store, ledger, queue, events, continuation: events, finalize },
+    ports: seenBy('enqueue', {
+      store,
+      ledger,
+      queue,
+      events,
+      continuation: events,
+      finalize,
+    }) as unknown as EnqueuePorts,
     settings: {
       defaults,
       maxLineBytes: defaultCatalog.requestBodyLimitBytes,
       ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
+      ...(options.readingLeaseSeconds === undefined
+        ? {}
+        : { readingLeaseSeconds: options.readingLeaseSeconds }),
     },
     stopBeforeDeadlineMs: options.enqueueStopBeforeDeadlineMs ?? 60_000,
   });
   const worker = createWorkerHandler({
     ...observability('worker'),
     ports: {
-      store,
-      ledger,
-      queue,
-      finalize,
+      ...(seenBy('worker', { store, ledger, queue, finalize, budget }) as unknown as Omit<
+        WorkerPorts,
+        'model'
+      > & { queue: RecordQueue }),
       model: new BedrockInvoker(options.bedrock ?? clients.bedrock),
-      budget,
     },
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
@@ -127,11 +172,12 @@ export async function startLocalPipeline(
       tokensPerMinute,
       countTokensAbove: COUNT_TOKENS_ABOVE,
       clock: systemClock,
+      ...(options.heldRetrySeconds === undefined ? {} : { heldRetrySeconds: options.heldRetrySeconds }),
     },
   });
   const finalizer = createFinalizerHandler({
     ...observability('finalizer'),
-    ports: { store, ledger, events },
+    ports: seenBy('finalizer', { store, ledger, events, finalize }) as unknown as FinalizePorts,
   });
 
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
@@ -150,6 +196,10 @@ export async function startLocalPipeline(
     target: runEnqueue,
   });
 
+  const pollerChaos = {
+    ...(chaos === undefined ? {} : { duplicateDelivery: () => chaos.duplicateDelivery() }),
+    ...(options.quietFailures === true ? { quiet: true } : {}),
+  };
   const workerPoller = new SqsPoller({
     sqs: clients.sqs,
     queueUrl: resources.recordQueueUrl,
@@ -161,6 +211,7 @@ export async function startLocalPipeline(
     batchingWindowMs: options.workerBatchingWindowMs ?? WORKER_BATCH.windowSeconds * 1000,
     maxConcurrency: options.workerConcurrency ?? 4,
     timeoutMs: options.workerTimeoutMs ?? 60_000,
+    ...pollerChaos,
   });
   const finalizerPoller = new SqsPoller({
     sqs: clients.sqs,
@@ -175,9 +226,20 @@ export async function startLocalPipeline(
     batchSize: 1,
     maxConcurrency: 1,
     timeoutMs: 900_000,
+    ...pollerChaos,
   });
   workerPoller.start();
   finalizerPoller.start();
+  const sweeping =
+    options.sweep === undefined
+      ? undefined
+      : sweepEvery(options.sweep, {
+          ledger,
+          deadLetters: new QueueDeadLetters(clients.sqs, resources.recordDlqUrl),
+          events,
+          continuation: events,
+          finalize,
+        });
 
   const completion = async (inputKey: string, timeoutMs = 60_000): Promise<BusEvent> => {
     const input = `s3://${resources.bucket}/${inputKey}`;
@@ -203,9 +265,35 @@ export async function startLocalPipeline(
     workerPoller,
     completion,
     stop: async () => {
+      await sweeping?.stop();
       await Promise.all([workerPoller.stop(), finalizerPoller.stop()]);
       await shim.idle();
       shim.close();
+    },
+  };
+}
+
+/** The schedule rule's sweeper, locally: a sweep every `intervalMs` until stopped. */
+function sweepEvery(
+  sweep: NonNullable<LocalPipelineOptions['sweep']>,
+  ports: SweepPorts,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await sleep(sweep.intervalMs);
+      if (stopped) break;
+      await sweepStuckJobs(ports, {
+        resumeAfterMinutes: sweep.resumeAfterMinutes,
+        stuckAfterMinutes: Number.POSITIVE_INFINITY,
+        now: new Date(),
+      }).catch((error: unknown) => console.error('sweeper: a sweep failed', error));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
     },
   };
 }

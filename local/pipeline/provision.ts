@@ -12,6 +12,7 @@ export interface PipelineResources {
   readonly recordDlqUrl: string;
   readonly finalizeQueueUrl: string;
   readonly finalizeQueueArn: string;
+  readonly finalizeDlqUrl: string;
 }
 
 export interface ProvisionOptions {
@@ -86,5 +87,6 @@ export async function provisionPipeline(
     recordDlqUrl: recordDlq.url,
     finalizeQueueUrl: finalize.url,
     finalizeQueueArn: finalize.arn,
+    finalizeDlqUrl: finalizeDlq.url,
   };
 }

@@ -3,51 +3,73 @@ import { buildManifest } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
-import { JobStatsCollector } from './job-stats.ts';
-import type { Announcement, EventPublisher, JobRecord, Ledger, ObjectStore, StoredResult } from './ports.ts';
+import { JobStatsCollector, type JobStatsState } from './job-stats.ts';
+import type {
+  Announcement,
+  EventPublisher,
+  FinalizeTrigger,
+  JobRecord,
+  Ledger,
+  ObjectStore,
+  StoredResult,
+  UploadedPart,
+} from './ports.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;
   readonly ledger: Ledger;
   readonly events: EventPublisher;
+  /** Hands the rest of a long finalization to a new invocation. */
+  readonly finalize: FinalizeTrigger;
 }
+
+export interface FinalizeSettings {
+  /** Says when the invocation is near its deadline: the finalizer saves its place and hands over. */
+  readonly shouldStop?: () => boolean;
+  readonly now?: () => Date;
+  /** Bytes of output per multipart part (S3 takes 5 MiB or more, but the last). */
+  readonly partBytes?: number;
+  /** Parts uploading at once while the next is being assembled. */
+  readonly partsInFlight?: number;
+  /** Result objects read ahead of the one being written. */
+  readonly readAhead?: number;
+}
+
+export type JobManifest = ReturnType<typeof buildManifest<Record<string, unknown>>>;
+
+export type FinalizeOutcome =
+  | { readonly kind: 'completed'; readonly manifest: JobManifest }
+  | { readonly kind: 'continued'; readonly linesWritten: number }
+  | { readonly kind: 'already-done' };
 
 export const JOB_COMPLETED = 'Batch Job Completed';
 
-/** Results read ahead of the one being written, so reads overlap without holding the whole job. */
-const READ_AHEAD = 16;
+const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
 
 /**
- * Writes the output file (every record in input order, in its own family) with a streaming upload, then the
- * manifest, marks the job completed with its completion event, and publishes that. Running it again
- * rewrites the same files; once the job is completed, running it again only publishes the event if it is
- * still pending.
+ * Writes the output file (every record in input order, in its own family) as a multipart upload whose parts
+ * go up several at a time, then the manifest; marks the job completed with its completion event, and
+ * publishes that. After every part it saves a checkpoint (the parts, the last result they hold, the
+ * statistics so far): an invocation near its deadline hands over to a new one, and one that dies is retried
+ * from there, not from zero. Memory stays flat: a few parts and the results read ahead. Once the job is
+ * completed, running it again only publishes the event if it is still pending.
  */
-export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () => Date = () => new Date()) {
+export async function finalizeJob(
+  jobId: string,
+  ports: FinalizePorts,
+  settings: FinalizeSettings = {},
+): Promise<FinalizeOutcome> {
   const job = await ports.ledger.getJob(jobId);
-  if (job === undefined) return undefined;
+  if (job === undefined) return { kind: 'already-done' };
   if (job.status === 'completed' || job.status === 'cancelled') {
     await announce(ports, job);
-    return undefined;
+    return { kind: 'already-done' };
   }
+  const written = await writeOutput(job, ports, settings);
+  if (written.kind === 'continued') return written;
+
   const { output, manifest } = outputLocations(job);
-  const fallbackFamily = dominantFamily(job.familyCounts);
-
-  const upload = ports.store.upload(output, 'application/jsonl');
-  const stats = new JobStatsCollector(Date.parse(job.createdAt));
-  try {
-    for await (const result of readResultsInOrder(job, ports.store)) {
-      stats.add(result);
-      const family = result.subject.family ?? fallbackFamily;
-      await upload.write(`${renderResultLine({ ...result.subject, family }, result.outcome)}\n`);
-    }
-    await upload.complete();
-  } catch (error) {
-    await upload.abort();
-    throw error;
-  }
-
-  const finishedAt = now();
+  const finishedAt = (settings.now ?? (() => new Date()))();
   const details = {
     jobId,
     status: job.cancelRequested ? 'cancelled' : 'completed',
@@ -60,7 +82,7 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
     finishedAt: finishedAt.toISOString(),
     durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
   };
-  const manifestBody = buildManifest(job.totals, { ...details, stats: stats.summary(job) });
+  const manifestBody = buildManifest(job.totals, { ...details, stats: written.stats.summary(job) });
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
     detailType: JOB_COMPLETED,
@@ -69,11 +91,102 @@ export async function finalizeJob(jobId: string, ports: FinalizePorts, now: () =
   const status = job.cancelRequested ? 'cancelled' : 'completed';
   if (await ports.ledger.finishJob(jobId, status, details.finishedAt, announcement)) {
     await announce(ports, { jobId, announcement });
-    return manifestBody;
+    return { kind: 'completed', manifest: manifestBody };
   }
   // Another finalizer ended the job first: its event may still be pending.
   await announce(ports, (await ports.ledger.getJob(jobId)) ?? job);
-  return undefined;
+  return { kind: 'already-done' };
+}
+
+interface PendingPart {
+  readonly part: number;
+  readonly upload: Promise<string>;
+  /** Where the output stands once this part is up. */
+  readonly lastResultKey: string;
+  readonly linesWritten: number;
+  readonly stats: JobStatsState;
+}
+
+/**
+ * The output file, from the checkpoint on: parts cut every `partBytes`, uploaded a few at a time, each
+ * completed prefix of parts saved as the new checkpoint.
+ */
+async function writeOutput(
+  job: JobRecord,
+  ports: FinalizePorts,
+  settings: FinalizeSettings,
+): Promise<{ kind: 'written'; stats: JobStatsCollector } | { kind: 'continued'; linesWritten: number }> {
+  const { output } = outputLocations(job);
+  const { store, ledger } = ports;
+  const partBytes = settings.partBytes ?? DEFAULT_PART_BYTES;
+  const partsInFlight = settings.partsInFlight ?? 4;
+  const fallbackFamily = dominantFamily(job.familyCounts);
+  const startedAt = Date.parse(job.createdAt);
+  let checkpoint = job.finalizeCheckpoint;
+  const stats =
+    checkpoint === undefined
+      ? new JobStatsCollector(startedAt)
+      : JobStatsCollector.restore(startedAt, checkpoint.stats);
+  let uploadId = checkpoint?.uploadId;
+  const parts: UploadedPart[] = [...(checkpoint?.parts ?? [])];
+  let linesWritten = checkpoint?.linesWritten ?? 0;
+  // Lines stay strings until a part is cut: one buffer per part instead of one per line.
+  let chunks: string[] = [];
+  let bytes = 0;
+  const pending: PendingPart[] = [];
+
+  /** Waits for the oldest part in flight and saves the checkpoint that it completes. */
+  const settleOldest = async () => {
+    const oldest = pending.shift();
+    if (oldest === undefined || uploadId === undefined) return;
+    parts.push({ part: oldest.part, etag: await oldest.upload });
+    checkpoint = {
+      uploadId,
+      parts: [...parts],
+      lastResultKey: oldest.lastResultKey,
+      linesWritten: oldest.linesWritten,
+      stats: oldest.stats,
+    };
+    await ledger.saveFinalizeCheckpoint(job.jobId, checkpoint);
+  };
+  const cutPart = async (lastResultKey: string) => {
+    uploadId ??= await store.startMultipart(output, 'application/jsonl');
+    const part = parts.length + pending.length + 1;
+    const upload = store.uploadPart(output, uploadId, part, Buffer.from(chunks.join('')));
+    // Awaited in order by settleOldest; until then a failure must not count as unhandled.
+    upload.catch(() => {});
+    pending.push({ part, upload, lastResultKey, linesWritten, stats: stats.state() });
+    chunks = [];
+    bytes = 0;
+    if (pending.length >= partsInFlight) await settleOldest();
+  };
+
+  let lastKey = checkpoint?.lastResultKey;
+  for await (const { key, result } of readResultsInOrder(job, store, lastKey, settings.readAhead ?? 64)) {
+    stats.add(result);
+    const family = result.subject.family ?? fallbackFamily;
+    const line = `${renderResultLine({ ...result.subject, family }, result.outcome)}\n`;
+    chunks.push(line);
+    bytes += Buffer.byteLength(line);
+    linesWritten += 1;
+    lastKey = key;
+    if (bytes < partBytes) continue;
+    await cutPart(key);
+    if (settings.shouldStop?.() === true) {
+      while (pending.length > 0) await settleOldest();
+      await ports.finalize.trigger(job.jobId);
+      return { kind: 'continued', linesWritten };
+    }
+  }
+  if (uploadId === undefined) {
+    // All of it fits in one part: one PutObject.
+    await store.put(output, chunks.join(''), 'application/jsonl');
+    return { kind: 'written', stats };
+  }
+  if (bytes > 0 && lastKey !== undefined) await cutPart(lastKey);
+  while (pending.length > 0) await settleOldest();
+  await store.completeMultipart(output, uploadId, parts);
+  return { kind: 'written', stats };
 }
 
 function completionDetail(job: JobRecord, details: Record<string, unknown>): Record<string, unknown> {
@@ -95,19 +208,27 @@ function completionDetail(job: JobRecord, details: Record<string, unknown>): Rec
   };
 }
 
-async function* readResultsInOrder(job: JobRecord, store: ObjectStore): AsyncGenerator<StoredResult> {
-  const pending: Array<Promise<Uint8Array | undefined>> = [];
+/** The job's results after `startAfter`, in input order, with `readAhead` reads under way. */
+async function* readResultsInOrder(
+  job: JobRecord,
+  store: ObjectStore,
+  startAfter: string | undefined,
+  readAhead: number,
+): AsyncGenerator<{ key: string; result: StoredResult }> {
+  const pending: Array<{ key: string; read: Promise<Uint8Array | undefined> }> = [];
   const take = async () => {
-    const bytes = await pending.shift();
-    if (bytes === undefined) throw new Error('a result object vanished during finalization');
-    return JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredResult;
+    const next = pending.shift();
+    const bytes = await next?.read;
+    if (next === undefined || bytes === undefined)
+      throw new Error('a result object vanished during finalization');
+    return { key: next.key, result: JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredResult };
   };
-  for await (const key of store.list(job.source.bucket, resultsPrefix(job.jobId))) {
+  for await (const key of store.list(job.source.bucket, resultsPrefix(job.jobId), startAfter)) {
     const read = store.read({ bucket: job.source.bucket, key });
     // Awaited in order by take(); until then a failure must not count as unhandled.
     read.catch(() => {});
-    pending.push(read);
-    if (pending.length >= READ_AHEAD) yield await take();
+    pending.push({ key, read });
+    if (pending.length >= readAhead) yield await take();
   }
   while (pending.length > 0) yield await take();
 }

@@ -8,6 +8,8 @@ const LATENCY_BUCKETS_MS = (() => {
   return bounds;
 })();
 const MAX_THROUGHPUT_BUCKETS = 120;
+/** Finishing times are kept in at most this many buckets, widened as a job runs long: the state stays small. */
+const MAX_STORED_BUCKETS = 1_200;
 
 interface ModelTotals {
   records: number;
@@ -27,17 +29,51 @@ export class JobStatsCollector {
   private readonly latencyCounts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencyCount = 0;
   private latencyMax = 0;
-  private readonly finishedPerSecond = new Map<number, number>();
+  private finishedBucketSeconds = 1;
+  private readonly finished = new Map<number, number>();
   private retriedRecords = 0;
   private maxAttempts = 0;
 
   constructor(private readonly startedAt: number) {}
 
+  /** The collector as a finalization checkpoint saved it. */
+  static restore(startedAt: number, state: unknown): JobStatsCollector {
+    const collector = new JobStatsCollector(startedAt);
+    const saved = state as JobStatsState;
+    for (const [modelId, totals] of saved.perModel) collector.perModel.set(modelId, { ...totals });
+    saved.latencyCounts.forEach((count, index) => {
+      collector.latencyCounts[index] = count;
+    });
+    collector.latencyCount = saved.latencyCount;
+    collector.latencyMax = saved.latencyMax;
+    collector.finishedBucketSeconds = saved.finishedBucketSeconds;
+    for (const [bucket, count] of saved.finished) collector.finished.set(bucket, count);
+    collector.retriedRecords = saved.retriedRecords;
+    collector.maxAttempts = saved.maxAttempts;
+    return collector;
+  }
+
+  /** Everything gathered so far, as plain data of bounded size, for a checkpoint. */
+  state(): JobStatsState {
+    return {
+      perModel: [...this.perModel.entries()].map(([modelId, totals]) => [modelId, { ...totals }]),
+      latencyCounts: [...this.latencyCounts],
+      latencyCount: this.latencyCount,
+      latencyMax: this.latencyMax,
+      finishedBucketSeconds: this.finishedBucketSeconds,
+      finished: [...this.finished.entries()],
+      retriedRecords: this.retriedRecords,
+      maxAttempts: this.maxAttempts,
+    };
+  }
+
   add(result: StoredResult): void {
     const { timing, completion } = result;
     if (timing === undefined) return;
     const second = Math.max(0, Math.floor((Date.parse(timing.finishedAt) - this.startedAt) / 1000));
-    this.finishedPerSecond.set(second, (this.finishedPerSecond.get(second) ?? 0) + 1);
+    while (Math.floor(second / this.finishedBucketSeconds) >= MAX_STORED_BUCKETS) this.widenFinishedBuckets();
+    const bucket = Math.floor(second / this.finishedBucketSeconds);
+    this.finished.set(bucket, (this.finished.get(bucket) ?? 0) + 1);
     if (timing.attempts > 1) this.retriedRecords += 1;
     this.maxAttempts = Math.max(this.maxAttempts, timing.attempts);
     if (timing.modelId === undefined) return;
@@ -60,11 +96,12 @@ export class JobStatsCollector {
   }
 
   summary(job: Pick<JobRecord, 'retries'>) {
-    const lastSecond = Math.max(0, ...this.finishedPerSecond.keys());
-    const bucketSeconds = Math.max(1, Math.ceil((lastSecond + 1) / MAX_THROUGHPUT_BUCKETS));
-    const completed = new Array<number>(Math.floor(lastSecond / bucketSeconds) + 1).fill(0);
-    for (const [second, count] of this.finishedPerSecond) {
-      const index = Math.floor(second / bucketSeconds);
+    const lastBucket = Math.max(0, ...this.finished.keys());
+    const merge = Math.max(1, Math.ceil((lastBucket + 1) / MAX_THROUGHPUT_BUCKETS));
+    const bucketSeconds = merge * this.finishedBucketSeconds;
+    const completed = new Array<number>(Math.floor(lastBucket / merge) + 1).fill(0);
+    for (const [bucket, count] of this.finished) {
+      const index = Math.floor(bucket / merge);
       completed[index] = (completed[index] ?? 0) + count;
     }
     return {
@@ -93,6 +130,16 @@ export class JobStatsCollector {
     };
   }
 
+  private widenFinishedBuckets(): void {
+    const narrow = [...this.finished.entries()];
+    this.finished.clear();
+    for (const [bucket, count] of narrow) {
+      const wide = Math.floor(bucket / 2);
+      this.finished.set(wide, (this.finished.get(wide) ?? 0) + count);
+    }
+    this.finishedBucketSeconds *= 2;
+  }
+
   private addLatency(latencyMs: number): void {
     const index = LATENCY_BUCKETS_MS.findIndex((bound) => latencyMs <= bound);
     const bucket = index === -1 ? LATENCY_BUCKETS_MS.length : index;
@@ -115,3 +162,15 @@ export class JobStatsCollector {
 }
 
 export type JobStats = ReturnType<JobStatsCollector['summary']>;
+
+/** A collector's state, as a checkpoint keeps it. */
+export interface JobStatsState {
+  readonly perModel: ReadonlyArray<readonly [string, ModelTotals]>;
+  readonly latencyCounts: readonly number[];
+  readonly latencyCount: number;
+  readonly latencyMax: number;
+  readonly finishedBucketSeconds: number;
+  readonly finished: ReadonlyArray<readonly [number, number]>;
+  readonly retriedRecords: number;
+  readonly maxAttempts: number;
+}

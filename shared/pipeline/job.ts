@@ -130,5 +130,6 @@ export function newJobRecord(
     cancelRequested: false,
     retries: NO_RETRIES,
     announcement: undefined,
+    finalizeCheckpoint: undefined,
   };
 }

@@ -41,16 +41,36 @@ export interface ObjectStore {
   /** Writes unless the key exists: "exists" means someone wrote it first (S3 If-None-Match: *). */
   putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'>;
   put(location: ObjectLocation, body: string, contentType: string): Promise<void>;
-  /** Keys under `prefix`, in lexicographic order. */
-  list(bucket: string, prefix: string): AsyncIterable<string>;
-  /** A streaming upload (multipart where the store has it) that appears only when completed. */
-  upload(location: ObjectLocation, contentType: string): ObjectUpload;
+  /** Keys under `prefix` (after `startAfter`, when given), in lexicographic order. */
+  list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string>;
+  /**
+   * A multipart upload that outlives an invocation: parts may be sent by several invocations, concurrently,
+   * and the object appears only when the upload is completed with every part's ETag.
+   */
+  startMultipart(location: ObjectLocation, contentType: string): Promise<string>;
+  uploadPart(location: ObjectLocation, uploadId: string, part: number, body: Uint8Array): Promise<string>;
+  completeMultipart(
+    location: ObjectLocation,
+    uploadId: string,
+    parts: readonly UploadedPart[],
+  ): Promise<void>;
 }
 
-export interface ObjectUpload {
-  write(chunk: string): Promise<void>;
-  complete(): Promise<void>;
-  abort(): Promise<void>;
+export interface UploadedPart {
+  readonly part: number;
+  readonly etag: string;
+}
+
+/**
+ * Where a finalization stands: the output's multipart upload, the parts sent, the last result they hold,
+ * and the statistics gathered up to it. A finalizer that stops or dies goes on from here.
+ */
+export interface FinalizeCheckpoint {
+  readonly uploadId: string;
+  readonly parts: readonly UploadedPart[];
+  readonly lastResultKey: string;
+  readonly linesWritten: number;
+  readonly stats: unknown;
 }
 
 export interface RecordQueue {
@@ -127,6 +147,8 @@ export interface JobRecord {
   readonly retries: JobRetries;
   /** The job's final event while it is not yet published. */
   readonly announcement: Announcement | undefined;
+  /** Where its finalization stands, while it is being finalized in several steps. */
+  readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
 }
 
 /** Who reads a job's file now, and for how long without saving progress before another may take over. */
@@ -219,6 +241,8 @@ export interface Ledger {
    * A record already done (a redelivery) is left out and not counted; the answer lists the records counted.
    */
   completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;
+  /** Saves where the job's finalization stands (and that it moves: the sweeper reads progress from it). */
+  saveFinalizeCheckpoint(jobId: string, checkpoint: FinalizeCheckpoint): Promise<void>;
   /** Moves a job whose records are all done to "finalizing"; true for the one caller that did it. */
   claimFinalization(jobId: string): Promise<boolean>;
   /**

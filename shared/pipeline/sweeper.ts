@@ -58,11 +58,12 @@ export async function sweepStuckJobs(ports: SweepPorts, options: SweepOptions): 
   const resumed: ResumedJob[] = [];
   const stuckJobs: StuckJob[] = [];
   for await (const job of ports.ledger.listActiveJobs()) {
-    const minutesWithoutProgress = Math.floor((options.now.getTime() - Date.parse(job.updatedAt)) / 60_000);
-    if (minutesWithoutProgress < options.resumeAfterMinutes) continue;
+    const quietMinutes = (options.now.getTime() - Date.parse(job.updatedAt)) / 60_000;
+    if (quietMinutes < options.resumeAfterMinutes) continue;
     const resumption = await resume(ports, job);
     if (resumption !== undefined) resumed.push({ jobId: job.jobId, status: job.status, resumed: resumption });
-    if (minutesWithoutProgress < options.stuckAfterMinutes) continue;
+    if (quietMinutes < options.stuckAfterMinutes) continue;
+    const minutesWithoutProgress = Math.floor(quietMinutes);
     stuckJobs.push({
       jobId: job.jobId,
       status: job.status,

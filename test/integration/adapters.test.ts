@@ -447,15 +447,21 @@ describe.each([
 describe('S3ObjectStore on fauxqs', () => {
   const store = () => new S3ObjectStore(cloud.clients.s3);
 
-  it('reads byte ranges, streams from an offset and writes large files as multipart uploads', async () => {
+  it('reads byte ranges, streams from an offset and writes a large file as parts uploaded at once', async () => {
     // Prepare
     const location = { bucket: resources.bucket, key: 'work/large.txt' };
-    const line = `${'z'.repeat(1_023)}\n`;
+    const part = (megabytes: number) => Buffer.from(`${'z'.repeat(1_023)}\n`.repeat(megabytes * 1024));
 
     // Act
-    const upload = store().upload(location, 'text/plain');
-    for (let index = 0; index < 20 * 1024; index += 1) await upload.write(line);
-    await upload.complete();
+    const uploadId = await store().startMultipart(location, 'text/plain');
+    const etags = await Promise.all(
+      [8, 8, 4].map((megabytes, index) => store().uploadPart(location, uploadId, index + 1, part(megabytes))),
+    );
+    await store().completeMultipart(
+      location,
+      uploadId,
+      etags.map((etag, index) => ({ part: index + 1, etag })),
+    );
     const head = await store().head(location);
     const range = Buffer.from(await store().readRange(location, 1_020, 1_030)).toString();
     let streamed = 0;
@@ -466,6 +472,19 @@ describe('S3ObjectStore on fauxqs', () => {
     expect(head?.etag).toMatch(/-3$/);
     expect(range).toBe('zzz\nzzzzzz');
     expect(streamed).toBe(10);
+  });
+
+  it('lists keys in order, from after a given key', async () => {
+    // Prepare
+    for (const name of ['a', 'b', 'c', 'd'])
+      await store().put({ bucket: resources.bucket, key: `work/list/${name}` }, name, 'text/plain');
+
+    // Act
+    const after: string[] = [];
+    for await (const key of store().list(resources.bucket, 'work/list/', 'work/list/b')) after.push(key);
+
+    // Assess
+    expect(after).toEqual(['work/list/c', 'work/list/d']);
   });
 
   it('answers undefined for objects that are not there', async () => {

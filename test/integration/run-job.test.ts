@@ -34,7 +34,11 @@ describe('runLocalJob (what npm start runs)', () => {
       'haiku-queues',
       'classify-001',
     ]);
-    expect(lines[13]).toMatchObject({ id: 'bad-role', status: 'errored', error: { code: 'INVALID_REQUEST' } });
+    expect(lines[13]).toMatchObject({
+      id: 'bad-role',
+      status: 'errored',
+      error: { code: 'INVALID_REQUEST' },
+    });
     expect(JSON.parse(await readFile(result.manifestPath, 'utf8'))).toMatchObject({
       totalRecordCount: 20,
       successRecordCount: 19,

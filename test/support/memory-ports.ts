@@ -24,6 +24,7 @@ import type {
   CountedRecord,
   EnqueueContinuation,
   EventPublisher,
+  FinalizeCheckpoint,
   FinalizeTrigger,
   JobRecord,
   JobUpdate,
@@ -33,12 +34,12 @@ import type {
   ObjectInfo,
   ObjectLocation,
   ObjectStore,
-  ObjectUpload,
   ReadingLease,
   RecordCompletion,
   RecordQueue,
   Release,
   TokenBudget,
+  UploadedPart,
 } from '../../shared/pipeline/ports.ts';
 
 /** In-memory stand-ins for the pipeline's ports: the domain's unit tests run on these, the adapters' contract tests compare against them. */
@@ -104,25 +105,52 @@ export class MemoryObjectStore implements ObjectStore {
     this.putObject(location.bucket, location.key, body);
   }
 
-  async *list(bucket: string, prefix: string): AsyncIterable<string> {
+  async *list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string> {
     const keys = [...this.objects.keys()]
       .filter((id) => id.startsWith(`${bucket}/${prefix}`))
       .map((id) => id.slice(bucket.length + 1))
+      .filter((key) => startAfter === undefined || key > startAfter)
       .sort();
     yield* keys;
   }
 
-  upload(location: ObjectLocation): ObjectUpload {
-    const parts: string[] = [];
-    return {
-      write: async (chunk) => {
-        parts.push(chunk);
-      },
-      complete: async () => this.putObject(location.bucket, location.key, parts.join('')),
-      abort: async () => {
-        parts.length = 0;
-      },
-    };
+  /** Multipart uploads under way: their parts by number. */
+  readonly uploads = new Map<string, { location: ObjectLocation; parts: Map<number, Uint8Array> }>();
+
+  async startMultipart(location: ObjectLocation): Promise<string> {
+    const uploadId = `upload-${this.uploads.size + 1}`;
+    this.uploads.set(uploadId, { location, parts: new Map() });
+    return uploadId;
+  }
+
+  async uploadPart(
+    _location: ObjectLocation,
+    uploadId: string,
+    part: number,
+    body: Uint8Array,
+  ): Promise<string> {
+    const upload = this.uploads.get(uploadId);
+    if (upload === undefined)
+      throw Object.assign(new Error(`NoSuchUpload ${uploadId}`), { name: 'NoSuchUpload' });
+    upload.parts.set(part, body);
+    return createHash('md5').update(body).digest('hex');
+  }
+
+  async completeMultipart(
+    location: ObjectLocation,
+    uploadId: string,
+    parts: readonly UploadedPart[],
+  ): Promise<void> {
+    const upload = this.uploads.get(uploadId);
+    if (upload === undefined)
+      throw Object.assign(new Error(`NoSuchUpload ${uploadId}`), { name: 'NoSuchUpload' });
+    const bodies = parts.map(({ part }) => {
+      const body = upload.parts.get(part);
+      if (body === undefined) throw new Error(`part ${part} of ${uploadId} was never uploaded`);
+      return body;
+    });
+    this.putObject(location.bucket, location.key, Buffer.concat(bodies));
+    this.uploads.delete(uploadId);
   }
 
   private id(location: ObjectLocation): string {
@@ -330,6 +358,15 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
+  async saveFinalizeCheckpoint(jobId: string, checkpoint: FinalizeCheckpoint): Promise<void> {
+    const job = this.job(jobId);
+    if (job.status !== 'finalizing') throw new Error(`job ${jobId} is ${job.status}, not finalizing`);
+    Object.assign(job, {
+      finalizeCheckpoint: structuredClone(checkpoint),
+      updatedAt: new Date(this.now()).toISOString(),
+    });
+  }
+
   async finishJob(
     jobId: string,
     status: 'completed' | 'cancelled',
@@ -338,7 +375,7 @@ export class MemoryLedger implements Ledger {
   ): Promise<boolean> {
     const job = this.job(jobId);
     if (job.status !== 'finalizing') return false;
-    Object.assign(job, { status, finishedAt, announcement });
+    Object.assign(job, { status, finishedAt, announcement, finalizeCheckpoint: undefined });
     return true;
   }
 

@@ -143,7 +143,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
 
   const finalizeAll = async () => {
     for (const jobId of trigger.finalized.splice(0))
-      await finalizeJob(jobId, ports, () => new Date(clock.now));
+      await finalizeJob(jobId, ports, { now: () => new Date(clock.now) });
   };
 
   /** Uploads `body` as `key`, starts the job, runs the queue and the finalizer. */

@@ -97,10 +97,30 @@ describe('JobStatsCollector', () => {
     for (let second = 0; second < 3_600; second += 1) stats.add(result(second + 1, second, { attempts: 1 }));
     const { throughput } = stats.summary({ retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 } });
 
+    // Assess: seconds kept in 4-second buckets (at most 1,200), drawn in 32-second ones.
+    expect(throughput.bucketSeconds).toBe(32);
+    expect(throughput.completed).toHaveLength(113);
+    expect(throughput.completed.slice(0, -1).every((count) => count === 32)).toBe(true);
+    expect(throughput.completed.reduce((sum, count) => sum + count, 0)).toBe(3_600);
+  });
+
+  it('goes on from a checkpoint as if it had never stopped', () => {
+    // Prepare
+    const whole = new JobStatsCollector(START);
+    const first = new JobStatsCollector(START);
+    const results = Array.from({ length: 500 }, (_, index) =>
+      result(index + 1, index * 7, { modelId: 'm', attempts: 1 + (index % 3), latencyMs: 100 + index }),
+    );
+
+    // Act
+    for (const each of results) whole.add(each);
+    for (const each of results.slice(0, 200)) first.add(each);
+    const resumed = JobStatsCollector.restore(START, JSON.parse(JSON.stringify(first.state())));
+    for (const each of results.slice(200)) resumed.add(each);
+
     // Assess
-    expect(throughput.bucketSeconds).toBe(30);
-    expect(throughput.completed).toHaveLength(120);
-    expect(throughput.completed.every((count) => count === 30)).toBe(true);
+    const retries = { retried: 0, bedrockThrottles: 0, budgetWaits: 0 };
+    expect(resumed.summary({ retries })).toEqual(whole.summary({ retries }));
   });
 });
 

@@ -742,7 +742,7 @@ describe('cancel', () => {
     const again = await finalizeJob(jobId, pipeline.ports);
 
     // Assess
-    expect(again).toBeUndefined();
+    expect(again).toEqual({ kind: 'already-done' });
     expect(pipeline.events.published).toHaveLength(1);
   });
 });

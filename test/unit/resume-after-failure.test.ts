@@ -131,7 +131,7 @@ describe('the completion event', () => {
 
     // Assess
     expect(first).toBeInstanceOf(Error);
-    expect([redelivered, again]).toEqual([undefined, undefined]);
+    expect([redelivered, again]).toEqual([{ kind: 'already-done' }, { kind: 'already-done' }]);
     expect(pipeline.events.published).toEqual([
       {
         detailType: 'Batch Job Completed',
