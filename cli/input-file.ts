@@ -1,10 +1,10 @@
 import { open, stat } from 'node:fs/promises';
-import { FILE_HEAD_BYTES, fileContentProblem, inputNameProblem } from '../shared/input/file-check.ts';
+import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../shared/input/file-check.ts';
 import { UsageError } from './errors.ts';
 
 /**
  * The file a command was given, checked the way a person would want it checked: there, not empty, a .jsonl
- * file, and JSON Lines as a whole (the same checks the pipeline makes of an upload).
+ * (or .jsonl.gz) file, and JSON Lines as a whole (the same checks the pipeline makes of an upload).
  */
 export async function checkInputFile(file: string | undefined): Promise<string> {
   if (file === undefined)
@@ -22,7 +22,7 @@ export async function checkInputFile(file: string | undefined): Promise<string> 
   try {
     const head = new Uint8Array(Math.min(info.size, FILE_HEAD_BYTES));
     await handle.read(head, 0, head.length, 0);
-    const contentProblem = fileContentProblem(head);
+    const contentProblem = fileHeadProblem(file, head);
     if (contentProblem !== undefined) throw new UsageError(`${file}: ${contentProblem}`);
   } finally {
     await handle.close();

@@ -21,6 +21,7 @@ import type {
   JobUpdate,
   LeaseResult,
   Ledger,
+  ObjectLocation,
   ReadingLease,
   RecordCompletion,
   Release,
@@ -161,6 +162,19 @@ export class DynamoDbLedger implements Ledger {
         ':read': progress.recordsRead,
         ':owner': lease.owner,
         ':until': this.now() + lease.leaseSeconds * 1000,
+        ':now': this.isoNow(),
+      },
+    });
+  }
+
+  async saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET decompressed = :location, updatedAt = :now',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: {
+        ':location': JSON.stringify(location),
+        ':owner': lease.owner,
         ':now': this.isoNow(),
       },
     });
@@ -565,6 +579,8 @@ function jobOf(item: Record<string, unknown>): JobRecord {
     },
     announcement:
       typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
+    decompressed:
+      typeof item.decompressed === 'string' ? (JSON.parse(item.decompressed) as ObjectLocation) : undefined,
     finalizeCheckpoint:
       typeof item.finalizeCheckpoint === 'string'
         ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)

@@ -89,7 +89,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(location: ObjectLocation, body: string, contentType: string): Promise<void> {
+  async put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({ ...this.address(location), Body: body, ContentType: contentType }),
     );

@@ -1,16 +1,35 @@
-/** The input files the pipeline reads: JSON Lines, one request per line. */
-export const INPUT_SUFFIX = '.jsonl';
+/** The input files the pipeline reads: JSON Lines, one request per line, plain or gzip-compressed. */
+export const INPUT_SUFFIXES = ['.jsonl', '.jsonl.gz'] as const;
+
+/** Whether a key names a gzip-compressed input, which is decompressed once before it is read. */
+export function isCompressedInput(key: string): boolean {
+  return key.endsWith('.jsonl.gz');
+}
 
 /** Why a key cannot be read as an input file, or undefined when its name is that of one. */
 export function inputNameProblem(key: string): string | undefined {
-  if (key.endsWith(INPUT_SUFFIX)) return undefined;
+  if (INPUT_SUFFIXES.some((suffix) => key.endsWith(suffix))) return undefined;
   const name = key.slice(key.lastIndexOf('/') + 1);
-  const fix = key.endsWith('.jsonl.gz')
-    ? 'decompress it first (gunzip), then upload the .jsonl file.'
-    : key.endsWith('.json')
-      ? 'if it holds one JSON array, write one object per line instead (jq -c ".[]" file.json > file.jsonl).'
-      : 'write one JSON request per line and name the file .jsonl.';
-  return `${name} is not a ${INPUT_SUFFIX} file; the pipeline reads JSON Lines: ${fix}`;
+  const fix = key.endsWith('.json')
+    ? 'if it holds one JSON array, write one object per line instead (jq -c ".[]" file.json > file.jsonl).'
+    : key.endsWith('.gz')
+      ? 'name a compressed JSON Lines file .jsonl.gz.'
+      : 'write one JSON request per line and name the file .jsonl (or .jsonl.gz, compressed).';
+  return `${name} is not a .jsonl or .jsonl.gz file; the pipeline reads JSON Lines: ${fix}`;
+}
+
+/** The first bytes of a gzip stream. */
+export const GZIP_MAGIC = [0x1f, 0x8b] as const;
+
+/**
+ * A problem with the whole file, from its name and first bytes. A compressed file must be gzip data; its
+ * content is judged once it is decompressed.
+ */
+export function fileHeadProblem(key: string, head: Uint8Array): string | undefined {
+  if (!isCompressedInput(key)) return fileContentProblem(head);
+  if (head.length === 0 || GZIP_MAGIC.every((byte, index) => head[index] === byte)) return undefined;
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return `${name} is named .jsonl.gz but is not gzip data: compress it with gzip, or name it .jsonl.`;
 }
 
 /** How much of a file's start is looked at for problems that concern the whole file. */
@@ -29,8 +48,8 @@ export function fileContentProblem(head: Uint8Array): string | undefined {
     return 'The file is UTF-32 text; JSON Lines are UTF-8. Save it as UTF-8 and upload it again.';
   if (startsWith(0xff, 0xfe) || startsWith(0xfe, 0xff))
     return 'The file is UTF-16 text; JSON Lines are UTF-8. Save it as UTF-8 and upload it again.';
-  if (startsWith(0x1f, 0x8b))
-    return 'The file is gzip-compressed. Decompress it (gunzip) and upload the .jsonl file.';
+  if (startsWith(...GZIP_MAGIC))
+    return 'The file is gzip-compressed but named .jsonl: name it .jsonl.gz, and it is decompressed as it is read.';
   if (startsWith(0x50, 0x4b, 0x03, 0x04))
     return 'The file is a ZIP archive. Extract the .jsonl file and upload that.';
   if (head.includes(0))

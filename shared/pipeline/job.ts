@@ -47,6 +47,16 @@ export function resultLocation(job: Pick<JobRecord, 'jobId' | 'source'>, lineNum
   };
 }
 
+/** Where a compressed input is decompressed to, once, for its records to be read by byte range. */
+export function decompressedLocation(job: Pick<JobRecord, 'jobId' | 'source'>): ObjectLocation {
+  return { bucket: job.source.bucket, key: `${WORK_PREFIX}${job.jobId}/input.jsonl` };
+}
+
+/** The object a job's records are read from, and referenced in by byte range: the file, or its decompressed copy. */
+export function readableOf(job: Pick<JobRecord, 'source' | 'decompressed'>): ObjectLocation {
+  return job.decompressed ?? job.source;
+}
+
 export function resultsPrefix(jobId: string): string {
   return `${WORK_PREFIX}${jobId}/results/`;
 }
@@ -130,6 +140,7 @@ export function newJobRecord(
     cancelRequested: false,
     retries: NO_RETRIES,
     announcement: undefined,
+    decompressed: undefined,
     finalizeCheckpoint: undefined,
   };
 }

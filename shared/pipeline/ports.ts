@@ -40,7 +40,7 @@ export interface ObjectStore {
   read(location: ObjectLocation): Promise<Uint8Array | undefined>;
   /** Writes unless the key exists: "exists" means someone wrote it first (S3 If-None-Match: *). */
   putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'>;
-  put(location: ObjectLocation, body: string, contentType: string): Promise<void>;
+  put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void>;
   /** Keys under `prefix` (after `startAfter`, when given), in lexicographic order. */
   list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string>;
   /**
@@ -147,6 +147,8 @@ export interface JobRecord {
   readonly retries: JobRetries;
   /** The job's final event while it is not yet published. */
   readonly announcement: Announcement | undefined;
+  /** A compressed input's decompressed copy, which its records are read from (pinned by its ETag). */
+  readonly decompressed: ObjectLocation | undefined;
   /** Where its finalization stands, while it is being finalized in several steps. */
   readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
 }
@@ -216,6 +218,8 @@ export interface Ledger {
     progress: { readOffset: number; readLine: number; recordsRead: number },
     lease: ReadingLease,
   ): Promise<boolean>;
+  /** Records where a compressed input's decompressed copy is, if `lease` still holds the reading. */
+  saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean>;
   /**
    * Ends an enqueuing job that cannot be read on (its input changed), with the event that says why;
    * records already sent finish as canceled. False when the job was not enqueuing.

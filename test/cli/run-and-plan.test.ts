@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
@@ -129,9 +130,19 @@ describe('bedrock-batch run', () => {
     ],
     ['an unknown command', ['launch'], /Unknown command "launch"/],
     [
+      'local up with a quota that is not a number',
+      ['local', 'up', '--quota-tpm', 'abc'],
+      /--quota-tpm must be a whole number of at least 1, not "abc"/,
+    ],
+    [
+      'local up in an unknown region',
+      ['local', 'up', '--region', 'mars-north-1'],
+      /--region mars-north-1 does not serve Claude/,
+    ],
+    [
       'a .csv file',
       ['run', 'WORK/table.csv'],
-      /table\.csv is not a \.jsonl file; the pipeline reads JSON Lines/,
+      /table\.csv is not a \.jsonl or \.jsonl\.gz file; the pipeline reads JSON Lines/,
     ],
     [
       'a UTF-16 file',
@@ -158,6 +169,22 @@ describe('bedrock-batch run', () => {
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it('runs a .jsonl.gz file as it runs the file uncompressed', async () => {
+    // Prepare
+    const file = path.join(work, 'sample.jsonl.gz');
+    await writeFile(file, gzipSync(await readFile(fixturePath('prompts/sample.jsonl'))));
+
+    // Act
+    const result = await runCli(['run', file, '--out', work, '--speed', '0']);
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
+    expect(
+      (await readFile(path.join(work, 'sample.jsonl.gz.out'), 'utf8')).trimEnd().split('\n'),
+    ).toHaveLength(20);
+  }, 120_000);
 
   it('answers lines too large for Bedrock with error records, as the deployed pipeline does', async () => {
     // Prepare: a 26 MB line, and a 12 MB document (over the 1M window) in the plain and Bedrock forms.

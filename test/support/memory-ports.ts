@@ -101,7 +101,7 @@ export class MemoryObjectStore implements ObjectStore {
     return 'written';
   }
 
-  async put(location: ObjectLocation, body: string): Promise<void> {
+  async put(location: ObjectLocation, body: string | Uint8Array): Promise<void> {
     this.putObject(location.bucket, location.key, body);
   }
 
@@ -226,6 +226,12 @@ export class MemoryLedger implements Ledger {
     if (this.readers.get(jobId)?.owner !== lease.owner) return false;
     this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
     Object.assign(this.job(jobId), progress, { updatedAt: new Date(this.now()).toISOString() });
+    return true;
+  }
+
+  async saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean> {
+    if (this.readers.get(jobId)?.owner !== lease.owner) return false;
+    this.job(jobId).decompressed = { ...location };
     return true;
   }
 

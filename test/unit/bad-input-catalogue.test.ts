@@ -107,9 +107,48 @@ const lines = `${good('a')}\n${good('b')}\n`;
 const FILE_PROBLEMS: ReadonlyArray<
   readonly [string, string, string | Uint8Array, Record<string, string>, RegExp]
 > = [
-  ['a .csv file', 'inputs/table.csv', 'id,prompt\n1,hi\n', {}, /table\.csv is not a \.jsonl file/],
-  ['a .json file', 'inputs/list.json', '[{"prompt": "hi"}]', {}, /list\.json is not a \.jsonl file.*jq -c/],
-  ['a .jsonl.gz file', 'inputs/packed.jsonl.gz', gzipSync(lines), {}, /decompress it first \(gunzip\)/],
+  [
+    'a .csv file',
+    'inputs/table.csv',
+    'id,prompt\n1,hi\n',
+    {},
+    /table\.csv is not a \.jsonl or \.jsonl\.gz file/,
+  ],
+  [
+    'a .json file',
+    'inputs/list.json',
+    '[{"prompt": "hi"}]',
+    {},
+    /list\.json is not a \.jsonl or \.jsonl\.gz file.*jq -c/,
+  ],
+  [
+    'a .gz file that is not .jsonl.gz',
+    'inputs/packed.csv.gz',
+    gzipSync(lines),
+    {},
+    /name a compressed JSON Lines file \.jsonl\.gz/,
+  ],
+  [
+    'a .jsonl.gz file that is not gzip',
+    'inputs/plain.jsonl.gz',
+    lines,
+    {},
+    /is named \.jsonl\.gz but is not gzip data/,
+  ],
+  [
+    'a .jsonl.gz file cut short',
+    'inputs/cut.jsonl.gz',
+    gzipSync(lines).subarray(0, 20),
+    {},
+    /cut\.jsonl\.gz is not valid gzip data/,
+  ],
+  [
+    'UTF-16 text compressed',
+    'inputs/wide.jsonl.gz',
+    gzipSync(utf16(lines)),
+    {},
+    /is UTF-16 text; JSON Lines are UTF-8/,
+  ],
   ['UTF-16 text', 'inputs/wide.jsonl', utf16(lines), {}, /is UTF-16 text; JSON Lines are UTF-8/],
   [
     'UTF-32 text',
@@ -119,7 +158,13 @@ const FILE_PROBLEMS: ReadonlyArray<
     /is UTF-32 text/,
   ],
   ['UTF-16 without a byte-order mark', 'inputs/nobom.jsonl', Buffer.from(lines, 'utf16le'), {}, /NUL bytes/],
-  ['gzip data named .jsonl', 'inputs/hidden.jsonl', gzipSync(lines), {}, /is gzip-compressed/],
+  [
+    'gzip data named .jsonl',
+    'inputs/hidden.jsonl',
+    gzipSync(lines),
+    {},
+    /is gzip-compressed but named \.jsonl: name it \.jsonl\.gz/,
+  ],
   [
     'a ZIP archive named .jsonl',
     'inputs/zip.jsonl',
