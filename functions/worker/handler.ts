@@ -50,6 +50,8 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     };
     // Every record of the batch listens to it: its wait for tokens and its call.
     setMaxListeners(2 * event.Records.length + 10, deadline.signal);
+    // Counted first, so an invocation that fails as a whole still reports what it was given.
+    metrics.addMetric('RecordsReceived', MetricUnit.Count, event.Records.length);
     const received: Received[] = event.Records.map((record) => {
       try {
         return { record, message: parseRecordMessage(record.body) };
