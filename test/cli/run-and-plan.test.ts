@@ -64,6 +64,7 @@ describe('bedrock-batch run', () => {
       endpoint: 'regional',
     });
     expect(result.stderr).toContain('Batch Job Completed');
+    expect(result.stderr).not.toMatch(/No application metrics|\n\s+at /);
   }, 120_000);
 
   it.each([
