@@ -10,6 +10,13 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { ACTIVE_JOBS_INDEX } from '../functions/adapters/dynamodb-ledger.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../functions/adapters/events.ts';
+import type {
+  EnvironmentOf,
+  enqueueSettings,
+  finalizerSettings,
+  sweeperSettings,
+  workerSettings,
+} from '../shared/config.ts';
 import { inputObjectCreatedPattern } from '../shared/events/patterns.ts';
 import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
 import { STACK_OUTPUTS } from '../shared/stack-outputs.ts';
@@ -127,7 +134,9 @@ export class PipelineStack extends Stack {
       enqueue: new PipelineFunction(this, 'Enqueue', {
         name: 'enqueue',
         timeout: longTimeout,
-        environment: { ...bedrockEnvironment, ...storage, ...queues },
+        environment: { ...bedrockEnvironment, ...storage, ...queues } satisfies EnvironmentOf<
+          typeof enqueueSettings
+        >,
       }),
       worker: new PipelineFunction(this, 'Worker', {
         name: 'worker',
@@ -138,13 +147,16 @@ export class PipelineStack extends Stack {
           ...queues,
           TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
           LEASE_SECONDS: String(workerTimeout.toSeconds() + 60),
-        },
+        } satisfies EnvironmentOf<typeof workerSettings>,
       }),
       finalizer: new PipelineFunction(this, 'Finalizer', {
         name: 'finalizer',
         timeout: longTimeout,
         memorySize: 2_048,
-        environment: { ...storage, FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl },
+        environment: {
+          ...storage,
+          FINALIZE_QUEUE_URL: this.finalize.queue.queueUrl,
+        } satisfies EnvironmentOf<typeof finalizerSettings>,
       }),
       sweeper: new PipelineFunction(this, 'Sweeper', {
         name: 'sweeper',
@@ -157,7 +169,7 @@ export class PipelineStack extends Stack {
           // Longer than the enqueue and finalizer functions can run: a step this quiet has stopped.
           RESUME_AFTER_MINUTES: String(longTimeout.toMinutes() + 1),
           STUCK_AFTER_MINUTES: String(settings.stuckAfterMinutes),
-        },
+        } satisfies EnvironmentOf<typeof sweeperSettings>,
       }),
     };
     const { enqueue, worker, finalizer, sweeper } = this.functions;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { drainSeconds, workerConcurrencyFor } from '../shared/budget/throughput.ts';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
-import { OUTPUT_TOKEN_BURNDOWN } from '../shared/config.ts';
+import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
@@ -18,7 +18,7 @@ const pipelinePropsSchema = z
     allowedModels: z.array(z.string().min(1)).optional(),
     endpoint: z.enum(endpointKinds).default('global'),
     /** The Bedrock tokens-per-minute quota the pipeline may spend, per model. */
-    tokensPerMinute: z.number().int().positive().default(400_000),
+    tokensPerMinute: z.number().int().positive().default(DEFAULT_TOKENS_PER_MINUTE),
     defaultMaxTokens: z.number().int().positive().default(4_096),
     /** Alarms notify this address (a new SNS topic) and/or this existing topic. */
     alarmEmail: z.email().optional(),

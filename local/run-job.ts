@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
@@ -55,7 +56,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   const body = await readFile(options.file);
   const name = path.basename(options.file);
 
-  const tokensPerMinute = options.tokensPerMinute ?? 400_000;
+  const tokensPerMinute = options.tokensPerMinute ?? DEFAULT_TOKENS_PER_MINUTE;
   log(
     `Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock ${options.bedrock === 'aws' ? 'on AWS' : 'stand-in'})...`,
   );

@@ -26,6 +26,8 @@ const positiveInteger = (help: string, fallback: number) =>
 
 /** Quota tokens one output token costs for Claude 4 and later models. */
 export const OUTPUT_TOKEN_BURNDOWN = 5;
+/** The Bedrock tokens-per-minute quota a deployment, a function or a local run may spend unless told. */
+export const DEFAULT_TOKENS_PER_MINUTE = 400_000;
 /** Inputs estimated above this many tokens are counted exactly before the budget reserves for them. */
 export const COUNT_TOKENS_ABOVE = 20_000;
 
@@ -75,7 +77,7 @@ export const retrySettings = {
 export const quotaSettings = {
   TOKENS_PER_MINUTE: positiveInteger(
     'the Bedrock tokens-per-minute quota this pipeline may use, per model',
-    200_000,
+    DEFAULT_TOKENS_PER_MINUTE,
   ),
   OUTPUT_TOKEN_BURNDOWN: positiveInteger(
     'quota tokens each output token costs (5 for Claude 4 and later)',
@@ -195,3 +197,9 @@ function describedBy(schema: z.ZodType, variable: string): string | undefined {
   const shape = (schema as unknown as { shape?: Record<string, z.ZodType> }).shape;
   return shape?.[variable]?.description;
 }
+
+/**
+ * A function's environment as the stack writes it: a string for every setting of its schema (optional where
+ * the schema has a default), so the stack cannot leave out or misname one.
+ */
+export type EnvironmentOf<Schema extends z.ZodType> = { [Name in keyof z.input<Schema>]: string };

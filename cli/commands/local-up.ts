@@ -3,6 +3,7 @@ import path from 'node:path';
 import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
@@ -29,7 +30,7 @@ export async function localUpCommand(
   });
   const region = knownRegion(values.region);
   const speed = nonNegativeNumber('speed', values.speed, 1);
-  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], 400_000);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
   const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });

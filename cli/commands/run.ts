@@ -2,6 +2,7 @@ import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
@@ -83,7 +84,7 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
   const metadata = fileMetadata(values);
   checkModelChoice(metadata, region);
   const speed = nonNegativeNumber('speed', values.speed, 1);
-  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], 400_000);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
   await checkOutputDirectory(values.out);
   if (values.bedrock === 'aws') await requireAwsCredentials(region);
 

@@ -3,6 +3,7 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Catalog, defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { AuthSettings } from './auth.ts';
 import { authenticate } from './auth.ts';
@@ -13,6 +14,9 @@ import { QuotaBoard, type QuotaSettings, type QuotaUsage, THROTTLE_MESSAGES } fr
 import { countInputTokens } from './tokens.ts';
 import { validateInvocation } from './validation.ts';
 import { type Response, sendError, sendJson, WireError } from './wire-errors.ts';
+
+/** The stand-in's quota unless given: generous, so that only tests about quotas meet it. */
+export const STAND_IN_TOKENS_PER_MINUTE = 2_000_000;
 
 export interface BedrockStandInOptions {
   /** The region the stand-in serves; requests signed for another region are refused. Default us-west-2. */
@@ -81,9 +85,9 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
   const speed = options.speed ?? 1;
   const latency = options.latency ?? { firstTokenMs: 500, perOutputTokenMs: 20 };
   const quotas = new QuotaBoard(
-    options.quota ?? { tokensPerMinute: 2_000_000 },
+    options.quota ?? { tokensPerMinute: STAND_IN_TOKENS_PER_MINUTE },
     options.quotaByModel ?? {},
-    options.outputBurndown ?? 5,
+    options.outputBurndown ?? OUTPUT_TOKEN_BURNDOWN,
     now,
   );
   const faults = new FaultInjector(options.faults ?? {}, seed);

@@ -29,6 +29,7 @@ import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings, RecordQueue } from '../../shared/pipeline/ports.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
 import { WORKER_BATCH, type WorkerPorts } from '../../shared/pipeline/worker.ts';
+import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
 import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
 import { type BusEvent, EventBridgeShim } from '../glue/eventbridge-shim.ts';
@@ -130,7 +131,8 @@ export async function startLocalPipeline(
       ]),
     );
   const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
-  const tokensPerMinute = options.tokensPerMinute ?? 2_000_000;
+  // The budget spends what the local stand-in allows unless told otherwise.
+  const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
   const budget = new MeteredBudget(
     new DynamoDbTokenBudget(clients.documents, resources.tableName, { tokensPerMinute }),
   );

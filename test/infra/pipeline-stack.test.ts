@@ -8,6 +8,13 @@ import { buildApp } from '../../infra/app.ts';
 import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
 import { type PipelinePropsInput, pipelineSettings } from '../../infra/props.ts';
+import {
+  enqueueSettings,
+  finalizerSettings,
+  loadConfig,
+  sweeperSettings,
+  workerSettings,
+} from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 
@@ -151,6 +158,33 @@ describe('the functions', () => {
 
   it('keep their logs a month', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it.each([
+    ['enqueue', enqueueSettings],
+    ['worker', workerSettings],
+    ['finalizer', finalizerSettings],
+    ['sweeper', sweeperSettings],
+  ] as const)('give the %s function an environment its own config loader accepts', (name, schema) => {
+    // Prepare: resources' names and URLs are tokens until deployment; any text stands for them here.
+    const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === name,
+    );
+    const environment = Object.fromEntries(
+      Object.entries((fn?.Properties.Environment.Variables ?? {}) as Record<string, unknown>).map(
+        ([variable, value]) => [
+          variable,
+          typeof value === 'string' ? value : `deployed-${variable.toLowerCase()}`,
+        ],
+      ),
+    );
+
+    // Act
+    const load = () => loadConfig(schema, environment);
+
+    // Assess
+    expect(fn).toBeDefined();
+    expect(load).not.toThrow();
   });
 
   it('trace without capturing what the handlers return', () => {
