@@ -19,6 +19,7 @@ import type {
 } from '../shared/config.ts';
 import { inputObjectCreatedPattern } from '../shared/events/patterns.ts';
 import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
+import { RETRY_LAYERS } from '../shared/retry-layers.ts';
 import { STACK_OUTPUTS } from '../shared/stack-outputs.ts';
 import { bedrockInvokeStatements } from './constructs/bedrock-access.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -100,17 +101,17 @@ export class PipelineStack extends Stack {
     // the ledger ends a record after its attempts; the DLQ is for messages the code cannot handle at all.
     this.records = new SecureQueue(this, 'Records', {
       visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
-      maxReceiveCount: 100,
+      maxReceiveCount: RETRY_LAYERS.maxReceives.records,
       encryptionKey: key,
     });
     this.finalize = new SecureQueue(this, 'Finalize', {
       visibilityTimeout: Duration.seconds(longTimeout.toSeconds() * 6),
-      maxReceiveCount: 5,
+      maxReceiveCount: RETRY_LAYERS.maxReceives.finalize,
       encryptionKey: key,
     });
     const enqueueFailures = new SecureQueue(this, 'EnqueueFailures', {
       visibilityTimeout: Duration.minutes(5),
-      maxReceiveCount: 5,
+      maxReceiveCount: RETRY_LAYERS.maxReceives.enqueueFailures,
       encryptionKey: key,
     });
 
@@ -235,7 +236,7 @@ export class PipelineStack extends Stack {
       new SqsEventSource(this.finalize.queue, { batchSize: 1, maxConcurrency: 2 }),
     );
     enqueue.function.configureAsyncInvoke({
-      retryAttempts: 2,
+      retryAttempts: RETRY_LAYERS.enqueueAsyncRetries,
       onFailure: new destinations.SqsDestination(enqueueFailures.queue),
     });
 
@@ -250,8 +251,8 @@ export class PipelineStack extends Stack {
       }),
     );
     const enqueueTarget = new targets.LambdaFunction(enqueue.function, {
-      retryAttempts: 185,
-      maxEventAge: Duration.hours(24),
+      retryAttempts: RETRY_LAYERS.enqueueEvent.retryAttempts,
+      maxEventAge: Duration.hours(RETRY_LAYERS.enqueueEvent.maxEventAgeHours),
       deadLetterQueue: enqueueFailures.queue,
     });
     new events.Rule(this, 'StartJob', {
@@ -267,7 +268,7 @@ export class PipelineStack extends Stack {
     new events.Rule(this, 'SweepStuckJobs', {
       description: 'Looks for stuck jobs and DLQ messages',
       schedule: events.Schedule.rate(Duration.minutes(5)),
-      targets: [new targets.LambdaFunction(sweeper.function, { retryAttempts: 2 })],
+      targets: [new targets.LambdaFunction(sweeper.function, { retryAttempts: RETRY_LAYERS.sweeperRetries })],
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {

@@ -4,6 +4,7 @@ import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { resolveModel } from './models/resolve-model.ts';
 import { DEFAULT_MODEL } from './pipeline/job.ts';
+import { RETRY_LAYERS } from './retry-layers.ts';
 
 /**
  * The functions' settings, one environment variable each. Every schema is parsed once at cold start with
@@ -108,7 +109,10 @@ export const workerRuntimeSettings = {
     'how long one attempt holds its record: longer than the worker timeout',
     960,
   ),
-  SDK_MAX_ATTEMPTS: positiveInteger('attempts the Bedrock client makes itself before the queue retries', 2),
+  SDK_MAX_ATTEMPTS: positiveInteger(
+    'attempts the Bedrock client makes itself before the queue retries',
+    RETRY_LAYERS.bedrockSdkAttempts,
+  ),
   COUNT_TOKENS_ABOVE: positiveInteger(
     'records estimated above this many input tokens are counted exactly (CountTokens, free) before the budget reserves for them',
     COUNT_TOKENS_ABOVE,

@@ -4,6 +4,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 export interface Endpoints {
   readonly s3: string;
@@ -54,7 +55,7 @@ export function awsClients(options: ClientOptions): AwsClients {
     bedrock: new BedrockRuntimeClient({
       ...common,
       region: options.bedrockRegion ?? region,
-      maxAttempts: options.bedrockMaxAttempts ?? 2,
+      maxAttempts: options.bedrockMaxAttempts ?? RETRY_LAYERS.bedrockSdkAttempts,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
     }),
     events: new EventBridgeClient(common),

@@ -4,10 +4,11 @@ import { PipelineError } from '../../shared/errors.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import { mapWithLimit } from '../../shared/pipeline/concurrency.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 const ENTRIES_PER_BATCH = 10;
 const BATCHES_IN_FLIGHT = 8;
-const ATTEMPTS = 5;
+const { attempts: ATTEMPTS, baseDelayMs: BASE_DELAY_MS } = RETRY_LAYERS.sqsSend;
 
 export class SqsRecordQueue implements RecordQueue {
   constructor(
@@ -48,7 +49,8 @@ export class SqsRecordQueue implements RecordQueue {
       );
       const failed = new Set((result.Failed ?? []).map((entry) => entry.Id));
       pending = pending.filter((entry) => failed.has(entry.Id));
-      if (pending.length > 0) await sleep(100 * 2 ** attempt);
+      // Full jitter: senders refused together do not all come back at the same moment.
+      if (pending.length > 0) await sleep(Math.random() * BASE_DELAY_MS * 2 ** attempt);
     }
     if (pending.length > 0) {
       throw new PipelineError(
