@@ -10,7 +10,7 @@ import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
 const pipelinePropsSchema = z
   .object({
-    /** The region Bedrock is called in. Never defaulted (the brief's "forgetting the region" mistake). */
+    /** The region Bedrock is called in. Never defaulted: a default region may not offer the model. */
     bedrockRegion: z.string().min(1),
     /** The model for files that do not name one. */
     defaultModel: z.string().min(1).default(DEFAULT_MODEL),

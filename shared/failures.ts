@@ -86,7 +86,7 @@ export function bedrockErrorStatus(name: BedrockErrorName): number {
 }
 
 /**
- * The one table every retry decision goes through: Bedrock's errors (aws-facts.md, "InvokeModel errors"),
+ * The one table every retry decision goes through: Bedrock's errors (the InvokeModel error list),
  * Node transport error codes, and our own error codes.
  */
 const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {

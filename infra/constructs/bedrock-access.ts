@@ -8,7 +8,7 @@ const INVOKE = ['bedrock:InvokeModel'];
 const COUNT = ['bedrock:CountTokens'];
 
 /**
- * The least IAM that lets a function call exactly these models (aws-facts.md, "IAM for inference profiles"):
+ * The least IAM that lets a function call exactly these models (AWS's guidance on IAM for inference profiles):
  * - in-region: the foundation model in the region;
  * - geographic profile (us., eu., ...): the profile, and the foundation model in whichever region the profile
  *   routes to (the profile decides, and may add regions), only through that profile;

@@ -10,7 +10,7 @@ import { ModelSelectionError } from '../errors.ts';
 export interface ModelSelection {
   /** A full id (`global.anthropic.claude-opus-4-6-v1`), a bare id, an alias (`opus-4.6`) or an Anthropic API name. */
   readonly model: string;
-  /** The AWS region the calls are made in. Never defaulted: the brief's "forgetting the region" mistake. */
+  /** The AWS region the calls are made in. Never defaulted: a default region may not offer the model. */
   readonly region: string | undefined;
   /**
    * The endpoint policy. When set, a prefixed id must agree with it (a data-residency setting must not be

@@ -69,3 +69,19 @@ export function s3KeyOf(uri: unknown): string {
   if (match?.[1] === undefined) throw new Error(`not an S3 URI: ${String(uri)}`);
   return match[1];
 }
+
+/**
+ * An error as the AWS SDK v3 raises one: the service's error type as `name` (omitted for a bare status), the
+ * HTTP status in `$metadata`.
+ */
+export function awsError(
+  name: string | undefined,
+  httpStatusCode: number | undefined,
+  message = `${name ?? 'error'} from AWS`,
+): Error {
+  return Object.assign(new Error(message), {
+    ...(name === undefined ? {} : { name }),
+    $fault: 'server',
+    $metadata: { httpStatusCode },
+  });
+}

@@ -6,6 +6,7 @@ import { eventBridgePutEvent } from '../../functions/adapters/events.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import { awsError } from '../support/factories.ts';
 
 /** A client whose `send` answers from a script, recording the commands it got. */
 function scriptedClient<Client>(answer: (input: Record<string, unknown>, call: number) => unknown) {
@@ -72,7 +73,7 @@ describe('S3ObjectStore.putIfAbsent', () => {
   ])('reads a %i as "someone wrote it first"', async (status, expected) => {
     // Prepare
     const { client, inputs } = scriptedClient<S3Client>(() => {
-      throw Object.assign(new Error('precondition'), { $metadata: { httpStatusCode: status } });
+      throw awsError(undefined, status, 'precondition');
     });
 
     // Act
@@ -85,7 +86,7 @@ describe('S3ObjectStore.putIfAbsent', () => {
 
   it('passes other failures on', async () => {
     const { client } = scriptedClient<S3Client>(() => {
-      throw Object.assign(new Error('denied'), { $metadata: { httpStatusCode: 403 } });
+      throw awsError(undefined, 403, 'denied');
     });
     await expect(new S3ObjectStore(client).putIfAbsent({ bucket: 'b', key: 'k' }, '{}')).rejects.toThrow(
       'denied',

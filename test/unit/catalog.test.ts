@@ -7,13 +7,13 @@ describe('the shipped model catalog', () => {
     ['sonnet-4.5', 'anthropic.claude-sonnet-4-5-20250929-v1:0', 'beta'],
     ['sonnet-4', 'anthropic.claude-sonnet-4-20250514-v1:0', 'beta'],
     ['haiku-4.5', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'none'],
-  ])('has %s as %s with 1M mode %s (ids as in the brief)', (key, bedrockId, mode) => {
+  ])('has %s as %s with 1M mode %s (Bedrock ids)', (key, bedrockId, mode) => {
     const model = defaultCatalog.findModel(key);
     expect(model?.bedrockId).toBe(bedrockId);
     expect(model?.longContext.mode).toBe(mode);
   });
 
-  it('keeps the Bedrock rules the brief gives as data', () => {
+  it('keeps the rules of Bedrock as data', () => {
     expect(defaultCatalog.anthropicVersion).toBe('bedrock-2023-05-31');
     expect(defaultCatalog.longContextBeta).toBe('context-1m-2025-08-07');
     expect(defaultCatalog.allowedBetas.has('context-1m-2025-08-07')).toBe(true);

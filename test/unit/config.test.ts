@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { enqueueSettings, loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
+import {
+  DEFAULT_TOKENS_PER_MINUTE,
+  enqueueSettings,
+  loadConfig,
+  retryPolicyOf,
+  workerSettings,
+} from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { thrown } from '../support/thrown.ts';
 
@@ -30,7 +36,7 @@ describe('loadConfig', () => {
       BACKOFF_MAX_SECONDS: 900,
       LATER_DELAY_SECONDS: 60,
       DAILY_QUOTA_WAIT_SECONDS: 900,
-      TOKENS_PER_MINUTE: 200_000,
+      TOKENS_PER_MINUTE: DEFAULT_TOKENS_PER_MINUTE,
       OUTPUT_TOKEN_BURNDOWN: 5,
       LEASE_SECONDS: 960,
       RETENTION_DAYS: 30,

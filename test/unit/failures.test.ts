@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { PipelineError, RecordRejectedError } from '../../shared/errors.ts';
 import { classifyFailure, DEFAULT_RETRY_POLICY, decideRetry, type Failure } from '../../shared/failures.ts';
+import { awsError } from '../support/factories.ts';
 
-/** The shape the AWS SDK v3 gives a Bedrock error: the x-amzn-ErrorType as `name`, the status in $metadata. */
-function bedrockError(name: string, httpStatusCode: number | undefined, message = 'from Bedrock'): Error {
-  return Object.assign(new Error(message), { name, $fault: 'server', $metadata: { httpStatusCode } });
-}
+const bedrockError = (name: string, status: number | undefined, message = 'from Bedrock') =>
+  awsError(name, status, message);
 
 function nodeError(code: string): Error {
   return Object.assign(new Error(`socket: ${code}`), { code });
@@ -13,7 +12,7 @@ function nodeError(code: string): Error {
 
 describe('classifyFailure', () => {
   describe.each([
-    // aws-facts.md, "InvokeModel errors", row by row
+    // Bedrock's InvokeModel errors, one by one
     ['ThrottlingException', 429, 'retryable', 'rate_limit_error', true],
     ['ModelNotReadyException', 429, 'retryable', 'overloaded_error', false],
     ['ServiceUnavailableException', 503, 'retryable', 'overloaded_error', false],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
 import type { StoredResult } from '../../shared/pipeline/ports.ts';
+import { awsError } from '../support/factories.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -129,11 +130,7 @@ describe('the manifest of a finished job', () => {
     // Prepare
     const pipeline = pipelineHarness({
       answer: (_, __, call) => {
-        if (call === 1)
-          throw Object.assign(new Error('slow down'), {
-            name: 'ThrottlingException',
-            $metadata: { httpStatusCode: 429 },
-          });
+        if (call === 1) throw awsError('ThrottlingException', 429, 'slow down');
         return textResponse('ok');
       },
     });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { levelAt } from '../../shared/budget/bucket.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
-import { MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
+import { awsError, MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import {
   BUCKET,
@@ -12,8 +12,6 @@ import {
   pipelineHarness,
 } from '../support/pipeline-harness.ts';
 
-const bedrockError = (name: string, status: number, message = `${name} from Bedrock`) =>
-  Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status } });
 const plain = (id: string, prompt = `Prompt ${id}`) => JSON.stringify({ id, prompt });
 
 describe('a job, end to end on in-memory ports', () => {
@@ -207,7 +205,7 @@ describe('retries through the failure table', () => {
     // Prepare
     const pipeline = pipelineHarness({
       answer: (_, __, call) => {
-        if (call <= 2) throw bedrockError('ThrottlingException', 429);
+        if (call <= 2) throw awsError('ThrottlingException', 429);
         return textResponse('finally');
       },
     });
@@ -231,7 +229,7 @@ describe('retries through the failure table', () => {
     // Prepare
     const pipeline = pipelineHarness({
       answer: () => {
-        throw bedrockError('ValidationException', 400);
+        throw awsError('ValidationException', 400);
       },
     });
 
@@ -244,7 +242,7 @@ describe('retries through the failure table', () => {
       status: 'errored',
       error: {
         code: 'ValidationException',
-        message: expect.stringMatching(/^ValidationException from Bedrock/),
+        message: expect.stringMatching(/^ValidationException from AWS/),
       },
     });
   });
@@ -253,7 +251,7 @@ describe('retries through the failure table', () => {
     // Prepare
     const pipeline = pipelineHarness({
       answer: () => {
-        throw bedrockError('ModelTimeoutException', 408);
+        throw awsError('ModelTimeoutException', 408);
       },
     });
 
@@ -283,7 +281,7 @@ describe('retries through the failure table', () => {
     const pipeline = pipelineHarness({
       answer: (_, __, call) => {
         const name = failures[call - 1];
-        if (name !== undefined) throw bedrockError(name, name === 'ThrottlingException' ? 429 : 408);
+        if (name !== undefined) throw awsError(name, name === 'ThrottlingException' ? 429 : 408);
         return textResponse('after four failures');
       },
     });
@@ -639,7 +637,7 @@ describe('the shared token budget', () => {
     // Prepare
     const pipeline = budgetedPipeline(100_000, (_, body) => {
       if (JSON.stringify(body).includes('Prompt b') || JSON.stringify(body).includes('Prompt c')) {
-        throw bedrockError('ThrottlingException', 429);
+        throw awsError('ThrottlingException', 429);
       }
       return textResponse('ok');
     });
@@ -672,7 +670,7 @@ describe('the shared token budget', () => {
     // Prepare
     const pipeline = budgetedPipeline(1_000_000, (_, __, call) => {
       if (call === 1) {
-        throw bedrockError(
+        throw awsError(
           'ThrottlingException',
           429,
           'Too many tokens per day, please wait before trying again.',

@@ -82,7 +82,7 @@ describe('resolveModel', () => {
   });
 
   describe.each([
-    // The brief: Sonnet 4.5 is not offered in APAC, Haiku 4.5 not in JP or APAC.
+    // Bedrock's availability: Sonnet 4.5 is not offered in APAC, Haiku 4.5 not in JP or APAC.
     [
       'sonnet-4.5',
       'regional',

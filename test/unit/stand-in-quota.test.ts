@@ -24,7 +24,7 @@ const used = (output: number, overrides: Partial<RequestedTokens> = {}) => {
   return { ...rest, output };
 };
 
-describe('the stand-in quota (aws-facts.md, "Bedrock quotas")', () => {
+describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
   it('reserves input + cache write + cache read + max_tokens x 1 when a request starts', () => {
     // Prepare
     const { quotas, usage } = board({ tokensPerMinute: 10_000 });

@@ -4,6 +4,7 @@ import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { createLambdaContext } from '../../local/glue/lambda-context.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
+import { awsError } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -51,10 +52,7 @@ describe('the worker handler', () => {
     const pipeline = pipelineHarness({
       answer: (_, body) => {
         if (JSON.stringify(body).includes('throttle me')) {
-          throw Object.assign(new Error('slow down'), {
-            name: 'ThrottlingException',
-            $metadata: { httpStatusCode: 429 },
-          });
+          throw awsError('ThrottlingException', 429, 'slow down');
         }
         return textResponse('fine', { input_tokens: 12, output_tokens: 7 });
       },

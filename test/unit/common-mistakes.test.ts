@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, workerSettings } from '../../shared/config.ts';
 import { classifyFailure } from '../../shared/failures.ts';
 import { buildInvocation, type JobModelSettings } from '../../shared/request/build-request.ts';
-import { messagesBody, promptRecord } from '../support/factories.ts';
+import { awsError, messagesBody, promptRecord } from '../support/factories.ts';
 
 /**
- * The "Common Mistakes" table of running-claude-on-bedrock.md, row by row: each mistake is impossible to
- * make through the pipeline, or is caught before any call with the brief's fix in the message.
+ * The common mistakes of calling Claude on Bedrock, one by one: each is impossible to make through the
+ * pipeline, or is caught before any call with the fix in the message.
  */
 const job: JobModelSettings = {
   model: 'opus-4.6',
@@ -14,10 +14,8 @@ const job: JobModelSettings = {
   endpoint: 'global',
   defaultMaxTokens: 512,
 };
-const sdkError = (name: string, status: number, message: string) =>
-  Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status } });
 
-describe("the brief's common mistakes", () => {
+describe('the common mistakes of calling Claude on Bedrock', () => {
   it('wrong model ID format: refused before the call, pointing at the full id', () => {
     const build = () => buildInvocation(promptRecord({ modelOverride: 'claude-opus-4.6' }), job);
     expect(build).toThrow(
@@ -27,7 +25,7 @@ describe("the brief's common mistakes", () => {
 
   it('wrong model ID format that reaches Bedrock anyway: an error record at once, with the same fix', () => {
     const failure = classifyFailure(
-      sdkError('ValidationException', 400, 'The provided model identifier is invalid.'),
+      awsError('ValidationException', 400, 'The provided model identifier is invalid.'),
     );
     expect(failure).toMatchObject({ retry: 'never', httpStatus: 400 });
     expect(failure.message).toMatch(/global\.anthropic\.claude-opus-4-6-v1/);
@@ -40,7 +38,7 @@ describe("the brief's common mistakes", () => {
 
   it('using a direct API key: the auth failure says Bedrock needs AWS IAM credentials', () => {
     const failure = classifyFailure(
-      sdkError('UnrecognizedClientException', 403, 'The security token included in the request is invalid.'),
+      awsError('UnrecognizedClientException', 403, 'The security token included in the request is invalid.'),
     );
     expect(failure.retry).toBe('never');
     expect(failure.message).toMatch(/AWS IAM credentials \(SigV4\), not an Anthropic API key/);
