@@ -49,6 +49,8 @@ export class PipelineFunction extends Construct {
         target: 'node22',
         sourceMap: true,
         minify: true,
+        // Minified, but an error still logs as ConfigurationError, not as a one-letter class.
+        keepNames: true,
         mainFields: ['module', 'main'],
         // The AWS SDK is bundled at the versions the tests ran with, not taken from the runtime.
         externalModules: [],

@@ -1,3 +1,5 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -186,6 +188,27 @@ describe('the functions', () => {
     expect(fn).toBeDefined();
     expect(load).not.toThrow();
   });
+
+  it('are bundled minified but keeping class names, so logged errors name their class', async () => {
+    // Prepare
+    const app = new App();
+    new PipelineStack(app, 'Bundled', { pipeline: { bedrockRegion: 'us-west-2' } });
+
+    // Act
+    const assembly = app.synth();
+    const bundles = await Promise.all(
+      (await readdir(assembly.directory))
+        .filter((entry) => entry.startsWith('asset.'))
+        .map((entry) => readFile(path.join(assembly.directory, entry, 'index.mjs'), 'utf8').catch(() => '')),
+    );
+
+    // Assess: minified names would leave no class name as text; esbuild's keepNames writes each one down.
+    const named = (className: string) => bundles.some((code) => code.includes(`"${className}"`));
+    expect(bundles.length).toBeGreaterThanOrEqual(4);
+    expect(
+      ['ConfigurationError', 'InputChangedError', 'PipelineError'].filter((name) => !named(name)),
+    ).toEqual([]);
+  }, 120_000);
 
   it('trace without capturing what the handlers return', () => {
     for (const fn of Object.values(template.findResources('AWS::Lambda::Function')).filter(
