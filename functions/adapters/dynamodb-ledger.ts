@@ -1,4 +1,4 @@
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -319,7 +319,8 @@ export class DynamoDbLedger implements Ledger {
         await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
         return records;
       } catch (error) {
-        const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons;
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const reasons = error.CancellationReasons;
         const alreadyDone = new Set(
           records
             .filter((_, index) => reasons?.[index]?.Code === 'ConditionalCheckFailed')
@@ -621,11 +622,10 @@ function withoutUndefined<Value extends object>(value: Value): Value {
 }
 
 /** The item a failed condition saw (ReturnValuesOnConditionCheckFailure), which the document client leaves marshalled. */
-function itemOfConditionFailure(error: unknown): Record<string, unknown> {
-  const item = (error as { Item?: Record<string, AttributeValue> }).Item;
-  return item === undefined ? {} : unmarshall(item);
+function itemOfConditionFailure(error: ConditionalCheckFailedException): Record<string, unknown> {
+  return error.Item === undefined ? {} : unmarshall(error.Item);
 }
 
-function isConditionFailure(error: unknown): boolean {
-  return (error as { name?: string }).name === 'ConditionalCheckFailedException';
+function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
+  return error instanceof ConditionalCheckFailedException;
 }
