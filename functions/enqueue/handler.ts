@@ -11,6 +11,7 @@ import {
   startJob,
 } from '../../shared/pipeline/enqueue.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../adapters/events.ts';
+import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface EnqueueDependencies extends Observability {
@@ -43,7 +44,8 @@ export function createEnqueueHandler(dependencies: EnqueueDependencies) {
       ...('totalRecords' in outcome ? { totalRecords: outcome.totalRecords } : {}),
     });
     // Every outcome is counted: an invocation without a metric would only log a warning.
-    if (outcome.kind === 'read') metrics.addMetric('RecordsRead', MetricUnit.Count, outcome.totalRecords);
+    if (outcome.kind === 'read')
+      metrics.addMetric(METRICS.enqueue.recordsRead, MetricUnit.Count, outcome.totalRecords);
     else metrics.addMetric(OUTCOME_METRICS[outcome.kind], MetricUnit.Count, 1);
     return outcome;
   };
@@ -52,12 +54,12 @@ export function createEnqueueHandler(dependencies: EnqueueDependencies) {
 }
 
 const OUTCOME_METRICS: Readonly<Record<Exclude<EnqueueOutcome['kind'], 'read'>, string>> = {
-  continued: 'EnqueueHandoffs',
-  duplicate: 'DuplicateEvents',
-  'taken-over': 'EnqueueTakeovers',
-  failed: 'JobsRejected',
-  missing: 'MissingObjects',
-  ignored: 'IgnoredObjects',
+  continued: METRICS.enqueue.handoffs,
+  duplicate: METRICS.enqueue.duplicateEvents,
+  'taken-over': METRICS.enqueue.takeovers,
+  failed: METRICS.enqueue.jobsRejected,
+  missing: METRICS.enqueue.missingObjects,
+  ignored: METRICS.enqueue.ignoredObjects,
 };
 
 function jobIdOf(detail: unknown): string {

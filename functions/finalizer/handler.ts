@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { type FinalizePorts, finalizeJob } from '../../shared/pipeline/finalize.ts';
+import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface FinalizerDependencies extends Observability {
@@ -31,11 +32,15 @@ export function createFinalizerHandler(dependencies: FinalizerDependencies) {
       });
       // Every outcome is counted: an invocation without a metric would only log a warning.
       if (outcome.kind === 'completed') {
-        metrics.addMetric('JobsCompleted', MetricUnit.Count, 1);
-        metrics.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, outcome.manifest.estimatedCostUsd);
+        metrics.addMetric(METRICS.finalizer.jobsCompleted, MetricUnit.Count, 1);
+        metrics.addMetric(
+          METRICS.finalizer.estimatedCostUsd,
+          MetricUnit.NoUnit,
+          outcome.manifest.estimatedCostUsd,
+        );
       } else {
         metrics.addMetric(
-          outcome.kind === 'continued' ? 'FinalizeHandoffs' : 'FinalizationsAlreadyDone',
+          outcome.kind === 'continued' ? METRICS.finalizer.handoffs : METRICS.finalizer.alreadyDone,
           MetricUnit.Count,
           1,
         );

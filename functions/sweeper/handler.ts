@@ -2,6 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { type SweepPorts, type SweepReport, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
+import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface SweeperDependencies extends Observability {
@@ -23,10 +24,10 @@ export function createSweeperHandler(dependencies: SweeperDependencies) {
       stuckAfterMinutes: dependencies.stuckAfterMinutes,
       now: new Date(event.time),
     });
-    metrics.addMetric('JobsResumed', MetricUnit.Count, report.resumed.length);
-    metrics.addMetric('StuckJobs', MetricUnit.Count, report.stuckJobs.length);
+    metrics.addMetric(METRICS.sweeper.jobsResumed, MetricUnit.Count, report.resumed.length);
+    metrics.addMetric(METRICS.sweeper.stuckJobs, MetricUnit.Count, report.stuckJobs.length);
     if (report.resumed.length > 0) logger.info('stopped steps taken up again', { resumed: report.resumed });
-    metrics.addMetric('DeadLetterMessages', MetricUnit.Count, report.deadLetterMessages);
+    metrics.addMetric(METRICS.sweeper.deadLetterMessages, MetricUnit.Count, report.deadLetterMessages);
     if (report.stuckJobs.length > 0 || report.deadLetterMessages > 0)
       logger.warn('jobs need attention', { ...report });
     return report;

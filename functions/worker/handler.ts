@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
@@ -10,7 +10,9 @@ import {
   type WorkerPorts,
   type WorkerSettings,
 } from '../../shared/pipeline/worker.ts';
-import { METRICS_NAMESPACE, type Observability, withObservability } from '../observability.ts';
+import { METRICS } from '../metrics.ts';
+import { type Observability, withObservability } from '../observability.ts';
+import { publishPerModel } from './per-model-metrics.ts';
 
 export interface WorkerDependencies extends Observability {
   readonly ports: WorkerPorts & { readonly queue: RecordQueue };
@@ -51,7 +53,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     // Every record of the batch listens to it: its wait for tokens and its call.
     setMaxListeners(2 * event.Records.length + 10, deadline.signal);
     // Counted first, so an invocation that fails as a whole still reports what it was given.
-    metrics.addMetric('RecordsReceived', MetricUnit.Count, event.Records.length);
+    metrics.addMetric(METRICS.worker.recordsReceived, MetricUnit.Count, event.Records.length);
     const received: Received[] = event.Records.map((record) => {
       try {
         return { record, message: parseRecordMessage(record.body) };
@@ -127,7 +129,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
   };
 
   const unhandled = (record: SQSRecord, error: unknown) => {
-    metrics.addMetric('RecordsUnhandled', MetricUnit.Count, 1);
+    metrics.addMetric(METRICS.worker.recordsUnhandled, MetricUnit.Count, 1);
     logger.error('record could not be handled; it returns through the queue', {
       messageId: record.messageId,
       receiveCount: record.attributes.ApproximateReceiveCount,
@@ -138,59 +140,28 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
   const count = (verdict: RecordVerdict) => {
     switch (verdict.kind) {
       case 'wait':
-        metrics.addMetric('BudgetWaits', MetricUnit.Count, 1);
-        metrics.addMetric('RecordsSentBackToWait', MetricUnit.Count, 1);
+        metrics.addMetric(METRICS.worker.budgetWaits, MetricUnit.Count, 1);
+        metrics.addMetric(METRICS.worker.recordsSentBackToWait, MetricUnit.Count, 1);
         return;
       case 'retry':
-        metrics.addMetric('RecordsRetried', MetricUnit.Count, 1);
-        if (verdict.failure?.throttle === true) metrics.addMetric('BedrockThrottles', MetricUnit.Count, 1);
+        metrics.addMetric(METRICS.worker.recordsRetried, MetricUnit.Count, 1);
+        if (verdict.failure?.throttle === true)
+          metrics.addMetric(METRICS.worker.bedrockThrottles, MetricUnit.Count, 1);
         return;
       case 'unhandled':
         return;
       case 'done': {
-        if (verdict.waitedMs !== undefined) metrics.addMetric('BudgetWaits', MetricUnit.Count, 1);
+        if (verdict.waitedMs !== undefined)
+          metrics.addMetric(METRICS.worker.budgetWaits, MetricUnit.Count, 1);
         const name = {
-          succeeded: 'RecordsSucceeded',
-          errored: 'RecordsFailed',
-          canceled: 'RecordsCanceled',
-          expired: 'RecordsCanceled',
-          'already-done': 'DuplicateDeliveries',
+          succeeded: METRICS.worker.recordsSucceeded,
+          errored: METRICS.worker.recordsFailed,
+          canceled: METRICS.worker.recordsCanceled,
+          expired: METRICS.worker.recordsCanceled,
+          'already-done': METRICS.worker.duplicateDeliveries,
         }[verdict.status];
         metrics.addMetric(name, MetricUnit.Count, 1);
       }
-    }
-  };
-
-  /** Tokens, cost and latency per model: the one dimension worth its cost (a job is a property, not a dimension). */
-  const publishPerModel = (verdicts: readonly RecordVerdict[]) => {
-    const byModel = new Map<string, Array<RecordVerdict & { kind: 'done' }>>();
-    for (const verdict of verdicts) {
-      if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined)
-        continue;
-      byModel.set(verdict.model.modelId, [...(byModel.get(verdict.model.modelId) ?? []), verdict]);
-    }
-    for (const [modelId, done] of byModel) {
-      const perModel = new Metrics({
-        namespace: METRICS_NAMESPACE,
-        serviceName: 'worker',
-        defaultDimensions: { model: modelId },
-      });
-      const total = (
-        field:
-          | 'inputTokens'
-          | 'outputTokens'
-          | 'cacheCreationInputTokens'
-          | 'cacheReadInputTokens'
-          | 'costNanoUsd',
-      ) => done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
-      perModel.addMetric('InputTokens', MetricUnit.Count, total('inputTokens'));
-      perModel.addMetric('OutputTokens', MetricUnit.Count, total('outputTokens'));
-      perModel.addMetric('CacheWriteInputTokens', MetricUnit.Count, total('cacheCreationInputTokens'));
-      perModel.addMetric('CacheReadInputTokens', MetricUnit.Count, total('cacheReadInputTokens'));
-      perModel.addMetric('EstimatedCostUsd', MetricUnit.NoUnit, total('costNanoUsd') / 1e9);
-      for (const verdict of done)
-        perModel.addMetric('ModelLatency', MetricUnit.Milliseconds, verdict.model?.latencyMs ?? 0);
-      perModel.publishStoredMetrics();
     }
   };
 

@@ -6,7 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../../functions/observability.ts';
+import { METRICS, METRICS_NAMESPACE, type MetricsService } from '../../functions/metrics.ts';
 
 export interface MonitoringProps {
   readonly recordQueue: sqs.IQueue;
@@ -34,7 +34,7 @@ export class Monitoring extends Construct {
     const topic = this.alarmTopic(props);
     const emf = (
       metricName: string,
-      service: string,
+      service: MetricsService,
       statistic = 'Sum',
       extra: Record<string, string> = {},
     ) =>
@@ -117,14 +117,14 @@ export class Monitoring extends Construct {
     );
     alarm(
       'SustainedThrottling',
-      emf('BedrockThrottles', 'worker').with({ period: Duration.minutes(5) }),
+      emf(METRICS.worker.bedrockThrottles, 'worker').with({ period: Duration.minutes(5) }),
       10,
       3,
       'Bedrock has throttled the pipeline for 15 minutes although it stays within its own budget: another application shares the quota. The budget adapts, but jobs will be slow; raise the Bedrock quota or lower TOKENS_PER_MINUTE.',
     );
     alarm(
       'StuckJobs',
-      emf('StuckJobs', 'sweeper', 'Maximum').with({ period: Duration.minutes(5) }),
+      emf(METRICS.sweeper.stuckJobs, 'sweeper', 'Maximum').with({ period: Duration.minutes(5) }),
       1,
       1,
       'A job made no progress for STUCK_AFTER_MINUTES. Run "bedrock-batch status <job>" (the "Batch Jobs Stuck" event names it); check the DLQ and the worker and enqueue logs.',
@@ -151,10 +151,10 @@ export class Monitoring extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Records per minute',
         left: [
-          emf('RecordsSucceeded', 'worker'),
-          emf('RecordsFailed', 'worker'),
-          emf('RecordsRetried', 'worker'),
-          emf('RecordsCanceled', 'worker'),
+          emf(METRICS.worker.recordsSucceeded, 'worker'),
+          emf(METRICS.worker.recordsFailed, 'worker'),
+          emf(METRICS.worker.recordsRetried, 'worker'),
+          emf(METRICS.worker.recordsCanceled, 'worker'),
         ],
       }),
       new cloudwatch.GraphWidget({
@@ -167,7 +167,7 @@ export class Monitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: "Throttles: ours (budget waits) and Bedrock's",
-        left: [emf('BudgetWaits', 'worker'), emf('BedrockThrottles', 'worker')],
+        left: [emf(METRICS.worker.budgetWaits, 'worker'), emf(METRICS.worker.bedrockThrottles, 'worker')],
       }),
     );
     this.dashboard.addWidgets(
@@ -191,15 +191,17 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Tokens per model',
-        left: [...perModel('InputTokens'), ...perModel('OutputTokens')],
+        left: [...perModel(METRICS.perModel.inputTokens), ...perModel(METRICS.perModel.outputTokens)],
       }),
       new cloudwatch.GraphWidget({
         title: 'Estimated cost (USD) per model',
-        left: perModel('EstimatedCostUsd'),
+        left: perModel(METRICS.perModel.estimatedCostUsd),
       }),
       new cloudwatch.GraphWidget({
         title: 'Model latency (ms)',
-        left: props.modelIds.map((modelId) => emf('ModelLatency', 'worker', 'p90', { model: modelId })),
+        left: props.modelIds.map((modelId) =>
+          emf(METRICS.perModel.modelLatency, 'worker', 'p90', { model: modelId }),
+        ),
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms }),
     );

@@ -4,7 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../../functions/observability.ts';
+import { METRICS_NAMESPACE } from '../../functions/metrics.ts';
 
 export interface PipelineFunctionProps {
   /** functions/<name>/index.ts is the entry point. */

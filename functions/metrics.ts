@@ -1,0 +1,52 @@
+/**
+ * Every metric the functions emit (EMF, in one namespace, with the function as the `service` dimension), by
+ * function: the handlers write them and the stack's dashboard and alarms read them, from these names only.
+ */
+export const METRICS_NAMESPACE = 'BedrockBatchPipeline';
+
+export const METRICS = {
+  enqueue: {
+    recordsRead: 'RecordsRead',
+    handoffs: 'EnqueueHandoffs',
+    duplicateEvents: 'DuplicateEvents',
+    takeovers: 'EnqueueTakeovers',
+    jobsRejected: 'JobsRejected',
+    missingObjects: 'MissingObjects',
+    ignoredObjects: 'IgnoredObjects',
+  },
+  worker: {
+    recordsReceived: 'RecordsReceived',
+    recordsSucceeded: 'RecordsSucceeded',
+    recordsFailed: 'RecordsFailed',
+    recordsCanceled: 'RecordsCanceled',
+    duplicateDeliveries: 'DuplicateDeliveries',
+    recordsRetried: 'RecordsRetried',
+    recordsUnhandled: 'RecordsUnhandled',
+    budgetWaits: 'BudgetWaits',
+    recordsSentBackToWait: 'RecordsSentBackToWait',
+    bedrockThrottles: 'BedrockThrottles',
+  },
+  /** The worker's, with a `model` dimension too. */
+  perModel: {
+    inputTokens: 'InputTokens',
+    outputTokens: 'OutputTokens',
+    cacheWriteInputTokens: 'CacheWriteInputTokens',
+    cacheReadInputTokens: 'CacheReadInputTokens',
+    estimatedCostUsd: 'EstimatedCostUsd',
+    modelLatency: 'ModelLatency',
+  },
+  finalizer: {
+    jobsCompleted: 'JobsCompleted',
+    estimatedCostUsd: 'EstimatedCostUsd',
+    handoffs: 'FinalizeHandoffs',
+    alreadyDone: 'FinalizationsAlreadyDone',
+  },
+  sweeper: {
+    jobsResumed: 'JobsResumed',
+    stuckJobs: 'StuckJobs',
+    deadLetterMessages: 'DeadLetterMessages',
+  },
+} as const;
+
+/** The service dimension of each function's metrics (the per-model ones are the worker's). */
+export type MetricsService = Exclude<keyof typeof METRICS, 'perModel'>;
