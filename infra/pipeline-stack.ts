@@ -8,8 +8,8 @@ import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { ACTIVE_JOBS_INDEX } from '../functions/adapters/dynamodb-ledger.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../functions/adapters/events.ts';
+import { LEDGER_TABLE } from '../functions/adapters/ledger-table.ts';
 import type {
   EnvironmentOf,
   enqueueSettings,
@@ -78,20 +78,20 @@ export class PipelineStack extends Stack {
     });
 
     this.ledger = new dynamodb.Table(this, 'Ledger', {
-      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: LEDGER_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      timeToLiveAttribute: 'expiresAt',
+      timeToLiveAttribute: LEDGER_TABLE.timeToLive,
       ...(key === undefined
         ? { encryption: dynamodb.TableEncryption.AWS_MANAGED }
         : { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key }),
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.ledger.addGlobalSecondaryIndex({
-      indexName: ACTIVE_JOBS_INDEX,
-      partitionKey: { name: 'activeFlag', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'createdAt', type: dynamodb.AttributeType.STRING },
+      indexName: LEDGER_TABLE.activeJobsIndex.name,
+      partitionKey: { name: LEDGER_TABLE.activeJobsIndex.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_TABLE.activeJobsIndex.sortKey, type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
 

@@ -17,6 +17,7 @@ import {
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import type { BudgetReservation, TokenBudget } from '../../shared/pipeline/ports.ts';
+import { budgetKey } from './ledger-table.ts';
 
 /** A bucket item left alone this long is deleted by TTL; the next call starts it full again. */
 const IDLE_EXPIRY_SECONDS = 86_400;
@@ -238,10 +239,6 @@ export class DynamoDbTokenBudget implements TokenBudget {
 
 function sumOf(values: readonly number[]): number {
   return values.reduce((sum, value) => sum + value, 0);
-}
-
-function budgetKey(key: string) {
-  return { pk: `BUDGET#${key}`, sk: 'BUCKET' };
 }
 
 function stateOfItem(item: Record<string, unknown> | undefined): BucketState | undefined {

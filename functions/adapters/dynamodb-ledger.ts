@@ -26,10 +26,9 @@ import type {
   RecordCompletion,
   Release,
 } from '../../shared/pipeline/ports.ts';
+import { jobIdOfKey, jobKey, LEDGER_TABLE, recordIdKey, recordKey } from './ledger-table.ts';
 
-/** The sparse index of unfinished jobs: only job items carry its key, and only until they finish. */
-export const ACTIVE_JOBS_INDEX = 'active-jobs';
-const ACTIVE = 'ACTIVE';
+const ACTIVE_JOBS = LEDGER_TABLE.activeJobsIndex;
 
 /** The job counter each record outcome adds to. */
 const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
@@ -42,7 +41,7 @@ const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
 /**
  * The job ledger in one DynamoDB table (pk, sk): the job item `JOB#<id>`/`JOB` with its counters, one
  * `ID#<recordId>` item per claimed id, and one `REC#<line>` item per record that has started or finished.
- * Unfinished jobs also carry `activeFlag`, the key of the sparse ACTIVE_JOBS_INDEX (keys only).
+ * Unfinished jobs also carry `activeFlag`, the key of the sparse active-jobs index (keys only).
  */
 export class DynamoDbLedger implements Ledger {
   constructor(
@@ -72,7 +71,9 @@ export class DynamoDbLedger implements Ledger {
             budgetWaitCount: retries.budgetWaits,
             ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
             // A job stays on the sweeper's index until it has finished and its event is published.
-            ...(job.status === 'failed' && announcement === undefined ? {} : { activeFlag: ACTIVE }),
+            ...(job.status === 'failed' && announcement === undefined
+              ? {}
+              : { activeFlag: ACTIVE_JOBS.value }),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
@@ -96,7 +97,7 @@ export class DynamoDbLedger implements Ledger {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `JOB#${jobId}`, sk: `ID#${recordId}`, lineNumber, expiresAt: this.expiresAt() },
+          Item: { ...recordIdKey(jobId, recordId), lineNumber, expiresAt: this.expiresAt() },
           ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
           ExpressionAttributeValues: { ':line': lineNumber },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -487,14 +488,14 @@ export class DynamoDbLedger implements Ledger {
       const page = await this.documents.send(
         new QueryCommand({
           TableName: this.tableName,
-          IndexName: ACTIVE_JOBS_INDEX,
-          KeyConditionExpression: 'activeFlag = :active',
-          ExpressionAttributeValues: { ':active': ACTIVE },
+          IndexName: ACTIVE_JOBS.name,
+          KeyConditionExpression: `${ACTIVE_JOBS.partitionKey} = :active`,
+          ExpressionAttributeValues: { ':active': ACTIVE_JOBS.value },
           ExclusiveStartKey: startKey,
         }),
       );
       for (const key of page.Items ?? []) {
-        const job = await this.getJob(String(key.pk).slice('JOB#'.length));
+        const job = await this.getJob(jobIdOfKey(key.pk));
         if (job !== undefined) yield job;
       }
       startKey = page.LastEvaluatedKey;
@@ -528,14 +529,6 @@ const RETRY_CLASSES: readonly RetryClass[] = ['retryable', 'limited', 'later'];
 /** The record item's counter of failures in one retry class. */
 function failureCounter(retryClass: RetryClass): string {
   return `${retryClass}Failures`;
-}
-
-function jobKey(jobId: string) {
-  return { pk: `JOB#${jobId}`, sk: 'JOB' };
-}
-
-function recordKey(jobId: string, lineNumber: number) {
-  return { pk: `JOB#${jobId}`, sk: `REC#${String(lineNumber).padStart(10, '0')}` };
 }
 
 function jobOf(item: Record<string, unknown>): JobRecord {

@@ -2,7 +2,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
-import { ACTIVE_JOBS_INDEX } from '../../functions/adapters/dynamodb-ledger.ts';
+import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
 
 export interface PipelineResources {
   readonly bucket: string;
@@ -31,26 +31,27 @@ export async function provisionPipeline(
   const bucket = `${prefix}-bucket`;
   const tableName = `${prefix}-ledger`;
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const activeJobs = LEDGER_TABLE.activeJobsIndex;
   await clients.dynamodb.send(
     new CreateTableCommand({
       TableName: tableName,
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
+        { AttributeName: LEDGER_TABLE.partitionKey, KeyType: 'HASH' },
+        { AttributeName: LEDGER_TABLE.sortKey, KeyType: 'RANGE' },
       ],
       AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-        { AttributeName: 'activeFlag', AttributeType: 'S' },
-        { AttributeName: 'createdAt', AttributeType: 'S' },
+        { AttributeName: LEDGER_TABLE.partitionKey, AttributeType: 'S' },
+        { AttributeName: LEDGER_TABLE.sortKey, AttributeType: 'S' },
+        { AttributeName: activeJobs.partitionKey, AttributeType: 'S' },
+        { AttributeName: activeJobs.sortKey, AttributeType: 'S' },
       ],
       GlobalSecondaryIndexes: [
         {
-          IndexName: ACTIVE_JOBS_INDEX,
+          IndexName: activeJobs.name,
           KeySchema: [
-            { AttributeName: 'activeFlag', KeyType: 'HASH' },
-            { AttributeName: 'createdAt', KeyType: 'RANGE' },
+            { AttributeName: activeJobs.partitionKey, KeyType: 'HASH' },
+            { AttributeName: activeJobs.sortKey, KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'KEYS_ONLY' },
         },

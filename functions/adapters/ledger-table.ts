@@ -1,0 +1,37 @@
+/**
+ * The one DynamoDB table the pipeline keeps its state in, as every user of it sees it: the ledger and the
+ * token budget write its items, the CDK stack and the local cloud create it. Items, by key:
+ * - `JOB#<jobId>` / `JOB`: a job and its counters (`activeFlag` while it is unfinished or its event unsent);
+ * - `JOB#<jobId>` / `REC#<line, 10 digits>`: a record that has started or finished;
+ * - `JOB#<jobId>` / `ID#<recordId>`: a record id claimed by a line;
+ * - `BUDGET#<region>#<modelId>` / `BUCKET`: a token bucket shared by all workers.
+ */
+export const LEDGER_TABLE = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  /** DynamoDB TTL removes an item after this epoch second. */
+  timeToLive: 'expiresAt',
+  /** The sparse index of unfinished jobs: only job items carry its key, and only while they need the sweeper. */
+  activeJobsIndex: { name: 'active-jobs', partitionKey: 'activeFlag', sortKey: 'createdAt', value: 'ACTIVE' },
+} as const;
+
+export function jobKey(jobId: string) {
+  return { pk: `JOB#${jobId}`, sk: 'JOB' };
+}
+
+export function recordKey(jobId: string, lineNumber: number) {
+  return { pk: `JOB#${jobId}`, sk: `REC#${String(lineNumber).padStart(10, '0')}` };
+}
+
+export function recordIdKey(jobId: string, recordId: string) {
+  return { pk: `JOB#${jobId}`, sk: `ID#${recordId}` };
+}
+
+export function budgetKey(key: string) {
+  return { pk: `BUDGET#${key}`, sk: 'BUCKET' };
+}
+
+/** The job id of a job item's partition key. */
+export function jobIdOfKey(pk: unknown): string {
+  return String(pk).slice('JOB#'.length);
+}
