@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type FinalizePorts, finalizeJob } from '../shared/pipeline/finalize.ts';
 import { newJobRecord, resultsPrefix } from '../shared/pipeline/job.ts';
-import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/pipeline/ports.ts';
+import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/pipeline/model.ts';
 
 const sizes = [100_000, 1_000_000];
 const JOB_ID = 'job-bench';

@@ -1,6 +1,6 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
-import type { JobSettings } from '../shared/pipeline/ports.ts';
+import type { JobSettings } from '../shared/pipeline/model.ts';
 import { type AwsClients, awsClients } from './adapters/clients.ts';
 import { BusEventPublisher, eventBridgePutEvent } from './adapters/events.ts';
 import { observability } from './observability.ts';

@@ -7,7 +7,7 @@ import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
-import type { JobRecord } from '../shared/pipeline/ports.ts';
+import type { JobRecord } from '../shared/pipeline/model.ts';
 import { startLocalCloud } from './cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 

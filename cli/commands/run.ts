@@ -6,7 +6,7 @@ import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
-import type { JobSettings } from '../../shared/pipeline/ports.ts';
+import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';

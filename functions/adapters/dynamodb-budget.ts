@@ -16,7 +16,8 @@ import {
   refillMs,
   takeEach,
 } from '../../shared/budget/bucket.ts';
-import type { BudgetReservation, TokenBudget } from '../../shared/pipeline/ports.ts';
+import type { BudgetReservation } from '../../shared/pipeline/model.ts';
+import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 import { budgetKey } from './ledger-table.ts';
 
 /** A bucket item left alone this long is deleted by TTL; the next call starts it full again. */

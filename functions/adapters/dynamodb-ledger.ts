@@ -20,12 +20,12 @@ import type {
   JobStatus,
   JobUpdate,
   LeaseResult,
-  Ledger,
   ObjectLocation,
   ReadingLease,
   RecordCompletion,
   Release,
-} from '../../shared/pipeline/ports.ts';
+} from '../../shared/pipeline/model.ts';
+import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { jobIdOfKey, jobKey, LEDGER_TABLE, recordIdKey, recordKey } from './ledger-table.ts';
 
 const ACTIVE_JOBS = LEDGER_TABLE.activeJobsIndex;

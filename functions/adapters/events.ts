@@ -1,8 +1,12 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { PipelineError } from '../../shared/errors.ts';
-import type { EnqueueContinuation, EventPublisher, FinalizeTrigger } from '../../shared/pipeline/ports.ts';
-import type { DeadLetters } from '../../shared/pipeline/sweeper.ts';
+import type {
+  DeadLetters,
+  EnqueueContinuation,
+  EventPublisher,
+  FinalizeTrigger,
+} from '../../shared/pipeline/ports.ts';
 
 /** The `source` of every event the pipeline puts on the bus. */
 export const EVENT_SOURCE = 'bedrock-batch-pipeline';

@@ -9,7 +9,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { InputChangedError } from '../../shared/errors.ts';
-import type { ObjectInfo, ObjectLocation, ObjectStore, UploadedPart } from '../../shared/pipeline/ports.ts';
+import type { ObjectInfo, ObjectLocation, UploadedPart } from '../../shared/pipeline/model.ts';
+import type { ObjectStore } from '../../shared/pipeline/ports.ts';
 
 export class S3ObjectStore implements ObjectStore {
   constructor(private readonly s3: S3Client) {}

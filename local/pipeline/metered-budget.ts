@@ -1,4 +1,5 @@
-import type { BudgetReservation, TokenBudget } from '../../shared/pipeline/ports.ts';
+import type { BudgetReservation } from '../../shared/pipeline/model.ts';
+import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 
 /** A shared budget that tallies what it reserved and what was settled, for benchmarks and the local runner. */
 export class MeteredBudget implements TokenBudget {

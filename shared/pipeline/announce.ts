@@ -1,4 +1,5 @@
-import type { EventPublisher, JobRecord, Ledger } from './ports.ts';
+import type { JobRecord } from './model.ts';
+import type { EventPublisher, Ledger } from './ports.ts';
 
 export interface AnnouncePorts {
   readonly ledger: Pick<Ledger, 'markAnnounced'>;

@@ -4,16 +4,8 @@ import type { ResolvedModel } from '../models/resolve-model.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
 import { mapWithLimit } from './concurrency.ts';
 import { NO_RETRIES, resultLocation } from './job.ts';
-import type {
-  CountedRecord,
-  FinalizeTrigger,
-  JobRecord,
-  JobUpdate,
-  Ledger,
-  ObjectStore,
-  RecordCompletion,
-  StoredResult,
-} from './ports.ts';
+import type { CountedRecord, JobRecord, JobUpdate, RecordCompletion, StoredResult } from './model.ts';
+import type { FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 
 export interface CompletionPorts {
   readonly store: ObjectStore;

@@ -22,15 +22,13 @@ import { mapWithLimit } from './concurrency.ts';
 import { decompressedLocation, jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
 import type {
   Announcement,
-  EnqueueContinuation,
-  EventPublisher,
   JobRecord,
   JobSettings,
   ObjectLocation,
   ReadingLease,
-  RecordQueue,
   UploadedPart,
-} from './ports.ts';
+} from './model.ts';
+import type { EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
   readonly queue: RecordQueue;

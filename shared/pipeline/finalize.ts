@@ -4,16 +4,8 @@ import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
 import { JobStatsCollector, type JobStatsState } from './job-stats.ts';
-import type {
-  Announcement,
-  EventPublisher,
-  FinalizeTrigger,
-  JobRecord,
-  Ledger,
-  ObjectStore,
-  StoredResult,
-  UploadedPart,
-} from './ports.ts';
+import type { Announcement, JobRecord, StoredResult, UploadedPart } from './model.ts';
+import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;

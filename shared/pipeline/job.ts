@@ -5,7 +5,7 @@ import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
 import { assertModelAllowed, endpointNamedBy, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
-import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './ports.ts';
+import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './model.ts';
 
 export const INPUT_PREFIX = 'inputs/';
 /** The model for files that name none, unless a deployment chooses another. */

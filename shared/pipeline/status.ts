@@ -1,5 +1,5 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
-import type { JobRecord } from './ports.ts';
+import type { JobRecord } from './model.ts';
 
 /** A job as a person (or the CLI's `status` command) wants to see it: progress, tokens and cost so far. */
 export function describeJob(job: JobRecord) {

@@ -1,11 +1,7 @@
 import { type AnnouncePorts, announce } from './announce.ts';
 import { finalizeIfDone } from './complete.ts';
-import type { EnqueueContinuation, EventPublisher, FinalizeTrigger, JobRecord, Ledger } from './ports.ts';
-
-export interface DeadLetters {
-  /** Messages waiting in the record queue's DLQ: records the code could not handle at all. */
-  count(): Promise<number>;
-}
+import type { JobRecord } from './model.ts';
+import type { DeadLetters, EnqueueContinuation, EventPublisher, FinalizeTrigger, Ledger } from './ports.ts';
 
 export interface SweepPorts extends AnnouncePorts {
   readonly ledger: Pick<Ledger, 'listActiveJobs' | 'getJob' | 'claimFinalization' | 'markAnnounced'>;

@@ -24,11 +24,10 @@ import type {
   JobRetries,
   JobUpdate,
   LeaseResult,
-  ModelInvoker,
   RecordCompletion,
   StoredResult,
-  TokenBudget,
-} from './ports.ts';
+} from './model.ts';
+import type { ModelInvoker, TokenBudget } from './ports.ts';
 
 /**
  * How the queue feeds the worker: up to `size` records an invocation, gathered for at most `windowSeconds`.

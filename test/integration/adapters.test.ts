@@ -7,7 +7,8 @@ import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
 import { InputChangedError } from '../../shared/errors.ts';
 import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
-import type { JobRecord, Ledger } from '../../shared/pipeline/ports.ts';
+import type { JobRecord } from '../../shared/pipeline/model.ts';
+import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { MemoryBudget, MemoryLedger } from '../support/memory-ports.ts';
 
 let cloud: LocalCloud;

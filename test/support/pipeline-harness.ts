@@ -7,7 +7,8 @@ import type { Clock } from '../../shared/pipeline/clock.ts';
 import { type EnqueueOutcome, type EnqueueSettings, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
-import type { JobSettings, Ledger } from '../../shared/pipeline/ports.ts';
+import type { JobSettings } from '../../shared/pipeline/model.ts';
+import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { processBatch, type RecordVerdict, type WorkerSettings } from '../../shared/pipeline/worker.ts';
 import {
   MemoryBudget,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
-import type { StoredResult } from '../../shared/pipeline/ports.ts';
+import type { StoredResult } from '../../shared/pipeline/model.ts';
 import { awsError } from '../support/factories.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { pipelineHarness } from '../support/pipeline-harness.ts';

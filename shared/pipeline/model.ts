@@ -1,0 +1,168 @@
+import type { EndpointKind } from '../catalog/catalog.ts';
+import type { RetryClass } from '../failures.ts';
+import type { InputFamily } from '../input/records.ts';
+import type { JobTotals } from '../output/manifest.ts';
+import type { OutputSubject, RecordOutcome } from '../output/result-records.ts';
+
+/** The pipeline's data: jobs, records and their results as the ledger, the store and the budget keep them. */
+
+export interface ObjectLocation {
+  readonly bucket: string;
+  readonly key: string;
+  readonly versionId?: string | undefined;
+  /**
+   * The ETag the object had when its job was created: reads of an object that changed since fail with
+   * InputChangedError (S3 If-Match), so a job never mixes two uploads, versioned bucket or not.
+   */
+  readonly etag?: string | undefined;
+}
+
+export interface ObjectInfo {
+  readonly size: number;
+  readonly etag: string;
+  readonly versionId: string | undefined;
+  /** User metadata (x-amz-meta-*), keys lower-cased. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface UploadedPart {
+  readonly part: number;
+  readonly etag: string;
+}
+
+/**
+ * Where a finalization stands: the output's multipart upload, the parts sent, the last result they hold,
+ * and the statistics gathered up to it. A finalizer that stops or dies goes on from here.
+ */
+export interface FinalizeCheckpoint {
+  readonly uploadId: string;
+  readonly parts: readonly UploadedPart[];
+  readonly lastResultKey: string;
+  readonly linesWritten: number;
+  readonly stats: unknown;
+}
+
+/**
+ * An event a job has decided to send, kept in the ledger with the status change that decided it and removed
+ * once published: a failed publish (or function) leaves it there for the next attempt or the sweeper.
+ */
+export interface Announcement {
+  readonly detailType: string;
+  readonly detail: Record<string, unknown>;
+}
+
+export type JobStatus = 'enqueuing' | 'running' | 'finalizing' | 'completed' | 'failed' | 'cancelled';
+
+export interface JobSettings {
+  readonly model: string;
+  readonly region: string;
+  readonly endpoint: EndpointKind;
+  readonly defaultMaxTokens: number;
+  /** The Bedrock model ids the deployment allows (IAM allows only these); any model when absent. */
+  readonly allowedModelIds?: readonly string[];
+}
+
+export interface JobRecord {
+  readonly jobId: string;
+  readonly status: JobStatus;
+  readonly source: ObjectLocation;
+  readonly settings: JobSettings;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Where reading continues: the byte offset and the number of the line that starts there. */
+  readonly readOffset: number;
+  readonly readLine: number;
+  /** Records (non-blank lines) read so far. */
+  readonly recordsRead: number;
+  /** Known once the whole file has been read. */
+  readonly totalRecords: number | undefined;
+  readonly doneRecords: number;
+  readonly totals: JobTotals;
+  readonly familyCounts: Readonly<Partial<Record<InputFamily, number>>>;
+  readonly failureReason: string | undefined;
+  readonly finishedAt: string | undefined;
+  /** Set by cancel: records not yet run become "canceled" results and the job finishes as cancelled. */
+  readonly cancelRequested: boolean;
+  /** Attempts sent back to the queue: after a Bedrock failure (throttles among them), or to wait for budget. */
+  readonly retries: JobRetries;
+  /** The job's final event while it is not yet published. */
+  readonly announcement: Announcement | undefined;
+  /** A compressed input's decompressed copy, which its records are read from (pinned by its ETag). */
+  readonly decompressed: ObjectLocation | undefined;
+  /** Where its finalization stands, while it is being finalized in several steps. */
+  readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
+}
+
+/** Who reads a job's file now, and for how long without saving progress before another may take over. */
+export interface ReadingLease {
+  readonly owner: string;
+  readonly leaseSeconds: number;
+}
+
+export interface JobRetries {
+  readonly retried: number;
+  readonly bedrockThrottles: number;
+  readonly budgetWaits: number;
+}
+
+/** What a batch adds to one job: the records it finished and the attempts it sent back or made wait. */
+export interface JobUpdate {
+  readonly jobId: string;
+  readonly completions: readonly RecordCompletion[];
+  readonly retries: JobRetries;
+}
+
+export interface CountedRecord {
+  readonly jobId: string;
+  readonly lineNumber: number;
+}
+
+/** What one finished record adds to its job. */
+export interface RecordCompletion {
+  readonly lineNumber: number;
+  readonly status: RecordOutcome['status'];
+  readonly family: InputFamily | undefined;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cacheCreationInputTokens: number;
+  readonly cacheReadInputTokens: number;
+  readonly costNanoUsd: number;
+}
+
+/** A record's failed attempts by retry class: each class's limit counts its own failures only. */
+export type ClassFailures = Readonly<Partial<Record<RetryClass, number>>>;
+
+export type LeaseResult =
+  | { readonly kind: 'acquired'; readonly attempt: number; readonly failures: ClassFailures }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'held' };
+
+export type Release = { readonly failed: RetryClass } | { readonly waited: true };
+
+/** What the budget granted a batch of calls. */
+export interface BudgetReservation {
+  readonly key: string;
+  /** Tokens taken: those of the calls granted. */
+  readonly tokens: number;
+  /** When each granted call may start: the first calls asked for, in order (perhaps none, perhaps all). */
+  readonly startAts: readonly number[];
+  /** When the first call not granted could start, as things stood; undefined when all were granted. */
+  readonly retryAt: number | undefined;
+}
+
+/** A stored result: what the finalizer renders into the output file. */
+export interface StoredResult {
+  /** The family is unknown for a line too broken to show it; the finalizer picks the file's. */
+  readonly subject: Omit<OutputSubject, 'family'> & { readonly family: InputFamily | undefined };
+  readonly outcome: RecordOutcome;
+  readonly completion: RecordCompletion;
+  /** When it finished, after how many attempts, and the model call's latency when there was one. */
+  readonly timing?: RecordTiming;
+}
+
+export interface RecordTiming {
+  readonly finishedAt: string;
+  readonly attempts: number;
+  readonly modelId?: string;
+  readonly latencyMs?: number;
+}
