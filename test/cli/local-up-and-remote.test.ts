@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveResources, type StackResources } from '../../cli/resources.ts';
 import { jobIdOf } from '../../shared/pipeline/job.ts';
 import { runCli, startCli, waitForOutput } from '../support/cli.ts';
@@ -26,9 +26,9 @@ function childrenOf(pid: number): number[] {
 
 /** The processes still alive after a grace period (helpers such as tsx's esbuild leave when their parent does). */
 async function survivors(pids: readonly number[], graceMs = 5_000): Promise<number[]> {
-  const deadline = Date.now() + graceMs;
-  while (pids.some(isAlive) && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  await vi
+    .waitFor(() => expect(pids.filter(isAlive)).toEqual([]), { timeout: graceMs, interval: 100 })
+    .catch(() => undefined);
   return pids.filter(isAlive);
 }
 
@@ -55,14 +55,15 @@ async function statusOf(jobId: string) {
   return JSON.parse(result.stdout) as { status: string; records: { done: number; succeeded: number } };
 }
 
-async function untilCompleted(jobId: string) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const status = await statusOf(jobId).catch(() => undefined);
-    if (status?.status === 'completed') return status;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not complete`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
+function untilCompleted(jobId: string) {
+  return vi.waitFor(
+    async () => {
+      const status = await statusOf(jobId);
+      expect(status.status).toBe('completed');
+      return status;
+    },
+    { timeout: 60_000, interval: 300 },
+  );
 }
 
 describe('bedrock-batch local up', () => {
@@ -129,7 +130,11 @@ describe('bedrock-batch local up', () => {
     expect((await readFile(path.join(work, 'mixed.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
       11,
     );
-    expect(await stat(path.join(work, 'mixed.jsonl.manifest.json.out'))).toBeTruthy();
+    expect(
+      JSON.parse(await readFile(path.join(work, 'mixed.jsonl.manifest.json.out'), 'utf8')),
+    ).toMatchObject({
+      totalRecordCount: 11,
+    });
     expect(cancel).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/is already completed; nothing to cancel/),

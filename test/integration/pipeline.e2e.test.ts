@@ -1,10 +1,11 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { jobIdOf, outputLocations, resultLocation } from '../../shared/pipeline/job.ts';
 import { MIXED_SAMPLE_RESULT_IDS, readFixture, s3KeyOf } from '../support/factories.ts';
+import { untilEmpty } from '../support/queues.ts';
 
 let cloud: LocalCloud;
 let pipeline: LocalPipeline;
@@ -59,26 +60,6 @@ function jobIdOfUpload(key: string): string {
   const etag = (event?.detail as { object?: { etag?: string } } | undefined)?.object?.etag;
   if (etag === undefined) throw new Error(`no S3 event for ${key}`);
   return jobIdOf(pipeline.resources.bucket, key, etag);
-}
-
-/** Waits until the queue holds no message, visible or in flight. */
-async function queueDrained(queueUrl: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { Attributes = {} } = await cloud.clients.sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: queueUrl,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    if (
-      Attributes.ApproximateNumberOfMessages === '0' &&
-      Attributes.ApproximateNumberOfMessagesNotVisible === '0'
-    )
-      return;
-    if (Date.now() > deadline) throw new Error('the queue did not drain');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const plain = (id: string, prompt: string, extra: Record<string, unknown> = {}) =>
@@ -189,7 +170,7 @@ describe('the pipeline on the local cloud', () => {
         MessageBody: JSON.stringify(message),
       }),
     );
-    await queueDrained(pipeline.resources.recordQueueUrl);
+    await untilEmpty(cloud.clients.sqs, { queue: pipeline.resources.recordQueueUrl });
 
     // Assess
     const job = await pipeline.ledger.getJob(jobId);
@@ -219,7 +200,7 @@ describe('failures between steps', () => {
       reason: 'PutObject',
     });
     await pipeline.shim.idle();
-    await queueDrained(pipeline.resources.recordQueueUrl);
+    await untilEmpty(cloud.clients.sqs, { queue: pipeline.resources.recordQueueUrl });
 
     // Assess
     expect(cloud.bedrock.state().responses['200'] ?? 0).toBe(calls);

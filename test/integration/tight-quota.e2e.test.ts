@@ -1,10 +1,10 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { RequestMeter } from '../../local/cloud/request-meter.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { s3KeyOf } from '../support/factories.ts';
+import { messagesIn } from '../support/queues.ts';
 
 /** 6,000 tokens a minute for 80 records charged about 90 tokens each: the last quarter of them wait. */
 const TOKENS_PER_MINUTE = 6_000;
@@ -34,18 +34,6 @@ afterAll(async () => {
   await cloud?.stop();
 });
 
-async function depth(queueUrl: string): Promise<number> {
-  const { Attributes = {} } = await cloud.clients.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return (
-    Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible)
-  );
-}
-
 describe('a file under a quota that makes records wait', () => {
   it('runs every record exactly once, none to the DLQ, none received more than twice, none throttled', async () => {
     // Prepare
@@ -73,8 +61,8 @@ describe('a file under a quota that makes records wait', () => {
       .map((line) => JSON.parse(line) as { id: string; status: string });
     expect(event).toMatchObject({ detail: { counts: { total: RECORDS, succeeded: RECORDS } } });
     expect(lines.map((line) => [line.id, line.status])).toEqual(ids.map((id) => [id, 'succeeded']));
-    expect(await depth(pipeline.resources.recordDlqUrl)).toBe(0);
-    expect(await depth(pipeline.resources.recordQueueUrl)).toBe(0);
+    expect(await messagesIn(cloud.clients.sqs, pipeline.resources.recordDlqUrl)).toBe(0);
+    expect(await messagesIn(cloud.clients.sqs, pipeline.resources.recordQueueUrl)).toBe(0);
     const receives = [...meter.receivesByRecord.values()];
     expect(receives).toHaveLength(RECORDS);
     expect(Math.max(...receives)).toBeLessThanOrEqual(2);

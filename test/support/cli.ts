@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../../bin/bedrock-batch.js', import.meta.url));
 
@@ -37,17 +38,18 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pr
 }
 
 /** Waits until the command has printed something matching `pattern`. */
-export async function waitForOutput(
+export function waitForOutput(
   output: () => CliRun,
   pattern: RegExp,
   timeoutMs = 60_000,
 ): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(output().stdout);
-    if (match !== null) return match;
-    if (Date.now() > deadline)
-      throw new Error(`no output matching ${pattern} in time:\n${output().stdout}\n${output().stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return vi.waitFor(
+    () => {
+      const match = pattern.exec(output().stdout);
+      if (match === null)
+        throw new Error(`no output matching ${pattern} yet:\n${output().stdout}\n${output().stderr}`);
+      return match;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }

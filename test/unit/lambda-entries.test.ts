@@ -21,10 +21,16 @@ describe.each(['enqueue', 'worker', 'finalizer', 'sweeper'])('the %s Lambda entr
     for (const [variable, value] of Object.entries(resources)) vi.stubEnv(variable, value);
 
     // Act
-    const entry = (await import(`../../functions/${name}/index.ts`)) as { handler: unknown };
+    const entry = (await import(`../../functions/${name}/index.ts`)) as { handler: Record<string, unknown> };
 
-    // Assess
-    expect(entry.handler).toBeTypeOf('function');
+    // Assess: a middy handler, wearing its middlewares.
+    expect(entry.handler).toEqual(
+      expect.objectContaining({
+        use: expect.any(Function),
+        before: expect.any(Function),
+        onError: expect.any(Function),
+      }),
+    );
   });
 });
 

@@ -5,11 +5,12 @@ import {
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AwsClients, awsClients } from '../../../functions/adapters/clients.ts';
 import { type FauxqsServer, startFauxqs } from '../../../local/cloud/fauxqs-server.ts';
 import { LOCAL_CREDENTIALS } from '../../../local/cloud/local-cloud.ts';
 import { type SqsHandler, SqsPoller } from '../../../local/glue/sqs-poller.ts';
+import { messagesIn } from '../../support/queues.ts';
 
 const region = 'us-west-2';
 let fauxqs: FauxqsServer;
@@ -76,13 +77,9 @@ async function drain(queueUrl: string): Promise<string[]> {
   }
 }
 
-async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Waits for what the poller has done so far to meet `condition`. */
+const until = (condition: () => boolean) =>
+  vi.waitFor(() => expect(condition()).toBe(true), { timeout: 15_000, interval: 50 });
 
 function poller(
   queue: { queueUrl: string; queueArn: string },
@@ -151,7 +148,8 @@ describe('SqsPoller', () => {
     // Act
     worker.start();
     await until(() => (receiveCounts['fail-1']?.length ?? 0) === 3);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // A fourth receive finds it past maxReceiveCount and moves it to the DLQ.
+    await vi.waitFor(async () => expect(await messagesIn(sqs, queue.dlqUrl)).toBe(1), { timeout: 15_000 });
     await worker.stop();
 
     // Assess
