@@ -4,12 +4,8 @@ import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
-import {
-  processBatch,
-  type RecordVerdict,
-  type WorkerPorts,
-  type WorkerSettings,
-} from '../../shared/pipeline/worker.ts';
+import { processBatch } from '../../shared/pipeline/worker.ts';
+import type { RecordVerdict, WorkerPorts, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
 import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 import { publishPerModel } from './per-model-metrics.ts';

@@ -1,5 +1,5 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RecordVerdict } from '../../shared/pipeline/worker.ts';
+import type { RecordVerdict } from '../../shared/pipeline/worker-batch.ts';
 import { METRICS, METRICS_NAMESPACE } from '../metrics.ts';
 
 type Done = RecordVerdict & { kind: 'done' };

@@ -9,7 +9,8 @@ import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import type { Ledger } from '../../shared/pipeline/ports.ts';
-import { processBatch, type RecordVerdict, type WorkerSettings } from '../../shared/pipeline/worker.ts';
+import { processBatch } from '../../shared/pipeline/worker.ts';
+import type { RecordVerdict, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
 import {
   MemoryBudget,
   MemoryLedger,

@@ -1,0 +1,158 @@
+import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { Failure, RetryPolicy } from '../failures.ts';
+import type { RecordMessage } from '../messages/record-message.ts';
+import type { RecordOutcome } from '../output/result-records.ts';
+import type { Invocation } from '../request/build-request.ts';
+import type { Clock } from './clock.ts';
+import type { CompletionPorts } from './complete.ts';
+import { NO_RETRIES } from './job.ts';
+import type {
+  JobRecord,
+  JobRetries,
+  JobUpdate,
+  LeaseResult,
+  RecordCompletion,
+  StoredResult,
+} from './model.ts';
+import type { ModelInvoker, TokenBudget } from './ports.ts';
+
+/** What a worker's batch is made of and gives back: its ports and settings, its calls, their verdicts. */
+
+export interface WorkerPorts extends CompletionPorts {
+  readonly model: ModelInvoker;
+  readonly budget: TokenBudget;
+}
+
+export interface WorkerSettings {
+  readonly policy: RetryPolicy;
+  /** Quota tokens one output token costs. */
+  readonly outputBurndown: number;
+  /** How long an attempt holds its record; longer than the function can run. */
+  readonly leaseSeconds: number;
+  /** Who holds a lease: unique per invocation. */
+  readonly owner: string;
+  /** What calls cost the quota, learnt from the calls answered so far (it outlives one invocation). */
+  readonly reservations: ReservationEstimator;
+  /** The quota the budget spends, in tokens per minute: how many calls a batch runs at once follows from it. */
+  readonly tokensPerMinute: number;
+  /** Inputs estimated above this many tokens are counted exactly (CountTokens) before reserving for them. */
+  readonly countTokensAbove: number;
+  readonly clock: Clock;
+  /** Seconds before trying again a record another worker holds right now. */
+  readonly heldRetrySeconds?: number;
+  readonly random?: () => number;
+  readonly catalog?: Catalog;
+}
+
+/** How long a batch may wait for its tokens, and the signal that ends its calls (the function's deadline). */
+export interface BatchDeadline {
+  readonly latestStart: number;
+  readonly signal: AbortSignal;
+}
+
+export type RecordVerdict =
+  | {
+      readonly kind: 'done';
+      readonly status: RecordOutcome['status'] | 'already-done';
+      /** What the record added to its job (absent when it was counted before). */
+      readonly completion?: RecordCompletion;
+      /** The model id called and how long Bedrock took, for records that reached it. */
+      readonly model?: { readonly modelId: string; readonly latencyMs: number };
+      /** How long the record waited in this invocation for its tokens. */
+      readonly waitedMs?: number;
+    }
+  /** Back through the queue after `delaySeconds` (a visibility change): a failed attempt to try again. */
+  | { readonly kind: 'retry'; readonly delaySeconds: number; readonly failure: Failure | undefined }
+  /** Sent again with a delay: the quota has no room before the batch's deadline. Not a failure. */
+  | { readonly kind: 'wait'; readonly delaySeconds: number; readonly cause: 'budget' | 'daily-quota' }
+  /** Something unexpected: the message returns after its visibility timeout and, if it keeps failing, to the DLQ. */
+  | { readonly kind: 'unhandled'; readonly error: unknown };
+
+/** What every step of one batch shares. */
+export interface Batch {
+  readonly ports: WorkerPorts;
+  readonly settings: WorkerSettings;
+  readonly deadline: BatchDeadline;
+  readonly tally: BatchTally;
+  readonly size: number;
+}
+
+/** A record ready to call Bedrock: its body, its budget and what it costs the quota. */
+export interface Call {
+  readonly message: RecordMessage;
+  readonly job: JobRecord;
+  readonly subject: StoredResult['subject'];
+  readonly invocation: Invocation;
+  /** The shared budget it spends from: region and model id, as Bedrock keeps quotas. */
+  readonly budgetKey: string;
+  /** Where the estimator learns and looks up this job's calls to this model. */
+  readonly calibrationKey: string;
+  readonly cost: CallCost;
+}
+
+export type AcquiredLease = LeaseResult & { kind: 'acquired' };
+
+export interface CallOutcome {
+  readonly verdict: RecordVerdict;
+  /** What Bedrock charged the quota for the call (the expected charge, when that is unknown). */
+  readonly charged: number;
+  readonly failure?: Failure;
+}
+
+/** Finished records and retries of one batch, per job: what the ledger counts in one transaction. */
+export class BatchTally {
+  private readonly jobs = new Map<
+    string,
+    { completions: Map<number, RecordCompletion>; retries: JobRetries }
+  >();
+
+  completed(jobId: string, completion: RecordCompletion): void {
+    // A message delivered twice in one batch is one record: counted once.
+    const entry = this.entry(jobId);
+    if (!entry.completions.has(completion.lineNumber))
+      entry.completions.set(completion.lineNumber, completion);
+  }
+
+  retried(jobId: string, retries: Partial<JobRetries>): void {
+    const entry = this.entry(jobId);
+    entry.retries = {
+      retried: entry.retries.retried + (retries.retried ?? 0),
+      bedrockThrottles: entry.retries.bedrockThrottles + (retries.bedrockThrottles ?? 0),
+      budgetWaits: entry.retries.budgetWaits + (retries.budgetWaits ?? 0),
+    };
+  }
+
+  updates(): JobUpdate[] {
+    return [...this.jobs].map(([jobId, { completions, retries }]) => ({
+      jobId,
+      completions: [...completions.values()],
+      retries,
+    }));
+  }
+
+  private entry(jobId: string) {
+    let entry = this.jobs.get(jobId);
+    if (entry === undefined) {
+      entry = { completions: new Map(), retries: NO_RETRIES };
+      this.jobs.set(jobId, entry);
+    }
+    return entry;
+  }
+}
+
+/** A call that could not start in this invocation goes back to the queue until its tokens can be there. */
+export function waitFor(retryAt: number | undefined, batch: Batch): RecordVerdict {
+  const waitMs = Math.max(0, (retryAt ?? batch.deadline.latestStart) - batch.settings.clock.now());
+  return { kind: 'wait', cause: 'budget', delaySeconds: waitSeconds(waitMs, batch.settings) };
+}
+
+/** A wait as an SQS delay: spread by up to a quarter so records sent back together do not return together. */
+export function waitSeconds(waitMs: number, settings: WorkerSettings): number {
+  const jitter = 1 + 0.25 * (settings.random ?? Math.random)();
+  return Math.min(900, Math.max(1, Math.ceil((waitMs / 1000) * jitter)));
+}
+
+export function sumOf(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0);
+}

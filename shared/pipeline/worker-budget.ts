@@ -1,0 +1,151 @@
+import { BatchAllowance } from '../budget/allowance.ts';
+import { classifyFailure } from '../failures.ts';
+import {
+  type Batch,
+  type Call,
+  type CallOutcome,
+  type RecordVerdict,
+  sumOf,
+  type WorkerSettings,
+  waitFor,
+} from './worker-batch.ts';
+import { callModel } from './worker-calls.ts';
+
+/** A batch's calls under the shared budget: one reservation, calls started as their share arrives, one settlement. */
+
+/**
+ * The calls of one budget, in one reservation (see `shareOf`). Calls the budget cannot start before the
+ * deadline go back to the queue to wait. The others start in order as the batch's share arrives and as
+ * ended calls free what they held beyond their charge; a share that answers overran is topped up. Whatever
+ * happens, the batch's reservations are settled, together, to what Bedrock charged.
+ */
+export async function callWithin(
+  budgetKey: string,
+  calls: readonly Call[],
+  batch: Batch,
+): Promise<Array<[Call, RecordVerdict]>> {
+  const { ports, settings, deadline } = batch;
+  const { tokens, kept } = shareOf(calls, settings);
+  const reservation = await ports.budget.reserve(budgetKey, tokens, deadline.latestStart);
+  const granted = calls.slice(0, reservation.startAts.length);
+  const share = {
+    allowance: new BatchAllowance(
+      reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
+      settings.clock,
+      kept,
+    ),
+    taken: reservation.tokens,
+    grantedAt: settings.clock.now(),
+  };
+  const started: Array<{ call: Call; ended: Promise<CallOutcome> }> = [];
+  let notStarted: RecordVerdict | undefined =
+    granted.length < calls.length ? waitFor(reservation.retryAt, batch) : undefined;
+  try {
+    for (const call of granted) {
+      const start = await startWithin(share, call, budgetKey, batch);
+      if ('ended' in start) started.push({ call, ended: start.ended });
+      else {
+        notStarted = start.verdict;
+        break;
+      }
+    }
+  } finally {
+    const outcomes = await Promise.all(started.map(({ ended }) => ended));
+    if (share.taken > 0) {
+      await ports.budget.settle(
+        { key: budgetKey, tokens: share.taken, startAts: [], retryAt: undefined },
+        sumOf(outcomes.map((outcome) => outcome.charged)),
+      );
+    }
+  }
+  const outcomes = await Promise.all(started.map(({ ended }) => ended));
+  await reportQuotaFailures(budgetKey, outcomes, batch);
+  const verdicts = new Map(started.map(({ call }, index) => [call, outcomes[index]?.verdict]));
+  return calls.map((call): [Call, RecordVerdict] => {
+    const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
+    if (verdict.kind === 'wait' && !verdicts.has(call))
+      batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+    return [call, verdict];
+  });
+}
+
+/** Calls of one batch whose answers may be on their way back at once: see `shareOf`. */
+const CALLS_IN_TRANSIT = 2;
+
+/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
+function holdOf(call: Call): number {
+  return Math.max(call.cost.reserved, call.cost.charge);
+}
+
+/**
+ * What a batch's calls take from the budget, call by call, and what of it the batch keeps back. Each call
+ * takes what Bedrock is expected to charge; the first also takes headroom for the calls that run at once
+ * (what Bedrock reserves beyond the charge, enough of them to spend the quota at the latency seen), and room
+ * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than the
+ * call held, a little before its answer reaches the worker.
+ */
+function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: number[]; kept: number } {
+  const [first] = calls;
+  if (first === undefined) return { tokens: [], kept: 0 };
+  const charges = calls.map((call) => call.cost.charge);
+  const inFlight = settings.reservations.callsInFlight(
+    first.calibrationKey,
+    settings.tokensPerMinute,
+    sumOf(charges) / charges.length,
+    calls.length,
+  );
+  const headroom = inFlight * Math.max(0, ...calls.map((call) => call.cost.reserved - call.cost.charge));
+  const kept = CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => call.cost.ceiling - holdOf(call)));
+  return { tokens: charges.map((charge, index) => (index === 0 ? charge + headroom + kept : charge)), kept };
+}
+
+/**
+ * Waits until the batch's share can hold the call, topping the share up when it falls short, then starts
+ * the call without waiting for it to end. A deadline that comes first leaves the call for a later attempt;
+ * a top-up that cannot arrive in time sends it back to wait.
+ */
+async function startWithin(
+  share: { allowance: BatchAllowance; taken: number; grantedAt: number },
+  call: Call,
+  budgetKey: string,
+  batch: Batch,
+): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
+  const { ports, settings, deadline } = batch;
+  const holds = holdOf(call);
+  try {
+    for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
+      const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);
+      const [at] = topUp.startAts;
+      if (at === undefined) return { verdict: waitFor(topUp.retryAt, batch) };
+      share.taken += topUp.tokens;
+      share.allowance.extend({ at, tokens: topUp.tokens });
+      shortfall = await share.allowance.hold(holds, deadline.signal);
+    }
+  } catch (error) {
+    return { verdict: { kind: 'retry', delaySeconds: 1, failure: classifyFailure(error) } };
+  }
+  const waitedMs = settings.clock.now() - share.grantedAt;
+  if (waitedMs > 0) batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+  const ended = callModel(call, batch).then((outcome) => {
+    // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
+    // the batch's next calls do not follow it into the same wall.
+    share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
+    return outcome.verdict.kind === 'done' && waitedMs > 0
+      ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
+      : outcome;
+  });
+  return { ended };
+}
+
+/** Tells the budget what Bedrock's refusals mean: someone else spends the quota, or the day's quota is gone. */
+async function reportQuotaFailures(budgetKey: string, outcomes: readonly CallOutcome[], batch: Batch) {
+  const { ports, settings } = batch;
+  if (outcomes.some((outcome) => outcome.failure?.throttle === true))
+    await ports.budget.recordThrottle(budgetKey);
+  if (outcomes.some((outcome) => outcome.failure?.dailyQuota === true)) {
+    await ports.budget.pauseUntil(
+      budgetKey,
+      settings.clock.now() + settings.policy.dailyQuotaWaitSeconds * 1000,
+    );
+  }
+}
