@@ -1,3 +1,5 @@
+// Over 250 lines: the one failure table (Bedrock's errors, transport errors, our own), the classifier and
+// the retry decision stay together so that every retry decision is made in one place.
 import { PipelineError } from './errors.ts';
 
 /**

@@ -1,3 +1,5 @@
+// Over 250 lines: the shared bucket's three writes (take, settle, change of rate) and their retries on a
+// lost race must read together; the bucket's arithmetic itself lives in shared/budget/.
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';

@@ -1,3 +1,5 @@
+// Over 250 lines: the three input forms' schemas, their examples and the messages that say how to fix a
+// line belong to one parser; the Messages API's own rules are in shared/request/messages-rules.ts.
 import { z } from 'zod';
 import { defaultCatalog } from '../catalog/catalog.ts';
 import { meantField, messagesBodyProblem } from '../request/messages-rules.ts';

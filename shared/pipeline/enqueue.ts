@@ -1,3 +1,5 @@
+// Over 250 lines: starting a job, reading its file in chunks under a lease, and failing it cleanly are one
+// flow; decompression lives in decompress.ts.
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, InputChangedError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';

@@ -1,3 +1,5 @@
+// Over 250 lines: one check per part of a Messages API body (roles, blocks, sources, sampling, tools,
+// thinking), each short; they are one table of rules read top to bottom.
 /**
  * The Messages API's documented rules for a request body, checked before anything is spent: roles and their
  * order, content block types and sources, sampling ranges, tools, thinking. The pipeline refuses a line that

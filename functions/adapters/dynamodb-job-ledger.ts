@@ -1,0 +1,267 @@
+// Over 250 lines: one conditional write per step of a job's life (create, lease and read, fail, total,
+// checkpoint, finalize, finish, announce, cancel), each an expression and its values; split further, one
+// job item's rules would be spread over several files.
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type {
+  Announcement,
+  FinalizeCheckpoint,
+  JobRecord,
+  ObjectLocation,
+  ReadingLease,
+} from '../../shared/pipeline/model.ts';
+import type { JobLedger } from '../../shared/pipeline/ports.ts';
+import { jobItem, jobOf } from './job-item.ts';
+import { jobIdOfKey, jobKey, LEDGER_TABLE } from './ledger-table.ts';
+import { isConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
+
+const ACTIVE_JOBS = LEDGER_TABLE.activeJobsIndex;
+
+/**
+ * The jobs in the ledger table: one `JOB#<id>`/`JOB` item each, with its counters, its reading lease, its
+ * pending event and its finalization checkpoint. Unfinished jobs also carry `activeFlag`, the key of the
+ * sparse active-jobs index (keys only).
+ */
+export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
+  async createJob(job: JobRecord): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: jobItem(job),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: jobKey(jobId), ConsistentRead: true }),
+    );
+    return Item === undefined ? undefined : jobOf(Item);
+  }
+
+  async leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined> {
+    const now = this.now();
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: jobKey(jobId),
+          UpdateExpression: 'SET readerId = :owner, readerUntil = :until',
+          ConditionExpression:
+            '#status = :enqueuing AND (attribute_not_exists(readerUntil) OR readerUntil < :now OR readerId = :owner)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':enqueuing': 'enqueuing',
+            ':owner': lease.owner,
+            ':until': now + lease.leaseSeconds * 1000,
+            ':now': now,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return jobOf(Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async releaseReading(jobId: string, owner: string): Promise<void> {
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'REMOVE readerId, readerUntil',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: { ':owner': owner },
+    });
+  }
+
+  async saveReadProgress(
+    jobId: string,
+    progress: { readOffset: number; readLine: number; recordsRead: number },
+    lease: ReadingLease,
+  ): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET readOffset = :offset, readLine = :line, recordsRead = :read, readerUntil = :until, updatedAt = :now',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: {
+        ':offset': progress.readOffset,
+        ':line': progress.readLine,
+        ':read': progress.recordsRead,
+        ':owner': lease.owner,
+        ':until': this.now() + lease.leaseSeconds * 1000,
+        ':now': this.isoNow(),
+      },
+    });
+  }
+
+  async saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET decompressed = :location, updatedAt = :now',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: {
+        ':location': JSON.stringify(location),
+        ':owner': lease.owner,
+        ':now': this.isoNow(),
+      },
+    });
+  }
+
+  async failReading(
+    jobId: string,
+    reason: string,
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET #status = :failed, failureReason = :reason, finishedAt = :finished, cancelRequested = :yes, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE readerId, readerUntil',
+      ConditionExpression: '#status = :enqueuing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':failed': 'failed',
+        ':reason': reason,
+        ':finished': finishedAt,
+        ':yes': true,
+        ':announcement': JSON.stringify(announcement),
+        ':enqueuing': 'enqueuing',
+        ':now': this.isoNow(),
+        ':expires': this.expiresAt(),
+      },
+    });
+  }
+
+  async setTotal(jobId: string, totalRecords: number): Promise<JobRecord> {
+    const { Attributes } = await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET totalRecords = :total, totalRecordCount = :total, updatedAt = :now',
+        ExpressionAttributeValues: { ':total': totalRecords, ':now': this.isoNow() },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    // Only an enqueuing job moves on to running (a cancelled or failed one keeps its status).
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET #status = :running REMOVE readerId, readerUntil',
+      ConditionExpression: '#status = :enqueuing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':running': 'running', ':enqueuing': 'enqueuing' },
+    });
+    const job = jobOf(Attributes ?? {});
+    return { ...job, status: job.status === 'enqueuing' ? 'running' : job.status };
+  }
+
+  async saveFinalizeCheckpoint(jobId: string, checkpoint: FinalizeCheckpoint): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET finalizeCheckpoint = :checkpoint, updatedAt = :now',
+        ConditionExpression: '#status = :finalizing',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':checkpoint': JSON.stringify(checkpoint),
+          ':finalizing': 'finalizing',
+          ':now': this.isoNow(),
+        },
+      }),
+    );
+  }
+
+  async claimFinalization(jobId: string): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET #status = :finalizing, updatedAt = :now',
+      ConditionExpression: '#status = :running AND doneRecords >= totalRecords',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':finalizing': 'finalizing',
+        ':running': 'running',
+        ':now': this.isoNow(),
+      },
+    });
+  }
+
+  async finishJob(
+    jobId: string,
+    status: 'completed' | 'cancelled',
+    finishedAt: string,
+    announcement: Announcement,
+  ): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression:
+        'SET #status = :status, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE finalizeCheckpoint',
+      ConditionExpression: '#status = :finalizing',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':status': status,
+        ':finished': finishedAt,
+        ':announcement': JSON.stringify(announcement),
+        ':finalizing': 'finalizing',
+        ':now': this.isoNow(),
+        ':expires': this.expiresAt(),
+      },
+    });
+  }
+
+  async markAnnounced(jobId: string): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: jobKey(jobId),
+        UpdateExpression: 'SET updatedAt = :now REMOVE announcement, activeFlag',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':now': this.isoNow() },
+      }),
+    );
+  }
+
+  async cancelJob(jobId: string): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
+      ConditionExpression: '#status IN (:enqueuing, :running)',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':yes': true,
+        ':now': this.isoNow(),
+        ':enqueuing': 'enqueuing',
+        ':running': 'running',
+      },
+    });
+  }
+
+  async *listActiveJobs(): AsyncIterable<JobRecord> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ACTIVE_JOBS.name,
+          KeyConditionExpression: `${ACTIVE_JOBS.partitionKey} = :active`,
+          ExpressionAttributeValues: { ':active': ACTIVE_JOBS.value },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const key of page.Items ?? []) {
+        const job = await this.getJob(jobIdOfKey(key.pk));
+        if (job !== undefined) yield job;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+}

@@ -1,0 +1,227 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { RetryClass } from '../../shared/failures.ts';
+import type {
+  CountedRecord,
+  JobUpdate,
+  LeaseResult,
+  RecordCompletion,
+  Release,
+} from '../../shared/pipeline/model.ts';
+import type { RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
+import { jobKey, recordIdKey, recordKey } from './ledger-table.ts';
+import { transactionGroups } from './ledger-transactions.ts';
+import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
+
+/** The job counter each record outcome adds to. */
+const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
+  succeeded: 'successRecordCount',
+  errored: 'errorRecordCount',
+  canceled: 'canceledRecordCount',
+  expired: 'canceledRecordCount',
+};
+
+/**
+ * The records in the ledger table: one `REC#<line>` item per record that has started or finished (its lease,
+ * its attempts and failures per class, done or not) and one `ID#<recordId>` item per claimed id. Finishing
+ * records adds them to their jobs' counters in the same transaction.
+ */
+export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLedger, RecordIdClaims {
+  async claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined> {
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...recordIdKey(jobId, recordId), lineNumber, expiresAt: this.expiresAt() },
+          ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
+          ExpressionAttributeValues: { ':line': lineNumber },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return Number(itemOfConditionFailure(error).lineNumber);
+    }
+  }
+
+  async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: recordKey(jobId, lineNumber), ConsistentRead: true }),
+    );
+    return Item?.status === 'done';
+  }
+
+  async leaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    leaseSeconds: number,
+  ): Promise<LeaseResult> {
+    const now = this.now();
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: recordKey(jobId, lineNumber),
+          UpdateExpression:
+            'SET #status = :running, leaseOwner = :owner, leaseUntil = :until ADD attempts :one',
+          ConditionExpression:
+            'attribute_not_exists(#status) OR #status = :waiting OR (#status = :running AND leaseUntil < :now)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':running': 'running',
+            ':waiting': 'waiting',
+            ':owner': owner,
+            ':until': now + leaseSeconds * 1000,
+            ':now': now,
+            ':one': 1,
+          },
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      const failures = Object.fromEntries(
+        RETRY_CLASSES.filter((retryClass) => Attributes?.[failureCounter(retryClass)] !== undefined).map(
+          (retryClass) => [retryClass, Number(Attributes?.[failureCounter(retryClass)])],
+        ),
+      );
+      return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1), failures };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return itemOfConditionFailure(error).status === 'done' ? { kind: 'done' } : { kind: 'held' };
+    }
+  }
+
+  async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
+    // A wait takes back the attempt the lease counted; a failure counts in its class.
+    const [counter, step] = 'waited' in release ? ['attempts', -1] : [failureCounter(release.failed), 1];
+    // Refused when the condition no longer holds: nothing to do then.
+    await this.updateIf({
+      Key: recordKey(jobId, lineNumber),
+      UpdateExpression: `SET #status = :waiting ADD ${counter} :step`,
+      ConditionExpression: '#status = :running AND leaseOwner = :owner',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':waiting': 'waiting',
+        ':running': 'running',
+        ':owner': owner,
+        ':step': step,
+      },
+    });
+  }
+
+  async completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
+    const counted: CountedRecord[] = [];
+    for (const group of transactionGroups(updates)) counted.push(...(await this.completeTogether(group)));
+    return counted;
+  }
+
+  /** One transaction: each record marked done unless it is, each job's counters raised by what was not. */
+  private async completeTogether(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
+    let pending = updates;
+    // Each failed try leaves out the records it found done, so the loop ends within one try per record.
+    for (;;) {
+      const records = pending.flatMap((update) =>
+        update.completions.map((completion) => ({ jobId: update.jobId, lineNumber: completion.lineNumber })),
+      );
+      const items = [
+        ...pending.flatMap((update) =>
+          update.completions.map((completion) => this.markDone(update.jobId, completion)),
+        ),
+        ...pending.map((update) => this.addToJob(update)).filter((item) => item !== undefined),
+      ];
+      if (items.length === 0) return [];
+      try {
+        await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+        return records;
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const reasons = error.CancellationReasons;
+        const alreadyDone = new Set(
+          records
+            .filter((_, index) => reasons?.[index]?.Code === 'ConditionalCheckFailed')
+            .map((record) => `${record.jobId}#${record.lineNumber}`),
+        );
+        if (alreadyDone.size === 0) throw error;
+        pending = pending.map((update) => ({
+          ...update,
+          completions: update.completions.filter(
+            (completion) => !alreadyDone.has(`${update.jobId}#${completion.lineNumber}`),
+          ),
+        }));
+      }
+    }
+  }
+
+  /** The transaction item that marks a record done, unless it is done already. */
+  private markDone(jobId: string, completion: RecordCompletion) {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: recordKey(jobId, completion.lineNumber),
+        UpdateExpression:
+          'SET #status = :done, outcome = :outcome, expiresAt = :expires REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':done': 'done',
+          ':outcome': completion.status,
+          ':expires': this.expiresAt(),
+        },
+      },
+    };
+  }
+
+  /** The transaction item that adds a batch's records and retries to their job, when there is anything to add. */
+  private addToJob(update: JobUpdate) {
+    const sums = new Map<string, number>();
+    const add = (attribute: string, value: number) => {
+      if (value !== 0) sums.set(attribute, (sums.get(attribute) ?? 0) + value);
+    };
+    const families = [...new Set(update.completions.map((completion) => completion.family))].filter(
+      (family) => family !== undefined,
+    );
+    for (const completion of update.completions) {
+      add('doneRecords', 1);
+      add(STATUS_COUNTERS[completion.status], 1);
+      add('inputTokenCount', completion.inputTokens);
+      add('outputTokenCount', completion.outputTokens);
+      add('cacheCreationInputTokenCount', completion.cacheCreationInputTokens);
+      add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
+      add('costNanoUsd', completion.costNanoUsd);
+      if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
+    }
+    add('retriedCount', update.retries.retried);
+    add('bedrockThrottleCount', update.retries.bedrockThrottles);
+    add('budgetWaitCount', update.retries.budgetWaits);
+    if (sums.size === 0) return undefined;
+    const additions = [...sums.entries()];
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: jobKey(update.jobId),
+        UpdateExpression: `SET updatedAt = :now ADD ${additions.map(([attribute], index) => `${attribute} :v${index}`).join(', ')}`,
+        ...(families.length > 0
+          ? {
+              ExpressionAttributeNames: Object.fromEntries(
+                families.map((family, index) => [`#f${index}`, family]),
+              ),
+            }
+          : {}),
+        ExpressionAttributeValues: {
+          ':now': this.isoNow(),
+          ...Object.fromEntries(additions.map(([, value], index) => [`:v${index}`, value])),
+        },
+      },
+    };
+  }
+}
+
+/** The classes that retry, each with its own failure counter. */
+const RETRY_CLASSES: readonly RetryClass[] = ['retryable', 'limited', 'later'];
+
+/** The record item's counter of failures in one retry class. */
+function failureCounter(retryClass: RetryClass): string {
+  return `${retryClass}Failures`;
+}

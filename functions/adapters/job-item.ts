@@ -1,0 +1,84 @@
+import type {
+  Announcement,
+  FinalizeCheckpoint,
+  JobRecord,
+  JobSettings,
+  JobStatus,
+  ObjectLocation,
+} from '../../shared/pipeline/model.ts';
+import { jobKey, LEDGER_TABLE } from './ledger-table.ts';
+import { withoutUndefined } from './ledger-writes.ts';
+
+/** A job as its ledger item: counters as top-level numbers (so transactions can ADD to them), events as JSON. */
+export function jobItem(job: JobRecord): Record<string, unknown> {
+  const { totals, source, retries, announcement, ...rest } = job;
+  return {
+    ...jobKey(job.jobId),
+    ...withoutUndefined(rest),
+    bucket: source.bucket,
+    key: source.key,
+    ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
+    ...(source.etag === undefined ? {} : { etag: source.etag }),
+    ...totals,
+    retriedCount: retries.retried,
+    bedrockThrottleCount: retries.bedrockThrottles,
+    budgetWaitCount: retries.budgetWaits,
+    ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
+    // A job stays on the sweeper's index until it has finished and its event is published.
+    ...(job.status === 'failed' && announcement === undefined
+      ? {}
+      : { [LEDGER_TABLE.activeJobsIndex.partitionKey]: LEDGER_TABLE.activeJobsIndex.value }),
+  };
+}
+
+/** The job a ledger item holds. */
+export function jobOf(item: Record<string, unknown>): JobRecord {
+  const number = (field: string) => Number(item[field] ?? 0);
+  const text = (field: string) => (item[field] === undefined ? undefined : String(item[field]));
+  return {
+    jobId: String(item.jobId),
+    status: item.status as JobStatus,
+    source: {
+      bucket: String(item.bucket),
+      key: String(item.key),
+      versionId: text('versionId'),
+      etag: text('etag'),
+    },
+    settings: item.settings as JobSettings,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+    readOffset: number('readOffset'),
+    readLine: number('readLine'),
+    recordsRead: number('recordsRead'),
+    totalRecords: item.totalRecords === undefined ? undefined : number('totalRecords'),
+    doneRecords: number('doneRecords'),
+    totals: {
+      totalRecordCount: number('totalRecordCount'),
+      successRecordCount: number('successRecordCount'),
+      errorRecordCount: number('errorRecordCount'),
+      canceledRecordCount: number('canceledRecordCount'),
+      inputTokenCount: number('inputTokenCount'),
+      outputTokenCount: number('outputTokenCount'),
+      cacheCreationInputTokenCount: number('cacheCreationInputTokenCount'),
+      cacheReadInputTokenCount: number('cacheReadInputTokenCount'),
+      costNanoUsd: number('costNanoUsd'),
+    },
+    familyCounts: (item.familyCounts ?? {}) as JobRecord['familyCounts'],
+    failureReason: text('failureReason'),
+    finishedAt: text('finishedAt'),
+    cancelRequested: item.cancelRequested === true,
+    retries: {
+      retried: number('retriedCount'),
+      bedrockThrottles: number('bedrockThrottleCount'),
+      budgetWaits: number('budgetWaitCount'),
+    },
+    announcement:
+      typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
+    decompressed:
+      typeof item.decompressed === 'string' ? (JSON.parse(item.decompressed) as ObjectLocation) : undefined,
+    finalizeCheckpoint:
+      typeof item.finalizeCheckpoint === 'string'
+        ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)
+        : undefined,
+  };
+}

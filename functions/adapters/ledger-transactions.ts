@@ -1,0 +1,30 @@
+import { NO_RETRIES } from '../../shared/pipeline/job.ts';
+import type { JobUpdate } from '../../shared/pipeline/model.ts';
+
+/** DynamoDB's limit on the items of one transaction. */
+const TRANSACTION_ITEMS = 100;
+
+/** Splits updates into groups of at most 100 transaction items: one per record, one per job. */
+export function transactionGroups(updates: readonly JobUpdate[]): JobUpdate[][] {
+  const groups: JobUpdate[][] = [];
+  let group: JobUpdate[] = [];
+  let items = 0;
+  for (const update of updates) {
+    for (let start = 0; start === 0 || start < update.completions.length; start += TRANSACTION_ITEMS - 1) {
+      const piece = {
+        ...update,
+        completions: update.completions.slice(start, start + TRANSACTION_ITEMS - 1),
+        retries: start === 0 ? update.retries : NO_RETRIES,
+      };
+      if (items + piece.completions.length + 1 > TRANSACTION_ITEMS) {
+        groups.push(group);
+        group = [];
+        items = 0;
+      }
+      group.push(piece);
+      items += piece.completions.length + 1;
+    }
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
