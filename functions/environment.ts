@@ -2,7 +2,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
 import type { JobSettings } from '../shared/pipeline/model.ts';
 import { type AwsClients, awsClients } from './adapters/clients.ts';
-import { BusEventPublisher, eventBridgePutEvent } from './adapters/events.ts';
+import { eventBridgePutEvent, type PutEvent } from './adapters/events.ts';
 import { observability } from './observability.ts';
 
 /**
@@ -27,8 +27,39 @@ export function lambdaEnvironment(
   return { clients, tracer, ...observability(serviceName) };
 }
 
-export function busPublisher(clients: AwsClients, eventBusName: string): BusEventPublisher {
-  return new BusEventPublisher(eventBridgePutEvent(clients.events, eventBusName));
+/** PutEvents on the function's bus. */
+export function busPutEvent(clients: AwsClients, settings: { EVENT_BUS_NAME: string }): PutEvent {
+  return eventBridgePutEvent(clients.events, settings.EVENT_BUS_NAME);
+}
+
+interface AddressSettings {
+  LEDGER_TABLE_NAME: string;
+  RETENTION_DAYS?: number;
+  RECORD_QUEUE_URL?: string;
+  RECORD_DLQ_URL?: string;
+  FINALIZE_QUEUE_URL?: string;
+}
+
+/** The addresses a function's settings give, under the names the port builder uses. */
+export type AddressesOf<Settings extends AddressSettings> = {
+  tableName: string;
+  retentionDays?: number;
+} & (Settings extends {
+  RECORD_QUEUE_URL: string;
+}
+  ? { recordQueueUrl: string }
+  : unknown) &
+  (Settings extends { RECORD_DLQ_URL: string } ? { recordDlqUrl: string } : unknown) &
+  (Settings extends { FINALIZE_QUEUE_URL: string } ? { finalizeQueueUrl: string } : unknown);
+
+export function addressesOf<Settings extends AddressSettings>(settings: Settings): AddressesOf<Settings> {
+  return {
+    tableName: settings.LEDGER_TABLE_NAME,
+    ...(settings.RETENTION_DAYS === undefined ? {} : { retentionDays: settings.RETENTION_DAYS }),
+    ...(settings.RECORD_QUEUE_URL === undefined ? {} : { recordQueueUrl: settings.RECORD_QUEUE_URL }),
+    ...(settings.RECORD_DLQ_URL === undefined ? {} : { recordDlqUrl: settings.RECORD_DLQ_URL }),
+    ...(settings.FINALIZE_QUEUE_URL === undefined ? {} : { finalizeQueueUrl: settings.FINALIZE_QUEUE_URL }),
+  } as AddressesOf<Settings>;
 }
 
 export function jobDefaultsOf(settings: {

@@ -1,18 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
-import { BedrockInvoker } from '../../functions/adapters/bedrock-invoker.ts';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
-import {
-  BusEventPublisher,
-  ENQUEUE_CONTINUATION,
-  EVENT_SOURCE,
-  QueueDeadLetters,
-  QueueFinalizeTrigger,
-} from '../../functions/adapters/events.ts';
-import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
-import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE, type PutEvent } from '../../functions/adapters/events.ts';
+import { functionPorts } from '../../functions/adapters/function-ports.ts';
 import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
 import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
 import { observability } from '../../functions/observability.ts';
@@ -23,14 +15,10 @@ import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.t
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
-import type { EnqueuePorts } from '../../shared/pipeline/enqueue.ts';
-import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
 import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
-import type { WorkerPorts } from '../../shared/pipeline/worker-batch.ts';
 import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
 import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
@@ -116,22 +104,19 @@ export async function startLocalPipeline(
   });
   shim.enableBucket(resources.bucket);
 
-  const store = new S3ObjectStore(clients.s3);
   const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
-  const events = new BusEventPublisher(async (event) => {
+  const putEvent: PutEvent = async (event) => {
     chaos?.publishOrFail();
     shim.putEvent(event);
+  };
+  const ports = functionPorts({
+    clients,
+    putEvent,
+    // Under chaos a function may die just before or just after each of its calls.
+    ...(chaos === undefined
+      ? {}
+      : { seenBy: (name, portName, port) => chaos.crashing(name, portName, port) }),
   });
-  const finalize = new QueueFinalizeTrigger(clients.sqs, resources.finalizeQueueUrl);
-  const queue = new SqsRecordQueue(clients.sqs, resources.recordQueueUrl);
-  /** A port as one function sees it: under chaos, that function may die just before or after each call. */
-  const seenBy = <Port extends object>(functionName: string, ports: Record<string, Port>) =>
-    Object.fromEntries(
-      Object.entries(ports).map(([name, port]) => [
-        name,
-        chaos === undefined ? port : chaos.crashing(functionName, name, port),
-      ]),
-    );
   const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
   // The budget spends what the local stand-in allows unless told otherwise.
   const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
@@ -141,14 +126,7 @@ export async function startLocalPipeline(
 
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),
-    ports: seenBy('enqueue', {
-      store,
-      ledger,
-      queue,
-      events,
-      continuation: events,
-      finalize,
-    }) as unknown as EnqueuePorts,
+    ports: ports.enqueue(resources),
     settings: {
       defaults,
       maxLineBytes: defaultCatalog.requestBodyLimitBytes,
@@ -161,13 +139,7 @@ export async function startLocalPipeline(
   });
   const worker = createWorkerHandler({
     ...observability('worker'),
-    ports: {
-      ...(seenBy('worker', { store, ledger, queue, finalize, budget }) as unknown as Omit<
-        WorkerPorts,
-        'model'
-      > & { queue: RecordQueue }),
-      model: new BedrockInvoker(options.bedrock ?? clients.bedrock),
-    },
+    ports: ports.worker(resources, budget, options.bedrock ?? clients.bedrock),
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
       outputBurndown: OUTPUT_TOKEN_BURNDOWN,
@@ -181,7 +153,7 @@ export async function startLocalPipeline(
   });
   const finalizer = createFinalizerHandler({
     ...observability('finalizer'),
-    ports: seenBy('finalizer', { store, ledger, events, finalize }) as unknown as FinalizePorts,
+    ports: ports.finalizer(resources),
   });
 
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
@@ -235,15 +207,7 @@ export async function startLocalPipeline(
   workerPoller.start();
   finalizerPoller.start();
   const sweeping =
-    options.sweep === undefined
-      ? undefined
-      : sweepEvery(options.sweep, {
-          ledger,
-          deadLetters: new QueueDeadLetters(clients.sqs, resources.recordDlqUrl),
-          events,
-          continuation: events,
-          finalize,
-        });
+    options.sweep === undefined ? undefined : sweepEvery(options.sweep, ports.sweeper(resources));
 
   const completion = async (inputKey: string, timeoutMs = 60_000): Promise<BusEvent> => {
     const input = `s3://${resources.bucket}/${inputKey}`;
