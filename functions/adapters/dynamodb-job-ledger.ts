@@ -6,6 +6,7 @@ import type {
   Announcement,
   FinalizeCheckpoint,
   JobRecord,
+  JobStatus,
   ObjectLocation,
   ReadingLease,
 } from '../../shared/pipeline/model.ts';
@@ -122,22 +123,14 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
-    return this.updateIf({
-      Key: jobKey(jobId),
-      UpdateExpression:
-        'SET #status = :failed, failureReason = :reason, finishedAt = :finished, cancelRequested = :yes, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE readerId, readerUntil',
-      ConditionExpression: '#status = :enqueuing',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: {
-        ':failed': 'failed',
-        ':reason': reason,
-        ':finished': finishedAt,
-        ':yes': true,
-        ':announcement': JSON.stringify(announcement),
-        ':enqueuing': 'enqueuing',
-        ':now': this.isoNow(),
-        ':expires': this.expiresAt(),
-      },
+    return this.endJob(jobId, {
+      from: 'enqueuing',
+      to: 'failed',
+      finishedAt,
+      announcement,
+      // Records already sent finish as canceled.
+      also: { failureReason: reason, cancelRequested: true },
+      forget: ['readerId', 'readerUntil'],
     });
   }
 
@@ -201,19 +194,44 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
+    return this.endJob(jobId, {
+      from: 'finalizing',
+      to: status,
+      finishedAt,
+      announcement,
+      forget: ['finalizeCheckpoint'],
+    });
+  }
+
+  /**
+   * Ends a job that is in `from` as `to`, with the event that announces it (kept until it is published), and
+   * forgets what only the step it was in needed; false when the job was not in `from`.
+   */
+  private endJob(
+    jobId: string,
+    end: {
+      from: JobStatus;
+      to: JobStatus;
+      finishedAt: string;
+      announcement: Announcement;
+      also?: Readonly<Record<string, unknown>>;
+      forget: readonly string[];
+    },
+  ): Promise<boolean> {
+    const also = Object.entries(end.also ?? {});
     return this.updateIf({
       Key: jobKey(jobId),
-      UpdateExpression:
-        'SET #status = :status, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires REMOVE finalizeCheckpoint',
-      ConditionExpression: '#status = :finalizing',
+      UpdateExpression: `SET #status = :to, finishedAt = :finished, announcement = :announcement, updatedAt = :now, expiresAt = :expires${also.map(([name], index) => `, ${name} = :also${index}`).join('')} REMOVE ${end.forget.join(', ')}`,
+      ConditionExpression: '#status = :from',
       ExpressionAttributeNames: { '#status': 'status' },
       ExpressionAttributeValues: {
-        ':status': status,
-        ':finished': finishedAt,
-        ':announcement': JSON.stringify(announcement),
-        ':finalizing': 'finalizing',
+        ':to': end.to,
+        ':from': end.from,
+        ':finished': end.finishedAt,
+        ':announcement': JSON.stringify(end.announcement),
         ':now': this.isoNow(),
         ':expires': this.expiresAt(),
+        ...Object.fromEntries(also.map(([, value], index) => [`:also${index}`, value])),
       },
     });
   }

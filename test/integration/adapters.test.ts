@@ -218,6 +218,30 @@ describe.each([
     expect(afterRelease).toMatchObject({ readOffset: 120 });
   });
 
+  it('fails a job whose file cannot be read on, once, keeping its event until it is published', async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    await subject.leaseReading(job.jobId, { owner: 'reader-1', leaseSeconds: 60 });
+    const announcement = { detailType: 'Batch Job Failed', detail: { jobId: job.jobId, reason: 'changed' } };
+
+    // Act
+    const failed = await subject.failReading(job.jobId, 'changed', '2026-11-25T10:05:00.000Z', announcement);
+    const again = await subject.failReading(job.jobId, 'changed', '2026-11-25T10:06:00.000Z', announcement);
+
+    // Assess
+    expect([failed, again]).toEqual([true, false]);
+    expect(await subject.getJob(job.jobId)).toMatchObject({
+      status: 'failed',
+      failureReason: 'changed',
+      finishedAt: '2026-11-25T10:05:00.000Z',
+      cancelRequested: true,
+      announcement,
+    });
+    expect(await activeJobIds(subject)).toContain(job.jobId);
+  });
+
   it('leases no reading once the file is read', async () => {
     const subject = ledger();
     const job = newJob();
