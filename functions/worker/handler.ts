@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -8,7 +9,7 @@ import { processBatch } from '../../shared/pipeline/worker.ts';
 import type { RecordVerdict, WorkerPorts, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
 import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
-import { publishPerModel } from './per-model-metrics.ts';
+import { countVerdict, publishPerModel } from './worker-metrics.ts';
 
 export interface WorkerDependencies extends Observability {
   readonly ports: WorkerPorts & { readonly queue: RecordQueue };
@@ -66,7 +67,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     );
 
     const failures: SQSBatchItemFailure[] = [];
-    const waiting: Array<{ record: SQSRecord; message: RecordMessage; delaySeconds: number }> = [];
+    const waiting: Waiting[] = [];
     const verdictsInOrder = verdicts.values();
     for (const entry of received) {
       const { record } = entry;
@@ -79,7 +80,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
         kind: 'unhandled',
         error: new Error('the record got no verdict'),
       };
-      count(verdict);
+      countVerdict(metrics, verdict);
       logger.debug('record processed', {
         jobId: entry.message.jobId,
         recordId: entry.message.recordId,
@@ -97,31 +98,9 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
         failures.push({ itemIdentifier: record.messageId });
       }
     }
-    failures.push(...(await sendBack(waiting)));
+    failures.push(...(await sendBackToWait(ports.queue, logger, waiting)));
     publishPerModel(verdicts);
     return { batchItemFailures: failures };
-  };
-
-  /** Records that wait for quota go back as new messages with a delay; if that fails, through visibility. */
-  const sendBack = async (
-    waiting: ReadonlyArray<{ record: SQSRecord; message: RecordMessage; delaySeconds: number }>,
-  ): Promise<SQSBatchItemFailure[]> => {
-    if (waiting.length === 0) return [];
-    try {
-      await ports.queue.send(
-        waiting.map(({ message }) => ({ ...message, waits: (message.waits ?? 0) + 1 })),
-        waiting.map(({ delaySeconds }) => delaySeconds),
-      );
-      return [];
-    } catch (error) {
-      logger.warn('records waiting for quota could not be sent again; they return through the queue', {
-        error,
-      });
-      for (const { record, delaySeconds } of waiting) {
-        await ports.queue.changeVisibility(record.receiptHandle, delaySeconds);
-      }
-      return waiting.map(({ record }) => ({ itemIdentifier: record.messageId }));
-    }
   };
 
   const unhandled = (record: SQSRecord, error: unknown) => {
@@ -133,33 +112,30 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     });
   };
 
-  const count = (verdict: RecordVerdict) => {
-    switch (verdict.kind) {
-      case 'wait':
-        metrics.addMetric(METRICS.worker.budgetWaits, MetricUnit.Count, 1);
-        metrics.addMetric(METRICS.worker.recordsSentBackToWait, MetricUnit.Count, 1);
-        return;
-      case 'retry':
-        metrics.addMetric(METRICS.worker.recordsRetried, MetricUnit.Count, 1);
-        if (verdict.failure?.throttle === true)
-          metrics.addMetric(METRICS.worker.bedrockThrottles, MetricUnit.Count, 1);
-        return;
-      case 'unhandled':
-        return;
-      case 'done': {
-        if (verdict.waitedMs !== undefined)
-          metrics.addMetric(METRICS.worker.budgetWaits, MetricUnit.Count, 1);
-        const name = {
-          succeeded: METRICS.worker.recordsSucceeded,
-          errored: METRICS.worker.recordsFailed,
-          canceled: METRICS.worker.recordsCanceled,
-          expired: METRICS.worker.recordsCanceled,
-          'already-done': METRICS.worker.duplicateDeliveries,
-        }[verdict.status];
-        metrics.addMetric(name, MetricUnit.Count, 1);
-      }
-    }
-  };
-
   return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
+}
+
+type Waiting = { record: SQSRecord; message: RecordMessage; delaySeconds: number };
+
+/** Records that wait for quota go back as new messages with a delay; if that fails, through visibility. */
+async function sendBackToWait(
+  queue: RecordQueue,
+  logger: Logger,
+  waiting: readonly Waiting[],
+): Promise<SQSBatchItemFailure[]> {
+  if (waiting.length === 0) return [];
+  try {
+    await queue.send(
+      waiting.map(({ message }) => ({ ...message, waits: (message.waits ?? 0) + 1 })),
+      waiting.map(({ delaySeconds }) => delaySeconds),
+    );
+    return [];
+  } catch (error) {
+    logger.warn('records waiting for quota could not be sent again; they return through the queue', {
+      error,
+    });
+    for (const { record, delaySeconds } of waiting)
+      await queue.changeVisibility(record.receiptHandle, delaySeconds);
+    return waiting.map(({ record }) => ({ itemIdentifier: record.messageId }));
+  }
 }

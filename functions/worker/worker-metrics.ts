@@ -39,3 +39,31 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
     metrics.publishStoredMetrics();
   }
 }
+
+/** What one record's verdict adds to the invocation's metrics. */
+export function countVerdict(metrics: Metrics, verdict: RecordVerdict): void {
+  const names = METRICS.worker;
+  switch (verdict.kind) {
+    case 'wait':
+      metrics.addMetric(names.budgetWaits, MetricUnit.Count, 1);
+      metrics.addMetric(names.recordsSentBackToWait, MetricUnit.Count, 1);
+      return;
+    case 'retry':
+      metrics.addMetric(names.recordsRetried, MetricUnit.Count, 1);
+      if (verdict.failure?.throttle === true) metrics.addMetric(names.bedrockThrottles, MetricUnit.Count, 1);
+      return;
+    case 'unhandled':
+      return;
+    case 'done': {
+      if (verdict.waitedMs !== undefined) metrics.addMetric(names.budgetWaits, MetricUnit.Count, 1);
+      const name = {
+        succeeded: names.recordsSucceeded,
+        errored: names.recordsFailed,
+        canceled: names.recordsCanceled,
+        expired: names.recordsCanceled,
+        'already-done': names.duplicateDeliveries,
+      }[verdict.status];
+      metrics.addMetric(name, MetricUnit.Count, 1);
+    }
+  }
+}
