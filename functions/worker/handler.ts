@@ -6,7 +6,12 @@ import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecor
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { processBatch } from '../../shared/pipeline/worker.ts';
-import type { RecordVerdict, WorkerPorts, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
+import type {
+  BatchDeadline,
+  RecordVerdict,
+  WorkerPorts,
+  WorkerSettings,
+} from '../../shared/pipeline/worker-batch.ts';
 import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 import { countVerdict, publishPerModel } from './worker-metrics.ts';
@@ -41,23 +46,10 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     context: Context,
     { signal }: { signal: AbortSignal },
   ): Promise<SQSBatchResponse> => {
-    const { clock } = dependencies.settings;
-    const usableMs = Math.max(1, context.getRemainingTimeInMillis() - (dependencies.wrapUpMs ?? 5_000));
-    const deadline = {
-      signal: AbortSignal.any([signal, AbortSignal.timeout(usableMs)]),
-      latestStart: clock.now() + usableMs * WAIT_SHARE,
-    };
-    // Every record of the batch listens to it: its wait for tokens and its call.
-    setMaxListeners(2 * event.Records.length + 10, deadline.signal);
+    const deadline = deadlineOf(context, signal, dependencies, event.Records.length);
     // Counted first, so an invocation that fails as a whole still reports what it was given.
     metrics.addMetric(METRICS.worker.recordsReceived, MetricUnit.Count, event.Records.length);
-    const received: Received[] = event.Records.map((record) => {
-      try {
-        return { record, message: parseRecordMessage(record.body) };
-      } catch (error) {
-        return { record, error };
-      }
-    });
+    const received = event.Records.map(receive);
     const parsed = received.filter((entry) => 'message' in entry);
     const verdicts = await processBatch(
       parsed.map((entry) => entry.message),
@@ -72,7 +64,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     for (const entry of received) {
       const { record } = entry;
       if ('error' in entry) {
-        unhandled(record, entry.error);
+        unhandled(dependencies, record, entry.error);
         failures.push({ itemIdentifier: record.messageId });
         continue;
       }
@@ -90,7 +82,7 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
       if (verdict.kind === 'wait')
         waiting.push({ record, message: entry.message, delaySeconds: verdict.delaySeconds });
       if (verdict.kind === 'unhandled') {
-        unhandled(record, verdict.error);
+        unhandled(dependencies, record, verdict.error);
         failures.push({ itemIdentifier: record.messageId });
       }
       if (verdict.kind === 'retry') {
@@ -101,15 +93,6 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     failures.push(...(await sendBackToWait(ports.queue, logger, waiting)));
     publishPerModel(verdicts);
     return { batchItemFailures: failures };
-  };
-
-  const unhandled = (record: SQSRecord, error: unknown) => {
-    metrics.addMetric(METRICS.worker.recordsUnhandled, MetricUnit.Count, 1);
-    logger.error('record could not be handled; it returns through the queue', {
-      messageId: record.messageId,
-      receiveCount: record.attributes.ApproximateReceiveCount,
-      error,
-    });
   };
 
   return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
@@ -138,4 +121,43 @@ async function sendBackToWait(
       await queue.changeVisibility(record.receiptHandle, delaySeconds);
     return waiting.map(({ record }) => ({ itemIdentifier: record.messageId }));
   }
+}
+
+/**
+ * The batch's deadline: calls end by the function's own, less the time kept to report; waiting for tokens
+ * may use only a share of it.
+ */
+function deadlineOf(
+  context: Context,
+  signal: AbortSignal,
+  dependencies: Pick<WorkerDependencies, 'settings' | 'wrapUpMs'>,
+  records: number,
+): BatchDeadline {
+  const usableMs = Math.max(1, context.getRemainingTimeInMillis() - (dependencies.wrapUpMs ?? 5_000));
+  const deadline = {
+    signal: AbortSignal.any([signal, AbortSignal.timeout(usableMs)]),
+    latestStart: dependencies.settings.clock.now() + usableMs * WAIT_SHARE,
+  };
+  // Every record of the batch listens to it: its wait for tokens and its call.
+  setMaxListeners(2 * records + 10, deadline.signal);
+  return deadline;
+}
+
+/** A queue record and its message, or why it has none. */
+function receive(record: SQSRecord): Received {
+  try {
+    return { record, message: parseRecordMessage(record.body) };
+  } catch (error) {
+    return { record, error };
+  }
+}
+
+/** A record the worker could not handle at all: counted and logged; it returns through the queue. */
+function unhandled({ metrics, logger }: Observability, record: SQSRecord, error: unknown): void {
+  metrics.addMetric(METRICS.worker.recordsUnhandled, MetricUnit.Count, 1);
+  logger.error('record could not be handled; it returns through the queue', {
+    messageId: record.messageId,
+    receiveCount: record.attributes.ApproximateReceiveCount,
+    error,
+  });
 }
