@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { drainSeconds, workerConcurrencyFor } from '../shared/budget/throughput.ts';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
-import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../shared/config.ts';
+import {
+  type bedrockSettings,
+  DEFAULT_TOKENS_PER_MINUTE,
+  type EnvironmentOf,
+  OUTPUT_TOKEN_BURNDOWN,
+} from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
@@ -109,4 +114,17 @@ export function pipelineSettings(input: PipelinePropsInput): PipelineSettings {
   }
   const workerMaxConcurrency = workerConcurrencyFor(shape, props.workerBatchSize);
   return { ...props, allowedModels, resolvedModels, workerMaxConcurrency, oldestRecordAlarmSeconds };
+}
+
+/** The Bedrock settings of the functions that build and send requests (enqueue checks, the worker calls). */
+export function bedrockEnvironment(
+  settings: PipelineSettings,
+): EnvironmentOf<z.ZodObject<typeof bedrockSettings>> {
+  return {
+    BEDROCK_REGION: settings.bedrockRegion,
+    BEDROCK_MODEL: settings.defaultModel,
+    BEDROCK_ENDPOINT: settings.endpoint,
+    DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
+    ALLOWED_MODEL_IDS: settings.resolvedModels.map((model) => model.modelId).join(','),
+  };
 }

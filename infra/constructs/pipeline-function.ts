@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { type Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -11,8 +12,11 @@ export interface PipelineFunctionProps {
   readonly name: 'enqueue' | 'worker' | 'finalizer' | 'sweeper';
   readonly timeout: Duration;
   readonly environment: Readonly<Record<string, string>>;
-  readonly memorySize?: number;
+  readonly memorySize?: number | undefined;
 }
+
+/** Lambda's longest timeout: reading a file and writing its output take it, checkpointed. */
+export const LONG_STEP_TIMEOUT = Duration.minutes(15);
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -67,6 +71,11 @@ export class PipelineFunction extends Construct {
       'AwsSolutions-IAM5[Resource::*]':
         'X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.',
     });
+  }
+
+  /** Lets the function put the pipeline's events (job lifecycle, continuations) on the account's default bus. */
+  publishEvents(): void {
+    events.EventBus.fromEventBusName(this, 'DefaultBus', 'default').grantPutEventsTo(this.function);
   }
 }
 

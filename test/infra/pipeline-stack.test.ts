@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -8,6 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
 import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
+import { QueueWorker } from '../../infra/constructs/queue-worker.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
 import { type PipelinePropsInput, pipelineSettings } from '../../infra/props.ts';
 import {
@@ -36,6 +37,15 @@ beforeAll(() => {
   });
   template = Template.fromStack(stack);
 }, 120_000);
+
+/** The synthesized function with this Powertools service name. */
+function functionNamed(name: string) {
+  const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
+    (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === name,
+  );
+  if (fn === undefined) throw new Error(`no function has the service name ${name}`);
+  return fn;
+}
 
 describe('the bucket', () => {
   it('sends its events to EventBridge, blocks public access, takes TLS only, is versioned and encrypted', () => {
@@ -78,7 +88,7 @@ describe('the rules', () => {
         source: ['aws.s3'],
         'detail-type': ['Object Created'],
         detail: {
-          bucket: { name: [{ Ref: Match.stringLikeRegexp('^Bucket') }] },
+          bucket: { name: [{ Ref: Match.stringLikeRegexp('^StorageBucket') }] },
           object: { key: [{ prefix: 'inputs/' }] },
         },
       },
@@ -127,6 +137,79 @@ describe('the record queue', () => {
   });
 });
 
+describe('a queue worker', () => {
+  it.each([
+    ['a 60-second consumer', 60, 360],
+    ['a 15-minute consumer', 900, 5_400],
+  ])(
+    'hides a message six times the timeout of %s, redrives to its DLQ and feeds the function',
+    (_case, timeoutSeconds, visibility) => {
+      // Prepare
+      const stack = new Stack(new App(), 'Queues');
+
+      // Act
+      const worker = new QueueWorker(stack, 'Consumer', {
+        name: 'sweeper',
+        timeout: Duration.seconds(timeoutSeconds),
+        maxReceiveCount: 7,
+        environment: (queue) => ({ OWN_QUEUE_URL: queue.queueUrl }),
+        eventSource: { batchSize: 3, reportBatchItemFailures: true },
+      });
+      const queues = Template.fromStack(stack);
+
+      // Assess
+      queues.hasResourceProperties('AWS::SQS::Queue', {
+        VisibilityTimeout: visibility,
+        RedrivePolicy: {
+          deadLetterTargetArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('DeadLetters'), 'Arn'] },
+          maxReceiveCount: 7,
+        },
+      });
+      queues.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        BatchSize: 3,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        EventSourceArn: {
+          'Fn::GetAtt': [stack.getLogicalId(worker.queue.node.defaultChild as CfnElement), 'Arn'],
+        },
+      });
+      queues.hasResourceProperties('AWS::Lambda::Function', {
+        Timeout: timeoutSeconds,
+        Environment: {
+          Variables: Match.objectLike({
+            OWN_QUEUE_URL: { Ref: stack.getLogicalId(worker.queue.node.defaultChild as CfnElement) },
+          }),
+        },
+      });
+    },
+    120_000,
+  );
+
+  it('refuses fewer than five receives before the DLQ', () => {
+    const build = () =>
+      new QueueWorker(new Stack(new App(), 'Unsafe'), 'Consumer', {
+        name: 'sweeper',
+        timeout: Duration.seconds(60),
+        maxReceiveCount: 1,
+        environment: () => ({}),
+        eventSource: { batchSize: 1 },
+      });
+    expect(build).toThrow(/maxReceiveCount must be 5 or more/);
+  });
+});
+
+describe('the finalize queue', () => {
+  it('hides a job six times the finalizer timeout and feeds one job at a time, two at once', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 5_400,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+});
+
 describe('the functions', () => {
   it('run on Node.js 22 on arm64, traced, with their settings', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
@@ -169,11 +252,9 @@ describe('the functions', () => {
     ['sweeper', sweeperSettings],
   ] as const)('give the %s function an environment its own config loader accepts', (name, schema) => {
     // Prepare: resources' names and URLs are tokens until deployment; any text stands for them here.
-    const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
-      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === name,
-    );
+    const fn = functionNamed(name);
     const environment = Object.fromEntries(
-      Object.entries((fn?.Properties.Environment.Variables ?? {}) as Record<string, unknown>).map(
+      Object.entries(fn.Properties.Environment.Variables as Record<string, unknown>).map(
         ([variable, value]) => [
           variable,
           typeof value === 'string' ? value : `deployed-${variable.toLowerCase()}`,
@@ -185,7 +266,6 @@ describe('the functions', () => {
     const load = () => loadConfig(schema, environment);
 
     // Assess
-    expect(fn).toBeDefined();
     expect(load).not.toThrow();
   });
 
@@ -219,7 +299,7 @@ describe('the functions', () => {
 
   it.each([
     [
-      'Enqueue',
+      'enqueue',
       [
         'dynamodb:GetItem',
         'dynamodb:PutItem',
@@ -230,7 +310,7 @@ describe('the functions', () => {
       ],
     ],
     [
-      'Worker',
+      'worker',
       [
         'bedrock:CountTokens',
         'bedrock:InvokeModel',
@@ -242,7 +322,7 @@ describe('the functions', () => {
       ],
     ],
     [
-      'Finalizer',
+      'finalizer',
       [
         'dynamodb:GetItem',
         'dynamodb:UpdateItem',
@@ -252,14 +332,17 @@ describe('the functions', () => {
         's3:PutObject',
       ],
     ],
-    ['Sweeper', ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']],
+    ['sweeper', ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']],
   ])('%s gets the S3, DynamoDB and Bedrock actions it calls and no others', (name, expected) => {
-    const policy = Object.entries(template.findResources('AWS::IAM::Policy')).find(([logicalId]) =>
-      logicalId.startsWith(`${name}Function`),
-    )?.[1];
-    const statements = (policy?.Properties.PolicyDocument.Statement ?? []) as Array<{
-      Action: string | string[];
-    }>;
+    // Prepare: the policies attached to the role of the function with this service name.
+    const fn = functionNamed(name);
+    const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
+      (policy.Properties.Roles as Array<{ Ref: string }>).some((attached) => attached.Ref === role),
+    );
+    const statements = policies.flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>,
+    );
     const actions = statements
       .flatMap((statement) => [statement.Action].flat())
       .filter((action) => /^(s3|dynamodb|bedrock):/.test(action));
@@ -355,7 +438,7 @@ describe('with useKms', () => {
       },
     });
     kms.hasResourceProperties('AWS::SQS::Queue', {
-      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Key'), 'Arn'] },
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageKey'), 'Arn'] },
     });
     kms.hasResourceProperties('AWS::DynamoDB::Table', {
       SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() },

@@ -1,0 +1,43 @@
+import { Construct } from 'constructs';
+import type { EnvironmentOf, finalizerSettings } from '../../shared/config.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import { LONG_STEP_TIMEOUT } from './pipeline-function.ts';
+import { QueueWorker } from './queue-worker.ts';
+import type { Storage } from './storage.ts';
+
+export interface FinalizeProps {
+  readonly storage: Storage;
+}
+
+/**
+ * The finalize queue and the finalizer: one job at a time per invocation, two at once, writing the ordered
+ * output and the manifest from the work/ prefix to outputs/ and handing over to itself through its queue.
+ */
+export class Finalize extends Construct {
+  readonly jobs: QueueWorker;
+
+  constructor(scope: Construct, id: string, props: FinalizeProps) {
+    super(scope, id);
+    const { storage } = props;
+    this.jobs = new QueueWorker(this, 'Finalizer', {
+      name: 'finalizer',
+      timeout: LONG_STEP_TIMEOUT,
+      memorySize: 2_048,
+      maxReceiveCount: RETRY_LAYERS.maxReceives.finalize,
+      encryptionKey: storage.key,
+      environment: (queue) =>
+        ({
+          ...storage.environment,
+          FINALIZE_QUEUE_URL: queue.queueUrl,
+        }) satisfies EnvironmentOf<typeof finalizerSettings>,
+      eventSource: { batchSize: 1, maxConcurrency: 2 },
+    });
+    const finalizer = this.jobs.function;
+    storage.grantObjects(finalizer, 'read', ['work']);
+    storage.grantObjects(finalizer, 'write', ['outputs']);
+    storage.grantListWork(finalizer);
+    storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    this.jobs.queue.grantSendMessages(finalizer.function);
+    finalizer.publishEvents();
+  }
+}

@@ -1,0 +1,72 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
+import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
+import { bedrockInvokeStatements } from './bedrock-access.ts';
+import { acknowledge } from './pipeline-function.ts';
+import { QueueWorker } from './queue-worker.ts';
+import type { Storage } from './storage.ts';
+
+export interface ProcessingProps {
+  readonly settings: PipelineSettings;
+  readonly storage: Storage;
+  /** Where the worker says a job's last record is counted. */
+  readonly finalizeQueue: sqs.IQueue;
+}
+
+/**
+ * The record queue and the worker that calls Bedrock for each record, with exactly the Bedrock access the
+ * allowed models need. Retries come back through the queue and the ledger ends a record after its attempts;
+ * the DLQ is for messages the code cannot handle at all.
+ */
+export class Processing extends Construct {
+  readonly records: QueueWorker;
+
+  constructor(scope: Construct, id: string, props: ProcessingProps) {
+    super(scope, id);
+    const { settings, storage } = props;
+    const timeout = Duration.seconds(settings.workerTimeoutSeconds);
+    this.records = new QueueWorker(this, 'Worker', {
+      name: 'worker',
+      timeout,
+      maxReceiveCount: RETRY_LAYERS.maxReceives.records,
+      encryptionKey: storage.key,
+      environment: (queue) =>
+        ({
+          ...bedrockEnvironment(settings),
+          ...storage.environment,
+          RECORD_QUEUE_URL: queue.queueUrl,
+          FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+          TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
+          LEASE_SECONDS: String(timeout.toSeconds() + 60),
+        }) satisfies EnvironmentOf<typeof workerSettings>,
+      eventSource: {
+        batchSize: settings.workerBatchSize,
+        maxBatchingWindow: Duration.seconds(WORKER_BATCH.windowSeconds),
+        maxConcurrency: settings.workerMaxConcurrency,
+        reportBatchItemFailures: true,
+      },
+    });
+    const worker = this.records.function;
+    storage.grantObjects(worker, 'read', ['inputs', 'work']);
+    storage.grantObjects(worker, 'write', ['work']);
+    storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    props.finalizeQueue.grantSendMessages(worker.function);
+    for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))
+      worker.function.addToRolePolicy(statement);
+    acknowledge(
+      worker,
+      Object.fromEntries(
+        settings.resolvedModels
+          .filter((model) => model.endpoint === 'regional')
+          .map((model) => [
+            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${model.model.bedrockId}]`,
+            'A geographic inference profile picks the region the model runs in (and may add regions); the statement is conditioned on bedrock:InferenceProfileArn, so the model is reachable only through the profile.',
+          ]),
+      ),
+    );
+  }
+}

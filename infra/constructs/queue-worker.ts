@@ -1,0 +1,51 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { PipelineFunction, type PipelineFunctionProps } from './pipeline-function.ts';
+import { SecureQueue } from './secure-queue.ts';
+
+/**
+ * A message stays hidden this many times the consuming function's timeout: AWS's advice for Lambda event
+ * sources, so a batch the poller holds while the function retries is not handed out twice.
+ */
+export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
+
+export interface QueueWorkerProps extends Omit<PipelineFunctionProps, 'environment'> {
+  /** The function's environment; it is given its own queue, which it may send messages back to. */
+  readonly environment: (queue: sqs.IQueue) => Readonly<Record<string, string>>;
+  /** Receives before a message goes to the DLQ. */
+  readonly maxReceiveCount: number;
+  readonly encryptionKey?: kms.IKey | undefined;
+  /** How the function is fed: batch size, batching window, concurrency, partial batch responses. */
+  readonly eventSource: Omit<SqsEventSourceProps, 'enabled'>;
+}
+
+/**
+ * A queue, its DLQ, the function that consumes it and the event source between them. The queue's visibility
+ * timeout is derived from the function's timeout, never set beside it, so the two cannot drift apart.
+ */
+export class QueueWorker extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly function: PipelineFunction;
+
+  constructor(scope: Construct, id: string, props: QueueWorkerProps) {
+    super(scope, id);
+    const queue = new SecureQueue(this, 'Messages', {
+      visibilityTimeout: Duration.seconds(props.timeout.toSeconds() * VISIBILITY_PER_FUNCTION_TIMEOUT),
+      maxReceiveCount: props.maxReceiveCount,
+      encryptionKey: props.encryptionKey,
+    });
+    this.queue = queue.queue;
+    this.deadLetterQueue = queue.deadLetterQueue;
+    this.function = new PipelineFunction(this, 'Consumer', {
+      name: props.name,
+      timeout: props.timeout,
+      memorySize: props.memorySize,
+      environment: props.environment(this.queue),
+    });
+    this.function.function.addEventSource(new SqsEventSource(this.queue, props.eventSource));
+  }
+}

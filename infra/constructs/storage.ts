@@ -1,0 +1,170 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { z } from 'zod';
+import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
+import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
+import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
+
+/** The prefixes of the bucket: uploads, the pipeline's intermediate objects, and what users collect. */
+export type BucketPrefix = 'inputs' | 'work' | 'outputs';
+
+/** The ledger actions a function may be granted; a transaction's items need the item actions they carry. */
+export type LedgerAction = 'dynamodb:GetItem' | 'dynamodb:PutItem' | 'dynamodb:UpdateItem' | 'dynamodb:Query';
+
+export interface StorageProps {
+  /** A customer-managed key for everything the pipeline stores; AWS-managed encryption when false. */
+  readonly useKms: boolean;
+  /** Days before finished jobs' intermediate objects, old versions and ledger items expire. */
+  readonly retentionDays: number;
+}
+
+/**
+ * Where the pipeline keeps things: the bucket (EventBridge delivery, versioned, access-logged), the ledger
+ * table and, when asked for, the key that encrypts them and the queues. Functions get access through the
+ * grant methods, each acknowledging the cdk-nag findings its scoping causes.
+ */
+export class Storage extends Construct {
+  readonly key: kms.Key | undefined;
+  readonly bucket: s3.Bucket;
+  readonly ledger: dynamodb.Table;
+  /** The settings every function that touches storage reads. */
+  readonly environment: EnvironmentOf<z.ZodObject<typeof storageSettings>>;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+    this.key = props.useKms
+      ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
+      : undefined;
+    this.bucket = this.createBucket(Duration.days(props.retentionDays));
+    this.ledger = this.createLedger();
+    this.environment = {
+      BUCKET_NAME: this.bucket.bucketName,
+      LEDGER_TABLE_NAME: this.ledger.tableName,
+      RETENTION_DAYS: String(props.retentionDays),
+    };
+  }
+
+  /** Object reads (GetObject also answers HeadObject) or writes (PutObject also covers multipart parts). */
+  grantObjects(fn: PipelineFunction, access: 'read' | 'write', prefixes: readonly BucketPrefix[]): void {
+    fn.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: access === 'read' ? ['s3:GetObject'] : ['s3:PutObject', 's3:AbortMultipartUpload'],
+        resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}/*`)),
+      }),
+    );
+    if (access === 'read') this.key?.grantDecrypt(fn.function);
+    else this.key?.grantEncryptDecrypt(fn.function);
+    const bucketArn = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+    acknowledge(
+      fn,
+      Object.fromEntries(
+        prefixes.map((prefix) => [
+          `AwsSolutions-IAM5[Resource::<${bucketArn}.Arn>/${prefix}/*]`,
+          'Object access is limited to the prefixes the function works in; keys under them are per job and per record, so they cannot be listed in advance.',
+        ]),
+      ),
+    );
+    this.acknowledgeKeyGrants(fn);
+  }
+
+  /** Listing the intermediate results, and nothing else of the bucket. */
+  grantListWork(fn: PipelineFunction): void {
+    fn.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': 'work/*' } },
+      }),
+    );
+  }
+
+  grantLedger(fn: PipelineFunction, actions: readonly LedgerAction[]): void {
+    this.ledger.grant(fn.function, ...actions);
+    this.key?.grantEncryptDecrypt(fn.function);
+    const tableArn = Stack.of(this).getLogicalId(this.ledger.node.defaultChild as dynamodb.CfnTable);
+    acknowledge(fn, {
+      [`AwsSolutions-IAM5[Resource::<${tableArn}.Arn>/index/*]`]:
+        "The ledger's own indexes (the active-jobs index), granted with the table.",
+    });
+    this.acknowledgeKeyGrants(fn);
+  }
+
+  private acknowledgeKeyGrants(fn: PipelineFunction): void {
+    if (this.key === undefined) return;
+    acknowledge(
+      fn,
+      Object.fromEntries(
+        ['kms:GenerateDataKey*', 'kms:ReEncrypt*'].map((action) => [
+          `AwsSolutions-IAM5[Action::${action}]`,
+          "The CDK grant helpers' action families for the pipeline's own key, and only that key.",
+        ]),
+      ),
+    );
+  }
+
+  private createBucket(retention: Duration): s3.Bucket {
+    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      lifecycleRules: [{ expiration: Duration.days(90) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const bucket = new s3.Bucket(this, 'Bucket', {
+      eventBridgeEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      ...(this.key === undefined
+        ? { encryption: s3.BucketEncryption.S3_MANAGED }
+        : { encryption: s3.BucketEncryption.KMS, encryptionKey: this.key, bucketKeyEnabled: true }),
+      // CDK's own types do not satisfy exactOptionalPropertyTypes (Bucket.isWebsite); the value is right.
+      serverAccessLogsBucket: accessLogs as unknown as s3.IBucket,
+      serverAccessLogsPrefix: 'bucket/',
+      lifecycleRules: [
+        { id: 'intermediate-results', prefix: 'work/', expiration: retention },
+        {
+          id: 'old-versions',
+          noncurrentVersionExpiration: retention,
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // eventBridgeEnabled adds CDK's notifications handler to the stack itself.
+    for (const child of Stack.of(this).node.children.filter((construct) =>
+      construct.node.id.startsWith('BucketNotificationsHandler'),
+    )) {
+      acknowledge(child, {
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+          "CDK's own handler that turns on the bucket's EventBridge delivery; it only writes its logs.",
+      });
+    }
+    return bucket;
+  }
+
+  private createLedger(): dynamodb.Table {
+    const ledger = new dynamodb.Table(this, 'Ledger', {
+      partitionKey: { name: LEDGER_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: LEDGER_TABLE.timeToLive,
+      ...(this.key === undefined
+        ? { encryption: dynamodb.TableEncryption.AWS_MANAGED }
+        : { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: this.key }),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    ledger.addGlobalSecondaryIndex({
+      indexName: LEDGER_TABLE.activeJobsIndex.name,
+      partitionKey: { name: LEDGER_TABLE.activeJobsIndex.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_TABLE.activeJobsIndex.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+    });
+    return ledger;
+  }
+}
