@@ -1,8 +1,10 @@
 import { setMaxListeners } from 'node:events';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { PipelineError } from '../../shared/errors.ts';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { processBatch } from '../../shared/pipeline/worker.ts';
@@ -29,17 +31,27 @@ export interface WorkerDependencies extends Observability {
  */
 const WAIT_SHARE = 0.5;
 
-type Received = { record: SQSRecord; message: RecordMessage } | { record: SQSRecord; error: unknown };
+/** Why a record is reported back to the queue as a batch item failure: it returns, later, on purpose. */
+class ReturnsThroughQueue extends PipelineError {
+  constructor(reason: string) {
+    super('RETURNS_THROUGH_QUEUE', `The record returns through the queue: ${reason}.`);
+  }
+}
+
+/** Each message's outcome: its verdict, or why it could not even be read. */
+type Outcome = { message: RecordMessage; verdict: RecordVerdict } | { unreadable: unknown };
 
 /**
- * The worker: parses the batch, hands it to the domain, and maps each verdict to the queue. Records to retry
- * go back with a visibility delay chosen by the failure table and are reported as batch item failures;
- * records waiting for quota are sent again with a delay and the original deleted, so waiting never counts
- * toward the queue's maxReceiveCount; a record that throws is reported and returns after the visibility
- * timeout (and, if it always throws, reaches the DLQ).
+ * The worker. The batch is decided as a whole (one budget reservation, one ledger transaction per job);
+ * Powertools' batch processor then answers SQS record by record: retries go back with the visibility delay the
+ * failure table chose, records waiting for quota are sent again with a delay and the original deleted (so
+ * waiting never counts toward maxReceiveCount), and a record that cannot be handled returns after the
+ * visibility timeout (reaching the DLQ if it never can). A batch that all goes back is not an error: throttling
+ * is not a fault of the function. An invocation that fails as a whole still throws, for the error alarm.
  */
 export function createWorkerHandler(dependencies: WorkerDependencies) {
-  const { logger, metrics, ports } = dependencies;
+  const { metrics, ports } = dependencies;
+  const processor = new BatchProcessor(EventType.SQS, { logger: dependencies.logger });
 
   const handle = async (
     event: SQSEvent,
@@ -49,77 +61,116 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     const deadline = deadlineOf(context, signal, dependencies, event.Records.length);
     // Counted first, so an invocation that fails as a whole still reports what it was given.
     metrics.addMetric(METRICS.worker.recordsReceived, MetricUnit.Count, event.Records.length);
-    const received = event.Records.map(receive);
-    const parsed = received.filter((entry) => 'message' in entry);
-    const verdicts = await processBatch(
-      parsed.map((entry) => entry.message),
-      ports,
-      { ...dependencies.settings, owner: context.awsRequestId },
-      deadline,
+    const outcomes = await decideBatch(event.Records, dependencies, context, deadline);
+    const notSentBack = await sendBackToWait(ports.queue, dependencies.logger, event.Records, outcomes);
+    const response = await processPartialResponse(
+      event,
+      (record: SQSRecord) => answer(record, outcomes.get(record.messageId), notSentBack, dependencies),
+      processor,
+      { context, throwOnFullBatchFailure: false },
     );
-
-    const failures: SQSBatchItemFailure[] = [];
-    const waiting: Waiting[] = [];
-    const verdictsInOrder = verdicts.values();
-    for (const entry of received) {
-      const { record } = entry;
-      if ('error' in entry) {
-        unhandled(dependencies, record, entry.error);
-        failures.push({ itemIdentifier: record.messageId });
-        continue;
-      }
-      const verdict: RecordVerdict = verdictsInOrder.next().value ?? {
-        kind: 'unhandled',
-        error: new Error('the record got no verdict'),
-      };
-      countVerdict(metrics, verdict);
-      logger.debug('record processed', {
-        jobId: entry.message.jobId,
-        recordId: entry.message.recordId,
-        line: entry.message.lineNumber,
-        verdict: verdict.kind,
-      });
-      if (verdict.kind === 'wait')
-        waiting.push({ record, message: entry.message, delaySeconds: verdict.delaySeconds });
-      if (verdict.kind === 'unhandled') {
-        unhandled(dependencies, record, verdict.error);
-        failures.push({ itemIdentifier: record.messageId });
-      }
-      if (verdict.kind === 'retry') {
-        await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
-        failures.push({ itemIdentifier: record.messageId });
-      }
-    }
-    failures.push(...(await sendBackToWait(ports.queue, logger, waiting)));
-    publishPerModel(verdicts);
-    return { batchItemFailures: failures };
+    publishPerModel(
+      [...outcomes.values()].flatMap((outcome) => ('verdict' in outcome ? [outcome.verdict] : [])),
+    );
+    return response;
   };
 
   return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
 }
 
-type Waiting = { record: SQSRecord; message: RecordMessage; delaySeconds: number };
+/** Reads every message and hands the readable ones to the domain as one batch. */
+async function decideBatch(
+  records: readonly SQSRecord[],
+  { ports, settings }: WorkerDependencies,
+  context: Context,
+  deadline: BatchDeadline,
+): Promise<Map<string, Outcome>> {
+  const outcomes = new Map<string, Outcome>();
+  const readable: Array<{ messageId: string; message: RecordMessage }> = [];
+  for (const record of records) {
+    try {
+      readable.push({ messageId: record.messageId, message: parseRecordMessage(record.body) });
+    } catch (error) {
+      outcomes.set(record.messageId, { unreadable: error });
+    }
+  }
+  const verdicts = await processBatch(
+    readable.map(({ message }) => message),
+    ports,
+    { ...settings, owner: context.awsRequestId },
+    deadline,
+  );
+  readable.forEach(({ messageId, message }, index) => {
+    const verdict: RecordVerdict = verdicts[index] ?? {
+      kind: 'unhandled',
+      error: new Error('the record got no verdict'),
+    };
+    outcomes.set(messageId, { message, verdict });
+  });
+  return outcomes;
+}
 
-/** Records that wait for quota go back as new messages with a delay; if that fails, through visibility. */
+/** One record's answer to SQS: returning deletes it, throwing reports it as a batch item failure. */
+async function answer(
+  record: SQSRecord,
+  outcome: Outcome | undefined,
+  notSentBack: ReadonlySet<string>,
+  { metrics, logger, ports }: WorkerDependencies,
+): Promise<void> {
+  if (outcome === undefined || 'unreadable' in outcome) {
+    throw unhandled(
+      { metrics, logger },
+      record,
+      outcome?.unreadable ?? new Error('the record got no outcome'),
+    );
+  }
+  const { message, verdict } = outcome;
+  countVerdict(metrics, verdict);
+  logger.debug('record processed', {
+    jobId: message.jobId,
+    recordId: message.recordId,
+    line: message.lineNumber,
+    verdict: verdict.kind,
+  });
+  if (verdict.kind === 'unhandled') throw unhandled({ metrics, logger }, record, verdict.error);
+  if (verdict.kind === 'retry') {
+    await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
+    throw new ReturnsThroughQueue(`a retry in ${verdict.delaySeconds} s`);
+  }
+  if (verdict.kind === 'wait' && notSentBack.has(record.messageId))
+    throw new ReturnsThroughQueue(`a wait for quota of ${verdict.delaySeconds} s`);
+}
+
+/**
+ * Records that wait for quota go back as new messages with a delay, in one send; if that fails, they return
+ * through visibility instead. Returns the messages that were not sent back.
+ */
 async function sendBackToWait(
   queue: RecordQueue,
   logger: Logger,
-  waiting: readonly Waiting[],
-): Promise<SQSBatchItemFailure[]> {
-  if (waiting.length === 0) return [];
+  records: readonly SQSRecord[],
+  outcomes: ReadonlyMap<string, Outcome>,
+): Promise<ReadonlySet<string>> {
+  const waiting = records.flatMap((record) => {
+    const outcome = outcomes.get(record.messageId);
+    return outcome !== undefined && 'verdict' in outcome && outcome.verdict.kind === 'wait'
+      ? [{ record, message: outcome.message, delaySeconds: outcome.verdict.delaySeconds }]
+      : [];
+  });
+  if (waiting.length === 0) return new Set();
   try {
     await queue.send(
       waiting.map(({ message }) => ({ ...message, waits: (message.waits ?? 0) + 1 })),
       waiting.map(({ delaySeconds }) => delaySeconds),
     );
-    return [];
+    return new Set();
   } catch (error) {
     logger.warn('records waiting for quota could not be sent again; they return through the queue', {
       error,
     });
     for (const { record, delaySeconds } of waiting)
       await queue.changeVisibility(record.receiptHandle, delaySeconds);
-    return waiting.map(({ record }) => ({ itemIdentifier: record.messageId }));
+    return new Set(waiting.map(({ record }) => record.messageId));
   }
 }
 
@@ -143,21 +194,13 @@ function deadlineOf(
   return deadline;
 }
 
-/** A queue record and its message, or why it has none. */
-function receive(record: SQSRecord): Received {
-  try {
-    return { record, message: parseRecordMessage(record.body) };
-  } catch (error) {
-    return { record, error };
-  }
-}
-
 /** A record the worker could not handle at all: counted and logged; it returns through the queue. */
-function unhandled({ metrics, logger }: Observability, record: SQSRecord, error: unknown): void {
+function unhandled({ metrics, logger }: Observability, record: SQSRecord, error: unknown): unknown {
   metrics.addMetric(METRICS.worker.recordsUnhandled, MetricUnit.Count, 1);
   logger.error('record could not be handled; it returns through the queue', {
     messageId: record.messageId,
     receiveCount: record.attributes.ApproximateReceiveCount,
     error,
   });
+  return error;
 }

@@ -78,9 +78,10 @@ describe('the worker handler', () => {
     const response = await handler(event, context());
 
     // Assess
-    expect(response).toEqual({
-      batchItemFailures: [{ itemIdentifier: 'm-busy' }, { itemIdentifier: 'm-bad' }],
-    });
+    expect(response.batchItemFailures.map(({ itemIdentifier }) => itemIdentifier).sort()).toEqual([
+      'm-bad',
+      'm-busy',
+    ]);
     expect(pipeline.queue.visibilityChanges).toEqual([{ receiptHandle: 'handle-m-busy', seconds: 1 }]);
     const documents = emfDocuments(write.mock.calls);
     const counted = Object.assign({}, ...documents.filter((document) => !('model' in document)));
@@ -108,16 +109,8 @@ describe('the worker handler', () => {
       clock,
       budget: new MemoryBudget({ tokensPerMinute: 700 }, () => clock.now),
     });
-    pipeline.store.putObject(
-      BUCKET,
-      'inputs/w.jsonl',
-      ['a', 'b', 'c', 'd', 'e'].map((id) => `{"id": "${id}", "prompt": "hi"}`).join('\n'),
-    );
-    await startJob(objectCreated('inputs/w.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
-    const messages = pipeline.queue.sent.splice(0);
-    const event: SQSEvent = {
-      Records: messages.map((message, index) => sqsRecord(JSON.stringify(message), `m-${index}`)),
-    };
+    const messages = await queuedRecords(pipeline, ['a', 'b', 'c', 'd', 'e']);
+    const event = eventOf(messages);
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
 
     // Act: the invocation may wait 12.5 s ((30 s - 5 s wrap-up) / 2) for tokens.
@@ -140,4 +133,79 @@ describe('the worker handler', () => {
       budgetWaits: 2,
     });
   });
+
+  it('returns records waiting for quota through their visibility when they cannot be sent again', async () => {
+    // Prepare: room for one record; the second waits, and the queue refuses the send.
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const pipeline = pipelineHarness({
+      clock,
+      budget: new MemoryBudget({ tokensPerMinute: 300 }, () => clock.now),
+    });
+    const messages = await queuedRecords(pipeline, ['a', 'b']);
+    vi.spyOn(pipeline.queue, 'send').mockRejectedValueOnce(awsError('ServiceUnavailable', 503, 'busy'));
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act
+    const response = await workerHandler(pipeline)(eventOf(messages), context());
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
+    expect(pipeline.queue.visibilityChanges).toEqual([
+      { receiptHandle: 'handle-m-1', seconds: expect.any(Number) },
+    ]);
+    expect(pipeline.queue.visibilityChanges[0]?.seconds).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers a batch that all goes back for a retry, without failing the invocation', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({
+      answer: () => {
+        throw awsError('ThrottlingException', 429, 'slow down');
+      },
+    });
+    const messages = await queuedRecords(pipeline, ['a', 'b', 'c']);
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act
+    const response = await workerHandler(pipeline)(eventOf(messages), context());
+
+    // Assess
+    expect(response.batchItemFailures.map(({ itemIdentifier }) => itemIdentifier).sort()).toEqual([
+      'm-0',
+      'm-1',
+      'm-2',
+    ]);
+    expect(pipeline.queue.visibilityChanges).toHaveLength(3);
+  });
+
+  it('fails the invocation when the batch cannot be decided, after counting what it was given', async () => {
+    // Prepare: the shared budget's table is unreachable.
+    const pipeline = pipelineHarness();
+    const messages = await queuedRecords(pipeline, ['a', 'b']);
+    vi.spyOn(pipeline.budget, 'reserve').mockRejectedValue(awsError('InternalServerError', 500, 'down'));
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act
+    const invocation = workerHandler(pipeline)(eventOf(messages), context());
+
+    // Assess: Lambda counts an error and the whole batch returns through the queue.
+    await expect(invocation).rejects.toThrow('down');
+    expect(Object.assign({}, ...emfDocuments(write.mock.calls))).toMatchObject({ RecordsReceived: 2 });
+  });
 });
+
+/** Starts a job of one record per id and takes its queued messages. */
+async function queuedRecords(pipeline: ReturnType<typeof pipelineHarness>, ids: readonly string[]) {
+  pipeline.store.putObject(
+    BUCKET,
+    'inputs/q.jsonl',
+    ids.map((id) => `{"id": "${id}", "prompt": "hi"}`).join('\n'),
+  );
+  await startJob(objectCreated('inputs/q.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+  return pipeline.queue.sent.splice(0);
+}
+
+/** The SQS event that delivers these messages, as m-0, m-1, ... */
+function eventOf(messages: readonly unknown[]): SQSEvent {
+  return { Records: messages.map((message, index) => sqsRecord(JSON.stringify(message), `m-${index}`)) };
+}
