@@ -35,71 +35,90 @@ type Needs<Name extends keyof PipelineAddresses> = Pick<PipelineAddresses, Name 
  * Each function's ports, built the one way the Lambda entry points and the local pipeline share: the same
  * adapters on the addresses each function is given, whichever cloud they run on.
  */
-export function functionPorts(wiring: Wiring) {
-  const { clients } = wiring;
-  const seen = <Ports extends object>(functionName: string, ports: Ports): Ports =>
-    wiring.seenBy === undefined
-      ? ports
-      : (Object.fromEntries(
-          Object.entries(ports).map(([name, port]) => [
-            name,
-            wiring.seenBy?.(functionName, name, port as object),
-          ]),
-        ) as Ports);
-  const ledger = (addresses: Needs<'tableName'>) =>
-    new DynamoDbLedger(clients.documents, addresses.tableName, Date.now, addresses.retentionDays);
-  const store = () => new S3ObjectStore(clients.s3);
-  const events = () => {
-    if (wiring.putEvent === undefined)
+export function functionPorts(wiring: Wiring): FunctionPorts {
+  return new FunctionPorts(wiring);
+}
+
+export class FunctionPorts {
+  constructor(private readonly wiring: Wiring) {}
+
+  enqueue(addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): EnqueuePorts {
+    const bus = this.events();
+    return this.seen('enqueue', {
+      store: this.store(),
+      ledger: this.ledger(addresses),
+      queue: this.queue(addresses),
+      events: bus,
+      continuation: bus,
+      finalize: this.finalize(addresses),
+    });
+  }
+
+  /** The Bedrock client is the stand-in's when a local run passes one. */
+  worker(
+    addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>,
+    budget: TokenBudget,
+    bedrock: BedrockRuntimeClient = this.wiring.clients.bedrock,
+  ): WorkerPorts & { readonly queue: RecordQueue } {
+    const ports = {
+      store: this.store(),
+      ledger: this.ledger(addresses),
+      queue: this.queue(addresses),
+      finalize: this.finalize(addresses),
+      budget,
+    };
+    return { ...this.seen('worker', ports), model: new BedrockInvoker(bedrock) };
+  }
+
+  finalizer(addresses: Needs<'tableName' | 'finalizeQueueUrl'>): FinalizePorts {
+    return this.seen('finalizer', {
+      store: this.store(),
+      ledger: this.ledger(addresses),
+      events: this.events(),
+      finalize: this.finalize(addresses),
+    });
+  }
+
+  sweeper(addresses: Needs<'tableName' | 'recordDlqUrl' | 'finalizeQueueUrl'>): SweepPorts {
+    const bus = this.events();
+    return {
+      ledger: this.ledger(addresses),
+      deadLetters: new QueueDeadLetters(this.wiring.clients.sqs, addresses.recordDlqUrl),
+      events: bus,
+      continuation: bus,
+      finalize: this.finalize(addresses),
+    };
+  }
+
+  /** Each port as the function sees it (with a local run's faults, when it injects them). */
+  private seen<Ports extends object>(functionName: string, ports: Ports): Ports {
+    const { seenBy } = this.wiring;
+    if (seenBy === undefined) return ports;
+    return Object.fromEntries(
+      Object.entries(ports).map(([name, port]) => [name, seenBy(functionName, name, port as object)]),
+    ) as Ports;
+  }
+
+  private ledger(addresses: Needs<'tableName'>): DynamoDbLedger {
+    const { documents } = this.wiring.clients;
+    return new DynamoDbLedger(documents, addresses.tableName, Date.now, addresses.retentionDays);
+  }
+
+  private store(): S3ObjectStore {
+    return new S3ObjectStore(this.wiring.clients.s3);
+  }
+
+  private events(): BusEventPublisher {
+    if (this.wiring.putEvent === undefined)
       throw new Error('this function was wired without a bus to put events on');
-    return new BusEventPublisher(wiring.putEvent);
-  };
-  const finalize = (addresses: Needs<'finalizeQueueUrl'>) =>
-    new QueueFinalizeTrigger(clients.sqs, addresses.finalizeQueueUrl);
-  const queue = (addresses: Needs<'recordQueueUrl'>) =>
-    new SqsRecordQueue(clients.sqs, addresses.recordQueueUrl);
-  return {
-    enqueue: (addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): EnqueuePorts => {
-      const bus = events();
-      return seen('enqueue', {
-        store: store(),
-        ledger: ledger(addresses),
-        queue: queue(addresses),
-        events: bus,
-        continuation: bus,
-        finalize: finalize(addresses),
-      });
-    },
-    worker: (
-      addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>,
-      budget: TokenBudget,
-      bedrock: BedrockRuntimeClient = clients.bedrock,
-    ): WorkerPorts & { readonly queue: RecordQueue } => ({
-      ...seen('worker', {
-        store: store(),
-        ledger: ledger(addresses),
-        queue: queue(addresses),
-        finalize: finalize(addresses),
-        budget,
-      }),
-      model: new BedrockInvoker(bedrock),
-    }),
-    finalizer: (addresses: Needs<'tableName' | 'finalizeQueueUrl'>): FinalizePorts =>
-      seen('finalizer', {
-        store: store(),
-        ledger: ledger(addresses),
-        events: events(),
-        finalize: finalize(addresses),
-      }),
-    sweeper: (addresses: Needs<'tableName' | 'recordDlqUrl' | 'finalizeQueueUrl'>): SweepPorts => {
-      const bus = events();
-      return {
-        ledger: ledger(addresses),
-        deadLetters: new QueueDeadLetters(clients.sqs, addresses.recordDlqUrl),
-        events: bus,
-        continuation: bus,
-        finalize: finalize(addresses),
-      };
-    },
-  };
+    return new BusEventPublisher(this.wiring.putEvent);
+  }
+
+  private finalize(addresses: Needs<'finalizeQueueUrl'>): QueueFinalizeTrigger {
+    return new QueueFinalizeTrigger(this.wiring.clients.sqs, addresses.finalizeQueueUrl);
+  }
+
+  private queue(addresses: Needs<'recordQueueUrl'>): SqsRecordQueue {
+    return new SqsRecordQueue(this.wiring.clients.sqs, addresses.recordQueueUrl);
+  }
 }

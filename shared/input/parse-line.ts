@@ -161,33 +161,33 @@ function parseFamily(
   lineNumber: number,
   fail: (code: LineErrorCode, message: string) => LineResult,
 ): LineResult {
-  const record = (
-    id: string | undefined,
-    modelOverride: string | undefined,
-    body: MessagesBody,
-  ): LineResult => {
-    const named = id === undefined ? undefined : lineNamedBy(id);
-    if (named !== undefined && named !== lineNumber) {
-      return fail(
-        'INVALID_RECORD_ID',
-        `Line ${lineNumber}: the id "${id}" is the one line ${named} gets when it has none; an id of the form line-<number> must name its own line (here line-${lineNumber}), or choose another.`,
-      );
-    }
-    const bodyProblem = messagesBodyProblem(body, defaultCatalog.bodyFieldsBedrockRejects);
-    if (bodyProblem !== undefined) {
-      const where = family === 'bedrock' ? 'modelInput.' : family === 'anthropic' ? 'params.' : '';
-      return fail(
-        'INVALID_REQUEST',
-        `Line ${lineNumber}: "${where}${bodyProblem.path}" ${bodyProblem.message}.${bodyProblem.fix === undefined ? '' : ` ${bodyProblem.fix}`}`,
-      );
-    }
-    return recordOf(id, modelOverride, body);
-  };
-  const recordOf = (
-    id: string | undefined,
-    modelOverride: string | undefined,
-    body: MessagesBody,
-  ): LineResult => ({
+  const read = readFamily(family, object);
+  if (read instanceof z.ZodError) {
+    const issue = read.issues[0];
+    const path = issue === undefined ? '' : formatPath(issue.path);
+    const idIssue = path === 'recordId' || path === 'custom_id' || path === 'id';
+    return fail(
+      idIssue ? 'INVALID_RECORD_ID' : 'INVALID_RECORD',
+      `Line ${lineNumber}: ${describeIssue(issue, path, family)}. ${FAMILY_ARTICLES[family]} ${FAMILY_NAMES[family]}-form line looks like ${EXAMPLES[family]}`,
+    );
+  }
+  const { id, modelOverride, body } = read;
+  const named = id === undefined ? undefined : lineNamedBy(id);
+  if (named !== undefined && named !== lineNumber) {
+    return fail(
+      'INVALID_RECORD_ID',
+      `Line ${lineNumber}: the id "${id}" is the one line ${named} gets when it has none; an id of the form line-<number> must name its own line (here line-${lineNumber}), or choose another.`,
+    );
+  }
+  const bodyProblem = messagesBodyProblem(body, defaultCatalog.bodyFieldsBedrockRejects);
+  if (bodyProblem !== undefined) {
+    const where = family === 'bedrock' ? 'modelInput.' : family === 'anthropic' ? 'params.' : '';
+    return fail(
+      'INVALID_REQUEST',
+      `Line ${lineNumber}: "${where}${bodyProblem.path}" ${bodyProblem.message}.${bodyProblem.fix === undefined ? '' : ` ${bodyProblem.fix}`}`,
+    );
+  }
+  return {
     ok: true,
     record: {
       recordId: id ?? derivedRecordId(lineNumber),
@@ -197,36 +197,32 @@ function parseFamily(
       modelOverride,
       body,
     },
-  });
-  const invalid = (error: z.ZodError): LineResult => {
-    const issue = error.issues[0];
-    const path = issue === undefined ? '' : formatPath(issue.path);
-    const idIssue = path === 'recordId' || path === 'custom_id' || path === 'id';
-    return fail(
-      idIssue ? 'INVALID_RECORD_ID' : 'INVALID_RECORD',
-      `Line ${lineNumber}: ${describeIssue(issue, path, family)}. ${FAMILY_ARTICLES[family]} ${FAMILY_NAMES[family]}-form line looks like ${EXAMPLES[family]}`,
-    );
   };
+}
 
+/** A line's id, model and Messages API body in its family's shape, or why the shape is wrong. */
+function readFamily(
+  family: InputFamily,
+  object: Record<string, unknown>,
+): { id: string | undefined; modelOverride: string | undefined; body: MessagesBody } | z.ZodError {
   switch (family) {
     case 'bedrock': {
       const parsed = bedrockLine.safeParse(object);
-      return parsed.success
-        ? record(parsed.data.recordId, undefined, object.modelInput as MessagesBody)
-        : invalid(parsed.error);
+      if (!parsed.success) return parsed.error;
+      return { id: parsed.data.recordId, modelOverride: undefined, body: object.modelInput as MessagesBody };
     }
     case 'anthropic': {
       const parsed = anthropicLine.safeParse(object);
-      return parsed.success
-        ? record(parsed.data.custom_id, parsed.data.params.model, object.params as MessagesBody)
-        : invalid(parsed.error);
+      if (!parsed.success) return parsed.error;
+      const { custom_id, params } = parsed.data;
+      return { id: custom_id, modelOverride: params.model, body: object.params as MessagesBody };
     }
     case 'plain': {
       const parsed = plainLine.safeParse(object);
-      if (!parsed.success) return invalid(parsed.error);
+      if (!parsed.success) return parsed.error;
       const { id, model, prompt, messages, ...rest } = parsed.data;
       const conversation = messages ?? [{ role: 'user', content: prompt }];
-      return record(id, model, { ...rest, messages: conversation });
+      return { id, modelOverride: model, body: { ...rest, messages: conversation } };
     }
   }
 }

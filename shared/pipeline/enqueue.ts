@@ -241,44 +241,14 @@ async function enqueueChunk(
   settings: EnqueueSettings,
 ): Promise<void> {
   const concurrency = settings.concurrency ?? 32;
-  const parsed = chunk.map((line) => parseLine(line.bytes, line.lineNumber, settings.maxLineBytes));
-  const firstLineOfId = new Map<string, number>();
-  const checked = await mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
-    // A derived id is unique by construction: no given id can take it.
-    if (!result.ok || result.record.idDerived) return result;
-    const { recordId, lineNumber } = result.record;
-    const earlierInChunk = firstLineOfId.get(recordId);
-    if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
-      return duplicateIdError(result.record, earlierInChunk);
-    if (earlierInChunk === undefined) firstLineOfId.set(recordId, lineNumber);
-    const holder = await ports.ledger.claimRecordId(job.jobId, recordId, lineNumber);
-    return holder === undefined ? result : duplicateIdError(result.record, holder);
-  });
-
-  const readable = readableOf(job);
+  const checked = await claimIds(job, chunk, ports, settings, concurrency);
   const messages: RecordMessage[] = [];
   const errors: LineError[] = [];
   checked.forEach((result, index) => {
     const line = chunk[index];
     if (line === undefined) return;
-    if (!result.ok) {
-      errors.push(result.error);
-      return;
-    }
-    messages.push({
-      v: 1,
-      jobId: job.jobId,
-      recordId: result.record.recordId,
-      lineNumber: result.record.lineNumber,
-      source: {
-        bucket: readable.bucket,
-        key: readable.key,
-        ...(readable.versionId === undefined ? {} : { versionId: readable.versionId }),
-        ...(readable.etag === undefined ? {} : { etag: readable.etag }),
-        byteStart: line.byteStart,
-        byteEnd: line.byteEnd,
-      },
-    });
+    if (result.ok) messages.push(recordMessage(job, result.record, line));
+    else errors.push(result.error);
   });
   const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
   await finishRecords(
@@ -300,4 +270,50 @@ async function enqueueChunk(
     concurrency,
   );
   await ports.queue.send(messages);
+}
+
+/** Each line parsed, a given id claimed for its first line: a later line with the same id is an error. */
+async function claimIds(
+  job: JobRecord,
+  chunk: readonly RawLine[],
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+  concurrency: number,
+): Promise<LineResult[]> {
+  const parsed = chunk.map((line) => parseLine(line.bytes, line.lineNumber, settings.maxLineBytes));
+  const firstLineOfId = new Map<string, number>();
+  return mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
+    // A derived id is unique by construction: no given id can take it.
+    if (!result.ok || result.record.idDerived) return result;
+    const { recordId, lineNumber } = result.record;
+    const earlierInChunk = firstLineOfId.get(recordId);
+    if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
+      return duplicateIdError(result.record, earlierInChunk);
+    if (earlierInChunk === undefined) firstLineOfId.set(recordId, lineNumber);
+    const holder = await ports.ledger.claimRecordId(job.jobId, recordId, lineNumber);
+    return holder === undefined ? result : duplicateIdError(result.record, holder);
+  });
+}
+
+/** The small message a record travels as: where its line is in the pinned input, not the line itself. */
+function recordMessage(
+  job: JobRecord,
+  record: { recordId: string; lineNumber: number },
+  line: RawLine,
+): RecordMessage {
+  const readable = readableOf(job);
+  return {
+    v: 1,
+    jobId: job.jobId,
+    recordId: record.recordId,
+    lineNumber: record.lineNumber,
+    source: {
+      bucket: readable.bucket,
+      key: readable.key,
+      ...(readable.versionId === undefined ? {} : { versionId: readable.versionId }),
+      ...(readable.etag === undefined ? {} : { etag: readable.etag }),
+      byteStart: line.byteStart,
+      byteEnd: line.byteEnd,
+    },
+  };
 }

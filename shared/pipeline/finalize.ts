@@ -2,9 +2,10 @@ import { nanoUsdToUsd } from '../cost/cost.ts';
 import { buildManifest } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
+import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
-import { JobStatsCollector, type JobStatsState } from './job-stats.ts';
-import type { Announcement, JobRecord, StoredResult, UploadedPart } from './model.ts';
+import { JobStatsCollector } from './job-stats.ts';
+import type { Announcement, JobRecord, StoredResult } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 
 export interface FinalizePorts {
@@ -90,94 +91,54 @@ export async function finalizeJob(
   return { kind: 'already-done' };
 }
 
-interface PendingPart {
-  readonly part: number;
-  readonly upload: Promise<string>;
-  /** Where the output stands once this part is up. */
-  readonly lastResultKey: string;
-  readonly linesWritten: number;
-  readonly stats: JobStatsState;
-}
-
 /**
- * The output file, from the checkpoint on: parts cut every `partBytes`, uploaded a few at a time, each
- * completed prefix of parts saved as the new checkpoint.
+ * The output file, from the checkpoint on: each result rendered in its record's family, in input order;
+ * near the deadline the parts in flight are settled and the rest handed to a new invocation.
  */
 async function writeOutput(
   job: JobRecord,
   ports: FinalizePorts,
   settings: FinalizeSettings,
 ): Promise<{ kind: 'written'; stats: JobStatsCollector } | { kind: 'continued'; linesWritten: number }> {
-  const { output } = outputLocations(job);
-  const { store, ledger } = ports;
-  const partBytes = settings.partBytes ?? DEFAULT_PART_BYTES;
-  const partsInFlight = settings.partsInFlight ?? 4;
-  const fallbackFamily = dominantFamily(job.familyCounts);
+  const checkpoint = job.finalizeCheckpoint;
   const startedAt = Date.parse(job.createdAt);
-  let checkpoint = job.finalizeCheckpoint;
   const stats =
     checkpoint === undefined
       ? new JobStatsCollector(startedAt)
       : JobStatsCollector.restore(startedAt, checkpoint.stats);
-  let uploadId = checkpoint?.uploadId;
-  const parts: UploadedPart[] = [...(checkpoint?.parts ?? [])];
+  const upload = new CheckpointedUpload(
+    job.jobId,
+    outputLocations(job).output,
+    ports,
+    {
+      partBytes: settings.partBytes ?? DEFAULT_PART_BYTES,
+      partsInFlight: settings.partsInFlight ?? 4,
+    },
+    checkpoint,
+  );
+  const fallbackFamily = dominantFamily(job.familyCounts);
   let linesWritten = checkpoint?.linesWritten ?? 0;
-  // Lines stay strings until a part is cut: one buffer per part instead of one per line.
-  let chunks: string[] = [];
-  let bytes = 0;
-  const pending: PendingPart[] = [];
-
-  /** Waits for the oldest part in flight and saves the checkpoint that it completes. */
-  const settleOldest = async () => {
-    const oldest = pending.shift();
-    if (oldest === undefined || uploadId === undefined) return;
-    parts.push({ part: oldest.part, etag: await oldest.upload });
-    checkpoint = {
-      uploadId,
-      parts: [...parts],
-      lastResultKey: oldest.lastResultKey,
-      linesWritten: oldest.linesWritten,
-      stats: oldest.stats,
-    };
-    await ledger.saveFinalizeCheckpoint(job.jobId, checkpoint);
-  };
-  const cutPart = async (lastResultKey: string) => {
-    uploadId ??= await store.startMultipart(output, 'application/jsonl');
-    const part = parts.length + pending.length + 1;
-    const upload = store.uploadPart(output, uploadId, part, Buffer.from(chunks.join('')));
-    // Awaited in order by settleOldest; until then a failure must not count as unhandled.
-    upload.catch(() => {});
-    pending.push({ part, upload, lastResultKey, linesWritten, stats: stats.state() });
-    chunks = [];
-    bytes = 0;
-    if (pending.length >= partsInFlight) await settleOldest();
-  };
-
   let lastKey = checkpoint?.lastResultKey;
-  for await (const { key, result } of readResultsInOrder(job, store, lastKey, settings.readAhead ?? 64)) {
+  const position = (lastResultKey: string) => ({ lastResultKey, linesWritten, stats: stats.state() });
+  for await (const { key, result } of readResultsInOrder(
+    job,
+    ports.store,
+    lastKey,
+    settings.readAhead ?? 64,
+  )) {
     stats.add(result);
-    const family = result.subject.family ?? fallbackFamily;
-    const line = `${renderResultLine({ ...result.subject, family }, result.outcome)}\n`;
-    chunks.push(line);
-    bytes += Buffer.byteLength(line);
     linesWritten += 1;
     lastKey = key;
-    if (bytes < partBytes) continue;
-    await cutPart(key);
+    const family = result.subject.family ?? fallbackFamily;
+    if (!upload.append(`${renderResultLine({ ...result.subject, family }, result.outcome)}\n`)) continue;
+    await upload.cutPart(position(key));
     if (settings.shouldStop?.() === true) {
-      while (pending.length > 0) await settleOldest();
+      await upload.settle();
       await ports.finalize.trigger(job.jobId);
       return { kind: 'continued', linesWritten };
     }
   }
-  if (uploadId === undefined) {
-    // All of it fits in one part: one PutObject.
-    await store.put(output, chunks.join(''), 'application/jsonl');
-    return { kind: 'written', stats };
-  }
-  if (bytes > 0 && lastKey !== undefined) await cutPart(lastKey);
-  while (pending.length > 0) await settleOldest();
-  await store.completeMultipart(output, uploadId, parts);
+  await upload.finish(lastKey === undefined ? undefined : position(lastKey));
   return { kind: 'written', stats };
 }
 

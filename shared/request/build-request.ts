@@ -53,22 +53,9 @@ export function buildInvocation(
   assertModelAllowed(resolved, job.allowedModelIds);
   const { model } = resolved;
   const maxTokens = record.body.max_tokens ?? job.defaultMaxTokens;
-  if (maxTokens > model.maxOutputTokens) {
-    throw new RecordRejectedError(
-      'MAX_TOKENS_TOO_LARGE',
-      `max_tokens ${maxTokens} is more than ${model.displayName} can produce (${model.maxOutputTokens}).`,
-      {
-        fix: `Set max_tokens to ${model.maxOutputTokens} or less: an oversized max_tokens also burns token quota.`,
-      },
-    );
-  }
+  assertMaxTokensFits(maxTokens, model);
   const userBetas = record.body.anthropic_beta ?? [];
-  const unknownBeta = userBetas.find((beta) => !catalog.allowedBetas.has(beta));
-  if (unknownBeta !== undefined) {
-    throw new RecordRejectedError('UNKNOWN_BETA', `Bedrock does not accept the beta "${unknownBeta}".`, {
-      fix: `Remove it from anthropic_beta; Bedrock accepts ${[...catalog.allowedBetas].join(', ')}.`,
-    });
-  }
+  assertBetasAccepted(userBetas, catalog);
 
   const estimate = estimateInputTokens(record.body);
   const route = routeContext(model, estimate, maxTokens, catalog);
@@ -85,14 +72,7 @@ export function buildInvocation(
     max_tokens: maxTokens,
   };
   const bodyJson = JSON.stringify(body);
-  const bodyBytes = Buffer.byteLength(bodyJson, 'utf8');
-  if (bodyBytes > catalog.requestBodyLimitBytes) {
-    throw new RecordRejectedError(
-      'BODY_TOO_LARGE',
-      `The request body is ${bodyBytes.toLocaleString('en-US')} bytes, over Bedrock's ${catalog.requestBodyLimitBytes.toLocaleString('en-US')}-byte limit.`,
-      { fix: 'Split the document or send fewer attachments per record.' },
-    );
-  }
+  assertWithinBodyLimit(bodyJson, catalog);
   return {
     resolved,
     modelId: resolved.modelId,
@@ -102,4 +82,33 @@ export function buildInvocation(
     estimate,
     longContext: route.longContext,
   };
+}
+
+function assertMaxTokensFits(maxTokens: number, model: ResolvedModel['model']): void {
+  if (maxTokens <= model.maxOutputTokens) return;
+  throw new RecordRejectedError(
+    'MAX_TOKENS_TOO_LARGE',
+    `max_tokens ${maxTokens} is more than ${model.displayName} can produce (${model.maxOutputTokens}).`,
+    {
+      fix: `Set max_tokens to ${model.maxOutputTokens} or less: an oversized max_tokens also burns token quota.`,
+    },
+  );
+}
+
+function assertBetasAccepted(betas: readonly string[], catalog: Catalog): void {
+  const unknownBeta = betas.find((beta) => !catalog.allowedBetas.has(beta));
+  if (unknownBeta === undefined) return;
+  throw new RecordRejectedError('UNKNOWN_BETA', `Bedrock does not accept the beta "${unknownBeta}".`, {
+    fix: `Remove it from anthropic_beta; Bedrock accepts ${[...catalog.allowedBetas].join(', ')}.`,
+  });
+}
+
+function assertWithinBodyLimit(bodyJson: string, catalog: Catalog): void {
+  const bodyBytes = Buffer.byteLength(bodyJson, 'utf8');
+  if (bodyBytes <= catalog.requestBodyLimitBytes) return;
+  throw new RecordRejectedError(
+    'BODY_TOO_LARGE',
+    `The request body is ${bodyBytes.toLocaleString('en-US')} bytes, over Bedrock's ${catalog.requestBodyLimitBytes.toLocaleString('en-US')}-byte limit.`,
+    { fix: 'Split the document or send fewer attachments per record.' },
+  );
 }
