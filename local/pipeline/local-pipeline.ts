@@ -3,8 +3,8 @@ import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
-import { ENQUEUE_CONTINUATION, EVENT_SOURCE, type PutEvent } from '../../functions/adapters/events.ts';
-import { functionPorts } from '../../functions/adapters/function-ports.ts';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/events.ts';
+import { type FunctionPorts, functionPorts } from '../../functions/adapters/function-ports.ts';
 import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
 import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
 import { observability } from '../../functions/observability.ts';
@@ -80,8 +80,8 @@ export function localJobDefaults(region: string): JobSettings {
 }
 
 /**
- * The whole pipeline on the local cloud: the resources the stack would create, the three functions built
- * from the same handler factories as on Lambda, the EventBridge rules and the SQS event sources.
+ * The whole pipeline on the local cloud: the resources the stack would create, the functions built from the
+ * same handler factories as on Lambda, the EventBridge rules and the SQS event sources.
  */
 export async function startLocalPipeline(
   cloud: LocalCloud,
@@ -92,7 +92,60 @@ export async function startLocalPipeline(
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
     ...(options.maxReceiveCount === undefined ? {} : { maxReceiveCount: options.maxReceiveCount }),
   });
-  const { clients } = cloud;
+  const shim = busFor(cloud, resources, options);
+  // The budget spends what the local stand-in allows unless told otherwise.
+  const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
+  const budget = new MeteredBudget(
+    new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, { tokensPerMinute }),
+  );
+  const { chaos } = options;
+  const ports = functionPorts({
+    clients: cloud.clients,
+    putEvent: async (event) => {
+      chaos?.publishOrFail();
+      shim.putEvent(event);
+    },
+    // Under chaos a function may die just before or just after each of its calls.
+    ...(chaos === undefined
+      ? {}
+      : { seenBy: (name, portName, port) => chaos.crashing(name, portName, port) }),
+  });
+  const run = { cloud, resources, options, ports };
+  addEnqueueRules(shim, run);
+  const pollers = startPollers(run, budget, tokensPerMinute);
+  const sweeping =
+    options.sweep === undefined ? undefined : sweepEvery(options.sweep, ports.sweeper(resources));
+  return {
+    resources,
+    budget,
+    shim,
+    ledger: new DynamoDbLedger(cloud.clients.documents, resources.tableName),
+    workerPoller: pollers.worker,
+    completion: (inputKey, timeoutMs) =>
+      completionOn(shim, `s3://${resources.bucket}/${inputKey}`, timeoutMs),
+    stop: async () => {
+      await sweeping?.stop();
+      await Promise.all([pollers.worker.stop(), pollers.finalizer.stop()]);
+      await shim.idle();
+      shim.close();
+    },
+  };
+}
+
+/** What the functions of one local pipeline are built from. */
+interface LocalRun {
+  readonly cloud: LocalCloud;
+  readonly resources: PipelineResources;
+  readonly options: LocalPipelineOptions;
+  readonly ports: FunctionPorts;
+}
+
+/** The bus with S3's events from the pipeline's bucket, as the bucket's EventBridge setting delivers them. */
+function busFor(
+  cloud: LocalCloud,
+  resources: PipelineResources,
+  options: LocalPipelineOptions,
+): EventBridgeShim {
   const { chaos } = options;
   const shim = new EventBridgeShim({
     region: cloud.region,
@@ -103,32 +156,16 @@ export async function startLocalPipeline(
     ...(chaos === undefined ? {} : { duplicateEvent: () => chaos.duplicateEvent() }),
   });
   shim.enableBucket(resources.bucket);
+  return shim;
+}
 
-  const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
-  const putEvent: PutEvent = async (event) => {
-    chaos?.publishOrFail();
-    shim.putEvent(event);
-  };
-  const ports = functionPorts({
-    clients,
-    putEvent,
-    // Under chaos a function may die just before or just after each of its calls.
-    ...(chaos === undefined
-      ? {}
-      : { seenBy: (name, portName, port) => chaos.crashing(name, portName, port) }),
-  });
-  const defaults: JobSettings = { ...localJobDefaults(cloud.region), ...options.defaults };
-  // The budget spends what the local stand-in allows unless told otherwise.
-  const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
-  const budget = new MeteredBudget(
-    new DynamoDbTokenBudget(clients.documents, resources.tableName, { tokensPerMinute }),
-  );
-
+/** The enqueue function behind the stack's two rules: an upload under inputs/, and a continuation. */
+function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, ports }: LocalRun): void {
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),
     ports: ports.enqueue(resources),
     settings: {
-      defaults,
+      defaults: { ...localJobDefaults(cloud.region), ...options.defaults },
       maxLineBytes: defaultCatalog.requestBodyLimitBytes,
       ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
       ...(options.readingLeaseSeconds === undefined
@@ -137,9 +174,28 @@ export async function startLocalPipeline(
     },
     stopBeforeDeadlineMs: options.enqueueStopBeforeDeadlineMs ?? 60_000,
   });
+  const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
+  const target = (event: BusEvent) =>
+    invokeWithTimeout('enqueue', enqueueTimeoutMs, (context: Context) =>
+      enqueue(event as EventBridgeEvent<string, unknown>, context),
+    );
+  shim.addRule({ name: 'start-job', eventPattern: inputObjectCreatedPattern(resources.bucket), target });
+  shim.addRule({
+    name: 'continue-enqueue',
+    eventPattern: { source: [EVENT_SOURCE], 'detail-type': [ENQUEUE_CONTINUATION] },
+    target,
+  });
+}
+
+/** The two SQS event sources, started: the record queue feeds the worker, the finalize queue the finalizer. */
+function startPollers(
+  { cloud, resources, options, ports }: LocalRun,
+  budget: MeteredBudget,
+  tokensPerMinute: number,
+): { worker: SqsPoller; finalizer: SqsPoller } {
   const worker = createWorkerHandler({
     ...observability('worker'),
-    ports: ports.worker(resources, budget, options.bedrock ?? clients.bedrock),
+    ports: ports.worker(resources, budget, options.bedrock ?? cloud.clients.bedrock),
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
       outputBurndown: OUTPUT_TOKEN_BURNDOWN,
@@ -155,90 +211,58 @@ export async function startLocalPipeline(
     ...observability('finalizer'),
     ports: ports.finalizer(resources),
   });
-
-  const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
-  const runEnqueue = (event: BusEvent) =>
-    invokeWithTimeout('enqueue', enqueueTimeoutMs, (context: Context) =>
-      enqueue(event as EventBridgeEvent<string, unknown>, context),
-    );
-  shim.addRule({
-    name: 'start-job',
-    eventPattern: inputObjectCreatedPattern(resources.bucket),
-    target: runEnqueue,
-  });
-  shim.addRule({
-    name: 'continue-enqueue',
-    eventPattern: { source: [EVENT_SOURCE], 'detail-type': [ENQUEUE_CONTINUATION] },
-    target: runEnqueue,
-  });
-
-  const pollerChaos = {
+  const { chaos } = options;
+  const shared = {
+    sqs: cloud.clients.sqs,
+    region: cloud.region,
     ...(chaos === undefined ? {} : { duplicateDelivery: () => chaos.duplicateDelivery() }),
     ...(options.quietFailures === true ? { quiet: true } : {}),
   };
-  const workerPoller = new SqsPoller({
-    sqs: clients.sqs,
-    queueUrl: resources.recordQueueUrl,
-    queueArn: resources.recordQueueArn,
-    region: cloud.region,
-    functionName: 'worker',
-    handler: (event, context) => worker(event, context),
-    batchSize: options.workerBatchSize ?? WORKER_BATCH.size,
-    batchingWindowMs: options.workerBatchingWindowMs ?? WORKER_BATCH.windowSeconds * 1000,
-    maxConcurrency: options.workerConcurrency ?? 4,
-    timeoutMs: options.workerTimeoutMs ?? 60_000,
-    ...pollerChaos,
-  });
-  const finalizerPoller = new SqsPoller({
-    sqs: clients.sqs,
-    queueUrl: resources.finalizeQueueUrl,
-    queueArn: resources.finalizeQueueArn,
-    region: cloud.region,
-    functionName: 'finalizer',
-    handler: async (event, context) => {
-      await finalizer(event, context);
-      return { batchItemFailures: [] };
-    },
-    batchSize: 1,
-    maxConcurrency: 1,
-    timeoutMs: 900_000,
-    ...pollerChaos,
-  });
-  workerPoller.start();
-  finalizerPoller.start();
-  const sweeping =
-    options.sweep === undefined ? undefined : sweepEvery(options.sweep, ports.sweeper(resources));
-
-  const completion = async (inputKey: string, timeoutMs = 60_000): Promise<BusEvent> => {
-    const input = `s3://${resources.bucket}/${inputKey}`;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const done = shim.events.find(
-        (event) =>
-          event.source === EVENT_SOURCE &&
-          (event.detail as { input?: string }).input === input &&
-          event['detail-type'] !== ENQUEUE_CONTINUATION,
-      );
-      if (done !== undefined) return done;
-      if (Date.now() > deadline) throw new Error(`no completion event for ${input} within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  const pollers = {
+    worker: new SqsPoller({
+      ...shared,
+      queueUrl: resources.recordQueueUrl,
+      queueArn: resources.recordQueueArn,
+      functionName: 'worker',
+      handler: (event, context) => worker(event, context),
+      batchSize: options.workerBatchSize ?? WORKER_BATCH.size,
+      batchingWindowMs: options.workerBatchingWindowMs ?? WORKER_BATCH.windowSeconds * 1000,
+      maxConcurrency: options.workerConcurrency ?? 4,
+      timeoutMs: options.workerTimeoutMs ?? 60_000,
+    }),
+    finalizer: new SqsPoller({
+      ...shared,
+      queueUrl: resources.finalizeQueueUrl,
+      queueArn: resources.finalizeQueueArn,
+      functionName: 'finalizer',
+      handler: async (event, context) => {
+        await finalizer(event, context);
+        return { batchItemFailures: [] };
+      },
+      batchSize: 1,
+      maxConcurrency: 1,
+      timeoutMs: 900_000,
+    }),
   };
+  pollers.worker.start();
+  pollers.finalizer.start();
+  return pollers;
+}
 
-  return {
-    resources,
-    budget,
-    shim,
-    ledger,
-    workerPoller,
-    completion,
-    stop: async () => {
-      await sweeping?.stop();
-      await Promise.all([workerPoller.stop(), finalizerPoller.stop()]);
-      await shim.idle();
-      shim.close();
-    },
-  };
+/** The job's completion (or failure) event for this input, once the bus has one. */
+async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60_000): Promise<BusEvent> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const done = shim.events.find(
+      (event) =>
+        event.source === EVENT_SOURCE &&
+        (event.detail as { input?: string }).input === input &&
+        event['detail-type'] !== ENQUEUE_CONTINUATION,
+    );
+    if (done !== undefined) return done;
+    if (Date.now() > deadline) throw new Error(`no completion event for ${input} within ${timeoutMs} ms`);
+    await sleep(50);
+  }
 }
 
 /** The schedule rule's sweeper, locally: a sweep every `intervalMs` until stopped. */

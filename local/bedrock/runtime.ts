@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Catalog } from '../../shared/catalog/catalog.ts';
+import type { MessagesBody } from '../../shared/input/records.ts';
+import { deterministicCompletion, PromptCache } from './completion.ts';
+import type { FaultInjector } from './faults.ts';
+import { type QuotaBoard, type QuotaUsage, THROTTLE_MESSAGES } from './quota.ts';
+import { countInputTokens } from './tokens.ts';
+import { type ValidInvocation, validateInvocation } from './validation.ts';
+import { WireError } from './wire-errors.ts';
+
+export interface StandInState {
+  readonly region: string;
+  readonly responses: Readonly<Record<string, number>>;
+  /** Faults injected (by rate or marker), by kind: a Bedrock error name or "slow". */
+  readonly injectedFaults: Readonly<Record<string, number>>;
+  readonly quotas: readonly QuotaUsage[];
+  /**
+   * The requests answered, each distinct request body once however often it was sent, and their usage: what
+   * a caller that counts every record exactly once must report.
+   */
+  readonly distinctAnswers: {
+    readonly requests: number;
+    readonly inputTokens: number;
+    readonly outputTokens: number;
+    readonly cacheCreationInputTokens: number;
+    readonly cacheReadInputTokens: number;
+  };
+}
+
+export interface StandInRuntimeSettings {
+  readonly region: string;
+  readonly catalog: Catalog;
+  readonly now: () => number;
+  readonly seed: number;
+  /** Multiplies every latency: 1 is realistic, 0 answers at once. */
+  readonly speed: number;
+  readonly latency: { readonly firstTokenMs: number; readonly perOutputTokenMs: number };
+  readonly quotas: QuotaBoard;
+  readonly faults: FaultInjector;
+}
+
+/** An answer with Bedrock's response headers. */
+export interface RuntimeAnswer {
+  readonly body: unknown;
+  readonly headers: Readonly<Record<string, number>>;
+}
+
+type TokensUsed = { readonly input: number; readonly cacheWrite: number; readonly cacheRead: number };
+
+/**
+ * What the stand-in's Bedrock runtime does with a request, apart from HTTP: validation, faults, the prompt
+ * cache, quota admission and settlement, latency and a deterministic completion, and the tallies its state
+ * reports.
+ */
+export class StandInRuntime {
+  private readonly cache = new PromptCache();
+  private readonly responses: Record<string, number> = {};
+  private readonly injectedFaults: Record<string, number> = {};
+  private readonly answeredDigests = new Set<string>();
+  private readonly distinctAnswers = {
+    requests: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheCreationInputTokens: 0,
+    cacheReadInputTokens: 0,
+  };
+
+  constructor(private readonly settings: StandInRuntimeSettings) {}
+
+  async invoke(modelId: string, raw: Buffer): Promise<RuntimeAnswer> {
+    const { region, catalog, now, quotas, seed, latency, speed } = this.settings;
+    const request = validateInvocation(modelId, raw, region, catalog);
+    const input = countInputTokens(request.body as unknown as MessagesBody);
+    if (input.total + request.maxTokens > request.window) {
+      throw new WireError('ValidationException', 'Input is too long for requested model.');
+    }
+    await this.injectFaults(raw);
+    const { used, cacheKey } = this.cacheUse(request, input);
+    const admission = quotas.reserve(request.modelId, { ...used, maxTokens: request.maxTokens });
+    if (!admission.admitted) throw new WireError('ThrottlingException', THROTTLE_MESSAGES[admission.cause]);
+    if (cacheKey !== undefined) this.cache.touch(cacheKey, now());
+
+    const completion = deterministicCompletion(
+      `${request.modelId}\n${raw.toString('utf8')}`,
+      seed,
+      request.maxTokens,
+    );
+    const latencyMs = Math.round(
+      (latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed,
+    );
+    if (latencyMs > 0) await sleep(latencyMs);
+    quotas.settle(admission.reservation, { ...used, output: completion.outputTokens });
+
+    const usage = {
+      input_tokens: used.input,
+      cache_creation_input_tokens: used.cacheWrite,
+      cache_read_input_tokens: used.cacheRead,
+      output_tokens: completion.outputTokens,
+    };
+    this.countDistinct(modelId, raw, usage);
+    return {
+      body: {
+        id: completion.id,
+        type: 'message',
+        role: 'assistant',
+        model: request.model.anthropicNames[0] ?? request.model.bedrockId,
+        content: [{ type: 'text', text: completion.text }],
+        stop_reason: completion.stopReason,
+        stop_sequence: null,
+        usage,
+      },
+      headers: {
+        'x-amzn-bedrock-input-token-count': usage.input_tokens,
+        'x-amzn-bedrock-output-token-count': usage.output_tokens,
+        'x-amzn-bedrock-cache-read-input-token-count': usage.cache_read_input_tokens,
+        'x-amzn-bedrock-cache-write-input-token-count': usage.cache_creation_input_tokens,
+        'x-amzn-bedrock-invocation-latency': latencyMs,
+      },
+    };
+  }
+
+  countTokens(modelId: string, raw: Buffer): { inputTokens: number } {
+    const { region, catalog } = this.settings;
+    const request = validateInvocation(modelId, invokeBodyOfCountTokens(raw), region, catalog);
+    return { inputTokens: countInputTokens(request.body as unknown as MessagesBody).total };
+  }
+
+  /** Counts an answer by its status or error name. */
+  count(outcome: string): void {
+    this.responses[outcome] = (this.responses[outcome] ?? 0) + 1;
+  }
+
+  state(): StandInState {
+    return {
+      region: this.settings.region,
+      responses: { ...this.responses },
+      injectedFaults: { ...this.injectedFaults },
+      quotas: this.settings.quotas.usage(),
+      distinctAnswers: { ...this.distinctAnswers },
+    };
+  }
+
+  private async injectFaults(raw: Buffer): Promise<void> {
+    for (const fault of this.settings.faults.faultsFor(raw.toString('utf8'))) {
+      const kind = fault.kind === 'error' ? fault.error : 'slow';
+      this.injectedFaults[kind] = (this.injectedFaults[kind] ?? 0) + 1;
+      if (fault.kind === 'error') throw new WireError(fault.error);
+      await sleep(fault.delayMs);
+    }
+  }
+
+  /** The input tokens the request is charged as fresh input, cache writes and cache reads. */
+  private cacheUse(
+    request: ValidInvocation,
+    input: ReturnType<typeof countInputTokens>,
+  ): { used: TokensUsed; cacheKey: string | undefined } {
+    const cached = input.cachePrefix;
+    const cacheKey =
+      cached !== undefined && cached.tokens >= request.model.minCacheablePrefixTokens
+        ? `${request.modelId}:${cached.fingerprint}`
+        : undefined;
+    const cacheUse = cacheKey === undefined ? undefined : this.cache.peek(cacheKey, this.settings.now());
+    const cacheTokens = cacheUse === undefined || cached === undefined ? 0 : cached.tokens;
+    return {
+      used: {
+        input: input.total - cacheTokens,
+        cacheWrite: cacheUse === 'write' ? cacheTokens : 0,
+        cacheRead: cacheUse === 'read' ? cacheTokens : 0,
+      },
+      cacheKey,
+    };
+  }
+
+  private countDistinct(
+    modelId: string,
+    raw: Buffer,
+    usage: {
+      input_tokens: number;
+      output_tokens: number;
+      cache_creation_input_tokens: number;
+      cache_read_input_tokens: number;
+    },
+  ): void {
+    const digest = createHash('sha256').update(modelId).update('\n').update(raw).digest('hex');
+    if (this.answeredDigests.has(digest)) return;
+    this.answeredDigests.add(digest);
+    this.distinctAnswers.requests += 1;
+    this.distinctAnswers.inputTokens += usage.input_tokens;
+    this.distinctAnswers.outputTokens += usage.output_tokens;
+    this.distinctAnswers.cacheCreationInputTokens += usage.cache_creation_input_tokens;
+    this.distinctAnswers.cacheReadInputTokens += usage.cache_read_input_tokens;
+  }
+}
+
+/** CountTokens wraps the InvokeModel body, base64-encoded: `{"input": {"invokeModel": {"body": "..."}}}`. */
+function invokeBodyOfCountTokens(raw: Buffer): Buffer {
+  let value: { input?: { invokeModel?: { body?: unknown } } };
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new WireError('ValidationException', 'Malformed CountTokens request.');
+  }
+  const body = value.input?.invokeModel?.body;
+  if (typeof body !== 'string') {
+    throw new WireError(
+      'ValidationException',
+      'The stand-in counts tokens for input.invokeModel bodies only.',
+    );
+  }
+  return Buffer.from(body, 'base64');
+}
