@@ -34,33 +34,39 @@ const format = (value: number): string => value.toLocaleString('en-US');
  */
 export function renderReport(manifest: ReportManifest): string {
   const stats = manifest.stats;
-  const metric = (name: string, label: string, value: string) =>
-    `<div class="metric"><div class="value" data-metric="${name}">${escapeHtml(value)}</div><div class="label">${escapeHtml(label)}</div></div>`;
-  const metrics = [
-    metric('totalRecordCount', 'records', format(manifest.totalRecordCount)),
-    metric('successRecordCount', 'succeeded', format(manifest.successRecordCount)),
-    metric('errorRecordCount', 'failed', format(manifest.errorRecordCount)),
-    metric('canceledRecordCount', 'canceled', format(manifest.canceledRecordCount ?? 0)),
-    metric('inputTokenCount', 'input tokens', format(manifest.inputTokenCount)),
-    metric('outputTokenCount', 'output tokens', format(manifest.outputTokenCount)),
-    metric('estimatedCostUsd', 'estimated cost (USD)', `$${manifest.estimatedCostUsd}`),
-    metric('retried', 'retried attempts', format(stats?.retries.retried ?? 0)),
-    metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
-    metric('budgetWaits', 'budget waits', format(stats?.retries.budgetWaits ?? 0)),
-  ].join('\n');
-  const perModel = (stats?.perModel ?? [])
-    .map(
-      (model) =>
-        `<tr><td>${escapeHtml(model.modelId)}</td><td>${format(model.records)}</td><td>${format(model.inputTokens)}</td><td>${format(model.outputTokens)}</td><td>${format(model.cacheWriteTokens)}</td><td>${format(model.cacheReadTokens)}</td><td>$${model.estimatedCostUsd}</td></tr>`,
-    )
-    .join('\n');
   const latency = stats?.latencyMs;
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Batch job report ${escapeHtml(manifest.jobId)}</title>
-<style>
+${REPORT_STYLE}
+</head>
+<body>
+<h1>Batch job ${escapeHtml(manifest.jobId)}</h1>
+<div class="subtitle">${escapeHtml(manifest.status)} · ${escapeHtml(manifest.input)} · ${escapeHtml(manifest.model)} · ${escapeHtml(manifest.endpoint)} · ${escapeHtml(manifest.region)} · ${escapeHtml(manifest.durationSeconds)} s</div>
+<div class="metrics">
+${headlineMetrics(manifest)}
+</div>
+<h2>Records finished over time</h2>
+${throughputChart(stats)}
+<h2>Model latency</h2>
+<p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
+${latencyChart(stats)}
+<h2>Tokens and cost per model</h2>
+<table>
+<thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
+<tbody>
+${perModelRows(stats)}
+</tbody>
+</table>
+<p class="note">Costs are estimates from the pipeline's price catalog (prices of ${escapeHtml(manifest.pricesCheckedOn)}); Bedrock bills what it bills.</p>
+</body>
+</html>
+`;
+}
+
+const REPORT_STYLE = `<style>
   body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2933; max-width: 60rem; }
   h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
   .subtitle { color: #52606d; margin-bottom: 1.5rem; }
@@ -74,30 +80,34 @@ export function renderReport(manifest: ReportManifest): string {
   th:first-child, td:first-child { text-align: left; }
   svg { background: #fbfcfd; border: 1px solid #e4e7eb; border-radius: 6px; }
   .note { color: #52606d; font-size: 0.8rem; }
-</style>
-</head>
-<body>
-<h1>Batch job ${escapeHtml(manifest.jobId)}</h1>
-<div class="subtitle">${escapeHtml(manifest.status)} · ${escapeHtml(manifest.input)} · ${escapeHtml(manifest.model)} · ${escapeHtml(manifest.endpoint)} · ${escapeHtml(manifest.region)} · ${escapeHtml(manifest.durationSeconds)} s</div>
-<div class="metrics">
-${metrics}
-</div>
-<h2>Records finished over time</h2>
-${throughputChart(stats)}
-<h2>Model latency</h2>
-<p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
-${latencyChart(stats)}
-<h2>Tokens and cost per model</h2>
-<table>
-<thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
-<tbody>
-${perModel}
-</tbody>
-</table>
-<p class="note">Costs are estimates from the pipeline's price catalog (prices of ${escapeHtml(manifest.pricesCheckedOn)}); Bedrock bills what it bills.</p>
-</body>
-</html>
-`;
+</style>`;
+
+/** The numbers at the top: records by outcome, tokens, cost, retries, throttles and budget waits. */
+function headlineMetrics(manifest: ReportManifest): string {
+  const stats = manifest.stats;
+  const metric = (name: string, label: string, value: string) =>
+    `<div class="metric"><div class="value" data-metric="${name}">${escapeHtml(value)}</div><div class="label">${escapeHtml(label)}</div></div>`;
+  return [
+    metric('totalRecordCount', 'records', format(manifest.totalRecordCount)),
+    metric('successRecordCount', 'succeeded', format(manifest.successRecordCount)),
+    metric('errorRecordCount', 'failed', format(manifest.errorRecordCount)),
+    metric('canceledRecordCount', 'canceled', format(manifest.canceledRecordCount ?? 0)),
+    metric('inputTokenCount', 'input tokens', format(manifest.inputTokenCount)),
+    metric('outputTokenCount', 'output tokens', format(manifest.outputTokenCount)),
+    metric('estimatedCostUsd', 'estimated cost (USD)', `$${manifest.estimatedCostUsd}`),
+    metric('retried', 'retried attempts', format(stats?.retries.retried ?? 0)),
+    metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
+    metric('budgetWaits', 'budget waits', format(stats?.retries.budgetWaits ?? 0)),
+  ].join('\n');
+}
+
+function perModelRows(stats: ReportManifest['stats']): string {
+  return (stats?.perModel ?? [])
+    .map(
+      (model) =>
+        `<tr><td>${escapeHtml(model.modelId)}</td><td>${format(model.records)}</td><td>${format(model.inputTokens)}</td><td>${format(model.outputTokens)}</td><td>${format(model.cacheWriteTokens)}</td><td>${format(model.cacheReadTokens)}</td><td>$${model.estimatedCostUsd}</td></tr>`,
+    )
+    .join('\n');
 }
 
 const WIDTH = 720;

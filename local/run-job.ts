@@ -8,7 +8,7 @@ import { PipelineError } from '../shared/errors.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/model.ts';
-import { startLocalCloud } from './cloud/local-cloud.ts';
+import { type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
 export interface LocalJobOptions {
@@ -64,81 +64,121 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
     ...(options.region === undefined ? {} : { region: options.region }),
     bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute } },
   });
-  let pipeline: LocalPipeline | undefined;
-  let stopping: Promise<void> | undefined;
-  // The pollers first: stopping the cloud under them would have every receive fail, loudly.
-  const stopAll = () => {
-    stopping ??= (async () => {
-      await pipeline?.stop().catch(() => {});
-      await cloud.stop();
-    })();
-    return stopping;
-  };
-  const stopOnSignal = (signal: NodeJS.Signals) => {
-    log(`Stopping (${signal}): the job is left unfinished.`);
-    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', stopOnSignal);
-  process.once('SIGTERM', stopOnSignal);
+  const stopper = stopOnSignals(cloud, log);
   try {
     const running = await startLocalPipeline(cloud, {
       workerConcurrency: 4,
       tokensPerMinute,
       ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
     });
-    pipeline = running;
-    const key = `${INPUT_PREFIX}${name}`;
+    stopper.pipeline = running;
     const bucket = running.resources.bucket;
+    const key = `${INPUT_PREFIX}${name}`;
     const put = await cloud.clients.s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: { ...options.metadata } }),
     );
     const jobId = jobIdOf(bucket, key, put.VersionId ?? (put.ETag ?? '').replaceAll('"', ''));
     log(`Uploaded ${name} to s3://${bucket}/${key} (job ${jobId})`);
-
-    const started = Date.now();
-    let lastLine = '';
-    const onProgress =
-      options.onProgress ??
-      ((progress: JobProgress) => {
-        const line = progressLine(progress);
-        if (line !== lastLine) log(line);
-        lastLine = line;
-      });
-    const report = async () =>
-      onProgress({
-        job: await running.ledger.getJob(jobId),
-        retries: running.workerPoller.stats.recordsReportedFailed,
-        bedrockThrottles: cloud.bedrock.state().responses.ThrottlingException ?? 0,
-        elapsedMs: Date.now() - started,
-      });
-    const progress = setInterval(() => void report(), 500);
-    const completion = await running.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
-    await report();
+    const completion = await watchJob(
+      cloud,
+      running,
+      { jobId, key },
+      options.onProgress ?? progressLogger(log),
+    );
     if (completion['detail-type'] === JOB_FAILED) {
       throw new PipelineError(
         'JOB_FAILED',
         `The job failed: ${String((completion.detail as { reason?: unknown }).reason)}`,
       );
     }
-
-    const { output, manifest } = outputLocations({ jobId, source: { bucket, key } });
-    await mkdir(options.outDir, { recursive: true });
-    const outputPath = path.join(options.outDir, `${name}.out`);
-    const manifestPath = path.join(options.outDir, `${name}.manifest.json.out`);
-    const read = async (objectKey: string) =>
-      (await (
-        await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: objectKey }))
-      ).Body?.transformToString()) ?? '';
-    await writeFile(outputPath, await read(output.key));
-    const manifestText = await read(manifest.key);
-    await writeFile(manifestPath, manifestText);
-    log(`${completion['detail-type']}: results in ${outputPath}, manifest in ${manifestPath}`);
-    return { outputPath, manifestPath, manifest: JSON.parse(manifestText) as Record<string, unknown> };
+    const result = await downloadResults(cloud, { jobId, source: { bucket, key } }, options.outDir, name);
+    log(`${completion['detail-type']}: results in ${result.outputPath}, manifest in ${result.manifestPath}`);
+    return result;
   } finally {
-    process.removeListener('SIGINT', stopOnSignal);
-    process.removeListener('SIGTERM', stopOnSignal);
-    await stopAll();
+    await stopper.dispose();
   }
+}
+
+/**
+ * SIGINT and SIGTERM stop the run with one line and the shell's exit code. The pollers stop first: stopping
+ * the cloud under them would have every receive fail, loudly.
+ */
+function stopOnSignals(cloud: LocalCloud, log: (line: string) => void) {
+  let stopping: Promise<void> | undefined;
+  const stopper = {
+    pipeline: undefined as LocalPipeline | undefined,
+    stopAll: () => {
+      stopping ??= (async () => {
+        await stopper.pipeline?.stop().catch(() => {});
+        await cloud.stop();
+      })();
+      return stopping;
+    },
+    dispose: async () => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      await stopper.stopAll();
+    },
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`Stopping (${signal}): the job is left unfinished.`);
+    void stopper.stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return stopper;
+}
+
+/** Logs a progress line each time it changes. */
+function progressLogger(log: (line: string) => void): (progress: JobProgress) => void {
+  let lastLine = '';
+  return (progress) => {
+    const line = progressLine(progress);
+    if (line !== lastLine) log(line);
+    lastLine = line;
+  };
+}
+
+/** Reports progress twice a second until the job's completion (or failure) event, which it returns. */
+async function watchJob(
+  cloud: LocalCloud,
+  running: LocalPipeline,
+  { jobId, key }: { jobId: string; key: string },
+  onProgress: (progress: JobProgress) => void,
+) {
+  const started = Date.now();
+  const report = async () =>
+    onProgress({
+      job: await running.ledger.getJob(jobId),
+      retries: running.workerPoller.stats.recordsReportedFailed,
+      bedrockThrottles: cloud.bedrock.state().responses.ThrottlingException ?? 0,
+      elapsedMs: Date.now() - started,
+    });
+  const progress = setInterval(() => void report(), 500);
+  const completion = await running.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
+  await report();
+  return completion;
+}
+
+/** The job's output file and manifest, copied from the local bucket into `outDir`. */
+async function downloadResults(
+  cloud: LocalCloud,
+  job: Pick<JobRecord, 'jobId' | 'source'>,
+  outDir: string,
+  name: string,
+): Promise<LocalJobResult> {
+  const { output, manifest } = outputLocations(job);
+  await mkdir(outDir, { recursive: true });
+  const outputPath = path.join(outDir, `${name}.out`);
+  const manifestPath = path.join(outDir, `${name}.manifest.json.out`);
+  const read = async (objectKey: string) =>
+    (await (
+      await cloud.clients.s3.send(new GetObjectCommand({ Bucket: job.source.bucket, Key: objectKey }))
+    ).Body?.transformToString()) ?? '';
+  await writeFile(outputPath, await read(output.key));
+  const manifestText = await read(manifest.key);
+  await writeFile(manifestPath, manifestText);
+  return { outputPath, manifestPath, manifest: JSON.parse(manifestText) as Record<string, unknown> };
 }
 
 /** Real Bedrock, through the default AWS credential chain, for `--bedrock aws`. */

@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
-import { LOCAL_CREDENTIALS, startLocalCloud } from '../../local/cloud/local-cloud.ts';
+import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
@@ -48,22 +48,10 @@ export async function localUpCommand(
     };
     await mkdir(path.dirname(values.resources), { recursive: true });
     await writeFile(values.resources, `${JSON.stringify(resources, null, 2)}\n`);
-    term.out(
-      `${term.bold('Local cloud running')} (region ${cloud.region})\n` +
-        `  S3 and SQS  ${cloud.endpoints.s3}\n  DynamoDB    ${cloud.endpoints.dynamodb}\n  Bedrock     ${cloud.endpoints.bedrock}\n` +
-        `  bucket      ${resources.bucket}\n  resources   ${values.resources}\n\n` +
-        `Drop a file in and watch it run:\n` +
-        `  AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} \\\n` +
-        `    aws s3 cp prompts.jsonl s3://${resources.bucket}/inputs/ --endpoint-url ${cloud.endpoints.s3} --region ${cloud.region}\n` +
-        `  bedrock-batch submit prompts.jsonl   (then: bedrock-batch status <job>, bedrock-batch results <job>)\n\n` +
-        `Ctrl-C stops everything.\n`,
-    );
+    term.out(welcome(resources, cloud.endpoints, values.resources, term));
     pipeline.shim.addRule({
       name: 'print-completions',
-      eventPattern: {
-        source: [EVENT_SOURCE],
-        'detail-type': [JOB_COMPLETED, JOB_FAILED],
-      },
+      eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_COMPLETED, JOB_FAILED] },
       target: async (event) => {
         const detail = event.detail as { jobId?: string; input?: string; output?: string; reason?: string };
         term.out(
@@ -80,4 +68,23 @@ export async function localUpCommand(
     await cloud.stop();
   }
   return 0;
+}
+
+/** Where everything is, and how to drop a file in. */
+function welcome(
+  resources: StackResources,
+  endpoints: LocalCloud['endpoints'],
+  resourcesFile: string,
+  term: Terminal,
+): string {
+  return (
+    `${term.bold('Local cloud running')} (region ${resources.region})\n` +
+    `  S3 and SQS  ${endpoints.s3}\n  DynamoDB    ${endpoints.dynamodb}\n  Bedrock     ${endpoints.bedrock}\n` +
+    `  bucket      ${resources.bucket}\n  resources   ${resourcesFile}\n\n` +
+    `Drop a file in and watch it run:\n` +
+    `  AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} \\\n` +
+    `    aws s3 cp prompts.jsonl s3://${resources.bucket}/inputs/ --endpoint-url ${endpoints.s3} --region ${resources.region}\n` +
+    `  bedrock-batch submit prompts.jsonl   (then: bedrock-batch status <job>, bedrock-batch results <job>)\n\n` +
+    `Ctrl-C stops everything.\n`
+  );
 }

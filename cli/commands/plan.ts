@@ -3,7 +3,7 @@ import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
-import { buildInvocation } from '../../shared/request/build-request.ts';
+import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
 import { knownRegion, parseCommandLine } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
@@ -31,95 +31,109 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
     ['<file.jsonl>'],
   );
   const file = await checkInputFile(positionals[0]);
-  const metadata = fileMetadata(values);
-  const job = checkModelChoice(metadata, knownRegion(values.region));
+  const job = checkModelChoice(fileMetadata(values), knownRegion(values.region));
+  const plan = await planFile(file, job);
+  if (values.json) term.out(`${JSON.stringify(plan, null, 2)}\n`);
+  else printPlan(plan, term);
+  return 0;
+}
 
-  const errors: PlanError[] = [];
-  const longContextLines: number[] = [];
-  const models: Record<string, number> = {};
-  const cost = { global: { low: 0, high: 0 }, regional: { low: 0, high: 0 } };
-  let records = 0;
-  let inputLow = 0;
-  let inputHigh = 0;
-  let maxOutput = 0;
-  const chunks = createReadStream(file);
-  for await (const { result } of readRecords(chunks, {
+type Plan = Awaited<ReturnType<typeof planFile>>;
+
+/** Every line of the file, validated and built into its call as a run would, and nothing sent. */
+async function planFile(file: string, job: Parameters<typeof buildInvocation>[1]) {
+  const tally = new PlanTally();
+  for await (const { result } of readRecords(createReadStream(file), {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
     registry: new InMemoryRecordIdRegistry(),
   })) {
-    records += 1;
+    tally.records += 1;
     if (!result.ok) {
-      errors.push({
-        line: result.error.lineNumber,
-        recordId: result.error.recordId,
-        code: result.error.code,
-        message: result.error.message,
-      });
+      const { lineNumber, recordId, code, message } = result.error;
+      tally.errors.push({ line: lineNumber, recordId, code, message });
       continue;
     }
     try {
-      const invocation = buildInvocation(result.record, job);
-      inputLow += invocation.estimate.lower;
-      inputHigh += invocation.estimate.upper;
-      maxOutput += invocation.maxTokens;
-      models[invocation.modelId] = (models[invocation.modelId] ?? 0) + 1;
-      if (invocation.longContext) longContextLines.push(result.record.lineNumber);
-      for (const endpoint of ['global', 'regional'] as const satisfies readonly EndpointKind[]) {
-        const model = invocation.resolved.model;
-        cost[endpoint].low += costOfRequest(
-          { input_tokens: invocation.estimate.lower, output_tokens: 0 },
-          model,
-          endpoint,
-        ).total;
-        cost[endpoint].high += costOfRequest(
-          { input_tokens: invocation.estimate.upper, output_tokens: invocation.maxTokens },
-          model,
-          endpoint,
-        ).total;
-      }
+      tally.add(buildInvocation(result.record, job), result.record.lineNumber);
     } catch (error) {
       if (!(error instanceof PipelineError)) throw error;
-      errors.push({
-        line: result.record.lineNumber,
-        recordId: result.record.recordId,
-        code: error.code,
-        message: error.message,
-      });
+      const { lineNumber, recordId } = result.record;
+      tally.errors.push({ line: lineNumber, recordId, code: error.code, message: error.message });
+    }
+  }
+  return tally.plan(file);
+}
+
+/** What a plan adds up as it reads. */
+class PlanTally {
+  records = 0;
+  readonly errors: PlanError[] = [];
+  private readonly longContextLines: number[] = [];
+  private readonly models: Record<string, number> = {};
+  private readonly cost = { global: { low: 0, high: 0 }, regional: { low: 0, high: 0 } };
+  private inputLow = 0;
+  private inputHigh = 0;
+  private maxOutput = 0;
+
+  add(invocation: Invocation, lineNumber: number): void {
+    this.inputLow += invocation.estimate.lower;
+    this.inputHigh += invocation.estimate.upper;
+    this.maxOutput += invocation.maxTokens;
+    this.models[invocation.modelId] = (this.models[invocation.modelId] ?? 0) + 1;
+    if (invocation.longContext) this.longContextLines.push(lineNumber);
+    const model = invocation.resolved.model;
+    for (const endpoint of ['global', 'regional'] as const satisfies readonly EndpointKind[]) {
+      const { lower, upper } = invocation.estimate;
+      this.cost[endpoint].low += costOfRequest(
+        { input_tokens: lower, output_tokens: 0 },
+        model,
+        endpoint,
+      ).total;
+      this.cost[endpoint].high += costOfRequest(
+        { input_tokens: upper, output_tokens: invocation.maxTokens },
+        model,
+        endpoint,
+      ).total;
     }
   }
 
-  const plan = {
-    file,
-    records,
-    valid: records - errors.length,
-    errors,
-    models,
-    inputTokens: { low: inputLow, high: inputHigh },
-    maxOutputTokens: maxOutput,
-    longContextRecords: longContextLines,
-    estimatedCostUsd: {
-      global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
-      regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
-    },
-    pricesCheckedOn: defaultCatalog.pricesCheckedOn,
-  };
-  if (values.json) {
-    term.out(`${JSON.stringify(plan, null, 2)}\n`);
-  } else {
-    term.out(
-      `${term.bold(`Plan for ${file}`)}: ${records} records, ${plan.valid} valid, ${errors.length} with errors\n`,
-    );
-    for (const error of errors)
-      term.out(`  ${term.red(`line ${error.line}`)} ${error.code}: ${error.message}\n`);
-    for (const [modelId, count] of Object.entries(models)) term.out(`  ${count} records to ${modelId}\n`);
-    term.out(
-      `  input tokens ${inputLow.toLocaleString('en-US')} to ${inputHigh.toLocaleString('en-US')}, output at most ${maxOutput.toLocaleString('en-US')}\n`,
-    );
-    if (longContextLines.length > 0) term.out(`  1M context for lines ${longContextLines.join(', ')}\n`);
-    term.out(
-      `  estimated cost: global $${plan.estimatedCostUsd.global.low} to $${plan.estimatedCostUsd.global.high}, ` +
-        `regional $${plan.estimatedCostUsd.regional.low} to $${plan.estimatedCostUsd.regional.high} (prices of ${defaultCatalog.pricesCheckedOn})\n`,
-    );
+  plan(file: string) {
+    const { cost } = this;
+    return {
+      file,
+      records: this.records,
+      valid: this.records - this.errors.length,
+      errors: this.errors,
+      models: this.models,
+      inputTokens: { low: this.inputLow, high: this.inputHigh },
+      maxOutputTokens: this.maxOutput,
+      longContextRecords: this.longContextLines,
+      estimatedCostUsd: {
+        global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
+        regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
+      },
+      pricesCheckedOn: defaultCatalog.pricesCheckedOn,
+    };
   }
-  return 0;
+}
+
+function printPlan(plan: Plan, term: Terminal): void {
+  const { errors, estimatedCostUsd: cost } = plan;
+  const count = (value: number) => value.toLocaleString('en-US');
+  term.out(
+    `${term.bold(`Plan for ${plan.file}`)}: ${plan.records} records, ${plan.valid} valid, ${errors.length} with errors\n`,
+  );
+  for (const error of errors)
+    term.out(`  ${term.red(`line ${error.line}`)} ${error.code}: ${error.message}\n`);
+  for (const [modelId, records] of Object.entries(plan.models))
+    term.out(`  ${records} records to ${modelId}\n`);
+  term.out(
+    `  input tokens ${count(plan.inputTokens.low)} to ${count(plan.inputTokens.high)}, output at most ${count(plan.maxOutputTokens)}\n`,
+  );
+  if (plan.longContextRecords.length > 0)
+    term.out(`  1M context for lines ${plan.longContextRecords.join(', ')}\n`);
+  term.out(
+    `  estimated cost: global $${cost.global.low} to $${cost.global.high}, ` +
+      `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,
+  );
 }

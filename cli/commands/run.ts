@@ -72,22 +72,10 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
     },
     ['<file.jsonl>'],
   );
-  // Everything is checked before the local cloud starts: a mistake costs no time and loses no results.
-  const file = await checkInputFile(positionals[0]);
-  if (values.bedrock !== 'local' && values.bedrock !== 'aws') {
-    throw new UsageError(
-      `--bedrock ${values.bedrock} is not a choice.`,
-      'Use local (the stand-in) or aws (real Bedrock).',
-    );
-  }
-  const region = knownRegion(values.region);
-  const metadata = fileMetadata(values);
-  checkModelChoice(metadata, region);
-  const speed = nonNegativeNumber('speed', values.speed, 1);
-  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
-  await checkOutputDirectory(values.out);
-  if (values.bedrock === 'aws') await requireAwsCredentials(region);
-
+  const { file, region, metadata, speed, tokensPerMinute, bedrock } = await checkRunArguments(
+    values,
+    positionals[0],
+  );
   const started = Date.now();
   const log = (line: string) => {
     term.endStatus();
@@ -99,7 +87,7 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
     outDir: values.out,
     metadata,
     region,
-    bedrock: values.bedrock,
+    bedrock,
     speed,
     tokensPerMinute,
     log,
@@ -107,18 +95,59 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
   });
   term.endStatus();
   const manifest = result.manifest as Record<string, number | string>;
-  if (values.json) {
-    term.out(`${JSON.stringify(manifest, null, 2)}\n`);
-  } else {
-    term.out(
-      `${term.bold('Done')} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${manifest.totalRecordCount} records, ` +
-        `${term.green(`${manifest.successRecordCount} succeeded`)}, ${Number(manifest.errorRecordCount) > 0 ? term.red(`${manifest.errorRecordCount} failed`) : '0 failed'}; ` +
-        `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
-        `  ${result.outputPath}\n  ${result.manifestPath}\n`,
-    );
-  }
+  if (values.json) term.out(`${JSON.stringify(manifest, null, 2)}\n`);
+  else term.out(summary(manifest, result, Date.now() - started, term));
   if (manifest.status !== 'completed') throw new JobFailedError(`The job ended ${manifest.status}.`);
   return 0;
+}
+
+function isBedrockChoice(value: string): value is 'local' | 'aws' {
+  return value === 'local' || value === 'aws';
+}
+
+/** Everything is checked before the local cloud starts: a mistake costs no time and loses no results. */
+async function checkRunArguments(
+  values: {
+    region: string;
+    out: string;
+    bedrock: string;
+    speed?: string | undefined;
+    'quota-tpm'?: string | undefined;
+  } & Parameters<typeof fileMetadata>[0],
+  input: string | undefined,
+) {
+  const file = await checkInputFile(input);
+  const { bedrock } = values;
+  if (!isBedrockChoice(bedrock)) {
+    throw new UsageError(
+      `--bedrock ${bedrock} is not a choice.`,
+      'Use local (the stand-in) or aws (real Bedrock).',
+    );
+  }
+  const region = knownRegion(values.region);
+  const metadata = fileMetadata(values);
+  checkModelChoice(metadata, region);
+  const speed = nonNegativeNumber('speed', values.speed, 1);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
+  await checkOutputDirectory(values.out);
+  if (bedrock === 'aws') await requireAwsCredentials(region);
+  return { file, region, metadata, speed, tokensPerMinute, bedrock };
+}
+
+function summary(
+  manifest: Record<string, number | string>,
+  paths: { outputPath: string; manifestPath: string },
+  elapsedMs: number,
+  term: Terminal,
+): string {
+  const failed =
+    Number(manifest.errorRecordCount) > 0 ? term.red(`${manifest.errorRecordCount} failed`) : '0 failed';
+  return (
+    `${term.bold('Done')} in ${(elapsedMs / 1000).toFixed(1)} s: ${manifest.totalRecordCount} records, ` +
+    `${term.green(`${manifest.successRecordCount} succeeded`)}, ${failed}; ` +
+    `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
+    `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
+  );
 }
 
 function progressBar(progress: JobProgress, term: Terminal): string {

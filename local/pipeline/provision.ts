@@ -3,6 +3,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
 import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 export interface PipelineResources {
   readonly bucket: string;
@@ -31,6 +32,37 @@ export async function provisionPipeline(
   const bucket = `${prefix}-bucket`;
   const tableName = `${prefix}-ledger`;
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await createLedgerTable(clients, tableName);
+  const visibility = String(options.visibilityTimeoutSeconds ?? 60);
+  const redrive = (dlqArn: string) =>
+    JSON.stringify({
+      deadLetterTargetArn: dlqArn,
+      maxReceiveCount: options.maxReceiveCount ?? RETRY_LAYERS.maxReceives.records,
+    });
+  const recordDlq = await createQueue(clients, `${prefix}-records-dlq`);
+  const records = await createQueue(clients, `${prefix}-records`, {
+    VisibilityTimeout: visibility,
+    RedrivePolicy: redrive(recordDlq.arn),
+  });
+  const finalizeDlq = await createQueue(clients, `${prefix}-finalize-dlq`);
+  const finalize = await createQueue(clients, `${prefix}-finalize`, {
+    VisibilityTimeout: visibility,
+    RedrivePolicy: redrive(finalizeDlq.arn),
+  });
+  return {
+    bucket,
+    tableName,
+    recordQueueUrl: records.url,
+    recordQueueArn: records.arn,
+    recordDlqUrl: recordDlq.url,
+    finalizeQueueUrl: finalize.url,
+    finalizeQueueArn: finalize.arn,
+    finalizeDlqUrl: finalizeDlq.url,
+  };
+}
+
+/** The ledger table on the key schema the stack gives it, with the active-jobs index. */
+async function createLedgerTable(clients: AwsClients, tableName: string): Promise<void> {
   const activeJobs = LEDGER_TABLE.activeJobsIndex;
   await clients.dynamodb.send(
     new CreateTableCommand({
@@ -58,36 +90,18 @@ export async function provisionPipeline(
       ],
     }),
   );
-  const queue = async (name: string, attributes: Record<string, string> = {}) => {
-    const { QueueUrl = '' } = await clients.sqs.send(
-      new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
-    );
-    const { Attributes } = await clients.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
-  };
-  const visibility = String(options.visibilityTimeoutSeconds ?? 60);
-  const redrive = (dlqArn: string) =>
-    JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 100 });
-  const recordDlq = await queue(`${prefix}-records-dlq`);
-  const records = await queue(`${prefix}-records`, {
-    VisibilityTimeout: visibility,
-    RedrivePolicy: redrive(recordDlq.arn),
-  });
-  const finalizeDlq = await queue(`${prefix}-finalize-dlq`);
-  const finalize = await queue(`${prefix}-finalize`, {
-    VisibilityTimeout: visibility,
-    RedrivePolicy: redrive(finalizeDlq.arn),
-  });
-  return {
-    bucket,
-    tableName,
-    recordQueueUrl: records.url,
-    recordQueueArn: records.arn,
-    recordDlqUrl: recordDlq.url,
-    finalizeQueueUrl: finalize.url,
-    finalizeQueueArn: finalize.arn,
-    finalizeDlqUrl: finalizeDlq.url,
-  };
+}
+
+async function createQueue(
+  clients: AwsClients,
+  name: string,
+  attributes: Record<string, string> = {},
+): Promise<{ url: string; arn: string }> {
+  const { QueueUrl = '' } = await clients.sqs.send(
+    new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+  );
+  const { Attributes } = await clients.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
 }
