@@ -72,6 +72,12 @@ const BEDROCK_FAILURES = {
     anthropicType: 'authentication_error',
     fix: 'Bedrock authenticates with AWS IAM credentials (SigV4), not an Anthropic API key (x-api-key): configure the AWS credential chain.',
   },
+  ConflictException: {
+    retry: 'never',
+    httpStatus: 400,
+    anthropicType: 'invalid_request_error',
+    fix: 'A batch job cannot take this change in its state (it is ending or has ended), or its client request token was used with other settings.',
+  },
   ResourceNotFoundException: {
     retry: 'never',
     httpStatus: 404,

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Catalog } from '../../shared/catalog/catalog.ts';
+import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
-import { deterministicCompletion, PromptCache } from './completion.ts';
+import { type Completion, deterministicCompletion, PromptCache } from './completion.ts';
 import type { FaultInjector } from './faults.ts';
 import { type QuotaBoard, type QuotaUsage, THROTTLE_MESSAGES } from './quota.ts';
 import { countInputTokens } from './tokens.ts';
@@ -100,16 +100,7 @@ export class StandInRuntime {
     };
     this.countDistinct(modelId, raw, usage);
     return {
-      body: {
-        id: completion.id,
-        type: 'message',
-        role: 'assistant',
-        model: request.model.anthropicNames[0] ?? request.model.bedrockId,
-        content: [{ type: 'text', text: completion.text }],
-        stop_reason: completion.stopReason,
-        stop_sequence: null,
-        usage,
-      },
+      body: messageResponse(request.model, completion, usage),
       headers: {
         'x-amzn-bedrock-input-token-count': usage.input_tokens,
         'x-amzn-bedrock-output-token-count': usage.output_tokens,
@@ -209,4 +200,22 @@ function invokeBodyOfCountTokens(raw: Buffer): Buffer {
     );
   }
   return Buffer.from(body, 'base64');
+}
+
+/** The Messages API response InvokeModel answers with, and a batch job writes as a record's modelOutput. */
+export function messageResponse(
+  model: CatalogModel,
+  completion: Completion,
+  usage: Readonly<Record<string, number>>,
+): Record<string, unknown> {
+  return {
+    id: completion.id,
+    type: 'message',
+    role: 'assistant',
+    model: model.anthropicNames[0] ?? model.bedrockId,
+    content: [{ type: 'text', text: completion.text }],
+    stop_reason: completion.stopReason,
+    stop_sequence: null,
+    usage,
+  };
 }

@@ -4,6 +4,14 @@ import { type Catalog, defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import type { AuthSettings } from './auth.ts';
 import { authenticate } from './auth.ts';
+import {
+  BatchJobBoard,
+  type BatchJobDescription,
+  type BatchJobSettings,
+  type BatchStorage,
+  type BatchTurnaround,
+  DEFAULT_TURNAROUND,
+} from './batch-jobs.ts';
 import { listenDualProtocol } from './dual-protocol-server.ts';
 import { FaultInjector, type FaultSettings } from './faults.ts';
 import { QuotaBoard, type QuotaSettings } from './quota.ts';
@@ -33,6 +41,13 @@ export interface BedrockStandInOptions {
   readonly catalog?: Catalog;
   /** The clock quotas and the prompt cache run on (tests move it by hand). */
   readonly now?: () => number;
+  /** Batch inference: where jobs read and write (the local S3), how long they take, what goes wrong. */
+  readonly batch?: {
+    readonly storage?: BatchStorage;
+    /** Scaled by `speed`, but for `hourMs`. */
+    readonly turnaround?: Partial<BatchTurnaround>;
+    readonly faults?: BatchJobSettings['faults'];
+  };
 }
 
 export type { StandInState } from './runtime.ts';
@@ -43,10 +58,13 @@ export interface BedrockStandIn {
   readonly region: string;
   /** Quotas, their current use and what was answered, for tests and benchmarks (also GET /_stand-in/state). */
   state(): StandInState;
+  /** Every batch job created, oldest first. */
+  batchJobs(): BatchJobDescription[];
   close(): Promise<void>;
 }
 
 const ROUTE = /^\/model\/([^/]+)\/(invoke|count-tokens)$/;
+const BATCH_JOB = /^\/model-invocation-job\/([^/]+)(\/stop)?$/;
 const STATE_PATH = '/_stand-in/state';
 
 /**
@@ -75,6 +93,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     faults: new FaultInjector(options.faults ?? {}, options.seed ?? 1),
   });
   const auth: AuthSettings = { region, ...options.auth };
+  const batchJobs = batchJobBoard(options, region, catalog, now);
 
   const handle = async (request: http.IncomingMessage | http2.Http2ServerRequest, response: Response) => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
@@ -82,18 +101,10 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       sendJson(response, 200, runtime.state());
       return;
     }
-    const route = ROUTE.exec(path);
     try {
-      if (request.method !== 'POST' || route === null) {
-        throw new WireError('ResourceNotFoundException', `No operation at ${request.method} ${path}.`);
-      }
       authenticate(request.headers.authorization, auth);
-      const raw = await readBody(request, catalog.requestBodyLimitBytes);
-      const modelId = decodeURIComponent(route[1] ?? '');
-      if (route[2] === 'invoke') {
-        const answer = await runtime.invoke(modelId, raw);
-        sendJson(response, 200, answer.body, answer.headers);
-      } else sendJson(response, 200, runtime.countTokens(modelId, raw));
+      const answered = await answer(request, path, { runtime, batchJobs, catalog });
+      sendJson(response, 200, answered.body, answered.headers);
       runtime.count('200');
     } catch (error) {
       const wire = error instanceof WireError ? error : new WireError('InternalServerException');
@@ -112,8 +123,40 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     port: server.port,
     region,
     state: () => runtime.state(),
-    close: () => server.close(),
+    batchJobs: () => batchJobs.all(),
+    close: async () => {
+      await batchJobs.close();
+      await server.close();
+    },
   };
+}
+
+/** The runtime's two operations and the batch control plane's four, by method and path. */
+async function answer(
+  request: http.IncomingMessage | http2.Http2ServerRequest,
+  path: string,
+  { runtime, batchJobs, catalog }: { runtime: StandInRuntime; batchJobs: BatchJobBoard; catalog: Catalog },
+): Promise<{ body: unknown; headers?: Readonly<Record<string, number>> }> {
+  const { method } = request;
+  const route = ROUTE.exec(path);
+  if (method === 'POST' && route !== null) {
+    const raw = await readBody(request, catalog.requestBodyLimitBytes);
+    const modelId = decodeURIComponent(route[1] ?? '');
+    if (route[2] === 'invoke') return runtime.invoke(modelId, raw);
+    return { body: runtime.countTokens(modelId, raw) };
+  }
+  if (method === 'POST' && path === '/model-invocation-job')
+    return { body: batchJobs.create(parseJson(await readBody(request, catalog.requestBodyLimitBytes))) };
+  if (method === 'GET' && path === '/model-invocation-jobs')
+    return { body: batchJobs.list(new URL(request.url ?? '/', 'http://stand-in').searchParams) };
+  const job = BATCH_JOB.exec(path);
+  if (job !== null && method === 'GET' && job[2] === undefined)
+    return { body: batchJobs.get(decodeURIComponent(job[1] ?? '')) };
+  if (job !== null && method === 'POST' && job[2] === '/stop') {
+    batchJobs.stop(decodeURIComponent(job[1] ?? ''));
+    return { body: {} };
+  }
+  throw new WireError('ResourceNotFoundException', `No operation at ${method} ${path}.`);
 }
 
 async function readBody(request: AsyncIterable<Buffer | string>, limit: number): Promise<Buffer> {
@@ -132,4 +175,38 @@ async function readBody(request: AsyncIterable<Buffer | string>, limit: number):
     );
   }
   return Buffer.concat(chunks, size);
+}
+
+function batchJobBoard(
+  options: BedrockStandInOptions,
+  region: string,
+  catalog: Catalog,
+  now: () => number,
+): BatchJobBoard {
+  const speed = options.speed ?? 1;
+  const turnaround = { ...DEFAULT_TURNAROUND, ...options.batch?.turnaround };
+  return new BatchJobBoard(
+    {
+      region,
+      catalog,
+      seed: options.seed ?? 1,
+      storage: options.batch?.storage,
+      turnaround: {
+        validateMs: turnaround.validateMs * speed,
+        scheduleMs: turnaround.scheduleMs * speed,
+        perRecordMs: turnaround.perRecordMs * speed,
+        hourMs: turnaround.hourMs,
+      },
+      faults: options.batch?.faults ?? {},
+    },
+    now,
+  );
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new WireError('ValidationException', 'The request body is not valid JSON.');
+  }
 }

@@ -20,6 +20,7 @@ const DEFAULT_MESSAGES: Record<BedrockErrorName, string> = {
   AccessDeniedException: "You don't have access to the model with the specified model ID.",
   UnrecognizedClientException: 'The security token included in the request is invalid.',
   ResourceNotFoundException: 'The requested resource could not be found.',
+  ConflictException: 'The request conflicts with the current state of the resource.',
 };
 
 export function isBedrockErrorName(name: string): name is BedrockErrorName {

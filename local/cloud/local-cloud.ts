@@ -1,5 +1,6 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import { type AwsClients, awsClients, type Endpoints } from '../../functions/adapters/clients.ts';
+import { S3BatchStorage } from '../bedrock/s3-batch-storage.ts';
 import { type BedrockStandIn, type BedrockStandInOptions, startBedrockStandIn } from '../bedrock/stand-in.ts';
 import { startDynamoDbLocal } from './dynamodb-local.ts';
 import { type FauxqsServer, startFauxqs } from './fauxqs-server.ts';
@@ -40,23 +41,23 @@ export interface LocalCloud {
 export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<LocalCloud> {
   const region = options.region ?? 'us-west-2';
   const started = await Promise.allSettled([
-    startFauxqs(region),
-    startBedrockStandIn({ ...options.bedrock, region }),
+    startStorageAndModels(region, options.bedrock),
     startDynamoDbLocal(LOCAL_CREDENTIALS),
   ] as const);
-  const [fauxqs, bedrock, dynamodb] = started;
-  if (fauxqs.status !== 'fulfilled' || bedrock.status !== 'fulfilled' || dynamodb.status !== 'fulfilled') {
+  const [storageAndModels, dynamodb] = started;
+  if (storageAndModels.status !== 'fulfilled' || dynamodb.status !== 'fulfilled') {
     await Promise.all(
       started.map((result) => (result.status === 'fulfilled' ? result.value.close() : undefined)),
     );
     const failure = started.find((result) => result.status === 'rejected');
     throw failure?.status === 'rejected' ? failure.reason : new Error('the local cloud did not start');
   }
+  const { fauxqs, bedrock } = storageAndModels.value;
   const endpoints: Endpoints = {
-    s3: fauxqs.value.endpoint,
-    sqs: fauxqs.value.endpoint,
+    s3: fauxqs.endpoint,
+    sqs: fauxqs.endpoint,
     dynamodb: dynamodb.value.endpoint,
-    bedrock: bedrock.value.endpoint,
+    bedrock: bedrock.endpoint,
   };
   const clients = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS, bedrockMaxAttempts: 1 });
   const emulationS3 = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS }).s3;
@@ -65,12 +66,49 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     endpoints,
     clients,
     emulationS3,
-    bedrock: bedrock.value,
-    objectCreated: fauxqs.value.objectCreated,
+    bedrock,
+    objectCreated: fauxqs.objectCreated,
     dynamodbPid: dynamodb.value.pid,
     stop: async () => {
       for (const client of [...Object.values(clients), emulationS3]) client.destroy();
-      await Promise.all([fauxqs.value.close(), bedrock.value.close(), dynamodb.value.close()]);
+      await Promise.all([storageAndModels.value.close(), dynamodb.value.close()]);
     },
   };
+}
+
+/**
+ * S3 and SQS, then the Bedrock stand-in, whose batch jobs read and write that S3 with a client of their own
+ * (as Bedrock's service role would).
+ */
+async function startStorageAndModels(
+  region: string,
+  options: LocalCloudOptions['bedrock'],
+): Promise<{ fauxqs: FauxqsServer; bedrock: BedrockStandIn; close(): Promise<void> }> {
+  const fauxqs = await startFauxqs(region);
+  const bedrockS3 = new S3Client({
+    region,
+    endpoint: fauxqs.endpoint,
+    forcePathStyle: true,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  try {
+    const bedrock = await startBedrockStandIn({
+      ...options,
+      region,
+      batch: { ...options?.batch, storage: new S3BatchStorage(bedrockS3) },
+    });
+    return {
+      fauxqs,
+      bedrock,
+      close: async () => {
+        await bedrock.close();
+        bedrockS3.destroy();
+        await fauxqs.close();
+      },
+    };
+  } catch (error) {
+    bedrockS3.destroy();
+    await fauxqs.close();
+    throw error;
+  }
 }

@@ -33,6 +33,22 @@ const modelSchema = z.object({
   maxOutputTokens: z.number().int().positive(),
   longContext: longContextSchema,
   prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),
+  /** Overrides the batch minimum record count for this model. */
+  batchMinimumRecords: z.number().int().positive().optional(),
+});
+
+const batchSchema = z.object({
+  about: z.string().optional(),
+  /** Batch inference's price as a share of on-demand. */
+  priceMultiplier: z.number().positive().max(1),
+  minimumRecordsPerJob: z.number().int().positive(),
+  maximumRecordsPerJob: z.number().int().positive(),
+  maximumFileBytes: z.number().int().positive(),
+  maximumJobBytes: z.number().int().positive(),
+  /** Jobs submitted or in progress at once, per region. */
+  jobsInFlightPerRegion: z.number().int().positive(),
+  /** The timeoutDurationInHours a job may be given: past it, a job ends Expired. */
+  timeoutHours: z.object({ minimum: z.number().int().positive(), maximum: z.number().int().positive() }),
 });
 
 const modelCatalogSchema = z
@@ -46,6 +62,7 @@ const modelCatalogSchema = z
     allowedBetas: z.array(z.string().min(1)),
     bodyFieldsBedrockRejects: z.array(z.string().min(1)),
     endpointPriceMultiplier: z.object({ global: z.number(), regional: z.number(), 'in-region': z.number() }),
+    batch: batchSchema,
     models: z.array(modelSchema).min(1),
   })
   .superRefine((catalog, ctx) => {
@@ -81,6 +98,7 @@ export type ModelCatalogData = z.infer<typeof modelCatalogSchema>;
 export type RegionCatalogData = z.infer<typeof regionCatalogSchema>;
 export type CatalogModel = z.infer<typeof modelSchema>;
 export type PriceTable = z.infer<typeof priceTable>;
+export type BatchLimits = Omit<z.infer<typeof batchSchema>, 'about'>;
 
 export interface Geography {
   readonly key: string;
@@ -100,6 +118,7 @@ export class Catalog {
   readonly bodyFieldsBedrockRejects: readonly string[];
   readonly endpointPriceMultiplier: Readonly<Record<EndpointKind, number>>;
   readonly pricesCheckedOn: string;
+  readonly batch: BatchLimits;
   private readonly modelsByName: ReadonlyMap<string, CatalogModel>;
   private readonly geographiesByRegion: ReadonlyMap<string, Geography>;
   private readonly geographiesByKey: ReadonlyMap<string, Geography>;
@@ -117,6 +136,8 @@ export class Catalog {
     this.bodyFieldsBedrockRejects = models.bodyFieldsBedrockRejects;
     this.endpointPriceMultiplier = models.endpointPriceMultiplier;
     this.pricesCheckedOn = models.pricesCheckedOn;
+    const { about: _about, ...batch } = models.batch;
+    this.batch = batch;
     this.modelsByName = new Map(
       models.models.flatMap((model) =>
         [model.key, model.bedrockId, ...model.aliases, ...model.anthropicNames].map(
@@ -136,6 +157,11 @@ export class Catalog {
   /** Finds a model by key, alias, Anthropic API name or bare Bedrock id (case-insensitive). */
   findModel(name: string): CatalogModel | undefined {
     return this.modelsByName.get(name.toLowerCase());
+  }
+
+  /** The fewest records a batch job for this model may hold. */
+  batchMinimumRecords(model: CatalogModel): number {
+    return model.batchMinimumRecords ?? this.batch.minimumRecordsPerJob;
   }
 
   geographyOfRegion(region: string): Geography | undefined {
