@@ -12,7 +12,8 @@ import { resolveResources, resourceOptions } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
-export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--stack name | --resources file]
+export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--lane l] [--deadline 6h]
+    [--stack name | --resources file]
 bedrock-batch status <job> [--json] [--stack name | --resources file]
 bedrock-batch results <job> [--out dir] [--stack name | --resources file]
 bedrock-batch cancel <job> [--stack name | --resources file]
@@ -27,6 +28,8 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
       model: { type: 'string' },
       endpoint: { type: 'string' },
       'max-tokens': { type: 'string' },
+      lane: { type: 'string' },
+      deadline: { type: 'string' },
     },
     ['<file.jsonl>'],
   );

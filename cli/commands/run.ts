@@ -1,6 +1,7 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
+import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
@@ -13,7 +14,8 @@ import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
 
 export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
-    [--endpoint global|regional|in-region] [--max-tokens n] [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
+    [--endpoint global|regional|in-region] [--max-tokens n] [--lane on-demand|batch|auto] [--deadline 6h]
+    [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
 
 /** Options shared by the commands that pick a model: they become the file's S3 metadata. */
 export const modelOptions = {
@@ -21,12 +23,16 @@ export const modelOptions = {
   region: { type: 'string', default: 'us-west-2' },
   endpoint: { type: 'string' },
   'max-tokens': { type: 'string' },
+  lane: { type: 'string' },
+  deadline: { type: 'string' },
 } as const;
 
 export function fileMetadata(values: {
   model?: string;
   endpoint?: string;
   'max-tokens'?: string;
+  lane?: string;
+  deadline?: string;
 }): Record<string, string> {
   if (values['max-tokens'] !== undefined) positiveInteger('max-tokens', values['max-tokens'], 0);
   if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
@@ -35,11 +41,23 @@ export function fileMetadata(values: {
       `Use one of ${endpointKinds.join(', ')}.`,
     );
   }
-  return {
-    ...(values.model === undefined ? {} : { model: values.model }),
-    ...(values.endpoint === undefined ? {} : { endpoint: values.endpoint }),
-    ...(values['max-tokens'] === undefined ? {} : { 'max-tokens': values['max-tokens'] }),
-  };
+  if (values.lane !== undefined && !(lanes as readonly string[]).includes(values.lane)) {
+    throw new UsageError(`--lane ${values.lane} is not a lane.`, `Use one of ${lanes.join(', ')}.`);
+  }
+  if (values.deadline !== undefined && parseDeadlineHours(values.deadline) === undefined) {
+    throw new UsageError(
+      `--deadline ${values.deadline} is not a duration.`,
+      'Use one such as 30m, 6h or 2d.',
+    );
+  }
+  const given = Object.entries({
+    model: values.model,
+    endpoint: values.endpoint,
+    'max-tokens': values['max-tokens'],
+    lane: values.lane,
+    deadline: values.deadline,
+  }).filter((entry): entry is [string, string] => entry[1] !== undefined);
+  return Object.fromEntries(given);
 }
 
 /**

@@ -49,6 +49,8 @@ const batchSchema = z.object({
   jobsInFlightPerRegion: z.number().int().positive(),
   /** The timeoutDurationInHours a job may be given: past it, a job ends Expired. */
   timeoutHours: z.object({ minimum: z.number().int().positive(), maximum: z.number().int().positive() }),
+  /** Under the auto lane, a deadline shorter than this runs on demand: batch promises no turnaround. */
+  autoMinimumDeadlineHours: z.number().positive(),
 });
 
 const modelCatalogSchema = z

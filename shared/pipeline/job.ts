@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { lanes, parseDeadlineHours } from '../batch/lane.ts';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
@@ -65,11 +66,21 @@ const fileOptions = z.strictObject({
   model: z.string().trim().min(1).optional(),
   endpoint: z.enum(endpointKinds).optional(),
   'max-tokens': z.coerce.number().int('must be a whole number').positive('must be positive').optional(),
+  lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
+  deadline: z
+    .string()
+    .transform((text, ctx) => {
+      const hours = parseDeadlineHours(text);
+      if (hours === undefined)
+        ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 6h or 2d' });
+      return hours ?? 0;
+    })
+    .optional(),
 });
 
 /**
  * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
- * model=haiku-4.5,endpoint=regional,max-tokens=512`), over the stack's defaults. The model is resolved for
+ * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h`), over the stack's defaults. The model is resolved for
  * the region and endpoint at once, so a bad combination fails the job before any record is sent.
  */
 export function jobSettingsFrom(
@@ -81,7 +92,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens, lane, deadline)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -94,6 +105,8 @@ export function jobSettingsFrom(
     region: defaults.region,
     defaultMaxTokens: parsed.data['max-tokens'] ?? defaults.defaultMaxTokens,
     ...(defaults.allowedModelIds === undefined ? {} : { allowedModelIds: defaults.allowedModelIds }),
+    ...optional('lane', parsed.data.lane ?? defaults.lane),
+    ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
   };
   try {
     assertModelAllowed(resolveModel(settings), settings.allowedModelIds);
@@ -103,6 +116,13 @@ export function jobSettingsFrom(
     throw error;
   }
   return settings;
+}
+
+function optional<Name extends string, Value>(
+  name: Name,
+  value: Value | undefined,
+): Partial<Record<Name, Value>> {
+  return value === undefined ? {} : ({ [name]: value } as Record<Name, Value>);
 }
 
 /** The family a line too broken to show its own is written in: the file's most common one. */

@@ -1,3 +1,4 @@
+import type { Lane } from '../batch/lane.ts';
 import type { EndpointKind } from '../catalog/catalog.ts';
 import type { RetryClass } from '../failures.ts';
 import type { InputFamily } from '../input/records.ts';
@@ -60,6 +61,10 @@ export interface JobSettings {
   readonly defaultMaxTokens: number;
   /** The Bedrock model ids the deployment allows (IAM allows only these); any model when absent. */
   readonly allowedModelIds?: readonly string[];
+  /** How the records reach Bedrock; on demand when absent. */
+  readonly lane?: Lane;
+  /** Hours from the job's start by which every record must be done; batch jobs still running are stopped. */
+  readonly deadlineHours?: number;
 }
 
 export interface JobRecord {

@@ -115,6 +115,16 @@ describe('bedrock-batch run', () => {
       /--max-tokens must be a whole number of at least 1, not "0x10"/,
     ],
     [
+      'an unknown lane',
+      ['run', 'SAMPLE', '--lane', 'cheap'],
+      /--lane cheap is not a lane\. Use one of on-demand, batch, auto/,
+    ],
+    [
+      'a deadline that is not a duration',
+      ['run', 'SAMPLE', '--deadline', 'tomorrow'],
+      /--deadline tomorrow is not a duration\. Use one such as 30m, 6h or 2d/,
+    ],
+    [
       'an unknown region',
       ['run', 'SAMPLE', '--region', 'mars-north-1'],
       /--region mars-north-1 does not serve Claude on Bedrock\. Use one of .*us-west-2/,

@@ -1,0 +1,45 @@
+import type { Catalog } from '../catalog/catalog.ts';
+
+/**
+ * How a file's records reach Bedrock: on-demand (InvokeModel, record by record, within the token budget),
+ * batch (Bedrock batch inference jobs at the batch price; what they fail runs on demand), or auto (batch when
+ * the file is large enough and its deadline long enough, on demand otherwise).
+ */
+export const lanes = ['on-demand', 'batch', 'auto'] as const;
+export type Lane = (typeof lanes)[number];
+
+export const DEFAULT_LANE: Lane = 'on-demand';
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(m|h|d)$/i;
+const HOURS_PER_UNIT: Readonly<Record<string, number>> = { m: 1 / 60, h: 1, d: 24 };
+
+/** `30m`, `6h`, `2d`: a deadline in hours; undefined when the text is not such a duration. */
+export function parseDeadlineHours(text: string): number | undefined {
+  const match = DURATION.exec(text.trim());
+  if (match === null) return undefined;
+  const hours = Number(match[1]) * (HOURS_PER_UNIT[(match[2] ?? '').toLowerCase()] ?? Number.NaN);
+  return Number.isFinite(hours) && hours > 0 ? hours : undefined;
+}
+
+/**
+ * The lane a job starts in: on-demand sends records to the queue as it reads them; batch stages them for
+ * batch jobs. Auto stages them unless its deadline is too short for batch inference.
+ */
+export function startingLane(
+  settings: { readonly lane?: Lane | undefined; readonly deadlineHours?: number | undefined },
+  catalog: Catalog,
+): 'on-demand' | 'staged' {
+  const lane = settings.lane ?? DEFAULT_LANE;
+  if (lane === 'on-demand') return 'on-demand';
+  if (lane === 'batch') return 'staged';
+  const deadline = settings.deadlineHours;
+  return deadline !== undefined && deadline < catalog.batch.autoMinimumDeadlineHours ? 'on-demand' : 'staged';
+}
+
+/**
+ * Where staged records go once the file is read: batch jobs, or the on-demand queue when there are fewer than
+ * a batch job may hold (Bedrock would refuse the job: there is no point in paying for the attempt).
+ */
+export function stagedRecordsLane(stagedRecords: number, minimumRecords: number): 'batch' | 'on-demand' {
+  return stagedRecords >= minimumRecords ? 'batch' : 'on-demand';
+}
