@@ -2,8 +2,11 @@
 // checkpoint, finalize, finish, announce, cancel), each an expression and its values; split further, one
 // job item's rules would be spread over several files.
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { batchPartName } from '../../shared/batch/staging.ts';
 import type {
   Announcement,
+  BatchPart,
+  BatchPartState,
   FinalizeCheckpoint,
   JobRecord,
   JobStatus,
@@ -13,7 +16,7 @@ import type {
 import type { JobLedger } from '../../shared/pipeline/ports.ts';
 import { jobItem, jobOf } from './job-item.ts';
 import { jobIdOfKey, jobKey, LEDGER_TABLE } from './ledger-table.ts';
-import { isConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
+import { isConditionFailure, LedgerTableWriter, withoutUndefined } from './ledger-writes.ts';
 
 const ACTIVE_JOBS = LEDGER_TABLE.activeJobsIndex;
 
@@ -172,6 +175,26 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
         },
       }),
     );
+  }
+
+  async planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET batchParts = :parts, updatedAt = :now',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(batchParts)',
+      ExpressionAttributeValues: { ':parts': parts, ':now': this.isoNow() },
+    });
+  }
+
+  async moveBatchPart(jobId: string, from: readonly BatchPartState[], next: BatchPart): Promise<boolean> {
+    const states = Object.fromEntries(from.map((state, index) => [`:from${index}`, state]));
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET batchParts.#part = :next, updatedAt = :now',
+      ConditionExpression: `batchParts.#part.#state IN (${Object.keys(states).join(', ')})`,
+      ExpressionAttributeNames: { '#part': batchPartName(next.part), '#state': 'state' },
+      ExpressionAttributeValues: { ':next': withoutUndefined(next), ':now': this.isoNow(), ...states },
+    });
   }
 
   async claimFinalization(jobId: string): Promise<boolean> {

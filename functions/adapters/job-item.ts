@@ -80,5 +80,6 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       typeof item.finalizeCheckpoint === 'string'
         ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)
         : undefined,
+    batchParts: item.batchParts as JobRecord['batchParts'],
   };
 }

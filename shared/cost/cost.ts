@@ -59,3 +59,14 @@ export function costOfRequest(
 export function nanoUsdToUsd(nanoUsd: number): number {
   return Math.round(nanoUsd / 1_000) / 1_000_000;
 }
+
+/** The usage a Messages response reports, with the cache counts Bedrock leaves out as 0. */
+export function usageOfResponse(response: { readonly usage?: unknown }): TokenUsage {
+  const usage = (response.usage ?? {}) as Partial<TokenUsage>;
+  return {
+    input_tokens: usage.input_tokens ?? 0,
+    output_tokens: usage.output_tokens ?? 0,
+    cache_creation_input_tokens: usage.cache_creation_input_tokens ?? 0,
+    cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
+  };
+}

@@ -1,6 +1,6 @@
 import { PipelineError } from '../errors.ts';
 import { classifyFailure, type Failure } from '../failures.ts';
-import { derivedRecordId, type InputFamily, type LineError } from '../input/records.ts';
+import { derivedRecordId, type InputFamily, type LineError, type PromptRecord } from '../input/records.ts';
 
 /** A Messages API response as Bedrock returns it; passed through untouched. */
 export interface MessagesResponse {
@@ -25,6 +25,18 @@ export interface OutputSubject {
   readonly lineNumber: number;
   readonly family: InputFamily;
   readonly modelInput?: unknown;
+}
+
+/** The subject of a record's output line; a Bedrock-family line echoes the record's own modelInput. */
+export function subjectOf(
+  record: Pick<PromptRecord, 'recordId' | 'lineNumber' | 'family' | 'body'>,
+): OutputSubject {
+  return {
+    recordId: record.recordId,
+    lineNumber: record.lineNumber,
+    family: record.family,
+    ...(record.family === 'bedrock' ? { modelInput: record.body } : {}),
+  };
 }
 
 /** Bedrock-family lines have no place for "canceled" or "expired": they become errors with these codes. */

@@ -18,7 +18,7 @@ export function completionOf(
   lineNumber: number,
   family: InputFamily | undefined,
   outcome: RecordOutcome,
-  billing?: { usage: TokenUsage; resolved: ResolvedModel },
+  billing?: { usage: TokenUsage; resolved: ResolvedModel; priceMultiplier?: number },
 ): RecordCompletion {
   const usage = billing?.usage;
   return {
@@ -32,7 +32,10 @@ export function completionOf(
     costNanoUsd:
       billing === undefined
         ? 0
-        : costOfRequest(billing.usage, billing.resolved.model, billing.resolved.endpoint).total,
+        : Math.round(
+            costOfRequest(billing.usage, billing.resolved.model, billing.resolved.endpoint).total *
+              (billing.priceMultiplier ?? 1),
+          ),
   };
 }
 

@@ -1,6 +1,10 @@
 // Over 250 lines: starting a job, reading its file in chunks under a lease, and failing it cleanly are one
 // flow; decompression lives in decompress.ts.
 import { randomUUID } from 'node:crypto';
+import { startingLane } from '../batch/lane.ts';
+import { launchBatchParts } from '../batch/launch.ts';
+import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
+import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { ConfigurationError, InputChangedError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
@@ -9,19 +13,21 @@ import { parseLine } from '../input/parse-line.ts';
 import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
-import { lineErrorOutcome } from '../output/result-records.ts';
+import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
 import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
 import type { Announcement, JobRecord, JobSettings, ObjectLocation, ReadingLease } from './model.ts';
-import type { EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
+import type { BatchJobs, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
   readonly queue: RecordQueue;
   readonly events: EventPublisher;
   readonly continuation: EnqueueContinuation;
+  /** Bedrock batch inference, where the deployment has it: without it every file runs on demand. */
+  readonly batchJobs?: BatchJobs;
 }
 
 export interface EnqueueSettings {
@@ -35,6 +41,7 @@ export interface EnqueueSettings {
   readonly concurrency?: number;
   readonly readingLeaseSeconds?: number;
   readonly now?: () => Date;
+  readonly catalog?: Catalog;
 }
 
 export type EnqueueOutcome =
@@ -229,8 +236,22 @@ async function readFile(
   }
   if (!(await flush())) return takenOver;
   const updated = await ports.ledger.setTotal(job.jobId, recordsRead);
+  if (ports.batchJobs !== undefined && startingLane(job.settings, catalogOf(settings)) === 'staged') {
+    await launchBatchParts(
+      updated,
+      { ...ports, batchJobs: ports.batchJobs },
+      {
+        catalog: catalogOf(settings),
+        now: settings.now ?? (() => new Date()),
+      },
+    );
+  }
   if (updated.doneRecords >= recordsRead) await finalizeIfDone(ports, job.jobId);
   return { kind: 'read', jobId: job.jobId, totalRecords: recordsRead };
+}
+
+function catalogOf(settings: EnqueueSettings): Catalog {
+  return settings.catalog ?? defaultCatalog;
 }
 
 /** Parses a chunk, settles duplicate ids (in the chunk, then against the ledger), records errors, sends the rest. */
@@ -242,14 +263,26 @@ async function enqueueChunk(
 ): Promise<void> {
   const concurrency = settings.concurrency ?? 32;
   const checked = await claimIds(job, chunk, ports, settings, concurrency);
+  const catalog = catalogOf(settings);
+  const staging = ports.batchJobs !== undefined && startingLane(job.settings, catalog) === 'staged';
   const messages: RecordMessage[] = [];
+  const staged: BatchEntry[] = [];
   const errors: LineError[] = [];
   checked.forEach((result, index) => {
     const line = chunk[index];
     if (line === undefined) return;
-    if (result.ok) messages.push(recordMessage(job, result.record, line));
-    else errors.push(result.error);
+    if (!result.ok) {
+      errors.push(result.error);
+      return;
+    }
+    const message = recordMessage(job, result.record, line);
+    const entry = staging
+      ? batchEntryOf(job, result.record, { message, subject: subjectOf(result.record) }, catalog)
+      : undefined;
+    if (entry === undefined) messages.push(message);
+    else staged.push(entry);
   });
+  await stageChunk(job, staged, ports.store, catalog.batch.maximumRecordsPerJob);
   const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
   await finishRecords(
     ports,

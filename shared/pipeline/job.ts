@@ -58,8 +58,13 @@ export function readableOf(job: Pick<JobRecord, 'source' | 'decompressed'>): Obj
   return job.decompressed ?? job.source;
 }
 
+/** Everything a job keeps while it runs: its results, a decompressed input, its batch parts. */
+export function workPrefix(jobId: string): string {
+  return `${WORK_PREFIX}${jobId}/`;
+}
+
 export function resultsPrefix(jobId: string): string {
-  return `${WORK_PREFIX}${jobId}/results/`;
+  return `${workPrefix(jobId)}results/`;
 }
 
 const fileOptions = z.strictObject({
@@ -158,6 +163,7 @@ export function newJobRecord(
     failureReason: undefined,
     finishedAt: undefined,
     cancelRequested: false,
+    batchParts: undefined,
     retries: NO_RETRIES,
     announcement: undefined,
     decompressed: undefined,

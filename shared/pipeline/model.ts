@@ -96,6 +96,25 @@ export interface JobRecord {
   readonly decompressed: ObjectLocation | undefined;
   /** Where its finalization stands, while it is being finalized in several steps. */
   readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
+  /** Its batch parts, by name, once its file is read in a lane that stages records for batch jobs. */
+  readonly batchParts: Readonly<Record<string, BatchPart>> | undefined;
+}
+
+/**
+ * staged: written, waiting to be submitted (or for room among the region's jobs in flight); submitted: a
+ * batch job runs it; collected: its results are in and the records it did not finish went on demand;
+ * on-demand: too few records for a batch job, sent to the record queue.
+ */
+export type BatchPartState = 'staged' | 'submitted' | 'collected' | 'on-demand';
+
+export interface BatchPart {
+  readonly part: number;
+  readonly records: number;
+  readonly state: BatchPartState;
+  /** The Bedrock batch job that runs it, once submitted. */
+  readonly jobArn?: string;
+  /** The state the batch job ended in, once collected. */
+  readonly endedAs?: string;
 }
 
 /** Who reads a job's file now, and for how long without saving progress before another may take over. */
@@ -170,4 +189,6 @@ export interface RecordTiming {
   readonly attempts: number;
   readonly modelId?: string;
   readonly latencyMs?: number;
+  /** Set when a batch job answered the record; on demand otherwise. */
+  readonly lane?: 'batch';
 }

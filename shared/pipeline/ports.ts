@@ -2,6 +2,8 @@ import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse } from '../output/result-records.ts';
 import type {
   Announcement,
+  BatchPart,
+  BatchPartState,
   BudgetReservation,
   CountedRecord,
   FinalizeCheckpoint,
@@ -106,6 +108,10 @@ export interface JobLedger {
   markAnnounced(jobId: string): Promise<void>;
   cancelJob(jobId: string): Promise<boolean>;
   listActiveJobs(): AsyncIterable<JobRecord>;
+  /** Sets a job's batch parts, once: false when they were set before (a retried read finds them). */
+  planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean>;
+  /** Moves a batch part on, if it is still in one of `from`: false when another step moved it first. */
+  moveBatchPart(jobId: string, from: readonly BatchPartState[], next: BatchPart): Promise<boolean>;
 }
 
 /** The records: their attempts (leases, counted per failure class) and their completion, counted once. */
@@ -145,4 +151,22 @@ export interface TokenBudget {
 export interface DeadLetters {
   /** Messages waiting in the record queue's DLQ: records the code could not handle at all. */
   count(): Promise<number>;
+}
+
+/** Bedrock batch inference jobs (the control plane), as the pipeline submits and watches them. */
+export interface BatchJobs {
+  /** Starts a job unless one with this client request token exists already: its ARN either way. */
+  submit(request: BatchJobRequest): Promise<string>;
+  describe(jobArn: string): Promise<{ readonly status: string; readonly message?: string | undefined }>;
+  stop(jobArn: string): Promise<void>;
+}
+
+export interface BatchJobRequest {
+  readonly jobName: string;
+  readonly modelId: string;
+  readonly inputUri: string;
+  readonly outputUri: string;
+  readonly timeoutHours: number;
+  /** The same for every submit of one part: a retried submit never starts a second billed job. */
+  readonly clientRequestToken: string;
 }

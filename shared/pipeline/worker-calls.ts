@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../cost/cost.ts';
+import { usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
@@ -53,7 +53,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   } catch (error) {
     return afterFailure(call, lease, classifyFailure(error), batch);
   }
-  const usage = usageOf(response);
+  const usage = usageOfResponse(response);
   const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
   settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
   const verdict = await finish(batch, job, {
@@ -135,14 +135,4 @@ export async function finish(
 
 export function erroredOutcome(error: PipelineError): RecordOutcome {
   return { status: 'errored', failure: classifyFailure(error) };
-}
-
-function usageOf(response: MessagesResponse): TokenUsage {
-  const usage = (response.usage ?? {}) as Partial<TokenUsage>;
-  return {
-    input_tokens: usage.input_tokens ?? 0,
-    output_tokens: usage.output_tokens ?? 0,
-    cache_creation_input_tokens: usage.cache_creation_input_tokens ?? 0,
-    cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
-  };
 }

@@ -3,7 +3,7 @@ import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
 import type { LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
-import type { RecordOutcome } from '../output/result-records.ts';
+import { type RecordOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation, type Invocation } from '../request/build-request.ts';
 import { countInLedger } from './complete.ts';
 import type { CountedRecord, JobRecord } from './model.ts';
@@ -92,12 +92,9 @@ async function prepare(
     const subject = { recordId: message.recordId, lineNumber: message.lineNumber, family: undefined };
     return { verdict: await finish(batch, job, { subject, outcome: erroredOutcome(error), attempts: 0 }) };
   }
-  const subject = {
-    recordId: message.recordId,
-    lineNumber: message.lineNumber,
-    family: record.ok ? record.record.family : record.error.family,
-    ...(record.ok && record.record.family === 'bedrock' ? { modelInput: record.record.body } : {}),
-  };
+  const subject = record.ok
+    ? subjectOf(record.record)
+    : { recordId: message.recordId, lineNumber: message.lineNumber, family: record.error.family };
   const finishNow = async (outcome: RecordOutcome) => ({
     verdict: await finish(batch, job, { subject, outcome, attempts: 0 }),
   });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { countInputTokens } from '../../local/bedrock/tokens.ts';
+import { batchPartName } from '../../shared/batch/staging.ts';
 import {
   atRate,
   type BucketState,
@@ -20,6 +21,8 @@ import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type {
   Announcement,
+  BatchPart,
+  BatchPartState,
   BudgetReservation,
   CountedRecord,
   FinalizeCheckpoint,
@@ -34,6 +37,8 @@ import type {
   UploadedPart,
 } from '../../shared/pipeline/model.ts';
 import type {
+  BatchJobRequest,
+  BatchJobs,
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
@@ -405,6 +410,22 @@ export class MemoryLedger implements Ledger {
     }
   }
 
+  async planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {
+    const job = this.job(jobId);
+    if (job.batchParts !== undefined) return false;
+    job.batchParts = structuredClone(parts);
+    return true;
+  }
+
+  async moveBatchPart(jobId: string, from: readonly BatchPartState[], next: BatchPart): Promise<boolean> {
+    const job = this.job(jobId);
+    const name = batchPartName(next.part);
+    const current = job.batchParts?.[name];
+    if (current === undefined || !from.includes(current.state)) return false;
+    job.batchParts = { ...job.batchParts, [name]: structuredClone(next) };
+    return true;
+  }
+
   private job(jobId: string): MutableJob {
     const job = this.jobs.get(jobId);
     if (job === undefined) throw new Error(`no job ${jobId}`);
@@ -558,5 +579,79 @@ export class RecordingTrigger implements FinalizeTrigger, EnqueueContinuation {
 
   async continueLater(jobId: string): Promise<void> {
     this.continued.push(jobId);
+  }
+}
+
+type BatchFate = 'answer' | 'error' | 'missing';
+
+/**
+ * Bedrock batch inference in memory: jobs are submitted (one per client request token) and stay in
+ * progress until the test ends them, answering each input record with the harness's model (or an error
+ * line, or nothing), in reverse order, as Bedrock keeps no order.
+ */
+export class MemoryBatchJobs implements BatchJobs {
+  readonly jobs: Array<{ jobArn: string; request: BatchJobRequest; status: string }> = [];
+  readonly stops: string[] = [];
+
+  constructor(
+    private readonly store: MemoryObjectStore,
+    private readonly answer: (modelId: string, body: Record<string, unknown>) => MessagesResponse,
+  ) {}
+
+  async submit(request: BatchJobRequest): Promise<string> {
+    const earlier = this.jobs.find((job) => job.request.clientRequestToken === request.clientRequestToken);
+    if (earlier !== undefined) return earlier.jobArn;
+    const jobArn = `arn:aws:bedrock:us-west-2:000000000000:model-invocation-job/job${this.jobs.length}`;
+    this.jobs.push({ jobArn, request, status: 'InProgress' });
+    return jobArn;
+  }
+
+  async describe(jobArn: string): Promise<{ status: string }> {
+    return { status: this.job(jobArn).status };
+  }
+
+  async stop(jobArn: string): Promise<void> {
+    this.stops.push(jobArn);
+    this.job(jobArn).status = 'Stopping';
+  }
+
+  /** Ends a job: every record its input holds gets its fate (an answer unless told), then the job `status`. */
+  async end(jobArn: string, status: string, fate: (recordId: string) => BatchFate = () => 'answer') {
+    const job = this.job(jobArn);
+    const [bucket = '', inputPrefix = ''] = job.request.inputUri.replace('s3://', '').split(/\/(.*)/s);
+    const lines: string[] = [];
+    for await (const key of this.store.list(bucket, inputPrefix)) {
+      for (const line of (this.store.text(bucket, key) ?? '').split('\n')) {
+        if (line === '') continue;
+        const { recordId, modelInput } = JSON.parse(line) as {
+          recordId: string;
+          modelInput: Record<string, unknown>;
+        };
+        const recordFate = fate(recordId);
+        if (recordFate === 'missing') continue;
+        lines.push(
+          JSON.stringify(
+            recordFate === 'error'
+              ? { recordId, modelInput, error: { errorCode: 500, errorMessage: 'Internal server error.' } }
+              : { recordId, modelInput, modelOutput: this.answer(job.request.modelId, modelInput) },
+          ),
+        );
+      }
+    }
+    const outputPrefix = job.request.outputUri.replace(`s3://${bucket}/`, '');
+    const folder = `${outputPrefix}${jobArn.split('/').pop()}/`;
+    this.store.putObject(bucket, `${folder}input.jsonl.out`, `${lines.reverse().join('\n')}\n`);
+    this.store.putObject(
+      bucket,
+      `${folder}manifest.json.out`,
+      JSON.stringify({ totalRecordCount: lines.length }),
+    );
+    job.status = status;
+  }
+
+  private job(jobArn: string) {
+    const job = this.jobs.find((candidate) => candidate.jobArn === jobArn);
+    if (job === undefined) throw new Error(`no batch job ${jobArn}`);
+    return job;
   }
 }

@@ -12,6 +12,7 @@ import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { processBatch } from '../../shared/pipeline/worker.ts';
 import type { RecordVerdict, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
 import {
+  MemoryBatchJobs,
   MemoryBudget,
   MemoryLedger,
   MemoryObjectStore,
@@ -62,9 +63,11 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   const queue = new MemoryQueue();
   const events = new RecordingEvents();
   const trigger = new RecordingTrigger();
-  const model = new ScriptedModel(
-    options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`)),
-  );
+  const answer =
+    options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`));
+  const model = new ScriptedModel(answer);
+  // Bedrock's batch jobs answer as its runtime does: the same text for the same body.
+  const batchJobs = new MemoryBatchJobs(store, (modelId, body) => answer(modelId, body, 0));
   const budget = options.budget ?? new MemoryBudget(undefined, now);
   const ports = {
     store,
@@ -75,6 +78,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     finalize: trigger,
     model,
     budget,
+    batchJobs,
   };
   const enqueueSettings: EnqueueSettings = {
     defaults: jobDefaults,
@@ -179,6 +183,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     trigger,
     model,
     budget,
+    batchJobs,
     ports,
     enqueueSettings,
     workerSettings,

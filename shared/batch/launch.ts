@@ -1,0 +1,111 @@
+import type { Catalog } from '../catalog/catalog.ts';
+import { resolveModel } from '../models/resolve-model.ts';
+import type { BatchPart, JobRecord } from '../pipeline/model.ts';
+import type { BatchJobs, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
+import { stagedRecordsLane } from './lane.ts';
+import { batchPartName, partPrefixes, stagedParts, stagedRecordsOf } from './staging.ts';
+
+export interface BatchPorts {
+  readonly store: ObjectStore;
+  readonly ledger: JobLedger;
+  readonly queue: RecordQueue;
+  readonly batchJobs: BatchJobs;
+}
+
+export interface BatchLaunchSettings {
+  readonly catalog: Catalog;
+  readonly now: () => Date;
+}
+
+/** Bedrock's answer when the region has as many batch jobs in flight as it allows: try again later. */
+const QUOTA_ERRORS: ReadonlySet<string> = new Set(['ServiceQuotaExceededException', 'ThrottlingException']);
+
+/**
+ * Once a staged job's file is read: its parts are planned once (how many records each holds), then each part
+ * still staged is submitted as a batch job, or sent to the record queue when it holds fewer records than a
+ * batch job may. A part the region has no room for stays staged; the sweeper submits it later.
+ */
+export async function launchBatchParts(
+  job: JobRecord,
+  ports: BatchPorts,
+  settings: BatchLaunchSettings,
+): Promise<void> {
+  const parts = job.batchParts ?? (await planParts(job, ports));
+  for (const part of Object.values(parts)) {
+    if (part.state === 'staged') await launchPart(job, part, ports, settings);
+  }
+}
+
+async function planParts(job: JobRecord, ports: BatchPorts): Promise<Readonly<Record<string, BatchPart>>> {
+  const planned: Record<string, BatchPart> = {};
+  for (const part of await stagedParts(job, ports.store)) {
+    const records = (await stagedRecordsOf(job, part, ports.store)).size;
+    planned[batchPartName(part)] = { part, records, state: 'staged' };
+  }
+  if (await ports.ledger.planBatchParts(job.jobId, planned)) return planned;
+  // A read retried after a crash: the parts planned first stand.
+  return (await ports.ledger.getJob(job.jobId))?.batchParts ?? planned;
+}
+
+/** Submits a part as a batch job, or sends it on demand when it is too small for one. */
+export async function launchPart(
+  job: JobRecord,
+  part: BatchPart,
+  ports: BatchPorts,
+  settings: BatchLaunchSettings,
+): Promise<void> {
+  const { catalog } = settings;
+  const resolved = resolveModel(job.settings, catalog);
+  if (stagedRecordsLane(part.records, catalog.batchMinimumRecords(resolved.model)) === 'on-demand') {
+    const staged = await stagedRecordsOf(job, part.part, ports.store);
+    await ports.queue.send([...staged.values()].map((record) => record.message));
+    await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand' });
+    return;
+  }
+  const prefixes = partPrefixes(job.jobId, part.part);
+  const bucket = `s3://${job.source.bucket}/`;
+  let jobArn: string;
+  try {
+    jobArn = await ports.batchJobs.submit({
+      jobName: batchJobName(job.jobId, part.part),
+      modelId: resolved.modelId,
+      inputUri: `${bucket}${prefixes.input}`,
+      outputUri: `${bucket}${prefixes.output}`,
+      timeoutHours: timeoutHoursFor(job, settings),
+      clientRequestToken: batchJobName(job.jobId, part.part),
+    });
+  } catch (error) {
+    if (QUOTA_ERRORS.has((error as { name?: string }).name ?? '')) return;
+    throw error;
+  }
+  await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'submitted', jobArn });
+}
+
+/** One name per part of a job: the batch job's name and its client request token. */
+export function batchJobName(jobId: string, part: number): string {
+  return `bb-${jobId}-part-${part}`;
+}
+
+/** The job and part a batch job's name stands for, if it is one of ours. */
+export function partOfBatchJobName(name: string): { jobId: string; part: number } | undefined {
+  const match = /^bb-(job-[0-9a-f]+)-part-(\d+)$/.exec(name);
+  return match === null ? undefined : { jobId: match[1] ?? '', part: Number(match[2]) };
+}
+
+/**
+ * Bedrock's own timeout for a part: the hours left to the job's deadline, within what Bedrock accepts. A
+ * deadline closer than Bedrock's shortest timeout is kept by stopping the job (the sweeper does).
+ */
+function timeoutHoursFor(job: JobRecord, settings: BatchLaunchSettings): number {
+  const { minimum, maximum } = settings.catalog.batch.timeoutHours;
+  const deadline = deadlineOf(job);
+  if (deadline === undefined) return maximum;
+  const hoursLeft = Math.ceil((deadline - settings.now().getTime()) / 3_600_000);
+  return Math.min(maximum, Math.max(minimum, hoursLeft));
+}
+
+/** When every record of the job must be done, if it has a deadline. */
+export function deadlineOf(job: Pick<JobRecord, 'createdAt' | 'settings'>): number | undefined {
+  const hours = job.settings.deadlineHours;
+  return hours === undefined ? undefined : Date.parse(job.createdAt) + hours * 3_600_000;
+}

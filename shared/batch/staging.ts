@@ -1,0 +1,140 @@
+import type { Catalog } from '../catalog/catalog.ts';
+import { PipelineError } from '../errors.ts';
+import type { PromptRecord } from '../input/records.ts';
+import type { RecordMessage } from '../messages/record-message.ts';
+import { resolveModel } from '../models/resolve-model.ts';
+import { workPrefix } from '../pipeline/job.ts';
+import type { JobRecord, StoredResult } from '../pipeline/model.ts';
+import type { ObjectStore } from '../pipeline/ports.ts';
+import { buildInvocation } from '../request/build-request.ts';
+
+/** A record waiting in a batch part: the message that runs it on demand, and what its output line names. */
+export interface StagedRecord {
+  readonly message: RecordMessage;
+  readonly subject: StoredResult['subject'];
+}
+
+/** A record staged for batch inference: its Bedrock batch input line, and the record it stands for. */
+export interface BatchEntry extends StagedRecord {
+  readonly modelInput: Record<string, unknown>;
+}
+
+/**
+ * A job's staged records are cut into parts by line number: part k holds the staged records of lines
+ * k x recordsPerPart + 1 to (k + 1) x recordsPerPart, so a part never holds more than a batch job may, and a
+ * chunk read again after a crash lands in the same part.
+ */
+export function batchPartOf(lineNumber: number, recordsPerPart: number): number {
+  return Math.floor((lineNumber - 1) / recordsPerPart);
+}
+
+/** The recordId a staged record carries through Bedrock: its line number, zero-padded like its result key. */
+export function batchRecordId(lineNumber: number): string {
+  return String(lineNumber).padStart(10, '0');
+}
+
+/** A part's name among a job's batch parts. */
+export function batchPartName(part: number): string {
+  return `part-${String(part).padStart(5, '0')}`;
+}
+
+export function batchPrefix(jobId: string): string {
+  return `${workPrefix(jobId)}batch/`;
+}
+
+/** A part's folders: Bedrock reads `input/`, writes under `output/`; `records/` says what each line is. */
+export function partPrefixes(jobId: string, part: number) {
+  const folder = `${batchPrefix(jobId)}${batchPartName(part)}/`;
+  return { folder, input: `${folder}input/`, output: `${folder}output/`, records: `${folder}records/` };
+}
+
+/**
+ * Builds a record's batch entry: the InvokeModel body the on-demand worker would send, for the job's own
+ * model. A record that names another model, or that the request rules refuse, runs on demand instead (the
+ * worker gives it the same result it would have anyway).
+ */
+export function batchEntryOf(
+  job: JobRecord,
+  record: PromptRecord,
+  staged: StagedRecord,
+  catalog: Catalog,
+): BatchEntry | undefined {
+  try {
+    const invocation = buildInvocation(record, job.settings, catalog);
+    if (invocation.modelId !== resolveModel(job.settings, catalog).modelId) return undefined;
+    return { ...staged, modelInput: invocation.body };
+  } catch (error) {
+    if (error instanceof PipelineError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Writes a chunk's batch entries, per part: the Bedrock batch input lines, and beside them the records they
+ * stand for. Named by the chunk's first line, so a chunk staged again after a crash replaces itself.
+ */
+export async function stageChunk(
+  job: JobRecord,
+  entries: readonly BatchEntry[],
+  store: ObjectStore,
+  recordsPerPart: number,
+): Promise<void> {
+  const byPart = new Map<number, BatchEntry[]>();
+  for (const entry of entries) {
+    const part = batchPartOf(entry.message.lineNumber, recordsPerPart);
+    byPart.set(part, [...(byPart.get(part) ?? []), entry]);
+  }
+  await Promise.all(
+    [...byPart].map(async ([part, partEntries]) => {
+      const prefixes = partPrefixes(job.jobId, part);
+      const name = `${batchRecordId(partEntries[0]?.message.lineNumber ?? 0)}.jsonl`;
+      const lines = (render: (entry: BatchEntry) => unknown) =>
+        `${partEntries.map((entry) => JSON.stringify(render(entry))).join('\n')}\n`;
+      const { bucket } = job.source;
+      await store.put(
+        { bucket, key: `${prefixes.input}${name}` },
+        lines((entry) => ({
+          recordId: batchRecordId(entry.message.lineNumber),
+          modelInput: entry.modelInput,
+        })),
+        'application/jsonl',
+      );
+      await store.put(
+        { bucket, key: `${prefixes.records}${name}` },
+        lines(({ message, subject }) => ({ message, subject })),
+        'application/jsonl',
+      );
+    }),
+  );
+}
+
+/** The records staged in a part, by their batch recordId. */
+export async function stagedRecordsOf(
+  job: JobRecord,
+  part: number,
+  store: ObjectStore,
+): Promise<Map<string, StagedRecord>> {
+  const { bucket } = job.source;
+  const staged = new Map<string, StagedRecord>();
+  for await (const key of store.list(bucket, partPrefixes(job.jobId, part).records)) {
+    const body = await store.read({ bucket, key });
+    for (const line of Buffer.from(body ?? new Uint8Array())
+      .toString('utf8')
+      .split('\n')) {
+      if (line === '') continue;
+      const record = JSON.parse(line) as StagedRecord;
+      staged.set(batchRecordId(record.message.lineNumber), record);
+    }
+  }
+  return staged;
+}
+
+/** The parts a job staged records in, from the folders under its batch prefix. */
+export async function stagedParts(job: JobRecord, store: ObjectStore): Promise<number[]> {
+  const parts = new Set<number>();
+  for await (const key of store.list(job.source.bucket, batchPrefix(job.jobId))) {
+    const match = /part-(\d+)\/records\//.exec(key);
+    if (match !== null) parts.add(Number(match[1]));
+  }
+  return [...parts].sort((a, b) => a - b);
+}

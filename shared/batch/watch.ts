@@ -1,0 +1,69 @@
+import type { BatchPart, JobRecord } from '../pipeline/model.ts';
+import type { Ledger } from '../pipeline/ports.ts';
+import { type CollectPorts, collectBatchPart, ENDED_BATCH_STATES } from './collect.ts';
+import { type BatchLaunchSettings, deadlineOf, launchPart, partOfBatchJobName } from './launch.ts';
+import { batchPartName } from './staging.ts';
+
+/** Bedrock's batch job state change, as its EventBridge event (or a poll) tells it. */
+export interface BatchJobChange {
+  readonly jobName: string;
+  readonly jobArn: string;
+  readonly status: string;
+}
+
+export type WatchPorts = CollectPorts & { readonly ledger: Ledger };
+
+/**
+ * A batch job's state changed: once it has ended, its part is collected. Events of jobs that are not the
+ * pipeline's, of parts already collected, and repeated events change nothing.
+ */
+export async function onBatchJobChange(
+  change: BatchJobChange,
+  ports: WatchPorts,
+  settings: BatchLaunchSettings,
+): Promise<'collected' | 'running' | 'not-ours' | 'already-collected'> {
+  const ours = partOfBatchJobName(change.jobName);
+  if (ours === undefined) return 'not-ours';
+  const job = await ports.ledger.getJob(ours.jobId);
+  const part = job?.batchParts?.[batchPartName(ours.part)];
+  if (job === undefined || part === undefined) return 'not-ours';
+  if (part.state !== 'submitted') return 'already-collected';
+  if (!ENDED_BATCH_STATES.has(change.status)) return 'running';
+  await collectBatchPart(job, part, change.status, ports, settings);
+  return 'collected';
+}
+
+/**
+ * The sweeper's pass over batch parts, because state change events are best effort: parts the region had no
+ * room for are submitted, ended jobs are collected, and a job past its deadline (or cancelled) is stopped;
+ * what it finished is kept and its other records finish on demand once it has stopped.
+ */
+export async function sweepBatchParts(ports: WatchPorts, settings: BatchLaunchSettings): Promise<number> {
+  let watched = 0;
+  for await (const job of ports.ledger.listActiveJobs()) {
+    if (job.batchParts === undefined || job.status !== 'running') continue;
+    for (const part of Object.values(job.batchParts)) {
+      watched += 1;
+      await watchPart(job, part, ports, settings);
+    }
+  }
+  return watched;
+}
+
+async function watchPart(
+  job: JobRecord,
+  part: BatchPart,
+  ports: WatchPorts,
+  settings: BatchLaunchSettings,
+): Promise<void> {
+  if (part.state === 'staged') return launchPart(job, part, ports, settings);
+  if (part.state !== 'submitted' || part.jobArn === undefined) return;
+  const { status } = await ports.batchJobs.describe(part.jobArn);
+  if (ENDED_BATCH_STATES.has(status)) {
+    await collectBatchPart(job, part, status, ports, settings);
+    return;
+  }
+  const deadline = deadlineOf(job);
+  const late = deadline !== undefined && settings.now().getTime() >= deadline;
+  if ((late || job.cancelRequested) && status !== 'Stopping') await ports.batchJobs.stop(part.jobArn);
+}
