@@ -41,6 +41,14 @@ export const METRICS = {
     handoffs: 'FinalizeHandoffs',
     alreadyDone: 'FinalizationsAlreadyDone',
   },
+  batch: {
+    partsCollected: 'BatchPartsCollected',
+    recordsRedriven: 'BatchRecordsRedriven',
+    /** Batch jobs that ended Failed: Bedrock ran none of their records. */
+    jobsFailed: 'BatchJobsFailed',
+    partsWatched: 'BatchPartsWatched',
+    eventsIgnored: 'BatchEventsIgnored',
+  },
   sweeper: {
     jobsResumed: 'JobsResumed',
     stuckJobs: 'StuckJobs',

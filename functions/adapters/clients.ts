@@ -1,3 +1,4 @@
+import { BedrockClient } from '@aws-sdk/client-bedrock';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -19,6 +20,8 @@ export interface AwsClients {
   readonly dynamodb: DynamoDBClient;
   readonly documents: DynamoDBDocumentClient;
   readonly bedrock: BedrockRuntimeClient;
+  /** Bedrock's control plane: batch inference jobs. */
+  readonly bedrockJobs: BedrockClient;
   readonly events: EventBridgeClient;
 }
 
@@ -56,6 +59,11 @@ export function awsClients(options: ClientOptions): AwsClients {
       ...common,
       region: options.bedrockRegion ?? region,
       maxAttempts: options.bedrockMaxAttempts ?? RETRY_LAYERS.bedrockSdkAttempts,
+      ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
+    }),
+    bedrockJobs: new BedrockClient({
+      ...common,
+      region: options.bedrockRegion ?? region,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
     }),
     events: new EventBridgeClient(common),

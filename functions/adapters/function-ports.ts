@@ -1,9 +1,11 @@
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import type { WatchPorts } from '../../shared/batch/watch.ts';
 import type { EnqueuePorts } from '../../shared/pipeline/enqueue.ts';
 import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
 import type { RecordQueue, TokenBudget } from '../../shared/pipeline/ports.ts';
 import type { SweepPorts } from '../../shared/pipeline/sweeper.ts';
 import type { WorkerPorts } from '../../shared/pipeline/worker-batch.ts';
+import { BedrockBatchJobs } from './bedrock-batch-jobs.ts';
 import { BedrockInvoker } from './bedrock-invoker.ts';
 import type { AwsClients } from './clients.ts';
 import { DynamoDbLedger } from './dynamodb-ledger.ts';
@@ -25,6 +27,8 @@ export interface Wiring {
   readonly clients: AwsClients;
   /** Absent for a function that puts nothing on the bus (the worker). */
   readonly putEvent?: PutEvent;
+  /** The service role Bedrock batch jobs run as; without it files run on demand whatever their lane. */
+  readonly batchRoleArn?: string | undefined;
   /** The port as `functionName` sees it; as it is, unless a local run injects faults. */
   readonly seenBy?: <Port extends object>(functionName: string, portName: string, port: Port) => Port;
 }
@@ -44,6 +48,7 @@ export class FunctionPorts {
 
   enqueue(addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): EnqueuePorts {
     const bus = this.events();
+    const batchJobs = this.batchJobs();
     return this.seen('enqueue', {
       store: this.store(),
       ledger: this.ledger(addresses),
@@ -51,6 +56,20 @@ export class FunctionPorts {
       events: bus,
       continuation: bus,
       finalize: this.finalize(addresses),
+      ...(batchJobs === undefined ? {} : { batchJobs }),
+    });
+  }
+
+  /** The batch lane's watcher: it collects ended batch jobs and sends what they did not finish on demand. */
+  batch(addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): WatchPorts {
+    const batchJobs = this.batchJobs();
+    if (batchJobs === undefined) throw new Error('the batch watcher was wired without a batch service role');
+    return this.seen('batch', {
+      store: this.store(),
+      ledger: this.ledger(addresses),
+      queue: this.queue(addresses),
+      finalize: this.finalize(addresses),
+      batchJobs,
     });
   }
 
@@ -102,6 +121,11 @@ export class FunctionPorts {
   private ledger(addresses: Needs<'tableName'>): DynamoDbLedger {
     const { documents } = this.wiring.clients;
     return new DynamoDbLedger(documents, addresses.tableName, Date.now, addresses.retentionDays);
+  }
+
+  private batchJobs(): BedrockBatchJobs | undefined {
+    const { batchRoleArn, clients } = this.wiring;
+    return batchRoleArn === undefined ? undefined : new BedrockBatchJobs(clients.bedrockJobs, batchRoleArn);
   }
 
   private store(): S3ObjectStore {

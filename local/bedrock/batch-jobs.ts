@@ -56,6 +56,16 @@ export interface BatchStorage {
   write(uri: string, body: string): Promise<void>;
 }
 
+/** A job's state change, as Bedrock's EventBridge event details it. */
+export interface BatchJobChangeDetail {
+  readonly accountId: string;
+  readonly batchJobName: string;
+  readonly batchJobArn: string;
+  readonly batchModelId: string;
+  readonly status: BatchJobStatus;
+  readonly failureMessage?: string;
+}
+
 export interface BatchJobSettings {
   readonly region: string;
   readonly catalog: Catalog;
@@ -132,6 +142,7 @@ export class BatchJobBoard {
   /** Cuts every turnaround short when the stand-in closes. */
   private readonly closing = new AbortController();
   private readonly random: () => number;
+  private readonly listeners: Array<(change: BatchJobChangeDetail) => void> = [];
 
   constructor(
     private readonly settings: BatchJobSettings,
@@ -209,6 +220,11 @@ export class BatchJobBoard {
     return start + size < matching.length
       ? { invocationJobSummaries: page, nextToken: String(start + size) }
       : { invocationJobSummaries: page };
+  }
+
+  /** Hears every state change, as Bedrock's EventBridge events tell them. */
+  onChange(listener: (change: BatchJobChangeDetail) => void): void {
+    this.listeners.push(listener);
   }
 
   /** Every job ever created, oldest first: what tests check for second jobs. */
@@ -293,6 +309,7 @@ export class BatchJobBoard {
     if (job.stopRequested && status !== 'Stopping') return;
     job.status = status;
     job.lastModifiedTime = this.now();
+    this.announce(job);
   }
 
   private end(job: BatchJob, status: BatchJobStatus, message: string | undefined): void {
@@ -301,6 +318,19 @@ export class BatchJobBoard {
     job.message = message;
     job.lastModifiedTime = this.now();
     job.endTime = job.lastModifiedTime;
+    this.announce(job);
+  }
+
+  private announce(job: BatchJob): void {
+    const change: BatchJobChangeDetail = {
+      accountId: '000000000000',
+      batchJobName: job.request.jobName,
+      batchJobArn: job.jobArn,
+      batchModelId: job.request.modelId,
+      status: job.status,
+      ...(job.message === undefined ? {} : { failureMessage: job.message }),
+    };
+    for (const listener of this.listeners) listener(change);
   }
 
   private find(identifier: string): BatchJob {

@@ -6,6 +6,7 @@ import type { AuthSettings } from './auth.ts';
 import { authenticate } from './auth.ts';
 import {
   BatchJobBoard,
+  type BatchJobChangeDetail,
   type BatchJobDescription,
   type BatchJobSettings,
   type BatchStorage,
@@ -60,6 +61,8 @@ export interface BedrockStandIn {
   state(): StandInState;
   /** Every batch job created, oldest first. */
   batchJobs(): BatchJobDescription[];
+  /** Hears each batch job state change, as Bedrock's EventBridge events tell them (best effort there too). */
+  onBatchJobChange(listener: (change: BatchJobChangeDetail) => void): void;
   close(): Promise<void>;
 }
 
@@ -124,6 +127,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     region,
     state: () => runtime.state(),
     batchJobs: () => batchJobs.all(),
+    onBatchJobChange: (listener) => batchJobs.onChange(listener),
     close: async () => {
       await batchJobs.close();
       await server.close();

@@ -5,13 +5,20 @@ import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { type FunctionPorts, functionPorts } from '../../functions/adapters/function-ports.ts';
+import { createBatchHandler } from '../../functions/batch/handler.ts';
 import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
 import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
 import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
+import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
+import {
+  BATCH_JOB_STATE_CHANGE,
+  BEDROCK_EVENT_SOURCE,
+  batchJobStateChangePattern,
+} from '../../shared/events/batch-job-change.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
@@ -105,6 +112,7 @@ export async function startLocalPipeline(
       chaos?.publishOrFail();
       shim.putEvent(event);
     },
+    batchRoleArn: LOCAL_BATCH_ROLE_ARN,
     // Under chaos a function may die just before or just after each of its calls.
     ...(chaos === undefined
       ? {}
@@ -112,9 +120,12 @@ export async function startLocalPipeline(
   });
   const run = { cloud, resources, options, ports };
   addEnqueueRules(shim, run);
+  const batch = watchBatchJobs(shim, run);
   const pollers = startPollers(run, budget, tokensPerMinute);
   const sweeping =
-    options.sweep === undefined ? undefined : sweepEvery(options.sweep, ports.sweeper(resources));
+    options.sweep === undefined
+      ? undefined
+      : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources));
   return {
     resources,
     budget,
@@ -124,10 +135,43 @@ export async function startLocalPipeline(
     completion: (inputKey, timeoutMs) =>
       completionOn(shim, `s3://${resources.bucket}/${inputKey}`, timeoutMs),
     stop: async () => {
+      batch.stop();
       await sweeping?.stop();
       await Promise.all([pollers.worker.stop(), pollers.finalizer.stop()]);
       await shim.idle();
       shim.close();
+    },
+  };
+}
+
+/** The service role local batch jobs name; the stand-in checks its form, as Bedrock checks the role exists. */
+export const LOCAL_BATCH_ROLE_ARN = 'arn:aws:iam::000000000000:role/bedrock-batch-local';
+
+/**
+ * The batch watcher behind the stack's rule for Bedrock's batch job state changes, which the stand-in
+ * announces on the bus as Bedrock does. Stopped with the pipeline.
+ */
+function watchBatchJobs(shim: EventBridgeShim, { cloud, resources, ports }: LocalRun): { stop(): void } {
+  let stopped = false;
+  const handler = createBatchHandler({
+    ...observability('batch'),
+    ports: ports.batch(resources),
+    settings: { catalog: defaultCatalog },
+  });
+  shim.addRule({
+    name: 'batch-job-state-change',
+    eventPattern: batchJobStateChangePattern,
+    target: (event: BusEvent) =>
+      invokeWithTimeout('batch', 900_000, (context: Context) =>
+        handler(event as EventBridgeEvent<string, unknown>, context),
+      ),
+  });
+  cloud.bedrock.onBatchJobChange((detail) => {
+    if (!stopped) shim.putEvent({ source: BEDROCK_EVENT_SOURCE, detailType: BATCH_JOB_STATE_CHANGE, detail });
+  });
+  return {
+    stop: () => {
+      stopped = true;
     },
   };
 }
@@ -269,6 +313,7 @@ async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60
 function sweepEvery(
   sweep: NonNullable<LocalPipelineOptions['sweep']>,
   ports: SweepPorts,
+  batchPorts: WatchPorts,
 ): { stop(): Promise<void> } {
   let stopped = false;
   const loop = (async () => {
@@ -280,6 +325,9 @@ function sweepEvery(
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
         now: new Date(),
       }).catch((error: unknown) => console.error('sweeper: a sweep failed', error));
+      await sweepBatchParts(batchPorts, { catalog: defaultCatalog, now: () => new Date() }).catch(
+        (error: unknown) => console.error('batch watcher: a sweep failed', error),
+      );
     }
   })();
   return {

@@ -10,10 +10,10 @@ export type Lane = (typeof lanes)[number];
 
 export const DEFAULT_LANE: Lane = 'on-demand';
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(m|h|d)$/i;
-const HOURS_PER_UNIT: Readonly<Record<string, number>> = { m: 1 / 60, h: 1, d: 24 };
+const DURATION = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/i;
+const HOURS_PER_UNIT: Readonly<Record<string, number>> = { s: 1 / 3_600, m: 1 / 60, h: 1, d: 24 };
 
-/** `30m`, `6h`, `2d`: a deadline in hours; undefined when the text is not such a duration. */
+/** `90s`, `30m`, `6h`, `2d`: a deadline in hours; undefined when the text is not such a duration. */
 export function parseDeadlineHours(text: string): number | undefined {
   const match = DURATION.exec(text.trim());
   if (match === null) return undefined;

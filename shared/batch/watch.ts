@@ -21,16 +21,18 @@ export async function onBatchJobChange(
   change: BatchJobChange,
   ports: WatchPorts,
   settings: BatchLaunchSettings,
-): Promise<'collected' | 'running' | 'not-ours' | 'already-collected'> {
+): Promise<
+  | { readonly kind: 'collected'; readonly answered: number; readonly redriven: number }
+  | { readonly kind: 'running' | 'not-ours' | 'already-collected' }
+> {
   const ours = partOfBatchJobName(change.jobName);
-  if (ours === undefined) return 'not-ours';
+  if (ours === undefined) return { kind: 'not-ours' };
   const job = await ports.ledger.getJob(ours.jobId);
   const part = job?.batchParts?.[batchPartName(ours.part)];
-  if (job === undefined || part === undefined) return 'not-ours';
-  if (part.state !== 'submitted') return 'already-collected';
-  if (!ENDED_BATCH_STATES.has(change.status)) return 'running';
-  await collectBatchPart(job, part, change.status, ports, settings);
-  return 'collected';
+  if (job === undefined || part === undefined) return { kind: 'not-ours' };
+  if (part.state !== 'submitted') return { kind: 'already-collected' };
+  if (!ENDED_BATCH_STATES.has(change.status)) return { kind: 'running' };
+  return { kind: 'collected', ...(await collectBatchPart(job, part, change.status, ports, settings)) };
 }
 
 /**

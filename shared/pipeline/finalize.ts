@@ -75,7 +75,15 @@ export async function finalizeJob(
     finishedAt: finishedAt.toISOString(),
     durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
   };
-  const manifestBody = buildManifest(job.totals, { ...details, stats: written.stats.summary(job) });
+  const stats = written.stats.summary(job);
+  const batchJobs = Object.values(job.batchParts ?? {}).flatMap((part) => part.jobArn ?? []);
+  const manifestBody = buildManifest(job.totals, {
+    ...details,
+    lane: batchJobs.length > 0 ? 'batch' : 'on-demand',
+    ...(batchJobs.length > 0 ? { batchJobs } : {}),
+    lanes: stats.perLane,
+    stats,
+  });
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
     detailType: JOB_COMPLETED,

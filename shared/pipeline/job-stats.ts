@@ -24,8 +24,12 @@ interface ModelTotals {
  * What the report draws, gathered while the finalizer streams the results: tokens and cost per model,
  * the latency distribution, records finished over time, and attempts. Memory stays constant per job.
  */
+/** The lanes a record can have been answered in. */
+type LaneName = 'onDemand' | 'batch';
+
 export class JobStatsCollector {
   private readonly perModel = new Map<string, ModelTotals>();
+  private readonly perLane = new Map<LaneName, ModelTotals>();
   private readonly latencyCounts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencyCount = 0;
   private latencyMax = 0;
@@ -41,6 +45,7 @@ export class JobStatsCollector {
     const collector = new JobStatsCollector(startedAt);
     const saved = state as JobStatsState;
     for (const [modelId, totals] of saved.perModel) collector.perModel.set(modelId, { ...totals });
+    for (const [lane, totals] of saved.perLane ?? []) collector.perLane.set(lane, { ...totals });
     saved.latencyCounts.forEach((count, index) => {
       collector.latencyCounts[index] = count;
     });
@@ -57,6 +62,7 @@ export class JobStatsCollector {
   state(): JobStatsState {
     return {
       perModel: [...this.perModel.entries()].map(([modelId, totals]) => [modelId, { ...totals }]),
+      perLane: [...this.perLane.entries()].map(([lane, totals]) => [lane, { ...totals }]),
       latencyCounts: [...this.latencyCounts],
       latencyCount: this.latencyCount,
       latencyMax: this.latencyMax,
@@ -77,21 +83,8 @@ export class JobStatsCollector {
     if (timing.attempts > 1) this.retriedRecords += 1;
     this.maxAttempts = Math.max(this.maxAttempts, timing.attempts);
     if (timing.modelId === undefined) return;
-    const totals = this.perModel.get(timing.modelId) ?? {
-      records: 0,
-      inputTokens: 0,
-      outputTokens: 0,
-      cacheWriteTokens: 0,
-      cacheReadTokens: 0,
-      costNanoUsd: 0,
-    };
-    totals.records += 1;
-    totals.inputTokens += completion.inputTokens;
-    totals.outputTokens += completion.outputTokens;
-    totals.cacheWriteTokens += completion.cacheCreationInputTokens;
-    totals.cacheReadTokens += completion.cacheReadInputTokens;
-    totals.costNanoUsd += completion.costNanoUsd;
-    this.perModel.set(timing.modelId, totals);
+    addTo(this.perModel, timing.modelId, completion);
+    addTo(this.perLane, timing.lane === 'batch' ? 'batch' : 'onDemand', completion);
     if (timing.latencyMs !== undefined) this.addLatency(timing.latencyMs);
   }
 
@@ -105,15 +98,11 @@ export class JobStatsCollector {
       completed[index] = (completed[index] ?? 0) + count;
     }
     return {
-      perModel: [...this.perModel.entries()].map(([modelId, totals]) => ({
-        modelId,
-        records: totals.records,
-        inputTokens: totals.inputTokens,
-        outputTokens: totals.outputTokens,
-        cacheWriteTokens: totals.cacheWriteTokens,
-        cacheReadTokens: totals.cacheReadTokens,
-        estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
-      })),
+      perModel: [...this.perModel.entries()].map(([modelId, totals]) => ({ modelId, ...reported(totals) })),
+      /** Records each lane answered (a record that reached no model is in neither), at the lane's price. */
+      perLane: Object.fromEntries(
+        [...this.perLane.entries()].map(([lane, totals]) => [lane, reported(totals)]),
+      ),
       latencyMs: {
         count: this.latencyCount,
         p50: this.percentile(0.5),
@@ -161,11 +150,46 @@ export class JobStatsCollector {
   }
 }
 
+function addTo<Key>(
+  totalsByKey: Map<Key, ModelTotals>,
+  key: Key,
+  completion: StoredResult['completion'],
+): void {
+  const totals = totalsByKey.get(key) ?? {
+    records: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheWriteTokens: 0,
+    cacheReadTokens: 0,
+    costNanoUsd: 0,
+  };
+  totals.records += 1;
+  totals.inputTokens += completion.inputTokens;
+  totals.outputTokens += completion.outputTokens;
+  totals.cacheWriteTokens += completion.cacheCreationInputTokens;
+  totals.cacheReadTokens += completion.cacheReadInputTokens;
+  totals.costNanoUsd += completion.costNanoUsd;
+  totalsByKey.set(key, totals);
+}
+
+function reported(totals: ModelTotals) {
+  return {
+    records: totals.records,
+    inputTokens: totals.inputTokens,
+    outputTokens: totals.outputTokens,
+    cacheWriteTokens: totals.cacheWriteTokens,
+    cacheReadTokens: totals.cacheReadTokens,
+    estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+  };
+}
+
 export type JobStats = ReturnType<JobStatsCollector['summary']>;
 
 /** A collector's state, as a checkpoint keeps it. */
 export interface JobStatsState {
   readonly perModel: ReadonlyArray<readonly [string, ModelTotals]>;
+  /** Absent in checkpoints saved before lanes were counted. */
+  readonly perLane?: ReadonlyArray<readonly [LaneName, ModelTotals]>;
   readonly latencyCounts: readonly number[];
   readonly latencyCount: number;
   readonly latencyMax: number;

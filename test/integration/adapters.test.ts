@@ -296,6 +296,41 @@ describe.each([
     });
   });
 
+  it('plans batch parts once and moves each part on only from the states given', async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const part = { part: 0, records: 150, state: 'staged' as const };
+
+    // Act
+    const planned = [
+      await subject.planBatchParts(job.jobId, { 'part-00000': part }),
+      await subject.planBatchParts(job.jobId, { 'part-00000': { ...part, records: 1 } }),
+    ];
+    const submitted = {
+      ...part,
+      state: 'submitted' as const,
+      jobArn: 'arn:aws:bedrock:us-west-2:1:model-invocation-job/x',
+    };
+    const moves = [
+      await subject.moveBatchPart(job.jobId, ['staged'], submitted),
+      await subject.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand' }),
+      await subject.moveBatchPart(job.jobId, ['submitted'], {
+        ...submitted,
+        state: 'collected',
+        endedAs: 'Stopped',
+      }),
+    ];
+
+    // Assess
+    expect(planned).toEqual([true, false]);
+    expect(moves).toEqual([true, false, true]);
+    expect((await subject.getJob(job.jobId))?.batchParts).toEqual({
+      'part-00000': { ...submitted, state: 'collected', endedAs: 'Stopped' },
+    });
+  });
+
   it("keeps a failed job on the sweeper's list until its event is published", async () => {
     const subject = ledger();
     const failed = {

@@ -82,7 +82,7 @@ describe('the batch lane', () => {
     await pipeline.finalizeAll();
 
     // Assess
-    expect(collected).toBe('collected');
+    expect(collected).toEqual({ kind: 'collected', answered: 118, redriven: 2 });
     expect(redriven.sort()).toEqual([3, 5]);
     expect(pipeline.model.calls).toHaveLength(2);
     expect(pipeline.outputLines('inputs/batch.jsonl')).toEqual(onDemand.outputLines('inputs/batch.jsonl'));
@@ -128,7 +128,7 @@ describe('the batch lane', () => {
     const swept = await sweepBatchParts(pipeline.ports, settings());
 
     // Assess
-    expect([first, again]).toEqual(['collected', 'already-collected']);
+    expect([first.kind, again.kind]).toEqual(['collected', 'already-collected']);
     expect(swept).toBe(0);
     expect(pipeline.trigger.finalized).toHaveLength(1);
   });

@@ -14,6 +14,7 @@ const defaults: JobSettings = {
 
 describe('a deadline', () => {
   it.each([
+    ['90s', 0.025],
     ['30m', 0.5],
     ['6h', 6],
     ['1.5h', 1.5],
