@@ -68,6 +68,8 @@ export function jobDefaultsOf(settings: {
   BEDROCK_ENDPOINT: JobSettings['endpoint'];
   DEFAULT_MAX_TOKENS: number;
   ALLOWED_MODEL_IDS?: readonly string[] | undefined;
+  DEFAULT_LANE?: JobSettings['lane'];
+  DEFAULT_DEADLINE?: number | undefined;
 }): JobSettings {
   return {
     model: settings.BEDROCK_MODEL,
@@ -75,6 +77,8 @@ export function jobDefaultsOf(settings: {
     endpoint: settings.BEDROCK_ENDPOINT,
     defaultMaxTokens: settings.DEFAULT_MAX_TOKENS,
     ...(settings.ALLOWED_MODEL_IDS === undefined ? {} : { allowedModelIds: settings.ALLOWED_MODEL_IDS }),
+    ...(settings.DEFAULT_LANE === undefined ? {} : { lane: settings.DEFAULT_LANE }),
+    ...(settings.DEFAULT_DEADLINE === undefined ? {} : { deadlineHours: settings.DEFAULT_DEADLINE }),
   };
 }
 

@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { STACK_OUTPUTS } from '../shared/stack-outputs.ts';
+import { BatchLane } from './constructs/batch-lane.ts';
 import { Finalize } from './constructs/finalize.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -14,8 +15,9 @@ export interface PipelineStackProps extends StackProps {
 }
 
 /**
- * The whole pipeline, in the order a file travels: storage, ingest (upload to queued records), processing
- * (records to results), finalize (results to the output), recovery (the sweeper), and monitoring over all.
+ * The whole pipeline, in the order a file travels: storage, ingest (upload to queued or staged records),
+ * processing (records to results), the batch lane (staged records through Bedrock batch inference), finalize
+ * (results to the output), recovery (the sweeper), and monitoring over all.
  */
 export class PipelineStack extends Stack {
   readonly storage: Storage;
@@ -23,6 +25,7 @@ export class PipelineStack extends Stack {
   readonly processing: Processing;
   readonly finalize: Finalize;
   readonly recovery: Recovery;
+  readonly batchLane: BatchLane;
   readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
@@ -36,11 +39,18 @@ export class PipelineStack extends Stack {
     const finalizeQueue = this.finalize.jobs.queue;
     this.processing = new Processing(this, 'Processing', { settings, storage: this.storage, finalizeQueue });
     const records = this.processing.records;
+    this.batchLane = new BatchLane(this, 'BatchLane', {
+      settings,
+      storage: this.storage,
+      recordQueue: records.queue,
+      finalizeQueue,
+    });
     this.ingest = new Ingest(this, 'Ingest', {
       settings,
       storage: this.storage,
       recordQueue: records.queue,
       finalizeQueue,
+      batchLane: this.batchLane,
     });
     this.recovery = new Recovery(this, 'Recovery', {
       storage: this.storage,
@@ -59,6 +69,7 @@ export class PipelineStack extends Stack {
         worker: records.function.function,
         finalizer: this.finalize.jobs.function.function,
         sweeper: this.recovery.sweeper.function,
+        batch: this.batchLane.watcher.function,
       },
       modelIds: settings.resolvedModels.map((model) => model.modelId),
       oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds, workerConcurrencyFor } from '../shared/budget/throughput.ts';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
 import {
@@ -49,6 +50,13 @@ const pipelinePropsSchema = z
     stuckAfterMinutes: z.number().int().positive().default(30),
     /** Days before finished jobs' intermediate objects and ledger items expire. */
     retentionDays: z.number().int().positive().default(30),
+    /** The lane of files that do not choose one: on-demand, batch (Bedrock batch inference) or auto. */
+    defaultLane: z.enum(lanes).default(DEFAULT_LANE),
+    /** The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped. */
+    defaultDeadline: z
+      .string()
+      .refine((text) => parseDeadlineHours(text) !== undefined, 'must be a duration such as 30m, 6h or 2d')
+      .optional(),
   })
   .strict();
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_LANE, lanes, parseDeadlineHours } from './batch/lane.ts';
 import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
@@ -100,6 +101,27 @@ export const queueSettings = {
   FINALIZE_QUEUE_URL: required('the URL of the SQS queue that starts the finalizer'),
 };
 
+export const laneSettings = {
+  DEFAULT_LANE: z.enum(lanes).default(DEFAULT_LANE).describe('the lane of files that do not choose one'),
+  DEFAULT_DEADLINE: z
+    .string()
+    .trim()
+    .transform((text, ctx) => {
+      const hours = parseDeadlineHours(text);
+      if (hours === undefined)
+        ctx.addIssue({ code: 'custom', message: 'is not a duration such as 30m, 6h or 2d' });
+      return hours ?? 0;
+    })
+    .optional()
+    .describe('the deadline of files that do not set one, e.g. 24h'),
+  BATCH_ROLE_ARN: z
+    .string()
+    .trim()
+    .startsWith('arn:', 'is not an IAM role ARN')
+    .optional()
+    .describe('the service role Bedrock batch jobs run as; without it every file runs on demand'),
+};
+
 export const eventSettings = {
   EVENT_BUS_NAME: z.string().trim().min(1).default('default').describe('the bus completion events go to'),
 };
@@ -145,6 +167,13 @@ export const enqueueSettings = settingsSchema({
   ...storageSettings,
   ...queueSettings,
   ...eventSettings,
+  ...laneSettings,
+});
+export const batchWatcherSettings = settingsSchema({
+  ...bedrockSettings,
+  ...storageSettings,
+  ...queueSettings,
+  BATCH_ROLE_ARN: laneSettings.BATCH_ROLE_ARN.unwrap(),
 });
 export const workerSettings = settingsSchema({
   ...bedrockSettings,

@@ -8,6 +8,10 @@ const { clients, ...observed } = lambdaEnvironment('enqueue', config);
 
 export const handler = createEnqueueHandler({
   ...observed,
-  ports: functionPorts({ clients, putEvent: busPutEvent(clients, config) }).enqueue(addressesOf(config)),
+  ports: functionPorts({
+    clients,
+    putEvent: busPutEvent(clients, config),
+    batchRoleArn: config.BATCH_ROLE_ARN,
+  }).enqueue(addressesOf(config)),
   settings: { defaults: jobDefaultsOf(config), maxLineBytes },
 });

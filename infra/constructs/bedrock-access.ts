@@ -20,13 +20,15 @@ const COUNT = ['bedrock:CountTokens'];
 export function bedrockInvokeStatements(
   scope: IConstruct,
   models: readonly ResolvedModel[],
+  options: { readonly countTokens?: boolean } = {},
 ): iam.PolicyStatement[] {
   const { account, partition } = Stack.of(scope);
   const statements: iam.PolicyStatement[] = [];
   for (const { endpoint, model, region, modelId } of models) {
     const foundationModel = (inRegion: string) =>
       `arn:${partition}:bedrock:${inRegion}::foundation-model/${model.bedrockId}`;
-    statements.push(new iam.PolicyStatement({ actions: COUNT, resources: [foundationModel(region)] }));
+    if (options.countTokens !== false)
+      statements.push(new iam.PolicyStatement({ actions: COUNT, resources: [foundationModel(region)] }));
     if (endpoint === 'in-region') {
       statements.push(new iam.PolicyStatement({ actions: INVOKE, resources: [foundationModel(region)] }));
       continue;
@@ -58,4 +60,15 @@ export function bedrockInvokeStatements(
     );
   }
   return statements;
+}
+
+/** The ARN of what a model is called through: its inference profile, or the foundation model in the region. */
+export function invokedModelArn(
+  scope: IConstruct,
+  { endpoint, model, region, modelId }: ResolvedModel,
+): string {
+  const { account, partition } = Stack.of(scope);
+  return endpoint === 'in-region'
+    ? `arn:${partition}:bedrock:${region}::foundation-model/${model.bedrockId}`
+    : `arn:${partition}:bedrock:${region}:${account}:inference-profile/${modelId}`;
 }

@@ -10,6 +10,7 @@ import type { EnvironmentOf, enqueueSettings } from '../../shared/config.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
+import type { BatchLane } from './batch-lane.ts';
 import { LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
 import type { Storage } from './storage.ts';
@@ -19,6 +20,8 @@ export interface IngestProps {
   readonly storage: Storage;
   readonly recordQueue: sqs.IQueue;
   readonly finalizeQueue: sqs.IQueue;
+  /** Staged files' parts are submitted by the enqueue function once it has read them. */
+  readonly batchLane: BatchLane;
 }
 
 /**
@@ -41,6 +44,9 @@ export class Ingest extends Construct {
         ...storage.environment,
         RECORD_QUEUE_URL: props.recordQueue.queueUrl,
         FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+        DEFAULT_LANE: settings.defaultLane,
+        ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
+        BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,
       } satisfies EnvironmentOf<typeof enqueueSettings>,
     });
     const enqueue = this.enqueue;
@@ -49,6 +55,7 @@ export class Ingest extends Construct {
     storage.grantLedger(enqueue, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     props.recordQueue.grantSendMessages(enqueue.function);
     props.finalizeQueue.grantSendMessages(enqueue.function);
+    props.batchLane.allowSubmitting(enqueue, settings);
     enqueue.publishEvents();
 
     this.failures = new SecureQueue(this, 'Failures', {

@@ -15,7 +15,9 @@ export interface MonitoringProps {
   readonly finalizeDeadLetters: sqs.IQueue;
   /** Upload and continuation events the enqueue function failed on every retry. */
   readonly enqueueFailures: sqs.IQueue;
-  readonly functions: Readonly<Record<'enqueue' | 'worker' | 'finalizer' | 'sweeper', lambda.IFunction>>;
+  readonly functions: Readonly<
+    Record<'enqueue' | 'worker' | 'finalizer' | 'sweeper' | 'batch', lambda.IFunction>
+  >;
   /** The model ids the pipeline calls, for the per-model and AWS/Bedrock widgets. */
   readonly modelIds: readonly string[];
   /** Oldest record older than this means the pipeline is not keeping up (or stuck). */
@@ -121,6 +123,13 @@ export class Monitoring extends Construct {
       10,
       3,
       'Bedrock has throttled the pipeline for 15 minutes although it stays within its own budget: another application shares the quota. The budget adapts, but jobs will be slow; raise the Bedrock quota or lower TOKENS_PER_MINUTE.',
+    );
+    alarm(
+      'FailedBatchJobs',
+      emf(METRICS.batch.jobsFailed, 'batch').with({ period: Duration.minutes(5) }),
+      1,
+      1,
+      "Bedrock failed a batch job as a whole: its records ran on demand, at the on-demand price. The watcher's logs name the job; GetModelInvocationJob says why (often the service role, or the input).",
     );
     alarm(
       'StuckJobs',

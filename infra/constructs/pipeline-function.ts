@@ -9,7 +9,7 @@ import { METRICS_NAMESPACE } from '../../functions/metrics.ts';
 
 export interface PipelineFunctionProps {
   /** functions/<name>/index.ts is the entry point. */
-  readonly name: 'enqueue' | 'worker' | 'finalizer' | 'sweeper';
+  readonly name: 'enqueue' | 'worker' | 'finalizer' | 'sweeper' | 'batch';
   readonly timeout: Duration;
   readonly environment: Readonly<Record<string, string>>;
   readonly memorySize?: number | undefined;

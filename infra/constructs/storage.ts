@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import type { z } from 'zod';
 import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
 import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
@@ -93,10 +93,16 @@ export class Storage extends Construct {
     this.acknowledgeKeyGrants(fn);
   }
 
-  private acknowledgeKeyGrants(fn: PipelineFunction): void {
+  /** Lets a role other than a function's use the key for what it reads and writes. */
+  grantEncryption(role: iam.Role): void {
+    this.key?.grantEncryptDecrypt(role);
+    this.acknowledgeKeyGrants(role);
+  }
+
+  private acknowledgeKeyGrants(grantee: IConstruct): void {
     if (this.key === undefined) return;
     acknowledge(
-      fn,
+      grantee,
       Object.fromEntries(
         ['kms:GenerateDataKey*', 'kms:ReEncrypt*'].map((action) => [
           `AwsSolutions-IAM5[Action::${action}]`,

@@ -12,6 +12,7 @@ import { QueueWorker } from '../../infra/constructs/queue-worker.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
 import { type PipelinePropsInput, pipelineSettings } from '../../infra/props.ts';
 import {
+  batchWatcherSettings,
   enqueueSettings,
   finalizerSettings,
   loadConfig,
@@ -230,7 +231,7 @@ describe('the functions', () => {
     });
     expect(
       Object.keys(template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } })),
-    ).toHaveLength(4);
+    ).toHaveLength(5);
   });
 
   it('tell the functions how long finished jobs stay in the ledger', () => {
@@ -250,6 +251,7 @@ describe('the functions', () => {
     ['worker', workerSettings],
     ['finalizer', finalizerSettings],
     ['sweeper', sweeperSettings],
+    ['batch', batchWatcherSettings],
   ] as const)('give the %s function an environment its own config loader accepts', (name, schema) => {
     // Prepare: resources' names and URLs are tokens until deployment; any text stands for them here.
     const fn = functionNamed(name);
@@ -257,7 +259,11 @@ describe('the functions', () => {
       Object.entries(fn.Properties.Environment.Variables as Record<string, unknown>).map(
         ([variable, value]) => [
           variable,
-          typeof value === 'string' ? value : `deployed-${variable.toLowerCase()}`,
+          typeof value === 'string'
+            ? value
+            : variable.endsWith('_ARN')
+              ? `arn:aws:iam::123456789012:role/deployed-${variable.toLowerCase()}`
+              : `deployed-${variable.toLowerCase()}`,
         ],
       ),
     );
@@ -301,11 +307,29 @@ describe('the functions', () => {
     [
       'enqueue',
       [
+        'bedrock:CreateModelInvocationJob',
+        'bedrock:GetModelInvocationJob',
+        'bedrock:StopModelInvocationJob',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
         's3:AbortMultipartUpload',
         's3:GetObject',
+        's3:PutObject',
+      ],
+    ],
+    [
+      'batch',
+      [
+        'bedrock:CreateModelInvocationJob',
+        'bedrock:GetModelInvocationJob',
+        'bedrock:StopModelInvocationJob',
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+        's3:AbortMultipartUpload',
+        's3:GetObject',
+        's3:ListBucket',
         's3:PutObject',
       ],
     ],
@@ -363,6 +387,101 @@ describe('the functions', () => {
   });
 });
 
+describe('the batch lane', () => {
+  it('has a service role only Bedrock batch jobs of this account can assume, reading staged parts and writing their output', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'bedrock.amazonaws.com' },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': '123456789012' },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':bedrock:us-west-2:123456789012:model-invocation-job/*',
+                    ],
+                  ],
+                },
+              },
+            },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 's3:GetObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/work/*/batch/part-*/input/*']] },
+          }),
+          Match.objectLike({
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/work/*/batch/part-*/output/*']] },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('lets the submitting functions pass that role to Bedrock and no other service', () => {
+    for (const name of ['enqueue', 'batch']) {
+      const role = (functionNamed(name).Properties.Role as { 'Fn::GetAtt': [string, string] })[
+        'Fn::GetAtt'
+      ][0];
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [{ Ref: role }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Action: 'iam:PassRole',
+              Condition: { StringEquals: { 'iam:PassedToService': 'bedrock.amazonaws.com' } },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it("watches Bedrock's batch job state changes, and every five minutes", () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.bedrock'], 'detail-type': ['Batch Inference Job State Change'] },
+      Targets: [
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^BatchLaneWatcher'), 'Arn'] } }),
+      ],
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [
+        Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^BatchLaneWatcher'), 'Arn'] } }),
+      ],
+    });
+  });
+
+  it("gives the enqueue function the deployment's lane and deadline for files that choose none", () => {
+    // Act
+    const stack = new PipelineStack(new App(), 'Lanes', {
+      pipeline: { bedrockRegion: 'us-west-2', defaultLane: 'auto', defaultDeadline: '36h' },
+    });
+
+    // Assess
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          POWERTOOLS_SERVICE_NAME: 'enqueue',
+          DEFAULT_LANE: 'auto',
+          DEFAULT_DEADLINE: '36h',
+        }),
+      },
+    });
+  }, 120_000);
+});
+
 describe('the ledger', () => {
   it('is on demand, with point-in-time recovery, TTL and the active-jobs index', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
@@ -385,6 +504,7 @@ describe('alarms and dashboard', () => {
     ['stuck jobs', 'StuckJobs', 1, /bedrock-batch status/],
     ['the finalize DLQ', 'ApproximateNumberOfMessagesVisible', 1, /failed to finalize on every try/],
     ['the enqueue-failures queue', 'ApproximateNumberOfMessagesVisible', 1, /could not be read on any retry/],
+    ['failed batch jobs', 'BatchJobsFailed', 1, /its records ran on demand/],
   ])('alarm on %s, saying what to do, to the alarm topic', (_case, metricName, threshold, description) => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: metricName,
@@ -566,6 +686,12 @@ describe('pipeline props', () => {
     ['a bad endpoint', { bedrockRegion: 'us-west-2', endpoint: 'cross' as 'global' }, /endpoint/],
     ['a bad alarm address', { bedrockRegion: 'us-west-2', alarmEmail: 'oncall' }, /alarmEmail/],
     ['an unknown prop', { bedrockRegion: 'us-west-2', ...({ region: 'x' } as object) }, /Unrecognized key/],
+    ['an unknown lane', { bedrockRegion: 'us-west-2', defaultLane: 'cheap' as 'auto' }, /defaultLane/],
+    [
+      'a deadline that is no duration',
+      { bedrockRegion: 'us-west-2', defaultDeadline: 'soon' },
+      /defaultDeadline: must be a duration/,
+    ],
   ])('refuse %s', (_case, props, message) => {
     expect(() => pipelineSettings(props)).toThrow(ConfigurationError);
     expect(() => pipelineSettings(props)).toThrow(message);

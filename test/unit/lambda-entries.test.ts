@@ -8,6 +8,7 @@ const resources = {
   RECORD_QUEUE_URL: 'https://sqs.us-west-2.amazonaws.com/000000000000/records',
   RECORD_DLQ_URL: 'https://sqs.us-west-2.amazonaws.com/000000000000/records-dlq',
   FINALIZE_QUEUE_URL: 'https://sqs.us-west-2.amazonaws.com/000000000000/finalize',
+  BATCH_ROLE_ARN: 'arn:aws:iam::000000000000:role/bedrock-batch',
 };
 
 afterEach(() => {
@@ -15,7 +16,7 @@ afterEach(() => {
   vi.resetModules();
 });
 
-describe.each(['enqueue', 'worker', 'finalizer', 'sweeper'])('the %s Lambda entry point', (name) => {
+describe.each(['enqueue', 'worker', 'finalizer', 'sweeper', 'batch'])('the %s Lambda entry point', (name) => {
   it('builds its handler at cold start from the environment', async () => {
     // Prepare
     for (const [variable, value] of Object.entries(resources)) vi.stubEnv(variable, value);

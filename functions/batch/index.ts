@@ -1,0 +1,14 @@
+import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { batchWatcherSettings, loadConfig } from '../../shared/config.ts';
+import { functionPorts } from '../adapters/function-ports.ts';
+import { addressesOf, lambdaEnvironment } from '../environment.ts';
+import { createBatchHandler } from './handler.ts';
+
+const config = loadConfig(batchWatcherSettings);
+const { clients, ...observed } = lambdaEnvironment('batch', config);
+
+export const handler = createBatchHandler({
+  ...observed,
+  ports: functionPorts({ clients, batchRoleArn: config.BATCH_ROLE_ARN }).batch(addressesOf(config)),
+  settings: { catalog: defaultCatalog },
+});
