@@ -1,0 +1,132 @@
+/**
+ * `npm run bench:lanes`: what the same 10,000-record file costs and takes in each lane, on the local cloud.
+ * The stand-in answers on demand at a tenth of its realistic latency, and runs batch jobs on its own
+ * turnaround (validation, scheduling, 2 ms a record, also at a tenth), failing 1% of batch records and
+ * leaving 0.5% out, so the batch lane's redrive is part of the figures. For each lane: wall time, the
+ * estimated cost at catalog prices (batch records at the batch price), records each lane answered, records
+ * redriven, batch jobs run. A 60-record file under `auto` shows the small-file case. Written to
+ * bench/results/lanes.json. Real Bedrock batch jobs take hours, not seconds: the times compare the lanes'
+ * own overheads, the costs compare what Bedrock would bill.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { startLocalCloud } from '../local/cloud/local-cloud.ts';
+import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
+import { outputLocations } from '../shared/pipeline/job.ts';
+
+const RECORDS = 10_000;
+const TOKENS_PER_MINUTE = 4_000_000;
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+
+function promptsFile(count: number): string {
+  return Array.from({ length: count }, (_, index) =>
+    JSON.stringify({
+      id: `ticket-${index}`,
+      prompt: `Summarise support ticket ${index}: the nightly export stopped after the upgrade and retries did not help.`,
+      max_tokens: 256,
+    }),
+  ).join('\n');
+}
+
+interface LaneRun {
+  readonly lane: string;
+  readonly records: number;
+  readonly seconds: number;
+  readonly estimatedCostUsd: number;
+  readonly ranAs: string;
+  readonly batchJobs: number;
+  readonly answeredBy: Readonly<Record<string, number>>;
+  readonly recordsRedriven: number;
+  readonly succeeded: number;
+}
+
+async function main(): Promise<void> {
+  const cloud = await startLocalCloud({
+    bedrock: {
+      speed: 0.1,
+      quota: { tokensPerMinute: TOKENS_PER_MINUTE },
+      batch: { faults: { recordErrorRate: 0.01, missingRecordRate: 0.005 } },
+    },
+  });
+  const pipeline = await startLocalPipeline(cloud, {
+    tokensPerMinute: TOKENS_PER_MINUTE,
+    workerConcurrency: 8,
+    sweep: { intervalMs: 2_000, resumeAfterMinutes: 30 },
+  });
+  const bucket = pipeline.resources.bucket;
+  const run = async (name: string, count: number, metadata: Record<string, string>): Promise<LaneRun> => {
+    const key = `inputs/${name}.jsonl`;
+    const started = performance.now();
+    await cloud.clients.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: promptsFile(count), Metadata: metadata }),
+    );
+    const completion = await pipeline.completion(key, 3_600_000);
+    const seconds = (performance.now() - started) / 1000;
+    const { jobId } = completion.detail as { jobId: string };
+    const { manifest } = outputLocations({ jobId, source: { bucket, key } });
+    const object = await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.key }));
+    const body = JSON.parse((await object.Body?.transformToString()) ?? '{}') as {
+      estimatedCostUsd: number;
+      successRecordCount: number;
+      lane: string;
+      batchJobs?: string[];
+      lanes: Record<string, { records: number }>;
+    };
+    const answeredBy = Object.fromEntries(
+      Object.entries(body.lanes).map(([lane, totals]) => [lane, totals.records]),
+    );
+    return {
+      lane: metadata.lane ?? 'on-demand',
+      records: count,
+      seconds: Math.round(seconds * 10) / 10,
+      estimatedCostUsd: body.estimatedCostUsd,
+      ranAs: body.lane,
+      batchJobs: body.batchJobs?.length ?? 0,
+      answeredBy,
+      recordsRedriven: body.lane === 'batch' ? (answeredBy.onDemand ?? 0) : 0,
+      succeeded: body.successRecordCount,
+    };
+  };
+  try {
+    const runs = [
+      await run('on-demand', RECORDS, {}),
+      await run('batch', RECORDS, { lane: 'batch' }),
+      await run('auto', RECORDS, { lane: 'auto' }),
+      await run('auto-small', 60, { lane: 'auto' }),
+    ];
+    const [onDemand, batch] = runs;
+    const costRatio =
+      onDemand === undefined || batch === undefined
+        ? null
+        : Math.round((batch.estimatedCostUsd / onDemand.estimatedCostUsd) * 1000) / 1000;
+    const result = {
+      benchmark: 'lanes',
+      measuredAt: new Date().toISOString(),
+      node: process.version,
+      setup: {
+        records: RECORDS,
+        tokensPerMinute: TOKENS_PER_MINUTE,
+        standInSpeed: 0.1,
+        batchFaults: { recordErrorRate: 0.01, missingRecordRate: 0.005 },
+      },
+      runs,
+      batchCostOverOnDemand: costRatio,
+    };
+    await mkdir('bench/results', { recursive: true });
+    await writeFile('bench/results/lanes.json', `${JSON.stringify(result, null, 2)}\n`);
+    for (const entry of runs)
+      process.stdout.write(
+        `${entry.lane.padEnd(10)} ${String(entry.records).padStart(6)} records  ${String(entry.seconds).padStart(6)} s  $${entry.estimatedCostUsd}  ran as ${entry.ranAs}, ${entry.batchJobs} batch jobs, ${entry.recordsRedriven} redriven\n`,
+      );
+    process.stdout.write(`batch cost / on-demand cost: ${costRatio}\n`);
+  } finally {
+    await pipeline.stop();
+    await cloud.stop();
+  }
+}
+
+await main();
