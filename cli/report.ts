@@ -20,6 +20,9 @@ export interface ReportManifest {
   readonly cacheReadInputTokenCount?: number;
   readonly estimatedCostUsd: number;
   readonly pricesCheckedOn?: string;
+  readonly lane?: string;
+  /** Records, tokens and cost each lane answered, at its own price. */
+  readonly lanes?: JobStats['perLane'];
   readonly stats?: JobStats;
 }
 
@@ -53,6 +56,13 @@ ${throughputChart(stats)}
 <h2>Model latency</h2>
 <p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
 ${latencyChart(stats)}
+<h2>Tokens and cost per lane</h2>
+<table>
+<thead><tr><th>lane</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
+<tbody>
+${laneRows(manifest.lanes ?? stats?.perLane)}
+</tbody>
+</table>
 <h2>Tokens and cost per model</h2>
 <table>
 <thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
@@ -101,12 +111,23 @@ function headlineMetrics(manifest: ReportManifest): string {
   ].join('\n');
 }
 
+type TotalsRow = JobStats['perModel'][number];
+
+function totalsRow(name: string, totals: Omit<TotalsRow, 'modelId'>, attribute: string): string {
+  return `<tr ${attribute}><td>${escapeHtml(name)}</td><td>${format(totals.records)}</td><td>${format(totals.inputTokens)}</td><td>${format(totals.outputTokens)}</td><td>${format(totals.cacheWriteTokens)}</td><td>${format(totals.cacheReadTokens)}</td><td>$${totals.estimatedCostUsd}</td></tr>`;
+}
+
 function perModelRows(stats: ReportManifest['stats']): string {
   return (stats?.perModel ?? [])
-    .map(
-      (model) =>
-        `<tr><td>${escapeHtml(model.modelId)}</td><td>${format(model.records)}</td><td>${format(model.inputTokens)}</td><td>${format(model.outputTokens)}</td><td>${format(model.cacheWriteTokens)}</td><td>${format(model.cacheReadTokens)}</td><td>$${model.estimatedCostUsd}</td></tr>`,
-    )
+    .map((model) => totalsRow(model.modelId, model, `data-model="${escapeHtml(model.modelId)}"`))
+    .join('\n');
+}
+
+const LANE_NAMES: Readonly<Record<string, string>> = { onDemand: 'on demand', batch: 'batch (batch price)' };
+
+function laneRows(lanes: ReportManifest['lanes']): string {
+  return Object.entries(lanes ?? {})
+    .map(([lane, totals]) => totalsRow(LANE_NAMES[lane] ?? lane, totals, `data-lane="${escapeHtml(lane)}"`))
     .join('\n');
 }
 

@@ -70,6 +70,10 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       `  records ${records.done}/${records.total ?? `${records.read}+`} done${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}: ` +
       `${records.succeeded} succeeded, ${records.failed} failed, ${records.canceled} canceled\n` +
       `  tokens in ${view.tokens.input} out ${view.tokens.output} · estimated cost $${view.estimatedCostUsd}\n` +
+      `  lane ${view.lane}${view.deadlineHours === undefined ? '' : `, deadline ${view.deadlineHours} h`}\n` +
+      view.batchParts
+        .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)
+        .join('') +
       (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`),
   );
   return 0;

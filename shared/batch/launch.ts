@@ -3,7 +3,7 @@ import { resolveModel } from '../models/resolve-model.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
 import type { BatchJobs, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
 import { stagedRecordsLane } from './lane.ts';
-import { batchPartName, partPrefixes, stagedParts, stagedRecordsOf } from './staging.ts';
+import { batchPartName, partPrefixes, stagedInputBytes, stagedParts, stagedRecordsOf } from './staging.ts';
 
 export interface BatchPorts {
   readonly store: ObjectStore;
@@ -40,7 +40,8 @@ async function planParts(job: JobRecord, ports: BatchPorts): Promise<Readonly<Re
   const planned: Record<string, BatchPart> = {};
   for (const part of await stagedParts(job, ports.store)) {
     const records = (await stagedRecordsOf(job, part, ports.store)).size;
-    planned[batchPartName(part)] = { part, records, state: 'staged' };
+    const bytes = await stagedInputBytes(job, part, ports.store);
+    planned[batchPartName(part)] = { part, records, bytes, state: 'staged' };
   }
   if (await ports.ledger.planBatchParts(job.jobId, planned)) return planned;
   // A read retried after a crash: the parts planned first stand.
@@ -56,7 +57,11 @@ export async function launchPart(
 ): Promise<void> {
   const { catalog } = settings;
   const resolved = resolveModel(job.settings, catalog);
-  if (stagedRecordsLane(part.records, catalog.batchMinimumRecords(resolved.model)) === 'on-demand') {
+  const tooSmall =
+    stagedRecordsLane(part.records, catalog.batchMinimumRecords(resolved.model)) === 'on-demand';
+  // Parts are cut by records; lines this large are rare, and such a part runs on demand rather than fail.
+  const tooLarge = part.bytes > catalog.batch.maximumJobBytes;
+  if (tooSmall || tooLarge) {
     const staged = await stagedRecordsOf(job, part.part, ports.store);
     await ports.queue.send([...staged.values()].map((record) => record.message));
     await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand' });

@@ -129,6 +129,15 @@ export async function stagedRecordsOf(
   return staged;
 }
 
+/** The size of a part's batch input. */
+export async function stagedInputBytes(job: JobRecord, part: number, store: ObjectStore): Promise<number> {
+  const { bucket } = job.source;
+  let bytes = 0;
+  for await (const key of store.list(bucket, partPrefixes(job.jobId, part).input))
+    bytes += (await store.head({ bucket, key }))?.size ?? 0;
+  return bytes;
+}
+
 /** The parts a job staged records in, from the folders under its batch prefix. */
 export async function stagedParts(job: JobRecord, store: ObjectStore): Promise<number[]> {
   const parts = new Set<number>();

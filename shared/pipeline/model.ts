@@ -110,6 +110,8 @@ export type BatchPartState = 'staged' | 'submitted' | 'collected' | 'on-demand';
 export interface BatchPart {
   readonly part: number;
   readonly records: number;
+  /** The size of its batch input, which a batch job limits too. */
+  readonly bytes: number;
   readonly state: BatchPartState;
   /** The Bedrock batch job that runs it, once submitted. */
   readonly jobArn?: string;

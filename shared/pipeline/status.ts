@@ -32,6 +32,16 @@ export function describeJob(job: JobRecord) {
       cacheRead: totals.cacheReadInputTokenCount,
     },
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+    lane: job.settings.lane ?? 'on-demand',
+    deadlineHours: job.settings.deadlineHours,
+    /** Each batch part: how many records it holds, where it stands, the batch job that runs it. */
+    batchParts: Object.values(job.batchParts ?? {}).map(({ part, records, state, jobArn, endedAs }) => ({
+      part,
+      records,
+      state,
+      ...(jobArn === undefined ? {} : { jobArn }),
+      ...(endedAs === undefined ? {} : { endedAs }),
+    })),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     finishedAt: job.finishedAt,

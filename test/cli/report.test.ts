@@ -47,6 +47,7 @@ async function render(
 let work = '';
 let manifest: Record<string, unknown> & {
   stats: { perModel: Array<{ modelId: string; estimatedCostUsd: number }> };
+  lanes: Record<string, { records: number; estimatedCostUsd: number }>;
 };
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'bedrock-batch-report-'));
@@ -83,6 +84,12 @@ describe('bedrock-batch report', () => {
       expect(dom).toContain(model.modelId);
       expect(dom).toContain(`$${model.estimatedCostUsd}`);
     }
+    const laneRow =
+      /<tr data-lane="onDemand"><td>on demand<\/td><td>([^<]*)<\/td>.*?<td>\$([^<]*)<\/td><\/tr>/.exec(dom);
+    expect(laneRow?.slice(1)).toEqual([
+      String(manifest.lanes.onDemand?.records),
+      String(manifest.lanes.onDemand?.estimatedCostUsd),
+    ]);
     expect(dom).toMatch(/<svg role="img" aria-label="records finished per \d+ s"/);
     expect(dom).toMatch(/<svg role="img" aria-label="latency distribution"/);
     expect((await stat(path.join(work, 'report.png'))).size).toBeGreaterThan(10_000);

@@ -301,7 +301,7 @@ describe.each([
     const subject = ledger();
     const job = newJob();
     await subject.createJob(job);
-    const part = { part: 0, records: 150, state: 'staged' as const };
+    const part = { part: 0, records: 150, bytes: 30_000, state: 'staged' as const };
 
     // Act
     const planned = [

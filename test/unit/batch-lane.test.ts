@@ -3,6 +3,7 @@ import { batchRecordId } from '../../shared/batch/staging.ts';
 import { onBatchJobChange, sweepBatchParts } from '../../shared/batch/watch.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
+import { catalogWith } from '../support/factories.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -141,12 +142,58 @@ describe('the batch lane', () => {
 
     // Act: the part is staged again, as a retried read would find it.
     const part = job.batchParts?.['part-00000'];
-    await pipeline.ledger.moveBatchPart(jobId, ['submitted'], { part: 0, records: 100, state: 'staged' });
+    await pipeline.ledger.moveBatchPart(jobId, ['submitted'], {
+      part: 0,
+      records: 100,
+      bytes: 20_000,
+      state: 'staged',
+    });
     await sweepBatchParts(pipeline.ports, settings());
 
     // Assess
     expect(part?.state).toBe('submitted');
     expect(pipeline.batchJobs.jobs).toHaveLength(1);
+  });
+
+  it('leaves a part the region has no room for staged, and submits it on a later sweep', async () => {
+    // Prepare
+    const pipeline = pipelineHarness({ answer: answerEcho });
+    pipeline.batchJobs.refusals = 1;
+    pipeline.store.putObject(BUCKET, 'inputs/busy.jsonl', promptsFile(100), { lane: 'batch' });
+
+    // Act
+    await startJob(objectCreated('inputs/busy.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    const [job] = pipeline.ledger.jobs.values();
+    const waiting = job?.batchParts?.['part-00000']?.state;
+    await sweepBatchParts(pipeline.ports, settings());
+
+    // Assess
+    expect(waiting).toBe('staged');
+    expect(pipeline.batchJobs.jobs).toHaveLength(1);
+    expect((await pipeline.ledger.getJob(job?.jobId ?? ''))?.batchParts?.['part-00000']?.state).toBe(
+      'submitted',
+    );
+  });
+
+  it('runs a part larger than a batch job may read on demand', async () => {
+    // Prepare: batch jobs limited to 1,000 bytes.
+    const catalog = catalogWith((data) => {
+      data.batch.maximumJobBytes = 1_000;
+    });
+    const pipeline = pipelineHarness({ answer: answerEcho, enqueue: { catalog } });
+    pipeline.store.putObject(BUCKET, 'inputs/large.jsonl', promptsFile(100), { lane: 'batch' });
+
+    // Act
+    await startJob(
+      objectCreated('inputs/large.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    expect(pipeline.batchJobs.jobs).toEqual([]);
+    expect(pipeline.queue.sent).toHaveLength(100);
   });
 
   it.each([
