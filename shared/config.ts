@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_LANE, lanes, parseDeadlineHours } from './batch/lane.ts';
+import { DEFAULT_LANE, deadlineHoursSchema, lanes } from './batch/lane.ts';
 import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
@@ -103,15 +103,7 @@ export const queueSettings = {
 
 export const laneSettings = {
   DEFAULT_LANE: z.enum(lanes).default(DEFAULT_LANE).describe('the lane of files that do not choose one'),
-  DEFAULT_DEADLINE: z
-    .string()
-    .trim()
-    .transform((text, ctx) => {
-      const hours = parseDeadlineHours(text);
-      if (hours === undefined)
-        ctx.addIssue({ code: 'custom', message: 'is not a duration such as 30m, 6h or 2d' });
-      return hours ?? 0;
-    })
+  DEFAULT_DEADLINE: deadlineHoursSchema
     .optional()
     .describe('the deadline of files that do not set one, e.g. 24h'),
   BATCH_ROLE_ARN: z

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.ts';
 
 /**
@@ -20,6 +21,17 @@ export function parseDeadlineHours(text: string): number | undefined {
   const hours = Number(match[1]) * (HOURS_PER_UNIT[(match[2] ?? '').toLowerCase()] ?? Number.NaN);
   return Number.isFinite(hours) && hours > 0 ? hours : undefined;
 }
+
+/** A deadline as a file option or setting gives it (`6h`), as hours. */
+export const deadlineHoursSchema = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const hours = parseDeadlineHours(text);
+    if (hours === undefined)
+      ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 6h or 2d' });
+    return hours ?? 0;
+  });
 
 /**
  * The lane a job starts in: on-demand sends records to the queue as it reads them; batch stages them for

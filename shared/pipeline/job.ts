@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { lanes, parseDeadlineHours } from '../batch/lane.ts';
+import { deadlineHoursSchema, lanes } from '../batch/lane.ts';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
@@ -72,21 +72,14 @@ const fileOptions = z.strictObject({
   endpoint: z.enum(endpointKinds).optional(),
   'max-tokens': z.coerce.number().int('must be a whole number').positive('must be positive').optional(),
   lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
-  deadline: z
-    .string()
-    .transform((text, ctx) => {
-      const hours = parseDeadlineHours(text);
-      if (hours === undefined)
-        ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30m, 6h or 2d' });
-      return hours ?? 0;
-    })
-    .optional(),
+  deadline: deadlineHoursSchema.optional(),
 });
 
 /**
  * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
- * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h`), over the stack's defaults. The model is resolved for
- * the region and endpoint at once, so a bad combination fails the job before any record is sent.
+ * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h`), over the stack's defaults.
+ * The model is resolved for the region and endpoint at once, so a bad combination fails the job before any
+ * record is sent.
  */
 export function jobSettingsFrom(
   metadata: Readonly<Record<string, string>>,
