@@ -48,7 +48,7 @@ async function planParts(job: JobRecord, ports: BatchPorts): Promise<Readonly<Re
   return (await ports.ledger.getJob(job.jobId))?.batchParts ?? planned;
 }
 
-/** Submits a part as a batch job, or sends it on demand when it is too small for one. */
+/** Submits a part as a batch job, or sends it on demand when it is too small or too large for one. */
 export async function launchPart(
   job: JobRecord,
   part: BatchPart,
@@ -61,7 +61,8 @@ export async function launchPart(
     stagedRecordsLane(part.records, catalog.batchMinimumRecords(resolved.model)) === 'on-demand';
   // Parts are cut by records; lines this large are rare, and such a part runs on demand rather than fail.
   const tooLarge = part.bytes > catalog.batch.maximumJobBytes;
-  if (tooSmall || tooLarge) {
+  // A cancelled job's records go to the worker, which writes each a "canceled" result.
+  if (tooSmall || tooLarge || job.cancelRequested) {
     const staged = await stagedRecordsOf(job, part.part, ports.store);
     await ports.queue.send([...staged.values()].map((record) => record.message));
     await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand' });

@@ -175,6 +175,31 @@ describe('the batch lane', () => {
     );
   });
 
+  it('stops the batch job of a cancelled file, keeps what it answered and cancels the rest', async () => {
+    // Prepare
+    const { pipeline, jobId } = await startStaged({ lane: 'batch' }, promptsFile(100));
+    const [batchJob] = pipeline.batchJobs.jobs;
+    await pipeline.ledger.cancelJob(jobId);
+
+    // Act
+    await sweepBatchParts(pipeline.ports, settings());
+    await pipeline.batchJobs.end(batchJob?.jobArn ?? '', 'Stopped', (id) =>
+      id <= batchRecordId(30) ? 'answer' : 'missing',
+    );
+    await sweepBatchParts(pipeline.ports, settings());
+    await pipeline.drain();
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(pipeline.batchJobs.stops).toEqual([batchJob?.jobArn]);
+    expect(pipeline.manifest('inputs/batch.jsonl')).toMatchObject({
+      status: 'cancelled',
+      successRecordCount: 30,
+      canceledRecordCount: 70,
+    });
+    expect(pipeline.model.calls).toEqual([]);
+  });
+
   it('runs a part larger than a batch job may read on demand', async () => {
     // Prepare: batch jobs limited to 1,000 bytes.
     const catalog = catalogWith((data) => {
