@@ -1,4 +1,5 @@
 import type { Catalog } from '../catalog/catalog.ts';
+import { classifyFailure } from '../failures.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
 import type { BatchJobs, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
@@ -16,9 +17,6 @@ export interface BatchLaunchSettings {
   readonly catalog: Catalog;
   readonly now: () => Date;
 }
-
-/** Bedrock's answer when the region has as many batch jobs in flight as it allows: try again later. */
-const QUOTA_ERRORS: ReadonlySet<string> = new Set(['ServiceQuotaExceededException', 'ThrottlingException']);
 
 /**
  * Once a staged job's file is read: its parts are planned once (how many records each holds), then each part
@@ -48,13 +46,24 @@ async function planParts(job: JobRecord, ports: BatchPorts): Promise<Readonly<Re
   return (await ports.ledger.getJob(job.jobId))?.batchParts ?? planned;
 }
 
-/** Submits a part as a batch job, or sends it on demand when it is too small or too large for one. */
+/** What became of a staged part: a batch job runs it, it went on demand, or it waits for another try. */
+export type PartLaunch =
+  | { readonly kind: 'submitted' | 'waiting' }
+  | { readonly kind: 'on-demand'; readonly because: string };
+
+/**
+ * Submits a part as a batch job, or sends it on demand: when it is too small or too large for one, when its
+ * file was cancelled, or when Bedrock refuses the submit in a way no retry mends (no access, a role it cannot
+ * use): the file still finishes, at the on-demand price, and the reason is kept with the part. A refusal
+ * that may pass (the region's jobs in flight, throttling, a dropped connection) leaves it staged for the
+ * watcher's next sweep.
+ */
 export async function launchPart(
   job: JobRecord,
   part: BatchPart,
   ports: BatchPorts,
   settings: BatchLaunchSettings,
-): Promise<void> {
+): Promise<PartLaunch> {
   const { catalog } = settings;
   const resolved = resolveModel(job.settings, catalog);
   const tooSmall =
@@ -63,10 +72,8 @@ export async function launchPart(
   const tooLarge = part.bytes > catalog.batch.maximumJobBytes;
   // A cancelled job's records go to the worker, which writes each a "canceled" result.
   if (tooSmall || tooLarge || job.cancelRequested) {
-    const staged = await stagedRecordsOf(job, part.part, ports.store);
-    await ports.queue.send([...staged.values()].map((record) => record.message));
-    await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand' });
-    return;
+    const because = job.cancelRequested ? 'cancelled' : tooSmall ? 'too few records' : 'too many bytes';
+    return sendOnDemand(job, part, ports, because);
   }
   const prefixes = partPrefixes(job.jobId, part.part);
   const bucket = `s3://${job.source.bucket}/`;
@@ -81,10 +88,24 @@ export async function launchPart(
       clientRequestToken: batchJobName(job.jobId, part.part),
     });
   } catch (error) {
-    if (QUOTA_ERRORS.has((error as { name?: string }).name ?? '')) return;
-    throw error;
+    const failure = classifyFailure(error);
+    if (failure.retry !== 'never') return { kind: 'waiting' };
+    return sendOnDemand(job, part, ports, `submit refused: ${failure.code}: ${failure.message}`);
   }
   await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'submitted', jobArn });
+  return { kind: 'submitted' };
+}
+
+async function sendOnDemand(
+  job: JobRecord,
+  part: BatchPart,
+  ports: BatchPorts,
+  because: string,
+): Promise<PartLaunch> {
+  const staged = await stagedRecordsOf(job, part.part, ports.store);
+  await ports.queue.send([...staged.values()].map((record) => record.message));
+  await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'on-demand', endedAs: because });
+  return { kind: 'on-demand', because };
 }
 
 /** One name per part of a job: the batch job's name and its client request token. */

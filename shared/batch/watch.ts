@@ -58,7 +58,10 @@ async function watchPart(
   ports: WatchPorts,
   settings: BatchLaunchSettings,
 ): Promise<void> {
-  if (part.state === 'staged') return launchPart(job, part, ports, settings);
+  if (part.state === 'staged') {
+    await launchPart(job, part, ports, settings);
+    return;
+  }
   if (part.state !== 'submitted' || part.jobArn === undefined) return;
   const { status } = await ports.batchJobs.describe(part.jobArn);
   if (ENDED_BATCH_STATES.has(status)) {

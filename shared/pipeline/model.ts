@@ -115,7 +115,7 @@ export interface BatchPart {
   readonly state: BatchPartState;
   /** The Bedrock batch job that runs it, once submitted. */
   readonly jobArn?: string;
-  /** The state the batch job ended in, once collected. */
+  /** The state its batch job ended in, once collected; why it went on demand, when it did. */
   readonly endedAs?: string;
 }
 

@@ -592,8 +592,8 @@ type BatchFate = 'answer' | 'error' | 'missing';
 export class MemoryBatchJobs implements BatchJobs {
   readonly jobs: Array<{ jobArn: string; request: BatchJobRequest; status: string }> = [];
   readonly stops: string[] = [];
-  /** Submits refused as Bedrock refuses them when the region has as many jobs in flight as it allows. */
-  refusals = 0;
+  /** Errors the next submits fail with, in order (ServiceQuotaExceededException: no room in the region). */
+  readonly refusals: string[] = [];
 
   constructor(
     private readonly store: MemoryObjectStore,
@@ -601,12 +601,8 @@ export class MemoryBatchJobs implements BatchJobs {
   ) {}
 
   async submit(request: BatchJobRequest): Promise<string> {
-    if (this.refusals > 0) {
-      this.refusals -= 1;
-      throw Object.assign(new Error('Too many batch jobs in flight.'), {
-        name: 'ServiceQuotaExceededException',
-      });
-    }
+    const refusal = this.refusals.shift();
+    if (refusal !== undefined) throw Object.assign(new Error(`Refused: ${refusal}.`), { name: refusal });
     const earlier = this.jobs.find((job) => job.request.clientRequestToken === request.clientRequestToken);
     if (earlier !== undefined) return earlier.jobArn;
     const jobArn = `arn:aws:bedrock:us-west-2:000000000000:model-invocation-job/job${this.jobs.length}`;

@@ -158,7 +158,7 @@ describe('the batch lane', () => {
   it('leaves a part the region has no room for staged, and submits it on a later sweep', async () => {
     // Prepare
     const pipeline = pipelineHarness({ answer: answerEcho });
-    pipeline.batchJobs.refusals = 1;
+    pipeline.batchJobs.refusals.push('ServiceQuotaExceededException');
     pipeline.store.putObject(BUCKET, 'inputs/busy.jsonl', promptsFile(100), { lane: 'batch' });
 
     // Act
@@ -173,6 +173,29 @@ describe('the batch lane', () => {
     expect((await pipeline.ledger.getJob(job?.jobId ?? ''))?.batchParts?.['part-00000']?.state).toBe(
       'submitted',
     );
+  });
+
+  it('runs a part on demand when Bedrock refuses its submit for good, saying why', async () => {
+    // Prepare: the service role is not allowed to be passed.
+    const pipeline = pipelineHarness({ answer: answerEcho });
+    pipeline.batchJobs.refusals.push('AccessDeniedException');
+    pipeline.store.putObject(BUCKET, 'inputs/denied.jsonl', promptsFile(100), { lane: 'batch' });
+
+    // Act
+    await startJob(
+      objectCreated('inputs/denied.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    const [job] = pipeline.ledger.jobs.values();
+    expect(job?.batchParts?.['part-00000']).toMatchObject({
+      state: 'on-demand',
+      endedAs: expect.stringMatching(/^submit refused: AccessDeniedException/),
+    });
+    expect(pipeline.queue.sent).toHaveLength(100);
   });
 
   it('stops the batch job of a cancelled file, keeps what it answered and cancels the rest', async () => {
