@@ -11,8 +11,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { startLocalCloud } from '../local/cloud/local-cloud.ts';
-import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
+import { type LocalCloud, startLocalCloud } from '../local/cloud/local-cloud.ts';
+import { type LocalPipeline, startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
 import { outputLocations } from '../shared/pipeline/job.ts';
 
 const RECORDS = 10_000;
@@ -57,46 +57,12 @@ async function main(): Promise<void> {
     workerConcurrency: 8,
     sweep: { intervalMs: 2_000, resumeAfterMinutes: 30 },
   });
-  const bucket = pipeline.resources.bucket;
-  const run = async (name: string, count: number, metadata: Record<string, string>): Promise<LaneRun> => {
-    const key = `inputs/${name}.jsonl`;
-    const started = performance.now();
-    await cloud.clients.s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: key, Body: promptsFile(count), Metadata: metadata }),
-    );
-    const completion = await pipeline.completion(key, 3_600_000);
-    const seconds = (performance.now() - started) / 1000;
-    const { jobId } = completion.detail as { jobId: string };
-    const { manifest } = outputLocations({ jobId, source: { bucket, key } });
-    const object = await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.key }));
-    const body = JSON.parse((await object.Body?.transformToString()) ?? '{}') as {
-      estimatedCostUsd: number;
-      successRecordCount: number;
-      lane: string;
-      batchJobs?: string[];
-      lanes: Record<string, { records: number }>;
-    };
-    const answeredBy = Object.fromEntries(
-      Object.entries(body.lanes).map(([lane, totals]) => [lane, totals.records]),
-    );
-    return {
-      lane: metadata.lane ?? 'on-demand',
-      records: count,
-      seconds: Math.round(seconds * 10) / 10,
-      estimatedCostUsd: body.estimatedCostUsd,
-      ranAs: body.lane,
-      batchJobs: body.batchJobs?.length ?? 0,
-      answeredBy,
-      recordsRedriven: body.lane === 'batch' ? (answeredBy.onDemand ?? 0) : 0,
-      succeeded: body.successRecordCount,
-    };
-  };
   try {
     const runs = [
-      await run('on-demand', RECORDS, {}),
-      await run('batch', RECORDS, { lane: 'batch' }),
-      await run('auto', RECORDS, { lane: 'auto' }),
-      await run('auto-small', 60, { lane: 'auto' }),
+      await runLane(cloud, pipeline, 'on-demand', RECORDS, {}),
+      await runLane(cloud, pipeline, 'batch', RECORDS, { lane: 'batch' }),
+      await runLane(cloud, pipeline, 'auto', RECORDS, { lane: 'auto' }),
+      await runLane(cloud, pipeline, 'auto-small', 60, { lane: 'auto' }),
     ];
     const [onDemand, batch] = runs;
     const costRatio =
@@ -127,6 +93,48 @@ async function main(): Promise<void> {
     await pipeline.stop();
     await cloud.stop();
   }
+}
+
+/** Uploads a file of `count` records with these options and reads its manifest once it completes. */
+async function runLane(
+  cloud: LocalCloud,
+  pipeline: LocalPipeline,
+  name: string,
+  count: number,
+  metadata: Record<string, string>,
+): Promise<LaneRun> {
+  const bucket = pipeline.resources.bucket;
+  const key = `inputs/${name}.jsonl`;
+  const started = performance.now();
+  await cloud.clients.s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: key, Body: promptsFile(count), Metadata: metadata }),
+  );
+  const completion = await pipeline.completion(key, 3_600_000);
+  const seconds = (performance.now() - started) / 1000;
+  const { jobId } = completion.detail as { jobId: string };
+  const { manifest } = outputLocations({ jobId, source: { bucket, key } });
+  const object = await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.key }));
+  const body = JSON.parse((await object.Body?.transformToString()) ?? '{}') as {
+    estimatedCostUsd: number;
+    successRecordCount: number;
+    lane: string;
+    batchJobs?: string[];
+    lanes: Record<string, { records: number }>;
+  };
+  const answeredBy = Object.fromEntries(
+    Object.entries(body.lanes).map(([lane, totals]) => [lane, totals.records]),
+  );
+  return {
+    lane: metadata.lane ?? 'on-demand',
+    records: count,
+    seconds: Math.round(seconds * 10) / 10,
+    estimatedCostUsd: body.estimatedCostUsd,
+    ranAs: body.lane,
+    batchJobs: body.batchJobs?.length ?? 0,
+    answeredBy,
+    recordsRedriven: body.lane === 'batch' ? (answeredBy.onDemand ?? 0) : 0,
+    succeeded: body.successRecordCount,
+  };
 }
 
 await main();
