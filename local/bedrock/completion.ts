@@ -58,24 +58,3 @@ export function mulberry32(seed: number): () => number {
     return ((value ^ (value >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
-
-/**
- * Bedrock's prompt cache as a request sees it: a prefix seen within its TTL is read from cache, otherwise it
- * is written. Prefixes below the model's minimum are not cached at all.
- */
-export class PromptCache {
-  private readonly expiries = new Map<string, number>();
-
-  constructor(private readonly ttlMs = 5 * 60_000) {}
-
-  /** "read" for a cache hit now, "write" when a request now would create the entry. */
-  peek(key: string, now: number): 'read' | 'write' {
-    const expiry = this.expiries.get(key);
-    return expiry !== undefined && expiry > now ? 'read' : 'write';
-  }
-
-  /** A request used the entry (read or wrote it): it lives another TTL. */
-  touch(key: string, now: number): void {
-    this.expiries.set(key, now + this.ttlMs);
-  }
-}

@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
-import { type Completion, deterministicCompletion, PromptCache } from './completion.ts';
+import { type Completion, deterministicCompletion } from './completion.ts';
 import type { FaultInjector } from './faults.ts';
+import { PromptCache } from './prompt-cache.ts';
 import { type QuotaBoard, type QuotaUsage, THROTTLE_MESSAGES } from './quota.ts';
 import { countInputTokens } from './tokens.ts';
-import { type ValidInvocation, validateInvocation } from './validation.ts';
+import { validateInvocation } from './validation.ts';
 import { WireError } from './wire-errors.ts';
 
 export interface StandInState {
@@ -76,10 +77,15 @@ export class StandInRuntime {
       throw new WireError('ValidationException', 'Input is too long for requested model.');
     }
     await this.injectFaults(raw);
-    const { used, cacheKey } = this.cacheUse(request, input);
+    const cacheUse = this.cache.use(request.modelId, input, request.model.minCacheablePrefixTokens, now());
+    const used: TokensUsed = {
+      input: input.total - cacheUse.read - cacheUse.write,
+      cacheWrite: cacheUse.write,
+      cacheRead: cacheUse.read,
+    };
     const admission = quotas.reserve(request.modelId, { ...used, maxTokens: request.maxTokens });
     if (!admission.admitted) throw new WireError('ThrottlingException', THROTTLE_MESSAGES[admission.cause]);
-    if (cacheKey !== undefined) this.cache.touch(cacheKey, now());
+    cacheUse.commit(now());
 
     const completion = deterministicCompletion(
       `${request.modelId}\n${raw.toString('utf8')}`,
@@ -139,28 +145,6 @@ export class StandInRuntime {
       if (fault.kind === 'error') throw new WireError(fault.error);
       await sleep(fault.delayMs);
     }
-  }
-
-  /** The input tokens the request is charged as fresh input, cache writes and cache reads. */
-  private cacheUse(
-    request: ValidInvocation,
-    input: ReturnType<typeof countInputTokens>,
-  ): { used: TokensUsed; cacheKey: string | undefined } {
-    const cached = input.cachePrefix;
-    const cacheKey =
-      cached !== undefined && cached.tokens >= request.model.minCacheablePrefixTokens
-        ? `${request.modelId}:${cached.fingerprint}`
-        : undefined;
-    const cacheUse = cacheKey === undefined ? undefined : this.cache.peek(cacheKey, this.settings.now());
-    const cacheTokens = cacheUse === undefined || cached === undefined ? 0 : cached.tokens;
-    return {
-      used: {
-        input: input.total - cacheTokens,
-        cacheWrite: cacheUse === 'write' ? cacheTokens : 0,
-        cacheRead: cacheUse === 'read' ? cacheTokens : 0,
-      },
-      cacheKey,
-    };
   }
 
   private countDistinct(

@@ -13,16 +13,31 @@ const TOKENS_PER_IMAGE = 1_100;
 const TOKENS_PER_MESSAGE = 3;
 const TOKENS_FOR_TOOL_USE = 300;
 
+/** The prompt up to and including one block: its size, and a fingerprint of its content (cache_control aside). */
+export interface PromptPrefix {
+  readonly tokens: number;
+  readonly fingerprint: string;
+}
+
+/** A `cache_control` breakpoint: which block (an index into the prefixes) and the TTL it asks for. */
+export interface CachePoint {
+  readonly index: number;
+  /** As the block's cache_control says: "5m" when it names none. */
+  readonly ttl: string;
+}
+
 export interface InputTokens {
   readonly total: number;
-  /** The prompt prefix up to the last `cache_control` block: its size and a fingerprint of its content. */
-  readonly cachePrefix: { readonly tokens: number; readonly fingerprint: string } | undefined;
+  /** The prefix after each block, in prompt order (tools, system, messages). */
+  readonly prefixes: readonly PromptPrefix[];
+  readonly cachePoints: readonly CachePoint[];
 }
 
 interface Segment {
   readonly raw: unknown;
   readonly tokens: number;
-  readonly cachePoint: boolean;
+  /** The block's cache_control ttl ("5m" unless it names one), or undefined when it has none. */
+  readonly cacheTtl: string | undefined;
 }
 
 export function countInputTokens(body: MessagesBody): InputTokens {
@@ -32,18 +47,17 @@ export function countInputTokens(body: MessagesBody): InputTokens {
     segments.reduce((sum, segment) => sum + segment.tokens, 0) +
     body.messages.length * TOKENS_PER_MESSAGE +
     (hasTools ? TOKENS_FOR_TOOL_USE : 0);
-  const lastCachePoint = segments.findLastIndex((segment) => segment.cachePoint);
-  if (lastCachePoint === -1) return { total, cachePrefix: undefined };
-  const prefix = segments.slice(0, lastCachePoint + 1);
-  return {
-    total,
-    cachePrefix: {
-      tokens: prefix.reduce((sum, segment) => sum + segment.tokens, 0),
-      fingerprint: createHash('sha256')
-        .update(JSON.stringify(prefix.map((segment) => segment.raw)))
-        .digest('hex'),
-    },
-  };
+  const prefixes: PromptPrefix[] = [];
+  const cachePoints: CachePoint[] = [];
+  let tokens = 0;
+  const hash = createHash('sha256');
+  for (const [index, segment] of segments.entries()) {
+    tokens += segment.tokens;
+    hash.update(JSON.stringify(withoutCacheControl(segment.raw))).update('\n');
+    prefixes.push({ tokens, fingerprint: hash.copy().digest('hex') });
+    if (segment.cacheTtl !== undefined) cachePoints.push({ index, ttl: segment.cacheTtl });
+  }
+  return { total, prefixes, cachePoints };
 }
 
 /** Tools, then system, then messages: the order Claude reads a prompt in, which is what caching keys on. */
@@ -53,7 +67,7 @@ function segmentsOf(body: MessagesBody): Segment[] {
     segments.push({
       raw: tool,
       tokens: Math.ceil(Buffer.byteLength(JSON.stringify(tool)) / BYTES_PER_TOKEN),
-      cachePoint: hasCacheControl(tool),
+      cacheTtl: cacheTtlOf(tool),
     });
   }
   for (const block of blocksOf(body.system)) segments.push(segmentOf(block));
@@ -71,7 +85,7 @@ function blocksOf(content: unknown): unknown[] {
 function segmentOf(block: unknown): Segment {
   const measure = emptyMeasure();
   measureContent(typeof block === 'string' ? block : [block], measure);
-  return { raw: block, tokens: tokensOf(measure), cachePoint: hasCacheControl(block) };
+  return { raw: block, tokens: tokensOf(measure), cacheTtl: cacheTtlOf(block) };
 }
 
 function tokensOf(measure: InputMeasure): number {
@@ -82,6 +96,15 @@ function tokensOf(measure: InputMeasure): number {
   );
 }
 
-function hasCacheControl(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && 'cache_control' in value;
+/** A block as the cache keys it: where a breakpoint sits does not change the content before it. */
+function withoutCacheControl(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || !('cache_control' in value)) return value;
+  const { cache_control: _breakpoint, ...content } = value as Record<string, unknown>;
+  return content;
+}
+
+function cacheTtlOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !('cache_control' in value)) return undefined;
+  const { ttl } = ((value as { cache_control?: unknown }).cache_control ?? {}) as { ttl?: unknown };
+  return typeof ttl === 'string' ? ttl : '5m';
 }

@@ -1,7 +1,9 @@
 import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
 import { ModelSelectionError } from '../../shared/errors.ts';
+import type { MessagesBody } from '../../shared/input/records.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 import { MESSAGES_BODY_FIELDS, messagesBodyProblem } from '../../shared/request/messages-rules.ts';
+import { countInputTokens } from './tokens.ts';
 import { WireError } from './wire-errors.ts';
 
 export interface ValidInvocation {
@@ -14,6 +16,7 @@ export interface ValidInvocation {
 }
 
 const INVALID_MODEL = 'The provided model identifier is invalid.';
+const MAX_CACHE_BREAKPOINTS = 4;
 
 /**
  * Checks a model id the way Bedrock does: an exact id (no aliases), with a prefix the region may call, for
@@ -76,12 +79,33 @@ export function validateInvocation(
   // The Messages API's own rules, which Bedrock applies after the schema: roles, blocks, ranges, tools.
   const broken = messagesBodyProblem(body);
   if (broken !== undefined) throw new WireError('ValidationException', `${broken.path}: ${broken.message}`);
+  assertCacheBreakpoints(body, model);
   const { longContext } = model;
   const window =
     longContext.mode === 'native' || (longContext.mode === 'beta' && betas.includes(catalog.longContextBeta))
       ? longContext.window
       : catalog.standardContextWindow;
   return { model, modelId, body, maxTokens, window };
+}
+
+/** At most 4 cache_control breakpoints, each with a TTL the model takes. */
+function assertCacheBreakpoints(body: Record<string, unknown>, model: CatalogModel): void {
+  const { cachePoints } = countInputTokens(body as unknown as MessagesBody);
+  if (cachePoints.length > MAX_CACHE_BREAKPOINTS) {
+    throw new WireError(
+      'ValidationException',
+      `A maximum of ${MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found ${cachePoints.length}.`,
+    );
+  }
+  const unsupported = cachePoints.find(
+    (point) => !(model.cacheTtls as readonly string[]).includes(point.ttl),
+  );
+  if (unsupported !== undefined) {
+    throw new WireError(
+      'ValidationException',
+      `cache_control.ttl: "${unsupported.ttl}" is not supported for this model; use ${model.cacheTtls.join(' or ')}.`,
+    );
+  }
 }
 
 function parseBody(raw: Buffer): Record<string, unknown> {

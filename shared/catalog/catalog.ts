@@ -30,6 +30,8 @@ const modelSchema = z.object({
   anthropicNames: z.array(z.string().min(1)),
   offeredIn: z.array(geographyKey).min(1),
   minCacheablePrefixTokens: z.number().int().positive(),
+  /** The cache_control ttl values the model takes; 5m is the default when a breakpoint names none. */
+  cacheTtls: z.array(z.enum(['5m', '1h'])).min(1),
   maxOutputTokens: z.number().int().positive(),
   longContext: longContextSchema,
   prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),

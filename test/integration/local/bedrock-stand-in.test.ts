@@ -128,6 +128,91 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
     expect(response.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   });
 
+  it('reads an entry another request wrote at an earlier block, and writes the rest up to its own breakpoint', async () => {
+    // Prepare: 2,000 tokens of policy, then 1,000 of a case file; Sonnet 4.5 caches from 1,024.
+    const client = bedrockClient(standIn);
+    const policy = { type: 'text', text: 'p'.repeat(8_000) };
+    const caseFile = { type: 'text', text: 'c'.repeat(4_000) };
+    const sonnet = 'global.anthropic.claude-sonnet-4-5-20250929-v1:0';
+    await invoke(
+      client,
+      invokeBody({ system: [{ ...policy, cache_control: { type: 'ephemeral' } }] }),
+      sonnet,
+    );
+
+    // Act
+    const later = await invoke(
+      client,
+      invokeBody({ system: [policy, { ...caseFile, cache_control: { type: 'ephemeral' } }] }),
+      sonnet,
+    );
+
+    // Assess
+    expect(later.usage).toMatchObject({ cache_read_input_tokens: 2_000, cache_creation_input_tokens: 1_000 });
+  });
+
+  it.each([
+    [
+      'a fifth breakpoint',
+      'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      Array.from({ length: 5 }, (_, index) => ({
+        type: 'text',
+        text: `block ${index}`,
+        cache_control: { type: 'ephemeral' },
+      })),
+      /A maximum of 4 blocks with cache_control may be provided\. Found 5\./,
+    ],
+    [
+      'a 1-hour TTL the model does not take',
+      'us.anthropic.claude-sonnet-4-20250514-v1:0',
+      [{ type: 'text', text: 'policy', cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      /cache_control\.ttl: "1h" is not supported for this model; use 5m/,
+    ],
+  ])('refuses %s as a ValidationException', async (_case, modelId, system, message) => {
+    // Act
+    const failure = await failureOf(invoke(bedrockClient(standIn), invokeBody({ system }), modelId));
+
+    // Assess
+    expect(failure).toMatchObject({
+      name: 'ValidationException',
+      status: 400,
+      message: expect.stringMatching(message),
+    });
+  });
+
+  it('keeps a 1-hour entry past five minutes, while a 5-minute one expires', async () => {
+    // Prepare
+    const clock = { now: Date.parse('2026-11-26T10:00:00Z') };
+    const timed = await startBedrockStandIn({ speed: 0, now: () => clock.now });
+    const client = bedrockClient(timed);
+    const opus = 'global.anthropic.claude-opus-4-6-v1';
+    const cached = (text: string, ttl?: string) =>
+      invokeBody({
+        system: [
+          { type: 'text', text, cache_control: { type: 'ephemeral', ...(ttl === undefined ? {} : { ttl }) } },
+        ],
+      });
+    const long = cached('h'.repeat(17_000), '1h');
+    const short = cached('m'.repeat(17_000));
+    await invoke(client, long, opus);
+    await invoke(client, short, opus);
+
+    // Act: six minutes later.
+    clock.now += 6 * 60_000;
+    const again = { long: await invoke(client, long, opus), short: await invoke(client, short, opus) };
+
+    // Assess
+    expect(again.long.usage).toMatchObject({
+      cache_read_input_tokens: 4_250,
+      cache_creation_input_tokens: 0,
+    });
+    expect(again.short.usage).toMatchObject({
+      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: 4_250,
+    });
+    await timed.close();
+  });
+
   describe.each([
     ['an alias instead of an id', 'opus-4.6', invokeBody(), 'The provided model identifier is invalid.'],
     [
