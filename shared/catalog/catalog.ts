@@ -12,7 +12,10 @@ const usdPerMillionTokens = z.number().nonnegative();
 const priceTable = z.object({
   input: usdPerMillionTokens,
   output: usdPerMillionTokens,
+  /** Cache writes with the default 5-minute TTL. */
   cacheWrite: usdPerMillionTokens,
+  /** Cache writes with the 1-hour TTL. */
+  cacheWrite1h: usdPerMillionTokens,
   cacheRead: usdPerMillionTokens,
 });
 

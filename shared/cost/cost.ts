@@ -7,6 +7,13 @@ export interface TokenUsage {
   readonly output_tokens: number;
   readonly cache_creation_input_tokens?: number | undefined;
   readonly cache_read_input_tokens?: number | undefined;
+  /** How the cache writes split by TTL, when the response says: the rest of the writes are 5-minute ones. */
+  readonly cache_creation?:
+    | {
+        readonly ephemeral_5m_input_tokens?: number | undefined;
+        readonly ephemeral_1h_input_tokens?: number | undefined;
+      }
+    | undefined;
 }
 
 /** The price of one request, broken down, in nano-US-dollars (1e-9 USD): integers add up exactly. */
@@ -43,7 +50,9 @@ export function costOfRequest(
 
   const input = price(usage.input_tokens, prices.input);
   const output = price(usage.output_tokens, prices.output);
-  const cacheWrite = price(cacheWriteTokens, prices.cacheWrite);
+  const hourWriteTokens = Math.min(cacheWriteTokens, usage.cache_creation?.ephemeral_1h_input_tokens ?? 0);
+  const cacheWrite =
+    price(cacheWriteTokens - hourWriteTokens, prices.cacheWrite) + price(hourWriteTokens, prices.cacheWrite1h);
   const cacheRead = price(cacheReadTokens, prices.cacheRead);
   return {
     input,

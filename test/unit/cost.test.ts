@@ -68,6 +68,29 @@ describe('costOfRequest', () => {
       true,
     ],
     [
+      'Sonnet 4.5 writing 10K tokens to the 1-hour cache and 2K to the 5-minute one',
+      'sonnet-4.5',
+      'global',
+      {
+        input_tokens: 100,
+        output_tokens: 0,
+        cache_creation_input_tokens: 12_000,
+        cache_creation: { ephemeral_5m_input_tokens: 2_000, ephemeral_1h_input_tokens: 10_000 },
+      },
+      // 100 x $3 + 2,000 x $3.75 + 10,000 x $6 per million.
+      300_000 + 7_500_000 + 60_000_000,
+      false,
+    ],
+    [
+      'Opus reading 50K cached tokens at a tenth of the input price',
+      'opus-4.6',
+      'global',
+      { input_tokens: 1_000, output_tokens: 0, cache_read_input_tokens: 50_000 },
+      // 1,000 x $5 + 50,000 x $0.50 per million.
+      5_000_000 + 25_000_000,
+      false,
+    ],
+    [
       'Haiku, which has no long-context rates',
       'haiku-4.5',
       'global',
