@@ -51,7 +51,6 @@ type Outcome = { message: RecordMessage; verdict: RecordVerdict } | { unreadable
  */
 export function createWorkerHandler(dependencies: WorkerDependencies) {
   const { metrics, ports } = dependencies;
-  const processor = new BatchProcessor(EventType.SQS, { logger: dependencies.logger });
 
   const handle = async (
     event: SQSEvent,
@@ -63,6 +62,8 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     metrics.addMetric(METRICS.worker.recordsReceived, MetricUnit.Count, event.Records.length);
     const outcomes = await decideBatch(event.Records, dependencies, context, deadline);
     const notSentBack = await sendBackToWait(ports.queue, dependencies.logger, event.Records, outcomes);
+    // One per invocation: a processor keeps its batch's state, and the local pipeline runs invocations at once.
+    const processor = new BatchProcessor(EventType.SQS, { logger: dependencies.logger });
     const response = await processPartialResponse(
       event,
       (record: SQSRecord) => answer(record, outcomes.get(record.messageId), notSentBack, dependencies),

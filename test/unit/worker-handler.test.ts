@@ -178,6 +178,27 @@ describe('the worker handler', () => {
     expect(pipeline.queue.visibilityChanges).toHaveLength(3);
   });
 
+  it('answers invocations running at once each with its own batch item failures', async () => {
+    // Prepare: one handler, as a poller with several invocations in flight uses it.
+    const pipeline = pipelineHarness();
+    const messages = await queuedRecords(pipeline, ['a', 'b']);
+    const handler = workerHandler(pipeline);
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const first: SQSEvent = {
+      Records: [sqsRecord(JSON.stringify(messages[0]), 'first-ok'), sqsRecord('{', 'first-bad')],
+    };
+    const second: SQSEvent = {
+      Records: [sqsRecord(JSON.stringify(messages[1]), 'second-ok'), sqsRecord('[', 'second-bad')],
+    };
+
+    // Act
+    const [one, two] = await Promise.all([handler(first, context()), handler(second, context())]);
+
+    // Assess
+    expect(one).toEqual({ batchItemFailures: [{ itemIdentifier: 'first-bad' }] });
+    expect(two).toEqual({ batchItemFailures: [{ itemIdentifier: 'second-bad' }] });
+  });
+
   it('fails the invocation when the batch cannot be decided, after counting what it was given', async () => {
     // Prepare: the shared budget's table is unreachable.
     const pipeline = pipelineHarness();
