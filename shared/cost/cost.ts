@@ -52,7 +52,8 @@ export function costOfRequest(
   const output = price(usage.output_tokens, prices.output);
   const hourWriteTokens = Math.min(cacheWriteTokens, usage.cache_creation?.ephemeral_1h_input_tokens ?? 0);
   const cacheWrite =
-    price(cacheWriteTokens - hourWriteTokens, prices.cacheWrite) + price(hourWriteTokens, prices.cacheWrite1h);
+    price(cacheWriteTokens - hourWriteTokens, prices.cacheWrite) +
+    price(hourWriteTokens, prices.cacheWrite1h);
   const cacheRead = price(cacheReadTokens, prices.cacheRead);
   return {
     input,
