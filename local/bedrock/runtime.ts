@@ -85,7 +85,6 @@ export class StandInRuntime {
     };
     const admission = quotas.reserve(request.modelId, { ...used, maxTokens: request.maxTokens });
     if (!admission.admitted) throw new WireError('ThrottlingException', THROTTLE_MESSAGES[admission.cause]);
-    cacheUse.commit(now());
 
     const completion = deterministicCompletion(
       `${request.modelId}\n${raw.toString('utf8')}`,
@@ -96,6 +95,8 @@ export class StandInRuntime {
       (latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed,
     );
     if (latencyMs > 0) await sleep(latencyMs);
+    // The entry is there for others once this request has been answered, not while it runs.
+    cacheUse.commit(now());
     quotas.settle(admission.reservation, { ...used, output: completion.outputTokens });
 
     const usage = {

@@ -180,6 +180,28 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
     });
   });
 
+  it('lets requests read an entry only once the request writing it has been answered', async () => {
+    // Prepare: answers take 50 ms.
+    const slow = await startBedrockStandIn({ speed: 1, latency: { firstTokenMs: 50, perOutputTokenMs: 0 } });
+    const client = bedrockClient(slow);
+    const system = [{ type: 'text', text: 's'.repeat(8_000), cache_control: { type: 'ephemeral' } }];
+    const ask = (question: string) =>
+      invoke(
+        client,
+        invokeBody({ system, messages: [{ role: 'user', content: question }] }),
+        'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      );
+
+    // Act
+    const together = await Promise.all([ask('First?'), ask('Second?')]);
+    const after = await ask('Third?');
+
+    // Assess: both concurrent requests missed and wrote; the later one read.
+    expect(together.map((answer) => answer.usage.cache_creation_input_tokens)).toEqual([2_000, 2_000]);
+    expect(after.usage).toMatchObject({ cache_read_input_tokens: 2_000, cache_creation_input_tokens: 0 });
+    await slow.close();
+  });
+
   it('keeps a 1-hour entry past five minutes, while a 5-minute one expires', async () => {
     // Prepare
     const clock = { now: Date.parse('2026-11-26T10:00:00Z') };
