@@ -7,6 +7,7 @@ import type {
   Announcement,
   BatchPart,
   BatchPartState,
+  CachedPrefix,
   FinalizeCheckpoint,
   JobRecord,
   JobStatus,
@@ -175,6 +176,15 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
         },
       }),
     );
+  }
+
+  async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET sharedPrefixes = :prefixes, updatedAt = :now',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(sharedPrefixes)',
+      ExpressionAttributeValues: { ':prefixes': prefixes, ':now': this.isoNow() },
+    });
   }
 
   async planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {

@@ -81,5 +81,6 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
         ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)
         : undefined,
     batchParts: item.batchParts as JobRecord['batchParts'],
+    sharedPrefixes: item.sharedPrefixes as JobRecord['sharedPrefixes'],
   };
 }

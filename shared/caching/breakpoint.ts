@@ -1,6 +1,6 @@
 import { leadingPrefixes, MAX_CACHE_BREAKPOINTS, type SharedPrefix } from './shared-prefix.ts';
 
-type Body = Readonly<Record<string, unknown>> & { readonly messages: readonly unknown[] };
+type Body = Readonly<Record<string, unknown>>;
 
 /**
  * The body with a `cache_control` breakpoint at the end of a file's shared prefix, when the record starts with
@@ -13,7 +13,8 @@ export function withSharedPrefixBreakpoint(
   prefix: Pick<SharedPrefix, 'blocks' | 'fingerprint'>,
   ttl?: '1h',
 ): Body | undefined {
-  const leading = leadingPrefixes(body);
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<Record<string, unknown>>) : [];
+  const leading = leadingPrefixes({ ...body, messages });
   if (leading.prefixes[prefix.blocks - 1]?.fingerprint !== prefix.fingerprint) return undefined;
   if (leading.userBreakpoints >= MAX_CACHE_BREAKPOINTS) return undefined;
   const breakpoint = { type: 'ephemeral', ...(ttl === undefined ? {} : { ttl }) };
@@ -37,7 +38,7 @@ export function withSharedPrefixBreakpoint(
     return block === undefined ? undefined : { ...body, system: system.with(index, block) };
   }
   index -= system.length;
-  const [first, ...rest] = body.messages as Array<Record<string, unknown>>;
+  const [first, ...rest] = messages;
   const content = blocksOf(first?.content);
   const block = marked(content[index]);
   if (first === undefined || block === undefined) return undefined;
@@ -47,4 +48,13 @@ export function withSharedPrefixBreakpoint(
 function blocksOf(content: unknown): unknown[] {
   if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
   return Array.isArray(content) ? content : [];
+}
+
+/** The call with a breakpoint at the end of its job's shared prefix, when its record shares it. */
+export function withSharedPrefixCached<Call extends { readonly body: Body; readonly bodyJson: string }>(
+  call: Call,
+  prefix: Pick<SharedPrefix, 'blocks' | 'fingerprint'> | undefined,
+): Call {
+  const marked = prefix === undefined ? undefined : withSharedPrefixBreakpoint(call.body, prefix);
+  return marked === undefined ? call : { ...call, body: marked, bodyJson: JSON.stringify(marked) };
 }

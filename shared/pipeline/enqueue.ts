@@ -4,8 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { startingLane } from '../batch/lane.ts';
 import { launchBatchParts } from '../batch/launch.ts';
 import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
+import { findSharedPrefixes } from '../caching/shared-prefix.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
-import { ConfigurationError, InputChangedError } from '../errors.ts';
+import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
@@ -14,6 +15,7 @@ import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
+import { buildInvocation } from '../request/build-request.ts';
 import { announce } from './announce.ts';
 import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
@@ -185,12 +187,13 @@ async function findObject(event: ObjectCreated, ports: EnqueuePorts) {
 const FIRST_CHUNK_LINES = 20;
 
 async function readFile(
-  job: JobRecord,
+  readJob: JobRecord,
   ports: EnqueuePorts,
   settings: EnqueueSettings,
   shouldStop: () => boolean,
   lease: ReadingLease,
 ): Promise<EnqueueOutcome> {
+  let job = readJob;
   const chunkLines = settings.chunkLines ?? 500;
   const chunkBytes = settings.chunkBytes ?? 8 * 1024 * 1024;
   // Small chunks first, doubling: the first records reach the workers at once, the rest in large chunks.
@@ -203,7 +206,7 @@ async function readFile(
   const flush = async (): Promise<boolean> => {
     const last = chunk.at(-1);
     if (last === undefined) return true;
-    await enqueueChunk(job, chunk, ports, settings);
+    job = await enqueueChunk(job, chunk, ports, settings);
     recordsRead += chunk.length;
     chunk = [];
     bytesInChunk = 0;
@@ -254,17 +257,22 @@ function catalogOf(settings: EnqueueSettings): Catalog {
   return settings.catalog ?? defaultCatalog;
 }
 
-/** Parses a chunk, settles duplicate ids (in the chunk, then against the ledger), records errors, sends the rest. */
+/**
+ * Parses a chunk, settles duplicate ids (in the chunk, then against the ledger), records errors, sends the
+ * rest. The job's first chunk also decides the prefix its records share: the job as it stands after is
+ * returned.
+ */
 async function enqueueChunk(
   job: JobRecord,
   chunk: readonly RawLine[],
   ports: EnqueuePorts,
   settings: EnqueueSettings,
-): Promise<void> {
+): Promise<JobRecord> {
   const concurrency = settings.concurrency ?? 32;
   const checked = await claimIds(job, chunk, ports, settings, concurrency);
   const catalog = catalogOf(settings);
   const staging = ports.batchJobs !== undefined && startingLane(job.settings, catalog) === 'staged';
+  const decided = await decideSharedPrefixes(job, checked, ports, catalog);
   const messages: RecordMessage[] = [];
   const staged: BatchEntry[] = [];
   const errors: LineError[] = [];
@@ -303,6 +311,42 @@ async function enqueueChunk(
     concurrency,
   );
   await ports.queue.send(messages);
+  return decided;
+}
+
+/**
+ * Once per job, from its first records: the prefix many of them share, per model, which the worker marks for
+ * caching (none when the file turns caching off). A retried read finds the decision made.
+ */
+async function decideSharedPrefixes(
+  job: JobRecord,
+  checked: readonly LineResult[],
+  ports: EnqueuePorts,
+  catalog: Catalog,
+): Promise<JobRecord> {
+  if (job.sharedPrefixes !== undefined) return job;
+  const minimums = new Map<string, number>();
+  const sample =
+    job.settings.cache === 'off'
+      ? []
+      : checked.flatMap((result) => {
+          if (!result.ok) return [];
+          try {
+            const invocation = buildInvocation(result.record, job.settings, catalog);
+            minimums.set(invocation.modelId, invocation.resolved.model.minCacheablePrefixTokens);
+            return [{ modelId: invocation.modelId, body: result.record.body }];
+          } catch (error) {
+            // A record the request rules refuse gets its error from the worker; it shares nothing.
+            if (error instanceof PipelineError) return [];
+            throw error;
+          }
+        });
+  const found = findSharedPrefixes(sample, (modelId) => minimums.get(modelId) ?? Number.POSITIVE_INFINITY);
+  const sharedPrefixes = Object.fromEntries(
+    found.map(({ modelId, blocks, fingerprint, tokens }) => [modelId, { blocks, fingerprint, tokens }]),
+  );
+  if (await ports.ledger.setSharedPrefixes(job.jobId, sharedPrefixes)) return { ...job, sharedPrefixes };
+  return (await ports.ledger.getJob(job.jobId)) ?? job;
 }
 
 /** Each line parsed, a given id claimed for its first line: a later line with the same id is an error. */

@@ -73,6 +73,7 @@ const fileOptions = z.strictObject({
   'max-tokens': z.coerce.number().int('must be a whole number').positive('must be positive').optional(),
   lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
   deadline: deadlineHoursSchema.optional(),
+  cache: z.enum(['auto', 'off'], { error: 'must be auto or off' }).optional(),
 });
 
 /**
@@ -90,7 +91,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens, lane, deadline)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens, lane, deadline, cache)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -105,6 +106,7 @@ export function jobSettingsFrom(
     ...(defaults.allowedModelIds === undefined ? {} : { allowedModelIds: defaults.allowedModelIds }),
     ...optional('lane', parsed.data.lane ?? defaults.lane),
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
+    ...optional('cache', parsed.data.cache ?? defaults.cache),
   };
   try {
     assertModelAllowed(resolveModel(settings), settings.allowedModelIds);
@@ -157,6 +159,7 @@ export function newJobRecord(
     finishedAt: undefined,
     cancelRequested: false,
     batchParts: undefined,
+    sharedPrefixes: undefined,
     retries: NO_RETRIES,
     announcement: undefined,
     decompressed: undefined,

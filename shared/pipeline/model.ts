@@ -65,6 +65,8 @@ export interface JobSettings {
   readonly lane?: Lane;
   /** Hours from the job's start by which every record must be done; batch jobs still running are stopped. */
   readonly deadlineHours?: number;
+  /** auto (when absent): a prefix many records share is cached; off: no breakpoint is added. */
+  readonly cache?: 'auto' | 'off';
 }
 
 export interface JobRecord {
@@ -98,6 +100,18 @@ export interface JobRecord {
   readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
   /** Its batch parts, by name, once its file is read in a lane that stages records for batch jobs. */
   readonly batchParts: Readonly<Record<string, BatchPart>> | undefined;
+  /**
+   * The prefix its records share, per model id, found in its first records (empty when none is): the worker
+   * adds a cache breakpoint at its end. Undefined until the first chunk is read.
+   */
+  readonly sharedPrefixes: Readonly<Record<string, CachedPrefix>> | undefined;
+}
+
+/** A shared prefix the worker marks for caching: where it ends, what it holds, about how large it is. */
+export interface CachedPrefix {
+  readonly blocks: number;
+  readonly fingerprint: string;
+  readonly tokens: number;
 }
 
 /**

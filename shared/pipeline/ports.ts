@@ -5,6 +5,7 @@ import type {
   BatchPart,
   BatchPartState,
   BudgetReservation,
+  CachedPrefix,
   CountedRecord,
   FinalizeCheckpoint,
   JobRecord,
@@ -108,6 +109,8 @@ export interface JobLedger {
   markAnnounced(jobId: string): Promise<void>;
   cancelJob(jobId: string): Promise<boolean>;
   listActiveJobs(): AsyncIterable<JobRecord>;
+  /** Records the prefixes a job's records share, once: false when they were recorded before. */
+  setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean>;
   /** Sets a job's batch parts, once: false when they were set before (a retried read finds them). */
   planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean>;
   /** Moves a batch part on, if it is still in one of `from`: false when another step moved it first. */

@@ -1,3 +1,4 @@
+import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
@@ -103,7 +104,8 @@ async function prepare(
     return finishNow(erroredOutcome(new PipelineError(record.error.code, record.error.message)));
   let invocation: Invocation;
   try {
-    invocation = buildInvocation(record.record, job.settings, catalog);
+    const built = buildInvocation(record.record, job.settings, catalog);
+    invocation = withSharedPrefixCached(built, job.sharedPrefixes?.[built.modelId]);
   } catch (error) {
     if (error instanceof PipelineError) return finishNow(erroredOutcome(error));
     throw error;

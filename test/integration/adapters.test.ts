@@ -296,6 +296,26 @@ describe.each([
     });
   });
 
+  it('records the prefixes a job shares once', async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const prefix = { blocks: 1, fingerprint: 'f'.repeat(64), tokens: 6_000 };
+
+    // Act
+    const recorded = [
+      await subject.setSharedPrefixes(job.jobId, { 'global.anthropic.claude-opus-4-6-v1': prefix }),
+      await subject.setSharedPrefixes(job.jobId, {}),
+    ];
+
+    // Assess
+    expect(recorded).toEqual([true, false]);
+    expect((await subject.getJob(job.jobId))?.sharedPrefixes).toEqual({
+      'global.anthropic.claude-opus-4-6-v1': prefix,
+    });
+  });
+
   it('plans batch parts once and moves each part on only from the states given', async () => {
     // Prepare
     const subject = ledger();

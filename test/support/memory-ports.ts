@@ -24,6 +24,7 @@ import type {
   BatchPart,
   BatchPartState,
   BudgetReservation,
+  CachedPrefix,
   CountedRecord,
   FinalizeCheckpoint,
   JobRecord,
@@ -408,6 +409,13 @@ export class MemoryLedger implements Ledger {
       if (['enqueuing', 'running', 'finalizing'].includes(job.status) || job.announcement !== undefined)
         yield structuredClone(job);
     }
+  }
+
+  async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
+    const job = this.job(jobId);
+    if (job.sharedPrefixes !== undefined) return false;
+    job.sharedPrefixes = structuredClone(prefixes);
+    return true;
   }
 
   async planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {

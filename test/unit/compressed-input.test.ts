@@ -38,7 +38,7 @@ describe('a .jsonl.gz file', () => {
     // Prepare: nine lines of about 1.1 MB, 10 MB decompressed, a few kilobytes compressed.
     const pipeline = promptLengths();
     const ids = Array.from({ length: 9 }, (_, index) => `big-${index}`);
-    const text = ids.map((id) => line(id, 'word '.repeat(220_000))).join('\n');
+    const text = ids.map((id) => line(id, `${id} ${'word '.repeat(220_000)}`)).join('\n');
 
     // Act
     await pipeline.run('inputs/big.jsonl.gz', gzipSync(text));
@@ -46,7 +46,7 @@ describe('a .jsonl.gz file', () => {
     // Assess
     const output = pipeline.outputLines('inputs/big.jsonl.gz');
     expect(output.map((result) => [result.id, result.status, result.text])).toEqual(
-      ids.map((id) => [id, 'succeeded', String(5 * 220_000)]),
+      ids.map((id) => [id, 'succeeded', String(id.length + 1 + 5 * 220_000)]),
     );
     expect(pipeline.store.uploads.size).toBe(0);
   });

@@ -70,7 +70,10 @@ describe('lane and deadline as file options', () => {
   it.each([
     [{ lane: 'cheap' }, /file option lane must be one of on-demand, batch, auto/],
     [{ deadline: 'tomorrow' }, /file option deadline must be a duration such as 30m, 6h or 2d/],
-    [{ speed: 'fast' }, /unknown file option speed \(use model, endpoint, max-tokens, lane, deadline\)/],
+    [
+      { speed: 'fast' },
+      /unknown file option speed \(use model, endpoint, max-tokens, lane, deadline, cache\)/,
+    ],
   ])('refuse %j', (metadata, message) => {
     expect(() => jobSettingsFrom(metadata, defaults)).toThrow(ConfigurationError);
     expect(() => jobSettingsFrom(metadata, defaults)).toThrow(message);
