@@ -7,6 +7,7 @@ import {
   DEFAULT_TOKENS_PER_MINUTE,
   type EnvironmentOf,
   OUTPUT_TOKEN_BURNDOWN,
+  type queueSettings,
 } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
@@ -135,4 +136,12 @@ export function bedrockEnvironment(
     DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
     ALLOWED_MODEL_IDS: settings.resolvedModels.map((model) => model.modelId).join(','),
   };
+}
+
+/** Where a function that reads the input and queues records sends them: the record and finalize queues. */
+export function queueEnvironment(
+  recordQueue: { readonly queueUrl: string },
+  finalizeQueue: { readonly queueUrl: string },
+): EnvironmentOf<z.ZodObject<typeof queueSettings>> {
+  return { RECORD_QUEUE_URL: recordQueue.queueUrl, FINALIZE_QUEUE_URL: finalizeQueue.queueUrl };
 }

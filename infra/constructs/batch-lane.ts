@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import type { batchWatcherSettings, EnvironmentOf } from '../../shared/config.ts';
 import { batchJobStateChangePattern } from '../../shared/events/batch-job-change.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
+import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, invokedModelArn } from './bedrock-access.ts';
 import { acknowledge, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
@@ -44,8 +44,7 @@ export class BatchLane extends Construct {
       environment: {
         ...bedrockEnvironment(settings),
         ...storage.environment,
-        RECORD_QUEUE_URL: props.recordQueue.queueUrl,
-        FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+        ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         BATCH_ROLE_ARN: this.serviceRole.roleArn,
       } satisfies EnvironmentOf<typeof batchWatcherSettings>,
     });

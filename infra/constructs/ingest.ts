@@ -9,7 +9,7 @@ import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/eve
 import type { EnvironmentOf, enqueueSettings } from '../../shared/config.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
+import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
 import type { BatchLane } from './batch-lane.ts';
 import { LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
@@ -42,8 +42,7 @@ export class Ingest extends Construct {
       environment: {
         ...bedrockEnvironment(settings),
         ...storage.environment,
-        RECORD_QUEUE_URL: props.recordQueue.queueUrl,
-        FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
+        ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         DEFAULT_LANE: settings.defaultLane,
         ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
         BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,
