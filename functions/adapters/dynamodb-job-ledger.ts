@@ -178,6 +178,40 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     );
   }
 
+  async claimPrefixWrite(
+    jobId: string,
+    modelId: string,
+    claim: { owner: string; until: number; freshAfter: number; now: number },
+  ): Promise<'write' | 'written' | 'busy'> {
+    const claimed = await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET prefixWrites.#model = :claim',
+      ConditionExpression:
+        'attribute_exists(prefixWrites) AND (attribute_not_exists(prefixWrites.#model) OR ' +
+        '(attribute_not_exists(prefixWrites.#model.writtenAt) AND prefixWrites.#model.#until < :now) OR ' +
+        'prefixWrites.#model.writtenAt < :freshAfter)',
+      ExpressionAttributeNames: { '#model': modelId, '#until': 'until' },
+      ExpressionAttributeValues: {
+        ':claim': { writer: claim.owner, until: claim.until },
+        ':now': claim.now,
+        ':freshAfter': claim.freshAfter,
+      },
+    });
+    if (claimed) return 'write';
+    const write = (await this.getJob(jobId))?.prefixWrites[modelId];
+    return write?.writtenAt !== undefined && write.writtenAt >= claim.freshAfter ? 'written' : 'busy';
+  }
+
+  async markPrefixWritten(jobId: string, modelId: string, at: number): Promise<void> {
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET prefixWrites.#model.writtenAt = :at',
+      ConditionExpression: 'attribute_exists(prefixWrites.#model)',
+      ExpressionAttributeNames: { '#model': modelId },
+      ExpressionAttributeValues: { ':at': at },
+    });
+  }
+
   async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
     return this.updateIf({
       Key: jobKey(jobId),

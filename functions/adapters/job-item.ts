@@ -82,5 +82,6 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
         : undefined,
     batchParts: item.batchParts as JobRecord['batchParts'],
     sharedPrefixes: item.sharedPrefixes as JobRecord['sharedPrefixes'],
+    prefixWrites: (item.prefixWrites ?? {}) as JobRecord['prefixWrites'],
   };
 }

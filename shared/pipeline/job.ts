@@ -160,6 +160,7 @@ export function newJobRecord(
     cancelRequested: false,
     batchParts: undefined,
     sharedPrefixes: undefined,
+    prefixWrites: {},
     retries: NO_RETRIES,
     announcement: undefined,
     decompressed: undefined,

@@ -105,6 +105,17 @@ export interface JobRecord {
    * adds a cache breakpoint at its end. Undefined until the first chunk is read.
    */
   readonly sharedPrefixes: Readonly<Record<string, CachedPrefix>> | undefined;
+  /** Who writes each model's shared prefix to Bedrock's cache, and when it was last written. */
+  readonly prefixWrites: Readonly<Record<string, PrefixWrite>>;
+}
+
+/** One worker writes a shared prefix to the cache; the others wait for it, then read. */
+export interface PrefixWrite {
+  readonly writer: string;
+  /** Until when the writer holds the write (epoch ms): after it, another may take it over. */
+  readonly until: number;
+  /** When the write was done (epoch ms). */
+  readonly writtenAt?: number;
 }
 
 /** A shared prefix the worker marks for caching: where it ends, what it holds, about how large it is. */

@@ -109,6 +109,16 @@ export interface JobLedger {
   markAnnounced(jobId: string): Promise<void>;
   cancelJob(jobId: string): Promise<boolean>;
   listActiveJobs(): AsyncIterable<JobRecord>;
+  /**
+   * Claims the cache write of a job's shared prefix for one model: "write" for the claimant, "written" when
+   * a write newer than `freshAfter` stands, "busy" while another worker's claim holds.
+   */
+  claimPrefixWrite(
+    jobId: string,
+    modelId: string,
+    claim: { owner: string; until: number; freshAfter: number; now: number },
+  ): Promise<'write' | 'written' | 'busy'>;
+  markPrefixWritten(jobId: string, modelId: string, at: number): Promise<void>;
   /** Records the prefixes a job's records share, once: false when they were recorded before. */
   setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean>;
   /** Sets a job's batch parts, once: false when they were set before (a retried read finds them). */

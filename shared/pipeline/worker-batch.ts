@@ -65,7 +65,12 @@ export type RecordVerdict =
   /** Back through the queue after `delaySeconds` (a visibility change): a failed attempt to try again. */
   | { readonly kind: 'retry'; readonly delaySeconds: number; readonly failure: Failure | undefined }
   /** Sent again with a delay: the quota has no room before the batch's deadline. Not a failure. */
-  | { readonly kind: 'wait'; readonly delaySeconds: number; readonly cause: 'budget' | 'daily-quota' }
+  | {
+      readonly kind: 'wait';
+      readonly delaySeconds: number;
+      /** budget: no tokens in time; daily-quota: Bedrock's day is spent; prefix: another worker writes the cache. */
+      readonly cause: 'budget' | 'daily-quota' | 'prefix';
+    }
   /** Something unexpected: the message returns after its visibility timeout and, if it keeps failing, to the DLQ. */
   | { readonly kind: 'unhandled'; readonly error: unknown };
 
@@ -89,6 +94,8 @@ export interface Call {
   /** Where the estimator learns and looks up this job's calls to this model. */
   readonly calibrationKey: string;
   readonly cost: CallCost;
+  /** Set when the call carries its job's shared-prefix breakpoint: one write, then reads. */
+  readonly sharesPrefix?: boolean;
 }
 
 export type AcquiredLease = LeaseResult & { kind: 'acquired' };

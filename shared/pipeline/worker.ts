@@ -61,16 +61,81 @@ export async function processBatch(
       }
     }),
   );
-  const byBudget = new Map<string, Call[]>();
-  for (const call of calls) byBudget.set(call.budgetKey, [...(byBudget.get(call.budgetKey) ?? []), call]);
-  await Promise.all(
-    [...byBudget].map(async ([budgetKey, group]) => {
-      for (const [call, verdict] of await callWithin(budgetKey, group, batch))
-        verdicts.set(call.message, verdict);
-    }),
-  );
+  const { writers, waiting, free } = await arrangePrefixWrites(calls, batch);
+  for (const call of waiting) verdicts.set(call.message, prefixWait(call, batch));
+  // Each shared prefix is written by one call before the calls that read it start.
+  for (const [call, verdict] of await callAll(writers, batch)) {
+    verdicts.set(call.message, verdict);
+    if (verdict.kind === 'done' && verdict.status === 'succeeded')
+      await ports.ledger.markPrefixWritten(call.job.jobId, call.invocation.modelId, settings.clock.now());
+  }
+  for (const [call, verdict] of await callAll(free, batch)) verdicts.set(call.message, verdict);
   const counted = await countInLedger(ports, batch.tally.updates());
   return messages.map((message) => counting(verdicts.get(message), message, counted));
+}
+
+/** Calls grouped by the budget they spend from, each group reserving once. */
+async function callAll(calls: readonly Call[], batch: Batch): Promise<Array<[Call, RecordVerdict]>> {
+  const byBudget = new Map<string, Call[]>();
+  for (const call of calls) byBudget.set(call.budgetKey, [...(byBudget.get(call.budgetKey) ?? []), call]);
+  const results = await Promise.all(
+    [...byBudget].map(async ([budgetKey, group]) => [...(await callWithin(budgetKey, group, batch))]),
+  );
+  return results.flat();
+}
+
+/** How long a record waits while another worker writes the prefix it would read. */
+const PREFIX_WAIT_SECONDS = 3;
+/** A written prefix is taken as cached this long: within Bedrock's 5-minute TTL, with room to spare. */
+const PREFIX_FRESH_MS = 4 * 60_000;
+/** A writer that has not written in this long has stopped: another may take the write over. */
+const PREFIX_CLAIM_MS = 60_000;
+
+/**
+ * The calls that carry a shared prefix, per job and model: while no fresh write stands, one of them writes
+ * it first (the ledger says which worker), the others of this batch follow it, and those of other workers
+ * wait a few seconds for it. Every other call is free to start.
+ */
+async function arrangePrefixWrites(
+  calls: readonly Call[],
+  batch: Batch,
+): Promise<{ writers: Call[]; waiting: Call[]; free: Call[] }> {
+  const { ports, settings } = batch;
+  const now = settings.clock.now();
+  const writers: Call[] = [];
+  const waiting: Call[] = [];
+  const free: Call[] = [];
+  const groups = new Map<string, Call[]>();
+  for (const call of calls) {
+    const writtenAt = call.job.prefixWrites[call.invocation.modelId]?.writtenAt;
+    if (!call.sharesPrefix || (writtenAt !== undefined && writtenAt >= now - PREFIX_FRESH_MS))
+      free.push(call);
+    else {
+      const key = `${call.job.jobId}#${call.invocation.modelId}`;
+      groups.set(key, [...(groups.get(key) ?? []), call]);
+    }
+  }
+  for (const [first, ...rest] of groups.values()) {
+    if (first === undefined) continue;
+    const claim = await ports.ledger.claimPrefixWrite(first.job.jobId, first.invocation.modelId, {
+      owner: settings.owner,
+      until: now + PREFIX_CLAIM_MS,
+      freshAfter: now - PREFIX_FRESH_MS,
+      now,
+    });
+    if (claim === 'busy') waiting.push(first, ...rest);
+    else if (claim === 'written') free.push(first, ...rest);
+    else {
+      writers.push(first);
+      free.push(...rest);
+    }
+  }
+  return { writers, waiting, free };
+}
+
+function prefixWait(call: Call, batch: Batch): RecordVerdict {
+  batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+  return { kind: 'wait', cause: 'prefix', delaySeconds: PREFIX_WAIT_SECONDS };
 }
 
 /** Reads the record and decides what it needs: nothing (done), a result without a call, or a call. */
@@ -103,8 +168,9 @@ async function prepare(
   if (!record.ok)
     return finishNow(erroredOutcome(new PipelineError(record.error.code, record.error.message)));
   let invocation: Invocation;
+  let built: Invocation;
   try {
-    const built = buildInvocation(record.record, job.settings, catalog);
+    built = buildInvocation(record.record, job.settings, catalog);
     invocation = withSharedPrefixCached(built, job.sharedPrefixes?.[built.modelId]);
   } catch (error) {
     if (error instanceof PipelineError) return finishNow(erroredOutcome(error));
@@ -125,6 +191,7 @@ async function prepare(
       budgetKey: `${invocation.resolved.region}#${invocation.modelId}`,
       calibrationKey,
       cost: settings.reservations.costOf(calibrationKey, input, invocation.maxTokens, batch.size),
+      sharesPrefix: invocation !== built,
     },
   };
 }

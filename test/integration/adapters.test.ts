@@ -296,6 +296,35 @@ describe.each([
     });
   });
 
+  it('gives the write of a shared prefix to one worker at a time, until it is written or its claim runs out', async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const model = 'global.anthropic.claude-opus-4-6-v1';
+    const at = (time: number, owner: string) => ({
+      owner,
+      until: time + 60_000,
+      freshAfter: time - 240_000,
+      now: time,
+    });
+    const start = Date.parse('2026-11-26T10:00:00Z');
+
+    // Act
+    const claims = [
+      await subject.claimPrefixWrite(job.jobId, model, at(start, 'a')),
+      await subject.claimPrefixWrite(job.jobId, model, at(start + 1_000, 'b')),
+      await subject.claimPrefixWrite(job.jobId, model, at(start + 61_000, 'c')),
+    ];
+    await subject.markPrefixWritten(job.jobId, model, start + 62_000);
+    const afterWrite = await subject.claimPrefixWrite(job.jobId, model, at(start + 63_000, 'd'));
+    const stale = await subject.claimPrefixWrite(job.jobId, model, at(start + 62_000 + 241_000, 'e'));
+
+    // Assess: b waits for a; c takes the write over once a's claim ran out; e rewrites once the write is stale.
+    expect(claims).toEqual(['write', 'busy', 'write']);
+    expect([afterWrite, stale]).toEqual(['written', 'write']);
+  });
+
   it('records the prefixes a job shares once', async () => {
     // Prepare
     const subject = ledger();

@@ -411,6 +411,26 @@ export class MemoryLedger implements Ledger {
     }
   }
 
+  async claimPrefixWrite(
+    jobId: string,
+    modelId: string,
+    claim: { owner: string; until: number; freshAfter: number; now: number },
+  ): Promise<'write' | 'written' | 'busy'> {
+    const job = this.job(jobId);
+    const write = job.prefixWrites[modelId];
+    if (write?.writtenAt !== undefined && write.writtenAt >= claim.freshAfter) return 'written';
+    if (write !== undefined && write.writtenAt === undefined && write.until >= claim.now) return 'busy';
+    job.prefixWrites = { ...job.prefixWrites, [modelId]: { writer: claim.owner, until: claim.until } };
+    return 'write';
+  }
+
+  async markPrefixWritten(jobId: string, modelId: string, at: number): Promise<void> {
+    const job = this.job(jobId);
+    const write = job.prefixWrites[modelId];
+    if (write !== undefined)
+      job.prefixWrites = { ...job.prefixWrites, [modelId]: { ...write, writtenAt: at } };
+  }
+
   async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
     const job = this.job(jobId);
     if (job.sharedPrefixes !== undefined) return false;
