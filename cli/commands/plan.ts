@@ -1,8 +1,16 @@
 import { createReadStream } from 'node:fs';
+import {
+  findSharedPrefixes,
+  leadingPrefixes,
+  type SharedPrefix,
+} from '../../shared/caching/shared-prefix.ts';
+import type { CatalogModel } from '../../shared/catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
+import type { MessagesBody } from '../../shared/input/records.ts';
+import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
 import { knownRegion, parseCommandLine } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
@@ -41,7 +49,7 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
 type Plan = Awaited<ReturnType<typeof planFile>>;
 
 /** Every line of the file, validated and built into its call as a run would, and nothing sent. */
-async function planFile(file: string, job: Parameters<typeof buildInvocation>[1]) {
+async function planFile(file: string, job: JobSettings) {
   const tally = new PlanTally();
   for await (const { result } of readRecords(createReadStream(file), {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
@@ -54,7 +62,9 @@ async function planFile(file: string, job: Parameters<typeof buildInvocation>[1]
       continue;
     }
     try {
-      tally.add(buildInvocation(result.record, job), result.record.lineNumber);
+      const invocation = buildInvocation(result.record, job);
+      tally.add(invocation, result.record.lineNumber);
+      if (job.cache !== 'off') tally.prefixes.add(invocation, result.record.body);
     } catch (error) {
       if (!(error instanceof PipelineError)) throw error;
       const { lineNumber, recordId } = result.record;
@@ -68,6 +78,7 @@ async function planFile(file: string, job: Parameters<typeof buildInvocation>[1]
 class PlanTally {
   records = 0;
   readonly errors: PlanError[] = [];
+  readonly prefixes = new PrefixTally();
   private readonly longContextLines: number[] = [];
   private readonly models: Record<string, number> = {};
   private readonly cost = { global: { low: 0, high: 0 }, regional: { low: 0, high: 0 } };
@@ -112,8 +123,68 @@ class PlanTally {
         global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
         regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
       },
+      sharedPrefixes: this.prefixes.summary(),
       pricesCheckedOn: defaultCatalog.pricesCheckedOn,
     };
+  }
+}
+
+/** Records the pipeline looks at to find a file's shared prefix, as the enqueue step does: its first ones. */
+const PREFIX_SAMPLE = 20;
+
+/**
+ * The prefix a file's records share, found as a run finds it (in its first records), the records that
+ * start with it, and what caching it saves at global prices: the prefix written once at the write rate and
+ * read by the others at the read rate, instead of paid by each at the input rate.
+ */
+class PrefixTally {
+  private sample: Array<{ modelId: string; body: MessagesBody; model: CatalogModel }> | undefined = [];
+  private found: Array<SharedPrefix & { model: CatalogModel; sharing: number }> = [];
+
+  add(invocation: Invocation, body: MessagesBody): void {
+    const entry = { modelId: invocation.modelId, body, model: invocation.resolved.model };
+    if (this.sample === undefined) {
+      this.count(entry);
+      return;
+    }
+    this.sample.push(entry);
+    if (this.sample.length >= PREFIX_SAMPLE) this.decide();
+  }
+
+  summary() {
+    if (this.sample !== undefined) this.decide();
+    return this.found.map(({ modelId, blocks, tokens, sharing, model }) => {
+      const { input, cacheWrite, cacheRead } = model.prices.standard;
+      const uncached = sharing * tokens * input;
+      const cached = tokens * cacheWrite + Math.max(0, sharing - 1) * tokens * cacheRead;
+      return {
+        modelId,
+        blocks,
+        tokens,
+        records: sharing,
+        estimatedSavingUsd: Math.round(((uncached - cached) / 1_000_000) * 1_000_000) / 1_000_000,
+      };
+    });
+  }
+
+  private decide(): void {
+    const sample = this.sample ?? [];
+    this.sample = undefined;
+    const minimum = (modelId: string) =>
+      sample.find((entry) => entry.modelId === modelId)?.model.minCacheablePrefixTokens ?? Infinity;
+    this.found = findSharedPrefixes(sample, minimum).map((prefix) => ({
+      ...prefix,
+      model: sample.find((entry) => entry.modelId === prefix.modelId)?.model as CatalogModel,
+      sharing: 0,
+    }));
+    for (const entry of sample) this.count(entry);
+  }
+
+  private count(entry: { modelId: string; body: MessagesBody }): void {
+    const prefix = this.found.find((candidate) => candidate.modelId === entry.modelId);
+    if (prefix === undefined) return;
+    const leading = leadingPrefixes(entry.body).prefixes[prefix.blocks - 1];
+    if (leading?.fingerprint === prefix.fingerprint) prefix.sharing += 1;
   }
 }
 
@@ -132,6 +203,10 @@ function printPlan(plan: Plan, term: Terminal): void {
   );
   if (plan.longContextRecords.length > 0)
     term.out(`  1M context for lines ${plan.longContextRecords.join(', ')}\n`);
+  for (const prefix of plan.sharedPrefixes)
+    term.out(
+      `  shared prefix: about ${count(prefix.tokens)} tokens in ${prefix.records} records to ${prefix.modelId}; caching saves about $${prefix.estimatedSavingUsd} (global prices)\n`,
+    );
   term.out(
     `  estimated cost: global $${cost.global.low} to $${cost.global.high}, ` +
       `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,

@@ -282,6 +282,30 @@ describe('bedrock-batch plan', () => {
     expect(plan.estimatedCostUsd.global.low).toBeLessThan(plan.estimatedCostUsd.global.high);
   });
 
+  it('shows the prefix the records share, how many start with it and what caching it saves', async () => {
+    // Prepare: 30 tickets under one 6,000-token policy, and one record without it.
+    const policy = `Classify under the refund policy. ${'Refunds within 30 days of purchase. '.repeat(660)}`;
+    const file = path.join(work, 'shared.jsonl');
+    const lines = Array.from({ length: 30 }, (_, index) =>
+      JSON.stringify({ id: `t${index}`, system: policy, prompt: `Ticket ${index}?` }),
+    );
+    await writeFile(file, [...lines, JSON.stringify({ id: 'other', prompt: 'Hello?' })].join('\n'));
+
+    // Act
+    const json = await runCli(['plan', file, '--json']);
+    const readable = await runCli(['plan', file]);
+
+    // Assess: written once at 1.25x and read 29 times at 0.1x instead of 30 times at 1x.
+    const [prefix, ...others] = JSON.parse(json.stdout).sharedPrefixes;
+    expect(others).toEqual([]);
+    expect(prefix).toMatchObject({ modelId: 'global.anthropic.claude-opus-4-6-v1', blocks: 1, records: 30 });
+    const savedTokens = 30 * prefix.tokens - (1.25 * prefix.tokens + 29 * 0.1 * prefix.tokens);
+    expect(prefix.estimatedSavingUsd).toBeCloseTo((savedTokens * 5) / 1_000_000, 5);
+    expect(readable.stdout).toMatch(
+      /shared prefix: about [\d,]+ tokens in 30 records to global\.anthropic\.claude-opus-4-6-v1; caching saves about \$[\d.]+/,
+    );
+  });
+
   it('prints a readable plan', async () => {
     // Act
     const result = await runCli(['plan', fixturePath('prompts/mixed.jsonl')]);
