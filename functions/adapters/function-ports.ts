@@ -64,14 +64,13 @@ export class FunctionPorts {
   batch(addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): WatchPorts {
     const batchJobs = this.batchJobs();
     if (batchJobs === undefined) throw new Error('the batch watcher was wired without a batch service role');
-    // As the sweeper's: a scheduled pass over the ledger's active jobs, which a local run does not crash.
-    return {
+    return this.seen('batch', {
       store: this.store(),
       ledger: this.ledger(addresses),
       queue: this.queue(addresses),
       finalize: this.finalize(addresses),
       batchJobs,
-    };
+    });
   }
 
   /** The Bedrock client is the stand-in's when a local run passes one. */
