@@ -41,6 +41,7 @@ function storedResult(line: number): StoredResult {
       cacheCreationInputTokens: 0,
       cacheReadInputTokens: 0,
       costNanoUsd: 520_000,
+      uncachedCostNanoUsd: 520_000,
     },
     timing: {
       finishedAt: new Date(Date.parse('2026-11-25T10:00:00Z') + line * 10).toISOString(),

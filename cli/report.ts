@@ -1,3 +1,4 @@
+import type { CacheSummary } from '../shared/output/manifest.ts';
 import type { JobStats } from '../shared/pipeline/job-stats.ts';
 
 /** The manifest fields the report reads (the finalizer writes them all). */
@@ -19,6 +20,7 @@ export interface ReportManifest {
   readonly cacheCreationInputTokenCount?: number;
   readonly cacheReadInputTokenCount?: number;
   readonly estimatedCostUsd: number;
+  readonly cache?: CacheSummary;
   readonly pricesCheckedOn?: string;
   readonly lane?: string;
   /** Records, tokens and cost each lane answered, at its own price. */
@@ -56,6 +58,7 @@ ${throughputChart(stats)}
 <h2>Model latency</h2>
 <p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
 ${latencyChart(stats)}
+${promptCache(manifest.cache)}
 <h2>Tokens and cost per lane</h2>
 <table>
 <thead><tr><th>lane</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
@@ -109,6 +112,14 @@ function headlineMetrics(manifest: ReportManifest): string {
     metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
     metric('budgetWaits', 'budget waits', format(stats?.retries.budgetWaits ?? 0)),
   ].join('\n');
+}
+
+/** What the prompt cache did, for a job whose calls used it. */
+function promptCache(cache: CacheSummary | undefined): string {
+  if (cache === undefined || cache.hitRate === null) return '';
+  const used = cache.hitRecords + cache.missRecords;
+  return `<h2>Prompt cache</h2>
+<p data-metric="cache">hit rate ${(cache.hitRate * 100).toFixed(1)}% (${format(cache.hitRecords)} of ${format(used)} records read it) · ${format(cache.readTokens)} tokens read · ${format(cache.writeTokens)} written · saved $${cache.savingUsd} of $${cache.uncachedCostUsd} the same calls cost without it</p>`;
 }
 
 type TotalsRow = JobStats['perModel'][number];

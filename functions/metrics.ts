@@ -32,6 +32,11 @@ export const METRICS = {
     outputTokens: 'OutputTokens',
     cacheWriteInputTokens: 'CacheWriteInputTokens',
     cacheReadInputTokens: 'CacheReadInputTokens',
+    /** Records whose call read the prompt cache, and those that wrote to it and read nothing: the hit rate. */
+    cacheHitRecords: 'CacheHitRecords',
+    cacheMissRecords: 'CacheMissRecords',
+    /** What the cache saved against the same calls with none (negative while writes are not yet read). */
+    cacheSavingUsd: 'CacheSavingUsd',
     estimatedCostUsd: 'EstimatedCostUsd',
     modelLatency: 'ModelLatency',
   },

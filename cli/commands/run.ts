@@ -1,11 +1,12 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
-import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
+import { cachePhrase, type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
 import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
+import type { CacheSummary } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
@@ -153,7 +154,7 @@ async function checkRunArguments(
 }
 
 function summary(
-  manifest: Record<string, number | string>,
+  manifest: Record<string, unknown> & { cache?: CacheSummary },
   paths: { outputPath: string; manifestPath: string },
   elapsedMs: number,
   term: Terminal,
@@ -164,7 +165,17 @@ function summary(
     `${term.bold('Done')} in ${(elapsedMs / 1000).toFixed(1)} s: ${manifest.totalRecordCount} records, ` +
     `${term.green(`${manifest.successRecordCount} succeeded`)}, ${failed}; ` +
     `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
+    cacheLine(manifest.cache) +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
+  );
+}
+
+/** What the prompt cache did, when it was used: hit rate, tokens read and written, the saving. */
+function cacheLine(cache: CacheSummary | undefined): string {
+  if (cache?.hitRate == null) return '';
+  return (
+    `  prompt cache: ${(cache.hitRate * 100).toFixed(1)}% of ${cache.hitRecords + cache.missRecords} records read it ` +
+    `(${cache.readTokens} tokens read, ${cache.writeTokens} written), saving $${cache.savingUsd} against no cache\n`
   );
 }
 
@@ -176,11 +187,13 @@ function progressBar(progress: JobProgress, term: Terminal): string {
   const rate = job.doneRecords / Math.max(1, progress.elapsedMs / 1000);
   const eta =
     total === undefined || rate === 0 ? '' : ` · ETA ${Math.ceil((total - job.doneRecords) / rate)} s`;
+  const cached = cachePhrase(job.totals);
   return (
     `${bar(job.doneRecords, total)} ${job.doneRecords}/${total ?? '?'} · ` +
     `${term.green(String(job.totals.successRecordCount))} ok · ${term.red(String(job.totals.errorRecordCount))} failed · ` +
     `${progress.retries} retrying · ${progress.bedrockThrottles} throttled · ` +
-    `${job.totals.inputTokenCount + job.totals.outputTokenCount} tokens · $${nanoUsdToUsd(job.totals.costNanoUsd).toFixed(4)}${eta}`
+    `${job.totals.inputTokenCount + job.totals.outputTokenCount} tokens · $${nanoUsdToUsd(job.totals.costNanoUsd).toFixed(4)}` +
+    `${cached === undefined ? '' : ` · ${cached}`}${eta}`
   );
 }
 

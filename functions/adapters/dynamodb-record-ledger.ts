@@ -1,6 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RetryClass } from '../../shared/failures.ts';
+import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type {
   CountedRecord,
   JobUpdate,
@@ -190,6 +191,9 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       add('cacheCreationInputTokenCount', completion.cacheCreationInputTokens);
       add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
       add('costNanoUsd', completion.costNanoUsd);
+      add('uncachedCostNanoUsd', completion.uncachedCostNanoUsd);
+      const cache = cacheOutcomeOf(completion);
+      if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
     }
     add('retriedCount', update.retries.retried);

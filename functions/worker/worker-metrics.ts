@@ -1,4 +1,5 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { RecordVerdict } from '../../shared/pipeline/worker-batch.ts';
 import { METRICS, METRICS_NAMESPACE } from '../metrics.ts';
 
@@ -26,13 +27,25 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
         | 'outputTokens'
         | 'cacheCreationInputTokens'
         | 'cacheReadInputTokens'
-        | 'costNanoUsd',
+        | 'costNanoUsd'
+        | 'uncachedCostNanoUsd',
     ) => done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
+    const records = (outcome: 'hit' | 'miss') =>
+      done.filter(
+        (verdict) => verdict.completion !== undefined && cacheOutcomeOf(verdict.completion) === outcome,
+      ).length;
     const names = METRICS.perModel;
     metrics.addMetric(names.inputTokens, MetricUnit.Count, total('inputTokens'));
     metrics.addMetric(names.outputTokens, MetricUnit.Count, total('outputTokens'));
     metrics.addMetric(names.cacheWriteInputTokens, MetricUnit.Count, total('cacheCreationInputTokens'));
     metrics.addMetric(names.cacheReadInputTokens, MetricUnit.Count, total('cacheReadInputTokens'));
+    metrics.addMetric(names.cacheHitRecords, MetricUnit.Count, records('hit'));
+    metrics.addMetric(names.cacheMissRecords, MetricUnit.Count, records('miss'));
+    metrics.addMetric(
+      names.cacheSavingUsd,
+      MetricUnit.NoUnit,
+      (total('uncachedCostNanoUsd') - total('costNanoUsd')) / 1e9,
+    );
     metrics.addMetric(names.estimatedCostUsd, MetricUnit.NoUnit, total('costNanoUsd') / 1e9);
     for (const verdict of done)
       metrics.addMetric(names.modelLatency, MetricUnit.Milliseconds, verdict.model?.latencyMs ?? 0);

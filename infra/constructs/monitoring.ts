@@ -207,6 +207,25 @@ export class Monitoring extends Construct {
         left: perModel(METRICS.perModel.estimatedCostUsd),
       }),
       new cloudwatch.GraphWidget({
+        title: 'Prompt cache: hit rate (%) and saving (USD) per model',
+        // Metric ids are unique within a graph: each model's pair is numbered.
+        left: props.modelIds.map(
+          (modelId, index) =>
+            new cloudwatch.MathExpression({
+              expression: `100 * hits${index} / MAX([hits${index} + misses${index}, 1])`,
+              usingMetrics: {
+                [`hits${index}`]: emf(METRICS.perModel.cacheHitRecords, 'worker', 'Sum', { model: modelId }),
+                [`misses${index}`]: emf(METRICS.perModel.cacheMissRecords, 'worker', 'Sum', {
+                  model: modelId,
+                }),
+              },
+              label: `cache hit rate ${modelId}`,
+              period: Duration.minutes(1),
+            }),
+        ),
+        right: perModel(METRICS.perModel.cacheSavingUsd),
+      }),
+      new cloudwatch.GraphWidget({
         title: 'Model latency (ms)',
         left: props.modelIds.map((modelId) =>
           emf(METRICS.perModel.modelLatency, 'worker', 'p90', { model: modelId }),

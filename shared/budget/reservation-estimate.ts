@@ -14,7 +14,7 @@ const DEFAULT_OPTIONS: EstimatorOptions = { window: 200, maxKeys: 64 };
 export interface CallCost {
   /** What Bedrock takes when the call starts: input (cache included) plus max_tokens. */
   readonly reserved: number;
-  /** What Bedrock is expected to charge when it ends: input plus output x burndown. */
+  /** What Bedrock is expected to charge when it ends: input plus output x burndown, less cache reads. */
   readonly charge: number;
   /** The most it has been charged for such calls: the longest answer seen, or max_tokens before any. */
   readonly ceiling: number;
@@ -48,13 +48,24 @@ export class ReservationEstimator {
     return Math.max(estimate.lower, Math.ceil(estimate.upper * ratio));
   }
 
-  /** What a call of `inputTokens` and `maxTokens`, made in a batch of `batchSize`, costs the quota. */
-  costOf(key: string, inputTokens: number, maxTokens: number, batchSize: number): CallCost {
+  /**
+   * What a call of `inputTokens` and `maxTokens`, made in a batch of `batchSize`, costs the quota. Bedrock
+   * releases cache reads when it settles: a call that `readsCache` (it carries a prefix already written) is
+   * expected to read what the fewest-reading call of its kind read, none before one has.
+   */
+  costOf(
+    key: string,
+    inputTokens: number,
+    maxTokens: number,
+    batchSize: number,
+    readsCache = false,
+  ): CallCost {
     const reserved = inputTokens + maxTokens;
     const samples = this.samples.get(key);
+    const released = readsCache ? Math.min(inputTokens, samples?.fewestCacheReads() ?? 0) : 0;
     if (samples === undefined) return { reserved, charge: reserved, ceiling: reserved };
     const chargeOf = (output: number) =>
-      inputTokens + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown);
+      inputTokens - released + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown);
     return {
       reserved,
       charge: chargeOf(samples.outputForBatch(batchSize)),
@@ -87,6 +98,7 @@ export class ReservationEstimator {
     samples.add({
       inputRatio: estimate.upper > 0 ? counted / estimate.upper : 1,
       output: usage.output_tokens,
+      cacheRead: usage.cache_read_input_tokens ?? 0,
       latencyMs,
     });
   }
@@ -95,6 +107,7 @@ export class ReservationEstimator {
 interface Sample {
   readonly inputRatio: number;
   readonly output: number;
+  readonly cacheRead: number;
   readonly latencyMs: number;
 }
 
@@ -119,6 +132,12 @@ class Samples {
     const mean = outputs.reduce((sum, output) => sum + output, 0) / outputs.length;
     const variance = outputs.reduce((sum, output) => sum + (output - mean) ** 2, 0) / outputs.length;
     return mean + Math.sqrt(variance) / Math.sqrt(Math.max(1, batchSize));
+  }
+
+  /** The fewest tokens a call that read the cache read; undefined when none has. */
+  fewestCacheReads(): number | undefined {
+    const reads = this.recent.map((sample) => sample.cacheRead).filter((read) => read > 0);
+    return reads.length === 0 ? undefined : Math.min(...reads);
   }
 
   longestOutput(): number {

@@ -65,6 +65,15 @@ export function costOfRequest(
   };
 }
 
+/** The same request with no prompt cache: what it read from or wrote to the cache counted as plain input. */
+export function withoutCache(usage: TokenUsage): TokenUsage {
+  return {
+    input_tokens:
+      usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0),
+    output_tokens: usage.output_tokens,
+  };
+}
+
 /** Dollars with six decimals, as a number for JSON consumers. */
 export function nanoUsdToUsd(nanoUsd: number): number {
   return Math.round(nanoUsd / 1_000) / 1_000_000;

@@ -11,7 +11,13 @@ export interface JobTotals {
   readonly outputTokenCount: number;
   readonly cacheCreationInputTokenCount: number;
   readonly cacheReadInputTokenCount: number;
+  /** Records whose call read from the prompt cache. */
+  readonly cacheHitRecordCount: number;
+  /** Records whose call wrote to the prompt cache and read nothing from it. */
+  readonly cacheMissRecordCount: number;
   readonly costNanoUsd: number;
+  /** What the same calls would have cost with no prompt cache. */
+  readonly uncachedCostNanoUsd: number;
 }
 
 export const emptyTotals: JobTotals = {
@@ -23,8 +29,40 @@ export const emptyTotals: JobTotals = {
   outputTokenCount: 0,
   cacheCreationInputTokenCount: 0,
   cacheReadInputTokenCount: 0,
+  cacheHitRecordCount: 0,
+  cacheMissRecordCount: 0,
   costNanoUsd: 0,
+  uncachedCostNanoUsd: 0,
 };
+
+/** A record's part in its job's cache counters: a hit when its call read the cache, a miss when it only wrote. */
+export function cacheOutcomeOf(completion: {
+  readonly cacheCreationInputTokens: number;
+  readonly cacheReadInputTokens: number;
+}): 'hit' | 'miss' | undefined {
+  if (completion.cacheReadInputTokens > 0) return 'hit';
+  return completion.cacheCreationInputTokens > 0 ? 'miss' : undefined;
+}
+
+/**
+ * What the prompt cache did for a job: the share of the records that used it which read from it (null when
+ * none did), the tokens written and read, and what it saved against the same calls with no cache (negative
+ * when writes were never read back).
+ */
+export function cacheSummary(totals: JobTotals) {
+  const used = totals.cacheHitRecordCount + totals.cacheMissRecordCount;
+  return {
+    hitRate: used === 0 ? null : Math.round((totals.cacheHitRecordCount / used) * 10_000) / 10_000,
+    hitRecords: totals.cacheHitRecordCount,
+    missRecords: totals.cacheMissRecordCount,
+    writeTokens: totals.cacheCreationInputTokenCount,
+    readTokens: totals.cacheReadInputTokenCount,
+    uncachedCostUsd: nanoUsdToUsd(totals.uncachedCostNanoUsd),
+    savingUsd: nanoUsdToUsd(totals.uncachedCostNanoUsd - totals.costNanoUsd),
+  };
+}
+
+export type CacheSummary = ReturnType<typeof cacheSummary>;
 
 /**
  * The manifest: Bedrock batch inference's `manifest.json.out` fields first (so tools built for native batch
@@ -46,6 +84,7 @@ export function buildManifest<Details extends object>(
     cacheCreationInputTokenCount: totals.cacheCreationInputTokenCount,
     cacheReadInputTokenCount: totals.cacheReadInputTokenCount,
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+    cache: cacheSummary(totals),
     pricesCheckedOn: catalog.pricesCheckedOn,
     ...details,
   };

@@ -1,4 +1,4 @@
-import { costOfRequest, type TokenUsage } from '../cost/cost.ts';
+import { costOfRequest, type TokenUsage, withoutCache } from '../cost/cost.ts';
 import type { InputFamily } from '../input/records.ts';
 import type { ResolvedModel } from '../models/resolve-model.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
@@ -21,6 +21,13 @@ export function completionOf(
   billing?: { usage: TokenUsage; resolved: ResolvedModel; priceMultiplier?: number },
 ): RecordCompletion {
   const usage = billing?.usage;
+  const priced = (counted: TokenUsage) =>
+    billing === undefined
+      ? 0
+      : Math.round(
+          costOfRequest(counted, billing.resolved.model, billing.resolved.endpoint).total *
+            (billing.priceMultiplier ?? 1),
+        );
   return {
     lineNumber,
     status: outcome.status,
@@ -29,13 +36,8 @@ export function completionOf(
     outputTokens: usage?.output_tokens ?? 0,
     cacheCreationInputTokens: usage?.cache_creation_input_tokens ?? 0,
     cacheReadInputTokens: usage?.cache_read_input_tokens ?? 0,
-    costNanoUsd:
-      billing === undefined
-        ? 0
-        : Math.round(
-            costOfRequest(billing.usage, billing.resolved.model, billing.resolved.endpoint).total *
-              (billing.priceMultiplier ?? 1),
-          ),
+    costNanoUsd: usage === undefined ? 0 : priced(usage),
+    uncachedCostNanoUsd: usage === undefined ? 0 : priced(withoutCache(usage)),
   };
 }
 
@@ -60,9 +62,17 @@ export async function readStoredResult(
   lineNumber: number,
 ): Promise<StoredResult | undefined> {
   const stored = await store.read(resultLocation(job, lineNumber));
-  return stored === undefined
-    ? undefined
-    : (JSON.parse(Buffer.from(stored).toString('utf8')) as StoredResult);
+  if (stored === undefined) return undefined;
+  const result = JSON.parse(Buffer.from(stored).toString('utf8')) as StoredResult;
+  // Results stored before the uncached cost was kept count their cost as it: no saving is claimed for them.
+  const { completion } = result;
+  return {
+    ...result,
+    completion: {
+      ...completion,
+      uncachedCostNanoUsd: completion.uncachedCostNanoUsd ?? completion.costNanoUsd,
+    },
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
-import { buildManifest } from '../output/manifest.ts';
+import { buildManifest, cacheSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
@@ -166,6 +166,7 @@ function completionDetail(job: JobRecord, details: Record<string, unknown>): Rec
       cacheRead: job.totals.cacheReadInputTokenCount,
     },
     estimatedCostUsd: nanoUsdToUsd(job.totals.costNanoUsd),
+    cache: cacheSummary(job.totals),
   };
 }
 

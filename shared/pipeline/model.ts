@@ -178,6 +178,8 @@ export interface RecordCompletion {
   readonly cacheCreationInputTokens: number;
   readonly cacheReadInputTokens: number;
   readonly costNanoUsd: number;
+  /** What it would have cost with no prompt cache: its cache reads and writes at the input price. */
+  readonly uncachedCostNanoUsd: number;
 }
 
 /** A record's failed attempts by retry class: each class's limit counts its own failures only. */

@@ -1,4 +1,5 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
+import { cacheSummary } from '../output/manifest.ts';
 import type { JobRecord } from './model.ts';
 
 /** A job as a person (or the CLI's `status` command) wants to see it: progress, tokens and cost so far. */
@@ -32,6 +33,7 @@ export function describeJob(job: JobRecord) {
       cacheRead: totals.cacheReadInputTokenCount,
     },
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
+    cache: cacheSummary(totals),
     lane: job.settings.lane ?? 'on-demand',
     deadlineHours: job.settings.deadlineHours,
     /** Each batch part: how many records it holds, where it stands, the batch job that runs it. */

@@ -93,6 +93,9 @@ export interface Call {
   readonly budgetKey: string;
   /** Where the estimator learns and looks up this job's calls to this model. */
   readonly calibrationKey: string;
+  /** The input tokens Bedrock will count (cache reads and writes included), as far as is known. */
+  readonly inputTokens: number;
+  /** What it costs the quota: reading its shared prefix from the cache when it carries one. */
   readonly cost: CallCost;
   /** Set when the call carries its job's shared-prefix breakpoint: one write, then reads. */
   readonly sharesPrefix?: boolean;

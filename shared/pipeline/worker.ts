@@ -126,11 +126,21 @@ async function arrangePrefixWrites(
     if (claim === 'busy') waiting.push(first, ...rest);
     else if (claim === 'written') free.push(first, ...rest);
     else {
-      writers.push(first);
+      writers.push(writing(first, batch));
       free.push(...rest);
     }
   }
   return { writers, waiting, free };
+}
+
+/** The call that writes its prefix to the cache: charged for all of its input, as it reads none of it. */
+function writing(call: Call, batch: Batch): Call {
+  const { reservations } = batch.settings;
+  const { calibrationKey, inputTokens, invocation } = call;
+  return {
+    ...call,
+    cost: reservations.costOf(calibrationKey, inputTokens, invocation.maxTokens, batch.size),
+  };
 }
 
 function prefixWait(call: Call, batch: Batch): RecordVerdict {
@@ -182,6 +192,7 @@ async function prepare(
       ? await countInput(ports.model, invocation, batch.deadline.signal)
       : undefined;
   const input = settings.reservations.inputTokens(calibrationKey, invocation.estimate, counted);
+  const sharesPrefix = invocation !== built;
   return {
     call: {
       message,
@@ -190,8 +201,15 @@ async function prepare(
       invocation,
       budgetKey: `${invocation.resolved.region}#${invocation.modelId}`,
       calibrationKey,
-      cost: settings.reservations.costOf(calibrationKey, input, invocation.maxTokens, batch.size),
-      sharesPrefix: invocation !== built,
+      inputTokens: input,
+      cost: settings.reservations.costOf(
+        calibrationKey,
+        input,
+        invocation.maxTokens,
+        batch.size,
+        sharesPrefix,
+      ),
+      sharesPrefix,
     },
   };
 }

@@ -530,6 +530,18 @@ describe('alarms and dashboard', () => {
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
+  it("draw each model's prompt-cache hit rate from the worker's hit and miss counts, and its saving", () => {
+    // Act
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody).replaceAll('\\', '');
+
+    // Assess
+    expect(body).toContain('Prompt cache: hit rate (%) and saving (USD) per model');
+    expect(body).toContain('100 * hits0 / MAX([hits0 + misses0, 1])');
+    for (const metric of ['CacheHitRecords', 'CacheMissRecords', 'CacheSavingUsd'])
+      expect(body).toMatch(new RegExp(`"${metric}","model","global[^"]+","service","worker"`));
+  });
+
   it('publish the outputs the CLI reads', () => {
     for (const output of ['BucketName', 'LedgerTableName', 'RecordQueueUrl', 'RecordDlqUrl'])
       template.hasOutput(output, {});

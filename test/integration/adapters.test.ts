@@ -39,6 +39,7 @@ const completion = (lineNumber: number, status: 'succeeded' | 'errored' = 'succe
   cacheCreationInputTokens: 1,
   cacheReadInputTokens: 2,
   costNanoUsd: 1_000,
+  uncachedCostNanoUsd: 1_500,
 });
 
 // The same contract, against the in-memory ledger the unit tests use and the DynamoDB one on DynamoDB Local.
@@ -128,7 +129,10 @@ describe.each([
         outputTokenCount: 8,
         cacheCreationInputTokenCount: 2,
         cacheReadInputTokenCount: 4,
+        cacheHitRecordCount: 2,
+        cacheMissRecordCount: 0,
         costNanoUsd: 2_000,
+        uncachedCostNanoUsd: 3_000,
       }),
     });
   });

@@ -53,7 +53,9 @@ describe('a file whose records share a long instruction', () => {
     const object = await cloud.clients.s3.send(
       new GetObjectCommand({ Bucket: pipeline.resources.bucket, Key: manifest.key }),
     );
-    const written = JSON.parse((await object.Body?.transformToString()) ?? '{}') as Record<string, number>;
+    const written = JSON.parse((await object.Body?.transformToString()) ?? '{}') as Record<string, number> & {
+      cache: Record<string, number>;
+    };
     expect(written).toMatchObject({
       successRecordCount: records,
       cacheCreationInputTokenCount: prefix,
@@ -71,5 +73,19 @@ describe('a file whose records share a long instruction', () => {
       answered.cacheCreationInputTokens * perToken(prices.cacheWrite) +
       answered.cacheReadInputTokens * perToken(prices.cacheRead);
     expect(written.estimatedCostUsd).toBe(nanoUsdToUsd(expected));
+    // Without the cache every cached token would have been plain input.
+    const uncached =
+      (answered.inputTokens + answered.cacheCreationInputTokens + answered.cacheReadInputTokens) *
+        perToken(prices.input) +
+      answered.outputTokens * perToken(prices.output);
+    expect(written.cache).toEqual({
+      hitRate: Math.round(((records - 1) / records) * 10_000) / 10_000,
+      hitRecords: records - 1,
+      missRecords: 1,
+      writeTokens: prefix,
+      readTokens: prefix * (records - 1),
+      uncachedCostUsd: nanoUsdToUsd(uncached),
+      savingUsd: nanoUsdToUsd(uncached - expected),
+    });
   }, 120_000);
 });

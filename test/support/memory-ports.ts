@@ -18,6 +18,7 @@ import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type {
   Announcement,
@@ -353,7 +354,10 @@ export class MemoryLedger implements Ledger {
       outputTokenCount: totals.outputTokenCount + completion.outputTokens,
       cacheCreationInputTokenCount: totals.cacheCreationInputTokenCount + completion.cacheCreationInputTokens,
       cacheReadInputTokenCount: totals.cacheReadInputTokenCount + completion.cacheReadInputTokens,
+      cacheHitRecordCount: totals.cacheHitRecordCount + (cacheOutcomeOf(completion) === 'hit' ? 1 : 0),
+      cacheMissRecordCount: totals.cacheMissRecordCount + (cacheOutcomeOf(completion) === 'miss' ? 1 : 0),
       costNanoUsd: totals.costNanoUsd + completion.costNanoUsd,
+      uncachedCostNanoUsd: totals.uncachedCostNanoUsd + completion.uncachedCostNanoUsd,
     };
     if (completion.family !== undefined) {
       job.familyCounts = {

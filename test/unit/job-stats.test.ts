@@ -24,6 +24,7 @@ function result(
       cacheCreationInputTokens: 1,
       cacheReadInputTokens: 2,
       costNanoUsd: 1_000_000,
+      uncachedCostNanoUsd: 1_100_000,
     },
     timing: {
       finishedAt: new Date(START + secondsAfterStart * 1000).toISOString(),

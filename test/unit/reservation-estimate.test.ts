@@ -84,6 +84,36 @@ describe('what a call costs the quota, before it is made', () => {
     expect(cost).toEqual({ reserved: 110, charge: 10 + 100 * 5, ceiling: 10 + 100 * 5 });
   });
 
+  describe('for a call that reads a cached prefix', () => {
+    it('expects Bedrock to release the fewest tokens a call that read the cache read, as reads are not charged', () => {
+      // Prepare: the writer read nothing; two readers read 6,000 and 5,990 of their 6,050-token inputs.
+      const estimator = new ReservationEstimator(5);
+      estimator.learn(KEY, estimate, { ...usage(50, 100), cache_creation_input_tokens: 6_000 }, 500);
+      estimator.learn(KEY, estimate, usage(50, 100, 6_000), 500);
+      estimator.learn(KEY, estimate, usage(60, 100, 5_990), 500);
+
+      // Act
+      const reading = estimator.costOf(KEY, 6_050, 1_000, 1, true);
+      const writing = estimator.costOf(KEY, 6_050, 1_000, 1);
+
+      // Assess: Bedrock still reserves the whole input, reads included, when the call starts.
+      expect(reading).toEqual({ reserved: 7_050, charge: 6_050 - 5_990 + 500, ceiling: 6_050 - 5_990 + 500 });
+      expect(writing).toEqual({ reserved: 7_050, charge: 6_050 + 500, ceiling: 6_050 + 500 });
+    });
+
+    it('expects no read before a call has read the cache, so the first calls are never under-reserved', () => {
+      // Prepare
+      const estimator = new ReservationEstimator(5);
+      estimator.learn(KEY, estimate, { ...usage(50, 100), cache_creation_input_tokens: 6_000 }, 500);
+
+      // Act
+      const cost = estimator.costOf(KEY, 6_050, 1_000, 1, true);
+
+      // Assess
+      expect(cost.charge).toBe(6_050 + 500);
+    });
+  });
+
   it('says how many calls must run at once to spend the quota at the latency seen', () => {
     // Prepare: answers take 2 s; 60,000 tokens a minute of 500-token calls is 2 calls a second.
     const estimator = new ReservationEstimator(5);

@@ -197,7 +197,9 @@ describe('buildManifest', () => {
       inputTokenCount: 1_234,
       outputTokenCount: 567,
       cacheReadInputTokenCount: 89,
+      cacheHitRecordCount: 8,
       costNanoUsd: 17_500_000,
+      uncachedCostNanoUsd: 17_900_000,
     };
 
     // Act
@@ -223,6 +225,15 @@ describe('buildManifest', () => {
       cacheCreationInputTokenCount: 0,
       cacheReadInputTokenCount: 89,
       estimatedCostUsd: 0.0175,
+      cache: {
+        hitRate: 1,
+        hitRecords: 8,
+        missRecords: 0,
+        writeTokens: 0,
+        readTokens: 89,
+        uncachedCostUsd: 0.0179,
+        savingUsd: 0.0004,
+      },
       pricesCheckedOn: '2026-11-01',
       jobId: 'job-1',
       endpoint: 'global',

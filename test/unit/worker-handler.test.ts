@@ -102,6 +102,37 @@ describe('the worker handler', () => {
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');
   });
 
+  it("emits each model's prompt-cache hits, misses and saving", async () => {
+    // Prepare: one call writes 6,000 tokens to the cache, the other reads them (Opus: input $5, write $6.25,
+    // read $0.5 a million).
+    let calls = 0;
+    const pipeline = pipelineHarness({
+      answer: () => {
+        calls += 1;
+        return textResponse('fine', {
+          input_tokens: 12,
+          output_tokens: 7,
+          ...(calls === 1 ? { cache_creation_input_tokens: 6_000 } : { cache_read_input_tokens: 6_000 }),
+        });
+      },
+    });
+    const messages = await queuedRecords(pipeline, ['writer', 'reader']);
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+
+    // Act
+    await workerHandler(pipeline)(eventOf(messages), context());
+
+    // Assess: the saving is the read's 6,000 x $4.5 less the write's 6,000 x $1.25, a million tokens each.
+    expect(emfDocuments(write.mock.calls)).toContainEqual(
+      expect.objectContaining({
+        model: 'global.anthropic.claude-opus-4-6-v1',
+        CacheHitRecords: 1,
+        CacheMissRecords: 1,
+        CacheSavingUsd: 0.0195,
+      }),
+    );
+  });
+
   it('sends records waiting for quota back with a delay and their wait count, and deletes the originals', async () => {
     // Prepare: 700 tokens a minute; each record reserves its input and max_tokens 256, 265 tokens.
     const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
