@@ -70,6 +70,7 @@ export function jobDefaultsOf(settings: {
   ALLOWED_MODEL_IDS?: readonly string[] | undefined;
   DEFAULT_LANE?: JobSettings['lane'];
   DEFAULT_DEADLINE?: number | undefined;
+  DEFAULT_CACHE?: JobSettings['cache'];
 }): JobSettings {
   return {
     model: settings.BEDROCK_MODEL,
@@ -79,6 +80,7 @@ export function jobDefaultsOf(settings: {
     ...(settings.ALLOWED_MODEL_IDS === undefined ? {} : { allowedModelIds: settings.ALLOWED_MODEL_IDS }),
     ...(settings.DEFAULT_LANE === undefined ? {} : { lane: settings.DEFAULT_LANE }),
     ...(settings.DEFAULT_DEADLINE === undefined ? {} : { deadlineHours: settings.DEFAULT_DEADLINE }),
+    ...(settings.DEFAULT_CACHE === undefined ? {} : { cache: settings.DEFAULT_CACHE }),
   };
 }
 

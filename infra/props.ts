@@ -53,6 +53,8 @@ const pipelinePropsSchema = z
     retentionDays: z.number().int().positive().default(30),
     /** The lane of files that do not choose one: on-demand, batch (Bedrock batch inference) or auto. */
     defaultLane: z.enum(lanes).default(DEFAULT_LANE),
+    /** Prompt caching of a file's shared prefix for files that do not choose (file option cache=off|auto). */
+    promptCache: z.enum(['auto', 'off']).default('auto'),
     /** The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped. */
     defaultDeadline: z
       .string()

@@ -5,7 +5,7 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
-import { cacheSummary, type JobTotals } from '../shared/output/manifest.ts';
+import { cachePhrase } from '../shared/output/manifest.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/model.ts';
@@ -204,11 +204,4 @@ export function progressLine({ job, retries, bedrockThrottles, elapsedMs }: JobP
   ]
     .filter((part) => part !== undefined)
     .join(' · ');
-}
-
-/** The prompt cache's hit rate and saving so far, once a call has used the cache. */
-export function cachePhrase(totals: JobTotals): string | undefined {
-  const cache = cacheSummary(totals);
-  if (cache.hitRate === null) return undefined;
-  return `cache ${(cache.hitRate * 100).toFixed(1)}% hits, saved $${cache.savingUsd.toFixed(4)}`;
 }

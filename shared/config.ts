@@ -114,6 +114,13 @@ export const laneSettings = {
     .describe('the service role Bedrock batch jobs run as; without it every file runs on demand'),
 };
 
+export const cacheSettings = {
+  DEFAULT_CACHE: z
+    .enum(['auto', 'off'])
+    .default('auto')
+    .describe("prompt caching of a file's shared prefix for files that do not choose: auto or off"),
+};
+
 export const eventSettings = {
   EVENT_BUS_NAME: z.string().trim().min(1).default('default').describe('the bus completion events go to'),
 };
@@ -160,6 +167,8 @@ export const enqueueSettings = settingsSchema({
   ...queueSettings,
   ...eventSettings,
   ...laneSettings,
+  ...cacheSettings,
+  TOKENS_PER_MINUTE: quotaSettings.TOKENS_PER_MINUTE,
 });
 export const batchWatcherSettings = settingsSchema({
   ...bedrockSettings,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { describeJob } from '../../shared/pipeline/status.ts';
 import { parseCommandLine } from '../arguments.ts';
@@ -13,7 +14,7 @@ import type { Terminal } from '../terminal.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
 export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--lane l] [--deadline 6h]
-    [--stack name | --resources file]
+    [--cache auto|off] [--stack name | --resources file]
 bedrock-batch status <job> [--json] [--stack name | --resources file]
 bedrock-batch results <job> [--out dir] [--stack name | --resources file]
 bedrock-batch cancel <job> [--stack name | --resources file]
@@ -30,6 +31,7 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
       'max-tokens': { type: 'string' },
       lane: { type: 'string' },
       deadline: { type: 'string' },
+      cache: { type: 'string' },
     },
     ['<file.jsonl>'],
   );
@@ -64,12 +66,14 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
     return 0;
   }
   const { records } = view;
+  const cached = cachePhrase(job.totals);
   term.out(
     `${term.bold(view.jobId)} ${view.status}${view.cancelRequested ? ' (cancel requested)' : ''}\n` +
       `  ${view.input} · ${view.model} · ${view.endpoint} · ${view.region}\n` +
       `  records ${records.done}/${records.total ?? `${records.read}+`} done${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}: ` +
       `${records.succeeded} succeeded, ${records.failed} failed, ${records.canceled} canceled\n` +
       `  tokens in ${view.tokens.input} out ${view.tokens.output} · estimated cost $${view.estimatedCostUsd}\n` +
+      (cached === undefined ? '' : `  ${cached}\n`) +
       `  lane ${view.lane}${view.deadlineHours === undefined ? '' : `, deadline ${view.deadlineHours} h`}\n` +
       view.batchParts
         .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)

@@ -1,12 +1,12 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
-import { cachePhrase, type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
+import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
 import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
-import type { CacheSummary } from '../../shared/output/manifest.ts';
+import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
@@ -16,7 +16,7 @@ import { bar, type Terminal } from '../terminal.ts';
 
 export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
     [--endpoint global|regional|in-region] [--max-tokens n] [--lane on-demand|batch|auto] [--deadline 6h]
-    [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
+    [--cache auto|off] [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
 
 /** Options shared by the commands that pick a model: they become the file's S3 metadata. */
 export const modelOptions = {
@@ -26,7 +26,10 @@ export const modelOptions = {
   'max-tokens': { type: 'string' },
   lane: { type: 'string' },
   deadline: { type: 'string' },
+  cache: { type: 'string' },
 } as const;
+
+const cacheChoices = ['auto', 'off'] as const;
 
 export function fileMetadata(values: {
   model?: string;
@@ -34,6 +37,7 @@ export function fileMetadata(values: {
   'max-tokens'?: string;
   lane?: string;
   deadline?: string;
+  cache?: string;
 }): Record<string, string> {
   if (values['max-tokens'] !== undefined) positiveInteger('max-tokens', values['max-tokens'], 0);
   if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
@@ -51,12 +55,19 @@ export function fileMetadata(values: {
       'Use one such as 30m, 6h or 2d.',
     );
   }
+  if (values.cache !== undefined && !(cacheChoices as readonly string[]).includes(values.cache)) {
+    throw new UsageError(
+      `--cache ${values.cache} is not a caching choice.`,
+      `Use auto (cache the prefix the file's records share) or off.`,
+    );
+  }
   const given = Object.entries({
     model: values.model,
     endpoint: values.endpoint,
     'max-tokens': values['max-tokens'],
     lane: values.lane,
     deadline: values.deadline,
+    cache: values.cache,
   }).filter((entry): entry is [string, string] => entry[1] !== undefined);
   return Object.fromEntries(given);
 }

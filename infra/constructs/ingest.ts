@@ -44,6 +44,8 @@ export class Ingest extends Construct {
         ...storage.environment,
         ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         DEFAULT_LANE: settings.defaultLane,
+        DEFAULT_CACHE: settings.promptCache,
+        TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
         ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
         BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,
       } satisfies EnvironmentOf<typeof enqueueSettings>,

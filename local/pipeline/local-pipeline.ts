@@ -211,6 +211,7 @@ function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, por
     settings: {
       defaults: { ...localJobDefaults(cloud.region), ...options.defaults },
       maxLineBytes: defaultCatalog.requestBodyLimitBytes,
+      tokensPerMinute: options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE,
       ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
       ...(options.readingLeaseSeconds === undefined
         ? {}

@@ -1,29 +1,47 @@
+import type { CacheTtl } from './cache-ttl.ts';
 import { leadingPrefixes, MAX_CACHE_BREAKPOINTS, type SharedPrefix } from './shared-prefix.ts';
 
 type Body = Readonly<Record<string, unknown>>;
 
+/** A file's shared prefix as the worker marks it: where it ends and the TTL chosen for it. */
+export type MarkedPrefix = Pick<SharedPrefix, 'blocks' | 'fingerprint'> & { readonly ttl?: CacheTtl };
+
 /**
  * The body with a `cache_control` breakpoint at the end of a file's shared prefix, when the record starts with
  * that prefix: on the last tool, a system block or a block of the first message (a string becomes one text
- * block, which reads the same). Undefined when the record does not share the prefix, its block carries a
- * breakpoint already, or it has Bedrock's four.
+ * block, which reads the same), and the TTL it was given. Undefined when the record does not share the
+ * prefix, its block carries a breakpoint already, or it has Bedrock's four. A record with breakpoints of its
+ * own gets the default 5 minutes: Bedrock wants longer TTLs before shorter ones, and theirs may come first.
  */
 export function withSharedPrefixBreakpoint(
   body: Body,
-  prefix: Pick<SharedPrefix, 'blocks' | 'fingerprint'>,
-  ttl?: '1h',
-): Body | undefined {
+  prefix: MarkedPrefix,
+): { readonly body: Body; readonly ttl: CacheTtl } | undefined {
   const messages = Array.isArray(body.messages) ? (body.messages as Array<Record<string, unknown>>) : [];
   const leading = leadingPrefixes({ ...body, messages });
   if (leading.prefixes[prefix.blocks - 1]?.fingerprint !== prefix.fingerprint) return undefined;
   if (leading.userBreakpoints >= MAX_CACHE_BREAKPOINTS) return undefined;
-  const breakpoint = { type: 'ephemeral', ...(ttl === undefined ? {} : { ttl }) };
+  const ttl = prefix.ttl === '1h' && leading.userBreakpoints === 0 ? '1h' : '5m';
+  const marked = markedAt(body, messages, prefix.blocks - 1, {
+    type: 'ephemeral',
+    ...(ttl === '1h' ? { ttl } : {}),
+  });
+  return marked === undefined ? undefined : { body: marked, ttl };
+}
+
+/** The body with `breakpoint` on its leading block `index` (tools count as one); undefined if it has one. */
+function markedAt(
+  body: Body,
+  messages: Array<Record<string, unknown>>,
+  blockIndex: number,
+  breakpoint: Record<string, string>,
+): Body | undefined {
   const marked = (block: unknown) =>
     typeof block === 'object' && block !== null && 'cache_control' in block
       ? undefined
       : { ...(block as Record<string, unknown>), cache_control: breakpoint };
 
-  let index = prefix.blocks - 1;
+  let index = blockIndex;
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? (body.tools as unknown[]) : undefined;
   if (tools !== undefined) {
     if (index === 0) {
@@ -50,11 +68,12 @@ function blocksOf(content: unknown): unknown[] {
   return Array.isArray(content) ? content : [];
 }
 
-/** The call with a breakpoint at the end of its job's shared prefix, when its record shares it. */
+/** The call with a breakpoint at the end of its job's shared prefix, and its TTL, when its record shares it. */
 export function withSharedPrefixCached<Call extends { readonly body: Body; readonly bodyJson: string }>(
   call: Call,
-  prefix: Pick<SharedPrefix, 'blocks' | 'fingerprint'> | undefined,
-): Call {
+  prefix: MarkedPrefix | undefined,
+): Call & { readonly prefixTtl?: CacheTtl } {
   const marked = prefix === undefined ? undefined : withSharedPrefixBreakpoint(call.body, prefix);
-  return marked === undefined ? call : { ...call, body: marked, bodyJson: JSON.stringify(marked) };
+  if (marked === undefined) return call;
+  return { ...call, body: marked.body, bodyJson: JSON.stringify(marked.body), prefixTtl: marked.ttl };
 }

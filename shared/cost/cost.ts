@@ -79,7 +79,7 @@ export function nanoUsdToUsd(nanoUsd: number): number {
   return Math.round(nanoUsd / 1_000) / 1_000_000;
 }
 
-/** The usage a Messages response reports, with the cache counts Bedrock leaves out as 0. */
+/** The usage a Messages response reports, with the cache counts Bedrock leaves out as 0 (and its TTL split, if given). */
 export function usageOfResponse(response: { readonly usage?: unknown }): TokenUsage {
   const usage = (response.usage ?? {}) as Partial<TokenUsage>;
   return {
@@ -87,5 +87,6 @@ export function usageOfResponse(response: { readonly usage?: unknown }): TokenUs
     output_tokens: usage.output_tokens ?? 0,
     cache_creation_input_tokens: usage.cache_creation_input_tokens ?? 0,
     cache_read_input_tokens: usage.cache_read_input_tokens ?? 0,
+    ...(usage.cache_creation === undefined ? {} : { cache_creation: usage.cache_creation }),
   };
 }

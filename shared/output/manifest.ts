@@ -64,6 +64,13 @@ export function cacheSummary(totals: JobTotals) {
 
 export type CacheSummary = ReturnType<typeof cacheSummary>;
 
+/** The prompt cache's hit rate and saving so far, once a call has used the cache. */
+export function cachePhrase(totals: JobTotals): string | undefined {
+  const cache = cacheSummary(totals);
+  if (cache.hitRate === null) return undefined;
+  return `cache ${(cache.hitRate * 100).toFixed(1)}% hits, saved $${cache.savingUsd.toFixed(4)}`;
+}
+
 /**
  * The manifest: Bedrock batch inference's `manifest.json.out` fields first (so tools built for native batch
  * read it), then ours. `details` carries job facts (ids, locations, model, endpoint, timing) as they are.

@@ -4,8 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { startingLane } from '../batch/lane.ts';
 import { launchBatchParts } from '../batch/launch.ts';
 import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
+import { prefixTtl } from '../caching/cache-ttl.ts';
 import { findSharedPrefixes } from '../caching/shared-prefix.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
@@ -44,6 +46,8 @@ export interface EnqueueSettings {
   readonly readingLeaseSeconds?: number;
   readonly now?: () => Date;
   readonly catalog?: Catalog;
+  /** The quota records drain at: a shared prefix gets the 1-hour TTL when its file takes longer to drain. */
+  readonly tokensPerMinute?: number;
 }
 
 export type EnqueueOutcome =
@@ -272,7 +276,7 @@ async function enqueueChunk(
   const checked = await claimIds(job, chunk, ports, settings, concurrency);
   const catalog = catalogOf(settings);
   const staging = ports.batchJobs !== undefined && startingLane(job.settings, catalog) === 'staged';
-  const decided = await decideSharedPrefixes(job, checked, ports, catalog);
+  const decided = await decideSharedPrefixes(job, chunk, checked, ports, settings);
   const messages: RecordMessage[] = [];
   const staged: BatchEntry[] = [];
   const errors: LineError[] = [];
@@ -316,37 +320,68 @@ async function enqueueChunk(
 
 /**
  * Once per job, from its first records: the prefix many of them share, per model, which the worker marks for
- * caching (none when the file turns caching off). A retried read finds the decision made.
+ * caching (none when the file turns caching off), with its TTL. A retried read finds the decision made.
  */
 async function decideSharedPrefixes(
   job: JobRecord,
+  chunk: readonly RawLine[],
   checked: readonly LineResult[],
   ports: EnqueuePorts,
-  catalog: Catalog,
+  settings: EnqueueSettings,
 ): Promise<JobRecord> {
   if (job.sharedPrefixes !== undefined) return job;
-  const minimums = new Map<string, number>();
+  const catalog = catalogOf(settings);
   const sample =
     job.settings.cache === 'off'
       ? []
       : checked.flatMap((result) => {
           if (!result.ok) return [];
           try {
-            const invocation = buildInvocation(result.record, job.settings, catalog);
-            minimums.set(invocation.modelId, invocation.resolved.model.minCacheablePrefixTokens);
-            return [{ modelId: invocation.modelId, body: result.record.body }];
+            return [
+              { invocation: buildInvocation(result.record, job.settings, catalog), body: result.record.body },
+            ];
           } catch (error) {
             // A record the request rules refuse gets its error from the worker; it shares nothing.
             if (error instanceof PipelineError) return [];
             throw error;
           }
         });
-  const found = findSharedPrefixes(sample, (modelId) => minimums.get(modelId) ?? Number.POSITIVE_INFINITY);
+  const models = new Map(sample.map(({ invocation }) => [invocation.modelId, invocation.resolved.model]));
+  const found = findSharedPrefixes(
+    sample.map(({ invocation, body }) => ({ modelId: invocation.modelId, body })),
+    (modelId) => models.get(modelId)?.minCacheablePrefixTokens ?? Number.POSITIVE_INFINITY,
+  );
+  const fileRecords = found.length === 0 ? 0 : await estimatedRecords(job, chunk, ports);
   const sharedPrefixes = Object.fromEntries(
-    found.map(({ modelId, blocks, fingerprint, tokens }) => [modelId, { blocks, fingerprint, tokens }]),
+    found.map(({ modelId, blocks, fingerprint, tokens }) => {
+      const sharing = sample.filter(({ invocation }) => invocation.modelId === modelId);
+      const perRecord = sharing.map(
+        ({ invocation }) => Math.max(0, invocation.estimate.upper - tokens) + invocation.maxTokens,
+      );
+      const ttl = prefixTtl({
+        ttls: models.get(modelId)?.cacheTtls ?? ['5m'],
+        records: (fileRecords * sharing.length) / Math.max(1, sample.length),
+        tokensPerRecord: perRecord.reduce((sum, value) => sum + value, 0) / Math.max(1, perRecord.length),
+        tokensPerMinute: settings.tokensPerMinute ?? DEFAULT_TOKENS_PER_MINUTE,
+      });
+      return [modelId, { blocks, fingerprint, tokens, ttl }];
+    }),
   );
   if (await ports.ledger.setSharedPrefixes(job.jobId, sharedPrefixes)) return { ...job, sharedPrefixes };
   return (await ports.ledger.getJob(job.jobId)) ?? job;
+}
+
+/** The records the whole file holds, estimated from the size of its first lines against the object's. */
+async function estimatedRecords(
+  job: JobRecord,
+  chunk: readonly RawLine[],
+  ports: EnqueuePorts,
+): Promise<number> {
+  const last = chunk.at(-1);
+  const first = chunk[0];
+  if (last === undefined || first === undefined) return 0;
+  const size = (await ports.store.head(readableOf(job)))?.size ?? last.byteEnd;
+  return Math.ceil((chunk.length * size) / Math.max(1, last.byteEnd - first.byteStart));
 }
 
 /** Each line parsed, a given id claimed for its first line: a later line with the same id is an error. */

@@ -1,4 +1,5 @@
 import type { Lane } from '../batch/lane.ts';
+import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { EndpointKind } from '../catalog/catalog.ts';
 import type { RetryClass } from '../failures.ts';
 import type { InputFamily } from '../input/records.ts';
@@ -123,6 +124,8 @@ export interface CachedPrefix {
   readonly blocks: number;
   readonly fingerprint: string;
   readonly tokens: number;
+  /** 1h when the file takes longer to drain than the short TTL and the model has it; 5 minutes when absent. */
+  readonly ttl?: CacheTtl;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
+import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import type { Failure, RetryPolicy } from '../failures.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
@@ -97,8 +98,8 @@ export interface Call {
   readonly inputTokens: number;
   /** What it costs the quota: reading its shared prefix from the cache when it carries one. */
   readonly cost: CallCost;
-  /** Set when the call carries its job's shared-prefix breakpoint: one write, then reads. */
-  readonly sharesPrefix?: boolean;
+  /** Set when the call carries its job's shared-prefix breakpoint (one write, then reads): its TTL. */
+  readonly prefixTtl?: CacheTtl;
 }
 
 export type AcquiredLease = LeaseResult & { kind: 'acquired' };

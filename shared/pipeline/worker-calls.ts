@@ -1,3 +1,4 @@
+import { withWriteTtl } from '../caching/cache-ttl.ts';
 import { usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
@@ -53,7 +54,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   } catch (error) {
     return afterFailure(call, lease, classifyFailure(error), batch);
   }
-  const usage = usageOfResponse(response);
+  const usage = withWriteTtl(usageOfResponse(response), call.prefixTtl);
   const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
   settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
   const verdict = await finish(batch, job, {

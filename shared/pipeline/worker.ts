@@ -1,4 +1,5 @@
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
+import { type CacheTtl, freshForMs } from '../caching/cache-ttl.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
@@ -86,8 +87,6 @@ async function callAll(calls: readonly Call[], batch: Batch): Promise<Array<[Cal
 
 /** How long a record waits while another worker writes the prefix it would read. */
 const PREFIX_WAIT_SECONDS = 3;
-/** A written prefix is taken as cached this long: within Bedrock's 5-minute TTL, with room to spare. */
-const PREFIX_FRESH_MS = 4 * 60_000;
 /** A writer that has not written in this long has stopped: another may take the write over. */
 const PREFIX_CLAIM_MS = 60_000;
 
@@ -108,7 +107,10 @@ async function arrangePrefixWrites(
   const groups = new Map<string, Call[]>();
   for (const call of calls) {
     const writtenAt = call.job.prefixWrites[call.invocation.modelId]?.writtenAt;
-    if (!call.sharesPrefix || (writtenAt !== undefined && writtenAt >= now - PREFIX_FRESH_MS))
+    if (
+      call.prefixTtl === undefined ||
+      (writtenAt !== undefined && writtenAt >= now - freshForMs(call.prefixTtl))
+    )
       free.push(call);
     else {
       const key = `${call.job.jobId}#${call.invocation.modelId}`;
@@ -120,7 +122,7 @@ async function arrangePrefixWrites(
     const claim = await ports.ledger.claimPrefixWrite(first.job.jobId, first.invocation.modelId, {
       owner: settings.owner,
       until: now + PREFIX_CLAIM_MS,
-      freshAfter: now - PREFIX_FRESH_MS,
+      freshAfter: now - freshForMs(first.prefixTtl ?? '5m'),
       now,
     });
     if (claim === 'busy') waiting.push(first, ...rest);
@@ -177,10 +179,9 @@ async function prepare(
   if (job.cancelRequested) return finishNow({ status: 'canceled' });
   if (!record.ok)
     return finishNow(erroredOutcome(new PipelineError(record.error.code, record.error.message)));
-  let invocation: Invocation;
-  let built: Invocation;
+  let invocation: Invocation & { readonly prefixTtl?: CacheTtl };
   try {
-    built = buildInvocation(record.record, job.settings, catalog);
+    const built = buildInvocation(record.record, job.settings, catalog);
     invocation = withSharedPrefixCached(built, job.sharedPrefixes?.[built.modelId]);
   } catch (error) {
     if (error instanceof PipelineError) return finishNow(erroredOutcome(error));
@@ -192,7 +193,7 @@ async function prepare(
       ? await countInput(ports.model, invocation, batch.deadline.signal)
       : undefined;
   const input = settings.reservations.inputTokens(calibrationKey, invocation.estimate, counted);
-  const sharesPrefix = invocation !== built;
+  const { prefixTtl } = invocation;
   return {
     call: {
       message,
@@ -207,9 +208,9 @@ async function prepare(
         input,
         invocation.maxTokens,
         batch.size,
-        sharesPrefix,
+        prefixTtl !== undefined,
       ),
-      sharesPrefix,
+      ...(prefixTtl === undefined ? {} : { prefixTtl }),
     },
   };
 }

@@ -120,6 +120,11 @@ describe('bedrock-batch run', () => {
       /--lane cheap is not a lane\. Use one of on-demand, batch, auto/,
     ],
     [
+      'a caching choice that is neither auto nor off',
+      ['run', 'SAMPLE', '--cache', 'on'],
+      /--cache on is not a caching choice\. Use auto \(cache the prefix the file's records share\) or off/,
+    ],
+    [
       'a deadline that is not a duration',
       ['run', 'SAMPLE', '--deadline', 'tomorrow'],
       /--deadline tomorrow is not a duration\. Use one such as 30m, 6h or 2d/,
@@ -195,6 +200,35 @@ describe('bedrock-batch run', () => {
     expect(
       (await readFile(path.join(work, 'sample.jsonl.gz.out'), 'utf8')).trimEnd().split('\n'),
     ).toHaveLength(20);
+  }, 120_000);
+
+  it('caches the prefix a file shares and says what it saved, unless --cache off', async () => {
+    // Prepare: 12 tickets under one 6,000-token policy.
+    const policy = `Classify under the refund policy. ${'Refunds within 30 days of purchase. '.repeat(660)}`;
+    const file = path.join(work, 'tickets.jsonl');
+    const lines = Array.from({ length: 12 }, (_, index) =>
+      JSON.stringify({ id: `t${index}`, system: policy, prompt: `Ticket ${index}?`, max_tokens: 16 }),
+    );
+    await writeFile(file, lines.join('\n'));
+
+    // Act
+    const cached = await runCli(['run', file, '--out', work, '--speed', '0']);
+    const cachedManifest = JSON.parse(
+      await readFile(path.join(work, 'tickets.jsonl.manifest.json.out'), 'utf8'),
+    );
+    const uncached = await runCli(['run', file, '--out', work, '--speed', '0', '--cache', 'off', '--json']);
+
+    // Assess: one write, eleven reads; none with caching off.
+    expect(cached.stdout).toMatch(
+      /prompt cache: 91\.7% of 12 records read it \(\d+ tokens read, \d+ written\), saving \$[\d.]+ against no cache/,
+    );
+    expect(cachedManifest.cache).toMatchObject({ hitRecords: 11, missRecords: 1 });
+    expect(cachedManifest.cache.savingUsd).toBeGreaterThan(0);
+    expect(JSON.parse(uncached.stdout)).toMatchObject({
+      cacheReadInputTokenCount: 0,
+      cacheCreationInputTokenCount: 0,
+      cache: { hitRate: null, savingUsd: 0 },
+    });
   }, 120_000);
 
   it('answers lines too large for Bedrock with error records, as the deployed pipeline does', async () => {

@@ -463,10 +463,16 @@ describe('the batch lane', () => {
     });
   });
 
-  it("gives the enqueue function the deployment's lane and deadline for files that choose none", () => {
+  it("gives the enqueue function the deployment's lane, deadline and caching for files that choose none, and the quota", () => {
     // Act
     const stack = new PipelineStack(new App(), 'Lanes', {
-      pipeline: { bedrockRegion: 'us-west-2', defaultLane: 'auto', defaultDeadline: '36h' },
+      pipeline: {
+        bedrockRegion: 'us-west-2',
+        defaultLane: 'auto',
+        defaultDeadline: '36h',
+        promptCache: 'off',
+        tokensPerMinute: 1_000_000,
+      },
     });
 
     // Assess
@@ -476,6 +482,8 @@ describe('the batch lane', () => {
           POWERTOOLS_SERVICE_NAME: 'enqueue',
           DEFAULT_LANE: 'auto',
           DEFAULT_DEADLINE: '36h',
+          DEFAULT_CACHE: 'off',
+          TOKENS_PER_MINUTE: '1000000',
         }),
       },
     });

@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { renderReport } from '../../cli/report.ts';
-import { cachePhrase } from '../../local/run-job.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import type { TokenUsage } from '../../shared/cost/cost.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
-import { cacheOutcomeOf, cacheSummary, emptyTotals, type JobTotals } from '../../shared/output/manifest.ts';
+import {
+  cacheOutcomeOf,
+  cachePhrase,
+  cacheSummary,
+  emptyTotals,
+  type JobTotals,
+} from '../../shared/output/manifest.ts';
 import { completionOf } from '../../shared/pipeline/complete.ts';
 
 const sonnet = resolveModel({ model: 'sonnet-4.5', endpoint: 'global', region: 'us-east-1' }, defaultCatalog);

@@ -21,7 +21,10 @@ describe('a breakpoint at the end of the shared prefix', () => {
     const marked = withSharedPrefixBreakpoint(body, prefixOf(body, 1));
 
     // Assess
-    expect(marked).toEqual({ ...body, system: [{ type: 'text', text: POLICY, cache_control: ephemeral }] });
+    expect(marked).toEqual({
+      body: { ...body, system: [{ type: 'text', text: POLICY, cache_control: ephemeral }] },
+      ttl: '5m',
+    });
   });
 
   it('marks a shared document in the first message and leaves the question as it is', () => {
@@ -33,10 +36,11 @@ describe('a breakpoint at the end of the shared prefix', () => {
     };
 
     // Act
-    const marked = withSharedPrefixBreakpoint(body, prefixOf(body, 1), '1h');
+    const marked = withSharedPrefixBreakpoint(body, { ...prefixOf(body, 1), ttl: '1h' });
 
     // Assess
-    expect(marked?.messages).toEqual([
+    expect(marked?.ttl).toBe('1h');
+    expect(marked?.body.messages).toEqual([
       {
         role: 'user',
         content: [
@@ -59,7 +63,25 @@ describe('a breakpoint at the end of the shared prefix', () => {
     const marked = withSharedPrefixBreakpoint(body, prefixOf(body, 1));
 
     // Assess
-    expect(marked?.tools).toEqual([tools[0], { ...tools[1], cache_control: ephemeral }]);
+    expect(marked?.body.tools).toEqual([tools[0], { ...tools[1], cache_control: ephemeral }]);
+  });
+
+  it('gives the 5-minute default instead of an hour to a record with breakpoints of its own', () => {
+    // Prepare: the record's own 5-minute breakpoint sits on its question, after the shared prefix.
+    const body = {
+      max_tokens: 64,
+      system: POLICY,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Ticket 1?', cache_control: ephemeral }] }],
+    };
+
+    // Act
+    const marked = withSharedPrefixBreakpoint(body, { ...prefixOf(body, 1), ttl: '1h' });
+
+    // Assess
+    expect(marked).toEqual({
+      body: { ...body, system: [{ type: 'text', text: POLICY, cache_control: ephemeral }] },
+      ttl: '5m',
+    });
   });
 
   it.each([

@@ -106,6 +106,16 @@ describe('loadConfig', () => {
     });
   });
 
+  it('stops the enqueue function on a default caching that is neither auto nor off', () => {
+    // Act
+    const error = configurationError(() =>
+      loadConfig(enqueueSettings, { ...workerEnv, DEFAULT_CACHE: 'on' }),
+    );
+
+    // Assess
+    expect(error.message).toMatch(/DEFAULT_CACHE .*"auto"\|"off"/);
+  });
+
   it('lists every problem at once', () => {
     // Act
     const error = configurationError(() => loadConfig(enqueueSettings, {}));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
+import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
 const OPUS = 'global.anthropic.claude-opus-4-6-v1';
@@ -20,12 +21,41 @@ describe('caching the prefix a file shares', () => {
 
     // Assess
     const [job] = pipeline.ledger.jobs.values();
-    expect(Object.values(job?.sharedPrefixes ?? {})).toEqual([expect.objectContaining({ blocks: 1 })]);
+    expect(Object.values(job?.sharedPrefixes ?? {})).toEqual([
+      expect.objectContaining({ blocks: 1, ttl: '5m' }),
+    ]);
     expect(pipeline.model.calls).toHaveLength(30);
     for (const call of pipeline.model.calls)
       expect(call.body.system).toEqual([
         { type: 'text', text: POLICY, cache_control: { type: 'ephemeral' } },
       ]);
+  });
+
+  it('gives it an hour when the file takes longer than 5 minutes to drain at the quota, and prices the write so', async () => {
+    // Prepare: 1,000 tokens a minute, and about 270 a record once the prefix is cached: 8 minutes. The first
+    // call writes 6,000 tokens, the others read them.
+    let calls = 0;
+    const pipeline = pipelineHarness({
+      enqueue: { tokensPerMinute: 1_000 },
+      answer: () => {
+        calls += 1;
+        const cache =
+          calls === 1 ? { cache_creation_input_tokens: 6_000 } : { cache_read_input_tokens: 6_000 };
+        return textResponse('Refund.', { input_tokens: 10, output_tokens: 5, ...cache });
+      },
+    });
+
+    // Act
+    await pipeline.run('inputs/tickets.jsonl', file(30));
+
+    // Assess: Opus, in nano-USD a token: input 5,000, output 25,000, 1-hour write 10,000, read 500.
+    const [job] = pipeline.ledger.jobs.values();
+    expect(Object.values(job?.sharedPrefixes ?? {})).toEqual([expect.objectContaining({ ttl: '1h' })]);
+    for (const call of pipeline.model.calls)
+      expect(call.body.system).toEqual([
+        { type: 'text', text: POLICY, cache_control: { type: 'ephemeral', ttl: '1h' } },
+      ]);
+    expect(job?.totals.costNanoUsd).toBe(30 * (10 * 5_000 + 5 * 25_000) + 6_000 * 10_000 + 29 * 6_000 * 500);
   });
 
   it.each([
@@ -46,8 +76,8 @@ describe('caching the prefix a file shares', () => {
 
 describe('writing a shared prefix once', () => {
   /** A job of `count` records sharing the policy, read and queued, its messages taken off the queue. */
-  async function queued(count: number) {
-    const pipeline = pipelineHarness();
+  async function queued(count: number, options: Parameters<typeof pipelineHarness>[0] = {}) {
+    const pipeline = pipelineHarness(options);
     pipeline.store.putObject(BUCKET, 'inputs/tickets.jsonl', file(count));
     await startJob(
       objectCreated('inputs/tickets.jsonl'),
@@ -110,5 +140,30 @@ describe('writing a shared prefix once', () => {
     // Assess
     expect(verdicts.every((verdict) => verdict.kind === 'done')).toBe(true);
     expect((await pipeline.ledger.getJob(jobId))?.prefixWrites[OPUS]?.writer).toBe('worker-1');
+  });
+
+  it('reserves for the calls that read it what Bedrock will charge them: their reads are released', async () => {
+    // Prepare: the first call writes 6,000 tokens, every later call reads them.
+    let calls = 0;
+    const { pipeline, messages } = await queued(8, {
+      answer: () => {
+        calls += 1;
+        const cache =
+          calls === 1 ? { cache_creation_input_tokens: 6_000 } : { cache_read_input_tokens: 6_000 };
+        return textResponse('Refund.', { input_tokens: 10, output_tokens: 5, ...cache });
+      },
+    });
+
+    // Act: a first batch, before any call has read, then a second.
+    await pipeline.workBatch(messages.slice(0, 4));
+    await pipeline.workBatch(messages.slice(4));
+
+    // Assess: what each call takes (a batch's first also holds its headroom, Bedrock's reservation of reads).
+    // The writer goes alone; its batch's readers follow before any read is seen, reserved in full.
+    const [writer, firstReaders, secondBatch] = pipeline.budget.asked.map((ask) => ask.tokens);
+    expect(writer).toHaveLength(1);
+    expect(firstReaders?.every((tokens) => tokens > 6_000)).toBe(true);
+    expect(secondBatch).toHaveLength(4);
+    expect(secondBatch?.slice(1).every((tokens) => tokens < 100)).toBe(true);
   });
 });
