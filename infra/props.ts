@@ -13,6 +13,7 @@ import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
 import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
+import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
 const pipelinePropsSchema = z
@@ -22,7 +23,7 @@ const pipelinePropsSchema = z
     /** The model for files that do not name one. */
     defaultModel: z.string().min(1).default(DEFAULT_MODEL),
     /** Every model files may use; IAM allows exactly these. Defaults to the default model alone. */
-    allowedModels: z.array(z.string().min(1)).optional(),
+    allowedModels: z.array(z.string().min(1)).readonly().optional(),
     endpoint: z.enum(endpointKinds).default('global'),
     /** The Bedrock tokens-per-minute quota the pipeline may spend, per model. */
     tokensPerMinute: z.number().int().positive().default(DEFAULT_TOKENS_PER_MINUTE),
@@ -63,10 +64,22 @@ const pipelinePropsSchema = z
   })
   .strict();
 
-export type PipelinePropsInput = z.input<typeof pipelinePropsSchema>;
+/** The construct's props, documented for its users; the schema above validates exactly them. */
+export type PipelinePropsInput = BedrockBatchPipelineProps;
+// Fails to compile when the documented props and the schema drift apart: a prop one has and the other lacks,
+// or a documented value the schema would not take.
+true satisfies SameInput<BedrockBatchPipelineProps, z.input<typeof pipelinePropsSchema>>;
+
+type SameInput<Props, Schema> = [Props] extends [Schema]
+  ? [keyof Props] extends [keyof Schema]
+    ? [keyof Schema] extends [keyof Props]
+      ? true
+      : never
+    : never
+  : never;
 
 export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
-  readonly allowedModels: string[];
+  readonly allowedModels: readonly string[];
   /** Each allowed model resolved for the region and endpoint: the ids IAM and the functions use. */
   readonly resolvedModels: ResolvedModel[];
   /** Worker invocations at once: enough to spend the quota, never more than Lambda allows. */

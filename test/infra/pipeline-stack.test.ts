@@ -89,7 +89,7 @@ describe('the rules', () => {
         source: ['aws.s3'],
         'detail-type': ['Object Created'],
         detail: {
-          bucket: { name: [{ Ref: Match.stringLikeRegexp('^StorageBucket') }] },
+          bucket: { name: [{ Ref: Match.stringLikeRegexp('^PipelineStorageBucket') }] },
           object: { key: [{ prefix: 'inputs/' }] },
         },
       },
@@ -452,13 +452,17 @@ describe('the batch lane', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: { source: ['aws.bedrock'], 'detail-type': ['Batch Inference Job State Change'] },
       Targets: [
-        Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^BatchLaneWatcher'), 'Arn'] } }),
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^PipelineBatchLaneWatcher'), 'Arn'] },
+        }),
       ],
     });
     template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(5 minutes)',
       Targets: [
-        Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^BatchLaneWatcher'), 'Arn'] } }),
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^PipelineBatchLaneWatcher'), 'Arn'] },
+        }),
       ],
     });
   });
@@ -578,7 +582,7 @@ describe('with useKms', () => {
       },
     });
     kms.hasResourceProperties('AWS::SQS::Queue', {
-      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^StorageKey'), 'Arn'] },
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^PipelineStorageKey'), 'Arn'] },
     });
     kms.hasResourceProperties('AWS::DynamoDB::Table', {
       SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() },

@@ -1,0 +1,102 @@
+import type { Lane } from '../shared/batch/lane.ts';
+import type { EndpointKind } from '../shared/catalog/catalog.ts';
+
+/**
+ * What a deployment of the pipeline chooses. Everything has a secure, working default except the Bedrock
+ * region; every value is checked when the construct is created, and a bad one (or a bad combination, such as
+ * a model the region does not offer) throws a ConfigurationError that says which and why.
+ */
+export interface BedrockBatchPipelineProps {
+  /** The region Bedrock is called in. Never defaulted: a default region may not offer the model. */
+  readonly bedrockRegion: string;
+  /**
+   * The model for files that do not name one: an alias (`opus-4.6`), an Anthropic name or a Bedrock id.
+   * @default 'opus-4.6'
+   */
+  readonly defaultModel?: string;
+  /**
+   * Every model files may use; IAM allows exactly these.
+   * @default - the default model alone
+   */
+  readonly allowedModels?: readonly string[];
+  /**
+   * The inference endpoint: a global or geographic cross-region profile, or the region itself.
+   * @default 'global'
+   */
+  readonly endpoint?: EndpointKind;
+  /**
+   * The Bedrock tokens-per-minute quota the pipeline may spend, per model.
+   * @default 400000
+   */
+  readonly tokensPerMinute?: number;
+  /**
+   * `max_tokens` for records that do not set it.
+   * @default 4096
+   */
+  readonly defaultMaxTokens?: number;
+  /**
+   * Alarms notify this address (through a new SNS topic).
+   * @default - no email subscription
+   */
+  readonly alarmEmail?: string;
+  /**
+   * Alarms notify this existing SNS topic.
+   * @default - no topic
+   */
+  readonly alarmTopicArn?: string;
+  /**
+   * A customer-managed, rotating KMS key for the bucket, queues and table.
+   * @default false - AWS-managed encryption
+   */
+  readonly useKms?: boolean;
+  /**
+   * The worker's timeout; the record queue hides a message six times as long.
+   * @default 300
+   */
+  readonly workerTimeoutSeconds?: number;
+  /**
+   * Records per worker invocation: they share one budget reservation and one settlement.
+   * @default 20
+   */
+  readonly workerBatchSize?: number;
+  /**
+   * A record as the quota sees it, to size the workers and the alarms: input and output tokens, and how
+   * long Bedrock takes to answer it.
+   * @default { inputTokens: 1000, outputTokens: 400, latencySeconds: 10 }
+   */
+  readonly typicalRecord?: {
+    readonly inputTokens: number;
+    readonly outputTokens: number;
+    readonly latencySeconds: number;
+  };
+  /**
+   * The largest file expected: the queue-age alarm allows for the time the quota takes to drain it.
+   * @default 100000
+   */
+  readonly largestFileRecords?: number;
+  /**
+   * Minutes without progress after which the sweeper reports a job stuck.
+   * @default 30
+   */
+  readonly stuckAfterMinutes?: number;
+  /**
+   * Days before finished jobs' intermediate objects and ledger items expire.
+   * @default 30
+   */
+  readonly retentionDays?: number;
+  /**
+   * The lane of files that do not choose one: on-demand, batch (Bedrock batch inference) or auto.
+   * @default 'on-demand'
+   */
+  readonly defaultLane?: Lane;
+  /**
+   * Prompt caching of a file's shared prefix for files that do not choose (file option cache=off|auto).
+   * @default 'auto'
+   */
+  readonly promptCache?: 'auto' | 'off';
+  /**
+   * The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped.
+   * @default - none
+   */
+  readonly defaultDeadline?: string;
+}

@@ -1,0 +1,126 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as events from 'aws-cdk-lib/aws-events';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { EVENT_SOURCE } from '../functions/adapters/events.ts';
+import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
+import { JOB_COMPLETED } from '../shared/pipeline/finalize.ts';
+import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
+import { BatchLane } from './constructs/batch-lane.ts';
+import { Finalize } from './constructs/finalize.ts';
+import { Ingest } from './constructs/ingest.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { Processing } from './constructs/processing.ts';
+import { Recovery } from './constructs/recovery.ts';
+import { Storage } from './constructs/storage.ts';
+import { pipelineSettings } from './props.ts';
+
+/** The pipeline's functions, for a consumer to watch or extend. */
+export interface PipelineFunctions {
+  readonly enqueue: lambda.IFunction;
+  readonly worker: lambda.IFunction;
+  readonly finalizer: lambda.IFunction;
+  readonly sweeper: lambda.IFunction;
+  readonly batchWatcher: lambda.IFunction;
+}
+
+/**
+ * The whole pipeline as one construct, in the order a file travels: storage, ingest (upload to queued or
+ * staged records), processing (records to results), the batch lane (staged records through Bedrock batch
+ * inference), finalize (results to the output), recovery (the sweeper), and monitoring over all.
+ *
+ * Upload JSON Lines under `inputs/` in `bucket`; each file's output and manifest land under `outputs/`, and
+ * `completionEventPattern` matches the event on the account's default bus when a file is done (wire a Step
+ * Functions trigger or a notification to it). The props are checked here: a bad value throws a
+ * ConfigurationError naming it.
+ */
+export class BedrockBatchPipeline extends Construct {
+  /** Inputs under `inputs/`, outputs under `outputs/`; EventBridge delivery on. */
+  readonly bucket: s3.Bucket;
+  /** The job ledger. */
+  readonly ledgerTable: dynamodb.Table;
+  readonly recordQueue: sqs.Queue;
+  readonly recordDeadLetterQueue: sqs.Queue;
+  readonly finalizeQueue: sqs.Queue;
+  readonly finalizeDeadLetterQueue: sqs.Queue;
+  /** Uploads (or the rest of large files) that could not be read on any retry. */
+  readonly enqueueFailureQueue: sqs.Queue;
+  readonly functions: PipelineFunctions;
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly alarms: readonly cloudwatch.Alarm[];
+  /** "Batch Job Completed": detail has jobId, input, output, manifest, counts, tokens, estimatedCostUsd, cache. */
+  readonly completionEventPattern: events.EventPattern = {
+    source: [EVENT_SOURCE],
+    detailType: [JOB_COMPLETED],
+  };
+  /** "Batch Job Failed": a file that could not run at all; detail has jobId, input and reason. */
+  readonly failureEventPattern: events.EventPattern = { source: [EVENT_SOURCE], detailType: [JOB_FAILED] };
+
+  constructor(scope: Construct, id: string, props: BedrockBatchPipelineProps) {
+    super(scope, id);
+    const settings = pipelineSettings(props);
+    const storage = new Storage(this, 'Storage', {
+      useKms: settings.useKms,
+      retentionDays: settings.retentionDays,
+    });
+    const finalize = new Finalize(this, 'Finalize', { storage });
+    const finalizeQueue = finalize.jobs.queue;
+    const records = new Processing(this, 'Processing', { settings, storage, finalizeQueue }).records;
+    const batchLane = new BatchLane(this, 'BatchLane', {
+      settings,
+      storage,
+      recordQueue: records.queue,
+      finalizeQueue,
+    });
+    const ingest = new Ingest(this, 'Ingest', {
+      settings,
+      storage,
+      recordQueue: records.queue,
+      finalizeQueue,
+      batchLane,
+    });
+    const recovery = new Recovery(this, 'Recovery', {
+      storage,
+      recordDeadLetters: records.deadLetterQueue,
+      finalizeQueue,
+      stuckAfterMinutes: settings.stuckAfterMinutes,
+    });
+    this.functions = {
+      enqueue: ingest.enqueue.function,
+      worker: records.function.function,
+      finalizer: finalize.jobs.function.function,
+      sweeper: recovery.sweeper.function,
+      batchWatcher: batchLane.watcher.function,
+    };
+    const monitoring = new Monitoring(this, 'Monitoring', {
+      recordQueue: records.queue,
+      recordDeadLetters: records.deadLetterQueue,
+      finalizeDeadLetters: finalize.jobs.deadLetterQueue,
+      enqueueFailures: ingest.failures,
+      functions: {
+        enqueue: this.functions.enqueue,
+        worker: this.functions.worker,
+        finalizer: this.functions.finalizer,
+        sweeper: this.functions.sweeper,
+        batch: this.functions.batchWatcher,
+      },
+      modelIds: settings.resolvedModels.map((model) => model.modelId),
+      oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
+      alarmEmail: settings.alarmEmail,
+      alarmTopicArn: settings.alarmTopicArn,
+    });
+    this.bucket = storage.bucket;
+    this.ledgerTable = storage.ledger;
+    this.recordQueue = records.queue;
+    this.recordDeadLetterQueue = records.deadLetterQueue;
+    this.finalizeQueue = finalizeQueue;
+    this.finalizeDeadLetterQueue = finalize.jobs.deadLetterQueue;
+    this.enqueueFailureQueue = ingest.failures;
+    this.dashboard = monitoring.dashboard;
+    this.alarms = monitoring.alarms;
+  }
+}
