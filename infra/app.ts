@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 import { PipelineStack } from './pipeline-stack.ts';
-import type { PipelinePropsInput } from './props.ts';
 
 /**
  * `npx cdk synth` / `npx cdk deploy -c bedrockRegion=us-west-2 [-c defaultModel=sonnet-4.5] ...`.
@@ -33,7 +33,10 @@ export function buildApp(app: App = new App()): App {
     'largestFileRecords',
     'stuckAfterMinutes',
     'retentionDays',
-  ] as const;
+    'defaultLane',
+    'defaultDeadline',
+    'promptCache',
+  ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),
   );
@@ -42,7 +45,7 @@ export function buildApp(app: App = new App()): App {
     app,
     (app.node.tryGetContext('stackName') as string | undefined) ?? 'BedrockBatchPipeline',
     {
-      pipeline: { bedrockRegion: region, ...pipeline } as PipelinePropsInput,
+      pipeline: { bedrockRegion: region, ...pipeline } as BedrockBatchPipelineProps,
       ...(region === undefined
         ? {}
         : {

@@ -61,8 +61,9 @@ export class BedrockBatchPipeline extends Construct {
   readonly failureEventPattern: events.EventPattern = { source: [EVENT_SOURCE], detailType: [JOB_FAILED] };
 
   constructor(scope: Construct, id: string, props: BedrockBatchPipelineProps) {
-    super(scope, id);
+    // Checked first: props that throw leave nothing behind in the consumer's tree.
     const settings = pipelineSettings(props);
+    super(scope, id);
     const storage = new Storage(this, 'Storage', {
       useKms: settings.useKms,
       retentionDays: settings.retentionDays,

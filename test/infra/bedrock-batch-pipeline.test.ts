@@ -1,0 +1,140 @@
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
+import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
+import { ConfigurationError } from '../../shared/errors.ts';
+
+/** A consumer's stack with the pipeline in it, and a rule of theirs on the completion event. */
+function consumerStack(props: BedrockBatchPipelineProps = { bedrockRegion: 'us-west-2' }) {
+  const stack = new Stack(undefined, 'Consumer', { env: { region: 'us-west-2', account: '123456789012' } });
+  const pipeline = new BedrockBatchPipeline(stack, 'Batches', props);
+  const topic = new sns.Topic(stack, 'Done', { enforceSSL: true });
+  new events.Rule(stack, 'OnDone', {
+    eventPattern: pipeline.completionEventPattern,
+    targets: [new targets.SnsTopic(topic)],
+  });
+  return { stack, pipeline };
+}
+
+let built: ReturnType<typeof consumerStack>;
+let template: Template;
+beforeAll(() => {
+  built = consumerStack({ bedrockRegion: 'us-west-2', promptCache: 'off', defaultLane: 'auto' });
+  template = Template.fromStack(built.stack);
+}, 120_000);
+
+describe('BedrockBatchPipeline in a consumer stack', () => {
+  it('exposes the bucket it starts jobs from, with EventBridge delivery on', () => {
+    expect(built.stack.resolve(built.pipeline.bucket.bucketName)).toEqual({
+      Ref: expect.stringMatching(/^BatchesStorageBucket/),
+    });
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: built.stack.resolve(built.pipeline.bucket.bucketName),
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+  });
+
+  it("lets the consumer's own rule match the completion event", () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['bedrock-batch-pipeline'], 'detail-type': ['Batch Job Completed'] },
+      Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Done') } })],
+    });
+    expect(built.pipeline.failureEventPattern).toEqual({
+      source: ['bedrock-batch-pipeline'],
+      detailType: ['Batch Job Failed'],
+    });
+  });
+
+  it('exposes the table, queues and functions it deploys', () => {
+    const { pipeline, stack } = built;
+    const logicalIdOf = (token: string) => (stack.resolve(token) as { Ref: string }).Ref;
+    const tables = template.findResources('AWS::DynamoDB::Table');
+    expect(Object.keys(tables)).toContain(logicalIdOf(pipeline.ledgerTable.tableName));
+    const functions = template.findResources('AWS::Lambda::Function', {
+      Properties: { Runtime: 'nodejs22.x', Architectures: ['arm64'] },
+    });
+    expect(Object.keys(functions).sort()).toEqual(
+      Object.values(pipeline.functions)
+        .map((fn) => logicalIdOf(fn.functionName))
+        .sort(),
+    );
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: stack.resolve(pipeline.recordQueue.queueArn),
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: Match.absent(),
+      RedrivePolicy: { deadLetterTargetArn: stack.resolve(pipeline.recordDeadLetterQueue.queueArn) },
+    });
+  });
+
+  it('passes its props to the functions', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          DEFAULT_CACHE: 'off',
+          DEFAULT_LANE: 'auto',
+          BEDROCK_REGION: 'us-west-2',
+        }),
+      },
+    });
+  });
+
+  it('keeps two pipelines apart in one stack', () => {
+    // Prepare
+    const stack = new Stack(undefined, 'Two', { env: { region: 'us-west-2', account: '123456789012' } });
+
+    // Act
+    new BedrockBatchPipeline(stack, 'Tickets', { bedrockRegion: 'us-west-2' });
+    new BedrockBatchPipeline(stack, 'Contracts', { bedrockRegion: 'us-west-2', defaultModel: 'haiku-4.5' });
+
+    // Assess
+    const twice = Template.fromStack(stack);
+    twice.resourceCountIs('AWS::S3::Bucket', 4);
+    twice.resourceCountIs('AWS::DynamoDB::Table', 2);
+    expect(
+      Object.keys(twice.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } })),
+    ).toHaveLength(10);
+  }, 120_000);
+});
+
+describe('BedrockBatchPipeline props', () => {
+  it.each<[string, BedrockBatchPipelineProps, RegExp]>([
+    ['no region', { bedrockRegion: '' }, /bedrockRegion/],
+    [
+      'a model the region lacks',
+      { bedrockRegion: 'ap-northeast-1', defaultModel: 'haiku-4.5' },
+      /not available in JP/,
+    ],
+    [
+      'a worker timeout under 30 s',
+      { bedrockRegion: 'us-west-2', workerTimeoutSeconds: 10 },
+      /workerTimeoutSeconds/,
+    ],
+    ['a batch size over 100', { bedrockRegion: 'us-west-2', workerBatchSize: 500 }, /workerBatchSize/],
+    [
+      'an alarm topic that is no SNS ARN',
+      { bedrockRegion: 'us-west-2', alarmTopicArn: 'topic' },
+      /alarmTopicArn/,
+    ],
+    [
+      'a caching choice that is neither auto nor off',
+      { bedrockRegion: 'us-west-2', promptCache: 'on' as 'off' },
+      /promptCache/,
+    ],
+  ])('refuse %s when the construct is created', (_case, props, message) => {
+    // Prepare
+    const stack = new Stack();
+
+    // Act
+    const create = () => new BedrockBatchPipeline(stack, 'Bad', props);
+
+    // Assess
+    expect(create).toThrow(ConfigurationError);
+    expect(create).toThrow(message);
+  });
+});
