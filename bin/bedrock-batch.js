@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// The `bedrock-batch` command: the CLI is TypeScript, run through tsx's loader.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../cli/main.ts');
+// The `bedrock-batch` command: the CLI as built by `npm run build` (plain JavaScript, no loader).
+await import('../dist/cli/main.js');

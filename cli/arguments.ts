@@ -3,6 +3,9 @@ import { defaultCatalog } from '../shared/catalog/catalog.ts';
 import { UsageError } from './errors.ts';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type ParsedCommandLine<Options extends OptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: Options; allowPositionals: boolean; strict: true }>
+>;
 
 /**
  * node:util parseArgs, with what a person expects of a command line: a negative number after an option is
@@ -13,7 +16,7 @@ export function parseCommandLine<Options extends OptionsConfig>(
   args: readonly string[],
   options: Options,
   positionalNames: readonly string[] = [],
-) {
+): ParsedCommandLine<Options> {
   const joined: string[] = [];
   for (let index = 0; index < args.length; index += 1) {
     const arg = args[index] ?? '';

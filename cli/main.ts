@@ -13,6 +13,7 @@ import { REPORT_USAGE, reportCommand } from './commands/report.ts';
 import { RUN_USAGE, runCommand } from './commands/run.ts';
 import { UsageError } from './errors.ts';
 import { type Terminal, terminal } from './terminal.ts';
+import { packageVersion } from './version.ts';
 
 const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
 
@@ -21,6 +22,7 @@ const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
   ${LOCAL_UP_USAGE}
   ${REMOTE_USAGE.split('\n').join('\n  ')}
   ${REPORT_USAGE}
+  bedrock-batch --version
 `;
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -56,6 +58,11 @@ async function main(argv: string[], term: Terminal): Promise<number> {
       return redriveCommand(rest, term);
     case 'report':
       return reportCommand(rest, term);
+    case 'version':
+    case '--version':
+    case '-v':
+      term.out(`${packageVersion()}\n`);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -1,15 +1,14 @@
-import { fileURLToPath } from 'node:url';
-import { Duration, Validations } from 'aws-cdk-lib';
+import { AssetHashType, Duration, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../../functions/metrics.ts';
+import { BUNDLE_HANDLER, type FunctionName, functionBundle } from '../function-bundles.ts';
 
 export interface PipelineFunctionProps {
   /** functions/<name>/index.ts is the entry point. */
-  readonly name: 'enqueue' | 'worker' | 'finalizer' | 'sweeper' | 'batch';
+  readonly name: FunctionName;
   readonly timeout: Duration;
   readonly environment: Readonly<Record<string, string>>;
   readonly memorySize?: number | undefined;
@@ -18,22 +17,23 @@ export interface PipelineFunctionProps {
 /** Lambda's longest timeout: reading a file and writing its output take it, checkpointed. */
 export const LONG_STEP_TIMEOUT = Duration.minutes(15);
 
-const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
-
 /**
- * One of the pipeline's functions: Node.js 22 on arm64, bundled locally by esbuild as ESM with source maps,
+ * One of the pipeline's functions: Node.js 22 on arm64, its bundle (see `functionBundle`) with source maps,
  * traced, logs kept a month, Powertools configured.
  */
 export class PipelineFunction extends Construct {
-  readonly function: nodejs.NodejsFunction;
+  readonly function: lambda.Function;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
     super(scope, id);
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH });
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: `${repositoryRoot}functions/${props.name}/index.ts`,
-      projectRoot: repositoryRoot,
-      depsLockFilePath: `${repositoryRoot}package-lock.json`,
+    const bundle = functionBundle(props.name);
+    this.function = new lambda.Function(this, 'Function', {
+      code: lambda.Code.fromAsset(bundle.directory, {
+        assetHashType: AssetHashType.CUSTOM,
+        assetHash: bundle.codeHash,
+      }),
+      handler: BUNDLE_HANDLER,
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 1_024,
@@ -47,20 +47,6 @@ export class PipelineFunction extends Construct {
         POWERTOOLS_LOG_LEVEL: 'INFO',
         POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
         ...props.environment,
-      },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        sourceMap: true,
-        minify: true,
-        // Minified, but an error still logs as ConfigurationError, not as a one-letter class.
-        keepNames: true,
-        mainFields: ['module', 'main'],
-        // The AWS SDK is bundled at the versions the tests ran with, not taken from the runtime.
-        externalModules: [],
-        forceDockerBundling: false,
-        banner:
-          "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
     });
     acknowledge(this.function, {

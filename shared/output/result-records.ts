@@ -1,14 +1,14 @@
 import { PipelineError } from '../errors.ts';
 import { classifyFailure, type Failure } from '../failures.ts';
+import type {
+  AnthropicOutputLine,
+  BedrockOutputLine,
+  MessagesResponse,
+  PlainOutputLine,
+} from '../formats/lines.ts';
 import { derivedRecordId, type InputFamily, type LineError, type PromptRecord } from '../input/records.ts';
 
-/** A Messages API response as Bedrock returns it; passed through untouched. */
-export interface MessagesResponse {
-  readonly content: readonly unknown[];
-  readonly stop_reason?: string | null | undefined;
-  readonly usage?: unknown;
-  readonly [field: string]: unknown;
-}
+export type { MessagesResponse };
 
 export type RecordOutcome =
   | { readonly status: 'succeeded'; readonly response: MessagesResponse }
@@ -55,13 +55,16 @@ export function renderResultLine(subject: OutputSubject, outcome: RecordOutcome)
     case 'bedrock':
       return JSON.stringify(bedrockLine(subject, outcome));
     case 'anthropic':
-      return JSON.stringify({ custom_id: subject.recordId, result: anthropicResult(outcome) });
+      return JSON.stringify({
+        custom_id: subject.recordId,
+        result: anthropicResult(outcome),
+      } satisfies AnthropicOutputLine);
     case 'plain':
       return JSON.stringify(plainLine(subject, outcome));
   }
 }
 
-function bedrockLine(subject: OutputSubject, outcome: RecordOutcome): object {
+function bedrockLine(subject: OutputSubject, outcome: RecordOutcome): BedrockOutputLine {
   const head = {
     recordId: subject.recordId,
     ...(subject.modelInput === undefined ? {} : { modelInput: subject.modelInput }),
@@ -84,7 +87,7 @@ function bedrockLine(subject: OutputSubject, outcome: RecordOutcome): object {
   }
 }
 
-function anthropicResult(outcome: RecordOutcome): object {
+function anthropicResult(outcome: RecordOutcome): AnthropicOutputLine['result'] {
   switch (outcome.status) {
     case 'succeeded':
       return { type: 'succeeded', message: outcome.response };
@@ -107,21 +110,26 @@ function anthropicResult(outcome: RecordOutcome): object {
  * `{"id", "line", "status": "succeeded", "text", "stop_reason", "usage"}` or
  * `{"id", "line", "status": "errored", "error": {"code", "message"}}` or `{"id", "line", "status": "canceled"}`.
  */
-function plainLine(subject: OutputSubject, outcome: RecordOutcome): object {
-  const head = { id: subject.recordId, line: subject.lineNumber, status: outcome.status };
+function plainLine(subject: OutputSubject, outcome: RecordOutcome): PlainOutputLine {
+  const head = { id: subject.recordId, line: subject.lineNumber };
   switch (outcome.status) {
     case 'succeeded':
       return {
         ...head,
+        status: outcome.status,
         text: textOf(outcome.response),
         stop_reason: outcome.response.stop_reason ?? null,
         usage: outcome.response.usage ?? null,
       };
     case 'errored':
-      return { ...head, error: { code: outcome.failure.code, message: outcome.failure.message } };
+      return {
+        ...head,
+        status: outcome.status,
+        error: { code: outcome.failure.code, message: outcome.failure.message },
+      };
     case 'canceled':
     case 'expired':
-      return head;
+      return { ...head, status: outcome.status };
   }
 }
 

@@ -4,7 +4,7 @@ import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
-import { JobStatsCollector } from './job-stats.ts';
+import { type JobStats, JobStatsCollector } from './job-stats.ts';
 import type { Announcement, JobRecord, StoredResult } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 
@@ -27,8 +27,6 @@ export interface FinalizeSettings {
   /** Result objects read ahead of the one being written. */
   readonly readAhead?: number;
 }
-
-export type JobManifest = ReturnType<typeof buildManifest<Record<string, unknown>>>;
 
 export type FinalizeOutcome =
   | { readonly kind: 'completed'; readonly manifest: JobManifest }
@@ -61,29 +59,10 @@ export async function finalizeJob(
   const written = await writeOutput(job, ports, settings);
   if (written.kind === 'continued') return written;
 
-  const { output, manifest } = outputLocations(job);
+  const { manifest } = outputLocations(job);
   const finishedAt = (settings.now ?? (() => new Date()))();
-  const details = {
-    jobId,
-    status: job.cancelRequested ? 'cancelled' : 'completed',
-    input: s3Uri(job.source),
-    output: s3Uri(output),
-    model: job.settings.model,
-    endpoint: job.settings.endpoint,
-    region: job.settings.region,
-    startedAt: job.createdAt,
-    finishedAt: finishedAt.toISOString(),
-    durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
-  };
-  const stats = written.stats.summary(job);
-  const batchJobs = Object.values(job.batchParts ?? {}).flatMap((part) => part.jobArn ?? []);
-  const manifestBody = buildManifest(job.totals, {
-    ...details,
-    lane: batchJobs.length > 0 ? 'batch' : 'on-demand',
-    ...(batchJobs.length > 0 ? { batchJobs } : {}),
-    lanes: stats.perLane,
-    stats,
-  });
+  const details = jobDetails(job, finishedAt);
+  const manifestBody = manifestOf(job, details, written.stats.summary(job));
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
     detailType: JOB_COMPLETED,
@@ -150,7 +129,41 @@ async function writeOutput(
   return { kind: 'written', stats };
 }
 
-function completionDetail(job: JobRecord, details: Record<string, unknown>): Record<string, unknown> {
+/** What the manifest and the completion event say of the job itself. */
+function jobDetails(job: JobRecord, finishedAt: Date) {
+  return {
+    jobId: job.jobId,
+    status: job.cancelRequested ? 'cancelled' : 'completed',
+    input: s3Uri(job.source),
+    output: s3Uri(outputLocations(job).output),
+    model: job.settings.model,
+    endpoint: job.settings.endpoint,
+    region: job.settings.region,
+    startedAt: job.createdAt,
+    finishedAt: finishedAt.toISOString(),
+    durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
+  };
+}
+
+/** The manifest: the native batch fields, tokens, cost and cache, the job's details, lanes and statistics. */
+function manifestOf(job: JobRecord, details: ReturnType<typeof jobDetails>, stats: JobStats) {
+  const batchJobs = Object.values(job.batchParts ?? {}).flatMap((part) => part.jobArn ?? []);
+  return buildManifest(job.totals, {
+    ...details,
+    lane: batchJobs.length > 0 ? ('batch' as const) : ('on-demand' as const),
+    ...(batchJobs.length > 0 ? { batchJobs } : {}),
+    lanes: stats.perLane,
+    stats,
+  });
+}
+
+/** A job's `<input>.manifest.json.out`. */
+export type JobManifest = ReturnType<typeof manifestOf>;
+
+/** The detail of the "Batch Job Completed" event. */
+export type CompletionEventDetail = ReturnType<typeof completionDetail>;
+
+function completionDetail(job: JobRecord, details: ReturnType<typeof jobDetails> & { manifest: string }) {
   return {
     ...details,
     counts: {

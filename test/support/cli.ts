@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
 
-const BIN = fileURLToPath(new URL('../../bin/bedrock-batch.js', import.meta.url));
+/** The CLI's sources, run as the built bin runs them (the package test runs the built one itself). */
+const CLI_MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 
 export interface CliRun {
   readonly code: number | null;
@@ -11,12 +12,12 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-/** The real `bedrock-batch` command in a child process, as a user runs it (not on a terminal). */
+/** The `bedrock-batch` command in a child process, as a user runs it (not on a terminal). */
 export function startCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
 ): { child: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
