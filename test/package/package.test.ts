@@ -74,7 +74,11 @@ afterAll(() => rm(work, { recursive: true, force: true }));
 
 /** `npx bedrock-batch ...` in the consumer's folder. */
 const npx = (...args: string[]) =>
-  run('npx', ['--no', '--', 'bedrock-batch', ...args], { cwd: consumer, env: npmEnv, maxBuffer: 16 * 1024 * 1024 });
+  run('npx', ['--no', '--', 'bedrock-batch', ...args], {
+    cwd: consumer,
+    env: npmEnv,
+    maxBuffer: 16 * 1024 * 1024,
+  });
 
 describe('the package, installed from its tarball in an empty folder', () => {
   it('ships the built code, its types and the Lambda bundles, and none of the tests, benches or fixtures', () => {
