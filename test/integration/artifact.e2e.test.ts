@@ -84,7 +84,8 @@ function resolver(resources: PipelineResources) {
         resource.Type === 'AWS::Lambda::EventSourceMapping' &&
         (resource.Properties.FunctionName as { Ref?: string }).Ref === functionId,
     );
-    return (mapping?.Properties.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    if (mapping === undefined) throw new Error(`no queue feeds ${functionId}`);
+    return (mapping.Properties.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
   };
   return (functions: { worker: string; finalizer: string }) => {
     const recordQueue = queueOf(functions.worker);
