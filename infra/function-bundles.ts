@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -67,7 +67,10 @@ export function functionBundle(name: FunctionName): { directory: string; codeHas
 function bundledFromSource(name: FunctionName): string {
   let outdir = builtFromSource.get(name);
   if (outdir === undefined) {
-    outdir = mkdtempSync(path.join(tmpdir(), 'bedrock-batch-bundle-'));
+    const created = mkdtempSync(path.join(tmpdir(), 'bedrock-batch-bundle-'));
+    // The synth copies the bundle into its cloud assembly: the build is not needed past this process.
+    process.once('exit', () => rmSync(created, { recursive: true, force: true }));
+    outdir = created;
     // A construct is built synchronously; esbuild is a development dependency, loaded only here.
     const { buildSync } = createRequire(import.meta.url)('esbuild') as typeof esbuild;
     buildSync(bundleOptions(name, outdir));
