@@ -26,7 +26,7 @@ export interface AnthropicInputLine {
 
 /** The plain form: a prompt (or messages) and the few settings people set. An unknown field is an error. */
 export interface PlainInputLine {
-  readonly id?: string;
+  readonly id?: string | number;
   readonly model?: string;
   readonly prompt?: string;
   readonly messages?: MessagesRequest['messages'];

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import type { InputLine } from '../../shared/formats/lines.ts';
 import { parseLine } from '../../shared/input/parse-line.ts';
 import type { LineResult } from '../../shared/input/records.ts';
 import { bytes } from '../support/factories.ts';
 
 const LIMIT = 25_000_000;
 const parse = (text: string, lineNumber = 7): LineResult => parseLine(bytes(text), lineNumber, LIMIT);
-const hello = [{ role: 'user', content: 'Hello' }];
+const hello = [{ role: 'user' as const, content: 'Hello' }];
 
 function recordOf(result: LineResult) {
   if (!result.ok) throw new Error(`expected a record, got ${result.error.code}: ${result.error.message}`);
@@ -16,6 +17,33 @@ function errorOf(result: LineResult) {
   if (result.ok) throw new Error(`expected an error, got record ${result.record.recordId}`);
   return result.error;
 }
+
+describe("the package's input line types", () => {
+  it.each<[string, InputLine]>([
+    ['Bedrock', { recordId: 'r-1', modelInput: { max_tokens: 10, messages: hello, anthropic_beta: [] } }],
+    [
+      'Anthropic',
+      { custom_id: 'c-1', params: { model: 'claude-opus-4-6', max_tokens: 10, messages: hello } },
+    ],
+    [
+      'plain, every field',
+      {
+        id: 'p-1',
+        model: 'haiku-4.5',
+        prompt: 'Hello',
+        system: 'Be brief.',
+        max_tokens: 10,
+        temperature: 0.5,
+        top_p: 0.9,
+        top_k: 5,
+        stop_sequences: ['END'],
+      },
+    ],
+    ['plain, messages', { messages: hello }],
+  ])('describe lines the pipeline takes (%s)', (_form, line) => {
+    expect(parse(JSON.stringify(line)).ok).toBe(true);
+  });
+});
 
 describe('parseLine', () => {
   describe.each([
