@@ -7,14 +7,12 @@
  * hit rate >= 99%.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { QuotaUsage } from '../local/bedrock/quota.ts';
 import { type LocalCloud, startLocalCloud } from '../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
 import type { CacheSummary } from '../shared/output/manifest.ts';
-import { outputLocations } from '../shared/pipeline/job.ts';
+import { timedRun } from './timed-run.ts';
 
 const RECORDS = 1_000;
 const TOKENS_PER_MINUTE = 3_000_000;
@@ -111,26 +109,12 @@ async function runFile(
 ): Promise<CachingRun> {
   await quotaRefilled(cloud);
   const before = quotaTotals(cloud.bedrock.state().quotas);
-  const bucket = pipeline.resources.bucket;
-  const key = `inputs/tickets-cache-${cache}.jsonl`;
-  const started = performance.now();
-  await cloud.clients.s3.send(
-    new PutObjectCommand({ Bucket: bucket, Key: key, Body: ticketsFile(), Metadata: { cache } }),
-  );
-  const completion = await pipeline.completion(key, 1_800_000);
-  const seconds = (performance.now() - started) / 1000;
+  const file = { key: `inputs/tickets-cache-${cache}.jsonl`, body: ticketsFile(), metadata: { cache } };
+  const { seconds, manifest: written } = await timedRun(cloud, pipeline, file);
   const after = quotaTotals(cloud.bedrock.state().quotas);
-  const { jobId } = completion.detail as { jobId: string };
-  const { manifest } = outputLocations({ jobId, source: { bucket, key } });
-  const object = await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.key }));
-  const written = JSON.parse((await object.Body?.transformToString()) ?? '{}') as {
-    estimatedCostUsd: number;
-    successRecordCount: number;
-    cache: CacheSummary;
-  };
   return {
     cache,
-    seconds: Math.round(seconds * 10) / 10,
+    seconds,
     estimatedCostUsd: written.estimatedCostUsd,
     quota: {
       tokensReserved: after.tokensReserved - before.tokensReserved,

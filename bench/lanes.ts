@@ -9,11 +9,9 @@
  * own overheads, the costs compare what Bedrock would bill.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalCloud, startLocalCloud } from '../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
-import { outputLocations } from '../shared/pipeline/job.ts';
+import { timedRun } from './timed-run.ts';
 
 const RECORDS = 10_000;
 const TOKENS_PER_MINUTE = 4_000_000;
@@ -95,7 +93,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** Uploads a file of `count` records with these options and reads its manifest once it completes. */
+/** A file of `count` records with these options, through the pipeline. */
 async function runLane(
   cloud: LocalCloud,
   pipeline: LocalPipeline,
@@ -103,37 +101,21 @@ async function runLane(
   count: number,
   metadata: Record<string, string>,
 ): Promise<LaneRun> {
-  const bucket = pipeline.resources.bucket;
-  const key = `inputs/${name}.jsonl`;
-  const started = performance.now();
-  await cloud.clients.s3.send(
-    new PutObjectCommand({ Bucket: bucket, Key: key, Body: promptsFile(count), Metadata: metadata }),
-  );
-  const completion = await pipeline.completion(key, 3_600_000);
-  const seconds = (performance.now() - started) / 1000;
-  const { jobId } = completion.detail as { jobId: string };
-  const { manifest } = outputLocations({ jobId, source: { bucket, key } });
-  const object = await cloud.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.key }));
-  const body = JSON.parse((await object.Body?.transformToString()) ?? '{}') as {
-    estimatedCostUsd: number;
-    successRecordCount: number;
-    lane: string;
-    batchJobs?: string[];
-    lanes: Record<string, { records: number }>;
-  };
+  const file = { key: `inputs/${name}.jsonl`, body: promptsFile(count), metadata };
+  const { seconds, manifest } = await timedRun(cloud, pipeline, file);
   const answeredBy = Object.fromEntries(
-    Object.entries(body.lanes).map(([lane, totals]) => [lane, totals.records]),
+    Object.entries(manifest.lanes).map(([lane, totals]) => [lane, totals.records]),
   );
   return {
     lane: metadata.lane ?? 'on-demand',
     records: count,
-    seconds: Math.round(seconds * 10) / 10,
-    estimatedCostUsd: body.estimatedCostUsd,
-    ranAs: body.lane,
-    batchJobs: body.batchJobs?.length ?? 0,
+    seconds,
+    estimatedCostUsd: manifest.estimatedCostUsd,
+    ranAs: manifest.lane,
+    batchJobs: manifest.batchJobs?.length ?? 0,
     answeredBy,
-    recordsRedriven: body.lane === 'batch' ? (answeredBy.onDemand ?? 0) : 0,
-    succeeded: body.successRecordCount,
+    recordsRedriven: manifest.lane === 'batch' ? (answeredBy.onDemand ?? 0) : 0,
+    succeeded: manifest.successRecordCount,
   };
 }
 

@@ -64,8 +64,7 @@ const pipelinePropsSchema = z
   })
   .strict();
 
-/** The construct's props, documented for its users; the schema above validates exactly them. */
-export type PipelinePropsInput = BedrockBatchPipelineProps;
+// The schema above validates exactly the construct's props, documented for its users in their interface.
 // Fails to compile when the documented props and the schema drift apart: a prop one has and the other lacks,
 // or a documented value the schema would not take.
 true satisfies SameInput<BedrockBatchPipelineProps, z.input<typeof pipelinePropsSchema>>;
@@ -92,7 +91,7 @@ export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
 const QUEUE_RETENTION_SECONDS = 14 * 86_400;
 
 /** Validates the deployment's choices (a bad combination throws with the catalog's fix) and derives the rest. */
-export function pipelineSettings(input: PipelinePropsInput): PipelineSettings {
+export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSettings {
   const parsed = pipelinePropsSchema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigurationError(

@@ -212,21 +212,26 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     });
   }
 
-  async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
-    return this.updateIf({
-      Key: jobKey(jobId),
-      UpdateExpression: 'SET sharedPrefixes = :prefixes, updatedAt = :now',
-      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(sharedPrefixes)',
-      ExpressionAttributeValues: { ':prefixes': prefixes, ':now': this.isoNow() },
-    });
+  setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
+    return this.setOnce(jobId, 'sharedPrefixes', prefixes);
   }
 
-  async planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {
+  planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean> {
+    return this.setOnce(jobId, 'batchParts', parts);
+  }
+
+  /** A decision taken once per job: the first writer's stands, a later one is told it lost (false). */
+  private setOnce(
+    jobId: string,
+    attribute: 'sharedPrefixes' | 'batchParts',
+    value: object,
+  ): Promise<boolean> {
     return this.updateIf({
       Key: jobKey(jobId),
-      UpdateExpression: 'SET batchParts = :parts, updatedAt = :now',
-      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(batchParts)',
-      ExpressionAttributeValues: { ':parts': parts, ':now': this.isoNow() },
+      UpdateExpression: 'SET #decision = :value, updatedAt = :now',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#decision)',
+      ExpressionAttributeNames: { '#decision': attribute },
+      ExpressionAttributeValues: { ':value': value, ':now': this.isoNow() },
     });
   }
 

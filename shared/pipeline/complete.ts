@@ -13,21 +13,21 @@ export interface CompletionPorts {
   readonly finalize: FinalizeTrigger;
 }
 
+/** A call's usage and what it is billed as: the model and endpoint, and the lane's price multiplier. */
+interface Billing {
+  readonly usage: TokenUsage;
+  readonly resolved: ResolvedModel;
+  readonly priceMultiplier?: number;
+}
+
 /** What a finished record adds to its job's counters, from its outcome (and usage, for a success). */
 export function completionOf(
   lineNumber: number,
   family: InputFamily | undefined,
   outcome: RecordOutcome,
-  billing?: { usage: TokenUsage; resolved: ResolvedModel; priceMultiplier?: number },
+  billing?: Billing,
 ): RecordCompletion {
   const usage = billing?.usage;
-  const priced = (counted: TokenUsage) =>
-    billing === undefined
-      ? 0
-      : Math.round(
-          costOfRequest(counted, billing.resolved.model, billing.resolved.endpoint).total *
-            (billing.priceMultiplier ?? 1),
-        );
   return {
     lineNumber,
     status: outcome.status,
@@ -36,9 +36,15 @@ export function completionOf(
     outputTokens: usage?.output_tokens ?? 0,
     cacheCreationInputTokens: usage?.cache_creation_input_tokens ?? 0,
     cacheReadInputTokens: usage?.cache_read_input_tokens ?? 0,
-    costNanoUsd: usage === undefined ? 0 : priced(usage),
-    uncachedCostNanoUsd: usage === undefined ? 0 : priced(withoutCache(usage)),
+    costNanoUsd: billing === undefined ? 0 : priceOf(billing, billing.usage),
+    uncachedCostNanoUsd: billing === undefined ? 0 : priceOf(billing, withoutCache(billing.usage)),
   };
+}
+
+/** What `usage` costs on the billed model and endpoint, at the lane's price. */
+function priceOf(billing: Billing, usage: TokenUsage): number {
+  const { model, endpoint } = billing.resolved;
+  return Math.round(costOfRequest(usage, model, endpoint).total * (billing.priceMultiplier ?? 1));
 }
 
 /**

@@ -7,10 +7,11 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
+import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
 import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
 import { QueueWorker } from '../../infra/constructs/queue-worker.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
-import { type PipelinePropsInput, pipelineSettings } from '../../infra/props.ts';
+import { pipelineSettings } from '../../infra/props.ts';
 import {
   batchWatcherSettings,
   enqueueSettings,
@@ -690,7 +691,7 @@ describe('Bedrock IAM per endpoint', () => {
 });
 
 describe('pipeline props', () => {
-  it.each<[string, PipelinePropsInput, RegExp]>([
+  it.each<[string, BedrockBatchPipelineProps, RegExp]>([
     ['no region', { bedrockRegion: '' }, /bedrockRegion/],
     [
       'a model the region lacks',
