@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   });
   const pipeline = await startLocalPipeline(cloud, {
     tokensPerMinute: TOKENS_PER_MINUTE,
-    workerConcurrency: 8,
+    worker: { concurrency: 8 },
   });
   try {
     const uncached = await runFile(cloud, pipeline, 'off');

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   });
   const pipeline = await startLocalPipeline(cloud, {
     tokensPerMinute: TOKENS_PER_MINUTE,
-    workerConcurrency: 8,
+    worker: { concurrency: 8 },
     sweep: { intervalMs: 2_000, resumeAfterMinutes: 30 },
   });
   try {

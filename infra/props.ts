@@ -1,18 +1,24 @@
 import { z } from 'zod';
 import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
-import { drainSeconds, workerConcurrencyFor } from '../shared/budget/throughput.ts';
+import { drainSeconds } from '../shared/budget/throughput.ts';
 import { endpointKinds } from '../shared/catalog/catalog.ts';
 import {
   type bedrockSettings,
   DEFAULT_TOKENS_PER_MINUTE,
   type EnvironmentOf,
-  OUTPUT_TOKEN_BURNDOWN,
   type queueSettings,
 } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
-import { WORKER_BATCH } from '../shared/pipeline/worker.ts';
+import {
+  DEFAULT_TYPICAL_RECORD,
+  DEFAULT_WORKER_TIMEOUT_SECONDS,
+  quotaShapeOf,
+  WORKER_BATCH,
+  type WorkerShape,
+  workerShapeFor,
+} from '../shared/pipeline/worker-shape.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
@@ -33,7 +39,7 @@ const pipelinePropsSchema = z
     alarmTopicArn: z.string().startsWith('arn:aws:sns:').optional(),
     /** A customer-managed KMS key for the bucket, queues and table (AWS-managed encryption otherwise). */
     useKms: z.boolean().default(false),
-    workerTimeoutSeconds: z.number().int().min(30).max(900).default(300),
+    workerTimeoutSeconds: z.number().int().min(30).max(900).default(DEFAULT_WORKER_TIMEOUT_SECONDS),
     /** Records per worker invocation; they share one budget reservation and one settlement. */
     workerBatchSize: z.number().int().min(1).max(100).default(WORKER_BATCH.size),
     /**
@@ -46,7 +52,7 @@ const pipelinePropsSchema = z
         outputTokens: z.number().int().positive(),
         latencySeconds: z.number().positive(),
       })
-      .default({ inputTokens: 1_000, outputTokens: 400, latencySeconds: 10 }),
+      .default(DEFAULT_TYPICAL_RECORD),
     /** The largest file expected: the queue-age alarm allows for the time the quota takes to drain it. */
     largestFileRecords: z.number().int().positive().default(100_000),
     stuckAfterMinutes: z.number().int().positive().default(30),
@@ -81,8 +87,8 @@ export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
   readonly allowedModels: readonly string[];
   /** Each allowed model resolved for the region and endpoint: the ids IAM and the functions use. */
   readonly resolvedModels: ResolvedModel[];
-  /** Worker invocations at once: enough to spend the quota, never more than Lambda allows. */
-  readonly workerMaxConcurrency: number;
+  /** The worker's invocations at once, batch, timeout, visibility and lease, derived from the quota. */
+  readonly worker: WorkerShape;
   /** How old the oldest record may get before the queue-age alarm: the largest file's drain time, and slack. */
   readonly oldestRecordAlarmSeconds: number;
 }
@@ -122,12 +128,7 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
     problems.push(`defaultModel ${props.defaultModel} must be one of allowedModels`);
   }
   if (problems.length > 0) throw new ConfigurationError(problems);
-  const shape = {
-    tokensPerMinute: props.tokensPerMinute,
-    outputBurndown: OUTPUT_TOKEN_BURNDOWN,
-    record: props.typicalRecord,
-  };
-  const drain = drainSeconds(shape, props.largestFileRecords);
+  const drain = drainSeconds(quotaShapeOf(props), props.largestFileRecords);
   // Records go to the queue in input order but come out in no strict order: allow half as long again.
   const oldestRecordAlarmSeconds = Math.max(3_600, Math.ceil(drain * 1.5));
   if (oldestRecordAlarmSeconds > QUEUE_RETENTION_SECONDS) {
@@ -135,8 +136,13 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
       `largestFileRecords: ${props.largestFileRecords} typical records take ${Math.round(drain / 86_400)} days at ${props.tokensPerMinute} tokens a minute, longer than SQS keeps a message (14 days); raise the quota or split such files`,
     ]);
   }
-  const workerMaxConcurrency = workerConcurrencyFor(shape, props.workerBatchSize);
-  return { ...props, allowedModels, resolvedModels, workerMaxConcurrency, oldestRecordAlarmSeconds };
+  const worker = workerShapeFor({
+    tokensPerMinute: props.tokensPerMinute,
+    typicalRecord: props.typicalRecord,
+    timeoutSeconds: props.workerTimeoutSeconds,
+    batchSize: props.workerBatchSize,
+  });
+  return { ...props, allowedModels, resolvedModels, worker, oldestRecordAlarmSeconds };
 }
 
 /** The Bedrock settings of the functions that build and send requests (enqueue checks, the worker calls). */

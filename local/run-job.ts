@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { TypicalRecord } from '../shared/budget/throughput.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
@@ -9,6 +10,7 @@ import { cachePhrase } from '../shared/output/manifest.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/model.ts';
+import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
 import { type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
@@ -68,8 +70,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   const stopper = stopOnSignals(cloud, log);
   try {
     const running = await startLocalPipeline(cloud, {
-      workerConcurrency: 4,
       tokensPerMinute,
+      typicalRecord: localTypicalRecord(options),
       ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
     });
     stopper.pipeline = running;
@@ -98,6 +100,15 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   } finally {
     await stopper.dispose();
   }
+}
+
+/**
+ * The record the worker is sized for: the stack's, answered as fast as the stand-in answers at its speed
+ * (real Bedrock's latency with --bedrock aws).
+ */
+export function localTypicalRecord(options: Pick<LocalJobOptions, 'speed' | 'bedrock'>): TypicalRecord {
+  const speed = options.bedrock === 'aws' ? 1 : (options.speed ?? 1);
+  return { ...DEFAULT_TYPICAL_RECORD, latencySeconds: DEFAULT_TYPICAL_RECORD.latencySeconds * speed };
 }
 
 /**

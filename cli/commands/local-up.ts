@@ -3,6 +3,7 @@ import path from 'node:path';
 import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
@@ -36,7 +37,10 @@ export async function localUpCommand(
   const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });
   let pipeline: LocalPipeline | undefined;
   try {
-    pipeline = await startLocalPipeline(cloud, { tokensPerMinute });
+    pipeline = await startLocalPipeline(cloud, {
+      tokensPerMinute,
+      typicalRecord: localTypicalRecord({ speed }),
+    });
     const resources: StackResources = {
       region: cloud.region,
       bucket: pipeline.resources.bucket,

@@ -2,6 +2,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RetryClass } from '../../shared/failures.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
+import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   CountedRecord,
   JobUpdate,
@@ -10,6 +11,7 @@ import type {
   Release,
 } from '../../shared/pipeline/model.ts';
 import type { RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
+import { RETRY_ATTRIBUTES } from './job-item.ts';
 import { jobKey, recordIdKey, recordKey } from './ledger-table.ts';
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
@@ -196,9 +198,7 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
     }
-    add('retriedCount', update.retries.retried);
-    add('bedrockThrottleCount', update.retries.bedrockThrottles);
-    add('budgetWaitCount', update.retries.budgetWaits);
+    for (const name of RETRY_COUNTERS) add(RETRY_ATTRIBUTES[name], update.retries[name]);
     if (sums.size === 0) return undefined;
     const additions = [...sums.entries()];
     return {

@@ -1,7 +1,9 @@
+import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
   FinalizeCheckpoint,
   JobRecord,
+  JobRetries,
   JobSettings,
   JobStatus,
   ObjectLocation,
@@ -10,6 +12,23 @@ import { jobKey, LEDGER_TABLE } from './ledger-table.ts';
 import { withoutUndefined } from './ledger-writes.ts';
 
 /** A job as its ledger item: counters as top-level numbers (so transactions can ADD to them), events as JSON. */
+/** The ledger attribute each of a job's counters is kept in (ADDed by every batch that counts it). */
+export const RETRY_ATTRIBUTES: Readonly<Record<keyof JobRetries, string>> = {
+  retried: 'retriedCount',
+  bedrockThrottles: 'bedrockThrottleCount',
+  budgetWaits: 'budgetWaitCount',
+  sentBackToWait: 'sentBackToWaitCount',
+  receives: 'receiveCount',
+  bedrockCalls: 'bedrockCallCount',
+};
+
+/** A job's counters from its item; a counter the item lacks (written before it was kept) is 0. */
+function retriesOf(number: (attribute: string) => number): JobRetries {
+  const retries: { -readonly [Name in keyof JobRetries]: number } = { ...NO_RETRIES };
+  for (const name of RETRY_COUNTERS) retries[name] = number(RETRY_ATTRIBUTES[name]);
+  return retries;
+}
+
 export function jobItem(job: JobRecord): Record<string, unknown> {
   const { totals, source, retries, announcement, ...rest } = job;
   return {
@@ -20,9 +39,7 @@ export function jobItem(job: JobRecord): Record<string, unknown> {
     ...(source.versionId === undefined ? {} : { versionId: source.versionId }),
     ...(source.etag === undefined ? {} : { etag: source.etag }),
     ...totals,
-    retriedCount: retries.retried,
-    bedrockThrottleCount: retries.bedrockThrottles,
-    budgetWaitCount: retries.budgetWaits,
+    ...Object.fromEntries(RETRY_COUNTERS.map((name) => [RETRY_ATTRIBUTES[name], retries[name]])),
     ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
     // A job stays on the sweeper's index until it has finished and its event is published.
     ...(job.status === 'failed' && announcement === undefined
@@ -70,11 +87,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     failureReason: text('failureReason'),
     finishedAt: text('finishedAt'),
     cancelRequested: item.cancelRequested === true,
-    retries: {
-      retried: number('retriedCount'),
-      bedrockThrottles: number('bedrockThrottleCount'),
-      budgetWaits: number('budgetWaitCount'),
-    },
+    retries: retriesOf(number),
     announcement:
       typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
     decompressed:

@@ -58,7 +58,6 @@ export function countVerdict(metrics: Metrics, verdict: RecordVerdict): void {
   const names = METRICS.worker;
   switch (verdict.kind) {
     case 'wait':
-      metrics.addMetric(names.budgetWaits, MetricUnit.Count, 1);
       metrics.addMetric(names.recordsSentBackToWait, MetricUnit.Count, 1);
       return;
     case 'retry':

@@ -2,7 +2,6 @@ import { Duration } from 'aws-cdk-lib';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
-import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
 import { bedrockInvokeStatements } from './bedrock-access.ts';
@@ -28,10 +27,10 @@ export class Processing extends Construct {
   constructor(scope: Construct, id: string, props: ProcessingProps) {
     super(scope, id);
     const { settings, storage } = props;
-    const timeout = Duration.seconds(settings.workerTimeoutSeconds);
+    const { worker: shape } = settings;
     this.records = new QueueWorker(this, 'Worker', {
       name: 'worker',
-      timeout,
+      timeout: Duration.seconds(shape.timeoutSeconds),
       maxReceiveCount: RETRY_LAYERS.maxReceives.records,
       encryptionKey: storage.key,
       environment: (queue) =>
@@ -41,12 +40,12 @@ export class Processing extends Construct {
           RECORD_QUEUE_URL: queue.queueUrl,
           FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
           TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
-          LEASE_SECONDS: String(timeout.toSeconds() + 60),
+          LEASE_SECONDS: String(shape.leaseSeconds),
         }) satisfies EnvironmentOf<typeof workerSettings>,
       eventSource: {
-        batchSize: settings.workerBatchSize,
-        maxBatchingWindow: Duration.seconds(WORKER_BATCH.windowSeconds),
-        maxConcurrency: settings.workerMaxConcurrency,
+        batchSize: shape.batchSize,
+        maxBatchingWindow: Duration.seconds(shape.batchingWindowSeconds),
+        maxConcurrency: shape.concurrency,
         reportBatchItemFailures: true,
       },
     });

@@ -3,14 +3,9 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
 import { PipelineFunction, type PipelineFunctionProps } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
-
-/**
- * A message stays hidden this many times the consuming function's timeout: AWS's advice for Lambda event
- * sources, so a batch the poller holds while the function retries is not handed out twice.
- */
-export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
 
 export interface QueueWorkerProps extends Omit<PipelineFunctionProps, 'environment'> {
   /** The function's environment; it is given its own queue, which it may send messages back to. */
@@ -34,7 +29,7 @@ export class QueueWorker extends Construct {
   constructor(scope: Construct, id: string, props: QueueWorkerProps) {
     super(scope, id);
     const queue = new SecureQueue(this, 'Messages', {
-      visibilityTimeout: Duration.seconds(props.timeout.toSeconds() * VISIBILITY_PER_FUNCTION_TIMEOUT),
+      visibilityTimeout: Duration.seconds(visibilityTimeoutFor(props.timeout.toSeconds())),
       maxReceiveCount: props.maxReceiveCount,
       encryptionKey: props.encryptionKey,
     });

@@ -58,6 +58,9 @@ export interface QuotaUsage {
   readonly tokensReserved: number;
   /** Quota tokens finally charged: input + cache write + output x burndown (cache reads are released). */
   readonly tokensCharged: number;
+  /** When the first request was admitted and the last one settled (epoch ms): the span of the calls. */
+  readonly firstAdmittedAt: number | undefined;
+  readonly lastSettledAt: number | undefined;
 }
 
 export interface Reservation {
@@ -83,6 +86,8 @@ interface ModelQuota {
   outputTokens: number;
   tokensReserved: number;
   tokensCharged: number;
+  firstAdmittedAt: number | undefined;
+  lastSettledAt: number | undefined;
 }
 
 /**
@@ -124,6 +129,7 @@ export class QuotaBoard {
     quota.inFlight += 1;
     quota.peakInFlight = Math.max(quota.peakInFlight, quota.inFlight);
     quota.tokensReserved += reserved;
+    quota.firstAdmittedAt ??= now;
     return { admitted: true, reservation: { modelId, reserved } };
   }
 
@@ -140,6 +146,7 @@ export class QuotaBoard {
     quota.cacheReadTokens += used.cacheRead;
     quota.outputTokens += used.output;
     quota.tokensCharged += charged;
+    quota.lastSettledAt = now;
   }
 
   usage(): QuotaUsage[] {
@@ -181,6 +188,8 @@ export class QuotaBoard {
         outputTokens: 0,
         tokensReserved: 0,
         tokensCharged: 0,
+        firstAdmittedAt: undefined,
+        lastSettledAt: undefined,
       };
       this.quotas.set(modelId, quota);
     }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Catalog, CatalogModel } from '../../shared/catalog/catalog.ts';
+import { answerSeconds, type Catalog, type CatalogModel, type ModelLatency } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import { type Completion, deterministicCompletion } from './completion.ts';
 import type { FaultInjector } from './faults.ts';
@@ -36,9 +36,23 @@ export interface StandInRuntimeSettings {
   readonly seed: number;
   /** Multiplies every latency: 1 is realistic, 0 answers at once. */
   readonly speed: number;
-  readonly latency: { readonly firstTokenMs: number; readonly perOutputTokenMs: number };
+  /** One latency for every model, in place of each model's own from the catalog. */
+  readonly latency: StandInLatency | undefined;
   readonly quotas: QuotaBoard;
   readonly faults: FaultInjector;
+}
+
+/** A latency given as milliseconds to the first token and per output token (tests' fixed figures). */
+export interface StandInLatency {
+  readonly firstTokenMs: number;
+  readonly perOutputTokenMs: number;
+}
+
+/** Milliseconds to answer with `outputTokens` tokens, by a fixed latency or the model's catalog figures. */
+function latencyOf(latency: StandInLatency | ModelLatency, outputTokens: number): number {
+  return 'perOutputTokenMs' in latency
+    ? latency.firstTokenMs + outputTokens * latency.perOutputTokenMs
+    : answerSeconds(latency, outputTokens) * 1000;
 }
 
 /** An answer with Bedrock's response headers. */
@@ -92,7 +106,7 @@ export class StandInRuntime {
       request.maxTokens,
     );
     const latencyMs = Math.round(
-      (latency.firstTokenMs + completion.outputTokens * latency.perOutputTokenMs) * speed,
+      latencyOf(latency ?? request.model.latency, completion.outputTokens) * speed,
     );
     if (latencyMs > 0) await sleep(latencyMs);
     // The entry is there for others once this request has been answered, not while it runs.

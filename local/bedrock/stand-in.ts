@@ -16,7 +16,7 @@ import {
 import { listenDualProtocol } from './dual-protocol-server.ts';
 import { FaultInjector, type FaultSettings } from './faults.ts';
 import { QuotaBoard, type QuotaSettings } from './quota.ts';
-import { StandInRuntime, type StandInState } from './runtime.ts';
+import { type StandInLatency, StandInRuntime, type StandInState } from './runtime.ts';
 import { type Response, sendError, sendJson, WireError } from './wire-errors.ts';
 
 /** The stand-in's quota unless given: generous, so that only tests about quotas meet it. */
@@ -31,7 +31,8 @@ export interface BedrockStandInOptions {
   readonly seed?: number;
   /** Multiplies every latency: 1 is realistic, 0 answers at once. */
   readonly speed?: number;
-  readonly latency?: { readonly firstTokenMs: number; readonly perOutputTokenMs: number };
+  /** One latency for every model; by default each model answers at its catalog latency. */
+  readonly latency?: StandInLatency;
   /** The quota of every model id without its own entry in `quotaByModel`. */
   readonly quota?: QuotaSettings;
   readonly quotaByModel?: Readonly<Record<string, QuotaSettings>>;
@@ -86,7 +87,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     now,
     seed: options.seed ?? 1,
     speed: options.speed ?? 1,
-    latency: options.latency ?? { firstTokenMs: 500, perOutputTokenMs: 20 },
+    latency: options.latency,
     quotas: new QuotaBoard(
       options.quota ?? { tokensPerMinute: STAND_IN_TOKENS_PER_MINUTE },
       options.quotaByModel ?? {},

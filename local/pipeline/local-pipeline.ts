@@ -12,6 +12,7 @@ import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
+import type { TypicalRecord } from '../../shared/budget/throughput.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import {
@@ -25,7 +26,7 @@ import { systemClock } from '../../shared/pipeline/clock.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
-import { WORKER_BATCH } from '../../shared/pipeline/worker.ts';
+import { visibilityTimeoutFor, type WorkerShape, workerShapeFor } from '../../shared/pipeline/worker-shape.ts';
 import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
 import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
@@ -39,17 +40,22 @@ export interface LocalPipelineOptions {
   readonly defaults?: Partial<JobSettings>;
   readonly tokensPerMinute?: number;
   readonly retryPolicy?: Partial<RetryPolicy>;
-  /** Worker invocations at once (the event source's maximum concurrency). */
-  readonly workerConcurrency?: number;
-  /** Records per worker invocation, gathered for at most `workerBatchingWindowMs`. */
-  readonly workerBatchSize?: number;
-  readonly workerBatchingWindowMs?: number;
-  readonly workerTimeoutMs?: number;
+  /**
+   * The worker's invocations at once, batch, timeout and lease: derived from the quota as the stack derives
+   * them (shared/pipeline/worker-shape.ts), but for what is given here.
+   */
+  readonly worker?: Partial<Omit<WorkerShape, 'visibilityTimeoutSeconds'>>;
+  /** A record as the quota sees it, to size the worker: the stack's default unless given. */
+  readonly typicalRecord?: TypicalRecord;
   readonly enqueueTimeoutMs?: number;
   /** How long before its deadline the enqueue function hands the rest of a file to a new invocation. */
   readonly enqueueStopBeforeDeadlineMs?: number;
   readonly enqueueChunkLines?: number;
-  readonly visibilityTimeoutSeconds?: number;
+  /**
+   * For tests of crashes: how soon a message an invocation held comes back, on both queues, in place of six
+   * times the consumer's timeout (which nothing a user runs changes).
+   */
+  readonly redeliverAfterSeconds?: number;
   readonly prefix?: string;
   /** The Bedrock client the workers call: the local cloud's stand-in unless given (real Bedrock, say). */
   readonly bedrock?: BedrockRuntimeClient;
@@ -71,6 +77,8 @@ export interface LocalPipelineOptions {
 
 export interface LocalPipeline {
   readonly resources: PipelineResources;
+  /** The worker's shape this pipeline runs with. */
+  readonly worker: WorkerShape;
   /** What the workers reserved from the shared budget and what Bedrock charged against it. */
   readonly budget: MeteredBudget;
   readonly shim: EventBridgeShim;
@@ -79,6 +87,24 @@ export interface LocalPipeline {
   /** Resolves with the job's completion event once the bus has one for `inputKey`. */
   completion(inputKey: string, timeoutMs?: number): Promise<BusEvent>;
   stop(): Promise<void>;
+}
+
+/** The finalizer's timeout, as the stack gives it (Lambda's longest). */
+const FINALIZER_TIMEOUT_MS = 900_000;
+
+/** The worker's shape from the quota, as the stack derives it, with a test's overrides. */
+function localWorkerShape(options: LocalPipelineOptions, tokensPerMinute: number): WorkerShape {
+  const derived = workerShapeFor({
+    tokensPerMinute,
+    ...(options.typicalRecord === undefined ? {} : { typicalRecord: options.typicalRecord }),
+    ...(options.worker?.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.worker.timeoutSeconds }),
+    ...(options.worker?.batchSize === undefined ? {} : { batchSize: options.worker.batchSize }),
+  });
+  return {
+    ...derived,
+    ...options.worker,
+    visibilityTimeoutSeconds: options.redeliverAfterSeconds ?? derived.visibilityTimeoutSeconds,
+  };
 }
 
 /** What a local run uses where a file says nothing: the default model on the global endpoint, 1,024 tokens. */
@@ -94,14 +120,17 @@ export async function startLocalPipeline(
   cloud: LocalCloud,
   options: LocalPipelineOptions = {},
 ): Promise<LocalPipeline> {
+  // The budget spends what the local stand-in allows unless told otherwise.
+  const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
+  const worker = localWorkerShape(options, tokensPerMinute);
   const resources = await provisionPipeline(cloud.clients, {
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+    recordVisibilitySeconds: worker.visibilityTimeoutSeconds,
+    finalizeVisibilitySeconds:
+      options.redeliverAfterSeconds ?? visibilityTimeoutFor(FINALIZER_TIMEOUT_MS / 1000),
     ...(options.maxReceiveCount === undefined ? {} : { maxReceiveCount: options.maxReceiveCount }),
   });
   const shim = busFor(cloud, resources, options);
-  // The budget spends what the local stand-in allows unless told otherwise.
-  const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
   const budget = new MeteredBudget(
     new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, { tokensPerMinute }),
   );
@@ -121,13 +150,14 @@ export async function startLocalPipeline(
   const run = { cloud, resources, options, ports };
   addEnqueueRules(shim, run);
   const batch = watchBatchJobs(shim, run);
-  const pollers = startPollers(run, budget, tokensPerMinute);
+  const pollers = startPollers(run, budget, { tokensPerMinute, worker });
   const sweeping =
     options.sweep === undefined
       ? undefined
       : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources));
   return {
     resources,
+    worker,
     budget,
     shim,
     ledger: new DynamoDbLedger(cloud.clients.documents, resources.tableName),
@@ -236,7 +266,7 @@ function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, por
 function startPollers(
   { cloud, resources, options, ports }: LocalRun,
   budget: MeteredBudget,
-  tokensPerMinute: number,
+  { tokensPerMinute, worker: shape }: { tokensPerMinute: number; worker: WorkerShape },
 ): { worker: SqsPoller; finalizer: SqsPoller } {
   const worker = createWorkerHandler({
     ...observability('worker'),
@@ -244,7 +274,7 @@ function startPollers(
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
       outputBurndown: OUTPUT_TOKEN_BURNDOWN,
-      leaseSeconds: Math.ceil((options.workerTimeoutMs ?? 60_000) / 1000) + 5,
+      leaseSeconds: shape.leaseSeconds,
       reservations: new ReservationEstimator(OUTPUT_TOKEN_BURNDOWN),
       tokensPerMinute,
       countTokensAbove: COUNT_TOKENS_ABOVE,
@@ -270,10 +300,10 @@ function startPollers(
       queueArn: resources.recordQueueArn,
       functionName: 'worker',
       handler: (event, context) => worker(event, context),
-      batchSize: options.workerBatchSize ?? WORKER_BATCH.size,
-      batchingWindowMs: options.workerBatchingWindowMs ?? WORKER_BATCH.windowSeconds * 1000,
-      maxConcurrency: options.workerConcurrency ?? 4,
-      timeoutMs: options.workerTimeoutMs ?? 60_000,
+      batchSize: shape.batchSize,
+      batchingWindowMs: shape.batchingWindowSeconds * 1000,
+      maxConcurrency: shape.concurrency,
+      timeoutMs: shape.timeoutSeconds * 1000,
     }),
     finalizer: new SqsPoller({
       ...shared,
@@ -286,7 +316,7 @@ function startPollers(
       },
       batchSize: 1,
       maxConcurrency: 1,
-      timeoutMs: 900_000,
+      timeoutMs: FINALIZER_TIMEOUT_MS,
     }),
   };
   pollers.worker.start();

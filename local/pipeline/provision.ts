@@ -18,22 +18,22 @@ export interface PipelineResources {
 
 export interface ProvisionOptions {
   readonly prefix?: string;
-  /** Seconds a received record stays hidden: at least the worker's timeout (the stack uses 6x). */
-  readonly visibilityTimeoutSeconds?: number;
+  /** Seconds a received message stays hidden on each queue: six times its consumer's timeout, as in the stack. */
+  readonly recordVisibilitySeconds: number;
+  readonly finalizeVisibilitySeconds: number;
   readonly maxReceiveCount?: number;
 }
 
 /** The resources the CDK stack creates, created locally: bucket, ledger table, record queue and DLQ, finalize queue. */
 export async function provisionPipeline(
   clients: AwsClients,
-  options: ProvisionOptions = {},
+  options: ProvisionOptions,
 ): Promise<PipelineResources> {
   const prefix = options.prefix ?? 'bedrock-batch';
   const bucket = `${prefix}-bucket`;
   const tableName = `${prefix}-ledger`;
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await createLedgerTable(clients, tableName);
-  const visibility = String(options.visibilityTimeoutSeconds ?? 60);
   const redrive = (dlqArn: string) =>
     JSON.stringify({
       deadLetterTargetArn: dlqArn,
@@ -41,12 +41,12 @@ export async function provisionPipeline(
     });
   const recordDlq = await createQueue(clients, `${prefix}-records-dlq`);
   const records = await createQueue(clients, `${prefix}-records`, {
-    VisibilityTimeout: visibility,
+    VisibilityTimeout: String(options.recordVisibilitySeconds),
     RedrivePolicy: redrive(recordDlq.arn),
   });
   const finalizeDlq = await createQueue(clients, `${prefix}-finalize-dlq`);
   const finalize = await createQueue(clients, `${prefix}-finalize`, {
-    VisibilityTimeout: visibility,
+    VisibilityTimeout: String(options.finalizeVisibilitySeconds),
     RedrivePolicy: redrive(finalizeDlq.arn),
   });
   return {

@@ -37,6 +37,11 @@ const modelSchema = z.object({
   cacheTtls: z.array(z.enum(['5m', '1h'])).min(1),
   maxOutputTokens: z.number().int().positive(),
   longContext: longContextSchema,
+  /** How long Bedrock takes to answer on demand: to the first token, then per output token. */
+  latency: z.object({
+    firstTokenMs: z.number().nonnegative(),
+    outputTokensPerSecond: z.number().positive(),
+  }),
   prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),
   /** Overrides the batch minimum record count for this model. */
   batchMinimumRecords: z.number().int().positive().optional(),
@@ -105,6 +110,12 @@ export type ModelCatalogData = z.infer<typeof modelCatalogSchema>;
 export type RegionCatalogData = z.infer<typeof regionCatalogSchema>;
 export type CatalogModel = z.infer<typeof modelSchema>;
 export type PriceTable = z.infer<typeof priceTable>;
+export type ModelLatency = CatalogModel['latency'];
+
+/** Seconds a model takes to answer with `outputTokens` tokens, by the catalog's latency figures. */
+export function answerSeconds(latency: ModelLatency, outputTokens: number): number {
+  return latency.firstTokenMs / 1000 + outputTokens / latency.outputTokensPerSecond;
+}
 export type BatchLimits = Omit<z.infer<typeof batchSchema>, 'about'>;
 
 export interface Geography {

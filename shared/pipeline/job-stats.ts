@@ -37,6 +37,9 @@ export class JobStatsCollector {
   private readonly finished = new Map<number, number>();
   private retriedRecords = 0;
   private maxAttempts = 0;
+  /** When the first model call started and the last answer was in (epoch ms): the span of the calls. */
+  private firstCallAt: number | undefined;
+  private lastAnswerAt: number | undefined;
 
   constructor(private readonly startedAt: number) {}
 
@@ -55,6 +58,8 @@ export class JobStatsCollector {
     for (const [bucket, count] of saved.finished) collector.finished.set(bucket, count);
     collector.retriedRecords = saved.retriedRecords;
     collector.maxAttempts = saved.maxAttempts;
+    collector.firstCallAt = saved.firstCallAt;
+    collector.lastAnswerAt = saved.lastAnswerAt;
     return collector;
   }
 
@@ -70,6 +75,8 @@ export class JobStatsCollector {
       finished: [...this.finished.entries()],
       retriedRecords: this.retriedRecords,
       maxAttempts: this.maxAttempts,
+      firstCallAt: this.firstCallAt,
+      lastAnswerAt: this.lastAnswerAt,
     };
   }
 
@@ -85,7 +92,11 @@ export class JobStatsCollector {
     if (timing.modelId === undefined) return;
     addTo(this.perModel, timing.modelId, completion);
     addTo(this.perLane, timing.lane === 'batch' ? 'batch' : 'onDemand', completion);
-    if (timing.latencyMs !== undefined) this.addLatency(timing.latencyMs);
+    if (timing.latencyMs === undefined) return;
+    this.addLatency(timing.latencyMs);
+    const answeredAt = Date.parse(timing.finishedAt);
+    this.firstCallAt = Math.min(this.firstCallAt ?? answeredAt, answeredAt - timing.latencyMs);
+    this.lastAnswerAt = Math.max(this.lastAnswerAt ?? answeredAt, answeredAt);
   }
 
   summary(job: Pick<JobRecord, 'retries'>) {
@@ -115,6 +126,15 @@ export class JobStatsCollector {
       },
       throughput: { bucketSeconds, completed },
       attempts: { retriedRecords: this.retriedRecords, maxAttempts: this.maxAttempts },
+      /** From the first model call's start to the last answer: the job's time less its fixed cost. */
+      calls: {
+        firstStartedAt: isoOrNull(this.firstCallAt),
+        lastAnsweredAt: isoOrNull(this.lastAnswerAt),
+        spanSeconds:
+          this.firstCallAt === undefined || this.lastAnswerAt === undefined
+            ? null
+            : Math.round(this.lastAnswerAt - this.firstCallAt) / 1000,
+      },
       retries: job.retries,
     };
   }
@@ -172,6 +192,10 @@ function addTo<Key>(
   totalsByKey.set(key, totals);
 }
 
+function isoOrNull(epochMs: number | undefined): string | null {
+  return epochMs === undefined ? null : new Date(epochMs).toISOString();
+}
+
 function reported(totals: ModelTotals) {
   return {
     records: totals.records,
@@ -197,4 +221,7 @@ export interface JobStatsState {
   readonly finished: ReadonlyArray<readonly [number, number]>;
   readonly retriedRecords: number;
   readonly maxAttempts: number;
+  /** Absent in checkpoints saved before the span of the calls was kept. */
+  readonly firstCallAt?: number | undefined;
+  readonly lastAnswerAt?: number | undefined;
 }

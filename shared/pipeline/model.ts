@@ -153,10 +153,19 @@ export interface ReadingLease {
   readonly leaseSeconds: number;
 }
 
+/** How a job's records got to their results: attempts, waits and deliveries, each a plain sum. */
 export interface JobRetries {
+  /** Attempts that failed and were tried again. */
   readonly retried: number;
   readonly bedrockThrottles: number;
+  /** Records whose call started at least `WAITED_FOR_TOKENS_MS` after their batch's grant. */
   readonly budgetWaits: number;
+  /** Records sent back to the queue to wait (for tokens, a prefix being written, the daily quota). */
+  readonly sentBackToWait: number;
+  /** Deliveries of the job's record messages to the worker, each receive counted. */
+  readonly receives: number;
+  /** InvokeModel calls made for the job's records, answered or not. */
+  readonly bedrockCalls: number;
 }
 
 /** What a batch adds to one job: the records it finished and the attempts it sent back or made wait. */

@@ -7,7 +7,7 @@ import type { RecordOutcome } from '../output/result-records.ts';
 import type { Invocation } from '../request/build-request.ts';
 import type { Clock } from './clock.ts';
 import type { CompletionPorts } from './complete.ts';
-import { NO_RETRIES } from './job.ts';
+import { addRetries, NO_RETRIES } from './job.ts';
 import type {
   JobRecord,
   JobRetries,
@@ -60,7 +60,7 @@ export type RecordVerdict =
       readonly completion?: RecordCompletion;
       /** The model id called and how long Bedrock took, for records that reached it. */
       readonly model?: { readonly modelId: string; readonly latencyMs: number };
-      /** How long the record waited in this invocation for its tokens. */
+      /** How long the record waited in this invocation for its tokens, when that counts as a wait. */
       readonly waitedMs?: number;
     }
   /** Back through the queue after `delaySeconds` (a visibility change): a failed attempt to try again. */
@@ -125,13 +125,9 @@ export class BatchTally {
       entry.completions.set(completion.lineNumber, completion);
   }
 
-  retried(jobId: string, retries: Partial<JobRetries>): void {
+  count(jobId: string, counters: Partial<JobRetries>): void {
     const entry = this.entry(jobId);
-    entry.retries = {
-      retried: entry.retries.retried + (retries.retried ?? 0),
-      bedrockThrottles: entry.retries.bedrockThrottles + (retries.bedrockThrottles ?? 0),
-      budgetWaits: entry.retries.budgetWaits + (retries.budgetWaits ?? 0),
-    };
+    entry.retries = addRetries(entry.retries, counters);
   }
 
   updates(): JobUpdate[] {

@@ -64,10 +64,16 @@ export async function callWithin(
   return calls.map((call): [Call, RecordVerdict] => {
     const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
     if (verdict.kind === 'wait' && !verdicts.has(call))
-      batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+      batch.tally.count(call.job.jobId, { sentBackToWait: 1 });
     return [call, verdict];
   });
 }
+
+/**
+ * A call that starts this long after its batch's grant has waited for tokens, and is counted so: calls of a
+ * batch start one after another within milliseconds, which is no wait.
+ */
+export const WAITED_FOR_TOKENS_MS = 1_000;
 
 /** Calls of one batch whose answers may be on their way back at once: see `shareOf`. */
 const CALLS_IN_TRANSIT = 2;
@@ -125,12 +131,13 @@ async function startWithin(
     return { verdict: { kind: 'retry', delaySeconds: 1, failure: classifyFailure(error) } };
   }
   const waitedMs = settings.clock.now() - share.grantedAt;
-  if (waitedMs > 0) batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+  const waited = waitedMs >= WAITED_FOR_TOKENS_MS;
+  if (waited) batch.tally.count(call.job.jobId, { budgetWaits: 1 });
   const ended = callModel(call, batch).then((outcome) => {
     // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
     // the batch's next calls do not follow it into the same wall.
     share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
-    return outcome.verdict.kind === 'done' && waitedMs > 0
+    return outcome.verdict.kind === 'done' && waited
       ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
       : outcome;
   });

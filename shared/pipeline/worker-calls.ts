@@ -45,9 +45,10 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
 }
 
 async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<CallOutcome> {
-  const { ports, settings, deadline } = batch;
+  const { ports, settings, deadline, tally } = batch;
   const { invocation, job, subject } = call;
   const calledAt = settings.clock.now();
+  tally.count(job.jobId, { bedrockCalls: 1 });
   let response: MessagesResponse;
   try {
     response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, deadline.signal);
@@ -84,7 +85,7 @@ async function afterFailure(
   const charged = failure.answered ? 0 : call.cost.charge;
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
-    tally.retried(job.jobId, { budgetWaits: 1 });
+    tally.count(job.jobId, { sentBackToWait: 1 });
     const delaySeconds = settings.policy.dailyQuotaWaitSeconds;
     return { verdict: { kind: 'wait', cause: 'daily-quota', delaySeconds }, charged, failure };
   }
@@ -103,7 +104,7 @@ async function afterFailure(
     };
   }
   await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { failed: failure.retry });
-  tally.retried(job.jobId, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
+  tally.count(job.jobId, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
   return { verdict: { kind: 'retry', delaySeconds: decision.delaySeconds, failure }, charged, failure };
 }
 

@@ -23,12 +23,6 @@ import { callWithin } from './worker-budget.ts';
 import { erroredOutcome, finish } from './worker-calls.ts';
 
 /**
- * How the queue feeds the worker: up to `size` records an invocation, gathered for at most `windowSeconds`.
- * A batch shares one budget reservation and one settlement, so larger batches write the budget less.
- */
-export const WORKER_BATCH = { size: 20, windowSeconds: 1 } as const;
-
-/**
  * A batch of records from the queue to their verdicts. Records that need no call (done, broken, cancelled)
  * finish at once. The rest reserve from the shared budget together, one reservation per budget, and start
  * in this invocation as their tokens arrive; calls the budget cannot start before the batch's deadline go
@@ -146,7 +140,7 @@ function writing(call: Call, batch: Batch): Call {
 }
 
 function prefixWait(call: Call, batch: Batch): RecordVerdict {
-  batch.tally.retried(call.job.jobId, { budgetWaits: 1 });
+  batch.tally.count(call.job.jobId, { sentBackToWait: 1 });
   return { kind: 'wait', cause: 'prefix', delaySeconds: PREFIX_WAIT_SECONDS };
 }
 
@@ -158,6 +152,7 @@ async function prepare(
 ): Promise<{ verdict: RecordVerdict } | { call: Call }> {
   const { ports, settings } = batch;
   if (job === undefined) throw new PipelineError('UNKNOWN_JOB', `No job ${message.jobId} in the ledger.`);
+  batch.tally.count(job.jobId, { receives: 1 });
   if (await ports.ledger.isRecordDone(job.jobId, message.lineNumber)) {
     return { verdict: { kind: 'done', status: 'already-done' } };
   }

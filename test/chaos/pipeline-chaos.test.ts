@@ -52,9 +52,8 @@ beforeAll(async () => {
   });
   const fast = {
     tokensPerMinute: TOKENS_PER_MINUTE,
-    workerConcurrency: 4,
-    workerTimeoutMs: 10_000,
-    visibilityTimeoutSeconds: 3,
+    worker: { concurrency: 4, timeoutSeconds: 10 },
+    redeliverAfterSeconds: 3,
     heldRetrySeconds: 2,
     readingLeaseSeconds: 3,
     enqueueChunkLines: 200,

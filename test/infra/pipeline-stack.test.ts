@@ -725,14 +725,14 @@ describe('pipeline props', () => {
   it('keep the concurrency between 2 and 1,000', () => {
     expect(
       pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000, largestFileRecords: 100 })
-        .workerMaxConcurrency,
+        .worker.concurrency,
     ).toBe(2);
     expect(
       pipelineSettings({
         bedrockRegion: 'us-west-2',
         tokensPerMinute: 900_000_000,
         typicalRecord: { inputTokens: 100, outputTokens: 40, latencySeconds: 5 },
-      }).workerMaxConcurrency,
+      }).worker.concurrency,
     ).toBe(1_000);
   });
 
@@ -744,7 +744,7 @@ describe('pipeline props', () => {
       tokensPerMinute: 10_000_000,
       typicalRecord: { inputTokens: 100, outputTokens: 40, latencySeconds: 2 },
     });
-    expect(settings.workerMaxConcurrency).toBe(113);
+    expect(settings.worker.concurrency).toBe(113);
   });
 
   it('refuse a largest file the quota cannot drain before SQS drops its messages', () => {

@@ -15,7 +15,7 @@ let cloud: LocalCloud;
 let resources: PipelineResources;
 beforeAll(async () => {
   cloud = await startLocalCloud({ bedrock: { speed: 0 } });
-  resources = await provisionPipeline(cloud.clients, { prefix: 'adapters' });
+  resources = await provisionPipeline(cloud.clients, { prefix: 'adapters', recordVisibilitySeconds: 30, finalizeVisibilitySeconds: 30 });
 }, 90_000);
 afterAll(() => cloud.stop());
 
@@ -150,9 +150,9 @@ describe.each([
       {
         jobId: first.jobId,
         completions: [completion(1), completion(2), completion(3, 'errored')],
-        retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 0 },
+        retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, receives: 3, bedrockCalls: 2 },
       },
-      { jobId: second.jobId, completions: [], retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 4 } },
+      { jobId: second.jobId, completions: [], retries: { ...NO_RETRIES, budgetWaits: 4, sentBackToWait: 5 } },
     ]);
 
     expect(counted).toEqual([
@@ -162,11 +162,11 @@ describe.each([
     expect(await subject.getJob(first.jobId)).toMatchObject({
       doneRecords: 3,
       totals: expect.objectContaining({ successRecordCount: 2, errorRecordCount: 1, inputTokenCount: 30 }),
-      retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 0 },
+      retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, receives: 3, bedrockCalls: 2 },
     });
     expect(await subject.getJob(second.jobId)).toMatchObject({
       doneRecords: 0,
-      retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 4 },
+      retries: { ...NO_RETRIES, budgetWaits: 4, sentBackToWait: 5 },
     });
   });
 

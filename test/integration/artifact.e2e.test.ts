@@ -142,7 +142,8 @@ async function startDeployed(name: string, resolve: (value: unknown) => string, 
 async function runThroughArtifacts(key: string, body: Buffer) {
   const resources = await provisionPipeline(cloud.clients, {
     prefix: 'artifact',
-    visibilityTimeoutSeconds: 30,
+    recordVisibilitySeconds: 30,
+    finalizeVisibilitySeconds: 30,
   });
   const shim = new EventBridgeShim({
     region: cloud.region,

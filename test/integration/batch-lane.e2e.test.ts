@@ -25,7 +25,7 @@ beforeAll(async () => {
   });
   pipeline = await startLocalPipeline(cloud, {
     retryPolicy: { baseDelaySeconds: 1, maxDelaySeconds: 1 },
-    visibilityTimeoutSeconds: 5,
+    redeliverAfterSeconds: 5,
     sweep: { intervalMs: 200, resumeAfterMinutes: 10 },
   });
 }, 120_000);

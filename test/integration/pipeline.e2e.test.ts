@@ -16,7 +16,7 @@ beforeAll(async () => {
   cloud = await startLocalCloud({ bedrock: { speed: 0 } });
   pipeline = await startLocalPipeline(cloud, {
     retryPolicy: { baseDelaySeconds: 1, maxDelaySeconds: 1, limitedAttempts: 3 },
-    visibilityTimeoutSeconds: 5,
+    redeliverAfterSeconds: 5,
   });
 }, 120_000);
 
@@ -289,7 +289,7 @@ describe('a file larger than one enqueue invocation reads', () => {
       enqueueTimeoutMs: 1_000,
       enqueueStopBeforeDeadlineMs: 990,
       enqueueChunkLines: 5,
-      visibilityTimeoutSeconds: 5,
+      redeliverAfterSeconds: 5,
     });
   }, 60_000);
   afterAll(() => small.stop());

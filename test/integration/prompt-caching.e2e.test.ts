@@ -16,7 +16,7 @@ beforeAll(async () => {
   cloud = await startLocalCloud({
     bedrock: { speed: 1, latency: { firstTokenMs: 30, perOutputTokenMs: 0 } },
   });
-  pipeline = await startLocalPipeline(cloud, { workerConcurrency: 4, workerBatchSize: 10 });
+  pipeline = await startLocalPipeline(cloud, { worker: { concurrency: 4, batchSize: 10 } });
 }, 120_000);
 
 afterAll(async () => {

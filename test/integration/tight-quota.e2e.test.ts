@@ -22,9 +22,7 @@ beforeAll(async () => {
   pipeline = await startLocalPipeline(cloud, {
     prefix: 'tight',
     tokensPerMinute: TOKENS_PER_MINUTE,
-    workerConcurrency: 2,
-    workerTimeoutMs: 20_000,
-    visibilityTimeoutSeconds: 120,
+    worker: { concurrency: 2, timeoutSeconds: 20 },
     defaults: { model: 'haiku-4.5', defaultMaxTokens: 16 },
   });
 }, 120_000);
@@ -71,5 +69,11 @@ describe('a file under a quota that makes records wait', () => {
     // The quota was tight: the budget made records wait.
     const job = await pipeline.ledger.getJob((event.detail as { jobId: string }).jobId);
     expect(job?.retries.budgetWaits).toBeGreaterThan(0);
+    // The job's own counters agree with what the queue and Bedrock saw.
+    expect(job?.retries).toMatchObject({
+      receives: receives.reduce((sum, count) => sum + count, 0),
+      bedrockCalls: RECORDS,
+      bedrockThrottles: 0,
+    });
   });
 });

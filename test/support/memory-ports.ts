@@ -20,6 +20,7 @@ import type { MessagesBody } from '../../shared/input/records.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
+import { addRetries } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
   BatchPart,
@@ -316,11 +317,7 @@ export class MemoryLedger implements Ledger {
     const counted: CountedRecord[] = [];
     for (const update of updates) {
       const job = this.job(update.jobId);
-      job.retries = {
-        retried: job.retries.retried + update.retries.retried,
-        bedrockThrottles: job.retries.bedrockThrottles + update.retries.bedrockThrottles,
-        budgetWaits: job.retries.budgetWaits + update.retries.budgetWaits,
-      };
+      job.retries = addRetries(job.retries, update.retries);
       for (const completion of update.completions) {
         if (this.markDone(update.jobId, completion))
           counted.push({ jobId: update.jobId, lineNumber: completion.lineNumber });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NO_RETRIES } from '../../shared/pipeline/job.ts';
 import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
 import type { StoredResult } from '../../shared/pipeline/model.ts';
 import { awsError } from '../support/factories.ts';
@@ -44,7 +45,7 @@ describe('JobStatsCollector', () => {
     stats.add(result(2, 2, { modelId: 'global.a', latencyMs: 300 }));
     stats.add(result(3, 2, { modelId: 'us.b', latencyMs: 2_000, attempts: 3 }));
     stats.add(result(4, 0, { attempts: 0 }));
-    const summary = stats.summary({ retries: { retried: 2, bedrockThrottles: 1, budgetWaits: 4 } });
+    const summary = stats.summary({ retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, budgetWaits: 4 } });
 
     // Assess
     expect(summary.perModel).toEqual([
@@ -68,8 +69,38 @@ describe('JobStatsCollector', () => {
       },
     ]);
     expect(summary.attempts).toEqual({ retriedRecords: 1, maxAttempts: 3 });
-    expect(summary.retries).toEqual({ retried: 2, bedrockThrottles: 1, budgetWaits: 4 });
+    expect(summary.retries).toEqual({ ...NO_RETRIES, retried: 2, bedrockThrottles: 1, budgetWaits: 4 });
     expect(summary.throughput).toEqual({ bucketSeconds: 1, completed: [1, 1, 2] });
+  });
+
+  it('spans the calls from the start of the first to the last answer, through a checkpoint', () => {
+    // Prepare
+    const stats = new JobStatsCollector(START);
+    stats.add(result(1, 3, { modelId: 'm', latencyMs: 1_500 }));
+    stats.add(result(2, 2, { modelId: 'm', latencyMs: 400 }));
+
+    // Act
+    const restored = JobStatsCollector.restore(START, JSON.parse(JSON.stringify(stats.state())));
+    restored.add(result(3, 9, { modelId: 'm', latencyMs: 1_000 }));
+    restored.add(result(4, 10, { attempts: 0 }));
+    const { calls } = restored.summary({ retries: NO_RETRIES });
+
+    // Assess: record 2 started at 1.6 s, record 3 answered at 9 s; record 4 made no call
+    expect(calls).toEqual({
+      firstStartedAt: new Date(START + 1_500).toISOString(),
+      lastAnsweredAt: new Date(START + 9_000).toISOString(),
+      spanSeconds: 7.5,
+    });
+  });
+
+  it('has no span when no call was made', () => {
+    const stats = new JobStatsCollector(START);
+    stats.add(result(1, 1, { attempts: 0 }));
+    expect(stats.summary({ retries: NO_RETRIES }).calls).toEqual({
+      firstStartedAt: null,
+      lastAnsweredAt: null,
+      spanSeconds: null,
+    });
   });
 
   it('gives latency percentiles within a quarter, and the exact maximum', () => {
@@ -79,7 +110,7 @@ describe('JobStatsCollector', () => {
     // Act
     for (let index = 1; index <= 100; index += 1)
       stats.add(result(index, 0, { modelId: 'm', latencyMs: index * 10 }));
-    const { latencyMs } = stats.summary({ retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 } });
+    const { latencyMs } = stats.summary({ retries: NO_RETRIES });
 
     // Assess
     expect(latencyMs.count).toBe(100);
@@ -97,7 +128,7 @@ describe('JobStatsCollector', () => {
 
     // Act
     for (let second = 0; second < 3_600; second += 1) stats.add(result(second + 1, second, { attempts: 1 }));
-    const { throughput } = stats.summary({ retries: { retried: 0, bedrockThrottles: 0, budgetWaits: 0 } });
+    const { throughput } = stats.summary({ retries: NO_RETRIES });
 
     // Assess: seconds kept in 4-second buckets (at most 1,200), drawn in 32-second ones.
     expect(throughput.bucketSeconds).toBe(32);
@@ -121,7 +152,7 @@ describe('JobStatsCollector', () => {
     for (const each of results.slice(200)) resumed.add(each);
 
     // Assess
-    const retries = { retried: 0, bedrockThrottles: 0, budgetWaits: 0 };
+    const retries = NO_RETRIES;
     expect(resumed.summary({ retries })).toEqual(whole.summary({ retries }));
   });
 });
@@ -146,7 +177,7 @@ describe('the manifest of a finished job', () => {
           { modelId: 'global.anthropic.claude-opus-4-6-v1', records: 1, inputTokens: 10, outputTokens: 5 },
         ],
         attempts: { retriedRecords: 1, maxAttempts: 2 },
-        retries: { retried: 1, bedrockThrottles: 1, budgetWaits: 0 },
+        retries: { retried: 1, bedrockThrottles: 1, budgetWaits: 0, sentBackToWait: 0, receives: 2, bedrockCalls: 2 },
         latencyMs: { count: 1 },
       },
     });

@@ -161,7 +161,10 @@ describe('the worker handler', () => {
     expect((await pipeline.ledger.getJob(messages[0]?.jobId ?? ''))?.retries).toEqual({
       retried: 0,
       bedrockThrottles: 0,
-      budgetWaits: 2,
+      budgetWaits: 0,
+      sentBackToWait: 2,
+      receives: 5,
+      bedrockCalls: 3,
     });
   });
 

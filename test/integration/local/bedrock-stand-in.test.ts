@@ -6,6 +6,7 @@ import {
   type StandInState,
   startBedrockStandIn,
 } from '../../../local/bedrock/stand-in.ts';
+import { answerSeconds, defaultCatalog } from '../../../shared/catalog/catalog.ts';
 import { BODIES_BEDROCK_REFUSES } from '../../support/bad-inputs.ts';
 import {
   bedrockClient,
@@ -672,6 +673,33 @@ describe('Bedrock stand-in latency', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('x-amzn-bedrock-invocation-latency')).toBe(String(expected));
   });
+});
+
+describe('Bedrock stand-in latency from the catalog', () => {
+  it.each(defaultCatalog.models.map((model) => [model.key, model] as const))(
+    '%s answers at its catalog latency, scaled by the speed',
+    async (_key, model) => {
+      // Prepare
+      const speed = 0.01;
+      const standIn = await startBedrockStandIn({ speed });
+
+      // Act
+      const response = await fetch(`${standIn.endpoint}/model/global.${model.bedrockId}/invoke`, {
+        method: 'POST',
+        headers: {
+          authorization: `AWS4-HMAC-SHA256 Credential=AKID/20261125/us-west-2/bedrock/aws4_request, SignedHeaders=host, Signature=00`,
+        },
+        body: JSON.stringify(invokeBody({ max_tokens: 300 })),
+      });
+      const answer = (await response.json()) as { usage: { output_tokens: number } };
+      await standIn.close();
+
+      // Assess
+      const expected = Math.round(answerSeconds(model.latency, answer.usage.output_tokens) * 1000 * speed);
+      expect(response.headers.get('x-amzn-bedrock-invocation-latency')).toBe(String(expected));
+      expect(expected).toBeGreaterThan(0);
+    },
+  );
 });
 
 describe('Bedrock stand-in with the Anthropic Bedrock SDK (HTTP/1.1)', () => {
