@@ -110,8 +110,17 @@ function headlineMetrics(manifest: ReportManifest): string {
     metric('estimatedCostUsd', 'estimated cost (USD)', `$${manifest.estimatedCostUsd}`),
     metric('retried', 'retried attempts', format(stats?.retries.retried ?? 0)),
     metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
-    metric('budgetWaits', 'budget waits', format(stats?.retries.budgetWaits ?? 0)),
+    metric('budgetWaits', 'waited 1 s or more for tokens', format(stats?.retries.budgetWaits ?? 0)),
+    metric('sentBackToWait', 'sent back to the queue to wait', format(stats?.retries.sentBackToWait ?? 0)),
+    metric('receivesPerRecord', 'SQS receives a record', perRecord(stats?.retries.receives, manifest)),
+    metric('bedrockCallsPerRecord', 'Bedrock calls a record', perRecord(stats?.retries.bedrockCalls, manifest)),
   ].join('\n');
+}
+
+/** A job counter over its records, to two decimals; a dash where the manifest predates the counter. */
+function perRecord(count: number | undefined, manifest: { readonly totalRecordCount: number }): string {
+  if (count === undefined || manifest.totalRecordCount === 0) return '-';
+  return (count / manifest.totalRecordCount).toFixed(2);
 }
 
 /** What the prompt cache did, for a job whose calls used it. */

@@ -5,7 +5,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from 
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
-import { describeJob } from '../../shared/pipeline/status.ts';
+import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
 import { parseCommandLine } from '../arguments.ts';
 import { UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
@@ -74,6 +74,7 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       `${records.succeeded} succeeded, ${records.failed} failed, ${records.canceled} canceled\n` +
       `  tokens in ${view.tokens.input} out ${view.tokens.output} · estimated cost $${view.estimatedCostUsd}\n` +
       (cached === undefined ? '' : `  ${cached}\n`) +
+      `  ${countersPhrase(view.counters)}\n` +
       `  lane ${view.lane}${view.deadlineHours === undefined ? '' : `, deadline ${view.deadlineHours} h`}\n` +
       view.batchParts
         .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)
@@ -81,6 +82,15 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`),
   );
   return 0;
+}
+
+/** Waits, retries, throttles, receives and calls, as the job's counters have them. */
+function countersPhrase(counters: JobStatusView['counters']): string {
+  return (
+    `${counters.budgetWaits} waited for tokens, ${counters.sentBackToWait} sent back to wait, ` +
+    `${counters.retried} retried, ${counters.bedrockThrottles} throttled · ` +
+    `${counters.receives} receives, ${counters.bedrockCalls} Bedrock calls`
+  );
 }
 
 export async function resultsCommand(args: string[], term: Terminal): Promise<number> {

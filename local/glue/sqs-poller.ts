@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteMessageBatchCommand,
@@ -68,6 +69,8 @@ export class SqsPoller {
     if (this.loops.length > 0) return;
     this.abort = new AbortController();
     const concurrency = this.options.maxConcurrency ?? 2;
+    // Every loop's receive listens to the one signal that stops them all.
+    setMaxListeners(concurrency + 10, this.abort.signal);
     this.loops = Array.from({ length: concurrency }, () => this.loop());
   }
 

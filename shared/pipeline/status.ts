@@ -34,6 +34,8 @@ export function describeJob(job: JobRecord) {
     },
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
     cache: cacheSummary(totals),
+    /** How records got there: attempts, waits for tokens, deliveries and calls so far. */
+    counters: job.retries,
     lane: job.settings.lane ?? 'on-demand',
     deadlineHours: job.settings.deadlineHours,
     /** Each batch part: how many records it holds, where it stands, the batch job that runs it. */

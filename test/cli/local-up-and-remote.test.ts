@@ -126,6 +126,9 @@ describe('bedrock-batch local up', () => {
         `${jobId} completed\\n.*sonnet-4\\.5.*\\n  records 11/11 done \\(100%\\): 6 succeeded, 5 failed, 0 canceled`,
       ),
     );
+    // The four lines the enqueue step refuses never reach the queue; of the seven records that do, each is received once,
+    // and the one naming a model the catalog does not know fails before any call.
+    expect(readable.stdout).toMatch(/0 retried, 0 throttled · 7 receives, 6 Bedrock calls\n/);
     expect(results.code).toBe(0);
     expect((await readFile(path.join(work, 'mixed.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
       11,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import chromium from '@sparticuz/chromium';
 import puppeteer from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobRetries } from '../../shared/pipeline/model.ts';
 import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 
@@ -46,7 +47,9 @@ async function render(
 
 let work = '';
 let manifest: Record<string, unknown> & {
-  stats: { perModel: Array<{ modelId: string; estimatedCostUsd: number }> };
+  totalRecordCount: number;
+  successRecordCount: number;
+  stats: { perModel: Array<{ modelId: string; estimatedCostUsd: number }>; retries: JobRetries };
   lanes: Record<string, { records: number; estimatedCostUsd: number }>;
 };
 beforeAll(async () => {
@@ -80,6 +83,12 @@ describe('bedrock-batch report', () => {
     expect(shown('inputTokenCount')).toBe(Number(manifest.inputTokenCount).toLocaleString('en-US'));
     expect(shown('outputTokenCount')).toBe(Number(manifest.outputTokenCount).toLocaleString('en-US'));
     expect(shown('estimatedCostUsd')).toBe(`$${manifest.estimatedCostUsd}`);
+    const { retries } = manifest.stats;
+    expect(shown('receivesPerRecord')).toBe((retries.receives / manifest.totalRecordCount).toFixed(2));
+    expect(shown('bedrockCallsPerRecord')).toBe(
+      (retries.bedrockCalls / manifest.totalRecordCount).toFixed(2),
+    );
+    expect(retries.bedrockCalls).toBeGreaterThanOrEqual(manifest.successRecordCount);
     for (const model of manifest.stats.perModel) {
       expect(dom).toContain(model.modelId);
       expect(dom).toContain(`$${model.estimatedCostUsd}`);

@@ -139,6 +139,36 @@ describe('the record queue', () => {
   });
 });
 
+describe('every queue that feeds a function', () => {
+  it('hides a message at least six times the timeout of the function it feeds', () => {
+    // Prepare
+    const queues = template.findResources('AWS::SQS::Queue');
+    const functions = template.findResources('AWS::Lambda::Function');
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'));
+
+    // Act
+    const pairs = mappings.map((mapping) => {
+      const queueId = mapping.Properties.EventSourceArn['Fn::GetAtt'][0] as string;
+      const functionId = mapping.Properties.FunctionName.Ref as string;
+      return {
+        visibility: queues[queueId]?.Properties.VisibilityTimeout as number,
+        timeout: functions[functionId]?.Properties.Timeout as number,
+      };
+    });
+
+    // Assess
+    expect(pairs.length).toBeGreaterThanOrEqual(2);
+    for (const { visibility, timeout } of pairs) expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
+  });
+
+  it('gives the worker the lease the derived shape says: its timeout and a minute', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Timeout: 300,
+      Environment: { Variables: Match.objectLike({ LEASE_SECONDS: '360' }) },
+    });
+  });
+});
+
 describe('a queue worker', () => {
   it.each([
     ['a 60-second consumer', 60, 360],
@@ -724,8 +754,8 @@ describe('pipeline props', () => {
 
   it('keep the concurrency between 2 and 1,000', () => {
     expect(
-      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000, largestFileRecords: 100 })
-        .worker.concurrency,
+      pipelineSettings({ bedrockRegion: 'us-west-2', tokensPerMinute: 1_000, largestFileRecords: 100 }).worker
+        .concurrency,
     ).toBe(2);
     expect(
       pipelineSettings({

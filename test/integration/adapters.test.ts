@@ -15,7 +15,11 @@ let cloud: LocalCloud;
 let resources: PipelineResources;
 beforeAll(async () => {
   cloud = await startLocalCloud({ bedrock: { speed: 0 } });
-  resources = await provisionPipeline(cloud.clients, { prefix: 'adapters', recordVisibilitySeconds: 30, finalizeVisibilitySeconds: 30 });
+  resources = await provisionPipeline(cloud.clients, {
+    prefix: 'adapters',
+    recordVisibilitySeconds: 30,
+    finalizeVisibilitySeconds: 30,
+  });
 }, 90_000);
 afterAll(() => cloud.stop());
 

@@ -45,7 +45,9 @@ describe('JobStatsCollector', () => {
     stats.add(result(2, 2, { modelId: 'global.a', latencyMs: 300 }));
     stats.add(result(3, 2, { modelId: 'us.b', latencyMs: 2_000, attempts: 3 }));
     stats.add(result(4, 0, { attempts: 0 }));
-    const summary = stats.summary({ retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, budgetWaits: 4 } });
+    const summary = stats.summary({
+      retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, budgetWaits: 4 },
+    });
 
     // Assess
     expect(summary.perModel).toEqual([
@@ -177,7 +179,14 @@ describe('the manifest of a finished job', () => {
           { modelId: 'global.anthropic.claude-opus-4-6-v1', records: 1, inputTokens: 10, outputTokens: 5 },
         ],
         attempts: { retriedRecords: 1, maxAttempts: 2 },
-        retries: { retried: 1, bedrockThrottles: 1, budgetWaits: 0, sentBackToWait: 0, receives: 2, bedrockCalls: 2 },
+        retries: {
+          retried: 1,
+          bedrockThrottles: 1,
+          budgetWaits: 0,
+          sentBackToWait: 0,
+          receives: 2,
+          bedrockCalls: 2,
+        },
         latencyMs: { count: 1 },
       },
     });
