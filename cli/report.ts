@@ -113,7 +113,11 @@ function headlineMetrics(manifest: ReportManifest): string {
     metric('budgetWaits', 'waited 1 s or more for tokens', format(stats?.retries.budgetWaits ?? 0)),
     metric('sentBackToWait', 'sent back to the queue to wait', format(stats?.retries.sentBackToWait ?? 0)),
     metric('receivesPerRecord', 'SQS receives a record', perRecord(stats?.retries.receives, manifest)),
-    metric('bedrockCallsPerRecord', 'Bedrock calls a record', perRecord(stats?.retries.bedrockCalls, manifest)),
+    metric(
+      'bedrockCallsPerRecord',
+      'Bedrock calls a record',
+      perRecord(stats?.retries.bedrockCalls, manifest),
+    ),
   ].join('\n');
 }
 

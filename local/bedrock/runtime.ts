@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { answerSeconds, type Catalog, type CatalogModel, type ModelLatency } from '../../shared/catalog/catalog.ts';
+import {
+  answerSeconds,
+  type Catalog,
+  type CatalogModel,
+  type ModelLatency,
+} from '../../shared/catalog/catalog.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import { type Completion, deterministicCompletion } from './completion.ts';
 import type { FaultInjector } from './faults.ts';

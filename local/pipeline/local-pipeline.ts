@@ -26,7 +26,11 @@ import { systemClock } from '../../shared/pipeline/clock.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
-import { visibilityTimeoutFor, type WorkerShape, workerShapeFor } from '../../shared/pipeline/worker-shape.ts';
+import {
+  visibilityTimeoutFor,
+  type WorkerShape,
+  workerShapeFor,
+} from '../../shared/pipeline/worker-shape.ts';
 import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
 import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
@@ -97,7 +101,9 @@ function localWorkerShape(options: LocalPipelineOptions, tokensPerMinute: number
   const derived = workerShapeFor({
     tokensPerMinute,
     ...(options.typicalRecord === undefined ? {} : { typicalRecord: options.typicalRecord }),
-    ...(options.worker?.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.worker.timeoutSeconds }),
+    ...(options.worker?.timeoutSeconds === undefined
+      ? {}
+      : { timeoutSeconds: options.worker.timeoutSeconds }),
     ...(options.worker?.batchSize === undefined ? {} : { batchSize: options.worker.batchSize }),
   });
   return {
