@@ -2,8 +2,8 @@
  * `npm run bench:quota`: time to results under a Bedrock token quota, the pipeline against the scripts users
  * would write instead. Each client runs in a process of its own against its own Bedrock stand-in with the
  * same quota, answering at the model's catalog latency (bench/quota-clients.ts says what each client is):
- *   1. three scenarios side by side: 100,000 tokens a minute at the catalog latency and at twice it, and
- *      30,000 tokens a minute, every client in each;
+ *   1. three scenarios, one after another: 100,000 tokens a minute at the catalog latency and at twice it,
+ *      and 30,000 tokens a minute, every client side by side in each;
  *   2. the first scenario again with a busy loop holding one core, for `run`, the stack and the strong script;
  *   3. the local ceiling: `run --speed 0` with a huge quota, records a second over 20,000 plain records.
  * Quota use is the quota's own minimum time for the tokens charged over the whole job (upload to output for
@@ -89,6 +89,20 @@ function busyLoop(): { stop(): void } {
   return { stop: () => child.kill('SIGKILL') };
 }
 
+/** Prints a scenario's figures as soon as it is done, a line a client. */
+function printed(result: ScenarioResult): ScenarioResult {
+  process.stdout.write(`${result.name}:\n`);
+  for (const [client, figures] of Object.entries(result.clients)) {
+    process.stdout.write(
+      `  ${client.padEnd(8)} ${String(figures.wholeJobSeconds).padStart(7)} s, quota use ${(figures.quotaUse * 100).toFixed(1)}% ` +
+        `(${(figures.quotaUseOverCalls * 100).toFixed(1)}% over its calls, fixed ${figures.fixedCostSeconds} s), ` +
+        `${figures.throttledCalls} of ${figures.calls} calls throttled, ${figures.recordsLost} lost` +
+        `${figures.perRecord?.sqsReceives === undefined ? '' : `, ${figures.perRecord.sqsReceives} receives a record`}\n`,
+    );
+  }
+  return result;
+}
+
 function targetsOf(result: ScenarioResult, quotaUseTarget: number) {
   const run = result.clients.run;
   const strong = result.clients.strong;
@@ -108,14 +122,14 @@ const model = defaultCatalog.findModel(MODEL);
 process.stdout.write(
   `${MODEL_ID}, max_tokens ${MAX_TOKENS}, stand-in latency ${JSON.stringify(model?.latency)} ` +
     `(an answer of 76 tokens in ${model === undefined ? '?' : answerSeconds(model.latency, 76).toFixed(2)} s)\n` +
-    `${SCENARIOS.map((scenario) => scenario.name).join(', ')}: ${CLIENTS.join(', ')} side by side...\n`,
+    `${SCENARIOS.map((scenario) => scenario.name).join(', ')}, one core busy, the ceiling; ${CLIENTS.join(', ')} side by side (about 30 minutes)...\n`,
 );
-const quiet = await Promise.all(SCENARIOS.map((scenario) => runScenario(scenario, CLIENTS)));
-process.stdout.write(`${BUSY.name}: ${BUSY_CLIENTS.join(', ')}...\n`);
+// One scenario at a time: two pipelines and three scripts at once are what a quiet 2-core machine holds.
+const quiet: ScenarioResult[] = [];
+for (const scenario of SCENARIOS) quiet.push(printed(await runScenario(scenario, CLIENTS)));
 const loop = busyLoop();
-const busy = await runScenario(BUSY, BUSY_CLIENTS).finally(() => loop.stop());
-process.stdout.write(`${CEILING.name}: run --speed 0 with ${CEILING.records} records...\n`);
-const ceiling = await runScenario(CEILING, ['run']);
+const busy = printed(await runScenario(BUSY, BUSY_CLIENTS).finally(() => loop.stop()));
+const ceiling = printed(await runScenario(CEILING, ['run']));
 const ceilingRun = ceiling.clients.run;
 const recordsPerSecond = ceilingRun === undefined ? 0 : CEILING.records / ceilingRun.wholeJobSeconds;
 
@@ -132,17 +146,6 @@ const targets = {
   ceiling: recordsPerSecond >= TARGETS.ceilingRecordsPerSecondAtLeast,
 };
 
-for (const result of [...quiet, busy, ceiling]) {
-  process.stdout.write(`${result.name}:\n`);
-  for (const [client, figures] of Object.entries(result.clients)) {
-    process.stdout.write(
-      `  ${client.padEnd(8)} ${String(figures.wholeJobSeconds).padStart(7)} s, quota use ${(figures.quotaUse * 100).toFixed(1)}% ` +
-        `(${(figures.quotaUseOverCalls * 100).toFixed(1)}% over its calls, fixed ${figures.fixedCostSeconds} s), ` +
-        `${figures.throttledCalls} of ${figures.calls} calls throttled, ${figures.recordsLost} lost` +
-        `${figures.perRecord?.sqsReceives === undefined ? '' : `, ${figures.perRecord.sqsReceives} receives a record`}\n`,
-    );
-  }
-}
 process.stdout.write(`local ceiling: ${recordsPerSecond.toFixed(1)} records a second\n`);
 process.stdout.write(`targets: ${JSON.stringify(targets)}\n`);
 
