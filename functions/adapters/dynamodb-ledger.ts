@@ -18,7 +18,7 @@ export class DynamoDbLedger extends DynamoDbJobLedger implements Ledger {
   }
 
   claimRecordId: Ledger['claimRecordId'] = (...call) => this.records.claimRecordId(...call);
-  isRecordDone: Ledger['isRecordDone'] = (...call) => this.records.isRecordDone(...call);
+  doneRecords: Ledger['doneRecords'] = (...call) => this.records.doneRecords(...call);
   leaseRecord: Ledger['leaseRecord'] = (...call) => this.records.leaseRecord(...call);
   releaseRecord: Ledger['releaseRecord'] = (...call) => this.records.releaseRecord(...call);
   completeRecords: Ledger['completeRecords'] = (...call) => this.records.completeRecords(...call);

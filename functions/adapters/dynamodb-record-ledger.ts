@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RetryClass } from '../../shared/failures.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
@@ -11,10 +12,15 @@ import type {
   Release,
 } from '../../shared/pipeline/model.ts';
 import type { RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { RETRY_ATTRIBUTES } from './job-item.ts';
-import { jobKey, recordIdKey, recordKey } from './ledger-table.ts';
+import { jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-table.ts';
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
+
+/** DynamoDB reads at most this many keys in one BatchGetItem. */
+const KEYS_PER_BATCH_GET = 100;
+const READ_AGAIN = RETRY_LAYERS.ledgerBatchRead;
 
 /** The job counter each record outcome adds to. */
 const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
@@ -48,11 +54,36 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
     }
   }
 
-  async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.tableName, Key: recordKey(jobId, lineNumber), ConsistentRead: true }),
-    );
-    return Item?.status === 'done';
+  async doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>> {
+    const done = new Set<number>();
+    for (let start = 0; start < lineNumbers.length; start += KEYS_PER_BATCH_GET) {
+      let keys: Array<Record<string, unknown>> = lineNumbers
+        .slice(start, start + KEYS_PER_BATCH_GET)
+        .map((lineNumber) => recordKey(jobId, lineNumber));
+      for (let attempt = 1; keys.length > 0; attempt += 1) {
+        const { Responses, UnprocessedKeys } = await this.documents.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.tableName]: {
+                Keys: keys,
+                ConsistentRead: true,
+                ProjectionExpression: 'sk, #status',
+                ExpressionAttributeNames: { '#status': 'status' },
+              },
+            },
+          }),
+        );
+        for (const item of Responses?.[this.tableName] ?? [])
+          if (item.status === 'done') done.add(lineNumberOfRecordKey(item.sk));
+        keys = UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+        if (keys.length === 0) break;
+        if (attempt >= READ_AGAIN.attempts)
+          throw new Error(`DynamoDB left ${keys.length} record items unread ${attempt} times.`);
+        // Full jitter: workers refused together do not all come back at the same moment.
+        await sleep(Math.random() * READ_AGAIN.baseDelayMs * 2 ** attempt);
+      }
+    }
+    return done;
   }
 
   async leaseRecord(

@@ -23,6 +23,11 @@ export function recordKey(jobId: string, lineNumber: number) {
   return { pk: `JOB#${jobId}`, sk: `REC#${String(lineNumber).padStart(10, '0')}` };
 }
 
+/** The line number of a record item's sort key. */
+export function lineNumberOfRecordKey(sk: unknown): number {
+  return Number(String(sk).slice('REC#'.length));
+}
+
 export function recordIdKey(jobId: string, recordId: string) {
   return { pk: `JOB#${jobId}`, sk: `ID#${recordId}` };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { PipelineError } from '../../shared/errors.ts';
-import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import { type RecordMessage, recordMessageBody } from '../../shared/messages/record-message.ts';
 import { mapWithLimit } from '../../shared/pipeline/concurrency.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
@@ -19,7 +19,7 @@ export class SqsRecordQueue implements RecordQueue {
   /** SendMessageBatch, ten at a time, several calls in flight; entries SQS refuses are sent again. */
   async send(messages: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void> {
     const entries = messages.map((message, index) => ({
-      MessageBody: JSON.stringify(message),
+      MessageBody: recordMessageBody(message),
       ...(delaysSeconds?.[index] === undefined ? {} : { DelaySeconds: delaysSeconds[index] }),
     }));
     const batches: Array<typeof entries> = [];

@@ -6,6 +6,8 @@ export interface ObjectCreatedNotice {
   readonly bucket: string;
   readonly key: string;
   readonly reason: 'PutObject' | 'CopyObject' | 'CompleteMultipartUpload';
+  /** The object's size and ETag when the request and its response say them (a PutObject does). */
+  readonly object?: { readonly size: number; readonly etag: string };
 }
 
 /** The largest object S3 takes in one PutObject. */
@@ -40,7 +42,10 @@ export async function startFauxqs(region: string): Promise<FauxqsServer> {
       request.url,
       request.headers['x-amz-copy-source'] !== undefined,
     );
-    if (notice !== undefined) objectCreated.emit('created', notice);
+    if (notice === undefined) return;
+    const object =
+      notice.reason === 'PutObject' ? putObjectOf(request.headers, reply.getHeader('etag')) : undefined;
+    objectCreated.emit('created', object === undefined ? notice : { ...notice, object });
   });
   const endpoint = await app.listen({ host: '127.0.0.1', port: 0 });
   return { endpoint, objectCreated, close: () => app.close() };
@@ -65,4 +70,18 @@ function objectCreatedBy(method: string, url: string, isCopy: boolean): ObjectCr
   if (method === 'POST' && parameters.has('uploadId'))
     return { bucket, key, reason: 'CompleteMultipartUpload' };
   return undefined;
+}
+
+/**
+ * A PutObject's size and ETag, from its request's length (decoded, for a body the SDK sent aws-chunked) and
+ * its response's ETag: what S3 puts in the event, without asking S3 again.
+ */
+function putObjectOf(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  etag: unknown,
+): { size: number; etag: string } | undefined {
+  const chunked = String(headers['content-encoding'] ?? '').includes('aws-chunked');
+  const length = Number(headers[chunked ? 'x-amz-decoded-content-length' : 'content-length']);
+  if (typeof etag !== 'string' || !Number.isSafeInteger(length)) return undefined;
+  return { size: length, etag: etag.replaceAll('"', '') };
 }

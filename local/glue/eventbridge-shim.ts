@@ -79,15 +79,11 @@ export class EventBridgeShim {
   }
 
   private async publishObjectCreated(notice: ObjectCreatedNotice): Promise<void> {
-    const head = await this.options.s3.send(
-      new HeadObjectCommand({ Bucket: notice.bucket, Key: notice.key }),
-    );
+    const created = notice.object ?? (await this.headOf(notice));
     this.sequence += 1;
     const object = {
       key: encodeEventKey(notice.key),
-      size: head.ContentLength ?? 0,
-      etag: (head.ETag ?? '').replaceAll('"', ''),
-      ...(head.VersionId === undefined ? {} : { 'version-id': head.VersionId }),
+      ...created,
       sequencer: this.sequence.toString(16).toUpperCase().padStart(18, '0'),
     };
     this.publish(
@@ -106,6 +102,18 @@ export class EventBridgeShim {
         [`arn:aws:s3:::${notice.bucket}`],
       ),
     );
+  }
+
+  /** What the notice does not say of the object, from S3 (a copy, a multipart upload). */
+  private async headOf(notice: ObjectCreatedNotice) {
+    const head = await this.options.s3.send(
+      new HeadObjectCommand({ Bucket: notice.bucket, Key: notice.key }),
+    );
+    return {
+      size: head.ContentLength ?? 0,
+      etag: (head.ETag ?? '').replaceAll('"', ''),
+      ...(head.VersionId === undefined ? {} : { 'version-id': head.VersionId }),
+    };
   }
 
   private publish(event: BusEvent): void {

@@ -15,7 +15,11 @@ import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
 import { duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
-import type { RecordMessage } from '../messages/record-message.ts';
+import {
+  INLINE_MESSAGE_BYTES,
+  RECORD_MESSAGE_VERSION,
+  type RecordMessage,
+} from '../messages/record-message.ts';
 import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation } from '../request/build-request.ts';
 import { announce } from './announce.ts';
@@ -407,7 +411,10 @@ async function claimIds(
   });
 }
 
-/** The small message a record travels as: where its line is in the pinned input, not the line itself. */
+/**
+ * The message a record travels as: where its line is in the pinned input, and the line itself, which the
+ * queue leaves out when it is too large to ride along (see `recordMessageBody`).
+ */
 function recordMessage(
   job: JobRecord,
   record: { recordId: string; lineNumber: number },
@@ -415,7 +422,7 @@ function recordMessage(
 ): RecordMessage {
   const readable = readableOf(job);
   return {
-    v: 1,
+    v: RECORD_MESSAGE_VERSION,
     jobId: job.jobId,
     recordId: record.recordId,
     lineNumber: record.lineNumber,
@@ -427,5 +434,8 @@ function recordMessage(
       byteStart: line.byteStart,
       byteEnd: line.byteEnd,
     },
+    ...(line.bytes === undefined || line.bytes.length > INLINE_MESSAGE_BYTES
+      ? {}
+      : { line: Buffer.from(line.bytes).toString('utf8') }),
   };
 }

@@ -129,7 +129,8 @@ export interface JobLedger {
 
 /** The records: their attempts (leases, counted per failure class) and their completion, counted once. */
 export interface RecordLedger {
-  isRecordDone(jobId: string, lineNumber: number): Promise<boolean>;
+  /** Which of the job's records, by line number, are done: one read for a worker's whole batch. */
+  doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>>;
   leaseRecord(jobId: string, lineNumber: number, owner: string, leaseSeconds: number): Promise<LeaseResult>;
   releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void>;
   completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;

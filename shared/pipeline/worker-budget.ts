@@ -75,8 +75,12 @@ export async function callWithin(
  */
 export const WAITED_FOR_TOKENS_MS = 1_000;
 
-/** Calls of one batch whose answers may be on their way back at once: see `shareOf`. */
-const CALLS_IN_TRANSIT = 2;
+/**
+ * Answers of one batch that may be on their way back at once, each charged up to the longest seen: room the
+ * batch keeps for them. Room it keeps is room the job spends late, so one: a second overrun at the same
+ * moment is rare, and a throttle it causes goes through the failure table.
+ */
+const CALLS_IN_TRANSIT = 1;
 
 /** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
 function holdOf(call: Call): number {

@@ -43,12 +43,22 @@ export async function processBatch(
     jobs.set(jobId, job);
     return job;
   };
+  // One read per job says which of the batch's records a redelivery or a racing attempt finished already.
+  const done = new Map<string, Promise<ReadonlySet<number>>>();
+  const doneIn = (jobId: string) => {
+    const lines = messages.filter((message) => message.jobId === jobId).map((message) => message.lineNumber);
+    const read = done.get(jobId) ?? ports.ledger.doneRecords(jobId, lines);
+    done.set(jobId, read);
+    return read;
+  };
   const verdicts = new Map<RecordMessage, RecordVerdict>();
   const calls: Call[] = [];
   await Promise.all(
     messages.map(async (message) => {
       try {
-        const prepared = await prepare(message, await jobOf(message.jobId), batch);
+        const job = await jobOf(message.jobId);
+        const isDone = job !== undefined && (await doneIn(job.jobId)).has(message.lineNumber);
+        const prepared = await prepare(message, job, isDone, batch);
         if ('verdict' in prepared) verdicts.set(message, prepared.verdict);
         else calls.push(prepared.call);
       } catch (error) {
@@ -148,14 +158,13 @@ function prefixWait(call: Call, batch: Batch): RecordVerdict {
 async function prepare(
   message: RecordMessage,
   job: JobRecord | undefined,
+  isDone: boolean,
   batch: Batch,
 ): Promise<{ verdict: RecordVerdict } | { call: Call }> {
   const { ports, settings } = batch;
   if (job === undefined) throw new PipelineError('UNKNOWN_JOB', `No job ${message.jobId} in the ledger.`);
   batch.tally.count(job.jobId, { receives: 1 });
-  if (await ports.ledger.isRecordDone(job.jobId, message.lineNumber)) {
-    return { verdict: { kind: 'done', status: 'already-done' } };
-  }
+  if (isDone) return { verdict: { kind: 'done', status: 'already-done' } };
   const catalog = settings.catalog ?? defaultCatalog;
   let record: LineResult;
   try {
@@ -233,9 +242,12 @@ async function countInput(model: ModelInvoker, invocation: Invocation, signal: A
   }
 }
 
-/** The line again, by the byte range the enqueue step recorded, from the same object version. */
+/** The line the message carries, or else the line again by its byte range, from the same object version. */
 async function readRecord(message: RecordMessage, ports: WorkerPorts, catalog: Catalog): Promise<LineResult> {
-  const { source, lineNumber } = message;
-  const bytes = await ports.store.readRange(source, source.byteStart, source.byteEnd);
+  const { source, lineNumber, line } = message;
+  const bytes =
+    line === undefined
+      ? await ports.store.readRange(source, source.byteStart, source.byteEnd)
+      : Buffer.from(line, 'utf8');
   return parseLine(bytes, lineNumber, catalog.requestBodyLimitBytes);
 }

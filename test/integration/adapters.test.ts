@@ -121,7 +121,7 @@ describe.each([
     await subject.completeRecords([
       { jobId: job.jobId, completions: [completion(2, 'errored')], retries: NO_RETRIES },
     ]);
-    expect(await subject.isRecordDone(job.jobId, 1)).toBe(true);
+    expect(await subject.doneRecords(job.jobId, [1, 2, 3])).toEqual(new Set([1, 2]));
     expect(await subject.leaseRecord(job.jobId, 1, 'b', 60)).toEqual({ kind: 'done' });
     expect(await subject.getJob(job.jobId)).toMatchObject({
       doneRecords: 2,
@@ -139,6 +139,27 @@ describe.each([
         uncachedCostNanoUsd: 3_000,
       }),
     });
+  });
+
+  it('says which records are done for more lines than one BatchGetItem reads', async () => {
+    // Prepare: 120 of 130 lines done, and one line started but not done.
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const doneLines = Array.from({ length: 120 }, (_, index) => index + 1);
+    await subject.completeRecords([
+      { jobId: job.jobId, completions: doneLines.map((line) => completion(line)), retries: NO_RETRIES },
+    ]);
+    await subject.leaseRecord(job.jobId, 125, 'a', 60);
+
+    // Act
+    const done = await subject.doneRecords(
+      job.jobId,
+      Array.from({ length: 130 }, (_, index) => index + 1),
+    );
+
+    // Assess
+    expect([...done].sort((a, b) => a - b)).toEqual(doneLines);
   });
 
   it("counts a batch across jobs in one call, leaving out records done before and adding each job's retries", async () => {

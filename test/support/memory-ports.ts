@@ -17,7 +17,11 @@ import {
 import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
-import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import {
+  parseRecordMessage,
+  type RecordMessage,
+  recordMessageBody,
+} from '../../shared/messages/record-message.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import { addRetries } from '../../shared/pipeline/job.ts';
@@ -275,8 +279,10 @@ export class MemoryLedger implements Ledger {
     return structuredClone(job);
   }
 
-  async isRecordDone(jobId: string, lineNumber: number): Promise<boolean> {
-    return this.records.get(`${jobId}#${lineNumber}`)?.status === 'done';
+  async doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>> {
+    return new Set(
+      lineNumbers.filter((lineNumber) => this.records.get(`${jobId}#${lineNumber}`)?.status === 'done'),
+    );
   }
 
   async leaseRecord(
@@ -468,7 +474,9 @@ export class MemoryQueue implements RecordQueue {
   /** Messages sent with a delay (records waiting for quota), as well as in `sent`. */
   readonly delayed: Array<{ message: RecordMessage; delaySeconds: number }> = [];
 
-  async send(messages: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void> {
+  /** Each message as a worker reads it off SQS: through its body, so a line too large to ride is left out. */
+  async send(sending: readonly RecordMessage[], delaysSeconds?: readonly number[]): Promise<void> {
+    const messages = sending.map((message) => parseRecordMessage(recordMessageBody(message)));
     this.sent.push(...messages);
     messages.forEach((message, index) => {
       const delaySeconds = delaysSeconds?.[index];

@@ -21,7 +21,7 @@ function scriptedClient<Client>(answer: (input: Record<string, unknown>, call: n
 }
 
 const message = (lineNumber: number): RecordMessage => ({
-  v: 1,
+  v: 2,
   jobId: 'job-1',
   recordId: `r${lineNumber}`,
   lineNumber,

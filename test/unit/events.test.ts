@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { PipelineError } from '../../shared/errors.ts';
 import { objectKeyCandidates, parseObjectCreated } from '../../shared/events/object-created.ts';
-import { parseRecordMessage } from '../../shared/messages/record-message.ts';
+import {
+  INLINE_MESSAGE_BYTES,
+  parseRecordMessage,
+  type RecordMessage,
+  recordMessageBody,
+} from '../../shared/messages/record-message.ts';
 import { readFixture, readJsonFixture } from '../support/factories.ts';
 
 describe('parseObjectCreated', () => {
@@ -79,7 +84,7 @@ describe('the SQS record message fixture', () => {
 
   it.each([
     ['not JSON', '{', /not JSON/],
-    ['another version', '{"v": 2}', /Not a record message/],
+    ['another version', '{"v": 3}', /Not a record message/],
     [
       'an empty byte range',
       JSON.stringify({
@@ -93,5 +98,45 @@ describe('the SQS record message fixture', () => {
     ],
   ])('refuses a body that is %s', (_case, body, message) => {
     expect(() => parseRecordMessage(body)).toThrow(message);
+  });
+});
+
+describe('the body of a record message', () => {
+  const message = (line?: string): RecordMessage => ({
+    v: 2,
+    jobId: 'job-1',
+    recordId: 'r1',
+    lineNumber: 4,
+    source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 100, byteEnd: 200 },
+    ...(line === undefined ? {} : { line }),
+  });
+  const lineOf = (prompt: string) => JSON.stringify({ id: 'r1', prompt });
+
+  it.each([
+    ['a short line', lineOf('Summarise "this" ticket, ünïcode and all'), true],
+    ['a line just under the limit', lineOf('x'.repeat(INLINE_MESSAGE_BYTES - 300)), true],
+    ['a line over the limit', lineOf('x'.repeat(INLINE_MESSAGE_BYTES)), false],
+    ['a line whose escaped form is over the limit', lineOf('"'.repeat(INLINE_MESSAGE_BYTES / 2)), false],
+    ['a line with a character SQS refuses', lineOf('end\uFFFF'), false],
+  ])('carries %s inside the message: %s', (_case, line, inside) => {
+    // Act
+    const body = recordMessageBody(message(line));
+    const read = parseRecordMessage(body);
+
+    // Assess
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(inside ? INLINE_MESSAGE_BYTES : 1_000);
+    expect(read.line).toBe(inside ? line : undefined);
+    expect(read.source).toEqual(message().source);
+  });
+
+  it('reads a message of the first version, which has no line, as the current shape', () => {
+    // Prepare
+    const { line: _none, ...byReference } = message();
+
+    // Act
+    const read = parseRecordMessage(JSON.stringify({ ...byReference, v: 1 }));
+
+    // Assess
+    expect(read).toEqual(message());
   });
 });

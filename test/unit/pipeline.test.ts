@@ -380,7 +380,7 @@ describe('exactly once', () => {
     // The other attempt stored its result and was counted...
     await pipeline.work(message);
     // ...while this one had passed the checks before it did.
-    pipeline.ledger.isRecordDone = async () => false;
+    pipeline.ledger.doneRecords = async () => new Set();
     pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1, failures: {} });
 
     // Act

@@ -5,6 +5,7 @@ import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
@@ -153,6 +154,10 @@ describe('EventBridge shim', () => {
         reason: 'PutObject',
       },
     });
+    const head = await cloud.clients.s3.send(
+      new HeadObjectCommand({ Bucket: bucket, Key: 'inputs/plain.jsonl' }),
+    );
+    expect((event?.detail as { object: { etag: string } }).object.etag).toBe(head.ETag?.replaceAll('"', ''));
   });
 
   it.each([
