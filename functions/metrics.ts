@@ -15,7 +15,10 @@ export const METRICS = {
     ignoredObjects: 'IgnoredObjects',
   },
   worker: {
+    /** Every receive of a record message: divided by the records done, receives per record. */
     recordsReceived: 'RecordsReceived',
+    /** Bedrock calls made, answered or refused: divided by the records done, calls per record. */
+    bedrockCalls: 'BedrockCalls',
     recordsSucceeded: 'RecordsSucceeded',
     recordsFailed: 'RecordsFailed',
     recordsCanceled: 'RecordsCanceled',

@@ -56,6 +56,7 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
 /** What one record's verdict adds to the invocation's metrics. */
 export function countVerdict(metrics: Metrics, verdict: RecordVerdict): void {
   const names = METRICS.worker;
+  if (verdict.called === true) metrics.addMetric(names.bedrockCalls, MetricUnit.Count, 1);
   switch (verdict.kind) {
     case 'wait':
       metrics.addMetric(names.recordsSentBackToWait, MetricUnit.Count, 1);

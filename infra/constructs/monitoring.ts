@@ -178,6 +178,15 @@ export class Monitoring extends Construct {
         title: "Throttles: ours (budget waits) and Bedrock's",
         left: [emf(METRICS.worker.budgetWaits, 'worker'), emf(METRICS.worker.bedrockThrottles, 'worker')],
       }),
+      new cloudwatch.GraphWidget({
+        title: 'Work per record: receives, Bedrock calls, records sent back to wait',
+        left: [
+          emf(METRICS.worker.recordsReceived, 'worker'),
+          emf(METRICS.worker.bedrockCalls, 'worker'),
+          emf(METRICS.worker.recordsSentBackToWait, 'worker'),
+        ],
+        right: [emf(METRICS.worker.recordsSucceeded, 'worker')],
+      }),
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({

@@ -52,6 +52,7 @@ export interface BatchDeadline {
   readonly signal: AbortSignal;
 }
 
+/** A record's verdict for this invocation; `called` says it called Bedrock for the record (answered or not). */
 export type RecordVerdict =
   | {
       readonly kind: 'done';
@@ -62,18 +63,25 @@ export type RecordVerdict =
       readonly model?: { readonly modelId: string; readonly latencyMs: number };
       /** How long the record waited in this invocation for its tokens, when that counts as a wait. */
       readonly waitedMs?: number;
+      readonly called?: boolean;
     }
   /** Back through the queue after `delaySeconds` (a visibility change): a failed attempt to try again. */
-  | { readonly kind: 'retry'; readonly delaySeconds: number; readonly failure: Failure | undefined }
+  | {
+      readonly kind: 'retry';
+      readonly delaySeconds: number;
+      readonly failure: Failure | undefined;
+      readonly called?: boolean;
+    }
   /** Sent again with a delay: the quota has no room before the batch's deadline. Not a failure. */
   | {
       readonly kind: 'wait';
       readonly delaySeconds: number;
       /** budget: no tokens in time; daily-quota: Bedrock's day is spent; prefix: another worker writes the cache. */
       readonly cause: 'budget' | 'daily-quota' | 'prefix';
+      readonly called?: boolean;
     }
   /** Something unexpected: the message returns after its visibility timeout and, if it keeps failing, to the DLQ. */
-  | { readonly kind: 'unhandled'; readonly error: unknown };
+  | { readonly kind: 'unhandled'; readonly error: unknown; readonly called?: boolean };
 
 /** What every step of one batch shares. */
 export interface Batch {

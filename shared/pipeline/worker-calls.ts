@@ -38,7 +38,8 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       const verdict = { kind: 'done', status: stored.outcome.status, completion: stored.completion } as const;
       return { verdict, charged: 0 };
     }
-    return await invoke(call, lease, batch);
+    const called = await invoke(call, lease, batch);
+    return { ...called, verdict: { ...called.verdict, called: true } };
   } catch (error) {
     return { verdict: { kind: 'unhandled', error }, charged: call.cost.charge };
   }

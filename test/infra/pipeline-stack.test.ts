@@ -585,6 +585,17 @@ describe('alarms and dashboard', () => {
       expect(body).toMatch(new RegExp(`"${metric}","model","global[^"]+","service","worker"`));
   });
 
+  it('draw the work each record costs: receives, Bedrock calls and records sent back, against records done', () => {
+    // Act
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody).replaceAll('\\', '');
+
+    // Assess
+    expect(body).toContain('Work per record: receives, Bedrock calls, records sent back to wait');
+    for (const metric of ['RecordsReceived', 'BedrockCalls', 'RecordsSentBackToWait', 'RecordsSucceeded'])
+      expect(body).toMatch(new RegExp(`"${metric}","service","worker"`));
+  });
+
   it('publish the outputs the CLI reads', () => {
     for (const output of ['BucketName', 'LedgerTableName', 'RecordQueueUrl', 'RecordDlqUrl'])
       template.hasOutput(output, {});

@@ -86,6 +86,8 @@ describe('the worker handler', () => {
     const documents = emfDocuments(write.mock.calls);
     const counted = Object.assign({}, ...documents.filter((document) => !('model' in document)));
     expect(counted).toMatchObject({
+      RecordsReceived: 3,
+      BedrockCalls: [1, 1],
       RecordsSucceeded: 1,
       RecordsRetried: 1,
       BedrockThrottles: 1,
