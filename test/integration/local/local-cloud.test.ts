@@ -157,7 +157,8 @@ describe('EventBridge shim', () => {
     const head = await cloud.clients.s3.send(
       new HeadObjectCommand({ Bucket: bucket, Key: 'inputs/plain.jsonl' }),
     );
-    expect((event?.detail as { object: { etag: string } }).object.etag).toBe(head.ETag?.replaceAll('"', ''));
+    const detail = event?.detail as { object?: { etag?: string } } | undefined;
+    expect(detail?.object?.etag).toBe(head.ETag?.replaceAll('"', ''));
   });
 
   it.each([
