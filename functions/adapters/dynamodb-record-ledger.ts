@@ -56,8 +56,10 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
 
   async doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>> {
     const done = new Set<number>();
-    for (let start = 0; start < lineNumbers.length; start += KEYS_PER_BATCH_GET) {
-      let keys: Array<Record<string, unknown>> = lineNumbers
+    // A message delivered twice in one batch names its line twice; BatchGetItem refuses a repeated key.
+    const distinct = [...new Set(lineNumbers)];
+    for (let start = 0; start < distinct.length; start += KEYS_PER_BATCH_GET) {
+      let keys: Array<Record<string, unknown>> = distinct
         .slice(start, start + KEYS_PER_BATCH_GET)
         .map((lineNumber) => recordKey(jobId, lineNumber));
       for (let attempt = 1; keys.length > 0; attempt += 1) {

@@ -141,7 +141,7 @@ describe.each([
     });
   });
 
-  it('says which records are done for more lines than one BatchGetItem reads', async () => {
+  it('says which records are done for more lines than one BatchGetItem reads, a line named twice too', async () => {
     // Prepare: 120 of 130 lines done, and one line started but not done.
     const subject = ledger();
     const job = newJob();
@@ -153,10 +153,12 @@ describe.each([
     await subject.leaseRecord(job.jobId, 125, 'a', 60);
 
     // Act
-    const done = await subject.doneRecords(
-      job.jobId,
-      Array.from({ length: 130 }, (_, index) => index + 1),
-    );
+    const done = await subject.doneRecords(job.jobId, [
+      ...Array.from({ length: 130 }, (_, index) => index + 1),
+      // A message delivered twice in one batch names its line twice.
+      7,
+      125,
+    ]);
 
     // Assess
     expect([...done].sort((a, b) => a - b)).toEqual(doneLines);
