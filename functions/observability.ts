@@ -12,10 +12,10 @@ import { METRICS_NAMESPACE } from './metrics.ts';
  * job id, record id and line only.
  */
 export function observability(serviceName: string) {
-  return {
-    logger: new Logger({ serviceName }),
-    metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName }),
-  };
+  const logger = new Logger({ serviceName });
+  // The metrics' own warnings (an invocation that ends before it counts anything) go to the function's log,
+  // as structured lines at its level, not to the console.
+  return { logger, metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName, logger }) };
 }
 
 export interface Observability {

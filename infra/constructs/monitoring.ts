@@ -47,6 +47,9 @@ export class Monitoring extends Construct {
         statistic,
         period: Duration.minutes(1),
       });
+    /** The worker's counters by name, as a graph lists them. */
+    const workerCounts = (...names: ReadonlyArray<keyof typeof METRICS.worker>) =>
+      names.map((name) => emf(METRICS.worker[name], 'worker'));
     const worker = props.functions.worker;
 
     const alarm = (
@@ -159,12 +162,7 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Records per minute',
-        left: [
-          emf(METRICS.worker.recordsSucceeded, 'worker'),
-          emf(METRICS.worker.recordsFailed, 'worker'),
-          emf(METRICS.worker.recordsRetried, 'worker'),
-          emf(METRICS.worker.recordsCanceled, 'worker'),
-        ],
+        left: workerCounts('recordsSucceeded', 'recordsFailed', 'recordsRetried', 'recordsCanceled'),
       }),
       new cloudwatch.GraphWidget({
         title: 'Record queue',
@@ -176,16 +174,12 @@ export class Monitoring extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: "Throttles: ours (budget waits) and Bedrock's",
-        left: [emf(METRICS.worker.budgetWaits, 'worker'), emf(METRICS.worker.bedrockThrottles, 'worker')],
+        left: workerCounts('budgetWaits', 'bedrockThrottles'),
       }),
       new cloudwatch.GraphWidget({
         title: 'Work per record: receives, Bedrock calls, records sent back to wait',
-        left: [
-          emf(METRICS.worker.recordsReceived, 'worker'),
-          emf(METRICS.worker.bedrockCalls, 'worker'),
-          emf(METRICS.worker.recordsSentBackToWait, 'worker'),
-        ],
-        right: [emf(METRICS.worker.recordsSucceeded, 'worker')],
+        left: workerCounts('recordsReceived', 'bedrockCalls', 'recordsSentBackToWait'),
+        right: workerCounts('recordsSucceeded'),
       }),
     );
     this.dashboard.addWidgets(

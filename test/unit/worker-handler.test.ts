@@ -1,5 +1,5 @@
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { createLambdaContext } from '../../local/glue/lambda-context.ts';
@@ -36,6 +36,17 @@ function emfDocuments(calls: readonly unknown[][]): Array<Record<string, unknown
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** What the functions logged to stderr (Powertools writes warnings and errors there), parsed. */
+function loggedProblems(
+  calls: readonly unknown[][],
+): Array<{ level: string; message: string; messageId?: string }> {
+  return calls
+    .map(([chunk]) => String(chunk))
+    .flatMap((text) => text.split('\n'))
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { level: string; message: string; messageId?: string });
+}
+
 /** The handler on the harness's ports and settings, as the Lambda entry builds it. */
 function workerHandler(pipeline: ReturnType<typeof pipelineHarness>) {
   const { owner: _perInvocation, ...settings } = pipeline.workerSettings;
@@ -44,6 +55,11 @@ function workerHandler(pipeline: ReturnType<typeof pipelineHarness>) {
 
 const context = () => createLambdaContext({ functionName: 'worker', timeoutMs: 30_000 }) as Context;
 
+// Expected errors are asserted by the tests that cause them, not printed.
+let stderr: ReturnType<typeof vi.spyOn>;
+beforeEach(() => {
+  stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
 afterEach(() => vi.restoreAllMocks());
 
 describe('the worker handler', () => {
@@ -102,6 +118,13 @@ describe('the worker handler', () => {
       }),
     );
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');
+    expect(loggedProblems(stderr.mock.calls)).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        message: 'record could not be handled; it returns through the queue',
+        messageId: 'm-bad',
+      }),
+    ]);
   });
 
   it("emits each model's prompt-cache hits, misses and saving", async () => {
@@ -190,6 +213,12 @@ describe('the worker handler', () => {
       { receiptHandle: 'handle-m-1', seconds: expect.any(Number) },
     ]);
     expect(pipeline.queue.visibilityChanges[0]?.seconds).toBeGreaterThanOrEqual(1);
+    expect(loggedProblems(stderr.mock.calls)).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: 'records waiting for quota could not be sent again; they return through the queue',
+      }),
+    ]);
   });
 
   it('answers a batch that all goes back for a retry, without failing the invocation', async () => {
@@ -233,6 +262,12 @@ describe('the worker handler', () => {
     // Assess
     expect(one).toEqual({ batchItemFailures: [{ itemIdentifier: 'first-bad' }] });
     expect(two).toEqual({ batchItemFailures: [{ itemIdentifier: 'second-bad' }] });
+    expect(
+      loggedProblems(stderr.mock.calls)
+        .filter((line) => line.level === 'ERROR')
+        .map((line) => line.messageId)
+        .sort(),
+    ).toEqual(['first-bad', 'second-bad']);
   });
 
   it('fails the invocation when the batch cannot be decided, after counting what it was given', async () => {

@@ -5,7 +5,7 @@ import {
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AwsClients, awsClients } from '../../../functions/adapters/clients.ts';
 import { type FauxqsServer, startFauxqs } from '../../../local/cloud/fauxqs-server.ts';
 import { LOCAL_CREDENTIALS } from '../../../local/cloud/local-cloud.ts';
@@ -98,6 +98,8 @@ function poller(
   });
 }
 
+afterEach(() => vi.restoreAllMocks());
+
 describe('SqsPoller', () => {
   it('hands real SQS event records to the handler and deletes what it processed', async () => {
     // Prepare
@@ -159,6 +161,8 @@ describe('SqsPoller', () => {
   });
 
   it('leaves the whole batch on the queue when the handler throws', async () => {
+    // The poller prints a failed invocation, as Lambda logs it: asserted here, not shown.
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {});
     // Prepare
     const queue = await queueWithDlq(5);
     await send(queue.queueUrl, ['x', 'y']);
@@ -182,9 +186,15 @@ describe('SqsPoller', () => {
     // Assess
     expect(worker.stats.failedInvocations).toBe(1);
     expect(invocations).toBe(2);
+    expect(printed).toHaveBeenCalledWith(
+      'sqs poller worker: invocation failed, the batch stays on the queue',
+      expect.objectContaining({ message: 'handler crashed' }),
+    );
   });
 
   it('fails the whole batch when the response names a record that is not in it', async () => {
+    // The poller prints a failed invocation, as Lambda logs it: asserted here, not shown.
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {});
     // Prepare
     const queue = await queueWithDlq(5);
     await send(queue.queueUrl, ['p']);
@@ -204,6 +214,10 @@ describe('SqsPoller', () => {
     // Assess
     expect(worker.stats.failedInvocations).toBe(1);
     expect(invocations).toBe(2);
+    expect(printed).toHaveBeenCalledWith(
+      'sqs poller worker: invocation failed, the batch stays on the queue',
+      expect.objectContaining({ message: expect.stringContaining('not in the batch') }),
+    );
   });
 
   it('runs at most maxConcurrency invocations at once, each with at most batchSize records', async () => {
