@@ -37,20 +37,14 @@ export async function processBatch(
   deadline: BatchDeadline,
 ): Promise<RecordVerdict[]> {
   const batch: Batch = { ports, settings, deadline, tally: new BatchTally(), size: messages.length };
-  const jobs = new Map<string, Promise<JobRecord | undefined>>();
-  const jobOf = (jobId: string) => {
-    const job = jobs.get(jobId) ?? ports.ledger.getJob(jobId);
-    jobs.set(jobId, job);
-    return job;
-  };
+  const jobOf = oncePerJob((jobId) => ports.ledger.getJob(jobId));
   // One read per job says which of the batch's records a redelivery or a racing attempt finished already.
-  const done = new Map<string, Promise<ReadonlySet<number>>>();
-  const doneIn = (jobId: string) => {
-    const lines = messages.filter((message) => message.jobId === jobId).map((message) => message.lineNumber);
-    const read = done.get(jobId) ?? ports.ledger.doneRecords(jobId, lines);
-    done.set(jobId, read);
-    return read;
-  };
+  const doneIn = oncePerJob((jobId) =>
+    ports.ledger.doneRecords(
+      jobId,
+      messages.filter((message) => message.jobId === jobId).map((message) => message.lineNumber),
+    ),
+  );
   const verdicts = new Map<RecordMessage, RecordVerdict>();
   const calls: Call[] = [];
   await Promise.all(
@@ -77,6 +71,16 @@ export async function processBatch(
   for (const [call, verdict] of await callAll(free, batch)) verdicts.set(call.message, verdict);
   const counted = await countInLedger(ports, batch.tally.updates());
   return messages.map((message) => counting(verdicts.get(message), message, counted));
+}
+
+/** A read made once per job of the batch, however many of its records ask. */
+function oncePerJob<Value>(read: (jobId: string) => Promise<Value>): (jobId: string) => Promise<Value> {
+  const reads = new Map<string, Promise<Value>>();
+  return (jobId) => {
+    const known = reads.get(jobId) ?? read(jobId);
+    reads.set(jobId, known);
+    return known;
+  };
 }
 
 /** Calls grouped by the budget they spend from, each group reserving once. */
