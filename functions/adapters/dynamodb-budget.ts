@@ -1,7 +1,12 @@
 // Over 250 lines: the shared bucket's three writes (take, settle, change of rate) and their retries on a
 // lost race must read together; the bucket's arithmetic itself lives in shared/budget/.
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   atRate,
@@ -156,6 +161,15 @@ export class DynamoDbTokenBudget implements TokenBudget {
         ':expires': this.expiresAt(now),
       },
     });
+  }
+
+  async spendableFrom(key: string): Promise<number> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: budgetKey(key), ConsistentRead: true }),
+    );
+    const state = stateOfItem(Item);
+    if (state !== undefined) this.states.set(key, state);
+    return (state?.fullAt ?? this.now()) - MINUTE_MS;
   }
 
   /** The bucket as this worker last saw it, or a full one at the configured quota. */

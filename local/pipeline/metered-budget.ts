@@ -5,6 +5,8 @@ import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 export class MeteredBudget implements TokenBudget {
   reserves = 0;
   settles = 0;
+  /** Reads of when granted tokens may be spent (see TokenBudget.spendableFrom). */
+  reads = 0;
   reservedTokens = 0;
   chargedTokens = 0;
 
@@ -29,5 +31,10 @@ export class MeteredBudget implements TokenBudget {
 
   pauseUntil(key: string, until: number): Promise<void> {
     return this.budget.pauseUntil(key, until);
+  }
+
+  spendableFrom(key: string): Promise<number> {
+    this.reads += 1;
+    return this.budget.spendableFrom(key);
   }
 }

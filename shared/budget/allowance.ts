@@ -7,6 +7,20 @@ export interface Arrival {
 }
 
 /**
+ * When every token taken from the shared budget so far may be spent, as the budget stands now: a grant's
+ * tokens are there by then at the latest, and sooner than it was told when other batches gave tokens back
+ * since. Undefined when the budget cannot say.
+ */
+export type SpendableFrom = () => Promise<number | undefined>;
+
+/**
+ * A share whose last arrival is further off than this asks the budget, at most once a period while it waits,
+ * whether tokens given back since its grant bring its arrivals forward: given back early, they would otherwise only go to a batch
+ * granted later, and at the end of a job there is none.
+ */
+export const BRING_FORWARD_CHECK_MS = 500;
+
+/**
  * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
  * at least what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock
  * charged, and the difference is free for the batch's next call at once. So a batch spends its share at the
@@ -16,14 +30,20 @@ export class BatchAllowance {
   private held = 0;
   private running = 0;
   private changed = signalled();
+  private nextCheckAt = Number.NEGATIVE_INFINITY;
+  private grantedAfter = false;
 
   private readonly arrivals: Arrival[];
 
-  /** `kept` of the share is never lent to a call: room the batch keeps back. */
+  /**
+   * `kept` of the share is never lent to a call: room the batch keeps back. With `spendableFrom`, arrivals
+   * that tokens given back to the budget have made early are brought forward (see BRING_FORWARD_CHECK_MS).
+   */
   constructor(
     arrivals: readonly Arrival[],
     private readonly clock: Clock,
     kept = 0,
+    private readonly spendableFrom?: SpendableFrom,
   ) {
     this.arrivals = [...arrivals];
     this.held = kept;
@@ -52,9 +72,15 @@ export class BatchAllowance {
         await changed;
         continue;
       }
+      const checking = this.checksBudget(now);
+      if (checking && now >= this.nextCheckAt) {
+        await this.bringForward(now);
+        continue;
+      }
       // Arrivals all come before the batch's deadline, so this sleep ends in time without the deadline's signal.
+      const wakeAt = checking ? Math.min(next.at, this.nextCheckAt) : next.at;
       const stop = new AbortController();
-      const sleeping = this.clock.sleepUntil(next.at, stop.signal).catch(() => {});
+      const sleeping = this.clock.sleepUntil(wakeAt, stop.signal).catch(() => {});
       await Promise.race([sleeping, changed]);
       stop.abort();
     }
@@ -71,6 +97,37 @@ export class BatchAllowance {
     this.running -= 1;
     this.changed.resolve();
     this.changed = signalled();
+  }
+
+  /** Whether a wait asks the budget, now and then, to bring the share's arrivals forward. */
+  private checksBudget(now: number): boolean {
+    return (
+      this.spendableFrom !== undefined &&
+      !this.grantedAfter &&
+      this.lastArrivalAt() - now > BRING_FORWARD_CHECK_MS
+    );
+  }
+
+  private lastArrivalAt(): number {
+    return Math.max(...this.arrivals.map((arrival) => arrival.at));
+  }
+
+  /**
+   * Arrivals later than the moment the budget can let all it granted be spent come then instead. Once a
+   * grant made after this share stands behind it, tokens given back go to that one, and the share stops asking.
+   */
+  private async bringForward(now: number): Promise<void> {
+    this.nextCheckAt = now + BRING_FORWARD_CHECK_MS;
+    const from = await this.spendableFrom?.().catch(() => undefined);
+    if (from === undefined) return;
+    if (from > this.lastArrivalAt()) {
+      this.grantedAfter = true;
+      return;
+    }
+    const at = Math.max(now, from);
+    this.arrivals.forEach((arrival, index) => {
+      if (arrival.at > at) this.arrivals[index] = { ...arrival, at };
+    });
   }
 
   private arrivedBy(time: number): number {

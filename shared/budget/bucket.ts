@@ -15,7 +15,7 @@ export const MINUTE_MS = 60_000;
  * little later (a lease write, the request itself); until they do, Bedrock's bucket stays full and its
  * refill is lost, so ours must not count it either.
  */
-export const FULL_BUCKET_LEAD_MS = 1_000;
+export const FULL_BUCKET_LEAD_MS = 250;
 
 export interface BucketState {
   /** Milliseconds since the epoch when the bucket is full again; at or before now, it is full. */

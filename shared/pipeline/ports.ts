@@ -160,6 +160,11 @@ export interface TokenBudget {
   recordThrottle(key: string): Promise<void>;
   /** Bedrock's daily quota is spent: nothing under `key` starts before `until`. */
   pauseUntil(key: string, until: number): Promise<void>;
+  /**
+   * When all tokens taken under `key` so far may be spent: tokens given back since a grant can make it
+   * sooner than the grant said. A read, no write.
+   */
+  spendableFrom(key: string): Promise<number>;
 }
 
 export interface DeadLetters {

@@ -5,6 +5,7 @@ import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
+import { FULL_BUCKET_LEAD_MS } from '../../shared/budget/bucket.ts';
 import { InputChangedError } from '../../shared/errors.ts';
 import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
 import type { JobRecord } from '../../shared/pipeline/model.ts';
@@ -517,17 +518,28 @@ describe.each([
     const first = await a.reserve(key, [40_000], now + 30_000);
     const second = await b.reserve(key, [30_000], now + 30_000);
     expect(first).toEqual({ key, tokens: 40_000, startAts: [now], retryAt: undefined });
-    // 20,000 tokens left, refilling from a second after the first take (a full bucket's lead): the other
-    // 10,000 are there 11 s later at 60,000 a minute.
-    expect(second).toEqual({ key, tokens: 30_000, startAts: [now + 11_000], retryAt: undefined });
+    // 20,000 tokens left, refilling from a full bucket's lead after the first take: the other 10,000 are
+    // there 10 s after that at 60,000 a minute.
+    expect(second).toEqual({
+      key,
+      tokens: 30_000,
+      startAts: [now + FULL_BUCKET_LEAD_MS + 10_000],
+      retryAt: undefined,
+    });
   });
 
   it('grants the calls that can start by the deadline and says when the next could', async () => {
     const [a] = workers();
     const key = newKey();
     const reservation = await a.reserve(key, [30_000, 30_000, 10_000, 10_000], now + 5_000);
-    // The bucket holds the first two at once; the third waits 11 s for its refill, past the deadline.
-    expect(reservation).toEqual({ key, tokens: 60_000, startAts: [now, now], retryAt: now + 11_000 });
+    // The bucket holds the first two at once; the third waits 10 s (and the lead) for its refill, past the
+    // deadline.
+    expect(reservation).toEqual({
+      key,
+      tokens: 60_000,
+      startAts: [now, now],
+      retryAt: now + FULL_BUCKET_LEAD_MS + 10_000,
+    });
   });
 
   it('takes nothing when even the first call cannot start in time', async () => {
@@ -535,9 +547,10 @@ describe.each([
     const key = newKey();
     await a.reserve(key, [60_000], now);
     const refused = await b.reserve(key, [6_000], now + 5_000);
-    // Empty, refilling from a second on: 6,000 tokens are there 7 s from now.
-    expect(refused).toEqual({ key, tokens: 0, startAts: [], retryAt: now + 7_000 });
-    expect(await b.reserve(key, [6_000], now + 7_000)).toMatchObject({ startAts: [now + 7_000] });
+    // Empty, refilling from the lead on: 6,000 tokens are there 6 s after it.
+    const refilled = now + FULL_BUCKET_LEAD_MS + 6_000;
+    expect(refused).toEqual({ key, tokens: 0, startAts: [], retryAt: refilled });
+    expect(await b.reserve(key, [6_000], refilled)).toMatchObject({ startAts: [refilled] });
   });
 
   it('settles to what Bedrock charged: giving back what was not used, or going into debt', async () => {
@@ -548,10 +561,10 @@ describe.each([
     const afterRefund = await b.reserve(key, [50_000], now + 60_000);
     await b.settle(afterRefund, 80_000);
     const afterDebt = await a.reserve(key, [1_000], now + 120_000);
-    // 49,000 tokens are left after the refund (a second of refill not yet counted): 50,000 are there in 1 s.
-    // The debt then leaves -31,000 at that point, so 1,000 more are there 32 s from now.
-    expect(afterRefund.startAts).toEqual([now + 1_000]);
-    expect(afterDebt.startAts).toEqual([now + 32_000]);
+    // 50,000 tokens are left after the refund, less the lead's refill not yet counted: 50,000 are there when
+    // the lead is over. The debt then leaves -30,000 at that point, so 1,000 more are there 31 s after it.
+    expect(afterRefund.startAts).toEqual([now + FULL_BUCKET_LEAD_MS]);
+    expect(afterDebt.startAts).toEqual([now + FULL_BUCKET_LEAD_MS + 31_000]);
   });
 
   it('refills continuously while the clock moves', async () => {
@@ -560,8 +573,9 @@ describe.each([
     await a.reserve(key, [60_000], now);
     now += 20_000;
     const later = await a.reserve(key, [20_000, 10_000], now + 60_000);
-    // 20 s of refill, counted from a second after the first take: 19,000 tokens.
-    expect(later.startAts).toEqual([now + 1_000, now + 11_000]);
+    // 20 s of refill, counted from the lead after the first take.
+    const refilled = 20_000 - FULL_BUCKET_LEAD_MS;
+    expect(later.startAts).toEqual([now + 20_000 - refilled, now + 30_000 - refilled]);
   });
 
   it('lowers the rate when Bedrock throttles, keeping what was spent spent', async () => {
@@ -570,9 +584,24 @@ describe.each([
     await a.reserve(key, [30_000], now);
     await a.recordThrottle(key);
     const afterThrottle = await b.reserve(key, [42_000], now + 120_000);
-    // 31,000 tokens short of full (a full bucket's second of lead included), at 42,000 a minute: the bucket
-    // is full again, 42,000, after 44.3 s.
-    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + 44_286, -1);
+    // 30,000 tokens short of full and a full bucket's lead (a token a millisecond at 60,000 a minute), at
+    // 42,000 a minute: the bucket is full again, 42,000, that much later.
+    const short = 30_000 + FULL_BUCKET_LEAD_MS;
+    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + (short * 60_000) / 42_000, -1);
+  });
+
+  it('says when all it granted may be spent: sooner once a batch gives tokens back', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    const taken = await a.reserve(key, [70_000], now);
+    const later = await a.reserve(key, [20_000], now + 60_000);
+    const before = await b.spendableFrom(key);
+    await a.settle(taken, 40_000);
+    const after = await b.spendableFrom(key);
+    // The 20,000 granted after the first 70,000 could be spent from when they were granted; 30,000 given
+    // back, a token a millisecond, bring that 30 s sooner.
+    expect(before).toBe(later.startAts[0]);
+    expect(after).toBe(before - 30_000);
   });
 
   it('pauses: nothing starts before the daily quota comes back', async () => {

@@ -499,6 +499,8 @@ export class MemoryBudget implements TokenBudget {
   readonly pauses: Array<{ key: string; until: number }> = [];
   /** Reserves and settles, as the DynamoDB budget would write them. */
   writes = 0;
+  /** Reads of when granted tokens may be spent. */
+  reads = 0;
   /** What each reserve asked for. */
   readonly asked: Array<{ key: string; tokens: readonly number[] }> = [];
   private readonly rates: RateSettings;
@@ -555,6 +557,11 @@ export class MemoryBudget implements TokenBudget {
     this.pauses.push({ key, until });
     const state = this.stateOf(key, this.now());
     this.buckets.set(key, { ...state, fullAt: Math.max(state.fullAt, until + MINUTE_MS) });
+  }
+
+  async spendableFrom(key: string): Promise<number> {
+    this.reads += 1;
+    return this.stateOf(key, this.now()).fullAt - MINUTE_MS;
   }
 
   stateOf(key: string, now: number): BucketState {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchAllowance } from '../../shared/budget/allowance.ts';
+import { BatchAllowance, BRING_FORWARD_CHECK_MS } from '../../shared/budget/allowance.ts';
 import type { Clock } from '../../shared/pipeline/clock.ts';
 
 /** A clock that moves only when someone sleeps, after everything under way has run. */
@@ -93,6 +93,94 @@ describe("a batch's share of the budget", () => {
 
     // Assess: 300 + 600 + 500 is more than the 1,000 of the first arrival.
     expect(clock.now).toBe(5_000);
+  });
+
+  it('brings its arrivals forward when the budget says tokens given back let all it granted be spent sooner', async () => {
+    // Prepare: the share's last arrival is at 10 s; another batch gives tokens back, and from 2 s on the
+    // budget can let everything it granted be spent from 4 s.
+    const { clock, fake } = fakeClock();
+    const asked: number[] = [];
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 100 },
+        { at: 6_000, tokens: 100 },
+        { at: 10_000, tokens: 100 },
+      ],
+      fake,
+      0,
+      async () => {
+        asked.push(clock.now);
+        return clock.now >= 2_000 ? 4_000 : 10_000;
+      },
+    );
+    await allowance.hold(100, never);
+
+    // Act
+    await allowance.hold(100, never);
+    const secondAt = clock.now;
+    await allowance.hold(100, never);
+    const thirdAt = clock.now;
+
+    // Assess: both arrivals moved; it asked every BRING_FORWARD_CHECK_MS while its last arrival was further off.
+    expect([secondAt, thirdAt]).toEqual([4_000, 4_000]);
+    const lastAsked = 4_000 - BRING_FORWARD_CHECK_MS - 1;
+    expect(asked).toEqual(
+      Array.from(
+        { length: Math.floor(lastAsked / BRING_FORWARD_CHECK_MS) + 1 },
+        (_, index) => index * BRING_FORWARD_CHECK_MS,
+      ),
+    );
+  });
+
+  it('stops asking once a grant made after it stands behind it, and waits for its own arrivals', async () => {
+    // Prepare: the budget has granted past the share's last arrival.
+    const { clock, fake } = fakeClock();
+    let asked = 0;
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 100 },
+        { at: 5_000, tokens: 100 },
+      ],
+      fake,
+      0,
+      async () => {
+        asked += 1;
+        return 8_000;
+      },
+    );
+    await allowance.hold(100, never);
+
+    // Act
+    await allowance.hold(100, never);
+
+    // Assess
+    expect(clock.now).toBe(5_000);
+    expect(asked).toBe(1);
+  });
+
+  it('does not ask when its last arrival is near', async () => {
+    // Prepare
+    const { clock, fake } = fakeClock();
+    let asked = 0;
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 100 },
+        { at: BRING_FORWARD_CHECK_MS, tokens: 100 },
+      ],
+      fake,
+      0,
+      async () => {
+        asked += 1;
+        return 0;
+      },
+    );
+    await allowance.hold(100, never);
+
+    // Act
+    await allowance.hold(100, never);
+
+    // Assess
+    expect([clock.now, asked]).toEqual([BRING_FORWARD_CHECK_MS, 0]);
   });
 
   it('gives up waiting when the deadline passes', async () => {

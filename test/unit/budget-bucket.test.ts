@@ -3,6 +3,7 @@ import {
   atRate,
   type BucketState,
   DEFAULT_RATE_SETTINGS,
+  FULL_BUCKET_LEAD_MS,
   fullBucket,
   grantable,
   latestFullAtToStartBy,
@@ -39,7 +40,13 @@ describe('the shared budget as a bucket kept by the moment it is full again', ()
 
   describe.each([
     // bucket fullAt (after T0), tokens taken, expected startAts (after T0), expected fullAt (after T0)
-    ['a full bucket: all start now, refill counted from a second later', 0, [10_000, 20_000], [0, 0], 31_000],
+    [
+      'a full bucket: all start now, refill counted from a lead later',
+      0,
+      [10_000, 20_000],
+      [0, 0],
+      30_000 + FULL_BUCKET_LEAD_MS,
+    ],
     [
       'a bucket holding 15,000 tokens: the first now, the second when it holds 20,000 more',
       45_000,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { levelAt } from '../../shared/budget/bucket.ts';
+import { FULL_BUCKET_LEAD_MS, levelAt, MINUTE_MS } from '../../shared/budget/bucket.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { awsError, MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
@@ -587,11 +587,11 @@ describe('the shared token budget', () => {
     // Act
     await pipeline.run('inputs/settle.jsonl', plain('a'));
 
-    // Assess: 40 + 10 + 30 x 5 = 200 charged, so the bucket is 200 tokens short of full, and a second's refill
-    // (16,667 tokens) that the first take from a full bucket does not count.
+    // Assess: 40 + 10 + 30 x 5 = 200 charged, so the bucket is 200 tokens short of full, and the lead's refill
+    // that the first take from a full bucket does not count.
     const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
     const state = pipeline.budget.stateOf(key, pipeline.clock.now);
-    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 200 - 1_000_000 / 60, 1);
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 200 - leadRefill(1_000_000), 1);
   });
 
   it('learns from answers: later batches reserve the calibrated input and the output the job produces', async () => {
@@ -605,20 +605,21 @@ describe('the shared token budget', () => {
     await pipeline.run('inputs/learn.jsonl', fifteen);
 
     // Assess: the first batch reserves Bedrock's own reservation (9 + 256), and tops its share up as answers
-    // cost more; the second reserves the learnt 6 + 100 x 5, which its answers cost.
+    // cost more; the second reserves the learnt 6 + 100 x 5, which its answers cost, and its first call also
+    // room for one answer on its way back, charged that beyond the 6 + 256 its call holds.
     const asked = pipeline.budget.asked.map((ask) => ask.tokens);
     expect(asked[0]).toEqual(Array(10).fill(265));
-    expect(asked.at(-1)).toEqual(Array(5).fill(506));
+    expect(asked.at(-1)).toEqual([506 + (506 - 262), ...Array(4).fill(506)]);
     const topUps = asked.slice(1, -1);
     expect(topUps.length).toBeGreaterThan(0);
     expect(topUps.every((tokens) => tokens.length === 1)).toBe(true);
-    // Settled, the bucket is short of full by exactly what the 15 answers were charged, and the second of
+    // Settled, the bucket is short of full by exactly what the 15 answers were charged, and the lead's
     // refill that follows the first take from a full bucket.
     const state = pipeline.budget.stateOf(
       'us-west-2#global.anthropic.claude-opus-4-6-v1',
       pipeline.clock.now,
     );
-    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 15 * 506 - 1_000_000 / 60, 1);
+    expect(levelAt(state, pipeline.clock.now)).toBeCloseTo(1_000_000 - 15 * 506 - leadRefill(1_000_000), 1);
   });
 
   it('counts a large record exactly with CountTokens before reserving for it', async () => {
@@ -744,3 +745,8 @@ describe('cancel', () => {
     expect(pipeline.events.published).toHaveLength(1);
   });
 });
+
+/** The refill a first take from a full bucket does not count, at `tokensPerMinute`. */
+function leadRefill(tokensPerMinute: number): number {
+  return (tokensPerMinute * FULL_BUCKET_LEAD_MS) / MINUTE_MS;
+}
