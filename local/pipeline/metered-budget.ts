@@ -5,8 +5,6 @@ import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 export class MeteredBudget implements TokenBudget {
   reserves = 0;
   settles = 0;
-  /** Reads of when granted tokens may be spent (see TokenBudget.spendableFrom). */
-  reads = 0;
   reservedTokens = 0;
   chargedTokens = 0;
 
@@ -34,7 +32,6 @@ export class MeteredBudget implements TokenBudget {
   }
 
   spendableFrom(key: string): Promise<number> {
-    this.reads += 1;
     return this.budget.spendableFrom(key);
   }
 }

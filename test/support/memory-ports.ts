@@ -499,8 +499,6 @@ export class MemoryBudget implements TokenBudget {
   readonly pauses: Array<{ key: string; until: number }> = [];
   /** Reserves and settles, as the DynamoDB budget would write them. */
   writes = 0;
-  /** Reads of when granted tokens may be spent. */
-  reads = 0;
   /** What each reserve asked for. */
   readonly asked: Array<{ key: string; tokens: readonly number[] }> = [];
   private readonly rates: RateSettings;
@@ -560,7 +558,6 @@ export class MemoryBudget implements TokenBudget {
   }
 
   async spendableFrom(key: string): Promise<number> {
-    this.reads += 1;
     return this.stateOf(key, this.now()).fullAt - MINUTE_MS;
   }
 
