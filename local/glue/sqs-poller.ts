@@ -44,12 +44,20 @@ export interface PollerStats {
 }
 
 /**
+ * Receive loops that read batches, however many invocations may run: Lambda reads an SQS queue with five
+ * pollers when messages are there and adds more as they keep coming, each feeding several invocations. One
+ * long poll per invocation would hold hundreds of connections with a high maximum concurrency, and starve
+ * every other request of the same client.
+ */
+const RECEIVERS = 5;
+
+/**
  * Lambda's SQS event source, locally: long-polls the queue, invokes the handler with real SQS event records
- * (ApproximateReceiveCount included), up to `maxConcurrency` invocations at once. With
- * ReportBatchItemFailures semantics the records a handler reports failed stay on the queue and the rest are
- * deleted; a handler that throws (or times out, or reports an unknown id) fails the whole batch. Failed
- * records come back after their visibility timeout, and the queue's redrive policy moves them to the DLQ
- * after maxReceiveCount, as SQS does.
+ * (ApproximateReceiveCount included), up to `maxConcurrency` invocations at once, and reads a batch only when
+ * an invocation is free to take it. With ReportBatchItemFailures semantics the records a handler reports
+ * failed stay on the queue and the rest are deleted; a handler that throws (or times out, or reports an
+ * unknown id) fails the whole batch. Failed records come back after their visibility timeout, and the
+ * queue's redrive policy moves them to the DLQ after maxReceiveCount, as SQS does.
  */
 export class SqsPoller {
   readonly stats: PollerStats = {
@@ -61,6 +69,8 @@ export class SqsPoller {
   };
   private abort = new AbortController();
   private loops: Promise<void>[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private slots = new Slots(0);
 
   constructor(private readonly options: SqsPollerOptions) {}
 
@@ -69,25 +79,38 @@ export class SqsPoller {
     if (this.loops.length > 0) return;
     this.abort = new AbortController();
     const concurrency = this.options.maxConcurrency ?? 2;
-    // Every loop's receive listens to the one signal that stops them all.
-    setMaxListeners(concurrency + 10, this.abort.signal);
-    this.loops = Array.from({ length: concurrency }, () => this.loop());
+    const receivers = Math.min(concurrency, RECEIVERS);
+    this.slots = new Slots(concurrency);
+    // Every loop's receive, and its wait for a free invocation, listens to the one signal that stops them all.
+    setMaxListeners(2 * receivers + 10, this.abort.signal);
+    this.loops = Array.from({ length: receivers }, () => this.loop());
   }
 
   /** Stops polling and waits for the invocations under way. */
   async stop(): Promise<void> {
     this.abort.abort();
     await Promise.all(this.loops);
+    await Promise.all(this.running);
     this.loops = [];
   }
 
+  /** Waits for a free invocation, reads a batch for it, and starts it without waiting for it to end. */
   private async loop(): Promise<void> {
-    while (!this.abort.signal.aborted) {
+    while (await this.slots.acquire(this.abort.signal)) {
       const messages = await this.gather();
-      if (messages.length === 0) continue;
-      if (this.options.duplicateDelivery?.() === true)
-        await Promise.all([this.invoke(messages), this.invoke(messages)]);
-      else await this.invoke(messages);
+      if (messages.length === 0) {
+        this.slots.release();
+        continue;
+      }
+      const invocation = (
+        this.options.duplicateDelivery?.() === true
+          ? Promise.all([this.invoke(messages), this.invoke(messages)]).then(() => {})
+          : this.invoke(messages)
+      ).finally(() => {
+        this.running.delete(invocation);
+        this.slots.release();
+      });
+      this.running.add(invocation);
     }
   }
 
@@ -211,5 +234,40 @@ export class SqsPoller {
       eventSourceARN: this.options.queueArn,
       awsRegion: this.options.region,
     };
+  }
+}
+
+/** Invocations free to start: a counting semaphore whose waits end when `signal` aborts. */
+class Slots {
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private free: number) {}
+
+  /** Takes a slot, waiting for one; false (and no slot) when `signal` aborts first. */
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.free > 0) {
+      this.free -= 1;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        this.waiters.splice(this.waiters.indexOf(granted), 1);
+        resolve(false);
+      };
+      const granted = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      };
+      this.waiters.push(granted);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Gives a slot back, to the longest waiter if any. */
+  release(): void {
+    const next = this.waiters.shift();
+    if (next === undefined) this.free += 1;
+    else next();
   }
 }

@@ -128,6 +128,57 @@ describe('SqsPoller', () => {
     expect(await drain(queue.queueUrl)).toEqual([]);
   });
 
+  it("runs up to its maximum concurrency while a few receives read the queue, as Lambda's pollers do", async () => {
+    // Prepare: 30 records, one an invocation, 30 invocations allowed; every invocation waits to be let go.
+    const queue = await queueWithDlq();
+    await send(
+      queue.queueUrl,
+      Array.from({ length: 30 }, (_, index) => `r${index}`),
+    );
+    const send_ = sqs.send.bind(sqs);
+    let receiving = 0;
+    let peakReceiving = 0;
+    vi.spyOn(sqs, 'send').mockImplementation((async (
+      command: Parameters<typeof sqs.send>[0],
+      options?: object,
+    ) => {
+      const isReceive = command instanceof ReceiveMessageCommand;
+      if (isReceive) peakReceiving = Math.max(peakReceiving, ++receiving);
+      try {
+        return await send_(command, options);
+      } finally {
+        if (isReceive) receiving -= 1;
+      }
+    }) as typeof sqs.send);
+    let running = 0;
+    let peakRunning = 0;
+    let letGo = () => {};
+    const released = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const worker = poller(
+      queue,
+      async () => {
+        peakRunning = Math.max(peakRunning, ++running);
+        await released;
+        running -= 1;
+        return { batchItemFailures: [] };
+      },
+      { batchSize: 1, maxConcurrency: 30 },
+    );
+
+    // Act
+    worker.start();
+    await until(() => peakRunning === 30);
+    letGo();
+    await until(() => worker.stats.recordsDeleted === 30);
+    await worker.stop();
+
+    // Assess
+    expect(peakRunning).toBe(30);
+    expect(peakReceiving).toBeLessThanOrEqual(5);
+  });
+
   it('keeps reported failures on the queue, redelivers them with a higher receive count, then the DLQ takes them', async () => {
     // Prepare
     const queue = await queueWithDlq(3);
