@@ -15,8 +15,8 @@ export type SpendableFrom = () => Promise<number | undefined>;
 
 /**
  * A share whose last arrival is further off than this asks the budget, at most once a period while it waits,
- * whether tokens given back since its grant bring its arrivals forward: given back early, they would otherwise only go to a batch
- * granted later, and at the end of a job there is none.
+ * whether tokens given back since its grant bring its arrivals forward: given back, they would otherwise only
+ * go to a batch granted later, and at the end of a job there is none.
  */
 export const BRING_FORWARD_CHECK_MS = 500;
 

@@ -77,27 +77,23 @@ export async function callWithin(
 export const WAITED_FOR_TOKENS_MS = 1_000;
 
 /**
- * Answers of one batch that may be on their way back at once, each charged what answers are expected to cost
- * beyond what their calls held: room the batch keeps for them. Bedrock settles a charge a little before the
- * answer reaches the worker; until then the batch's mirror of the quota is that far ahead of Bedrock's. Room
- * it keeps is room the job spends late, so one: a throttle a rarer overrun causes goes through the failure
- * table.
+ * Answers of one batch that may be on their way back at once, each charged up to the longest seen: room the
+ * batch keeps for them. Room it keeps is room the job spends late, so one: a second overrun at the same
+ * moment is rare, and a throttle it causes goes through the failure table.
  */
 const CALLS_IN_TRANSIT = 1;
 
-/**
- * What a call holds of its batch's share until its answer is in: what Bedrock reserves for it, so the share
- * admits calls as Bedrock does. When the answer is in, the call holds what Bedrock charged, which may be more.
- */
+/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
 function holdOf(call: Call): number {
-  return call.cost.reserved;
+  return Math.max(call.cost.reserved, call.cost.charge);
 }
 
 /**
  * What a batch's calls take from the budget, call by call, and what of it the batch keeps back. Each call
  * takes what Bedrock is expected to charge; the first also takes headroom for the calls that run at once
  * (what Bedrock reserves beyond the charge, enough of them to spend the quota at the latency seen), and room
- * the batch keeps back for answers on their way (see CALLS_IN_TRANSIT).
+ * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than the
+ * call held, a little before its answer reaches the worker.
  */
 function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: number[]; kept: number } {
   const [first] = calls;
@@ -110,7 +106,7 @@ function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: nu
     calls.length,
   );
   const headroom = inFlight * Math.max(0, ...calls.map((call) => call.cost.reserved - call.cost.charge));
-  const kept = CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => call.cost.charge - holdOf(call)));
+  const kept = CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => call.cost.ceiling - holdOf(call)));
   return { tokens: charges.map((charge, index) => (index === 0 ? charge + headroom + kept : charge)), kept };
 }
 
