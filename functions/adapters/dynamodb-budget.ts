@@ -19,8 +19,9 @@ import {
   MINUTE_MS,
   type RateSettings,
   rateAfterRecovery,
-  rateAfterThrottle,
   refillMs,
+  responseToThrottle,
+  type ThrottleResponse,
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import type { BudgetReservation } from '../../shared/pipeline/model.ts';
@@ -39,10 +40,11 @@ type Write = Pick<
 
 /**
  * The shared token budget in the ledger table: one item per region and model id (`BUDGET#<key>` / `BUCKET`)
- * holding the bucket's `fullAt`, its rate and when the rate changed (see shared/budget/bucket.ts). Taking
- * tokens is one conditional ADD on `fullAt`; a write that finds the bucket full, or another rate, fails with
- * the item's state (ReturnValuesOnConditionCheckFailure) and is sent again in the right form. Each worker
- * keeps the state its last write returned, so in steady use every reserve and every settle is one write.
+ * holding the bucket's `fullAt`, its rate, when the rate changed and when Bedrock last throttled a call it
+ * allowed (`throttledAt`, absent until then; see shared/budget/bucket.ts). Taking tokens is one conditional
+ * ADD on `fullAt`; a write that finds the bucket full, or another rate, fails with the item's state
+ * (ReturnValuesOnConditionCheckFailure) and is sent again in the right form. Each worker keeps the state its
+ * last write returned, so in steady use every reserve and every settle is one write.
  */
 export class DynamoDbTokenBudget implements TokenBudget {
   private readonly states = new Map<string, BucketState>();
@@ -141,8 +143,20 @@ export class DynamoDbTokenBudget implements TokenBudget {
     }
   }
 
+  /**
+   * Responds to a throttle as the bucket stands (see THROTTLE_MEMORY_MS), on the state this worker last saw:
+   * a write whose condition finds another state learns it and decides again.
+   */
   async recordThrottle(key: string): Promise<void> {
-    await this.adjustRate(key, (seen) => rateAfterThrottle(seen, this.rates, this.now()));
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
+      const now = this.now();
+      const state = this.stateOf(key, now);
+      const written = await this.write(
+        key,
+        this.throttleWrite(state, responseToThrottle(state, this.rates, now), now),
+      );
+      if (written.ok) return;
+    }
   }
 
   async pauseUntil(key: string, until: number): Promise<void> {
@@ -172,6 +186,34 @@ export class DynamoDbTokenBudget implements TokenBudget {
     return (state?.fullAt ?? this.now()) - MINUTE_MS;
   }
 
+  /**
+   * The write that carries out a throttle's response, on the condition that the bucket is as `seen` where it
+   * matters: emptying only ever moves `fullAt` later, and a change of rate is an add (see `rateChange`).
+   */
+  private throttleWrite(seen: BucketState, response: ThrottleResponse, now: number): Write {
+    const throttledAsSeen =
+      seen.throttledAt === undefined ? 'attribute_not_exists(throttledAt)' : 'throttledAt = :seenThrottledAt';
+    const values = {
+      ...(seen.throttledAt === undefined ? {} : { ':seenThrottledAt': seen.throttledAt }),
+      ':now': now,
+      ':expires': this.expiresAt(now),
+    };
+    if (response.kind === 'empty')
+      return {
+        UpdateExpression:
+          'SET fullAt = :fullAt, throttledAt = :now, expiresAt = :expires, tokensPerMinute = if_not_exists(tokensPerMinute, :rate), rateChangedAt = if_not_exists(rateChangedAt, :now)',
+        ConditionExpression: `(attribute_not_exists(fullAt) OR fullAt <= :fullAt) AND ${throttledAsSeen}`,
+        ExpressionAttributeValues: { ...values, ':fullAt': response.fullAt, ':rate': seen.tokensPerMinute },
+      };
+    if (response.kind === 'slow')
+      return this.rateChange(seen, response.tokensPerMinute, now, 'throttledAt = :now, ');
+    return {
+      UpdateExpression: 'SET throttledAt = :now, expiresAt = :expires',
+      ConditionExpression: throttledAsSeen,
+      ExpressionAttributeValues: values,
+    };
+  }
+
   /** The bucket as this worker last saw it, or a full one at the configured quota. */
   stateOf(key: string, now: number): BucketState {
     return this.states.get(key) ?? fullBucket(this.rates.tokensPerMinute, now);
@@ -193,9 +235,8 @@ export class DynamoDbTokenBudget implements TokenBudget {
   }
 
   /**
-   * Moves the bucket to the rate `decide` picks from its state, keeping its tokens: `fullAt` moves by the
-   * difference, as an add, so takes that land in between are kept. Of several workers changing the rate at
-   * once only one wins; a loser decides again from the state its failed write returned.
+   * Moves the bucket to the rate `decide` picks from its state (see `rateChange`). Of several workers changing
+   * the rate at once only one wins; a loser decides again from the state its failed write returned.
    */
   private async adjustRate(key: string, decide: (state: BucketState) => number | undefined): Promise<void> {
     for (let attempt = 1; attempt <= 2; attempt += 1) {
@@ -203,22 +244,28 @@ export class DynamoDbTokenBudget implements TokenBudget {
       const state = this.stateOf(key, now);
       const tokensPerMinute = decide(state);
       if (tokensPerMinute === undefined) return;
-      const rescaled = atRate(state, tokensPerMinute, now);
-      const written = await this.write(key, {
-        UpdateExpression:
-          'ADD fullAt :shift SET tokensPerMinute = :rate, rateChangedAt = :now, expiresAt = :expires',
-        ConditionExpression: 'tokensPerMinute = :previous AND rateChangedAt = :changedAt',
-        ExpressionAttributeValues: {
-          ':shift': rescaled.fullAt - Math.max(state.fullAt, now),
-          ':rate': tokensPerMinute,
-          ':previous': state.tokensPerMinute,
-          ':changedAt': state.rateChangedAt,
-          ':now': now,
-          ':expires': this.expiresAt(now),
-        },
-      });
+      const written = await this.write(key, this.rateChange(state, tokensPerMinute, now));
       if (written.ok) return;
     }
+  }
+
+  /**
+   * Moves the bucket as `state` to another rate, keeping its tokens: `fullAt` moves by the difference, as an
+   * add, so takes that land in between are kept; `alsoSet` names other attributes the write sets.
+   */
+  private rateChange(state: BucketState, tokensPerMinute: number, now: number, alsoSet = ''): Write {
+    return {
+      UpdateExpression: `ADD fullAt :shift SET ${alsoSet}tokensPerMinute = :rate, rateChangedAt = :now, expiresAt = :expires`,
+      ConditionExpression: 'tokensPerMinute = :previous AND rateChangedAt = :changedAt',
+      ExpressionAttributeValues: {
+        ':shift': atRate(state, tokensPerMinute, now).fullAt - Math.max(state.fullAt, now),
+        ':rate': tokensPerMinute,
+        ':previous': state.tokensPerMinute,
+        ':changedAt': state.rateChangedAt,
+        ':now': now,
+        ':expires': this.expiresAt(now),
+      },
+    };
   }
 
   /** One conditional write; the item after it, or the item that failed its condition. */
@@ -266,5 +313,6 @@ function stateOfItem(item: Record<string, unknown> | undefined): BucketState | u
     fullAt: item.fullAt,
     tokensPerMinute: item.tokensPerMinute,
     rateChangedAt: typeof item.rateChangedAt === 'number' ? item.rateChangedAt : 0,
+    ...(typeof item.throttledAt === 'number' ? { throttledAt: item.throttledAt } : {}),
   };
 }

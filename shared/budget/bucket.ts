@@ -24,6 +24,8 @@ export interface BucketState {
   readonly tokensPerMinute: number;
   /** When the rate last changed. */
   readonly rateChangedAt: number;
+  /** When Bedrock last throttled a call the bucket allowed; undefined when it never has. */
+  readonly throttledAt?: number;
 }
 
 export function fullBucket(tokensPerMinute: number, now: number): BucketState {
@@ -93,16 +95,51 @@ export function latestFullAtToStartBy(
 }
 
 /**
- * The bucket at another rate (and so another size): what it is short of full, or in debt, stays so; only
- * the time it takes to refill changes.
+ * The bucket at another rate (and so another size): what it is short of full stays so, up to the whole of
+ * the new size, and a debt stays a debt; only the time it takes to refill changes. An empty bucket made
+ * smaller stays empty: it does not owe what the larger one held.
  */
 export function atRate(state: BucketState, tokensPerMinute: number, now: number): BucketState {
-  const ahead = Math.max(0, state.fullAt - now);
-  return {
-    fullAt: now + (ahead * state.tokensPerMinute) / tokensPerMinute,
-    tokensPerMinute,
-    rateChangedAt: now,
-  };
+  const level = levelAt(state, now);
+  const short =
+    level >= 0 ? Math.min(state.tokensPerMinute - level, tokensPerMinute) : tokensPerMinute - level;
+  return { ...state, fullAt: now + refillMs(short, tokensPerMinute), tokensPerMinute, rateChangedAt: now };
+}
+
+/**
+ * A throttle this long after the last one says the bucket ran ahead of Bedrock's (an answer overran on its
+ * way back): the bucket is emptied, as Bedrock's is, and the rate stays. A throttle within it says another
+ * application spends the quota too: the rate decreases.
+ */
+export const THROTTLE_MEMORY_MS = 60_000;
+
+/** What a Bedrock throttle does to the bucket: empties it, lowers its rate, or only marks when it came. */
+export type ThrottleResponse =
+  | { readonly kind: 'empty'; readonly fullAt: number }
+  | { readonly kind: 'slow'; readonly tokensPerMinute: number }
+  | { readonly kind: 'mark' };
+
+/** The response to a throttle now, from the bucket as it stands (see THROTTLE_MEMORY_MS). */
+export function responseToThrottle(
+  state: BucketState,
+  settings: RateSettings,
+  now: number,
+): ThrottleResponse {
+  if (state.throttledAt === undefined || now - state.throttledAt >= THROTTLE_MEMORY_MS)
+    return { kind: 'empty', fullAt: Math.max(state.fullAt, now + MINUTE_MS) };
+  const lowered = rateAfterThrottle(state, settings, now);
+  return lowered === undefined ? { kind: 'mark' } : { kind: 'slow', tokensPerMinute: lowered };
+}
+
+/** The bucket after a throttle's response. */
+export function afterThrottle(state: BucketState, response: ThrottleResponse, now: number): BucketState {
+  const responded =
+    response.kind === 'empty'
+      ? { ...state, fullAt: response.fullAt }
+      : response.kind === 'slow'
+        ? atRate(state, response.tokensPerMinute, now)
+        : state;
+  return { ...responded, throttledAt: now };
 }
 
 /** How the spending rate adapts when Bedrock throttles calls the budget allowed (another application shares the quota). */

@@ -578,16 +578,26 @@ describe.each([
     expect(later.startAts).toEqual([now + 20_000 - refilled, now + 30_000 - refilled]);
   });
 
-  it('lowers the rate when Bedrock throttles, keeping what was spent spent', async () => {
+  it('empties the bucket at a first throttle, keeping the rate', async () => {
     const [a, b] = workers();
     const key = newKey();
     await a.reserve(key, [30_000], now);
     await a.recordThrottle(key);
-    const afterThrottle = await b.reserve(key, [42_000], now + 120_000);
-    // 30,000 tokens short of full and a full bucket's lead (a token a millisecond at 60,000 a minute), at
-    // 42,000 a minute: the bucket is full again, 42,000, that much later.
-    const short = 30_000 + FULL_BUCKET_LEAD_MS;
-    expect(afterThrottle.startAts[0] ?? 0).toBeCloseTo(now + (short * 60_000) / 42_000, -1);
+    const afterThrottle = await b.reserve(key, [6_000], now + 120_000);
+    // Empty now, as Bedrock's bucket is: 6,000 tokens are there 6 s later at 60,000 a minute.
+    expect(afterThrottle.startAts).toEqual([now + 6_000]);
+  });
+
+  it('lowers the rate at a throttle within a minute of the last, keeping what was spent spent', async () => {
+    const [a, b] = workers();
+    const key = newKey();
+    await a.recordThrottle(key);
+    now += 10_000;
+    await b.recordThrottle(key);
+    const afterThrottles = await a.reserve(key, [42_000], now + 120_000);
+    // Emptied 10 s ago, 50,000 short of 60,000; at 42,000 a minute that is empty, and full again, 42,000, a
+    // minute later.
+    expect(afterThrottles.startAts[0] ?? 0).toBeCloseTo(now + 60_000, -1);
   });
 
   it('says when all it granted may be spent: sooner once a batch gives tokens back', async () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { countInputTokens } from '../../local/bedrock/tokens.ts';
 import { batchPartName } from '../../shared/batch/staging.ts';
 import {
+  afterThrottle,
   atRate,
   type BucketState,
   DEFAULT_RATE_SETTINGS,
@@ -10,8 +11,8 @@ import {
   MINUTE_MS,
   type RateSettings,
   rateAfterRecovery,
-  rateAfterThrottle,
   refillMs,
+  responseToThrottle,
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import { InputChangedError } from '../../shared/errors.ts';
@@ -547,8 +548,7 @@ export class MemoryBudget implements TokenBudget {
     this.throttles.push(key);
     const now = this.now();
     const state = this.stateOf(key, now);
-    const lowered = rateAfterThrottle(state, this.rates, now);
-    if (lowered !== undefined) this.buckets.set(key, atRate(state, lowered, now));
+    this.buckets.set(key, afterThrottle(state, responseToThrottle(state, this.rates, now), now));
   }
 
   async pauseUntil(key: string, until: number): Promise<void> {

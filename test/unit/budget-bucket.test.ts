@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  afterThrottle,
   atRate,
   type BucketState,
   DEFAULT_RATE_SETTINGS,
@@ -10,6 +11,8 @@ import {
   levelAt,
   rateAfterRecovery,
   rateAfterThrottle,
+  responseToThrottle,
+  THROTTLE_MEMORY_MS,
   takeEach,
 } from '../../shared/budget/bucket.ts';
 
@@ -106,6 +109,79 @@ describe('the shared budget as a bucket kept by the moment it is full again', ()
     // Assess: 15,000 tokens short at 30,000 a minute is 30 s from full.
     expect(halved).toEqual({ fullAt: T0 + 30_000, tokensPerMinute: 30_000, rateChangedAt: T0 });
     expect(levelAt(halved, T0)).toBe(15_000);
+  });
+
+  it.each([
+    // case, fullAt after T0 at 60,000 a minute, the level expected at 30,000 a minute
+    ['an empty bucket stays empty, owing nothing', 60_000, 0],
+    ['a bucket short of more than the new size is empty', 50_000, 0],
+    ['a debt stays a debt', 90_000, -30_000],
+  ])('at a lower rate: %s', (_case, fullAfter, expectedLevel) => {
+    // Act
+    const halved = atRate({ ...full(), fullAt: T0 + fullAfter }, 30_000, T0);
+
+    // Assess
+    expect(levelAt(halved, T0)).toBeCloseTo(expectedLevel, 6);
+  });
+});
+
+describe('a throttle Bedrock answers to a call the budget allowed', () => {
+  describe.each([
+    // case, bucket (fullAt and throttledAt after T0, rate, rateChangedAt after T0), expected response
+    [
+      'the first: the bucket is emptied now',
+      0,
+      undefined,
+      60_000,
+      -600_000,
+      { kind: 'empty', fullAt: T0 + 60_000 },
+    ],
+    [
+      'the first, on a bucket in debt: it stays in debt',
+      90_000,
+      undefined,
+      60_000,
+      -600_000,
+      { kind: 'empty', fullAt: T0 + 90_000 },
+    ],
+    [
+      'one a memory after the last: emptied again',
+      0,
+      -THROTTLE_MEMORY_MS,
+      60_000,
+      -600_000,
+      { kind: 'empty', fullAt: T0 + 60_000 },
+    ],
+    [
+      'one within a memory of the last: the rate drops',
+      0,
+      -10_000,
+      60_000,
+      -600_000,
+      { kind: 'slow', tokensPerMinute: 42_000 },
+    ],
+    ['one just after a drop: only marked', 0, -1_000, 42_000, -1_000, { kind: 'mark' }],
+  ] as const)('%s', (_case, fullAfter, throttledAfter, tokensPerMinute, changedAfter, expected) => {
+    const state: BucketState = {
+      fullAt: T0 + fullAfter,
+      tokensPerMinute,
+      rateChangedAt: T0 + changedAfter,
+      ...(throttledAfter === undefined ? {} : { throttledAt: T0 + throttledAfter }),
+    };
+
+    it('responds to it so, and marks when it came', () => {
+      // Act
+      const response = responseToThrottle(state, rates, T0);
+      const after = afterThrottle(state, response, T0);
+
+      // Assess
+      expect(response).toEqual(expected);
+      expect(after.throttledAt).toBe(T0);
+      expect(after.tokensPerMinute).toBe(
+        response.kind === 'slow' ? response.tokensPerMinute : tokensPerMinute,
+      );
+      if (response.kind === 'empty') expect(after.fullAt).toBe(response.fullAt);
+    });
   });
 });
 

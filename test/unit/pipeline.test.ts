@@ -633,8 +633,12 @@ describe('the shared token budget', () => {
     expect(pipeline.budget.asked[0]?.tokens).toEqual([22_503 + 256]);
   });
 
-  it('lowers the rate once per batch when Bedrock throttles calls the budget allowed', async () => {
+  it.each([
+    ['empties the budget once per batch, keeping the rate, at a first throttle', undefined, 100_000],
+    ['lowers the rate once per batch when throttles follow within a minute', -10_000, 70_000],
+  ])('%s', async (_case, lastThrottleAfter, expectedRate) => {
     // Prepare
+    const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
     const pipeline = budgetedPipeline(100_000, (_, body) => {
       if (JSON.stringify(body).includes('Prompt b') || JSON.stringify(body).includes('Prompt c')) {
         throw awsError('ThrottlingException', 429);
@@ -652,6 +656,13 @@ describe('the shared token budget', () => {
       pipeline.enqueueSettings,
       () => false,
     );
+    if (lastThrottleAfter !== undefined) {
+      const { now } = pipeline.clock;
+      pipeline.budget.buckets.set(key, {
+        ...pipeline.budget.stateOf(key, now),
+        throttledAt: now + lastThrottleAfter,
+      });
+    }
 
     // Act
     const verdicts = await pipeline.workBatch(pipeline.queue.sent.splice(0));
@@ -659,11 +670,9 @@ describe('the shared token budget', () => {
     // Assess
     expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'retry', 'retry']);
     expect(pipeline.budget.throttles).toHaveLength(1);
-    const state = pipeline.budget.stateOf(
-      'us-west-2#global.anthropic.claude-opus-4-6-v1',
-      pipeline.clock.now,
-    );
-    expect(state.tokensPerMinute).toBe(70_000);
+    const state = pipeline.budget.stateOf(key, pipeline.clock.now);
+    expect(state.tokensPerMinute).toBe(expectedRate);
+    if (lastThrottleAfter === undefined) expect(levelAt(state, pipeline.clock.now)).toBeLessThanOrEqual(0);
   });
 
   it("waits for Bedrock's daily quota without spending an attempt, and pauses the model's budget", async () => {
