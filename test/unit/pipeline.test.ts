@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FULL_BUCKET_LEAD_MS, levelAt, MINUTE_MS } from '../../shared/budget/bucket.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
@@ -533,6 +533,25 @@ describe('the shared token budget', () => {
     expect(pipeline.clock.now - started).toBe(19_500);
     expect(pipeline.queue.delayed).toEqual([]);
     expect(pipeline.manifest('inputs/wait.jsonl')).toMatchObject({ successRecordCount: 5 });
+  });
+
+  it('starts waiting calls at once when the budget says tokens given back let all it granted be spent now', async () => {
+    // Prepare: the waiting setup above, with another batch having given back enough for everything granted.
+    const pipeline = budgetedPipeline(1_000, () =>
+      textResponse('full', { input_tokens: 15, output_tokens: 50 }),
+    );
+    const started = pipeline.clock.now;
+    const asked = vi.spyOn(pipeline.budget, 'spendableFrom').mockResolvedValue(started);
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/given-back.jsonl', fiveRecords);
+
+    // Assess: the worker asked while its fourth call waited, and no call waited for the refill.
+    expect(asked).toHaveBeenCalled();
+    expect(verdicts.map((verdict) => (verdict.kind === 'done' ? verdict.waitedMs : 'not done'))).toEqual(
+      Array(5).fill(undefined),
+    );
+    expect(pipeline.clock.now).toBe(started);
   });
 
   it('starts a call as soon as ended calls free what Bedrock reserved beyond their charge', async () => {
