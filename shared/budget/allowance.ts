@@ -20,6 +20,9 @@ export type SpendableFrom = () => Promise<number | undefined>;
  */
 export const BRING_FORWARD_CHECK_MS = 500;
 
+/** The budget's moments are sums of fractions of a millisecond: two within this are one. */
+const SAME_MOMENT_MS = 1;
+
 /**
  * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
  * at least what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock
@@ -120,13 +123,13 @@ export class BatchAllowance {
     this.nextCheckAt = now + BRING_FORWARD_CHECK_MS;
     const from = await this.spendableFrom?.().catch(() => undefined);
     if (from === undefined) return;
-    if (from > this.lastArrivalAt()) {
+    if (from > this.lastArrivalAt() + SAME_MOMENT_MS) {
       this.grantedAfter = true;
       return;
     }
-    const at = Math.max(now, from);
+    const earlier = Math.max(0, this.lastArrivalAt() - from);
     this.arrivals.forEach((arrival, index) => {
-      if (arrival.at > at) this.arrivals[index] = { ...arrival, at };
+      if (arrival.at > now) this.arrivals[index] = { ...arrival, at: Math.max(now, arrival.at - earlier) };
     });
   }
 

@@ -96,8 +96,8 @@ describe("a batch's share of the budget", () => {
   });
 
   it('brings its arrivals forward when the budget says tokens given back let all it granted be spent sooner', async () => {
-    // Prepare: the share's last arrival is at 10 s; another batch gives tokens back, and from 2 s on the
-    // budget can let everything it granted be spent from 4 s.
+    // Prepare: the share's last arrival is at 10 s; another batch gives 6 s of tokens back, and from 2 s on
+    // the budget can let everything it granted be spent from 4 s.
     const { clock, fake } = fakeClock();
     const asked: number[] = [];
     const allowance = new BatchAllowance(
@@ -121,8 +121,9 @@ describe("a batch's share of the budget", () => {
     await allowance.hold(100, never);
     const thirdAt = clock.now;
 
-    // Assess: both arrivals moved; it asked every BRING_FORWARD_CHECK_MS while its last arrival was further off.
-    expect([secondAt, thirdAt]).toEqual([4_000, 4_000]);
+    // Assess: every arrival comes 6 s sooner (the one due at 6 s when asked, at 2 s); it asked every
+    // BRING_FORWARD_CHECK_MS while its last arrival was further off.
+    expect([secondAt, thirdAt]).toEqual([2_000, 4_000]);
     const lastAsked = 4_000 - BRING_FORWARD_CHECK_MS - 1;
     expect(asked).toEqual(
       Array.from(
@@ -156,6 +157,27 @@ describe("a batch's share of the budget", () => {
     // Assess
     expect(clock.now).toBe(5_000);
     expect(asked).toBe(1);
+  });
+
+  it('keeps asking when the budget says its own last arrival, give or take a fraction of a millisecond', async () => {
+    // Prepare: the budget's sum lands a hair after the share's own last arrival, and then tokens come back.
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 100 },
+        { at: 5_000, tokens: 100 },
+      ],
+      fake,
+      0,
+      async () => (clock.now >= 1_000 ? 3_000 : 5_000.4),
+    );
+    await allowance.hold(100, never);
+
+    // Act
+    await allowance.hold(100, never);
+
+    // Assess
+    expect(clock.now).toBe(3_000);
   });
 
   it('does not ask when its last arrival is near', async () => {
