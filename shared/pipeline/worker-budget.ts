@@ -83,13 +83,9 @@ export const WAITED_FOR_TOKENS_MS = 1_000;
  */
 const CALLS_IN_TRANSIT = 1;
 
-/**
- * What a call holds of its batch's share until its answer is in: what Bedrock reserves for it, and no more,
- * as Bedrock admits it. An answer charged more (output x burndown) puts the share in debt when it ends, which
- * the batch's next calls wait out; the room the batch keeps covers the debt of answers still on their way.
- */
+/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
 function holdOf(call: Call): number {
-  return call.cost.reserved;
+  return Math.max(call.cost.reserved, call.cost.charge);
 }
 
 /**
