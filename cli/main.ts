@@ -1,6 +1,7 @@
 import { PipelineError } from '../shared/errors.ts';
 import { LOCAL_UP_USAGE, localUpCommand } from './commands/local-up.ts';
 import { PLAN_USAGE, planCommand } from './commands/plan.ts';
+import { QUOTAS_USAGE, quotasCommand } from './commands/quotas.ts';
 import {
   cancelCommand,
   REMOTE_USAGE,
@@ -22,6 +23,7 @@ const USAGE = `bedrock-batch: run batches of Claude prompts on Amazon Bedrock.
   ${LOCAL_UP_USAGE}
   ${REMOTE_USAGE.split('\n').join('\n  ')}
   ${REPORT_USAGE}
+  ${QUOTAS_USAGE}
   bedrock-batch --version
 `;
 
@@ -58,6 +60,8 @@ async function main(argv: string[], term: Terminal): Promise<number> {
       return redriveCommand(rest, term);
     case 'report':
       return reportCommand(rest, term);
+    case 'quotas':
+      return quotasCommand(rest, term);
     case 'version':
     case '--version':
     case '-v':

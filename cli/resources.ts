@@ -41,7 +41,7 @@ export async function resolveResources(values: {
   const resources =
     values.stack !== undefined
       ? await fromStack(values.stack, values.region)
-      : await fromFile(values.resources ?? DEFAULT_RESOURCES_FILE);
+      : await readResourcesFile(values.resources ?? DEFAULT_RESOURCES_FILE);
   const clients: AwsClients = awsClients({
     region: resources.region,
     ...(resources.endpoints === undefined ? {} : { endpoints: resources.endpoints }),
@@ -50,7 +50,8 @@ export async function resolveResources(values: {
   return { resources, clients };
 }
 
-async function fromFile(path: string): Promise<StackResources> {
+/** The resources `bedrock-batch local up` wrote (or a file of the same shape). */
+export async function readResourcesFile(path: string): Promise<StackResources> {
   const text = await readFile(path, 'utf8').catch(() => undefined);
   if (text === undefined) {
     throw new UsageError(

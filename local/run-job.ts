@@ -21,8 +21,10 @@ export interface LocalJobOptions {
   readonly speed?: number;
   /** Per-file options, as `aws s3 cp --metadata` would set them. */
   readonly metadata?: Readonly<Record<string, string>>;
-  /** The Bedrock quota: the stand-in's, and the pipeline's shared budget. */
+  /** The Bedrock quota: the stand-in's, and the pipeline's shared budget (times `quotaShare`). */
   readonly tokensPerMinute?: number;
+  /** The part of the quota the pipeline spends (0 < share <= 1): other applications may need the rest. */
+  readonly quotaShare?: number;
   readonly region?: string;
   /** Calls go to the local stand-in, or to real Bedrock with the default AWS credential chain. */
   readonly bedrock?: 'local' | 'aws';
@@ -70,7 +72,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   const stopper = stopOnSignals(cloud, log);
   try {
     const running = await startLocalPipeline(cloud, {
-      tokensPerMinute,
+      tokensPerMinute: Math.floor(tokensPerMinute * (options.quotaShare ?? 1)),
       typicalRecord: localTypicalRecord(options),
       ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
     });

@@ -1,4 +1,5 @@
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
 import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
@@ -6,17 +7,21 @@ import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
+import { resolveModel } from '../../shared/models/resolve-model.ts';
 import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
+import { poolName } from '../../shared/quotas/pools.ts';
+import { readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
+import { quotaOptions, quotaShare } from './quotas.ts';
 
 export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
     [--endpoint global|regional|in-region] [--max-tokens n] [--lane on-demand|batch|auto] [--deadline 6h]
-    [--cache auto|off] [--bedrock local|aws] [--quota-tpm n] [--speed x] [--json]`;
+    [--cache auto|off] [--bedrock local|aws] [--quota-tpm n] [--quota-share x] [--speed x] [--json]`;
 
 /** Options shared by the commands that pick a model: they become the file's S3 metadata. */
 export const modelOptions = {
@@ -97,29 +102,23 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
       out: { type: 'string', default: '.' },
       bedrock: { type: 'string', default: 'local' },
       'quota-tpm': { type: 'string' },
+      ...quotaOptions,
       speed: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     ['<file.jsonl>'],
   );
-  const { file, region, metadata, speed, tokensPerMinute, bedrock } = await checkRunArguments(
-    values,
-    positionals[0],
-  );
+  const { quotaNote, ...job } = await checkRunArguments(values, positionals[0]);
   const started = Date.now();
   const log = (line: string) => {
     term.endStatus();
     if (values.json) term.err(`${line}\n`);
     else term.out(`${line}\n`);
   };
+  if (quotaNote !== undefined) log(quotaNote);
   const result = await runLocalJob({
-    file,
+    ...job,
     outDir: values.out,
-    metadata,
-    region,
-    bedrock,
-    speed,
-    tokensPerMinute,
     log,
     onProgress: (progress) => (values.json ? undefined : term.status(progressBar(progress, term))),
   });
@@ -143,6 +142,7 @@ async function checkRunArguments(
     bedrock: string;
     speed?: string | undefined;
     'quota-tpm'?: string | undefined;
+    'quota-share'?: string | undefined;
   } & Parameters<typeof fileMetadata>[0],
   input: string | undefined,
 ) {
@@ -156,12 +156,57 @@ async function checkRunArguments(
   }
   const region = knownRegion(values.region);
   const metadata = fileMetadata(values);
-  checkModelChoice(metadata, region);
+  const settings = checkModelChoice(metadata, region);
   const speed = nonNegativeNumber('speed', values.speed, 1);
-  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
+  const share = quotaShare(values['quota-share']);
+  const configured =
+    values['quota-tpm'] === undefined ? undefined : positiveInteger('quota-tpm', values['quota-tpm'], 0);
   await checkOutputDirectory(values.out);
-  if (bedrock === 'aws') await requireAwsCredentials(region);
-  return { file, region, metadata, speed, tokensPerMinute, bedrock };
+  const base = { file, region, metadata, speed, bedrock, quotaShare: share };
+  if (bedrock === 'local')
+    return { ...base, tokensPerMinute: configured ?? DEFAULT_TOKENS_PER_MINUTE, quotaNote: undefined };
+  await requireAwsCredentials(region);
+  return { ...base, ...(await accountQuota(settings, configured, share)) };
+}
+
+/**
+ * The quota of a run on real Bedrock: the one the user gave, or the one Service Quotas applies to the
+ * account for the model as called from the region; and a line that says which, and what the share spends.
+ */
+async function accountQuota(
+  settings: JobSettings,
+  configured: number | undefined,
+  share: number,
+): Promise<{ tokensPerMinute: number; quotaNote: string }> {
+  const { model, endpoint, region, modelId } = resolveModel(settings);
+  const pool = { region, endpoint, model, modelId };
+  const source = new ServiceQuotasSource();
+  try {
+    const { quotas, leftOut } = await readPoolQuotas([pool], source, {
+      configured,
+      fallback: DEFAULT_TOKENS_PER_MINUTE,
+      share,
+    });
+    const [quota] = quotas;
+    if (quota === undefined) {
+      throw new UsageError(
+        `${poolName(pool)} cannot be used: ${leftOut[0]?.reason ?? 'it has no quota'}`,
+        'Choose another endpoint (--endpoint) or region.',
+      );
+    }
+    const from =
+      quota.origin === 'service-quotas'
+        ? `Service Quotas: "${quota.matched[0]}"`
+        : quota.origin === 'configured'
+          ? '--quota-tpm'
+          : (quota.warning ?? quota.origin);
+    return {
+      tokensPerMinute: quota.tokensPerMinute,
+      quotaNote: `Quota: ${quota.tokensPerMinute} tokens a minute for ${poolName(pool)} (${from}); spending ${quota.usableTokensPerMinute}.`,
+    };
+  } finally {
+    source.destroy();
+  }
 }
 
 function summary(

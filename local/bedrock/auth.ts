@@ -13,21 +13,25 @@ export interface AuthSettings {
 }
 
 /**
- * Checks that a request is SigV4-signed for Bedrock in this region, as far as the Authorization header shows:
- * algorithm, credential scope (service `bedrock`, the server's region) and the access key. It does not
+ * Checks that a request is SigV4-signed for Bedrock (or `signingName`) in this region, as far as the
+ * Authorization header shows: algorithm, credential scope (the service, the server's region) and the access key. It does not
  * recompute signatures: the stand-in holds no secrets.
  */
-export function authenticate(authorization: string | undefined, settings: AuthSettings): void {
+export function authenticate(
+  authorization: string | undefined,
+  settings: AuthSettings,
+  signingName = 'bedrock',
+): void {
   const match = authorization === undefined ? null : SIGV4.exec(authorization);
   if (match === null) {
     // An Anthropic API key (x-api-key) or no credentials at all.
     throw new WireError('UnrecognizedClientException');
   }
   const [, accessKeyId = '', , region, service] = match;
-  if (service !== 'bedrock') {
+  if (service !== signingName) {
     throw new WireError(
       'UnrecognizedClientException',
-      `Credential should be scoped to correct service: 'bedrock'.`,
+      `Credential should be scoped to correct service: '${signingName}'.`,
     );
   }
   if (region !== settings.region) {

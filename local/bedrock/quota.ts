@@ -166,14 +166,24 @@ export class QuotaBoard {
     );
   }
 
+  /** The quotas of a model id as called: its own, or the stand-in's default. */
+  limitsOf(modelId: string): { readonly tokensPerMinute: number; readonly tokensPerDay: number } {
+    const settings = this.perModel[modelId] ?? this.defaults;
+    return {
+      tokensPerMinute: settings.tokensPerMinute,
+      tokensPerDay: settings.tokensPerDay ?? settings.tokensPerMinute * 1_440,
+    };
+  }
+
   private quotaOf(modelId: string): ModelQuota {
     let quota = this.quotas.get(modelId);
     if (quota === undefined) {
       const settings = this.perModel[modelId] ?? this.defaults;
+      const limits = this.limitsOf(modelId);
       const now = this.now();
       quota = {
-        minute: new TokenBucket(settings.tokensPerMinute, MINUTE_MS, now),
-        day: new TokenBucket(settings.tokensPerDay ?? settings.tokensPerMinute * 1_440, DAY_MS, now),
+        minute: new TokenBucket(limits.tokensPerMinute, MINUTE_MS, now),
+        day: new TokenBucket(limits.tokensPerDay, DAY_MS, now),
         requestRate:
           settings.requestsPerMinute === undefined
             ? undefined

@@ -17,6 +17,7 @@ import { listenDualProtocol } from './dual-protocol-server.ts';
 import { FaultInjector, type FaultSettings } from './faults.ts';
 import { QuotaBoard, type QuotaSettings } from './quota.ts';
 import { type StandInLatency, StandInRuntime, type StandInState } from './runtime.ts';
+import { SERVICE_QUOTAS_TARGET, ServiceQuotasError, StandInServiceQuotas } from './service-quotas.ts';
 import { type Response, sendError, sendJson, WireError } from './wire-errors.ts';
 
 /** The stand-in's quota unless given: generous, so that only tests about quotas meet it. */
@@ -74,13 +75,20 @@ const STATE_PATH = '/_stand-in/state';
 /**
  * A local Amazon Bedrock runtime for Claude: InvokeModel and CountTokens over HTTP/2 and HTTP/1.1, with
  * Bedrock's validation (from the pipeline's own catalog), per-model token quotas with output burndown,
- * a latency model, deterministic completions, prompt caching and injectable faults, every error in
+ * listed by its own Service Quotas (JSON 1.1 ListServiceQuotas / GetServiceQuota), a latency model, deterministic completions, prompt caching and injectable faults, every error in
  * Bedrock's wire shape.
  */
 export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<BedrockStandIn> {
   const region = options.region ?? 'us-west-2';
   const catalog = options.catalog ?? defaultCatalog;
   const now = options.now ?? Date.now;
+  const quotas = new QuotaBoard(
+    options.quota ?? { tokensPerMinute: STAND_IN_TOKENS_PER_MINUTE },
+    options.quotaByModel ?? {},
+    options.outputBurndown ?? OUTPUT_TOKEN_BURNDOWN,
+    now,
+  );
+  const serviceQuotas = new StandInServiceQuotas(region, catalog, quotas);
   const runtime = new StandInRuntime({
     region,
     catalog,
@@ -88,12 +96,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     seed: options.seed ?? 1,
     speed: options.speed ?? 1,
     latency: options.latency,
-    quotas: new QuotaBoard(
-      options.quota ?? { tokensPerMinute: STAND_IN_TOKENS_PER_MINUTE },
-      options.quotaByModel ?? {},
-      options.outputBurndown ?? OUTPUT_TOKEN_BURNDOWN,
-      now,
-    ),
+    quotas,
     faults: new FaultInjector(options.faults ?? {}, options.seed ?? 1),
   });
   const auth: AuthSettings = { region, ...options.auth };
@@ -103,6 +106,14 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     if (request.method === 'GET' && path === STATE_PATH) {
       sendJson(response, 200, runtime.state());
+      return;
+    }
+    const target = request.headers['x-amz-target'];
+    if (typeof target === 'string' && target.startsWith(SERVICE_QUOTAS_TARGET)) {
+      await answerServiceQuotas(request, target.slice(SERVICE_QUOTAS_TARGET.length), response, {
+        auth,
+        serviceQuotas,
+      });
       return;
     }
     try {
@@ -163,6 +174,33 @@ async function answer(
   }
   throw new WireError('ResourceNotFoundException', `No operation at ${method} ${path}.`);
 }
+
+/** A Service Quotas operation (JSON 1.1), its errors in that protocol's shape. */
+async function answerServiceQuotas(
+  request: http.IncomingMessage | http2.Http2ServerRequest,
+  operation: string,
+  response: Response,
+  { auth, serviceQuotas }: { auth: AuthSettings; serviceQuotas: StandInServiceQuotas },
+): Promise<void> {
+  const headers = { 'content-type': 'application/x-amz-json-1.1' };
+  try {
+    authenticate(request.headers.authorization, auth, 'servicequotas');
+    const input = parseJson(await readBody(request, SERVICE_QUOTAS_BODY_LIMIT));
+    const fields = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+    sendJson(response, 200, serviceQuotas.answer(operation, fields), headers);
+  } catch (error) {
+    const [type, status, message] =
+      error instanceof ServiceQuotasError
+        ? [error.type, 400, error.message]
+        : error instanceof WireError
+          ? [error.type, error.status, error.message]
+          : ['ServiceException', 500, 'The stand-in failed.'];
+    sendJson(response, status, { __type: type, message }, headers);
+  }
+}
+
+/** Service Quotas' requests are a few fields of JSON. */
+const SERVICE_QUOTAS_BODY_LIMIT = 64 * 1024;
 
 async function readBody(request: AsyncIterable<Buffer | string>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -66,7 +66,8 @@ export function endpointNamedBy(model: string, catalog: Catalog = defaultCatalog
   return prefix === 'global' ? 'global' : 'regional';
 }
 
-function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {
+/** The id to call a model by through an endpoint kind from a region of `geography`. */
+export function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: Geography): string {
   switch (endpoint) {
     case 'global':
       return `global.${model.bedrockId}`;
@@ -77,7 +78,8 @@ function invokeModelId(model: CatalogModel, endpoint: EndpointKind, geography: G
   }
 }
 
-function requireRegion(
+/** The region, trimmed, and its geography; an error that names the fix when it is missing or unknown. */
+export function requireRegion(
   region: string | undefined,
   catalog: Catalog,
 ): { region: string; geography: Geography } {

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBedrockStandIn } from '../../local/bedrock/stand-in.ts';
+import { LOCAL_CREDENTIALS } from '../support/bedrock-clients.ts';
 import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 
@@ -287,6 +289,35 @@ describe('bedrock-batch run', () => {
       /No AWS credentials found for --bedrock aws\. Configure the default credential chain/,
     );
   });
+});
+
+describe('bedrock-batch run --bedrock aws', () => {
+  it('spends the share of the quota Service Quotas applies to the account when no --quota-tpm is given', async () => {
+    // Prepare: "AWS" is a stand-in whose account has 250,000 tokens a minute for every model and profile.
+    const aws = await startBedrockStandIn({
+      region: 'us-west-2',
+      speed: 0,
+      quota: { tokensPerMinute: 250_000 },
+    });
+
+    // Act
+    const result = await runCli(
+      ['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--bedrock', 'aws', '--quota-share', '0.8'],
+      {
+        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+        AWS_ENDPOINT_URL_BEDROCK_RUNTIME: aws.endpoint,
+        AWS_ENDPOINT_URL_SERVICE_QUOTAS: aws.endpoint,
+      },
+    ).finally(() => aws.close());
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      /Quota: 250000 tokens a minute for us-west-2#global\.anthropic\.\S+ \(Service Quotas: "Global cross-region model inference tokens per minute for Anthropic Claude [^"]+"\); spending 200000\./,
+    );
+    expect(result.stdout).toMatch(/Done in [\d.]+ s: 20 records/);
+  }, 120_000);
 });
 
 describe('bedrock-batch plan', () => {

@@ -1,0 +1,136 @@
+import {
+  type Catalog,
+  type CatalogModel,
+  defaultCatalog,
+  type EndpointKind,
+  endpointKinds,
+} from '../catalog/catalog.ts';
+import { ModelSelectionError } from '../errors.ts';
+import { invokeModelId, requireRegion } from '../models/resolve-model.ts';
+
+/**
+ * One of Bedrock's quotas for a model: the model as one kind of endpoint serves it (its inference profile,
+ * or the bare id in-region), called from one source region. Each has its own tokens per minute.
+ */
+export interface QuotaPool {
+  readonly region: string;
+  readonly endpoint: EndpointKind;
+  readonly model: CatalogModel;
+  /** The id InvokeModel takes from `region`: `global.<id>`, `<geo>.<id>` or the bare `<id>`. */
+  readonly modelId: string;
+}
+
+/** Where a file's calls may go: endpoint kinds in order of preference, and source regions, the home first. */
+export interface PoolChoice {
+  readonly endpoints: readonly EndpointKind[];
+  readonly regions: readonly string[];
+}
+
+/** A pool the choice names that cannot be used, and why. */
+export interface PoolLeftOut {
+  readonly region: string;
+  readonly endpoint: EndpointKind;
+  readonly reason: string;
+}
+
+export interface PoolPlan {
+  readonly pools: readonly QuotaPool[];
+  readonly leftOut: readonly PoolLeftOut[];
+}
+
+/**
+ * The endpoint kinds, loosest residency first: a file that may run on one may also run on those after it
+ * (stricter), never on those before it.
+ */
+const LOOSEST_FIRST: readonly EndpointKind[] = ['global', 'regional', 'in-region'];
+
+/** What a pool is called in messages, budget keys and the manifest: the region and the id called there. */
+export function poolName(pool: { readonly region: string; readonly modelId: string }): string {
+  return `${pool.region}#${pool.modelId}`;
+}
+
+/**
+ * The endpoint kinds a file whose residency is `loosest` may use: that kind and every stricter one, the
+ * given kind first. `global` may add `regional` and `in-region`; `regional` may add `in-region`.
+ */
+export function endpointsWithin(loosest: EndpointKind): readonly EndpointKind[] {
+  return LOOSEST_FIRST.slice(LOOSEST_FIRST.indexOf(loosest));
+}
+
+/**
+ * Reads a list of endpoint kinds or regions as users write it: separated by commas, `+`, semicolons or
+ * spaces (`aws s3 cp --metadata` splits its pairs at commas, so object metadata uses `+`).
+ */
+export function splitList(text: string): string[] {
+  return text
+    .split(/[\s,;+]+/)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+/** Endpoint kinds from a list, checked: each known, none twice. */
+export function parseEndpoints(text: string, setting: string): EndpointKind[] {
+  const items = splitList(text);
+  const unknown = items.filter((item) => !(endpointKinds as readonly string[]).includes(item));
+  if (items.length === 0 || unknown.length > 0) {
+    throw new ModelSelectionError(
+      'INVALID_ENDPOINTS',
+      `${setting} "${text}" is not a list of endpoint kinds${unknown.length > 0 ? ` (${unknown.join(', ')} unknown)` : ''}.`,
+      {
+        fix: `Use one or more of ${endpointKinds.join(', ')}, most preferred first, for example "global+regional".`,
+      },
+    );
+  }
+  return [...new Set(items as EndpointKind[])];
+}
+
+/**
+ * The pools a model may be called through under `choice`, in order of preference (regions as given, in each
+ * the endpoints as given), and those left out with the reason. Residency is enforced here: a choice without
+ * `global` keeps every source region in the home region's geography, since a regional profile or an
+ * in-region call keeps data in the geography of the region it is called from.
+ */
+export function poolsFor(
+  model: CatalogModel,
+  choice: PoolChoice,
+  catalog: Catalog = defaultCatalog,
+): PoolPlan {
+  const [home] = choice.regions;
+  if (home === undefined || choice.endpoints.length === 0) {
+    throw new ModelSelectionError(
+      'NO_POOLS',
+      'No source region or no endpoint kind was given for the calls.',
+      {
+        fix: 'Name at least one region (the home region first) and one endpoint kind.',
+      },
+    );
+  }
+  const homeGeography = requireRegion(home, catalog).geography;
+  const global = choice.endpoints.includes('global');
+  const pools: QuotaPool[] = [];
+  const leftOut: PoolLeftOut[] = [];
+  for (const region of new Set(choice.regions)) {
+    const { geography } = requireRegion(region, catalog);
+    if (!global && geography.key !== homeGeography.key) {
+      throw new ModelSelectionError(
+        'RESIDENCY_REGION',
+        `${region} is in ${geography.displayName}, outside ${homeGeography.displayName} (the home region ${home}), and the file may not run globally.`,
+        {
+          fix: `Call only from ${homeGeography.displayName} regions (${homeGeography.regions.join(', ')}), or allow the global endpoint.`,
+        },
+      );
+    }
+    for (const endpoint of choice.endpoints) {
+      if (!model.offeredIn.includes(geography.key)) {
+        leftOut.push({
+          region,
+          endpoint,
+          reason: `${model.displayName} is not offered in ${geography.displayName} (${region}).`,
+        });
+        continue;
+      }
+      pools.push({ region, endpoint, model, modelId: invokeModelId(model, endpoint, geography) });
+    }
+  }
+  return { pools, leftOut };
+}
