@@ -2,6 +2,7 @@
  * What every client of `npm run bench:quota` shares: the file, the model, the region, the scenarios, and how
  * a client's figures are read against the quota.
  */
+import { quotaSeconds } from '../shared/budget/throughput.ts';
 import { resolveModel } from '../shared/models/resolve-model.ts';
 
 export const REGION = 'us-west-2';
@@ -56,18 +57,13 @@ export interface ClientFigures {
   readonly counters?: Readonly<Record<string, number>>;
 }
 
-/** The quota's own minimum time for what a client was charged: the first minute's tokens are there at once. */
-export function minimumSeconds(tokensCharged: number, tokensPerMinute: number): number {
-  return (Math.max(0, tokensCharged - tokensPerMinute) / tokensPerMinute) * 60;
-}
-
 export function round(value: number, digits: number): number {
   return Number(value.toFixed(digits));
 }
 
 /** A client's figures as the results file reports them: quota use over the whole job and over its calls. */
 export function reported(figures: ClientFigures, tokensPerMinute: number) {
-  const minimum = minimumSeconds(figures.tokensCharged, tokensPerMinute);
+  const minimum = quotaSeconds(figures.tokensCharged, tokensPerMinute);
   return {
     wholeJobSeconds: round(figures.wholeJobSeconds, 1),
     callSpanSeconds: round(figures.callSpanSeconds, 1),

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { quotaSeconds } from '../../shared/budget/throughput.ts';
 import {
   findSharedPrefixes,
   leadingPrefixes,
@@ -6,19 +7,20 @@ import {
 } from '../../shared/caching/shared-prefix.ts';
 import type { CatalogModel } from '../../shared/catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
+import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
-import { knownRegion, parseCommandLine } from '../arguments.ts';
+import { knownRegion, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
 import { checkModelChoice, fileMetadata, modelOptions } from './run.ts';
 
 export const PLAN_USAGE =
-  'bedrock-batch plan <file.jsonl> [--model m] [--region r] [--endpoint e] [--max-tokens n] [--json]';
+  'bedrock-batch plan <file.jsonl> [--model m] [--region r] [--endpoint e] [--max-tokens n] [--quota-tpm n] [--json]';
 
 interface PlanError {
   readonly line: number;
@@ -35,12 +37,13 @@ interface PlanError {
 export async function planCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(
     args,
-    { ...modelOptions, json: { type: 'boolean', default: false } },
+    { ...modelOptions, 'quota-tpm': { type: 'string' }, json: { type: 'boolean', default: false } },
     ['<file.jsonl>'],
   );
   const file = await checkInputFile(positionals[0]);
   const job = checkModelChoice(fileMetadata(values), knownRegion(values.region));
-  const plan = await planFile(file, job);
+  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
+  const plan = await planFile(file, job, tokensPerMinute);
   if (values.json) term.out(`${JSON.stringify(plan, null, 2)}\n`);
   else printPlan(plan, term);
   return 0;
@@ -49,7 +52,7 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
 type Plan = Awaited<ReturnType<typeof planFile>>;
 
 /** Every line of the file, validated and built into its call as a run would, and nothing sent. */
-async function planFile(file: string, job: JobSettings) {
+async function planFile(file: string, job: JobSettings, tokensPerMinute: number) {
   const tally = new PlanTally();
   for await (const { result } of readRecords(createReadStream(file), {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
@@ -71,7 +74,7 @@ async function planFile(file: string, job: JobSettings) {
       tally.errors.push({ line: lineNumber, recordId, code: error.code, message: error.message });
     }
   }
-  return tally.plan(file);
+  return tally.plan(file, tokensPerMinute);
 }
 
 /** What a plan adds up as it reads. */
@@ -108,8 +111,12 @@ class PlanTally {
     }
   }
 
-  plan(file: string) {
+  plan(file: string, tokensPerMinute: number) {
     const { cost } = this;
+    const quotaTokens = {
+      low: this.inputLow,
+      high: this.inputHigh + this.maxOutput * OUTPUT_TOKEN_BURNDOWN,
+    };
     return {
       file,
       records: this.records,
@@ -122,6 +129,14 @@ class PlanTally {
       estimatedCostUsd: {
         global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
         regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
+      },
+      atQuota: {
+        tokensPerMinute,
+        quotaTokens,
+        seconds: {
+          low: Math.round(quotaSeconds(quotaTokens.low, tokensPerMinute)),
+          high: Math.round(quotaSeconds(quotaTokens.high, tokensPerMinute)),
+        },
       },
       sharedPrefixes: this.prefixes.summary(),
       pricesCheckedOn: defaultCatalog.pricesCheckedOn,
@@ -211,4 +226,16 @@ function printPlan(plan: Plan, term: Terminal): void {
     `  estimated cost: global $${cost.global.low} to $${cost.global.high}, ` +
       `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,
   );
+  const { atQuota } = plan;
+  term.out(
+    `  at ${count(atQuota.tokensPerMinute)} tokens a minute: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
+      `of quota (${count(atQuota.quotaTokens.low)} to ${count(atQuota.quotaTokens.high)} quota tokens: input alone, to every max_tokens used at ${OUTPUT_TOKEN_BURNDOWN} a token)\n`,
+  );
+}
+
+/** Seconds as a person reads them: seconds under two minutes, minutes under two hours, hours above. */
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3_600).toFixed(1)} h`;
 }

@@ -42,3 +42,11 @@ export function workerConcurrencyFor(shape: QuotaShape, batchSize: number, headr
 export function drainSeconds(shape: QuotaShape, records: number): number {
   return records / recordsPerSecond(shape);
 }
+
+/**
+ * The least time a quota of `tokensPerMinute` lets `tokens` be charged: the first minute's tokens are there
+ * at once (the bucket starts full), the rest come at the quota's rate.
+ */
+export function quotaSeconds(tokens: number, tokensPerMinute: number): number {
+  return (Math.max(0, tokens - tokensPerMinute) / tokensPerMinute) * 60;
+}

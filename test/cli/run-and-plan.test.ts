@@ -321,7 +321,7 @@ describe('bedrock-batch run --bedrock aws', () => {
 });
 
 describe('bedrock-batch plan', () => {
-  it('reports errors by line, token estimates, 1M-context records and the cost range, without calling anything', async () => {
+  it('reports errors by line, token estimates, 1M-context records, the cost range and the time at the quota, without calling anything', async () => {
     // Prepare
     const file = path.join(work, 'plan.jsonl');
     await writeFile(
@@ -330,7 +330,7 @@ describe('bedrock-batch plan', () => {
     );
 
     // Act
-    const result = await runCli(['plan', file, '--json']);
+    const result = await runCli(['plan', file, '--json', '--quota-tpm', '30000']);
 
     // Assess
     expect(result.code).toBe(0);
@@ -345,6 +345,18 @@ describe('bedrock-batch plan', () => {
     ]);
     expect(plan.estimatedCostUsd.regional.high).toBeGreaterThan(plan.estimatedCostUsd.global.high);
     expect(plan.estimatedCostUsd.global.low).toBeLessThan(plan.estimatedCostUsd.global.high);
+    // The quota's time: the first minute's tokens at once, then 30,000 a minute; at most every max_tokens
+    // used, each output token counting 5.
+    const high = plan.inputTokens.high + plan.maxOutputTokens * 5;
+    expect(plan.atQuota).toEqual({
+      tokensPerMinute: 30_000,
+      quotaTokens: { low: plan.inputTokens.low, high },
+      seconds: {
+        low: Math.round((Math.max(0, plan.inputTokens.low - 30_000) / 30_000) * 60),
+        high: Math.round(((high - 30_000) / 30_000) * 60),
+      },
+    });
+    expect(plan.atQuota.seconds.high).toBeGreaterThan(0);
   });
 
   it('shows the prefix the records share, how many start with it and what caching it saves', async () => {
