@@ -3,6 +3,7 @@ import { type CatalogModel, defaultCatalog, endpointKinds } from '../../shared/c
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 import {
+  type PoolChoice,
   type PoolLeftOut,
   parseEndpoints,
   poolName,
@@ -96,11 +97,7 @@ interface ModelQuotas {
 
 async function quotasOf(
   model: CatalogModel,
-  choice: {
-    endpoints: Parameters<typeof poolsFor>[1]['endpoints'];
-    regions: readonly string[];
-    share: number;
-  },
+  choice: PoolChoice & { readonly share: number },
   source: ServiceQuotasSource,
 ): Promise<ModelQuotas> {
   const plan = poolsFor(model, choice);
