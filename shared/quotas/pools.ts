@@ -38,23 +38,9 @@ export interface PoolPlan {
   readonly leftOut: readonly PoolLeftOut[];
 }
 
-/**
- * The endpoint kinds, loosest residency first: a file that may run on one may also run on those after it
- * (stricter), never on those before it.
- */
-const LOOSEST_FIRST: readonly EndpointKind[] = ['global', 'regional', 'in-region'];
-
 /** What a pool is called in messages, budget keys and the manifest: the region and the id called there. */
 export function poolName(pool: { readonly region: string; readonly modelId: string }): string {
   return `${pool.region}#${pool.modelId}`;
-}
-
-/**
- * The endpoint kinds a file whose residency is `loosest` may use: that kind and every stricter one, the
- * given kind first. `global` may add `regional` and `in-region`; `regional` may add `in-region`.
- */
-export function endpointsWithin(loosest: EndpointKind): readonly EndpointKind[] {
-  return LOOSEST_FIRST.slice(LOOSEST_FIRST.indexOf(loosest));
 }
 
 /**

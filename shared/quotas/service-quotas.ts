@@ -83,13 +83,14 @@ function isLongContext(modelName: string): boolean {
   return modelName.toLowerCase().endsWith(names.longContextSuffix.toLowerCase());
 }
 
+const ignoredNameWords = new Set(names.ignoredNameWords.map((word) => word.toLowerCase()));
+
 /** A model's name with case, spacing, 'Anthropic' and version words set aside. */
 function comparableName(name: string): string {
-  const ignored = new Set(names.ignoredNameWords.map((word) => word.toLowerCase()));
   return name
     .toLowerCase()
     .split(/\s+/)
-    .filter((word) => word !== '' && !ignored.has(word))
+    .filter((word) => word !== '' && !ignoredNameWords.has(word))
     .join(' ');
 }
 

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
 import { PipelineError } from '../../shared/errors.ts';
-import {
-  endpointsWithin,
-  parseEndpoints,
-  poolName,
-  poolsFor,
-  type QuotaPool,
-} from '../../shared/quotas/pools.ts';
+import { parseEndpoints, poolName, poolsFor, type QuotaPool } from '../../shared/quotas/pools.ts';
 import {
   type AppliedQuota,
   matchPoolQuotas,
@@ -118,14 +112,6 @@ describe('the pools a file may use', () => {
     expect(plan.leftOut).toEqual([
       { region: 'ap-south-1', endpoint: 'global', reason: expect.stringContaining('not offered in APAC') },
     ]);
-  });
-
-  it.each([
-    { loosest: 'global' as const, within: ['global', 'regional', 'in-region'] },
-    { loosest: 'regional' as const, within: ['regional', 'in-region'] },
-    { loosest: 'in-region' as const, within: ['in-region'] },
-  ])('a file on $loosest may add only stricter endpoints', ({ loosest, within }) => {
-    expect(endpointsWithin(loosest)).toEqual(within);
   });
 
   it.each([
