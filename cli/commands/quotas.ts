@@ -3,8 +3,8 @@ import { type CatalogModel, defaultCatalog, endpointKinds } from '../../shared/c
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 import {
-  type PoolChoice,
   type PoolLeftOut,
+  type PoolPlan,
   parseEndpoints,
   poolName,
   poolsFor,
@@ -12,6 +12,7 @@ import {
 } from '../../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { knownRegion, parseCommandLine } from '../arguments.ts';
+import { requireAwsCredentials } from '../aws-credentials.ts';
 import { UsageError } from '../errors.ts';
 import { readResourcesFile } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
@@ -47,14 +48,19 @@ export async function quotasCommand(args: string[], term: Terminal): Promise<num
       ? defaultCatalog.models
       : [resolveModel({ model: values.model, region: home }).model];
   const share = quotaShare(values['quota-share']);
+  // Residency is checked before any call: a refused choice needs no credentials to be told so.
+  const plans = models.map((model) => ({ model, plan: poolsFor(model, { endpoints, regions }) }));
   const local = values.resources === undefined ? undefined : await readResourcesFile(values.resources);
+  if (local === undefined)
+    await requireAwsCredentials(home, {
+      for: 'reading Service Quotas',
+      otherwise: "read the local cloud's with --resources .bedrock-batch/local.json",
+    });
   const source = new ServiceQuotasSource(
     local === undefined ? {} : { endpoint: local.endpoints?.bedrock, credentials: local.credentials },
   );
   try {
-    const readings = await Promise.all(
-      models.map((model) => quotasOf(model, { endpoints, regions, share }, source)),
-    );
+    const readings = await Promise.all(plans.map(({ model, plan }) => quotasOf(model, plan, share, source)));
     if (values.json) term.out(`${JSON.stringify(readings.map(asJson), null, 2)}\n`);
     else for (const reading of readings) term.out(describe(reading, term));
   } finally {
@@ -97,14 +103,11 @@ interface ModelQuotas {
 
 async function quotasOf(
   model: CatalogModel,
-  choice: PoolChoice & { readonly share: number },
+  plan: PoolPlan,
+  share: number,
   source: ServiceQuotasSource,
 ): Promise<ModelQuotas> {
-  const plan = poolsFor(model, choice);
-  const reading = await readPoolQuotas(plan.pools, source, {
-    fallback: DEFAULT_TOKENS_PER_MINUTE,
-    share: choice.share,
-  });
+  const reading = await readPoolQuotas(plan.pools, source, { fallback: DEFAULT_TOKENS_PER_MINUTE, share });
   return { model, reading, unoffered: plan.leftOut };
 }
 

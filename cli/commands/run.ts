@@ -1,4 +1,3 @@
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
@@ -14,6 +13,7 @@ import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
 import { readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
+import { requireAwsCredentials } from '../aws-credentials.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
@@ -251,19 +251,4 @@ function progressBar(progress: JobProgress, term: Terminal): string {
     `${job.totals.inputTokenCount + job.totals.outputTokenCount} tokens · $${nanoUsdToUsd(job.totals.costNanoUsd).toFixed(4)}` +
     `${cached === undefined ? '' : ` · ${cached}`}${eta}`
   );
-}
-
-/** `--bedrock aws` uses the default credential chain; say so plainly when it finds nothing. */
-async function requireAwsCredentials(region: string): Promise<void> {
-  const client = new BedrockRuntimeClient({ region });
-  try {
-    await client.config.credentials();
-  } catch {
-    throw new UsageError(
-      'No AWS credentials found for --bedrock aws.',
-      'Configure the default credential chain (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run with --bedrock local.',
-    );
-  } finally {
-    client.destroy();
-  }
 }

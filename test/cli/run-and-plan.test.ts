@@ -270,18 +270,10 @@ describe('bedrock-batch run', () => {
 
   it('says plainly that --bedrock aws needs AWS credentials when there are none', async () => {
     // Act
-    const result = await runCli(['run', fixturePath('prompts/sample.jsonl'), '--bedrock', 'aws'], {
-      AWS_ACCESS_KEY_ID: '',
-      AWS_SECRET_ACCESS_KEY: '',
-      AWS_SESSION_TOKEN: '',
-      AWS_PROFILE: '',
-      AWS_CONFIG_FILE: path.join(work, 'no-config'),
-      AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-credentials'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '',
-      AWS_CONTAINER_CREDENTIALS_FULL_URI: '',
-      AWS_WEB_IDENTITY_TOKEN_FILE: '',
-    });
+    const result = await runCli(
+      ['run', fixturePath('prompts/sample.jsonl'), '--bedrock', 'aws'],
+      noCredentials(),
+    );
 
     // Assess
     expect(result.code).toBe(2);
@@ -290,6 +282,36 @@ describe('bedrock-batch run', () => {
     );
   });
 });
+
+describe('bedrock-batch quotas', () => {
+  it('says plainly that reading Service Quotas needs AWS credentials, and how to read the local cloud instead', async () => {
+    // Act
+    const result = await runCli(['quotas', '--region', 'us-west-2'], noCredentials());
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /No AWS credentials found for reading Service Quotas\. .* or read the local cloud's with --resources/,
+    );
+    expect(result.stdout).toBe('');
+  });
+});
+
+/** An environment in which the default credential chain finds nothing. */
+function noCredentials(): NodeJS.ProcessEnv {
+  return {
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_SESSION_TOKEN: '',
+    AWS_PROFILE: '',
+    AWS_CONFIG_FILE: path.join(work, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '',
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: '',
+    AWS_WEB_IDENTITY_TOKEN_FILE: '',
+  };
+}
 
 describe('bedrock-batch run --bedrock aws', () => {
   it('spends the share of the quota Service Quotas applies to the account when no --quota-tpm is given', async () => {
