@@ -1,7 +1,8 @@
 /**
  * `npm run bench` (with enqueue-memory and quota): does the finalizer assemble a large job's output in flat
  * memory, and how fast? Runs the real finalizer over jobs of 10^5 and 10^6 records with ports that keep
- * nothing: the results are generated as the finalizer lists and reads them, the parts are counted and dropped.
+ * nothing: the ledger's counted records and their result sets (20 records each, a worker batch) are generated
+ * as the finalizer reads them, the parts are counted and dropped.
  * Reports time, records per second and peak RSS, and the ratio of peak RSS between the sizes (about 1 means
  * flat). Written to bench/results/finalize-memory.json.
  */
@@ -9,12 +10,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { resultSetBody } from '../shared/messages/result-set.ts';
 import { type FinalizePorts, finalizeJob } from '../shared/pipeline/finalize.ts';
-import { newJobRecord, resultsPrefix } from '../shared/pipeline/job.ts';
+import { newJobRecord, resultSetLocation } from '../shared/pipeline/job.ts';
 import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/pipeline/model.ts';
 
 const sizes = [100_000, 1_000_000];
 const JOB_ID = 'job-bench';
+/** Records a worker batch finishes together: one result set. */
+const SET_SIZE = 20;
 
 function storedResult(line: number): StoredResult {
   return {
@@ -67,17 +71,16 @@ function generatedPorts(records: number) {
   };
   let checkpoint: FinalizeCheckpoint | undefined;
   let outputBytes = 0;
-  const prefix = resultsPrefix(JOB_ID);
+  // Results in sets of a worker batch each, as the worker stores them.
+  const setOf = (line: number) => resultSetLocation(job, String(Math.floor((line - 1) / SET_SIZE))).key;
+  const linesOf = (key: string) => {
+    const first = Number(key.slice(key.lastIndexOf('/') + 1, -'.jsonl'.length)) * SET_SIZE + 1;
+    return Array.from({ length: Math.min(SET_SIZE, records - first + 1) }, (_, index) => first + index);
+  };
   const ports = {
     store: {
-      async *list(_bucket: string, _prefix: string, startAfter?: string) {
-        const first =
-          startAfter === undefined ? 1 : Number(startAfter.slice(prefix.length, -'.json'.length)) + 1;
-        for (let line = first; line <= records; line += 1)
-          yield `${prefix}${String(line).padStart(10, '0')}.json`;
-      },
       read: async (location: { key: string }) =>
-        new TextEncoder().encode(JSON.stringify(storedResult(Number(location.key.slice(prefix.length, -5))))),
+        new TextEncoder().encode(resultSetBody(linesOf(location.key).map(storedResult))),
       startMultipart: async () => 'upload-1',
       uploadPart: async (_location: unknown, _uploadId: string, part: number, body: Uint8Array) => {
         outputBytes += body.length;
@@ -89,6 +92,10 @@ function generatedPorts(records: number) {
       },
     },
     ledger: {
+      async *countedRecords(_jobId: string, afterLine: number) {
+        for (let line = afterLine + 1; line <= records; line += 1)
+          yield { lineNumber: line, resultSet: setOf(line) };
+      },
       getJob: async () => ({ ...job, finalizeCheckpoint: checkpoint }),
       saveFinalizeCheckpoint: async (_jobId: string, saved: FinalizeCheckpoint) => {
         checkpoint = saved;

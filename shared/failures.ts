@@ -11,16 +11,18 @@ import { PipelineError } from './errors.ts';
 export type RetryClass = 'retryable' | 'limited' | 'later' | 'never';
 
 /** The error `type` an Anthropic Message Batches result carries, for callers who brought that format. */
-export type AnthropicErrorType =
-  | 'invalid_request_error'
-  | 'authentication_error'
-  | 'permission_error'
-  | 'not_found_error'
-  | 'request_too_large'
-  | 'rate_limit_error'
-  | 'api_error'
-  | 'timeout_error'
-  | 'overloaded_error';
+export const ANTHROPIC_ERROR_TYPES = [
+  'invalid_request_error',
+  'authentication_error',
+  'permission_error',
+  'not_found_error',
+  'request_too_large',
+  'rate_limit_error',
+  'api_error',
+  'timeout_error',
+  'overloaded_error',
+] as const;
+export type AnthropicErrorType = (typeof ANTHROPIC_ERROR_TYPES)[number];
 
 interface FailureRule {
   readonly retry: RetryClass;

@@ -22,4 +22,5 @@ export class DynamoDbLedger extends DynamoDbJobLedger implements Ledger {
   leaseRecord: Ledger['leaseRecord'] = (...call) => this.records.leaseRecord(...call);
   releaseRecord: Ledger['releaseRecord'] = (...call) => this.records.releaseRecord(...call);
   completeRecords: Ledger['completeRecords'] = (...call) => this.records.completeRecords(...call);
+  countedRecords: Ledger['countedRecords'] = (...call) => this.records.countedRecords(...call);
 }

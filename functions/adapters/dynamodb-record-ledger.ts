@@ -1,10 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { RetryClass } from '../../shared/failures.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
+  CountedEntry,
   CountedRecord,
   JobUpdate,
   LeaseResult,
@@ -18,6 +25,8 @@ import { jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
 
+/** The largest line number a record key holds (ten digits). */
+const LAST_LINE = 9_999_999_999;
 /** DynamoDB reads at most this many keys in one BatchGetItem. */
 const KEYS_PER_BATCH_GET = 100;
 const READ_AGAIN = RETRY_LAYERS.ledgerBatchRead;
@@ -93,15 +102,18 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
     lineNumber: number,
     owner: string,
     leaseSeconds: number,
+    resultSet: string,
   ): Promise<LeaseResult> {
     const now = this.now();
     try {
+      // The item as it was: its attempts and failures so far, and where an attempt whose lease ran out
+      // meant to store its result.
       const { Attributes } = await this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: recordKey(jobId, lineNumber),
           UpdateExpression:
-            'SET #status = :running, leaseOwner = :owner, leaseUntil = :until ADD attempts :one',
+            'SET #status = :running, leaseOwner = :owner, leaseUntil = :until, resultSet = :set ADD attempts :one',
           ConditionExpression:
             'attribute_not_exists(#status) OR #status = :waiting OR (#status = :running AND leaseUntil < :now)',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -112,8 +124,9 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
             ':until': now + leaseSeconds * 1000,
             ':now': now,
             ':one': 1,
+            ':set': resultSet,
           },
-          ReturnValues: 'ALL_NEW',
+          ReturnValues: 'ALL_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
@@ -122,7 +135,13 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
           (retryClass) => [retryClass, Number(Attributes?.[failureCounter(retryClass)])],
         ),
       );
-      return { kind: 'acquired', attempt: Number(Attributes?.attempts ?? 1), failures };
+      const earlierSet = Attributes?.resultSet;
+      return {
+        kind: 'acquired',
+        attempt: Number(Attributes?.attempts ?? 0) + 1,
+        failures,
+        ...(typeof earlierSet === 'string' ? { earlierSet } : {}),
+      };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       return itemOfConditionFailure(error).status === 'done' ? { kind: 'done' } : { kind: 'held' };
@@ -130,12 +149,13 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
   }
 
   async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
-    // A wait takes back the attempt the lease counted; a failure counts in its class.
+    // A wait takes back the attempt the lease counted; a failure counts in its class. A released attempt
+    // stored no result: the next one has none to look for.
     const [counter, step] = 'waited' in release ? ['attempts', -1] : [failureCounter(release.failed), 1];
     // Refused when the condition no longer holds: nothing to do then.
     await this.updateIf({
       Key: recordKey(jobId, lineNumber),
-      UpdateExpression: `SET #status = :waiting ADD ${counter} :step`,
+      UpdateExpression: `SET #status = :waiting REMOVE resultSet ADD ${counter} :step`,
       ConditionExpression: '#status = :running AND leaseOwner = :owner',
       ExpressionAttributeNames: { '#status': 'status' },
       ExpressionAttributeValues: {
@@ -163,7 +183,7 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       );
       const items = [
         ...pending.flatMap((update) =>
-          update.completions.map((completion) => this.markDone(update.jobId, completion)),
+          update.completions.map((completion) => this.markDone(update.jobId, completion, update.resultSet)),
         ),
         ...pending.map((update) => this.addToJob(update)).filter((item) => item !== undefined),
       ];
@@ -190,23 +210,54 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
     }
   }
 
-  /** The transaction item that marks a record done, unless it is done already. */
-  private markDone(jobId: string, completion: RecordCompletion) {
+  /** The transaction item that marks a record done, with where its result is, unless it is done already. */
+  private markDone(jobId: string, completion: RecordCompletion, resultSet: string | undefined) {
+    const withSet = resultSet === undefined ? '' : ', resultSet = :set';
     return {
       Update: {
         TableName: this.tableName,
         Key: recordKey(jobId, completion.lineNumber),
-        UpdateExpression:
-          'SET #status = :done, outcome = :outcome, expiresAt = :expires REMOVE leaseOwner, leaseUntil',
+        UpdateExpression: `SET #status = :done, outcome = :outcome, expiresAt = :expires${withSet} REMOVE leaseOwner, leaseUntil`,
         ConditionExpression: 'attribute_not_exists(#status) OR #status <> :done',
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: {
           ':done': 'done',
           ':outcome': completion.status,
           ':expires': this.expiresAt(),
+          ...(resultSet === undefined ? {} : { ':set': resultSet }),
         },
       },
     };
+  }
+
+  async *countedRecords(jobId: string, afterLine: number): AsyncIterable<CountedEntry> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          FilterExpression: '#status = :done',
+          ProjectionExpression: 'sk, resultSet',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':pk': recordKey(jobId, 0).pk,
+            ':from': recordKey(jobId, afterLine + 1).sk,
+            ':to': recordKey(jobId, LAST_LINE).sk,
+            ':done': 'done',
+          },
+          ConsistentRead: true,
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        yield {
+          lineNumber: lineNumberOfRecordKey(item.sk),
+          resultSet: typeof item.resultSet === 'string' ? item.resultSet : undefined,
+        };
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
   }
 
   /** The transaction item that adds a batch's records and retries to their job, when there is anything to add. */

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
@@ -93,11 +94,32 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     decompressed:
       typeof item.decompressed === 'string' ? (JSON.parse(item.decompressed) as ObjectLocation) : undefined,
     finalizeCheckpoint:
-      typeof item.finalizeCheckpoint === 'string'
-        ? (JSON.parse(item.finalizeCheckpoint) as FinalizeCheckpoint)
-        : undefined,
+      typeof item.finalizeCheckpoint === 'string' ? finalizeCheckpointOf(item.finalizeCheckpoint) : undefined,
     batchParts: item.batchParts as JobRecord['batchParts'],
     sharedPrefixes: item.sharedPrefixes as JobRecord['sharedPrefixes'],
     prefixWrites: (item.prefixWrites ?? {}) as JobRecord['prefixWrites'],
   };
+}
+
+const checkpointFields = {
+  uploadId: z.string().min(1),
+  parts: z.array(z.object({ part: z.number().int().positive(), etag: z.string() })),
+  linesWritten: z.number().int().nonnegative(),
+  stats: z.unknown(),
+};
+
+/** Checkpoints say the last line written; those saved before result sets name its result object instead. */
+const finalizeCheckpointSchema = z.union([
+  z.object({ ...checkpointFields, lastLine: z.number().int().nonnegative() }),
+  z
+    .object({ ...checkpointFields, lastResultKey: z.string().regex(/\/(\d+)\.json$/) })
+    .transform(({ lastResultKey, ...rest }) => ({
+      ...rest,
+      lastLine: Number(/\/(\d+)\.json$/.exec(lastResultKey)?.[1]),
+    })),
+]);
+
+/** A job's saved finalize checkpoint, checked. */
+export function finalizeCheckpointOf(json: string): FinalizeCheckpoint {
+  return finalizeCheckpointSchema.parse(JSON.parse(json));
 }

@@ -71,25 +71,6 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'> {
-    try {
-      await this.s3.send(
-        new PutObjectCommand({
-          ...this.address(location),
-          Body: body,
-          ContentType: 'application/json',
-          IfNoneMatch: '*',
-        }),
-      );
-      return 'written';
-    } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      // 412: the object exists; 409: a concurrent conditional write won.
-      if (status === 412 || status === 409) return 'exists';
-      throw error;
-    }
-  }
-
   async put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({ ...this.address(location), Body: body, ContentType: contentType }),

@@ -36,7 +36,7 @@ export class Finalize extends Construct {
     storage.grantObjects(finalizer, 'read', ['work']);
     storage.grantObjects(finalizer, 'write', ['outputs']);
     storage.grantListWork(finalizer);
-    storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
     this.jobs.queue.grantSendMessages(finalizer.function);
     finalizer.publishEvents();
   }

@@ -52,6 +52,8 @@ export class Processing extends Construct {
     const worker = this.records.function;
     storage.grantObjects(worker, 'read', ['inputs', 'work']);
     storage.grantObjects(worker, 'write', ['work']);
+    // A result set an attempt died before storing must read as missing (404), not as denied (403).
+    storage.grantListWork(worker);
     storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     props.finalizeQueue.grantSendMessages(worker.function);
     for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))

@@ -71,7 +71,10 @@ export class Storage extends Construct {
     this.acknowledgeKeyGrants(fn);
   }
 
-  /** Listing the intermediate results, and nothing else of the bucket. */
+  /**
+   * Listing the job's working objects, and nothing else of the bucket: also what makes S3 answer a read of a
+   * missing working object with 404 rather than 403.
+   */
   grantListWork(fn: PipelineFunction): void {
     fn.function.addToRolePolicy(
       new iam.PolicyStatement({

@@ -26,7 +26,7 @@ export class InjectedCrash extends Error {
 }
 
 /** Methods that do not return a promise (streams, listings, upload handles): passed through, never crashed. */
-const NOT_CALLS = new Set(['stream', 'list', 'upload', 'listActiveJobs']);
+const NOT_CALLS = new Set(['stream', 'list', 'upload', 'listActiveJobs', 'countedRecords']);
 
 /** The faults a chaos run injected, by kind, for the run's report. */
 export interface ChaosReport {

@@ -20,7 +20,7 @@ export type CollectPorts = BatchPorts & CompletionPorts;
 
 /**
  * Takes in what an ended batch job answered: each record it answered gets its result through the same
- * exactly-once path as the worker's (stored unless stored already, counted once), at the batch price; every
+ * exactly-once path as the worker's (stored in result sets, counted once), at the batch price; every
  * other record (an error line, a record missing from the output, all of a job that failed, was stopped or
  * expired) goes to the record queue, where the worker runs it through the failure table like any record.
  */
@@ -29,7 +29,7 @@ export async function collectBatchPart(
   part: BatchPart,
   endedAs: string,
   ports: CollectPorts,
-  settings: BatchLaunchSettings & { readonly concurrency?: number },
+  settings: BatchLaunchSettings,
 ): Promise<{ answered: number; redriven: number }> {
   const staged = await stagedRecordsOf(job, part.part, ports.store);
   const answers = await batchAnswers(job, part, ports.store);
@@ -57,7 +57,7 @@ export async function collectBatchPart(
       timing: { finishedAt, attempts: 1, modelId: resolved.modelId, lane: 'batch' },
     });
   }
-  await finishRecords(ports, job, results, settings.concurrency ?? 32);
+  await finishRecords(ports, job, results);
   await ports.queue.send(redrive);
   await ports.ledger.moveBatchPart(job.jobId, ['submitted'], { ...part, state: 'collected', endedAs });
   return { answered: results.length, redriven: redrive.length };

@@ -1,5 +1,6 @@
 /** The three input conventions; each record's results are written back in the family it came in. */
-export type InputFamily = 'bedrock' | 'anthropic' | 'plain';
+export const INPUT_FAMILIES = ['bedrock', 'anthropic', 'plain'] as const;
+export type InputFamily = (typeof INPUT_FAMILIES)[number];
 
 /** A Messages API request body as the user wrote it (fields we do not know pass through to Bedrock). */
 export interface MessagesBody {

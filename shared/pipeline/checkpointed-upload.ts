@@ -4,7 +4,7 @@ import type { JobLedger, ObjectStore } from './ports.ts';
 
 /** Where the output stands after a line: what the checkpoint of a part that ends there records. */
 export interface OutputPosition {
-  readonly lastResultKey: string;
+  readonly lastLine: number;
   readonly linesWritten: number;
   readonly stats: JobStatsState;
 }
@@ -89,7 +89,7 @@ export class CheckpointedUpload {
     await this.ports.ledger.saveFinalizeCheckpoint(this.jobId, {
       uploadId: this.uploadId,
       parts: [...this.parts],
-      lastResultKey: oldest.lastResultKey,
+      lastLine: oldest.lastLine,
       linesWritten: oldest.linesWritten,
       stats: oldest.stats,
     });

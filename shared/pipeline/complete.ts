@@ -1,10 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { costOfRequest, type TokenUsage, withoutCache } from '../cost/cost.ts';
 import type { InputFamily } from '../input/records.ts';
+import { parseResultSet, resultSetBody } from '../messages/result-set.ts';
 import type { ResolvedModel } from '../models/resolve-model.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
-import { mapWithLimit } from './concurrency.ts';
-import { NO_RETRIES, resultLocation } from './job.ts';
-import type { CountedRecord, JobRecord, JobUpdate, RecordCompletion, StoredResult } from './model.ts';
+import { NO_RETRIES, resultSetLocation } from './job.ts';
+import type {
+  CountedRecord,
+  JobRecord,
+  JobRetries,
+  JobUpdate,
+  RecordCompletion,
+  StoredResult,
+} from './model.ts';
 import type { FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 
 export interface CompletionPorts {
@@ -47,38 +55,16 @@ function priceOf(billing: Billing, usage: TokenUsage): number {
   return Math.round(costOfRequest(usage, model, endpoint).total * (billing.priceMultiplier ?? 1));
 }
 
-/**
- * Stores a record's result unless one is stored already: a racing or redelivered attempt never replaces a
- * result with a different one, it adopts the stored one.
- */
-export async function storeResult(
+/** The result an earlier attempt stored for the record in `resultSet`, if it got that far. */
+export async function readEarlierResult(
   store: ObjectStore,
-  job: JobRecord,
-  result: StoredResult,
-): Promise<StoredResult> {
-  const location = resultLocation(job, result.completion.lineNumber);
-  if ((await store.putIfAbsent(location, JSON.stringify(result))) === 'written') return result;
-  return (await readStoredResult(store, job, result.completion.lineNumber)) ?? result;
-}
-
-/** The result an attempt stored for the record, if one did. */
-export async function readStoredResult(
-  store: ObjectStore,
-  job: JobRecord,
+  job: Pick<JobRecord, 'source'>,
+  resultSet: string,
   lineNumber: number,
 ): Promise<StoredResult | undefined> {
-  const stored = await store.read(resultLocation(job, lineNumber));
-  if (stored === undefined) return undefined;
-  const result = JSON.parse(Buffer.from(stored).toString('utf8')) as StoredResult;
-  // Results stored before the uncached cost was kept count their cost as it: no saving is claimed for them.
-  const { completion } = result;
-  return {
-    ...result,
-    completion: {
-      ...completion,
-      uncachedCostNanoUsd: completion.uncachedCostNanoUsd ?? completion.costNanoUsd,
-    },
-  };
+  const bytes = await store.read({ bucket: job.source.bucket, key: resultSet });
+  if (bytes === undefined) return undefined;
+  return parseResultSet(bytes, resultSet).find((result) => result.completion.lineNumber === lineNumber);
 }
 
 /**
@@ -94,18 +80,49 @@ export async function countInLedger(
   return counted;
 }
 
-/** Finishes records of one job exactly once: stores each result, then counts them all. */
+/** A job's records finished together, and the retries counted with them. */
+export interface FinishedRecords {
+  readonly job: Pick<JobRecord, 'jobId' | 'source'>;
+  readonly results: readonly StoredResult[];
+  readonly retries: JobRetries;
+}
+
+/**
+ * Stores each job's finished results as one result set, then counts them all, with where they are, in one
+ * transaction (see countInLedger).
+ */
+export async function countFinished(
+  ports: CompletionPorts,
+  finished: readonly FinishedRecords[],
+  setId: string,
+): Promise<readonly CountedRecord[]> {
+  const updates = await Promise.all(
+    finished.map(async ({ job, results, retries }): Promise<JobUpdate> => {
+      const update = { jobId: job.jobId, completions: results.map((result) => result.completion), retries };
+      if (results.length === 0) return update;
+      const location = resultSetLocation(job, setId);
+      await ports.store.put(location, resultSetBody(results), 'application/jsonl');
+      return { ...update, resultSet: location.key };
+    }),
+  );
+  return countInLedger(ports, updates);
+}
+
+/** Results in one result set, at most: its object stays small enough to read whole. */
+const RESULTS_PER_SET = 500;
+
+/** Finishes records of one job exactly once, a few hundred to a result set (see countFinished). */
 export async function finishRecords(
   ports: CompletionPorts,
   job: JobRecord,
   results: readonly StoredResult[],
-  concurrency: number,
 ): Promise<void> {
-  if (results.length === 0) return;
-  const stored = await mapWithLimit(results, concurrency, (result) => storeResult(ports.store, job, result));
-  await countInLedger(ports, [
-    { jobId: job.jobId, completions: stored.map((result) => result.completion), retries: NO_RETRIES },
-  ]);
+  for (let start = 0; start < results.length; start += RESULTS_PER_SET)
+    await countFinished(
+      ports,
+      [{ job, results: results.slice(start, start + RESULTS_PER_SET), retries: NO_RETRIES }],
+      randomUUID(),
+    );
 }
 
 /** Starts the finalizer if every record of a fully read job is done; only one caller ever does. */

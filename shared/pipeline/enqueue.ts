@@ -45,7 +45,7 @@ export interface EnqueueSettings {
   /** A chunk of lines is parsed, checked and sent together, then the read position is saved. */
   readonly chunkLines?: number;
   readonly chunkBytes?: number;
-  /** Ledger writes in flight at once while claiming ids and writing error records. */
+  /** Ledger writes in flight at once while claiming ids. */
   readonly concurrency?: number;
   readonly readingLeaseSeconds?: number;
   readonly now?: () => Date;
@@ -316,7 +316,6 @@ async function enqueueChunk(
         timing: { finishedAt, attempts: 0 },
       };
     }),
-    concurrency,
   );
   await ports.queue.send(messages);
   return decided;

@@ -3,10 +3,11 @@ import { buildManifest, cacheSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
-import { dominantFamily, outputLocations, resultsPrefix } from './job.ts';
+import { dominantFamily, outputLocations } from './job.ts';
 import { type JobStats, JobStatsCollector } from './job-stats.ts';
-import type { Announcement, JobRecord, StoredResult } from './model.ts';
+import type { Announcement, JobRecord } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
+import { type ResultReading, resultsInOrder } from './results-in-order.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;
@@ -24,8 +25,8 @@ export interface FinalizeSettings {
   readonly partBytes?: number;
   /** Parts uploading at once while the next is being assembled. */
   readonly partsInFlight?: number;
-  /** Result objects read ahead of the one being written. */
-  readonly readAhead?: number;
+  /** How results are read: objects at once, lines taken together. */
+  readonly reading?: Partial<ResultReading>;
 }
 
 export type FinalizeOutcome =
@@ -36,13 +37,14 @@ export type FinalizeOutcome =
 export const JOB_COMPLETED = 'Batch Job Completed';
 
 const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
+const DEFAULT_READING: ResultReading = { readsInFlight: 16, windowLines: 256 };
 
 /**
  * Writes the output file (every record in input order, in its own family) as a multipart upload whose parts
  * go up several at a time, then the manifest; marks the job completed with its completion event, and
  * publishes that. After every part it saves a checkpoint (the parts, the last result they hold, the
  * statistics so far): an invocation near its deadline hands over to a new one, and one that dies is retried
- * from there, not from zero. Memory stays flat: a few parts and the results read ahead. Once the job is
+ * from there, not from zero. Memory stays flat: a few parts and a window of results. Once the job is
  * completed, running it again only publishes the event if it is still pending.
  */
 export async function finalizeJob(
@@ -105,27 +107,25 @@ async function writeOutput(
   );
   const fallbackFamily = dominantFamily(job.familyCounts);
   let linesWritten = checkpoint?.linesWritten ?? 0;
-  let lastKey = checkpoint?.lastResultKey;
-  const position = (lastResultKey: string) => ({ lastResultKey, linesWritten, stats: stats.state() });
-  for await (const { key, result } of readResultsInOrder(
-    job,
-    ports.store,
-    lastKey,
-    settings.readAhead ?? 64,
-  )) {
+  let lastLine = checkpoint?.lastLine ?? 0;
+  const position = () => ({ lastLine, linesWritten, stats: stats.state() });
+  for await (const result of resultsInOrder(job, ports, lastLine, {
+    ...DEFAULT_READING,
+    ...settings.reading,
+  })) {
     stats.add(result);
     linesWritten += 1;
-    lastKey = key;
+    lastLine = result.completion.lineNumber;
     const family = result.subject.family ?? fallbackFamily;
     if (!upload.append(`${renderResultLine({ ...result.subject, family }, result.outcome)}\n`)) continue;
-    await upload.cutPart(position(key));
+    await upload.cutPart(position());
     if (settings.shouldStop?.() === true) {
       await upload.settle();
       await ports.finalize.trigger(job.jobId);
       return { kind: 'continued', linesWritten };
     }
   }
-  await upload.finish(lastKey === undefined ? undefined : position(lastKey));
+  await upload.finish(linesWritten === 0 ? undefined : position());
   return { kind: 'written', stats };
 }
 
@@ -181,31 +181,6 @@ function completionDetail(job: JobRecord, details: ReturnType<typeof jobDetails>
     estimatedCostUsd: nanoUsdToUsd(job.totals.costNanoUsd),
     cache: cacheSummary(job.totals),
   };
-}
-
-/** The job's results after `startAfter`, in input order, with `readAhead` reads under way. */
-async function* readResultsInOrder(
-  job: JobRecord,
-  store: ObjectStore,
-  startAfter: string | undefined,
-  readAhead: number,
-): AsyncGenerator<{ key: string; result: StoredResult }> {
-  const pending: Array<{ key: string; read: Promise<Uint8Array | undefined> }> = [];
-  const take = async () => {
-    const next = pending.shift();
-    const bytes = await next?.read;
-    if (next === undefined || bytes === undefined)
-      throw new Error('a result object vanished during finalization');
-    return { key: next.key, result: JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredResult };
-  };
-  for await (const key of store.list(job.source.bucket, resultsPrefix(job.jobId), startAfter)) {
-    const read = store.read({ bucket: job.source.bucket, key });
-    // Awaited in order by take(); until then a failure must not count as unhandled.
-    read.catch(() => {});
-    pending.push({ key, read });
-    if (pending.length >= readAhead) yield await take();
-  }
-  while (pending.length > 0) yield await take();
 }
 
 function s3Uri(location: { bucket: string; key: string }): string {

@@ -40,8 +40,16 @@ export function outputLocations(job: Pick<JobRecord, 'jobId' | 'source'>): {
   };
 }
 
-/** Where a record's result waits for the finalizer; zero-padded so listing order is input order. */
-export function resultLocation(job: Pick<JobRecord, 'jobId' | 'source'>, lineNumber: number): ObjectLocation {
+/** Where a result set (the results of records finished together) waits for the finalizer. */
+export function resultSetLocation(job: Pick<JobRecord, 'jobId' | 'source'>, setId: string): ObjectLocation {
+  return { bucket: job.source.bucket, key: `${resultsPrefix(job.jobId)}sets/${setId}.jsonl` };
+}
+
+/** Where versions before result sets stored a record's result on its own. */
+export function legacyResultLocation(
+  job: Pick<JobRecord, 'jobId' | 'source'>,
+  lineNumber: number,
+): ObjectLocation {
   return {
     bucket: job.source.bucket,
     key: `${resultsPrefix(job.jobId)}${String(lineNumber).padStart(10, '0')}.json`,

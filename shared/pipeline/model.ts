@@ -39,7 +39,8 @@ export interface UploadedPart {
 export interface FinalizeCheckpoint {
   readonly uploadId: string;
   readonly parts: readonly UploadedPart[];
-  readonly lastResultKey: string;
+  /** The line of the last result in the saved parts. */
+  readonly lastLine: number;
   readonly linesWritten: number;
   readonly stats: unknown;
 }
@@ -173,6 +174,15 @@ export interface JobUpdate {
   readonly jobId: string;
   readonly completions: readonly RecordCompletion[];
   readonly retries: JobRetries;
+  /** The key of the result set object that holds these completions' results. */
+  readonly resultSet?: string;
+}
+
+/** A counted record, as the finalizer reads them in line order: where its result is. */
+export interface CountedEntry {
+  readonly lineNumber: number;
+  /** The result set holding its result; undefined for a result stored on its own by an earlier version. */
+  readonly resultSet: string | undefined;
 }
 
 export interface CountedRecord {
@@ -198,7 +208,13 @@ export interface RecordCompletion {
 export type ClassFailures = Readonly<Partial<Record<RetryClass, number>>>;
 
 export type LeaseResult =
-  | { readonly kind: 'acquired'; readonly attempt: number; readonly failures: ClassFailures }
+  | {
+      readonly kind: 'acquired';
+      readonly attempt: number;
+      readonly failures: ClassFailures;
+      /** The result set an earlier attempt, whose lease ran out, meant to store the record's result in. */
+      readonly earlierSet?: string;
+    }
   | { readonly kind: 'done' }
   | { readonly kind: 'held' };
 

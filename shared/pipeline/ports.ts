@@ -6,6 +6,7 @@ import type {
   BatchPartState,
   BudgetReservation,
   CachedPrefix,
+  CountedEntry,
   CountedRecord,
   FinalizeCheckpoint,
   JobRecord,
@@ -32,8 +33,6 @@ export interface ObjectStore {
   readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array>;
   /** undefined when there is no such object. */
   read(location: ObjectLocation): Promise<Uint8Array | undefined>;
-  /** Writes unless the key exists: "exists" means someone wrote it first (S3 If-None-Match: *). */
-  putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'>;
   put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void>;
   /** Keys under `prefix` (after `startAfter`, when given), in lexicographic order. */
   list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string>;
@@ -131,9 +130,18 @@ export interface JobLedger {
 export interface RecordLedger {
   /** Which of the job's records, by line number, are done: one read for a worker's whole batch. */
   doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>>;
-  leaseRecord(jobId: string, lineNumber: number, owner: string, leaseSeconds: number): Promise<LeaseResult>;
+  /** Takes the record for an attempt that will store its result in `resultSet` (the set's key). */
+  leaseRecord(
+    jobId: string,
+    lineNumber: number,
+    owner: string,
+    leaseSeconds: number,
+    resultSet: string,
+  ): Promise<LeaseResult>;
   releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void>;
   completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;
+  /** The job's counted records after line `afterLine`, in line order. */
+  countedRecords(jobId: string, afterLine: number): AsyncIterable<CountedEntry>;
 }
 
 /** The record ids a file has used, so that a repeated one is found across invocations. */

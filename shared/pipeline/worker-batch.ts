@@ -6,16 +6,9 @@ import type { RecordMessage } from '../messages/record-message.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
 import type { Invocation } from '../request/build-request.ts';
 import type { Clock } from './clock.ts';
-import type { CompletionPorts } from './complete.ts';
+import type { CompletionPorts, FinishedRecords } from './complete.ts';
 import { addRetries, NO_RETRIES } from './job.ts';
-import type {
-  JobRecord,
-  JobRetries,
-  JobUpdate,
-  LeaseResult,
-  RecordCompletion,
-  StoredResult,
-} from './model.ts';
+import type { JobRecord, JobRetries, LeaseResult, RecordCompletion, StoredResult } from './model.ts';
 import type { ModelInvoker, TokenBudget } from './ports.ts';
 
 /** What a worker's batch is made of and gives back: its ports and settings, its calls, their verdicts. */
@@ -90,6 +83,8 @@ export interface Batch {
   readonly deadline: BatchDeadline;
   readonly tally: BatchTally;
   readonly size: number;
+  /** Names the batch's result set: one object per job, written once its calls have ended. */
+  readonly setId: string;
 }
 
 /** A record ready to call Bedrock: its body, its budget and what it costs the quota. */
@@ -119,38 +114,37 @@ export interface CallOutcome {
   readonly failure?: Failure;
 }
 
-/** Finished records and retries of one batch, per job: what the ledger counts in one transaction. */
+/** Finished records and retries of one batch, per job: one result set each, counted in one transaction. */
 export class BatchTally {
   private readonly jobs = new Map<
     string,
-    { completions: Map<number, RecordCompletion>; retries: JobRetries }
+    { readonly job: JobRecord; readonly results: Map<number, StoredResult>; retries: JobRetries }
   >();
 
-  completed(jobId: string, completion: RecordCompletion): void {
+  finished(job: JobRecord, result: StoredResult): void {
     // A message delivered twice in one batch is one record: counted once.
-    const entry = this.entry(jobId);
-    if (!entry.completions.has(completion.lineNumber))
-      entry.completions.set(completion.lineNumber, completion);
+    const { results } = this.entry(job);
+    if (!results.has(result.completion.lineNumber)) results.set(result.completion.lineNumber, result);
   }
 
-  count(jobId: string, counters: Partial<JobRetries>): void {
-    const entry = this.entry(jobId);
+  count(job: JobRecord, counters: Partial<JobRetries>): void {
+    const entry = this.entry(job);
     entry.retries = addRetries(entry.retries, counters);
   }
 
-  updates(): JobUpdate[] {
-    return [...this.jobs].map(([jobId, { completions, retries }]) => ({
-      jobId,
-      completions: [...completions.values()],
+  perJob(): FinishedRecords[] {
+    return [...this.jobs.values()].map(({ job, results, retries }) => ({
+      job,
+      results: [...results.values()],
       retries,
     }));
   }
 
-  private entry(jobId: string) {
-    let entry = this.jobs.get(jobId);
+  private entry(job: JobRecord) {
+    let entry = this.jobs.get(job.jobId);
     if (entry === undefined) {
-      entry = { completions: new Map(), retries: NO_RETRIES };
-      this.jobs.set(jobId, entry);
+      entry = { job, results: new Map(), retries: NO_RETRIES };
+      this.jobs.set(job.jobId, entry);
     }
     return entry;
   }

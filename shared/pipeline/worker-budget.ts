@@ -64,8 +64,7 @@ export async function callWithin(
   const verdicts = new Map(started.map(({ call }, index) => [call, outcomes[index]?.verdict]));
   return calls.map((call): [Call, RecordVerdict] => {
     const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
-    if (verdict.kind === 'wait' && !verdicts.has(call))
-      batch.tally.count(call.job.jobId, { sentBackToWait: 1 });
+    if (verdict.kind === 'wait' && !verdicts.has(call)) batch.tally.count(call.job, { sentBackToWait: 1 });
     return [call, verdict];
   });
 }
@@ -137,7 +136,7 @@ async function startWithin(
   }
   const waitedMs = settings.clock.now() - share.grantedAt;
   const waited = waitedMs >= WAITED_FOR_TOKENS_MS;
-  if (waited) batch.tally.count(call.job.jobId, { budgetWaits: 1 });
+  if (waited) batch.tally.count(call.job, { budgetWaits: 1 });
   const ended = callModel(call, batch).then((outcome) => {
     // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
     // the batch's next calls do not follow it into the same wall.

@@ -3,7 +3,8 @@ import { usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
-import { completionOf, readStoredResult, storeResult } from './complete.ts';
+import { completionOf, readEarlierResult } from './complete.ts';
+import { resultSetLocation } from './job.ts';
 import type { JobRecord, StoredResult } from './model.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome, RecordVerdict } from './worker-batch.ts';
 
@@ -11,7 +12,7 @@ import type { AcquiredLease, Batch, Call, CallOutcome, RecordVerdict } from './w
 
 /** One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement. */
 export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
-  const { ports, settings, tally } = batch;
+  const { ports, settings } = batch;
   try {
     const { job, message } = call;
     const lease = await ports.ledger.leaseRecord(
@@ -19,6 +20,7 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       message.lineNumber,
       settings.owner,
       settings.leaseSeconds,
+      resultSetLocation(job, batch.setId).key,
     );
     if (lease.kind === 'held') {
       const verdict = {
@@ -29,13 +31,19 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       return { verdict, charged: 0 };
     }
     if (lease.kind === 'done') return { verdict: { kind: 'done', status: 'already-done' }, charged: 0 };
-    // Only a lease holder stores a result, so only a later attempt can find one (its holder stopped before
-    // counting it): adopt it instead of calling again.
-    const stored =
-      lease.attempt > 1 ? await readStoredResult(ports.store, job, message.lineNumber) : undefined;
-    if (stored !== undefined) {
-      tally.completed(job.jobId, stored.completion);
-      const verdict = { kind: 'done', status: stored.outcome.status, completion: stored.completion } as const;
+    // An attempt whose lease ran out may have stored the record's result before it could count it: adopt
+    // that result instead of calling again.
+    const earlier =
+      lease.earlierSet === undefined
+        ? undefined
+        : await readEarlierResult(ports.store, job, lease.earlierSet, message.lineNumber);
+    if (earlier !== undefined) {
+      batch.tally.finished(job, earlier);
+      const verdict = {
+        kind: 'done',
+        status: earlier.outcome.status,
+        completion: earlier.completion,
+      } as const;
       return { verdict, charged: 0 };
     }
     const called = await invoke(call, lease, batch);
@@ -49,7 +57,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   const { ports, settings, deadline, tally } = batch;
   const { invocation, job, subject } = call;
   const calledAt = settings.clock.now();
-  tally.count(job.jobId, { bedrockCalls: 1 });
+  tally.count(job, { bedrockCalls: 1 });
   let response: MessagesResponse;
   try {
     response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, deadline.signal);
@@ -59,7 +67,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   const usage = withWriteTtl(usageOfResponse(response), call.prefixTtl);
   const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
   settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
-  const verdict = await finish(batch, job, {
+  const verdict = finish(batch, job, {
     subject,
     outcome: { status: 'succeeded', response },
     billing: { usage, resolved: invocation.resolved },
@@ -86,7 +94,7 @@ async function afterFailure(
   const charged = failure.answered ? 0 : call.cost.charge;
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
-    tally.count(job.jobId, { sentBackToWait: 1 });
+    tally.count(job, { sentBackToWait: 1 });
     const delaySeconds = settings.policy.dailyQuotaWaitSeconds;
     return { verdict: { kind: 'wait', cause: 'daily-quota', delaySeconds }, charged, failure };
   }
@@ -99,18 +107,18 @@ async function afterFailure(
       failure: { ...failure, message: `${failure.message}${suffix}` },
     };
     return {
-      verdict: await finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt }),
+      verdict: finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt }),
       charged,
       failure,
     };
   }
   await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { failed: failure.retry });
-  tally.count(job.jobId, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
+  tally.count(job, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
   return { verdict: { kind: 'retry', delaySeconds: decision.delaySeconds, failure }, charged, failure };
 }
 
-/** Stores the record's result (or adopts the one stored first) and adds it to the batch's tally. */
-export async function finish(
+/** Adds the record's result to the batch's tally, for the batch's result set. */
+export function finish(
   batch: Batch,
   job: JobRecord,
   finished: {
@@ -120,20 +128,20 @@ export async function finish(
     billing?: Parameters<typeof completionOf>[3];
     model?: { modelId: string; latencyMs: number };
   },
-): Promise<RecordVerdict & { kind: 'done' }> {
+): RecordVerdict & { kind: 'done' } {
   const { subject, outcome, billing, model } = finished;
-  const stored = await storeResult(batch.ports.store, job, {
+  const completion = completionOf(subject.lineNumber, subject.family, outcome, billing);
+  batch.tally.finished(job, {
     subject,
     outcome,
-    completion: completionOf(subject.lineNumber, subject.family, outcome, billing),
+    completion,
     timing: {
       finishedAt: new Date(batch.settings.clock.now()).toISOString(),
       attempts: finished.attempts,
       ...model,
     },
   });
-  batch.tally.completed(job.jobId, stored.completion);
-  return { kind: 'done', status: stored.outcome.status, completion: stored.completion };
+  return { kind: 'done', status: outcome.status, completion };
 }
 
 export function erroredOutcome(error: PipelineError): RecordOutcome {

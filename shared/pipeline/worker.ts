@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import { type CacheTtl, freshForMs } from '../caching/cache-ttl.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
@@ -7,7 +8,7 @@ import type { LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import { type RecordOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation, type Invocation } from '../request/build-request.ts';
-import { countInLedger } from './complete.ts';
+import { countFinished } from './complete.ts';
 import type { CountedRecord, JobRecord } from './model.ts';
 import type { ModelInvoker } from './ports.ts';
 import {
@@ -26,9 +27,10 @@ import { erroredOutcome, finish } from './worker-calls.ts';
  * A batch of records from the queue to their verdicts. Records that need no call (done, broken, cancelled)
  * finish at once. The rest reserve from the shared budget together, one reservation per budget, and start
  * in this invocation as their tokens arrive; calls the budget cannot start before the batch's deadline go
- * back to the queue with a delay, which is not a failure. Each call takes its record's lease, calls Bedrock
- * and stores its result; every failure goes through the failure table. Every reservation is settled to what
- * Bedrock charged, and the batch's records and retries are counted in the ledger in one transaction.
+ * back to the queue with a delay, which is not a failure. Each call takes its record's lease and calls
+ * Bedrock; every failure goes through the failure table. Every reservation is settled to what Bedrock
+ * charged; the batch's results are stored as one result set per job, and its records and retries counted in
+ * the ledger in one transaction.
  */
 export async function processBatch(
   messages: readonly RecordMessage[],
@@ -36,7 +38,14 @@ export async function processBatch(
   settings: WorkerSettings,
   deadline: BatchDeadline,
 ): Promise<RecordVerdict[]> {
-  const batch: Batch = { ports, settings, deadline, tally: new BatchTally(), size: messages.length };
+  const batch: Batch = {
+    ports,
+    settings,
+    deadline,
+    tally: new BatchTally(),
+    size: messages.length,
+    setId: randomUUID(),
+  };
   const jobOf = oncePerJob((jobId) => ports.ledger.getJob(jobId));
   // One read per job says which of the batch's records a redelivery or a racing attempt finished already.
   const doneIn = oncePerJob((jobId) =>
@@ -69,7 +78,7 @@ export async function processBatch(
       await ports.ledger.markPrefixWritten(call.job.jobId, call.invocation.modelId, settings.clock.now());
   }
   for (const [call, verdict] of await callAll(free, batch)) verdicts.set(call.message, verdict);
-  const counted = await countInLedger(ports, batch.tally.updates());
+  const counted = await countFinished(ports, batch.tally.perJob(), batch.setId);
   return messages.map((message) => counting(verdicts.get(message), message, counted));
 }
 
@@ -154,7 +163,7 @@ function writing(call: Call, batch: Batch): Call {
 }
 
 function prefixWait(call: Call, batch: Batch): RecordVerdict {
-  batch.tally.count(call.job.jobId, { sentBackToWait: 1 });
+  batch.tally.count(call.job, { sentBackToWait: 1 });
   return { kind: 'wait', cause: 'prefix', delaySeconds: PREFIX_WAIT_SECONDS };
 }
 
@@ -167,7 +176,7 @@ async function prepare(
 ): Promise<{ verdict: RecordVerdict } | { call: Call }> {
   const { ports, settings } = batch;
   if (job === undefined) throw new PipelineError('UNKNOWN_JOB', `No job ${message.jobId} in the ledger.`);
-  batch.tally.count(job.jobId, { receives: 1 });
+  batch.tally.count(job, { receives: 1 });
   if (isDone) return { verdict: { kind: 'done', status: 'already-done' } };
   const catalog = settings.catalog ?? defaultCatalog;
   let record: LineResult;
@@ -176,13 +185,13 @@ async function prepare(
   } catch (error) {
     if (!(error instanceof InputChangedError)) throw error;
     const subject = { recordId: message.recordId, lineNumber: message.lineNumber, family: undefined };
-    return { verdict: await finish(batch, job, { subject, outcome: erroredOutcome(error), attempts: 0 }) };
+    return { verdict: finish(batch, job, { subject, outcome: erroredOutcome(error), attempts: 0 }) };
   }
   const subject = record.ok
     ? subjectOf(record.record)
     : { recordId: message.recordId, lineNumber: message.lineNumber, family: record.error.family };
-  const finishNow = async (outcome: RecordOutcome) => ({
-    verdict: await finish(batch, job, { subject, outcome, attempts: 0 }),
+  const finishNow = (outcome: RecordOutcome) => ({
+    verdict: finish(batch, job, { subject, outcome, attempts: 0 }),
   });
   if (job.cancelRequested) return finishNow({ status: 'canceled' });
   if (!record.ok)

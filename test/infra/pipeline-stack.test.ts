@@ -373,6 +373,7 @@ describe('the functions', () => {
         'dynamodb:UpdateItem',
         's3:AbortMultipartUpload',
         's3:GetObject',
+        's3:ListBucket',
         's3:PutObject',
       ],
     ],
@@ -380,6 +381,7 @@ describe('the functions', () => {
       'finalizer',
       [
         'dynamodb:GetItem',
+        'dynamodb:Query',
         'dynamodb:UpdateItem',
         's3:AbortMultipartUpload',
         's3:GetObject',

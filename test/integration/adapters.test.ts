@@ -81,17 +81,18 @@ describe.each([
   it('leases a record to one attempt at a time, counting attempts, until the lease runs out', async () => {
     const subject = ledger();
     const { jobId } = newJob();
-    const first = await subject.leaseRecord(jobId, 1, 'a', 60);
-    const whileHeld = await subject.leaseRecord(jobId, 1, 'b', 60);
+    const first = await subject.leaseRecord(jobId, 1, 'a', 60, 'set-a');
+    const whileHeld = await subject.leaseRecord(jobId, 1, 'b', 60, 'set-b');
     await subject.releaseRecord(jobId, 1, 'a', { failed: 'retryable' });
-    const afterRelease = await subject.leaseRecord(jobId, 1, 'b', 60);
+    const afterRelease = await subject.leaseRecord(jobId, 1, 'b', 60, 'set-b');
     now += 61_000;
-    const afterExpiry = await subject.leaseRecord(jobId, 1, 'c', 60);
+    const afterExpiry = await subject.leaseRecord(jobId, 1, 'c', 60, 'set-c');
+    // A released attempt stored nothing; one whose lease ran out may have stored its result in its set.
     expect([first, whileHeld, afterRelease, afterExpiry]).toEqual([
       { kind: 'acquired', attempt: 1, failures: {} },
       { kind: 'held' },
       { kind: 'acquired', attempt: 2, failures: { retryable: 1 } },
-      { kind: 'acquired', attempt: 3, failures: { retryable: 1 } },
+      { kind: 'acquired', attempt: 3, failures: { retryable: 1 }, earlierSet: 'set-b' },
     ]);
   });
 
@@ -99,10 +100,10 @@ describe.each([
     const subject = ledger();
     const { jobId } = newJob();
     for (const failed of ['retryable', 'retryable', 'limited', 'later'] as const) {
-      await subject.leaseRecord(jobId, 1, 'a', 60);
+      await subject.leaseRecord(jobId, 1, 'a', 60, 'set-a');
       await subject.releaseRecord(jobId, 1, 'a', { failed });
     }
-    expect(await subject.leaseRecord(jobId, 1, 'a', 60)).toEqual({
+    expect(await subject.leaseRecord(jobId, 1, 'a', 60, 'set-a')).toEqual({
       kind: 'acquired',
       attempt: 5,
       failures: { retryable: 2, limited: 1, later: 1 },
@@ -113,7 +114,7 @@ describe.each([
     const subject = ledger();
     const job = newJob();
     await subject.createJob(job);
-    await subject.leaseRecord(job.jobId, 1, 'a', 60);
+    await subject.leaseRecord(job.jobId, 1, 'a', 60, 'set-a');
     const once = [{ jobId: job.jobId, completions: [completion(1)], retries: NO_RETRIES }];
     expect([await subject.completeRecords(once), await subject.completeRecords(once)]).toEqual([
       [{ jobId: job.jobId, lineNumber: 1 }],
@@ -123,7 +124,7 @@ describe.each([
       { jobId: job.jobId, completions: [completion(2, 'errored')], retries: NO_RETRIES },
     ]);
     expect(await subject.doneRecords(job.jobId, [1, 2, 3])).toEqual(new Set([1, 2]));
-    expect(await subject.leaseRecord(job.jobId, 1, 'b', 60)).toEqual({ kind: 'done' });
+    expect(await subject.leaseRecord(job.jobId, 1, 'b', 60, 'set-b')).toEqual({ kind: 'done' });
     expect(await subject.getJob(job.jobId)).toMatchObject({
       doneRecords: 2,
       familyCounts: { plain: 2 },
@@ -151,7 +152,7 @@ describe.each([
     await subject.completeRecords([
       { jobId: job.jobId, completions: doneLines.map((line) => completion(line)), retries: NO_RETRIES },
     ]);
-    await subject.leaseRecord(job.jobId, 125, 'a', 60);
+    await subject.leaseRecord(job.jobId, 125, 'a', 60, 'set-a');
 
     // Act
     const done = await subject.doneRecords(job.jobId, [
@@ -210,12 +211,45 @@ describe.each([
     expect(await subject.getJob(job.jobId)).toMatchObject({ doneRecords: 250 });
   });
 
+  it('lists the counted records after a line, in line order, each with the set of the attempt counted', async () => {
+    // Prepare: lines 1-3 counted from one set, 4-5 from another; line 3 counted again from a third (a racing
+    // attempt, left out); line 6 only started; an id claimed in the same partition.
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const count = (lines: number[], resultSet: string) =>
+      subject.completeRecords([
+        {
+          jobId: job.jobId,
+          completions: lines.map((line) => completion(line)),
+          retries: NO_RETRIES,
+          resultSet,
+        },
+      ]);
+    await count([1, 2, 3], 'set-x');
+    await count([4, 5], 'set-y');
+    await count([3], 'set-z');
+    await subject.leaseRecord(job.jobId, 6, 'a', 60, 'set-a');
+    await subject.claimRecordId(job.jobId, 'r7', 7);
+
+    // Act
+    const counted = [];
+    for await (const entry of subject.countedRecords(job.jobId, 2)) counted.push(entry);
+
+    // Assess
+    expect(counted).toEqual([
+      { lineNumber: 3, resultSet: 'set-x' },
+      { lineNumber: 4, resultSet: 'set-y' },
+      { lineNumber: 5, resultSet: 'set-y' },
+    ]);
+  });
+
   it('takes back the attempt of a release that waited for quota', async () => {
     const subject = ledger();
     const { jobId } = newJob();
-    await subject.leaseRecord(jobId, 1, 'a', 60);
+    await subject.leaseRecord(jobId, 1, 'a', 60, 'set-a');
     await subject.releaseRecord(jobId, 1, 'a', { waited: true });
-    expect(await subject.leaseRecord(jobId, 1, 'b', 60)).toEqual({
+    expect(await subject.leaseRecord(jobId, 1, 'b', 60, 'set-b')).toEqual({
       kind: 'acquired',
       attempt: 1,
       failures: {},

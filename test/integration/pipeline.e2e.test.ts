@@ -3,7 +3,9 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
-import { jobIdOf, outputLocations, resultLocation } from '../../shared/pipeline/job.ts';
+import { resultSetBody } from '../../shared/messages/result-set.ts';
+import { jobIdOf, outputLocations, resultSetLocation } from '../../shared/pipeline/job.ts';
+import type { StoredResult } from '../../shared/pipeline/model.ts';
 import { MIXED_SAMPLE_RESULT_IDS, readFixture, s3KeyOf } from '../support/factories.ts';
 import { untilEmpty } from '../support/queues.ts';
 
@@ -209,14 +211,14 @@ describe('failures between steps', () => {
     ).toHaveLength(completions);
   });
 
-  it('adopts the result a worker stored before it died, without calling Bedrock again', async () => {
-    // Prepare: workers paused, the file enqueued, and a result stored for line 1 as if a worker had died
+  it('adopts the result a worker stored in its result set before it died, without calling Bedrock again', async () => {
+    // Prepare: workers paused, the file enqueued, and a result set stored for line 1 as if a worker had died
     // right after writing it (before the ledger update).
     await pipeline.workerPoller.stop();
     await upload('inputs/killed.jsonl', `${plain('survivor', 'Hello')}\n${plain('other', 'World')}\n`);
     await pipeline.shim.idle();
     const jobId = jobIdOfUpload('inputs/killed.jsonl');
-    const stored = {
+    const stored: StoredResult = {
       subject: { recordId: 'survivor', lineNumber: 1, family: 'plain' },
       outcome: {
         status: 'succeeded',
@@ -236,15 +238,14 @@ describe('failures between steps', () => {
         cacheCreationInputTokens: 0,
         cacheReadInputTokens: 0,
         costNanoUsd: 115_000,
+        uncachedCostNanoUsd: 115_000,
       },
     };
-    await upload(
-      resultLocation({ jobId, source: { bucket: pipeline.resources.bucket, key: 'inputs/killed.jsonl' } }, 1)
-        .key,
-      JSON.stringify(stored),
-    );
+    const source = { bucket: pipeline.resources.bucket, key: 'inputs/killed.jsonl' };
+    const deadWorkersSet = resultSetLocation({ jobId, source }, 'dead-worker').key;
+    await upload(deadWorkersSet, resultSetBody([stored]));
     // The dead worker held the record's lease for its attempt; the lease has run out since.
-    await pipeline.ledger.leaseRecord(jobId, 1, 'dead-worker', 0);
+    await pipeline.ledger.leaseRecord(jobId, 1, 'dead-worker', 0, deadWorkersSet);
     const calls = cloud.bedrock.state().responses['200'] ?? 0;
 
     // Act

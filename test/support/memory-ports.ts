@@ -32,6 +32,7 @@ import type {
   BatchPartState,
   BudgetReservation,
   CachedPrefix,
+  CountedEntry,
   CountedRecord,
   FinalizeCheckpoint,
   JobRecord,
@@ -110,12 +111,6 @@ export class MemoryObjectStore implements ObjectStore {
     return this.objects.get(this.id(location))?.bytes;
   }
 
-  async putIfAbsent(location: ObjectLocation, body: string): Promise<'written' | 'exists'> {
-    if (this.objects.has(this.id(location))) return 'exists';
-    this.putObject(location.bucket, location.key, body);
-    return 'written';
-  }
-
   async put(location: ObjectLocation, body: string | Uint8Array): Promise<void> {
     this.putObject(location.bucket, location.key, body);
   }
@@ -183,6 +178,8 @@ export class MemoryObjectStore implements ObjectStore {
 
 interface RecordState {
   status: 'running' | 'waiting' | 'done';
+  /** Where a done record's result is. */
+  resultSet?: string | undefined;
   owner: string | undefined;
   leaseUntil: number;
   attempts: number;
@@ -291,6 +288,7 @@ export class MemoryLedger implements Ledger {
     lineNumber: number,
     owner: string,
     leaseSeconds: number,
+    resultSet: string,
   ): Promise<LeaseResult> {
     const key = `${jobId}#${lineNumber}`;
     const state = this.records.get(key);
@@ -304,14 +302,22 @@ export class MemoryLedger implements Ledger {
       leaseUntil: this.now() + leaseSeconds * 1000,
       attempts,
       failures,
+      resultSet,
     });
-    return { kind: 'acquired', attempt: attempts, failures: { ...failures } };
+    const earlierSet = state?.resultSet;
+    return {
+      kind: 'acquired',
+      attempt: attempts,
+      failures: { ...failures },
+      ...(earlierSet === undefined ? {} : { earlierSet }),
+    };
   }
 
   async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
     const state = this.records.get(`${jobId}#${lineNumber}`);
     if (state?.status !== 'running' || state.owner !== owner) return;
     state.status = 'waiting';
+    state.resultSet = undefined;
     if ('waited' in release) state.attempts -= 1;
     else state.failures[release.failed] = (state.failures[release.failed] ?? 0) + 1;
   }
@@ -326,19 +332,31 @@ export class MemoryLedger implements Ledger {
       const job = this.job(update.jobId);
       job.retries = addRetries(job.retries, update.retries);
       for (const completion of update.completions) {
-        if (this.markDone(update.jobId, completion))
+        if (this.markDone(update.jobId, completion, update.resultSet))
           counted.push({ jobId: update.jobId, lineNumber: completion.lineNumber });
       }
     }
     return counted;
   }
 
-  private markDone(jobId: string, completion: RecordCompletion): boolean {
+  async *countedRecords(jobId: string, afterLine: number): AsyncIterable<CountedEntry> {
+    const counted = [...this.records]
+      .filter(([key, state]) => key.startsWith(`${jobId}#`) && state.status === 'done')
+      .map(([key, state]) => ({
+        lineNumber: Number(key.slice(jobId.length + 1)),
+        resultSet: state.resultSet,
+      }))
+      .filter(({ lineNumber }) => lineNumber > afterLine);
+    yield* counted.sort((a, b) => a.lineNumber - b.lineNumber);
+  }
+
+  private markDone(jobId: string, completion: RecordCompletion, resultSet: string | undefined): boolean {
     const key = `${jobId}#${completion.lineNumber}`;
     const state = this.records.get(key);
     if (state?.status === 'done') return false;
     this.records.set(key, {
       status: 'done',
+      resultSet,
       owner: undefined,
       leaseUntil: 0,
       attempts: state?.attempts ?? 0,

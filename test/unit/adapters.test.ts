@@ -1,12 +1,9 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { eventBridgePutEvent } from '../../functions/adapters/events.ts';
-import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
-import { awsError } from '../support/factories.ts';
 
 /** A client whose `send` answers from a script, recording the commands it got. */
 function scriptedClient<Client>(answer: (input: Record<string, unknown>, call: number) => unknown) {
@@ -64,34 +61,6 @@ describe('SqsRecordQueue', () => {
     // Assess
     await expect(send).rejects.toThrow(/SQS refused 1 record messages 5 times/);
   }, 30_000);
-});
-
-describe('S3ObjectStore.putIfAbsent', () => {
-  it.each([
-    [412, 'exists'],
-    [409, 'exists'],
-  ])('reads a %i as "someone wrote it first"', async (status, expected) => {
-    // Prepare
-    const { client, inputs } = scriptedClient<S3Client>(() => {
-      throw awsError(undefined, status, 'precondition');
-    });
-
-    // Act
-    const result = await new S3ObjectStore(client).putIfAbsent({ bucket: 'b', key: 'work/x.json' }, '{}');
-
-    // Assess
-    expect(result).toBe(expected);
-    expect(inputs[0]).toMatchObject({ IfNoneMatch: '*' });
-  });
-
-  it('passes other failures on', async () => {
-    const { client } = scriptedClient<S3Client>(() => {
-      throw awsError(undefined, 403, 'denied');
-    });
-    await expect(new S3ObjectStore(client).putIfAbsent({ bucket: 'b', key: 'k' }, '{}')).rejects.toThrow(
-      'denied',
-    );
-  });
 });
 
 describe('eventBridgePutEvent', () => {
