@@ -22,8 +22,8 @@ export function lambdaEnvironment(
     region,
     ...(settings.BEDROCK_REGION === undefined ? {} : { bedrockRegion: settings.BEDROCK_REGION }),
     ...(settings.SDK_MAX_ATTEMPTS === undefined ? {} : { bedrockMaxAttempts: settings.SDK_MAX_ATTEMPTS }),
+    observe: (client) => tracer.captureAWSv3Client(client),
   });
-  for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
   return { clients, tracer, ...observability(serviceName) };
 }
 
@@ -66,6 +66,8 @@ export function jobDefaultsOf(settings: {
   BEDROCK_MODEL: string;
   BEDROCK_REGION: string;
   BEDROCK_ENDPOINT: JobSettings['endpoint'];
+  BEDROCK_ENDPOINTS?: JobSettings['endpoints'] | undefined;
+  BEDROCK_REGIONS?: JobSettings['regions'] | undefined;
   DEFAULT_MAX_TOKENS: number;
   ALLOWED_MODEL_IDS?: readonly string[] | undefined;
   DEFAULT_LANE?: JobSettings['lane'];
@@ -76,6 +78,8 @@ export function jobDefaultsOf(settings: {
     model: settings.BEDROCK_MODEL,
     region: settings.BEDROCK_REGION,
     endpoint: settings.BEDROCK_ENDPOINT,
+    ...(settings.BEDROCK_ENDPOINTS === undefined ? {} : { endpoints: settings.BEDROCK_ENDPOINTS }),
+    ...(settings.BEDROCK_REGIONS === undefined ? {} : { regions: settings.BEDROCK_REGIONS }),
     defaultMaxTokens: settings.DEFAULT_MAX_TOKENS,
     ...(settings.ALLOWED_MODEL_IDS === undefined ? {} : { allowedModelIds: settings.ALLOWED_MODEL_IDS }),
     ...(settings.DEFAULT_LANE === undefined ? {} : { lane: settings.DEFAULT_LANE }),

@@ -25,7 +25,19 @@ export interface BedrockBatchPipelineProps {
    */
   readonly endpoint?: EndpointKind;
   /**
-   * The Bedrock tokens-per-minute quota the pipeline may spend, per model.
+   * Endpoint kinds files may use too, after `endpoint`, in order of preference: each is a quota pool of its
+   * own. A file keeps to those no looser than its own endpoint (see the README, "several pools").
+   * @default - `endpoint` alone
+   */
+  readonly additionalEndpoints?: readonly EndpointKind[];
+  /**
+   * Source regions files may call Bedrock from too, besides `bedrockRegion` (the home region): each has
+   * quota pools of its own. IAM allows the pools they make and nothing more.
+   * @default - `bedrockRegion` alone
+   */
+  readonly additionalBedrockRegions?: readonly string[];
+  /**
+   * The Bedrock tokens-per-minute quota the pipeline may spend, per model and pool.
    * @default 400000
    */
   readonly tokensPerMinute?: number;

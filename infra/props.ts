@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds } from '../shared/budget/throughput.ts';
-import { endpointKinds } from '../shared/catalog/catalog.ts';
+import { type EndpointKind, endpointKinds } from '../shared/catalog/catalog.ts';
 import {
   type bedrockSettings,
   DEFAULT_TOKENS_PER_MINUTE,
@@ -19,6 +19,7 @@ import {
   type WorkerShape,
   workerShapeFor,
 } from '../shared/pipeline/worker-shape.ts';
+import { poolsFor } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
@@ -31,7 +32,11 @@ const pipelinePropsSchema = z
     /** Every model files may use; IAM allows exactly these. Defaults to the default model alone. */
     allowedModels: z.array(z.string().min(1)).readonly().optional(),
     endpoint: z.enum(endpointKinds).default('global'),
-    /** The Bedrock tokens-per-minute quota the pipeline may spend, per model. */
+    /** Endpoint kinds files may use too, after `endpoint`, in order of preference. */
+    additionalEndpoints: z.array(z.enum(endpointKinds)).readonly().optional(),
+    /** Source regions files may call Bedrock from too, besides `bedrockRegion`. */
+    additionalBedrockRegions: z.array(z.string().min(1)).readonly().optional(),
+    /** The Bedrock tokens-per-minute quota the pipeline may spend, per model and pool. */
     tokensPerMinute: z.number().int().positive().default(DEFAULT_TOKENS_PER_MINUTE),
     defaultMaxTokens: z.number().int().positive().default(4_096),
     /** Alarms notify this address (a new SNS topic) and/or this existing topic. */
@@ -85,8 +90,13 @@ type SameInput<Props, Schema> = [Props] extends [Schema]
 
 export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
   readonly allowedModels: readonly string[];
-  /** Each allowed model resolved for the region and endpoint: the ids IAM and the functions use. */
+  /** Each allowed model resolved for the home region and endpoint: what batch jobs are submitted for. */
   readonly resolvedModels: ResolvedModel[];
+  /** The endpoint kinds files may use, `endpoint` first, and the source regions, `bedrockRegion` first. */
+  readonly endpoints: readonly EndpointKind[];
+  readonly bedrockRegions: readonly string[];
+  /** Each allowed model in every quota pool files may use: the ids and regions the worker calls, and IAM allows. */
+  readonly poolModels: ResolvedModel[];
   /** The worker's invocations at once, batch, timeout, visibility and lease, derived from the quota. */
   readonly worker: WorkerShape;
   /** How old the oldest record may get before the queue-age alarm: the largest file's drain time, and slack. */
@@ -127,6 +137,19 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
   ) {
     problems.push(`defaultModel ${props.defaultModel} must be one of allowedModels`);
   }
+  const endpoints = [...new Set([props.endpoint, ...(props.additionalEndpoints ?? [])])];
+  const bedrockRegions = [...new Set([props.bedrockRegion, ...(props.additionalBedrockRegions ?? [])])];
+  const poolModels = resolvedModels.flatMap((resolved) => {
+    try {
+      return poolsFor(resolved.model, { endpoints, regions: bedrockRegions }).pools.map((pool) =>
+        resolveModel({ model: pool.modelId, region: pool.region, endpoint: pool.endpoint }),
+      );
+    } catch (error) {
+      if (!(error instanceof ModelSelectionError)) throw error;
+      problems.push(`additionalBedrockRegions: ${error.message}`);
+      return [];
+    }
+  });
   if (problems.length > 0) throw new ConfigurationError(problems);
   const drain = drainSeconds(quotaShapeOf(props), props.largestFileRecords);
   // Records go to the queue in input order but come out in no strict order: allow half as long again.
@@ -136,13 +159,24 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
       `largestFileRecords: ${props.largestFileRecords} typical records take ${Math.round(drain / 86_400)} days at ${props.tokensPerMinute} tokens a minute, longer than SQS keeps a message (14 days); raise the quota or split such files`,
     ]);
   }
+  // The workers are sized for every pool of the default model together: a file may spread over all of them.
+  const defaultPools = poolModels.filter((pool) => pool.model.key === defaultResolved?.model.key).length;
   const worker = workerShapeFor({
-    tokensPerMinute: props.tokensPerMinute,
+    tokensPerMinute: props.tokensPerMinute * Math.max(1, defaultPools),
     typicalRecord: props.typicalRecord,
     timeoutSeconds: props.workerTimeoutSeconds,
     batchSize: props.workerBatchSize,
   });
-  return { ...props, allowedModels, resolvedModels, worker, oldestRecordAlarmSeconds };
+  return {
+    ...props,
+    allowedModels,
+    resolvedModels,
+    endpoints,
+    bedrockRegions,
+    poolModels,
+    worker,
+    oldestRecordAlarmSeconds,
+  };
 }
 
 /** The Bedrock settings of the functions that build and send requests (enqueue checks, the worker calls). */
@@ -153,8 +187,10 @@ export function bedrockEnvironment(
     BEDROCK_REGION: settings.bedrockRegion,
     BEDROCK_MODEL: settings.defaultModel,
     BEDROCK_ENDPOINT: settings.endpoint,
+    ...(settings.endpoints.length > 1 ? { BEDROCK_ENDPOINTS: settings.endpoints.join(',') } : {}),
+    ...(settings.bedrockRegions.length > 1 ? { BEDROCK_REGIONS: settings.bedrockRegions.join(',') } : {}),
     DEFAULT_MAX_TOKENS: String(settings.defaultMaxTokens),
-    ALLOWED_MODEL_IDS: settings.resolvedModels.map((model) => model.modelId).join(','),
+    ALLOWED_MODEL_IDS: [...new Set(settings.poolModels.map((model) => model.modelId))].join(','),
   };
 }
 

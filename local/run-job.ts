@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { perRegion } from '../functions/adapters/clients.ts';
 import type { TypicalRecord } from '../shared/budget/throughput.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
@@ -23,9 +24,13 @@ export interface LocalJobOptions {
   readonly metadata?: Readonly<Record<string, string>>;
   /** The Bedrock quota: the stand-in's, and the pipeline's shared budget (times `quotaShare`). */
   readonly tokensPerMinute?: number;
+  /** Each quota pool's own, by pool name, where the file may use several (`tokensPerMinute` elsewhere). */
+  readonly poolQuotas?: Readonly<Record<string, number>>;
   /** The part of the quota the pipeline spends (0 < share <= 1): other applications may need the rest. */
   readonly quotaShare?: number;
   readonly region?: string;
+  /** The source regions calls may be made from, the home region (`region`) first. */
+  readonly regions?: readonly string[];
   /** Calls go to the local stand-in, or to real Bedrock with the default AWS credential chain. */
   readonly bedrock?: 'local' | 'aws';
   readonly log?: (line: string) => void;
@@ -65,16 +70,26 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   log(
     `Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock ${options.bedrock === 'aws' ? 'on AWS' : 'stand-in'})...`,
   );
+  const spent = (quota: number) => Math.floor(quota * (options.quotaShare ?? 1));
+  const poolQuotas = Object.entries(options.poolQuotas ?? {});
   const cloud = await startLocalCloud({
     ...(options.region === undefined ? {} : { region: options.region }),
-    bedrock: { speed: options.speed ?? 1, quota: { tokensPerMinute } },
+    bedrock: {
+      speed: options.speed ?? 1,
+      quota: { tokensPerMinute },
+      quotaByModel: Object.fromEntries(poolQuotas.map(([pool, quota]) => [pool, { tokensPerMinute: quota }])),
+      ...(options.regions === undefined ? {} : { regions: options.regions }),
+    },
   });
   const stopper = stopOnSignals(cloud, log);
   try {
     const running = await startLocalPipeline(cloud, {
-      tokensPerMinute: Math.floor(tokensPerMinute * (options.quotaShare ?? 1)),
+      tokensPerMinute: spent(tokensPerMinute),
+      ...(poolQuotas.length === 0
+        ? {}
+        : { poolQuotas: Object.fromEntries(poolQuotas.map(([pool, quota]) => [pool, spent(quota)])) }),
       typicalRecord: localTypicalRecord(options),
-      ...(options.bedrock === 'aws' ? { bedrock: realBedrock(cloud.region) } : {}),
+      ...(options.bedrock === 'aws' ? { bedrockIn: realBedrock } : {}),
     });
     stopper.pipeline = running;
     const bucket = running.resources.bucket;
@@ -195,10 +210,8 @@ async function downloadResults(
   return { outputPath, manifestPath, manifest: JSON.parse(manifestText) as Record<string, unknown> };
 }
 
-/** Real Bedrock, through the default AWS credential chain, for `--bedrock aws`. */
-function realBedrock(region: string): BedrockRuntimeClient {
-  return new BedrockRuntimeClient({ region, maxAttempts: 2 });
-}
+/** Real Bedrock, through the default AWS credential chain, for `--bedrock aws`: a client per source region. */
+const realBedrock = perRegion((region) => new BedrockRuntimeClient({ region, maxAttempts: 2 }));
 
 export function progressLine({ job, retries, bedrockThrottles, elapsedMs }: JobProgress): string {
   if (job === undefined) return 'waiting for the job to start';

@@ -42,6 +42,25 @@ export const bedrockSettings = {
     .default(DEFAULT_MODEL)
     .describe('the default model: an alias, an Anthropic name or a Bedrock id'),
   BEDROCK_ENDPOINT: z.enum(endpointKinds).default('global').describe('global, regional or in-region'),
+  BEDROCK_ENDPOINTS: z
+    .string()
+    .trim()
+    .min(1, 'is empty')
+    .transform((kinds) => kinds.split(',').map((kind) => kind.trim()))
+    .pipe(z.array(z.enum(endpointKinds)))
+    .optional()
+    .describe(
+      'comma-separated endpoint kinds files may use, most preferred first; BEDROCK_ENDPOINT alone when unset',
+    ),
+  BEDROCK_REGIONS: z
+    .string()
+    .trim()
+    .min(1, 'is empty')
+    .transform((regions) => regions.split(',').map((region) => region.trim()))
+    .optional()
+    .describe(
+      'comma-separated source regions files may call Bedrock from, BEDROCK_REGION first; it alone when unset',
+    ),
   DEFAULT_MAX_TOKENS: positiveInteger('max_tokens for records that do not set it', 4096),
   ALLOWED_MODEL_IDS: z
     .string()

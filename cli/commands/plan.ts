@@ -13,14 +13,16 @@ import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
+import { poolName } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
-import { knownRegion, parseCommandLine, positiveInteger } from '../arguments.ts';
+import { parseCommandLine, positiveInteger } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
-import { checkModelChoice, fileMetadata, modelOptions } from './run.ts';
+import { sourceRegions } from './quotas.ts';
+import { checkModelChoice, fileMetadata, modelOptions, poolsOfJob } from './run.ts';
 
 export const PLAN_USAGE =
-  'bedrock-batch plan <file.jsonl> [--model m] [--region r] [--endpoint e] [--max-tokens n] [--quota-tpm n] [--json]';
+  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--quota-tpm n] [--json]';
 
 interface PlanError {
   readonly line: number;
@@ -41,9 +43,9 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
     ['<file.jsonl>'],
   );
   const file = await checkInputFile(positionals[0]);
-  const job = checkModelChoice(fileMetadata(values), knownRegion(values.region));
+  const job = checkModelChoice(fileMetadata(values), sourceRegions(values));
   const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
-  const plan = await planFile(file, job, tokensPerMinute);
+  const plan = await planFile(file, job, tokensPerMinute, poolsOfJob(job).map(poolName));
   if (values.json) term.out(`${JSON.stringify(plan, null, 2)}\n`);
   else printPlan(plan, term);
   return 0;
@@ -52,7 +54,7 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
 type Plan = Awaited<ReturnType<typeof planFile>>;
 
 /** Every line of the file, validated and built into its call as a run would, and nothing sent. */
-async function planFile(file: string, job: JobSettings, tokensPerMinute: number) {
+async function planFile(file: string, job: JobSettings, tokensPerMinute: number, pools: readonly string[]) {
   const tally = new PlanTally();
   for await (const { result } of readRecords(createReadStream(file), {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
@@ -74,7 +76,7 @@ async function planFile(file: string, job: JobSettings, tokensPerMinute: number)
       tally.errors.push({ line: lineNumber, recordId, code: error.code, message: error.message });
     }
   }
-  return tally.plan(file, tokensPerMinute);
+  return tally.plan(file, tokensPerMinute, pools);
 }
 
 /** What a plan adds up as it reads. */
@@ -111,8 +113,10 @@ class PlanTally {
     }
   }
 
-  plan(file: string, tokensPerMinute: number) {
+  plan(file: string, tokensPerMinute: number, pools: readonly string[]) {
     const { cost } = this;
+    // The pools together spend their quotas at once: as one quota of their sum.
+    const together = tokensPerMinute * Math.max(1, pools.length);
     const quotaTokens = {
       low: this.inputLow,
       high: this.inputHigh + this.maxOutput * OUTPUT_TOKEN_BURNDOWN,
@@ -130,12 +134,14 @@ class PlanTally {
         global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
         regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
       },
+      pools,
       atQuota: {
         tokensPerMinute,
+        pools: pools.length,
         quotaTokens,
         seconds: {
-          low: Math.round(quotaSeconds(quotaTokens.low, tokensPerMinute)),
-          high: Math.round(quotaSeconds(quotaTokens.high, tokensPerMinute)),
+          low: Math.round(quotaSeconds(quotaTokens.low, together)),
+          high: Math.round(quotaSeconds(quotaTokens.high, together)),
         },
       },
       sharedPrefixes: this.prefixes.summary(),
@@ -227,8 +233,10 @@ function printPlan(plan: Plan, term: Terminal): void {
       `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,
   );
   const { atQuota } = plan;
+  if (plan.pools.length > 1) term.out(`  quota pools: ${plan.pools.join(', ')}\n`);
+  const each = plan.pools.length > 1 ? ` in each of ${plan.pools.length} pools` : '';
   term.out(
-    `  at ${count(atQuota.tokensPerMinute)} tokens a minute: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
+    `  at ${count(atQuota.tokensPerMinute)} tokens a minute${each}: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
       `of quota (${count(atQuota.quotaTokens.low)} to ${count(atQuota.quotaTokens.high)} quota tokens: input alone, to every max_tokens used at ${OUTPUT_TOKEN_BURNDOWN} a token)\n`,
   );
 }

@@ -11,6 +11,7 @@ import { UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { resolveResources, resourceOptions } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
+import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
 export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--lane l] [--deadline 6h]
@@ -28,6 +29,8 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
       ...resourceOptions,
       model: { type: 'string' },
       endpoint: { type: 'string' },
+      endpoints: { type: 'string' },
+      regions: { type: 'string' },
       'max-tokens': { type: 'string' },
       lane: { type: 'string' },
       deadline: { type: 'string' },
@@ -38,7 +41,8 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
   const file = await checkInputFile(positionals[0]);
   const { resources, clients } = await resolveResources(values);
   const metadata = fileMetadata(values);
-  checkModelChoice(metadata, resources.region);
+  // The deployment's regions are checked when the job starts; residency and the model are checked here.
+  checkModelChoice(metadata, values.regions === undefined ? [resources.region] : sourceRegions(values));
   const key = `${INPUT_PREFIX}${path.basename(file)}`;
   const put = await clients.s3.send(
     new PutObjectCommand({

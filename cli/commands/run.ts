@@ -10,24 +10,27 @@ import { resolveModel } from '../../shared/models/resolve-model.ts';
 import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import { poolName } from '../../shared/quotas/pools.ts';
+import { choiceOf, parseEndpoints, poolName, poolsFor, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
-import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
+import { nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { bar, type Terminal } from '../terminal.ts';
-import { quotaOptions, quotaShare } from './quotas.ts';
+import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
 
-export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r]
-    [--endpoint global|regional|in-region] [--max-tokens n] [--lane on-demand|batch|auto] [--deadline 6h]
+export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r | --regions r1,r2]
+    [--endpoint global|regional|in-region | --endpoints global,regional,in-region] [--max-tokens n]
+    [--lane on-demand|batch|auto] [--deadline 6h]
     [--cache auto|off] [--bedrock local|aws] [--quota-tpm n] [--quota-share x] [--speed x] [--json]`;
 
 /** Options shared by the commands that pick a model: they become the file's S3 metadata. */
 export const modelOptions = {
   model: { type: 'string' },
   region: { type: 'string', default: 'us-west-2' },
+  regions: { type: 'string' },
   endpoint: { type: 'string' },
+  endpoints: { type: 'string' },
   'max-tokens': { type: 'string' },
   lane: { type: 'string' },
   deadline: { type: 'string' },
@@ -39,6 +42,8 @@ const cacheChoices = ['auto', 'off'] as const;
 export function fileMetadata(values: {
   model?: string;
   endpoint?: string;
+  endpoints?: string;
+  regions?: string;
   'max-tokens'?: string;
   lane?: string;
   deadline?: string;
@@ -69,6 +74,10 @@ export function fileMetadata(values: {
   const given = Object.entries({
     model: values.model,
     endpoint: values.endpoint,
+    // Lists take `+` in object metadata: the CLI's --metadata splits its pairs at commas.
+    endpoints:
+      values.endpoints === undefined ? undefined : parseEndpoints(values.endpoints, '--endpoints').join('+'),
+    regions: values.regions === undefined ? undefined : sourceRegions(values).join('+'),
     'max-tokens': values['max-tokens'],
     lane: values.lane,
     deadline: values.deadline,
@@ -81,9 +90,9 @@ export function fileMetadata(values: {
  * The settings a local run would give the file, checked before anything starts: model, endpoint and region
  * together, with the catalog's fixes.
  */
-export function checkModelChoice(metadata: Record<string, string>, region: string): JobSettings {
+export function checkModelChoice(metadata: Record<string, string>, regions: readonly string[]): JobSettings {
   try {
-    return jobSettingsFrom(metadata, localJobDefaults(region));
+    return jobSettingsFrom(metadata, localJobDefaults(regions));
   } catch (error) {
     if (error instanceof ConfigurationError) {
       throw new UsageError(
@@ -154,55 +163,80 @@ async function checkRunArguments(
       'Use local (the stand-in) or aws (real Bedrock).',
     );
   }
-  const region = knownRegion(values.region);
+  const regions = sourceRegions(values);
+  const [region = values.region] = regions;
   const metadata = fileMetadata(values);
-  const settings = checkModelChoice(metadata, region);
+  const settings = checkModelChoice(metadata, regions);
   const speed = nonNegativeNumber('speed', values.speed, 1);
   const share = quotaShare(values['quota-share']);
   const configured =
     values['quota-tpm'] === undefined ? undefined : positiveInteger('quota-tpm', values['quota-tpm'], 0);
   await checkOutputDirectory(values.out);
-  const base = { file, region, metadata, speed, bedrock, quotaShare: share };
-  if (bedrock === 'local')
-    return { ...base, tokensPerMinute: configured ?? DEFAULT_TOKENS_PER_MINUTE, quotaNote: undefined };
+  const base = { file, region, regions, metadata, speed, bedrock, quotaShare: share };
+  const pools = poolsOfJob(settings);
+  if (bedrock === 'local') {
+    const tokensPerMinute = configured ?? DEFAULT_TOKENS_PER_MINUTE;
+    return {
+      ...base,
+      tokensPerMinute,
+      ...(pools.length > 1
+        ? { poolQuotas: Object.fromEntries(pools.map((pool) => [poolName(pool), tokensPerMinute])) }
+        : {}),
+      quotaNote: undefined,
+    };
+  }
   await requireAwsCredentials(region);
-  return { ...base, ...(await accountQuota(settings, configured, share)) };
+  return { ...base, ...(await accountQuotas(pools, configured, share)) };
+}
+
+/** The quota pools a file's settings allow for its model, the home pool first. */
+export function poolsOfJob(settings: JobSettings): readonly QuotaPool[] {
+  return poolsFor(resolveModel(settings).model, choiceOf(settings)).pools;
 }
 
 /**
- * The quota of a run on real Bedrock: the one the user gave, or the one Service Quotas applies to the
- * account for the model as called from the region; and a line that says which, and what the share spends.
+ * The quotas of a run on real Bedrock: the one the user gave, or the one Service Quotas applies to the
+ * account for each pool the file may use; and a line per pool that says which, and what the share spends.
  */
-async function accountQuota(
-  settings: JobSettings,
+async function accountQuotas(
+  pools: readonly QuotaPool[],
   configured: number | undefined,
   share: number,
-): Promise<{ tokensPerMinute: number; quotaNote: string }> {
-  const { model, endpoint, region, modelId } = resolveModel(settings);
-  const pool = { region, endpoint, model, modelId };
+): Promise<{ tokensPerMinute: number; poolQuotas?: Record<string, number>; quotaNote: string }> {
   const source = new ServiceQuotasSource();
   try {
-    const { quotas, leftOut } = await readPoolQuotas([pool], source, {
+    const { quotas, leftOut } = await readPoolQuotas(pools, source, {
       configured,
       fallback: DEFAULT_TOKENS_PER_MINUTE,
       share,
     });
-    const [quota] = quotas;
-    if (quota === undefined) {
+    const [refused] = leftOut;
+    const [home] = quotas;
+    if (refused !== undefined || home === undefined) {
       throw new UsageError(
-        `${poolName(pool)} cannot be used: ${leftOut[0]?.reason ?? 'it has no quota'}`,
-        'Choose another endpoint (--endpoint) or region.',
+        `${refused === undefined ? 'No pool' : poolName(refused.pool)} cannot be used: ${refused?.reason ?? 'it has no quota'}`,
+        'Leave it out with --endpoints or --regions, or choose another endpoint or region.',
       );
     }
-    const from =
-      quota.origin === 'service-quotas'
-        ? `Service Quotas: "${quota.matched[0]}"`
-        : quota.origin === 'configured'
-          ? '--quota-tpm'
-          : (quota.warning ?? quota.origin);
+    const lines = quotas.map((quota) => {
+      const from =
+        quota.origin === 'service-quotas'
+          ? `Service Quotas: "${quota.matched[0]}"`
+          : quota.origin === 'configured'
+            ? '--quota-tpm'
+            : (quota.warning ?? quota.origin);
+      return `Quota: ${quota.tokensPerMinute} tokens a minute for ${poolName(quota.pool)} (${from}); spending ${quota.usableTokensPerMinute}.`;
+    });
     return {
-      tokensPerMinute: quota.tokensPerMinute,
-      quotaNote: `Quota: ${quota.tokensPerMinute} tokens a minute for ${poolName(pool)} (${from}); spending ${quota.usableTokensPerMinute}.`,
+      tokensPerMinute: home.tokensPerMinute,
+      ...(quotas.length > 1
+        ? {
+            poolQuotas: Object.fromEntries(
+              quotas.map((quota) => [poolName(quota.pool), quota.tokensPerMinute]),
+            ),
+          }
+        : {}),
+      quotaNote: lines.join('\n'),
     };
   } finally {
     source.destroy();

@@ -4,19 +4,20 @@ import {
   InvokeModelCommand,
 } from '@aws-sdk/client-bedrock-runtime';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
-import type { ModelInvoker } from '../../shared/pipeline/ports.ts';
+import type { ModelInvoker, ModelTarget } from '../../shared/pipeline/ports.ts';
 
 /**
- * InvokeModel through the AWS SDK. The client should be built with few attempts of its own (see
- * functions/adapters/clients.ts): the queue is the outer retry loop, and retries multiply.
+ * InvokeModel through the AWS SDK, from the target's source region (one client per region). The clients
+ * should be built with few attempts of their own (see functions/adapters/clients.ts): the queue is the outer
+ * retry loop, and retries multiply.
  */
 export class BedrockInvoker implements ModelInvoker {
-  constructor(private readonly bedrock: BedrockRuntimeClient) {}
+  constructor(private readonly bedrockIn: (region: string) => BedrockRuntimeClient) {}
 
-  async invoke(modelId: string, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse> {
-    const output = await this.bedrock.send(
+  async invoke(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse> {
+    const output = await this.bedrockIn(target.region).send(
       new InvokeModelCommand({
-        modelId,
+        modelId: target.modelId,
         body: bodyJson,
         contentType: 'application/json',
         accept: 'application/json',
@@ -26,10 +27,10 @@ export class BedrockInvoker implements ModelInvoker {
     return JSON.parse(new TextDecoder().decode(output.body)) as MessagesResponse;
   }
 
-  async countTokens(foundationModelId: string, bodyJson: string, signal: AbortSignal): Promise<number> {
-    const output = await this.bedrock.send(
+  async countTokens(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<number> {
+    const output = await this.bedrockIn(target.region).send(
       new CountTokensCommand({
-        modelId: foundationModelId,
+        modelId: target.modelId,
         input: { invokeModel: { body: new TextEncoder().encode(bodyJson) } },
       }),
       { abortSignal: signal },

@@ -19,7 +19,10 @@ export interface AwsClients {
   readonly sqs: SQSClient;
   readonly dynamodb: DynamoDBClient;
   readonly documents: DynamoDBDocumentClient;
+  /** The Bedrock runtime in the functions' Bedrock region. */
   readonly bedrock: BedrockRuntimeClient;
+  /** The Bedrock runtime in a source region: quota pools of other regions are called from there. */
+  readonly bedrockIn: ClientsByRegion<BedrockRuntimeClient>;
   /** Bedrock's control plane: batch inference jobs. */
   readonly bedrockJobs: BedrockClient;
   readonly events: EventBridgeClient;
@@ -34,7 +37,11 @@ export interface ClientOptions {
   readonly bedrockMaxAttempts?: number;
   /** The region Bedrock is called in, when it differs from the functions' own. */
   readonly bedrockRegion?: string;
+  /** Sees every client made, those made later for another Bedrock region too (tracing). */
+  readonly observe?: (client: Observed) => void;
 }
+
+type Observed = AwsClients[Exclude<keyof AwsClients, 'bedrockIn'>];
 
 /** The AWS SDK v3 clients the functions use: path-style S3 and SQS at the endpoint (not the queue URL) when overridden. */
 export function awsClients(options: ClientOptions): AwsClients {
@@ -44,7 +51,21 @@ export function awsClients(options: ClientOptions): AwsClients {
     ...common,
     ...(endpoints === undefined ? {} : { endpoint: endpoints.dynamodb }),
   });
-  return {
+  const observed = <Client extends Observed>(client: Client): Client => {
+    options.observe?.(client);
+    return client;
+  };
+  const bedrockIn = perRegion((bedrockRegion) =>
+    observed(
+      new BedrockRuntimeClient({
+        ...common,
+        region: bedrockRegion,
+        maxAttempts: options.bedrockMaxAttempts ?? RETRY_LAYERS.bedrockSdkAttempts,
+        ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
+      }),
+    ),
+  );
+  const clients = {
     s3: new S3Client({
       ...common,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.s3, forcePathStyle: true }),
@@ -55,12 +76,8 @@ export function awsClients(options: ClientOptions): AwsClients {
     }),
     dynamodb,
     documents: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),
-    bedrock: new BedrockRuntimeClient({
-      ...common,
-      region: options.bedrockRegion ?? region,
-      maxAttempts: options.bedrockMaxAttempts ?? RETRY_LAYERS.bedrockSdkAttempts,
-      ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
-    }),
+    bedrock: bedrockIn(options.bedrockRegion ?? region),
+    bedrockIn,
     bedrockJobs: new BedrockClient({
       ...common,
       region: options.bedrockRegion ?? region,
@@ -68,4 +85,30 @@ export function awsClients(options: ClientOptions): AwsClients {
     }),
     events: new EventBridgeClient(common),
   };
+  for (const [name, client] of Object.entries(clients))
+    if (name !== 'bedrock' && name !== 'bedrockIn') options.observe?.(client as Observed);
+  return clients;
+}
+
+/** One client per region, made when a region is first asked for; `destroy` ends them all. */
+export interface ClientsByRegion<Client> {
+  (region: string): Client;
+  destroy(): void;
+}
+
+export function perRegion<Client extends { destroy(): void }>(
+  make: (region: string) => Client,
+): ClientsByRegion<Client> {
+  const made = new Map<string, Client>();
+  const clientIn = (region: string) => {
+    const known = made.get(region) ?? make(region);
+    made.set(region, known);
+    return known;
+  };
+  return Object.assign(clientIn, {
+    destroy: () => {
+      for (const client of made.values()) client.destroy();
+      made.clear();
+    },
+  });
 }

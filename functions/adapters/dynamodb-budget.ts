@@ -11,14 +11,14 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   atRate,
   type BucketState,
-  DEFAULT_RATE_SETTINGS,
+  type BudgetRates,
   FULL_BUCKET_LEAD_MS,
   fullBucket,
   grantable,
   latestFullAtToStartBy,
   MINUTE_MS,
-  type RateSettings,
   rateAfterRecovery,
+  ratesFor,
   refillMs,
   responseToThrottle,
   type ThrottleResponse,
@@ -48,16 +48,13 @@ type Write = Pick<
  */
 export class DynamoDbTokenBudget implements TokenBudget {
   private readonly states = new Map<string, BucketState>();
-  private readonly rates: RateSettings;
 
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
-    rates: Pick<RateSettings, 'tokensPerMinute'> & Partial<RateSettings>,
+    private readonly rates: BudgetRates,
     private readonly now: () => number = Date.now,
-  ) {
-    this.rates = { ...DEFAULT_RATE_SETTINGS, ...rates };
-  }
+  ) {}
 
   async reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation> {
     if (tokens.length === 0) return { key, tokens: 0, startAts: [], retryAt: undefined };
@@ -135,7 +132,9 @@ export class DynamoDbTokenBudget implements TokenBudget {
             },
       );
       if (written.ok) {
-        await this.adjustRate(reservation.key, (seen) => rateAfterRecovery(seen, this.rates, now));
+        await this.adjustRate(reservation.key, (seen) =>
+          rateAfterRecovery(seen, ratesFor(this.rates, reservation.key), now),
+        );
         return;
       }
       const full = written.state === undefined || written.state.fullAt < now;
@@ -153,7 +152,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
       const state = this.stateOf(key, now);
       const written = await this.write(
         key,
-        this.throttleWrite(state, responseToThrottle(state, this.rates, now), now),
+        this.throttleWrite(state, responseToThrottle(state, ratesFor(this.rates, key), now), now),
       );
       if (written.ok) return;
     }
@@ -214,9 +213,13 @@ export class DynamoDbTokenBudget implements TokenBudget {
     };
   }
 
-  /** The bucket as this worker last saw it, or a full one at the configured quota. */
+  /** The bucket as this worker last saw it, or a full one at the key's quota. */
   stateOf(key: string, now: number): BucketState {
-    return this.states.get(key) ?? fullBucket(this.rates.tokensPerMinute, now);
+    return this.states.get(key) ?? fullBucket(ratesFor(this.rates, key).tokensPerMinute, now);
+  }
+
+  async lastSeen(key: string): Promise<BucketState> {
+    return this.stateOf(key, this.now());
   }
 
   /** Sets `fullAt` on a bucket that is full (or new): the add would count from a moment already past. */

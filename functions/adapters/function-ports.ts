@@ -73,11 +73,11 @@ export class FunctionPorts {
     });
   }
 
-  /** The Bedrock client is the stand-in's when a local run passes one. */
+  /** The Bedrock clients are real Bedrock's when a local run passes them. */
   worker(
     addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>,
     budget: TokenBudget,
-    bedrock: BedrockRuntimeClient = this.wiring.clients.bedrock,
+    bedrockIn: (region: string) => BedrockRuntimeClient = this.wiring.clients.bedrockIn,
   ): WorkerPorts & { readonly queue: RecordQueue } {
     const ports = {
       store: this.store(),
@@ -86,7 +86,7 @@ export class FunctionPorts {
       finalize: this.finalize(addresses),
       budget,
     };
-    return { ...this.seen('worker', ports), model: new BedrockInvoker(bedrock) };
+    return { ...this.seen('worker', ports), model: new BedrockInvoker(bedrockIn) };
   }
 
   finalizer(addresses: Needs<'tableName' | 'finalizeQueueUrl'>): FinalizePorts {

@@ -56,12 +56,12 @@ export class Processing extends Construct {
     storage.grantListWork(worker);
     storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     props.finalizeQueue.grantSendMessages(worker.function);
-    for (const statement of bedrockInvokeStatements(this, settings.resolvedModels))
+    for (const statement of bedrockInvokeStatements(this, settings.poolModels))
       worker.function.addToRolePolicy(statement);
     acknowledge(
       worker,
       Object.fromEntries(
-        settings.resolvedModels
+        settings.poolModels
           .filter((model) => model.endpoint === 'regional')
           .map((model) => [
             `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${model.model.bedrockId}]`,

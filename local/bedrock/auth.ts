@@ -5,7 +5,8 @@ const SIGV4 =
   /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=[^,]+, ?Signature=[0-9a-f]+$/;
 
 export interface AuthSettings {
-  readonly region: string;
+  /** The source regions served: a request signed for another is refused. */
+  readonly regions: readonly string[];
   /** When given, only these access key ids are known; others are refused as Bedrock refuses unknown keys. */
   readonly accessKeyIds?: readonly string[] | undefined;
   /** Access key ids that authenticate but may not invoke models (an IAM policy without bedrock:InvokeModel). */
@@ -13,15 +14,15 @@ export interface AuthSettings {
 }
 
 /**
- * Checks that a request is SigV4-signed for Bedrock (or `signingName`) in this region, as far as the
- * Authorization header shows: algorithm, credential scope (the service, the server's region) and the access key. It does not
- * recompute signatures: the stand-in holds no secrets.
+ * Checks that a request is SigV4-signed for Bedrock (or `signingName`) in a region served, as far as the
+ * Authorization header shows: algorithm, credential scope (the service and region) and the access key, and
+ * says the region it was signed for. It does not recompute signatures: the stand-in holds no secrets.
  */
 export function authenticate(
   authorization: string | undefined,
   settings: AuthSettings,
   signingName = 'bedrock',
-): void {
+): string {
   const match = authorization === undefined ? null : SIGV4.exec(authorization);
   if (match === null) {
     // An Anthropic API key (x-api-key) or no credentials at all.
@@ -34,7 +35,7 @@ export function authenticate(
       `Credential should be scoped to correct service: '${signingName}'.`,
     );
   }
-  if (region !== settings.region) {
+  if (region === undefined || !settings.regions.includes(region)) {
     throw new WireError(
       'UnrecognizedClientException',
       `Credential should be scoped to a valid region, not '${region}'.`,
@@ -49,4 +50,5 @@ export function authenticate(
       `User: arn:aws:iam::000000000000:user/${accessKeyId} is not authorized to perform: bedrock:InvokeModel`,
     );
   }
+  return region;
 }

@@ -155,7 +155,11 @@ export class BatchRecordWriter {
     const { region, catalog, seed, modelId } = this.settings;
     try {
       const request = validateInvocation(modelId, Buffer.from(record.text), region, catalog);
-      const completion = deterministicCompletion(`${modelId}\n${record.text}`, seed, request.maxTokens);
+      const completion = deterministicCompletion(
+        `${request.model.bedrockId}\n${record.text}`,
+        seed,
+        request.maxTokens,
+      );
       const usage = {
         input_tokens: countInputTokens(request.body as unknown as MessagesBody).total,
         output_tokens: completion.outputTokens,

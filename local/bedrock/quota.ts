@@ -1,3 +1,4 @@
+import { poolName } from '../../shared/quotas/pools.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 const MINUTE_MS = 60_000;
@@ -36,7 +37,14 @@ export interface UsedTokens {
   readonly output: number;
 }
 
+/** Where a request spends: the source region it was signed for and the model id as called. */
+export interface StandInPool {
+  readonly region: string;
+  readonly modelId: string;
+}
+
 export interface QuotaUsage {
+  readonly region: string;
   readonly modelId: string;
   readonly tokensPerMinute: number;
   readonly tokensPerDay: number;
@@ -64,7 +72,7 @@ export interface QuotaUsage {
 }
 
 export interface Reservation {
-  readonly modelId: string;
+  readonly pool: StandInPool;
   readonly reserved: number;
 }
 
@@ -73,6 +81,7 @@ export type Admission =
   | { readonly admitted: false; readonly cause: ThrottleCause };
 
 interface ModelQuota {
+  readonly pool: StandInPool;
   readonly minute: TokenBucket;
   readonly day: TokenBucket;
   readonly requestRate: TokenBucket | undefined;
@@ -91,24 +100,26 @@ interface ModelQuota {
 }
 
 /**
- * Quotas per model id as called (each inference profile has its own) in the stand-in's one region, with
- * Bedrock's documented accounting: a request is admitted when its reservation (input + cache write + cache
- * read + max_tokens) fits the minute and the day; when it ends the reservation becomes the charge (input +
- * cache write + output x burndown), which may be more than was reserved and leave the quota in debt.
+ * Quotas per pool, as Bedrock keeps them: per source region and model id as called (each inference profile
+ * has its own), with Bedrock's documented accounting: a request is admitted when its reservation (input +
+ * cache write + cache read + max_tokens) fits the minute and the day; when it ends the reservation becomes
+ * the charge (input + cache write + output x burndown), which may be more than was reserved and leave the
+ * quota in debt. A pool's settings are those given for `<region>#<modelId>`, else for the model id, else the
+ * defaults.
  */
 export class QuotaBoard {
   private readonly quotas = new Map<string, ModelQuota>();
 
   constructor(
     private readonly defaults: QuotaSettings,
-    private readonly perModel: Readonly<Record<string, QuotaSettings>>,
+    private readonly perPool: Readonly<Record<string, QuotaSettings>>,
     private readonly outputBurndown: number,
     private readonly now: () => number,
   ) {}
 
   /** Admits the request and takes its reservation, or says which limit refuses it (a ThrottlingException). */
-  reserve(modelId: string, requested: RequestedTokens): Admission {
-    const quota = this.quotaOf(modelId);
+  reserve(pool: StandInPool, requested: RequestedTokens): Admission {
+    const quota = this.quotaOf(pool);
     const now = this.now();
     const reserved = requested.input + requested.cacheWrite + requested.cacheRead + requested.maxTokens;
     const cause: ThrottleCause | undefined = !quota.day.canTake(reserved, now)
@@ -130,12 +141,12 @@ export class QuotaBoard {
     quota.peakInFlight = Math.max(quota.peakInFlight, quota.inFlight);
     quota.tokensReserved += reserved;
     quota.firstAdmittedAt ??= now;
-    return { admitted: true, reservation: { modelId, reserved } };
+    return { admitted: true, reservation: { pool, reserved } };
   }
 
   /** Turns a finished request's reservation into its charge. */
   settle(reservation: Reservation, used: UsedTokens): void {
-    const quota = this.quotaOf(reservation.modelId);
+    const quota = this.quotaOf(reservation.pool);
     const now = this.now();
     const charged = used.input + used.cacheWrite + used.output * this.outputBurndown;
     quota.minute.adjust(reservation.reserved - charged, now);
@@ -151,37 +162,41 @@ export class QuotaBoard {
 
   usage(): QuotaUsage[] {
     const now = this.now();
-    return [...this.quotas.entries()].map(
-      ([modelId, { minute, day, requestRate, throttledBy, ...counts }]) => ({
-        modelId,
-        tokensPerMinute: minute.capacity,
-        tokensPerDay: day.capacity,
-        requestsPerMinute: requestRate?.capacity,
-        availableTokens: Math.floor(minute.available(now)),
-        availableDailyTokens: Math.floor(day.available(now)),
-        throttled: throttledBy.tokensPerMinute + throttledBy.tokensPerDay + throttledBy.requestsPerMinute,
-        throttledBy: { ...throttledBy },
-        ...counts,
-      }),
-    );
+    return [...this.quotas.values()].map(({ pool, minute, day, requestRate, throttledBy, ...counts }) => ({
+      ...pool,
+      tokensPerMinute: minute.capacity,
+      tokensPerDay: day.capacity,
+      requestsPerMinute: requestRate?.capacity,
+      availableTokens: Math.floor(minute.available(now)),
+      availableDailyTokens: Math.floor(day.available(now)),
+      throttled: throttledBy.tokensPerMinute + throttledBy.tokensPerDay + throttledBy.requestsPerMinute,
+      throttledBy: { ...throttledBy },
+      ...counts,
+    }));
   }
 
-  /** The quotas of a model id as called: its own, or the stand-in's default. */
-  limitsOf(modelId: string): { readonly tokensPerMinute: number; readonly tokensPerDay: number } {
-    const settings = this.perModel[modelId] ?? this.defaults;
+  /** The quotas of a pool: its own, its model id's, or the stand-in's default. */
+  limitsOf(pool: StandInPool): { readonly tokensPerMinute: number; readonly tokensPerDay: number } {
+    const settings = this.settingsOf(pool);
     return {
       tokensPerMinute: settings.tokensPerMinute,
       tokensPerDay: settings.tokensPerDay ?? settings.tokensPerMinute * 1_440,
     };
   }
 
-  private quotaOf(modelId: string): ModelQuota {
-    let quota = this.quotas.get(modelId);
+  private settingsOf(pool: StandInPool): QuotaSettings {
+    return this.perPool[poolName(pool)] ?? this.perPool[pool.modelId] ?? this.defaults;
+  }
+
+  private quotaOf(pool: StandInPool): ModelQuota {
+    const key = poolName(pool);
+    let quota = this.quotas.get(key);
     if (quota === undefined) {
-      const settings = this.perModel[modelId] ?? this.defaults;
-      const limits = this.limitsOf(modelId);
+      const settings = this.settingsOf(pool);
+      const limits = this.limitsOf(pool);
       const now = this.now();
       quota = {
+        pool: { region: pool.region, modelId: pool.modelId },
         minute: new TokenBucket(limits.tokensPerMinute, MINUTE_MS, now),
         day: new TokenBucket(limits.tokensPerDay, DAY_MS, now),
         requestRate:
@@ -201,7 +216,7 @@ export class QuotaBoard {
         firstAdmittedAt: undefined,
         lastSettledAt: undefined,
       };
-      this.quotas.set(modelId, quota);
+      this.quotas.set(key, quota);
     }
     return quota;
   }

@@ -7,6 +7,7 @@ import {
   type ModelLatency,
 } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
+import { poolName } from '../../shared/quotas/pools.ts';
 import { type Completion, deterministicCompletion } from './completion.ts';
 import type { FaultInjector } from './faults.ts';
 import { PromptCache } from './prompt-cache.ts';
@@ -16,6 +17,7 @@ import { validateInvocation } from './validation.ts';
 import { WireError } from './wire-errors.ts';
 
 export interface StandInState {
+  /** The home region (batch jobs run there); `quotas` says the region of each pool. */
   readonly region: string;
   readonly responses: Readonly<Record<string, number>>;
   /** Faults injected (by rate or marker), by kind: a Bedrock error name or "slow". */
@@ -35,6 +37,7 @@ export interface StandInState {
 }
 
 export interface StandInRuntimeSettings {
+  /** The home region. */
   readonly region: string;
   readonly catalog: Catalog;
   readonly now: () => number;
@@ -88,25 +91,28 @@ export class StandInRuntime {
 
   constructor(private readonly settings: StandInRuntimeSettings) {}
 
-  async invoke(modelId: string, raw: Buffer): Promise<RuntimeAnswer> {
-    const { region, catalog, now, quotas, seed, latency, speed } = this.settings;
+  /** A request signed for `region`: the model id must be callable there, and spends that region's quota. */
+  async invoke(region: string, modelId: string, raw: Buffer): Promise<RuntimeAnswer> {
+    const { catalog, now, quotas, seed, latency, speed } = this.settings;
     const request = validateInvocation(modelId, raw, region, catalog);
+    const pool = { region, modelId: request.modelId };
     const input = countInputTokens(request.body as unknown as MessagesBody);
     if (input.total + request.maxTokens > request.window) {
       throw new WireError('ValidationException', 'Input is too long for requested model.');
     }
     await this.injectFaults(raw);
-    const cacheUse = this.cache.use(request.modelId, input, request.model.minCacheablePrefixTokens, now());
+    const cacheUse = this.cache.use(poolName(pool), input, request.model.minCacheablePrefixTokens, now());
     const used: TokensUsed = {
       input: input.total - cacheUse.read - cacheUse.write,
       cacheWrite: cacheUse.write,
       cacheRead: cacheUse.read,
     };
-    const admission = quotas.reserve(request.modelId, { ...used, maxTokens: request.maxTokens });
+    const admission = quotas.reserve(pool, { ...used, maxTokens: request.maxTokens });
     if (!admission.admitted) throw new WireError('ThrottlingException', THROTTLE_MESSAGES[admission.cause]);
 
+    // The answer is the model's, whichever profile or region served it.
     const completion = deterministicCompletion(
-      `${request.modelId}\n${raw.toString('utf8')}`,
+      `${request.model.bedrockId}\n${raw.toString('utf8')}`,
       seed,
       request.maxTokens,
     );
@@ -124,7 +130,7 @@ export class StandInRuntime {
       cache_read_input_tokens: used.cacheRead,
       output_tokens: completion.outputTokens,
     };
-    this.countDistinct(modelId, raw, usage);
+    this.countDistinct(request.model.bedrockId, raw, usage);
     return {
       body: messageResponse(request.model, completion, usage),
       headers: {
@@ -137,8 +143,8 @@ export class StandInRuntime {
     };
   }
 
-  countTokens(modelId: string, raw: Buffer): { inputTokens: number } {
-    const { region, catalog } = this.settings;
+  countTokens(region: string, modelId: string, raw: Buffer): { inputTokens: number } {
+    const { catalog } = this.settings;
     const request = validateInvocation(modelId, invokeBodyOfCountTokens(raw), region, catalog);
     return { inputTokens: countInputTokens(request.body as unknown as MessagesBody).total };
   }

@@ -42,7 +42,7 @@ export class ServiceQuotasError extends Error {
 
 /**
  * Service Quotas for the stand-in's own quotas, as it applies them: for every model of the catalog its
- * in-region, geographic and global tokens-per-minute quotas and its daily quota in the stand-in's region,
+ * in-region, geographic and global tokens-per-minute quotas and its daily quota in one source region,
  * among quotas of other models, listed in pages (ListServiceQuotas) or one by code (GetServiceQuota).
  */
 export class StandInServiceQuotas {
@@ -55,10 +55,13 @@ export class StandInServiceQuotas {
       if (geography === undefined || !model.offeredIn.includes(geography.key)) continue;
       const name = `Anthropic ${model.displayName}`;
       for (const endpoint of ['in-region', 'regional', 'global'] as const) {
-        const { tokensPerMinute } = board.limitsOf(invokeModelId(model, endpoint, geography));
-        named.push([quotaNameFor(endpoint, name), tokensPerMinute]);
+        const pool = { region, modelId: invokeModelId(model, endpoint, geography) };
+        named.push([quotaNameFor(endpoint, name), board.limitsOf(pool).tokensPerMinute]);
       }
-      named.push([quotaNameFor('day', name), board.limitsOf(model.bedrockId).tokensPerDay]);
+      named.push([
+        quotaNameFor('day', name),
+        board.limitsOf({ region, modelId: model.bedrockId }).tokensPerDay,
+      ]);
     }
     this.quotas = [...named, ...OTHER_QUOTAS].map(([quotaName, value]) => {
       const code = quotaCode(quotaName);

@@ -24,8 +24,13 @@ import { type Response, sendError, sendJson, WireError } from './wire-errors.ts'
 export const STAND_IN_TOKENS_PER_MINUTE = 2_000_000;
 
 export interface BedrockStandInOptions {
-  /** The region the stand-in serves; requests signed for another region are refused. Default us-west-2. */
+  /** The home region: batch jobs run there. Default us-west-2. */
   readonly region?: string;
+  /**
+   * The source regions served, each with quotas of its own (the home region among them): a request signed
+   * for another region is refused. Default the home region alone.
+   */
+  readonly regions?: readonly string[];
   /** 0 picks a free port. The stand-in always listens on 127.0.0.1. */
   readonly port?: number;
   /** Seeds completions and random faults. */
@@ -34,13 +39,14 @@ export interface BedrockStandInOptions {
   readonly speed?: number;
   /** One latency for every model; by default each model answers at its catalog latency. */
   readonly latency?: StandInLatency;
-  /** The quota of every model id without its own entry in `quotaByModel`. */
+  /** The quota of every pool without its own entry in `quotaByModel`. */
   readonly quota?: QuotaSettings;
+  /** Quotas by `<region>#<model id>` (one pool) or by model id (that id in every region). */
   readonly quotaByModel?: Readonly<Record<string, QuotaSettings>>;
   /** Quota tokens each output token costs: 5 for Claude 4 and later. */
   readonly outputBurndown?: number;
   readonly faults?: FaultSettings;
-  readonly auth?: Omit<AuthSettings, 'region'>;
+  readonly auth?: Omit<AuthSettings, 'regions'>;
   readonly catalog?: Catalog;
   /** The clock quotas and the prompt cache run on (tests move it by hand). */
   readonly now?: () => number;
@@ -59,6 +65,7 @@ export interface BedrockStandIn {
   readonly endpoint: string;
   readonly port: number;
   readonly region: string;
+  readonly regions: readonly string[];
   /** Quotas, their current use and what was answered, for tests and benchmarks (also GET /_stand-in/state). */
   state(): StandInState;
   /** Every batch job created, oldest first. */
@@ -80,6 +87,7 @@ const STATE_PATH = '/_stand-in/state';
  */
 export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<BedrockStandIn> {
   const region = options.region ?? 'us-west-2';
+  const regions = [...new Set([region, ...(options.regions ?? [])])];
   const catalog = options.catalog ?? defaultCatalog;
   const now = options.now ?? Date.now;
   const quotas = new QuotaBoard(
@@ -88,7 +96,9 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     options.outputBurndown ?? OUTPUT_TOKEN_BURNDOWN,
     now,
   );
-  const serviceQuotas = new StandInServiceQuotas(region, catalog, quotas);
+  const serviceQuotas = new Map(
+    regions.map((served) => [served, new StandInServiceQuotas(served, catalog, quotas)]),
+  );
   const runtime = new StandInRuntime({
     region,
     catalog,
@@ -99,7 +109,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     quotas,
     faults: new FaultInjector(options.faults ?? {}, options.seed ?? 1),
   });
-  const auth: AuthSettings = { region, ...options.auth };
+  const auth: AuthSettings = { regions, ...options.auth };
   const batchJobs = batchJobBoard(options, region, catalog, now);
 
   const handle = async (request: http.IncomingMessage | http2.Http2ServerRequest, response: Response) => {
@@ -117,8 +127,8 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       return;
     }
     try {
-      authenticate(request.headers.authorization, auth);
-      const answered = await answer(request, path, { runtime, batchJobs, catalog });
+      const signedFor = authenticate(request.headers.authorization, auth);
+      const answered = await answer(request, path, signedFor, { runtime, batchJobs, catalog });
       sendJson(response, 200, answered.body, answered.headers);
       runtime.count('200');
     } catch (error) {
@@ -137,6 +147,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
     endpoint: server.endpoint,
     port: server.port,
     region,
+    regions,
     state: () => runtime.state(),
     batchJobs: () => batchJobs.all(),
     onBatchJobChange: (listener) => batchJobs.onChange(listener),
@@ -147,10 +158,11 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
   };
 }
 
-/** The runtime's two operations and the batch control plane's four, by method and path. */
+/** The runtime's two operations (in the region signed for) and the batch control plane's four. */
 async function answer(
   request: http.IncomingMessage | http2.Http2ServerRequest,
   path: string,
+  region: string,
   { runtime, batchJobs, catalog }: { runtime: StandInRuntime; batchJobs: BatchJobBoard; catalog: Catalog },
 ): Promise<{ body: unknown; headers?: Readonly<Record<string, number>> }> {
   const { method } = request;
@@ -158,8 +170,8 @@ async function answer(
   if (method === 'POST' && route !== null) {
     const raw = await readBody(request, catalog.requestBodyLimitBytes);
     const modelId = decodeURIComponent(route[1] ?? '');
-    if (route[2] === 'invoke') return runtime.invoke(modelId, raw);
-    return { body: runtime.countTokens(modelId, raw) };
+    if (route[2] === 'invoke') return runtime.invoke(region, modelId, raw);
+    return { body: runtime.countTokens(region, modelId, raw) };
   }
   if (method === 'POST' && path === '/model-invocation-job')
     return { body: batchJobs.create(parseJson(await readBody(request, catalog.requestBodyLimitBytes))) };
@@ -180,14 +192,16 @@ async function answerServiceQuotas(
   request: http.IncomingMessage | http2.Http2ServerRequest,
   operation: string,
   response: Response,
-  { auth, serviceQuotas }: { auth: AuthSettings; serviceQuotas: StandInServiceQuotas },
+  { auth, serviceQuotas }: { auth: AuthSettings; serviceQuotas: ReadonlyMap<string, StandInServiceQuotas> },
 ): Promise<void> {
   const headers = { 'content-type': 'application/x-amz-json-1.1' };
   try {
-    authenticate(request.headers.authorization, auth, 'servicequotas');
+    const region = authenticate(request.headers.authorization, auth, 'servicequotas');
     const input = parseJson(await readBody(request, SERVICE_QUOTAS_BODY_LIMIT));
     const fields = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
-    sendJson(response, 200, serviceQuotas.answer(operation, fields), headers);
+    const regional = serviceQuotas.get(region);
+    if (regional === undefined) throw new WireError('UnrecognizedClientException');
+    sendJson(response, 200, regional.answer(operation, fields), headers);
   } catch (error) {
     const [type, status, message] =
       error instanceof ServiceQuotasError

@@ -42,7 +42,13 @@ import { type PipelineResources, provisionPipeline } from './provision.ts';
 
 export interface LocalPipelineOptions {
   readonly defaults?: Partial<JobSettings>;
+  /** The quota the budget spends in a pool without its own in `poolQuotas`. */
   readonly tokensPerMinute?: number;
+  /**
+   * The quota the budget spends in each pool files may use, by pool name (`<region>#<model id>`); the
+   * workers are sized for all of them together.
+   */
+  readonly poolQuotas?: Readonly<Record<string, number>>;
   readonly retryPolicy?: Partial<RetryPolicy>;
   /**
    * The worker's invocations at once, batch, timeout and lease: derived from the quota as the stack derives
@@ -61,8 +67,8 @@ export interface LocalPipelineOptions {
    */
   readonly redeliverAfterSeconds?: number;
   readonly prefix?: string;
-  /** The Bedrock client the workers call: the local cloud's stand-in unless given (real Bedrock, say). */
-  readonly bedrock?: BedrockRuntimeClient;
+  /** The Bedrock clients the workers call, per source region: the local cloud's stand-in unless given (real Bedrock, say). */
+  readonly bedrockIn?: (region: string) => BedrockRuntimeClient;
   /** Faults around the functions: crashes at every step, duplicate events and deliveries, failed PutEvents. */
   readonly chaos?: Chaos;
   /** The scheduled sweeper, which takes up steps that stopped; off unless given. */
@@ -113,9 +119,19 @@ function localWorkerShape(options: LocalPipelineOptions, tokensPerMinute: number
   };
 }
 
-/** What a local run uses where a file says nothing: the default model on the global endpoint, 1,024 tokens. */
-export function localJobDefaults(region: string): JobSettings {
-  return { model: DEFAULT_MODEL, region, endpoint: 'global', defaultMaxTokens: 1024 };
+/**
+ * What a local run uses where a file says nothing: the default model on the global endpoint, 1,024 tokens,
+ * called from the given source regions (the home region first).
+ */
+export function localJobDefaults(regions: readonly string[]): JobSettings {
+  const [region = 'us-west-2'] = regions;
+  return {
+    model: DEFAULT_MODEL,
+    region,
+    ...(regions.length > 1 ? { regions } : {}),
+    endpoint: 'global',
+    defaultMaxTokens: 1024,
+  };
 }
 
 /**
@@ -128,7 +144,11 @@ export async function startLocalPipeline(
 ): Promise<LocalPipeline> {
   // The budget spends what the local stand-in allows unless told otherwise.
   const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
-  const worker = localWorkerShape(options, tokensPerMinute);
+  const pooled = Object.values(options.poolQuotas ?? {});
+  const worker = localWorkerShape(
+    options,
+    pooled.length === 0 ? tokensPerMinute : pooled.reduce((sum, quota) => sum + quota, 0),
+  );
   const resources = await provisionPipeline(cloud.clients, {
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     recordVisibilitySeconds: worker.visibilityTimeoutSeconds,
@@ -138,7 +158,10 @@ export async function startLocalPipeline(
   });
   const shim = busFor(cloud, resources, options);
   const budget = new MeteredBudget(
-    new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, { tokensPerMinute }),
+    new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, {
+      tokensPerMinute,
+      ...(options.poolQuotas === undefined ? {} : { perKey: options.poolQuotas }),
+    }),
   );
   const { chaos } = options;
   const ports = functionPorts({
@@ -245,7 +268,7 @@ function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, por
     ...observability('enqueue'),
     ports: ports.enqueue(resources),
     settings: {
-      defaults: { ...localJobDefaults(cloud.region), ...options.defaults },
+      defaults: { ...localJobDefaults(cloud.bedrock.regions), ...options.defaults },
       maxLineBytes: defaultCatalog.requestBodyLimitBytes,
       tokensPerMinute: options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE,
       ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
@@ -276,7 +299,7 @@ function startPollers(
 ): { worker: SqsPoller; finalizer: SqsPoller } {
   const worker = createWorkerHandler({
     ...observability('worker'),
-    ports: ports.worker(resources, budget, options.bedrock ?? cloud.clients.bedrock),
+    ports: ports.worker(resources, budget, options.bedrockIn ?? cloud.clients.bedrockIn),
     settings: {
       policy: { ...DEFAULT_RETRY_POLICY, ...options.retryPolicy },
       outputBurndown: OUTPUT_TOKEN_BURNDOWN,

@@ -1,3 +1,4 @@
+import type { BucketState } from '../../shared/budget/bucket.ts';
 import type { BudgetReservation } from '../../shared/pipeline/model.ts';
 import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 
@@ -33,5 +34,9 @@ export class MeteredBudget implements TokenBudget {
 
   spendableFrom(key: string): Promise<number> {
     return this.budget.spendableFrom(key);
+  }
+
+  lastSeen(key: string): Promise<BucketState> {
+    return this.budget.lastSeen(key);
   }
 }

@@ -165,6 +165,20 @@ export const DEFAULT_RATE_SETTINGS: Omit<RateSettings, 'tokensPerMinute'> = {
   recoveryIntervalMs: 10_000,
 };
 
+/** The budget's rate settings, with each pool's own quota where it differs from the default. */
+export interface BudgetRates extends Partial<Omit<RateSettings, 'tokensPerMinute'>> {
+  /** The quota of a key without one of its own. */
+  readonly tokensPerMinute: number;
+  /** The quotas of pools, by budget key, that differ from `tokensPerMinute`. */
+  readonly perKey?: Readonly<Record<string, number>>;
+}
+
+/** The rate settings of one budget key. */
+export function ratesFor(rates: BudgetRates, key: string): RateSettings {
+  const { perKey, ...settings } = rates;
+  return { ...DEFAULT_RATE_SETTINGS, ...settings, tokensPerMinute: perKey?.[key] ?? rates.tokensPerMinute };
+}
+
 /** The rate after a Bedrock throttle, or undefined when it stays (just decreased, or at the floor). */
 export function rateAfterThrottle(
   state: BucketState,

@@ -61,6 +61,7 @@ const storedResultFields = {
       finishedAt: z.string(),
       attempts: z.number().int().nonnegative(),
       modelId: z.string().optional(),
+      region: z.string().optional(),
       latencyMs: z.number().nonnegative().optional(),
       lane: z.literal('batch').optional(),
     })
@@ -122,11 +123,12 @@ function toStoredResult(value: z.infer<typeof legacyResult>): StoredResult {
 }
 
 function timingOf(timing: NonNullable<z.infer<typeof legacyResult>['timing']>): RecordTiming {
-  const { finishedAt, attempts, modelId, latencyMs, lane } = timing;
+  const { finishedAt, attempts, modelId, region, latencyMs, lane } = timing;
   return {
     finishedAt,
     attempts,
     ...(modelId === undefined ? {} : { modelId }),
+    ...(region === undefined ? {} : { region }),
     ...(latencyMs === undefined ? {} : { latencyMs }),
     ...(lane === undefined ? {} : { lane }),
   };

@@ -153,6 +153,7 @@ function manifestOf(job: JobRecord, details: ReturnType<typeof jobDetails>, stat
     lane: batchJobs.length > 0 ? ('batch' as const) : ('on-demand' as const),
     ...(batchJobs.length > 0 ? { batchJobs } : {}),
     lanes: stats.perLane,
+    pools: stats.perPool,
     stats,
   });
 }

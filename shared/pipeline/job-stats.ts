@@ -30,6 +30,8 @@ type LaneName = 'onDemand' | 'batch';
 export class JobStatsCollector {
   private readonly perModel = new Map<string, ModelTotals>();
   private readonly perLane = new Map<LaneName, ModelTotals>();
+  /** By quota pool: `<source region>#<model id>`. */
+  private readonly perPool = new Map<string, ModelTotals>();
   private readonly latencyCounts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencyCount = 0;
   private latencyMax = 0;
@@ -49,6 +51,7 @@ export class JobStatsCollector {
     const saved = state as JobStatsState;
     for (const [modelId, totals] of saved.perModel) collector.perModel.set(modelId, { ...totals });
     for (const [lane, totals] of saved.perLane ?? []) collector.perLane.set(lane, { ...totals });
+    for (const [pool, totals] of saved.perPool ?? []) collector.perPool.set(pool, { ...totals });
     saved.latencyCounts.forEach((count, index) => {
       collector.latencyCounts[index] = count;
     });
@@ -68,6 +71,7 @@ export class JobStatsCollector {
     return {
       perModel: [...this.perModel.entries()].map(([modelId, totals]) => [modelId, { ...totals }]),
       perLane: [...this.perLane.entries()].map(([lane, totals]) => [lane, { ...totals }]),
+      perPool: [...this.perPool.entries()].map(([pool, totals]) => [pool, { ...totals }]),
       latencyCounts: [...this.latencyCounts],
       latencyCount: this.latencyCount,
       latencyMax: this.latencyMax,
@@ -92,6 +96,7 @@ export class JobStatsCollector {
     if (timing.modelId === undefined) return;
     addTo(this.perModel, timing.modelId, completion);
     addTo(this.perLane, timing.lane === 'batch' ? 'batch' : 'onDemand', completion);
+    if (timing.region !== undefined) addTo(this.perPool, `${timing.region}#${timing.modelId}`, completion);
     if (timing.latencyMs === undefined) return;
     this.addLatency(timing.latencyMs);
     const answeredAt = Date.parse(timing.finishedAt);
@@ -110,6 +115,11 @@ export class JobStatsCollector {
     }
     return {
       perModel: [...this.perModel.entries()].map(([modelId, totals]) => ({ modelId, ...reported(totals) })),
+      /** Records each quota pool answered (source region and model id), at its price. */
+      perPool: [...this.perPool.entries()].map(([pool, totals]) => {
+        const [region = '', modelId = ''] = pool.split('#');
+        return { region, modelId, ...reported(totals) };
+      }),
       /** Records each lane answered (a record that reached no model is in neither), at the lane's price. */
       perLane: Object.fromEntries(
         [...this.perLane.entries()].map(([lane, totals]) => [lane, reported(totals)]),
@@ -214,6 +224,8 @@ export interface JobStatsState {
   readonly perModel: ReadonlyArray<readonly [string, ModelTotals]>;
   /** Absent in checkpoints saved before lanes were counted. */
   readonly perLane?: ReadonlyArray<readonly [LaneName, ModelTotals]>;
+  /** Absent in checkpoints saved before pools were counted. */
+  readonly perPool?: ReadonlyArray<readonly [string, ModelTotals]>;
   readonly latencyCounts: readonly number[];
   readonly latencyCount: number;
   readonly latencyMax: number;

@@ -6,6 +6,7 @@ import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import type { InputFamily } from '../input/records.ts';
 import { assertModelAllowed, endpointNamedBy, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
+import { noLooserThan, parseEndpoints, poolsFor, splitList } from '../quotas/pools.ts';
 import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './model.ts';
 
 export const INPUT_PREFIX = 'inputs/';
@@ -78,6 +79,8 @@ export function resultsPrefix(jobId: string): string {
 const fileOptions = z.strictObject({
   model: z.string().trim().min(1).optional(),
   endpoint: z.enum(endpointKinds).optional(),
+  endpoints: z.string().trim().min(1).optional(),
+  regions: z.string().trim().min(1).optional(),
   'max-tokens': z.coerce.number().int('must be a whole number').positive('must be positive').optional(),
   lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
   deadline: deadlineHoursSchema.optional(),
@@ -87,8 +90,9 @@ const fileOptions = z.strictObject({
 /**
  * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
  * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h`), over the stack's defaults.
- * The model is resolved for the region and endpoint at once, so a bad combination fails the job before any
- * record is sent.
+ * Lists (`endpoints=global+regional`, `regions=us-east-1+us-west-2`) take `+` between items, since the
+ * CLI's metadata splits at commas. The model is resolved for the region and endpoint at once, and its quota
+ * pools checked for residency, so a bad combination fails the job before any record is sent.
  */
 export function jobSettingsFrom(
   metadata: Readonly<Record<string, string>>,
@@ -99,17 +103,22 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, max-tokens, lane, deadline, cache)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
   }
   const model = parsed.data.model ?? defaults.model;
+  const endpoints = endpointsOf(parsed.data, endpointNamedBy(model), defaults);
+  const regions = regionsOf(parsed.data.regions, defaults);
+  const [endpoint = defaults.endpoint] = endpoints;
+  const [region = defaults.region] = regions;
   const settings: JobSettings = {
     model,
-    // A prefixed id (us.anthropic...) names its endpoint; the deployment's default is for the rest.
-    endpoint: (parsed.data.endpoint ?? endpointNamedBy(model) ?? defaults.endpoint) as EndpointKind,
-    region: defaults.region,
+    endpoint,
+    region,
+    ...(endpoints.length > 1 ? { endpoints } : {}),
+    ...(regions.length > 1 ? { regions } : {}),
     defaultMaxTokens: parsed.data['max-tokens'] ?? defaults.defaultMaxTokens,
     ...(defaults.allowedModelIds === undefined ? {} : { allowedModelIds: defaults.allowedModelIds }),
     ...optional('lane', parsed.data.lane ?? defaults.lane),
@@ -117,13 +126,60 @@ export function jobSettingsFrom(
     ...optional('cache', parsed.data.cache ?? defaults.cache),
   };
   try {
-    assertModelAllowed(resolveModel(settings), settings.allowedModelIds);
+    const resolved = resolveModel(settings);
+    assertModelAllowed(resolved, settings.allowedModelIds);
+    if (poolsFor(resolved.model, { endpoints, regions }).pools.length === 0)
+      throw new ModelSelectionError(
+        'NO_POOLS',
+        `${resolved.model.displayName} is not offered in any of ${regions.join(', ')}.`,
+      );
   } catch (error) {
     if (error instanceof ModelSelectionError)
       throw new ConfigurationError([`file option model: ${error.message}`]);
     throw error;
   }
   return settings;
+}
+
+/**
+ * The endpoint kinds a file's records may use, most preferred first: its own list; or its endpoint (a
+ * prefixed model id names one) then the deployment's kinds that keep data at least as close; or the
+ * deployment's.
+ */
+function endpointsOf(
+  options: { readonly endpoint?: EndpointKind | undefined; readonly endpoints?: string | undefined },
+  namedByModel: EndpointKind | undefined,
+  defaults: JobSettings,
+): EndpointKind[] {
+  if (options.endpoints !== undefined && options.endpoint !== undefined)
+    throw new ConfigurationError([
+      'file options endpoint and endpoints: give one (endpoints lists the kinds, most preferred first)',
+    ]);
+  const deployment = defaults.endpoints ?? [defaults.endpoint];
+  if (options.endpoints !== undefined) {
+    try {
+      return parseEndpoints(options.endpoints, 'file option endpoints');
+    } catch (error) {
+      if (error instanceof ModelSelectionError) throw new ConfigurationError([error.message]);
+      throw error;
+    }
+  }
+  const preferred = options.endpoint ?? namedByModel;
+  if (preferred === undefined) return [...deployment];
+  return [preferred, ...noLooserThan(deployment, preferred).filter((kind) => kind !== preferred)];
+}
+
+/** The source regions a file's records may be called from: its own list, within the deployment's. */
+function regionsOf(listed: string | undefined, defaults: JobSettings): string[] {
+  const deployment = defaults.regions ?? [defaults.region];
+  if (listed === undefined) return [...deployment];
+  const regions = [...new Set(splitList(listed))];
+  const outside = regions.filter((region) => !deployment.includes(region));
+  if (regions.length === 0 || outside.length > 0)
+    throw new ConfigurationError([
+      `file option regions "${listed}": ${outside.length > 0 ? `${outside.join(', ')} not among` : 'name one or more of'} the deployment's Bedrock regions (${deployment.join(', ')})`,
+    ]);
+  return regions;
 }
 
 function optional<Name extends string, Value>(

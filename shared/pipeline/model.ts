@@ -58,8 +58,17 @@ export type JobStatus = 'enqueuing' | 'running' | 'finalizing' | 'completed' | '
 
 export interface JobSettings {
   readonly model: string;
+  /** The home region: the first of `regions`. */
   readonly region: string;
+  /** The preferred endpoint kind: the first of `endpoints`. */
   readonly endpoint: EndpointKind;
+  /**
+   * The endpoint kinds records may be called through, most preferred first, none looser than the file
+   * allows (its quota pools, with `regions`); `endpoint` alone when absent.
+   */
+  readonly endpoints?: readonly EndpointKind[];
+  /** The source regions records may be called from, the home region first; `region` alone when absent. */
+  readonly regions?: readonly string[];
   readonly defaultMaxTokens: number;
   /** The Bedrock model ids the deployment allows (IAM allows only these); any model when absent. */
   readonly allowedModelIds?: readonly string[];
@@ -244,7 +253,9 @@ export interface StoredResult {
 export interface RecordTiming {
   readonly finishedAt: string;
   readonly attempts: number;
+  /** The model id that answered, and the source region it was called from. */
   readonly modelId?: string;
+  readonly region?: string;
   readonly latencyMs?: number;
   /** Set when a batch job answered the record; on demand otherwise. */
   readonly lane?: 'batch';

@@ -1,3 +1,4 @@
+import type { BucketState } from '../budget/bucket.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse } from '../output/result-records.ts';
 import type {
@@ -58,10 +59,19 @@ export interface RecordQueue {
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
 }
 
+/** Where a call goes: the source region it is made from and the model id called there (a quota pool). */
+export interface ModelTarget {
+  readonly region: string;
+  readonly modelId: string;
+}
+
 export interface ModelInvoker {
-  invoke(modelId: string, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse>;
-  /** The input tokens Bedrock counts for an InvokeModel body (CountTokens: free, no quota spent). */
-  countTokens(foundationModelId: string, bodyJson: string, signal: AbortSignal): Promise<number>;
+  invoke(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse>;
+  /**
+   * The input tokens Bedrock counts for an InvokeModel body (CountTokens: free, no quota spent); the target's
+   * model id is the foundation model's.
+   */
+  countTokens(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<number>;
 }
 
 export interface EventPublisher {
@@ -153,8 +163,8 @@ export interface RecordIdClaims {
 export interface Ledger extends JobLedger, RecordLedger, RecordIdClaims {}
 
 /**
- * The token budget all workers share, per region and model id: the quota as a bucket of one minute's tokens
- * that refills continuously, as Bedrock keeps it.
+ * The token budget all workers share, per quota pool (source region and model id): the quota as a bucket of
+ * one minute's tokens that refills continuously, as Bedrock keeps it.
  */
 export interface TokenBudget {
   /**
@@ -173,6 +183,8 @@ export interface TokenBudget {
    * sooner than the grant said. A read, no write.
    */
   spendableFrom(key: string): Promise<number>;
+  /** The bucket under `key` as this worker last saw it (full at its quota when never seen): no read, no write. */
+  lastSeen(key: string): Promise<BucketState>;
 }
 
 export interface DeadLetters {

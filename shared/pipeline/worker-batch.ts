@@ -52,8 +52,8 @@ export type RecordVerdict =
       readonly status: RecordOutcome['status'] | 'already-done';
       /** What the record added to its job (absent when it was counted before). */
       readonly completion?: RecordCompletion;
-      /** The model id called and how long Bedrock took, for records that reached it. */
-      readonly model?: { readonly modelId: string; readonly latencyMs: number };
+      /** The model id called, the region it was called from and how long Bedrock took, for records that reached it. */
+      readonly model?: { readonly modelId: string; readonly region: string; readonly latencyMs: number };
       /** How long the record waited in this invocation for its tokens, when that counts as a wait. */
       readonly waitedMs?: number;
       readonly called?: boolean;
@@ -93,8 +93,10 @@ export interface Call {
   readonly job: JobRecord;
   readonly subject: StoredResult['subject'];
   readonly invocation: Invocation;
-  /** The shared budget it spends from: region and model id, as Bedrock keeps quotas. */
+  /** The shared budget it spends from: its quota pool (source region and model id), as Bedrock keeps quotas. */
   readonly budgetKey: string;
+  /** Its record named a prefixed model id: it is called through that profile from the home region only. */
+  readonly pinned: boolean;
   /** Where the estimator learns and looks up this job's calls to this model. */
   readonly calibrationKey: string;
   /** The input tokens Bedrock will count (cache reads and writes included), as far as is known. */

@@ -23,11 +23,18 @@ export async function callWithin(
   budgetKey: string,
   calls: readonly Call[],
   batch: Batch,
+  elsewhere?: Elsewhere,
 ): Promise<Array<[Call, RecordVerdict]>> {
   const { ports, settings, deadline } = batch;
   const { tokens, kept } = shareOf(calls, settings);
-  const reservation = await ports.budget.reserve(budgetKey, tokens, deadline.latestStart);
+  const startBy = Math.min(deadline.latestStart, elsewhere?.startBy ?? Number.POSITIVE_INFINITY);
+  const reservation = await ports.budget.reserve(budgetKey, tokens, startBy);
   const granted = calls.slice(0, reservation.startAts.length);
+  // Calls this budget cannot start by then go to the other pools, in parallel with these.
+  const placedElsewhere =
+    elsewhere === undefined || granted.length === calls.length
+      ? undefined
+      : elsewhere.call(calls.slice(granted.length));
   const share = {
     allowance: new BatchAllowance(
       reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
@@ -40,7 +47,9 @@ export async function callWithin(
   };
   const started: Array<{ call: Call; ended: Promise<CallOutcome> }> = [];
   let notStarted: RecordVerdict | undefined =
-    granted.length < calls.length ? waitFor(reservation.retryAt, batch) : undefined;
+    granted.length < calls.length && placedElsewhere === undefined
+      ? waitFor(reservation.retryAt, batch)
+      : undefined;
   try {
     for (const call of granted) {
       const start = await startWithin(share, call, budgetKey, batch);
@@ -62,11 +71,21 @@ export async function callWithin(
   const outcomes = await Promise.all(started.map(({ ended }) => ended));
   await reportQuotaFailures(budgetKey, outcomes, batch);
   const verdicts = new Map(started.map(({ call }, index) => [call, outcomes[index]?.verdict]));
+  const others = new Map(((await placedElsewhere) ?? []).map((pair) => [pair[0].message, pair]));
   return calls.map((call): [Call, RecordVerdict] => {
+    const other = others.get(call.message);
+    if (other !== undefined) return other;
     const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
     if (verdict.kind === 'wait' && !verdicts.has(call)) batch.tally.count(call.job, { sentBackToWait: 1 });
     return [call, verdict];
   });
+}
+
+/** Where calls this budget cannot start soon enough go instead: other quota pools. */
+export interface Elsewhere {
+  /** The latest the calls may start here: another pool could start them by then. */
+  readonly startBy: number;
+  call(calls: readonly Call[]): Promise<Array<[Call, RecordVerdict]>>;
 }
 
 /**

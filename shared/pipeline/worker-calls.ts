@@ -60,12 +60,17 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   tally.count(job, { bedrockCalls: 1 });
   let response: MessagesResponse;
   try {
-    response = await ports.model.invoke(invocation.modelId, invocation.bodyJson, deadline.signal);
+    const target = { region: invocation.resolved.region, modelId: invocation.modelId };
+    response = await ports.model.invoke(target, invocation.bodyJson, deadline.signal);
   } catch (error) {
     return afterFailure(call, lease, classifyFailure(error), batch);
   }
   const usage = withWriteTtl(usageOfResponse(response), call.prefixTtl);
-  const model = { modelId: invocation.modelId, latencyMs: settings.clock.now() - calledAt };
+  const model = {
+    modelId: invocation.modelId,
+    region: invocation.resolved.region,
+    latencyMs: settings.clock.now() - calledAt,
+  };
   settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
   const verdict = finish(batch, job, {
     subject,
@@ -126,7 +131,7 @@ export function finish(
     outcome: RecordOutcome;
     attempts: number;
     billing?: Parameters<typeof completionOf>[3];
-    model?: { modelId: string; latencyMs: number };
+    model?: { modelId: string; region: string; latencyMs: number };
   },
 ): RecordVerdict & { kind: 'done' } {
   const { subject, outcome, billing, model } = finished;

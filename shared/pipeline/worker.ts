@@ -6,7 +6,9 @@ import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
 import type { LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
+import { endpointNamedBy } from '../models/resolve-model.ts';
 import { type RecordOutcome, subjectOf } from '../output/result-records.ts';
+import { poolName } from '../quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../request/build-request.ts';
 import { countFinished } from './complete.ts';
 import type { CountedRecord, JobRecord } from './model.ts';
@@ -22,6 +24,7 @@ import {
 } from './worker-batch.ts';
 import { callWithin } from './worker-budget.ts';
 import { erroredOutcome, finish } from './worker-calls.ts';
+import { placeOnPools } from './worker-pools.ts';
 
 /**
  * A batch of records from the queue to their verdicts. Records that need no call (done, broken, cancelled)
@@ -92,12 +95,27 @@ function oncePerJob<Value>(read: (jobId: string) => Promise<Value>): (jobId: str
   };
 }
 
-/** Calls grouped by the budget they spend from, each group reserving once. */
-async function callAll(calls: readonly Call[], batch: Batch): Promise<Array<[Call, RecordVerdict]>> {
-  const byBudget = new Map<string, Call[]>();
-  for (const call of calls) byBudget.set(call.budgetKey, [...(byBudget.get(call.budgetKey) ?? []), call]);
+/**
+ * Calls placed on their quota pools (see placeOnPools), each pool's calls reserving once; calls a pool cannot
+ * start before another could are placed again on the pools not tried yet.
+ */
+async function callAll(
+  calls: readonly Call[],
+  batch: Batch,
+  tried: ReadonlySet<string> = new Set(),
+): Promise<Array<[Call, RecordVerdict]>> {
+  const placements = await placeOnPools(calls, batch, tried);
   const results = await Promise.all(
-    [...byBudget].map(async ([budgetKey, group]) => [...(await callWithin(budgetKey, group, batch))]),
+    placements.map(({ budgetKey, calls: placed, startBy }) =>
+      callWithin(
+        budgetKey,
+        placed,
+        batch,
+        startBy === undefined
+          ? undefined
+          : { startBy, call: (rest) => callAll(rest, batch, new Set([...tried, budgetKey])) },
+      ),
+    ),
   );
   return results.flat();
 }
@@ -217,7 +235,10 @@ async function prepare(
       job,
       subject,
       invocation,
-      budgetKey: `${invocation.resolved.region}#${invocation.modelId}`,
+      budgetKey: poolName({ region: invocation.resolved.region, modelId: invocation.modelId }),
+      pinned:
+        record.record.modelOverride !== undefined &&
+        endpointNamedBy(record.record.modelOverride) !== undefined,
       calibrationKey,
       inputTokens: input,
       cost: settings.reservations.costOf(
@@ -249,7 +270,8 @@ function counting(
 /** The input tokens Bedrock will count, asked of CountTokens; unknown when it cannot say (estimates then do). */
 async function countInput(model: ModelInvoker, invocation: Invocation, signal: AbortSignal) {
   try {
-    return await model.countTokens(invocation.resolved.model.bedrockId, invocation.bodyJson, signal);
+    const { region, model: foundation } = invocation.resolved;
+    return await model.countTokens({ region, modelId: foundation.bedrockId }, invocation.bodyJson, signal);
   } catch {
     return undefined;
   }

@@ -26,6 +26,22 @@ export interface PoolChoice {
   readonly regions: readonly string[];
 }
 
+/** The settings of a job or deployment that name its pools. */
+export interface PoolSettings {
+  readonly region: string;
+  readonly endpoint: EndpointKind;
+  readonly endpoints?: readonly EndpointKind[] | undefined;
+  readonly regions?: readonly string[] | undefined;
+}
+
+/** The pool choice of settings: their lists, or their one endpoint and region. */
+export function choiceOf(settings: PoolSettings): PoolChoice {
+  return {
+    endpoints: settings.endpoints ?? [settings.endpoint],
+    regions: settings.regions ?? [settings.region],
+  };
+}
+
 /** A pool the choice names that cannot be used, and why. */
 export interface PoolLeftOut {
   readonly region: string;
@@ -36,6 +52,19 @@ export interface PoolLeftOut {
 export interface PoolPlan {
   readonly pools: readonly QuotaPool[];
   readonly leftOut: readonly PoolLeftOut[];
+}
+
+/** How far each endpoint kind may take data: a kind may add those that reach less far, never further. */
+const REACH: Readonly<Record<EndpointKind, number>> = { 'in-region': 0, regional: 1, global: 2 };
+
+/** The kinds of `endpoints`, in order, that keep data at least as close as `cap` does. */
+export function noLooserThan(endpoints: readonly EndpointKind[], cap: EndpointKind): EndpointKind[] {
+  return endpoints.filter((endpoint) => REACH[endpoint] <= REACH[cap]);
+}
+
+/** The loosest of endpoint kinds: how far a file that allows them all lets its data go. */
+export function loosest(endpoints: readonly EndpointKind[]): EndpointKind | undefined {
+  return [...endpoints].sort((a, b) => REACH[b] - REACH[a])[0];
 }
 
 /** What a pool is called in messages, budget keys and the manifest: the region and the id called there. */

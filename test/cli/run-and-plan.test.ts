@@ -372,6 +372,7 @@ describe('bedrock-batch plan', () => {
     const high = plan.inputTokens.high + plan.maxOutputTokens * 5;
     expect(plan.atQuota).toEqual({
       tokensPerMinute: 30_000,
+      pools: 1,
       quotaTokens: { low: plan.inputTokens.low, high },
       seconds: {
         low: Math.round((Math.max(0, plan.inputTokens.low - 30_000) / 30_000) * 60),
@@ -379,6 +380,40 @@ describe('bedrock-batch plan', () => {
       },
     });
     expect(plan.atQuota.seconds.high).toBeGreaterThan(0);
+  });
+
+  it('names the quota pools a file may use and the time at all their quotas together', async () => {
+    // Act
+    const result = await runCli([
+      'plan',
+      fixturePath('prompts/sample.jsonl'),
+      '--model',
+      'haiku-4.5',
+      '--regions',
+      'us-west-2,us-east-1',
+      '--endpoints',
+      'global,regional',
+      '--quota-tpm',
+      '30000',
+      '--json',
+    ]);
+
+    // Assess
+    expect(result.code).toBe(0);
+    const plan = JSON.parse(result.stdout);
+    const haiku = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+    expect(plan.pools).toEqual([
+      `us-west-2#global.${haiku}`,
+      `us-west-2#us.${haiku}`,
+      `us-east-1#global.${haiku}`,
+      `us-east-1#us.${haiku}`,
+    ]);
+    const { high } = plan.atQuota.quotaTokens;
+    expect(plan.atQuota).toMatchObject({
+      tokensPerMinute: 30_000,
+      pools: 4,
+      seconds: { high: Math.round((Math.max(0, high - 120_000) / 120_000) * 60) },
+    });
   });
 
   it('shows the prefix the records share, how many start with it and what caching it saves', async () => {

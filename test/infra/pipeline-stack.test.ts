@@ -11,7 +11,7 @@ import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeli
 import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
 import { QueueWorker } from '../../infra/constructs/queue-worker.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
-import { pipelineSettings } from '../../infra/props.ts';
+import { bedrockEnvironment, pipelineSettings } from '../../infra/props.ts';
 import {
   batchWatcherSettings,
   enqueueSettings,
@@ -643,6 +643,75 @@ describe('with useKms', () => {
       },
     });
   }, 120_000);
+});
+
+describe('a deployment over several quota pools', () => {
+  const props = {
+    bedrockRegion: 'us-west-2',
+    additionalBedrockRegions: ['us-east-1'],
+    additionalEndpoints: ['regional'],
+    defaultModel: 'haiku-4.5',
+  } as const;
+
+  it('tells the functions the endpoint kinds and regions, and allows each pool’s model id', () => {
+    // Act
+    const environment = bedrockEnvironment(pipelineSettings(props));
+
+    // Assess
+    expect(environment).toMatchObject({
+      BEDROCK_REGION: 'us-west-2',
+      BEDROCK_REGIONS: 'us-west-2,us-east-1',
+      BEDROCK_ENDPOINT: 'global',
+      BEDROCK_ENDPOINTS: 'global,regional',
+      ALLOWED_MODEL_IDS:
+        'global.anthropic.claude-haiku-4-5-20251001-v1:0,us.anthropic.claude-haiku-4-5-20251001-v1:0',
+    });
+  });
+
+  it('lets the worker call each pool’s profile from its own region, and no other', () => {
+    // Prepare
+    const settings = pipelineSettings(props);
+    const stack = new Stack(new App(), 'Pools', { env: { account: '123456789012', region: 'us-west-2' } });
+
+    // Act
+    const profiles = bedrockInvokeStatements(stack, settings.poolModels)
+      .map((statement) => JSON.stringify(stack.resolve(statement.toStatementJson())))
+      .flatMap((json) => [
+        ...json.matchAll(/:bedrock:([a-z0-9-]+):123456789012:inference-profile\/([^"]+)"/g),
+      ])
+      .map(([, region, id]) => `${region}#${id}`);
+
+    // Assess
+    expect(new Set(profiles)).toEqual(
+      new Set(
+        ['us-west-2', 'us-east-1'].flatMap((region) => [
+          `${region}#global.anthropic.claude-haiku-4-5-20251001-v1:0`,
+          `${region}#us.anthropic.claude-haiku-4-5-20251001-v1:0`,
+        ]),
+      ),
+    );
+  });
+
+  it('sizes the worker for every pool of the default model together', () => {
+    // Act
+    const spread = pipelineSettings(props).worker.concurrency;
+    const single = pipelineSettings({ bedrockRegion: 'us-west-2', defaultModel: 'haiku-4.5' }).worker
+      .concurrency;
+
+    // Assess
+    expect(spread).toBeGreaterThan(single);
+  });
+
+  it('refuses a source region outside the home geography when no pool is global', () => {
+    expect(() =>
+      pipelineSettings({
+        bedrockRegion: 'us-west-2',
+        endpoint: 'regional',
+        additionalBedrockRegions: ['eu-west-1'],
+        defaultModel: 'haiku-4.5',
+      }),
+    ).toThrow(/additionalBedrockRegions: eu-west-1 is in EU, outside US/);
+  });
 });
 
 describe('Bedrock IAM per endpoint', () => {

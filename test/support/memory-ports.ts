@@ -5,12 +5,12 @@ import {
   afterThrottle,
   atRate,
   type BucketState,
-  DEFAULT_RATE_SETTINGS,
+  type BudgetRates,
   fullBucket,
   grantable,
   MINUTE_MS,
-  type RateSettings,
   rateAfterRecovery,
+  ratesFor,
   refillMs,
   responseToThrottle,
   takeEach,
@@ -53,6 +53,7 @@ import type {
   FinalizeTrigger,
   Ledger,
   ModelInvoker,
+  ModelTarget,
   ObjectStore,
   RecordQueue,
   TokenBudget,
@@ -520,16 +521,10 @@ export class MemoryBudget implements TokenBudget {
   writes = 0;
   /** What each reserve asked for. */
   readonly asked: Array<{ key: string; tokens: readonly number[] }> = [];
-  private readonly rates: RateSettings;
-
   constructor(
-    rates: Pick<RateSettings, 'tokensPerMinute'> & Partial<RateSettings> = {
-      tokensPerMinute: Number.POSITIVE_INFINITY,
-    },
+    private readonly rates: BudgetRates = { tokensPerMinute: Number.POSITIVE_INFINITY },
     private readonly now: () => number = Date.now,
-  ) {
-    this.rates = { ...DEFAULT_RATE_SETTINGS, ...rates };
-  }
+  ) {}
 
   async reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation> {
     this.writes += 1;
@@ -558,7 +553,7 @@ export class MemoryBudget implements TokenBudget {
     const dt = refillMs(delta, state.tokensPerMinute);
     if (delta < 0 && state.fullAt < now) return;
     const settled = { ...state, fullAt: Math.max(state.fullAt, now) + dt };
-    const recovered = rateAfterRecovery(settled, this.rates, now);
+    const recovered = rateAfterRecovery(settled, ratesFor(this.rates, reservation.key), now);
     this.buckets.set(reservation.key, recovered === undefined ? settled : atRate(settled, recovered, now));
   }
 
@@ -566,7 +561,10 @@ export class MemoryBudget implements TokenBudget {
     this.throttles.push(key);
     const now = this.now();
     const state = this.stateOf(key, now);
-    this.buckets.set(key, afterThrottle(state, responseToThrottle(state, this.rates, now), now));
+    this.buckets.set(
+      key,
+      afterThrottle(state, responseToThrottle(state, ratesFor(this.rates, key), now), now),
+    );
   }
 
   async pauseUntil(key: string, until: number): Promise<void> {
@@ -579,15 +577,19 @@ export class MemoryBudget implements TokenBudget {
     return this.stateOf(key, this.now()).fullAt - MINUTE_MS;
   }
 
+  async lastSeen(key: string): Promise<BucketState> {
+    return this.stateOf(key, this.now());
+  }
+
   stateOf(key: string, now: number): BucketState {
-    return this.buckets.get(key) ?? fullBucket(this.rates.tokensPerMinute, now);
+    return this.buckets.get(key) ?? fullBucket(ratesFor(this.rates, key).tokensPerMinute, now);
   }
 }
 
 /** Answers every call from `answer`, which may throw to fail it; counts tokens as the local stand-in does. */
 export class ScriptedModel implements ModelInvoker {
-  readonly calls: Array<{ modelId: string; body: Record<string, unknown> }> = [];
-  readonly tokenCounts: Array<{ modelId: string }> = [];
+  readonly calls: Array<{ region: string; modelId: string; body: Record<string, unknown> }> = [];
+  readonly tokenCounts: Array<{ region: string; modelId: string }> = [];
 
   constructor(
     private readonly answer: (
@@ -597,14 +599,14 @@ export class ScriptedModel implements ModelInvoker {
     ) => MessagesResponse,
   ) {}
 
-  async invoke(modelId: string, bodyJson: string): Promise<MessagesResponse> {
+  async invoke({ region, modelId }: ModelTarget, bodyJson: string): Promise<MessagesResponse> {
     const body = JSON.parse(bodyJson) as Record<string, unknown>;
-    this.calls.push({ modelId, body });
+    this.calls.push({ region, modelId, body });
     return this.answer(modelId, body, this.calls.length);
   }
 
-  async countTokens(modelId: string, bodyJson: string): Promise<number> {
-    this.tokenCounts.push({ modelId });
+  async countTokens({ region, modelId }: ModelTarget, bodyJson: string): Promise<number> {
+    this.tokenCounts.push({ region, modelId });
     return countInputTokens(JSON.parse(bodyJson) as MessagesBody).total;
   }
 }

@@ -648,7 +648,9 @@ describe('the shared token budget', () => {
     await pipeline.run('inputs/large.jsonl', plain('big', 'word '.repeat(18_000)));
 
     // Assess: the stand-in's count is 22,500 + 3; the reservation adds max_tokens 256.
-    expect(pipeline.model.tokenCounts).toEqual([{ modelId: 'anthropic.claude-opus-4-6-v1' }]);
+    expect(pipeline.model.tokenCounts).toEqual([
+      { region: 'us-west-2', modelId: 'anthropic.claude-opus-4-6-v1' },
+    ]);
     expect(pipeline.budget.asked[0]?.tokens).toEqual([22_503 + 256]);
   });
 

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { QuotaBoard, type QuotaSettings, type RequestedTokens } from '../../local/bedrock/quota.ts';
 
 const MODEL = 'global.anthropic.claude-haiku-4-5-20251001-v1:0';
+const pool = (modelId = MODEL, region = 'us-west-2') => ({ region, modelId });
 
 /** A quota board on a clock the test moves, with Claude 4's output burndown of 5. */
 function board(settings: QuotaSettings, perModel: Record<string, QuotaSettings> = {}) {
   const clock = { now: 1_000_000 };
   const quotas = new QuotaBoard(settings, perModel, 5, () => clock.now);
-  const usage = (modelId = MODEL) => quotas.usage().find((entry) => entry.modelId === modelId);
+  const usage = (modelId = MODEL, region = 'us-west-2') =>
+    quotas.usage().find((entry) => entry.modelId === modelId && entry.region === region);
   return { clock, quotas, usage };
 }
 
@@ -31,12 +33,12 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
 
     // Act
     const admission = quotas.reserve(
-      MODEL,
+      pool(),
       request({ input: 100, cacheWrite: 200, cacheRead: 300, maxTokens: 400 }),
     );
 
     // Assess
-    expect(admission).toEqual({ admitted: true, reservation: { modelId: MODEL, reserved: 1_000 } });
+    expect(admission).toEqual({ admitted: true, reservation: { pool: pool(), reserved: 1_000 } });
     expect(usage()).toMatchObject({ availableTokens: 9_000, tokensReserved: 1_000, inFlight: 1 });
   });
 
@@ -44,7 +46,7 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
     // Prepare
     const { quotas, usage } = board({ tokensPerMinute: 10_000 });
     const admission = quotas.reserve(
-      MODEL,
+      pool(),
       request({ input: 100, cacheWrite: 200, cacheRead: 300, maxTokens: 400 }),
     );
     if (!admission.admitted) throw new Error('not admitted');
@@ -68,17 +70,17 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
   it('lets a charge exceed its reservation and leaves the quota in debt until it refills', () => {
     // Prepare: 1,000 tokens a minute; a request reserves 100 + 400 = 500 and is charged 100 + 300 x 5 = 1,600.
     const { clock, quotas, usage } = board({ tokensPerMinute: 1_000 });
-    const first = quotas.reserve(MODEL, request());
+    const first = quotas.reserve(pool(), request());
     if (!first.admitted) throw new Error('not admitted');
 
     // Act
     quotas.settle(first.reservation, used(300));
     const debt = usage()?.availableTokens;
-    const whileInDebt = quotas.reserve(MODEL, request());
+    const whileInDebt = quotas.reserve(pool(), request());
     clock.now += 65_999;
-    const justBeforeRoom = quotas.reserve(MODEL, request());
+    const justBeforeRoom = quotas.reserve(pool(), request());
     clock.now += 1;
-    const withRoom = quotas.reserve(MODEL, request());
+    const withRoom = quotas.reserve(pool(), request());
 
     // Assess: from -600, the next 500 tokens of room take 1,100 tokens of refill, 66 s at 1,000 a minute.
     expect(debt).toBe(-600);
@@ -90,7 +92,7 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
   it('refills continuously, never above one minute of tokens', () => {
     // Prepare
     const { clock, quotas, usage } = board({ tokensPerMinute: 6_000 });
-    quotas.reserve(MODEL, request({ input: 5_500, maxTokens: 500 }));
+    quotas.reserve(pool(), request({ input: 5_500, maxTokens: 500 }));
 
     // Act
     clock.now += 1_000;
@@ -108,12 +110,12 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
     const { clock, quotas, usage } = board({ tokensPerMinute: 1_000 });
 
     // Act
-    const huge = quotas.reserve(MODEL, request({ input: 1_500, maxTokens: 500 }));
+    const huge = quotas.reserve(pool(), request({ input: 1_500, maxTokens: 500 }));
     const debt = usage()?.availableTokens;
     clock.now += 60_000;
-    const minuteLater = quotas.reserve(MODEL, request({ input: 1_500, maxTokens: 500 }));
+    const minuteLater = quotas.reserve(pool(), request({ input: 1_500, maxTokens: 500 }));
     clock.now += 60_000;
-    const whenFullAgain = quotas.reserve(MODEL, request({ input: 1_500, maxTokens: 500 }));
+    const whenFullAgain = quotas.reserve(pool(), request({ input: 1_500, maxTokens: 500 }));
 
     // Assess
     expect(huge.admitted).toBe(true);
@@ -128,8 +130,8 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
     const { quotas, usage } = board({ tokensPerMinute: 1_000 }, { [regional]: { tokensPerMinute: 600 } });
 
     // Act
-    const inProfile = [quotas.reserve(regional, request()), quotas.reserve(regional, request())];
-    const global = quotas.reserve(MODEL, request());
+    const inProfile = [quotas.reserve(pool(regional), request()), quotas.reserve(pool(regional), request())];
+    const global = quotas.reserve(pool(), request());
 
     // Assess
     expect(inProfile.map((answer) => answer.admitted)).toEqual([true, false]);
@@ -138,10 +140,31 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
     expect(usage()).toMatchObject({ tokensPerMinute: 1_000, availableTokens: 500 });
   });
 
+  it('keeps the same model id in two source regions apart, each with its own settings or the id’s', () => {
+    // Prepare: us-east-1's global quota set on its own; us-west-2 takes the model id's.
+    const { quotas, usage } = board(
+      { tokensPerMinute: 10_000 },
+      { [`us-east-1#${MODEL}`]: { tokensPerMinute: 600 }, [MODEL]: { tokensPerMinute: 1_000 } },
+    );
+
+    // Act
+    const east = [
+      quotas.reserve(pool(MODEL, 'us-east-1'), request()),
+      quotas.reserve(pool(MODEL, 'us-east-1'), request()),
+    ];
+    const west = [quotas.reserve(pool(), request()), quotas.reserve(pool(), request())];
+
+    // Assess
+    expect(east.map((answer) => answer.admitted)).toEqual([true, false]);
+    expect(west.map((answer) => answer.admitted)).toEqual([true, true]);
+    expect(usage(MODEL, 'us-east-1')).toMatchObject({ region: 'us-east-1', tokensPerMinute: 600 });
+    expect(usage()).toMatchObject({ region: 'us-west-2', tokensPerMinute: 1_000, availableTokens: 0 });
+  });
+
   it('has a daily quota of tokensPerMinute x 1440 unless set', () => {
     // Act
     const { quotas, usage } = board({ tokensPerMinute: 1_000 });
-    quotas.reserve(MODEL, request());
+    quotas.reserve(pool(), request());
 
     // Assess
     expect(usage()).toMatchObject({ tokensPerDay: 1_440_000, availableDailyTokens: 1_440_000 - 500 });
@@ -150,16 +173,16 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
   it('refuses with the daily cause once the day is spent, which a short wait does not fix', () => {
     // Prepare: 1,000 tokens a day, 100,000 a minute.
     const { clock, quotas, usage } = board({ tokensPerMinute: 100_000, tokensPerDay: 1_000 });
-    const first = quotas.reserve(MODEL, request());
+    const first = quotas.reserve(pool(), request());
     if (!first.admitted) throw new Error('not admitted');
     quotas.settle(first.reservation, used(200));
 
     // Act
-    const sameMinute = quotas.reserve(MODEL, request());
+    const sameMinute = quotas.reserve(pool(), request());
     clock.now += 60_000;
-    const minuteLater = quotas.reserve(MODEL, request());
+    const minuteLater = quotas.reserve(pool(), request());
     clock.now += 86_400_000;
-    const dayLater = quotas.reserve(MODEL, request());
+    const dayLater = quotas.reserve(pool(), request());
 
     // Assess
     expect(sameMinute).toEqual({ admitted: false, cause: 'tokensPerDay' });
@@ -174,12 +197,12 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
 
     // Act
     const answers = [
-      quotas.reserve(MODEL, request()),
-      quotas.reserve(MODEL, request()),
-      quotas.reserve(MODEL, request()),
+      quotas.reserve(pool(), request()),
+      quotas.reserve(pool(), request()),
+      quotas.reserve(pool(), request()),
     ];
     clock.now += 30_000;
-    const halfMinuteLater = quotas.reserve(MODEL, request());
+    const halfMinuteLater = quotas.reserve(pool(), request());
 
     // Assess
     expect(answers.map((answer) => answer.admitted)).toEqual([true, true, false]);
@@ -194,13 +217,13 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
   it('counts requests in flight and their peak', () => {
     // Prepare
     const { quotas, usage } = board({ tokensPerMinute: 1_000_000 });
-    const admissions = [1, 2, 3].map(() => quotas.reserve(MODEL, request()));
+    const admissions = [1, 2, 3].map(() => quotas.reserve(pool(), request()));
 
     // Act
     for (const admission of admissions.slice(0, 2)) {
       if (admission.admitted) quotas.settle(admission.reservation, used(10));
     }
-    quotas.reserve(MODEL, request());
+    quotas.reserve(pool(), request());
 
     // Assess
     expect(usage()).toMatchObject({ inFlight: 2, peakInFlight: 3, requests: 4 });

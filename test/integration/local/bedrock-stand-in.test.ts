@@ -636,6 +636,45 @@ describe('Bedrock stand-in quotas', () => {
     expect(global).toBe('ok');
   });
 
+  it('keeps each source region’s quotas apart, serves only its regions, and gives the model’s answer from any', async () => {
+    // Prepare: a global quota of one request's worth in us-east-1; us-west-2 takes the default.
+    const opus = 'global.anthropic.claude-opus-4-6-v1';
+    const standIn = await startBedrockStandIn({
+      speed: 0,
+      now: () => 0,
+      regions: ['us-east-1'],
+      quota: { tokensPerMinute: 1_000_000 },
+      quotaByModel: { [`us-east-1#${opus}`]: { tokensPerMinute: 300 } },
+    });
+    const from = (region: string) => bedrockClient(standIn, { region });
+    const attempt = (region: string) =>
+      invoke(from(region), invokeBody(), opus).then(
+        (answer) => answer.content[0]?.text,
+        (error: Error) => error.message,
+      );
+
+    // Act
+    const east = [await attempt('us-east-1'), await attempt('us-east-1')];
+    const west = await attempt('us-west-2');
+    const elsewhere = await attempt('eu-west-1');
+    const quotas = standIn.state().quotas.map(({ region, modelId, tokensPerMinute, requests }) => ({
+      region,
+      modelId,
+      tokensPerMinute,
+      requests,
+    }));
+    await standIn.close();
+
+    // Assess
+    expect(east[1]).toBe('Too many tokens, please wait before trying again.');
+    expect(west).toBe(east[0]);
+    expect(elsewhere).toMatch(/scoped to a valid region, not 'eu-west-1'/);
+    expect(quotas).toEqual([
+      { region: 'us-east-1', modelId: opus, tokensPerMinute: 300, requests: 1 },
+      { region: 'us-west-2', modelId: opus, tokensPerMinute: 1_000_000, requests: 1 },
+    ]);
+  });
+
   it('reports the peak of requests in flight', async () => {
     // Prepare
     const standIn = await startBedrockStandIn({ speed: 0.05 });
