@@ -204,7 +204,7 @@ for (const pool of pipeline.pools)
 process.stdout.write(
   `pipeline over the pools: ${pipeline.wholeJobSeconds.toFixed(1)} s upload to output, ${pipeline.throttledCalls} of ${pipeline.calls} calls throttled, ${pipeline.recordsLost} lost\n` +
     `strong script on ${REGION}#global alone: ${script.wholeJobSeconds.toFixed(1)} s first call to last answer\n` +
-    `the pipeline took ${(share * 100).toFixed(1)}% of the script's time (target at most ${TARGET_SHARE_OF_SCRIPT * 100}%)\n`,
+    `the pipeline took ${(share * 100).toFixed(1)}% of the script's time (target at most ${Math.round(TARGET_SHARE_OF_SCRIPT * 100)}%)\n`,
 );
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
 await writeFile(new URL('./results/pools.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
