@@ -122,6 +122,37 @@ describe('a worker batch over several pools', () => {
   });
 });
 
+describe('a file kept to its geography', () => {
+  it('never calls a global profile, however busy its pools are', async () => {
+    // Prepare: a quota that holds one call a pool at once.
+    const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
+    const budget = new MemoryBudget({ tokensPerMinute: 300 }, () => clock.now);
+    const pipeline = pipelineHarness({
+      budget,
+      clock,
+      enqueue: {
+        defaults: {
+          ...jobDefaults,
+          endpoints: ['global', 'regional', 'in-region'],
+          regions: ['us-west-2', 'us-east-1'],
+        },
+      },
+    });
+    const lines = Array.from({ length: 6 }, (_, index) => plainLine(`r${index}`, 'Hi'));
+    pipeline.store.putObject(BUCKET, 'inputs/kept.jsonl', lines.join('\n'), { endpoint: 'regional' });
+    await startJob(objectCreated('inputs/kept.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+
+    // Act
+    await pipeline.drain();
+
+    // Assess
+    const ids = new Set(pipeline.model.calls.map(({ modelId }) => modelId));
+    expect([...ids].some((id) => id.startsWith('global.'))).toBe(false);
+    expect(ids).toEqual(new Set(['us.anthropic.claude-opus-4-6-v1', 'anthropic.claude-opus-4-6-v1']));
+    expect(pipeline.model.calls).toHaveLength(6);
+  });
+});
+
 describe('a pool that cannot start its calls as soon as it seemed', () => {
   it('passes them to another pool instead of keeping them waiting', async () => {
     // Prepare: another worker has spent us-west-2's quota; this worker still sees it full.
