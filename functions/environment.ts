@@ -1,6 +1,8 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
+import { catalogModelOf } from '../shared/models/resolve-model.ts';
 import type { JobSettings } from '../shared/pipeline/model.ts';
+import { choiceOf, poolsFor, type QuotaPool } from '../shared/quotas/pools.ts';
 import { type AwsClients, awsClients } from './adapters/clients.ts';
 import { eventBridgePutEvent, type PutEvent } from './adapters/events.ts';
 import { observability } from './observability.ts';
@@ -89,3 +91,14 @@ export function jobDefaultsOf(settings: {
 }
 
 export const maxLineBytes = defaultCatalog.requestBodyLimitBytes;
+
+/** Every quota pool the deployment's models may use: what the worker reads quotas for. */
+export function deploymentPools(settings: Parameters<typeof jobDefaultsOf>[0]): QuotaPool[] {
+  const defaults = jobDefaultsOf(settings);
+  const models = new Map(
+    (settings.ALLOWED_MODEL_IDS ?? [settings.BEDROCK_MODEL])
+      .map((name) => catalogModelOf(name))
+      .map((model) => [model.key, model] as const),
+  );
+  return [...models.values()].flatMap((model) => poolsFor(model, choiceOf(defaults)).pools);
+}

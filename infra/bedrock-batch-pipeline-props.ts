@@ -37,7 +37,15 @@ export interface BedrockBatchPipelineProps {
    */
   readonly additionalBedrockRegions?: readonly string[];
   /**
-   * The Bedrock tokens-per-minute quota the pipeline may spend, per model and pool.
+   * The part of each quota the pipeline spends, when the quotas are read from Service Quotas (other
+   * applications in the account keep the rest).
+   * @default 1
+   */
+  readonly quotaShare?: number;
+  /**
+   * The Bedrock tokens-per-minute quota the pipeline may spend, per model and pool. When not given, the worker
+   * reads each pool's applied quota from Service Quotas (and again every five minutes), and this default
+   * only sizes the worker and stands in for a quota that cannot be read.
    * @default 400000
    */
   readonly tokensPerMinute?: number;

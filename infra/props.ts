@@ -36,6 +36,8 @@ const pipelinePropsSchema = z
     additionalEndpoints: z.array(z.enum(endpointKinds)).readonly().optional(),
     /** Source regions files may call Bedrock from too, besides `bedrockRegion`. */
     additionalBedrockRegions: z.array(z.string().min(1)).readonly().optional(),
+    /** The part of each quota read from Service Quotas that the pipeline spends. */
+    quotaShare: z.number().gt(0).max(1).default(1),
     /** The Bedrock tokens-per-minute quota the pipeline may spend, per model and pool. */
     tokensPerMinute: z.number().int().positive().default(DEFAULT_TOKENS_PER_MINUTE),
     defaultMaxTokens: z.number().int().positive().default(4_096),
@@ -97,6 +99,8 @@ export interface PipelineSettings extends z.output<typeof pipelinePropsSchema> {
   readonly bedrockRegions: readonly string[];
   /** Each allowed model in every quota pool files may use: the ids and regions the worker calls, and IAM allows. */
   readonly poolModels: ResolvedModel[];
+  /** No quota was given: the worker reads each pool's from Service Quotas. */
+  readonly readServiceQuotas: boolean;
   /** The worker's invocations at once, batch, timeout, visibility and lease, derived from the quota. */
   readonly worker: WorkerShape;
   /** How old the oldest record may get before the queue-age alarm: the largest file's drain time, and slack. */
@@ -169,6 +173,7 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
   });
   return {
     ...props,
+    readServiceQuotas: input.tokensPerMinute === undefined,
     allowedModels,
     resolvedModels,
     endpoints,

@@ -106,6 +106,21 @@ export const quotaSettings = {
   ),
 };
 
+/** Where the worker's budget takes each pool's quota from. */
+export const serviceQuotaSettings = {
+  READ_SERVICE_QUOTAS: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((read) => read === 'true')
+    .describe("true: each pool's quota is read from Service Quotas (TOKENS_PER_MINUTE where it cannot be)"),
+  QUOTA_SHARE: z.coerce
+    .number()
+    .gt(0, 'must be above 0')
+    .max(1, 'must be at most 1')
+    .default(1)
+    .describe('the part of each quota read from Service Quotas that the pipeline spends'),
+};
+
 export const storageSettings = {
   BUCKET_NAME: required('the bucket that holds inputs/ and outputs/'),
   LEDGER_TABLE_NAME: required('the DynamoDB job ledger table'),
@@ -199,6 +214,7 @@ export const workerSettings = settingsSchema({
   ...bedrockSettings,
   ...retrySettings,
   ...quotaSettings,
+  ...serviceQuotaSettings,
   ...storageSettings,
   ...queueSettings,
   ...workerRuntimeSettings,

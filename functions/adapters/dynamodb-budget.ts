@@ -28,6 +28,13 @@ import type { BudgetReservation } from '../../shared/pipeline/model.ts';
 import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 import { budgetKey } from './ledger-table.ts';
 
+/** Rates that change while the budget runs (each pool's quota, read from Service Quotas again and again). */
+export interface RatesSource {
+  rates(): BudgetRates;
+  /** Resolves once the first rates are known. */
+  ready(): Promise<void>;
+}
+
 /** A bucket item left alone this long is deleted by TTL; the next call starts it full again. */
 const IDLE_EXPIRY_SECONDS = 86_400;
 /** Conditional writes that lose a race learn the item's state from the failure and try once more, at most this often. */
@@ -52,12 +59,17 @@ export class DynamoDbTokenBudget implements TokenBudget {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly rates: BudgetRates,
+    private readonly rates: BudgetRates | RatesSource,
     private readonly now: () => number = Date.now,
   ) {}
 
+  private ratesOf(key: string) {
+    return ratesFor('rates' in this.rates ? this.rates.rates() : this.rates, key);
+  }
+
   async reserve(key: string, tokens: readonly number[], latestStart: number): Promise<BudgetReservation> {
     if (tokens.length === 0) return { key, tokens: 0, startAts: [], retryAt: undefined };
+    if ('ready' in this.rates) await this.rates.ready();
     let seen: BucketState | undefined;
     for (let attempt = 1; ; attempt += 1) {
       const now = this.now();
@@ -133,7 +145,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
       );
       if (written.ok) {
         await this.adjustRate(reservation.key, (seen) =>
-          rateAfterRecovery(seen, ratesFor(this.rates, reservation.key), now),
+          rateAfterRecovery(seen, this.ratesOf(reservation.key), now),
         );
         return;
       }
@@ -152,7 +164,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
       const state = this.stateOf(key, now);
       const written = await this.write(
         key,
-        this.throttleWrite(state, responseToThrottle(state, ratesFor(this.rates, key), now), now),
+        this.throttleWrite(state, responseToThrottle(state, this.ratesOf(key), now), now),
       );
       if (written.ok) return;
     }
@@ -215,7 +227,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
 
   /** The bucket as this worker last saw it, or a full one at the key's quota. */
   stateOf(key: string, now: number): BucketState {
-    return this.states.get(key) ?? fullBucket(ratesFor(this.rates, key).tokensPerMinute, now);
+    return this.states.get(key) ?? fullBucket(this.ratesOf(key).tokensPerMinute, now);
   }
 
   async lastSeen(key: string): Promise<BucketState> {

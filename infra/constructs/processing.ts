@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
@@ -40,6 +41,8 @@ export class Processing extends Construct {
           RECORD_QUEUE_URL: queue.queueUrl,
           FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
           TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
+          READ_SERVICE_QUOTAS: settings.readServiceQuotas ? 'true' : 'false',
+          QUOTA_SHARE: String(settings.quotaShare),
           LEASE_SECONDS: String(shape.leaseSeconds),
         }) satisfies EnvironmentOf<typeof workerSettings>,
       eventSource: {
@@ -58,6 +61,15 @@ export class Processing extends Construct {
     props.finalizeQueue.grantSendMessages(worker.function);
     for (const statement of bedrockInvokeStatements(this, settings.poolModels))
       worker.function.addToRolePolicy(statement);
+    if (settings.readServiceQuotas) {
+      worker.function.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['servicequotas:ListServiceQuotas'], resources: ['*'] }),
+      );
+      acknowledge(worker, {
+        'AwsSolutions-IAM5[Resource::*]':
+          "ListServiceQuotas takes no resource: it reads the account's applied quotas, nothing else.",
+      });
+    }
     acknowledge(
       worker,
       Object.fromEntries(

@@ -98,6 +98,11 @@ export function requireRegion(
   return { region: trimmed, geography };
 }
 
+/** The catalog model a name, alias or Bedrock id (with or without a profile prefix) stands for. */
+export function catalogModelOf(name: string, catalog: Catalog = defaultCatalog): CatalogModel {
+  return identifyModel(name.trim(), catalog).model;
+}
+
 function identifyModel(name: string, catalog: Catalog): { model: CatalogModel; prefix: string | undefined } {
   const { prefix, rest } = splitPrefix(name, catalog);
   // Bedrock ids of dated models end in ":0"; people often drop it.

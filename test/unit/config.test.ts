@@ -38,6 +38,8 @@ describe('loadConfig', () => {
       DAILY_QUOTA_WAIT_SECONDS: 900,
       TOKENS_PER_MINUTE: DEFAULT_TOKENS_PER_MINUTE,
       OUTPUT_TOKEN_BURNDOWN: 5,
+      READ_SERVICE_QUOTAS: false,
+      QUOTA_SHARE: 1,
       LEASE_SECONDS: 960,
       RETENTION_DAYS: 30,
       SDK_MAX_ATTEMPTS: 2,
@@ -80,6 +82,13 @@ describe('loadConfig', () => {
     ],
     ['a fractional max_tokens', { DEFAULT_MAX_TOKENS: '12.5' }, /DEFAULT_MAX_TOKENS must be a whole number/],
     ['a negative quota', { TOKENS_PER_MINUTE: '-5' }, /TOKENS_PER_MINUTE must be positive/],
+    ['a quota share over 1', { QUOTA_SHARE: '1.5' }, /QUOTA_SHARE must be at most 1/],
+    [
+      'a reading of quotas that is not a yes or no',
+      { READ_SERVICE_QUOTAS: 'yes' },
+      /READ_SERVICE_QUOTAS must be true or false/,
+    ],
+    ['an unknown endpoint kind in the list', { BEDROCK_ENDPOINTS: 'global,everywhere' }, /BEDROCK_ENDPOINTS/],
     [
       'a backoff over the SQS limit',
       { BACKOFF_MAX_SECONDS: '50000' },
