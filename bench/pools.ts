@@ -16,7 +16,7 @@ import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../local/cl
 import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { resolveModel } from '../shared/models/resolve-model.ts';
-import { choiceOf, poolName, poolsFor } from '../shared/quotas/pools.ts';
+import { poolName, poolsOfSettings } from '../shared/quotas/pools.ts';
 import { readPoolQuotas } from '../shared/quotas/service-quotas.ts';
 import { type ClientFigures, inputFile, MAX_TOKENS, MODEL, REGION, type Scenario } from './quota-setup.ts';
 
@@ -88,7 +88,7 @@ async function readQuotas(cloud: LocalCloud): Promise<Record<string, number>> {
     credentials: LOCAL_CREDENTIALS,
   });
   try {
-    const { quotas } = await readPoolQuotas(poolsFor(resolveModel(job).model, choiceOf(job)).pools, source, {
+    const { quotas } = await readPoolQuotas(poolsOfSettings(job), source, {
       fallback: DEFAULT_TOKENS_PER_MINUTE,
       share: 1,
     });

@@ -13,13 +13,13 @@ import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import { poolName } from '../../shared/quotas/pools.ts';
+import { poolName, poolsOfSettings } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
 import { parseCommandLine, positiveInteger } from '../arguments.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
 import { sourceRegions } from './quotas.ts';
-import { checkModelChoice, fileMetadata, modelOptions, poolsOfJob } from './run.ts';
+import { checkModelChoice, fileMetadata, modelOptions } from './run.ts';
 
 export const PLAN_USAGE =
   'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--quota-tpm n] [--json]';
@@ -45,7 +45,7 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
   const file = await checkInputFile(positionals[0]);
   const job = checkModelChoice(fileMetadata(values), sourceRegions(values));
   const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
-  const plan = await planFile(file, job, tokensPerMinute, poolsOfJob(job).map(poolName));
+  const plan = await planFile(file, job, tokensPerMinute, poolsOfSettings(job).map(poolName));
   if (values.json) term.out(`${JSON.stringify(plan, null, 2)}\n`);
   else printPlan(plan, term);
   return 0;

@@ -6,11 +6,10 @@ import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
-import { resolveModel } from '../../shared/models/resolve-model.ts';
 import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import { choiceOf, parseEndpoints, poolName, poolsFor, type QuotaPool } from '../../shared/quotas/pools.ts';
+import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
@@ -173,7 +172,7 @@ async function checkRunArguments(
     values['quota-tpm'] === undefined ? undefined : positiveInteger('quota-tpm', values['quota-tpm'], 0);
   await checkOutputDirectory(values.out);
   const base = { file, region, regions, metadata, speed, bedrock, quotaShare: share };
-  const pools = poolsOfJob(settings);
+  const pools = poolsOfSettings(settings);
   if (bedrock === 'local') {
     const tokensPerMinute = configured ?? DEFAULT_TOKENS_PER_MINUTE;
     return {
@@ -187,11 +186,6 @@ async function checkRunArguments(
   }
   await requireAwsCredentials(region);
   return { ...base, ...(await accountQuotas(pools, configured, share)) };
-}
-
-/** The quota pools a file's settings allow for its model, the home pool first. */
-export function poolsOfJob(settings: JobSettings): readonly QuotaPool[] {
-  return poolsFor(resolveModel(settings).model, choiceOf(settings)).pools;
 }
 
 /**

@@ -24,9 +24,9 @@ const PATIENCE_MS = 250;
  * Places each call on one of its job's quota pools not `tried` yet: the pool whose bucket, as this worker
  * last saw it and with the batch's calls already placed there, has the call's tokens soonest; the cheaper
  * pool when two tie (as when both have tokens now). Calls on a pool may start there until another untried
- * pool could start them: past that they are placed again, on the others (`startBy`). A call stays where it is when its
- * record named a prefixed model id (the line pins its pool) or carries the job's cached prefix (the cache
- * is per pool: one pool keeps it warm).
+ * pool could start them: past that they are placed again, on the others (`startBy`). A call stays where it
+ * is when its record named a prefixed model id (the line pins its pool) or carries the job's cached prefix
+ * (the cache is per pool: one pool keeps it warm).
  */
 export async function placeOnPools(
   calls: readonly Call[],
@@ -45,20 +45,22 @@ export async function placeOnPools(
     placed.set(budgetKey, placement);
   };
   for (const call of calls) {
-    const pools =
-      call.pinned || call.prefixTtl !== undefined
-        ? []
-        : poolsOf(call, catalog).filter((pool) => !tried.has(poolName(pool)));
-    if (pools.length === 0) {
+    if (call.pinned || call.prefixTtl !== undefined) {
       place(call.budgetKey, call);
       continue;
     }
+    // The job's pools for the model, worked out once for the batch's calls that share them.
     const key = `${call.job.jobId}#${call.invocation.resolved.model.bedrockId}`;
-    const group = groups.get(key) ?? { pools, calls: [] };
-    group.calls.push(call);
+    const group = groups.get(key) ?? {
+      pools: poolsOf(call, catalog).filter((pool) => !tried.has(poolName(pool))),
+      calls: [],
+    };
     groups.set(key, group);
+    if (group.pools.length === 0) place(call.budgetKey, call);
+    else group.calls.push(call);
   }
   for (const { pools, calls: grouped } of groups.values()) {
+    if (grouped.length === 0) continue;
     const states = await Promise.all(pools.map((pool) => batch.ports.budget.lastSeen(poolName(pool))));
     // A call holds at least what Bedrock reserves for it until its answer is in: placed by that.
     const holds = grouped.map((call) => Math.max(call.cost.reserved, call.cost.charge));

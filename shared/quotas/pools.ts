@@ -6,7 +6,7 @@ import {
   endpointKinds,
 } from '../catalog/catalog.ts';
 import { ModelSelectionError } from '../errors.ts';
-import { invokeModelId, requireRegion } from '../models/resolve-model.ts';
+import { invokeModelId, requireRegion, resolveModel } from '../models/resolve-model.ts';
 
 /**
  * One of Bedrock's quotas for a model: the model as one kind of endpoint serves it (its inference profile,
@@ -40,6 +40,14 @@ export function choiceOf(settings: PoolSettings): PoolChoice {
     endpoints: settings.endpoints ?? [settings.endpoint],
     regions: settings.regions ?? [settings.region],
   };
+}
+
+/** The pools settings allow for their model (a name, alias or id), in order of preference. */
+export function poolsOfSettings(
+  settings: PoolSettings & { readonly model: string },
+  catalog: Catalog = defaultCatalog,
+): readonly QuotaPool[] {
+  return poolsFor(resolveModel(settings, catalog).model, choiceOf(settings), catalog).pools;
 }
 
 /** A pool the choice names that cannot be used, and why. */
