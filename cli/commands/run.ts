@@ -95,7 +95,7 @@ export function checkModelChoice(metadata: Record<string, string>, regions: read
   } catch (error) {
     if (error instanceof ConfigurationError) {
       throw new UsageError(
-        error.problems.map((problem) => problem.replace(/^file option /, '--')).join('; '),
+        error.problems.map((problem) => problem.replace(/^file options? /, '--')).join('; '),
       );
     }
     throw error;

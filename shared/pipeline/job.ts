@@ -125,20 +125,29 @@ export function jobSettingsFrom(
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
     ...optional('cache', parsed.data.cache ?? defaults.cache),
   };
-  try {
+  const catalogModel = checked('file option model', () => {
     const resolved = resolveModel(settings);
     assertModelAllowed(resolved, settings.allowedModelIds);
-    if (poolsFor(resolved.model, { endpoints, regions }).pools.length === 0)
+    return resolved.model;
+  });
+  checked('file options endpoints and regions', () => {
+    if (poolsFor(catalogModel, { endpoints, regions }).pools.length === 0)
       throw new ModelSelectionError(
         'NO_POOLS',
-        `${resolved.model.displayName} is not offered in any of ${regions.join(', ')}.`,
+        `${catalogModel.displayName} is not offered in any of ${regions.join(', ')}.`,
       );
+  });
+  return settings;
+}
+
+/** What `check` gives, or its ModelSelectionError as a ConfigurationError about `options`. */
+function checked<Value>(options: string, check: () => Value): Value {
+  try {
+    return check();
   } catch (error) {
-    if (error instanceof ModelSelectionError)
-      throw new ConfigurationError([`file option model: ${error.message}`]);
+    if (error instanceof ModelSelectionError) throw new ConfigurationError([`${options}: ${error.message}`]);
     throw error;
   }
-  return settings;
 }
 
 /**

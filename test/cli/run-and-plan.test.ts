@@ -89,6 +89,11 @@ describe('bedrock-batch run', () => {
       ['run', 'SAMPLE', '--endpoint', 'cross'],
       /--endpoint cross is not an endpoint\. Use one of global, regional, in-region/,
     ],
+    [
+      'regions in two geographies for a file kept to one',
+      ['run', 'SAMPLE', '--regions', 'us-west-2,eu-west-1', '--endpoints', 'regional'],
+      /--endpoints and regions: eu-west-1 is in EU, outside US \(the home region us-west-2\)/,
+    ],
     ['an unknown option', ['run', 'SAMPLE', '--fast'], /Unknown option '--fast'/],
     [
       'a second file',

@@ -87,7 +87,10 @@ describe('a file’s quota pools', () => {
     [{ endpoints: 'global+everywhere' }, /everywhere unknown/],
     [{ regions: 'us-west-2+ap-south-1' }, /ap-south-1 not among the deployment's Bedrock regions/],
     // A file kept to its geography may not call from another one.
-    [{ endpoints: 'regional', regions: 'us-west-2+eu-west-1' }, /eu-west-1 is in EU, outside US/],
+    [
+      { endpoints: 'regional', regions: 'us-west-2+eu-west-1' },
+      /file options endpoints and regions: eu-west-1 is in EU, outside US/,
+    ],
   ])('refuse %o, saying why', (metadata, message) => {
     expect(() => jobSettingsFrom(metadata, deployment)).toThrow(ConfigurationError);
     expect(() => jobSettingsFrom(metadata, deployment)).toThrow(message);
