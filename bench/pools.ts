@@ -17,7 +17,7 @@ import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { resolveModel } from '../shared/models/resolve-model.ts';
 import { poolName, poolsOfSettings } from '../shared/quotas/pools.ts';
-import { readPoolQuotas } from '../shared/quotas/service-quotas.ts';
+import { type QuotaReading, readPoolQuotas } from '../shared/quotas/service-quotas.ts';
 import { type ClientFigures, inputFile, MAX_TOKENS, MODEL, REGION, type Scenario } from './quota-setup.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -75,7 +75,7 @@ const PROPS = {
 };
 
 /** Each pool's quota as Service Quotas (the stand-in's) says, as `run --bedrock aws` reads Bedrock's. */
-async function readQuotas(cloud: LocalCloud): Promise<Record<string, number>> {
+async function readQuotas(cloud: LocalCloud): Promise<QuotaReading> {
   const job = {
     model: MODEL,
     region: REGION,
@@ -88,11 +88,10 @@ async function readQuotas(cloud: LocalCloud): Promise<Record<string, number>> {
     credentials: LOCAL_CREDENTIALS,
   });
   try {
-    const { quotas } = await readPoolQuotas(poolsOfSettings(job), source, {
+    return await readPoolQuotas(poolsOfSettings(job), source, {
       fallback: DEFAULT_TOKENS_PER_MINUTE,
       share: 1,
     });
-    return Object.fromEntries(quotas.map((quota) => [poolName(quota.pool), quota.usableTokensPerMinute]));
   } finally {
     source.destroy();
   }
@@ -101,9 +100,9 @@ async function readQuotas(cloud: LocalCloud): Promise<Record<string, number>> {
 /** The pipeline over the four pools, on the local cloud, with the stack's worker for them. */
 async function pipelineOverPools(): Promise<PoolsFigures> {
   const cloud = await cloudWithPools();
-  const poolQuotas = await readQuotas(cloud);
+  const reading = await readQuotas(cloud);
   const settings = pipelineSettings(PROPS);
-  const quotas = Object.values(poolQuotas);
+  const quotas = reading.quotas.map((quota) => quota.usableTokensPerMinute);
   // The stack sizes its workers for one quota per pool; these differ, so for their mean.
   const mean = Math.round(quotas.reduce((sum, quota) => sum + quota, 0) / quotas.length);
   const { visibilityTimeoutSeconds: _derivedFromTheTimeout, ...worker } = pipelineSettings({
@@ -111,7 +110,7 @@ async function pipelineOverPools(): Promise<PoolsFigures> {
     tokensPerMinute: mean,
   }).worker;
   const local = await startLocalPipeline(cloud, {
-    poolQuotas,
+    quotas: reading,
     worker,
     defaults: {
       model: MODEL,

@@ -1,5 +1,6 @@
 import type { CacheSummary } from '../shared/output/manifest.ts';
 import type { JobStats } from '../shared/pipeline/job-stats.ts';
+import type { PoolLeftOutReport, ReportedQuota } from '../shared/quotas/pool-report.ts';
 
 /** The manifest fields the report reads (the finalizer writes them all). */
 export interface ReportManifest {
@@ -25,6 +26,11 @@ export interface ReportManifest {
   readonly lane?: string;
   /** Records, tokens and cost each lane answered, at its own price. */
   readonly lanes?: JobStats['perLane'];
+  /** Records, tokens and cost each quota pool answered, with its quota where the finalizer knew it. */
+  readonly pools?: ReadonlyArray<
+    JobStats['perPool'][number] & { readonly endpoint?: string; readonly quota?: ReportedQuota }
+  >;
+  readonly poolsLeftOut?: readonly PoolLeftOutReport[];
   readonly stats?: JobStats;
 }
 
@@ -66,6 +72,7 @@ ${promptCache(manifest.cache)}
 ${laneRows(manifest.lanes ?? stats?.perLane)}
 </tbody>
 </table>
+${poolSection(manifest)}
 <h2>Tokens and cost per model</h2>
 <table>
 <thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
@@ -145,6 +152,33 @@ function perModelRows(stats: ReportManifest['stats']): string {
   return (stats?.perModel ?? [])
     .map((model) => totalsRow(model.modelId, model, `data-model="${escapeHtml(model.modelId)}"`))
     .join('\n');
+}
+
+/** Where the file's calls went when it spread over several quota pools, and the pools it could not use. */
+function poolSection(manifest: ReportManifest): string {
+  const pools = manifest.pools ?? [];
+  const leftOut = manifest.poolsLeftOut ?? [];
+  if (pools.length < 2 && leftOut.length === 0) return '';
+  const quota = (pool: (typeof pools)[number]) =>
+    pool.quota === undefined
+      ? '-'
+      : `${format(pool.quota.usableTokensPerMinute)} (${escapeHtml(pool.quota.origin)})`;
+  const rows = pools.map(
+    (pool) =>
+      `<tr data-pool="${escapeHtml(`${pool.region}#${pool.modelId}`)}"><td>${escapeHtml(pool.region)} ${escapeHtml(pool.modelId)}</td><td>${quota(pool)}</td><td>${format(pool.records)}</td><td>${format(pool.inputTokens)}</td><td>${format(pool.outputTokens)}</td><td>$${pool.estimatedCostUsd}</td></tr>`,
+  );
+  const notes = leftOut.map(
+    (pool) =>
+      `<p class="note" data-pool-left-out="${escapeHtml(`${pool.region}#${pool.modelId}`)}">Left out: ${escapeHtml(pool.region)} ${escapeHtml(pool.modelId)}: ${escapeHtml(pool.reason)}</p>`,
+  );
+  return `<h2>Quota pools</h2>
+<table>
+<thead><tr><th>pool</th><th>tokens a minute spent by</th><th>records</th><th>input</th><th>output</th><th>cost</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>
+${notes.join('\n')}`;
 }
 
 const LANE_NAMES: Readonly<Record<string, string>> = { onDemand: 'on demand', batch: 'batch (batch price)' };

@@ -1,10 +1,14 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { BudgetRates } from '../shared/budget/bucket.ts';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
 import { catalogModelOf } from '../shared/models/resolve-model.ts';
 import type { JobSettings } from '../shared/pipeline/model.ts';
+import { ConfiguredQuotas, type QuotaReport, ServiceQuotaRates } from '../shared/quotas/pool-rates.ts';
 import { choiceOf, poolsFor, type QuotaPool } from '../shared/quotas/pools.ts';
+import { configuredReading } from '../shared/quotas/service-quotas.ts';
 import { type AwsClients, awsClients } from './adapters/clients.ts';
 import { eventBridgePutEvent, type PutEvent } from './adapters/events.ts';
+import { ServiceQuotasSource } from './adapters/service-quotas.ts';
 import { observability } from './observability.ts';
 
 /**
@@ -101,4 +105,36 @@ export function deploymentPools(settings: Parameters<typeof jobDefaultsOf>[0]): 
       .map((model) => [model.key, model] as const),
   );
   return [...models.values()].flatMap((model) => poolsFor(model, choiceOf(defaults)).pools);
+}
+
+/** Refreshed this often: a quota raised in Service Quotas is spent within minutes, with no deploy. */
+const QUOTA_REFRESH_MS = 5 * 60_000;
+
+/**
+ * The deployment's pool quotas, once per function instance: read from Service Quotas (and read again now and
+ * then) when the stack says so, else the configured quota in every pool. The worker's budget spends them
+ * (`rates`); the finalizer's manifest reports them (`report`).
+ */
+export function deploymentQuotas(
+  settings: Parameters<typeof deploymentPools>[0] & {
+    readonly TOKENS_PER_MINUTE: number;
+    readonly READ_SERVICE_QUOTAS: boolean;
+    readonly QUOTA_SHARE: number;
+  },
+): { readonly rates: ServiceQuotaRates | BudgetRates; readonly report: QuotaReport } {
+  const pools = deploymentPools(settings);
+  if (!settings.READ_SERVICE_QUOTAS) {
+    return {
+      rates: { tokensPerMinute: settings.TOKENS_PER_MINUTE },
+      report: new ConfiguredQuotas(
+        configuredReading(pools, { configured: settings.TOKENS_PER_MINUTE, share: 1 }),
+      ),
+    };
+  }
+  const rates = new ServiceQuotaRates(pools, new ServiceQuotasSource(), {
+    fallback: settings.TOKENS_PER_MINUTE,
+    share: settings.QUOTA_SHARE,
+    refreshMs: QUOTA_REFRESH_MS,
+  });
+  return { rates, report: rates };
 }

@@ -43,6 +43,12 @@ export const METRICS = {
     estimatedCostUsd: 'EstimatedCostUsd',
     modelLatency: 'ModelLatency',
   },
+  /** The worker's, with a `pool` dimension (`<source region>#<model id>`): how files spread over the quotas. */
+  perPool: {
+    records: 'PoolRecords',
+    inputTokens: 'PoolInputTokens',
+    outputTokens: 'PoolOutputTokens',
+  },
   finalizer: {
     jobsCompleted: 'JobsCompleted',
     estimatedCostUsd: 'EstimatedCostUsd',
@@ -64,5 +70,5 @@ export const METRICS = {
   },
 } as const;
 
-/** The service dimension of each function's metrics (the per-model ones are the worker's). */
-export type MetricsService = Exclude<keyof typeof METRICS, 'perModel'>;
+/** The service dimension of each function's metrics (the per-model and per-pool ones are the worker's). */
+export type MetricsService = Exclude<keyof typeof METRICS, 'perModel' | 'perPool'>;

@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../functions/adapters/events.ts';
 import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../shared/pipeline/finalize.ts';
+import { poolName } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 import { BatchLane } from './constructs/batch-lane.ts';
 import { Finalize } from './constructs/finalize.ts';
@@ -68,7 +69,7 @@ export class BedrockBatchPipeline extends Construct {
       useKms: settings.useKms,
       retentionDays: settings.retentionDays,
     });
-    const finalize = new Finalize(this, 'Finalize', { storage });
+    const finalize = new Finalize(this, 'Finalize', { settings, storage });
     const finalizeQueue = finalize.jobs.queue;
     const records = new Processing(this, 'Processing', { settings, storage, finalizeQueue }).records;
     const batchLane = new BatchLane(this, 'BatchLane', {
@@ -110,6 +111,7 @@ export class BedrockBatchPipeline extends Construct {
         batch: this.functions.batchWatcher,
       },
       modelIds: settings.resolvedModels.map((model) => model.modelId),
+      pools: settings.poolModels.map(poolName),
       oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
       alarmEmail: settings.alarmEmail,
       alarmTopicArn: settings.alarmTopicArn,

@@ -199,6 +199,15 @@ export function bedrockEnvironment(
   };
 }
 
+/** Where the functions that spend or report the pools' quotas take them from (the worker, the finalizer). */
+export function quotaEnvironment(settings: PipelineSettings) {
+  return {
+    TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
+    READ_SERVICE_QUOTAS: settings.readServiceQuotas ? 'true' : 'false',
+    QUOTA_SHARE: String(settings.quotaShare),
+  } as const;
+}
+
 /** Where a function that reads the input and queues records sends them: the record and finalize queues. */
 export function queueEnvironment(
   recordQueue: { readonly queueUrl: string },

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { perRegion } from '../functions/adapters/clients.ts';
+import { ServiceQuotasSource } from '../functions/adapters/service-quotas.ts';
 import type { TypicalRecord } from '../shared/budget/throughput.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
@@ -12,7 +13,9 @@ import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
 import type { JobRecord } from '../shared/pipeline/model.ts';
 import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
-import { type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
+import type { QuotaPool } from '../shared/quotas/pools.ts';
+import { type QuotaReading, readPoolQuotas } from '../shared/quotas/service-quotas.ts';
+import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
 export interface LocalJobOptions {
@@ -22,10 +25,15 @@ export interface LocalJobOptions {
   readonly speed?: number;
   /** Per-file options, as `aws s3 cp --metadata` would set them. */
   readonly metadata?: Readonly<Record<string, string>>;
-  /** The Bedrock quota: the stand-in's, and the pipeline's shared budget (times `quotaShare`). */
+  /**
+   * The quota the user gave: the stand-in's in every pool, and what the budget spends (times `quotaShare`).
+   * Without it each pool's quota is read from the stand-in's Service Quotas.
+   */
   readonly tokensPerMinute?: number;
-  /** Each quota pool's own, by pool name, where the file may use several (`tokensPerMinute` elsewhere). */
-  readonly poolQuotas?: Readonly<Record<string, number>>;
+  /** The quota pools the file may use (its model's, through the endpoints and regions it allows). */
+  readonly pools?: readonly QuotaPool[];
+  /** The pools' quotas, read already (from AWS with --bedrock aws): nothing is read from the stand-in. */
+  readonly quotas?: QuotaReading;
   /** The part of the quota the pipeline spends (0 < share <= 1): other applications may need the rest. */
   readonly quotaShare?: number;
   readonly region?: string;
@@ -70,24 +78,20 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   log(
     `Starting the local cloud (S3, SQS, DynamoDB Local, Bedrock ${options.bedrock === 'aws' ? 'on AWS' : 'stand-in'})...`,
   );
-  const spent = (quota: number) => Math.floor(quota * (options.quotaShare ?? 1));
-  const poolQuotas = Object.entries(options.poolQuotas ?? {});
   const cloud = await startLocalCloud({
     ...(options.region === undefined ? {} : { region: options.region }),
     bedrock: {
       speed: options.speed ?? 1,
       quota: { tokensPerMinute },
-      quotaByModel: Object.fromEntries(poolQuotas.map(([pool, quota]) => [pool, { tokensPerMinute: quota }])),
       ...(options.regions === undefined ? {} : { regions: options.regions }),
     },
   });
   const stopper = stopOnSignals(cloud, log);
   try {
+    const quotas = options.quotas ?? (await standInQuotas(cloud, options));
     const running = await startLocalPipeline(cloud, {
-      tokensPerMinute: spent(tokensPerMinute),
-      ...(poolQuotas.length === 0
-        ? {}
-        : { poolQuotas: Object.fromEntries(poolQuotas.map(([pool, quota]) => [pool, spent(quota)])) }),
+      tokensPerMinute: Math.floor(tokensPerMinute * (options.quotaShare ?? 1)),
+      quotas,
       typicalRecord: localTypicalRecord(options),
       ...(options.bedrock === 'aws' ? { bedrockIn: realBedrock } : {}),
     });
@@ -116,6 +120,23 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
     return result;
   } finally {
     await stopper.dispose();
+  }
+}
+
+/** Each pool's quota as the stand-in's Service Quotas says it, or as the user gave it. */
+async function standInQuotas(cloud: LocalCloud, options: LocalJobOptions): Promise<QuotaReading> {
+  const source = new ServiceQuotasSource({
+    endpoint: cloud.endpoints.bedrock,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  try {
+    return await readPoolQuotas(options.pools ?? [], source, {
+      configured: options.tokensPerMinute,
+      fallback: DEFAULT_TOKENS_PER_MINUTE,
+      share: options.quotaShare ?? 1,
+    });
+  } finally {
+    source.destroy();
   }
 }
 

@@ -223,6 +223,10 @@ export const finalizerSettings = settingsSchema({
   ...storageSettings,
   ...eventSettings,
   FINALIZE_QUEUE_URL: queueSettings.FINALIZE_QUEUE_URL,
+  // The manifest reports each pool's quota as the worker spends it.
+  ...bedrockSettings,
+  TOKENS_PER_MINUTE: quotaSettings.TOKENS_PER_MINUTE,
+  ...serviceQuotaSettings,
 });
 export const sweeperSettings = settingsSchema({
   LEDGER_TABLE_NAME: storageSettings.LEDGER_TABLE_NAME,

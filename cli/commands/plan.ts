@@ -12,17 +12,20 @@ import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
+import { resolveModel } from '../../shared/models/resolve-model.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import { poolName, poolsOfSettings } from '../../shared/quotas/pools.ts';
+import { choiceOf, poolName, poolsFor } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
 import { parseCommandLine, positiveInteger } from '../arguments.ts';
+import { requireAwsCredentials } from '../aws-credentials.ts';
+import { UsageError } from '../errors.ts';
 import { checkInputFile } from '../input-file.ts';
 import type { Terminal } from '../terminal.ts';
-import { sourceRegions } from './quotas.ts';
-import { checkModelChoice, fileMetadata, modelOptions } from './run.ts';
+import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
+import { accountQuotas, checkModelChoice, fileMetadata, modelOptions } from './run.ts';
 
 export const PLAN_USAGE =
-  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--quota-tpm n] [--json]';
+  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--quota-tpm n] [--bedrock local|aws] [--quota-share s] [--json]';
 
 interface PlanError {
   readonly line: number;
@@ -39,13 +42,19 @@ interface PlanError {
 export async function planCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(
     args,
-    { ...modelOptions, 'quota-tpm': { type: 'string' }, json: { type: 'boolean', default: false } },
+    {
+      ...modelOptions,
+      'quota-tpm': { type: 'string' },
+      bedrock: { type: 'string', default: 'local' },
+      ...quotaOptions,
+      json: { type: 'boolean', default: false },
+    },
     ['<file.jsonl>'],
   );
   const file = await checkInputFile(positionals[0]);
   const job = checkModelChoice(fileMetadata(values), sourceRegions(values));
-  const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
-  const plan = await planFile(file, job, tokensPerMinute, poolsOfSettings(job).map(poolName));
+  const quotas = await planQuotas(job, values);
+  const plan = await planFile(file, job, quotas);
   if (values.json) term.out(`${JSON.stringify(plan, null, 2)}\n`);
   else printPlan(plan, term);
   return 0;
@@ -53,8 +62,51 @@ export async function planCommand(args: string[], term: Terminal): Promise<numbe
 
 type Plan = Awaited<ReturnType<typeof planFile>>;
 
+/** A pool's quota as a plan counts it: what the pipeline would spend of it a minute. */
+interface PlannedPool {
+  readonly pool: string;
+  readonly tokensPerMinute: number;
+}
+
+/** The quotas a plan times the file by, and the pools a run would leave out. */
+interface PlanQuotas {
+  readonly pools: readonly PlannedPool[];
+  readonly leftOut: ReadonlyArray<{ readonly pool: string; readonly reason: string }>;
+}
+
+/**
+ * Each pool at the quota the user gave (or the default) with `--bedrock local`; with `--bedrock aws`, at the
+ * share of what Service Quotas applies to the account, pools with no quota left out and said why. Pools
+ * whose region does not offer the model are left out either way.
+ */
+async function planQuotas(
+  job: JobSettings,
+  values: { bedrock: string; 'quota-tpm'?: string | undefined; 'quota-share'?: string | undefined },
+): Promise<PlanQuotas> {
+  const { pools, leftOut } = poolsFor(resolveModel(job).model, choiceOf(job));
+  const unoffered = leftOut.map((pool) => ({ pool: `${pool.region} ${pool.endpoint}`, reason: pool.reason }));
+  const configured =
+    values['quota-tpm'] === undefined ? undefined : positiveInteger('quota-tpm', values['quota-tpm'], 0);
+  if (values.bedrock !== 'aws') {
+    if (values.bedrock !== 'local') {
+      throw new UsageError(`--bedrock ${values.bedrock} is not a choice.`, 'Use local or aws.');
+    }
+    const tokensPerMinute = configured ?? DEFAULT_TOKENS_PER_MINUTE;
+    return { pools: pools.map((pool) => ({ pool: poolName(pool), tokensPerMinute })), leftOut: unoffered };
+  }
+  await requireAwsCredentials(job.region);
+  const { quotas } = await accountQuotas(pools, configured, quotaShare(values['quota-share']));
+  return {
+    pools: quotas.quotas.map((quota) => ({
+      pool: poolName(quota.pool),
+      tokensPerMinute: quota.usableTokensPerMinute,
+    })),
+    leftOut: [...unoffered, ...quotas.leftOut.map(({ pool, reason }) => ({ pool: poolName(pool), reason }))],
+  };
+}
+
 /** Every line of the file, validated and built into its call as a run would, and nothing sent. */
-async function planFile(file: string, job: JobSettings, tokensPerMinute: number, pools: readonly string[]) {
+async function planFile(file: string, job: JobSettings, quotas: PlanQuotas) {
   const tally = new PlanTally();
   for await (const { result } of readRecords(createReadStream(file), {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
@@ -76,7 +128,7 @@ async function planFile(file: string, job: JobSettings, tokensPerMinute: number,
       tally.errors.push({ line: lineNumber, recordId, code: error.code, message: error.message });
     }
   }
-  return tally.plan(file, tokensPerMinute, pools);
+  return tally.plan(file, quotas);
 }
 
 /** What a plan adds up as it reads. */
@@ -113,14 +165,18 @@ class PlanTally {
     }
   }
 
-  plan(file: string, tokensPerMinute: number, pools: readonly string[]) {
+  plan(file: string, quotas: PlanQuotas) {
     const { cost } = this;
-    // The pools together spend their quotas at once: as one quota of their sum.
-    const together = tokensPerMinute * Math.max(1, pools.length);
     const quotaTokens = {
       low: this.inputLow,
       high: this.inputHigh + this.maxOutput * OUTPUT_TOKEN_BURNDOWN,
     };
+    const secondsAt = (tokensPerMinute: number) => ({
+      low: Math.round(quotaSeconds(quotaTokens.low, tokensPerMinute)),
+      high: Math.round(quotaSeconds(quotaTokens.high, tokensPerMinute)),
+    });
+    // The pools together spend their quotas at once: as one quota of their sum.
+    const together = quotas.pools.reduce((sum, pool) => sum + pool.tokensPerMinute, 0);
     return {
       file,
       records: this.records,
@@ -134,15 +190,14 @@ class PlanTally {
         global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
         regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
       },
-      pools,
+      pools: quotas.pools.map(({ pool }) => pool),
+      poolsLeftOut: quotas.leftOut,
       atQuota: {
-        tokensPerMinute,
-        pools: pools.length,
+        tokensPerMinute: together,
+        pools: quotas.pools.length,
         quotaTokens,
-        seconds: {
-          low: Math.round(quotaSeconds(quotaTokens.low, together)),
-          high: Math.round(quotaSeconds(quotaTokens.high, together)),
-        },
+        seconds: secondsAt(together),
+        perPool: quotas.pools.map((pool) => ({ ...pool, seconds: secondsAt(pool.tokensPerMinute) })),
       },
       sharedPrefixes: this.prefixes.summary(),
       pricesCheckedOn: defaultCatalog.pricesCheckedOn,
@@ -233,10 +288,16 @@ function printPlan(plan: Plan, term: Terminal): void {
       `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,
   );
   const { atQuota } = plan;
-  if (plan.pools.length > 1) term.out(`  quota pools: ${plan.pools.join(', ')}\n`);
-  const each = plan.pools.length > 1 ? ` in each of ${plan.pools.length} pools` : '';
+  if (atQuota.perPool.length > 1) {
+    for (const pool of atQuota.perPool)
+      term.out(
+        `  quota pool ${pool.pool}: ${count(pool.tokensPerMinute)} tokens a minute, ${duration(pool.seconds.low)} to ${duration(pool.seconds.high)} alone\n`,
+      );
+  }
+  for (const { pool, reason } of plan.poolsLeftOut) term.out(`  left out: ${pool}: ${reason}\n`);
+  const all = atQuota.pools > 1 ? ` in all ${atQuota.pools} pools` : '';
   term.out(
-    `  at ${count(atQuota.tokensPerMinute)} tokens a minute${each}: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
+    `  at ${count(atQuota.tokensPerMinute)} tokens a minute${all}: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
       `of quota (${count(atQuota.quotaTokens.low)} to ${count(atQuota.quotaTokens.high)} quota tokens: input alone, to every max_tokens used at ${OUTPUT_TOKEN_BURNDOWN} a token)\n`,
   );
 }

@@ -10,7 +10,7 @@ import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts'
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
-import { readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
+import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
@@ -174,45 +174,43 @@ async function checkRunArguments(
   const base = { file, region, regions, metadata, speed, bedrock, quotaShare: share };
   const pools = poolsOfSettings(settings);
   if (bedrock === 'local') {
-    const tokensPerMinute = configured ?? DEFAULT_TOKENS_PER_MINUTE;
     return {
       ...base,
-      tokensPerMinute,
-      ...(pools.length > 1
-        ? { poolQuotas: Object.fromEntries(pools.map((pool) => [poolName(pool), tokensPerMinute])) }
-        : {}),
+      pools,
+      ...(configured === undefined ? {} : { tokensPerMinute: configured }),
       quotaNote: undefined,
     };
   }
   await requireAwsCredentials(region);
-  return { ...base, ...(await accountQuotas(pools, configured, share)) };
+  return { ...base, pools, ...(await accountQuotas(pools, configured, share)) };
 }
 
 /**
  * The quotas of a run on real Bedrock: the one the user gave, or the one Service Quotas applies to the
  * account for each pool the file may use; and a line per pool that says which, and what the share spends.
+ * A pool with no quota is left out, with a line that says why; with none left, the run cannot start.
  */
-async function accountQuotas(
+export async function accountQuotas(
   pools: readonly QuotaPool[],
   configured: number | undefined,
   share: number,
-): Promise<{ tokensPerMinute: number; poolQuotas?: Record<string, number>; quotaNote: string }> {
+): Promise<{ tokensPerMinute: number; quotas: QuotaReading; quotaNote: string }> {
   const source = new ServiceQuotasSource();
   try {
-    const { quotas, leftOut } = await readPoolQuotas(pools, source, {
+    const reading = await readPoolQuotas(pools, source, {
       configured,
       fallback: DEFAULT_TOKENS_PER_MINUTE,
       share,
     });
-    const [refused] = leftOut;
-    const [home] = quotas;
-    if (refused !== undefined || home === undefined) {
+    const [home] = reading.quotas;
+    const [refused] = reading.leftOut;
+    if (home === undefined) {
       throw new UsageError(
         `${refused === undefined ? 'No pool' : poolName(refused.pool)} cannot be used: ${refused?.reason ?? 'it has no quota'}`,
-        'Leave it out with --endpoints or --regions, or choose another endpoint or region.',
+        'Choose another endpoint or region with --endpoints or --regions.',
       );
     }
-    const lines = quotas.map((quota) => {
+    const lines = reading.quotas.map((quota) => {
       const from =
         quota.origin === 'service-quotas'
           ? `Service Quotas: "${quota.matched[0]}"`
@@ -221,16 +219,11 @@ async function accountQuotas(
             : (quota.warning ?? quota.origin);
       return `Quota: ${quota.tokensPerMinute} tokens a minute for ${poolName(quota.pool)} (${from}); spending ${quota.usableTokensPerMinute}.`;
     });
+    const leftOut = reading.leftOut.map(({ pool, reason }) => `Left out: ${poolName(pool)}: ${reason}`);
     return {
       tokensPerMinute: home.tokensPerMinute,
-      ...(quotas.length > 1
-        ? {
-            poolQuotas: Object.fromEntries(
-              quotas.map((quota) => [poolName(quota.pool), quota.tokensPerMinute]),
-            ),
-          }
-        : {}),
-      quotaNote: lines.join('\n'),
+      quotas: reading,
+      quotaNote: [...lines, ...leftOut].join('\n'),
     };
   } finally {
     source.destroy();

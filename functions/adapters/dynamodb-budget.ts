@@ -12,6 +12,9 @@ import {
   atRate,
   type BucketState,
   type BudgetRates,
+  DAY_MS,
+  type DayBucket,
+  dayBucketOf,
   FULL_BUCKET_LEAD_MS,
   fullBucket,
   grantable,
@@ -77,8 +80,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
       // Ask for the calls the bucket, as last seen, can start in time; at least one, since it may have more.
       const granted = tokens.slice(0, Math.max(1, grantable(state, tokens, now, latestStart)));
       const total = sumOf(granted);
-      const written = await this.write(
-        key,
+      const minute: Write =
         state.fullAt <= now
           ? this.restart(state, now, now + FULL_BUCKET_LEAD_MS + refillMs(total, state.tokensPerMinute))
           : {
@@ -91,14 +93,14 @@ export class DynamoDbTokenBudget implements TokenBudget {
                 ':latest': latestFullAtToStartBy(granted, state.tokensPerMinute, latestStart),
                 ':expires': this.expiresAt(now),
               },
-            },
-      );
+            };
+      const written = await this.write(key, withDay(minute, dayTake(state.day, granted, now, latestStart)));
       if (written.ok) {
-        // The takes began where the bucket stood before this write: now, if it was full.
-        const restarted = state.fullAt <= now;
+        // The takes began where the buckets stood before this write: now, where one was full.
         const before = {
           ...written.state,
-          fullAt: restarted ? now : written.state.fullAt - refillMs(total, state.tokensPerMinute),
+          fullAt: state.fullAt <= now ? now : written.state.fullAt - refillMs(total, state.tokensPerMinute),
+          ...dayBefore(state.day, written.state.day, total, now),
         };
         const rest = takeEach(written.state, tokens.slice(granted.length, granted.length + 1), now);
         return {
@@ -110,7 +112,8 @@ export class DynamoDbTokenBudget implements TokenBudget {
       }
       seen = written.state;
       const inTime = seen === undefined ? 1 : grantable(seen, tokens, now, latestStart);
-      if ((inTime === 0 && seen !== undefined && seen.fullAt >= now) || attempt === WRITE_ATTEMPTS) {
+      const waiting = seen !== undefined && (seen.fullAt >= now || (seen.day?.fullAt ?? now) > now);
+      if ((inTime === 0 && waiting) || attempt === WRITE_ATTEMPTS) {
         return {
           key,
           tokens: 0,
@@ -124,24 +127,17 @@ export class DynamoDbTokenBudget implements TokenBudget {
   async settle(reservation: BudgetReservation, chargedTokens: number): Promise<void> {
     const delta = chargedTokens - reservation.tokens;
     if (delta === 0) return;
+    // Giving back only ever adds to a bucket that is not full: a full minute bucket takes nothing back,
+    // while the daily one, refilling far slower, may still.
+    let minuteFull = false;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt += 1) {
       const now = this.now();
       const state = this.stateOf(reservation.key, now);
-      // A debt on a full bucket counts from now; giving back only ever adds to a bucket that is not full.
+      const day = daySettle(state.day, delta, now);
+      if (minuteFull && day === undefined) return;
       const written = await this.write(
         reservation.key,
-        delta > 0 && state.fullAt <= now
-          ? this.restart(state, now, now + refillMs(delta, state.tokensPerMinute))
-          : {
-              UpdateExpression: 'ADD fullAt :dt SET expiresAt = :expires',
-              ConditionExpression: 'tokensPerMinute = :rate AND fullAt >= :now',
-              ExpressionAttributeValues: {
-                ':dt': refillMs(delta, state.tokensPerMinute),
-                ':rate': state.tokensPerMinute,
-                ':now': now,
-                ':expires': this.expiresAt(now),
-              },
-            },
+        withDay(minuteFull ? this.touch(now) : this.minuteSettle(state, delta, now), day),
       );
       if (written.ok) {
         await this.adjustRate(reservation.key, (seen) =>
@@ -149,9 +145,33 @@ export class DynamoDbTokenBudget implements TokenBudget {
         );
         return;
       }
-      const full = written.state === undefined || written.state.fullAt < now;
-      if (delta < 0 && full) return;
+      minuteFull = delta < 0 && (written.state === undefined || written.state.fullAt < now);
     }
+  }
+
+  /** A charge that differs from its reservation by `delta`, on the minute's bucket: a debt on a full one counts from now. */
+  private minuteSettle(state: BucketState, delta: number, now: number): Write {
+    if (delta > 0 && state.fullAt <= now)
+      return this.restart(state, now, now + refillMs(delta, state.tokensPerMinute));
+    return {
+      UpdateExpression: 'ADD fullAt :dt SET expiresAt = :expires',
+      ConditionExpression: 'tokensPerMinute = :rate AND fullAt >= :now',
+      ExpressionAttributeValues: {
+        ':dt': refillMs(delta, state.tokensPerMinute),
+        ':rate': state.tokensPerMinute,
+        ':now': now,
+        ':expires': this.expiresAt(now),
+      },
+    };
+  }
+
+  /** A write that leaves the minute's bucket as it is. */
+  private touch(now: number): Write {
+    return {
+      UpdateExpression: 'SET expiresAt = :expires',
+      ConditionExpression: 'attribute_exists(fullAt)',
+      ExpressionAttributeValues: { ':expires': this.expiresAt(now) },
+    };
   }
 
   /**
@@ -192,9 +212,10 @@ export class DynamoDbTokenBudget implements TokenBudget {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.tableName, Key: budgetKey(key), ConsistentRead: true }),
     );
-    const state = stateOfItem(Item);
+    const state = this.stateOfItem(key, Item);
     if (state !== undefined) this.states.set(key, state);
-    return (state?.fullAt ?? this.now()) - MINUTE_MS;
+    const now = this.now();
+    return Math.max((state?.fullAt ?? now) - MINUTE_MS, (state?.day?.fullAt ?? now) - DAY_MS);
   }
 
   /**
@@ -227,11 +248,33 @@ export class DynamoDbTokenBudget implements TokenBudget {
 
   /** The bucket as this worker last saw it, or a full one at the key's quota. */
   stateOf(key: string, now: number): BucketState {
-    return this.states.get(key) ?? fullBucket(this.ratesOf(key).tokensPerMinute, now);
+    const rates = this.ratesOf(key);
+    return this.states.get(key) ?? fullBucket(rates.tokensPerMinute, now, rates.tokensPerDay);
   }
 
-  async lastSeen(key: string): Promise<BucketState> {
+  async lastSeen(key: string): Promise<BucketState | undefined> {
+    if (this.leftOut(key)) return undefined;
     return this.stateOf(key, this.now());
+  }
+
+  private leftOut(key: string): boolean {
+    const rates = 'rates' in this.rates ? this.rates.rates() : this.rates;
+    return rates.leftOut?.[key] !== undefined;
+  }
+
+  /** The bucket an item holds, with its daily bucket where the key's daily quota is kept (see dayBucketOf). */
+  private stateOfItem(key: string, item: Record<string, unknown> | undefined): BucketState | undefined {
+    if (item === undefined || typeof item.fullAt !== 'number' || typeof item.tokensPerMinute !== 'number') {
+      return undefined;
+    }
+    const day = dayBucketOf(this.ratesOf(key), typeof item.dayFullAt === 'number' ? item.dayFullAt : 0);
+    return {
+      fullAt: item.fullAt,
+      tokensPerMinute: item.tokensPerMinute,
+      rateChangedAt: typeof item.rateChangedAt === 'number' ? item.rateChangedAt : 0,
+      ...(typeof item.throttledAt === 'number' ? { throttledAt: item.throttledAt } : {}),
+      ...(day === undefined ? {} : { day }),
+    };
   }
 
   /** Sets `fullAt` on a bucket that is full (or new): the add would count from a moment already past. */
@@ -298,13 +341,13 @@ export class DynamoDbTokenBudget implements TokenBudget {
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      const state = stateOfItem(Attributes);
+      const state = this.stateOfItem(key, Attributes);
       if (state === undefined) throw new Error(`budget item ${key} has no bucket after a write`);
       this.states.set(key, state);
       return { ok: true, state };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const state = error.Item === undefined ? undefined : stateOfItem(unmarshall(error.Item));
+      const state = error.Item === undefined ? undefined : this.stateOfItem(key, unmarshall(error.Item));
       if (state === undefined) this.states.delete(key);
       else this.states.set(key, state);
       return { ok: false, state };
@@ -320,14 +363,74 @@ function sumOf(values: readonly number[]): number {
   return values.reduce((sum, value) => sum + value, 0);
 }
 
-function stateOfItem(item: Record<string, unknown> | undefined): BucketState | undefined {
-  if (item === undefined || typeof item.fullAt !== 'number' || typeof item.tokensPerMinute !== 'number') {
-    return undefined;
-  }
+/** What a write does to the daily bucket besides the minute's: a clause of its SET and a condition. */
+interface DayWrite {
+  readonly set: string;
+  readonly condition: string;
+  readonly values: Record<string, number>;
+}
+
+/** Adds the daily bucket's part to a write (its update ends with a SET clause). */
+function withDay(write: Write, day: DayWrite | undefined): Write {
+  if (day === undefined) return write;
   return {
-    fullAt: item.fullAt,
-    tokensPerMinute: item.tokensPerMinute,
-    rateChangedAt: typeof item.rateChangedAt === 'number' ? item.rateChangedAt : 0,
-    ...(typeof item.throttledAt === 'number' ? { throttledAt: item.throttledAt } : {}),
+    UpdateExpression: `${write.UpdateExpression}, ${day.set}`,
+    ConditionExpression: `(${write.ConditionExpression}) AND (${day.condition})`,
+    ExpressionAttributeValues: { ...write.ExpressionAttributeValues, ...day.values },
   };
+}
+
+/** Taking `granted` from the daily bucket, on the condition that each is there by `latestStart`. */
+function dayTake(
+  day: DayBucket | undefined,
+  granted: readonly number[],
+  now: number,
+  latestStart: number,
+): DayWrite | undefined {
+  if (day === undefined) return undefined;
+  const refill = refillMs(sumOf(granted), day.tokensPerDay, DAY_MS);
+  return day.fullAt <= now
+    ? {
+        set: 'dayFullAt = :dayFullAt',
+        condition: 'attribute_not_exists(dayFullAt) OR dayFullAt <= :now',
+        values: { ':dayFullAt': now + FULL_BUCKET_LEAD_MS + refill, ':now': now },
+      }
+    : {
+        set: 'dayFullAt = dayFullAt + :dayDt',
+        condition: 'dayFullAt BETWEEN :now AND :dayLatest',
+        values: {
+          ':dayDt': refill,
+          ':now': now,
+          ':dayLatest': latestFullAtToStartBy(granted, day.tokensPerDay, latestStart, DAY_MS),
+        },
+      };
+}
+
+/** A charge that differs from its reservation by `delta`, on the daily bucket; giving back to a full one is nothing. */
+function daySettle(day: DayBucket | undefined, delta: number, now: number): DayWrite | undefined {
+  if (day === undefined || (delta < 0 && day.fullAt <= now)) return undefined;
+  const refill = refillMs(delta, day.tokensPerDay, DAY_MS);
+  return day.fullAt <= now
+    ? {
+        set: 'dayFullAt = :dayFullAt',
+        condition: 'attribute_not_exists(dayFullAt) OR dayFullAt <= :now',
+        values: { ':dayFullAt': now + refill, ':now': now },
+      }
+    : {
+        set: 'dayFullAt = dayFullAt + :dayDt',
+        condition: 'dayFullAt >= :now',
+        values: { ':dayDt': refill, ':now': now },
+      };
+}
+
+/** The daily bucket as it stood before a take of `total` that left it `after`. */
+function dayBefore(
+  seen: DayBucket | undefined,
+  after: DayBucket | undefined,
+  total: number,
+  now: number,
+): { day?: DayBucket } {
+  if (seen === undefined || after === undefined) return {};
+  const fullAt = seen.fullAt <= now ? now : after.fullAt - refillMs(total, after.tokensPerDay, DAY_MS);
+  return { day: { ...after, fullAt } };
 }

@@ -5,6 +5,7 @@ import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
 import type { RecordQueue, TokenBudget } from '../../shared/pipeline/ports.ts';
 import type { SweepPorts } from '../../shared/pipeline/sweeper.ts';
 import type { WorkerPorts } from '../../shared/pipeline/worker-batch.ts';
+import type { QuotaReport } from '../../shared/quotas/pool-rates.ts';
 import { BedrockBatchJobs } from './bedrock-batch-jobs.ts';
 import { BedrockInvoker } from './bedrock-invoker.ts';
 import type { AwsClients } from './clients.ts';
@@ -89,12 +90,13 @@ export class FunctionPorts {
     return { ...this.seen('worker', ports), model: new BedrockInvoker(bedrockIn) };
   }
 
-  finalizer(addresses: Needs<'tableName' | 'finalizeQueueUrl'>): FinalizePorts {
+  finalizer(addresses: Needs<'tableName' | 'finalizeQueueUrl'>, quotas?: QuotaReport): FinalizePorts {
     return this.seen('finalizer', {
       store: this.store(),
       ledger: this.ledger(addresses),
       events: this.events(),
       finalize: this.finalize(addresses),
+      ...(quotas === undefined ? {} : { quotas }),
     });
   }
 

@@ -1,6 +1,6 @@
 import { finalizerSettings, loadConfig } from '../../shared/config.ts';
 import { functionPorts } from '../adapters/function-ports.ts';
-import { addressesOf, busPutEvent, lambdaEnvironment } from '../environment.ts';
+import { addressesOf, busPutEvent, deploymentQuotas, lambdaEnvironment } from '../environment.ts';
 import { createFinalizerHandler } from './handler.ts';
 
 const config = loadConfig(finalizerSettings);
@@ -8,5 +8,8 @@ const { clients, ...observed } = lambdaEnvironment('finalizer', config);
 
 export const handler = createFinalizerHandler({
   ...observed,
-  ports: functionPorts({ clients, putEvent: busPutEvent(clients, config) }).finalizer(addressesOf(config)),
+  ports: functionPorts({ clients, putEvent: busPutEvent(clients, config) }).finalizer(
+    addressesOf(config),
+    deploymentQuotas(config).report,
+  ),
 });

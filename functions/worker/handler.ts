@@ -16,7 +16,7 @@ import type {
 } from '../../shared/pipeline/worker-batch.ts';
 import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
-import { countVerdict, publishPerModel } from './worker-metrics.ts';
+import { countVerdict, publishPerModel, publishPerPool } from './worker-metrics.ts';
 
 export interface WorkerDependencies extends Observability {
   readonly ports: WorkerPorts & { readonly queue: RecordQueue };
@@ -70,9 +70,11 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
       processor,
       { context, throwOnFullBatchFailure: false },
     );
-    publishPerModel(
-      [...outcomes.values()].flatMap((outcome) => ('verdict' in outcome ? [outcome.verdict] : [])),
+    const verdicts = [...outcomes.values()].flatMap((outcome) =>
+      'verdict' in outcome ? [outcome.verdict] : [],
     );
+    publishPerModel(verdicts);
+    publishPerPool(verdicts);
     return response;
   };
 

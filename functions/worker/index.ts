@@ -1,26 +1,15 @@
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
-import { ServiceQuotaRates } from '../../shared/quotas/pool-rates.ts';
 import { DynamoDbTokenBudget } from '../adapters/dynamodb-budget.ts';
 import { functionPorts } from '../adapters/function-ports.ts';
-import { ServiceQuotasSource } from '../adapters/service-quotas.ts';
-import { addressesOf, deploymentPools, lambdaEnvironment } from '../environment.ts';
+import { addressesOf, deploymentQuotas, lambdaEnvironment } from '../environment.ts';
 import { createWorkerHandler } from './handler.ts';
 
 const config = loadConfig(workerSettings);
 const { clients, ...observed } = lambdaEnvironment('worker', config);
 
-/** Refreshed this often: a quota raised in Service Quotas is spent within minutes, with no deploy. */
-const QUOTA_REFRESH_MS = 5 * 60_000;
-
-const rates = config.READ_SERVICE_QUOTAS
-  ? new ServiceQuotaRates(deploymentPools(config), new ServiceQuotasSource(), {
-      fallback: config.TOKENS_PER_MINUTE,
-      share: config.QUOTA_SHARE,
-      refreshMs: QUOTA_REFRESH_MS,
-    })
-  : { tokensPerMinute: config.TOKENS_PER_MINUTE };
+const { rates } = deploymentQuotas(config);
 
 export const handler = createWorkerHandler({
   ...observed,

@@ -1,6 +1,7 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { RecordVerdict } from '../../shared/pipeline/worker-batch.ts';
+import { poolName } from '../../shared/quotas/pools.ts';
 import { METRICS, METRICS_NAMESPACE } from '../metrics.ts';
 
 type Done = RecordVerdict & { kind: 'done' };
@@ -49,6 +50,30 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
     metrics.addMetric(names.estimatedCostUsd, MetricUnit.NoUnit, total('costNanoUsd') / 1e9);
     for (const verdict of done)
       metrics.addMetric(names.modelLatency, MetricUnit.Milliseconds, verdict.model?.latencyMs ?? 0);
+    metrics.publishStoredMetrics();
+  }
+}
+
+/** Records and tokens per quota pool for a batch's answered records. */
+export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
+  const byPool = new Map<string, Done[]>();
+  for (const verdict of verdicts) {
+    if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) continue;
+    const pool = poolName(verdict.model);
+    byPool.set(pool, [...(byPool.get(pool) ?? []), verdict]);
+  }
+  const names = METRICS.perPool;
+  for (const [pool, done] of byPool) {
+    const metrics = new Metrics({
+      namespace: METRICS_NAMESPACE,
+      serviceName: 'worker',
+      defaultDimensions: { pool },
+    });
+    const total = (field: 'inputTokens' | 'outputTokens') =>
+      done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
+    metrics.addMetric(names.records, MetricUnit.Count, done.length);
+    metrics.addMetric(names.inputTokens, MetricUnit.Count, total('inputTokens'));
+    metrics.addMetric(names.outputTokens, MetricUnit.Count, total('outputTokens'));
     metrics.publishStoredMetrics();
   }
 }

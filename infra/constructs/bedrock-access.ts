@@ -2,6 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
 import type { ResolvedModel } from '../../shared/models/resolve-model.ts';
+import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
 
 const INVOKE = ['bedrock:InvokeModel'];
 /** CountTokens takes the foundation model id in the calling region; it runs nothing and spends no quota. */
@@ -71,4 +72,15 @@ export function invokedModelArn(
   return endpoint === 'in-region'
     ? `arn:${partition}:bedrock:${region}::foundation-model/${model.bedrockId}`
     : `arn:${partition}:bedrock:${region}:${account}:inference-profile/${modelId}`;
+}
+
+/** Lets a function read the account's applied quotas (each pool's tokens a minute and a day), nothing more. */
+export function grantQuotaReading(fn: PipelineFunction): void {
+  fn.function.addToRolePolicy(
+    new iam.PolicyStatement({ actions: ['servicequotas:ListServiceQuotas'], resources: ['*'] }),
+  );
+  acknowledge(fn, {
+    'AwsSolutions-IAM5[Resource::*]':
+      "ListServiceQuotas takes no resource: it reads the account's applied quotas, nothing else.",
+  });
 }

@@ -1,11 +1,14 @@
 import { Construct } from 'constructs';
 import type { EnvironmentOf, finalizerSettings } from '../../shared/config.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
+import { grantQuotaReading } from './bedrock-access.ts';
 import { LONG_STEP_TIMEOUT } from './pipeline-function.ts';
 import { QueueWorker } from './queue-worker.ts';
 import type { Storage } from './storage.ts';
 
 export interface FinalizeProps {
+  readonly settings: PipelineSettings;
   readonly storage: Storage;
 }
 
@@ -18,7 +21,7 @@ export class Finalize extends Construct {
 
   constructor(scope: Construct, id: string, props: FinalizeProps) {
     super(scope, id);
-    const { storage } = props;
+    const { settings, storage } = props;
     this.jobs = new QueueWorker(this, 'Finalizer', {
       name: 'finalizer',
       timeout: LONG_STEP_TIMEOUT,
@@ -29,6 +32,9 @@ export class Finalize extends Construct {
         ({
           ...storage.environment,
           FINALIZE_QUEUE_URL: queue.queueUrl,
+          // The manifest names each pool's quota: the finalizer reads them as the worker does.
+          ...bedrockEnvironment(settings),
+          ...quotaEnvironment(settings),
         }) satisfies EnvironmentOf<typeof finalizerSettings>,
       eventSource: { batchSize: 1, maxConcurrency: 2 },
     });
@@ -39,5 +45,6 @@ export class Finalize extends Construct {
     storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
     this.jobs.queue.grantSendMessages(finalizer.function);
     finalizer.publishEvents();
+    if (settings.readServiceQuotas) grantQuotaReading(finalizer);
   }
 }

@@ -20,6 +20,8 @@ export interface MonitoringProps {
   >;
   /** The model ids the pipeline calls, for the per-model and AWS/Bedrock widgets. */
   readonly modelIds: readonly string[];
+  /** The quota pools files may spread over (`<source region>#<model id>`), for the per-pool widget. */
+  readonly pools: readonly string[];
   /** Oldest record older than this means the pipeline is not keeping up (or stuck). */
   readonly oldestMessageAlarmAge: Duration;
   readonly alarmEmail?: string | undefined;
@@ -227,6 +229,17 @@ export class Monitoring extends Construct {
             }),
         ),
         right: perModel(METRICS.perModel.cacheSavingUsd),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Records and output tokens per quota pool',
+        left: props.pools.map((pool) =>
+          emf(METRICS.perPool.records, 'worker', 'Sum', { pool }).with({ label: `records ${pool}` }),
+        ),
+        right: props.pools.map((pool) =>
+          emf(METRICS.perPool.outputTokens, 'worker', 'Sum', { pool }).with({
+            label: `output tokens ${pool}`,
+          }),
+        ),
       }),
       new cloudwatch.GraphWidget({
         title: 'Model latency (ms)',

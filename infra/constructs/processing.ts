@@ -1,11 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { bedrockEnvironment, type PipelineSettings } from '../props.ts';
-import { bedrockInvokeStatements } from './bedrock-access.ts';
+import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
+import { bedrockInvokeStatements, grantQuotaReading } from './bedrock-access.ts';
 import { acknowledge } from './pipeline-function.ts';
 import { QueueWorker } from './queue-worker.ts';
 import type { Storage } from './storage.ts';
@@ -40,9 +39,7 @@ export class Processing extends Construct {
           ...storage.environment,
           RECORD_QUEUE_URL: queue.queueUrl,
           FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
-          TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
-          READ_SERVICE_QUOTAS: settings.readServiceQuotas ? 'true' : 'false',
-          QUOTA_SHARE: String(settings.quotaShare),
+          ...quotaEnvironment(settings),
           LEASE_SECONDS: String(shape.leaseSeconds),
         }) satisfies EnvironmentOf<typeof workerSettings>,
       eventSource: {
@@ -61,15 +58,7 @@ export class Processing extends Construct {
     props.finalizeQueue.grantSendMessages(worker.function);
     for (const statement of bedrockInvokeStatements(this, settings.poolModels))
       worker.function.addToRolePolicy(statement);
-    if (settings.readServiceQuotas) {
-      worker.function.addToRolePolicy(
-        new iam.PolicyStatement({ actions: ['servicequotas:ListServiceQuotas'], resources: ['*'] }),
-      );
-      acknowledge(worker, {
-        'AwsSolutions-IAM5[Resource::*]':
-          "ListServiceQuotas takes no resource: it reads the account's applied quotas, nothing else.",
-      });
-    }
+    if (settings.readServiceQuotas) grantQuotaReading(worker);
     acknowledge(
       worker,
       Object.fromEntries(

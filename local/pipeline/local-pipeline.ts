@@ -31,6 +31,8 @@ import {
   type WorkerShape,
   workerShapeFor,
 } from '../../shared/pipeline/worker-shape.ts';
+import { budgetRatesOf, ConfiguredQuotas } from '../../shared/quotas/pool-rates.ts';
+import type { QuotaReading } from '../../shared/quotas/service-quotas.ts';
 import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
 import type { Chaos } from '../chaos/chaos.ts';
 import type { LocalCloud } from '../cloud/local-cloud.ts';
@@ -42,13 +44,14 @@ import { type PipelineResources, provisionPipeline } from './provision.ts';
 
 export interface LocalPipelineOptions {
   readonly defaults?: Partial<JobSettings>;
-  /** The quota the budget spends in a pool without its own in `poolQuotas`. */
+  /** The quota the budget spends in a pool without its own in `quotas`. */
   readonly tokensPerMinute?: number;
   /**
-   * The quota the budget spends in each pool files may use, by pool name (`<region>#<model id>`); the
-   * workers are sized for all of them together.
+   * Each pool's quotas as read (or given), with the pools left out: the budget spends each pool's usable
+   * quotas and places nothing on a pool left out, the manifest reports them, and the workers are sized for
+   * all of them together.
    */
-  readonly poolQuotas?: Readonly<Record<string, number>>;
+  readonly quotas?: QuotaReading;
   readonly retryPolicy?: Partial<RetryPolicy>;
   /**
    * The worker's invocations at once, batch, timeout and lease: derived from the quota as the stack derives
@@ -144,7 +147,7 @@ export async function startLocalPipeline(
 ): Promise<LocalPipeline> {
   // The budget spends what the local stand-in allows unless told otherwise.
   const tokensPerMinute = options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE;
-  const pooled = Object.values(options.poolQuotas ?? {});
+  const pooled = (options.quotas?.quotas ?? []).map((quota) => quota.usableTokensPerMinute);
   const worker = localWorkerShape(
     options,
     pooled.length === 0 ? tokensPerMinute : pooled.reduce((sum, quota) => sum + quota, 0),
@@ -160,7 +163,7 @@ export async function startLocalPipeline(
   const budget = new MeteredBudget(
     new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, {
       tokensPerMinute,
-      ...(options.poolQuotas === undefined ? {} : { perKey: options.poolQuotas }),
+      ...(options.quotas === undefined ? {} : budgetRatesOf(options.quotas)),
     }),
   );
   const { chaos } = options;
@@ -313,7 +316,10 @@ function startPollers(
   });
   const finalizer = createFinalizerHandler({
     ...observability('finalizer'),
-    ports: ports.finalizer(resources),
+    ports: ports.finalizer(
+      resources,
+      options.quotas === undefined ? undefined : new ConfiguredQuotas(options.quotas),
+    ),
   });
   const { chaos } = options;
   const shared = {

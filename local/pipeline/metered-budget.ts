@@ -36,7 +36,7 @@ export class MeteredBudget implements TokenBudget {
     return this.budget.spendableFrom(key);
   }
 
-  lastSeen(key: string): Promise<BucketState> {
+  lastSeen(key: string): Promise<BucketState | undefined> {
     return this.budget.lastSeen(key);
   }
 }

@@ -9,6 +9,7 @@
  * the bucket does not hold yet learns exactly when they will be there.
  */
 export const MINUTE_MS = 60_000;
+export const DAY_MS = 86_400_000;
 
 /**
  * A take from a full bucket counts its refill from this long after it. The calls it is for reach Bedrock a
@@ -26,15 +27,42 @@ export interface BucketState {
   readonly rateChangedAt: number;
   /** When Bedrock last throttled a call the bucket allowed; undefined when it never has. */
   readonly throttledAt?: number;
+  /** The pool's daily quota, kept only where it runs out sooner than a day of the minute's (see dayBucketOf). */
+  readonly day?: DayBucket;
 }
 
-export function fullBucket(tokensPerMinute: number, now: number): BucketState {
-  return { fullAt: now, tokensPerMinute, rateChangedAt: now };
+/**
+ * The daily quota as a second bucket, a day's tokens refilling over 24 hours, kept the same way (`fullAt`):
+ * a call takes from both, and starts once both hold its tokens.
+ */
+export interface DayBucket {
+  readonly fullAt: number;
+  readonly tokensPerDay: number;
 }
 
-/** How long the bucket takes to refill `tokens` at `tokensPerMinute`. */
-export function refillMs(tokens: number, tokensPerMinute: number): number {
-  return (tokens * MINUTE_MS) / tokensPerMinute;
+/** A full bucket at `tokensPerMinute`, with a full daily bucket where `tokensPerDay` needs one (see dayBucketOf). */
+export function fullBucket(tokensPerMinute: number, now: number, tokensPerDay?: number): BucketState {
+  const day = dayBucketOf({ tokensPerMinute, tokensPerDay }, now);
+  return { fullAt: now, tokensPerMinute, rateChangedAt: now, ...(day === undefined ? {} : { day }) };
+}
+
+/**
+ * The daily bucket of a pool, full at `fullAt`, or undefined when the daily quota can never run out first:
+ * at a day's worth of the minute quota or more, it refills at least as fast as the minute bucket lets
+ * anything be spent (Bedrock's default, 1,440 x the minute quota).
+ */
+export function dayBucketOf(
+  rates: { readonly tokensPerMinute: number; readonly tokensPerDay?: number | undefined },
+  fullAt: number,
+): DayBucket | undefined {
+  const { tokensPerDay, tokensPerMinute } = rates;
+  if (tokensPerDay === undefined || tokensPerDay >= (tokensPerMinute * DAY_MS) / MINUTE_MS) return undefined;
+  return { fullAt, tokensPerDay };
+}
+
+/** How long a bucket of `capacity` tokens a window takes to refill `tokens` (a minute's bucket by default). */
+export function refillMs(tokens: number, capacity: number, windowMs = MINUTE_MS): number {
+  return (tokens * windowMs) / capacity;
 }
 
 /** Tokens in the bucket at `now`: one minute's worth when full, below zero while in debt. */
@@ -45,7 +73,9 @@ export function levelAt(state: BucketState, now: number): number {
 export interface Takes {
   /** The bucket's `fullAt` after the takes. */
   readonly fullAt: number;
-  /** When each take's tokens are in the bucket and may be spent, in order. */
+  /** The daily bucket's `fullAt` after the takes, where it is kept. */
+  readonly dayFullAt?: number;
+  /** When each take's tokens are in the bucket (and the daily one) and may be spent, in order. */
   readonly startAts: readonly number[];
 }
 
@@ -53,14 +83,45 @@ export interface Takes {
  * Takes each of `tokens` in turn at `now`. Each may be spent once the bucket holds it; a take larger than the
  * whole bucket may go when the bucket is full, as Bedrock lets a request that size go. Taken from a full
  * bucket, the tokens are there at once, but the refill that follows is counted from FULL_BUCKET_LEAD_MS on.
+ * Where the daily quota is kept, each take also waits for the daily bucket to hold it.
  */
 export function takeEach(state: BucketState, tokens: readonly number[], now: number): Takes {
-  const full = state.fullAt <= now;
-  let fullAt = full ? now : state.fullAt;
+  const minute = takeFromWindow(state.fullAt, state.tokensPerMinute, MINUTE_MS, tokens, now);
+  if (state.day === undefined) return minute;
+  const day = takeFromWindow(state.day.fullAt, state.day.tokensPerDay, DAY_MS, tokens, now);
+  return {
+    fullAt: minute.fullAt,
+    dayFullAt: day.fullAt,
+    startAts: minute.startAts.map((startAt, index) => Math.max(startAt, day.startAts[index] ?? startAt)),
+  };
+}
+
+/** The bucket after `takes` (see takeEach). */
+export function afterTakes(state: BucketState, takes: Takes): BucketState {
+  const { day } = state;
+  return {
+    ...state,
+    fullAt: takes.fullAt,
+    ...(day === undefined || takes.dayFullAt === undefined
+      ? {}
+      : { day: { ...day, fullAt: takes.dayFullAt } }),
+  };
+}
+
+/** `takeEach` on one bucket of `capacity` tokens a window. */
+function takeFromWindow(
+  fullAtBefore: number,
+  capacity: number,
+  windowMs: number,
+  tokens: readonly number[],
+  now: number,
+): { fullAt: number; startAts: number[] } {
+  const full = fullAtBefore <= now;
+  let fullAt = full ? now : fullAtBefore;
   const startAts = tokens.map((amount) => {
     const from = fullAt;
-    fullAt += refillMs(amount, state.tokensPerMinute);
-    return Math.max(now, Math.min(from, fullAt - MINUTE_MS));
+    fullAt += refillMs(amount, capacity, windowMs);
+    return Math.max(now, Math.min(from, fullAt - windowMs));
   });
   return { fullAt: full ? fullAt + FULL_BUCKET_LEAD_MS : fullAt, startAts };
 }
@@ -83,15 +144,17 @@ export function grantable(
  */
 export function latestFullAtToStartBy(
   tokens: readonly number[],
-  tokensPerMinute: number,
+  capacity: number,
   latestStart: number,
+  windowMs = MINUTE_MS,
 ): number {
   const total = refillMs(
     tokens.reduce((sum, amount) => sum + amount, 0),
-    tokensPerMinute,
+    capacity,
+    windowMs,
   );
-  const last = refillMs(tokens.at(-1) ?? 0, tokensPerMinute);
-  return Math.max(latestStart - (total - last), latestStart + MINUTE_MS - total);
+  const last = refillMs(tokens.at(-1) ?? 0, capacity, windowMs);
+  return Math.max(latestStart - (total - last), latestStart + windowMs - total);
 }
 
 /**
@@ -146,6 +209,8 @@ export function afterThrottle(state: BucketState, response: ThrottleResponse, no
 export interface RateSettings {
   /** The quota the pipeline may use, in tokens per minute. */
   readonly tokensPerMinute: number;
+  /** The daily quota the pipeline may use; unknown, it is taken to be Bedrock's default (a day of the minute's). */
+  readonly tokensPerDay?: number;
   /** A throttle multiplies the rate by this (multiplicative decrease). */
   readonly decreaseFactor: number;
   /** Throttles within this long of the last decrease are the same congestion and do not decrease it again. */
@@ -165,18 +230,32 @@ export const DEFAULT_RATE_SETTINGS: Omit<RateSettings, 'tokensPerMinute'> = {
   recoveryIntervalMs: 10_000,
 };
 
-/** The budget's rate settings, with each pool's own quota where it differs from the default. */
-export interface BudgetRates extends Partial<Omit<RateSettings, 'tokensPerMinute'>> {
+/** One pool's quotas, as the budget spends them. */
+export interface PoolRate {
+  readonly tokensPerMinute: number;
+  readonly tokensPerDay?: number | undefined;
+}
+
+/** The budget's rate settings, with each pool's own quotas where they differ from the default. */
+export interface BudgetRates extends Partial<Omit<RateSettings, 'tokensPerMinute' | 'tokensPerDay'>> {
   /** The quota of a key without one of its own. */
   readonly tokensPerMinute: number;
   /** The quotas of pools, by budget key, that differ from `tokensPerMinute`. */
-  readonly perKey?: Readonly<Record<string, number>>;
+  readonly perKey?: Readonly<Record<string, PoolRate>>;
+  /** Pools with no quota to spend (a quota of 0), by budget key, and why: no call is placed on them. */
+  readonly leftOut?: Readonly<Record<string, string>>;
 }
 
 /** The rate settings of one budget key. */
 export function ratesFor(rates: BudgetRates, key: string): RateSettings {
-  const { perKey, ...settings } = rates;
-  return { ...DEFAULT_RATE_SETTINGS, ...settings, tokensPerMinute: perKey?.[key] ?? rates.tokensPerMinute };
+  const { perKey, leftOut: _leftOut, ...settings } = rates;
+  const own = perKey?.[key];
+  return {
+    ...DEFAULT_RATE_SETTINGS,
+    ...settings,
+    tokensPerMinute: own?.tokensPerMinute ?? rates.tokensPerMinute,
+    ...(own?.tokensPerDay === undefined ? {} : { tokensPerDay: own.tokensPerDay }),
+  };
 }
 
 /** The rate after a Bedrock throttle, or undefined when it stays (just decreased, or at the floor). */

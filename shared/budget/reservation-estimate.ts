@@ -27,7 +27,10 @@ export interface CallCost {
  * answered, the estimate is scaled by the largest ratio of counted to estimated input seen. The output to
  * expect is the mean of the answers seen plus one standard error of a batch's mean: a batch as a whole is
  * seldom charged more than it took (and tops its share up when it is), and seldom holds much it will not
- * use. Before any answer, a call is expected to cost what Bedrock reserves for it. A caller that counted the
+ * use. Before any answer, a call is expected to cost the most Bedrock may charge for it (input plus max_tokens
+ * x burndown): expected at less, a job's first calls, started at once by every worker, would leave Bedrock in
+ * a debt the shared budget learns of only as their batches settle, and calls granted meanwhile would meet it
+ * as throttles. What they did not use is given back as their answers come in. A caller that counted the
  * input exactly (CountTokens) passes that count.
  */
 export class ReservationEstimator {
@@ -63,7 +66,10 @@ export class ReservationEstimator {
     const reserved = inputTokens + maxTokens;
     const samples = this.samples.get(key);
     const released = readsCache ? Math.min(inputTokens, samples?.fewestCacheReads() ?? 0) : 0;
-    if (samples === undefined) return { reserved, charge: reserved, ceiling: reserved };
+    if (samples === undefined) {
+      const most = inputTokens + maxTokens * this.outputBurndown;
+      return { reserved, charge: most, ceiling: most };
+    }
     const chargeOf = (output: number) =>
       inputTokens - released + Math.ceil(Math.min(maxTokens, output) * this.outputBurndown);
     return {

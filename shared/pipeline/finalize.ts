@@ -1,6 +1,9 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { buildManifest, cacheSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
+import type { QuotaReport } from '../quotas/pool-rates.ts';
+import { leftOutFor, withQuotas } from '../quotas/pool-report.ts';
+import type { QuotaReading } from '../quotas/service-quotas.ts';
 import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily, outputLocations } from './job.ts';
@@ -15,6 +18,8 @@ export interface FinalizePorts {
   readonly events: EventPublisher;
   /** Hands the rest of a long finalization to a new invocation. */
   readonly finalize: FinalizeTrigger;
+  /** Each pool's quota, for the manifest; without it the manifest names the pools used, not their quotas. */
+  readonly quotas?: QuotaReport;
 }
 
 export interface FinalizeSettings {
@@ -64,7 +69,7 @@ export async function finalizeJob(
   const { manifest } = outputLocations(job);
   const finishedAt = (settings.now ?? (() => new Date()))();
   const details = jobDetails(job, finishedAt);
-  const manifestBody = manifestOf(job, details, written.stats.summary(job));
+  const manifestBody = manifestOf(job, details, written.stats.summary(job), await ports.quotas?.reading());
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
     detailType: JOB_COMPLETED,
@@ -146,14 +151,25 @@ function jobDetails(job: JobRecord, finishedAt: Date) {
 }
 
 /** The manifest: the native batch fields, tokens, cost and cache, the job's details, lanes and statistics. */
-function manifestOf(job: JobRecord, details: ReturnType<typeof jobDetails>, stats: JobStats) {
+function manifestOf(
+  job: JobRecord,
+  details: ReturnType<typeof jobDetails>,
+  stats: JobStats,
+  quotas: QuotaReading | undefined,
+) {
   const batchJobs = Object.values(job.batchParts ?? {}).flatMap((part) => part.jobArn ?? []);
+  const poolsLeftOut = leftOutFor(
+    job.settings,
+    stats.perModel.map((model) => model.modelId),
+    quotas,
+  );
   return buildManifest(job.totals, {
     ...details,
     lane: batchJobs.length > 0 ? ('batch' as const) : ('on-demand' as const),
     ...(batchJobs.length > 0 ? { batchJobs } : {}),
     lanes: stats.perLane,
-    pools: stats.perPool,
+    pools: withQuotas(stats.perPool, quotas),
+    ...(poolsLeftOut.length > 0 ? { poolsLeftOut } : {}),
     stats,
   });
 }

@@ -183,8 +183,11 @@ export interface TokenBudget {
    * sooner than the grant said. A read, no write.
    */
   spendableFrom(key: string): Promise<number>;
-  /** The bucket under `key` as this worker last saw it (full at its quota when never seen): no read, no write. */
-  lastSeen(key: string): Promise<BucketState>;
+  /**
+   * The bucket under `key` as this worker last saw it (full at its quota when never seen): no read, no write.
+   * Undefined for a pool left out for having no quota: no call is placed there.
+   */
+  lastSeen(key: string): Promise<BucketState | undefined>;
 }
 
 export interface DeadLetters {

@@ -1,4 +1,4 @@
-import { type BucketState, takeEach } from '../budget/bucket.ts';
+import { type BucketState, THROTTLE_MEMORY_MS, takeEach } from '../budget/bucket.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { requireRegion } from '../models/resolve-model.ts';
 import { choiceOf, poolName, poolsFor, type QuotaPool } from '../quotas/pools.ts';
@@ -35,7 +35,7 @@ export async function placeOnPools(
 ): Promise<Placement[]> {
   const catalog = batch.settings.catalog ?? defaultCatalog;
   const now = batch.settings.clock.now();
-  const groups = new Map<string, { pools: readonly QuotaPool[]; calls: Call[] }>();
+  const groups = new Map<string, UsablePools & { calls: Call[] }>();
   const placed = new Map<string, { calls: Call[]; startBy?: number }>();
   // Calls on one pool may start there as late as the latest of them could have started elsewhere.
   const place = (budgetKey: string, call: Call, startBy?: number) => {
@@ -51,17 +51,13 @@ export async function placeOnPools(
     }
     // The job's pools for the model, worked out once for the batch's calls that share them.
     const key = `${call.job.jobId}#${call.invocation.resolved.model.bedrockId}`;
-    const group = groups.get(key) ?? {
-      pools: poolsOf(call, catalog).filter((pool) => !tried.has(poolName(pool))),
-      calls: [],
-    };
+    const group = groups.get(key) ?? (await usablePools(poolsOf(call, catalog), tried, batch));
     groups.set(key, group);
     if (group.pools.length === 0) place(call.budgetKey, call);
     else group.calls.push(call);
   }
-  for (const { pools, calls: grouped } of groups.values()) {
+  for (const { pools, states, calls: grouped } of groups.values()) {
     if (grouped.length === 0) continue;
-    const states = await Promise.all(pools.map((pool) => batch.ports.budget.lastSeen(poolName(pool))));
     // A call holds at least what Bedrock reserves for it until its answer is in: placed by that.
     const holds = grouped.map((call) => Math.max(call.cost.reserved, call.cost.charge));
     const choices = choosePools(holds, states, now);
@@ -83,9 +79,32 @@ export async function placeOnPools(
   }));
 }
 
+interface UsablePools {
+  readonly pools: readonly QuotaPool[];
+  /** Each pool's bucket as this worker last saw it. */
+  readonly states: readonly BucketState[];
+}
+
+/** Of `pools`, those not tried yet and not left out for having no quota, with their buckets. */
+async function usablePools(
+  pools: readonly QuotaPool[],
+  tried: ReadonlySet<string>,
+  batch: Batch,
+): Promise<UsablePools & { calls: Call[] }> {
+  const untried = pools.filter((pool) => !tried.has(poolName(pool)));
+  const seen = await Promise.all(untried.map((pool) => batch.ports.budget.lastSeen(poolName(pool))));
+  const usable = untried.flatMap((pool, index) => {
+    const state = seen[index];
+    return state === undefined ? [] : [{ pool, state }];
+  });
+  return { pools: usable.map(({ pool }) => pool), states: usable.map(({ state }) => state), calls: [] };
+}
+
 /**
  * For calls taking `charges` in turn, the index of the bucket each goes to: the one that has its tokens
- * soonest after the calls placed before it, the first (cheapest) of those that tie.
+ * soonest after the calls placed before it; of those that tie, the first (cheapest) that Bedrock has not
+ * throttled within the last minute. A pool another application spends refills in the budget's view while
+ * Bedrock's stays empty: preferred on ties, it would take a record back again and again.
  */
 export function choosePools(
   charges: readonly number[],
@@ -93,12 +112,16 @@ export function choosePools(
   now: number,
 ): number[] {
   const taken: number[][] = buckets.map(() => []);
+  const throttledLately = buckets.map(
+    (bucket) => bucket.throttledAt !== undefined && now - bucket.throttledAt < THROTTLE_MEMORY_MS,
+  );
   return charges.map((charge) => {
     const arrivals = buckets.map(
       (bucket, index) => takeEach(bucket, [...(taken[index] ?? []), charge], now).startAts.at(-1) ?? now,
     );
     const soonest = Math.min(...arrivals);
-    const chosen = arrivals.findIndex((arrival) => arrival <= soonest + SAME_MOMENT_MS);
+    const tied = arrivals.flatMap((arrival, index) => (arrival <= soonest + SAME_MOMENT_MS ? [index] : []));
+    const chosen = tied.find((index) => throttledLately[index] !== true) ?? tied[0] ?? 0;
     taken[chosen]?.push(charge);
     return chosen;
   });

@@ -109,6 +109,8 @@ export interface PoolQuota {
   readonly tokensPerDay: number | undefined;
   /** What the pipeline spends: `tokensPerMinute` x the quota share, rounded down. */
   readonly usableTokensPerMinute: number;
+  /** Of the daily quota, where it is known: `tokensPerDay` x the quota share, rounded down. */
+  readonly usableTokensPerDay: number | undefined;
   readonly origin: QuotaOrigin;
   /** The Service Quotas names that matched, to show what was read. */
   readonly matched: readonly string[];
@@ -163,6 +165,20 @@ export async function readPoolQuotas(
   return { quotas, leftOut };
 }
 
+/** Each pool at the quota the user gave: nothing is read. */
+export function configuredReading(
+  pools: readonly QuotaPool[],
+  settings: { readonly configured: number; readonly share: number },
+): QuotaReading {
+  return {
+    quotas: pools.flatMap((pool) => {
+      const quota = quotaOfPool(pool, undefined, { ...settings, fallback: settings.configured });
+      return 'reason' in quota ? [] : [quota];
+    }),
+    leftOut: [],
+  };
+}
+
 /** One pool's quota from its region's applied quotas (undefined when configured), or why it is left out. */
 function quotaOfPool(
   pool: QuotaPool,
@@ -178,6 +194,8 @@ function quotaOfPool(
     tokensPerMinute,
     tokensPerDay: more.tokensPerDay,
     usableTokensPerMinute: Math.floor(tokensPerMinute * settings.share),
+    usableTokensPerDay:
+      more.tokensPerDay === undefined ? undefined : Math.floor(more.tokensPerDay * settings.share),
     origin,
     matched: more.matched ?? [],
     warning: more.warning,

@@ -347,6 +347,18 @@ describe('bedrock-batch run --bedrock aws', () => {
   }, 120_000);
 });
 
+/** `plan` of the sample for Haiku 4.5 over two regions' global and geographic pools. */
+const PLAN_OVER_FOUR_POOLS = [
+  'plan',
+  fixturePath('prompts/sample.jsonl'),
+  '--model',
+  'haiku-4.5',
+  '--regions',
+  'us-west-2,us-east-1',
+  '--endpoints',
+  'global,regional',
+];
+
 describe('bedrock-batch plan', () => {
   it('reports errors by line, token estimates, 1M-context records, the cost range and the time at the quota, without calling anything', async () => {
     // Prepare
@@ -375,7 +387,7 @@ describe('bedrock-batch plan', () => {
     // The quota's time: the first minute's tokens at once, then 30,000 a minute; at most every max_tokens
     // used, each output token counting 5.
     const high = plan.inputTokens.high + plan.maxOutputTokens * 5;
-    expect(plan.atQuota).toEqual({
+    expect(plan.atQuota).toMatchObject({
       tokensPerMinute: 30_000,
       pools: 1,
       quotaTokens: { low: plan.inputTokens.low, high },
@@ -389,19 +401,7 @@ describe('bedrock-batch plan', () => {
 
   it('names the quota pools a file may use and the time at all their quotas together', async () => {
     // Act
-    const result = await runCli([
-      'plan',
-      fixturePath('prompts/sample.jsonl'),
-      '--model',
-      'haiku-4.5',
-      '--regions',
-      'us-west-2,us-east-1',
-      '--endpoints',
-      'global,regional',
-      '--quota-tpm',
-      '30000',
-      '--json',
-    ]);
+    const result = await runCli([...PLAN_OVER_FOUR_POOLS, '--quota-tpm', '30000', '--json']);
 
     // Assess
     expect(result.code).toBe(0);
@@ -415,11 +415,49 @@ describe('bedrock-batch plan', () => {
     ]);
     const { high } = plan.atQuota.quotaTokens;
     expect(plan.atQuota).toMatchObject({
-      tokensPerMinute: 30_000,
+      tokensPerMinute: 120_000,
       pools: 4,
       seconds: { high: Math.round((Math.max(0, high - 120_000) / 120_000) * 60) },
     });
+    expect(plan.atQuota.perPool[0]).toMatchObject({
+      pool: `us-west-2#global.${haiku}`,
+      tokensPerMinute: 30_000,
+      seconds: { high: Math.round((Math.max(0, high - 30_000) / 30_000) * 60) },
+    });
   });
+
+  it("with --bedrock aws, times the file at each pool's quota from Service Quotas and says why a pool is left out", async () => {
+    // Prepare: "AWS" is a stand-in whose account has 250,000 tokens a minute, and none through us-east-1's
+    // geographic profile for Haiku 4.5.
+    const haiku = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+    const aws = await startBedrockStandIn({
+      region: 'us-west-2',
+      regions: ['us-east-1'],
+      speed: 0,
+      quota: { tokensPerMinute: 250_000 },
+      quotaByModel: { [`us-east-1#us.${haiku}`]: { tokensPerMinute: 0 } },
+    });
+
+    // Act
+    const result = await runCli([...PLAN_OVER_FOUR_POOLS, '--bedrock', 'aws', '--json'], {
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_SERVICE_QUOTAS: aws.endpoint,
+    }).finally(() => aws.close());
+
+    // Assess
+    expect(result.code).toBe(0);
+    const plan = JSON.parse(result.stdout);
+    expect(plan.pools).toEqual([
+      `us-west-2#global.${haiku}`,
+      `us-west-2#us.${haiku}`,
+      `us-east-1#global.${haiku}`,
+    ]);
+    expect(plan.poolsLeftOut).toEqual([
+      { pool: `us-east-1#us.${haiku}`, reason: expect.stringMatching(/"Cross-region .+" is 0 in us-east-1/) },
+    ]);
+    expect(plan.atQuota).toMatchObject({ tokensPerMinute: 750_000, pools: 3 });
+  }, 60_000);
 
   it('shows the prefix the records share, how many start with it and what caching it saves', async () => {
     // Prepare: 30 tickets under one 6,000-token policy, and one record without it.

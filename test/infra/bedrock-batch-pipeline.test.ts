@@ -84,31 +84,35 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
     });
   });
 
-  it("reads each pool's quota from Service Quotas when none is given: the worker may list quotas, nothing more", () => {
-    // Prepare: the worker's policies.
-    const worker = Object.values(template.findResources('AWS::Lambda::Function')).find(
-      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'worker',
-    );
-    if (worker === undefined) throw new Error('no worker function');
-    const role = (worker.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
-    const statements = Object.values(template.findResources('AWS::IAM::Policy'))
-      .filter((policy) =>
-        (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
-      )
-      .flatMap(
-        (policy) =>
-          policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+  it.each(['worker', 'finalizer'])(
+    "reads each pool's quota from Service Quotas when none is given: the %s may list quotas, nothing more",
+    (service) => {
+      // Prepare: the function's policies.
+      const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
+        (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === service,
       );
+      if (fn === undefined) throw new Error(`no ${service} function`);
+      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+      const statements = Object.values(template.findResources('AWS::IAM::Policy'))
+        .filter((policy) =>
+          (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
+        )
+        .flatMap(
+          (policy) =>
+            policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+        );
 
-    // Assess
-    expect(worker.Properties.Environment.Variables).toMatchObject({
-      READ_SERVICE_QUOTAS: 'true',
-      QUOTA_SHARE: '1',
-    });
-    expect(statements.filter((statement) => String(statement.Action).startsWith('servicequotas:'))).toEqual([
-      expect.objectContaining({ Action: 'servicequotas:ListServiceQuotas', Resource: '*' }),
-    ]);
-  });
+      // Assess
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        READ_SERVICE_QUOTAS: 'true',
+        QUOTA_SHARE: '1',
+        BEDROCK_REGION: 'us-west-2',
+      });
+      expect(statements.filter((statement) => String(statement.Action).startsWith('servicequotas:'))).toEqual(
+        [expect.objectContaining({ Action: 'servicequotas:ListServiceQuotas', Resource: '*' })],
+      );
+    },
+  );
 
   it('keeps two pipelines apart in one stack', () => {
     // Prepare

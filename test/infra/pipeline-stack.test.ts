@@ -598,6 +598,17 @@ describe('alarms and dashboard', () => {
       expect(body).toMatch(new RegExp(`"${metric}","service","worker"`));
   });
 
+  it('draw the records and output tokens of every quota pool the worker may spread over', () => {
+    // Act
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody).replaceAll('\\', '');
+
+    // Assess
+    expect(body).toContain('Records and output tokens per quota pool');
+    for (const metric of ['PoolRecords', 'PoolOutputTokens'])
+      expect(body).toMatch(new RegExp(`"${metric}","pool","us-west-2#global[^"]+","service","worker"`));
+  });
+
   it('publish the outputs the CLI reads', () => {
     for (const output of ['BucketName', 'LedgerTableName', 'RecordQueueUrl', 'RecordDlqUrl'])
       template.hasOutput(output, {});

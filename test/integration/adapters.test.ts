@@ -5,7 +5,7 @@ import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
-import { FULL_BUCKET_LEAD_MS } from '../../shared/budget/bucket.ts';
+import { type BudgetRates, FULL_BUCKET_LEAD_MS } from '../../shared/budget/bucket.ts';
 import { InputChangedError } from '../../shared/errors.ts';
 import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
 import type { JobRecord } from '../../shared/pipeline/model.ts';
@@ -524,16 +524,16 @@ describe('DynamoDbLedger retention', () => {
 describe.each([
   [
     'MemoryBudget',
-    (clock: () => number, tokensPerMinute: number) => {
-      const shared = new MemoryBudget({ tokensPerMinute }, clock);
+    (clock: () => number, rates: BudgetRates) => {
+      const shared = new MemoryBudget(rates, clock);
       return [shared, shared] as const;
     },
   ],
   [
     'DynamoDbTokenBudget',
-    (clock: () => number, tokensPerMinute: number) => {
+    (clock: () => number, rates: BudgetRates) => {
       const worker = () =>
-        new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, { tokensPerMinute }, clock);
+        new DynamoDbTokenBudget(cloud.clients.documents, resources.tableName, rates, clock);
       return [worker(), worker()] as const;
     },
   ],
@@ -544,7 +544,8 @@ describe.each([
     keyCount += 1;
     return `us-west-2#model-${keyCount}`;
   };
-  const workers = (tokensPerMinute = 60_000) => makeWorkers(() => now, tokensPerMinute);
+  const workers = (tokensPerMinute = 60_000, perKey: BudgetRates['perKey'] = {}) =>
+    makeWorkers(() => now, { tokensPerMinute, perKey });
 
   it('shares one bucket between workers: what one takes, the other waits for', async () => {
     const [a, b] = workers();
@@ -646,6 +647,27 @@ describe.each([
     // back, a token a millisecond, bring that 30 s sooner.
     expect(before).toBe(later.startAts[0]);
     expect(after).toBe(before - 30_000);
+  });
+
+  it('stops a pool at its daily quota before Bedrock would, and takes back what answers did not use', async () => {
+    // Prepare: 100,000 tokens a day against 60,000 a minute.
+    const key = newKey();
+    const [a, b] = workers(60_000, { [key]: { tokensPerMinute: 60_000, tokensPerDay: 100_000 } });
+    const first = await a.reserve(key, [50_000], now + 30_000);
+    now += 120_000;
+    const second = await b.reserve(key, [50_000], now + 30_000);
+    now += 120_000;
+
+    // Act
+    const third = await a.reserve(key, [50_000], now + 60_000);
+    await b.settle(first, 10_000);
+    const afterGivenBack = await a.reserve(key, [30_000], now + 60_000);
+
+    // Assess: the day's tokens come back at 100,000 a day; the minute's bucket was full throughout.
+    expect([first.tokens, second.tokens]).toEqual([50_000, 50_000]);
+    expect(third.tokens).toBe(0);
+    expect(third.retryAt).toBeGreaterThan(now + 11 * 3_600_000);
+    expect(afterGivenBack).toMatchObject({ tokens: 30_000, startAts: [now] });
   });
 
   it('pauses: nothing starts before the daily quota comes back', async () => {

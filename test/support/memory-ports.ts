@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import { countInputTokens } from '../../local/bedrock/tokens.ts';
 import { batchPartName } from '../../shared/batch/staging.ts';
 import {
+  afterTakes,
   afterThrottle,
   atRate,
   type BucketState,
   type BudgetRates,
+  DAY_MS,
   fullBucket,
   grantable,
   MINUTE_MS,
@@ -533,14 +535,14 @@ export class MemoryBudget implements TokenBudget {
     const state = this.stateOf(key, now);
     const count = grantable(state, tokens, now, latestStart);
     const granted = takeEach(state, tokens.slice(0, count), now);
-    this.buckets.set(key, { ...state, fullAt: granted.fullAt });
+    const after = afterTakes(state, granted);
+    this.buckets.set(key, after);
     const next = tokens.slice(count, count + 1);
     return {
       key,
       tokens: tokens.slice(0, count).reduce((sum, amount) => sum + amount, 0),
       startAts: granted.startAts,
-      retryAt:
-        next.length === 0 ? undefined : takeEach({ ...state, fullAt: granted.fullAt }, next, now).startAts[0],
+      retryAt: next.length === 0 ? undefined : takeEach(after, next, now).startAts[0],
     };
   }
 
@@ -551,8 +553,18 @@ export class MemoryBudget implements TokenBudget {
     const now = this.now();
     const state = this.stateOf(reservation.key, now);
     const dt = refillMs(delta, state.tokensPerMinute);
-    if (delta < 0 && state.fullAt < now) return;
-    const settled = { ...state, fullAt: Math.max(state.fullAt, now) + dt };
+    const { day } = state;
+    // Giving back only ever adds to a bucket that is not full.
+    const minuteKept = delta < 0 && state.fullAt < now;
+    const dayKept = day === undefined || (delta < 0 && day.fullAt <= now);
+    if (minuteKept && dayKept) return;
+    const settled = {
+      ...state,
+      fullAt: minuteKept ? state.fullAt : Math.max(state.fullAt, now) + dt,
+      ...(dayKept
+        ? {}
+        : { day: { ...day, fullAt: Math.max(day.fullAt, now) + refillMs(delta, day.tokensPerDay, DAY_MS) } }),
+    };
     const recovered = rateAfterRecovery(settled, ratesFor(this.rates, reservation.key), now);
     this.buckets.set(reservation.key, recovered === undefined ? settled : atRate(settled, recovered, now));
   }
@@ -574,15 +586,18 @@ export class MemoryBudget implements TokenBudget {
   }
 
   async spendableFrom(key: string): Promise<number> {
-    return this.stateOf(key, this.now()).fullAt - MINUTE_MS;
+    const state = this.stateOf(key, this.now());
+    return Math.max(state.fullAt - MINUTE_MS, (state.day?.fullAt ?? 0) - DAY_MS);
   }
 
-  async lastSeen(key: string): Promise<BucketState> {
+  async lastSeen(key: string): Promise<BucketState | undefined> {
+    if (this.rates.leftOut?.[key] !== undefined) return undefined;
     return this.stateOf(key, this.now());
   }
 
   stateOf(key: string, now: number): BucketState {
-    return this.buckets.get(key) ?? fullBucket(ratesFor(this.rates, key).tokensPerMinute, now);
+    const rates = ratesFor(this.rates, key);
+    return this.buckets.get(key) ?? fullBucket(rates.tokensPerMinute, now, rates.tokensPerDay);
   }
 }
 

@@ -71,6 +71,30 @@ describe('the shared budget as a bucket kept by the moment it is full again', ()
     });
   });
 
+  describe('with a daily quota below a day of the minute quota', () => {
+    // 144,000 tokens a day against 60,000 a minute: a day's bucket refills 100 tokens a minute.
+    const day = (): BucketState => fullBucket(60_000, T0, 144_000);
+
+    it('is kept as a second bucket, and not kept where the daily quota cannot run out first', () => {
+      expect(day().day).toEqual({ fullAt: T0, tokensPerDay: 144_000 });
+      expect(fullBucket(60_000, T0, 60_000 * 1_440).day).toBeUndefined();
+      expect(fullBucket(60_000, T0).day).toBeUndefined();
+    });
+
+    it("starts a take once both buckets hold it: past the day's tokens, when the day has refilled them", () => {
+      // Prepare: 140,000 of the day's tokens spent; the minute's bucket full.
+      const state = { ...day(), day: { fullAt: T0 + 84_000_000, tokensPerDay: 144_000 } };
+
+      // Act
+      const taken = takeEach(state, [3_000, 3_000], T0);
+
+      // Assess: 4,000 left today; the second take's 2,000 more arrive 20 minutes on.
+      expect(taken.startAts.map((startAt) => startAt - T0)).toEqual([0, 1_200_000]);
+      expect(taken.dayFullAt).toBe(T0 + 84_000_000 + 3_600_000);
+      expect(grantable(state, [3_000, 3_000], T0, T0 + 60_000)).toBe(1);
+    });
+  });
+
   it('grants the first takes that can start by a deadline, never a later one before an earlier', () => {
     // Prepare: 10,000 tokens in the bucket.
     const state = { ...full(), fullAt: T0 + 50_000 };

@@ -478,7 +478,10 @@ describe('reading a large file in several invocations', () => {
 });
 
 describe('the shared token budget', () => {
-  /** Each plain record reserves its input estimate (9 tokens) and max_tokens 256 until answers are seen. */
+  /**
+   * Until answers are seen, each plain record is expected to cost the most Bedrock may charge for it: its
+   * input estimate (9 tokens) and max_tokens 256 x 5, 1,289 tokens.
+   */
   const budgetedPipeline = (tokensPerMinute: number, answer?: HarnessOptions['answer']) => {
     const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
     const budget = new MemoryBudget({ tokensPerMinute }, () => clock.now);
@@ -504,41 +507,41 @@ describe('the shared token budget', () => {
     // Assess
     expect(pipeline.model.calls).toHaveLength(5);
     expect(pipeline.budget.asked).toEqual([
-      { key: 'us-west-2#global.anthropic.claude-opus-4-6-v1', tokens: [265, 265, 265, 265, 265] },
+      { key: 'us-west-2#global.anthropic.claude-opus-4-6-v1', tokens: Array(5).fill(1_289) },
     ]);
     expect(pipeline.budget.writes).toBe(2);
     expect(pipeline.ledger.transactions - transactionsBefore).toBe(1);
   });
 
   it('waits in the invocation until each call has its tokens, and sends nothing back to the queue', async () => {
-    // Prepare: 1,000 tokens a minute; answers charged what was reserved (15 + 50 x 5 = 265), so nothing is
+    // Prepare: 5,000 tokens a minute; answers charged what was expected (9 + 256 x 5 = 1,289), so nothing is
     // freed early: three records start at once, the fourth and fifth wait for the refill.
-    const pipeline = budgetedPipeline(1_000, () =>
-      textResponse('full', { input_tokens: 15, output_tokens: 50 }),
+    const pipeline = budgetedPipeline(5_000, () =>
+      textResponse('full', { input_tokens: 9, output_tokens: 256 }),
     );
     const started = pipeline.clock.now;
 
     // Act
     const { verdicts } = await pipeline.run('inputs/wait.jsonl', fiveRecords);
 
-    // Assess: the fourth needs 265 - 205 = 60 tokens (3.6 s), the fifth 265 more (15.9 s later).
+    // Assess: the fourth needs 1,289 - 1,133 = 156 tokens (1.872 s), the fifth 1,289 more (15.468 s later).
     expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'done', 'done', 'done', 'done']);
     expect(verdicts.map((verdict) => (verdict.kind === 'done' ? verdict.waitedMs : 'not done'))).toEqual([
       undefined,
       undefined,
       undefined,
-      3_600,
-      19_500,
+      1_872,
+      17_340,
     ]);
-    expect(pipeline.clock.now - started).toBe(19_500);
+    expect(pipeline.clock.now - started).toBe(17_340);
     expect(pipeline.queue.delayed).toEqual([]);
     expect(pipeline.manifest('inputs/wait.jsonl')).toMatchObject({ successRecordCount: 5 });
   });
 
   it('starts waiting calls at once when the budget says tokens given back let all it granted be spent now', async () => {
     // Prepare: the waiting setup above, with another batch having given back enough for everything granted.
-    const pipeline = budgetedPipeline(1_000, () =>
-      textResponse('full', { input_tokens: 15, output_tokens: 50 }),
+    const pipeline = budgetedPipeline(5_000, () =>
+      textResponse('full', { input_tokens: 9, output_tokens: 256 }),
     );
     const started = pipeline.clock.now;
     const asked = vi.spyOn(pipeline.budget, 'spendableFrom').mockResolvedValue(started);
@@ -555,8 +558,8 @@ describe('the shared token budget', () => {
   });
 
   it('starts a call as soon as ended calls free what Bedrock reserved beyond their charge', async () => {
-    // Prepare: the same quota, answers charged 10 + 5 x 5 = 35 of the 265 reserved for each.
-    const pipeline = budgetedPipeline(1_000);
+    // Prepare: the same quota, answers charged 10 + 5 x 5 = 35 of the 1,289 each was expected to cost.
+    const pipeline = budgetedPipeline(5_000);
     const started = pipeline.clock.now;
 
     // Act
@@ -571,8 +574,9 @@ describe('the shared token budget', () => {
   });
 
   it('sends calls it cannot start before the deadline back to wait, without spending an attempt', async () => {
-    // Prepare: 600 tokens a minute; two records fit, a third after 19.5 s, a fourth only after the 30-second deadline.
-    const pipeline = budgetedPipeline(600);
+    // Prepare: 3,000 tokens a minute; two records fit, a third after 17.3 s, a fourth only after the 30-second
+    // deadline.
+    const pipeline = budgetedPipeline(3_000);
 
     // Act
     const { verdicts } = await pipeline.run('inputs/later.jsonl', fiveRecords);
@@ -623,14 +627,10 @@ describe('the shared token budget', () => {
     // Act
     await pipeline.run('inputs/learn.jsonl', fifteen);
 
-    // Assess: the first batch reserves Bedrock's own reservation (9 + 256), and tops its share up as answers
-    // cost more; the second reserves the learnt 6 + 100 x 5, which its answers cost.
+    // Assess: the first batch takes the most Bedrock may charge (9 + 256 x 5), more than its answers cost, so
+    // it needs no top-up; the second takes the learnt 6 + 100 x 5, which its answers cost.
     const asked = pipeline.budget.asked.map((ask) => ask.tokens);
-    expect(asked[0]).toEqual(Array(10).fill(265));
-    expect(asked.at(-1)).toEqual(Array(5).fill(506));
-    const topUps = asked.slice(1, -1);
-    expect(topUps.length).toBeGreaterThan(0);
-    expect(topUps.every((tokens) => tokens.length === 1)).toBe(true);
+    expect(asked).toEqual([Array(10).fill(1_289), Array(5).fill(506)]);
     // Settled, the bucket is short of full by exactly what the 15 answers were charged, and the lead's
     // refill that follows the first take from a full bucket.
     const state = pipeline.budget.stateOf(
@@ -647,11 +647,11 @@ describe('the shared token budget', () => {
     // Act
     await pipeline.run('inputs/large.jsonl', plain('big', 'word '.repeat(18_000)));
 
-    // Assess: the stand-in's count is 22,500 + 3; the reservation adds max_tokens 256.
+    // Assess: the stand-in's count is 22,500 + 3; before any answer, the most its 256 output tokens may cost.
     expect(pipeline.model.tokenCounts).toEqual([
       { region: 'us-west-2', modelId: 'anthropic.claude-opus-4-6-v1' },
     ]);
-    expect(pipeline.budget.asked[0]?.tokens).toEqual([22_503 + 256]);
+    expect(pipeline.budget.asked[0]?.tokens).toEqual([22_503 + 256 * 5]);
   });
 
   it.each([

@@ -27,6 +27,21 @@ describe('placing calls on quota pools', () => {
       [1, 1],
     ],
     [
+      'past a pool whose daily quota is spent, though its minute is full',
+      [
+        { ...fullBucket(1_000, NOW, 10_000), day: { fullAt: NOW + 86_400_000, tokensPerDay: 10_000 } },
+        fullBucket(1_000, NOW),
+      ],
+      [400, 400],
+      [1, 1],
+    ],
+    [
+      'past a pool Bedrock throttled within the minute, when both have the tokens now',
+      [{ ...fullBucket(1_000, NOW), throttledAt: NOW - 2_000 }, fullBucket(1_000, NOW)],
+      [400],
+      [1],
+    ],
+    [
       'more calls to a pool with the larger quota',
       [fullBucket(600, NOW), fullBucket(6_000, NOW)],
       [500, 500, 500, 500],
@@ -181,6 +196,31 @@ describe('a pool that cannot start its calls as soon as it seemed', () => {
     expect(verdicts.map((verdict) => verdict.kind)).toEqual(Array(6).fill('done'));
     expect(new Set(pipeline.model.calls.map(({ region }) => region))).toEqual(new Set(['us-east-1']));
     expect(clock.now - startedAt).toBeLessThan(1_000);
+  });
+});
+
+describe('a pool left out for having no quota', () => {
+  it('gets no call, however full its bucket', async () => {
+    // Prepare: us-west-2's pool has a quota of 0 in Service Quotas.
+    const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
+    const home = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const budget = new MemoryBudget(
+      { tokensPerMinute: 100_000, leftOut: { [home]: 'its quota is 0 in us-west-2' } },
+      () => clock.now,
+    );
+    const pipeline = await twoRegionJob(
+      budget,
+      clock,
+      'inputs/left-out.jsonl',
+      Array.from({ length: 4 }, (_, index) => plainLine(`r${index}`, 'Hi')),
+    );
+
+    // Act
+    await pipeline.drain();
+
+    // Assess
+    expect(new Set(pipeline.model.calls.map(({ region }) => region))).toEqual(new Set(['us-east-1']));
+    expect(pipeline.model.calls).toHaveLength(4);
   });
 });
 

@@ -11,7 +11,7 @@ const usage = (input: number, output: number, cacheRead = 0) => ({
 const estimate = { lower: 1, upper: 10 };
 
 describe('what a call costs the quota, before it is made', () => {
-  it("is Bedrock's own reservation, with the upper input estimate, before any answer", () => {
+  it('is the most Bedrock may charge, with the upper input estimate, before any answer', () => {
     // Prepare
     const estimator = new ReservationEstimator(5);
 
@@ -21,7 +21,7 @@ describe('what a call costs the quota, before it is made', () => {
 
     // Assess
     expect(input).toBe(100);
-    expect(cost).toEqual({ reserved: 1_124, charge: 1_124, ceiling: 1_124 });
+    expect(cost).toEqual({ reserved: 1_124, charge: 100 + 1_024 * 5, ceiling: 100 + 1_024 * 5 });
   });
 
   it('scales the estimate by the largest ratio of counted to estimated input seen, never below the lower bound', () => {
@@ -138,6 +138,6 @@ describe('what a call costs the quota, before it is made', () => {
     const otherJob = estimator.costOf('job-2#other', 10, 1_000, 20);
 
     // Assess
-    expect([sameJob.charge, otherJob.charge]).toEqual([60, 1_010]);
+    expect([sameJob.charge, otherJob.charge]).toEqual([60, 10 + 1_000 * 5]);
   });
 });

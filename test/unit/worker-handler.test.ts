@@ -117,6 +117,14 @@ describe('the worker handler', () => {
         EstimatedCostUsd: 0.000235,
       }),
     );
+    expect(documents).toContainEqual(
+      expect.objectContaining({
+        pool: 'us-west-2#global.anthropic.claude-opus-4-6-v1',
+        PoolRecords: 1,
+        PoolInputTokens: 12,
+        PoolOutputTokens: 7,
+      }),
+    );
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');
     expect(loggedProblems(stderr.mock.calls)).toEqual([
       expect.objectContaining({
@@ -159,11 +167,12 @@ describe('the worker handler', () => {
   });
 
   it('sends records waiting for quota back with a delay and their wait count, and deletes the originals', async () => {
-    // Prepare: 700 tokens a minute; each record reserves its input and max_tokens 256, 265 tokens.
+    // Prepare: 3,500 tokens a minute; before any answer, each record is expected to cost the most Bedrock
+    // may charge for it: its input and max_tokens 256 x 5, 1,289 tokens.
     const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
     const pipeline = pipelineHarness({
       clock,
-      budget: new MemoryBudget({ tokensPerMinute: 700 }, () => clock.now),
+      budget: new MemoryBudget({ tokensPerMinute: 3_500 }, () => clock.now),
     });
     const messages = await queuedRecords(pipeline, ['a', 'b', 'c', 'd', 'e']);
     const event = eventOf(messages);

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { type ReportManifest, renderReport } from '../../cli/report.ts';
+
+const HAIKU = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+
+/** A manifest's pool, answered `records` records, at `tokensPerMinute` read from Service Quotas. */
+function pool(region: string, modelId: string, records: number, tokensPerMinute: number) {
+  return {
+    region,
+    modelId,
+    endpoint: modelId.startsWith('global.') ? 'global' : 'regional',
+    records,
+    inputTokens: records * 10,
+    outputTokens: records * 20,
+    cacheWriteTokens: 0,
+    cacheReadTokens: 0,
+    estimatedCostUsd: records / 1_000,
+    quota: {
+      tokensPerMinute,
+      tokensPerDay: null,
+      usableTokensPerMinute: tokensPerMinute,
+      origin: 'service-quotas' as const,
+      matched: [],
+    },
+  };
+}
+
+const basics: ReportManifest = {
+  totalRecordCount: 150,
+  successRecordCount: 150,
+  errorRecordCount: 0,
+  inputTokenCount: 1_500,
+  outputTokenCount: 3_000,
+  estimatedCostUsd: 0.15,
+};
+
+describe('the report of a file spread over quota pools', () => {
+  it('lists each pool with the quota it was spent by and its records, and the pools left out with the reason', () => {
+    // Prepare
+    const manifest: ReportManifest = {
+      ...basics,
+      pools: [pool('us-west-2', `global.${HAIKU}`, 100, 6_000), pool('us-east-1', `us.${HAIKU}`, 50, 3_000)],
+      poolsLeftOut: [
+        {
+          region: 'us-east-1',
+          endpoint: 'global',
+          modelId: `global.${HAIKU}`,
+          reason: 'its quota is 0 in us-east-1; ask for an increase in Service Quotas to use it.',
+        },
+      ],
+    };
+
+    // Act
+    const html = renderReport(manifest);
+
+    // Assess
+    expect(html).toContain('<h2>Quota pools</h2>');
+    expect(html).toMatch(
+      new RegExp(
+        `<tr data-pool="us-west-2#global\\.${HAIKU.replaceAll('.', '\\.')}"><td>[^<]+</td><td>6,000 \\(service-quotas\\)</td><td>100</td>`,
+      ),
+    );
+    expect(html).toContain(
+      `data-pool-left-out="us-east-1#global.${HAIKU}">Left out: us-east-1 global.${HAIKU}: its quota is 0`,
+    );
+  });
+
+  it('says nothing of pools for a file that used one', () => {
+    expect(
+      renderReport({ ...basics, pools: [pool('us-west-2', `global.${HAIKU}`, 150, 6_000)] }),
+    ).not.toContain('Quota pools');
+  });
+});
