@@ -1,4 +1,6 @@
+import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
+import { CROSS_REGION_DAILY_MULTIPLIER } from '../../shared/quotas/service-quotas.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 const MINUTE_MS = 60_000;
@@ -175,13 +177,23 @@ export class QuotaBoard {
     }));
   }
 
-  /** The quotas of a pool: its own, its model id's, or the stand-in's default. */
+  /**
+   * The quotas of a pool: its own, its model id's, or the stand-in's default. A profile without a daily
+   * quota of its own gets its model's, doubled for cross-region calls, as Service Quotas names it.
+   */
   limitsOf(pool: StandInPool): { readonly tokensPerMinute: number; readonly tokensPerDay: number } {
     const settings = this.settingsOf(pool);
     return {
       tokensPerMinute: settings.tokensPerMinute,
-      tokensPerDay: settings.tokensPerDay ?? settings.tokensPerMinute * 1_440,
+      tokensPerDay: settings.tokensPerDay ?? this.profileDayOf(pool) ?? settings.tokensPerMinute * 1_440,
     };
+  }
+
+  private profileDayOf(pool: StandInPool): number | undefined {
+    const [prefix = '', ...rest] = pool.modelId.split('.');
+    if (prefix !== 'global' && defaultCatalog.geography(prefix) === undefined) return undefined;
+    const day = this.settingsOf({ region: pool.region, modelId: rest.join('.') }).tokensPerDay;
+    return day === undefined ? undefined : day * CROSS_REGION_DAILY_MULTIPLIER;
   }
 
   private settingsOf(pool: StandInPool): QuotaSettings {

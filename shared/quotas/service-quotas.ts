@@ -32,6 +32,9 @@ const namesSchema = z.object({
 
 const names = namesSchema.parse(namesData);
 
+/** A model's daily quota applies this many times over to calls through a cross-region profile. */
+export const CROSS_REGION_DAILY_MULTIPLIER = names.crossRegionDailyMultiplier;
+
 /** The service code Bedrock's quotas are listed under. */
 export const BEDROCK_SERVICE_CODE = names.serviceCode;
 
@@ -49,7 +52,7 @@ export interface PoolQuotaMatch {
 export function matchPoolQuotas(pool: QuotaPool, quotas: readonly AppliedQuota[]): PoolQuotaMatch {
   const minute = findQuota(quotas, names.tokensPerMinute[pool.endpoint], pool.model);
   const day = findQuota(quotas, names.tokensPerDay, pool.model);
-  const multiplier = pool.endpoint === 'in-region' ? 1 : names.crossRegionDailyMultiplier;
+  const multiplier = pool.endpoint === 'in-region' ? 1 : CROSS_REGION_DAILY_MULTIPLIER;
   return {
     tokensPerMinute: minute,
     tokensPerDay: day === undefined ? undefined : { ...day, value: day.value * multiplier },

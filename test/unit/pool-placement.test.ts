@@ -224,6 +224,33 @@ describe('a pool left out for having no quota', () => {
   });
 });
 
+describe('a pool whose daily quota is spent', () => {
+  it('takes no more calls that day, before Bedrock would say so, while the other pools take them', async () => {
+    // Prepare: us-west-2's profile has 2,000 tokens a day; each call is expected to cost 1,289 at first.
+    const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
+    const home = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const budget = new MemoryBudget(
+      { tokensPerMinute: 100_000, perKey: { [home]: { tokensPerMinute: 100_000, tokensPerDay: 2_000 } } },
+      () => clock.now,
+    );
+    const pipeline = await twoRegionJob(
+      budget,
+      clock,
+      'inputs/daily.jsonl',
+      Array.from({ length: 6 }, (_, index) => plainLine(`r${index}`, 'Hi')),
+    );
+
+    // Act
+    await pipeline.drain();
+
+    // Assess: one call fits the day at home; the other five go to us-east-1, and nothing waits for a new day.
+    const regions = pipeline.model.calls.map(({ region }) => region);
+    expect(regions.filter((region) => region === 'us-west-2')).toHaveLength(1);
+    expect(regions.filter((region) => region === 'us-east-1')).toHaveLength(5);
+    expect(budget.pauses).toEqual([]);
+  });
+});
+
 /** A job of `lines` started on a deployment with two source regions, its file allowing both. */
 async function twoRegionJob(
   budget: MemoryBudget,

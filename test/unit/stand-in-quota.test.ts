@@ -170,6 +170,26 @@ describe('the stand-in quota (the accounting of Bedrock quotas)', () => {
     expect(usage()).toMatchObject({ tokensPerDay: 1_440_000, availableDailyTokens: 1_440_000 - 500 });
   });
 
+  it("gives a profile its model's daily quota, doubled for cross-region calls, unless it has its own", () => {
+    // Prepare
+    const bare = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+    const { quotas } = board(
+      { tokensPerMinute: 1_000 },
+      {
+        [bare]: { tokensPerMinute: 1_000, tokensPerDay: 50_000 },
+        [`us.${bare}`]: { tokensPerMinute: 1_000, tokensPerDay: 7 },
+      },
+    );
+
+    // Act
+    const days = [bare, `global.${bare}`, `us.${bare}`].map(
+      (modelId) => quotas.limitsOf(pool(modelId)).tokensPerDay,
+    );
+
+    // Assess
+    expect(days).toEqual([50_000, 100_000, 7]);
+  });
+
   it('refuses with the daily cause once the day is spent, which a short wait does not fix', () => {
     // Prepare: 1,000 tokens a day, 100,000 a minute.
     const { clock, quotas, usage } = board({ tokensPerMinute: 100_000, tokensPerDay: 1_000 });
