@@ -80,6 +80,9 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       (cached === undefined ? '' : `  ${cached}\n`) +
       `  ${countersPhrase(view.counters)}\n` +
       `  lane ${view.lane}${view.deadlineHours === undefined ? '' : `, deadline ${view.deadlineHours} h`}\n` +
+      (view.pools.length > 1
+        ? `  pools: ${view.pools.map(({ pool, records }) => `${pool} ${records}`).join(', ')}\n`
+        : '') +
       view.batchParts
         .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)
         .join('') +

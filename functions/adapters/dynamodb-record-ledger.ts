@@ -20,7 +20,7 @@ import type {
 } from '../../shared/pipeline/model.ts';
 import type { RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { RETRY_ATTRIBUTES } from './job-item.ts';
+import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
 import { jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-table.ts';
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
@@ -269,6 +269,9 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
     const families = [...new Set(update.completions.map((completion) => completion.family))].filter(
       (family) => family !== undefined,
     );
+    const pools = [...new Set(update.completions.map((completion) => completion.pool))].filter(
+      (pool) => pool !== undefined,
+    );
     for (const completion of update.completions) {
       add('doneRecords', 1);
       add(STATUS_COUNTERS[completion.status], 1);
@@ -281,6 +284,7 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       const cache = cacheOutcomeOf(completion);
       if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
+      if (completion.pool !== undefined) add(`#p${pools.indexOf(completion.pool)}`, 1);
     }
     for (const name of RETRY_COUNTERS) add(RETRY_ATTRIBUTES[name], update.retries[name]);
     if (sums.size === 0) return undefined;
@@ -290,11 +294,14 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
         TableName: this.tableName,
         Key: jobKey(update.jobId),
         UpdateExpression: `SET updatedAt = :now ADD ${additions.map(([attribute], index) => `${attribute} :v${index}`).join(', ')}`,
-        ...(families.length > 0
+        ...(families.length + pools.length > 0
           ? {
-              ExpressionAttributeNames: Object.fromEntries(
-                families.map((family, index) => [`#f${index}`, family]),
-              ),
+              ExpressionAttributeNames: {
+                ...Object.fromEntries(families.map((family, index) => [`#f${index}`, family])),
+                ...Object.fromEntries(
+                  pools.map((pool, index) => [`#p${index}`, `${POOL_RECORDS_PREFIX}${pool}`]),
+                ),
+              },
             }
           : {}),
         ExpressionAttributeValues: {

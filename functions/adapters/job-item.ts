@@ -85,6 +85,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       uncachedCostNanoUsd: number('uncachedCostNanoUsd'),
     },
     familyCounts: (item.familyCounts ?? {}) as JobRecord['familyCounts'],
+    poolRecords: poolRecordsOf(item),
     failureReason: text('failureReason'),
     finishedAt: text('finishedAt'),
     cancelRequested: item.cancelRequested === true,
@@ -99,6 +100,22 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     sharedPrefixes: item.sharedPrefixes as JobRecord['sharedPrefixes'],
     prefixWrites: (item.prefixWrites ?? {}) as JobRecord['prefixWrites'],
   };
+}
+
+/**
+ * Records per quota pool are top-level attributes, `poolRecords:<pool>`, each created by its first ADD: a
+ * job started before pools were counted has none, and a nested map would need creating first.
+ */
+export const POOL_RECORDS_PREFIX = 'poolRecords:';
+
+function poolRecordsOf(item: Record<string, unknown>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(item).flatMap(([name, value]) =>
+      name.startsWith(POOL_RECORDS_PREFIX) && typeof value === 'number'
+        ? [[name.slice(POOL_RECORDS_PREFIX.length), value]]
+        : [],
+    ),
+  );
 }
 
 const checkpointFields = {

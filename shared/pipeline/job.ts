@@ -252,6 +252,7 @@ export function newJobRecord(
     doneRecords: 0,
     totals: emptyTotals,
     familyCounts: {},
+    poolRecords: {},
     failureReason: undefined,
     finishedAt: undefined,
     cancelRequested: false,

@@ -97,6 +97,8 @@ export interface JobRecord {
   readonly doneRecords: number;
   readonly totals: JobTotals;
   readonly familyCounts: Readonly<Partial<Record<InputFamily, number>>>;
+  /** Records each quota pool (`<source region>#<model id>`) answered on demand so far. */
+  readonly poolRecords: Readonly<Record<string, number>>;
   readonly failureReason: string | undefined;
   readonly finishedAt: string | undefined;
   /** Set by cancel: records not yet run become "canceled" results and the job finishes as cancelled. */
@@ -211,6 +213,8 @@ export interface RecordCompletion {
   readonly costNanoUsd: number;
   /** What it would have cost with no prompt cache: its cache reads and writes at the input price. */
   readonly uncachedCostNanoUsd: number;
+  /** The quota pool that answered it on demand (`<source region>#<model id>`). */
+  readonly pool?: string;
 }
 
 /** A record's failed attempts by retry class: each class's limit counts its own failures only. */

@@ -34,6 +34,10 @@ export function describeJob(job: JobRecord) {
     },
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
     cache: cacheSummary(totals),
+    /** Records each quota pool answered so far, most first. */
+    pools: Object.entries(job.poolRecords)
+      .map(([pool, records]) => ({ pool, records }))
+      .sort((a, b) => b.records - a.records),
     /** How records got there: attempts, waits for tokens, deliveries and calls so far. */
     counters: job.retries,
     lane: job.settings.lane ?? 'on-demand',

@@ -3,6 +3,7 @@ import { usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
+import { poolName } from '../quotas/pools.ts';
 import { completionOf, readEarlierResult } from './complete.ts';
 import { resultSetLocation } from './job.ts';
 import type { JobRecord, StoredResult } from './model.ts';
@@ -135,7 +136,8 @@ export function finish(
   },
 ): RecordVerdict & { kind: 'done' } {
   const { subject, outcome, billing, model } = finished;
-  const completion = completionOf(subject.lineNumber, subject.family, outcome, billing);
+  const answered = completionOf(subject.lineNumber, subject.family, outcome, billing);
+  const completion = model === undefined ? answered : { ...answered, pool: poolName(model) };
   batch.tally.finished(job, {
     subject,
     outcome,

@@ -110,6 +110,25 @@ describe.each([
     });
   });
 
+  it('counts the records each quota pool answered, a pool at a time, in jobs of any age', async () => {
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const west = 'us-west-2#global.anthropic.claude-haiku-4-5-20251001-v1:0';
+    const east = 'us-east-1#us.anthropic.claude-haiku-4-5-20251001-v1:0';
+    await subject.completeRecords([
+      {
+        jobId: job.jobId,
+        completions: [{ ...completion(1), pool: west }, { ...completion(2), pool: east }, completion(3)],
+        retries: NO_RETRIES,
+      },
+    ]);
+    await subject.completeRecords([
+      { jobId: job.jobId, completions: [{ ...completion(4), pool: west }], retries: NO_RETRIES },
+    ]);
+    expect((await subject.getJob(job.jobId))?.poolRecords).toEqual({ [west]: 2, [east]: 1 });
+  });
+
   it('counts a record once, adds its tokens and cost, and says done from then on', async () => {
     const subject = ledger();
     const job = newJob();

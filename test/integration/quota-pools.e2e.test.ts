@@ -99,6 +99,8 @@ describe('a file over several quota pools', () => {
       expect(records, name).toBeLessThan(expected * 1.4);
     }
     expect(Object.keys(used)).toHaveLength(3);
+    // The job's live counts, which `status` shows while it runs, end as the manifest's.
+    expect((await pipeline.ledger.getJob(String(manifest.jobId)))?.poolRecords).toEqual(used);
     expect(pools.every((pool) => pool.quota?.origin === 'service-quotas')).toBe(true);
     expect(manifest.poolsLeftOut).toEqual([
       expect.objectContaining({

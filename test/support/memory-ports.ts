@@ -390,6 +390,12 @@ export class MemoryLedger implements Ledger {
         [completion.family]: (job.familyCounts[completion.family] ?? 0) + 1,
       };
     }
+    if (completion.pool !== undefined) {
+      job.poolRecords = {
+        ...job.poolRecords,
+        [completion.pool]: (job.poolRecords[completion.pool] ?? 0) + 1,
+      };
+    }
     return true;
   }
 

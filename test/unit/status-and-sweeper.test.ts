@@ -28,6 +28,7 @@ describe('describeJob', () => {
       percentDone: 25,
       tokens: { input: 10, output: 5 },
       estimatedCostUsd: 0.000175,
+      pools: [{ pool: 'us-west-2#global.anthropic.claude-opus-4-6-v1', records: 1 }],
     });
   });
 });
