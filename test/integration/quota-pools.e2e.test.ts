@@ -14,9 +14,12 @@ const EAST = 'us-east-1';
 /** Two more source regions, for the file that runs while another application spends one of its pools. */
 const OHIO = 'us-east-2';
 const CALIFORNIA = 'us-west-1';
+/** Two European regions, for the file whose home region's daily quota runs out. */
+const IRELAND = 'eu-west-1';
+const FRANKFURT = 'eu-central-1';
 /**
- * Four pools, one with no quota: a file over all of them needs about 80 s of its three pools' quota, a third
- * of it beyond the minute's worth they start with, so it spreads by the pools' rates, not only their buckets.
+ * Four pools, one with no quota: the first file over them needs a sixth more than the minute's worth its
+ * three pools start with, so it spreads by their rates, not only their buckets.
  */
 const POOL_QUOTAS: Record<string, number> = {
   [`${WEST}#global.${HAIKU}`]: 6_000,
@@ -26,12 +29,14 @@ const POOL_QUOTAS: Record<string, number> = {
   [`${OHIO}#us.${HAIKU}`]: 3_000,
   [`${CALIFORNIA}#us.${HAIKU}`]: 3_000,
 };
+/** Haiku's daily quota in Ireland: 500 tokens, 1,000 through a cross-region profile, about ten records. */
+const IRELAND_DAY = 500;
 const DEFAULTS = {
   model: 'haiku-4.5',
   region: WEST,
   endpoint: 'global' as const,
   endpoints: ['global' as const, 'regional' as const],
-  regions: [WEST, EAST, OHIO, CALIFORNIA],
+  regions: [WEST, EAST, OHIO, CALIFORNIA, IRELAND, FRANKFURT],
   defaultMaxTokens: 16,
 };
 
@@ -53,11 +58,14 @@ beforeAll(async () => {
     region: WEST,
     bedrock: {
       speed: 0.1,
-      regions: [EAST, OHIO, CALIFORNIA],
+      regions: [EAST, OHIO, CALIFORNIA, IRELAND, FRANKFURT],
       quota: { tokensPerMinute: 1_000_000 },
-      quotaByModel: Object.fromEntries(
-        Object.entries(POOL_QUOTAS).map(([pool, tokensPerMinute]) => [pool, { tokensPerMinute }]),
-      ),
+      quotaByModel: {
+        ...Object.fromEntries(
+          Object.entries(POOL_QUOTAS).map(([pool, tokensPerMinute]) => [pool, { tokensPerMinute }]),
+        ),
+        [`${IRELAND}#${HAIKU}`]: { tokensPerMinute: 1_000_000, tokensPerDay: IRELAND_DAY },
+      },
     },
   });
   // Each pool's quota as the deployed worker reads it: from (the stand-in's) Service Quotas.
@@ -138,6 +146,29 @@ describe('a file over several quota pools', () => {
     expect(manifest.stats).toMatchObject({ attempts: { retriedRecords: expect.any(Number) } });
     const job = await pipeline.ledger.getJob(String(manifest.jobId));
     expect(job?.retries.bedrockThrottles).toBeGreaterThan(0);
+  }, 180_000);
+});
+
+describe("a file whose home pool's daily quota runs out", () => {
+  it("moves to its other pools before Bedrock answers 'Too many tokens per day'", async () => {
+    // Prepare
+    const ids = Array.from({ length: 30 }, (_, index) => `d-${String(index).padStart(3, '0')}`);
+
+    // Act
+    const { manifest, lines } = await runFile('inputs/daily.jsonl', ids, {
+      regions: `${IRELAND}+${FRANKFURT}`,
+    });
+
+    // Assess
+    expect(lines.map((line) => [line.id, line.status])).toEqual(ids.map((id) => [id, 'succeeded']));
+    const pools = manifest.pools as ManifestPool[];
+    const home = pools.find((pool) => pool.region === IRELAND);
+    expect(home?.quota).toMatchObject({ tokensPerDay: IRELAND_DAY * 2 });
+    expect(home?.records ?? 0).toBeLessThan(ids.length / 2);
+    const refusedForTheDay = cloud.bedrock
+      .state()
+      .quotas.reduce((sum, pool) => sum + pool.throttledBy.tokensPerDay, 0);
+    expect(refusedForTheDay).toBe(0);
   }, 180_000);
 });
 
