@@ -1,5 +1,5 @@
-// Over 250 lines: the shared bucket's three writes (take, settle, change of rate) and their retries on a
-// lost race must read together; the bucket's arithmetic itself lives in shared/budget/.
+// Over 250 lines: the shared bucket's three writes (take, settle, change of rate), the daily bucket's part in
+// them, and their retries on a lost race must read together; the arithmetic itself lives in shared/budget/.
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -54,7 +54,8 @@ type Write = Pick<
  * allowed (`throttledAt`, absent until then; see shared/budget/bucket.ts). Taking tokens is one conditional
  * ADD on `fullAt`; a write that finds the bucket full, or another rate, fails with the item's state
  * (ReturnValuesOnConditionCheckFailure) and is sent again in the right form. Each worker keeps the state its
- * last write returned, so in steady use every reserve and every settle is one write.
+ * last write returned, so in steady use every reserve and every settle is one write. Where a pool's daily
+ * quota is kept (see dayBucketOf), the same writes take from and settle `dayFullAt` too, on its own condition.
  */
 export class DynamoDbTokenBudget implements TokenBudget {
   private readonly states = new Map<string, BucketState>();

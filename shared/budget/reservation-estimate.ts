@@ -87,7 +87,9 @@ export class ReservationEstimator {
     const latencyMs = this.samples.get(key)?.meanLatencyMs();
     if (latencyMs === undefined) return batchSize;
     const callsPerMs = tokensPerMinute / 60_000 / Math.max(1, charge);
-    return Math.min(batchSize, Math.max(1, Math.ceil(callsPerMs * latencyMs)));
+    // An unlimited quota (or answers too quick to time) sets no bound but the batch.
+    const needed = Math.ceil(callsPerMs * latencyMs);
+    return Number.isFinite(needed) ? Math.min(batchSize, Math.max(1, needed)) : batchSize;
   }
 
   /** Learns from an answered call what Bedrock counted against what was estimated, and how long it took. */

@@ -28,7 +28,10 @@ export interface WorkerSettings {
   readonly owner: string;
   /** What calls cost the quota, learnt from the calls answered so far (it outlives one invocation). */
   readonly reservations: ReservationEstimator;
-  /** The quota the budget spends, in tokens per minute: how many calls a batch runs at once follows from it. */
+  /**
+   * The quota the budget spends, in tokens per minute, where a pool's bucket does not say its own: how many
+   * calls a batch runs at once follows from it.
+   */
   readonly tokensPerMinute: number;
   /** Inputs estimated above this many tokens are counted exactly (CountTokens) before reserving for them. */
   readonly countTokensAbove: number;

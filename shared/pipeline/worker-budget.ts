@@ -26,7 +26,9 @@ export async function callWithin(
   elsewhere?: Elsewhere,
 ): Promise<Array<[Call, RecordVerdict]>> {
   const { ports, settings, deadline } = batch;
-  const { tokens, kept } = shareOf(calls, settings);
+  // The pool's own rate, as this worker last saw its bucket: pools of one file have quotas of their own.
+  const rate = (await ports.budget.lastSeen(budgetKey))?.tokensPerMinute ?? settings.tokensPerMinute;
+  const { tokens, kept } = shareOf(calls, settings, rate);
   const startBy = Math.min(deadline.latestStart, elsewhere?.startBy ?? Number.POSITIVE_INFINITY);
   const reservation = await ports.budget.reserve(budgetKey, tokens, startBy);
   const granted = calls.slice(0, reservation.startAts.length);
@@ -113,13 +115,17 @@ function holdOf(call: Call): number {
  * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than the
  * call held, a little before its answer reaches the worker.
  */
-function shareOf(calls: readonly Call[], settings: WorkerSettings): { tokens: number[]; kept: number } {
+function shareOf(
+  calls: readonly Call[],
+  settings: WorkerSettings,
+  tokensPerMinute: number,
+): { tokens: number[]; kept: number } {
   const [first] = calls;
   if (first === undefined) return { tokens: [], kept: 0 };
   const charges = calls.map((call) => call.cost.charge);
   const inFlight = settings.reservations.callsInFlight(
     first.calibrationKey,
-    settings.tokensPerMinute,
+    tokensPerMinute,
     sumOf(charges) / charges.length,
     calls.length,
   );

@@ -123,9 +123,12 @@ describe('what a call costs the quota, before it is made', () => {
     const inFlight = estimator.callsInFlight(KEY, 60_000, 500, 20);
     const beforeAnswers = estimator.callsInFlight('job-2#other', 60_000, 500, 20);
     const capped = estimator.callsInFlight(KEY, 6_000_000, 500, 20);
+    const instant = new ReservationEstimator(5);
+    instant.learn(KEY, estimate, usage(10, 98), 0);
+    const unlimited = instant.callsInFlight(KEY, Number.POSITIVE_INFINITY, 500, 20);
 
     // Assess
-    expect([inFlight, beforeAnswers, capped]).toEqual([4, 20, 20]);
+    expect([inFlight, beforeAnswers, capped, unlimited]).toEqual([4, 20, 20, 20]);
   });
 
   it('keeps jobs and models apart, and remembers only recent answers', () => {
