@@ -1,3 +1,4 @@
+import { ModelSelectionError } from '../errors.ts';
 import { choiceOf, type PoolSettings, poolName, poolsOfSettings } from './pools.ts';
 import type { PoolQuota, QuotaReading } from './service-quotas.ts';
 
@@ -53,7 +54,7 @@ export function leftOutFor(
   reading: QuotaReading | undefined,
 ): PoolLeftOutReport[] {
   if (reading === undefined || reading.leftOut.length === 0) return [];
-  const own = new Set(poolsOfSettings(settings).map(poolName));
+  const own = new Set(ownPools(settings).map(poolName));
   const { endpoints, regions } = choiceOf(settings);
   return reading.leftOut
     .filter(
@@ -69,4 +70,14 @@ export function leftOutFor(
       modelId: pool.modelId,
       reason,
     }));
+}
+
+/** The pools of the job's default model; none when the catalog no longer knows it (the job still finishes). */
+function ownPools(settings: PoolSettings & { readonly model: string }) {
+  try {
+    return poolsOfSettings(settings);
+  } catch (error) {
+    if (error instanceof ModelSelectionError) return [];
+    throw error;
+  }
 }
