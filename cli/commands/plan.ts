@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { createGunzip } from 'node:zlib';
 import { quotaSeconds } from '../../shared/budget/throughput.ts';
 import {
   findSharedPrefixes,
@@ -10,9 +12,11 @@ import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.
 import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
+import { isCompressedInput } from '../../shared/input/file-check.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
+import { isZlibError } from '../../shared/pipeline/decompress.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { choiceOf, poolName, poolsFor } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
@@ -107,8 +111,24 @@ async function planQuotas(
 
 /** Every line of the file, validated and built into its call as a run would, and nothing sent. */
 async function planFile(file: string, job: JobSettings, quotas: PlanQuotas) {
+  try {
+    return await planLines(file, job, quotas);
+  } catch (error) {
+    if (!isZlibError(error)) throw error;
+    throw new UsageError(
+      `${path.basename(file)} is not valid gzip data (${(error as Error).message}).`,
+      'Compress the JSONL file with gzip, or give it uncompressed as .jsonl.',
+    );
+  }
+}
+
+/** The file's lines, decompressed as the pipeline does a .jsonl.gz input, into the plan. */
+async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
   const tally = new PlanTally();
-  for await (const { result } of readRecords(createReadStream(file), {
+  const raw = createReadStream(file);
+  const input = isCompressedInput(file) ? raw.pipe(createGunzip()) : raw;
+  if (input !== raw) raw.on('error', (error) => input.destroy(error));
+  for await (const { result } of readRecords(input, {
     maxLineBytes: defaultCatalog.requestBodyLimitBytes,
     registry: new InMemoryRecordIdRegistry(),
   })) {

@@ -73,6 +73,7 @@ export async function decompressOnce(
   return { kind: 'ready', job: { ...job, decompressed: pinned } };
 }
 
-function isZlibError(error: unknown): boolean {
+/** Whether `error` is zlib's: the data is not gzip, or is cut short. */
+export function isZlibError(error: unknown): boolean {
   return String((error as { code?: unknown }).code ?? '').startsWith('Z_');
 }

@@ -483,6 +483,29 @@ describe('bedrock-batch plan', () => {
     );
   });
 
+  it('reads a .jsonl.gz as the pipeline does, and names gzip data that is not valid', async () => {
+    // Prepare
+    const lines = [
+      JSON.stringify({ id: 'a', prompt: 'Hi' }),
+      JSON.stringify({ id: 'b', prompt: 'There' }),
+    ].join('\n');
+    const good = path.join(work, 'two.jsonl.gz');
+    const cut = path.join(work, 'cut.jsonl.gz');
+    await writeFile(good, gzipSync(lines));
+    await writeFile(cut, gzipSync(lines).subarray(0, 20));
+
+    // Act
+    const planned = await runCli(['plan', good, '--json']);
+    const refused = await runCli(['plan', cut]);
+
+    // Assess
+    expect(planned.code).toBe(0);
+    expect(JSON.parse(planned.stdout)).toMatchObject({ records: 2, valid: 2, errors: [] });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/cut\.jsonl\.gz is not valid gzip data/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('prints a readable plan', async () => {
     // Act
     const result = await runCli(['plan', fixturePath('prompts/mixed.jsonl')]);
