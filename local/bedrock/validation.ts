@@ -88,7 +88,7 @@ export function validateInvocation(
   return { model, modelId, body, maxTokens, window };
 }
 
-/** At most 4 cache_control breakpoints, each with a TTL the model takes. */
+/** At most 4 cache_control breakpoints, each with a TTL the model takes, longer TTLs first. */
 function assertCacheBreakpoints(body: Record<string, unknown>, model: CatalogModel): void {
   const { cachePoints } = countInputTokens(body as unknown as MessagesBody);
   if (cachePoints.length > MAX_CACHE_BREAKPOINTS) {
@@ -104,6 +104,13 @@ function assertCacheBreakpoints(body: Record<string, unknown>, model: CatalogMod
     throw new WireError(
       'ValidationException',
       `cache_control.ttl: "${unsupported.ttl}" is not supported for this model; use ${model.cacheTtls.join(' or ')}.`,
+    );
+  }
+  const short = cachePoints.findIndex((point) => point.ttl !== '1h');
+  if (short !== -1 && cachePoints.slice(short).some((point) => point.ttl === '1h')) {
+    throw new WireError(
+      'ValidationException',
+      'cache_control.ttl: a "1h" block may not come after a "5m" one; longer TTLs must come first.',
     );
   }
 }

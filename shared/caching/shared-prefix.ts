@@ -48,7 +48,41 @@ export function leadingPrefixes(body: MessagesBody): {
     bytes += bytesOf(block);
     return { fingerprint: hash.copy().digest('hex'), tokens: Math.ceil(bytes / TYPICAL_BYTES_PER_TOKEN) };
   });
-  return { prefixes, userBreakpoints: countBreakpoints(body) };
+  return { prefixes, userBreakpoints: cacheBreakpoints(body).length };
+}
+
+/** A `cache_control` breakpoint a request carries: the leading block it ends (see leadingPrefixes) and its TTL. */
+export interface CacheBreakpoint {
+  /** Tools count as block 0 together; blocks past the first message count on after the leading ones. */
+  readonly block: number;
+  /** As the block's cache_control names it: "5m" when it names none. */
+  readonly ttl: string;
+}
+
+/** The breakpoints of a request, in the order Bedrock reads them (tools, system, messages). */
+export function cacheBreakpoints(body: MessagesBody): CacheBreakpoint[] {
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const toolBlocks = tools.length > 0 ? 1 : 0;
+  const system = blocksOf(body.system);
+  const messageBlocks = body.messages.flatMap((message) =>
+    blocksOf((message as { content?: unknown }).content),
+  );
+  return [
+    ...tools.map((tool) => ({ block: 0, value: tool })),
+    ...[...system, ...messageBlocks].map((value, index) => ({ block: toolBlocks + index, value })),
+  ].flatMap(({ block, value }) => {
+    const ttl = ttlOf(value);
+    return ttl === undefined ? [] : [{ block, ttl }];
+  });
+}
+
+/** A block's cache_control TTL ("5m" when it names none), or undefined when it has no breakpoint. */
+function ttlOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !('cache_control' in value)) return undefined;
+  const breakpoint = (value as { cache_control?: unknown }).cache_control;
+  const ttl =
+    typeof breakpoint === 'object' && breakpoint !== null ? (breakpoint as { ttl?: unknown }).ttl : undefined;
+  return ttl === undefined ? '5m' : String(ttl);
 }
 
 /**
@@ -96,13 +130,4 @@ function withoutCacheControl(block: unknown): unknown {
     return block;
   const { cache_control: _breakpoint, ...content } = block as Record<string, unknown>;
   return content;
-}
-
-function countBreakpoints(body: MessagesBody): number {
-  const has = (value: unknown) => typeof value === 'object' && value !== null && 'cache_control' in value;
-  const tools = Array.isArray(body.tools) ? body.tools : [];
-  const messageBlocks = body.messages.flatMap((message) =>
-    blocksOf((message as { content?: unknown }).content),
-  );
-  return [...tools, ...blocksOf(body.system), ...messageBlocks].filter(has).length;
 }

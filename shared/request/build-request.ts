@@ -1,3 +1,4 @@
+import { cacheBreakpointProblem } from '../caching/breakpoint.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../catalog/catalog.ts';
 import { RecordRejectedError } from '../errors.ts';
@@ -56,6 +57,10 @@ export function buildInvocation(
   assertMaxTokensFits(maxTokens, model);
   const userBetas = record.body.anthropic_beta ?? [];
   assertBetasAccepted(userBetas, catalog);
+  const breakpoints = cacheBreakpointProblem(record.body, model.cacheTtls);
+  if (breakpoints !== undefined) {
+    throw new RecordRejectedError(breakpoints.code, breakpoints.message, { fix: breakpoints.fix });
+  }
 
   const estimate = estimateInputTokens(record.body);
   const route = routeContext(model, estimate, maxTokens, catalog);

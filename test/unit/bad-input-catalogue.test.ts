@@ -62,6 +62,37 @@ const LINE_PROBLEMS: ReadonlyArray<readonly [string, string | Uint8Array, string
   ],
   ['an unknown model', '{"prompt": "hi", "model": "gpt-4"}', 'UNKNOWN_MODEL', /Unknown model "gpt-4"/],
   [
+    'five cache_control breakpoints',
+    bedrockLine({
+      system: Array.from({ length: 5 }, (_, index) => ({
+        type: 'text',
+        text: `rule ${index}`,
+        cache_control: { type: 'ephemeral' },
+      })),
+    }),
+    'TOO_MANY_CACHE_BREAKPOINTS',
+    /has 5 cache_control breakpoints; Bedrock takes at most 4/,
+  ],
+  [
+    'a 1-hour breakpoint after a 5-minute one',
+    bedrockLine({
+      system: [
+        { type: 'text', text: 'policy', cache_control: { type: 'ephemeral' } },
+        { type: 'text', text: 'case', cache_control: { type: 'ephemeral', ttl: '1h' } },
+      ],
+    }),
+    'CACHE_TTL_ORDER',
+    /ttl "1h" comes after one of 5 minutes/,
+  ],
+  [
+    'a cache TTL the model does not take',
+    bedrockLine({
+      system: [{ type: 'text', text: 'policy', cache_control: { type: 'ephemeral', ttl: '2h' } }],
+    }),
+    'UNSUPPORTED_CACHE_TTL',
+    /ttl "2h" is not one the model takes/,
+  ],
+  [
     'a document over the 1M window',
     JSON.stringify({ prompt: 'word '.repeat(2_600_000) }),
     'CONTEXT_TOO_LONG',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withSharedPrefixBreakpoint } from '../../shared/caching/breakpoint.ts';
+import { cacheBreakpointProblem, withSharedPrefixBreakpoint } from '../../shared/caching/breakpoint.ts';
 import { leadingPrefixes } from '../../shared/caching/shared-prefix.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 
@@ -66,22 +66,57 @@ describe('a breakpoint at the end of the shared prefix', () => {
     expect(marked?.body.tools).toEqual([tools[0], { ...tools[1], cache_control: ephemeral }]);
   });
 
-  it('gives the 5-minute default instead of an hour to a record with breakpoints of its own', () => {
-    // Prepare: the record's own 5-minute breakpoint sits on its question, after the shared prefix.
-    const body = {
-      max_tokens: 64,
-      system: POLICY,
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'Ticket 1?', cache_control: ephemeral }] }],
-    };
+  it.each<[string, Record<string, unknown>, number, '5m' | '1h', '5m' | '1h']>([
+    [
+      "the file's hour before a record's own 5-minute breakpoint after the prefix",
+      {
+        system: POLICY,
+        messages: [
+          { role: 'user', content: [{ type: 'text', text: 'Ticket 1?', cache_control: ephemeral }] },
+        ],
+      },
+      1,
+      '1h',
+      '1h',
+    ],
+    [
+      "an hour, though the file's is 5 minutes, before a record's own 1-hour breakpoint after the prefix",
+      {
+        system: POLICY,
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'text', text: 'Ticket 1?', cache_control: { ...ephemeral, ttl: '1h' } }],
+          },
+        ],
+      },
+      1,
+      '5m',
+      '1h',
+    ],
+    [
+      "5 minutes, though the file's is an hour, after a record's own 5-minute breakpoint inside the prefix",
+      {
+        system: [
+          { type: 'text', text: 'Be brief.', cache_control: ephemeral },
+          { type: 'text', text: POLICY },
+        ],
+        messages: ask('Ticket 1?'),
+      },
+      2,
+      '1h',
+      '5m',
+    ],
+  ])('gives %s: longer TTLs come first', (_case, fields, blocks, fileTtl, expected) => {
+    // Prepare
+    const body = { max_tokens: 64, ...fields } as MessagesBody;
 
     // Act
-    const marked = withSharedPrefixBreakpoint(body, { ...prefixOf(body, 1), ttl: '1h' });
+    const marked = withSharedPrefixBreakpoint(body, { ...prefixOf(body, blocks), ttl: fileTtl });
 
     // Assess
-    expect(marked).toEqual({
-      body: { ...body, system: [{ type: 'text', text: POLICY, cache_control: ephemeral }] },
-      ttl: '5m',
-    });
+    expect(marked?.ttl).toBe(expected);
+    expect(cacheBreakpointProblem(marked?.body as MessagesBody, ['5m', '1h'])).toBeUndefined();
   });
 
   it.each([

@@ -169,6 +169,15 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
       [{ type: 'text', text: 'policy', cache_control: { type: 'ephemeral', ttl: '1h' } }],
       /cache_control\.ttl: "1h" is not supported for this model; use 5m/,
     ],
+    [
+      'a 1-hour breakpoint after a 5-minute one',
+      'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      [
+        { type: 'text', text: 'policy', cache_control: { type: 'ephemeral' } },
+        { type: 'text', text: 'case', cache_control: { type: 'ephemeral', ttl: '1h' } },
+      ],
+      /a "1h" block may not come after a "5m" one/,
+    ],
   ])('refuses %s as a ValidationException', async (_case, modelId, system, message) => {
     // Act
     const failure = await failureOf(invoke(bedrockClient(standIn), invokeBody({ system }), modelId));
