@@ -48,12 +48,23 @@ async function checkUnique(
 ): Promise<LineResult> {
   // A derived id is unique by construction: no given id can take it.
   if (parsed.record.idDerived) return parsed;
-  const firstLine = await registry.claim(parsed.record.recordId, parsed.record.lineNumber);
+  const firstLine = await registry.claim(comparableId(parsed.record.recordId), parsed.record.lineNumber);
   return firstLine === undefined ? parsed : duplicateIdError(parsed.record, firstLine);
+}
+
+/**
+ * The form in which ids are compared and claimed: Unicode NFC, so that the same letters written with a
+ * combining accent ("cafe" + U+0301) and precomposed ("café") are one id, as a reader takes them.
+ */
+export function comparableId(recordId: string): string {
+  return recordId.normalize('NFC');
 }
 
 /** The later of two lines with one id is the error. */
 export function duplicateIdError(record: PromptRecord, firstLine: number): LineResult {
+  const normalised = /[^\x00-\x7f]/.test(record.recordId)
+    ? ' Ids are compared in Unicode NFC form: the same letters with combining or precomposed accents are one id.'
+    : '';
   return {
     ok: false,
     error: {
@@ -61,7 +72,7 @@ export function duplicateIdError(record: PromptRecord, firstLine: number): LineR
       recordId: record.recordId,
       family: record.family,
       code: 'DUPLICATE_RECORD_ID',
-      message: `Line ${record.lineNumber} repeats record id "${record.recordId}" first used on line ${firstLine}. Ids must be unique within a file; give this line its own id.`,
+      message: `Line ${record.lineNumber} repeats record id "${record.recordId}" first used on line ${firstLine}. Ids must be unique within a file; give this line its own id.${normalised}`,
     },
   };
 }

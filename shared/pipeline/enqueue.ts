@@ -13,7 +13,7 @@ import type { ObjectCreated } from '../events/object-created.ts';
 import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
-import { duplicateIdError } from '../input/read-records.ts';
+import { comparableId, duplicateIdError } from '../input/read-records.ts';
 import { derivedRecordId, type LineError, type LineResult } from '../input/records.ts';
 import {
   INLINE_MESSAGE_BYTES,
@@ -400,7 +400,8 @@ async function claimIds(
   return mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
     // A derived id is unique by construction: no given id can take it.
     if (!result.ok || result.record.idDerived) return result;
-    const { recordId, lineNumber } = result.record;
+    const { lineNumber } = result.record;
+    const recordId = comparableId(result.record.recordId);
     const earlierInChunk = firstLineOfId.get(recordId);
     if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
       return duplicateIdError(result.record, earlierInChunk);

@@ -125,6 +125,22 @@ describe.each(LINE_PROBLEMS)('a line with %s', (_case, line, code, message) => {
   });
 });
 
+describe('two lines whose ids differ only in Unicode normalisation', () => {
+  it('are one id: the later line is DUPLICATE_RECORD_ID, saying ids are compared in NFC form', async () => {
+    // Prepare: "café" precomposed, then with a combining accent.
+    const pipeline = pipelineHarness();
+    const body = [good('caf\u00e9'), good('cafe\u0301'), good('c')].join('\n');
+
+    // Act
+    await pipeline.run('inputs/twins.jsonl', body);
+
+    // Assess
+    const output = pipeline.outputLines('inputs/twins.jsonl').map(errorOf);
+    expect(output.map((result) => result?.code)).toEqual([undefined, 'DUPLICATE_RECORD_ID', undefined]);
+    expect(output[1]?.message).toMatch(/first used on line 1\..*compared in Unicode NFC form/);
+  });
+});
+
 /** A result line's error in whichever form the line came (plain: code and message; Bedrock: errorType and errorMessage). */
 function errorOf(line: Record<string, unknown>): { code: unknown; message: unknown } | undefined {
   const error = line.error as Record<string, unknown> | undefined;
