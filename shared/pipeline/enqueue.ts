@@ -246,6 +246,15 @@ async function readFile(
     }
   }
   if (!(await flush())) return takenOver;
+  if (recordsRead === 0) {
+    const name = job.source.key.slice(job.source.key.lastIndexOf('/') + 1);
+    return failReading(
+      job,
+      `${name} has no records: it is empty or holds only blank lines.`,
+      ports,
+      settings,
+    );
+  }
   const updated = await ports.ledger.setTotal(job.jobId, recordsRead);
   if (ports.batchJobs !== undefined && startingLane(job.settings, catalogOf(settings)) === 'staged') {
     await launchBatchParts(

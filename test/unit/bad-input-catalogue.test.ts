@@ -198,6 +198,21 @@ const FILE_PROBLEMS: ReadonlyArray<
   ],
   ['UTF-16 text', 'inputs/wide.jsonl', utf16(lines), {}, /is UTF-16 text; JSON Lines are UTF-8/],
   [
+    'only blank lines',
+    'inputs/blank.jsonl',
+    '\n  \n\t\n\n',
+    {},
+    /blank\.jsonl has no records: it is empty or holds only blank lines/,
+  ],
+  ['an empty file', 'inputs/nothing.jsonl', '', {}, /nothing\.jsonl has no records/],
+  [
+    'an empty file compressed',
+    'inputs/nothing.jsonl.gz',
+    gzipSync(''),
+    {},
+    /nothing\.jsonl\.gz has no records/,
+  ],
+  [
     'UTF-32 text',
     'inputs/wider.jsonl',
     Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0]), Buffer.from(lines)]),

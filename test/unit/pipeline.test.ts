@@ -184,7 +184,7 @@ describe('a job, end to end on in-memory ports', () => {
     expect(pipeline.model.calls).toHaveLength(1);
   });
 
-  it('finishes an empty file at once with an empty output and a zero manifest', async () => {
+  it('fails a file of blank lines at once, saying it has no records, rather than writing an empty output', async () => {
     // Prepare
     const pipeline = pipelineHarness();
 
@@ -192,11 +192,13 @@ describe('a job, end to end on in-memory ports', () => {
     await pipeline.run('inputs/empty.jsonl', '\n\n');
 
     // Assess
-    expect(pipeline.outputLines('inputs/empty.jsonl')).toEqual([]);
-    expect(pipeline.manifest('inputs/empty.jsonl')).toMatchObject({
-      totalRecordCount: 0,
-      processedRecordCount: 0,
-    });
+    expect(pipeline.events.published).toEqual([
+      expect.objectContaining({
+        detailType: 'Batch Job Failed',
+        detail: expect.objectContaining({ reason: expect.stringMatching(/empty\.jsonl has no records/) }),
+      }),
+    ]);
+    expect(pipeline.model.calls).toEqual([]);
   });
 });
 
