@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { z } from 'zod';
 import { type AwsClients, awsClients } from '../functions/adapters/clients.ts';
@@ -62,7 +63,32 @@ export async function readResourcesFile(path: string): Promise<StackResources> {
   const parsed = resourcesSchema.safeParse(JSON.parse(text));
   if (!parsed.success)
     throw new UsageError(`${path} does not describe pipeline resources: ${z.prettifyError(parsed.error)}`);
+  const local = parsed.data.endpoints?.s3;
+  if (local !== undefined && !(await answers(local))) {
+    throw new UsageError(
+      `The local cloud that ${path} describes is not running: nothing answers at ${local}.`,
+      'Start it with "bedrock-batch local up", or name a deployed stack with --stack <name>.',
+    );
+  }
   return parsed.data;
+}
+
+/** How long the local cloud has to accept a connection before it is taken as stopped. */
+const LOCAL_CLOUD_CONNECT_MS = 2_000;
+
+/** Whether something accepts a TCP connection at the endpoint's host and port. */
+function answers(endpoint: string): Promise<boolean> {
+  const { hostname, port } = new URL(endpoint);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port), timeout: LOCAL_CLOUD_CONNECT_MS });
+    const settle = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => settle(true));
+    socket.once('timeout', () => settle(false));
+    socket.once('error', () => settle(false));
+  });
 }
 
 async function fromStack(stackName: string, region: string | undefined): Promise<StackResources> {

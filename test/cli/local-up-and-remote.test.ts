@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -197,6 +198,45 @@ describe('stopping bedrock-batch run', () => {
 });
 
 describe('bedrock-batch remote commands without resources', () => {
+  it('say the local cloud is not running when its resources file outlived it, with no stack trace', async () => {
+    // Prepare: the file a killed `local up` left behind, naming a port nothing listens on any more.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const endpoint = `http://127.0.0.1:${port}`;
+    const stale = path.join(work, 'stale.json');
+    await writeFile(
+      stale,
+      JSON.stringify({
+        region: 'us-west-2',
+        bucket: 'b',
+        tableName: 't',
+        recordQueueUrl: `${endpoint}/q`,
+        recordDlqUrl: `${endpoint}/dlq`,
+        endpoints: { s3: endpoint, sqs: endpoint, dynamodb: endpoint, bedrock: endpoint },
+      }),
+    );
+
+    // Act
+    const results = await Promise.all(
+      [
+        ['status', 'job-x'],
+        ['results', 'job-x'],
+      ].map((command) => runCli([...command, '--resources', stale])),
+    );
+
+    // Assess
+    for (const result of results) {
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(
+        /local cloud that .*stale\.json describes is not running: nothing answers at/,
+      );
+      expect(result.stderr).toMatch(/Start it with "bedrock-batch local up"/);
+      expect(result.stderr).not.toMatch(/ECONNREFUSED|\n\s+at /);
+    }
+  });
+
   it('say how to point them at a stack or the local cloud', async () => {
     const result = await runCli(['status', 'job-x', '--resources', '/nonexistent/local.json']);
     expect(result).toMatchObject({
