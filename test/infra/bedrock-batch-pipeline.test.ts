@@ -114,6 +114,39 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
     },
   );
 
+  it('gives each function a role that writes its own log group and no other', () => {
+    // Prepare
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME !== undefined,
+    );
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const roles = template.findResources('AWS::IAM::Role');
+
+    // Assess
+    expect(functions.length).toBeGreaterThan(0);
+    for (const fn of functions) {
+      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+      const logGroup = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(roles[role]?.Properties.ManagedPolicyArns).toBeUndefined();
+      const logStatements = policies
+        .filter((policy) =>
+          (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
+        )
+        .flatMap(
+          (policy) =>
+            policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+        )
+        .filter((statement) => JSON.stringify(statement.Action).includes('logs:'));
+      expect(logStatements).toEqual([
+        {
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Effect: 'Allow',
+          Resource: { 'Fn::GetAtt': [logGroup, 'Arn'] },
+        },
+      ]);
+    }
+  });
+
   it('keeps two pipelines apart in one stack', () => {
     // Prepare
     const stack = new Stack(undefined, 'Two', { env: { region: 'us-west-2', account: '123456789012' } });
