@@ -2,6 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
+import { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, grantQuotaReading } from './bedrock-access.ts';
@@ -51,7 +52,8 @@ export class Processing extends Construct {
     });
     const worker = this.records.function;
     storage.grantObjects(worker, 'read', ['inputs', 'work']);
-    storage.grantObjects(worker, 'write', ['work']);
+    // Results only: staged batch input, which Bedrock's role reads, stays out of the worker's reach.
+    storage.grantObjects(worker, 'write', [RESULTS_KEY_PATTERN]);
     // A result set an attempt died before storing must read as missing (404), not as denied (403).
     storage.grantListWork(worker);
     storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);

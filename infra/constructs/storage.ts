@@ -7,10 +7,14 @@ import { Construct, type IConstruct } from 'constructs';
 import type { z } from 'zod';
 import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
 import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
+import type { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
 import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
 
-/** The prefixes of the bucket: uploads, the pipeline's intermediate objects, and what users collect. */
-export type BucketPrefix = 'inputs' | 'work' | 'outputs';
+/**
+ * The prefixes of the bucket: uploads, the pipeline's intermediate objects (every job's results among them),
+ * and what users collect.
+ */
+export type BucketPrefix = 'inputs' | 'work' | typeof RESULTS_KEY_PATTERN | 'outputs';
 
 /** The ledger actions a function may be granted; a transaction's items need the item actions they carry. */
 export type LedgerAction = 'dynamodb:GetItem' | 'dynamodb:PutItem' | 'dynamodb:UpdateItem' | 'dynamodb:Query';

@@ -13,7 +13,7 @@ export const INPUT_PREFIX = 'inputs/';
 /** The model for files that name none, unless a deployment chooses another. */
 export const DEFAULT_MODEL = 'opus-4.6';
 const OUTPUT_PREFIX = 'outputs/';
-const WORK_PREFIX = 'work/';
+const WORK_PREFIX = 'work/' as const;
 
 /**
  * A job is one version of one input object: a duplicate event for it finds the job already there, while a
@@ -72,9 +72,14 @@ export function workPrefix(jobId: string): string {
   return `${WORK_PREFIX}${jobId}/`;
 }
 
+const RESULTS_FOLDER = 'results';
+
 export function resultsPrefix(jobId: string): string {
-  return `${workPrefix(jobId)}results/`;
+  return `${workPrefix(jobId)}${RESULTS_FOLDER}/`;
 }
+
+/** Every job's results, as an object-key pattern (IAM's `*` for the job id): all the worker writes. */
+export const RESULTS_KEY_PATTERN = `${WORK_PREFIX}*/${RESULTS_FOLDER}` as const;
 
 const fileOptions = z.strictObject({
   model: z.string().trim().min(1).optional(),

@@ -406,6 +406,25 @@ describe('the functions', () => {
     expect([...new Set(actions)].sort()).toEqual(expected);
   });
 
+  it('let the worker write results and nothing else under work/ (staged batch input stays out of reach)', () => {
+    // Prepare
+    const fn = functionNamed('worker');
+    const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const writes = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((policy) =>
+        (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
+      )
+      .flatMap(
+        (policy) =>
+          policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+      )
+      .filter((statement) => [statement.Action].flat().includes('s3:PutObject'));
+
+    // Assess
+    expect(writes).toHaveLength(1);
+    expect(JSON.stringify(writes[0]?.Resource)).toMatch(/"\/work\/\*\/results\/\*"\]\]\}\]?$/);
+  });
+
   it('never get bedrock actions on "*"', () => {
     const policies = template.findResources('AWS::IAM::Policy');
     for (const policy of Object.values(policies)) {
