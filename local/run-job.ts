@@ -16,7 +16,7 @@ import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
 import type { QuotaPool } from '../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../shared/quotas/service-quotas.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
-import { type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
+import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
 export interface LocalJobOptions {
   readonly file: string;
@@ -93,6 +93,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
       tokensPerMinute: Math.floor(tokensPerMinute * (options.quotaShare ?? 1)),
       quotas,
       typicalRecord: localTypicalRecord(options),
+      sweep: LOCAL_SWEEP,
       ...(options.bedrock === 'aws' ? { bedrockIn: realBedrock } : {}),
     });
     stopper.pipeline = running;

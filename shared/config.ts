@@ -32,6 +32,8 @@ export const OUTPUT_TOKEN_BURNDOWN = 5;
 export const DEFAULT_TOKENS_PER_MINUTE = 400_000;
 /** Inputs estimated above this many tokens are counted exactly before the budget reserves for them. */
 export const COUNT_TOKENS_ABOVE = 20_000;
+/** A step without progress this long has stopped (longer than a function can run): the sweeper takes it up. */
+export const RESUME_AFTER_MINUTES = 16;
 
 export const bedrockSettings = {
   BEDROCK_REGION: required('the AWS region that makes the Bedrock calls, e.g. us-west-2 (never defaulted)'),
@@ -234,7 +236,7 @@ export const sweeperSettings = settingsSchema({
   FINALIZE_QUEUE_URL: queueSettings.FINALIZE_QUEUE_URL,
   RESUME_AFTER_MINUTES: positiveInteger(
     'minutes without progress after which a stopped step (reading, finalizing, the completion event) is taken up again: longer than a function can run',
-    16,
+    RESUME_AFTER_MINUTES,
   ),
   STUCK_AFTER_MINUTES: positiveInteger('minutes without progress after which a job is reported stuck', 30),
   ...eventSettings,

@@ -2,7 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
-import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
@@ -40,6 +40,7 @@ export async function localUpCommand(
     pipeline = await startLocalPipeline(cloud, {
       tokensPerMinute,
       typicalRecord: localTypicalRecord({ speed }),
+      sweep: LOCAL_SWEEP,
     });
     const resources: StackResources = {
       region: cloud.region,

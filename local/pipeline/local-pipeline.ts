@@ -14,7 +14,7 @@ import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import type { TypicalRecord } from '../../shared/budget/throughput.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
-import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
+import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN, RESUME_AFTER_MINUTES } from '../../shared/config.ts';
 import {
   BATCH_JOB_STATE_CHANGE,
   BEDROCK_EVENT_SOURCE,
@@ -375,17 +375,24 @@ async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60
   }
 }
 
+/**
+ * The sweep `run` and `local up` keep: every second, so a batch-lane deadline is kept to the second and a
+ * stopped step is taken up after the stack's wait.
+ */
+export const LOCAL_SWEEP = { intervalMs: 1_000, resumeAfterMinutes: RESUME_AFTER_MINUTES } as const;
+
 /** The schedule rule's sweeper, locally: a sweep every `intervalMs` until stopped. */
 function sweepEvery(
   sweep: NonNullable<LocalPipelineOptions['sweep']>,
   ports: SweepPorts,
   batchPorts: WatchPorts,
 ): { stop(): Promise<void> } {
-  let stopped = false;
+  const stopping = new AbortController();
   const loop = (async () => {
-    while (!stopped) {
-      await sleep(sweep.intervalMs);
-      if (stopped) break;
+    while (!stopping.signal.aborted) {
+      // Stopping ends the wait at once: a run's end is not held up by its sweeper.
+      await sleep(sweep.intervalMs, undefined, { signal: stopping.signal }).catch(() => {});
+      if (stopping.signal.aborted) break;
       await sweepStuckJobs(ports, {
         resumeAfterMinutes: sweep.resumeAfterMinutes,
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
@@ -398,7 +405,7 @@ function sweepEvery(
   })();
   return {
     stop: async () => {
-      stopped = true;
+      stopping.abort();
       await loop;
     },
   };
