@@ -62,7 +62,7 @@ export function comparableId(recordId: string): string {
 
 /** The later of two lines with one id is the error. */
 export function duplicateIdError(record: PromptRecord, firstLine: number): LineResult {
-  const normalised = /[^\x00-\x7f]/.test(record.recordId)
+  const normalised = [...record.recordId].some((character) => (character.codePointAt(0) ?? 0) > 0x7f)
     ? ' Ids are compared in Unicode NFC form: the same letters with combining or precomposed accents are one id.'
     : '';
   return {
