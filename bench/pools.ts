@@ -10,14 +10,14 @@ import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { ServiceQuotasSource } from '../functions/adapters/service-quotas.ts';
 import { pipelineSettings } from '../infra/props.ts';
-import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../local/cloud/local-cloud.ts';
+import { type LocalCloud, startLocalCloud } from '../local/cloud/local-cloud.ts';
 import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
+import { readStandInQuotas } from '../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { resolveModel } from '../shared/models/resolve-model.ts';
 import { poolName, poolsOfSettings } from '../shared/quotas/pools.ts';
-import { type QuotaReading, readPoolQuotas } from '../shared/quotas/service-quotas.ts';
+import type { QuotaReading } from '../shared/quotas/service-quotas.ts';
 import { type ClientFigures, inputFile, MAX_TOKENS, MODEL, REGION, type Scenario } from './quota-setup.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -75,7 +75,7 @@ const PROPS = {
 };
 
 /** Each pool's quota as Service Quotas (the stand-in's) says, as `run --bedrock aws` reads Bedrock's. */
-async function readQuotas(cloud: LocalCloud): Promise<QuotaReading> {
+function readQuotas(cloud: LocalCloud): Promise<QuotaReading> {
   const job = {
     model: MODEL,
     region: REGION,
@@ -83,18 +83,7 @@ async function readQuotas(cloud: LocalCloud): Promise<QuotaReading> {
     endpoints: [...ENDPOINTS],
     regions: [REGION, OTHER_REGION],
   };
-  const source = new ServiceQuotasSource({
-    endpoint: cloud.endpoints.bedrock,
-    credentials: LOCAL_CREDENTIALS,
-  });
-  try {
-    return await readPoolQuotas(poolsOfSettings(job), source, {
-      fallback: DEFAULT_TOKENS_PER_MINUTE,
-      share: 1,
-    });
-  } finally {
-    source.destroy();
-  }
+  return readStandInQuotas(cloud, poolsOfSettings(job), { fallback: DEFAULT_TOKENS_PER_MINUTE, share: 1 });
 }
 
 /** The pipeline over the four pools, on the local cloud, with the stack's worker for them. */

@@ -14,7 +14,11 @@ import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.t
 import type { JobRecord } from '../shared/pipeline/model.ts';
 import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
 import type { QuotaPool } from '../shared/quotas/pools.ts';
-import { type QuotaReading, readPoolQuotas } from '../shared/quotas/service-quotas.ts';
+import {
+  type QuotaReading,
+  type QuotaReadingSettings,
+  readPoolQuotas,
+} from '../shared/quotas/service-quotas.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from './cloud/local-cloud.ts';
 import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from './pipeline/local-pipeline.ts';
 
@@ -125,17 +129,26 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
 }
 
 /** Each pool's quota as the stand-in's Service Quotas says it, or as the user gave it. */
-async function standInQuotas(cloud: LocalCloud, options: LocalJobOptions): Promise<QuotaReading> {
+function standInQuotas(cloud: LocalCloud, options: LocalJobOptions): Promise<QuotaReading> {
+  return readStandInQuotas(cloud, options.pools ?? [], {
+    configured: options.tokensPerMinute,
+    fallback: DEFAULT_TOKENS_PER_MINUTE,
+    share: options.quotaShare ?? 1,
+  });
+}
+
+/** The pools' quotas as the local cloud's Service Quotas serves them, through the real SDK client. */
+export async function readStandInQuotas(
+  cloud: LocalCloud,
+  pools: readonly QuotaPool[],
+  settings: QuotaReadingSettings,
+): Promise<QuotaReading> {
   const source = new ServiceQuotasSource({
     endpoint: cloud.endpoints.bedrock,
     credentials: LOCAL_CREDENTIALS,
   });
   try {
-    return await readPoolQuotas(options.pools ?? [], source, {
-      configured: options.tokensPerMinute,
-      fallback: DEFAULT_TOKENS_PER_MINUTE,
-      share: options.quotaShare ?? 1,
-    });
+    return await readPoolQuotas(pools, source, settings);
   } finally {
     source.destroy();
   }

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
 import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
+import { functionNamed, pipelineFunctions, roleOf, roleStatements } from '../support/cdk-template.ts';
 
 /** A consumer's stack with the pipeline in it, and a rule of theirs on the completion event. */
 function consumerStack(props: BedrockBatchPipelineProps = { bedrockRegion: 'us-west-2' }) {
@@ -88,19 +89,8 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
     "reads each pool's quota from Service Quotas when none is given: the %s may list quotas, nothing more",
     (service) => {
       // Prepare: the function's policies.
-      const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
-        (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === service,
-      );
-      if (fn === undefined) throw new Error(`no ${service} function`);
-      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
-      const statements = Object.values(template.findResources('AWS::IAM::Policy'))
-        .filter((policy) =>
-          (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
-        )
-        .flatMap(
-          (policy) =>
-            policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
-        );
+      const fn = functionNamed(template, service);
+      const statements = roleStatements(template, fn);
 
       // Assess
       expect(fn.Properties.Environment.Variables).toMatchObject({
@@ -116,27 +106,17 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
 
   it('gives each function a role that writes its own log group and no other', () => {
     // Prepare
-    const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
-      (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME !== undefined,
-    );
-    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const functions = pipelineFunctions(template);
     const roles = template.findResources('AWS::IAM::Role');
 
     // Assess
     expect(functions.length).toBeGreaterThan(0);
     for (const fn of functions) {
-      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
       const logGroup = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
-      expect(roles[role]?.Properties.ManagedPolicyArns).toBeUndefined();
-      const logStatements = policies
-        .filter((policy) =>
-          (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
-        )
-        .flatMap(
-          (policy) =>
-            policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
-        )
-        .filter((statement) => JSON.stringify(statement.Action).includes('logs:'));
+      expect(roles[roleOf(fn)]?.Properties.ManagedPolicyArns).toBeUndefined();
+      const logStatements = roleStatements(template, fn).filter((statement) =>
+        JSON.stringify(statement.Action).includes('logs:'),
+      );
       expect(logStatements).toEqual([
         {
           Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],

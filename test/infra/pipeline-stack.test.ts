@@ -22,6 +22,7 @@ import {
 } from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
+import { functionNamed as functionNamedIn, roleOf, roleStatements } from '../support/cdk-template.ts';
 
 let template: Template;
 beforeAll(() => {
@@ -41,13 +42,7 @@ beforeAll(() => {
 }, 120_000);
 
 /** The synthesized function with this Powertools service name. */
-function functionNamed(name: string) {
-  const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
-    (resource) => resource.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === name,
-  );
-  if (fn === undefined) throw new Error(`no function has the service name ${name}`);
-  return fn;
-}
+const functionNamed = (name: string) => functionNamedIn(template, name);
 
 describe('the bucket', () => {
   it('sends its events to EventBridge, blocks public access, takes TLS only, is versioned and encrypted', () => {
@@ -392,14 +387,7 @@ describe('the functions', () => {
     ['sweeper', ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']],
   ])('%s gets the S3, DynamoDB and Bedrock actions it calls and no others', (name, expected) => {
     // Prepare: the policies attached to the role of the function with this service name.
-    const fn = functionNamed(name);
-    const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
-      (policy.Properties.Roles as Array<{ Ref: string }>).some((attached) => attached.Ref === role),
-    );
-    const statements = policies.flatMap(
-      (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>,
-    );
+    const statements = roleStatements(template, functionNamed(name));
     const actions = statements
       .flatMap((statement) => [statement.Action].flat())
       .filter((action) => /^(s3|dynamodb|bedrock):/.test(action));
@@ -408,17 +396,9 @@ describe('the functions', () => {
 
   it('let the worker write results and nothing else under work/ (staged batch input stays out of reach)', () => {
     // Prepare
-    const fn = functionNamed('worker');
-    const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-    const writes = Object.values(template.findResources('AWS::IAM::Policy'))
-      .filter((policy) =>
-        (policy.Properties.Roles as Array<{ Ref: string }>).some((each) => each.Ref === role),
-      )
-      .flatMap(
-        (policy) =>
-          policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
-      )
-      .filter((statement) => [statement.Action].flat().includes('s3:PutObject'));
+    const writes = roleStatements(template, functionNamed('worker')).filter((statement) =>
+      [statement.Action].flat().includes('s3:PutObject'),
+    );
 
     // Assess
     expect(writes).toHaveLength(1);
@@ -483,9 +463,7 @@ describe('the batch lane', () => {
 
   it('lets the submitting functions pass that role to Bedrock and no other service', () => {
     for (const name of ['enqueue', 'batch']) {
-      const role = (functionNamed(name).Properties.Role as { 'Fn::GetAtt': [string, string] })[
-        'Fn::GetAtt'
-      ][0];
+      const role = roleOf(functionNamed(name));
       template.hasResourceProperties('AWS::IAM::Policy', {
         Roles: [{ Ref: role }],
         PolicyDocument: {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type BucketState, fullBucket } from '../../shared/budget/bucket.ts';
+import { type BucketState, type BudgetRates, fullBucket } from '../../shared/budget/bucket.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { parseResultSet } from '../../shared/messages/result-set.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
@@ -202,18 +202,7 @@ describe('a pool that cannot start its calls as soon as it seemed', () => {
 describe('a pool left out for having no quota', () => {
   it('gets no call, however full its bucket', async () => {
     // Prepare: us-west-2's pool has a quota of 0 in Service Quotas.
-    const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
-    const home = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
-    const budget = new MemoryBudget(
-      { tokensPerMinute: 100_000, leftOut: { [home]: 'its quota is 0 in us-west-2' } },
-      () => clock.now,
-    );
-    const pipeline = await twoRegionJob(
-      budget,
-      clock,
-      'inputs/left-out.jsonl',
-      Array.from({ length: 4 }, (_, index) => plainLine(`r${index}`, 'Hi')),
-    );
+    const { pipeline } = await homePoolJob({ leftOut: { [HOME_POOL]: 'its quota is 0 in us-west-2' } }, 4);
 
     // Act
     await pipeline.drain();
@@ -227,17 +216,9 @@ describe('a pool left out for having no quota', () => {
 describe('a pool whose daily quota is spent', () => {
   it('takes no more calls that day, before Bedrock would say so, while the other pools take them', async () => {
     // Prepare: us-west-2's profile has 2,000 tokens a day; each call is expected to cost 1,289 at first.
-    const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
-    const home = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
-    const budget = new MemoryBudget(
-      { tokensPerMinute: 100_000, perKey: { [home]: { tokensPerMinute: 100_000, tokensPerDay: 2_000 } } },
-      () => clock.now,
-    );
-    const pipeline = await twoRegionJob(
-      budget,
-      clock,
-      'inputs/daily.jsonl',
-      Array.from({ length: 6 }, (_, index) => plainLine(`r${index}`, 'Hi')),
+    const { pipeline, budget } = await homePoolJob(
+      { perKey: { [HOME_POOL]: { tokensPerMinute: 100_000, tokensPerDay: 2_000 } } },
+      6,
     );
 
     // Act
@@ -250,6 +231,17 @@ describe('a pool whose daily quota is spent', () => {
     expect(budget.pauses).toEqual([]);
   });
 });
+
+/** The home pool of the two-region jobs: us-west-2's global Opus profile. */
+const HOME_POOL = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+
+/** A two-region job of `records` lines under 100,000 tokens a minute, with `rates` for its pools. */
+async function homePoolJob(rates: Omit<BudgetRates, 'tokensPerMinute'>, records: number) {
+  const clock = { now: Date.parse('2026-12-06T10:00:00Z') };
+  const budget = new MemoryBudget({ tokensPerMinute: 100_000, ...rates }, () => clock.now);
+  const lines = Array.from({ length: records }, (_, index) => plainLine(`r${index}`, 'Hi'));
+  return { pipeline: await twoRegionJob(budget, clock, 'inputs/home-pool.jsonl', lines), budget };
+}
 
 /** A job of `lines` started on a deployment with two source regions, its file allowing both. */
 async function twoRegionJob(
