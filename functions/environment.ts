@@ -79,6 +79,7 @@ export function jobDefaultsOf(settings: {
   DEFAULT_LANE?: JobSettings['lane'];
   DEFAULT_DEADLINE?: number | undefined;
   DEFAULT_CACHE?: JobSettings['cache'];
+  MAX_ERROR_RATE?: number | undefined;
 }): JobSettings {
   return {
     model: settings.BEDROCK_MODEL,
@@ -91,6 +92,7 @@ export function jobDefaultsOf(settings: {
     ...(settings.DEFAULT_LANE === undefined ? {} : { lane: settings.DEFAULT_LANE }),
     ...(settings.DEFAULT_DEADLINE === undefined ? {} : { deadlineHours: settings.DEFAULT_DEADLINE }),
     ...(settings.DEFAULT_CACHE === undefined ? {} : { cache: settings.DEFAULT_CACHE }),
+    ...(settings.MAX_ERROR_RATE === undefined ? {} : { maxErrorRate: settings.MAX_ERROR_RATE }),
   };
 }
 

@@ -36,6 +36,7 @@ export function buildApp(app: App = new App()): App {
     'defaultLane',
     'defaultDeadline',
     'promptCache',
+    'maxErrorRate',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

@@ -119,4 +119,11 @@ export interface BedrockBatchPipelineProps {
    * @default - none
    */
   readonly defaultDeadline?: string;
+  /**
+   * The part of a file's records, from 0 to 1, that may be invalid before its job stops reading and fails,
+   * for files that do not set one (file option max-error-rate): a file mostly of errors is the wrong file.
+   * Judged from the 100th record on; 1 never stops.
+   * @default 0.5
+   */
+  readonly maxErrorRate?: number;
 }

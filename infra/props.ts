@@ -9,6 +9,7 @@ import {
   type queueSettings,
 } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
+import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
 import {
@@ -74,6 +75,8 @@ const pipelinePropsSchema = z
       .string()
       .refine((text) => parseDeadlineHours(text) !== undefined, 'must be a duration such as 30m, 6h or 2d')
       .optional(),
+    /** The part of a file's records that may be invalid before its job stops reading and fails (file option max-error-rate). */
+    maxErrorRate: z.number().min(0).max(1).default(DEFAULT_MAX_ERROR_RATE),
   })
   .strict();
 

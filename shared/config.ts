@@ -3,6 +3,7 @@ import { DEFAULT_LANE, deadlineHoursSchema, lanes } from './batch/lane.ts';
 import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
+import { DEFAULT_MAX_ERROR_RATE } from './input/error-rate.ts';
 import { resolveModel } from './models/resolve-model.ts';
 import { DEFAULT_MODEL } from './pipeline/job.ts';
 import { RETRY_LAYERS } from './retry-layers.ts';
@@ -157,6 +158,17 @@ export const cacheSettings = {
     .describe("prompt caching of a file's shared prefix for files that do not choose: auto or off"),
 };
 
+export const inputSettings = {
+  MAX_ERROR_RATE: z.coerce
+    .number()
+    .min(0, 'must be at least 0')
+    .max(1, 'must be at most 1')
+    .default(DEFAULT_MAX_ERROR_RATE)
+    .describe(
+      "the part of a file's records that may be invalid before reading stops and its job fails, for files that do not set one",
+    ),
+};
+
 export const eventSettings = {
   EVENT_BUS_NAME: z.string().trim().min(1).default('default').describe('the bus completion events go to'),
 };
@@ -204,6 +216,7 @@ export const enqueueSettings = settingsSchema({
   ...eventSettings,
   ...laneSettings,
   ...cacheSettings,
+  ...inputSettings,
   TOKENS_PER_MINUTE: quotaSettings.TOKENS_PER_MINUTE,
 });
 export const batchWatcherSettings = settingsSchema({

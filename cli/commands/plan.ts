@@ -12,6 +12,7 @@ import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.
 import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
+import { DEFAULT_MAX_ERROR_RATE, ERROR_RATE_FROM_RECORDS } from '../../shared/input/error-rate.ts';
 import { isCompressedInput } from '../../shared/input/file-check.ts';
 import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-records.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
@@ -29,7 +30,7 @@ import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
 import { accountQuotas, checkModelChoice, fileMetadata, modelOptions } from './run.ts';
 
 export const PLAN_USAGE =
-  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--quota-tpm n] [--bedrock local|aws] [--quota-share s] [--json]';
+  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--max-error-rate 10%] [--quota-tpm n] [--bedrock local|aws] [--quota-share s] [--json]';
 
 interface PlanError {
   readonly line: number;
@@ -124,7 +125,7 @@ async function planFile(file: string, job: JobSettings, quotas: PlanQuotas) {
 
 /** The file's lines, decompressed as the pipeline does a .jsonl.gz input, into the plan. */
 async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
-  const tally = new PlanTally();
+  const tally = new PlanTally(job.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE);
   const raw = createReadStream(file);
   const input = isCompressedInput(file) ? raw.pipe(createGunzip()) : raw;
   if (input !== raw) raw.on('error', (error) => input.destroy(error));
@@ -136,6 +137,7 @@ async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
     if (!result.ok) {
       const { lineNumber, recordId, code, message } = result.error;
       tally.errors.push({ line: lineNumber, recordId, code, message });
+      tally.invalidLine(lineNumber);
       continue;
     }
     try {
@@ -155,6 +157,11 @@ async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
 class PlanTally {
   records = 0;
   readonly errors: PlanError[] = [];
+  /** The line by which a run would stop reading, its records too often invalid (see errorRateProblem). */
+  stopsNearLine: number | undefined;
+  private invalidLines = 0;
+
+  constructor(private readonly maxErrorRate: number) {}
   readonly prefixes = new PrefixTally();
   private readonly longContextLines: number[] = [];
   private readonly models: Record<string, number> = {};
@@ -162,6 +169,14 @@ class PlanTally {
   private inputLow = 0;
   private inputHigh = 0;
   private maxOutput = 0;
+
+  /** Counts a line the enqueue step would refuse, and notes where the file goes over its error rate. */
+  invalidLine(lineNumber: number): void {
+    this.invalidLines += 1;
+    const tooMany =
+      this.records >= ERROR_RATE_FROM_RECORDS && this.invalidLines > this.maxErrorRate * this.records;
+    if (tooMany) this.stopsNearLine ??= lineNumber;
+  }
 
   add(invocation: Invocation, lineNumber: number): void {
     this.inputLow += invocation.estimate.lower;
@@ -202,6 +217,8 @@ class PlanTally {
       records: this.records,
       valid: this.records - this.errors.length,
       errors: this.errors,
+      maxErrorRate: this.maxErrorRate,
+      ...(this.stopsNearLine === undefined ? {} : { stopsNearLine: this.stopsNearLine }),
       models: this.models,
       inputTokens: { low: this.inputLow, high: this.inputHigh },
       maxOutputTokens: this.maxOutput,
@@ -292,6 +309,10 @@ function printPlan(plan: Plan, term: Terminal): void {
   );
   for (const error of errors)
     term.out(`  ${term.red(`line ${error.line}`)} ${error.code}: ${error.message}\n`);
+  if (plan.stopsNearLine !== undefined)
+    term.out(
+      `  ${term.red('too many invalid lines')}: a run stops reading near line ${plan.stopsNearLine} and fails the job (max-error-rate ${plan.maxErrorRate * 100}%)\n`,
+    );
   for (const [modelId, records] of Object.entries(plan.models))
     term.out(`  ${records} records to ${modelId}\n`);
   term.out(

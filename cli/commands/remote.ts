@@ -15,7 +15,7 @@ import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
 export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--lane l] [--deadline 6h]
-    [--cache auto|off] [--stack name | --resources file]
+    [--cache auto|off] [--max-error-rate 10%] [--stack name | --resources file]
 bedrock-batch status <job> [--json] [--stack name | --resources file]
 bedrock-batch results <job> [--out dir] [--stack name | --resources file]
 bedrock-batch cancel <job> [--stack name | --resources file]
@@ -35,6 +35,7 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
       lane: { type: 'string' },
       deadline: { type: 'string' },
       cache: { type: 'string' },
+      'max-error-rate': { type: 'string' },
     },
     ['<file.jsonl>'],
   );

@@ -21,7 +21,7 @@ import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
 export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r | --regions r1,r2]
     [--endpoint global|regional|in-region | --endpoints global,regional,in-region] [--max-tokens n]
     [--lane on-demand|batch|auto] [--deadline 6h]
-    [--cache auto|off] [--bedrock local|aws] [--quota-tpm n] [--quota-share x] [--speed x] [--json]`;
+    [--cache auto|off] [--max-error-rate 10%] [--bedrock local|aws] [--quota-tpm n] [--quota-share x] [--speed x] [--json]`;
 
 /** Options shared by the commands that pick a model: they become the file's S3 metadata. */
 export const modelOptions = {
@@ -34,6 +34,7 @@ export const modelOptions = {
   lane: { type: 'string' },
   deadline: { type: 'string' },
   cache: { type: 'string' },
+  'max-error-rate': { type: 'string' },
 } as const;
 
 const cacheChoices = ['auto', 'off'] as const;
@@ -47,6 +48,7 @@ export function fileMetadata(values: {
   lane?: string;
   deadline?: string;
   cache?: string;
+  'max-error-rate'?: string;
 }): Record<string, string> {
   if (values['max-tokens'] !== undefined) positiveInteger('max-tokens', values['max-tokens'], 0);
   if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
@@ -81,6 +83,7 @@ export function fileMetadata(values: {
     lane: values.lane,
     deadline: values.deadline,
     cache: values.cache,
+    'max-error-rate': values['max-error-rate'],
   }).filter((entry): entry is [string, string] => entry[1] !== undefined);
   return Object.fromEntries(given);
 }

@@ -13,6 +13,7 @@ import type {
   JobStatus,
   ObjectLocation,
   ReadingLease,
+  ReadProgress,
 } from '../../shared/pipeline/model.ts';
 import type { JobLedger } from '../../shared/pipeline/ports.ts';
 import { jobItem, jobOf } from './job-item.ts';
@@ -87,20 +88,17 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     });
   }
 
-  async saveReadProgress(
-    jobId: string,
-    progress: { readOffset: number; readLine: number; recordsRead: number },
-    lease: ReadingLease,
-  ): Promise<boolean> {
+  async saveReadProgress(jobId: string, progress: ReadProgress, lease: ReadingLease): Promise<boolean> {
     return this.updateIf({
       Key: jobKey(jobId),
       UpdateExpression:
-        'SET readOffset = :offset, readLine = :line, recordsRead = :read, readerUntil = :until, updatedAt = :now',
+        'SET readOffset = :offset, readLine = :line, recordsRead = :read, invalidLines = :invalid, readerUntil = :until, updatedAt = :now',
       ConditionExpression: 'readerId = :owner',
       ExpressionAttributeValues: {
         ':offset': progress.readOffset,
         ':line': progress.readLine,
         ':read': progress.recordsRead,
+        ':invalid': progress.invalidLines,
         ':owner': lease.owner,
         ':until': this.now() + lease.leaseSeconds * 1000,
         ':now': this.isoNow(),

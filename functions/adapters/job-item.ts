@@ -68,6 +68,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     readOffset: number('readOffset'),
     readLine: number('readLine'),
     recordsRead: number('recordsRead'),
+    invalidLines: number('invalidLines'),
     totalRecords: item.totalRecords === undefined ? undefined : number('totalRecords'),
     doneRecords: number('doneRecords'),
     totals: {

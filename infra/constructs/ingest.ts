@@ -45,6 +45,7 @@ export class Ingest extends Construct {
         ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         DEFAULT_LANE: settings.defaultLane,
         DEFAULT_CACHE: settings.promptCache,
+        MAX_ERROR_RATE: String(settings.maxErrorRate),
         TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
         ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
         BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,

@@ -47,7 +47,7 @@ export async function decompressOnce(
       bytes += chunk.length;
       if (bytes < DECOMPRESSED_PART_BYTES) continue;
       await sendPart();
-      const nothingReadYet = { readOffset: 0, readLine: 1, recordsRead: 0 };
+      const nothingReadYet = { readOffset: 0, readLine: 1, recordsRead: 0, invalidLines: 0 };
       if (!(await ledger.saveReadProgress(job.jobId, nothingReadYet, lease))) return { kind: 'taken-over' };
     }
   } catch (error) {

@@ -10,6 +10,7 @@ import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
+import { DEFAULT_MAX_ERROR_RATE, errorRateProblem, InvalidLines } from '../input/error-rate.ts';
 import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
@@ -27,7 +28,14 @@ import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } fro
 import { mapWithLimit } from './concurrency.ts';
 import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
-import type { Announcement, JobRecord, JobSettings, ObjectLocation, ReadingLease } from './model.ts';
+import type {
+  Announcement,
+  JobRecord,
+  JobSettings,
+  ObjectLocation,
+  ReadingLease,
+  ReadProgress,
+} from './model.ts';
 import type { BatchJobs, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
@@ -206,26 +214,37 @@ async function readFile(
   const chunkBytes = settings.chunkBytes ?? 8 * 1024 * 1024;
   // Small chunks first, doubling: the first records reach the workers at once, the rest in large chunks.
   let chunkLimit = Math.min(chunkLines, FIRST_CHUNK_LINES);
-  let recordsRead = job.recordsRead;
+  let progress: ReadProgress = job;
+  const invalid = new InvalidLines();
   let chunk: RawLine[] = [];
   let bytesInChunk = 0;
 
-  /** Sends the chunk and saves the place after it; false when another reader has taken the file over. */
-  const flush = async (): Promise<boolean> => {
+  const maxErrorRate = job.settings.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE;
+
+  /**
+   * Sends the chunk and saves the place after it. Reading ends early when another reader has taken the file
+   * over, or when too many of its records are invalid.
+   */
+  const flush = async (): Promise<EnqueueOutcome | undefined> => {
     const last = chunk.at(-1);
-    if (last === undefined) return true;
-    job = await enqueueChunk(job, chunk, ports, settings);
-    recordsRead += chunk.length;
+    if (last === undefined) return undefined;
+    const enqueued = await enqueueChunk(job, chunk, ports, settings);
+    job = enqueued.job;
+    invalid.add(enqueued.errors);
+    // Resume at the end of the last line; the rest of that line (its newline) reads as blank and is skipped.
+    progress = {
+      readOffset: last.byteEnd,
+      readLine: last.lineNumber,
+      recordsRead: progress.recordsRead + chunk.length,
+      invalidLines: progress.invalidLines + enqueued.errors.length,
+    };
     chunk = [];
     bytesInChunk = 0;
-    // Resume at the end of the last line; the rest of that line (its newline) reads as blank and is skipped.
-    return ports.ledger.saveReadProgress(
-      job.jobId,
-      { readOffset: last.byteEnd, readLine: last.lineNumber, recordsRead },
-      lease,
-    );
+    if (!(await ports.ledger.saveReadProgress(job.jobId, progress, lease)))
+      return { kind: 'taken-over', jobId: job.jobId };
+    const problem = errorRateProblem(progress, maxErrorRate, invalid);
+    return problem === undefined ? undefined : failReading(job, problem, ports, settings);
   };
-  const takenOver: EnqueueOutcome = { kind: 'taken-over', jobId: job.jobId };
 
   const lines = splitLines(ports.store.stream(readableOf(job), job.readOffset), {
     maxLineBytes: settings.maxLineBytes,
@@ -236,16 +255,29 @@ async function readFile(
     chunk.push(line);
     bytesInChunk += line.bytes?.length ?? 0;
     if (chunk.length >= chunkLimit || bytesInChunk >= chunkBytes) {
-      if (!(await flush())) return takenOver;
+      const ended = await flush();
+      if (ended !== undefined) return ended;
       chunkLimit = Math.min(chunkLines, chunkLimit * 2);
       if (shouldStop()) {
         await ports.ledger.releaseReading(job.jobId, lease.owner);
         await ports.continuation.continueLater(job.jobId);
-        return { kind: 'continued', jobId: job.jobId, recordsRead };
+        return { kind: 'continued', jobId: job.jobId, recordsRead: progress.recordsRead };
       }
     }
   }
-  if (!(await flush())) return takenOver;
+  return (await flush()) ?? finishReading(job, progress.recordsRead, ports, settings);
+}
+
+/**
+ * The whole file is read: its total is known, a batch-lane file's parts are launched, and a file whose
+ * records all finished already is finalized. A file with no records fails.
+ */
+async function finishReading(
+  job: JobRecord,
+  recordsRead: number,
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+): Promise<EnqueueOutcome> {
   if (recordsRead === 0) {
     const name = job.source.key.slice(job.source.key.lastIndexOf('/') + 1);
     return failReading(
@@ -277,14 +309,14 @@ function catalogOf(settings: EnqueueSettings): Catalog {
 /**
  * Parses a chunk, settles duplicate ids (in the chunk, then against the ledger), records errors, sends the
  * rest. The job's first chunk also decides the prefix its records share: the job as it stands after is
- * returned.
+ * returned, with the chunk's invalid lines.
  */
 async function enqueueChunk(
   job: JobRecord,
   chunk: readonly RawLine[],
   ports: EnqueuePorts,
   settings: EnqueueSettings,
-): Promise<JobRecord> {
+): Promise<{ job: JobRecord; errors: readonly LineError[] }> {
   const concurrency = settings.concurrency ?? 32;
   const checked = await claimIds(job, chunk, ports, settings, concurrency);
   const catalog = catalogOf(settings);
@@ -327,7 +359,7 @@ async function enqueueChunk(
     }),
   );
   await ports.queue.send(messages);
-  return decided;
+  return { job: decided, errors };
 }
 
 /**

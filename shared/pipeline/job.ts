@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { deadlineHoursSchema, lanes } from '../batch/lane.ts';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
+import { errorRateSchema } from '../input/error-rate.ts';
 import type { InputFamily } from '../input/records.ts';
 import { assertModelAllowed, endpointNamedBy, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
@@ -90,11 +91,12 @@ const fileOptions = z.strictObject({
   lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
   deadline: deadlineHoursSchema.optional(),
   cache: z.enum(['auto', 'off'], { error: 'must be auto or off' }).optional(),
+  'max-error-rate': errorRateSchema.optional(),
 });
 
 /**
  * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
- * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h`), over the stack's defaults.
+ * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h,max-error-rate=10%`), over the stack's defaults.
  * Lists (`endpoints=global+regional`, `regions=us-east-1+us-west-2`) take `+` between items, since the
  * CLI's metadata splits at commas. The model is resolved for the region and endpoint at once, and its quota
  * pools checked for residency, so a bad combination fails the job before any record is sent.
@@ -108,7 +110,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, max-error-rate)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -129,6 +131,7 @@ export function jobSettingsFrom(
     ...optional('lane', parsed.data.lane ?? defaults.lane),
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
     ...optional('cache', parsed.data.cache ?? defaults.cache),
+    ...optional('maxErrorRate', parsed.data['max-error-rate'] ?? defaults.maxErrorRate),
   };
   const catalogModel = checked('file option model', () => {
     const resolved = resolveModel(settings);
@@ -253,6 +256,7 @@ export function newJobRecord(
     readOffset: 0,
     readLine: 1,
     recordsRead: 0,
+    invalidLines: 0,
     totalRecords: undefined,
     doneRecords: 0,
     totals: emptyTotals,

@@ -78,6 +78,18 @@ export interface JobSettings {
   readonly deadlineHours?: number;
   /** auto (when absent): a prefix many records share is cached; off: no breakpoint is added. */
   readonly cache?: 'auto' | 'off';
+  /** The part of the records that may be invalid before reading stops and the job fails; 0.5 when absent. */
+  readonly maxErrorRate?: number;
+}
+
+/** Where reading continues: the byte offset and the number of the line that starts there, and what was read. */
+export interface ReadProgress {
+  readonly readOffset: number;
+  readonly readLine: number;
+  /** Records (non-blank lines) read so far. */
+  readonly recordsRead: number;
+  /** Of those, the lines that are not valid records (their error records are stored as they are read). */
+  readonly invalidLines: number;
 }
 
 export interface JobRecord {
@@ -92,6 +104,8 @@ export interface JobRecord {
   readonly readLine: number;
   /** Records (non-blank lines) read so far. */
   readonly recordsRead: number;
+  /** Of those, the lines that are not valid records. */
+  readonly invalidLines: number;
   /** Known once the whole file has been read. */
   readonly totalRecords: number | undefined;
   readonly doneRecords: number;

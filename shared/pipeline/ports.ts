@@ -16,6 +16,7 @@ import type {
   ObjectInfo,
   ObjectLocation,
   ReadingLease,
+  ReadProgress,
   Release,
   UploadedPart,
 } from './model.ts';
@@ -94,11 +95,7 @@ export interface JobLedger {
   getJob(jobId: string): Promise<JobRecord | undefined>;
   leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined>;
   releaseReading(jobId: string, owner: string): Promise<void>;
-  saveReadProgress(
-    jobId: string,
-    progress: { readOffset: number; readLine: number; recordsRead: number },
-    lease: ReadingLease,
-  ): Promise<boolean>;
+  saveReadProgress(jobId: string, progress: ReadProgress, lease: ReadingLease): Promise<boolean>;
   saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean>;
   failReading(
     jobId: string,

@@ -506,6 +506,31 @@ describe('bedrock-batch plan', () => {
     expect(refused.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('says near which line a run would stop reading a file mostly of invalid lines, at its max-error-rate', async () => {
+    // Prepare: one good line, then 150 lines in no known form.
+    const junk = path.join(work, 'junk.jsonl');
+    const lines = [JSON.stringify({ prompt: 'Hi' }), ...Array.from({ length: 150 }, () => '{}')];
+    await writeFile(junk, lines.join('\n'));
+
+    // Act
+    const [atDefault, allowed, refused] = await Promise.all([
+      runCli(['plan', junk, '--json']),
+      runCli(['plan', junk, '--json', '--max-error-rate', '100%']),
+      runCli(['plan', junk, '--max-error-rate', '2']),
+    ]);
+
+    // Assess
+    expect(JSON.parse(atDefault.stdout)).toMatchObject({
+      records: 151,
+      valid: 1,
+      maxErrorRate: 0.5,
+      stopsNearLine: 100,
+    });
+    expect(JSON.parse(allowed.stdout)).not.toHaveProperty('stopsNearLine');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/--max-error-rate must be a fraction from 0 to 1 or a percentage/);
+  });
+
   it('prints a readable plan', async () => {
     // Act
     const result = await runCli(['plan', fixturePath('prompts/mixed.jsonl')]);

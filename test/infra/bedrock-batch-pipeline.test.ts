@@ -24,7 +24,12 @@ function consumerStack(props: BedrockBatchPipelineProps = { bedrockRegion: 'us-w
 let built: ReturnType<typeof consumerStack>;
 let template: Template;
 beforeAll(() => {
-  built = consumerStack({ bedrockRegion: 'us-west-2', promptCache: 'off', defaultLane: 'auto' });
+  built = consumerStack({
+    bedrockRegion: 'us-west-2',
+    promptCache: 'off',
+    defaultLane: 'auto',
+    maxErrorRate: 0.1,
+  });
   template = Template.fromStack(built.stack);
 }, 120_000);
 
@@ -79,6 +84,7 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
         Variables: Match.objectLike({
           DEFAULT_CACHE: 'off',
           DEFAULT_LANE: 'auto',
+          MAX_ERROR_RATE: '0.1',
           BEDROCK_REGION: 'us-west-2',
         }),
       },
@@ -169,6 +175,7 @@ describe('BedrockBatchPipeline props', () => {
       { bedrockRegion: 'us-west-2', promptCache: 'on' as 'off' },
       /promptCache/,
     ],
+    ['an error rate over 1', { bedrockRegion: 'us-west-2', maxErrorRate: 1.5 }, /maxErrorRate/],
   ])('refuse %s when the construct is created', (_case, props, message) => {
     // Prepare
     const stack = new Stack();

@@ -282,7 +282,7 @@ describe.each([
     await subject.createJob(job);
     const first = { owner: 'reader-1', leaseSeconds: 60 };
     const second = { owner: 'reader-2', leaseSeconds: 60 };
-    const progress = { readOffset: 120, readLine: 7, recordsRead: 6 };
+    const progress = { readOffset: 120, readLine: 7, recordsRead: 6, invalidLines: 2 };
 
     // Act
     const firstLease = await subject.leaseReading(job.jobId, first);
@@ -298,7 +298,7 @@ describe.each([
     expect(firstLease).toMatchObject({ jobId: job.jobId, readOffset: 0 });
     expect(whileHeld).toBeUndefined();
     expect(savedByHolder).toBe(true);
-    expect(afterExpiry).toMatchObject({ readOffset: 120, readLine: 7, recordsRead: 6 });
+    expect(afterExpiry).toMatchObject(progress);
     expect(savedByFormerHolder).toBe(false);
     expect(afterRelease).toMatchObject({ readOffset: 120 });
   });

@@ -43,6 +43,7 @@ import type {
   ObjectInfo,
   ObjectLocation,
   ReadingLease,
+  ReadProgress,
   RecordCompletion,
   Release,
   UploadedPart,
@@ -233,11 +234,7 @@ export class MemoryLedger implements Ledger {
     if (this.readers.get(jobId)?.owner === owner) this.readers.delete(jobId);
   }
 
-  async saveReadProgress(
-    jobId: string,
-    progress: { readOffset: number; readLine: number; recordsRead: number },
-    lease: ReadingLease,
-  ): Promise<boolean> {
+  async saveReadProgress(jobId: string, progress: ReadProgress, lease: ReadingLease): Promise<boolean> {
     if (this.readers.get(jobId)?.owner !== lease.owner) return false;
     this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
     Object.assign(this.job(jobId), progress, { updatedAt: new Date(this.now()).toISOString() });

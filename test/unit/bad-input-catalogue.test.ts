@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { BODIES_BEDROCK_REFUSES } from '../support/bad-inputs.ts';
-import { pipelineHarness } from '../support/pipeline-harness.ts';
+import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
 /**
  * Every kind of bad input a user can hand the pipeline, and what they get back: a line-level problem is an
@@ -251,6 +252,20 @@ const FILE_PROBLEMS: ReadonlyArray<
     /unknown file option temperature/,
   ],
   ['an unknown model option', 'inputs/opt3.jsonl', lines, { model: 'gpt-4' }, /Unknown model "gpt-4"/],
+  [
+    'a max-error-rate over 100%',
+    'inputs/opt4.jsonl',
+    lines,
+    { 'max-error-rate': '150%' },
+    /file option max-error-rate must be a fraction from 0 to 1 or a percentage/,
+  ],
+  [
+    'a max-error-rate that is not a number',
+    'inputs/opt5.jsonl',
+    lines,
+    { 'max-error-rate': 'some' },
+    /file option max-error-rate must be a fraction/,
+  ],
 ];
 
 describe.each(FILE_PROBLEMS)('a file that is %s', (_case, key, body, metadata, reason) => {
@@ -271,5 +286,110 @@ describe.each(FILE_PROBLEMS)('a file that is %s', (_case, key, body, metadata, r
     ]);
     expect(pipeline.model.calls).toHaveLength(0);
     expect(pipeline.queue.sent).toHaveLength(0);
+  });
+});
+
+describe('a file mostly of lines that are not records', () => {
+  const junk = (lines: number) => Array.from({ length: lines }, () => '{}');
+  const fileOf = (...parts: ReadonlyArray<string | readonly string[]>) => parts.flat().join('\n');
+
+  it('stops being read once over half its records are invalid, fails the job saying why, and cancels what it sent', async () => {
+    // Prepare: two good lines around 3,000 lines of `{}`.
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 500 } });
+
+    // Act
+    const { outcome, verdicts } = await pipeline.run(
+      'inputs/junk.jsonl',
+      fileOf(good('first'), junk(3_000), good('last')),
+    );
+
+    // Assess: read to the first check from the 100th record on (chunks of 20, 40, 80 lines), no further.
+    expect(outcome).toMatchObject({ kind: 'failed' });
+    const reason = outcome.kind === 'failed' ? outcome.reason : '';
+    expect(reason).toMatch(
+      /^Stopped reading at line 140: 139 of the 140 records read are invalid \(99\.3%\), above the file's maximum error rate of 50%\. Among them: UNKNOWN_FORMAT x 139 \(first at line 2\)\. Run `bedrock-batch plan <file>`/,
+    );
+    expect(pipeline.events.published).toEqual([
+      { detailType: 'Batch Job Failed', detail: expect.objectContaining({ reason }) },
+    ]);
+    const [job] = pipeline.ledger.jobs.values();
+    expect(job).toMatchObject({ status: 'failed', recordsRead: 140, invalidLines: 139, doneRecords: 140 });
+    expect(verdicts).toEqual([expect.objectContaining({ kind: 'done', status: 'canceled' })]);
+    expect(pipeline.model.calls).toHaveLength(0);
+  });
+
+  it('keeps its count across invocations: a file read 20 lines at a time stops at its 100th', async () => {
+    // Prepare: every invocation stops after one chunk, its first (20 lines).
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 500 } });
+    pipeline.store.putObject(BUCKET, 'inputs/junk.jsonl', fileOf(good('first'), junk(3_000)));
+
+    // Act
+    let outcome = await startJob(
+      objectCreated('inputs/junk.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => true,
+    );
+    const invocations = [outcome.kind];
+    while (outcome.kind === 'continued') {
+      outcome = await continueJob(outcome.jobId, pipeline.ports, pipeline.enqueueSettings, () => true);
+      invocations.push(outcome.kind);
+    }
+
+    // Assess
+    expect(invocations).toEqual(['continued', 'continued', 'continued', 'continued', 'failed']);
+    expect(outcome).toMatchObject({
+      reason: expect.stringMatching(
+        /^Stopped reading at line 100: 99 of the 100 .* Among them: UNKNOWN_FORMAT x 20 \(first at line 81\)/,
+      ),
+    });
+  });
+
+  it.each([
+    ['a file option of 1 never stops', { 'max-error-rate': '1' }, 'completed'],
+    ['a file option of 100% never stops', { 'max-error-rate': '100%' }, 'completed'],
+    ['the default stops', {}, 'failed'],
+  ])('%s', async (_case, metadata, status) => {
+    // Prepare
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 50 } });
+
+    // Act
+    await pipeline.run('inputs/junk.jsonl', fileOf(good('first'), junk(200), good('last')), metadata);
+
+    // Assess
+    expect([...pipeline.ledger.jobs.values()][0]?.status).toBe(status);
+  });
+
+  it.each([
+    ['40% of its lines invalid, under the default', 4, {}, 'completed'],
+    ['60% of its lines invalid, over the default', 6, {}, 'failed'],
+    ['20% of its lines invalid, over a file option of 10%', 2, { 'max-error-rate': '10%' }, 'failed'],
+    ['20% of its lines invalid, under a file option of 0.25', 2, { 'max-error-rate': '0.25' }, 'completed'],
+  ])('with %s ends %s', async (_case, badInTen, metadata, status) => {
+    // Prepare: 300 lines, the first `badInTen` of every ten invalid.
+    const lines = Array.from({ length: 300 }, (_, index) =>
+      index % 10 < badInTen ? '{"text": "no prompt"}' : good(`r${index}`),
+    );
+    const pipeline = pipelineHarness({ enqueue: { chunkLines: 50 } });
+
+    // Act
+    await pipeline.run('inputs/mixed.jsonl', lines.join('\n'), metadata);
+
+    // Assess
+    const [job] = pipeline.ledger.jobs.values();
+    expect(job?.status).toBe(status);
+    if (status === 'completed') expect(job?.invalidLines).toBe(30 * badInTen);
+  });
+
+  it('is judged from the 100th record on: a small file of errors runs to its end', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+
+    // Act
+    await pipeline.run('inputs/small.jsonl', fileOf(junk(98), good('last')));
+
+    // Assess
+    expect(pipeline.outputLines('inputs/small.jsonl')).toHaveLength(99);
+    expect(pipeline.manifest('inputs/small.jsonl')).toMatchObject({ status: 'completed' });
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { jobDefaultsOf } from '../../functions/environment.ts';
 import {
   DEFAULT_TOKENS_PER_MINUTE,
   enqueueSettings,
@@ -123,6 +124,18 @@ describe('loadConfig', () => {
 
     // Assess
     expect(error.message).toMatch(/DEFAULT_CACHE .*"auto"\|"off"/);
+  });
+
+  it('stops the enqueue function on a maximum error rate over 1, and defaults it to half', () => {
+    // Act
+    const error = configurationError(() =>
+      loadConfig(enqueueSettings, { ...workerEnv, MAX_ERROR_RATE: '1.5' }),
+    );
+    const defaults = jobDefaultsOf(loadConfig(enqueueSettings, workerEnv));
+
+    // Assess
+    expect(error.message).toMatch(/MAX_ERROR_RATE must be at most 1/);
+    expect(defaults.maxErrorRate).toBe(0.5);
   });
 
   it('lists every problem at once', () => {
