@@ -37,6 +37,7 @@ export function buildApp(app: App = new App()): App {
     'defaultDeadline',
     'promptCache',
     'maxErrorRate',
+    'maxDecompressedBytes',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

@@ -126,4 +126,11 @@ export interface BedrockBatchPipelineProps {
    * @default 0.5
    */
   readonly maxErrorRate?: number;
+  /**
+   * The most a compressed input (.jsonl.gz) may decompress to, in bytes: a small gzip of gigabytes (of blank
+   * lines, say) fails its job at once instead of being read for hours. As much as one Bedrock batch
+   * inference file by default.
+   * @default 1 GiB
+   */
+  readonly maxDecompressedBytes?: number;
 }

@@ -10,6 +10,7 @@ import {
 } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
+import { DEFAULT_MAX_DECOMPRESSED_BYTES } from '../shared/input/file-check.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
 import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
 import {
@@ -77,6 +78,8 @@ const pipelinePropsSchema = z
       .optional(),
     /** The part of a file's records that may be invalid before its job stops reading and fails (file option max-error-rate). */
     maxErrorRate: z.number().min(0).max(1).default(DEFAULT_MAX_ERROR_RATE),
+    /** The most a compressed input may decompress to: a small gzip of gigabytes is refused, not read for hours. */
+    maxDecompressedBytes: z.number().int().positive().default(DEFAULT_MAX_DECOMPRESSED_BYTES),
   })
   .strict();
 

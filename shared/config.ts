@@ -4,6 +4,7 @@ import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { DEFAULT_MAX_ERROR_RATE } from './input/error-rate.ts';
+import { DEFAULT_MAX_DECOMPRESSED_BYTES } from './input/file-check.ts';
 import { resolveModel } from './models/resolve-model.ts';
 import { DEFAULT_MODEL } from './pipeline/job.ts';
 import { RETRY_LAYERS } from './retry-layers.ts';
@@ -167,6 +168,10 @@ export const inputSettings = {
     .describe(
       "the part of a file's records that may be invalid before reading stops and its job fails, for files that do not set one",
     ),
+  MAX_DECOMPRESSED_BYTES: positiveInteger(
+    'the most a compressed input may decompress to before its job fails',
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+  ),
 };
 
 export const eventSettings = {

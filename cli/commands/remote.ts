@@ -87,7 +87,8 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       view.batchParts
         .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)
         .join('') +
-      (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`),
+      (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`) +
+      (view.inputNotice === undefined ? '' : `  ${term.red('note')}: ${view.inputNotice}\n`),
   );
   return 0;
 }

@@ -246,6 +246,7 @@ function summary(
     `${term.green(`${manifest.successRecordCount} succeeded`)}, ${failed}; ` +
     `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
     cacheLine(manifest.cache) +
+    (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
   );
 }

@@ -8,6 +8,7 @@ import type {
   BatchPart,
   BatchPartState,
   CachedPrefix,
+  DecompressCheckpoint,
   FinalizeCheckpoint,
   JobRecord,
   JobStatus,
@@ -106,15 +107,39 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     });
   }
 
-  async saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean> {
+  async saveDecompressing(
+    jobId: string,
+    checkpoint: DecompressCheckpoint,
+    lease: ReadingLease,
+  ): Promise<boolean> {
     return this.updateIf({
       Key: jobKey(jobId),
-      UpdateExpression: 'SET decompressed = :location, updatedAt = :now',
+      UpdateExpression: 'SET decompressing = :checkpoint, readerUntil = :until, updatedAt = :now',
+      ConditionExpression: 'readerId = :owner',
+      ExpressionAttributeValues: {
+        ':checkpoint': JSON.stringify(checkpoint),
+        ':owner': lease.owner,
+        ':until': this.now() + lease.leaseSeconds * 1000,
+        ':now': this.isoNow(),
+      },
+    });
+  }
+
+  async saveDecompressed(
+    jobId: string,
+    location: ObjectLocation,
+    lease: ReadingLease,
+    notice?: string,
+  ): Promise<boolean> {
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: `SET decompressed = :location, updatedAt = :now${notice === undefined ? '' : ', inputNotice = :notice'} REMOVE decompressing`,
       ConditionExpression: 'readerId = :owner',
       ExpressionAttributeValues: {
         ':location': JSON.stringify(location),
         ':owner': lease.owner,
         ':now': this.isoNow(),
+        ...(notice === undefined ? {} : { ':notice': notice }),
       },
     });
   }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
+  DecompressCheckpoint,
   FinalizeCheckpoint,
   JobRecord,
   JobRetries,
@@ -95,6 +96,9 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
     decompressed:
       typeof item.decompressed === 'string' ? (JSON.parse(item.decompressed) as ObjectLocation) : undefined,
+    decompressing:
+      typeof item.decompressing === 'string' ? decompressCheckpointOf(item.decompressing) : undefined,
+    inputNotice: text('inputNotice'),
     finalizeCheckpoint:
       typeof item.finalizeCheckpoint === 'string' ? finalizeCheckpointOf(item.finalizeCheckpoint) : undefined,
     batchParts: item.batchParts as JobRecord['batchParts'],
@@ -136,6 +140,17 @@ const finalizeCheckpointSchema = z.union([
       lastLine: Number(/\/(\d+)\.json$/.exec(lastResultKey)?.[1]),
     })),
 ]);
+
+const decompressCheckpointSchema = z.object({
+  uploadId: z.string().min(1),
+  parts: z.array(z.object({ part: z.number().int().positive(), etag: z.string() })),
+  bytes: z.number().int().nonnegative(),
+});
+
+/** A job's saved decompression checkpoint, checked. */
+export function decompressCheckpointOf(json: string): DecompressCheckpoint {
+  return decompressCheckpointSchema.parse(JSON.parse(json));
+}
 
 /** A job's saved finalize checkpoint, checked. */
 export function finalizeCheckpointOf(json: string): FinalizeCheckpoint {

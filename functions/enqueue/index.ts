@@ -13,5 +13,10 @@ export const handler = createEnqueueHandler({
     putEvent: busPutEvent(clients, config),
     batchRoleArn: config.BATCH_ROLE_ARN,
   }).enqueue(addressesOf(config)),
-  settings: { defaults: jobDefaultsOf(config), maxLineBytes, tokensPerMinute: config.TOKENS_PER_MINUTE },
+  settings: {
+    defaults: jobDefaultsOf(config),
+    maxLineBytes,
+    tokensPerMinute: config.TOKENS_PER_MINUTE,
+    maxDecompressedBytes: config.MAX_DECOMPRESSED_BYTES,
+  },
 });

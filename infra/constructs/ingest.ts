@@ -46,6 +46,7 @@ export class Ingest extends Construct {
         DEFAULT_LANE: settings.defaultLane,
         DEFAULT_CACHE: settings.promptCache,
         MAX_ERROR_RATE: String(settings.maxErrorRate),
+        MAX_DECOMPRESSED_BYTES: String(settings.maxDecompressedBytes),
         TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
         ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
         BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,

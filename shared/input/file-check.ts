@@ -1,6 +1,12 @@
 /** The input files the pipeline reads: JSON Lines, one request per line, plain or gzip-compressed. */
 export const INPUT_SUFFIXES = ['.jsonl', '.jsonl.gz'] as const;
 
+/**
+ * The most a compressed input may decompress to, unless the deployment says otherwise: as much as one
+ * Bedrock batch inference file. A small gzip of gigabytes (of blank lines, say) is refused, not read for hours.
+ */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 1024 ** 3;
+
 /** Whether a key names a gzip-compressed input, which is decompressed once before it is read. */
 export function isCompressedInput(key: string): boolean {
   return key.endsWith('.jsonl.gz');

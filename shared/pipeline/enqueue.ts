@@ -11,7 +11,12 @@ import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { DEFAULT_MAX_ERROR_RATE, errorRateProblem, InvalidLines } from '../input/error-rate.ts';
-import { FILE_HEAD_BYTES, fileHeadProblem, inputNameProblem } from '../input/file-check.ts';
+import {
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+  FILE_HEAD_BYTES,
+  fileHeadProblem,
+  inputNameProblem,
+} from '../input/file-check.ts';
 import { type RawLine, splitLines } from '../input/line-splitter.ts';
 import { parseLine } from '../input/parse-line.ts';
 import { comparableId, duplicateIdError } from '../input/read-records.ts';
@@ -60,6 +65,8 @@ export interface EnqueueSettings {
   readonly catalog?: Catalog;
   /** The quota records drain at: a shared prefix gets the 1-hour TTL when its file takes longer to drain. */
   readonly tokensPerMinute?: number;
+  /** The most a compressed input may decompress to. */
+  readonly maxDecompressedBytes?: number;
 }
 
 export type EnqueueOutcome =
@@ -158,8 +165,12 @@ async function readOn(
   const job = await ports.ledger.leaseReading(jobId, lease);
   if (job === undefined) return { kind: 'duplicate', jobId };
   try {
-    const readable = await decompressOnce(job, ports, lease);
+    const readable = await decompressOnce(job, ports, lease, {
+      maxBytes: settings.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+      shouldStop,
+    });
     if (readable.kind === 'taken-over') return { kind: 'taken-over', jobId };
+    if (readable.kind === 'paused') return continueLater(jobId, 0, ports, owner);
     if (readable.kind === 'unreadable') return failReading(job, readable.reason, ports, settings);
     return await readFile(readable.job, ports, settings, shouldStop, lease);
   } catch (error) {
@@ -167,6 +178,18 @@ async function readOn(
     await ports.ledger.releaseReading(jobId, owner).catch(() => {});
     throw error;
   }
+}
+
+/** The invocation is near its deadline: it gives the file back and asks for another to read on. */
+async function continueLater(
+  jobId: string,
+  recordsRead: number,
+  ports: EnqueuePorts,
+  owner: string,
+): Promise<EnqueueOutcome> {
+  await ports.ledger.releaseReading(jobId, owner);
+  await ports.continuation.continueLater(jobId);
+  return { kind: 'continued', jobId, recordsRead };
 }
 
 /** The file cannot be read on as the job began it: the job fails with the reason, once, and says so. */
@@ -258,11 +281,7 @@ async function readFile(
       const ended = await flush();
       if (ended !== undefined) return ended;
       chunkLimit = Math.min(chunkLines, chunkLimit * 2);
-      if (shouldStop()) {
-        await ports.ledger.releaseReading(job.jobId, lease.owner);
-        await ports.continuation.continueLater(job.jobId);
-        return { kind: 'continued', jobId: job.jobId, recordsRead: progress.recordsRead };
-      }
+      if (shouldStop()) return continueLater(job.jobId, progress.recordsRead, ports, lease.owner);
     }
   }
   return (await flush()) ?? finishReading(job, progress.recordsRead, ports, settings);

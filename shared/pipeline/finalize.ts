@@ -147,6 +147,7 @@ function jobDetails(job: JobRecord, finishedAt: Date) {
     startedAt: job.createdAt,
     finishedAt: finishedAt.toISOString(),
     durationSeconds: Math.round((finishedAt.getTime() - Date.parse(job.createdAt)) / 100) / 10,
+    ...(job.inputNotice === undefined ? {} : { inputNotice: job.inputNotice }),
   };
 }
 

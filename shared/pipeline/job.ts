@@ -271,6 +271,8 @@ export function newJobRecord(
     retries: NO_RETRIES,
     announcement: undefined,
     decompressed: undefined,
+    decompressing: undefined,
+    inputNotice: undefined,
     finalizeCheckpoint: undefined,
   };
 }

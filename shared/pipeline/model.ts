@@ -32,6 +32,14 @@ export interface UploadedPart {
   readonly etag: string;
 }
 
+/** How far a compressed input's decompression got: the next invocation goes on from there. */
+export interface DecompressCheckpoint {
+  readonly uploadId: string;
+  readonly parts: readonly UploadedPart[];
+  /** The decompressed bytes those parts hold. */
+  readonly bytes: number;
+}
+
 /**
  * Where a finalization stands: the output's multipart upload, the parts sent, the last result they hold,
  * and the statistics gathered up to it. A finalizer that stops or dies goes on from here.
@@ -123,6 +131,10 @@ export interface JobRecord {
   readonly announcement: Announcement | undefined;
   /** A compressed input's decompressed copy, which its records are read from (pinned by its ETag). */
   readonly decompressed: ObjectLocation | undefined;
+  /** Its decompression under way, when an invocation stopped before the copy was whole. */
+  readonly decompressing: DecompressCheckpoint | undefined;
+  /** What the user must know of the input as read: a compressed file cut short, whose lines after the cut are missing. */
+  readonly inputNotice: string | undefined;
   /** Where its finalization stands, while it is being finalized in several steps. */
   readonly finalizeCheckpoint: FinalizeCheckpoint | undefined;
   /** Its batch parts, by name, once its file is read in a lane that stages records for batch jobs. */

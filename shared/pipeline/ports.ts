@@ -9,6 +9,7 @@ import type {
   CachedPrefix,
   CountedEntry,
   CountedRecord,
+  DecompressCheckpoint,
   FinalizeCheckpoint,
   JobRecord,
   JobUpdate,
@@ -96,7 +97,14 @@ export interface JobLedger {
   leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined>;
   releaseReading(jobId: string, owner: string): Promise<void>;
   saveReadProgress(jobId: string, progress: ReadProgress, lease: ReadingLease): Promise<boolean>;
-  saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean>;
+  saveDecompressing(jobId: string, checkpoint: DecompressCheckpoint, lease: ReadingLease): Promise<boolean>;
+  /** The whole copy, pinned; with a notice when the compressed file was cut short. */
+  saveDecompressed(
+    jobId: string,
+    location: ObjectLocation,
+    lease: ReadingLease,
+    notice?: string,
+  ): Promise<boolean>;
   failReading(
     jobId: string,
     reason: string,

@@ -54,6 +54,7 @@ export function describeJob(job: JobRecord) {
     updatedAt: job.updatedAt,
     finishedAt: job.finishedAt,
     failureReason: job.failureReason,
+    inputNotice: job.inputNotice,
   };
 }
 

@@ -327,6 +327,32 @@ describe.each([
     expect(await activeJobIds(subject)).toContain(job.jobId);
   });
 
+  it("keeps a decompression's checkpoint while it holds the lease, and the copy with its notice once whole", async () => {
+    // Prepare
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const holder = { owner: 'reader-1', leaseSeconds: 60 };
+    await subject.leaseReading(job.jobId, holder);
+    const checkpoint = { uploadId: 'upload-1', parts: [{ part: 1, etag: '"e1"' }], bytes: 8_388_608 };
+    const copy = { bucket: 'b', key: `work/${job.jobId}/input.jsonl`, etag: '"copy"' };
+
+    // Act
+    const byOther = await subject.saveDecompressing(job.jobId, checkpoint, { ...holder, owner: 'reader-2' });
+    const byHolder = await subject.saveDecompressing(job.jobId, checkpoint, holder);
+    const midway = await subject.getJob(job.jobId);
+    const whole = await subject.saveDecompressed(job.jobId, copy, holder, 'cut short');
+
+    // Assess
+    expect([byOther, byHolder, whole]).toEqual([false, true, true]);
+    expect(midway).toMatchObject({ decompressing: checkpoint, decompressed: undefined });
+    expect(await subject.getJob(job.jobId)).toMatchObject({
+      decompressing: undefined,
+      decompressed: copy,
+      inputNotice: 'cut short',
+    });
+  });
+
   it('leases no reading once the file is read', async () => {
     const subject = ledger();
     const job = newJob();

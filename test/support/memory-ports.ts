@@ -36,6 +36,7 @@ import type {
   CachedPrefix,
   CountedEntry,
   CountedRecord,
+  DecompressCheckpoint,
   FinalizeCheckpoint,
   JobRecord,
   JobUpdate,
@@ -241,9 +242,28 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
-  async saveDecompressed(jobId: string, location: ObjectLocation, lease: ReadingLease): Promise<boolean> {
+  async saveDecompressing(
+    jobId: string,
+    checkpoint: DecompressCheckpoint,
+    lease: ReadingLease,
+  ): Promise<boolean> {
     if (this.readers.get(jobId)?.owner !== lease.owner) return false;
-    this.job(jobId).decompressed = { ...location };
+    this.readers.set(jobId, { owner: lease.owner, until: this.now() + lease.leaseSeconds * 1000 });
+    this.job(jobId).decompressing = structuredClone(checkpoint);
+    return true;
+  }
+
+  async saveDecompressed(
+    jobId: string,
+    location: ObjectLocation,
+    lease: ReadingLease,
+    notice?: string,
+  ): Promise<boolean> {
+    if (this.readers.get(jobId)?.owner !== lease.owner) return false;
+    const job = this.job(jobId);
+    job.decompressed = { ...location };
+    job.decompressing = undefined;
+    if (notice !== undefined) job.inputNotice = notice;
     return true;
   }
 

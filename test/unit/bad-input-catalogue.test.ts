@@ -149,6 +149,12 @@ function errorOf(line: Record<string, unknown>): { code: unknown; message: unkno
   return { code: error.code ?? error.errorType, message: error.message ?? error.errorMessage };
 }
 
+/** Gzip data with a flipped bit in its checksum. */
+const corrupted = (gzip: Uint8Array) => {
+  const copy = Buffer.from(gzip);
+  copy[copy.length - 6] = (copy[copy.length - 6] ?? 0) ^ 0xff;
+  return copy;
+};
 const utf16 = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
 const lines = `${good('a')}\n${good('b')}\n`;
 
@@ -184,11 +190,18 @@ const FILE_PROBLEMS: ReadonlyArray<
     /is named \.jsonl\.gz but is not gzip data/,
   ],
   [
-    'a .jsonl.gz file cut short',
+    'a .jsonl.gz file cut within its gzip header',
     'inputs/cut.jsonl.gz',
-    gzipSync(lines).subarray(0, 20),
+    gzipSync(lines).subarray(0, 10),
     {},
-    /cut\.jsonl\.gz is not valid gzip data/,
+    /cut\.jsonl\.gz is not valid gzip data \(unexpected end of file\)/,
+  ],
+  [
+    'a .jsonl.gz file whose data does not match its checksum',
+    'inputs/corrupt.jsonl.gz',
+    corrupted(gzipSync(lines)),
+    {},
+    /corrupt\.jsonl\.gz is not valid gzip data \(incorrect data check\)/,
   ],
   [
     'UTF-16 text compressed',
