@@ -85,6 +85,7 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
           DEFAULT_CACHE: 'off',
           DEFAULT_LANE: 'auto',
           MAX_ERROR_RATE: '0.1',
+          MAX_DECOMPRESSED_BYTES: String(1024 ** 3),
           BEDROCK_REGION: 'us-west-2',
         }),
       },
