@@ -13,6 +13,7 @@ import {
 import { REPORT_USAGE, reportCommand } from './commands/report.ts';
 import { RUN_USAGE, runCommand } from './commands/run.ts';
 import { UsageError } from './errors.ts';
+import { stopWithNodeParent } from './parent-watch.ts';
 import { type Terminal, terminal } from './terminal.ts';
 import { packageVersion } from './version.ts';
 
@@ -41,12 +42,14 @@ async function main(argv: string[], term: Terminal): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run':
+      stopWithNodeParent();
       return runCommand(rest, term);
     case 'plan':
       return planCommand(rest, term);
     case 'local':
       if (rest[0] !== 'up')
         throw new UsageError(`Unknown local command "${rest[0] ?? ''}".`, `Use: ${LOCAL_UP_USAGE}`);
+      stopWithNodeParent();
       return localUpCommand(rest.slice(1), term, stopRequested());
     case 'submit':
       return submitCommand(rest, term);

@@ -60,7 +60,8 @@ async function startOnFreePort(credentials: {
       '-port',
       String(port),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its standard input stays open while this process lives: the launcher ends when it closes.
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
   child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));

@@ -47,6 +47,7 @@ export class EventBridgeShim {
   private readonly buckets = new Set<string>();
   private readonly inFlight = new Set<Promise<void>>();
   private sequence = 0;
+  private closed = false;
   private readonly onCreated = (notice: ObjectCreatedNotice) => {
     if (this.buckets.has(notice.bucket)) this.track(this.publishObjectCreated(notice));
   };
@@ -74,7 +75,9 @@ export class EventBridgeShim {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
+  /** Stops delivering: events are still recorded, and deliveries under way go on to their end (see idle). */
   close(): void {
+    this.closed = true;
     this.options.objectCreated.off('created', this.onCreated);
   }
 
@@ -118,6 +121,7 @@ export class EventBridgeShim {
 
   private publish(event: BusEvent): void {
     this.events.push(event);
+    if (this.closed) return;
     const matched = this.rules.filter((rule) => matchesPattern(rule.eventPattern, event));
     // S3 delivers at least once: a rule may see the same object's event twice, each with its own id.
     const copies =

@@ -7,6 +7,8 @@ export interface LambdaContextOptions {
   readonly region?: string;
   readonly memoryLimitInMB?: number;
   readonly now?: () => number;
+  /** True once the local pipeline is stopping: the invocation has no time left, so it stops at its next step. */
+  readonly ending?: () => boolean;
 }
 
 /**
@@ -29,7 +31,7 @@ export function createLambdaContext(options: LambdaContextOptions): Context {
     awsRequestId: randomUUID(),
     logGroupName: `/aws/lambda/${options.functionName}`,
     logStreamName: `local/${randomUUID()}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - now()),
+    getRemainingTimeInMillis: () => (options.ending?.() === true ? 0 : Math.max(0, deadline - now())),
     done: notSupported,
     fail: notSupported,
     succeed: notSupported,
@@ -44,8 +46,13 @@ export async function invokeWithTimeout<Result>(
   functionName: string,
   timeoutMs: number,
   run: (context: Context) => Promise<Result>,
+  ending?: () => boolean,
 ): Promise<Result> {
-  const context = createLambdaContext({ functionName, timeoutMs });
+  const context = createLambdaContext({
+    functionName,
+    timeoutMs,
+    ...(ending === undefined ? {} : { ending }),
+  });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${functionName} timed out after ${timeoutMs} ms`)), timeoutMs);

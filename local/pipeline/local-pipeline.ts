@@ -179,7 +179,8 @@ export async function startLocalPipeline(
       ? {}
       : { seenBy: (name, portName, port) => chaos.crashing(name, portName, port) }),
   });
-  const run = { cloud, resources, options, ports };
+  let ending = false;
+  const run = { cloud, resources, options, ports, ending: () => ending };
   addEnqueueRules(shim, run);
   const batch = watchBatchJobs(shim, run);
   const pollers = startPollers(run, budget, { tokensPerMinute, worker });
@@ -197,11 +198,13 @@ export async function startLocalPipeline(
     completion: (inputKey, timeoutMs) =>
       completionOn(shim, `s3://${resources.bucket}/${inputKey}`, timeoutMs),
     stop: async () => {
+      // Nothing new starts; a file still being read is left where its reader saves it, at once.
+      ending = true;
+      shim.close();
       batch.stop();
       await sweeping?.stop();
       await Promise.all([pollers.worker.stop(), pollers.finalizer.stop()]);
       await shim.idle();
-      shim.close();
     },
   };
 }
@@ -244,6 +247,8 @@ interface LocalRun {
   readonly resources: PipelineResources;
   readonly options: LocalPipelineOptions;
   readonly ports: FunctionPorts;
+  /** True once the pipeline is stopping: invocations under way have no time left and stop at their next step. */
+  readonly ending: () => boolean;
 }
 
 /** The bus with S3's events from the pipeline's bucket, as the bucket's EventBridge setting delivers them. */
@@ -266,7 +271,10 @@ function busFor(
 }
 
 /** The enqueue function behind the stack's two rules: an upload under inputs/, and a continuation. */
-function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, ports }: LocalRun): void {
+function addEnqueueRules(
+  shim: EventBridgeShim,
+  { cloud, resources, options, ports, ending }: LocalRun,
+): void {
   const enqueue = createEnqueueHandler({
     ...observability('enqueue'),
     ports: ports.enqueue(resources),
@@ -283,8 +291,11 @@ function addEnqueueRules(shim: EventBridgeShim, { cloud, resources, options, por
   });
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 900_000;
   const target = (event: BusEvent) =>
-    invokeWithTimeout('enqueue', enqueueTimeoutMs, (context: Context) =>
-      enqueue(event as EventBridgeEvent<string, unknown>, context),
+    invokeWithTimeout(
+      'enqueue',
+      enqueueTimeoutMs,
+      (context: Context) => enqueue(event as EventBridgeEvent<string, unknown>, context),
+      ending,
     );
   shim.addRule({ name: 'start-job', eventPattern: inputObjectCreatedPattern(resources.bucket), target });
   shim.addRule({

@@ -197,6 +197,44 @@ describe('stopping bedrock-batch run', () => {
   );
 });
 
+describe('bedrock-batch run killed outright', () => {
+  it('takes DynamoDB Local with it, though SIGKILL runs no exit hook', async () => {
+    // Prepare
+    const run = startCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '5']);
+    await waitForOutput(run.output, /Uploaded sample\.jsonl/);
+    const helpers = childrenOf(run.child.pid ?? 0);
+
+    // Act
+    run.child.kill('SIGKILL');
+    await run.done;
+
+    // Assess
+    expect(helpers.length).toBeGreaterThan(0);
+    expect(await survivors(helpers)).toEqual([]);
+  }, 90_000);
+
+  it('under a Node wrapper (as tsx starts it) stops as on SIGTERM when the wrapper is killed outright', async () => {
+    // Prepare: a wrapper that starts the CLI as a child and passes no signal on.
+    const wrapper = startCli(
+      ['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '5'],
+      {},
+      { wrapped: true },
+    );
+    await waitForOutput(wrapper.output, /Uploaded sample\.jsonl/);
+    const [cli = 0] = childrenOf(wrapper.child.pid ?? 0);
+    const helpers = childrenOf(cli);
+
+    // Act
+    wrapper.child.kill('SIGKILL');
+    await wrapper.done;
+
+    // Assess
+    expect(helpers.length).toBeGreaterThan(0);
+    expect(await survivors([cli, ...helpers], 15_000)).toEqual([]);
+    expect(wrapper.output().stdout).toMatch(/Stopping \(SIGTERM\): the job is left unfinished\./);
+  }, 90_000);
+});
+
 describe('bedrock-batch remote commands without resources', () => {
   it('say the local cloud is not running when its resources file outlived it, with no stack trace', async () => {
     // Prepare: the file a killed `local up` left behind, naming a port nothing listens on any more.

@@ -328,3 +328,51 @@ describe('a file larger than one enqueue invocation reads', () => {
     expect(continuations.length).toBeGreaterThanOrEqual(4);
   });
 });
+
+describe('stopping the local pipeline while a file is read', () => {
+  it('leaves the file where its reader saved it at once, instead of reading it to the end, and starts nothing new', async () => {
+    // Prepare: 5,000 lines read 10 at a time.
+    const stopping = await startLocalPipeline(cloud, { prefix: 'stopping', enqueueChunkLines: 10 });
+    const lines = Array.from({ length: 5_000 }, (_, index) => plain(`r${index}`, `Prompt ${index}`));
+    await cloud.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: stopping.resources.bucket,
+        Key: 'inputs/long.jsonl',
+        Body: lines.join('\n'),
+      }),
+    );
+    const jobId = jobIdOf(
+      stopping.resources.bucket,
+      'inputs/long.jsonl',
+      (await untilReading(stopping, 'inputs/long.jsonl')).etag,
+    );
+
+    // Act
+    await stopping.stop();
+    const job = await stopping.ledger.getJob(jobId);
+
+    // Assess: the continuation the reader asked for is on the bus, delivered to no one.
+    expect(job).toMatchObject({ status: 'enqueuing' });
+    expect(job?.recordsRead).toBeLessThan(5_000);
+    const continuations = stopping.shim.events.filter(
+      (event) => event['detail-type'] === 'Enqueue Continuation',
+    );
+    expect(continuations).toHaveLength(1);
+    expect(stopping.shim.failedDeliveries).toEqual([]);
+  });
+});
+
+/** Waits until the enqueue step has read some of the upload of `key`; its S3 event's object. */
+async function untilReading(running: LocalPipeline, key: string): Promise<{ etag: string }> {
+  for (;;) {
+    const event = running.shim.events.find(
+      (candidate) => (candidate.detail as { object?: { key?: string } }).object?.key === key,
+    );
+    const etag = (event?.detail as { object?: { etag?: string } } | undefined)?.object?.etag;
+    if (etag !== undefined) {
+      const job = await running.ledger.getJob(jobIdOf(running.resources.bucket, key, etag));
+      if ((job?.recordsRead ?? 0) > 0) return { etag };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -16,8 +16,13 @@ export interface CliRun {
 export function startCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: { wrapped?: boolean } = {},
 ): { child: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
+  const command = [process.execPath, '--import', 'tsx', CLI_MAIN, ...args];
+  // A Node process that starts the CLI as its child, as tsx's own command does, passing no signal on.
+  const wrapper = `require('node:child_process').spawn(process.argv[1], process.argv.slice(2), { stdio: 'inherit' })`;
+  const argv = options.wrapped === true ? ['-e', wrapper, ...command] : command.slice(1);
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
