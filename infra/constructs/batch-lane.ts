@@ -10,6 +10,7 @@ import { batchJobStateChangePattern } from '../../shared/events/batch-job-change
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, invokedModelArn } from './bedrock-access.ts';
+import { grantSend } from './key-use.ts';
 import { acknowledge, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
 
@@ -53,8 +54,8 @@ export class BatchLane extends Construct {
     storage.grantObjects(watcher, 'write', ['work']);
     storage.grantListWork(watcher);
     storage.grantLedger(watcher, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']);
-    props.recordQueue.grantSendMessages(watcher.function);
-    props.finalizeQueue.grantSendMessages(watcher.function);
+    grantSend(props.recordQueue, watcher.function);
+    grantSend(props.finalizeQueue, watcher.function);
     this.allowSubmitting(watcher, settings);
     const target = new targets.LambdaFunction(watcher.function, {
       retryAttempts: RETRY_LAYERS.sweeperRetries,
@@ -140,7 +141,7 @@ export class BatchLane extends Construct {
     );
     for (const statement of bedrockInvokeStatements(this, settings.resolvedModels, { countTokens: false }))
       role.addToPolicy(statement);
-    storage.grantEncryption(role);
+    storage.grantObjectEncryption(role);
     const bucketArn = Stack.of(this).getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
     acknowledge(role, {
       [`AwsSolutions-IAM5[Resource::<${bucketArn}.Arn>/${PARTS}/input/*]`]:

@@ -3,6 +3,7 @@ import type { EnvironmentOf, finalizerSettings } from '../../shared/config.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
 import { grantQuotaReading } from './bedrock-access.ts';
+import { grantSend } from './key-use.ts';
 import { LONG_STEP_TIMEOUT } from './pipeline-function.ts';
 import { QueueWorker } from './queue-worker.ts';
 import type { Storage } from './storage.ts';
@@ -43,7 +44,7 @@ export class Finalize extends Construct {
     storage.grantObjects(finalizer, 'write', ['outputs']);
     storage.grantListWork(finalizer);
     storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
-    this.jobs.queue.grantSendMessages(finalizer.function);
+    grantSend(this.jobs.queue, finalizer.function);
     finalizer.publishEvents();
     if (settings.readServiceQuotas) grantQuotaReading(finalizer);
   }

@@ -2,7 +2,6 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/events.ts';
@@ -11,6 +10,7 @@ import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
 import type { BatchLane } from './batch-lane.ts';
+import { grantSend } from './key-use.ts';
 import { LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
 import type { Storage } from './storage.ts';
@@ -56,8 +56,8 @@ export class Ingest extends Construct {
     storage.grantObjects(enqueue, 'read', ['inputs', 'work']);
     storage.grantObjects(enqueue, 'write', ['work']);
     storage.grantLedger(enqueue, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
-    props.recordQueue.grantSendMessages(enqueue.function);
-    props.finalizeQueue.grantSendMessages(enqueue.function);
+    grantSend(props.recordQueue, enqueue.function);
+    grantSend(props.finalizeQueue, enqueue.function);
     props.batchLane.allowSubmitting(enqueue, settings);
     enqueue.publishEvents();
 
@@ -68,8 +68,10 @@ export class Ingest extends Construct {
     }).queue;
     enqueue.function.configureAsyncInvoke({
       retryAttempts: RETRY_LAYERS.enqueueAsyncRetries,
-      onFailure: new destinations.SqsDestination(this.failures),
+      // As the CDK's SqsDestination, with the queue's key used only through SQS.
+      onFailure: { bind: () => ({ destination: this.failures.queueArn }) },
     });
+    grantSend(this.failures, enqueue.function);
     // EventBridge itself delivers what it cannot hand to the function to the rules' DLQ: with a
     // customer-managed key, the key must let it encrypt there.
     storage.key?.addToResourcePolicy(

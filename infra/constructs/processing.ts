@@ -6,6 +6,7 @@ import { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, grantQuotaReading } from './bedrock-access.ts';
+import { grantSend } from './key-use.ts';
 import { acknowledge } from './pipeline-function.ts';
 import { QueueWorker } from './queue-worker.ts';
 import type { Storage } from './storage.ts';
@@ -57,7 +58,7 @@ export class Processing extends Construct {
     // A result set an attempt died before storing must read as missing (404), not as denied (403).
     storage.grantListWork(worker);
     storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    props.finalizeQueue.grantSendMessages(worker.function);
+    grantSend(props.finalizeQueue, worker.function);
     for (const statement of bedrockInvokeStatements(this, settings.poolModels))
       worker.function.addToRolePolicy(statement);
     if (settings.readServiceQuotas) grantQuotaReading(worker);

@@ -1,9 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
+import { grantConsume } from './key-use.ts';
 import { PipelineFunction, type PipelineFunctionProps } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
 
@@ -14,7 +15,10 @@ export interface QueueWorkerProps extends Omit<PipelineFunctionProps, 'environme
   readonly maxReceiveCount: number;
   readonly encryptionKey?: kms.IKey | undefined;
   /** How the function is fed: batch size, batching window, concurrency, partial batch responses. */
-  readonly eventSource: Omit<SqsEventSourceProps, 'enabled'>;
+  readonly eventSource: Pick<
+    lambda.EventSourceMappingOptions,
+    'batchSize' | 'maxBatchingWindow' | 'maxConcurrency' | 'reportBatchItemFailures'
+  >;
 }
 
 /**
@@ -41,6 +45,13 @@ export class QueueWorker extends Construct {
       memorySize: props.memorySize,
       environment: props.environment(this.queue),
     });
-    this.function.function.addEventSource(new SqsEventSource(this.queue, props.eventSource));
+    // The mapping and its grants made here, not by the CDK's SqsEventSource, whose key grant has no
+    // kms:ViaService condition.
+    new lambda.EventSourceMapping(this, 'Source', {
+      target: this.function.function,
+      eventSourceArn: this.queue.queueArn,
+      ...props.eventSource,
+    });
+    grantConsume(this.queue, this.function.function);
   }
 }

@@ -5,6 +5,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, sweeperSettings } from '../../shared/config.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import { grantSend } from './key-use.ts';
 import { LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
 
@@ -41,7 +42,7 @@ export class Recovery extends Construct {
     });
     const sweeper = this.sweeper;
     storage.grantLedger(sweeper, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']);
-    props.finalizeQueue.grantSendMessages(sweeper.function);
+    grantSend(props.finalizeQueue, sweeper.function);
     props.recordDeadLetters.grant(sweeper.function, 'sqs:GetQueueAttributes');
     sweeper.publishEvents();
     new events.Rule(this, 'Schedule', {

@@ -3,11 +3,12 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
 import type { z } from 'zod';
 import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
 import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
 import type { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
+import { grantKeyUse } from './key-use.ts';
 import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
 
 /**
@@ -60,8 +61,7 @@ export class Storage extends Construct {
         resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}/*`)),
       }),
     );
-    if (access === 'read') this.key?.grantDecrypt(fn.function);
-    else this.key?.grantEncryptDecrypt(fn.function);
+    grantKeyUse(this.key, fn.function, 's3', access);
     const bucketArn = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
     acknowledge(
       fn,
@@ -72,7 +72,6 @@ export class Storage extends Construct {
         ]),
       ),
     );
-    this.acknowledgeKeyGrants(fn);
   }
 
   /**
@@ -91,32 +90,23 @@ export class Storage extends Construct {
 
   grantLedger(fn: PipelineFunction, actions: readonly LedgerAction[]): void {
     this.ledger.grant(fn.function, ...actions);
-    this.key?.grantEncryptDecrypt(fn.function);
+    const reads: readonly LedgerAction[] = ['dynamodb:GetItem', 'dynamodb:Query'];
+    grantKeyUse(
+      this.key,
+      fn.function,
+      'dynamodb',
+      actions.every((action) => reads.includes(action)) ? 'read' : 'write',
+    );
     const tableArn = Stack.of(this).getLogicalId(this.ledger.node.defaultChild as dynamodb.CfnTable);
     acknowledge(fn, {
       [`AwsSolutions-IAM5[Resource::<${tableArn}.Arn>/index/*]`]:
         "The ledger's own indexes (the active-jobs index), granted with the table.",
     });
-    this.acknowledgeKeyGrants(fn);
   }
 
-  /** Lets a role other than a function's use the key for what it reads and writes. */
-  grantEncryption(role: iam.Role): void {
-    this.key?.grantEncryptDecrypt(role);
-    this.acknowledgeKeyGrants(role);
-  }
-
-  private acknowledgeKeyGrants(grantee: IConstruct): void {
-    if (this.key === undefined) return;
-    acknowledge(
-      grantee,
-      Object.fromEntries(
-        ['kms:GenerateDataKey*', 'kms:ReEncrypt*'].map((action) => [
-          `AwsSolutions-IAM5[Action::${action}]`,
-          "The CDK grant helpers' action families for the pipeline's own key, and only that key.",
-        ]),
-      ),
-    );
+  /** Lets a role other than a function's use the key for the objects it reads and writes. */
+  grantObjectEncryption(role: iam.Role): void {
+    grantKeyUse(this.key, role, 's3', 'write');
   }
 
   private createBucket(retention: Duration): s3.Bucket {

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
 import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
 import { bedrockInvokeStatements } from '../../infra/constructs/bedrock-access.ts';
+import { PipelineFunction } from '../../infra/constructs/pipeline-function.ts';
 import { QueueWorker } from '../../infra/constructs/queue-worker.ts';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
 import { bedrockEnvironment, pipelineSettings } from '../../infra/props.ts';
@@ -22,7 +23,13 @@ import {
 } from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
-import { functionNamed as functionNamedIn, roleOf, roleStatements } from '../support/cdk-template.ts';
+import {
+  functionNamed as functionNamedIn,
+  type PolicyStatement,
+  pipelineFunctions,
+  roleOf,
+  roleStatements,
+} from '../support/cdk-template.ts';
 
 let template: Template;
 beforeAll(() => {
@@ -653,6 +660,62 @@ describe('with useKms', () => {
   }, 120_000);
 });
 
+describe('with useKms, the key in every role', () => {
+  const template = () =>
+    Template.fromStack(
+      new PipelineStack(new App(), 'KmsGrants', {
+        pipeline: { bedrockRegion: 'us-west-2', useKms: true },
+        env: { account: '123456789012', region: 'us-west-2' },
+      }),
+    );
+  let kms: Template;
+  beforeAll(() => {
+    kms = template();
+  }, 120_000);
+
+  /** Each role's statements on the key: the services they go through and the actions, per role. */
+  const keyUse = () =>
+    Object.values(kms.findResources('AWS::IAM::Policy')).flatMap((policy) =>
+      (policy.Properties.PolicyDocument.Statement as Array<PolicyStatement & { Condition?: unknown }>)
+        .filter((statement) => [statement.Action].flat().some((action) => action.startsWith('kms:')))
+        .map((statement) => ({
+          role: (policy.Properties.Roles as Array<{ Ref: string }>)[0]?.Ref ?? '',
+          actions: [statement.Action].flat(),
+          via: (statement.Condition as { StringEquals?: Record<string, string> } | undefined)?.StringEquals?.[
+            'kms:ViaService'
+          ],
+        })),
+    );
+
+  it('is used only through S3, DynamoDB and SQS in the stack region, never directly', () => {
+    // Act
+    const uses = keyUse();
+
+    // Assess
+    expect(uses.length).toBeGreaterThan(10);
+    for (const use of uses) expect(use.via).toMatch(/^(s3|dynamodb|sqs)\.us-west-2\.amazonaws\.com$/);
+  });
+
+  it('is granted for what each role does: decrypt to read, a data key to write, nothing more', () => {
+    // Act
+    const actions = new Set(keyUse().flatMap((use) => use.actions));
+    const finalizer = keyUse().filter((use) => use.role === roleOf(functionNamedIn(kms, 'finalizer')));
+
+    // Assess
+    expect([...actions].sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    expect(finalizer).toContainEqual({
+      role: expect.any(String),
+      actions: ['kms:Decrypt'],
+      via: 'sqs.us-west-2.amazonaws.com',
+    });
+    expect(finalizer).toContainEqual({
+      role: expect.any(String),
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      via: 's3.us-west-2.amazonaws.com',
+    });
+  });
+});
+
 describe('a deployment over several quota pools', () => {
   const props = {
     bedrockRegion: 'us-west-2',
@@ -890,6 +953,48 @@ describe('cdk-nag AwsSolutions', () => {
     },
     120_000,
   );
+
+  it("acknowledges X-Ray's `*` on its own statement only: a function's other `*` is still a finding", () => {
+    // Prepare
+    const app = new App();
+    const stack = new Stack(app, 'Wildcard');
+    const fn = new PipelineFunction(stack, 'Sweeper', {
+      name: 'sweeper',
+      timeout: Duration.minutes(1),
+      environment: {},
+    });
+    fn.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: ['*'] }));
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+
+    // Act
+    const synth = () => app.synth();
+
+    // Assess
+    expect(synth).toThrow(/Sweeper\/Role\/DefaultPolicy[\s\S]*AwsSolutions-IAM5\[Resource::\*\]/);
+  });
+
+  it("keeps X-Ray's statement alone in a policy of its own, which each traced function waits for", () => {
+    // Act
+    const tracing = Object.entries(
+      template.findResources('AWS::IAM::Policy', {
+        Properties: { PolicyName: Match.stringLikeRegexp('Tracing') },
+      }),
+    );
+    const traced = template.findResources('AWS::Lambda::Function', {
+      Properties: { TracingConfig: { Mode: 'Active' } },
+    });
+
+    // Assess
+    expect(tracing.map(([, policy]) => policy.Properties.PolicyDocument.Statement)).toEqual(
+      pipelineFunctions(template).map(() => [
+        { Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Effect: 'Allow', Resource: '*' },
+      ]),
+    );
+    for (const fn of pipelineFunctions(template)) {
+      expect(Object.values(traced)).toContainEqual(fn);
+      expect(fn.DependsOn).toEqual(expect.arrayContaining([expect.stringMatching(/Tracing/)]));
+    }
+  });
 
   it('would fail the synth on a finding nobody acknowledged (the check above is live)', () => {
     // Prepare
