@@ -1,6 +1,6 @@
 import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
 import { CountTokensCommand } from '@aws-sdk/client-bedrock-runtime';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type BedrockStandIn,
   type StandInState,
@@ -684,18 +684,22 @@ describe('Bedrock stand-in quotas', () => {
     ]);
   });
 
-  it('reports the peak of requests in flight', async () => {
-    // Prepare
-    const standIn = await startBedrockStandIn({ speed: 0.05 });
+  it('reports the requests in flight and their peak', async () => {
+    // Prepare: answers that take far longer than six requests take to arrive, however busy the machine.
+    const standIn = await startBedrockStandIn({ latency: { firstTokenMs: 20_000, perOutputTokenMs: 0 } });
     const client = bedrockClient(standIn);
 
     // Act
-    await Promise.all(Array.from({ length: 6 }, () => invoke(client, invokeBody({ max_tokens: 20 }))));
+    const calls = Array.from({ length: 6 }, () =>
+      invoke(client, invokeBody({ max_tokens: 20 })).catch(() => 'ended by close'),
+    );
+    await vi.waitFor(() => expect(standIn.state().quotas[0]?.inFlight).toBe(6), { timeout: 15_000 });
     const [usage] = standIn.state().quotas;
     await standIn.close();
+    await Promise.all(calls);
 
     // Assess
-    expect(usage).toMatchObject({ inFlight: 0, peakInFlight: 6, requests: 6 });
+    expect(usage).toMatchObject({ inFlight: 6, peakInFlight: 6, requests: 6 });
   });
 });
 
