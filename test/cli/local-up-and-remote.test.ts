@@ -210,7 +210,7 @@ describe('bedrock-batch run killed outright', () => {
 
     // Assess
     expect(helpers.length).toBeGreaterThan(0);
-    expect(await survivors(helpers)).toEqual([]);
+    expect(await survivors(helpers, 30_000)).toEqual([]);
   }, 90_000);
 
   it('under a Node wrapper (as tsx starts it) stops as on SIGTERM when the wrapper is killed outright', async () => {
@@ -230,9 +230,10 @@ describe('bedrock-batch run killed outright', () => {
 
     // Assess
     expect(helpers.length).toBeGreaterThan(0);
-    expect(await survivors([cli, ...helpers], 15_000)).toEqual([]);
+    // Stopping lets the worker's batch under way finish its calls first: on a busy machine that takes a while.
+    expect(await survivors([cli, ...helpers], 60_000)).toEqual([]);
     expect(wrapper.output().stdout).toMatch(/Stopping \(SIGTERM\): the job is left unfinished\./);
-  }, 90_000);
+  }, 120_000);
 });
 
 describe('bedrock-batch remote commands without resources', () => {
