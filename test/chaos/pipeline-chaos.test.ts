@@ -184,8 +184,9 @@ describe(`${RECORDS} records through the pipeline under chaos`, () => {
         workerInvocations: chaotic.workerPoller.stats.invocations,
         failedWorkerInvocations: chaotic.workerPoller.stats.failedInvocations,
       };
-      console.log(`chaos run: ${JSON.stringify(report)}`);
+      // The figures are the benchmark's to print and keep; a green `npm test` stays quiet.
       if (REPORT_FILE !== undefined) {
+        console.log(`chaos run: ${JSON.stringify(report)}`);
         await mkdir(path.dirname(REPORT_FILE), { recursive: true });
         await writeFile(
           REPORT_FILE,

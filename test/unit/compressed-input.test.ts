@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { decompressedLocation } from '../../shared/pipeline/job.ts';
+import { describeJob } from '../../shared/pipeline/status.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -80,6 +81,9 @@ describe('a .jsonl.gz file cut short', () => {
     expect(pipeline.manifest('inputs/cut.jsonl.gz')).toMatchObject({
       inputNotice: expect.stringMatching(notice),
     });
+    const [job] = pipeline.ledger.jobs.values();
+    if (job === undefined) throw new Error('no job');
+    expect(describeJob(job).inputNotice).toMatch(notice);
     expect(pipeline.events.published).toEqual([
       {
         detailType: 'Batch Job Completed',
