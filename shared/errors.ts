@@ -32,8 +32,10 @@ export class RecordRejectedError extends PipelineError {}
 
 /** The input object is not the one its job was created for any more: it was uploaded again (or deleted). */
 export class InputChangedError extends PipelineError {
+  static readonly CODE = 'INPUT_CHANGED';
+
   constructor(location: { bucket: string; key: string }, options: { cause?: unknown } = {}) {
-    super('INPUT_CHANGED', `s3://${location.bucket}/${location.key} changed while its job ran.`, {
+    super(InputChangedError.CODE, `s3://${location.bucket}/${location.key} changed while its job ran.`, {
       ...options,
       fix: 'The new upload runs as a job of its own; this job keeps to the version it started with.',
     });

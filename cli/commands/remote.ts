@@ -5,6 +5,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from 
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
+import { FINALIZED_JOB_STATUSES } from '../../shared/pipeline/model.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
 import { parseCommandLine } from '../arguments.ts';
 import { UsageError } from '../errors.ts';
@@ -110,7 +111,7 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
   );
   await checkOutputDirectory(values.out);
   const { job, clients } = await findJob(positionals[0], values);
-  if (job.status !== 'completed' && job.status !== 'cancelled') {
+  if (!FINALIZED_JOB_STATUSES.has(job.status)) {
     throw new UsageError(
       `Job ${job.jobId} is ${job.status} (${job.doneRecords}/${job.totalRecords ?? '?'} records): no results yet.`,
     );

@@ -137,7 +137,11 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
   const manifest = result.manifest as Record<string, number | string>;
   if (values.json) term.out(`${JSON.stringify(manifest, null, 2)}\n`);
   else term.out(summary(manifest, result, Date.now() - started, term));
-  if (manifest.status !== 'completed') throw new JobFailedError(`The job ended ${manifest.status}.`);
+  if (manifest.status !== 'completed') {
+    // A reason is a sentence of its own, with its full stop.
+    const why = manifest.reason === undefined ? '.' : `: ${manifest.reason}`;
+    throw new JobFailedError(`The job ended ${manifest.status}${why}`);
+  }
   return 0;
 }
 

@@ -10,6 +10,7 @@ import type {
   CachedPrefix,
   DecompressCheckpoint,
   FinalizeCheckpoint,
+  JobEnding,
   JobRecord,
   JobStatus,
   ObjectLocation,
@@ -146,17 +147,17 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
 
   async failReading(
     jobId: string,
-    reason: string,
+    ending: Required<JobEnding<'failed' | 'superseded'>>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
     return this.endJob(jobId, {
       from: 'enqueuing',
-      to: 'failed',
+      to: ending.status,
       finishedAt,
       announcement,
       // Records already sent finish as canceled.
-      also: { failureReason: reason, cancelRequested: true },
+      also: { failureReason: ending.reason, cancelRequested: true },
       forget: ['readerId', 'readerUntil'],
     });
   }
@@ -285,15 +286,16 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
 
   async finishJob(
     jobId: string,
-    status: 'completed' | 'cancelled',
+    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
     return this.endJob(jobId, {
       from: 'finalizing',
-      to: status,
+      to: ending.status,
       finishedAt,
       announcement,
+      ...(ending.reason === undefined ? {} : { also: { failureReason: ending.reason } }),
       forget: ['finalizeCheckpoint'],
     });
   }

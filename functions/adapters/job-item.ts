@@ -7,9 +7,9 @@ import type {
   JobRecord,
   JobRetries,
   JobSettings,
-  JobStatus,
   ObjectLocation,
 } from '../../shared/pipeline/model.ts';
+import { jobStatuses } from '../../shared/pipeline/model.ts';
 import { jobKey, LEDGER_TABLE } from './ledger-table.ts';
 import { withoutUndefined } from './ledger-writes.ts';
 
@@ -56,7 +56,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
   const text = (field: string) => (item[field] === undefined ? undefined : String(item[field]));
   return {
     jobId: String(item.jobId),
-    status: item.status as JobStatus,
+    status: z.enum(jobStatuses).parse(item.status),
     source: {
       bucket: String(item.bucket),
       key: String(item.key),

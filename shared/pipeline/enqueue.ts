@@ -35,6 +35,7 @@ import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
 import type {
   Announcement,
+  JobEnding,
   JobRecord,
   JobSettings,
   ObjectLocation,
@@ -42,6 +43,7 @@ import type {
   ReadProgress,
 } from './model.ts';
 import type { BatchJobs, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
+import { supersededEnding } from './superseded.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
   readonly queue: RecordQueue;
@@ -128,7 +130,7 @@ async function rejectFile(draft: JobRecord, reason: string, ports: EnqueuePorts)
     status: 'failed',
     failureReason: reason,
     finishedAt: draft.createdAt,
-    announcement: jobFailed(draft.jobId, draft.source, reason),
+    announcement: jobFailed(draft.jobId, draft.source, { status: 'failed', reason }),
   };
   // A duplicate event finds the job failed already; it publishes the event only if that is still pending.
   const created = await ports.ledger.createJob(failed);
@@ -174,7 +176,8 @@ async function readOn(
     if (readable.kind === 'unreadable') return failReading(job, readable.reason, ports, settings);
     return await readFile(readable.job, ports, settings, shouldStop, lease);
   } catch (error) {
-    if (error instanceof InputChangedError) return failReading(job, error.message, ports, settings);
+    if (error instanceof InputChangedError)
+      return endReading(job, await supersededEnding(job.jobId, job.source, ports.store), ports, settings);
     await ports.ledger.releaseReading(jobId, owner).catch(() => {});
     throw error;
   }
@@ -193,21 +196,40 @@ async function continueLater(
 }
 
 /** The file cannot be read on as the job began it: the job fails with the reason, once, and says so. */
-async function failReading(
+function failReading(
   job: JobRecord,
   reason: string,
   ports: EnqueuePorts,
   settings: EnqueueSettings,
 ): Promise<EnqueueOutcome> {
-  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
-  const announcement = jobFailed(job.jobId, job.source, reason);
-  if (await ports.ledger.failReading(job.jobId, reason, finishedAt, announcement))
-    await announce(ports, { jobId: job.jobId, announcement });
-  return { kind: 'failed', jobId: job.jobId, reason };
+  return endReading(job, { status: 'failed', reason }, ports, settings);
 }
 
-function jobFailed(jobId: string, source: ObjectLocation, reason: string): Announcement {
-  return { detailType: JOB_FAILED, detail: { jobId, input: `s3://${source.bucket}/${source.key}`, reason } };
+/** Reading ends for good (the job failed, or a newer upload superseded it), once, with its event. */
+async function endReading(
+  job: JobRecord,
+  ending: Required<JobEnding<'failed' | 'superseded'>> & { readonly supersededBy?: string },
+  ports: EnqueuePorts,
+  settings: EnqueueSettings,
+): Promise<EnqueueOutcome> {
+  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
+  const announcement = jobFailed(job.jobId, job.source, ending);
+  const { supersededBy: _, ...stored } = ending;
+  if (await ports.ledger.failReading(job.jobId, stored, finishedAt, announcement))
+    await announce(ports, { jobId: job.jobId, announcement });
+  return { kind: 'failed', jobId: job.jobId, reason: ending.reason };
+}
+
+/** The "Batch Job Failed" event: the job, its input, how it ended and why. */
+function jobFailed(
+  jobId: string,
+  source: ObjectLocation,
+  ending: Required<JobEnding> & { readonly supersededBy?: string },
+): Announcement {
+  return {
+    detailType: JOB_FAILED,
+    detail: { jobId, input: `s3://${source.bucket}/${source.key}`, ...ending },
+  };
 }
 
 async function findObject(event: ObjectCreated, ports: EnqueuePorts) {

@@ -1,4 +1,5 @@
 import { nanoUsdToUsd } from '../cost/cost.ts';
+import { InputChangedError } from '../errors.ts';
 import { buildManifest, cacheSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import type { QuotaReport } from '../quotas/pool-rates.ts';
@@ -8,9 +9,10 @@ import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily, outputLocations } from './job.ts';
 import { type JobStats, JobStatsCollector } from './job-stats.ts';
-import type { Announcement, JobRecord } from './model.ts';
+import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 import { type ResultReading, resultsInOrder } from './results-in-order.ts';
+import { supersededEnding } from './superseded.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;
@@ -59,7 +61,7 @@ export async function finalizeJob(
 ): Promise<FinalizeOutcome> {
   const job = await ports.ledger.getJob(jobId);
   if (job === undefined) return { kind: 'already-done' };
-  if (job.status === 'completed' || job.status === 'cancelled') {
+  if (ENDED_JOB_STATUSES.has(job.status)) {
     await announce(ports, job);
     return { kind: 'already-done' };
   }
@@ -68,15 +70,15 @@ export async function finalizeJob(
 
   const { manifest } = outputLocations(job);
   const finishedAt = (settings.now ?? (() => new Date()))();
-  const details = jobDetails(job, finishedAt);
+  const ending = await endingOf(job, written.stats, ports.store);
+  const details = jobDetails(job, finishedAt, ending);
   const manifestBody = manifestOf(job, details, written.stats.summary(job), await ports.quotas?.reading());
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
     detailType: JOB_COMPLETED,
     detail: completionDetail(job, { ...details, manifest: s3Uri(manifest) }),
   };
-  const status = job.cancelRequested ? 'cancelled' : 'completed';
-  if (await ports.ledger.finishJob(jobId, status, details.finishedAt, announcement)) {
+  if (await ports.ledger.finishJob(jobId, ending, details.finishedAt, announcement)) {
     await announce(ports, { jobId, announcement });
     return { kind: 'completed', manifest: manifestBody };
   }
@@ -134,11 +136,31 @@ async function writeOutput(
   return { kind: 'written', stats };
 }
 
+/**
+ * How the job ends: cancelled when asked; superseded when its input changed under it (some records could not
+ * be read as the job began them), naming the job that runs the newer upload; completed otherwise.
+ */
+async function endingOf(
+  job: JobRecord,
+  stats: JobStatsCollector,
+  store: FinalizePorts['store'],
+): Promise<JobEnding<'completed' | 'cancelled' | 'superseded'> & { readonly supersededBy?: string }> {
+  if (job.cancelRequested) return { status: 'cancelled' };
+  if (stats.erroredWith(InputChangedError.CODE) > 0) return supersededEnding(job.jobId, job.source, store);
+  return { status: 'completed' };
+}
+
 /** What the manifest and the completion event say of the job itself. */
-function jobDetails(job: JobRecord, finishedAt: Date) {
+function jobDetails(
+  job: JobRecord,
+  finishedAt: Date,
+  ending: JobEnding & { readonly supersededBy?: string },
+) {
   return {
     jobId: job.jobId,
-    status: job.cancelRequested ? 'cancelled' : 'completed',
+    status: ending.status,
+    ...(ending.reason === undefined ? {} : { reason: ending.reason }),
+    ...(ending.supersededBy === undefined ? {} : { supersededBy: ending.supersededBy }),
     input: s3Uri(job.source),
     output: s3Uri(outputLocations(job).output),
     model: job.settings.model,

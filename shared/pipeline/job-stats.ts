@@ -11,6 +11,11 @@ const MAX_THROUGHPUT_BUCKETS = 120;
 /** Finishing times are kept in at most this many buckets, widened as a job runs long: the state stays small. */
 const MAX_STORED_BUCKETS = 1_200;
 
+interface ErrorTally {
+  records: number;
+  firstLine: number;
+}
+
 interface ModelTotals {
   records: number;
   inputTokens: number;
@@ -39,6 +44,8 @@ export class JobStatsCollector {
   private readonly finished = new Map<number, number>();
   private retriedRecords = 0;
   private maxAttempts = 0;
+  /** Errored records by code: how many, and the first line with each. */
+  private readonly errors = new Map<string, ErrorTally>();
   /** When the first model call started and the last answer was in (epoch ms): the span of the calls. */
   private firstCallAt: number | undefined;
   private lastAnswerAt: number | undefined;
@@ -52,6 +59,7 @@ export class JobStatsCollector {
     for (const [modelId, totals] of saved.perModel) collector.perModel.set(modelId, { ...totals });
     for (const [lane, totals] of saved.perLane ?? []) collector.perLane.set(lane, { ...totals });
     for (const [pool, totals] of saved.perPool ?? []) collector.perPool.set(pool, { ...totals });
+    for (const [code, tally] of saved.errors ?? []) collector.errors.set(code, { ...tally });
     saved.latencyCounts.forEach((count, index) => {
       collector.latencyCounts[index] = count;
     });
@@ -72,6 +80,7 @@ export class JobStatsCollector {
       perModel: [...this.perModel.entries()].map(([modelId, totals]) => [modelId, { ...totals }]),
       perLane: [...this.perLane.entries()].map(([lane, totals]) => [lane, { ...totals }]),
       perPool: [...this.perPool.entries()].map(([pool, totals]) => [pool, { ...totals }]),
+      errors: [...this.errors.entries()].map(([code, tally]) => [code, { ...tally }]),
       latencyCounts: [...this.latencyCounts],
       latencyCount: this.latencyCount,
       latencyMax: this.latencyMax,
@@ -85,7 +94,8 @@ export class JobStatsCollector {
   }
 
   add(result: StoredResult): void {
-    const { timing, completion } = result;
+    const { timing, completion, outcome } = result;
+    if (outcome.status === 'errored') this.addError(outcome.failure.code, completion.lineNumber);
     if (timing === undefined) return;
     const second = Math.max(0, Math.floor((Date.parse(timing.finishedAt) - this.startedAt) / 1000));
     while (Math.floor(second / this.finishedBucketSeconds) >= MAX_STORED_BUCKETS) this.widenFinishedBuckets();
@@ -136,6 +146,10 @@ export class JobStatsCollector {
       },
       throughput: { bucketSeconds, completed },
       attempts: { retriedRecords: this.retriedRecords, maxAttempts: this.maxAttempts },
+      /** Errored records by code, commonest first, with the first line of each (results come in line order). */
+      errors: [...this.errors.entries()]
+        .map(([code, tally]) => ({ code, ...tally }))
+        .sort((a, b) => b.records - a.records || a.firstLine - b.firstLine),
       /** From the first model call's start to the last answer: the job's time less its fixed cost. */
       calls: {
         firstStartedAt: isoOrNull(this.firstCallAt),
@@ -147,6 +161,17 @@ export class JobStatsCollector {
       },
       retries: job.retries,
     };
+  }
+
+  /** Records that errored with `code`. */
+  erroredWith(code: string): number {
+    return this.errors.get(code)?.records ?? 0;
+  }
+
+  private addError(code: string, lineNumber: number): void {
+    const tally = this.errors.get(code);
+    if (tally === undefined) this.errors.set(code, { records: 1, firstLine: lineNumber });
+    else tally.records += 1;
   }
 
   private widenFinishedBuckets(): void {
@@ -226,6 +251,8 @@ export interface JobStatsState {
   readonly perLane?: ReadonlyArray<readonly [LaneName, ModelTotals]>;
   /** Absent in checkpoints saved before pools were counted. */
   readonly perPool?: ReadonlyArray<readonly [string, ModelTotals]>;
+  /** Absent in checkpoints saved before errors were counted by code. */
+  readonly errors?: ReadonlyArray<readonly [string, ErrorTally]>;
   readonly latencyCounts: readonly number[];
   readonly latencyCount: number;
   readonly latencyMax: number;

@@ -62,7 +62,38 @@ export interface Announcement {
   readonly detail: Record<string, unknown>;
 }
 
-export type JobStatus = 'enqueuing' | 'running' | 'finalizing' | 'completed' | 'failed' | 'cancelled';
+export const jobStatuses = [
+  'enqueuing',
+  'running',
+  'finalizing',
+  'completed',
+  'failed',
+  'cancelled',
+  /** Its input was replaced (or deleted) under it: the newer upload is a job of its own. */
+  'superseded',
+] as const;
+export type JobStatus = (typeof jobStatuses)[number];
+
+/** The statuses a job ends in: nothing more happens to it. */
+export const ENDED_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([
+  'completed',
+  'failed',
+  'cancelled',
+  'superseded',
+]);
+
+/** The statuses a job ends in with its output and manifest written. */
+export const FINALIZED_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([
+  'completed',
+  'cancelled',
+  'superseded',
+]);
+
+/** How a job ends and, when not as asked, why. */
+export interface JobEnding<Status extends JobStatus = JobStatus> {
+  readonly status: Status;
+  readonly reason?: string;
+}
 
 export interface JobSettings {
   readonly model: string;

@@ -11,6 +11,7 @@ import type {
   CountedRecord,
   DecompressCheckpoint,
   FinalizeCheckpoint,
+  JobEnding,
   JobRecord,
   JobUpdate,
   LeaseResult,
@@ -107,7 +108,7 @@ export interface JobLedger {
   ): Promise<boolean>;
   failReading(
     jobId: string,
-    reason: string,
+    ending: Required<JobEnding<'failed' | 'superseded'>>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean>;
@@ -116,7 +117,7 @@ export interface JobLedger {
   claimFinalization(jobId: string): Promise<boolean>;
   finishJob(
     jobId: string,
-    status: 'completed' | 'cancelled',
+    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean>;

@@ -312,13 +312,19 @@ describe.each([
     const announcement = { detailType: 'Batch Job Failed', detail: { jobId: job.jobId, reason: 'changed' } };
 
     // Act
-    const failed = await subject.failReading(job.jobId, 'changed', '2026-11-25T10:05:00.000Z', announcement);
-    const again = await subject.failReading(job.jobId, 'changed', '2026-11-25T10:06:00.000Z', announcement);
+    const ending = { status: 'superseded', reason: 'changed' } as const;
+    const failed = await subject.failReading(job.jobId, ending, '2026-11-25T10:05:00.000Z', announcement);
+    const again = await subject.failReading(
+      job.jobId,
+      { status: 'failed', reason: 'again' },
+      '2026-11-25T10:06:00.000Z',
+      announcement,
+    );
 
     // Assess
     expect([failed, again]).toEqual([true, false]);
     expect(await subject.getJob(job.jobId)).toMatchObject({
-      status: 'failed',
+      status: 'superseded',
       failureReason: 'changed',
       finishedAt: '2026-11-25T10:05:00.000Z',
       cancelRequested: true,
@@ -378,13 +384,13 @@ describe.each([
     // Act
     const ended = await subject.finishJob(
       finished.jobId,
-      'completed',
+      { status: 'superseded', reason: 'replaced by job-2' },
       '2026-11-25T11:00:00.000Z',
       announcement,
     );
     const endedTwice = await subject.finishJob(
       finished.jobId,
-      'completed',
+      { status: 'completed' },
       '2026-11-25T11:00:00.000Z',
       announcement,
     );
@@ -401,7 +407,8 @@ describe.each([
     expect(activeAfterAnnounced).toContain(running.jobId);
     expect(activeAfterAnnounced).not.toContain(finished.jobId);
     expect(await subject.getJob(finished.jobId)).toMatchObject({
-      status: 'completed',
+      status: 'superseded',
+      failureReason: 'replaced by job-2',
       finishedAt: '2026-11-25T11:00:00.000Z',
       announcement: undefined,
     });
@@ -547,7 +554,7 @@ describe('DynamoDbLedger retention', () => {
     await ledger.claimFinalization(finished.jobId);
 
     // Act
-    await ledger.finishJob(finished.jobId, 'completed', '2026-11-25T10:00:00.000Z', {
+    await ledger.finishJob(finished.jobId, { status: 'completed' }, '2026-11-25T10:00:00.000Z', {
       detailType: 'Batch Job Completed',
       detail: {},
     });

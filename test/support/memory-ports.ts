@@ -38,6 +38,7 @@ import type {
   CountedRecord,
   DecompressCheckpoint,
   FinalizeCheckpoint,
+  JobEnding,
   JobRecord,
   JobUpdate,
   LeaseResult,
@@ -269,15 +270,15 @@ export class MemoryLedger implements Ledger {
 
   async failReading(
     jobId: string,
-    reason: string,
+    ending: Required<JobEnding<'failed' | 'superseded'>>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
     const job = this.job(jobId);
     if (job.status !== 'enqueuing') return false;
     Object.assign(job, {
-      status: 'failed',
-      failureReason: reason,
+      status: ending.status,
+      failureReason: ending.reason,
       finishedAt,
       cancelRequested: true,
       announcement,
@@ -435,13 +436,19 @@ export class MemoryLedger implements Ledger {
 
   async finishJob(
     jobId: string,
-    status: 'completed' | 'cancelled',
+    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {
     const job = this.job(jobId);
     if (job.status !== 'finalizing') return false;
-    Object.assign(job, { status, finishedAt, announcement, finalizeCheckpoint: undefined });
+    Object.assign(job, {
+      status: ending.status,
+      ...(ending.reason === undefined ? {} : { failureReason: ending.reason }),
+      finishedAt,
+      announcement,
+      finalizeCheckpoint: undefined,
+    });
     return true;
   }
 

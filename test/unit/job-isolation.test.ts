@@ -26,16 +26,18 @@ describe('two uploads of one key', () => {
       '',
       ['v1-0', 'v1-1'],
       [undefined, undefined],
+      'completed',
     ],
     [
-      'long lines, read back from the object, are errors',
+      'long lines, read back from the object, are errors and the job is superseded by the second',
       LONG,
       [undefined, undefined],
       ['INPUT_CHANGED', 'INPUT_CHANGED'],
+      'superseded',
     ],
   ])(
     'are two jobs, each with its own output; of the first, %s, never the other upload',
-    async (_case, padding, texts, codes) => {
+    async (_case, padding, texts, codes, firstStatus) => {
       // Prepare: the first upload's records are queued when the second upload replaces the object.
       const pipeline = echoPrompt();
       const key = 'inputs/twice.jsonl';
@@ -69,16 +71,32 @@ describe('two uploads of one key', () => {
       expect(outputOf(first.jobId).map((line) => line.text?.trimEnd())).toEqual(texts);
       expect(outputOf(first.jobId).map((line) => line.error?.code)).toEqual(codes);
       expect(outputOf(second.jobId).map((line) => line.text)).toEqual(['v2-0', 'v2-1', 'v2-2']);
-      expect(pipeline.events.published.map((event) => [event.detailType, event.detail.jobId])).toEqual(
-        expect.arrayContaining([
-          ['Batch Job Completed', first.jobId],
-          ['Batch Job Completed', second.jobId],
-        ]),
+      const ended = (jobId: string) =>
+        pipeline.events.published.find((event) => event.detail.jobId === jobId);
+      expect(ended(first.jobId)).toMatchObject({
+        detailType: 'Batch Job Completed',
+        detail:
+          firstStatus === 'superseded'
+            ? {
+                status: 'superseded',
+                supersededBy: second.jobId,
+                reason: `s3://${BUCKET}/${key} was replaced while its job ran: job ${second.jobId} runs the newer upload.`,
+              }
+            : { status: 'completed' },
+      });
+      expect(ended(second.jobId)).toMatchObject({ detail: { status: 'completed' } });
+      expect(await pipeline.ledger.getJob(first.jobId)).toMatchObject({ status: firstStatus });
+      const manifestKey = outputLocations({ jobId: first.jobId, source: { bucket: BUCKET, key } }).manifest
+        .key;
+      const manifest = JSON.parse(pipeline.store.text(BUCKET, manifestKey) ?? '{}');
+      expect(manifest).toMatchObject({ status: firstStatus });
+      expect(manifest.stats.errors).toEqual(
+        firstStatus === 'superseded' ? [{ code: 'INPUT_CHANGED', records: 2, firstLine: 1 }] : [],
       );
     },
   );
 
-  it('fails a job whose file changes while it is being read, with the reason on the bus', async () => {
+  it('ends a job whose file changes while it is being read as superseded by the newer upload, on the bus', async () => {
     // Prepare
     const pipeline = echoPrompt();
     const key = 'inputs/changing.jsonl';
@@ -99,19 +117,29 @@ describe('two uploads of one key', () => {
       () => false,
     );
     await pipeline.drain();
+    const newer = await startJob(objectCreated(key), pipeline.ports, pipeline.enqueueSettings, () => true);
 
     // Assess
     expect(started.kind).toBe('continued');
-    expect(continued).toMatchObject({
-      kind: 'failed',
-      reason: expect.stringMatching(/changed while its job ran/),
-    });
+    if (!('jobId' in newer) || continued.kind !== 'failed') throw new Error('no newer job');
+    const reason = `s3://${BUCKET}/${key} was replaced while its job ran: job ${newer.jobId} runs the newer upload.`;
+    expect(continued).toEqual({ kind: 'failed', jobId: continued.jobId, reason });
     expect(pipeline.events.published).toEqual([
       {
         detailType: 'Batch Job Failed',
-        detail: expect.objectContaining({ jobId: continued.kind === 'failed' ? continued.jobId : '' }),
+        detail: {
+          jobId: continued.jobId,
+          input: `s3://${BUCKET}/${key}`,
+          status: 'superseded',
+          reason,
+          supersededBy: newer.jobId,
+        },
       },
     ]);
+    expect(await pipeline.ledger.getJob(continued.jobId)).toMatchObject({
+      status: 'superseded',
+      failureReason: reason,
+    });
     expect(pipeline.model.calls).toHaveLength(0);
   });
 });

@@ -95,6 +95,39 @@ describe('JobStatsCollector', () => {
     });
   });
 
+  it('counts errored records by code, commonest first with the first line of each, through a checkpoint', () => {
+    // Prepare
+    const errored = (line: number, code: string): StoredResult => {
+      const base = result(line, 1, { attempts: 1 });
+      return {
+        ...base,
+        outcome: {
+          status: 'errored',
+          failure: { code, message: code, httpStatus: 400, anthropicType: 'invalid_request_error' },
+        },
+        completion: { ...base.completion, status: 'errored' },
+      };
+    };
+    const stats = new JobStatsCollector(START);
+    stats.add(errored(2, 'INVALID_JSON'));
+    stats.add(result(3, 1, { modelId: 'm', latencyMs: 10 }));
+    stats.add(errored(4, 'ValidationException'));
+
+    // Act
+    const restored = JobStatsCollector.restore(START, JSON.parse(JSON.stringify(stats.state())));
+    restored.add(errored(7, 'ValidationException'));
+    restored.add({ ...result(8, 1, { attempts: 0 }), outcome: { status: 'canceled' } });
+    const { errors } = restored.summary({ retries: NO_RETRIES });
+
+    // Assess
+    expect(errors).toEqual([
+      { code: 'ValidationException', records: 2, firstLine: 4 },
+      { code: 'INVALID_JSON', records: 1, firstLine: 2 },
+    ]);
+    expect(restored.erroredWith('ValidationException')).toBe(2);
+    expect(restored.erroredWith('INPUT_CHANGED')).toBe(0);
+  });
+
   it('has no span when no call was made', () => {
     const stats = new JobStatsCollector(START);
     stats.add(result(1, 1, { attempts: 0 }));
