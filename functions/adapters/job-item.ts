@@ -22,6 +22,9 @@ export const RETRY_ATTRIBUTES: Readonly<Record<keyof JobRetries, string>> = {
   sentBackToWait: 'sentBackToWaitCount',
   receives: 'receiveCount',
   bedrockCalls: 'bedrockCallCount',
+  unansweredCalls: 'unansweredCallCount',
+  abandonedAttempts: 'abandonedAttemptCount',
+  uncountedCostCapNanoUsd: 'uncountedCostCapNanoUsd',
 };
 
 /** A job's counters from its item; a counter the item lacks (written before it was kept) is 0. */

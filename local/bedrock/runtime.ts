@@ -27,14 +27,30 @@ export interface StandInState {
    * The requests answered, each distinct request body once however often it was sent, and their usage: what
    * a caller that counts every record exactly once must report.
    */
-  readonly distinctAnswers: {
-    readonly requests: number;
-    readonly inputTokens: number;
-    readonly outputTokens: number;
-    readonly cacheCreationInputTokens: number;
-    readonly cacheReadInputTokens: number;
-  };
+  readonly distinctAnswers: AnswerTotals;
+  /**
+   * Every request answered and so billed, repeats included, and whether or not its caller was still there
+   * to read the answer: what the account pays.
+   */
+  readonly billed: AnswerTotals;
 }
+
+/** Requests answered and their usage. */
+export interface AnswerTotals {
+  readonly requests: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cacheCreationInputTokens: number;
+  readonly cacheReadInputTokens: number;
+}
+
+const noAnswers = (): { -readonly [Name in keyof AnswerTotals]: number } => ({
+  requests: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheCreationInputTokens: 0,
+  cacheReadInputTokens: 0,
+});
 
 export interface StandInRuntimeSettings {
   /** The home region. */
@@ -81,13 +97,8 @@ export class StandInRuntime {
   private readonly responses: Record<string, number> = {};
   private readonly injectedFaults: Record<string, number> = {};
   private readonly answeredDigests = new Set<string>();
-  private readonly distinctAnswers = {
-    requests: 0,
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheCreationInputTokens: 0,
-    cacheReadInputTokens: 0,
-  };
+  private readonly distinctAnswers = noAnswers();
+  private readonly billed = noAnswers();
 
   constructor(private readonly settings: StandInRuntimeSettings) {}
 
@@ -130,7 +141,7 @@ export class StandInRuntime {
       cache_read_input_tokens: used.cacheRead,
       output_tokens: completion.outputTokens,
     };
-    this.countDistinct(request.model.bedrockId, raw, usage);
+    this.countAnswer(request.model.bedrockId, raw, usage);
     return {
       body: messageResponse(request.model, completion, usage),
       headers: {
@@ -161,6 +172,7 @@ export class StandInRuntime {
       injectedFaults: { ...this.injectedFaults },
       quotas: this.settings.quotas.usage(),
       distinctAnswers: { ...this.distinctAnswers },
+      billed: { ...this.billed },
     };
   }
 
@@ -173,7 +185,7 @@ export class StandInRuntime {
     }
   }
 
-  private countDistinct(
+  private countAnswer(
     modelId: string,
     raw: Buffer,
     usage: {
@@ -183,14 +195,11 @@ export class StandInRuntime {
       cache_read_input_tokens: number;
     },
   ): void {
+    addAnswer(this.billed, usage);
     const digest = createHash('sha256').update(modelId).update('\n').update(raw).digest('hex');
     if (this.answeredDigests.has(digest)) return;
     this.answeredDigests.add(digest);
-    this.distinctAnswers.requests += 1;
-    this.distinctAnswers.inputTokens += usage.input_tokens;
-    this.distinctAnswers.outputTokens += usage.output_tokens;
-    this.distinctAnswers.cacheCreationInputTokens += usage.cache_creation_input_tokens;
-    this.distinctAnswers.cacheReadInputTokens += usage.cache_read_input_tokens;
+    addAnswer(this.distinctAnswers, usage);
   }
 }
 
@@ -228,4 +237,20 @@ export function messageResponse(
     stop_sequence: null,
     usage,
   };
+}
+
+function addAnswer(
+  totals: { -readonly [Name in keyof AnswerTotals]: number },
+  usage: {
+    input_tokens: number;
+    output_tokens: number;
+    cache_creation_input_tokens: number;
+    cache_read_input_tokens: number;
+  },
+): void {
+  totals.requests += 1;
+  totals.inputTokens += usage.input_tokens;
+  totals.outputTokens += usage.output_tokens;
+  totals.cacheCreationInputTokens += usage.cache_creation_input_tokens;
+  totals.cacheReadInputTokens += usage.cache_read_input_tokens;
 }

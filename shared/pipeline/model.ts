@@ -235,6 +235,15 @@ export interface JobRetries {
   readonly receives: number;
   /** InvokeModel calls made for the job's records, answered or not. */
   readonly bedrockCalls: number;
+  /**
+   * Calls that got no answer (a deadline, a timeout, a broken connection): Bedrock may have run and billed
+   * them, and no usage came back to count.
+   */
+  readonly unansweredCalls: number;
+  /** Attempts whose worker stopped before settling them (their lease ran out with no result): the same. */
+  readonly abandonedAttempts: number;
+  /** The most those calls may have cost (nano-USD): not in the job's cost, which counts what was answered. */
+  readonly uncountedCostCapNanoUsd: number;
 }
 
 /** What a batch adds to one job: the records it finished and the attempts it sent back or made wait. */

@@ -1,5 +1,5 @@
 import { withWriteTtl } from '../caching/cache-ttl.ts';
-import { usageOfResponse } from '../cost/cost.ts';
+import { costOfRequest, usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
@@ -47,6 +47,8 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       } as const;
       return { verdict, charged: 0 };
     }
+    if (lease.earlierSet !== undefined)
+      batch.tally.count(job, { abandonedAttempts: 1, uncountedCostCapNanoUsd: costCapNanoUsd(call) });
     const called = await invoke(call, lease, batch);
     return { ...called, verdict: { ...called.verdict, called: true } };
   } catch (error) {
@@ -98,6 +100,8 @@ async function afterFailure(
   const { job, message } = call;
   // Bedrock charges nothing for a call it answered with an error; a call that got no answer may have run.
   const charged = failure.answered ? 0 : call.cost.charge;
+  if (!failure.answered)
+    tally.count(job, { unansweredCalls: 1, uncountedCostCapNanoUsd: costCapNanoUsd(call) });
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
     tally.count(job, { sentBackToWait: 1 });
@@ -149,6 +153,25 @@ export function finish(
     },
   });
   return { kind: 'done', status: outcome.status, completion };
+}
+
+/**
+ * The most Bedrock may bill for a call whose usage never came back: its input at the upper estimate, all of it
+ * as an hour's cache write when the request has a breakpoint, and `max_tokens` of output.
+ */
+function costCapNanoUsd({ invocation }: Call): number {
+  const { model, endpoint } = invocation.resolved;
+  const input = invocation.estimate.upper;
+  const cached = invocation.bodyJson.includes('"cache_control"');
+  const usage = cached
+    ? {
+        input_tokens: 0,
+        cache_creation_input_tokens: input,
+        cache_creation: { ephemeral_1h_input_tokens: input },
+        output_tokens: invocation.maxTokens,
+      }
+    : { input_tokens: input, output_tokens: invocation.maxTokens };
+  return costOfRequest(usage, model, endpoint).total;
 }
 
 export function erroredOutcome(error: PipelineError): RecordOutcome {

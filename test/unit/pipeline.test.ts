@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { FULL_BUCKET_LEAD_MS, levelAt, MINUTE_MS } from '../../shared/budget/bucket.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
+import { estimateInputTokens } from '../../shared/request/token-estimate.ts';
 import { awsError, MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import {
@@ -227,6 +228,46 @@ describe('retries through the failure table', () => {
     });
   });
 
+  it('says in the manifest that a call which got no answer may have been billed, and the most it may have cost', async () => {
+    // Prepare: the first call's connection breaks before Bedrock answers; the second is answered.
+    const pipeline = pipelineHarness({
+      answer: (_, __, call) => {
+        if (call === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        return textResponse('answered');
+      },
+    });
+    const upperInput = estimateInputTokens({
+      messages: [{ role: 'user', content: 'Prompt a' }],
+      max_tokens: 256,
+    }).upper;
+
+    // Act
+    await pipeline.run('inputs/unanswered.jsonl', plain('a'));
+
+    // Assess: Opus 4.6 through the global profile, $5 and $25 a million tokens; max_tokens 256
+    const manifest = pipeline.manifest('inputs/unanswered.jsonl');
+    expect(manifest).toMatchObject({
+      successRecordCount: 1,
+      uncounted: {
+        calls: 1,
+        unanswered: 1,
+        abandoned: 0,
+        maxCostUsd: (upperInput * 5 + 256 * 25) / 1_000_000,
+      },
+    });
+    expect(manifest?.estimatedCostUsd).toBe((10 * 5 + 5 * 25) / 1_000_000);
+  });
+
+  it('says nothing of uncounted calls when every call was answered, errors included', async () => {
+    const pipeline = pipelineHarness({
+      answer: () => {
+        throw awsError('ValidationException', 400);
+      },
+    });
+    await pipeline.run('inputs/answered.jsonl', plain('a'));
+    expect(pipeline.manifest('inputs/answered.jsonl')).not.toHaveProperty('uncounted');
+  });
+
   it('writes a never-retry error at once', async () => {
     // Prepare
     const pipeline = pipelineHarness({
@@ -369,6 +410,36 @@ describe('exactly once', () => {
     expect(pipeline.manifest('inputs/crash.jsonl')).toMatchObject({
       successRecordCount: 1,
       inputTokenCount: 10,
+    });
+  });
+
+  it('counts an attempt whose worker died mid-call as uncounted: its call may have been billed', async () => {
+    // Prepare: the first attempt's worker dies after Bedrock answered, before its result is stored.
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/died.jsonl', `${plain('a')}\n`);
+    await startJob(objectCreated('inputs/died.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    const [message] = pipeline.queue.sent.splice(0);
+    if (message === undefined) throw new Error('no message');
+    const put = pipeline.store.put.bind(pipeline.store);
+    pipeline.store.put = async () => {
+      throw new Error('killed');
+    };
+
+    // Act
+    const died = await pipeline.work(message).catch((error: Error) => error.message);
+    pipeline.store.put = put;
+    pipeline.clock.now += 61_000;
+    await pipeline.work(message);
+    await pipeline.finalizeAll();
+
+    // Assess: two calls, one answer counted; the dead worker counted nothing, so its call is said to be uncounted
+    expect(died).toBe('killed');
+    expect(pipeline.model.calls).toHaveLength(2);
+    expect(pipeline.manifest('inputs/died.jsonl')).toMatchObject({
+      successRecordCount: 1,
+      inputTokenCount: 10,
+      uncounted: { calls: 1, unanswered: 0, abandoned: 1, maxCostUsd: expect.any(Number) },
+      stats: { retries: { bedrockCalls: 1, abandonedAttempts: 1 } },
     });
   });
 

@@ -4,6 +4,7 @@ import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { createLambdaContext } from '../../local/glue/lambda-context.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
+import { NO_RETRIES } from '../../shared/pipeline/job.ts';
 import { awsError } from '../support/factories.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
@@ -193,9 +194,7 @@ describe('the worker handler', () => {
     );
     expect(pipeline.queue.visibilityChanges).toEqual([]);
     expect((await pipeline.ledger.getJob(messages[0]?.jobId ?? ''))?.retries).toEqual({
-      retried: 0,
-      bedrockThrottles: 0,
-      budgetWaits: 0,
+      ...NO_RETRIES,
       sentBackToWait: 2,
       receives: 5,
       bedrockCalls: 3,
