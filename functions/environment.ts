@@ -44,12 +44,14 @@ interface AddressSettings {
   RECORD_QUEUE_URL?: string;
   RECORD_DLQ_URL?: string;
   FINALIZE_QUEUE_URL?: string;
+  DEADLINE_QUEUE_URL?: string | undefined;
 }
 
 /** The addresses a function's settings give, under the names the port builder uses. */
 export type AddressesOf<Settings extends AddressSettings> = {
   tableName: string;
   retentionDays?: number;
+  deadlineQueueUrl?: string;
 } & (Settings extends {
   RECORD_QUEUE_URL: string;
 }
@@ -65,6 +67,7 @@ export function addressesOf<Settings extends AddressSettings>(settings: Settings
     ...(settings.RECORD_QUEUE_URL === undefined ? {} : { recordQueueUrl: settings.RECORD_QUEUE_URL }),
     ...(settings.RECORD_DLQ_URL === undefined ? {} : { recordDlqUrl: settings.RECORD_DLQ_URL }),
     ...(settings.FINALIZE_QUEUE_URL === undefined ? {} : { finalizeQueueUrl: settings.FINALIZE_QUEUE_URL }),
+    ...(settings.DEADLINE_QUEUE_URL === undefined ? {} : { deadlineQueueUrl: settings.DEADLINE_QUEUE_URL }),
   } as AddressesOf<Settings>;
 }
 

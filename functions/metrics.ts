@@ -62,6 +62,8 @@ export const METRICS = {
     jobsFailed: 'BatchJobsFailed',
     partsWatched: 'BatchPartsWatched',
     eventsIgnored: 'BatchEventsIgnored',
+    /** Deadline alarms that went off (early ones set again among them). */
+    deadlineAlarms: 'BatchDeadlineAlarms',
   },
   sweeper: {
     jobsResumed: 'JobsResumed',

@@ -150,6 +150,12 @@ export const laneSettings = {
     .startsWith('arn:', 'is not an IAM role ARN')
     .optional()
     .describe('the service role Bedrock batch jobs run as; without it every file runs on demand'),
+  DEADLINE_QUEUE_URL: z
+    .string()
+    .trim()
+    .min(1)
+    .optional()
+    .describe("the SQS queue of deadline alarms that wakes the batch watcher at a job's deadline"),
 };
 
 export const cacheSettings = {
@@ -229,6 +235,7 @@ export const batchWatcherSettings = settingsSchema({
   ...storageSettings,
   ...queueSettings,
   BATCH_ROLE_ARN: laneSettings.BATCH_ROLE_ARN.unwrap(),
+  DEADLINE_QUEUE_URL: laneSettings.DEADLINE_QUEUE_URL,
 });
 export const workerSettings = settingsSchema({
   ...bedrockSettings,

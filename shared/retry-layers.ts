@@ -11,7 +11,7 @@ export const RETRY_LAYERS = {
   /** Keys DynamoDB leaves unread in a BatchGetItem are read again: attempts, and full-jitter backoff doubling from this. */
   ledgerBatchRead: { attempts: 5, baseDelayMs: 50 },
   /** Receives before a message goes to its DLQ: records (only messages the code cannot handle reach it), finalizations, enqueue failures. */
-  maxReceives: { records: 100, finalize: 5, enqueueFailures: 5 },
+  maxReceives: { records: 100, finalize: 5, enqueueFailures: 5, deadlineAlarms: 5 },
   /** EventBridge hands an upload's or a continuation's event to the enqueue function this often, for up to this long. */
   enqueueEvent: { retryAttempts: 185, maxEventAgeHours: 24 },
   /** Lambda's own retries of an asynchronous enqueue invocation that failed, before the enqueue-failures queue. */

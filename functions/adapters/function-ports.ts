@@ -2,7 +2,7 @@ import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { WatchPorts } from '../../shared/batch/watch.ts';
 import type { EnqueuePorts } from '../../shared/pipeline/enqueue.ts';
 import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
-import type { RecordQueue, TokenBudget } from '../../shared/pipeline/ports.ts';
+import type { DeadlineAlarms, RecordQueue, TokenBudget } from '../../shared/pipeline/ports.ts';
 import type { SweepPorts } from '../../shared/pipeline/sweeper.ts';
 import type { WorkerPorts } from '../../shared/pipeline/worker-batch.ts';
 import type { QuotaReport } from '../../shared/quotas/pool-rates.ts';
@@ -12,6 +12,7 @@ import type { AwsClients } from './clients.ts';
 import { DynamoDbLedger } from './dynamodb-ledger.ts';
 import { BusEventPublisher, type PutEvent, QueueDeadLetters, QueueFinalizeTrigger } from './events.ts';
 import { S3ObjectStore } from './s3-object-store.ts';
+import { SqsDeadlineAlarms } from './sqs-deadline-alarms.ts';
 import { SqsRecordQueue } from './sqs-record-queue.ts';
 
 /** Where the pipeline's state and queues are: a function's settings on Lambda, the local cloud's resources locally. */
@@ -20,6 +21,8 @@ export interface PipelineAddresses {
   readonly recordQueueUrl: string;
   readonly recordDlqUrl: string;
   readonly finalizeQueueUrl: string;
+  /** The queue of deadline alarms the batch watcher reads; without it the scheduled sweep keeps deadlines. */
+  readonly deadlineQueueUrl?: string;
   readonly retentionDays?: number;
 }
 
@@ -34,7 +37,10 @@ export interface Wiring {
   readonly seenBy?: <Port extends object>(functionName: string, portName: string, port: Port) => Port;
 }
 
-type Needs<Name extends keyof PipelineAddresses> = Pick<PipelineAddresses, Name | 'retentionDays'>;
+type Needs<Name extends keyof PipelineAddresses> = Pick<
+  PipelineAddresses,
+  Name | 'retentionDays' | 'deadlineQueueUrl'
+>;
 
 /**
  * Each function's ports, built the one way the Lambda entry points and the local pipeline share: the same
@@ -58,11 +64,14 @@ export class FunctionPorts {
       continuation: bus,
       finalize: this.finalize(addresses),
       ...(batchJobs === undefined ? {} : { batchJobs }),
+      ...this.alarms(addresses),
     });
   }
 
   /** The batch lane's watcher: it collects ended batch jobs and sends what they did not finish on demand. */
-  batch(addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>): WatchPorts {
+  batch(
+    addresses: Needs<'tableName' | 'recordQueueUrl' | 'finalizeQueueUrl'>,
+  ): WatchPorts & Partial<{ readonly alarms: DeadlineAlarms }> {
     const batchJobs = this.batchJobs();
     if (batchJobs === undefined) throw new Error('the batch watcher was wired without a batch service role');
     return this.seen('batch', {
@@ -71,7 +80,13 @@ export class FunctionPorts {
       queue: this.queue(addresses),
       finalize: this.finalize(addresses),
       batchJobs,
+      ...this.alarms(addresses),
     });
+  }
+
+  private alarms(addresses: Pick<PipelineAddresses, 'deadlineQueueUrl'>): { alarms?: DeadlineAlarms } {
+    const url = addresses.deadlineQueueUrl;
+    return url === undefined ? {} : { alarms: new SqsDeadlineAlarms(this.wiring.clients.sqs, url) };
   }
 
   /** The Bedrock clients are real Bedrock's when a local run passes them. */
@@ -102,13 +117,13 @@ export class FunctionPorts {
 
   sweeper(addresses: Needs<'tableName' | 'recordDlqUrl' | 'finalizeQueueUrl'>): SweepPorts {
     const bus = this.events();
-    return {
+    return this.seen('sweeper', {
       ledger: this.ledger(addresses),
       deadLetters: new QueueDeadLetters(this.wiring.clients.sqs, addresses.recordDlqUrl),
       events: bus,
       continuation: bus,
       finalize: this.finalize(addresses),
-    };
+    });
   }
 
   /** Each port as the function sees it (with a local run's faults, when it injects them). */

@@ -33,7 +33,14 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async *stream(location: ObjectLocation, startByte: number): AsyncIterable<Uint8Array> {
-    const response = await this.pinnedGet(location, `bytes=${startByte}-`);
+    let response: Awaited<ReturnType<S3ObjectStore['pinnedGet']>>;
+    try {
+      response = await this.pinnedGet(location, `bytes=${startByte}-`);
+    } catch (error) {
+      // From the very end there is nothing to read: S3 refuses such a range (416) rather than send no bytes.
+      if (startByte > 0 && statusOf(error) === 416) return;
+      throw error;
+    }
     const body = response.Body as AsyncIterable<Uint8Array> | undefined;
     if (body === undefined) return;
     yield* body;
@@ -55,8 +62,8 @@ export class S3ObjectStore implements ObjectStore {
         }),
       );
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 412 || isNotFound(error)) throw new InputChangedError(location, { cause: error });
+      if (statusOf(error) === 412 || isNotFound(error))
+        throw new InputChangedError(location, { cause: error });
       throw error;
     }
   }
@@ -129,14 +136,20 @@ export class S3ObjectStore implements ObjectStore {
     uploadId: string,
     parts: readonly UploadedPart[],
   ): Promise<void> {
-    await this.s3.send(
-      new CompleteMultipartUploadCommand({
-        Bucket: location.bucket,
-        Key: location.key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: parts.map(({ part, etag }) => ({ PartNumber: part, ETag: etag })) },
-      }),
-    );
+    try {
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map(({ part, etag }) => ({ PartNumber: part, ETag: etag })) },
+        }),
+      );
+    } catch (error) {
+      const completedBefore =
+        (error as { name?: string }).name === 'NoSuchUpload' && (await this.head(location)) !== undefined;
+      if (!completedBefore) throw error;
+    }
   }
 
   private address(location: ObjectLocation) {
@@ -146,6 +159,10 @@ export class S3ObjectStore implements ObjectStore {
       ...(location.versionId === undefined ? {} : { VersionId: location.versionId }),
     };
   }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
 function isNotFound(error: unknown): boolean {

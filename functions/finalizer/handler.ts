@@ -10,6 +10,8 @@ export interface FinalizerDependencies extends Observability {
   readonly ports: FinalizePorts;
   /** Output is written until this long before the deadline, then the rest goes to a new invocation. */
   readonly stopBeforeDeadlineMs?: number;
+  /** Bytes of output per part; the finalizer's default (8 MiB) unless given. */
+  readonly partBytes?: number;
 }
 
 const finalizeMessage = z.object({ jobId: z.string().min(1) });
@@ -23,7 +25,10 @@ export function createFinalizerHandler(dependencies: FinalizerDependencies) {
       context.getRemainingTimeInMillis() < (dependencies.stopBeforeDeadlineMs ?? 60_000);
     for (const record of event.Records) {
       const { jobId } = finalizeMessage.parse(JSON.parse(record.body));
-      const outcome = await finalizeJob(jobId, ports, { shouldStop });
+      const outcome = await finalizeJob(jobId, ports, {
+        shouldStop,
+        ...(dependencies.partBytes === undefined ? {} : { partBytes: dependencies.partBytes }),
+      });
       logger.info('finalizer finished', {
         jobId,
         outcome: outcome.kind,

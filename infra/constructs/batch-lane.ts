@@ -2,16 +2,19 @@ import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { batchWatcherSettings, EnvironmentOf } from '../../shared/config.ts';
 import { batchJobStateChangePattern } from '../../shared/events/batch-job-change.ts';
+import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, invokedModelArn } from './bedrock-access.ts';
-import { grantSend } from './key-use.ts';
+import { grantConsume, grantSend } from './key-use.ts';
 import { acknowledge, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
+import { SecureQueue } from './secure-queue.ts';
 import type { Storage } from './storage.ts';
 
 export interface BatchLaneProps {
@@ -34,11 +37,18 @@ const PARTS = 'work/*/batch/part-*';
 export class BatchLane extends Construct {
   readonly serviceRole: iam.Role;
   readonly watcher: PipelineFunction;
+  /** Deadline alarms: delayed messages that wake the watcher at a job's deadline, to the second. */
+  readonly deadlines: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: BatchLaneProps) {
     super(scope, id);
     const { settings, storage } = props;
     this.serviceRole = this.createServiceRole(settings, storage);
+    this.deadlines = new SecureQueue(this, 'Deadlines', {
+      visibilityTimeout: Duration.seconds(visibilityTimeoutFor(LONG_STEP_TIMEOUT.toSeconds())),
+      maxReceiveCount: RETRY_LAYERS.maxReceives.deadlineAlarms,
+      encryptionKey: storage.key,
+    }).queue;
     this.watcher = new PipelineFunction(this, 'Watcher', {
       name: 'batch',
       timeout: LONG_STEP_TIMEOUT,
@@ -47,9 +57,17 @@ export class BatchLane extends Construct {
         ...storage.environment,
         ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         BATCH_ROLE_ARN: this.serviceRole.roleArn,
+        DEADLINE_QUEUE_URL: this.deadlines.queueUrl,
       } satisfies EnvironmentOf<typeof batchWatcherSettings>,
     });
     const watcher = this.watcher;
+    // An early alarm is sent again, nearer its time; one at a time, so a failure retries only itself.
+    new lambda.EventSourceMapping(this, 'DeadlineAlarms', {
+      target: watcher.function,
+      eventSourceArn: this.deadlines.queueArn,
+      batchSize: 1,
+    });
+    grantConsume(this.deadlines, watcher.function);
     storage.grantObjects(watcher, 'read', ['work']);
     storage.grantObjects(watcher, 'write', ['work']);
     storage.grantListWork(watcher);
@@ -75,8 +93,12 @@ export class BatchLane extends Construct {
     });
   }
 
-  /** Lets a function submit, watch and stop batch jobs for the allowed models, passing only the service role. */
+  /**
+   * Lets a function submit, watch and stop batch jobs for the allowed models, passing only the service role,
+   * and set the deadline alarms of the jobs it submits.
+   */
   allowSubmitting(fn: PipelineFunction, settings: PipelineSettings): void {
+    grantSend(this.deadlines, fn.function);
     const { account, partition, region } = Stack.of(this);
     const jobs = `arn:${partition}:bedrock:${region}:${account}:model-invocation-job/*`;
     fn.function.addToRolePolicy(

@@ -50,6 +50,7 @@ export class Ingest extends Construct {
         TOKENS_PER_MINUTE: String(settings.tokensPerMinute),
         ...(settings.defaultDeadline === undefined ? {} : { DEFAULT_DEADLINE: settings.defaultDeadline }),
         BATCH_ROLE_ARN: props.batchLane.serviceRole.roleArn,
+        DEADLINE_QUEUE_URL: props.batchLane.deadlines.queueUrl,
       } satisfies EnvironmentOf<typeof enqueueSettings>,
     });
     const enqueue = this.enqueue;

@@ -8,7 +8,13 @@ export interface ChaosSettings {
    * DynamoDB, the bus or the budget. "After" is the hard case: the call took effect and nothing after it ran.
    * A function that makes thousands of calls in one invocation (the finalizer) needs a lower rate to finish.
    */
-  readonly crashRates: Readonly<Partial<Record<'enqueue' | 'worker' | 'finalizer', number>>>;
+  readonly crashRates: Readonly<Partial<Record<ChaosFunction, number>>>;
+  /**
+   * By schedule, not by chance: every step of every function dies once before its call (its first time)
+   * and once after it (the first time after that its call succeeds), so a run proves each step, the rare
+   * ones too.
+   */
+  readonly crashEveryStep?: boolean;
   /** Chance S3 hands EventBridge an "Object Created" event twice. */
   readonly duplicateEventRate: number;
   /** Chance SQS gives a batch of records to two invocations at once. */
@@ -16,6 +22,9 @@ export interface ChaosSettings {
   /** Chance a PutEvents call fails. */
   readonly failedPublishRate: number;
 }
+
+/** The functions a chaos run can crash. */
+export type ChaosFunction = 'enqueue' | 'worker' | 'finalizer' | 'batch' | 'sweeper';
 
 /** A function dying at an injected point: the invocation ends there, as a timeout or an OOM would end it. */
 export class InjectedCrash extends Error {
@@ -32,6 +41,8 @@ const NOT_CALLS = new Set(['stream', 'list', 'upload', 'listActiveJobs', 'counte
 export interface ChaosReport {
   /** Crashes by step: `worker ledger.completeRecords after`. */
   readonly crashes: Readonly<Record<string, number>>;
+  /** Every step the functions took (`worker ledger.completeRecords`), with how often. */
+  readonly steps: Readonly<Record<string, number>>;
   readonly crashCount: number;
   readonly duplicateEvents: number;
   readonly duplicateDeliveries: number;
@@ -40,6 +51,7 @@ export interface ChaosReport {
 
 export class Chaos {
   private readonly crashes = new Map<string, number>();
+  private readonly steps = new Map<string, number>();
   private duplicateEvents = 0;
   private duplicateDeliveries = 0;
   private failedPublishes = 0;
@@ -61,7 +73,7 @@ export class Chaos {
           return value;
         const step = `${functionName} ${portName}.${property}`;
         return async (...args: unknown[]) => {
-          const when = this.crashPoint(functionName);
+          const when = this.crashPoint(functionName, step);
           if (when === 'before') throw this.crash(`${step} before`);
           const result: unknown = await value.apply(target, args);
           if (when === 'after') throw this.crash(`${step} after`);
@@ -96,6 +108,7 @@ export class Chaos {
     const crashes = Object.fromEntries([...this.crashes.entries()].sort(([a], [b]) => a.localeCompare(b)));
     return {
       crashes,
+      steps: Object.fromEntries([...this.steps.entries()].sort(([a], [b]) => a.localeCompare(b))),
       crashCount: [...this.crashes.values()].reduce((sum, count) => sum + count, 0),
       duplicateEvents: this.duplicateEvents,
       duplicateDeliveries: this.duplicateDeliveries,
@@ -110,7 +123,13 @@ export class Chaos {
       .reduce((sum, [, count]) => sum + count, 0);
   }
 
-  private crashPoint(functionName: string): 'before' | 'after' | undefined {
+  private crashPoint(functionName: string, step: string): 'before' | 'after' | undefined {
+    this.steps.set(step, (this.steps.get(step) ?? 0) + 1);
+    if (this.settings.crashEveryStep === true) {
+      // An "after" whose call fails by itself ends nothing: it stays due until a call succeeds.
+      if (!this.crashes.has(`${step} before`)) return 'before';
+      if (!this.crashes.has(`${step} after`)) return 'after';
+    }
     const rates: Readonly<Record<string, number | undefined>> = this.settings.crashRates;
     if (!this.chance(rates[functionName] ?? 0)) return undefined;
     return this.random() < 0.5 ? 'before' : 'after';

@@ -64,6 +64,8 @@ export interface LocalPipelineOptions {
   /** How long before its deadline the enqueue function hands the rest of a file to a new invocation. */
   readonly enqueueStopBeforeDeadlineMs?: number;
   readonly enqueueChunkLines?: number;
+  /** Bytes of output per multipart part (5 MiB at least, as S3 takes): the finalizer's default unless given. */
+  readonly finalizePartBytes?: number;
   /**
    * For tests of crashes: how soon a message an invocation held comes back, on both queues, in place of six
    * times the consumer's timeout (which nothing a user runs changes).
@@ -79,6 +81,8 @@ export interface LocalPipelineOptions {
   /** How long an enqueue reader holds a file without progress, and a held record waits to be tried again. */
   readonly readingLeaseSeconds?: number;
   readonly heldRetrySeconds?: number;
+  /** For tests of crashes: how soon a dead writer's claim on a shared prefix's cache write may be taken over. */
+  readonly prefixClaimMs?: number;
   /** Receives before a message goes to its DLQ. */
   readonly maxReceiveCount?: number;
   /** Attempts EventBridge makes to deliver an event to the enqueue function, and the pause between them. */
@@ -187,7 +191,9 @@ export async function startLocalPipeline(
   const sweeping =
     options.sweep === undefined
       ? undefined
-      : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources));
+      : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources), {
+          quiet: options.quietFailures === true,
+        });
   return {
     resources,
     worker,
@@ -201,7 +207,7 @@ export async function startLocalPipeline(
       // Nothing new starts; a file still being read is left where its reader saves it, at once.
       ending = true;
       shim.close();
-      batch.stop();
+      await batch.stop();
       await sweeping?.stop();
       await Promise.all([pollers.worker.stop(), pollers.finalizer.stop()]);
       await shim.idle();
@@ -214,9 +220,12 @@ export const LOCAL_BATCH_ROLE_ARN = 'arn:aws:iam::000000000000:role/bedrock-batc
 
 /**
  * The batch watcher behind the stack's rule for Bedrock's batch job state changes, which the stand-in
- * announces on the bus as Bedrock does. Stopped with the pipeline.
+ * announces on the bus as Bedrock does, and behind its deadline alarm queue. Stopped with the pipeline.
  */
-function watchBatchJobs(shim: EventBridgeShim, { cloud, resources, ports }: LocalRun): { stop(): void } {
+function watchBatchJobs(
+  shim: EventBridgeShim,
+  { cloud, resources, ports, options }: LocalRun,
+): { stop(): Promise<void> } {
   let stopped = false;
   const handler = createBatchHandler({
     ...observability('batch'),
@@ -234,9 +243,26 @@ function watchBatchJobs(shim: EventBridgeShim, { cloud, resources, ports }: Loca
   cloud.bedrock.onBatchJobChange((detail) => {
     if (!stopped) shim.putEvent({ source: BEDROCK_EVENT_SOURCE, detailType: BATCH_JOB_STATE_CHANGE, detail });
   });
+  const alarms = new SqsPoller({
+    sqs: cloud.clients.sqs,
+    region: cloud.region,
+    queueUrl: resources.deadlineQueueUrl,
+    queueArn: resources.deadlineQueueArn,
+    functionName: 'batch',
+    handler: async (event, context) => {
+      await handler(event, context);
+      return { batchItemFailures: [] };
+    },
+    batchSize: 1,
+    maxConcurrency: 1,
+    timeoutMs: 900_000,
+    ...(options.quietFailures === true ? { quiet: true } : {}),
+  });
+  alarms.start();
   return {
-    stop: () => {
+    stop: async () => {
       stopped = true;
+      await alarms.stop();
     },
   };
 }
@@ -323,6 +349,7 @@ function startPollers(
       countTokensAbove: COUNT_TOKENS_ABOVE,
       clock: systemClock,
       ...(options.heldRetrySeconds === undefined ? {} : { heldRetrySeconds: options.heldRetrySeconds }),
+      ...(options.prefixClaimMs === undefined ? {} : { prefixClaimMs: options.prefixClaimMs }),
     },
   });
   const finalizer = createFinalizerHandler({
@@ -331,6 +358,7 @@ function startPollers(
       resources,
       options.quotas === undefined ? undefined : new ConfiguredQuotas(options.quotas),
     ),
+    ...(options.finalizePartBytes === undefined ? {} : { partBytes: options.finalizePartBytes }),
   });
   const { chaos } = options;
   const shared = {
@@ -397,8 +425,13 @@ function sweepEvery(
   sweep: NonNullable<LocalPipelineOptions['sweep']>,
   ports: SweepPorts,
   batchPorts: WatchPorts,
+  { quiet }: { readonly quiet: boolean },
 ): { stop(): Promise<void> } {
   const stopping = new AbortController();
+  // A failed sweep is taken up by the next; a run that expects failures (chaos) does not print each.
+  const failed = (what: string) => (error: unknown) => {
+    if (!quiet) console.error(`${what}: a sweep failed`, error);
+  };
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       // Stopping ends the wait at once: a run's end is not held up by its sweeper.
@@ -408,9 +441,9 @@ function sweepEvery(
         resumeAfterMinutes: sweep.resumeAfterMinutes,
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
         now: new Date(),
-      }).catch((error: unknown) => console.error('sweeper: a sweep failed', error));
+      }).catch(failed('sweeper'));
       await sweepBatchParts(batchPorts, { catalog: defaultCatalog, now: () => new Date() }).catch(
-        (error: unknown) => console.error('batch watcher: a sweep failed', error),
+        failed('batch watcher'),
       );
     }
   })();

@@ -14,6 +14,9 @@ export interface PipelineResources {
   readonly finalizeQueueUrl: string;
   readonly finalizeQueueArn: string;
   readonly finalizeDlqUrl: string;
+  /** Deadline alarms for the batch watcher. */
+  readonly deadlineQueueUrl: string;
+  readonly deadlineQueueArn: string;
 }
 
 export interface ProvisionOptions {
@@ -24,7 +27,10 @@ export interface ProvisionOptions {
   readonly maxReceiveCount?: number;
 }
 
-/** The resources the CDK stack creates, created locally: bucket, ledger table, record queue and DLQ, finalize queue. */
+/**
+ * The resources the CDK stack creates, created locally: bucket, ledger table, record queue and DLQ, finalize
+ * queue, deadline alarm queue.
+ */
 export async function provisionPipeline(
   clients: AwsClients,
   options: ProvisionOptions,
@@ -49,6 +55,11 @@ export async function provisionPipeline(
     VisibilityTimeout: String(options.finalizeVisibilitySeconds),
     RedrivePolicy: redrive(finalizeDlq.arn),
   });
+  const deadlineDlq = await createQueue(clients, `${prefix}-deadlines-dlq`);
+  const deadlines = await createQueue(clients, `${prefix}-deadlines`, {
+    VisibilityTimeout: String(options.finalizeVisibilitySeconds),
+    RedrivePolicy: redrive(deadlineDlq.arn),
+  });
   return {
     bucket,
     tableName,
@@ -58,6 +69,8 @@ export async function provisionPipeline(
     finalizeQueueUrl: finalize.url,
     finalizeQueueArn: finalize.arn,
     finalizeDlqUrl: finalizeDlq.url,
+    deadlineQueueUrl: deadlines.url,
+    deadlineQueueArn: deadlines.arn,
   };
 }
 

@@ -1,8 +1,9 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import { classifyFailure } from '../failures.ts';
+import { DEADLINE_ALARM_VERSION } from '../messages/deadline-alarm.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
-import type { BatchJobs, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
+import type { BatchJobs, DeadlineAlarms, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
 import { stagedRecordsLane } from './lane.ts';
 import { batchPartName, partPrefixes, stagedInputBytes, stagedParts, stagedRecordsOf } from './staging.ts';
 
@@ -11,6 +12,8 @@ export interface BatchPorts {
   readonly ledger: JobLedger;
   readonly queue: RecordQueue;
   readonly batchJobs: BatchJobs;
+  /** Wakes the watcher at a job's deadline; without it the scheduled sweep keeps deadlines. */
+  readonly alarms?: DeadlineAlarms;
 }
 
 export interface BatchLaunchSettings {
@@ -93,7 +96,21 @@ export async function launchPart(
     return sendOnDemand(job, part, ports, `submit refused: ${failure.code}: ${failure.message}`);
   }
   await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'submitted', jobArn });
+  if (ports.alarms !== undefined) await armDeadline(job, ports.alarms, settings.now().getTime());
   return { kind: 'submitted' };
+}
+
+/**
+ * A job with a deadline whose batch job is running gets an alarm for the deadline itself: its batch jobs are
+ * stopped at that time, not at the next scheduled sweep.
+ */
+async function armDeadline(
+  job: Pick<JobRecord, 'jobId' | 'createdAt' | 'settings'>,
+  alarms: DeadlineAlarms,
+  now: number,
+): Promise<void> {
+  const at = deadlineOf(job);
+  if (at !== undefined) await alarms.set({ v: DEADLINE_ALARM_VERSION, jobId: job.jobId, at }, now);
 }
 
 async function sendOnDemand(

@@ -1,7 +1,15 @@
+import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
-import type { Ledger } from '../pipeline/ports.ts';
+import type { DeadlineAlarms, Ledger } from '../pipeline/ports.ts';
 import { type CollectPorts, collectBatchPart, ENDED_BATCH_STATES } from './collect.ts';
-import { type BatchLaunchSettings, deadlineOf, launchPart, partOfBatchJobName } from './launch.ts';
+import { startingLane } from './lane.ts';
+import {
+  type BatchLaunchSettings,
+  deadlineOf,
+  launchBatchParts,
+  launchPart,
+  partOfBatchJobName,
+} from './launch.ts';
 import { batchPartName } from './staging.ts';
 
 /** Bedrock's batch job state change, as its EventBridge event (or a poll) tells it. */
@@ -38,18 +46,46 @@ export async function onBatchJobChange(
 /**
  * The sweeper's pass over batch parts, because state change events are best effort: parts the region had no
  * room for are submitted, ended jobs are collected, and a job past its deadline (or cancelled) is stopped;
- * what it finished is kept and its other records finish on demand once it has stopped.
+ * what it finished is kept and its other records finish on demand once it has stopped. A staged file read to
+ * its end whose reader died before it launched the parts has them planned and launched here.
  */
 export async function sweepBatchParts(ports: WatchPorts, settings: BatchLaunchSettings): Promise<number> {
   let watched = 0;
   for await (const job of ports.ledger.listActiveJobs()) {
-    if (job.batchParts === undefined || job.status !== 'running') continue;
+    if (job.status !== 'running') continue;
+    if (job.batchParts === undefined) {
+      const read = job.totalRecords !== undefined;
+      if (read && startingLane(job.settings, settings.catalog) === 'staged')
+        await launchBatchParts(job, ports, settings);
+      continue;
+    }
     for (const part of Object.values(job.batchParts)) {
       watched += 1;
       await watchPart(job, part, ports, settings);
     }
   }
   return watched;
+}
+
+/**
+ * A deadline alarm went off. Early (it was further off than SQS waits) it is set again; at the deadline each
+ * of the job's batch parts is watched at once: a batch job still running is stopped, and what it did not
+ * finish runs on demand once it has stopped. A job that ended meanwhile needs nothing.
+ */
+export async function onDeadlineAlarm(
+  alarm: DeadlineAlarm,
+  ports: WatchPorts & { readonly alarms: DeadlineAlarms },
+  settings: BatchLaunchSettings,
+): Promise<'early' | 'acted' | 'nothing'> {
+  const now = settings.now().getTime();
+  if (now < alarm.at) {
+    await ports.alarms.set(alarm, now);
+    return 'early';
+  }
+  const job = await ports.ledger.getJob(alarm.jobId);
+  if (job?.status !== 'running' || job.batchParts === undefined) return 'nothing';
+  for (const part of Object.values(job.batchParts)) await watchPart(job, part, ports, settings);
+  return 'acted';
 }
 
 async function watchPart(

@@ -42,7 +42,7 @@ import type {
   ReadingLease,
   ReadProgress,
 } from './model.ts';
-import type { BatchJobs, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
+import type { BatchJobs, DeadlineAlarms, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
 import { supersededEnding } from './superseded.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
@@ -51,6 +51,8 @@ export interface EnqueuePorts extends CompletionPorts {
   readonly continuation: EnqueueContinuation;
   /** Bedrock batch inference, where the deployment has it: without it every file runs on demand. */
   readonly batchJobs?: BatchJobs;
+  /** Wakes the batch watcher at a batch-lane job's deadline. */
+  readonly alarms?: DeadlineAlarms;
 }
 
 export interface EnqueueSettings {

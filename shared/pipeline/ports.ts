@@ -1,4 +1,5 @@
 import type { BucketState } from '../budget/bucket.ts';
+import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse } from '../output/result-records.ts';
 import type {
@@ -46,6 +47,10 @@ export interface ObjectStore {
    */
   startMultipart(location: ObjectLocation, contentType: string): Promise<string>;
   uploadPart(location: ObjectLocation, uploadId: string, part: number, body: Uint8Array): Promise<string>;
+  /**
+   * Completes the upload. Completing it again is no error: S3 forgets a completed upload, so a caller that
+   * died right after completing it finds no such upload, and the object in place, when it tries again.
+   */
   completeMultipart(
     location: ObjectLocation,
     uploadId: string,
@@ -199,6 +204,11 @@ export interface TokenBudget {
 export interface DeadLetters {
   /** Messages waiting in the record queue's DLQ: records the code could not handle at all. */
   count(): Promise<number>;
+}
+
+/** Wakes the batch watcher for a job at its deadline (or nearer to it, when it is further off than a wait). */
+export interface DeadlineAlarms {
+  set(alarm: DeadlineAlarm, now: number): Promise<void>;
 }
 
 /** Bedrock batch inference jobs (the control plane), as the pipeline submits and watches them. */

@@ -38,6 +38,8 @@ export interface WorkerSettings {
   readonly clock: Clock;
   /** Seconds before trying again a record another worker holds right now. */
   readonly heldRetrySeconds?: number;
+  /** How long a shared prefix's writer holds the write before another may take it over; a minute unless given. */
+  readonly prefixClaimMs?: number;
   readonly random?: () => number;
   readonly catalog?: Catalog;
 }

@@ -123,7 +123,7 @@ async function callAll(
 /** How long a record waits while another worker writes the prefix it would read. */
 const PREFIX_WAIT_SECONDS = 3;
 /** A writer that has not written in this long has stopped: another may take the write over. */
-const PREFIX_CLAIM_MS = 60_000;
+const DEFAULT_PREFIX_CLAIM_MS = 60_000;
 
 /**
  * The calls that carry a shared prefix, per job and model: while no fresh write stands, one of them writes
@@ -156,7 +156,7 @@ async function arrangePrefixWrites(
     if (first === undefined) continue;
     const claim = await ports.ledger.claimPrefixWrite(first.job.jobId, first.invocation.modelId, {
       owner: settings.owner,
-      until: now + PREFIX_CLAIM_MS,
+      until: now + (settings.prefixClaimMs ?? DEFAULT_PREFIX_CLAIM_MS),
       freshAfter: now - freshForMs(first.prefixTtl ?? '5m'),
       now,
     });

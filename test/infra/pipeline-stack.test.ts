@@ -504,6 +504,38 @@ describe('the batch lane', () => {
     });
   });
 
+  it("wakes the watcher at a job's deadline: a queue of alarms feeding it one at a time, which only the submitters send to", () => {
+    // Prepare
+    const queues = template.findResources('AWS::SQS::Queue');
+    const deadlinesId = Object.keys(queues).find((id) => id.startsWith('PipelineBatchLaneDeadlinesQueue'));
+    if (deadlinesId === undefined) throw new Error('no deadline queue');
+    const sendsTo = (name: string) =>
+      roleStatements(template, functionNamed(name)).some(
+        (statement) =>
+          [statement.Action].flat().includes('sqs:SendMessage') &&
+          JSON.stringify(statement.Resource).includes(deadlinesId),
+      );
+
+    // Assess
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [deadlinesId, 'Arn'] },
+      FunctionName: { Ref: Match.stringLikeRegexp('^PipelineBatchLaneWatcher') },
+      BatchSize: 1,
+    });
+    expect(queues[deadlinesId]?.Properties).toMatchObject({
+      RedrivePolicy: { maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+    for (const name of ['enqueue', 'batch'])
+      expect(functionNamed(name).Properties.Environment.Variables.DEADLINE_QUEUE_URL).toEqual({
+        Ref: deadlinesId,
+      });
+    expect(['enqueue', 'batch', 'worker', 'finalizer', 'sweeper'].filter(sendsTo)).toEqual([
+      'enqueue',
+      'batch',
+    ]);
+  });
+
   it("gives the enqueue function the deployment's lane, deadline and caching for files that choose none, and the quota", () => {
     // Act
     const stack = new PipelineStack(new App(), 'Lanes', {

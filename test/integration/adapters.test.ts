@@ -744,21 +744,30 @@ describe('S3ObjectStore on fauxqs', () => {
     const etags = await Promise.all(
       [8, 8, 4].map((megabytes, index) => store().uploadPart(location, uploadId, index + 1, part(megabytes))),
     );
-    await store().completeMultipart(
-      location,
-      uploadId,
-      etags.map((etag, index) => ({ part: index + 1, etag })),
-    );
+    const parts = etags.map((etag, index) => ({ part: index + 1, etag }));
+    await store().completeMultipart(location, uploadId, parts);
+    // A caller that died right after completing tries again: S3 has forgotten the upload, the object stands.
+    const completedAgain = await store()
+      .completeMultipart(location, uploadId, parts)
+      .then(() => 'completed');
+    const unknownUpload = await store()
+      .completeMultipart({ ...location, key: 'work/never-written.txt' }, uploadId, parts)
+      .catch((error: Error) => error.name);
     const head = await store().head(location);
     const range = Buffer.from(await store().readRange(location, 1_020, 1_030)).toString();
     let streamed = 0;
     for await (const chunk of store().stream(location, 20 * 1024 * 1024 - 10)) streamed += chunk.length;
+    // A reader that saved its place at the very end and was retried reads nothing more, and no error.
+    let pastTheEnd = 0;
+    for await (const chunk of store().stream(location, 20 * 1024 * 1024)) pastTheEnd += chunk.length;
 
     // Assess
     expect(head?.size).toBe(20 * 1024 * 1024);
     expect(head?.etag).toMatch(/-3$/);
+    expect([completedAgain, unknownUpload]).toEqual(['completed', 'NoSuchUpload']);
     expect(range).toBe('zzz\nzzzzzz');
     expect(streamed).toBe(10);
+    expect(pastTheEnd).toBe(0);
   });
 
   it('lists keys in order, from after a given key', async () => {

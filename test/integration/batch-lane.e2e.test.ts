@@ -26,7 +26,7 @@ beforeAll(async () => {
   pipeline = await startLocalPipeline(cloud, {
     retryPolicy: { baseDelaySeconds: 1, maxDelaySeconds: 1 },
     redeliverAfterSeconds: 5,
-    sweep: { intervalMs: 200, resumeAfterMinutes: 10 },
+    // No scheduled sweep: Bedrock's state change events collect the parts, deadline alarms stop late jobs.
   });
 }, 120_000);
 
@@ -130,7 +130,7 @@ describe('the batch lane on the local cloud', () => {
     expect(failed.manifest.lanes).toEqual({ onDemand: expect.objectContaining({ records: 150 }) });
   });
 
-  it('stops a batch job at the deadline and finishes its records on demand', async () => {
+  it('stops a batch job at the deadline, woken by its alarm, and finishes its records on demand', async () => {
     // Act
     const late = await runFile('inputs/late.jsonl', mixedFile(), { lane: 'batch', deadline: '1s' });
 

@@ -20,6 +20,7 @@ import {
 import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
+import { alarmDelaySeconds, type DeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
 import {
   parseRecordMessage,
   type RecordMessage,
@@ -53,6 +54,7 @@ import type {
 import type {
   BatchJobRequest,
   BatchJobs,
+  DeadlineAlarms,
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
@@ -132,9 +134,12 @@ export class MemoryObjectStore implements ObjectStore {
 
   /** Multipart uploads under way: their parts by number. */
   readonly uploads = new Map<string, { location: ObjectLocation; parts: Map<number, Uint8Array> }>();
+  private readonly completedUploads = new Set<string>();
+  private uploadsStarted = 0;
 
   async startMultipart(location: ObjectLocation): Promise<string> {
-    const uploadId = `upload-${this.uploads.size + 1}`;
+    this.uploadsStarted += 1;
+    const uploadId = `upload-${this.uploadsStarted}`;
     this.uploads.set(uploadId, { location, parts: new Map() });
     return uploadId;
   }
@@ -158,6 +163,8 @@ export class MemoryObjectStore implements ObjectStore {
     parts: readonly UploadedPart[],
   ): Promise<void> {
     const upload = this.uploads.get(uploadId);
+    // S3 forgets a completed upload: completing it again finds the object in place.
+    if (upload === undefined && this.completedUploads.has(uploadId)) return;
     if (upload === undefined)
       throw Object.assign(new Error(`NoSuchUpload ${uploadId}`), { name: 'NoSuchUpload' });
     const bodies = parts.map(({ part }) => {
@@ -167,6 +174,7 @@ export class MemoryObjectStore implements ObjectStore {
     });
     this.putObject(location.bucket, location.key, Buffer.concat(bodies));
     this.uploads.delete(uploadId);
+    this.completedUploads.add(uploadId);
   }
 
   private id(location: ObjectLocation): string {
@@ -672,6 +680,15 @@ export class RecordingEvents implements EventPublisher {
 
   async publish(detailType: string, detail: Record<string, unknown>): Promise<void> {
     this.published.push({ detailType, detail });
+  }
+}
+
+/** Deadline alarms as set, each with the delay SQS would give it. */
+export class RecordingAlarms implements DeadlineAlarms {
+  readonly alarmsSet: Array<{ readonly alarm: DeadlineAlarm; readonly delaySeconds: number }> = [];
+
+  async set(alarm: DeadlineAlarm, now: number): Promise<void> {
+    this.alarmsSet.push({ alarm, delaySeconds: alarmDelaySeconds(alarm.at, now) });
   }
 }
 

@@ -17,6 +17,7 @@ import {
   MemoryLedger,
   MemoryObjectStore,
   MemoryQueue,
+  RecordingAlarms,
   RecordingEvents,
   RecordingTrigger,
   ScriptedModel,
@@ -63,6 +64,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   const queue = new MemoryQueue();
   const events = new RecordingEvents();
   const trigger = new RecordingTrigger();
+  const alarms = new RecordingAlarms();
   const answer =
     options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`));
   const model = new ScriptedModel(answer);
@@ -79,6 +81,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     model,
     budget,
     batchJobs,
+    alarms,
   };
   const enqueueSettings: EnqueueSettings = {
     defaults: jobDefaults,
@@ -184,6 +187,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     model,
     budget,
     batchJobs,
+    alarms,
     ports,
     enqueueSettings,
     workerSettings,

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { batchRecordId } from '../../shared/batch/staging.ts';
-import { onBatchJobChange, sweepBatchParts } from '../../shared/batch/watch.ts';
+import { onBatchJobChange, onDeadlineAlarm, sweepBatchParts } from '../../shared/batch/watch.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
 import { catalogWith } from '../support/factories.ts';
+import { failNext } from '../support/faults.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
@@ -155,6 +156,38 @@ describe('the batch lane', () => {
     expect(pipeline.batchJobs.jobs).toHaveLength(1);
   });
 
+  it("launches the parts of a file whose reader died between the file's end and their launch, on the next sweep", async () => {
+    // Prepare: the file is read to its end, then its reader dies as it plans the parts.
+    const pipeline = pipelineHarness({ answer: answerEcho });
+    pipeline.store.putObject(BUCKET, 'inputs/batch.jsonl', promptsFile(150), { lane: 'batch' });
+    failNext(pipeline.ledger, 'planBatchParts');
+    const died = await startJob(
+      objectCreated('inputs/batch.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    ).catch((error: Error) => error);
+    const jobId = [...pipeline.ledger.jobs.keys()][0] ?? '';
+    const retried = await startJob(
+      objectCreated('inputs/batch.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Act
+    await sweepBatchParts(pipeline.ports, settings());
+
+    // Assess: the retried event found the file read; the sweep planned and submitted its one part.
+    expect(died).toBeInstanceOf(Error);
+    expect(retried.kind).toBe('duplicate');
+    expect(pipeline.batchJobs.jobs).toHaveLength(1);
+    expect((await pipeline.ledger.getJob(jobId))?.batchParts?.['part-00000']).toMatchObject({
+      records: 150,
+      state: 'submitted',
+    });
+  });
+
   it('leaves a part the region has no room for staged, and submits it on a later sweep', async () => {
     // Prepare
     const pipeline = pipelineHarness({ answer: answerEcho });
@@ -255,6 +288,66 @@ describe('the batch lane', () => {
     // Assess
     expect(pipeline.batchJobs.jobs).toEqual([]);
     expect(pipeline.queue.sent).toHaveLength(records);
+  });
+
+  it("sets an alarm for the job's deadline when it submits a batch job, and none without a deadline", async () => {
+    // Act
+    const withDeadline = await startStaged({ lane: 'batch', deadline: '6h' }, promptsFile(100));
+    const without = await startStaged({ lane: 'batch' }, promptsFile(100));
+
+    // Assess: the deadline is six hours on; SQS waits 15 minutes at most, so the alarm comes back sooner.
+    const createdAt = Date.parse(
+      (await withDeadline.pipeline.ledger.getJob(withDeadline.jobId))?.createdAt ?? '',
+    );
+    expect(withDeadline.pipeline.alarms.alarmsSet).toEqual([
+      { alarm: { v: 1, jobId: withDeadline.jobId, at: createdAt + 6 * 3_600_000 }, delaySeconds: 900 },
+    ]);
+    expect(without.pipeline.alarms.alarmsSet).toEqual([]);
+  });
+
+  describe.each([
+    ['an hour early, is set again for the rest of the wait', -3_600_000, 'early', 900, []],
+    ['ten seconds early, is set again for those ten seconds', -10_000, 'early', 10, []],
+    ['at the deadline, stops the batch job at once', 0, 'acted', undefined, ['stopped']],
+    ['after the deadline, stops the batch job at once', 60_000, 'acted', undefined, ['stopped']],
+  ])('a deadline alarm that goes off %s', (_case, offsetMs, outcome, delaySeconds, stops) => {
+    it('acts on the deadline at its time, not at the next sweep', async () => {
+      // Prepare
+      const { pipeline, jobId } = await startStaged({ lane: 'batch', deadline: '6h' }, promptsFile(100));
+      const [set] = pipeline.alarms.alarmsSet.splice(0);
+      if (set === undefined) throw new Error('no alarm');
+
+      // Act
+      const result = await onDeadlineAlarm(
+        set.alarm,
+        { ...pipeline.ports, alarms: pipeline.alarms },
+        settings(set.alarm.at + offsetMs),
+      );
+
+      // Assess
+      expect(result).toBe(outcome);
+      expect(pipeline.alarms.alarmsSet.map((again) => again.delaySeconds)).toEqual(
+        delaySeconds === undefined ? [] : [delaySeconds],
+      );
+      expect(pipeline.batchJobs.stops.map(() => 'stopped')).toEqual(stops);
+      expect((await pipeline.ledger.getJob(jobId))?.status).toBe('running');
+    });
+  });
+
+  it('does nothing when the alarm finds the job ended', async () => {
+    // Prepare: the job ended before its deadline.
+    const { pipeline, jobId } = await startStaged({ lane: 'batch', deadline: '6h' }, promptsFile(100));
+    const [set] = pipeline.alarms.alarmsSet;
+    if (set === undefined) throw new Error('no alarm');
+    Object.assign(pipeline.ledger.jobs.get(jobId) ?? {}, { status: 'completed' });
+
+    // Act
+    const ports = { ...pipeline.ports, alarms: pipeline.alarms };
+    const result = await onDeadlineAlarm(set.alarm, ports, settings(set.alarm.at));
+
+    // Assess
+    expect(result).toBe('nothing');
+    expect(pipeline.batchJobs.stops).toEqual([]);
   });
 
   it('stops a batch job at the deadline and finishes what it did not on demand', async () => {

@@ -76,6 +76,32 @@ describe('a finalizer with checkpoints', () => {
     expect(outputOf().map((line) => line.id)).toEqual(lines.map((_, index) => `r${index}`));
   });
 
+  it('finishes the job on its next try after dying right after completing the upload', async () => {
+    // Prepare: the upload is completed, then the invocation dies before the manifest.
+    const { pipeline, jobId, outputOf } = await doneJob();
+    const completeMultipart = pipeline.store.completeMultipart.bind(pipeline.store);
+    pipeline.store.completeMultipart = async (...args) => {
+      await completeMultipart(...args);
+      pipeline.store.completeMultipart = completeMultipart;
+      throw new Error('died after completing');
+    };
+
+    // Act
+    const first = await finalizeJob(jobId, pipeline.ports, SMALL_PARTS).catch(
+      (error: Error) => error.message,
+    );
+    const retry = await finalizeJob(jobId, pipeline.ports, SMALL_PARTS);
+
+    // Assess
+    expect(first).toBe('died after completing');
+    expect(retry.kind).toBe('completed');
+    expect(outputOf().map((line) => line.id)).toEqual(lines.map((_, index) => `r${index}`));
+    expect(pipeline.manifest('inputs/big.jsonl')).toMatchObject({
+      totalRecordCount: RECORDS,
+      status: 'completed',
+    });
+  });
+
   it('uploads several parts at once while it reads on', async () => {
     // Prepare
     const { pipeline, jobId } = await doneJob();
