@@ -48,6 +48,8 @@ export const METRICS = {
     records: 'PoolRecords',
     inputTokens: 'PoolInputTokens',
     outputTokens: 'PoolOutputTokens',
+    /** Calls of the pool Bedrock throttled (each tried again). */
+    throttles: 'PoolThrottles',
   },
   finalizer: {
     jobsCompleted: 'JobsCompleted',

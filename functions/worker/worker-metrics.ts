@@ -54,16 +54,20 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
   }
 }
 
-/** Records and tokens per quota pool for a batch's answered records. */
+/** Records and tokens per quota pool for a batch's answered records, and each pool's throttled calls. */
 export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
   const byPool = new Map<string, Done[]>();
+  const throttles = new Map<string, number>();
   for (const verdict of verdicts) {
+    if (verdict.kind === 'retry' && verdict.pool !== undefined && verdict.failure?.throttle === true)
+      throttles.set(verdict.pool, (throttles.get(verdict.pool) ?? 0) + 1);
     if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) continue;
     const pool = poolName(verdict.model);
     byPool.set(pool, [...(byPool.get(pool) ?? []), verdict]);
   }
   const names = METRICS.perPool;
-  for (const [pool, done] of byPool) {
+  for (const pool of new Set([...byPool.keys(), ...throttles.keys()])) {
+    const done = byPool.get(pool) ?? [];
     const metrics = new Metrics({
       namespace: METRICS_NAMESPACE,
       serviceName: 'worker',
@@ -74,6 +78,7 @@ export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
     metrics.addMetric(names.records, MetricUnit.Count, done.length);
     metrics.addMetric(names.inputTokens, MetricUnit.Count, total('inputTokens'));
     metrics.addMetric(names.outputTokens, MetricUnit.Count, total('outputTokens'));
+    metrics.addMetric(names.throttles, MetricUnit.Count, throttles.get(pool) ?? 0);
     metrics.publishStoredMetrics();
   }
 }

@@ -129,6 +129,18 @@ export class Monitoring extends Construct {
       3,
       'Bedrock has throttled the pipeline for 15 minutes although it stays within its own budget: another application shares the quota. The budget adapts, but jobs will be slow; raise the Bedrock quota or lower TOKENS_PER_MINUTE.',
     );
+    // Over several pools, which one: the budget moves work to the others, so one starved pool stays quiet in
+    // the sum while it slows every file that prefers it.
+    if (props.pools.length > 1)
+      props.pools.forEach((pool, index) => {
+        alarm(
+          `SustainedThrottlingPool${index + 1}`,
+          emf(METRICS.perPool.throttles, 'worker', 'Sum', { pool }).with({ period: Duration.minutes(5) }),
+          10,
+          3,
+          `Bedrock has throttled the quota pool ${pool} (source region # model id) for 15 minutes: another application spends it. The budget moves records to the other pools, but files that prefer this one wait; raise its quota in Service Quotas in that region, or leave the pool out of the stack's endpoints or regions.`,
+        );
+      });
     alarm(
       'FailedBatchJobs',
       emf(METRICS.batch.jobsFailed, 'batch').with({ period: Duration.minutes(5) }),

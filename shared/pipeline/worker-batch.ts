@@ -68,6 +68,8 @@ export type RecordVerdict =
       readonly kind: 'retry';
       readonly delaySeconds: number;
       readonly failure: Failure | undefined;
+      /** The quota pool (`<source region>#<model id>`) the failed call went to, when it reached one. */
+      readonly pool?: string;
       readonly called?: boolean;
     }
   /** Sent again with a delay: the quota has no room before the batch's deadline. Not a failure. */

@@ -124,7 +124,13 @@ async function afterFailure(
   }
   await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { failed: failure.retry });
   tally.count(job, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
-  return { verdict: { kind: 'retry', delaySeconds: decision.delaySeconds, failure }, charged, failure };
+  const verdict = {
+    kind: 'retry',
+    delaySeconds: decision.delaySeconds,
+    failure,
+    pool: call.budgetKey,
+  } as const;
+  return { verdict, charged, failure };
 }
 
 /** Adds the record's result to the batch's tally, for the batch's result set. */

@@ -795,6 +795,43 @@ describe('a deployment over several quota pools', () => {
     );
   });
 
+  it('alarms on each pool Bedrock throttles for 15 minutes, naming the pool, besides the sum', () => {
+    // Act
+    const pools = Template.fromStack(new PipelineStack(new App(), 'PoolAlarms', { pipeline: props }));
+    const single = Template.fromStack(
+      new PipelineStack(new App(), 'OnePool', {
+        pipeline: { bedrockRegion: 'us-west-2', defaultModel: 'haiku-4.5' },
+      }),
+    );
+    const perPool = (stack: Template) =>
+      Object.values(stack.findResources('AWS::CloudWatch::Alarm'))
+        .filter((alarm) => alarm.Properties.MetricName === 'PoolThrottles')
+        .map((alarm) => {
+          const dimensions = alarm.Properties.Dimensions as Array<{ Name: string; Value: string }>;
+          const pool = dimensions.find((dimension) => dimension.Name === 'pool')?.Value ?? '';
+          const {
+            Period: period,
+            EvaluationPeriods: periods,
+            AlarmDescription: description,
+          } = alarm.Properties;
+          return { pool, period, periods, names: String(description).includes(pool) };
+        });
+
+    // Assess: 2 regions x (global, us.) = 4 pools of Haiku 4.5, each with its alarm; one pool needs none.
+    const alarms = perPool(pools);
+    expect(alarms).toHaveLength(4);
+    expect(new Set(alarms.map((alarm) => alarm.pool))).toEqual(
+      new Set(
+        ['us-west-2', 'us-east-1'].flatMap((region) =>
+          ['global', 'us'].map((prefix) => `${region}#${prefix}.anthropic.claude-haiku-4-5-20251001-v1:0`),
+        ),
+      ),
+    );
+    for (const alarm of alarms) expect(alarm).toMatchObject({ period: 300, periods: 3, names: true });
+    expect(perPool(single)).toEqual([]);
+    pools.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'BedrockThrottles' });
+  }, 120_000);
+
   it('sizes the worker for every pool of the default model together', () => {
     // Act
     const spread = pipelineSettings(props).worker.concurrency;

@@ -87,7 +87,7 @@ function resolver(resources: PipelineResources) {
     if (mapping === undefined) throw new Error(`no queue feeds ${functionId}`);
     return (mapping.Properties.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
   };
-  return (functions: { worker: string; finalizer: string }) => {
+  return (functions: { worker: string; finalizer: string; batch: string }) => {
     const recordQueue = queueOf(functions.worker);
     const redrive = template.Resources[recordQueue]?.Properties.RedrivePolicy as {
       deadLetterTargetArn: { 'Fn::GetAtt': [string, string] };
@@ -96,6 +96,7 @@ function resolver(resources: PipelineResources) {
       [recordQueue]: resources.recordQueueUrl,
       [redrive.deadLetterTargetArn['Fn::GetAtt'][0]]: resources.recordDlqUrl,
       [queueOf(functions.finalizer)]: resources.finalizeQueueUrl,
+      [queueOf(functions.batch)]: resources.deadlineQueueUrl,
     };
     return (value: unknown): string => {
       if (typeof value === 'string') return value;
@@ -153,7 +154,11 @@ async function runThroughArtifacts(key: string, body: Buffer) {
   shim.enableBucket(resources.bucket);
   const bus = await startEventBridgeEndpoint(shim);
   started.push({ stop: () => bus.close() }, { stop: () => shim.close() });
-  const ids = { worker: (await deployed('worker')).id, finalizer: (await deployed('finalizer')).id };
+  const ids = {
+    worker: (await deployed('worker')).id,
+    finalizer: (await deployed('finalizer')).id,
+    batch: (await deployed('batch')).id,
+  };
   const resolve = resolver(resources)(ids);
   const [enqueue, worker, finalizer, sweeper] = await Promise.all(
     ['enqueue', 'worker', 'finalizer', 'sweeper'].map((name) => startDeployed(name, resolve, bus.endpoint)),

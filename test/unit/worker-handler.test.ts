@@ -124,6 +124,7 @@ describe('the worker handler', () => {
         PoolRecords: 1,
         PoolInputTokens: 12,
         PoolOutputTokens: 7,
+        PoolThrottles: 1,
       }),
     );
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');

@@ -340,8 +340,8 @@ describe('the stand-in batch inference control plane, with the official BedrockC
 
 describe('stopping, expiring and the jobs-in-flight quota', () => {
   it('stops a job in progress, keeping what it finished', async () => {
-    // Prepare: 200 records at 5 ms each.
-    const standIn = await standInWith({ perRecordMs: 5 });
+    // Prepare: 200 records at 50 ms each: ten seconds in progress, so a busy machine still stops it midway.
+    const standIn = await standInWith({ perRecordMs: 50 });
     const client = controlPlane(standIn);
     await uploadInput('in/stopped.jsonl', 200);
     const { jobArn } = await client.send(
