@@ -140,6 +140,8 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
         kind: 'acquired',
         attempt: Number(Attributes?.attempts ?? 0) + 1,
         failures,
+        releases: Number(Attributes?.releases ?? 0),
+        unanswered: Number(Attributes?.unanswered ?? 0),
         ...(typeof earlierSet === 'string' ? { earlierSet } : {}),
       };
     } catch (error) {
@@ -149,13 +151,17 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
   }
 
   async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
-    // A wait takes back the attempt the lease counted; a failure counts in its class. A released attempt
-    // stored no result: the next one has none to look for.
-    const [counter, step] = 'waited' in release ? ['attempts', -1] : [failureCounter(release.failed), 1];
+    // A wait takes back the attempt the lease counted; a failure counts in its class, as a release, and as
+    // unanswered when its call got none. A released attempt stored no result: the next one has none to look for.
+    const additions =
+      'waited' in release
+        ? 'attempts :step'
+        : `${failureCounter(release.failed)} :step, releases :step${release.unanswered === true ? ', unanswered :step' : ''}`;
+    const step = 'waited' in release ? -1 : 1;
     // Refused when the condition no longer holds: nothing to do then.
     await this.updateIf({
       Key: recordKey(jobId, lineNumber),
-      UpdateExpression: `SET #status = :waiting REMOVE resultSet ADD ${counter} :step`,
+      UpdateExpression: `SET #status = :waiting REMOVE resultSet ADD ${additions}`,
       ConditionExpression: '#status = :running AND leaseOwner = :owner',
       ExpressionAttributeNames: { '#status': 'status' },
       ExpressionAttributeValues: {
@@ -281,6 +287,9 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
       add('costNanoUsd', completion.costNanoUsd);
       add('uncachedCostNanoUsd', completion.uncachedCostNanoUsd);
+      add('unansweredCallCount', completion.uncounted?.unanswered ?? 0);
+      add('abandonedAttemptCount', completion.uncounted?.abandoned ?? 0);
+      add('uncountedCostCapNanoUsd', completion.uncounted?.costCapNanoUsd ?? 0);
       const cache = cacheOutcomeOf(completion);
       if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);

@@ -22,9 +22,6 @@ export const RETRY_ATTRIBUTES: Readonly<Record<keyof JobRetries, string>> = {
   sentBackToWait: 'sentBackToWaitCount',
   receives: 'receiveCount',
   bedrockCalls: 'bedrockCallCount',
-  unansweredCalls: 'unansweredCallCount',
-  abandonedAttempts: 'abandonedAttemptCount',
-  uncountedCostCapNanoUsd: 'uncountedCostCapNanoUsd',
 };
 
 /** A job's counters from its item; a counter the item lacks (written before it was kept) is 0. */
@@ -88,6 +85,9 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       cacheMissRecordCount: number('cacheMissRecordCount'),
       costNanoUsd: number('costNanoUsd'),
       uncachedCostNanoUsd: number('uncachedCostNanoUsd'),
+      unansweredCallCount: number('unansweredCallCount'),
+      abandonedAttemptCount: number('abandonedAttemptCount'),
+      uncountedCostCapNanoUsd: number('uncountedCostCapNanoUsd'),
     },
     familyCounts: (item.familyCounts ?? {}) as JobRecord['familyCounts'],
     poolRecords: poolRecordsOf(item),

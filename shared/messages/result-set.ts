@@ -23,6 +23,10 @@ const completionSchema = z.object({
   costNanoUsd: z.number().int(),
   /** Absent in results stored one per object before the uncached cost was kept: it is their cost then. */
   uncachedCostNanoUsd: z.number().int().optional(),
+  /** Calls of the record that may have been billed with no usage counted (absent when none). */
+  uncounted: z
+    .object({ unanswered: tokens, abandoned: tokens, costCapNanoUsd: z.number().int().nonnegative() })
+    .optional(),
 });
 
 const outcomeSchema = z.discriminatedUnion('status', [

@@ -18,6 +18,10 @@ export interface JobTotals {
   readonly costNanoUsd: number;
   /** What the same calls would have cost with no prompt cache. */
   readonly uncachedCostNanoUsd: number;
+  /** Calls that may have been billed with no usage counted: unanswered, abandoned, and their most cost. */
+  readonly unansweredCallCount: number;
+  readonly abandonedAttemptCount: number;
+  readonly uncountedCostCapNanoUsd: number;
 }
 
 export const emptyTotals: JobTotals = {
@@ -33,6 +37,9 @@ export const emptyTotals: JobTotals = {
   cacheMissRecordCount: 0,
   costNanoUsd: 0,
   uncachedCostNanoUsd: 0,
+  unansweredCallCount: 0,
+  abandonedAttemptCount: 0,
+  uncountedCostCapNanoUsd: 0,
 };
 
 /** A record's part in its job's cache counters: a hit when its call read the cache, a miss when it only wrote. */

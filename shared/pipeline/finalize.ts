@@ -9,13 +9,7 @@ import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily, outputLocations } from './job.ts';
 import { type JobStats, JobStatsCollector } from './job-stats.ts';
-import {
-  type Announcement,
-  ENDED_JOB_STATUSES,
-  type JobEnding,
-  type JobRecord,
-  type JobRetries,
-} from './model.ts';
+import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 import { type ResultReading, resultsInOrder } from './results-in-order.ts';
 import { supersededEnding } from './superseded.ts';
@@ -167,7 +161,7 @@ function jobDetails(
     status: ending.status,
     ...(ending.reason === undefined ? {} : { reason: ending.reason }),
     ...(ending.supersededBy === undefined ? {} : { supersededBy: ending.supersededBy }),
-    ...uncountedCalls(job.retries),
+    ...uncountedCalls(job.totals),
     input: s3Uri(job.source),
     output: s3Uri(outputLocations(job).output),
     model: job.settings.model,
@@ -184,15 +178,15 @@ function jobDetails(
  * Calls Bedrock may have billed whose usage no answer brought back, so the job's cost leaves them out: said
  * with the most they may have cost, rather than passed over.
  */
-function uncountedCalls(retries: JobRetries) {
-  const calls = retries.unansweredCalls + retries.abandonedAttempts;
+function uncountedCalls(totals: JobRecord['totals']) {
+  const calls = totals.unansweredCallCount + totals.abandonedAttemptCount;
   if (calls === 0) return {};
   return {
     uncounted: {
       calls,
-      unanswered: retries.unansweredCalls,
-      abandoned: retries.abandonedAttempts,
-      maxCostUsd: nanoUsdToUsd(retries.uncountedCostCapNanoUsd),
+      unanswered: totals.unansweredCallCount,
+      abandoned: totals.abandonedAttemptCount,
+      maxCostUsd: nanoUsdToUsd(totals.uncountedCostCapNanoUsd),
       note:
         'Calls Bedrock may have run and billed that returned no usage (no answer before a deadline or over a ' +
         'broken connection, or a worker that stopped mid-call); estimatedCostUsd leaves them out. See the ' +

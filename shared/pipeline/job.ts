@@ -220,9 +220,6 @@ export const NO_RETRIES: JobRetries = {
   sentBackToWait: 0,
   receives: 0,
   bedrockCalls: 0,
-  unansweredCalls: 0,
-  abandonedAttempts: 0,
-  uncountedCostCapNanoUsd: 0,
 };
 
 /** The names of a job's counters, each a plain sum. */
@@ -233,9 +230,6 @@ export const RETRY_COUNTERS = [
   'sentBackToWait',
   'receives',
   'bedrockCalls',
-  'unansweredCalls',
-  'abandonedAttempts',
-  'uncountedCostCapNanoUsd',
 ] as const satisfies ReadonlyArray<keyof JobRetries>;
 
 /** Counters added up: a job's so far and what a batch adds. */

@@ -235,15 +235,6 @@ export interface JobRetries {
   readonly receives: number;
   /** InvokeModel calls made for the job's records, answered or not. */
   readonly bedrockCalls: number;
-  /**
-   * Calls that got no answer (a deadline, a timeout, a broken connection): Bedrock may have run and billed
-   * them, and no usage came back to count.
-   */
-  readonly unansweredCalls: number;
-  /** Attempts whose worker stopped before settling them (their lease ran out with no result): the same. */
-  readonly abandonedAttempts: number;
-  /** The most those calls may have cost (nano-USD): not in the job's cost, which counts what was answered. */
-  readonly uncountedCostCapNanoUsd: number;
 }
 
 /** What a batch adds to one job: the records it finished and the attempts it sent back or made wait. */
@@ -281,6 +272,18 @@ export interface RecordCompletion {
   readonly uncachedCostNanoUsd: number;
   /** The quota pool that answered it on demand (`<source region>#<model id>`). */
   readonly pool?: string;
+  /** Its calls that may have been billed with no usage counted, and the most they may have cost. */
+  readonly uncounted?: UncountedCalls | undefined;
+}
+
+/**
+ * Calls Bedrock may have run and billed that returned no usage: unanswered (a deadline, a timeout, a broken
+ * connection) and abandoned (their worker stopped before settling them), with the most they may have cost.
+ */
+export interface UncountedCalls {
+  readonly unanswered: number;
+  readonly abandoned: number;
+  readonly costCapNanoUsd: number;
 }
 
 /** A record's failed attempts by retry class: each class's limit counts its own failures only. */
@@ -291,13 +294,23 @@ export type LeaseResult =
       readonly kind: 'acquired';
       readonly attempt: number;
       readonly failures: ClassFailures;
+      /**
+       * Of the attempts before this one, those that ended by releasing the record (a failure to try again);
+       * the others ended with their worker (abandoned), perhaps after Bedrock billed their call.
+       */
+      readonly releases: number;
+      /** Of those releases, the calls that got no answer: Bedrock may have run and billed them. */
+      readonly unanswered: number;
       /** The result set an earlier attempt, whose lease ran out, meant to store the record's result in. */
       readonly earlierSet?: string;
     }
   | { readonly kind: 'done' }
   | { readonly kind: 'held' };
 
-export type Release = { readonly failed: RetryClass } | { readonly waited: true };
+/** A failure to try again (`unanswered` when its call got no answer), or a wait that spends no attempt. */
+export type Release =
+  | { readonly failed: RetryClass; readonly unanswered?: boolean }
+  | { readonly waited: true };
 
 /** What the budget granted a batch of calls. */
 export interface BudgetReservation {

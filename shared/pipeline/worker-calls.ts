@@ -6,7 +6,7 @@ import type { MessagesResponse, RecordOutcome } from '../output/result-records.t
 import { poolName } from '../quotas/pools.ts';
 import { completionOf, readEarlierResult } from './complete.ts';
 import { resultSetLocation } from './job.ts';
-import type { JobRecord, StoredResult } from './model.ts';
+import type { JobRecord, StoredResult, UncountedCalls } from './model.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome, RecordVerdict } from './worker-batch.ts';
 
 /** One record's call: its lease, Bedrock, and its result or what the failure table makes of a failure. */
@@ -47,8 +47,6 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       } as const;
       return { verdict, charged: 0 };
     }
-    if (lease.earlierSet !== undefined)
-      batch.tally.count(job, { abandonedAttempts: 1, uncountedCostCapNanoUsd: costCapNanoUsd(call) });
     const called = await invoke(call, lease, batch);
     return { ...called, verdict: { ...called.verdict, called: true } };
   } catch (error) {
@@ -81,6 +79,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
     billing: { usage, resolved: invocation.resolved },
     attempts: lease.attempt,
     model,
+    uncounted: uncountedOf(call, lease, false),
   });
   const charged =
     usage.input_tokens +
@@ -100,8 +99,6 @@ async function afterFailure(
   const { job, message } = call;
   // Bedrock charges nothing for a call it answered with an error; a call that got no answer may have run.
   const charged = failure.answered ? 0 : call.cost.charge;
-  if (!failure.answered)
-    tally.count(job, { unansweredCalls: 1, uncountedCostCapNanoUsd: costCapNanoUsd(call) });
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
     tally.count(job, { sentBackToWait: 1 });
@@ -116,13 +113,18 @@ async function afterFailure(
       status: 'errored',
       failure: { ...failure, message: `${failure.message}${suffix}` },
     };
+    const uncounted = uncountedOf(call, lease, !failure.answered);
     return {
-      verdict: finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt }),
+      verdict: finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt, uncounted }),
       charged,
       failure,
     };
   }
-  await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { failed: failure.retry });
+  // The record keeps its unanswered calls: the attempt that settles it counts them, once, with its result.
+  await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, {
+    failed: failure.retry,
+    ...(failure.answered ? {} : { unanswered: true }),
+  });
   tally.count(job, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
   const verdict = {
     kind: 'retry',
@@ -143,11 +145,16 @@ export function finish(
     attempts: number;
     billing?: Parameters<typeof completionOf>[3];
     model?: { modelId: string; region: string; latencyMs: number };
+    uncounted?: UncountedCalls | undefined;
   },
 ): RecordVerdict & { kind: 'done' } {
-  const { subject, outcome, billing, model } = finished;
+  const { subject, outcome, billing, model, uncounted } = finished;
   const answered = completionOf(subject.lineNumber, subject.family, outcome, billing);
-  const completion = model === undefined ? answered : { ...answered, pool: poolName(model) };
+  const completion = {
+    ...answered,
+    ...(model === undefined ? {} : { pool: poolName(model) }),
+    ...(uncounted === undefined ? {} : { uncounted }),
+  };
   batch.tally.finished(job, {
     subject,
     outcome,
@@ -159,6 +166,18 @@ export function finish(
     },
   });
   return { kind: 'done', status: outcome.status, completion };
+}
+
+/**
+ * The record's calls that may have been billed with no usage counted, as its settling attempt finds them:
+ * earlier attempts that got no answer, earlier attempts whose worker stopped before releasing the record (the
+ * attempts before this one that did not release it), and this attempt's own call when it got no answer.
+ */
+function uncountedOf(call: Call, lease: AcquiredLease, unansweredNow: boolean): UncountedCalls | undefined {
+  const unanswered = lease.unanswered + (unansweredNow ? 1 : 0);
+  const abandoned = Math.max(0, lease.attempt - 1 - lease.releases);
+  if (unanswered + abandoned === 0) return undefined;
+  return { unanswered, abandoned, costCapNanoUsd: (unanswered + abandoned) * costCapNanoUsd(call) };
 }
 
 /**

@@ -73,11 +73,15 @@ beforeAll(async () => {
   });
   const fast = {
     tokensPerMinute: TOKENS_PER_MINUTE,
-    worker: { concurrency: 4, timeoutSeconds: 10 },
-    redeliverAfterSeconds: 3,
+    // A record's lease outlives the worker's 6 s by 2 s, not the stack's minute: a worker that died holding
+    // it costs seconds here, not a minute.
+    worker: { concurrency: 4, timeoutSeconds: 6, leaseSeconds: 8 },
+    // A message comes back a second after its invocation died; a slow batch may so be delivered twice while it
+    // runs, which the record leases settle. A reader's lease runs out as soon.
+    redeliverAfterSeconds: 1,
     heldRetrySeconds: 2,
-    readingLeaseSeconds: 3,
-    enqueueChunkLines: 200,
+    readingLeaseSeconds: 1,
+    enqueueChunkLines: 500,
     // Each enqueue invocation reads one chunk and hands over: the continuation is a step like any other.
     enqueueStopBeforeDeadlineMs: 900_000,
     // The smallest part S3 takes: the output goes up in several parts, each checkpointed.
@@ -92,7 +96,8 @@ beforeAll(async () => {
     chaos,
     sweep: { intervalMs: 1_000, resumeAfterMinutes: 0.1 },
     eventAttempts: 200,
-    eventRetryDelayMs: 100,
+    // After the reading lease, so a retried event finds the file free rather than waiting for the sweeper.
+    eventRetryDelayMs: 1_200,
   });
   clean = await startLocalPipeline(cloud, { ...fast, prefix: 'clean' });
 }, 120_000);

@@ -798,11 +798,6 @@ describe('a deployment over several quota pools', () => {
   it('alarms on each pool Bedrock throttles for 15 minutes, naming the pool, besides the sum', () => {
     // Act
     const pools = Template.fromStack(new PipelineStack(new App(), 'PoolAlarms', { pipeline: props }));
-    const single = Template.fromStack(
-      new PipelineStack(new App(), 'OnePool', {
-        pipeline: { bedrockRegion: 'us-west-2', defaultModel: 'haiku-4.5' },
-      }),
-    );
     const perPool = (stack: Template) =>
       Object.values(stack.findResources('AWS::CloudWatch::Alarm'))
         .filter((alarm) => alarm.Properties.MetricName === 'PoolThrottles')
@@ -817,7 +812,8 @@ describe('a deployment over several quota pools', () => {
           return { pool, period, periods, names: String(description).includes(pool) };
         });
 
-    // Assess: 2 regions x (global, us.) = 4 pools of Haiku 4.5, each with its alarm; one pool needs none.
+    // Assess: 2 regions x (global, us.) = 4 pools of Haiku 4.5, each with its alarm; the main stack's two models
+    // in one region are two pools, with two alarms.
     const alarms = perPool(pools);
     expect(alarms).toHaveLength(4);
     expect(new Set(alarms.map((alarm) => alarm.pool))).toEqual(
@@ -828,7 +824,10 @@ describe('a deployment over several quota pools', () => {
       ),
     );
     for (const alarm of alarms) expect(alarm).toMatchObject({ period: 300, periods: 3, names: true });
-    expect(perPool(single)).toEqual([]);
+    expect(perPool(template).map((alarm) => alarm.pool)).toEqual([
+      'us-west-2#global.anthropic.claude-opus-4-6-v1',
+      'us-west-2#global.anthropic.claude-haiku-4-5-20251001-v1:0',
+    ]);
     pools.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'BedrockThrottles' });
   }, 120_000);
 

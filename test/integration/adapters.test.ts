@@ -83,16 +83,24 @@ describe.each([
     const { jobId } = newJob();
     const first = await subject.leaseRecord(jobId, 1, 'a', 60, 'set-a');
     const whileHeld = await subject.leaseRecord(jobId, 1, 'b', 60, 'set-b');
-    await subject.releaseRecord(jobId, 1, 'a', { failed: 'retryable' });
+    await subject.releaseRecord(jobId, 1, 'a', { failed: 'retryable', unanswered: true });
     const afterRelease = await subject.leaseRecord(jobId, 1, 'b', 60, 'set-b');
     now += 61_000;
     const afterExpiry = await subject.leaseRecord(jobId, 1, 'c', 60, 'set-c');
-    // A released attempt stored nothing; one whose lease ran out may have stored its result in its set.
+    // A released attempt stored nothing; one whose lease ran out may have stored its result in its set. Of
+    // the two attempts before the third, one released the record (its call unanswered): the other was abandoned.
     expect([first, whileHeld, afterRelease, afterExpiry]).toEqual([
-      { kind: 'acquired', attempt: 1, failures: {} },
+      { kind: 'acquired', attempt: 1, failures: {}, releases: 0, unanswered: 0 },
       { kind: 'held' },
-      { kind: 'acquired', attempt: 2, failures: { retryable: 1 } },
-      { kind: 'acquired', attempt: 3, failures: { retryable: 1 }, earlierSet: 'set-b' },
+      { kind: 'acquired', attempt: 2, failures: { retryable: 1 }, releases: 1, unanswered: 1 },
+      {
+        kind: 'acquired',
+        attempt: 3,
+        failures: { retryable: 1 },
+        releases: 1,
+        unanswered: 1,
+        earlierSet: 'set-b',
+      },
     ]);
   });
 
@@ -107,6 +115,8 @@ describe.each([
       kind: 'acquired',
       attempt: 5,
       failures: { retryable: 2, limited: 1, later: 1 },
+      releases: 4,
+      unanswered: 0,
     });
   });
 
@@ -272,6 +282,8 @@ describe.each([
       kind: 'acquired',
       attempt: 1,
       failures: {},
+      releases: 0,
+      unanswered: 0,
     });
   });
 

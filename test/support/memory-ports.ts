@@ -198,6 +198,8 @@ interface RecordState {
   leaseUntil: number;
   attempts: number;
   failures: Partial<Record<RetryClass, number>>;
+  releases: number;
+  unanswered: number;
 }
 
 type MutableJob = { -readonly [Field in keyof JobRecord]: JobRecord[Field] };
@@ -325,6 +327,8 @@ export class MemoryLedger implements Ledger {
     if (state?.status === 'running' && state.leaseUntil > this.now()) return { kind: 'held' };
     const attempts = (state?.attempts ?? 0) + 1;
     const failures = { ...state?.failures };
+    const releases = state?.releases ?? 0;
+    const unanswered = state?.unanswered ?? 0;
     this.records.set(key, {
       status: 'running',
       owner,
@@ -332,12 +336,16 @@ export class MemoryLedger implements Ledger {
       attempts,
       failures,
       resultSet,
+      releases,
+      unanswered,
     });
     const earlierSet = state?.resultSet;
     return {
       kind: 'acquired',
       attempt: attempts,
       failures: { ...failures },
+      releases,
+      unanswered,
       ...(earlierSet === undefined ? {} : { earlierSet }),
     };
   }
@@ -348,7 +356,11 @@ export class MemoryLedger implements Ledger {
     state.status = 'waiting';
     state.resultSet = undefined;
     if ('waited' in release) state.attempts -= 1;
-    else state.failures[release.failed] = (state.failures[release.failed] ?? 0) + 1;
+    else {
+      state.failures[release.failed] = (state.failures[release.failed] ?? 0) + 1;
+      state.releases += 1;
+      if (release.unanswered === true) state.unanswered += 1;
+    }
   }
 
   /** Transactions the ledger ran: one per batch. */
@@ -390,6 +402,8 @@ export class MemoryLedger implements Ledger {
       leaseUntil: 0,
       attempts: state?.attempts ?? 0,
       failures: state?.failures ?? {},
+      releases: state?.releases ?? 0,
+      unanswered: state?.unanswered ?? 0,
     });
     const job = this.job(jobId);
     const totals = job.totals;
@@ -409,6 +423,9 @@ export class MemoryLedger implements Ledger {
       cacheMissRecordCount: totals.cacheMissRecordCount + (cacheOutcomeOf(completion) === 'miss' ? 1 : 0),
       costNanoUsd: totals.costNanoUsd + completion.costNanoUsd,
       uncachedCostNanoUsd: totals.uncachedCostNanoUsd + completion.uncachedCostNanoUsd,
+      unansweredCallCount: totals.unansweredCallCount + (completion.uncounted?.unanswered ?? 0),
+      abandonedAttemptCount: totals.abandonedAttemptCount + (completion.uncounted?.abandoned ?? 0),
+      uncountedCostCapNanoUsd: totals.uncountedCostCapNanoUsd + (completion.uncounted?.costCapNanoUsd ?? 0),
     };
     if (completion.family !== undefined) {
       job.familyCounts = {

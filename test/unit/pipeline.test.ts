@@ -4,6 +4,7 @@ import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { estimateInputTokens } from '../../shared/request/token-estimate.ts';
 import { awsError, MIXED_SAMPLE_RESULT_IDS, readFixture } from '../support/factories.ts';
+import { failNext } from '../support/faults.ts';
 import { MemoryBudget, textResponse } from '../support/memory-ports.ts';
 import {
   BUCKET,
@@ -258,6 +259,34 @@ describe('retries through the failure table', () => {
     expect(manifest?.estimatedCostUsd).toBe((10 * 5 + 5 * 25) / 1_000_000);
   });
 
+  it('still says so when the worker dies after giving the record back, before it counted anything', async () => {
+    // Prepare: the call gets no answer, the record is released, and the batch dies before its counts land.
+    const pipeline = pipelineHarness({
+      answer: (_, __, call) => {
+        if (call === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        return textResponse('answered');
+      },
+    });
+    pipeline.store.putObject(BUCKET, 'inputs/lost.jsonl', `${plain('a')}\n`);
+    await startJob(objectCreated('inputs/lost.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+    const [message] = pipeline.queue.sent.splice(0);
+    if (message === undefined) throw new Error('no message');
+    failNext(pipeline.ledger, 'completeRecords');
+
+    // Act
+    const died = await pipeline.work(message).catch((error: Error) => error.name);
+    await pipeline.work(message);
+    await pipeline.finalizeAll();
+
+    // Assess
+    expect(died).toBe('InjectedFault');
+    expect(pipeline.model.calls).toHaveLength(2);
+    expect(pipeline.manifest('inputs/lost.jsonl')).toMatchObject({
+      successRecordCount: 1,
+      uncounted: { calls: 1, unanswered: 1, abandoned: 0 },
+    });
+  });
+
   it('says nothing of uncounted calls when every call was answered, errors included', async () => {
     const pipeline = pipelineHarness({
       answer: () => {
@@ -439,7 +468,7 @@ describe('exactly once', () => {
       successRecordCount: 1,
       inputTokenCount: 10,
       uncounted: { calls: 1, unanswered: 0, abandoned: 1, maxCostUsd: expect.any(Number) },
-      stats: { retries: { bedrockCalls: 1, abandonedAttempts: 1 } },
+      stats: { retries: { bedrockCalls: 1 } },
     });
   });
 
@@ -454,7 +483,13 @@ describe('exactly once', () => {
     await pipeline.work(message);
     // ...while this one had passed the checks before it did.
     pipeline.ledger.doneRecords = async () => new Set();
-    pipeline.ledger.leaseRecord = async () => ({ kind: 'acquired', attempt: 1, failures: {} });
+    pipeline.ledger.leaseRecord = async () => ({
+      kind: 'acquired',
+      attempt: 1,
+      failures: {},
+      releases: 0,
+      unanswered: 0,
+    });
 
     // Act
     const verdict = await pipeline.work(message);
