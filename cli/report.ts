@@ -59,6 +59,7 @@ ${REPORT_STYLE}
 <div class="metrics">
 ${headlineMetrics(manifest)}
 </div>
+${failedRecords(stats)}
 <h2>Records finished over time</h2>
 ${throughputChart(stats)}
 <h2>Model latency</h2>
@@ -152,6 +153,24 @@ function perModelRows(stats: ReportManifest['stats']): string {
   return (stats?.perModel ?? [])
     .map((model) => totalsRow(model.modelId, model, `data-model="${escapeHtml(model.modelId)}"`))
     .join('\n');
+}
+
+/** Which records failed and why: each error code with its records and the first line that has it. */
+function failedRecords(stats: JobStats | undefined): string {
+  const errors = stats?.errors ?? [];
+  if (errors.length === 0) return '';
+  const rows = errors.map(
+    (error) =>
+      `<tr data-error-code="${escapeHtml(error.code)}"><td>${escapeHtml(error.code)}</td><td>${format(error.records)}</td><td>${format(error.firstLine)}</td></tr>`,
+  );
+  return `<h2>Failed records</h2>
+<table>
+<thead><tr><th>error code</th><th>records</th><th>first line</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>
+<p class="note">The output file has each failed record's message, on its line.</p>`;
 }
 
 /** Where the file's calls went when it spread over several quota pools, and the pools it could not use. */

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type ReportManifest, renderReport } from '../../cli/report.ts';
+import { NO_RETRIES } from '../../shared/pipeline/job.ts';
+import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
 
 const HAIKU = 'anthropic.claude-haiku-4-5-20251001-v1:0';
 
@@ -69,5 +71,35 @@ describe('the report of a file spread over quota pools', () => {
     expect(
       renderReport({ ...basics, pools: [pool('us-west-2', `global.${HAIKU}`, 150, 6_000)] }),
     ).not.toContain('Quota pools');
+  });
+});
+
+describe('the report of a job with failed records', () => {
+  it('lists each error code with its records and the first line that has it, commonest first, escaped', () => {
+    // Prepare
+    const manifest: ReportManifest = {
+      ...basics,
+      successRecordCount: 146,
+      errorRecordCount: 4,
+      stats: {
+        ...new JobStatsCollector(0).summary({ retries: NO_RETRIES }),
+        errors: [
+          { code: 'ValidationException', records: 3, firstLine: 12 },
+          { code: '<INVALID_JSON>', records: 1, firstLine: 7 },
+        ],
+      },
+    };
+
+    // Act
+    const html = renderReport(manifest);
+
+    // Assess
+    expect(html).toContain('<h2>Failed records</h2>');
+    expect(html).toContain(
+      '<tr data-error-code="ValidationException"><td>ValidationException</td><td>3</td><td>12</td></tr>',
+    );
+    expect(html).toContain('<td>&#60;INVALID_JSON&#62;</td><td>1</td><td>7</td>');
+    expect(html.indexOf('ValidationException')).toBeLessThan(html.indexOf('INVALID_JSON'));
+    expect(renderReport(basics)).not.toContain('Failed records');
   });
 });
