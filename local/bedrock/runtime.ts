@@ -185,16 +185,7 @@ export class StandInRuntime {
     }
   }
 
-  private countAnswer(
-    modelId: string,
-    raw: Buffer,
-    usage: {
-      input_tokens: number;
-      output_tokens: number;
-      cache_creation_input_tokens: number;
-      cache_read_input_tokens: number;
-    },
-  ): void {
+  private countAnswer(modelId: string, raw: Buffer, usage: AnswerUsage): void {
     addAnswer(this.billed, usage);
     const digest = createHash('sha256').update(modelId).update('\n').update(raw).digest('hex');
     if (this.answeredDigests.has(digest)) return;
@@ -239,15 +230,15 @@ export function messageResponse(
   };
 }
 
-function addAnswer(
-  totals: { -readonly [Name in keyof AnswerTotals]: number },
-  usage: {
-    input_tokens: number;
-    output_tokens: number;
-    cache_creation_input_tokens: number;
-    cache_read_input_tokens: number;
-  },
-): void {
+/** The usage of an answer, as the stand-in reports it (every count present). */
+interface AnswerUsage {
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_creation_input_tokens: number;
+  readonly cache_read_input_tokens: number;
+}
+
+function addAnswer(totals: { -readonly [Name in keyof AnswerTotals]: number }, usage: AnswerUsage): void {
   totals.requests += 1;
   totals.inputTokens += usage.input_tokens;
   totals.outputTokens += usage.output_tokens;

@@ -16,6 +16,15 @@ import {
 
 const plain = (id: string, prompt = `Prompt ${id}`) => JSON.stringify({ id, prompt });
 
+/** The record message an upload of `body` to `key` queues: the file read, the record waiting for a worker. */
+async function queuedRecord(pipeline: ReturnType<typeof pipelineHarness>, key: string, body: string) {
+  pipeline.store.putObject(BUCKET, key, body);
+  await startJob(objectCreated(key), pipeline.ports, pipeline.enqueueSettings, () => false);
+  const [message] = pipeline.queue.sent.splice(0);
+  if (message === undefined) throw new Error('no message');
+  return message;
+}
+
 describe('a job, end to end on in-memory ports', () => {
   it('turns the mixed sample file into one result per line, in input order and each in its family', async () => {
     // Prepare
@@ -267,10 +276,7 @@ describe('retries through the failure table', () => {
         return textResponse('answered');
       },
     });
-    pipeline.store.putObject(BUCKET, 'inputs/lost.jsonl', `${plain('a')}\n`);
-    await startJob(objectCreated('inputs/lost.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
-    const [message] = pipeline.queue.sent.splice(0);
-    if (message === undefined) throw new Error('no message');
+    const message = await queuedRecord(pipeline, 'inputs/lost.jsonl', `${plain('a')}\n`);
     failNext(pipeline.ledger, 'completeRecords');
 
     // Act
@@ -409,15 +415,7 @@ describe('exactly once', () => {
   it('recovers a worker killed between the result write and the ledger update without a second call', async () => {
     // Prepare
     const pipeline = pipelineHarness();
-    pipeline.store.putObject(BUCKET, 'inputs/crash.jsonl', `${plain('a')}\n`);
-    await startJob(
-      objectCreated('inputs/crash.jsonl'),
-      pipeline.ports,
-      pipeline.enqueueSettings,
-      () => false,
-    );
-    const [message] = pipeline.queue.sent.splice(0);
-    if (message === undefined) throw new Error('no message');
+    const message = await queuedRecord(pipeline, 'inputs/crash.jsonl', `${plain('a')}\n`);
     const completeRecords = pipeline.ledger.completeRecords.bind(pipeline.ledger);
     pipeline.ledger.completeRecords = async () => {
       throw new Error('killed');
@@ -445,10 +443,7 @@ describe('exactly once', () => {
   it('counts an attempt whose worker died mid-call as uncounted: its call may have been billed', async () => {
     // Prepare: the first attempt's worker dies after Bedrock answered, before its result is stored.
     const pipeline = pipelineHarness();
-    pipeline.store.putObject(BUCKET, 'inputs/died.jsonl', `${plain('a')}\n`);
-    await startJob(objectCreated('inputs/died.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
-    const [message] = pipeline.queue.sent.splice(0);
-    if (message === undefined) throw new Error('no message');
+    const message = await queuedRecord(pipeline, 'inputs/died.jsonl', `${plain('a')}\n`);
     const put = pipeline.store.put.bind(pipeline.store);
     pipeline.store.put = async () => {
       throw new Error('killed');
@@ -475,10 +470,7 @@ describe('exactly once', () => {
   it('keeps the first result when two attempts race to store one', async () => {
     // Prepare
     const pipeline = pipelineHarness({ answer: (_, __, call) => textResponse(`answer ${call}`) });
-    pipeline.store.putObject(BUCKET, 'inputs/race.jsonl', `${plain('a')}\n`);
-    await startJob(objectCreated('inputs/race.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
-    const [message] = pipeline.queue.sent.splice(0);
-    if (message === undefined) throw new Error('no message');
+    const message = await queuedRecord(pipeline, 'inputs/race.jsonl', `${plain('a')}\n`);
     // The other attempt stored its result and was counted...
     await pipeline.work(message);
     // ...while this one had passed the checks before it did.
