@@ -23,12 +23,6 @@ export type StackResources = z.infer<typeof resourcesSchema>;
 
 export const DEFAULT_RESOURCES_FILE = '.bedrock-batch/local.json';
 
-export const resourceOptions = {
-  stack: { type: 'string' },
-  resources: { type: 'string' },
-  region: { type: 'string' },
-} as const;
-
 /**
  * The deployed pipeline's resources, from a stack's CloudFormation outputs (`--stack`), or from a file
  * (`--resources`, which `bedrock-batch local up` writes for the local cloud). Either way the commands then use

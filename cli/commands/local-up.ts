@@ -7,12 +7,31 @@ import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
-import { knownRegion, nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
+import { knownRegion, nonNegativeNumber, positiveInteger } from '../arguments.ts';
+import { type CommandSpec, parseCommandLine } from '../command-line.ts';
+import { modelOptions, quotaOptions, resourceOptions, speedOption } from '../options.ts';
 import { DEFAULT_RESOURCES_FILE, type StackResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
-export const LOCAL_UP_USAGE =
-  'bedrock-batch local up [--region r] [--speed x] [--quota-tpm n] [--resources file]';
+export const LOCAL_UP_COMMAND = {
+  name: 'local up',
+  summary: 'keep a local cloud and pipeline running until Ctrl-C, for aws s3 cp, submit and status',
+  description:
+    'Starts the local cloud (S3, SQS, DynamoDB Local, the Bedrock stand-in) and the pipeline on it, prints ' +
+    'its endpoints and an aws s3 cp line, writes a resources file for submit, status, results and cancel, ' +
+    'and prints a line as each job starts and ends. Ctrl-C stops it all.',
+  positionals: [],
+  options: {
+    region: modelOptions.region,
+    ...speedOption,
+    'quota-tpm': quotaOptions['quota-tpm'],
+    resources: {
+      ...resourceOptions.resources,
+      default: DEFAULT_RESOURCES_FILE,
+      help: 'where to write the resources file the other commands read',
+    },
+  },
+} as const satisfies CommandSpec;
 
 /**
  * Keeps the local cloud and the pipeline running until Ctrl-C, and writes where everything is to a resources
@@ -23,12 +42,7 @@ export async function localUpCommand(
   term: Terminal,
   stopSignal: Promise<void>,
 ): Promise<number> {
-  const { values } = parseCommandLine(args, {
-    region: { type: 'string', default: 'us-west-2' },
-    speed: { type: 'string' },
-    'quota-tpm': { type: 'string' },
-    resources: { type: 'string', default: DEFAULT_RESOURCES_FILE },
-  });
+  const { values } = parseCommandLine(args, LOCAL_UP_COMMAND);
   const region = knownRegion(values.region);
   const speed = nonNegativeNumber('speed', values.speed, 1);
   const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);

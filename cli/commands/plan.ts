@@ -21,16 +21,29 @@ import { isZlibError } from '../../shared/pipeline/decompress.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { choiceOf, poolName, poolsFor } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
-import { parseCommandLine, positiveInteger } from '../arguments.ts';
+import { positiveInteger } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
+import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
 import { checkInputFile } from '../input-file.ts';
+import { jsonOption, modelOptions, quotaOptions } from '../options.ts';
 import type { Terminal } from '../terminal.ts';
-import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
-import { accountQuotas, checkModelChoice, fileMetadata, modelOptions } from './run.ts';
+import { quotaShare, sourceRegions } from './quotas.ts';
+import { accountQuotas, checkModelChoice, fileMetadata } from './run.ts';
 
-export const PLAN_USAGE =
-  'bedrock-batch plan <file.jsonl> [--model m] [--region r | --regions r1,r2] [--endpoint e | --endpoints e1,e2] [--max-tokens n] [--max-error-rate 10%] [--quota-tpm n] [--bedrock local|aws] [--quota-share s] [--json]';
+export const PLAN_COMMAND = {
+  name: 'plan',
+  summary: 'check a file and say what a run would cost and how long the quota needs, calling nothing',
+  description:
+    'Reads every line of a file and calls no model: the errors by line, token estimates, the records that need ' +
+    'the 1M window, the cost range, the prefix the records share and what caching saves, and the time the ' +
+    'quota needs for the file (with --bedrock aws, at the quotas Service Quotas applies to your account).',
+  positionals: [
+    { name: '<file.jsonl>', help: 'prompts, one JSON object a line (.jsonl, or .jsonl.gz)', path: true },
+  ],
+  options: { ...modelOptions, ...quotaOptions, ...jsonOption },
+  examples: ['bedrock-batch plan prompts.jsonl --model sonnet-4.5 --quota-tpm 200000'],
+} as const satisfies CommandSpec;
 
 interface PlanError {
   readonly line: number;
@@ -45,17 +58,7 @@ interface PlanError {
  * endpoints (low: the low input estimate and no output; high: the high estimate and every max_tokens used).
  */
 export async function planCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(
-    args,
-    {
-      ...modelOptions,
-      'quota-tpm': { type: 'string' },
-      bedrock: { type: 'string', default: 'local' },
-      ...quotaOptions,
-      json: { type: 'boolean', default: false },
-    },
-    ['<file.jsonl>'],
-  );
+  const { values, positionals } = parseCommandLine(args, PLAN_COMMAND);
   const file = await checkInputFile(positionals[0]);
   const job = checkModelChoice(fileMetadata(values), sourceRegions(values));
   const quotas = await planQuotas(job, values);

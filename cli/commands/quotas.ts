@@ -11,19 +11,41 @@ import {
   splitList,
 } from '../../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
-import { knownRegion, parseCommandLine } from '../arguments.ts';
+import { knownRegion } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
+import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
+import { jsonOption, modelOptions, quotaOptions, resourceOptions } from '../options.ts';
 import { readResourcesFile } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
-export const QUOTAS_USAGE = `bedrock-batch quotas [--model m] [--endpoints global,regional,in-region]
-    [--regions r1,r2 | --region r] [--quota-share x] [--resources file] [--json]`;
-
-/** Options every command that reads quotas takes. */
-export const quotaOptions = {
-  'quota-share': { type: 'string' },
-} as const;
+export const QUOTAS_COMMAND = {
+  name: 'quotas',
+  summary:
+    'each quota pool of a model, its tokens a minute and a day in your account, what a run would spend',
+  description:
+    'Lists each quota pool a model may use (source region x endpoint kind), its tokens a minute and a day as ' +
+    'Service Quotas applies them to your account, the quota name that matched and what the pipeline would ' +
+    'spend, and the pools left out with the reason. Against AWS with the default credential chain, or the ' +
+    'local cloud with --resources.',
+  positionals: [],
+  options: {
+    model: {
+      ...modelOptions.model,
+      help: 'the model to read the pools of (default: every model of the catalog)',
+    },
+    endpoints: { ...modelOptions.endpoints, default: endpointKinds.join(',') },
+    regions: modelOptions.regions,
+    region: { ...resourceOptions.region, help: 'one source region: --regions of one' },
+    'quota-share': quotaOptions['quota-share'],
+    resources: {
+      ...resourceOptions.resources,
+      help: "read the local cloud's quotas from this resources file (.bedrock-batch/local.json) instead of AWS",
+    },
+    ...jsonOption,
+  },
+  examples: ['bedrock-batch quotas --model haiku-4.5 --regions us-east-1,us-west-2 --quota-share 0.8'],
+} as const satisfies CommandSpec;
 
 /**
  * Each quota pool a model may use (source region x endpoint kind), its tokens-per-minute and daily quota
@@ -31,15 +53,7 @@ export const quotaOptions = {
  * pools left out and why. Against AWS with the default credential chain, or the local cloud (`--resources`).
  */
 export async function quotasCommand(args: string[], term: Terminal): Promise<number> {
-  const { values } = parseCommandLine(args, {
-    model: { type: 'string' },
-    endpoints: { type: 'string', default: endpointKinds.join(',') },
-    regions: { type: 'string' },
-    region: { type: 'string' },
-    resources: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    ...quotaOptions,
-  });
+  const { values } = parseCommandLine(args, QUOTAS_COMMAND);
   const regions = sourceRegions(values);
   const endpoints = parseEndpoints(values.endpoints, '--endpoints');
   const [home = ''] = regions;

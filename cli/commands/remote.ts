@@ -7,39 +7,73 @@ import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { FINALIZED_JOB_STATUSES } from '../../shared/pipeline/model.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
-import { parseCommandLine } from '../arguments.ts';
+import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
-import { resolveResources, resourceOptions } from '../resources.ts';
+import { jsonOption, modelOptions, outOption, resourceOptions } from '../options.ts';
+import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
-export const REMOTE_USAGE = `bedrock-batch submit <file.jsonl> [--model m] [--endpoint e] [--max-tokens n] [--lane l] [--deadline 6h]
-    [--cache auto|off] [--max-error-rate 10%] [--stack name | --resources file]
-bedrock-batch status <job> [--json] [--stack name | --resources file]
-bedrock-batch results <job> [--out dir] [--stack name | --resources file]
-bedrock-batch cancel <job> [--stack name | --resources file]
-bedrock-batch redrive [--stack name | --resources file]`;
+const jobPositional = {
+  name: '<job>',
+  help: 'a job id, as submit prints it and the completion event carries',
+} as const;
+
+export const SUBMIT_COMMAND = {
+  name: 'submit',
+  summary: 'upload a file to a deployed (or the local) pipeline and print the job it starts',
+  description:
+    "Uploads a file to the pipeline's inputs/ with its options as the object's metadata, as aws s3 cp with " +
+    '--metadata would, and prints the job it starts. The pipeline checks the model and quota as the job begins.',
+  positionals: [
+    { name: '<file.jsonl>', help: 'prompts, one JSON object a line (.jsonl, or .jsonl.gz)', path: true },
+  ],
+  options: { ...modelOptions, ...resourceOptions },
+  examples: ['bedrock-batch submit prompts.jsonl --stack BedrockBatch --lane auto --deadline 12h'],
+} as const satisfies CommandSpec;
+
+export const STATUS_COMMAND = {
+  name: 'status',
+  summary: "a job's progress: records, tokens, cost, waits and throttles",
+  description:
+    "Prints a job's state from the ledger: records done, tokens and cost so far, waits and throttles.",
+  positionals: [jobPositional],
+  options: { ...resourceOptions, ...jsonOption },
+} as const satisfies CommandSpec;
+
+export const RESULTS_COMMAND = {
+  name: 'results',
+  summary: "download a finished job's output and manifest",
+  description: "Downloads a finished job's output and manifest, named after its input as run names them.",
+  positionals: [jobPositional],
+  options: { ...resourceOptions, ...outOption('where the output and manifest go') },
+} as const satisfies CommandSpec;
+
+export const CANCEL_COMMAND = {
+  name: 'cancel',
+  summary: 'stop a job: records not yet run become canceled results',
+  description:
+    'Asks a running job to stop: records not yet run become "canceled" results, then the job is finalized ' +
+    'with the records already done.',
+  positionals: [jobPositional],
+  options: resourceOptions,
+} as const satisfies CommandSpec;
+
+export const REDRIVE_COMMAND = {
+  name: 'redrive',
+  summary: "move the dead-letter queue's records back to the record queue, after a fix",
+  description:
+    "Moves the messages of the record queue's dead-letter queue back to the record queue, once what stopped " +
+    'them is fixed.',
+  positionals: [],
+  options: resourceOptions,
+} as const satisfies CommandSpec;
 
 /** Uploads a file to the deployed (or local) pipeline's inputs/ and prints the job it starts. */
 export async function submitCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(
-    args,
-    {
-      ...resourceOptions,
-      model: { type: 'string' },
-      endpoint: { type: 'string' },
-      endpoints: { type: 'string' },
-      regions: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      lane: { type: 'string' },
-      deadline: { type: 'string' },
-      cache: { type: 'string' },
-      'max-error-rate': { type: 'string' },
-    },
-    ['<file.jsonl>'],
-  );
+  const { values, positionals } = parseCommandLine(args, SUBMIT_COMMAND);
   const file = await checkInputFile(positionals[0]);
   const { resources, clients } = await resolveResources(values);
   const metadata = fileMetadata(values);
@@ -60,11 +94,7 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
 }
 
 export async function statusCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(
-    args,
-    { ...resourceOptions, json: { type: 'boolean', default: false } },
-    ['<job>'],
-  );
+  const { values, positionals } = parseCommandLine(args, STATUS_COMMAND);
   const { job } = await findJob(positionals[0], values);
   const view = describeJob(job);
   if (values.json) {
@@ -104,11 +134,7 @@ function countersPhrase(counters: JobStatusView['counters']): string {
 }
 
 export async function resultsCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(
-    args,
-    { ...resourceOptions, out: { type: 'string', default: '.' } },
-    ['<job>'],
-  );
+  const { values, positionals } = parseCommandLine(args, RESULTS_COMMAND);
   await checkOutputDirectory(values.out);
   const { job, clients } = await findJob(positionals[0], values);
   if (!FINALIZED_JOB_STATUSES.has(job.status)) {
@@ -136,7 +162,7 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
 }
 
 export async function cancelCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, resourceOptions, ['<job>']);
+  const { values, positionals } = parseCommandLine(args, CANCEL_COMMAND);
   const { job, ledger } = await findJob(positionals[0], values);
   if (!(await ledger.cancelJob(job.jobId)))
     throw new UsageError(`Job ${job.jobId} is already ${job.status}; nothing to cancel.`);
@@ -148,7 +174,7 @@ export async function cancelCommand(args: string[], term: Terminal): Promise<num
 
 /** Moves the DLQ's messages back to the record queue (after a fix), one by one so it works on any SQS. */
 export async function redriveCommand(args: string[], term: Terminal): Promise<number> {
-  const { values } = parseCommandLine(args, resourceOptions);
+  const { values } = parseCommandLine(args, REDRIVE_COMMAND);
   const { resources, clients } = await resolveResources(values);
   let moved = 0;
   for (;;) {

@@ -2,22 +2,39 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
-import { parseCommandLine } from '../arguments.ts';
+import { type CommandSpec, parseCommandLine, synopsis } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
+import { resourceOptions } from '../options.ts';
 import { type ReportManifest, renderReport } from '../report.ts';
-import { resolveResources, resourceOptions } from '../resources.ts';
+import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
-export const REPORT_USAGE =
-  'bedrock-batch report <job|manifest.json.out> --html file [--stack name | --resources file]';
+export const REPORT_COMMAND = {
+  name: 'report',
+  summary: "draw a job's report as one self-contained HTML page",
+  description:
+    "Draws a job's report (records, failures by reason, cost, tokens, pace) as one HTML page with nothing " +
+    'to fetch, from a manifest file or from the manifest of a job in the bucket.',
+  positionals: [
+    {
+      name: '<job|manifest.json.out>',
+      help: 'a job id, or a manifest file as run and results write it',
+      path: true,
+    },
+  ],
+  options: {
+    html: { type: 'string', value: 'file', help: 'where the page goes', path: true },
+    ...resourceOptions,
+  },
+  examples: ['bedrock-batch report prompts.jsonl.manifest.json.out --html report.html'],
+} as const satisfies CommandSpec;
 
 /** Draws a job's report from a manifest file, or from a job's manifest in the bucket. */
 export async function reportCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, { ...resourceOptions, html: { type: 'string' } }, [
-    '<job|manifest.json.out>',
-  ]);
+  const { values, positionals } = parseCommandLine(args, REPORT_COMMAND);
   const subject = positionals[0];
-  if (subject === undefined) throw new UsageError('No job or manifest given.', `Use: ${REPORT_USAGE}`);
+  if (subject === undefined)
+    throw new UsageError('No job or manifest given.', `Use: ${synopsis(REPORT_COMMAND)}`);
   if (values.html === undefined)
     throw new UsageError('Where should the report go?', 'Give --html report.html.');
   const isFile = await stat(subject).then(

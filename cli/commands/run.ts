@@ -11,31 +11,37 @@ import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
-import { nonNegativeNumber, parseCommandLine, positiveInteger } from '../arguments.ts';
+import { nonNegativeNumber, positiveInteger } from '../arguments.ts';
 import { requireAwsCredentials } from '../aws-credentials.ts';
+import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
+import { jsonOption, modelOptions, outOption, quotaOptions, speedOption } from '../options.ts';
 import { bar, type Terminal } from '../terminal.ts';
-import { quotaOptions, quotaShare, sourceRegions } from './quotas.ts';
+import { quotaShare, sourceRegions } from './quotas.ts';
 
-export const RUN_USAGE = `bedrock-batch run <file.jsonl> [--out dir] [--model alias|id] [--region r | --regions r1,r2]
-    [--endpoint global|regional|in-region | --endpoints global,regional,in-region] [--max-tokens n]
-    [--lane on-demand|batch|auto] [--deadline 6h]
-    [--cache auto|off] [--max-error-rate 10%] [--bedrock local|aws] [--quota-tpm n] [--quota-share x] [--speed x] [--json]`;
-
-/** Options shared by the commands that pick a model: they become the file's S3 metadata. */
-export const modelOptions = {
-  model: { type: 'string' },
-  region: { type: 'string', default: 'us-west-2' },
-  regions: { type: 'string' },
-  endpoint: { type: 'string' },
-  endpoints: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  lane: { type: 'string' },
-  deadline: { type: 'string' },
-  cache: { type: 'string' },
-  'max-error-rate': { type: 'string' },
-} as const;
+export const RUN_COMMAND = {
+  name: 'run',
+  summary: 'run a file on this machine: local queues and storage, the Bedrock stand-in or real Bedrock',
+  description:
+    'Runs a file of prompts through the whole pipeline on this machine (a local cloud started for the run) and ' +
+    'writes <file>.out (one result a line, in input order) and <file>.manifest.json.out to --out. With ' +
+    '--bedrock aws the calls go to real Bedrock with your default AWS credentials; everything else stays local.',
+  positionals: [
+    { name: '<file.jsonl>', help: 'prompts, one JSON object a line (.jsonl, or .jsonl.gz)', path: true },
+  ],
+  options: {
+    ...outOption('where the output and manifest go'),
+    ...modelOptions,
+    ...quotaOptions,
+    ...speedOption,
+    ...jsonOption,
+  },
+  examples: [
+    'bedrock-batch run prompts.jsonl --model haiku-4.5',
+    'bedrock-batch run prompts.jsonl --bedrock aws --quota-share 0.5',
+  ],
+} as const satisfies CommandSpec;
 
 const cacheChoices = ['auto', 'off'] as const;
 
@@ -106,19 +112,7 @@ export function checkModelChoice(metadata: Record<string, string>, regions: read
 }
 
 export async function runCommand(args: string[], term: Terminal): Promise<number> {
-  const { values, positionals } = parseCommandLine(
-    args,
-    {
-      ...modelOptions,
-      out: { type: 'string', default: '.' },
-      bedrock: { type: 'string', default: 'local' },
-      'quota-tpm': { type: 'string' },
-      ...quotaOptions,
-      speed: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-    ['<file.jsonl>'],
-  );
+  const { values, positionals } = parseCommandLine(args, RUN_COMMAND);
   const { quotaNote, ...job } = await checkRunArguments(values, positionals[0]);
   const started = Date.now();
   const log = (line: string) => {

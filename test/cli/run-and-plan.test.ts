@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBedrockStandIn } from '../../local/bedrock/stand-in.ts';
 import { LOCAL_CREDENTIALS } from '../support/bedrock-clients.ts';
-import { runCli } from '../support/cli.ts';
+import { runCli, runInProcess } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 
 let work = '';
@@ -94,7 +94,11 @@ describe('bedrock-batch run', () => {
       ['run', 'SAMPLE', '--regions', 'us-west-2,eu-west-1', '--endpoints', 'regional'],
       /--endpoints and regions: eu-west-1 is in EU, outside US \(the home region us-west-2\)/,
     ],
-    ['an unknown option', ['run', 'SAMPLE', '--fast'], /Unknown option '--fast'/],
+    [
+      'an unknown option',
+      ['run', 'SAMPLE', '--fast'],
+      /Unknown option --fast for "run"\. Run "bedrock-batch run --help"/,
+    ],
     [
       'a second file',
       ['run', 'SAMPLE', 'SAMPLE'],
@@ -151,7 +155,7 @@ describe('bedrock-batch run', () => {
       ['run', 'SAMPLE', '--out', 'SAMPLE'],
       /--out .*sample\.jsonl is a file\. Name a directory/,
     ],
-    ['an unknown command', ['launch'], /Unknown command "launch"/],
+    ['an unknown command', ['launch'], /Unknown command "launch"\. Run "bedrock-batch help"/],
     [
       'local up with a quota that is not a number',
       ['local', 'up', '--quota-tpm', 'abc'],
@@ -185,12 +189,29 @@ describe('bedrock-batch run', () => {
     );
 
     // Act
-    const result = await runCli(resolved);
+    const result = await runInProcess(resolved);
 
     // Assess
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('as a command, says which option or command a mistyped one was probably meant to be, and has help', async () => {
+    // Act
+    const option = await runCli(['run', fixturePath('prompts/sample.jsonl'), '--modle', 'haiku-4.5']);
+    const command = await runCli(['stauts', 'job-1']);
+    const help = await runCli(['plan', '--help']);
+
+    // Assess
+    expect(option).toMatchObject({ code: 2, stdout: '' });
+    expect(option.stderr).toBe(
+      'Error: Unknown option --modle for "run". Did you mean --model? Run "bedrock-batch run --help" for its options.\n',
+    );
+    expect(command.stderr).toMatch(/^Error: Unknown command "stauts"\. Did you mean "status"\?/);
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^Usage: bedrock-batch plan <file\.jsonl> \[options\]\n/);
+    expect(help.stdout).toMatch(/^ {2}--quota-tpm <n> +tokens a minute to spend/m);
   });
 
   it('runs a .jsonl.gz file as it runs the file uncompressed', async () => {

@@ -100,15 +100,18 @@ describe('the package, installed from its tarball in an empty folder', () => {
     expect(packed.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
   });
 
-  it('runs its command with no TypeScript loader: --version, plan and run', async () => {
+  it('runs its command with no TypeScript loader: --version, help, plan and run', async () => {
     // Act
     const version = await npx('--version');
+    const help = await npx('run', '--help');
     const plan = await npx('plan', fixturePath('prompts/sample.jsonl'), '--json');
     const out = path.join(work, 'out');
     const ran = await npx('run', fixturePath('prompts/sample.jsonl'), '--out', out, '--speed', '0');
 
     // Assess
     expect(version.stdout.trim()).toBe(manifest.version);
+    expect(help.stdout).toMatch(/^Usage: bedrock-batch run <file\.jsonl> \[options\]\n/);
+    expect(help.stdout).toMatch(/^ {2}--model <alias\|id> +the model: /m);
     expect(JSON.parse(plan.stdout)).toMatchObject({ records: 20 });
     expect(ran.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
     expect((await readFile(path.join(out, 'sample.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(

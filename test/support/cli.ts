@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
+import { runCommandLine } from '../../cli/app.ts';
+import { recordingTerminal } from './terminal.ts';
 
 /** The CLI's sources, run as the built bin runs them (the package test runs the built one itself). */
 const CLI_MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -37,6 +39,16 @@ export function startCli(
   const output = () => ({ code: child.exitCode, stdout, stderr });
   const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
   return { child, output, done };
+}
+
+/**
+ * The command line in this process, for what it decides before it starts anything (refusals, help): the
+ * same exit code and output as the command, without a process's start-up.
+ */
+export async function runInProcess(argv: readonly string[]): Promise<CliRun> {
+  const term = recordingTerminal();
+  const code = await runCommandLine([...argv], term);
+  return { code, stdout: term.stdout(), stderr: term.stderr() };
 }
 
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
