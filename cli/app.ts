@@ -7,6 +7,8 @@ import { QUOTAS_COMMAND, quotasCommand } from './commands/quotas.ts';
 import {
   CANCEL_COMMAND,
   cancelCommand,
+  JOBS_COMMAND,
+  jobsCommand,
   REDRIVE_COMMAND,
   RESULTS_COMMAND,
   redriveCommand,
@@ -54,6 +56,7 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   { spec: SUBMIT_COMMAND, run: submitCommand },
+  { spec: JOBS_COMMAND, run: jobsCommand },
   { spec: STATUS_COMMAND, run: statusCommand },
   { spec: RESULTS_COMMAND, run: resultsCommand },
   { spec: CANCEL_COMMAND, run: cancelCommand },

@@ -5,7 +5,7 @@ import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local
 import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
-import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
+import { JOB_FAILED, JOB_STARTED } from '../../shared/pipeline/enqueue.ts';
 import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
 import { knownRegion, nonNegativeNumber, positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
@@ -69,13 +69,10 @@ export async function localUpCommand(
     await writeFile(values.resources, `${JSON.stringify(resources, null, 2)}\n`);
     term.out(welcome(resources, cloud.endpoints, values.resources, term));
     pipeline.shim.addRule({
-      name: 'print-completions',
-      eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_COMPLETED, JOB_FAILED] },
+      name: 'print-jobs',
+      eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_STARTED, JOB_COMPLETED, JOB_FAILED] },
       target: async (event) => {
-        const detail = event.detail as { jobId?: string; input?: string; output?: string; reason?: string };
-        term.out(
-          `${event['detail-type']}: ${detail.jobId} ${detail.input} -> ${detail.output ?? detail.reason}\n`,
-        );
+        term.out(jobLine(event['detail-type'], event.detail as JobEventDetail));
       },
     });
     await stopSignal;
@@ -87,6 +84,26 @@ export async function localUpCommand(
     await cloud.stop();
   }
   return 0;
+}
+
+interface JobEventDetail {
+  readonly jobId?: string;
+  readonly input?: string;
+  readonly output?: string;
+  readonly reason?: string;
+  readonly lane?: string;
+  readonly model?: string;
+}
+
+/** A line as a job starts or ends, with what to type next. */
+function jobLine(detailType: string, detail: JobEventDetail): string {
+  if (detailType === JOB_STARTED) {
+    return (
+      `${detailType}: ${detail.jobId} ${detail.input} (${detail.model}, ${detail.lane})\n` +
+      `  bedrock-batch status ${detail.jobId}\n`
+    );
+  }
+  return `${detailType}: ${detail.jobId} ${detail.input} -> ${detail.output ?? detail.reason}\n`;
 }
 
 /** Where everything is, and how to drop a file in. */

@@ -2,24 +2,23 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { FINALIZED_JOB_STATUSES } from '../../shared/pipeline/model.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
+import { positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
+import { findJob, JOB_REF_HELP } from '../job-ref.ts';
 import { jsonOption, modelOptions, outOption, resourceOptions } from '../options.ts';
 import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
-const jobPositional = {
-  name: '<job>',
-  help: 'a job id, as submit prints it and the completion event carries',
-} as const;
+const jobPositional = { name: '<job>', help: JOB_REF_HELP } as const;
 
 export const SUBMIT_COMMAND = {
   name: 'submit',
@@ -32,6 +31,21 @@ export const SUBMIT_COMMAND = {
   ],
   options: { ...modelOptions, ...resourceOptions },
   examples: ['bedrock-batch submit prompts.jsonl --stack BedrockBatch --lane auto --deadline 12h'],
+} as const satisfies CommandSpec;
+
+export const JOBS_COMMAND = {
+  name: 'jobs',
+  summary: 'the newest jobs, running or ended: status, progress, lane, age and input',
+  description:
+    'Lists the newest jobs of a deployed (or the local) pipeline, whether they started with submit or an ' +
+    'upload to inputs/: each with its status, records done, lane, age and input. Any job command takes a ' +
+    "job's id or its input's S3 URI.",
+  positionals: [],
+  options: {
+    limit: { type: 'string', value: 'n', default: '20', help: 'how many jobs, newest first (at most 100)' },
+    ...resourceOptions,
+    ...jsonOption,
+  },
 } as const satisfies CommandSpec;
 
 export const STATUS_COMMAND = {
@@ -91,6 +105,68 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
   const jobId = jobIdOf(resources.bucket, key, put.VersionId ?? (put.ETag ?? '').replaceAll('"', ''));
   term.out(`Submitted s3://${resources.bucket}/${key}\njob ${jobId}\n  bedrock-batch status ${jobId}\n`);
   return 0;
+}
+
+/** The newest jobs as a table: what a person looks for after `aws s3 cp`. */
+export async function jobsCommand(args: string[], term: Terminal): Promise<number> {
+  const { values } = parseCommandLine(args, JOBS_COMMAND);
+  const limit = positiveInteger('limit', values.limit, 20);
+  if (limit > MAX_LISTED_JOBS)
+    throw new UsageError(`--limit must be at most ${MAX_LISTED_JOBS}, not ${limit}.`);
+  const { resources, clients } = await resolveResources(values);
+  const jobs = await new DynamoDbJobDirectory(clients.documents, resources.tableName).recentJobs(limit);
+  const views = jobs.map(describeJob);
+  if (values.json) {
+    term.out(`${JSON.stringify(views, null, 2)}\n`);
+    return 0;
+  }
+  if (views.length === 0) {
+    term.out(
+      `No jobs yet in ${resources.tableName}. Upload a file to s3://${resources.bucket}/${INPUT_PREFIX}, or use submit.\n`,
+    );
+    return 0;
+  }
+  const now = Date.now();
+  const rows = views.map((view) => [
+    view.jobId,
+    `${view.status}${view.cancelRequested && !FINALIZED_JOB_STATUSES.has(view.status) ? ' (cancel requested)' : ''}`,
+    progressOf(view),
+    view.lane,
+    ageOf(now - Date.parse(view.createdAt)),
+    view.input,
+  ]);
+  term.out(table(['JOB', 'STATUS', 'DONE', 'LANE', 'AGE', 'INPUT'], rows));
+  return 0;
+}
+
+const MAX_LISTED_JOBS = 100;
+
+/** `6/11 (54.5%)`, `40/300+` while the file is still being read. */
+function progressOf(view: JobStatusView): string {
+  const { done, total, read } = view.records;
+  if (total === undefined) return `${done.toLocaleString('en-US')}/${read.toLocaleString('en-US')}+`;
+  return `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}`;
+}
+
+/** `42 s`, `3 min`, `5 h`, `2 d`: how long ago, to a unit a person reads at a glance. */
+export function ageOf(milliseconds: number): string {
+  const seconds = Math.max(0, Math.floor(milliseconds / 1000));
+  if (seconds < 90) return `${seconds} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} d`;
+}
+
+/** Columns padded to their widest cell, the last one left as it is. */
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
+      .join('  ');
+  return `${[header, ...rows].map(line).join('\n')}\n`;
 }
 
 export async function statusCommand(args: string[], term: Terminal): Promise<number> {
@@ -198,20 +274,4 @@ export async function redriveCommand(args: string[], term: Terminal): Promise<nu
   }
   term.out(`Moved ${moved} message${moved === 1 ? '' : 's'} from the DLQ back to the record queue.\n`);
   return 0;
-}
-
-async function findJob(
-  jobId: string | undefined,
-  values: { stack?: string | undefined; resources?: string | undefined; region?: string | undefined },
-) {
-  if (jobId === undefined)
-    throw new UsageError(
-      'No job id given.',
-      'The id is printed by "bedrock-batch submit" and is in the completion event.',
-    );
-  const { resources, clients } = await resolveResources(values);
-  const ledger = new DynamoDbLedger(clients.documents, resources.tableName);
-  const job = await ledger.getJob(jobId);
-  if (job === undefined) throw new UsageError(`No job ${jobId} in the ledger ${resources.tableName}.`);
-  return { job, ledger, clients, resources };
 }

@@ -1,12 +1,11 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { outputLocations } from '../../shared/pipeline/job.ts';
 import { type CommandSpec, parseCommandLine, synopsis } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
+import { findJob, JOB_REF_HELP } from '../job-ref.ts';
 import { resourceOptions } from '../options.ts';
 import { type ReportManifest, renderReport } from '../report.ts';
-import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 
 export const REPORT_COMMAND = {
@@ -18,7 +17,7 @@ export const REPORT_COMMAND = {
   positionals: [
     {
       name: '<job|manifest.json.out>',
-      help: 'a job id, or a manifest file as run and results write it',
+      help: `a manifest file, as run and results write it, or ${JOB_REF_HELP}`,
       path: true,
     },
   ],
@@ -41,6 +40,7 @@ export async function reportCommand(args: string[], term: Terminal): Promise<num
     (info) => info.isFile(),
     () => false,
   );
+  if (!isFile && /\.(json|out)$/.test(subject)) throw new UsageError(`No file ${subject}.`);
   const manifest = JSON.parse(
     isFile ? await readFile(subject, 'utf8') : await manifestOfJob(subject, values),
   ) as ReportManifest;
@@ -50,16 +50,15 @@ export async function reportCommand(args: string[], term: Terminal): Promise<num
 }
 
 async function manifestOfJob(
-  jobId: string,
+  ref: string,
   values: { stack?: string | undefined; resources?: string | undefined; region?: string | undefined },
 ) {
-  const { resources, clients } = await resolveResources(values);
-  const job = await new DynamoDbLedger(clients.documents, resources.tableName).getJob(jobId);
-  if (job === undefined) throw new UsageError(`No job and no file called ${jobId}.`);
+  const { job, clients } = await findJob(ref, values);
   const { manifest } = outputLocations(job);
   const object = await clients.s3
     .send(new GetObjectCommand({ Bucket: manifest.bucket, Key: manifest.key }))
     .catch(() => undefined);
-  if (object === undefined) throw new UsageError(`Job ${jobId} is ${job.status}: it has no manifest yet.`);
+  if (object === undefined)
+    throw new UsageError(`Job ${job.jobId} is ${job.status}: it has no manifest yet.`);
   return (await object.Body?.transformToString()) ?? '';
 }

@@ -43,6 +43,7 @@ export function jobItem(job: JobRecord): Record<string, unknown> {
     ...totals,
     ...Object.fromEntries(RETRY_COUNTERS.map((name) => [RETRY_ATTRIBUTES[name], retries[name]])),
     ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
+    [LEDGER_TABLE.recentJobsIndex.partitionKey]: LEDGER_TABLE.recentJobsIndex.value,
     // A job stays on the sweeper's index until it has finished and its event is published.
     ...(job.status === 'failed' && announcement === undefined
       ? {}

@@ -1,7 +1,8 @@
 /**
  * The one DynamoDB table the pipeline keeps its state in, as every user of it sees it: the ledger and the
  * token budget write its items, the CDK stack and the local cloud create it. Items, by key:
- * - `JOB#<jobId>` / `JOB`: a job and its counters (`activeFlag` while it is unfinished or its event unsent);
+ * - `JOB#<jobId>` / `JOB`: a job and its counters (`activeFlag` while it is unfinished or its event unsent,
+ *   `jobList` always);
  * - `JOB#<jobId>` / `REC#<line, 10 digits>`: a record that has started or finished;
  * - `JOB#<jobId>` / `ID#<recordId>`: a record id claimed by a line;
  * - `BUDGET#<region>#<modelId>` / `BUCKET`: a token bucket shared by all workers.
@@ -13,6 +14,17 @@ export const LEDGER_TABLE = {
   timeToLive: 'expiresAt',
   /** The sparse index of unfinished jobs: only job items carry its key, and only while they need the sweeper. */
   activeJobsIndex: { name: 'active-jobs', partitionKey: 'activeFlag', sortKey: 'createdAt', value: 'ACTIVE' },
+  /**
+   * Every job by when it was created, with its input's bucket and key: `jobs` lists the newest, and a job is
+   * found by the object it runs. Job items are few and the key never changes, so one partition holds them.
+   */
+  recentJobsIndex: {
+    name: 'recent-jobs',
+    partitionKey: 'jobList',
+    sortKey: 'createdAt',
+    value: 'JOBS',
+    projected: ['bucket', 'key'],
+  },
 } as const;
 
 export function jobKey(jobId: string) {

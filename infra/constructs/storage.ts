@@ -168,6 +168,14 @@ export class Storage extends Construct {
       sortKey: { name: LEDGER_TABLE.activeJobsIndex.sortKey, type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
+    const recent = LEDGER_TABLE.recentJobsIndex;
+    ledger.addGlobalSecondaryIndex({
+      indexName: recent.name,
+      partitionKey: { name: recent.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: recent.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...recent.projected],
+    });
     return ledger;
   }
 }

@@ -74,9 +74,10 @@ export async function provisionPipeline(
   };
 }
 
-/** The ledger table on the key schema the stack gives it, with the active-jobs index. */
+/** The ledger table on the key schema the stack gives it, with its indexes. */
 async function createLedgerTable(clients: AwsClients, tableName: string): Promise<void> {
   const activeJobs = LEDGER_TABLE.activeJobsIndex;
+  const recentJobs = LEDGER_TABLE.recentJobsIndex;
   await clients.dynamodb.send(
     new CreateTableCommand({
       TableName: tableName,
@@ -90,6 +91,7 @@ async function createLedgerTable(clients: AwsClients, tableName: string): Promis
         { AttributeName: LEDGER_TABLE.sortKey, AttributeType: 'S' },
         { AttributeName: activeJobs.partitionKey, AttributeType: 'S' },
         { AttributeName: activeJobs.sortKey, AttributeType: 'S' },
+        { AttributeName: recentJobs.partitionKey, AttributeType: 'S' },
       ],
       GlobalSecondaryIndexes: [
         {
@@ -99,6 +101,14 @@ async function createLedgerTable(clients: AwsClients, tableName: string): Promis
             { AttributeName: activeJobs.sortKey, KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+        {
+          IndexName: recentJobs.name,
+          KeySchema: [
+            { AttributeName: recentJobs.partitionKey, KeyType: 'HASH' },
+            { AttributeName: recentJobs.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...recentJobs.projected] },
         },
       ],
     }),

@@ -1,7 +1,7 @@
 // Over 250 lines: starting a job, reading its file in chunks under a lease, and failing it cleanly are one
 // flow; decompression lives in decompress.ts.
 import { randomUUID } from 'node:crypto';
-import { startingLane } from '../batch/lane.ts';
+import { DEFAULT_LANE, startingLane } from '../batch/lane.ts';
 import { launchBatchParts } from '../batch/launch.ts';
 import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
 import { prefixTtl } from '../caching/cache-ttl.ts';
@@ -83,6 +83,8 @@ export type EnqueueOutcome =
   | { readonly kind: 'ignored'; readonly key: string; readonly reason: string };
 
 export const JOB_FAILED = 'Batch Job Failed';
+/** Said once, by the invocation that creates the job: a job found after `aws s3 cp` by its id. */
+export const JOB_STARTED = 'Batch Job Started';
 
 /**
  * Starts the job for an uploaded file: finds the object (the event's key may be encoded), derives the job id
@@ -118,8 +120,24 @@ export async function startJob(
     return rejectFile(draft, error.problems.join('; '), ports);
   }
   // A duplicate event, or a retry of an invocation that failed part way, reads on from the saved offset.
-  await ports.ledger.createJob({ ...draft, settings: jobSettings });
+  if (await ports.ledger.createJob({ ...draft, settings: jobSettings }))
+    await sayStarted(draft, jobSettings, ports);
   return readOn(jobId, ports, settings, shouldStop, reader);
+}
+
+/**
+ * Publishes that the job started. Only the invocation that created the job says so, and a failure to say so
+ * does not stop the job: its end is the event that is guaranteed (kept in the ledger until published).
+ */
+async function sayStarted(job: JobRecord, jobSettings: JobSettings, ports: EnqueuePorts): Promise<void> {
+  const detail = {
+    jobId: job.jobId,
+    input: `s3://${job.source.bucket}/${job.source.key}`,
+    model: jobSettings.model,
+    lane: jobSettings.lane ?? DEFAULT_LANE,
+    createdAt: job.createdAt,
+  };
+  await ports.events.publish(JOB_STARTED, detail).catch(() => undefined);
 }
 
 /**

@@ -96,6 +96,14 @@ export interface EnqueueContinuation {
   continueLater(jobId: string): Promise<void>;
 }
 
+/** Jobs as people look for them: the newest, and the one an object they uploaded started. */
+export interface JobDirectory {
+  /** The newest jobs first, at most `limit`. */
+  recentJobs(limit: number): Promise<JobRecord[]>;
+  /** The newest job of the object at `bucket`/`key`, whichever of its versions it runs. */
+  newestJobOf(source: { readonly bucket: string; readonly key: string }): Promise<JobRecord | undefined>;
+}
+
 /** The jobs: their creation, the reading of their files, their totals, finalization and end. */
 export interface JobLedger {
   createJob(job: JobRecord): Promise<boolean>;

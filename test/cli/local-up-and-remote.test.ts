@@ -7,7 +7,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveResources, type StackResources } from '../../cli/resources.ts';
 import { jobIdOf } from '../../shared/pipeline/job.ts';
-import { runCli, startCli, waitForOutput } from '../support/cli.ts';
+import { runCli, runInProcess, startCli, waitForOutput } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 import { isAlive } from '../support/processes.ts';
 
@@ -68,7 +68,7 @@ function untilCompleted(jobId: string) {
 }
 
 describe('bedrock-batch local up', () => {
-  it('prints its endpoints, the bucket and an aws s3 cp line, and runs a file dropped in with an S3 client', async () => {
+  it('prints its endpoints and an aws s3 cp line, runs a file dropped in with an S3 client, and finds its job by the URI', async () => {
     // Prepare
     const { s3 } = (await resolveResources({ resources: resourcesFile })).clients;
 
@@ -83,6 +83,18 @@ describe('bedrock-batch local up', () => {
     const jobId = jobIdOf(resources.bucket, 'inputs/dropped.jsonl', (put.ETag ?? '').replaceAll('"', ''));
     const status = await untilCompleted(jobId);
     s3.destroy();
+    const listed = await runCli(['jobs', '--resources', resourcesFile]);
+    const input = `s3://${resources.bucket}/inputs/dropped.jsonl`;
+    const byUri = await runCli(['status', input, '--resources', resourcesFile, '--json']);
+    const byKey = await runInProcess([
+      'status',
+      'inputs/dropped.jsonl',
+      '--resources',
+      resourcesFile,
+      '--json',
+    ]);
+    const byName = await runInProcess(['status', 'dropped.jsonl', '--resources', resourcesFile, '--json']);
+    const byNothing = await runInProcess(['status', 'never-uploaded.jsonl', '--resources', resourcesFile]);
 
     // Assess
     expect(localUp.output().stdout).toMatch(
@@ -91,7 +103,20 @@ describe('bedrock-batch local up', () => {
       ),
     );
     expect(status.records).toMatchObject({ done: 2, succeeded: 2 });
+    expect(localUp.output().stdout).toContain(
+      `Batch Job Started: ${jobId} ${input} (opus-4.6, on-demand)\n  bedrock-batch status ${jobId}\n`,
+    );
     await waitForOutput(localUp.output, new RegExp(`Batch Job Completed: ${jobId}`));
+    expect(listed.stdout).toMatch(/^JOB +STATUS +DONE +LANE +AGE +INPUT\n/);
+    expect(listed.stdout).toMatch(
+      new RegExp(`^${jobId} +completed +2/2 \\(100%\\) +on-demand +\\d+ s +${input}$`, 'm'),
+    );
+    expect(JSON.parse(byUri.stdout)).toMatchObject({ jobId, status: 'completed', input });
+    expect([JSON.parse(byKey.stdout).jobId, JSON.parse(byName.stdout).jobId]).toEqual([jobId, jobId]);
+    expect(byNothing).toMatchObject({
+      code: 2,
+      stderr: `Error: No job of s3://${resources.bucket}/inputs/never-uploaded.jsonl in the ledger ${resources.tableName}. "bedrock-batch jobs" lists the newest jobs.\n`,
+    });
   }, 90_000);
 
   it('takes submit, status, results, cancel and redrive through the same code path as a deployed stack', async () => {

@@ -155,6 +155,7 @@ describe('bedrock-batch run', () => {
       ['run', 'SAMPLE', '--out', 'SAMPLE'],
       /--out .*sample\.jsonl is a file\. Name a directory/,
     ],
+    ['jobs with a limit over 100', ['jobs', '--limit', '101'], /--limit must be at most 100, not 101\./],
     ['an unknown command', ['launch'], /Unknown command "launch"\. Run "bedrock-batch help"/],
     [
       'local up with a quota that is not a number',

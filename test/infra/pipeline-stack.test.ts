@@ -564,13 +564,22 @@ describe('the batch lane', () => {
 });
 
 describe('the ledger', () => {
-  it('is on demand, with point-in-time recovery, TTL and the active-jobs index', () => {
+  it('is on demand, with point-in-time recovery, TTL, the active-jobs index and the recent-jobs index', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       GlobalSecondaryIndexes: [
         Match.objectLike({ IndexName: 'active-jobs', Projection: { ProjectionType: 'KEYS_ONLY' } }),
+        {
+          IndexName: 'recent-jobs',
+          KeySchema: [
+            { AttributeName: 'jobList', KeyType: 'HASH' },
+            { AttributeName: 'createdAt', KeyType: 'RANGE' },
+          ],
+          // The input's bucket and key, to find a job by its S3 URI without reading every job item.
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['bucket', 'key'] },
+        },
       ],
     });
   });

@@ -1,6 +1,7 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
+import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
@@ -522,6 +523,56 @@ describe.each([
     expect(await activeJobIds(subject)).toContain(failed.jobId);
     await subject.markAnnounced(failed.jobId);
     expect(await activeJobIds(subject)).not.toContain(failed.jobId);
+  });
+});
+
+// Jobs as `jobs` and a lookup by S3 URI find them, in memory and on DynamoDB Local: created later than the
+// other specs' jobs, so they are the newest.
+describe.each([
+  [
+    'MemoryLedger',
+    () => {
+      const ledger = new MemoryLedger();
+      return { ledger, directory: ledger };
+    },
+  ],
+  [
+    'DynamoDbJobDirectory',
+    () => ({
+      ledger: new DynamoDbLedger(cloud.clients.documents, resources.tableName),
+      directory: new DynamoDbJobDirectory(cloud.clients.documents, resources.tableName),
+    }),
+  ],
+])('%s as a job directory', (_name, makeDirectory) => {
+  const job = (id: string, key: string, createdAt: string): JobRecord =>
+    newJobRecord(id, { bucket: 'directory', key, versionId: id }, newJob().settings, createdAt);
+
+  it('lists the newest jobs first, and finds the newest job of an object whichever version it ran', async () => {
+    // Prepare
+    const { ledger, directory } = makeDirectory();
+    const suffix = _name.toLowerCase();
+    const jobs = [
+      job(`job-old-${suffix}`, 'inputs/a.jsonl', '2030-01-01T10:00:00.000Z'),
+      job(`job-other-${suffix}`, 'inputs/b.jsonl', '2030-01-01T11:00:00.000Z'),
+      job(`job-new-${suffix}`, 'inputs/a.jsonl', '2030-01-01T12:00:00.000Z'),
+    ];
+    for (const each of jobs) await ledger.createJob(each);
+
+    // Act
+    const recent = await directory.recentJobs(2);
+    const ofA = await directory.newestJobOf({ bucket: 'directory', key: 'inputs/a.jsonl' });
+    const ofB = await directory.newestJobOf({ bucket: 'directory', key: 'inputs/b.jsonl' });
+    const ofNone = await directory.newestJobOf({ bucket: 'directory', key: 'inputs/none.jsonl' });
+
+    // Assess
+    expect(recent.map((each) => each.jobId)).toEqual([`job-new-${suffix}`, `job-other-${suffix}`]);
+    expect(ofA).toMatchObject({
+      jobId: `job-new-${suffix}`,
+      status: 'enqueuing',
+      source: { key: 'inputs/a.jsonl' },
+    });
+    expect(ofB?.jobId).toBe(`job-other-${suffix}`);
+    expect(ofNone).toBeUndefined();
   });
 });
 

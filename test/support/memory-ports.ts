@@ -28,6 +28,7 @@ import {
 } from '../../shared/messages/record-message.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
+import { JOB_STARTED } from '../../shared/pipeline/enqueue.ts';
 import { addRetries } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
@@ -58,6 +59,7 @@ import type {
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
+  JobDirectory,
   Ledger,
   ModelInvoker,
   ModelTarget,
@@ -204,7 +206,7 @@ interface RecordState {
 
 type MutableJob = { -readonly [Field in keyof JobRecord]: JobRecord[Field] };
 
-export class MemoryLedger implements Ledger {
+export class MemoryLedger implements Ledger, JobDirectory {
   readonly jobs = new Map<string, MutableJob>();
   readonly records = new Map<string, RecordState>();
   private readonly ids = new Map<string, number>();
@@ -488,6 +490,27 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
+  async recentJobs(limit: number): Promise<JobRecord[]> {
+    return this.newestFirst().slice(0, limit);
+  }
+
+  async newestJobOf(source: {
+    readonly bucket: string;
+    readonly key: string;
+  }): Promise<JobRecord | undefined> {
+    return this.newestFirst().find(
+      (job) => job.source.bucket === source.bucket && job.source.key === source.key,
+    );
+  }
+
+  private newestFirst(): JobRecord[] {
+    // Of jobs created at one moment, the one created last is the newest.
+    return [...this.jobs.values()]
+      .reverse()
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .map((job) => structuredClone(job));
+  }
+
   async *listActiveJobs(): AsyncIterable<JobRecord> {
     for (const job of this.jobs.values()) {
       if (['enqueuing', 'running', 'finalizing'].includes(job.status) || job.announcement !== undefined)
@@ -694,6 +717,15 @@ export function textResponse(text: string, usage = { input_tokens: 10, output_to
 
 export class RecordingEvents implements EventPublisher {
   readonly published: Array<{ detailType: string; detail: Record<string, unknown> }> = [];
+
+  /** What was said of jobs beyond their start: how they ended, what the sweeper found. */
+  get outcomes() {
+    return this.published.filter((event) => event.detailType !== JOB_STARTED);
+  }
+
+  get starts() {
+    return this.published.filter((event) => event.detailType === JOB_STARTED);
+  }
 
   async publish(detailType: string, detail: Record<string, unknown>): Promise<void> {
     this.published.push({ detailType, detail });

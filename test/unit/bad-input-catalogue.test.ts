@@ -291,7 +291,7 @@ describe.each(FILE_PROBLEMS)('a file that is %s', (_case, key, body, metadata, r
 
     // Assess
     expect(outcome).toMatchObject({ kind: 'failed', reason: expect.stringMatching(reason) });
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Failed',
         detail: expect.objectContaining({ reason: expect.stringMatching(reason) }),
@@ -322,7 +322,7 @@ describe('a file mostly of lines that are not records', () => {
     expect(reason).toMatch(
       /^Stopped reading at line 140: 139 of the 140 records read are invalid \(99\.3%\), above the file's maximum error rate of 50%\. Among them: UNKNOWN_FORMAT x 139 \(first at line 2\)\. Run `bedrock-batch plan <file>`/,
     );
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       { detailType: 'Batch Job Failed', detail: expect.objectContaining({ reason }) },
     ]);
     const [job] = pipeline.ledger.jobs.values();

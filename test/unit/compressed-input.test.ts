@@ -84,7 +84,7 @@ describe('a .jsonl.gz file cut short', () => {
     const [job] = pipeline.ledger.jobs.values();
     if (job === undefined) throw new Error('no job');
     expect(describeJob(job).inputNotice).toMatch(notice);
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Completed',
         detail: expect.objectContaining({ inputNotice: expect.stringMatching(notice) }),

@@ -71,8 +71,7 @@ describe('two uploads of one key', () => {
       expect(outputOf(first.jobId).map((line) => line.text?.trimEnd())).toEqual(texts);
       expect(outputOf(first.jobId).map((line) => line.error?.code)).toEqual(codes);
       expect(outputOf(second.jobId).map((line) => line.text)).toEqual(['v2-0', 'v2-1', 'v2-2']);
-      const ended = (jobId: string) =>
-        pipeline.events.published.find((event) => event.detail.jobId === jobId);
+      const ended = (jobId: string) => pipeline.events.outcomes.find((event) => event.detail.jobId === jobId);
       expect(ended(first.jobId)).toMatchObject({
         detailType: 'Batch Job Completed',
         detail:
@@ -124,7 +123,7 @@ describe('two uploads of one key', () => {
     if (!('jobId' in newer) || continued.kind !== 'failed') throw new Error('no newer job');
     const reason = `s3://${BUCKET}/${key} was replaced while its job ran: job ${newer.jobId} runs the newer upload.`;
     expect(continued).toEqual({ kind: 'failed', jobId: continued.jobId, reason });
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Failed',
         detail: {

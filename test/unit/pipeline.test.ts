@@ -63,7 +63,7 @@ describe('a job, end to end on in-memory ports', () => {
       model: 'opus-4.6',
       endpoint: 'global',
     });
-    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
   });
 
   it('calls Bedrock with the domain body: Bedrock version, resolved model, 1M beta for a long document', async () => {
@@ -168,7 +168,7 @@ describe('a job, end to end on in-memory ports', () => {
       reason: expect.stringMatching(/unknown file option region/),
     });
     expect(pipeline.model.calls).toHaveLength(0);
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Failed',
         detail: expect.objectContaining({ reason: expect.stringMatching(/region/) }),
@@ -195,6 +195,59 @@ describe('a job, end to end on in-memory ports', () => {
     expect(pipeline.model.calls).toHaveLength(1);
   });
 
+  it('says once that a job started, naming its input, model and lane, so a job found after aws s3 cp has its id', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    pipeline.store.putObject(BUCKET, 'inputs/started.jsonl', plain('a'), {
+      model: 'haiku-4.5',
+      lane: 'auto',
+    });
+
+    // Act
+    const first = await startJob(
+      objectCreated('inputs/started.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+    await startJob(
+      objectCreated('inputs/started.jsonl'),
+      pipeline.ports,
+      pipeline.enqueueSettings,
+      () => false,
+    );
+
+    // Assess
+    const job = 'jobId' in first ? await pipeline.ledger.getJob(first.jobId) : undefined;
+    expect(pipeline.events.starts).toEqual([
+      {
+        detailType: 'Batch Job Started',
+        detail: {
+          jobId: job?.jobId,
+          input: `s3://${BUCKET}/inputs/started.jsonl`,
+          model: 'haiku-4.5',
+          lane: 'auto',
+          createdAt: job?.createdAt,
+        },
+      },
+    ]);
+  });
+
+  it('runs a job whose start could not be said: the event that must arrive is its end', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    failNext(pipeline.events, 'publish', { error: new Error('EventBridge is down') });
+
+    // Act
+    await pipeline.run('inputs/quiet.jsonl', plain('a'));
+
+    // Assess
+    expect(pipeline.events.starts).toEqual([]);
+    expect(pipeline.events.outcomes).toEqual([
+      expect.objectContaining({ detailType: 'Batch Job Completed' }),
+    ]);
+  });
+
   it('fails a file of blank lines at once, saying it has no records, rather than writing an empty output', async () => {
     // Prepare
     const pipeline = pipelineHarness();
@@ -203,7 +256,7 @@ describe('a job, end to end on in-memory ports', () => {
     await pipeline.run('inputs/empty.jsonl', '\n\n');
 
     // Assess
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       expect.objectContaining({
         detailType: 'Batch Job Failed',
         detail: expect.objectContaining({ reason: expect.stringMatching(/empty\.jsonl has no records/) }),
@@ -871,7 +924,7 @@ describe('cancel', () => {
 
     // Assess
     expect(again).toEqual({ kind: 'already-done' });
-    expect(pipeline.events.published).toHaveLength(1);
+    expect(pipeline.events.outcomes).toHaveLength(1);
   });
 });
 

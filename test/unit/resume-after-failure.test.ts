@@ -132,7 +132,7 @@ describe('the completion event', () => {
     // Assess
     expect(first).toBeInstanceOf(Error);
     expect([redelivered, again]).toEqual([{ kind: 'already-done' }, { kind: 'already-done' }]);
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Completed',
         detail: expect.objectContaining({
@@ -163,7 +163,7 @@ describe('the completion event', () => {
       { jobId: onlyJobId(pipeline), status: 'completed', resumed: 'announce' },
     ]);
     expect(next.resumed).toEqual([]);
-    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
   });
 
   it('of a job failed for its file options is published on a duplicate event when the first publish failed', async () => {
@@ -183,7 +183,7 @@ describe('the completion event', () => {
     // Assess
     expect(first).toBeInstanceOf(Error);
     expect([retry.kind, duplicate.kind]).toEqual(['failed', 'failed']);
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       {
         detailType: 'Batch Job Failed',
         detail: expect.objectContaining({ reason: expect.stringMatching(/max-tokens/) }),
@@ -214,7 +214,7 @@ describe('the sweeper', () => {
     // Assess
     expect(lastBatch).toBeInstanceOf(Error);
     expect(report.resumed).toEqual([{ jobId, status: 'running', resumed: 'finalize' }]);
-    expect(pipeline.events.published.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
   });
 
   it('starts the finalizer again for a job left finalizing', async () => {

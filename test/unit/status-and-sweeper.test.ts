@@ -64,7 +64,7 @@ describe('sweepStuckJobs', () => {
       stuckJobs: [{ status: 'running', minutesWithoutProgress: 31, doneRecords: 0, totalRecords: 2 }],
       deadLetterMessages: 2,
     });
-    expect(pipeline.events.published).toEqual([
+    expect(pipeline.events.outcomes).toEqual([
       { detailType: 'Batch Jobs Stuck', detail: expect.objectContaining({ deadLetterMessages: 2 }) },
     ]);
   });
