@@ -63,7 +63,10 @@ export async function localUpCommand(
       recordQueueUrl: pipeline.resources.recordQueueUrl,
       recordDlqUrl: pipeline.resources.recordDlqUrl,
       endpoints: cloud.endpoints,
-      credentials: LOCAL_CREDENTIALS,
+      credentials: {
+        accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+        secretAccessKey: LOCAL_CREDENTIALS.secretAccessKey,
+      },
     };
     await mkdir(path.dirname(values.resources), { recursive: true });
     await writeFile(values.resources, `${JSON.stringify(resources, null, 2)}\n`);

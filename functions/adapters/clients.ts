@@ -46,7 +46,15 @@ type Observed = AwsClients[Exclude<keyof AwsClients, 'bedrockIn'>];
 /** The AWS SDK v3 clients the functions use: path-style S3 and SQS at the endpoint (not the queue URL) when overridden. */
 export function awsClients(options: ClientOptions): AwsClients {
   const { region, endpoints, credentials } = options;
-  const common = { region, ...(credentials === undefined ? {} : { credentials }) };
+  // A copy each: the SDK marks the credentials object it is given with where they came from.
+  const common = {
+    region,
+    ...(credentials === undefined
+      ? {}
+      : {
+          credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
+        }),
+  };
   const dynamodb = new DynamoDBClient({
     ...common,
     ...(endpoints === undefined ? {} : { endpoint: endpoints.dynamodb }),

@@ -23,6 +23,8 @@ import {
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
+import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
+import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
@@ -406,7 +408,7 @@ async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60
       (event) =>
         event.source === EVENT_SOURCE &&
         (event.detail as { input?: string }).input === input &&
-        event['detail-type'] !== ENQUEUE_CONTINUATION,
+        (event['detail-type'] === JOB_COMPLETED || event['detail-type'] === JOB_FAILED),
     );
     if (done !== undefined) return done;
     if (Date.now() > deadline) throw new Error(`no completion event for ${input} within ${timeoutMs} ms`);

@@ -97,6 +97,7 @@ describe('bedrock-batch local up', () => {
     const byNothing = await runInProcess(['status', 'never-uploaded.jsonl', '--resources', resourcesFile]);
 
     // Assess
+    expect(Object.keys(resources.credentials ?? {})).toEqual(['accessKeyId', 'secretAccessKey']);
     expect(localUp.output().stdout).toMatch(
       new RegExp(
         `aws s3 cp prompts\\.jsonl s3://${resources.bucket}/inputs/ --endpoint-url http://127\\.0\\.0\\.1:\\d+`,
