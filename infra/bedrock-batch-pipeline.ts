@@ -7,8 +7,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../functions/adapters/events.ts';
-import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
-import { JOB_COMPLETED } from '../shared/pipeline/finalize.ts';
+import { JOB_COMPLETED, JOB_ENDINGS, JOB_FAILED } from '../shared/contract/job-events.ts';
 import { poolName } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 import { BatchLane } from './constructs/batch-lane.ts';
@@ -60,6 +59,11 @@ export class BedrockBatchPipeline extends Construct {
   };
   /** "Batch Job Failed": a file that could not run at all; detail has jobId, input and reason. */
   readonly failureEventPattern: events.EventPattern = { source: [EVENT_SOURCE], detailType: [JOB_FAILED] };
+  /**
+   * Every end of a job, one per job: completed, "Batch Job Canceled" and "Batch Job Superseded" (with output
+   * and manifest as far as the job went, and `status`), or failed.
+   */
+  readonly endEventPattern: events.EventPattern = { source: [EVENT_SOURCE], detailType: [...JOB_ENDINGS] };
 
   constructor(scope: Construct, id: string, props: BedrockBatchPipelineProps) {
     // Checked first: props that throw leave nothing behind in the consumer's tree.

@@ -26,9 +26,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { resolveResources } from '../cli/resources.ts';
 import { EVENT_SOURCE } from '../functions/adapters/events.ts';
+import { JOB_COMPLETED, JOB_ENDINGS } from '../shared/contract/job-events.ts';
 import type { PlainOutputLine } from '../shared/formats/lines.ts';
-import { JOB_FAILED } from '../shared/pipeline/enqueue.ts';
-import { JOB_COMPLETED } from '../shared/pipeline/finalize.ts';
 
 const WAIT_MINUTES = 15;
 const RECORDS = ['What is 2 + 2?', 'Name a primary colour.', 'Say hello in French.'];
@@ -56,7 +55,7 @@ try {
       Name: run,
       EventPattern: JSON.stringify({
         source: [EVENT_SOURCE],
-        'detail-type': [JOB_COMPLETED, JOB_FAILED],
+        'detail-type': [...JOB_ENDINGS],
         detail: { input: [input] },
       }),
     }),

@@ -5,8 +5,7 @@ import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local
 import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
-import { JOB_FAILED, JOB_STARTED } from '../../shared/pipeline/enqueue.ts';
-import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
+import { JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
 import { knownRegion, nonNegativeNumber, positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { modelOptions, quotaOptions, resourceOptions, speedOption } from '../options.ts';
@@ -73,7 +72,7 @@ export async function localUpCommand(
     term.out(welcome(resources, cloud.endpoints, values.resources, term));
     pipeline.shim.addRule({
       name: 'print-jobs',
-      eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_STARTED, JOB_COMPLETED, JOB_FAILED] },
+      eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_STARTED, ...JOB_ENDINGS] },
       target: async (event) => {
         term.out(jobLine(event['detail-type'], event.detail as JobEventDetail));
       },

@@ -243,7 +243,7 @@ export async function cancelCommand(args: string[], term: Terminal): Promise<num
   if (!(await ledger.cancelJob(job.jobId)))
     throw new UsageError(`Job ${job.jobId} is already ${job.status}; nothing to cancel.`);
   term.out(
-    `Cancelling ${job.jobId}: records not yet run become "canceled" results, then the job is finalized.\n`,
+    `Canceling ${job.jobId}: records not yet run become "canceled" results, then the job is finalized.\n`,
   );
   return 0;
 }

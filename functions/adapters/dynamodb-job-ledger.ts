@@ -172,7 +172,7 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
         ReturnValues: 'ALL_NEW',
       }),
     );
-    // Only an enqueuing job moves on to running (a cancelled or failed one keeps its status).
+    // Only an enqueuing job moves on to running (a canceled or failed one keeps its status).
     // Refused when the condition no longer holds: nothing to do then.
     await this.updateIf({
       Key: jobKey(jobId),
@@ -286,7 +286,7 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
 
   async finishJob(
     jobId: string,
-    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
+    ending: JobEnding<'completed' | 'canceled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {

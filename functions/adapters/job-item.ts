@@ -51,13 +51,19 @@ export function jobItem(job: JobRecord): Record<string, unknown> {
   };
 }
 
+/** A job's status as stored; jobs canceled before the pipeline spelt it as Anthropic does say `cancelled`. */
+const storedStatus = z.preprocess(
+  (value) => (value === 'cancelled' ? 'canceled' : value),
+  z.enum(jobStatuses),
+);
+
 /** The job a ledger item holds. */
 export function jobOf(item: Record<string, unknown>): JobRecord {
   const number = (field: string) => Number(item[field] ?? 0);
   const text = (field: string) => (item[field] === undefined ? undefined : String(item[field]));
   return {
     jobId: String(item.jobId),
-    status: z.enum(jobStatuses).parse(item.status),
+    status: storedStatus.parse(item.status),
     source: {
       bucket: String(item.bucket),
       key: String(item.key),

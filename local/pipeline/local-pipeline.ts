@@ -15,6 +15,7 @@ import { ReservationEstimator } from '../../shared/budget/reservation-estimate.t
 import type { TypicalRecord } from '../../shared/budget/throughput.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN, RESUME_AFTER_MINUTES } from '../../shared/config.ts';
+import { JOB_ENDINGS } from '../../shared/contract/job-events.ts';
 import {
   BATCH_JOB_STATE_CHANGE,
   BEDROCK_EVENT_SOURCE,
@@ -23,8 +24,6 @@ import {
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
-import { JOB_FAILED } from '../../shared/pipeline/enqueue.ts';
-import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
 import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
@@ -400,7 +399,7 @@ function startPollers(
   return pollers;
 }
 
-/** The job's completion (or failure) event for this input, once the bus has one. */
+/** The event that ends the job of this input (completed, canceled, superseded or failed), once the bus has one. */
 async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60_000): Promise<BusEvent> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -408,7 +407,7 @@ async function completionOn(shim: EventBridgeShim, input: string, timeoutMs = 60
       (event) =>
         event.source === EVENT_SOURCE &&
         (event.detail as { input?: string }).input === input &&
-        (event['detail-type'] === JOB_COMPLETED || event['detail-type'] === JOB_FAILED),
+        JOB_ENDINGS.includes(event['detail-type']),
     );
     if (done !== undefined) return done;
     if (Date.now() > deadline) throw new Error(`no completion event for ${input} within ${timeoutMs} ms`);

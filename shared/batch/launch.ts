@@ -56,7 +56,7 @@ export type PartLaunch =
 
 /**
  * Submits a part as a batch job, or sends it on demand: when it is too small or too large for one, when its
- * file was cancelled, or when Bedrock refuses the submit in a way no retry mends (no access, a role it cannot
+ * file was canceled, or when Bedrock refuses the submit in a way no retry mends (no access, a role it cannot
  * use): the file still finishes, at the on-demand price, and the reason is kept with the part. A refusal
  * that may pass (the region's jobs in flight, throttling, a dropped connection) leaves it staged for the
  * watcher's next sweep.
@@ -73,9 +73,9 @@ export async function launchPart(
     stagedRecordsLane(part.records, catalog.batchMinimumRecords(resolved.model)) === 'on-demand';
   // Parts are cut by records; lines this large are rare, and such a part runs on demand rather than fail.
   const tooLarge = part.bytes > catalog.batch.maximumJobBytes;
-  // A cancelled job's records go to the worker, which writes each a "canceled" result.
+  // A canceled job's records go to the worker, which writes each a "canceled" result.
   if (tooSmall || tooLarge || job.cancelRequested) {
-    const because = job.cancelRequested ? 'cancelled' : tooSmall ? 'too few records' : 'too many bytes';
+    const because = job.cancelRequested ? 'canceled' : tooSmall ? 'too few records' : 'too many bytes';
     return sendOnDemand(job, part, ports, because);
   }
   const prefixes = partPrefixes(job.jobId, part.part);

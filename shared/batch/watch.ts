@@ -45,7 +45,7 @@ export async function onBatchJobChange(
 
 /**
  * The sweeper's pass over batch parts, because state change events are best effort: parts the region had no
- * room for are submitted, ended jobs are collected, and a job past its deadline (or cancelled) is stopped;
+ * room for are submitted, ended jobs are collected, and a job past its deadline (or canceled) is stopped;
  * what it finished is kept and its other records finish on demand once it has stopped. A staged file read to
  * its end whose reader died before it launched the parts has them planned and launched here.
  */

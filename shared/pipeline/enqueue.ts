@@ -8,6 +8,7 @@ import { prefixTtl } from '../caching/cache-ttl.ts';
 import { findSharedPrefixes } from '../caching/shared-prefix.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
+import { JOB_END_EVENTS, JOB_STARTED } from '../contract/job-events.ts';
 import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { DEFAULT_MAX_ERROR_RATE, errorRateProblem, InvalidLines } from '../input/error-rate.ts';
@@ -81,10 +82,6 @@ export type EnqueueOutcome =
   | { readonly kind: 'failed'; readonly jobId: string; readonly reason: string }
   | { readonly kind: 'missing'; readonly keys: readonly string[] }
   | { readonly kind: 'ignored'; readonly key: string; readonly reason: string };
-
-export const JOB_FAILED = 'Batch Job Failed';
-/** Said once, by the invocation that creates the job: a job found after `aws s3 cp` by its id. */
-export const JOB_STARTED = 'Batch Job Started';
 
 /**
  * Starts the job for an uploaded file: finds the object (the event's key may be encoded), derives the job id
@@ -240,14 +237,14 @@ async function endReading(
   return { kind: 'failed', jobId: job.jobId, reason: ending.reason };
 }
 
-/** The "Batch Job Failed" event: the job, its input, how it ended and why. */
+/** The event of a job that ended before its file was read: failed, or superseded by a newer upload. */
 function jobFailed(
   jobId: string,
   source: ObjectLocation,
-  ending: Required<JobEnding> & { readonly supersededBy?: string },
+  ending: Required<JobEnding<'failed' | 'superseded'>> & { readonly supersededBy?: string },
 ): Announcement {
   return {
-    detailType: JOB_FAILED,
+    detailType: JOB_END_EVENTS[ending.status],
     detail: { jobId, input: `s3://${source.bucket}/${source.key}`, ...ending },
   };
 }

@@ -1,3 +1,4 @@
+import { JOB_END_EVENTS } from '../contract/job-events.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError } from '../errors.ts';
 import { buildManifest, cacheSummary } from '../output/manifest.ts';
@@ -41,8 +42,6 @@ export type FinalizeOutcome =
   | { readonly kind: 'continued'; readonly linesWritten: number }
   | { readonly kind: 'already-done' };
 
-export const JOB_COMPLETED = 'Batch Job Completed';
-
 const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
 const DEFAULT_READING: ResultReading = { readsInFlight: 16, windowLines: 256 };
 
@@ -75,7 +74,7 @@ export async function finalizeJob(
   const manifestBody = manifestOf(job, details, written.stats.summary(job), await ports.quotas?.reading());
   await ports.store.put(manifest, `${JSON.stringify(manifestBody, null, 2)}\n`, 'application/json');
   const announcement: Announcement = {
-    detailType: JOB_COMPLETED,
+    detailType: JOB_END_EVENTS[ending.status],
     detail: completionDetail(job, { ...details, manifest: s3Uri(manifest) }),
   };
   if (await ports.ledger.finishJob(jobId, ending, details.finishedAt, announcement)) {
@@ -137,15 +136,15 @@ async function writeOutput(
 }
 
 /**
- * How the job ends: cancelled when asked; superseded when its input changed under it (some records could not
+ * How the job ends: canceled when asked; superseded when its input changed under it (some records could not
  * be read as the job began them), naming the job that runs the newer upload; completed otherwise.
  */
 async function endingOf(
   job: JobRecord,
   stats: JobStatsCollector,
   store: FinalizePorts['store'],
-): Promise<JobEnding<'completed' | 'cancelled' | 'superseded'> & { readonly supersededBy?: string }> {
-  if (job.cancelRequested) return { status: 'cancelled' };
+): Promise<JobEnding<'completed' | 'canceled' | 'superseded'> & { readonly supersededBy?: string }> {
+  if (job.cancelRequested) return { status: 'canceled' };
   if (stats.erroredWith(InputChangedError.CODE) > 0) return supersededEnding(job.jobId, job.source, store);
   return { status: 'completed' };
 }

@@ -68,7 +68,7 @@ export const jobStatuses = [
   'finalizing',
   'completed',
   'failed',
-  'cancelled',
+  'canceled',
   /** Its input was replaced (or deleted) under it: the newer upload is a job of its own. */
   'superseded',
 ] as const;
@@ -78,14 +78,14 @@ export type JobStatus = (typeof jobStatuses)[number];
 export const ENDED_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([
   'completed',
   'failed',
-  'cancelled',
+  'canceled',
   'superseded',
 ]);
 
 /** The statuses a job ends in with its output and manifest written. */
 export const FINALIZED_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([
   'completed',
-  'cancelled',
+  'canceled',
   'superseded',
 ]);
 
@@ -154,7 +154,7 @@ export interface JobRecord {
   readonly poolRecords: Readonly<Record<string, number>>;
   readonly failureReason: string | undefined;
   readonly finishedAt: string | undefined;
-  /** Set by cancel: records not yet run become "canceled" results and the job finishes as cancelled. */
+  /** Set by cancel: records not yet run become "canceled" results and the job finishes as canceled. */
   readonly cancelRequested: boolean;
   /** Attempts sent back to the queue: after a Bedrock failure (throttles among them), or to wait for budget. */
   readonly retries: JobRetries;

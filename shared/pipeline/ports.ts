@@ -130,7 +130,7 @@ export interface JobLedger {
   claimFinalization(jobId: string): Promise<boolean>;
   finishJob(
     jobId: string,
-    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
+    ending: JobEnding<'completed' | 'canceled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean>;

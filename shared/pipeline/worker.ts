@@ -27,7 +27,7 @@ import { erroredOutcome, finish } from './worker-calls.ts';
 import { placeOnPools } from './worker-pools.ts';
 
 /**
- * A batch of records from the queue to their verdicts. Records that need no call (done, broken, cancelled)
+ * A batch of records from the queue to their verdicts. Records that need no call (done, broken, canceled)
  * finish at once. The rest reserve from the shared budget together, one reservation per budget, and start
  * in this invocation as their tokens arrive; calls the budget cannot start before the batch's deadline go
  * back to the queue with a delay, which is not a failure. Each call takes its record's lease and calls

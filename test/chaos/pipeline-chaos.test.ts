@@ -6,7 +6,7 @@ import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { Chaos, type ChaosSettings } from '../../local/chaos/chaos.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
-import { JOB_COMPLETED } from '../../shared/pipeline/finalize.ts';
+import { JOB_COMPLETED } from '../../shared/contract/job-events.ts';
 import { s3KeyOf } from '../support/factories.ts';
 import { untilEmpty } from '../support/queues.ts';
 

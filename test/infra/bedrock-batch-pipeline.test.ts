@@ -53,6 +53,10 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
       source: ['bedrock-batch-pipeline'],
       detailType: ['Batch Job Failed'],
     });
+    expect(built.pipeline.endEventPattern).toEqual({
+      source: ['bedrock-batch-pipeline'],
+      detailType: ['Batch Job Completed', 'Batch Job Canceled', 'Batch Job Superseded', 'Batch Job Failed'],
+    });
   });
 
   it('exposes the table, queues and functions it deploys', () => {

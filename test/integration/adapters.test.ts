@@ -1,4 +1,4 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
@@ -581,6 +581,30 @@ async function activeJobIds(ledger: Ledger): Promise<string[]> {
   for await (const job of ledger.listActiveJobs()) ids.push(job.jobId);
   return ids;
 }
+
+describe('DynamoDbLedger reading jobs written before', () => {
+  it("reads a job canceled when the status was spelt 'cancelled' as canceled", async () => {
+    // Prepare
+    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName);
+    const job = { ...newJob(), status: 'canceled' as const };
+    await ledger.createJob(job);
+    await cloud.clients.documents.send(
+      new UpdateCommand({
+        TableName: resources.tableName,
+        Key: { pk: `JOB#${job.jobId}`, sk: 'JOB' },
+        UpdateExpression: 'SET #status = :old',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':old': 'cancelled' },
+      }),
+    );
+
+    // Act
+    const read = await ledger.getJob(job.jobId);
+
+    // Assess
+    expect(read?.status).toBe('canceled');
+  });
+});
 
 describe('DynamoDbLedger retention', () => {
   it('lets finished records and claimed ids expire by TTL', async () => {

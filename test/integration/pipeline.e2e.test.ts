@@ -260,7 +260,7 @@ describe('failures between steps', () => {
     expect(manifest).toMatchObject({ successRecordCount: 2 });
   });
 
-  it('cancels a job: records not yet run become canceled results and the job ends cancelled', async () => {
+  it('cancels a job: records not yet run become canceled results and the job ends canceled', async () => {
     // Prepare
     await pipeline.workerPoller.stop();
     await upload('inputs/cancel-me.jsonl', [plain('c1', 'One'), plain('c2', 'Two')].join('\n'));
@@ -268,17 +268,17 @@ describe('failures between steps', () => {
     const jobId = jobIdOfUpload('inputs/cancel-me.jsonl');
 
     // Act
-    const cancelled = await pipeline.ledger.cancelJob(jobId);
+    const canceled = await pipeline.ledger.cancelJob(jobId);
     pipeline.workerPoller.start();
     const event = await pipeline.completion('inputs/cancel-me.jsonl');
 
     // Assess
-    expect(cancelled).toBe(true);
+    expect(canceled).toBe(true);
     const { lines, manifest } = await outputOf('inputs/cancel-me.jsonl');
     expect(lines.map((line) => line.status)).toEqual(['canceled', 'canceled']);
-    expect(manifest).toMatchObject({ status: 'cancelled', canceledRecordCount: 2, processedRecordCount: 0 });
-    expect(event.detail).toMatchObject({ status: 'cancelled' });
-    expect(await pipeline.ledger.getJob(jobId)).toMatchObject({ status: 'cancelled' });
+    expect(manifest).toMatchObject({ status: 'canceled', canceledRecordCount: 2, processedRecordCount: 0 });
+    expect(event.detail).toMatchObject({ status: 'canceled' });
+    expect(await pipeline.ledger.getJob(jobId)).toMatchObject({ status: 'canceled' });
   });
 });
 

@@ -17,6 +17,7 @@ import {
   responseToThrottle,
   takeEach,
 } from '../../shared/budget/bucket.ts';
+import { JOB_STARTED } from '../../shared/contract/job-events.ts';
 import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
@@ -28,7 +29,6 @@ import {
 } from '../../shared/messages/record-message.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
-import { JOB_STARTED } from '../../shared/pipeline/enqueue.ts';
 import { addRetries } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
@@ -463,7 +463,7 @@ export class MemoryLedger implements Ledger, JobDirectory {
 
   async finishJob(
     jobId: string,
-    ending: JobEnding<'completed' | 'cancelled' | 'superseded'>,
+    ending: JobEnding<'completed' | 'canceled' | 'superseded'>,
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean> {

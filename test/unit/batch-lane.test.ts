@@ -231,7 +231,7 @@ describe('the batch lane', () => {
     expect(pipeline.queue.sent).toHaveLength(100);
   });
 
-  it('stops the batch job of a cancelled file, keeps what it answered and cancels the rest', async () => {
+  it('stops the batch job of a canceled file, keeps what it answered and cancels the rest', async () => {
     // Prepare
     const { pipeline, jobId } = await startStaged({ lane: 'batch' }, promptsFile(100));
     const [batchJob] = pipeline.batchJobs.jobs;
@@ -249,7 +249,7 @@ describe('the batch lane', () => {
     // Assess
     expect(pipeline.batchJobs.stops).toEqual([batchJob?.jobArn]);
     expect(pipeline.manifest('inputs/batch.jsonl')).toMatchObject({
-      status: 'cancelled',
+      status: 'canceled',
       successRecordCount: 30,
       canceledRecordCount: 70,
     });

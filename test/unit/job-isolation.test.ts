@@ -73,7 +73,7 @@ describe('two uploads of one key', () => {
       expect(outputOf(second.jobId).map((line) => line.text)).toEqual(['v2-0', 'v2-1', 'v2-2']);
       const ended = (jobId: string) => pipeline.events.outcomes.find((event) => event.detail.jobId === jobId);
       expect(ended(first.jobId)).toMatchObject({
-        detailType: 'Batch Job Completed',
+        detailType: firstStatus === 'superseded' ? 'Batch Job Superseded' : 'Batch Job Completed',
         detail:
           firstStatus === 'superseded'
             ? {
@@ -125,7 +125,7 @@ describe('two uploads of one key', () => {
     expect(continued).toEqual({ kind: 'failed', jobId: continued.jobId, reason });
     expect(pipeline.events.outcomes).toEqual([
       {
-        detailType: 'Batch Job Failed',
+        detailType: 'Batch Job Superseded',
         detail: {
           jobId: continued.jobId,
           input: `s3://${BUCKET}/${key}`,

@@ -877,7 +877,7 @@ describe('the shared token budget', () => {
 });
 
 describe('cancel', () => {
-  it('turns the records not yet run into canceled results and finishes the job as cancelled', async () => {
+  it('turns the records not yet run into canceled results and ends the job canceled, with its own event', async () => {
     // Prepare
     const pipeline = pipelineHarness();
     pipeline.store.putObject(BUCKET, 'inputs/cancel.jsonl', `${plain('a')}\n${plain('b')}\n${plain('c')}\n`);
@@ -893,12 +893,12 @@ describe('cancel', () => {
     await pipeline.work(first);
 
     // Act
-    const cancelled = await pipeline.ledger.cancelJob(jobId);
+    const canceled = await pipeline.ledger.cancelJob(jobId);
     await pipeline.drain();
     await pipeline.finalizeAll();
 
     // Assess
-    expect(cancelled).toBe(true);
+    expect(canceled).toBe(true);
     expect(pipeline.model.calls).toHaveLength(1);
     expect(pipeline.outputLines('inputs/cancel.jsonl').map((line) => line.status)).toEqual([
       'succeeded',
@@ -906,11 +906,18 @@ describe('cancel', () => {
       'canceled',
     ]);
     expect(pipeline.manifest('inputs/cancel.jsonl')).toMatchObject({
-      status: 'cancelled',
+      status: 'canceled',
       canceledRecordCount: 2,
       processedRecordCount: 1,
     });
-    expect((await pipeline.ledger.getJob(jobId))?.status).toBe('cancelled');
+    // Announced as what it is, not as a completion.
+    expect(pipeline.events.outcomes).toEqual([
+      expect.objectContaining({
+        detailType: 'Batch Job Canceled',
+        detail: expect.objectContaining({ status: 'canceled' }),
+      }),
+    ]);
+    expect((await pipeline.ledger.getJob(jobId))?.status).toBe('canceled');
   });
 
   it('finalizes only once however often it is asked', async () => {
