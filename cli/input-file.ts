@@ -6,11 +6,11 @@ import { UsageError } from './errors.ts';
  * The file a command was given, checked the way a person would want it checked: there, not empty, a .jsonl
  * (or .jsonl.gz) file, and JSON Lines as a whole (the same checks the pipeline makes of an upload).
  */
-export async function checkInputFile(file: string | undefined): Promise<string> {
+export async function checkInputFile(file: string | undefined, command: string): Promise<string> {
   if (file === undefined)
     throw new UsageError(
       'No input file given.',
-      'Name a .jsonl file, for example: bedrock-batch run prompts.jsonl',
+      `Name a .jsonl file, for example: bedrock-batch ${command} prompts.jsonl`,
     );
   const info = await stat(file).catch(() => undefined);
   if (info === undefined) throw new UsageError(`No such file: ${file}.`);

@@ -28,6 +28,7 @@ import { UsageError } from '../errors.ts';
 import { checkInputFile } from '../input-file.ts';
 import { jsonOption, modelOptions, quotaOptions } from '../options.ts';
 import type { Terminal } from '../terminal.ts';
+import { count, duration, number, usd } from '../words.ts';
 import { quotaShare, sourceRegions } from './quotas.ts';
 import { accountQuotas, checkModelChoice, fileMetadata } from './run.ts';
 
@@ -59,7 +60,7 @@ interface PlanError {
  */
 export async function planCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, PLAN_COMMAND);
-  const file = await checkInputFile(positionals[0]);
+  const file = await checkInputFile(positionals[0], PLAN_COMMAND.name);
   const job = checkModelChoice(fileMetadata(values), sourceRegions(values));
   const quotas = await planQuotas(job, values);
   const plan = await planFile(file, job, quotas);
@@ -128,7 +129,8 @@ async function planFile(file: string, job: JobSettings, quotas: PlanQuotas) {
 
 /** The file's lines, decompressed as the pipeline does a .jsonl.gz input, into the plan. */
 async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
-  const tally = new PlanTally(job.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE);
+  const minuteTokens = Math.min(...quotas.pools.map((pool) => pool.tokensPerMinute));
+  const tally = new PlanTally(job.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE, minuteTokens);
   const raw = createReadStream(file);
   const input = isCompressedInput(file) ? raw.pipe(createGunzip()) : raw;
   if (input !== raw) raw.on('error', (error) => input.destroy(error));
@@ -164,11 +166,23 @@ class PlanTally {
   stopsNearLine: number | undefined;
   private invalidLines = 0;
 
-  constructor(private readonly maxErrorRate: number) {}
+  constructor(
+    private readonly maxErrorRate: number,
+    /** The smallest pool's quota a minute: a call that needs more waits for more than the bucket holds. */
+    private readonly minuteTokens: number,
+  ) {}
   readonly prefixes = new PrefixTally();
   private readonly longContextLines: number[] = [];
   private readonly models: Record<string, number> = {};
-  private readonly cost = { global: { low: 0, high: 0 }, regional: { low: 0, high: 0 } };
+  private readonly cost = {
+    global: { low: 0, likely: 0, high: 0 },
+    regional: { low: 0, likely: 0, high: 0 },
+  };
+  /** Lines whose call takes more than a minute of the quota (input and every max_tokens, at the burndown). */
+  private readonly overAMinute = {
+    records: 0,
+    largest: undefined as { line: number; quotaTokens: number } | undefined,
+  };
   private inputLow = 0;
   private inputHigh = 0;
   private maxOutput = 0;
@@ -188,18 +202,22 @@ class PlanTally {
     this.models[invocation.modelId] = (this.models[invocation.modelId] ?? 0) + 1;
     if (invocation.longContext) this.longContextLines.push(lineNumber);
     const model = invocation.resolved.model;
+    const { lower, upper } = invocation.estimate;
     for (const endpoint of ['global', 'regional'] as const satisfies readonly EndpointKind[]) {
-      const { lower, upper } = invocation.estimate;
-      this.cost[endpoint].low += costOfRequest(
-        { input_tokens: lower, output_tokens: 0 },
-        model,
-        endpoint,
-      ).total;
-      this.cost[endpoint].high += costOfRequest(
-        { input_tokens: upper, output_tokens: invocation.maxTokens },
-        model,
-        endpoint,
-      ).total;
+      const costOf = (input: number, output: number) =>
+        costOfRequest({ input_tokens: input, output_tokens: output }, model, endpoint).total;
+      this.cost[endpoint].low += costOf(lower, 0);
+      this.cost[endpoint].likely += costOf(
+        Math.round((lower + upper) / 2),
+        Math.round(invocation.maxTokens * LIKELY_OUTPUT_SHARE),
+      );
+      this.cost[endpoint].high += costOf(upper, invocation.maxTokens);
+    }
+    const quotaTokens = upper + invocation.maxTokens * OUTPUT_TOKEN_BURNDOWN;
+    if (quotaTokens > this.minuteTokens) {
+      this.overAMinute.records += 1;
+      if (quotaTokens > (this.overAMinute.largest?.quotaTokens ?? 0))
+        this.overAMinute.largest = { line: lineNumber, quotaTokens };
     }
   }
 
@@ -227,11 +245,17 @@ class PlanTally {
       maxOutputTokens: this.maxOutput,
       longContextRecords: this.longContextLines,
       estimatedCostUsd: {
-        global: { low: nanoUsdToUsd(cost.global.low), high: nanoUsdToUsd(cost.global.high) },
-        regional: { low: nanoUsdToUsd(cost.regional.low), high: nanoUsdToUsd(cost.regional.high) },
+        global: usdOf(cost.global),
+        regional: usdOf(cost.regional),
+        /** In the batch lane (files of enough records, results within hours), at the batch price. */
+        batch: usdOf(cost.global, defaultCatalog.batch.priceMultiplier),
       },
+      likelyOutputShare: LIKELY_OUTPUT_SHARE,
+      batchMinimumRecords: defaultCatalog.batch.minimumRecordsPerJob,
       pools: quotas.pools.map(({ pool }) => pool),
       poolsLeftOut: quotas.leftOut,
+      /** Records that need more than a minute of the (smallest) quota each: each waits for it to refill. */
+      overAMinuteOfQuota: { ...this.overAMinute, tokensPerMinute: this.minuteTokens },
       atQuota: {
         tokensPerMinute: together,
         pools: quotas.pools.length,
@@ -243,6 +267,20 @@ class PlanTally {
       pricesCheckedOn: defaultCatalog.pricesCheckedOn,
     };
   }
+}
+
+/**
+ * A likely cost takes answers at this share of their max_tokens: an assumption, said as such, between the
+ * range's ends (no output, every max_tokens used).
+ */
+const LIKELY_OUTPUT_SHARE = 0.5;
+
+function usdOf(cost: { low: number; likely: number; high: number }, multiplier = 1) {
+  return {
+    low: nanoUsdToUsd(Math.round(cost.low * multiplier)),
+    likely: nanoUsdToUsd(Math.round(cost.likely * multiplier)),
+    high: nanoUsdToUsd(Math.round(cost.high * multiplier)),
+  };
 }
 
 /** Records the pipeline looks at to find a file's shared prefix, as the enqueue step does: its first ones. */
@@ -306,49 +344,59 @@ class PrefixTally {
 
 function printPlan(plan: Plan, term: Terminal): void {
   const { errors, estimatedCostUsd: cost } = plan;
-  const count = (value: number) => value.toLocaleString('en-US');
   term.out(
-    `${term.bold(`Plan for ${plan.file}`)}: ${plan.records} records, ${plan.valid} valid, ${errors.length} with errors\n`,
+    `${term.bold(`Plan for ${plan.file}`)}: ${count(plan.records, 'record')}, ${number(plan.valid)} valid, ${number(errors.length)} with errors\n`,
   );
+  // A message that names its line already (most do) is not given the line again.
   for (const error of errors)
-    term.out(`  ${term.red(`line ${error.line}`)} ${error.code}: ${error.message}\n`);
+    term.out(
+      `  ${/^Line \d+ /.test(error.message) ? '' : `${term.red(`line ${error.line}`)} `}${term.red(error.code)}: ${error.message}\n`,
+    );
   if (plan.stopsNearLine !== undefined)
     term.out(
       `  ${term.red('too many invalid lines')}: a run stops reading near line ${plan.stopsNearLine} and fails the job (max-error-rate ${plan.maxErrorRate * 100}%)\n`,
     );
   for (const [modelId, records] of Object.entries(plan.models))
-    term.out(`  ${records} records to ${modelId}\n`);
+    term.out(`  ${count(records, 'record')} to ${modelId}\n`);
   term.out(
-    `  input tokens ${count(plan.inputTokens.low)} to ${count(plan.inputTokens.high)}, output at most ${count(plan.maxOutputTokens)}\n`,
+    `  input tokens ${number(plan.inputTokens.low)} to ${number(plan.inputTokens.high)}, output at most ${number(plan.maxOutputTokens)}\n`,
   );
   if (plan.longContextRecords.length > 0)
     term.out(`  1M context for lines ${plan.longContextRecords.join(', ')}\n`);
   for (const prefix of plan.sharedPrefixes)
     term.out(
-      `  shared prefix: about ${count(prefix.tokens)} tokens in ${prefix.records} records to ${prefix.modelId}; caching saves about $${prefix.estimatedSavingUsd} (global prices)\n`,
+      `  shared prefix: about ${number(prefix.tokens)} tokens in ${count(prefix.records, 'record')} to ${prefix.modelId}; caching saves about ${usd(prefix.estimatedSavingUsd, 6)} (global prices)\n`,
     );
+  const range = (amounts: { low: number; likely: number; high: number }) =>
+    `${usd(amounts.likely, 6)} likely (${usd(amounts.low, 6)} to ${usd(amounts.high, 6)})`;
   term.out(
-    `  estimated cost: global $${cost.global.low} to $${cost.global.high}, ` +
-      `regional $${cost.regional.low} to $${cost.regional.high} (prices of ${plan.pricesCheckedOn})\n`,
+    `  estimated cost: global ${range(cost.global)}, regional ${range(cost.regional)}; ` +
+      `likely takes answers at ${plan.likelyOutputShare * 100}% of their max_tokens, the range from no output to all of it (prices of ${plan.pricesCheckedOn})\n` +
+      `  in the batch lane (--lane batch or auto, ${number(plan.batchMinimumRecords)} records or more, results within hours): ${range(cost.batch)}\n`,
   );
-  const { atQuota } = plan;
+  printQuotaTimes(plan, term);
+}
+
+function printQuotaTimes(plan: Plan, term: Terminal): void {
+  const { atQuota, overAMinuteOfQuota: over } = plan;
+  const span = (seconds: { low: number; high: number }) =>
+    seconds.high === 0 ? 'within the first minute' : `${duration(seconds.low)} to ${duration(seconds.high)}`;
   if (atQuota.perPool.length > 1) {
     for (const pool of atQuota.perPool)
       term.out(
-        `  quota pool ${pool.pool}: ${count(pool.tokensPerMinute)} tokens a minute, ${duration(pool.seconds.low)} to ${duration(pool.seconds.high)} alone\n`,
+        `  quota pool ${pool.pool}: ${number(pool.tokensPerMinute)} tokens a minute, ${span(pool.seconds)} alone\n`,
       );
   }
   for (const { pool, reason } of plan.poolsLeftOut) term.out(`  left out: ${pool}: ${reason}\n`);
   const all = atQuota.pools > 1 ? ` in all ${atQuota.pools} pools` : '';
   term.out(
-    `  at ${count(atQuota.tokensPerMinute)} tokens a minute${all}: ${duration(atQuota.seconds.low)} to ${duration(atQuota.seconds.high)} ` +
-      `of quota (${count(atQuota.quotaTokens.low)} to ${count(atQuota.quotaTokens.high)} quota tokens: input alone, to every max_tokens used at ${OUTPUT_TOKEN_BURNDOWN} a token)\n`,
+    `  at ${number(atQuota.tokensPerMinute)} tokens a minute${all}: ${span(atQuota.seconds)} of quota ` +
+      `(${number(atQuota.quotaTokens.low)} to ${number(atQuota.quotaTokens.high)} quota tokens: input alone, to every max_tokens used at ${OUTPUT_TOKEN_BURNDOWN} a token)\n`,
   );
-}
-
-/** Seconds as a person reads them: seconds under two minutes, minutes under two hours, hours above. */
-function duration(seconds: number): string {
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
-  return `${(seconds / 3_600).toFixed(1)} h`;
+  if (over.largest !== undefined)
+    term.out(
+      `  ${term.red('waits for tokens')}: ${count(over.records, 'record needs', 'records need')} more than a minute of the quota each ` +
+        `(line ${over.largest.line}: up to ${number(over.largest.quotaTokens)} quota tokens against ${number(over.tokensPerMinute)} a minute, ` +
+        `about ${duration((over.largest.quotaTokens / over.tokensPerMinute) * 60)} of it alone); records of other models and budgets go on meanwhile\n`,
+    );
 }

@@ -88,7 +88,7 @@ export const REDRIVE_COMMAND = {
 /** Uploads a file to the deployed (or local) pipeline's inputs/ and prints the job it starts. */
 export async function submitCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, SUBMIT_COMMAND);
-  const file = await checkInputFile(positionals[0]);
+  const file = await checkInputFile(positionals[0], SUBMIT_COMMAND.name);
   const { resources, clients } = await resolveResources(values);
   const metadata = fileMetadata(values);
   // The deployment's regions are checked when the job starts; residency and the model are checked here.

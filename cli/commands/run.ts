@@ -155,7 +155,7 @@ async function checkRunArguments(
   } & Parameters<typeof fileMetadata>[0],
   input: string | undefined,
 ) {
-  const file = await checkInputFile(input);
+  const file = await checkInputFile(input, RUN_COMMAND.name);
   const { bedrock } = values;
   if (!isBedrockChoice(bedrock)) {
     throw new UsageError(

@@ -72,17 +72,39 @@ export async function processBatch(
       }
     }),
   );
-  const { writers, waiting, free } = await arrangePrefixWrites(calls, batch);
-  for (const call of waiting) verdicts.set(call.message, prefixWait(call, batch));
+  const calling = sharedPatiently(calls, batch);
+  const { writers, waiting, free } = await arrangePrefixWrites(calls, calling);
+  for (const call of waiting) verdicts.set(call.message, prefixWait(call, calling));
   // Each shared prefix is written by one call before the calls that read it start.
-  for (const [call, verdict] of await callAll(writers, batch)) {
+  for (const [call, verdict] of await callAll(writers, calling)) {
     verdicts.set(call.message, verdict);
     if (verdict.kind === 'done' && verdict.status === 'succeeded')
       await ports.ledger.markPrefixWritten(call.job.jobId, call.invocation.modelId, settings.clock.now());
   }
-  for (const [call, verdict] of await callAll(free, batch)) verdicts.set(call.message, verdict);
+  for (const [call, verdict] of await callAll(free, calling)) verdicts.set(call.message, verdict);
   const counted = await countFinished(ports, batch.tally.perJob(), batch.setId);
   return messages.map((message) => counting(verdicts.get(message), message, counted));
+}
+
+/**
+ * How long a call of a batch that mixes models or jobs may wait here for its tokens. The batch's results are
+ * counted together at its end: a record waiting minutes for its own model's tokens (a long document under a
+ * small quota) would hold back the results of the others, which have tokens of their own.
+ */
+export const MIXED_BATCH_WAIT_MS = 15_000;
+
+/**
+ * The batch its calls run in: as it is when they share one model of one job; when they mix models or jobs,
+ * with a latest start `MIXED_BATCH_WAIT_MS` away, so calls whose tokens come later go back to the queue to
+ * wait for them (without spending an attempt) and the others finish now.
+ */
+function sharedPatiently(calls: readonly Call[], batch: Batch): Batch {
+  const groups = new Set(
+    calls.map((call) => `${call.job.jobId}#${call.invocation.resolved.model.bedrockId}`),
+  );
+  if (groups.size <= 1) return batch;
+  const latestStart = Math.min(batch.deadline.latestStart, batch.settings.clock.now() + MIXED_BATCH_WAIT_MS);
+  return { ...batch, deadline: { ...batch.deadline, latestStart } };
 }
 
 /** A read made once per job of the batch, however many of its records ask. */

@@ -73,7 +73,16 @@ describe('bedrock-batch run', () => {
     ['a missing file', ['run', 'no-such.jsonl'], /No such file: no-such\.jsonl/],
     ['an empty file', ['run', 'EMPTY'], /is empty: there is nothing to run/],
     ['a directory', ['run', 'DIRECTORY'], /is a directory\. Give a \.jsonl file inside it/],
-    ['no file at all', ['run'], /No input file given/],
+    [
+      'no file at all',
+      ['run'],
+      /No input file given\. Name a \.jsonl file, for example: bedrock-batch run prompts\.jsonl/,
+    ],
+    [
+      'a plan of no file',
+      ['plan'],
+      /No input file given\. Name a \.jsonl file, for example: bedrock-batch plan prompts\.jsonl/,
+    ],
     [
       'an unknown model',
       ['run', 'SAMPLE', '--model', 'gpt-4'],
@@ -553,13 +562,47 @@ describe('bedrock-batch plan', () => {
     expect(refused.stderr).toMatch(/--max-error-rate must be a fraction from 0 to 1 or a percentage/);
   });
 
-  it('prints a readable plan', async () => {
+  it('prints a readable plan: each error once with its line, a likely cost within its range, the batch price', async () => {
     // Act
-    const result = await runCli(['plan', fixturePath('prompts/mixed.jsonl')]);
+    const result = await runInProcess(['plan', fixturePath('prompts/mixed.jsonl')]);
 
     // Assess
     expect(result.stdout).toMatch(/11 records, 6 valid, 5 with errors/);
-    expect(result.stdout).toMatch(/line 9 DUPLICATE_RECORD_ID/);
-    expect(result.stdout).toMatch(/estimated cost: global \$[\d.]+ to \$[\d.]+, regional/);
+    expect(result.stdout).toMatch(/^ {2}DUPLICATE_RECORD_ID: Line 9 repeats record id/m);
+    expect(result.stdout).toMatch(/^ {2}line 11 UNKNOWN_MODEL: Unknown model/m);
+    expect(result.stdout).not.toMatch(/line (\d+) \w+: Line \1 /);
+    expect(result.stdout).toMatch(/^ {2}1 record to global\.anthropic\.claude-haiku/m);
+    const [, likely, low, high] =
+      /estimated cost: global \$([\d.]+) likely \(\$([\d.]+) to \$([\d.]+)\)/.exec(result.stdout) ?? [];
+    expect(Number(low)).toBeLessThan(Number(likely));
+    expect(Number(likely)).toBeLessThan(Number(high));
+    const batch = /in the batch lane .*: \$([\d.]+) likely/.exec(result.stdout)?.[1];
+    expect(Number(batch)).toBeCloseTo(Number(likely) / 2, 5);
+    expect(result.stdout).toMatch(/within the first minute of quota/);
+  });
+
+  it('warns of records that need more than a minute of the quota each, and how long the largest takes', async () => {
+    // Act
+    const result = await runInProcess([
+      'plan',
+      fixturePath('prompts/long-document.jsonl'),
+      '--quota-tpm',
+      '100000',
+    ]);
+    const json = await runInProcess([
+      'plan',
+      fixturePath('prompts/long-document.jsonl'),
+      '--quota-tpm',
+      '100000',
+      '--json',
+    ]);
+
+    // Assess
+    const { overAMinuteOfQuota } = JSON.parse(json.stdout);
+    expect(overAMinuteOfQuota).toMatchObject({ records: 1, tokensPerMinute: 100_000, largest: { line: 1 } });
+    expect(overAMinuteOfQuota.largest.quotaTokens).toBeGreaterThan(100_000);
+    expect(result.stdout).toMatch(
+      /waits for tokens: 1 record needs more than a minute of the quota each \(line 1: up to [\d,]+ quota tokens against 100,000 a minute, about \d+ min of it alone\)/,
+    );
   });
 });

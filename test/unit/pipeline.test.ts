@@ -750,6 +750,37 @@ describe('the shared token budget', () => {
     expect(pipeline.manifest('inputs/later.jsonl')).toMatchObject({ successRecordCount: 5 });
   });
 
+  it("sends a record waiting long for its own model's tokens back to wait, so another model's record in its batch finishes now", async () => {
+    // Prepare: Opus at 1,800 tokens a minute: its first record (expected at 1,289) leaves 511 in the bucket,
+    // the second has its tokens 26 s later, within the invocation's deadline; Haiku has all it needs. All
+    // three in one batch.
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const opus = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const budget = new MemoryBudget(
+      { tokensPerMinute: 1_000_000, perKey: { [opus]: { tokensPerMinute: 1_800 } } },
+      () => clock.now,
+    );
+    const pipeline = pipelineHarness({ budget, clock });
+    const lines = [
+      JSON.stringify({ id: 'first', prompt: 'hi', model: 'opus-4.6' }),
+      JSON.stringify({ id: 'second', prompt: 'hi', model: 'opus-4.6' }),
+      JSON.stringify({ id: 'quick', prompt: 'hi', model: 'haiku-4.5' }),
+    ];
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/two-models.jsonl', lines.join('\n'));
+
+    // Assess: Haiku's answer is counted in the first batch; Opus's second record waits in the queue, not in it.
+    expect(verdicts.slice(0, 3)).toEqual([
+      expect.objectContaining({ kind: 'done', status: 'succeeded' }),
+      expect.objectContaining({ kind: 'wait', cause: 'budget' }),
+      expect.objectContaining({ kind: 'done', status: 'succeeded' }),
+    ]);
+    expect((verdicts[1] as { delaySeconds: number }).delaySeconds).toBeGreaterThan(20);
+    expect(pipeline.manifest('inputs/two-models.jsonl')).toMatchObject({ successRecordCount: 3 });
+    expect([...pipeline.ledger.records.values()].map((record) => record.attempts)).toEqual([1, 1, 1]);
+  });
+
   it('settles each batch to what Bedrock charged: input, cache writes and output x 5', async () => {
     // Prepare
     const pipeline = budgetedPipeline(1_000_000, () =>

@@ -1,0 +1,25 @@
+/** Numbers and amounts as the CLI writes them: separators, plurals, signs and durations a person reads at once. */
+
+/** `1,234,567` */
+export function number(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+/** `1 record`, `1,200 records` */
+export function count(value: number, noun: string, plural = `${noun}s`): string {
+  return `${number(value)} ${value === 1 ? noun : plural}`;
+}
+
+/** `$0.0299`, and `-$0.0079` below zero (never `$-0.0079`). */
+export function usd(amount: number, digits = 4): string {
+  const text = `$${Math.abs(amount).toFixed(digits)}`;
+  return amount < 0 && Number(text.slice(1)) !== 0 ? `-${text}` : text;
+}
+
+/** `45 s`, `12 min`, `3.5 h`, `2.1 d`: to the unit that reads at a glance. */
+export function duration(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${(seconds / 3_600).toFixed(1)} h`;
+  return `${(seconds / 86_400).toFixed(1)} d`;
+}
