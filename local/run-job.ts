@@ -248,20 +248,26 @@ async function downloadResults(
 /** Real Bedrock, through the default AWS credential chain, for `--bedrock aws`: a client per source region. */
 const realBedrock = perRegion((region) => new BedrockRuntimeClient({ region, maxAttempts: 2 }));
 
-export function progressLine({ job, retries, bedrockThrottles, elapsedMs }: JobProgress): string {
+export function progressLine(progress: JobProgress): string {
+  const counts = progressCounts(progress);
+  return progress.job === undefined ? counts : `${counts} · ${(progress.elapsedMs / 1000).toFixed(1)} s`;
+}
+
+/** The job's counts as a progress line says them, without the time: a line worth printing when they change. */
+export function progressCounts({ job, retries, bedrockThrottles }: JobProgress): string {
   if (job === undefined) return 'waiting for the job to start';
   const { totals } = job;
-  const total = job.totalRecords === undefined ? `${job.recordsRead}+` : String(job.totalRecords);
+  const number = (value: number) => value.toLocaleString('en-US');
+  const total = job.totalRecords === undefined ? `${number(job.recordsRead)}+` : number(job.totalRecords);
   return [
-    `${job.doneRecords}/${total} records`,
-    `${totals.successRecordCount} succeeded`,
-    `${totals.errorRecordCount} failed`,
-    `tokens in ${totals.inputTokenCount.toLocaleString('en-US')} out ${totals.outputTokenCount.toLocaleString('en-US')}`,
-    `${retries} retried`,
-    `${bedrockThrottles} throttled`,
+    `${number(job.doneRecords)}/${total} records`,
+    `${number(totals.successRecordCount)} succeeded`,
+    `${number(totals.errorRecordCount)} failed`,
+    `tokens in ${number(totals.inputTokenCount)} out ${number(totals.outputTokenCount)}`,
+    `${number(retries)} retried`,
+    `${number(bedrockThrottles)} throttled`,
     `$${nanoUsdToUsd(totals.costNanoUsd).toFixed(4)}`,
     cachePhrase(totals),
-    `${(elapsedMs / 1000).toFixed(1)} s`,
   ]
     .filter((part) => part !== undefined)
     .join(' · ');

@@ -1,12 +1,11 @@
 import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
-import { type JobProgress, progressLine, runLocalJob } from '../../local/run-job.ts';
+import { type JobProgress, progressCounts, runLocalJob } from '../../local/run-job.ts';
 import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
-import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
-import { type CacheSummary, cachePhrase } from '../../shared/output/manifest.ts';
+import type { CacheSummary } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
@@ -18,6 +17,7 @@ import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { jsonOption, modelOptions, outOption, quotaOptions, speedOption } from '../options.ts';
 import { bar, type Terminal } from '../terminal.ts';
+import { count, duration, number, usd } from '../words.ts';
 import { quotaShare, sourceRegions } from './quotas.ts';
 
 export const RUN_COMMAND = {
@@ -125,7 +125,7 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
     ...job,
     outDir: values.out,
     log,
-    onProgress: (progress) => (values.json ? undefined : term.status(progressBar(progress, term))),
+    onProgress: values.json ? () => {} : progressReporter(term),
   });
   term.endStatus();
   const manifest = result.manifest as Record<string, number | string>;
@@ -237,41 +237,55 @@ function summary(
   elapsedMs: number,
   term: Terminal,
 ): string {
-  const failed =
-    Number(manifest.errorRecordCount) > 0 ? term.red(`${manifest.errorRecordCount} failed`) : '0 failed';
+  const failed = Number(manifest.errorRecordCount);
+  const failedText = `${number(failed)} failed`;
   return (
-    `${term.bold('Done')} in ${(elapsedMs / 1000).toFixed(1)} s: ${manifest.totalRecordCount} records, ` +
-    `${term.green(`${manifest.successRecordCount} succeeded`)}, ${failed}; ` +
-    `${manifest.inputTokenCount} input and ${manifest.outputTokenCount} output tokens; estimated cost $${manifest.estimatedCostUsd}\n` +
+    `${term.bold('Done')} in ${duration(elapsedMs / 1000)}: ${count(Number(manifest.totalRecordCount), 'record')}, ` +
+    `${term.green(`${number(Number(manifest.successRecordCount))} succeeded`)}, ${failed > 0 ? term.red(failedText) : failedText}; ` +
+    `${number(Number(manifest.inputTokenCount))} input and ${number(Number(manifest.outputTokenCount))} output tokens; estimated cost ${usd(Number(manifest.estimatedCostUsd), 6)}\n` +
     cacheLine(manifest.cache) +
     (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
   );
 }
 
-/** What the prompt cache did, when it was used: hit rate, tokens read and written, the saving. */
+/** What the prompt cache did, when it was used: hit rate, tokens read and written, the saving (or the cost). */
 function cacheLine(cache: CacheSummary | undefined): string {
   if (cache?.hitRate == null) return '';
+  const effect =
+    cache.savingUsd < 0
+      ? `costing ${usd(-cache.savingUsd, 6)} more than no cache (too few records read the prefix it wrote)`
+      : `saving ${usd(cache.savingUsd, 6)} against no cache`;
   return (
-    `  prompt cache: ${(cache.hitRate * 100).toFixed(1)}% of ${cache.hitRecords + cache.missRecords} records read it ` +
-    `(${cache.readTokens} tokens read, ${cache.writeTokens} written), saving $${cache.savingUsd} against no cache\n`
+    `  prompt cache: ${(cache.hitRate * 100).toFixed(1)}% of ${count(cache.hitRecords + cache.missRecords, 'record')} read it ` +
+    `(${number(cache.readTokens)} tokens read, ${number(cache.writeTokens)} written), ${effect}\n`
   );
 }
 
-function progressBar(progress: JobProgress, term: Terminal): string {
-  if (!term.interactive) return progressLine(progress);
-  const { job } = progress;
-  if (job === undefined) return 'waiting for the job to start';
-  const total = job.totalRecords;
-  const rate = job.doneRecords / Math.max(1, progress.elapsedMs / 1000);
-  const eta =
-    total === undefined || rate === 0 ? '' : ` · ETA ${Math.ceil((total - job.doneRecords) / rate)} s`;
-  const cached = cachePhrase(job.totals);
-  return (
-    `${bar(job.doneRecords, total)} ${job.doneRecords}/${total ?? '?'} · ` +
-    `${term.green(String(job.totals.successRecordCount))} ok · ${term.red(String(job.totals.errorRecordCount))} failed · ` +
-    `${progress.retries} retrying · ${progress.bedrockThrottles} throttled · ` +
-    `${job.totals.inputTokenCount + job.totals.outputTokenCount} tokens · $${nanoUsdToUsd(job.totals.costNanoUsd).toFixed(4)}` +
-    `${cached === undefined ? '' : ` · ${cached}`}${eta}`
-  );
+/** Off a terminal a line is printed when the counts change, and at least this often while they do not. */
+const UNCHANGED_LINE_EVERY_MS = 10_000;
+
+/**
+ * The run's progress: on a terminal a bar redrawn in place; elsewhere (a log, CI) a line when the counts
+ * change, and a line now and then while they do not, so a quiet job is seen to be alive.
+ */
+export function progressReporter(term: Terminal): (progress: JobProgress) => void {
+  let lastCounts = '';
+  let lastPrintedMs = Number.NEGATIVE_INFINITY;
+  return (progress) => {
+    const counts = progressCounts(progress);
+    if (!term.interactive) {
+      if (counts === lastCounts && progress.elapsedMs - lastPrintedMs < UNCHANGED_LINE_EVERY_MS) return;
+      lastCounts = counts;
+      lastPrintedMs = progress.elapsedMs;
+    }
+    const { job } = progress;
+    const done = job?.doneRecords ?? 0;
+    const total = job?.totalRecords;
+    const rate = done / Math.max(1, progress.elapsedMs / 1000);
+    const eta =
+      total === undefined || rate === 0 || done >= total ? '' : ` · ETA ${duration((total - done) / rate)}`;
+    const time = job === undefined ? '' : ` · ${(progress.elapsedMs / 1000).toFixed(1)} s`;
+    term.status(`${term.interactive ? `${bar(done, total)} ` : ''}${counts}${eta}${time}`);
+  };
 }

@@ -75,7 +75,11 @@ export type CacheSummary = ReturnType<typeof cacheSummary>;
 export function cachePhrase(totals: JobTotals): string | undefined {
   const cache = cacheSummary(totals);
   if (cache.hitRate === null) return undefined;
-  return `cache ${(cache.hitRate * 100).toFixed(1)}% hits, saved $${cache.savingUsd.toFixed(4)}`;
+  // Writing a prefix costs more than sending it once: a cache read by too few records saves nothing.
+  const saving = cache.savingUsd;
+  const effect =
+    saving < 0 ? `cost $${(-saving).toFixed(4)} more than no cache` : `saved $${saving.toFixed(4)}`;
+  return `cache ${(cache.hitRate * 100).toFixed(1)}% hits, ${effect}`;
 }
 
 /**
