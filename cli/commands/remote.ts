@@ -2,10 +2,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { z } from 'zod';
+import type { AwsClients } from '../../functions/adapters/clients.ts';
 import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
-import { FINALIZED_JOB_STATUSES } from '../../shared/pipeline/model.ts';
+import { FINALIZED_JOB_STATUSES, type JobRecord } from '../../shared/pipeline/model.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
 import { positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
@@ -15,6 +17,7 @@ import { findJob, JOB_REF_HELP } from '../job-ref.ts';
 import { jsonOption, modelOptions, outOption, resourceOptions } from '../options.ts';
 import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
+import { duration } from '../words.ts';
 import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata } from './run.ts';
 
@@ -132,7 +135,7 @@ export async function jobsCommand(args: string[], term: Terminal): Promise<numbe
     `${view.status}${view.cancelRequested && !FINALIZED_JOB_STATUSES.has(view.status) ? ' (cancel requested)' : ''}`,
     progressOf(view),
     view.lane,
-    ageOf(now - Date.parse(view.createdAt)),
+    duration((now - Date.parse(view.createdAt)) / 1000),
     view.input,
   ]);
   term.out(table(['JOB', 'STATUS', 'DONE', 'LANE', 'AGE', 'INPUT'], rows));
@@ -146,15 +149,6 @@ function progressOf(view: JobStatusView): string {
   const { done, total, read } = view.records;
   if (total === undefined) return `${done.toLocaleString('en-US')}/${read.toLocaleString('en-US')}+`;
   return `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}`;
-}
-
-/** `42 s`, `3 min`, `5 h`, `2 d`: how long ago, to a unit a person reads at a glance. */
-export function ageOf(milliseconds: number): string {
-  const seconds = Math.max(0, Math.floor(milliseconds / 1000));
-  if (seconds < 90) return `${seconds} s`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86_400)} d`;
 }
 
 /** Columns padded to their widest cell, the last one left as it is. */
@@ -171,10 +165,12 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 
 export async function statusCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, STATUS_COMMAND);
-  const { job } = await findJob(positionals[0], values);
+  const { job, clients } = await findJob(positionals[0], values);
   const view = describeJob(job);
+  const { output, manifest } = outputLocations(job);
+  const failures = FINALIZED_JOB_STATUSES.has(job.status) ? await failuresOf(job, clients) : [];
   if (values.json) {
-    term.out(`${JSON.stringify(view, null, 2)}\n`);
+    term.out(`${JSON.stringify({ ...view, ...(failures.length > 0 ? { failures } : {}) }, null, 2)}\n`);
     return 0;
   }
   const { records } = view;
@@ -195,10 +191,53 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
         .map((part) => `  batch part ${part.part}: ${part.records} records, ${part.endedAs ?? part.state}\n`)
         .join('') +
       (view.failureReason === undefined ? '' : `  ${term.red(view.failureReason)}\n`) +
-      (view.inputNotice === undefined ? '' : `  ${term.red('note')}: ${view.inputNotice}\n`),
+      failures
+        .map(
+          ({ code, records: count, firstLine }) =>
+            `  ${term.red(code)}: ${count} failed, the first on line ${firstLine}\n`,
+        )
+        .join('') +
+      (view.inputNotice === undefined ? '' : `  ${term.red('note')}: ${view.inputNotice}\n`) +
+      `  ${timing(view)}\n` +
+      (FINALIZED_JOB_STATUSES.has(job.status)
+        ? `  output   s3://${output.bucket}/${output.key}\n  manifest s3://${manifest.bucket}/${manifest.key}\n`
+        : ''),
   );
   return 0;
 }
+
+/** `started 3 min ago, running for 3 min` or `took 12 min, ended 2 h ago`. */
+function timing(view: JobStatusView): string {
+  const now = Date.now();
+  const started = Date.parse(view.createdAt);
+  if (view.finishedAt === undefined) return `started ${duration((now - started) / 1000)} ago`;
+  const finished = Date.parse(view.finishedAt);
+  return `took ${duration((finished - started) / 1000)}, ended ${duration((now - finished) / 1000)} ago`;
+}
+
+/** A finished job's failed records by error code, as its manifest counts them; none when it has none. */
+async function failuresOf(
+  job: JobRecord,
+  clients: AwsClients,
+): Promise<Array<{ code: string; records: number; firstLine: number }>> {
+  const { manifest } = outputLocations(job);
+  const object = await clients.s3
+    .send(new GetObjectCommand({ Bucket: manifest.bucket, Key: manifest.key }))
+    .catch(() => undefined);
+  const text = await object?.Body?.transformToString();
+  if (text === undefined) return [];
+  const parsed = manifestErrors.safeParse(JSON.parse(text));
+  return parsed.success ? (parsed.data.stats?.errors ?? []) : [];
+}
+
+/** The part of a manifest `status` reads: its failed records by code. */
+const manifestErrors = z.object({
+  stats: z
+    .object({
+      errors: z.array(z.object({ code: z.string(), records: z.number(), firstLine: z.number() })).optional(),
+    })
+    .optional(),
+});
 
 /** Waits, retries, throttles, receives and calls, as the job's counters have them. */
 function countersPhrase(counters: JobStatusView['counters']): string {
@@ -240,8 +279,14 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
 export async function cancelCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, CANCEL_COMMAND);
   const { job, ledger } = await findJob(positionals[0], values);
-  if (!(await ledger.cancelJob(job.jobId)))
+  if (!(await ledger.cancelJob(job.jobId))) {
+    // Asking twice is not a mistake: the job is (being) canceled, as asked.
+    if (job.status === 'canceled' || job.cancelRequested === true) {
+      term.out(`Job ${job.jobId} is ${job.status === 'canceled' ? 'canceled' : 'being canceled'} already.\n`);
+      return 0;
+    }
     throw new UsageError(`Job ${job.jobId} is already ${job.status}; nothing to cancel.`);
+  }
   term.out(
     `Canceling ${job.jobId}: records not yet run become "canceled" results, then the job is finalized.\n`,
   );

@@ -1,4 +1,5 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { outputLocations } from '../../shared/pipeline/job.ts';
 import { type CommandSpec, parseCommandLine, synopsis } from '../command-line.ts';
@@ -22,7 +23,12 @@ export const REPORT_COMMAND = {
     },
   ],
   options: {
-    html: { type: 'string', value: 'file', help: 'where the page goes', path: true },
+    html: {
+      type: 'string',
+      value: 'file',
+      help: 'where the page goes (default: <input>.report.html here, or <job>.report.html)',
+      path: true,
+    },
     ...resourceOptions,
   },
   examples: ['bedrock-batch report prompts.jsonl.manifest.json.out --html report.html'],
@@ -34,8 +40,6 @@ export async function reportCommand(args: string[], term: Terminal): Promise<num
   const subject = positionals[0];
   if (subject === undefined)
     throw new UsageError('No job or manifest given.', `Use: ${synopsis(REPORT_COMMAND)}`);
-  if (values.html === undefined)
-    throw new UsageError('Where should the report go?', 'Give --html report.html.');
   const isFile = await stat(subject).then(
     (info) => info.isFile(),
     () => false,
@@ -44,8 +48,12 @@ export async function reportCommand(args: string[], term: Terminal): Promise<num
   const manifest = JSON.parse(
     isFile ? await readFile(subject, 'utf8') : await manifestOfJob(subject, values),
   ) as ReportManifest;
-  await writeFile(values.html, renderReport(manifest));
-  term.out(`${values.html}\n`);
+  // Without --html, beside where the command runs, named after the manifest or the job.
+  const target =
+    values.html ??
+    `${isFile ? path.basename(subject).replace(/\.manifest\.json\.out$|\.json$/, '') : String(manifest.jobId ?? subject)}.report.html`;
+  await writeFile(target, renderReport(manifest));
+  term.out(`${target}\n`);
   return 0;
 }
 

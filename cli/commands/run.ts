@@ -2,7 +2,7 @@ import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts'
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressCounts, runLocalJob } from '../../local/run-job.ts';
 import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
-import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { defaultCatalog, endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import type { CacheSummary } from '../../shared/output/manifest.ts';
@@ -130,7 +130,8 @@ export async function runCommand(args: string[], term: Terminal): Promise<number
   term.endStatus();
   const manifest = result.manifest as Record<string, number | string>;
   if (values.json) term.out(`${JSON.stringify(manifest, null, 2)}\n`);
-  else term.out(summary(manifest, result, Date.now() - started, term));
+  else
+    term.out(summary(manifest, result, Date.now() - started, term) + laneNote(job.metadata.lane, manifest));
   if (manifest.status !== 'completed') {
     // A reason is a sentence of its own, with its full stop.
     const why = manifest.reason === undefined ? '.' : `: ${manifest.reason}`;
@@ -247,6 +248,18 @@ function summary(
     (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
   );
+}
+
+/** Says so when a file asked for the batch lane and ran on demand, and why when the reason is its size. */
+function laneNote(asked: string | undefined, manifest: Record<string, number | string>): string {
+  if (asked === undefined || asked === 'on-demand' || manifest.lane !== 'on-demand') return '';
+  const records = Number(manifest.totalRecordCount);
+  const minimum = defaultCatalog.batch.minimumRecordsPerJob;
+  const why =
+    records < minimum
+      ? `a batch job needs at least ${number(minimum)} records and the file has ${number(records)}`
+      : 'its deadline is too short for batch inference, or batch jobs could not run';
+  return `  lane: --lane ${asked} ran on demand: ${why}\n`;
 }
 
 /** What the prompt cache did, when it was used: hit rate, tokens read and written, the saving (or the cost). */

@@ -6,9 +6,11 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveResources, type StackResources } from '../../cli/resources.ts';
-import { jobIdOf } from '../../shared/pipeline/job.ts';
+import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import { jobIdOf, newJobRecord } from '../../shared/pipeline/job.ts';
 import { runCli, runInProcess, startCli, waitForOutput } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
+import { jobDefaults } from '../support/pipeline-harness.ts';
 import { isAlive } from '../support/processes.ts';
 
 /** The child processes of `pid` (DynamoDB Local's java, for the CLI). */
@@ -110,7 +112,7 @@ describe('bedrock-batch local up', () => {
     await waitForOutput(localUp.output, new RegExp(`Batch Job Completed: ${jobId}`));
     expect(listed.stdout).toMatch(/^JOB +STATUS +DONE +LANE +AGE +INPUT\n/);
     expect(listed.stdout).toMatch(
-      new RegExp(`^${jobId} +completed +2/2 \\(100%\\) +on-demand +\\d+ s +${input}$`, 'm'),
+      new RegExp(`^${jobId} +completed +2/2 \\(100%\\) +on-demand +[\\d.]+ s +${input}$`, 'm'),
     );
     expect(JSON.parse(byUri.stdout)).toMatchObject({ jobId, status: 'completed', input });
     expect([JSON.parse(byKey.stdout).jobId, JSON.parse(byName.stdout).jobId]).toEqual([jobId, jobId]);
@@ -156,6 +158,15 @@ describe('bedrock-batch local up', () => {
     // The four lines the enqueue step refuses never reach the queue; of the seven records that do, each is received once,
     // and the one naming a model the catalog does not know fails before any call.
     expect(readable.stdout).toMatch(/0 retried, 0 throttled · 7 receives, 6 Bedrock calls\n/);
+    // Why records failed, how long the job took and where its files are.
+    expect(readable.stdout).toMatch(/^ {2}INVALID_JSON: 1 failed, the first on line 6$/m);
+    expect(readable.stdout).toMatch(/^ {2}took [\d.]+ (s|min), ended [\d.]+ (s|min) ago$/m);
+    expect(readable.stdout).toMatch(
+      new RegExp(
+        `^ {2}output {3}s3://${resources.bucket}/outputs/mixed\\.jsonl/${jobId}\\.jsonl\\.out$`,
+        'm',
+      ),
+    );
     expect(results.code).toBe(0);
     expect((await readFile(path.join(work, 'mixed.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
       11,
@@ -179,6 +190,27 @@ describe('bedrock-batch local up', () => {
       'data-metric="totalRecordCount">11<',
     );
   }, 120_000);
+
+  it('takes a second cancel of a canceled job as done, not as a mistake', async () => {
+    // Prepare: a job that ended canceled.
+    const { clients } = await resolveResources({ resources: resourcesFile });
+    const job = {
+      ...newJobRecord(
+        'job-0123456789abcdef01234567',
+        { bucket: resources.bucket, key: 'inputs/gone.jsonl' },
+        jobDefaults,
+        new Date().toISOString(),
+      ),
+      status: 'canceled' as const,
+    };
+    await new DynamoDbLedger(clients.documents, resources.tableName).createJob(job);
+
+    // Act
+    const again = await runInProcess(['cancel', job.jobId, '--resources', resourcesFile]);
+
+    // Assess
+    expect(again).toMatchObject({ code: 0, stdout: `Job ${job.jobId} is canceled already.\n` });
+  });
 
   it('stops everything on Ctrl-C and removes its resources file', async () => {
     // Prepare

@@ -106,8 +106,16 @@ describe('bedrock-batch report', () => {
     expect(await readFile(html, 'utf8')).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   }, 120_000);
 
-  it('refuses to run without a place for the page', async () => {
-    const result = await runCli(['report', path.join(work, 'sample.jsonl.manifest.json.out')]);
-    expect(result).toMatchObject({ code: 2, stderr: expect.stringMatching(/Give --html report\.html/) });
+  it('without --html, writes the page here, named after the input', async () => {
+    // Act
+    const result = await runCli(
+      ['report', path.join(work, 'sample.jsonl.manifest.json.out')],
+      {},
+      { cwd: work },
+    );
+
+    // Assess
+    expect(result).toMatchObject({ code: 0, stdout: 'sample.jsonl.report.html\n' });
+    expect(await readFile(path.join(work, 'sample.jsonl.report.html'), 'utf8')).toContain('<!doctype html>');
   });
 });

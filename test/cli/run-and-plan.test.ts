@@ -23,13 +23,25 @@ afterAll(() => rm(work, { recursive: true, force: true }));
 
 describe('bedrock-batch run', () => {
   it('runs a file through the local pipeline, prints progress lines and a summary, and writes the output', async () => {
-    // Act
-    const result = await runCli(['run', fixturePath('prompts/sample.jsonl'), '--out', work, '--speed', '0']);
+    // Act: in the batch lane, which a file of 20 records is too small for.
+    const result = await runCli([
+      'run',
+      fixturePath('prompts/sample.jsonl'),
+      '--out',
+      work,
+      '--speed',
+      '0',
+      '--lane',
+      'batch',
+    ]);
 
     // Assess
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^\d+\/(\d+|\d+\+) records · \d+ succeeded/m);
     expect(result.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
+    expect(result.stdout).toContain(
+      'lane: --lane batch ran on demand: a batch job needs at least 100 records and the file has 20\n',
+    );
     expect(result.stdout).not.toContain(String.fromCharCode(27));
     const output = (await readFile(path.join(work, 'sample.jsonl.out'), 'utf8')).trimEnd().split('\n');
     expect(output).toHaveLength(20);

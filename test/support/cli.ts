@@ -18,14 +18,16 @@ export interface CliRun {
 export function startCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
-  options: { wrapped?: boolean } = {},
+  options: { wrapped?: boolean; cwd?: string } = {},
 ): { child: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
-  const command = [process.execPath, '--import', 'tsx', CLI_MAIN, ...args];
+  // tsx by its location: from another working folder, a bare `--import tsx` would not be found.
+  const command = [process.execPath, '--import', import.meta.resolve('tsx'), CLI_MAIN, ...args];
   // A Node process that starts the CLI as its child, as tsx's own command does, passing no signal on.
   const wrapper = `require('node:child_process').spawn(process.argv[1], process.argv.slice(2), { stdio: 'inherit' })`;
   const argv = options.wrapped === true ? ['-e', wrapper, ...command] : command.slice(1);
   const child = spawn(process.execPath, argv, {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -51,8 +53,12 @@ export async function runInProcess(argv: readonly string[]): Promise<CliRun> {
   return { code, stdout: term.stdout(), stderr: term.stderr() };
 }
 
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return startCli(args, env).done;
+export function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { cwd?: string } = {},
+): Promise<CliRun> {
+  return startCli(args, env, options).done;
 }
 
 /** Waits until the command has printed something matching `pattern`. */
