@@ -270,7 +270,7 @@ describe('bedrock-batch run', () => {
 
     // Assess: one write, eleven reads; none with caching off.
     expect(cached.stdout).toMatch(
-      /prompt cache: 91\.7% of 12 records read it \(\d+ tokens read, \d+ written\), saving \$[\d.]+ against no cache/,
+      /prompt cache: 91\.7% of 12 records read it \([\d,]+ tokens read, [\d,]+ written\), saving \$[\d.]+ against no cache/,
     );
     expect(cachedManifest.cache).toMatchObject({ hitRecords: 11, missRecords: 1 });
     expect(cachedManifest.cache.savingUsd).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,8 @@ const npmEnv = {
 let work = '';
 let consumer = '';
 let packed: string[] = [];
+/** Times the built CLI was missing while `npm pack` rebuilt it (looked for every few milliseconds). */
+let missingDuringBuild = 0;
 
 /**
  * `npm pack` (which builds the package first), then the tarball as `npm install` lays it out in an empty
@@ -35,11 +38,17 @@ let packed: string[] = [];
  */
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'bedrock-batch-package-'));
+  const builtCli = path.join(repository, 'dist', 'cli', 'main.js');
+  // Only a build that was there can go missing (npm ci builds one first).
+  const wasBuilt = existsSync(builtCli);
+  const watching = setInterval(() => {
+    if (wasBuilt && !existsSync(builtCli)) missingDuringBuild += 1;
+  }, 5);
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], {
     cwd: repository,
     env: npmEnv,
     maxBuffer: 64 * 1024 * 1024,
-  });
+  }).finally(() => clearInterval(watching));
   const [result] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{
     filename: string;
     files: Array<{ path: string }>;
@@ -81,6 +90,10 @@ const npx = (...args: string[]) =>
   });
 
 describe('the package, installed from its tarball in an empty folder', () => {
+  it('is rebuilt beside the previous build and swapped in: the built command is never missing meanwhile', () => {
+    expect(missingDuringBuild).toBe(0);
+  });
+
   it('ships the built code, its types and the Lambda bundles, and none of the tests, benches or fixtures', () => {
     expect(packed).toEqual(
       expect.arrayContaining([
