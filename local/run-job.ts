@@ -3,6 +3,7 @@ import path from 'node:path';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { perRegion } from '../functions/adapters/clients.ts';
+import { secondsUntilTokens } from '../functions/adapters/dynamodb-budget.ts';
 import { ServiceQuotasSource } from '../functions/adapters/service-quotas.ts';
 import type { TypicalRecord } from '../shared/budget/throughput.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
@@ -11,7 +12,7 @@ import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
 import { cachePhrase } from '../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../shared/pipeline/job.ts';
-import type { JobRecord } from '../shared/pipeline/model.ts';
+import { ENDED_JOB_STATUSES, type JobRecord } from '../shared/pipeline/model.ts';
 import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
 import type { QuotaPool } from '../shared/quotas/pools.ts';
 import {
@@ -57,6 +58,8 @@ export interface JobProgress {
   /** Throttles Bedrock (the stand-in) answered. */
   readonly bedrockThrottles: number;
   readonly elapsedMs: number;
+  /** Until the tokens granted on the job's pools may all be spent: calls granted now start no sooner. */
+  readonly tokenWaitSeconds?: number;
 }
 
 export interface LocalJobResult {
@@ -211,13 +214,20 @@ async function watchJob(
   onProgress: (progress: JobProgress) => void,
 ) {
   const started = Date.now();
-  const report = async () =>
+  const report = async () => {
+    const job = await running.ledger.getJob(jobId);
+    const waiting =
+      job === undefined || ENDED_JOB_STATUSES.has(job.status)
+        ? 0
+        : await secondsUntilTokens(cloud.clients.documents, running.resources.tableName, job.settings);
     onProgress({
-      job: await running.ledger.getJob(jobId),
+      job,
       retries: running.workerPoller.stats.recordsReportedFailed,
       bedrockThrottles: cloud.bedrock.state().responses.ThrottlingException ?? 0,
       elapsedMs: Date.now() - started,
+      tokenWaitSeconds: waiting,
     });
+  };
   const progress = setInterval(() => void report(), 500);
   const completion = await running.completion(key, 24 * 3_600_000).finally(() => clearInterval(progress));
   await report();

@@ -4,10 +4,11 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
+import { secondsUntilTokens } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
-import { FINALIZED_JOB_STATUSES, type JobRecord } from '../../shared/pipeline/model.ts';
+import { ENDED_JOB_STATUSES, FINALIZED_JOB_STATUSES, type JobRecord } from '../../shared/pipeline/model.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
 import { positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
@@ -19,7 +20,7 @@ import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
 import { duration } from '../words.ts';
 import { sourceRegions } from './quotas.ts';
-import { checkModelChoice, fileMetadata } from './run.ts';
+import { checkModelChoice, fileMetadata, waitingWords } from './run.ts';
 
 const jobPositional = { name: '<job>', help: JOB_REF_HELP } as const;
 
@@ -165,14 +166,19 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 
 export async function statusCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, STATUS_COMMAND);
-  const { job, clients } = await findJob(positionals[0], values);
+  const { job, clients, resources } = await findJob(positionals[0], values);
   const view = describeJob(job);
   const { output, manifest } = outputLocations(job);
   const failures = FINALIZED_JOB_STATUSES.has(job.status) ? await failuresOf(job, clients) : [];
+  const tokenWaitSeconds = ENDED_JOB_STATUSES.has(job.status)
+    ? 0
+    : await secondsUntilTokens(clients.documents, resources.tableName, job.settings);
   if (values.json) {
-    term.out(`${JSON.stringify({ ...view, ...(failures.length > 0 ? { failures } : {}) }, null, 2)}\n`);
+    const extras = { ...(failures.length > 0 ? { failures } : {}), tokenWaitSeconds };
+    term.out(`${JSON.stringify({ ...view, ...extras }, null, 2)}\n`);
     return 0;
   }
+  const waiting = waitingWords({ job, tokenWaitSeconds });
   const { records } = view;
   const cached = cachePhrase(job.totals);
   term.out(
@@ -183,6 +189,7 @@ export async function statusCommand(args: string[], term: Terminal): Promise<num
       `  tokens in ${view.tokens.input} out ${view.tokens.output} · estimated cost $${view.estimatedCostUsd}\n` +
       (cached === undefined ? '' : `  ${cached}\n`) +
       `  ${countersPhrase(view.counters)}\n` +
+      (waiting === undefined ? '' : `  ${waiting}\n`) +
       `  lane ${view.lane}${view.deadlineHours === undefined ? '' : `, deadline ${view.deadlineHours} h`}\n` +
       (view.pools.length > 1
         ? `  pools: ${view.pools.map(({ pool, records }) => `${pool} ${records}`).join(', ')}\n`

@@ -275,6 +275,17 @@ function cacheLine(cache: CacheSummary | undefined): string {
   );
 }
 
+/** A wait for tokens shorter than this is the quota's steady pace, not worth a word. */
+const WAIT_SAID_FROM_SECONDS = 5;
+
+/** `waiting for tokens: 5 records to go, tokens in about 67 s` while the quota holds the job up. */
+export function waitingWords(progress: Pick<JobProgress, 'job' | 'tokenWaitSeconds'>): string | undefined {
+  const { job, tokenWaitSeconds: seconds = 0 } = progress;
+  if (job === undefined || seconds < WAIT_SAID_FROM_SECONDS) return undefined;
+  const toGo = job.totalRecords === undefined ? undefined : job.totalRecords - job.doneRecords;
+  return `waiting for tokens: ${toGo === undefined ? '' : `${count(toGo, 'record')} to go, `}tokens in about ${duration(seconds)}`;
+}
+
 /** Off a terminal a line is printed when the counts change, and at least this often while they do not. */
 const UNCHANGED_LINE_EVERY_MS = 10_000;
 
@@ -299,6 +310,9 @@ export function progressReporter(term: Terminal): (progress: JobProgress) => voi
     const eta =
       total === undefined || rate === 0 || done >= total ? '' : ` · ETA ${duration((total - done) / rate)}`;
     const time = job === undefined ? '' : ` · ${(progress.elapsedMs / 1000).toFixed(1)} s`;
-    term.status(`${term.interactive ? `${bar(done, total)} ` : ''}${counts}${eta}${time}`);
+    const waiting = waitingWords(progress);
+    term.status(
+      `${term.interactive ? `${bar(done, total)} ` : ''}${counts}${waiting === undefined ? '' : ` · ${waiting}`}${eta}${time}`,
+    );
   };
 }

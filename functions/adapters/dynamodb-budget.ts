@@ -29,6 +29,7 @@ import {
 } from '../../shared/budget/bucket.ts';
 import type { BudgetReservation } from '../../shared/pipeline/model.ts';
 import type { TokenBudget } from '../../shared/pipeline/ports.ts';
+import { poolName, poolsOfSettings } from '../../shared/quotas/pools.ts';
 import { budgetKey } from './ledger-table.ts';
 
 /** Rates that change while the budget runs (each pool's quota, read from Service Quotas again and again). */
@@ -434,4 +435,21 @@ function dayBefore(
   if (seen === undefined || after === undefined) return {};
   const fullAt = seen.fullAt <= now ? now : after.fullAt - refillMs(total, after.tokensPerDay, DAY_MS);
   return { day: { ...after, fullAt } };
+}
+
+/**
+ * How long from `now` until the tokens granted so far on a job's pools may all be spent, as their buckets
+ * stand: a call granted now starts no sooner. 0 when every pool has tokens to spare.
+ */
+export async function secondsUntilTokens(
+  documents: DynamoDBDocumentClient,
+  tableName: string,
+  settings: Parameters<typeof poolsOfSettings>[0],
+  now: number = Date.now(),
+): Promise<number> {
+  // Only the buckets are read: their rates are in the items.
+  const budget = new DynamoDbTokenBudget(documents, tableName, { tokensPerMinute: 1 }, () => now);
+  const keys = poolsOfSettings(settings).map(poolName);
+  const spendable = await Promise.all(keys.map((key) => budget.spendableFrom(key)));
+  return Math.max(0, ...spendable.map((at) => (at - now) / 1000));
 }

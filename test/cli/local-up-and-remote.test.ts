@@ -4,10 +4,12 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveResources, type StackResources } from '../../cli/resources.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
 import { jobIdOf, newJobRecord } from '../../shared/pipeline/job.ts';
+import { poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { runCli, runInProcess, startCli, waitForOutput } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 import { jobDefaults } from '../support/pipeline-harness.ts';
@@ -210,6 +212,47 @@ describe('bedrock-batch local up', () => {
 
     // Assess
     expect(again).toMatchObject({ code: 0, stdout: `Job ${job.jobId} is canceled already.\n` });
+  });
+
+  it("says a running job is waiting for tokens, and how long, from its pool's bucket", async () => {
+    // Prepare: a job with 5 records to go on a pool whose bucket has granted tokens 90 s beyond what it holds.
+    const { clients } = await resolveResources({ resources: resourcesFile });
+    const settings = {
+      ...jobDefaults,
+      model: 'haiku-4.5',
+      region: 'us-east-1',
+      endpoint: 'regional' as const,
+    };
+    const job = {
+      ...newJobRecord(
+        'job-abcdef0123456789abcdef01',
+        { bucket: resources.bucket, key: 'inputs/waits.jsonl' },
+        settings,
+        new Date().toISOString(),
+      ),
+      status: 'running' as const,
+      totalRecords: 8,
+      doneRecords: 3,
+    };
+    await new DynamoDbLedger(clients.documents, resources.tableName).createJob(job);
+    const [pool] = poolsOfSettings(settings);
+    await clients.documents.send(
+      new PutCommand({
+        TableName: resources.tableName,
+        Item: {
+          pk: `BUDGET#${poolName(pool as QuotaPool)}`,
+          sk: 'BUCKET',
+          fullAt: Date.now() + 150_000,
+          tokensPerMinute: 400_000,
+        },
+      }),
+    );
+
+    // Act
+    const status = await runInProcess(['status', job.jobId, '--resources', resourcesFile]);
+
+    // Assess
+    expect(status.stdout).toMatch(/^ {2}waiting for tokens: 5 records to go, tokens in about (89|90) s$/m);
   });
 
   it('stops everything on Ctrl-C and removes its resources file', async () => {

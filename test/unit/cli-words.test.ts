@@ -67,4 +67,19 @@ describe("a run's progress off a terminal", () => {
       '10/100 records · 0 succeeded · 0 failed · tokens in 0 out 0 · 0 retried · 0 throttled · $0.0000 · ETA 104 s · 11.5 s',
     ]);
   });
+
+  it('says when the quota holds the job up: the records to go and when tokens come, not for a wait of a moment', () => {
+    // Prepare
+    const term = recordingTerminal();
+    const report = progressReporter(term);
+
+    // Act
+    report({ ...at(1_000, 10), tokenWaitSeconds: 3 });
+    report({ ...at(2_000, 20), tokenWaitSeconds: 67 });
+
+    // Assess
+    const [brief, waiting] = term.stdout().trimEnd().split('\n');
+    expect(brief).not.toContain('waiting');
+    expect(waiting).toContain(' · waiting for tokens: 80 records to go, tokens in about 67 s · ETA ');
+  });
 });
