@@ -1,7 +1,10 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { z } from 'zod';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
 import { secondsUntilTokens } from '../../functions/adapters/dynamodb-budget.ts';
@@ -16,9 +19,10 @@ import { UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { findJob, JOB_REF_HELP } from '../job-ref.ts';
 import { jsonOption, modelOptions, outOption, resourceOptions } from '../options.ts';
+import { redrive } from '../redrive.ts';
 import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
-import { duration } from '../words.ts';
+import { count, duration } from '../words.ts';
 import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata, waitingWords } from './run.ts';
 
@@ -98,14 +102,11 @@ export async function submitCommand(args: string[], term: Terminal): Promise<num
   // The deployment's regions are checked when the job starts; residency and the model are checked here.
   checkModelChoice(metadata, values.regions === undefined ? [resources.region] : sourceRegions(values));
   const key = `${INPUT_PREFIX}${path.basename(file)}`;
-  const put = await clients.s3.send(
-    new PutObjectCommand({
-      Bucket: resources.bucket,
-      Key: key,
-      Body: await readFile(file),
-      Metadata: metadata,
-    }),
-  );
+  // Streamed from the file, in parts when it is large: a file of any size, never whole in memory.
+  const put = await new Upload({
+    client: clients.s3,
+    params: { Bucket: resources.bucket, Key: key, Body: createReadStream(file), Metadata: metadata },
+  }).done();
   const jobId = jobIdOf(resources.bucket, key, put.VersionId ?? (put.ETag ?? '').replaceAll('"', ''));
   term.out(`Submitted s3://${resources.bucket}/${key}\njob ${jobId}\n  bedrock-batch status ${jobId}\n`);
   return 0;
@@ -277,7 +278,10 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
       new GetObjectCommand({ Bucket: location.bucket, Key: location.key }),
     );
     const target = path.join(values.out, fileName);
-    await writeFile(target, (await object.Body?.transformToByteArray()) ?? new Uint8Array());
+    // Streamed to the file: an output of any size, never whole in memory.
+    if (!(object.Body instanceof Readable))
+      throw new Error(`No body for s3://${location.bucket}/${location.key}`);
+    await pipeline(object.Body, createWriteStream(target));
     term.out(`${target}\n`);
   }
   return 0;
@@ -300,30 +304,19 @@ export async function cancelCommand(args: string[], term: Terminal): Promise<num
   return 0;
 }
 
-/** Moves the DLQ's messages back to the record queue (after a fix), one by one so it works on any SQS. */
+/** Moves the DLQ's messages back to the record queue (after a fix): an SQS move task on AWS. */
 export async function redriveCommand(args: string[], term: Terminal): Promise<number> {
   const { values } = parseCommandLine(args, REDRIVE_COMMAND);
   const { resources, clients } = await resolveResources(values);
-  let moved = 0;
-  for (;;) {
-    const { Messages = [] } = await clients.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: resources.recordDlqUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-      }),
-    );
-    if (Messages.length === 0) break;
-    for (const message of Messages) {
-      await clients.sqs.send(
-        new SendMessageCommand({ QueueUrl: resources.recordQueueUrl, MessageBody: message.Body ?? '' }),
-      );
-      await clients.sqs.send(
-        new DeleteMessageCommand({ QueueUrl: resources.recordDlqUrl, ReceiptHandle: message.ReceiptHandle }),
-      );
-      moved += 1;
-    }
-  }
-  term.out(`Moved ${moved} message${moved === 1 ? '' : 's'} from the DLQ back to the record queue.\n`);
+  const moved = await redrive(
+    clients.sqs,
+    { sourceUrl: resources.recordQueueUrl, deadLetterUrl: resources.recordDlqUrl },
+    resources.endpoints === undefined,
+  );
+  term.out(
+    moved.how === 'move-task'
+      ? `Moving ${count(moved.messages, 'message')} from the DLQ back to the record queue (SQS move task ${moved.taskHandle ?? ''}); the DLQ empties as SQS moves them.\n`
+      : `Moved ${count(moved.messages, 'message')} from the DLQ back to the record queue.\n`,
+  );
   return 0;
 }

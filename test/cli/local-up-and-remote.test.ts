@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveResources, type StackResources } from '../../cli/resources.ts';
@@ -192,6 +192,30 @@ describe('bedrock-batch local up', () => {
       'data-metric="totalRecordCount">11<',
     );
   }, 120_000);
+
+  it('submits a file larger than one upload part, streamed in parts, and downloads its results streamed', async () => {
+    // Prepare: one line of 6 MiB, over S3's 5 MiB part: a prompt too long for any model, an error record.
+    const file = path.join(work, 'large.jsonl');
+    await writeFile(file, `${JSON.stringify({ id: 'huge', prompt: 'word '.repeat(1_258_292) })}\n`);
+
+    // Act
+    const submitted = await runCli(['submit', file, '--resources', resourcesFile]);
+    const jobId = /job (job-[0-9a-f]+)/.exec(submitted.stdout)?.[1] ?? '';
+    await untilCompleted(jobId);
+    const results = await runCli(['results', jobId, '--resources', resourcesFile, '--out', work]);
+
+    // Assess
+    expect(submitted.code).toBe(0);
+    // A multipart upload's ETag names its parts.
+    const { s3 } = (await resolveResources({ resources: resourcesFile })).clients;
+    const head = await s3.send(
+      new HeadObjectCommand({ Bucket: resources.bucket, Key: 'inputs/large.jsonl' }),
+    );
+    expect(head.ETag).toMatch(/-2"$/);
+    expect(results.code).toBe(0);
+    const [line] = (await readFile(path.join(work, 'large.jsonl.out'), 'utf8')).trimEnd().split('\n');
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ id: 'huge', status: 'errored' });
+  });
 
   it('takes a second cancel of a canceled job as done, not as a mistake', async () => {
     // Prepare: a job that ended canceled.

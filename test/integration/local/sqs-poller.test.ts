@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { redrive } from '../../../cli/redrive.ts';
 import { type AwsClients, awsClients } from '../../../functions/adapters/clients.ts';
 import { type FauxqsServer, startFauxqs } from '../../../local/cloud/fauxqs-server.ts';
 import { LOCAL_CREDENTIALS } from '../../../local/cloud/local-cloud.ts';
@@ -332,5 +333,29 @@ describe('SqsPoller', () => {
     // Assess: full batches while the queue has records, the rest once the window closes.
     expect(batches).toEqual([20, 20, 5]);
     expect(worker.stats.messagesReceived).toBe(45);
+  });
+});
+
+describe('redrive on the local cloud (no SQS move tasks there)', () => {
+  it('moves every dead letter back to its queue, one by one, bodies unchanged', async () => {
+    // Prepare
+    const { queueUrl, dlqUrl } = await queueWithDlq();
+    const bodies = Array.from({ length: 12 }, (_, index) => `dead-${index}`);
+    await send(dlqUrl, bodies);
+
+    // Act
+    const moved = await redrive(sqs, { sourceUrl: queueUrl, deadLetterUrl: dlqUrl }, false);
+
+    // Assess
+    expect(moved).toEqual({ how: 'one-by-one', messages: 12 });
+    expect(await messagesIn(sqs, dlqUrl)).toBe(0);
+    const received: string[] = [];
+    for (let batch = 0; batch < 5 && received.length < 12; batch += 1) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      received.push(...Messages.map((message) => message.Body ?? ''));
+    }
+    expect(received.sort()).toEqual([...bodies].sort());
   });
 });
