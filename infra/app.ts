@@ -26,6 +26,8 @@ export function buildApp(app: App = new App()): App {
     'defaultMaxTokens',
     'alarmEmail',
     'alarmTopicArn',
+    'notifyEmail',
+    'notifyTopicArn',
     'useKms',
     'workerTimeoutSeconds',
     'workerBatchSize',

@@ -65,6 +65,17 @@ export interface BedrockBatchPipelineProps {
    */
   readonly alarmTopicArn?: string;
   /**
+   * Each job's end (completed, canceled, superseded or failed) is sent to this address, through a new SNS
+   * topic, as a line naming the job, its input, how it ended, its output and the reason.
+   * @default - no email
+   */
+  readonly notifyEmail?: string;
+  /**
+   * Each job's end is sent to this existing SNS topic; its policy must let events.amazonaws.com publish.
+   * @default - no topic
+   */
+  readonly notifyTopicArn?: string;
+  /**
    * A customer-managed, rotating KMS key for the bucket, queues and table.
    * @default false - AWS-managed encryption
    */

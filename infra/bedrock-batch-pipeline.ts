@@ -4,6 +4,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../functions/adapters/events.ts';
@@ -14,6 +15,7 @@ import { BatchLane } from './constructs/batch-lane.ts';
 import { Finalize } from './constructs/finalize.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Monitoring } from './constructs/monitoring.ts';
+import { Notifications } from './constructs/notifications.ts';
 import { Processing } from './constructs/processing.ts';
 import { Recovery } from './constructs/recovery.ts';
 import { Storage } from './constructs/storage.ts';
@@ -52,6 +54,8 @@ export class BedrockBatchPipeline extends Construct {
   readonly functions: PipelineFunctions;
   readonly dashboard: cloudwatch.Dashboard;
   readonly alarms: readonly cloudwatch.Alarm[];
+  /** Where each job's end is sent, when `notifyEmail` or `notifyTopicArn` is given. */
+  readonly notificationTopic: sns.ITopic | undefined;
   /** "Batch Job Completed": detail has jobId, input, output, manifest, counts, tokens, estimatedCostUsd, cache. */
   readonly completionEventPattern: events.EventPattern = {
     source: [EVENT_SOURCE],
@@ -120,6 +124,11 @@ export class BedrockBatchPipeline extends Construct {
       alarmEmail: settings.alarmEmail,
       alarmTopicArn: settings.alarmTopicArn,
     });
+    this.notificationTopic = new Notifications(this, 'Notifications', {
+      endEventPattern: this.endEventPattern,
+      notifyEmail: settings.notifyEmail,
+      notifyTopicArn: settings.notifyTopicArn,
+    }).topic;
     this.bucket = storage.bucket;
     this.ledgerTable = storage.ledger;
     this.recordQueue = records.queue;

@@ -46,6 +46,9 @@ const pipelinePropsSchema = z
     /** Alarms notify this address (a new SNS topic) and/or this existing topic. */
     alarmEmail: z.email().optional(),
     alarmTopicArn: z.string().startsWith('arn:aws:sns:').optional(),
+    /** Each job's end (completed, canceled, superseded, failed) is sent to this address and/or this topic. */
+    notifyEmail: z.email().optional(),
+    notifyTopicArn: z.string().startsWith('arn:aws:sns:').optional(),
     /** A customer-managed KMS key for the bucket, queues and table (AWS-managed encryption otherwise). */
     useKms: z.boolean().default(false),
     workerTimeoutSeconds: z.number().int().min(30).max(900).default(DEFAULT_WORKER_TIMEOUT_SECONDS),

@@ -53,6 +53,11 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
       source: ['bedrock-batch-pipeline'],
       detailType: ['Batch Job Failed'],
     });
+    // No notification topic unless one is asked for.
+    expect(built.pipeline.notificationTopic).toBeUndefined();
+    expect(
+      Object.keys(template.findResources('AWS::Events::Rule')).filter((id) => id.includes('Notifications')),
+    ).toEqual([]);
     expect(built.pipeline.endEventPattern).toEqual({
       source: ['bedrock-batch-pipeline'],
       detailType: ['Batch Job Completed', 'Batch Job Canceled', 'Batch Job Superseded', 'Batch Job Failed'],

@@ -42,6 +42,7 @@ beforeAll(() => {
       tokensPerMinute: 2_000_000,
       defaultMaxTokens: 1_000,
       alarmEmail: 'oncall@example.com',
+      notifyEmail: 'data-team@example.com',
     },
     env: { region: 'us-west-2', account: '123456789012' },
   });
@@ -585,6 +586,48 @@ describe('the ledger', () => {
   });
 });
 
+describe('job end notifications', () => {
+  it('send each end of a job, as a line a person reads, to a topic the address is subscribed to', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'data-team@example.com',
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['bedrock-batch-pipeline'],
+        'detail-type': [
+          'Batch Job Completed',
+          'Batch Job Canceled',
+          'Batch Job Superseded',
+          'Batch Job Failed',
+        ],
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: Match.stringLikeRegexp('NotificationsJobEnds') },
+          InputTransformer: Match.objectLike({
+            InputPathsMap: Match.objectLike({
+              'detail-jobId': '$.detail.jobId',
+              'detail-status': '$.detail.status',
+            }),
+            InputTemplate: Match.stringLikeRegexp(
+              'job <detail-jobId> of <detail-input> ended <detail-status>',
+            ),
+          }),
+        }),
+      ],
+    });
+    // EventBridge may publish to it, over TLS only.
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'sns:Publish', Principal: { Service: 'events.amazonaws.com' } }),
+        ]),
+      }),
+    });
+  });
+});
+
 describe('alarms and dashboard', () => {
   it.each([
     ['the DLQ', 'ApproximateNumberOfMessagesVisible', 1, /bedrock-batch redrive/],
@@ -1021,7 +1064,13 @@ describe('cdk-nag AwsSolutions', () => {
       const synth = () =>
         buildApp(
           new App({
-            context: { bedrockRegion: 'us-west-2', endpoint, useKms: true, alarmEmail: 'oncall@example.com' },
+            context: {
+              bedrockRegion: 'us-west-2',
+              endpoint,
+              useKms: true,
+              alarmEmail: 'oncall@example.com',
+              notifyEmail: 'data-team@example.com',
+            },
           }),
         ).synth();
 
