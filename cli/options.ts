@@ -69,6 +69,11 @@ export const modelOptions = {
     value: 'rate',
     help: 'the share of invalid lines, as 10% or 0.1, at which the job stops reading the file (default: 50%)',
   },
+  'max-cost': {
+    type: 'string',
+    value: 'usd',
+    help: 'the most the job may spend, in USD: once its counted cost reaches it, no record starts a call, the rest end canceled and the manifest says why (calls under way finish, so it may be exceeded by what they cost) (default: no cap)',
+  },
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 /** Where the quota comes from, for the commands that spend or plan it. */

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { z } from 'zod';
@@ -12,10 +13,11 @@ import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-dire
 import { cachePhrase } from '../../shared/output/manifest.ts';
 import { INPUT_PREFIX, jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
 import { ENDED_JOB_STATUSES, FINALIZED_JOB_STATUSES, type JobRecord } from '../../shared/pipeline/model.ts';
+import type { JobLedger } from '../../shared/pipeline/ports.ts';
 import { describeJob, type JobStatusView } from '../../shared/pipeline/status.ts';
 import { positiveInteger } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
-import { UsageError } from '../errors.ts';
+import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { findJob, JOB_REF_HELP } from '../job-ref.ts';
 import { jsonOption, modelOptions, outOption, resourceOptions } from '../options.ts';
@@ -68,9 +70,19 @@ export const STATUS_COMMAND = {
 export const RESULTS_COMMAND = {
   name: 'results',
   summary: "download a finished job's output and manifest",
-  description: "Downloads a finished job's output and manifest, named after its input as run names them.",
+  description:
+    "Downloads a finished job's output and manifest, named after its input as run names them; with --wait, " +
+    'waits for a running job to end first.',
   positionals: [jobPositional],
-  options: { ...resourceOptions, ...outOption('where the output and manifest go') },
+  options: {
+    ...resourceOptions,
+    ...outOption('where the output and manifest go'),
+    wait: {
+      type: 'boolean',
+      default: false,
+      help: 'wait for the job to end (checking every few seconds), then download; a job that failed has none',
+    },
+  },
 } as const satisfies CommandSpec;
 
 export const CANCEL_COMMAND = {
@@ -259,8 +271,12 @@ function countersPhrase(counters: JobStatusView['counters']): string {
 export async function resultsCommand(args: string[], term: Terminal): Promise<number> {
   const { values, positionals } = parseCommandLine(args, RESULTS_COMMAND);
   await checkOutputDirectory(values.out);
-  const { job, clients } = await findJob(positionals[0], values);
+  const found = await findJob(positionals[0], values);
+  const { clients } = found;
+  const job = values.wait ? await untilEnded(found.job, found.ledger) : found.job;
   if (!FINALIZED_JOB_STATUSES.has(job.status)) {
+    if (job.status === 'failed')
+      throw new JobFailedError(`Job ${job.jobId} failed: ${job.failureReason ?? 'no reason given'}`);
     throw new UsageError(
       `Job ${job.jobId} is ${job.status} (${job.doneRecords}/${job.totalRecords ?? '?'} records): no results yet.`,
     );
@@ -285,6 +301,18 @@ export async function resultsCommand(args: string[], term: Terminal): Promise<nu
     term.out(`${target}\n`);
   }
   return 0;
+}
+
+/** How often `results --wait` looks at the job. */
+export const RESULTS_WAIT_POLL_MS = 2_000;
+
+/** The job once it has ended, looked at every few seconds. */
+async function untilEnded(job: JobRecord, ledger: Pick<JobLedger, 'getJob'>): Promise<JobRecord> {
+  for (let current = job; ; ) {
+    if (ENDED_JOB_STATUSES.has(current.status)) return current;
+    await sleep(RESULTS_WAIT_POLL_MS);
+    current = (await ledger.getJob(job.jobId)) ?? current;
+  }
 }
 
 export async function cancelCommand(args: string[], term: Terminal): Promise<number> {

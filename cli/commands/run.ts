@@ -55,6 +55,7 @@ export function fileMetadata(values: {
   deadline?: string;
   cache?: string;
   'max-error-rate'?: string;
+  'max-cost'?: string;
 }): Record<string, string> {
   if (values['max-tokens'] !== undefined) positiveInteger('max-tokens', values['max-tokens'], 0);
   if (values.endpoint !== undefined && !(endpointKinds as readonly string[]).includes(values.endpoint)) {
@@ -90,6 +91,7 @@ export function fileMetadata(values: {
     deadline: values.deadline,
     cache: values.cache,
     'max-error-rate': values['max-error-rate'],
+    'max-cost': values['max-cost'],
   }).filter((entry): entry is [string, string] => entry[1] !== undefined);
   return Object.fromEntries(given);
 }

@@ -345,10 +345,11 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     );
   }
 
-  async cancelJob(jobId: string): Promise<boolean> {
+  async cancelJob(jobId: string, reason?: string): Promise<boolean> {
     return this.updateIf({
       Key: jobKey(jobId),
-      UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
+      // The first reason stands: a later cancel (by a person, or another worker over the cap) keeps it.
+      UpdateExpression: `SET cancelRequested = :yes, updatedAt = :now${reason === undefined ? '' : ', cancelReason = if_not_exists(cancelReason, :reason)'}`,
       ConditionExpression: '#status IN (:enqueuing, :running)',
       ExpressionAttributeNames: { '#status': 'status' },
       ExpressionAttributeValues: {
@@ -356,6 +357,7 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
         ':now': this.isoNow(),
         ':enqueuing': 'enqueuing',
         ':running': 'running',
+        ...(reason === undefined ? {} : { ':reason': reason }),
       },
     });
   }

@@ -101,6 +101,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     failureReason: text('failureReason'),
     finishedAt: text('finishedAt'),
     cancelRequested: item.cancelRequested === true,
+    ...(typeof item.cancelReason === 'string' ? { cancelReason: item.cancelReason } : {}),
     retries: retriesOf(number),
     announcement:
       typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,

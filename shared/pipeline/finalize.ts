@@ -144,7 +144,8 @@ async function endingOf(
   stats: JobStatsCollector,
   store: FinalizePorts['store'],
 ): Promise<JobEnding<'completed' | 'canceled' | 'superseded'> & { readonly supersededBy?: string }> {
-  if (job.cancelRequested) return { status: 'canceled' };
+  if (job.cancelRequested)
+    return { status: 'canceled', ...(job.cancelReason === undefined ? {} : { reason: job.cancelReason }) };
   if (stats.erroredWith(InputChangedError.CODE) > 0) return supersededEnding(job.jobId, job.source, store);
   return { status: 'completed' };
 }

@@ -92,6 +92,10 @@ const fileOptions = z.strictObject({
   deadline: deadlineHoursSchema.optional(),
   cache: z.enum(['auto', 'off'], { error: 'must be auto or off' }).optional(),
   'max-error-rate': errorRateSchema.optional(),
+  'max-cost': z.coerce
+    .number({ error: 'must be an amount of USD above 0, such as 25 or 0.5' })
+    .positive('must be an amount of USD above 0, such as 25 or 0.5')
+    .optional(),
 });
 
 /**
@@ -110,7 +114,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, max-error-rate)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, max-error-rate, max-cost)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -132,6 +136,7 @@ export function jobSettingsFrom(
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
     ...optional('cache', parsed.data.cache ?? defaults.cache),
     ...optional('maxErrorRate', parsed.data['max-error-rate'] ?? defaults.maxErrorRate),
+    ...optional('maxCostUsd', parsed.data['max-cost'] ?? defaults.maxCostUsd),
   };
   const catalogModel = checked('file option model', () => {
     const resolved = resolveModel(settings);

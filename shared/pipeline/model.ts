@@ -119,6 +119,8 @@ export interface JobSettings {
   readonly cache?: 'auto' | 'off';
   /** The part of the records that may be invalid before reading stops and the job fails; 0.5 when absent. */
   readonly maxErrorRate?: number;
+  /** The most the job may spend, in USD: once its counted cost reaches it, no record starts another call. */
+  readonly maxCostUsd?: number;
 }
 
 /** Where reading continues: the byte offset and the number of the line that starts there, and what was read. */
@@ -156,6 +158,8 @@ export interface JobRecord {
   readonly finishedAt: string | undefined;
   /** Set by cancel: records not yet run become "canceled" results and the job finishes as canceled. */
   readonly cancelRequested: boolean;
+  /** Why it was canceled when no one asked: its spending cap was reached. */
+  readonly cancelReason?: string;
   /** Attempts sent back to the queue: after a Bedrock failure (throttles among them), or to wait for budget. */
   readonly retries: JobRetries;
   /** The job's final event while it is not yet published. */

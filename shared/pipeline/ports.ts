@@ -135,7 +135,8 @@ export interface JobLedger {
     announcement: Announcement,
   ): Promise<boolean>;
   markAnnounced(jobId: string): Promise<void>;
-  cancelJob(jobId: string): Promise<boolean>;
+  /** Asks a running job to stop; `reason` says why when no one asked (its spending cap). */
+  cancelJob(jobId: string, reason?: string): Promise<boolean>;
   listActiveJobs(): AsyncIterable<JobRecord>;
   /**
    * Claims the cache write of a job's shared prefix for one model: "write" for the claimant, "written" when

@@ -193,7 +193,7 @@ describe('bedrock-batch local up', () => {
     );
   }, 120_000);
 
-  it('submits a file larger than one upload part, streamed in parts, and downloads its results streamed', async () => {
+  it('submits a file larger than one upload part, streamed in parts, and downloads its results streamed once it ends', async () => {
     // Prepare: one line of 6 MiB, over S3's 5 MiB part: a prompt too long for any model, an error record.
     const file = path.join(work, 'large.jsonl');
     await writeFile(file, `${JSON.stringify({ id: 'huge', prompt: 'word '.repeat(1_258_292) })}\n`);
@@ -201,8 +201,8 @@ describe('bedrock-batch local up', () => {
     // Act
     const submitted = await runCli(['submit', file, '--resources', resourcesFile]);
     const jobId = /job (job-[0-9a-f]+)/.exec(submitted.stdout)?.[1] ?? '';
-    await untilCompleted(jobId);
-    const results = await runCli(['results', jobId, '--resources', resourcesFile, '--out', work]);
+    // At once: --wait waits for the job to end.
+    const results = await runCli(['results', jobId, '--resources', resourcesFile, '--out', work, '--wait']);
 
     // Assess
     expect(submitted.code).toBe(0);

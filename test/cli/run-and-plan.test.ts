@@ -176,6 +176,11 @@ describe('bedrock-batch run', () => {
       ['run', 'SAMPLE', '--out', 'SAMPLE'],
       /--out .*sample\.jsonl is a file\. Name a directory/,
     ],
+    [
+      'a spending cap that is no amount',
+      ['run', 'SAMPLE', '--max-cost', 'lots'],
+      /--max-cost must be an amount of USD above 0/,
+    ],
     ['jobs with a limit over 100', ['jobs', '--limit', '101'], /--limit must be at most 100, not 101\./],
     ['an unknown command', ['launch'], /Unknown command "launch"\. Run "bedrock-batch help"/],
     [

@@ -71,6 +71,19 @@ describe.each([
     });
   });
 
+  it('keeps the first reason a job was canceled for, however often it is canceled again', async () => {
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    await subject.cancelJob(job.jobId, 'its spending cap of $1 was reached ($1.02 spent)');
+    await subject.cancelJob(job.jobId, 'another reason');
+    await subject.cancelJob(job.jobId);
+    expect(await subject.getJob(job.jobId)).toMatchObject({
+      cancelRequested: true,
+      cancelReason: 'its spending cap of $1 was reached ($1.02 spent)',
+    });
+  });
+
   it('gives a record id to the first line that claims it, and to that line again', async () => {
     const subject = ledger();
     const { jobId } = newJob();

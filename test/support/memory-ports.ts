@@ -483,10 +483,11 @@ export class MemoryLedger implements Ledger, JobDirectory {
     this.job(jobId).announcement = undefined;
   }
 
-  async cancelJob(jobId: string): Promise<boolean> {
+  async cancelJob(jobId: string, reason?: string): Promise<boolean> {
     const job = this.jobs.get(jobId);
     if (job === undefined || !['enqueuing', 'running'].includes(job.status)) return false;
     job.cancelRequested = true;
+    if (reason !== undefined) job.cancelReason ??= reason;
     return true;
   }
 

@@ -951,6 +951,29 @@ describe('cancel', () => {
     expect((await pipeline.ledger.getJob(jobId))?.status).toBe('canceled');
   });
 
+  it('stops a job at its spending cap: records not yet run end canceled, and the manifest and event say why', async () => {
+    // Prepare: 25 records at $0.000175 each, run 10 a batch; a cap of $0.001, passed within the first batch.
+    const pipeline = pipelineHarness();
+    const lines = Array.from({ length: 25 }, (_, index) => plain(`r${index}`)).join('\n');
+
+    // Act
+    await pipeline.run('inputs/capped.jsonl', lines, { 'max-cost': '0.001' });
+
+    // Assess
+    const statuses = pipeline.outputLines('inputs/capped.jsonl').map((line) => line.status);
+    expect(statuses.filter((status) => status === 'succeeded')).toHaveLength(10);
+    expect(statuses.filter((status) => status === 'canceled')).toHaveLength(15);
+    expect(pipeline.model.calls).toHaveLength(10);
+    const reason = 'its spending cap of $0.001 was reached ($0.00175 spent)';
+    expect(pipeline.manifest('inputs/capped.jsonl')).toMatchObject({ status: 'canceled', reason });
+    expect(pipeline.events.outcomes).toEqual([
+      expect.objectContaining({
+        detailType: 'Batch Job Canceled',
+        detail: expect.objectContaining({ reason }),
+      }),
+    ]);
+  });
+
   it('finalizes only once however often it is asked', async () => {
     // Prepare
     const pipeline = pipelineHarness();
