@@ -6,6 +6,8 @@ import type { PoolLeftOutReport, ReportedQuota } from '../shared/quotas/pool-rep
 export interface ReportManifest {
   readonly jobId?: string;
   readonly status?: string;
+  /** Why the job ended as it did, when not as asked. */
+  readonly reason?: string;
   readonly input?: string;
   readonly model?: string;
   readonly endpoint?: string;
@@ -55,32 +57,38 @@ ${REPORT_STYLE}
 </head>
 <body>
 <h1>Batch job ${escapeHtml(manifest.jobId)}</h1>
-<div class="subtitle">${escapeHtml(manifest.status)} · ${escapeHtml(manifest.input)} · ${escapeHtml(manifest.model)} · ${escapeHtml(manifest.endpoint)} · ${escapeHtml(manifest.region)} · ${escapeHtml(manifest.durationSeconds)} s</div>
+<div class="subtitle">${escapeHtml(manifest.status)} · ${escapeHtml(manifest.input)} · ${escapeHtml(manifest.endpoint)} · ${escapeHtml(manifest.region)} · ${escapeHtml(manifest.durationSeconds)} s</div>
+${modelsUsed(manifest)}
+${cancelPoint(manifest)}
 <div class="metrics">
 ${headlineMetrics(manifest)}
 </div>
 ${failedRecords(stats)}
-<h2>Records finished over time</h2>
-${throughputChart(stats)}
+<h2>Records done over time</h2>
+${progressChart(stats, manifest.totalRecordCount)}
 <h2>Model latency</h2>
 <p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
 ${latencyChart(stats)}
 ${promptCache(manifest.cache)}
 <h2>Tokens and cost per lane</h2>
+<div class="table">
 <table>
 <thead><tr><th>lane</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
 <tbody>
 ${laneRows(manifest.lanes ?? stats?.perLane)}
 </tbody>
 </table>
+</div>
 ${poolSection(manifest)}
 <h2>Tokens and cost per model</h2>
+<div class="table">
 <table>
 <thead><tr><th>model</th><th>records</th><th>input</th><th>output</th><th>cache write</th><th>cache read</th><th>cost</th></tr></thead>
 <tbody>
 ${perModelRows(stats)}
 </tbody>
 </table>
+</div>
 <p class="note">Costs are estimates from the pipeline's price catalog (prices of ${escapeHtml(manifest.pricesCheckedOn)}); Bedrock bills what it bills.</p>
 </body>
 </html>
@@ -91,7 +99,7 @@ const REPORT_STYLE = `<style>
   body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2933; max-width: 60rem; }
   h1 { font-size: 1.4rem; margin-bottom: 0.2rem; }
   .subtitle { color: #52606d; margin-bottom: 1.5rem; }
-  .metrics { display: grid; grid-template-columns: repeat(5, 1fr); gap: 0.8rem; margin-bottom: 2rem; }
+  .metrics { display: grid; grid-template-columns: repeat(auto-fill, minmax(9rem, 1fr)); gap: 0.8rem; margin-bottom: 2rem; }
   .metric { background: #f5f7fa; border-radius: 6px; padding: 0.7rem; }
   .value { font-size: 1.3rem; font-weight: 600; }
   .label { color: #52606d; font-size: 0.8rem; }
@@ -99,7 +107,15 @@ const REPORT_STYLE = `<style>
   table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
   th, td { text-align: right; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e4e7eb; }
   th:first-child, td:first-child { text-align: left; }
-  svg { background: #fbfcfd; border: 1px solid #e4e7eb; border-radius: 6px; }
+  svg { background: #fbfcfd; border: 1px solid #e4e7eb; border-radius: 6px; width: 100%; height: auto; }
+  .table { overflow-x: auto; }
+  .subtitle, .models, .canceled { overflow-wrap: anywhere; }
+  .models { margin-bottom: 1rem; }
+  .canceled { color: #9b2c2c; }
+  @media (max-width: 40rem) {
+    body { margin: 0.8rem; }
+    .value { font-size: 1.1rem; }
+  }
   .note { color: #52606d; font-size: 0.8rem; }
 </style>`;
 
@@ -164,12 +180,14 @@ function failedRecords(stats: JobStats | undefined): string {
       `<tr data-error-code="${escapeHtml(error.code)}"><td>${escapeHtml(error.code)}</td><td>${format(error.records)}</td><td>${format(error.firstLine)}</td></tr>`,
   );
   return `<h2>Failed records</h2>
+<div class="table">
 <table>
 <thead><tr><th>error code</th><th>records</th><th>first line</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
 </table>
+</div>
 <p class="note">The output file has each failed record's message, on its line.</p>`;
 }
 
@@ -191,12 +209,14 @@ function poolSection(manifest: ReportManifest): string {
       `<p class="note" data-pool-left-out="${escapeHtml(`${pool.region}#${pool.modelId}`)}">Left out: ${escapeHtml(pool.region)} ${escapeHtml(pool.modelId)}: ${escapeHtml(pool.reason)}</p>`,
   );
   return `<h2>Quota pools</h2>
+<div class="table">
 <table>
 <thead><tr><th>pool</th><th>tokens a minute spent by</th><th>records</th><th>input</th><th>output</th><th>cost</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
 </table>
+</div>
 ${notes.join('\n')}`;
 }
 
@@ -209,38 +229,106 @@ function laneRows(lanes: ReportManifest['lanes']): string {
 }
 
 const WIDTH = 720;
-const HEIGHT = 180;
+const HEIGHT = 220;
+/** The plot inside a chart: room on the left for the counts, below for the times. */
+const PLOT = { left: 52, right: 12, top: 12, bottom: 36 } as const;
+const AXIS_TEXT = 'font-size="11" fill="#52606d"';
 
-function bars(values: readonly number[], labels: readonly string[], title: string): string {
-  const most = Math.max(1, ...values);
-  const width = WIDTH / Math.max(1, values.length);
-  const rects = values
-    .map((value, index) => {
-      const height = Math.round((value / most) * (HEIGHT - 30));
-      return `<rect x="${(index * width + 1).toFixed(1)}" y="${HEIGHT - 20 - height}" width="${Math.max(1, width - 2).toFixed(1)}" height="${height}" fill="#3e7cb1"><title>${escapeHtml(labels[index])}: ${value}</title></rect>`;
-    })
-    .join('');
-  return `<svg role="img" aria-label="${escapeHtml(title)}" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" xmlns="http://www.w3.org/2000/svg">${rects}<text x="4" y="${HEIGHT - 5}" font-size="11" fill="#52606d">${escapeHtml(labels[0] ?? '')}</text><text x="${WIDTH - 4}" y="${HEIGHT - 5}" font-size="11" fill="#52606d" text-anchor="end">${escapeHtml(labels.at(-1) ?? '')}</text><text x="4" y="12" font-size="11" fill="#52606d">max ${most}</text></svg>`;
+/** `0 s`, `45 s`, `3 min`, `1.5 h`: a time on an axis. */
+function axisTime(seconds: number): string {
+  if (seconds === 0) return '0 s';
+  if (seconds < 10) return `${seconds.toFixed(1)} s`;
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3_600).toFixed(1)} h`;
 }
 
-function throughputChart(stats: JobStats | undefined): string {
-  if (stats === undefined || stats.throughput.completed.length === 0)
-    return '<p class="note">No timing recorded.</p>';
-  const { bucketSeconds, completed } = stats.throughput;
-  return bars(
-    completed,
-    completed.map((_, index) => `${index * bucketSeconds} s`),
-    `records finished per ${bucketSeconds} s`,
+/** A chart's frame: the y axis with its ticks and labels, the x axis line, and the axis titles. */
+function frame(yMax: number, yTitle: string, xTitle: string): string {
+  const bottom = HEIGHT - PLOT.bottom;
+  const y = (value: number) => bottom - (value / Math.max(1, yMax)) * (bottom - PLOT.top);
+  const ticks = [...new Set([0, Math.round(yMax / 2), yMax])].map(
+    (value) =>
+      `<line x1="${PLOT.left}" x2="${WIDTH - PLOT.right}" y1="${y(value).toFixed(1)}" y2="${y(value).toFixed(1)}" stroke="#e4e7eb"/>` +
+      `<text x="${PLOT.left - 6}" y="${(y(value) + 4).toFixed(1)}" ${AXIS_TEXT} text-anchor="end" data-y-tick="${value}">${format(value)}</text>`,
+  );
+  return (
+    ticks.join('') +
+    `<line x1="${PLOT.left}" x2="${WIDTH - PLOT.right}" y1="${bottom}" y2="${bottom}" stroke="#9aa5b1"/>` +
+    `<text x="12" y="${(PLOT.top + bottom) / 2}" ${AXIS_TEXT} text-anchor="middle" transform="rotate(-90 12 ${(PLOT.top + bottom) / 2})">${escapeHtml(yTitle)}</text>` +
+    `<text x="${(PLOT.left + WIDTH - PLOT.right) / 2}" y="${HEIGHT - 4}" ${AXIS_TEXT} text-anchor="middle">${escapeHtml(xTitle)}</text>`
   );
 }
 
+function svg(title: string, body: string): string {
+  return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${WIDTH} ${HEIGHT}" xmlns="http://www.w3.org/2000/svg">${body}</svg>`;
+}
+
+/**
+ * Records done as the job went: a line rising from 0 to the records done, over the job's time, with the
+ * counts on the left and the times below. It reads better than a count per interval, which spikes.
+ */
+function progressChart(stats: JobStats | undefined, totalRecords: number): string {
+  if (stats === undefined || stats.throughput.completed.length === 0)
+    return '<p class="note">No timing recorded.</p>';
+  const { bucketSeconds, completed } = stats.throughput;
+  const done = [0];
+  for (const count of completed) done.push((done.at(-1) ?? 0) + count);
+  const yMax = Math.max(1, totalRecords, done.at(-1) ?? 0);
+  const seconds = completed.length * bucketSeconds;
+  const bottom = HEIGHT - PLOT.bottom;
+  const x = (at: number) => PLOT.left + (at / Math.max(1, seconds)) * (WIDTH - PLOT.left - PLOT.right);
+  const y = (value: number) => bottom - (value / yMax) * (bottom - PLOT.top);
+  const points = done.map((value, index) => `${x(index * bucketSeconds).toFixed(1)},${y(value).toFixed(1)}`);
+  const xTicks = [0, 0.25, 0.5, 0.75, 1].map((share) => {
+    const at = share * seconds;
+    return `<text x="${x(at).toFixed(1)}" y="${bottom + 14}" ${AXIS_TEXT} text-anchor="${share === 0 ? 'start' : share === 1 ? 'end' : 'middle'}" data-x-tick="${Math.round(at)}">${axisTime(at)}</text>`;
+  });
+  return svg(
+    'records done over time',
+    frame(yMax, 'records done', 'time since the job started') +
+      xTicks.join('') +
+      `<polygon points="${PLOT.left},${bottom} ${points.join(' ')} ${x(seconds).toFixed(1)},${bottom}" fill="#3e7cb1" fill-opacity="0.12"/>` +
+      `<polyline points="${points.join(' ')}" fill="none" stroke="#3e7cb1" stroke-width="2"><title>${format(done.at(-1) ?? 0)} records done in ${axisTime(seconds)}</title></polyline>`,
+  );
+}
+
+/** How long model calls took: a bar per latency band with its count on it, the bands named below. */
 function latencyChart(stats: JobStats | undefined): string {
   if (stats === undefined || stats.latencyMs.histogram.length === 0)
     return '<p class="note">No model calls.</p>';
   const { histogram } = stats.latencyMs;
-  return bars(
-    histogram.map((bucket) => bucket.count),
-    histogram.map((bucket) => (bucket.upToMs === null ? 'longer' : `≤ ${bucket.upToMs} ms`)),
-    'latency distribution',
-  );
+  const most = Math.max(1, ...histogram.map((bucket) => bucket.count));
+  const bottom = HEIGHT - PLOT.bottom;
+  const slot = (WIDTH - PLOT.left - PLOT.right) / histogram.length;
+  const bars = histogram.map((bucket, index) => {
+    const height = (bucket.count / most) * (bottom - PLOT.top);
+    const left = PLOT.left + index * slot;
+    const band = bucket.upToMs === null ? 'longer' : `≤ ${format(bucket.upToMs)} ms`;
+    return (
+      `<rect x="${(left + 2).toFixed(1)}" y="${(bottom - height).toFixed(1)}" width="${Math.max(1, slot - 4).toFixed(1)}" height="${height.toFixed(1)}" fill="#3e7cb1"><title>${escapeHtml(band)}: ${format(bucket.count)} calls</title></rect>` +
+      (bucket.count > 0
+        ? `<text x="${(left + slot / 2).toFixed(1)}" y="${(bottom - height - 3).toFixed(1)}" ${AXIS_TEXT} text-anchor="middle">${format(bucket.count)}</text>`
+        : '') +
+      `<text x="${(left + slot / 2).toFixed(1)}" y="${bottom + 14}" ${AXIS_TEXT} text-anchor="middle" data-band="${escapeHtml(band)}">${escapeHtml(band)}</text>`
+    );
+  });
+  return svg('latency distribution', frame(most, 'calls', 'time to answer') + bars.join(''));
+}
+
+/** The models the records went to, as the calls named them, with how many each took. */
+function modelsUsed(manifest: ReportManifest): string {
+  const models = manifest.stats?.perModel ?? [];
+  if (models.length === 0)
+    return `<div class="models" data-models>model ${escapeHtml(manifest.model)} (no record reached it)</div>`;
+  const named = models.map((model) => `${escapeHtml(model.modelId)} (${format(model.records)})`);
+  return `<div class="models" data-models>${models.length === 1 ? 'model' : 'models'} ${named.join(', ')}</div>`;
+}
+
+/** For a job that was canceled: why, and where it stood. */
+function cancelPoint(manifest: ReportManifest): string {
+  if (manifest.status !== 'canceled') return '';
+  const finished = manifest.successRecordCount + manifest.errorRecordCount;
+  const reason = manifest.reason === undefined ? 'on request' : `because ${escapeHtml(manifest.reason)}`;
+  return `<p class="canceled" data-cancel-point>Canceled ${reason}: ${format(finished)} of ${format(manifest.totalRecordCount)} records had finished; ${format(manifest.canceledRecordCount ?? 0)} were canceled.</p>`;
 }

@@ -15,7 +15,7 @@ import { fixturePath } from '../support/factories.ts';
 async function render(
   url: string,
   screenshotPath: string,
-): Promise<{ dom: string; fetchedElsewhere: string[] }> {
+): Promise<{ dom: string; fetchedElsewhere: string[]; phoneOverflow: number }> {
   const browser = await puppeteer.launch({
     executablePath: await chromium.executablePath(),
     args: [
@@ -39,7 +39,13 @@ async function render(
     await page.setViewport({ width: 1000, height: 1100 });
     await page.goto(url, { waitUntil: 'load' });
     await page.screenshot({ path: screenshotPath as `${string}.png`, fullPage: true });
-    return { dom: await page.content(), fetchedElsewhere };
+    const dom = await page.content();
+    // A phone's width: how far the page reaches beyond it (tables scroll inside their own box).
+    await page.setViewport({ width: 390, height: 844 });
+    const phoneOverflow = Number(
+      await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'),
+    );
+    return { dom, fetchedElsewhere, phoneOverflow };
   } finally {
     await browser.close();
   }
@@ -49,7 +55,10 @@ let work = '';
 let manifest: Record<string, unknown> & {
   totalRecordCount: number;
   successRecordCount: number;
-  stats: { perModel: Array<{ modelId: string; estimatedCostUsd: number }>; retries: JobRetries };
+  stats: {
+    perModel: Array<{ modelId: string; records: number; estimatedCostUsd: number }>;
+    retries: JobRetries;
+  };
   lanes: Record<string, { records: number; estimatedCostUsd: number }>;
 };
 beforeAll(async () => {
@@ -72,7 +81,10 @@ describe('bedrock-batch report', () => {
       '--html',
       html,
     ]);
-    const { dom, fetchedElsewhere } = await render(`file://${html}`, path.join(work, 'report.png'));
+    const { dom, fetchedElsewhere, phoneOverflow } = await render(
+      `file://${html}`,
+      path.join(work, 'report.png'),
+    );
 
     // Assess
     expect(result.code).toBe(0);
@@ -99,8 +111,19 @@ describe('bedrock-batch report', () => {
       String(manifest.lanes.onDemand?.records),
       String(manifest.lanes.onDemand?.estimatedCostUsd),
     ]);
-    expect(dom).toMatch(/<svg role="img" aria-label="records finished per \d+ s"/);
+    // Charts with axes a person reads: records done from 0 to all, times below, latency bands named.
+    expect(dom).toMatch(/<svg role="img" aria-label="records done over time"/);
+    expect(dom).toContain(`data-y-tick="${manifest.totalRecordCount}">${manifest.totalRecordCount}<`);
+    expect(dom).toMatch(/data-x-tick="0">0 s</);
     expect(dom).toMatch(/<svg role="img" aria-label="latency distribution"/);
+    expect(dom).toMatch(/data-band="≤ [\d,]+ ms"/);
+    // The models the records went to, and which records failed and why.
+    const models = /data-models="">models? ([^<]*)</.exec(dom)?.[1];
+    expect(models).toBe(
+      manifest.stats.perModel.map((model) => `${model.modelId} (${model.records})`).join(', '),
+    );
+    expect(dom).toMatch(/<tr data-error-code="[A-Z_]+"><td>[A-Z_]+<\/td><td>1<\/td><td>\d+<\/td><\/tr>/);
+    expect(phoneOverflow).toBe(0);
     expect((await stat(path.join(work, 'report.png'))).size).toBeGreaterThan(10_000);
     expect(fetchedElsewhere).toEqual([]);
     expect(await readFile(html, 'utf8')).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);

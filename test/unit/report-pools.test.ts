@@ -103,3 +103,52 @@ describe('the report of a job with failed records', () => {
     expect(renderReport(basics)).not.toContain('Failed records');
   });
 });
+
+describe('the report of a canceled job', () => {
+  it('says why and where it stopped, and names the models its records went to, not the file default', () => {
+    // Prepare
+    const manifest: ReportManifest = {
+      ...basics,
+      status: 'canceled',
+      reason: 'its spending cap of $0.1 was reached ($0.12 spent)',
+      model: 'opus-4.6',
+      successRecordCount: 90,
+      errorRecordCount: 10,
+      canceledRecordCount: 50,
+      stats: {
+        ...new JobStatsCollector(0).summary({ retries: NO_RETRIES }),
+        perModel: [
+          {
+            modelId: `global.${HAIKU}`,
+            records: 80,
+            inputTokens: 0,
+            outputTokens: 0,
+            cacheWriteTokens: 0,
+            cacheReadTokens: 0,
+            estimatedCostUsd: 0.1,
+          },
+          {
+            modelId: 'global.anthropic.claude-opus-4-6-v1',
+            records: 20,
+            inputTokens: 0,
+            outputTokens: 0,
+            cacheWriteTokens: 0,
+            cacheReadTokens: 0,
+            estimatedCostUsd: 0.02,
+          },
+        ],
+      },
+    };
+
+    // Act
+    const html = renderReport(manifest);
+
+    // Assess
+    expect(html).toContain(
+      '<p class="canceled" data-cancel-point>Canceled because its spending cap of $0.1 was reached ($0.12 spent): 100 of 150 records had finished; 50 were canceled.</p>',
+    );
+    expect(html).toContain(
+      `<div class="models" data-models>models global.${HAIKU} (80), global.anthropic.claude-opus-4-6-v1 (20)</div>`,
+    );
+  });
+});
