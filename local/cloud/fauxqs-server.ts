@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { buildApp } from 'fauxqs';
+import { loadFauxqs } from './local-cloud-packages.ts';
 
 /** What S3 tells EventBridge about a new object (the fields of an "Object Created" event's detail). */
 export interface ObjectCreatedNotice {
@@ -25,6 +25,7 @@ export interface FauxqsServer {
  * watches its S3 responses and reports each object created, which is what S3 hands to EventBridge.
  */
 export async function startFauxqs(region: string): Promise<FauxqsServer> {
+  const { buildApp } = await loadFauxqs();
   const app = buildApp({ logger: false, host: 'localhost', defaultRegion: region });
   // fauxqs caps request bodies at 11 MiB; S3 takes 5 GiB in one PutObject. A large document's line, or a
   // result that carries one, must be stored locally as it would be on S3.

