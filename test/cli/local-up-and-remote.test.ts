@@ -273,7 +273,7 @@ describe('bedrock-batch local up', () => {
     );
 
     // Act
-    const status = await runInProcess(['status', job.jobId, '--resources', resourcesFile]);
+    const status = await runCli(['status', job.jobId, '--resources', resourcesFile]);
 
     // Assess
     expect(status.stdout).toMatch(/^ {2}waiting for tokens: 5 records to go, tokens in about (89|90) s$/m);

@@ -257,6 +257,40 @@ describe('bedrock-batch run', () => {
     ).toHaveLength(20);
   }, 120_000);
 
+  it('stops at its spending cap: the job ends canceled with the reason, and the records not run are canceled', async () => {
+    // Prepare: 200 records, a tenth of a cent allowed: the cap is passed by the first records answered.
+    const file = path.join(work, 'capped.jsonl');
+    await writeFile(
+      file,
+      `${Array.from({ length: 200 }, (_, index) => JSON.stringify({ id: `r${index}`, prompt: `Prompt ${index}` })).join('\n')}\n`,
+    );
+
+    // Act
+    const result = await runCli([
+      'run',
+      file,
+      '--out',
+      work,
+      '--speed',
+      '0',
+      '--max-cost',
+      '0.001',
+      '--json',
+    ]);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /Job failed: The job ended canceled: its spending cap of \$0\.001 was reached \(\$[\d.]+ spent\)/,
+    );
+    const manifest = JSON.parse(result.stdout);
+    expect(manifest).toMatchObject({
+      status: 'canceled',
+      reason: expect.stringMatching(/^its spending cap of \$0\.001/),
+    });
+    expect(manifest.canceledRecordCount).toBeGreaterThan(0);
+  }, 120_000);
+
   it('caches the prefix a file shares and says what it saved, unless --cache off', async () => {
     // Prepare: 12 tickets under one 6,000-token policy.
     const policy = `Classify under the refund policy. ${'Refunds within 30 days of purchase. '.repeat(660)}`;
