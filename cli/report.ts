@@ -1,6 +1,7 @@
 import type { CacheSummary } from '../shared/output/manifest.ts';
 import type { JobStats } from '../shared/pipeline/job-stats.ts';
 import type { PoolLeftOutReport, ReportedQuota } from '../shared/quotas/pool-report.ts';
+import { duration, number } from './words.ts';
 
 /** The manifest fields the report reads (the finalizer writes them all). */
 export interface ReportManifest {
@@ -38,7 +39,6 @@ export interface ReportManifest {
 
 const escapeHtml = (text: unknown): string =>
   String(text ?? '').replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
-const format = (value: number): string => value.toLocaleString('en-US');
 
 /**
  * A job report as one self-contained HTML page (inline CSS and SVG, no scripts, nothing fetched): the
@@ -67,7 +67,7 @@ ${failedRecords(stats)}
 <h2>Records done over time</h2>
 ${progressChart(stats, manifest.totalRecordCount)}
 <h2>Model latency</h2>
-<p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${format(latency?.count ?? 0)} calls)</p>
+<p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${number(latency?.count ?? 0)} calls)</p>
 ${latencyChart(stats)}
 ${promptCache(manifest.cache)}
 <h2>Tokens and cost per lane</h2>
@@ -125,17 +125,17 @@ function headlineMetrics(manifest: ReportManifest): string {
   const metric = (name: string, label: string, value: string) =>
     `<div class="metric"><div class="value" data-metric="${name}">${escapeHtml(value)}</div><div class="label">${escapeHtml(label)}</div></div>`;
   return [
-    metric('totalRecordCount', 'records', format(manifest.totalRecordCount)),
-    metric('successRecordCount', 'succeeded', format(manifest.successRecordCount)),
-    metric('errorRecordCount', 'failed', format(manifest.errorRecordCount)),
-    metric('canceledRecordCount', 'canceled', format(manifest.canceledRecordCount ?? 0)),
-    metric('inputTokenCount', 'input tokens', format(manifest.inputTokenCount)),
-    metric('outputTokenCount', 'output tokens', format(manifest.outputTokenCount)),
+    metric('totalRecordCount', 'records', number(manifest.totalRecordCount)),
+    metric('successRecordCount', 'succeeded', number(manifest.successRecordCount)),
+    metric('errorRecordCount', 'failed', number(manifest.errorRecordCount)),
+    metric('canceledRecordCount', 'canceled', number(manifest.canceledRecordCount ?? 0)),
+    metric('inputTokenCount', 'input tokens', number(manifest.inputTokenCount)),
+    metric('outputTokenCount', 'output tokens', number(manifest.outputTokenCount)),
     metric('estimatedCostUsd', 'estimated cost (USD)', `$${manifest.estimatedCostUsd}`),
-    metric('retried', 'retried attempts', format(stats?.retries.retried ?? 0)),
-    metric('bedrockThrottles', 'Bedrock throttles', format(stats?.retries.bedrockThrottles ?? 0)),
-    metric('budgetWaits', 'waited 1 s or more for tokens', format(stats?.retries.budgetWaits ?? 0)),
-    metric('sentBackToWait', 'sent back to the queue to wait', format(stats?.retries.sentBackToWait ?? 0)),
+    metric('retried', 'retried attempts', number(stats?.retries.retried ?? 0)),
+    metric('bedrockThrottles', 'Bedrock throttles', number(stats?.retries.bedrockThrottles ?? 0)),
+    metric('budgetWaits', 'waited 1 s or more for tokens', number(stats?.retries.budgetWaits ?? 0)),
+    metric('sentBackToWait', 'sent back to the queue to wait', number(stats?.retries.sentBackToWait ?? 0)),
     metric('receivesPerRecord', 'SQS receives a record', perRecord(stats?.retries.receives, manifest)),
     metric(
       'bedrockCallsPerRecord',
@@ -156,13 +156,13 @@ function promptCache(cache: CacheSummary | undefined): string {
   if (cache === undefined || cache.hitRate === null) return '';
   const used = cache.hitRecords + cache.missRecords;
   return `<h2>Prompt cache</h2>
-<p data-metric="cache">hit rate ${(cache.hitRate * 100).toFixed(1)}% (${format(cache.hitRecords)} of ${format(used)} records read it) · ${format(cache.readTokens)} tokens read · ${format(cache.writeTokens)} written · saved $${cache.savingUsd} of $${cache.uncachedCostUsd} the same calls cost without it</p>`;
+<p data-metric="cache">hit rate ${(cache.hitRate * 100).toFixed(1)}% (${number(cache.hitRecords)} of ${number(used)} records read it) · ${number(cache.readTokens)} tokens read · ${number(cache.writeTokens)} written · saved $${cache.savingUsd} of $${cache.uncachedCostUsd} the same calls cost without it</p>`;
 }
 
 type TotalsRow = JobStats['perModel'][number];
 
 function totalsRow(name: string, totals: Omit<TotalsRow, 'modelId'>, attribute: string): string {
-  return `<tr ${attribute}><td>${escapeHtml(name)}</td><td>${format(totals.records)}</td><td>${format(totals.inputTokens)}</td><td>${format(totals.outputTokens)}</td><td>${format(totals.cacheWriteTokens)}</td><td>${format(totals.cacheReadTokens)}</td><td>$${totals.estimatedCostUsd}</td></tr>`;
+  return `<tr ${attribute}><td>${escapeHtml(name)}</td><td>${number(totals.records)}</td><td>${number(totals.inputTokens)}</td><td>${number(totals.outputTokens)}</td><td>${number(totals.cacheWriteTokens)}</td><td>${number(totals.cacheReadTokens)}</td><td>$${totals.estimatedCostUsd}</td></tr>`;
 }
 
 function perModelRows(stats: ReportManifest['stats']): string {
@@ -177,7 +177,7 @@ function failedRecords(stats: JobStats | undefined): string {
   if (errors.length === 0) return '';
   const rows = errors.map(
     (error) =>
-      `<tr data-error-code="${escapeHtml(error.code)}"><td>${escapeHtml(error.code)}</td><td>${format(error.records)}</td><td>${format(error.firstLine)}</td></tr>`,
+      `<tr data-error-code="${escapeHtml(error.code)}"><td>${escapeHtml(error.code)}</td><td>${number(error.records)}</td><td>${number(error.firstLine)}</td></tr>`,
   );
   return `<h2>Failed records</h2>
 <div class="table">
@@ -199,10 +199,10 @@ function poolSection(manifest: ReportManifest): string {
   const quota = (pool: (typeof pools)[number]) =>
     pool.quota === undefined
       ? '-'
-      : `${format(pool.quota.usableTokensPerMinute)} (${escapeHtml(pool.quota.origin)})`;
+      : `${number(pool.quota.usableTokensPerMinute)} (${escapeHtml(pool.quota.origin)})`;
   const rows = pools.map(
     (pool) =>
-      `<tr data-pool="${escapeHtml(`${pool.region}#${pool.modelId}`)}"><td>${escapeHtml(pool.region)} ${escapeHtml(pool.modelId)}</td><td>${quota(pool)}</td><td>${format(pool.records)}</td><td>${format(pool.inputTokens)}</td><td>${format(pool.outputTokens)}</td><td>$${pool.estimatedCostUsd}</td></tr>`,
+      `<tr data-pool="${escapeHtml(`${pool.region}#${pool.modelId}`)}"><td>${escapeHtml(pool.region)} ${escapeHtml(pool.modelId)}</td><td>${quota(pool)}</td><td>${number(pool.records)}</td><td>${number(pool.inputTokens)}</td><td>${number(pool.outputTokens)}</td><td>$${pool.estimatedCostUsd}</td></tr>`,
   );
   const notes = leftOut.map(
     (pool) =>
@@ -234,15 +234,6 @@ const HEIGHT = 220;
 const PLOT = { left: 52, right: 12, top: 12, bottom: 36 } as const;
 const AXIS_TEXT = 'font-size="11" fill="#52606d"';
 
-/** `0 s`, `45 s`, `3 min`, `1.5 h`: a time on an axis. */
-function axisTime(seconds: number): string {
-  if (seconds === 0) return '0 s';
-  if (seconds < 10) return `${seconds.toFixed(1)} s`;
-  if (seconds < 120) return `${Math.round(seconds)} s`;
-  if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
-  return `${(seconds / 3_600).toFixed(1)} h`;
-}
-
 /** A chart's frame: the y axis with its ticks and labels, the x axis line, and the axis titles. */
 function frame(yMax: number, yTitle: string, xTitle: string): string {
   const bottom = HEIGHT - PLOT.bottom;
@@ -250,7 +241,7 @@ function frame(yMax: number, yTitle: string, xTitle: string): string {
   const ticks = [...new Set([0, Math.round(yMax / 2), yMax])].map(
     (value) =>
       `<line x1="${PLOT.left}" x2="${WIDTH - PLOT.right}" y1="${y(value).toFixed(1)}" y2="${y(value).toFixed(1)}" stroke="#e4e7eb"/>` +
-      `<text x="${PLOT.left - 6}" y="${(y(value) + 4).toFixed(1)}" ${AXIS_TEXT} text-anchor="end" data-y-tick="${value}">${format(value)}</text>`,
+      `<text x="${PLOT.left - 6}" y="${(y(value) + 4).toFixed(1)}" ${AXIS_TEXT} text-anchor="end" data-y-tick="${value}">${number(value)}</text>`,
   );
   return (
     ticks.join('') +
@@ -282,14 +273,14 @@ function progressChart(stats: JobStats | undefined, totalRecords: number): strin
   const points = done.map((value, index) => `${x(index * bucketSeconds).toFixed(1)},${y(value).toFixed(1)}`);
   const xTicks = [0, 0.25, 0.5, 0.75, 1].map((share) => {
     const at = share * seconds;
-    return `<text x="${x(at).toFixed(1)}" y="${bottom + 14}" ${AXIS_TEXT} text-anchor="${share === 0 ? 'start' : share === 1 ? 'end' : 'middle'}" data-x-tick="${Math.round(at)}">${axisTime(at)}</text>`;
+    return `<text x="${x(at).toFixed(1)}" y="${bottom + 14}" ${AXIS_TEXT} text-anchor="${share === 0 ? 'start' : share === 1 ? 'end' : 'middle'}" data-x-tick="${Math.round(at)}">${duration(at)}</text>`;
   });
   return svg(
     'records done over time',
     frame(yMax, 'records done', 'time since the job started') +
       xTicks.join('') +
       `<polygon points="${PLOT.left},${bottom} ${points.join(' ')} ${x(seconds).toFixed(1)},${bottom}" fill="#3e7cb1" fill-opacity="0.12"/>` +
-      `<polyline points="${points.join(' ')}" fill="none" stroke="#3e7cb1" stroke-width="2"><title>${format(done.at(-1) ?? 0)} records done in ${axisTime(seconds)}</title></polyline>`,
+      `<polyline points="${points.join(' ')}" fill="none" stroke="#3e7cb1" stroke-width="2"><title>${number(done.at(-1) ?? 0)} records done in ${duration(seconds)}</title></polyline>`,
   );
 }
 
@@ -304,11 +295,11 @@ function latencyChart(stats: JobStats | undefined): string {
   const bars = histogram.map((bucket, index) => {
     const height = (bucket.count / most) * (bottom - PLOT.top);
     const left = PLOT.left + index * slot;
-    const band = bucket.upToMs === null ? 'longer' : `≤ ${format(bucket.upToMs)} ms`;
+    const band = bucket.upToMs === null ? 'longer' : `≤ ${number(bucket.upToMs)} ms`;
     return (
-      `<rect x="${(left + 2).toFixed(1)}" y="${(bottom - height).toFixed(1)}" width="${Math.max(1, slot - 4).toFixed(1)}" height="${height.toFixed(1)}" fill="#3e7cb1"><title>${escapeHtml(band)}: ${format(bucket.count)} calls</title></rect>` +
+      `<rect x="${(left + 2).toFixed(1)}" y="${(bottom - height).toFixed(1)}" width="${Math.max(1, slot - 4).toFixed(1)}" height="${height.toFixed(1)}" fill="#3e7cb1"><title>${escapeHtml(band)}: ${number(bucket.count)} calls</title></rect>` +
       (bucket.count > 0
-        ? `<text x="${(left + slot / 2).toFixed(1)}" y="${(bottom - height - 3).toFixed(1)}" ${AXIS_TEXT} text-anchor="middle">${format(bucket.count)}</text>`
+        ? `<text x="${(left + slot / 2).toFixed(1)}" y="${(bottom - height - 3).toFixed(1)}" ${AXIS_TEXT} text-anchor="middle">${number(bucket.count)}</text>`
         : '') +
       `<text x="${(left + slot / 2).toFixed(1)}" y="${bottom + 14}" ${AXIS_TEXT} text-anchor="middle" data-band="${escapeHtml(band)}">${escapeHtml(band)}</text>`
     );
@@ -321,7 +312,7 @@ function modelsUsed(manifest: ReportManifest): string {
   const models = manifest.stats?.perModel ?? [];
   if (models.length === 0)
     return `<div class="models" data-models>model ${escapeHtml(manifest.model)} (no record reached it)</div>`;
-  const named = models.map((model) => `${escapeHtml(model.modelId)} (${format(model.records)})`);
+  const named = models.map((model) => `${escapeHtml(model.modelId)} (${number(model.records)})`);
   return `<div class="models" data-models>${models.length === 1 ? 'model' : 'models'} ${named.join(', ')}</div>`;
 }
 
@@ -330,5 +321,5 @@ function cancelPoint(manifest: ReportManifest): string {
   if (manifest.status !== 'canceled') return '';
   const finished = manifest.successRecordCount + manifest.errorRecordCount;
   const reason = manifest.reason === undefined ? 'on request' : `because ${escapeHtml(manifest.reason)}`;
-  return `<p class="canceled" data-cancel-point>Canceled ${reason}: ${format(finished)} of ${format(manifest.totalRecordCount)} records had finished; ${format(manifest.canceledRecordCount ?? 0)} were canceled.</p>`;
+  return `<p class="canceled" data-cancel-point>Canceled ${reason}: ${number(finished)} of ${number(manifest.totalRecordCount)} records had finished; ${number(manifest.canceledRecordCount ?? 0)} were canceled.</p>`;
 }

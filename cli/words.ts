@@ -18,6 +18,7 @@ export function usd(amount: number, digits = 4): string {
 
 /** `7.9 s`, `45 s`, `12 min`, `3.5 h`, `2.1 d`: to the unit that reads at a glance. */
 export function duration(seconds: number): string {
+  if (seconds === 0) return '0 s';
   if (seconds < 10) return `${seconds.toFixed(1)} s`;
   if (seconds < 120) return `${Math.round(seconds)} s`;
   if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;

@@ -18,6 +18,7 @@ import { UsageError } from '../errors.ts';
 import { jsonOption, modelOptions, quotaOptions, resourceOptions } from '../options.ts';
 import { readResourcesFile } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
+import { number } from '../words.ts';
 
 export const QUOTAS_COMMAND = {
   name: 'quotas',
@@ -130,14 +131,14 @@ function describe({ model, reading, unoffered }: ModelQuotas, term: Terminal): s
   const total = reading.quotas.reduce((sum, quota) => sum + quota.usableTokensPerMinute, 0);
   for (const quota of reading.quotas) {
     const { region, endpoint, modelId } = quota.pool;
-    const day = quota.tokensPerDay === undefined ? '' : `, ${formatted(quota.tokensPerDay)} a day`;
+    const day = quota.tokensPerDay === undefined ? '' : `, ${number(quota.tokensPerDay)} a day`;
     const from =
       quota.origin === 'service-quotas'
         ? `"${quota.matched[0]}"`
         : `${term.red('warning:')} ${quota.warning ?? quota.origin}`;
     lines.push(
-      `  ${region.padEnd(15)} ${endpoint.padEnd(10)} ${modelId}: ${formatted(quota.tokensPerMinute)} tokens a minute${day}; ` +
-        `uses ${formatted(quota.usableTokensPerMinute)}. ${from}`,
+      `  ${region.padEnd(15)} ${endpoint.padEnd(10)} ${modelId}: ${number(quota.tokensPerMinute)} tokens a minute${day}; ` +
+        `uses ${number(quota.usableTokensPerMinute)}. ${from}`,
     );
   }
   for (const { pool, reason } of reading.leftOut)
@@ -147,7 +148,7 @@ function describe({ model, reading, unoffered }: ModelQuotas, term: Terminal): s
   for (const { region, endpoint, reason } of unoffered)
     lines.push(`  ${region.padEnd(15)} ${endpoint.padEnd(10)} left out: ${reason}`);
   const pools = reading.quotas.length;
-  lines.push(`  in all: ${formatted(total)} tokens a minute over ${pools} pool${pools === 1 ? '' : 's'}`);
+  lines.push(`  in all: ${number(total)} tokens a minute over ${pools} pool${pools === 1 ? '' : 's'}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -176,8 +177,4 @@ function asJson({ model, reading, unoffered }: ModelQuotas) {
       ...unoffered.map(({ region, endpoint, reason }) => ({ region, endpoint, modelId: null, reason })),
     ],
   };
-}
-
-function formatted(tokens: number): string {
-  return tokens.toLocaleString('en-US');
 }

@@ -24,7 +24,7 @@ import { jsonOption, modelOptions, outOption, resourceOptions } from '../options
 import { redrive } from '../redrive.ts';
 import { resolveResources } from '../resources.ts';
 import type { Terminal } from '../terminal.ts';
-import { count, duration } from '../words.ts';
+import { count, duration, number } from '../words.ts';
 import { sourceRegions } from './quotas.ts';
 import { checkModelChoice, fileMetadata, waitingWords } from './run.ts';
 
@@ -161,8 +161,8 @@ const MAX_LISTED_JOBS = 100;
 /** `6/11 (54.5%)`, `40/300+` while the file is still being read. */
 function progressOf(view: JobStatusView): string {
   const { done, total, read } = view.records;
-  if (total === undefined) return `${done.toLocaleString('en-US')}/${read.toLocaleString('en-US')}+`;
-  return `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}`;
+  if (total === undefined) return `${number(done)}/${number(read)}+`;
+  return `${number(done)}/${number(total)}${view.percentDone === undefined ? '' : ` (${view.percentDone}%)`}`;
 }
 
 /** Columns padded to their widest cell, the last one left as it is. */
