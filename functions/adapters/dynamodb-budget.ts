@@ -447,7 +447,7 @@ export async function secondsUntilTokens(
   settings: Parameters<typeof poolsOfSettings>[0],
   now: number = Date.now(),
 ): Promise<number> {
-  // Only the buckets are read: their rates are in the items.
+  // Only the minute buckets are read (their rates are in the items); a daily quota's wait is not told here.
   const budget = new DynamoDbTokenBudget(documents, tableName, { tokensPerMinute: 1 }, () => now);
   const keys = poolsOfSettings(settings).map(poolName);
   const spendable = await Promise.all(keys.map((key) => budget.spendableFrom(key)));
