@@ -18,6 +18,15 @@ export function nonNegativeNumber(name: string, text: string | undefined, fallba
   return value;
 }
 
+/** An amount of USD above 0, written as a number; undefined when not given. */
+export function usdAmount(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--${name} must be an amount of USD above 0, such as 25 or 0.5, not "${text}".`);
+  return value;
+}
+
 /** A region that serves Claude on Bedrock, by the catalog. */
 export function knownRegion(text: string): string {
   const region = text.trim();

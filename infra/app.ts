@@ -40,6 +40,7 @@ export function buildApp(app: App = new App()): App {
     'promptCache',
     'maxErrorRate',
     'maxDecompressedBytes',
+    'maxDailyCost',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

@@ -144,4 +144,12 @@ export interface BedrockBatchPipelineProps {
    * @default 1 GiB
    */
   readonly maxDecompressedBytes?: number;
+  /**
+   * A daily spending cap for the whole deployment, in US dollars: once the cost counted on a day (UTC) reaches
+   * it, every job stops, canceled with the reason in its manifest and end event, its records not yet run ending
+   * `canceled`; calls already under way finish. Files uploaded later that day stop at their first records.
+   * Counted as records complete (batch-lane records when their batch job is collected).
+   * @default - no cap
+   */
+  readonly maxDailyCost?: number;
 }

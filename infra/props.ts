@@ -83,6 +83,8 @@ const pipelinePropsSchema = z
     maxErrorRate: z.number().min(0).max(1).default(DEFAULT_MAX_ERROR_RATE),
     /** The most a compressed input may decompress to: a small gzip of gigabytes is refused, not read for hours. */
     maxDecompressedBytes: z.number().int().positive().default(DEFAULT_MAX_DECOMPRESSED_BYTES),
+    /** The deployment's daily spending cap in US dollars (UTC days): jobs stop once a day's cost reaches it. */
+    maxDailyCost: z.number().positive().optional(),
   })
   .strict();
 

@@ -180,6 +180,14 @@ export const inputSettings = {
   ),
 };
 
+export const spendingSettings = {
+  MAX_DAILY_COST_USD: z.coerce
+    .number({ error: 'must be a number of US dollars' })
+    .positive('must be above 0')
+    .optional()
+    .describe("the deployment's daily spending cap in US dollars (UTC days); no cap when unset"),
+};
+
 export const eventSettings = {
   EVENT_BUS_NAME: z.string().trim().min(1).default('default').describe('the bus completion events go to'),
 };
@@ -245,6 +253,7 @@ export const workerSettings = settingsSchema({
   ...storageSettings,
   ...queueSettings,
   ...workerRuntimeSettings,
+  ...spendingSettings,
 });
 export const finalizerSettings = settingsSchema({
   ...storageSettings,

@@ -6,7 +6,7 @@ import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
-import { knownRegion, nonNegativeNumber, positiveInteger } from '../arguments.ts';
+import { knownRegion, nonNegativeNumber, positiveInteger, usdAmount } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { modelOptions, quotaOptions, resourceOptions, speedOption } from '../options.ts';
 import { DEFAULT_RESOURCES_FILE, type StackResources } from '../resources.ts';
@@ -24,6 +24,11 @@ export const LOCAL_UP_COMMAND = {
     region: modelOptions.region,
     ...speedOption,
     'quota-tpm': quotaOptions['quota-tpm'],
+    'max-daily-cost': {
+      type: 'string',
+      value: 'usd',
+      help: "the pipeline's daily spending cap in USD, as the stack's maxDailyCost: once the cost counted on a day (UTC) reaches it, every job stops, canceled with the reason (default: no cap)",
+    },
     resources: {
       ...resourceOptions.resources,
       default: DEFAULT_RESOURCES_FILE,
@@ -45,6 +50,7 @@ export async function localUpCommand(
   const region = knownRegion(values.region);
   const speed = nonNegativeNumber('speed', values.speed, 1);
   const tokensPerMinute = positiveInteger('quota-tpm', values['quota-tpm'], DEFAULT_TOKENS_PER_MINUTE);
+  const maxDailyCostUsd = usdAmount('max-daily-cost', values['max-daily-cost']);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
   const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });
@@ -54,6 +60,7 @@ export async function localUpCommand(
       tokensPerMinute,
       typicalRecord: localTypicalRecord({ speed }),
       sweep: LOCAL_SWEEP,
+      ...(maxDailyCostUsd === undefined ? {} : { maxDailyCostUsd }),
     });
     const resources: StackResources = {
       region: cloud.region,

@@ -23,4 +23,5 @@ export class DynamoDbLedger extends DynamoDbJobLedger implements Ledger {
   releaseRecord: Ledger['releaseRecord'] = (...call) => this.records.releaseRecord(...call);
   completeRecords: Ledger['completeRecords'] = (...call) => this.records.completeRecords(...call);
   countedRecords: Ledger['countedRecords'] = (...call) => this.records.countedRecords(...call);
+  spentOn: Ledger['spentOn'] = (...call) => this.records.spentOn(...call);
 }

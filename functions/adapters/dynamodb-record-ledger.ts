@@ -2,11 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  GetCommand,
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
 import type { RetryClass } from '../../shared/failures.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
@@ -18,10 +20,11 @@ import type {
   RecordCompletion,
   Release,
 } from '../../shared/pipeline/model.ts';
-import type { RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
+import type { DailySpend, RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
+import { spendingDayOf } from '../../shared/pipeline/spending-caps.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
-import { jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-table.ts';
+import { dailySpendKey, jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-table.ts';
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
 
@@ -42,9 +45,12 @@ const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
 /**
  * The records in the ledger table: one `REC#<line>` item per record that has started or finished (its lease,
  * its attempts and failures per class, done or not) and one `ID#<recordId>` item per claimed id. Finishing
- * records adds them to their jobs' counters in the same transaction.
+ * records adds them to their jobs' counters and their cost to the day's spend in the same transaction.
  */
-export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLedger, RecordIdClaims {
+export class DynamoDbRecordLedger
+  extends LedgerTableWriter
+  implements RecordLedger, RecordIdClaims, DailySpend
+{
   async claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined> {
     try {
       await this.documents.send(
@@ -192,6 +198,7 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
           update.completions.map((completion) => this.markDone(update.jobId, completion, update.resultSet)),
         ),
         ...pending.map((update) => this.addToJob(update)).filter((item) => item !== undefined),
+        ...this.addToDay(pending),
       ];
       if (items.length === 0) return [];
       try {
@@ -234,6 +241,31 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
         },
       },
     };
+  }
+
+  /** The transaction item that adds the completions' cost to today's spend (none when they cost nothing). */
+  private addToDay(updates: readonly JobUpdate[]) {
+    const cost = updates
+      .flatMap((update) => update.completions)
+      .reduce((sum, completion) => sum + completion.costNanoUsd, 0);
+    if (cost === 0) return [];
+    return [
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: dailySpendKey(spendingDayOf(this.now())),
+          UpdateExpression: 'SET expiresAt = :expires ADD costNanoUsd :cost',
+          ExpressionAttributeValues: { ':expires': this.expiresAt(), ':cost': cost },
+        },
+      },
+    ];
+  }
+
+  async spentOn(day: string): Promise<number> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: dailySpendKey(day) }),
+    );
+    return dailySpendOf(Item);
   }
 
   async *countedRecords(jobId: string, afterLine: number): AsyncIterable<CountedEntry> {
@@ -320,6 +352,13 @@ export class DynamoDbRecordLedger extends LedgerTableWriter implements RecordLed
       },
     };
   }
+}
+
+/** A day's spend item as stored; a day with no item has spent nothing. */
+const dailySpendItem = z.object({ costNanoUsd: z.number().nonnegative() }).optional();
+
+function dailySpendOf(item: unknown): number {
+  return dailySpendItem.parse(item)?.costNanoUsd ?? 0;
 }
 
 /** The classes that retry, each with its own failure counter. */

@@ -5,7 +5,8 @@
  *   `jobList` always);
  * - `JOB#<jobId>` / `REC#<line, 10 digits>`: a record that has started or finished;
  * - `JOB#<jobId>` / `ID#<recordId>`: a record id claimed by a line;
- * - `BUDGET#<region>#<modelId>` / `BUCKET`: a token bucket shared by all workers.
+ * - `BUDGET#<region>#<modelId>` / `BUCKET`: a token bucket shared by all workers;
+ * - `SPEND#<YYYY-MM-DD>` / `DAY`: the cost counted on one day (UTC) over every job, for the daily cap.
  */
 export const LEDGER_TABLE = {
   partitionKey: 'pk',
@@ -46,6 +47,10 @@ export function recordIdKey(jobId: string, recordId: string) {
 
 export function budgetKey(key: string) {
   return { pk: `BUDGET#${key}`, sk: 'BUCKET' };
+}
+
+export function dailySpendKey(day: string) {
+  return { pk: `SPEND#${day}`, sk: 'DAY' };
 }
 
 /** The job id of a job item's partition key. */

@@ -26,5 +26,6 @@ export const handler = createWorkerHandler({
     tokensPerMinute: config.TOKENS_PER_MINUTE,
     countTokensAbove: config.COUNT_TOKENS_ABOVE,
     clock: systemClock,
+    ...(config.MAX_DAILY_COST_USD === undefined ? {} : { maxDailyCostUsd: config.MAX_DAILY_COST_USD }),
   },
 });

@@ -43,6 +43,9 @@ export class Processing extends Construct {
           FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
           ...quotaEnvironment(settings),
           LEASE_SECONDS: String(shape.leaseSeconds),
+          ...(settings.maxDailyCost === undefined
+            ? {}
+            : { MAX_DAILY_COST_USD: String(settings.maxDailyCost) }),
         }) satisfies EnvironmentOf<typeof workerSettings>,
       eventSource: {
         batchSize: shape.batchSize,

@@ -54,6 +54,8 @@ export interface LocalPipelineOptions {
    */
   readonly quotas?: QuotaReading;
   readonly retryPolicy?: Partial<RetryPolicy>;
+  /** The daily spending cap (UTC days), as the stack's maxDailyCost: none unless given. */
+  readonly maxDailyCostUsd?: number;
   /**
    * The worker's invocations at once, batch, timeout and lease: derived from the quota as the stack derives
    * them (shared/pipeline/worker-shape.ts), but for what is given here.
@@ -351,6 +353,7 @@ function startPollers(
       clock: systemClock,
       ...(options.heldRetrySeconds === undefined ? {} : { heldRetrySeconds: options.heldRetrySeconds }),
       ...(options.prefixClaimMs === undefined ? {} : { prefixClaimMs: options.prefixClaimMs }),
+      ...(options.maxDailyCostUsd === undefined ? {} : { maxDailyCostUsd: options.maxDailyCostUsd }),
     },
   });
   const finalizer = createFinalizerHandler({

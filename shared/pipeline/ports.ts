@@ -179,8 +179,17 @@ export interface RecordIdClaims {
   claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined>;
 }
 
-/** The job ledger: jobs, records and record ids, in one store. */
-export interface Ledger extends JobLedger, RecordLedger, RecordIdClaims {}
+/**
+ * What the deployment has spent each day (UTC): completing records adds their counted cost to the day they
+ * are counted on, in the same write, so a day's figure counts each record once.
+ */
+export interface DailySpend {
+  /** Nano-USD counted for records completed on `day` (YYYY-MM-DD, UTC); 0 for a day with none. */
+  spentOn(day: string): Promise<number>;
+}
+
+/** The job ledger: jobs, records and record ids, in one store, and the spend they add up to each day. */
+export interface Ledger extends JobLedger, RecordLedger, RecordIdClaims, DailySpend {}
 
 /**
  * The token budget all workers share, per quota pool (source region and model id): the quota as a bucket of

@@ -10,6 +10,7 @@ import type { CompletionPorts, FinishedRecords } from './complete.ts';
 import { addRetries, NO_RETRIES } from './job.ts';
 import type { JobRecord, JobRetries, LeaseResult, RecordCompletion, StoredResult } from './model.ts';
 import type { ModelInvoker, TokenBudget } from './ports.ts';
+import type { SpendingCaps } from './spending-caps.ts';
 
 /** What a worker's batch is made of and gives back: its ports and settings, its calls, their verdicts. */
 
@@ -42,6 +43,8 @@ export interface WorkerSettings {
   readonly prefixClaimMs?: number;
   readonly random?: () => number;
   readonly catalog?: Catalog;
+  /** The deployment's daily spending cap (UTC days): once a day's counted cost reaches it, jobs stop. */
+  readonly maxDailyCostUsd?: number;
 }
 
 /** How long a batch may wait for its tokens, and the signal that ends its calls (the function's deadline). */
@@ -89,6 +92,8 @@ export interface Batch {
   readonly settings: WorkerSettings;
   readonly deadline: BatchDeadline;
   readonly tally: BatchTally;
+  /** The spending caps as this batch sees them: a job's own and the deployment's daily one. */
+  readonly caps: SpendingCaps;
   readonly size: number;
   /** Names the batch's result set: one object per job, written once its calls have ended. */
   readonly setId: string;

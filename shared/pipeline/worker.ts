@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import { type CacheTtl, freshForMs } from '../caching/cache-ttl.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
-import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
 import type { LineResult } from '../input/records.ts';
@@ -14,6 +13,7 @@ import { buildInvocation, type Invocation } from '../request/build-request.ts';
 import { countFinished } from './complete.ts';
 import type { CountedRecord, JobRecord } from './model.ts';
 import type { ModelInvoker } from './ports.ts';
+import { SpendingCaps } from './spending-caps.ts';
 import {
   type Batch,
   type BatchDeadline,
@@ -47,6 +47,7 @@ export async function processBatch(
     settings,
     deadline,
     tally: new BatchTally(),
+    caps: new SpendingCaps(ports.ledger, settings),
     size: messages.length,
     setId: randomUUID(),
   };
@@ -107,27 +108,6 @@ function sharedPatiently(calls: readonly Call[], batch: Batch): Batch {
   const latestStart = Math.min(batch.deadline.latestStart, batch.settings.clock.now() + MIXED_BATCH_WAIT_MS);
   return { ...batch, deadline: { ...batch.deadline, latestStart } };
 }
-
-/**
- * Whether the job has spent what its spending cap allows, as counted when the batch began; if so it is
- * canceled with the reason, once, and its records not yet run end `canceled`. Calls already under way
- * finish: the cap is exceeded by at most what they cost.
- */
-function stopsAtItsCap(job: JobRecord, ports: WorkerPorts): Promise<boolean> {
-  const cap = job.settings.maxCostUsd;
-  const spent = nanoUsdToUsd(job.totals.costNanoUsd);
-  if (cap === undefined || spent < cap) return Promise.resolve(false);
-  // The batch's records of one job share its record: the job is canceled once for them all.
-  const canceling =
-    capsReached.get(job) ??
-    ports.ledger
-      .cancelJob(job.jobId, `its spending cap of $${cap} was reached ($${spent} spent)`)
-      .then(() => true);
-  capsReached.set(job, canceling);
-  return canceling;
-}
-
-const capsReached = new WeakMap<JobRecord, Promise<boolean>>();
 
 /** A read made once per job of the batch, however many of its records ask. */
 function oncePerJob<Value>(read: (jobId: string) => Promise<Value>): (jobId: string) => Promise<Value> {
@@ -255,7 +235,7 @@ async function prepare(
   const finishNow = (outcome: RecordOutcome) => ({
     verdict: finish(batch, job, { subject, outcome, attempts: 0 }),
   });
-  if (job.cancelRequested || (await stopsAtItsCap(job, ports))) return finishNow({ status: 'canceled' });
+  if (job.cancelRequested || (await batch.caps.stop(job))) return finishNow({ status: 'canceled' });
   if (!record.ok)
     return finishNow(erroredOutcome(new PipelineError(record.error.code, record.error.message)));
   let invocation: Invocation & { readonly prefixTtl?: CacheTtl };

@@ -189,6 +189,11 @@ describe('bedrock-batch run', () => {
       /--quota-tpm must be a whole number of at least 1, not "abc"/,
     ],
     [
+      'local up with a daily spending cap of nothing',
+      ['local', 'up', '--max-daily-cost', '0'],
+      /--max-daily-cost must be an amount of USD above 0, such as 25 or 0\.5, not "0"/,
+    ],
+    [
       'local up in an unknown region',
       ['local', 'up', '--region', 'mars-north-1'],
       /--region mars-north-1 does not serve Claude/,

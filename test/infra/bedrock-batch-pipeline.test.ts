@@ -29,6 +29,7 @@ beforeAll(() => {
     promptCache: 'off',
     defaultLane: 'auto',
     maxErrorRate: 0.1,
+    maxDailyCost: 250,
   });
   template = Template.fromStack(built.stack);
 }, 120_000);
@@ -99,6 +100,15 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
         }),
       },
     });
+  });
+
+  it('gives the worker, which starts the calls, the daily spending cap', () => {
+    expect(functionNamed(template, 'worker').Properties.Environment.Variables).toMatchObject({
+      MAX_DAILY_COST_USD: '250',
+    });
+    expect(functionNamed(template, 'finalizer').Properties.Environment.Variables).not.toHaveProperty(
+      'MAX_DAILY_COST_USD',
+    );
   });
 
   it.each(['worker', 'finalizer'])(
@@ -186,6 +196,7 @@ describe('BedrockBatchPipeline props', () => {
       /promptCache/,
     ],
     ['an error rate over 1', { bedrockRegion: 'us-west-2', maxErrorRate: 1.5 }, /maxErrorRate/],
+    ['a daily spending cap of nothing', { bedrockRegion: 'us-west-2', maxDailyCost: 0 }, /maxDailyCost/],
   ])('refuse %s when the construct is created', (_case, props, message) => {
     // Prepare
     const stack = new Stack();

@@ -164,10 +164,12 @@ describe('every queue that feeds a function', () => {
     for (const { visibility, timeout } of pairs) expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
   });
 
-  it('gives the worker the lease the derived shape says: its timeout and a minute', () => {
+  it('gives the worker the lease the derived shape says: its timeout and a minute, and no spending cap unasked', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Timeout: 300,
-      Environment: { Variables: Match.objectLike({ LEASE_SECONDS: '360' }) },
+      Environment: {
+        Variables: Match.objectLike({ LEASE_SECONDS: '360', MAX_DAILY_COST_USD: Match.absent() }),
+      },
     });
   });
 });

@@ -84,6 +84,36 @@ describe.each([
     });
   });
 
+  it("adds completed records' cost to the day they are counted on (UTC), each record once", async () => {
+    // Prepare: a day of its own, so the other specs' completions on the shared table are not in it.
+    const before = now;
+    now = Date.parse('2031-01-15T23:59:00Z');
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const day = new Date(now).toISOString().slice(0, 10);
+
+    // Act: 150 records (more than one transaction holds), one of them again, then one more a minute later,
+    // on the next day.
+    const lines = Array.from({ length: 150 }, (_, index) => completion(index + 1));
+    await subject.completeRecords([{ jobId: job.jobId, completions: lines, retries: NO_RETRIES }]);
+    await subject.completeRecords([{ jobId: job.jobId, completions: [completion(2)], retries: NO_RETRIES }]);
+    now += 60_000;
+    await subject.completeRecords([
+      { jobId: job.jobId, completions: [completion(151)], retries: NO_RETRIES },
+    ]);
+    const nextDay = new Date(now).toISOString().slice(0, 10);
+    const spent = [
+      await subject.spentOn(day),
+      await subject.spentOn(nextDay),
+      await subject.spentOn('2031-12-31'),
+    ];
+    now = before;
+
+    // Assess
+    expect(spent).toEqual([150_000, 1_000, 0]);
+  });
+
   it('gives a record id to the first line that claims it, and to that line again', async () => {
     const subject = ledger();
     const { jobId } = newJob();

@@ -329,6 +329,47 @@ describe('a file larger than one enqueue invocation reads', () => {
   });
 });
 
+describe('a pipeline with a daily spending cap', () => {
+  let capped: LocalPipeline;
+  beforeAll(async () => {
+    capped = await startLocalPipeline(cloud, { prefix: 'daily-cap', maxDailyCostUsd: 0.000001 });
+  }, 60_000);
+  afterAll(() => capped.stop());
+
+  it('runs files until the day has cost what the cap allows, then stops each job with the reason', async () => {
+    // Prepare: one record costs more than the cap.
+    const put = (key: string, lines: string[]) =>
+      cloud.clients.s3.send(
+        new PutObjectCommand({ Bucket: capped.resources.bucket, Key: key, Body: lines.join('\n') }),
+      );
+    const manifestOf = async (completed: { detail: unknown }) => {
+      const object = await cloud.clients.s3.send(
+        new GetObjectCommand({
+          Bucket: capped.resources.bucket,
+          Key: s3KeyOf((completed.detail as { manifest?: unknown }).manifest),
+        }),
+      );
+      return JSON.parse((await object.Body?.transformToString()) ?? 'null') as Record<string, unknown>;
+    };
+
+    // Act
+    await put('inputs/first.jsonl', [plain('a', 'The first file')]);
+    const first = await manifestOf(await capped.completion('inputs/first.jsonl'));
+    await put('inputs/second.jsonl', [plain('b1', 'Too late'), plain('b2', 'Too late as well')]);
+    const second = await manifestOf(await capped.completion('inputs/second.jsonl'));
+
+    // Assess
+    expect(first).toMatchObject({ status: 'completed', successRecordCount: 1 });
+    expect(second).toMatchObject({
+      status: 'canceled',
+      canceledRecordCount: 2,
+      reason: expect.stringMatching(
+        /^the deployment's daily spending cap of \$0\.000001 was reached \(\$0\.\d+ spent on \d{4}-\d\d-\d\d, UTC\)$/,
+      ),
+    });
+  });
+});
+
 describe('stopping the local pipeline while a file is read', () => {
   it('leaves the file where its reader saved it at once, instead of reading it to the end, and starts nothing new', async () => {
     // Prepare: 5,000 lines read 10 at a time.

@@ -67,6 +67,7 @@ import type {
   RecordQueue,
   TokenBudget,
 } from '../../shared/pipeline/ports.ts';
+import { spendingDayOf } from '../../shared/pipeline/spending-caps.ts';
 
 /** In-memory stand-ins for the pipeline's ports: the domain's unit tests run on these, the adapters' contract tests compare against them. */
 
@@ -367,6 +368,12 @@ export class MemoryLedger implements Ledger, JobDirectory {
 
   /** Transactions the ledger ran: one per batch. */
   transactions = 0;
+  /** Nano-USD counted per day (UTC), as records complete. */
+  readonly dailySpend = new Map<string, number>();
+
+  async spentOn(day: string): Promise<number> {
+    return this.dailySpend.get(day) ?? 0;
+  }
 
   async completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]> {
     this.transactions += 1;
@@ -409,6 +416,8 @@ export class MemoryLedger implements Ledger, JobDirectory {
     });
     const job = this.job(jobId);
     const totals = job.totals;
+    const day = spendingDayOf(this.now());
+    this.dailySpend.set(day, (this.dailySpend.get(day) ?? 0) + completion.costNanoUsd);
     job.doneRecords += 1;
     job.totals = {
       ...totals,

@@ -62,11 +62,13 @@ describe('loadConfig', () => {
       ...workerEnv,
       TOKENS_PER_MINUTE: '450000',
       DEFAULT_MAX_TOKENS: '1024',
+      MAX_DAILY_COST_USD: '25.5',
     });
 
     // Assess
     expect(config.TOKENS_PER_MINUTE).toBe(450_000);
     expect(config.DEFAULT_MAX_TOKENS).toBe(1_024);
+    expect(config.MAX_DAILY_COST_USD).toBe(25.5);
   });
 
   describe.each([
@@ -84,6 +86,8 @@ describe('loadConfig', () => {
     ['a fractional max_tokens', { DEFAULT_MAX_TOKENS: '12.5' }, /DEFAULT_MAX_TOKENS must be a whole number/],
     ['a negative quota', { TOKENS_PER_MINUTE: '-5' }, /TOKENS_PER_MINUTE must be positive/],
     ['a quota share over 1', { QUOTA_SHARE: '1.5' }, /QUOTA_SHARE must be at most 1/],
+    ['a daily spending cap of nothing', { MAX_DAILY_COST_USD: '0' }, /MAX_DAILY_COST_USD must be above 0/],
+    ['a daily spending cap in words', { MAX_DAILY_COST_USD: 'ten' }, /MAX_DAILY_COST_USD must be a number/],
     [
       'a reading of quotas that is not a yes or no',
       { READ_SERVICE_QUOTAS: 'yes' },

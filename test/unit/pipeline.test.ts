@@ -974,6 +974,44 @@ describe('cancel', () => {
     ]);
   });
 
+  it("stops every job once the deployment's daily spending cap is reached, and runs again the next day (UTC)", async () => {
+    // Prepare: $0.000175 a record, run 10 a batch, a daily cap of $0.001: a file's first batch passes it.
+    const clock = { now: Date.parse('2026-11-25T23:00:00Z') };
+    const pipeline = pipelineHarness({ clock, worker: { maxDailyCostUsd: 0.001 } });
+    const lines = (prefix: string) =>
+      Array.from({ length: 15 }, (_, index) => plain(`${prefix}${index}`)).join('\n');
+    const statusesOf = (key: string) => {
+      const counts: Record<string, number> = {};
+      for (const { status } of pipeline.outputLines(key))
+        counts[String(status)] = (counts[String(status)] ?? 0) + 1;
+      return counts;
+    };
+
+    // Act
+    await pipeline.run('inputs/first.jsonl', lines('a'));
+    await pipeline.run('inputs/second.jsonl', lines('b'));
+    clock.now = Date.parse('2026-11-26T00:00:01Z');
+    await pipeline.run('inputs/next-day.jsonl', lines('c'));
+
+    // Assess: the second file, on the same day, calls nothing; the next day's spend starts from nothing.
+    expect([statusesOf('inputs/first.jsonl'), statusesOf('inputs/second.jsonl')]).toEqual([
+      { succeeded: 10, canceled: 5 },
+      { canceled: 15 },
+    ]);
+    expect(statusesOf('inputs/next-day.jsonl')).toEqual({ succeeded: 10, canceled: 5 });
+    expect(pipeline.model.calls).toHaveLength(20);
+    const sameDay =
+      "the deployment's daily spending cap of $0.001 was reached ($0.00175 spent on 2026-11-25, UTC)";
+    expect(pipeline.manifest('inputs/second.jsonl')).toMatchObject({ status: 'canceled', reason: sameDay });
+    expect(pipeline.manifest('inputs/next-day.jsonl')).toMatchObject({
+      reason: "the deployment's daily spending cap of $0.001 was reached ($0.00175 spent on 2026-11-26, UTC)",
+    });
+    expect([
+      await pipeline.ledger.spentOn('2026-11-25'),
+      await pipeline.ledger.spentOn('2026-11-26'),
+    ]).toEqual([1_750_000, 1_750_000]);
+  });
+
   it('finalizes only once however often it is asked', async () => {
     // Prepare
     const pipeline = pipelineHarness();
