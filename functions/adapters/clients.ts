@@ -28,8 +28,22 @@ export interface AwsClients {
   readonly events: EventBridgeClient;
 }
 
+/**
+ * The requests a function sends at once to one endpoint over HTTP/1.1: a worker batch's ledger writes and
+ * reads (up to 100 records). The SDK's own pool of 50 sockets would queue the rest behind the first 50
+ * answers, and warn of it mid-run. (The Bedrock runtime client speaks HTTP/2, a session per call: no pool.)
+ */
+export const FUNCTION_SOCKETS = 100;
+
+/** An HTTP/1.1 client's connection pool: `maxSockets` to each endpoint, kept alive between requests. */
+function socketPool(maxSockets: number) {
+  return { requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } } };
+}
+
 export interface ClientOptions {
   readonly region: string;
+  /** Sockets each HTTP/1.1 client may open to one endpoint: the most requests it sends at once (FUNCTION_SOCKETS unless given). */
+  readonly maxSockets?: number;
   /** Endpoint overrides (the local cloud); AWS's own endpoints when absent. */
   readonly endpoints?: Endpoints | undefined;
   readonly credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
@@ -55,8 +69,10 @@ export function awsClients(options: ClientOptions): AwsClients {
           credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
         }),
   };
+  // Not the Bedrock runtime's: its HTTP/2 handler, one session a call, is the SDK's choice for it.
+  const pooled = { ...common, ...socketPool(options.maxSockets ?? FUNCTION_SOCKETS) };
   const dynamodb = new DynamoDBClient({
-    ...common,
+    ...pooled,
     ...(endpoints === undefined ? {} : { endpoint: endpoints.dynamodb }),
   });
   const observed = <Client extends Observed>(client: Client): Client => {
@@ -75,11 +91,11 @@ export function awsClients(options: ClientOptions): AwsClients {
   );
   const clients = {
     s3: new S3Client({
-      ...common,
+      ...pooled,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.s3, forcePathStyle: true }),
     }),
     sqs: new SQSClient({
-      ...common,
+      ...pooled,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.sqs, useQueueUrlAsEndpoint: false }),
     }),
     dynamodb,
@@ -87,11 +103,11 @@ export function awsClients(options: ClientOptions): AwsClients {
     bedrock: bedrockIn(options.bedrockRegion ?? region),
     bedrockIn,
     bedrockJobs: new BedrockClient({
-      ...common,
+      ...pooled,
       region: options.bedrockRegion ?? region,
       ...(endpoints === undefined ? {} : { endpoint: endpoints.bedrock }),
     }),
-    events: new EventBridgeClient(common),
+    events: new EventBridgeClient(pooled),
   };
   for (const [name, client] of Object.entries(clients))
     if (name !== 'bedrock' && name !== 'bedrockIn') options.observe?.(client as Observed);

@@ -6,6 +6,13 @@ import { startDynamoDbLocal } from './dynamodb-local.ts';
 import { type FauxqsServer, startFauxqs } from './fauxqs-server.ts';
 
 /** Any credentials do locally; these are signed into every request like real ones. */
+/**
+ * The local pipeline runs every invocation in this process over one client per service, so a client sends
+ * what all of them send at once (invocations x batch, which the budget bounds): a pool this large never binds
+ * first, where the SDK's 50 sockets would queue the ledger's writes behind each other.
+ */
+export const LOCAL_SOCKETS = 1_000;
+
 export const LOCAL_CREDENTIALS = {
   accessKeyId: 'AKIDLOCALCLOUD',
   secretAccessKey: 'local-cloud-secret',
@@ -59,7 +66,13 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     dynamodb: dynamodb.value.endpoint,
     bedrock: bedrock.endpoint,
   };
-  const clients = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS, bedrockMaxAttempts: 1 });
+  const clients = awsClients({
+    region,
+    endpoints,
+    credentials: LOCAL_CREDENTIALS,
+    bedrockMaxAttempts: 1,
+    maxSockets: LOCAL_SOCKETS,
+  });
   const emulationS3 = awsClients({ region, endpoints, credentials: LOCAL_CREDENTIALS }).s3;
   return {
     region,
