@@ -26,7 +26,7 @@ export interface BedrockBatchPipelineProps {
   readonly endpoint?: EndpointKind;
   /**
    * Endpoint kinds files may use too, after `endpoint`, in order of preference: each is a quota pool of its
-   * own. A file keeps to those no looser than its own endpoint (see the README, "several pools").
+   * own. A file keeps to those no looser than its own endpoint (see docs/using.md, "several pools").
    * @default - `endpoint` alone
    */
   readonly additionalEndpoints?: readonly EndpointKind[];

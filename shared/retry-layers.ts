@@ -1,6 +1,6 @@
 /**
  * Every layer of the pipeline that tries something again, with its numbers, in one place: the functions, the
- * stack and the README's table read them from here. A record's own retries (backoff, attempts per failure
+ * stack and the retries table in docs/using.md read them from here. A record's own retries (backoff, attempts per failure
  * class) are the failure table's policy, DEFAULT_RETRY_POLICY in failures.ts.
  */
 export const RETRY_LAYERS = {
