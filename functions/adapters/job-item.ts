@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { lanes } from '../../shared/batch/lane.ts';
+import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { INPUT_FAMILIES } from '../../shared/input/records.ts';
 import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
@@ -51,6 +54,68 @@ export function jobItem(job: JobRecord): Record<string, unknown> {
   };
 }
 
+/**
+ * The shapes a job item holds as maps and JSON, parsed when the item is read: an item another version wrote
+ * reads as what it is, or fails naming the field, never as a cast that fails later.
+ */
+const jobSettingsSchema = z.object({
+  model: z.string(),
+  region: z.string(),
+  endpoint: z.enum(endpointKinds),
+  endpoints: z.array(z.enum(endpointKinds)).exactOptional(),
+  regions: z.array(z.string()).exactOptional(),
+  defaultMaxTokens: z.number().int().positive(),
+  allowedModelIds: z.array(z.string()).exactOptional(),
+  lane: z.enum(lanes).exactOptional(),
+  deadlineHours: z.number().positive().exactOptional(),
+  cache: z.enum(['auto', 'off']).exactOptional(),
+  maxErrorRate: z.number().min(0).max(1).exactOptional(),
+  maxCostUsd: z.number().positive().exactOptional(),
+}) satisfies z.ZodType<JobSettings>;
+
+const familyCountsSchema = z.partialRecord(z.enum(INPUT_FAMILIES), z.number()) satisfies z.ZodType<
+  JobRecord['familyCounts']
+>;
+
+const batchPartsSchema = z.record(
+  z.string(),
+  z.object({
+    part: z.number().int().nonnegative(),
+    records: z.number().int().nonnegative(),
+    bytes: z.number().int().nonnegative(),
+    state: z.enum(['staged', 'submitted', 'collected', 'on-demand']),
+    jobArn: z.string().exactOptional(),
+    endedAs: z.string().exactOptional(),
+  }),
+) satisfies z.ZodType<JobRecord['batchParts']>;
+
+const sharedPrefixesSchema = z.record(
+  z.string(),
+  z.object({
+    blocks: z.number().int().nonnegative(),
+    fingerprint: z.string(),
+    tokens: z.number().nonnegative(),
+    ttl: z.enum(['5m', '1h']).exactOptional(),
+  }),
+) satisfies z.ZodType<JobRecord['sharedPrefixes']>;
+
+const prefixWritesSchema = z.record(
+  z.string(),
+  z.object({ writer: z.string(), until: z.number(), writtenAt: z.number().exactOptional() }),
+) satisfies z.ZodType<JobRecord['prefixWrites']>;
+
+const announcementSchema = z.object({
+  detailType: z.string(),
+  detail: z.record(z.string(), z.unknown()),
+}) satisfies z.ZodType<Announcement>;
+
+const objectLocationSchema = z.object({
+  bucket: z.string(),
+  key: z.string(),
+  versionId: z.string().optional(),
+  etag: z.string().optional(),
+}) satisfies z.ZodType<ObjectLocation>;
+
 /** A job's status as stored; jobs canceled before the pipeline spelt it as Anthropic does say `cancelled`. */
 const storedStatus = z.preprocess(
   (value) => (value === 'cancelled' ? 'canceled' : value),
@@ -70,7 +135,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       versionId: text('versionId'),
       etag: text('etag'),
     },
-    settings: item.settings as JobSettings,
+    settings: jobSettingsSchema.parse(item.settings),
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),
     readOffset: number('readOffset'),
@@ -96,7 +161,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       abandonedAttemptCount: number('abandonedAttemptCount'),
       uncountedCostCapNanoUsd: number('uncountedCostCapNanoUsd'),
     },
-    familyCounts: (item.familyCounts ?? {}) as JobRecord['familyCounts'],
+    familyCounts: familyCountsSchema.parse(item.familyCounts ?? {}),
     poolRecords: poolRecordsOf(item),
     failureReason: text('failureReason'),
     finishedAt: text('finishedAt'),
@@ -104,17 +169,22 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     ...(typeof item.cancelReason === 'string' ? { cancelReason: item.cancelReason } : {}),
     retries: retriesOf(number),
     announcement:
-      typeof item.announcement === 'string' ? (JSON.parse(item.announcement) as Announcement) : undefined,
+      typeof item.announcement === 'string'
+        ? announcementSchema.parse(JSON.parse(item.announcement))
+        : undefined,
     decompressed:
-      typeof item.decompressed === 'string' ? (JSON.parse(item.decompressed) as ObjectLocation) : undefined,
+      typeof item.decompressed === 'string'
+        ? objectLocationSchema.parse(JSON.parse(item.decompressed))
+        : undefined,
     decompressing:
       typeof item.decompressing === 'string' ? decompressCheckpointOf(item.decompressing) : undefined,
     inputNotice: text('inputNotice'),
     finalizeCheckpoint:
       typeof item.finalizeCheckpoint === 'string' ? finalizeCheckpointOf(item.finalizeCheckpoint) : undefined,
-    batchParts: item.batchParts as JobRecord['batchParts'],
-    sharedPrefixes: item.sharedPrefixes as JobRecord['sharedPrefixes'],
-    prefixWrites: (item.prefixWrites ?? {}) as JobRecord['prefixWrites'],
+    batchParts: item.batchParts === undefined ? undefined : batchPartsSchema.parse(item.batchParts),
+    sharedPrefixes:
+      item.sharedPrefixes === undefined ? undefined : sharedPrefixesSchema.parse(item.sharedPrefixes),
+    prefixWrites: prefixWritesSchema.parse(item.prefixWrites ?? {}),
   };
 }
 

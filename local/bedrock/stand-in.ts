@@ -132,10 +132,7 @@ export async function startBedrockStandIn(options: BedrockStandInOptions = {}): 
       sendJson(response, 200, answered.body, answered.headers);
       runtime.count('200');
     } catch (error) {
-      const wire = error instanceof WireError ? error : new WireError('InternalServerException');
-      if (!(error instanceof WireError)) console.error('bedrock stand-in: unexpected error', error);
-      runtime.count(wire.type);
-      if (!response.headersSent) sendError(response, wire);
+      answerFailure(error, runtime, response);
     }
   };
 
@@ -215,6 +212,19 @@ async function answerServiceQuotas(
 
 /** Service Quotas' requests are a few fields of JSON. */
 const SERVICE_QUOTAS_BODY_LIMIT = 64 * 1024;
+
+/**
+ * A failed request answered with Bedrock's error for it, counted; an error of ours is logged as one. A
+ * caller that went away before its request was whole (a deadline, a crash) was never served: nothing is
+ * answered or counted.
+ */
+function answerFailure(error: unknown, runtime: StandInRuntime, response: Response): void {
+  if ((error as { code?: unknown } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+  const wire = error instanceof WireError ? error : new WireError('InternalServerException');
+  if (!(error instanceof WireError)) console.error('bedrock stand-in: unexpected error', error);
+  runtime.count(wire.type);
+  if (!response.headersSent) sendError(response, wire);
+}
 
 async function readBody(request: AsyncIterable<Buffer | string>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];

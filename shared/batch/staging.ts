@@ -1,18 +1,12 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import { PipelineError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
-import type { RecordMessage } from '../messages/record-message.ts';
+import { parseStagedRecord, type StagedRecord, stagedRecordLine } from '../messages/staged-record.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import { workPrefix } from '../pipeline/job.ts';
-import type { JobRecord, StoredResult } from '../pipeline/model.ts';
+import type { JobRecord } from '../pipeline/model.ts';
 import type { ObjectStore } from '../pipeline/ports.ts';
 import { buildInvocation } from '../request/build-request.ts';
-
-/** A record waiting in a batch part: the message that runs it on demand, and what its output line names. */
-export interface StagedRecord {
-  readonly message: RecordMessage;
-  readonly subject: StoredResult['subject'];
-}
 
 /** A record staged for batch inference: its Bedrock batch input line, and the record it stands for. */
 export interface BatchEntry extends StagedRecord {
@@ -88,20 +82,17 @@ export async function stageChunk(
     [...byPart].map(async ([part, partEntries]) => {
       const prefixes = partPrefixes(job.jobId, part);
       const name = `${batchRecordId(partEntries[0]?.message.lineNumber ?? 0)}.jsonl`;
-      const lines = (render: (entry: BatchEntry) => unknown) =>
-        `${partEntries.map((entry) => JSON.stringify(render(entry))).join('\n')}\n`;
+      const inputLine = (entry: BatchEntry) =>
+        JSON.stringify({ recordId: batchRecordId(entry.message.lineNumber), modelInput: entry.modelInput });
       const { bucket } = job.source;
       await store.put(
         { bucket, key: `${prefixes.input}${name}` },
-        lines((entry) => ({
-          recordId: batchRecordId(entry.message.lineNumber),
-          modelInput: entry.modelInput,
-        })),
+        `${partEntries.map(inputLine).join('\n')}\n`,
         'application/jsonl',
       );
       await store.put(
         { bucket, key: `${prefixes.records}${name}` },
-        lines(({ message, subject }) => ({ message, subject })),
+        `${partEntries.map(stagedRecordLine).join('\n')}\n`,
         'application/jsonl',
       );
     }),
@@ -118,11 +109,12 @@ export async function stagedRecordsOf(
   const staged = new Map<string, StagedRecord>();
   for await (const key of store.list(bucket, partPrefixes(job.jobId, part).records)) {
     const body = await store.read({ bucket, key });
-    for (const line of Buffer.from(body ?? new Uint8Array())
+    const lines = Buffer.from(body ?? new Uint8Array())
       .toString('utf8')
-      .split('\n')) {
+      .split('\n');
+    for (const [index, line] of lines.entries()) {
       if (line === '') continue;
-      const record = JSON.parse(line) as StagedRecord;
+      const record = parseStagedRecord(line, `${key} line ${index + 1}`);
       staged.set(batchRecordId(record.message.lineNumber), record);
     }
   }

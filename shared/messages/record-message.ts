@@ -63,6 +63,11 @@ export function parseRecordMessage(body: string): RecordMessage {
   } catch (error) {
     throw new PipelineError('INVALID_MESSAGE', 'A record message is not JSON.', { cause: error });
   }
+  return recordMessageOf(value);
+}
+
+/** A record message of either version, already out of its JSON (inside a staged record, say), as the current shape. */
+export function recordMessageOf(value: unknown): RecordMessage {
   const parsed = recordMessageSchema.safeParse(value);
   if (!parsed.success) {
     throw new PipelineError('INVALID_MESSAGE', `Not a record message: ${z.prettifyError(parsed.error)}`);

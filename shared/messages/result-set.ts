@@ -51,13 +51,16 @@ const outcomeSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('expired') }),
 ]);
 
+/** What a result's output line names: its record, line, input form and (Bedrock form) its model input. */
+export const resultSubjectSchema = z.object({
+  recordId: z.string(),
+  lineNumber: z.number().int().positive(),
+  family: z.enum(INPUT_FAMILIES).optional(),
+  modelInput: z.unknown().optional(),
+});
+
 const storedResultFields = {
-  subject: z.object({
-    recordId: z.string(),
-    lineNumber: z.number().int().positive(),
-    family: z.enum(INPUT_FAMILIES).optional(),
-    modelInput: z.unknown().optional(),
-  }),
+  subject: resultSubjectSchema,
   outcome: outcomeSchema,
   completion: completionSchema,
   timing: z

@@ -7,6 +7,11 @@ import {
   type RecordMessage,
   recordMessageBody,
 } from '../../shared/messages/record-message.ts';
+import {
+  parseStagedRecord,
+  type StagedRecord,
+  stagedRecordLine,
+} from '../../shared/messages/staged-record.ts';
 import { readFixture, readJsonFixture } from '../support/factories.ts';
 
 describe('parseObjectCreated', () => {
@@ -138,5 +143,59 @@ describe('the body of a record message', () => {
 
     // Assess
     expect(read).toEqual(message());
+  });
+});
+
+describe('a staged record of the batch lane', () => {
+  const staged = (line?: string): StagedRecord => ({
+    message: {
+      v: 2,
+      jobId: 'job-1',
+      recordId: 'r1',
+      lineNumber: 4,
+      source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 100, byteEnd: 200 },
+      ...(line === undefined ? {} : { line }),
+    },
+    subject: { recordId: 'r1', lineNumber: 4, family: 'bedrock', modelInput: { messages: [] } },
+  });
+
+  it('reads what it wrote, its message with its line', () => {
+    expect(parseStagedRecord(stagedRecordLine(staged('{"id":"r1"}')), 'part line 1')).toEqual(
+      staged('{"id":"r1"}'),
+    );
+  });
+
+  it('reads a line staged before it carried a version, with a message of the first version', () => {
+    // Prepare: as earlier versions wrote it.
+    const { v: _current, ...message } = staged().message;
+    const line = JSON.stringify({
+      message: { ...message, v: 1 },
+      subject: { recordId: 'r1', lineNumber: 4 },
+    });
+
+    // Act
+    const read = parseStagedRecord(line, 'part line 1');
+
+    // Assess
+    expect(read).toEqual({
+      message: staged().message,
+      subject: { recordId: 'r1', lineNumber: 4, family: undefined },
+    });
+  });
+
+  it.each([
+    ['not JSON', '{', /The staged record work\/a line 3 is not JSON/],
+    [
+      'without its subject',
+      JSON.stringify({ v: 1, message: staged().message }),
+      /work\/a line 3: [\s\S]*subject/,
+    ],
+    [
+      'with a message of an unknown version',
+      JSON.stringify({ v: 1, message: { v: 9 }, subject: staged().subject }),
+      /Not a record message/,
+    ],
+  ])('refuses a line %s, naming where it is', (_case, line, message) => {
+    expect(() => parseStagedRecord(line, 'work/a line 3')).toThrow(message);
   });
 });
