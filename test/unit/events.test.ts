@@ -106,15 +106,17 @@ describe('the SQS record message fixture', () => {
   });
 });
 
+/** A record message of the current version, by reference, or with its line when given. */
+const message = (line?: string): RecordMessage => ({
+  v: 2,
+  jobId: 'job-1',
+  recordId: 'r1',
+  lineNumber: 4,
+  source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 100, byteEnd: 200 },
+  ...(line === undefined ? {} : { line }),
+});
+
 describe('the body of a record message', () => {
-  const message = (line?: string): RecordMessage => ({
-    v: 2,
-    jobId: 'job-1',
-    recordId: 'r1',
-    lineNumber: 4,
-    source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 100, byteEnd: 200 },
-    ...(line === undefined ? {} : { line }),
-  });
   const lineOf = (prompt: string) => JSON.stringify({ id: 'r1', prompt });
 
   it.each([
@@ -148,14 +150,7 @@ describe('the body of a record message', () => {
 
 describe('a staged record of the batch lane', () => {
   const staged = (line?: string): StagedRecord => ({
-    message: {
-      v: 2,
-      jobId: 'job-1',
-      recordId: 'r1',
-      lineNumber: 4,
-      source: { bucket: 'b', key: 'inputs/a.jsonl', byteStart: 100, byteEnd: 200 },
-      ...(line === undefined ? {} : { line }),
-    },
+    message: message(line),
     subject: { recordId: 'r1', lineNumber: 4, family: 'bedrock', modelInput: { messages: [] } },
   });
 
