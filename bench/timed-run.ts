@@ -2,8 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { LocalCloud } from '../local/cloud/local-cloud.ts';
 import type { LocalPipeline } from '../local/pipeline/local-pipeline.ts';
+import { outputLocations } from '../shared/contract/storage-layout.ts';
 import type { JobManifest } from '../shared/pipeline/finalize.ts';
-import { outputLocations } from '../shared/pipeline/job.ts';
 
 /**
  * Uploads `body` under `key` with these file options, waits for the job's completion event and reads its

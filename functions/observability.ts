@@ -5,7 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type middy from '@middy/core';
-import { METRICS_NAMESPACE } from './metrics.ts';
+import { METRICS_NAMESPACE } from '../shared/contract/metrics.ts';
 
 /**
  * Each function's logger and metrics (EMF). Prompts and completions are never logged: records are named by

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds } from '../shared/budget/throughput.ts';
-import { type EndpointKind, endpointKinds } from '../shared/catalog/catalog.ts';
+import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from '../shared/catalog/catalog.ts';
 import {
   type bedrockSettings,
   DEFAULT_TOKENS_PER_MINUTE,
@@ -12,7 +12,6 @@ import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BYTES } from '../shared/input/file-check.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
-import { DEFAULT_MODEL } from '../shared/pipeline/job.ts';
 import {
   DEFAULT_TYPICAL_RECORD,
   DEFAULT_WORKER_TIMEOUT_SECONDS,

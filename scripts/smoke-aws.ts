@@ -25,8 +25,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { resolveResources } from '../cli/resources.ts';
-import { EVENT_SOURCE } from '../functions/adapters/events.ts';
-import { JOB_COMPLETED, JOB_ENDINGS } from '../shared/contract/job-events.ts';
+import { EVENT_SOURCE, JOB_COMPLETED, JOB_ENDINGS } from '../shared/contract/job-events.ts';
 import type { PlainOutputLine } from '../shared/formats/lines.ts';
 
 const WAIT_MINUTES = 15;

@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { DEFAULT_LANE, deadlineHoursSchema, lanes } from './batch/lane.ts';
-import { type EndpointKind, endpointKinds } from './catalog/catalog.ts';
+import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from './catalog/catalog.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { DEFAULT_MAX_ERROR_RATE } from './input/error-rate.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BYTES } from './input/file-check.ts';
 import { resolveModel } from './models/resolve-model.ts';
-import { DEFAULT_MODEL } from './pipeline/job.ts';
 import { RETRY_LAYERS } from './retry-layers.ts';
 
 /**

@@ -1,11 +1,10 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
-import { JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
+import { EVENT_SOURCE, JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
 import { knownRegion, nonNegativeNumber, positiveInteger, usdAmount } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { modelOptions, quotaOptions, resourceOptions, speedOption } from '../options.ts';

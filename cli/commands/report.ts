@@ -1,7 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { outputLocations } from '../../shared/pipeline/job.ts';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import { type CommandSpec, parseCommandLine, synopsis } from '../command-line.ts';
 import { UsageError } from '../errors.ts';
 import { findJob, JOB_REF_HELP } from '../job-ref.ts';

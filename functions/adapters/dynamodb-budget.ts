@@ -27,10 +27,10 @@ import {
   type ThrottleResponse,
   takeEach,
 } from '../../shared/budget/bucket.ts';
+import { budgetKey } from '../../shared/contract/ledger-table.ts';
 import type { BudgetReservation } from '../../shared/pipeline/model.ts';
 import type { TokenBudget } from '../../shared/pipeline/ports.ts';
 import { poolName, poolsOfSettings } from '../../shared/quotas/pools.ts';
-import { budgetKey } from './ledger-table.ts';
 
 /** Rates that change while the budget runs (each pool's quota, read from Service Quotas again and again). */
 export interface RatesSource {

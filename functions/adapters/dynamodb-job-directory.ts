@@ -1,8 +1,8 @@
 import { BatchGetCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
 import type { JobRecord } from '../../shared/pipeline/model.ts';
 import type { JobDirectory } from '../../shared/pipeline/ports.ts';
 import { jobOf } from './job-item.ts';
-import { LEDGER_TABLE } from './ledger-table.ts';
 
 const RECENT_JOBS = LEDGER_TABLE.recentJobsIndex;
 

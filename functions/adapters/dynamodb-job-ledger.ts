@@ -2,7 +2,8 @@
 // checkpoint, finalize, finish, announce, cancel), each an expression and its values; split further, one
 // job item's rules would be spread over several files.
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { batchPartName } from '../../shared/batch/staging.ts';
+import { jobIdOfKey, jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
+import { batchPartName } from '../../shared/contract/storage-layout.ts';
 import type {
   Announcement,
   BatchPart,
@@ -19,7 +20,6 @@ import type {
 } from '../../shared/pipeline/model.ts';
 import type { JobLedger } from '../../shared/pipeline/ports.ts';
 import { jobItem, jobOf } from './job-item.ts';
-import { jobIdOfKey, jobKey, LEDGER_TABLE } from './ledger-table.ts';
 import { isConditionFailure, LedgerTableWriter, withoutUndefined } from './ledger-writes.ts';
 
 const ACTIVE_JOBS = LEDGER_TABLE.activeJobsIndex;

@@ -9,6 +9,13 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import {
+  dailySpendKey,
+  jobKey,
+  lineNumberOfRecordKey,
+  recordIdKey,
+  recordKey,
+} from '../../shared/contract/ledger-table.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
@@ -24,7 +31,6 @@ import type { DailySpend, RecordIdClaims, RecordLedger } from '../../shared/pipe
 import { spendingDayOf } from '../../shared/pipeline/spending-caps.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
-import { dailySpendKey, jobKey, lineNumberOfRecordKey, recordIdKey, recordKey } from './ledger-table.ts';
 import { transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
 

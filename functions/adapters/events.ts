@@ -1,5 +1,6 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../shared/contract/job-events.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import type {
   DeadLetters,
@@ -7,10 +8,6 @@ import type {
   EventPublisher,
   FinalizeTrigger,
 } from '../../shared/pipeline/ports.ts';
-
-/** The `source` of every event the pipeline puts on the bus. */
-export const EVENT_SOURCE = 'bedrock-batch-pipeline';
-export const ENQUEUE_CONTINUATION = 'Enqueue Continuation';
 
 /** Anything that takes events the way EventBridge PutEvents does (the real bus, or the local shim). */
 export type PutEvent = (event: {

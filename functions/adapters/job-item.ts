@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { lanes } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
 import { INPUT_FAMILIES } from '../../shared/input/records.ts';
 import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
@@ -13,7 +14,6 @@ import type {
   ObjectLocation,
 } from '../../shared/pipeline/model.ts';
 import { jobStatuses } from '../../shared/pipeline/model.ts';
-import { jobKey, LEDGER_TABLE } from './ledger-table.ts';
 import { withoutUndefined } from './ledger-writes.ts';
 
 /** A job as its ledger item: counters as top-level numbers (so transactions can ADD to them), events as JSON. */

@@ -8,10 +8,10 @@ import {
   sweepBatchParts,
   type WatchPorts,
 } from '../../shared/batch/watch.ts';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import { BATCH_JOB_STATE_CHANGE, batchJobChangeOf } from '../../shared/events/batch-job-change.ts';
 import { parseDeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
 import type { DeadlineAlarms } from '../../shared/pipeline/ports.ts';
-import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface BatchDependencies extends Observability {

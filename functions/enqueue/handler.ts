@@ -1,6 +1,8 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../shared/contract/job-events.ts';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { parseObjectCreated } from '../../shared/events/object-created.ts';
 import {
@@ -10,8 +12,6 @@ import {
   type EnqueueSettings,
   startJob,
 } from '../../shared/pipeline/enqueue.ts';
-import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../adapters/events.ts';
-import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface EnqueueDependencies extends Observability {

@@ -2,8 +2,8 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { z } from 'zod';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import { type FinalizePorts, finalizeJob } from '../../shared/pipeline/finalize.ts';
-import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface FinalizerDependencies extends Observability {

@@ -1,8 +1,8 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import { type SweepPorts, type SweepReport, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
-import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface SweeperDependencies extends Observability {

@@ -4,6 +4,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
@@ -14,7 +15,6 @@ import type {
   WorkerPorts,
   WorkerSettings,
 } from '../../shared/pipeline/worker-batch.ts';
-import { METRICS } from '../metrics.ts';
 import { type Observability, withObservability } from '../observability.ts';
 import { countVerdict, publishPerModel, publishPerPool } from './worker-metrics.ts';
 

@@ -1,8 +1,8 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRICS, METRICS_NAMESPACE } from '../../shared/contract/metrics.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import type { RecordVerdict } from '../../shared/pipeline/worker-batch.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
-import { METRICS, METRICS_NAMESPACE } from '../metrics.ts';
 
 type Done = RecordVerdict & { kind: 'done' };
 

@@ -1,6 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import { METRICS } from '../../functions/metrics.ts';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import type { MonitoringProps } from './monitoring.ts';
 import { emfMetric, waitingIn } from './monitoring-metrics.ts';
 

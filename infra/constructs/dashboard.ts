@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { Construct } from 'constructs';
-import { METRICS } from '../../functions/metrics.ts';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import type { MonitoringProps } from './monitoring.ts';
 import { emfMetric, workerCounts } from './monitoring-metrics.ts';
 

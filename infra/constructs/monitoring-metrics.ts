@@ -1,6 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import { METRICS, METRICS_NAMESPACE, type MetricsService } from '../../functions/metrics.ts';
+import { METRICS, METRICS_NAMESPACE, type MetricsService } from '../../shared/contract/metrics.ts';
 
 /** One of the functions' EMF metrics, a minute a point. */
 export function emfMetric(

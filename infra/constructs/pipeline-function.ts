@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../../functions/metrics.ts';
+import { METRICS_NAMESPACE } from '../../shared/contract/metrics.ts';
 import { BUNDLE_HANDLER, type FunctionName, functionBundle } from '../function-bundles.ts';
 
 export interface PipelineFunctionProps {

@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
-import { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
+import { RESULTS_KEY_PATTERN } from '../../shared/contract/storage-layout.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
 import { bedrockInvokeStatements, grantQuotaReading } from './bedrock-access.ts';

@@ -5,9 +5,9 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
-import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
 import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
-import type { RESULTS_KEY_PATTERN } from '../../shared/pipeline/job.ts';
+import { LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
+import type { RESULTS_KEY_PATTERN } from '../../shared/contract/storage-layout.ts';
 import { grantKeyUse } from './key-use.ts';
 import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
 

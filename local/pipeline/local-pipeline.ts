@@ -3,7 +3,6 @@ import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
-import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { type FunctionPorts, functionPorts } from '../../functions/adapters/function-ports.ts';
 import { createBatchHandler } from '../../functions/batch/handler.ts';
 import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
@@ -13,9 +12,9 @@ import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import type { TypicalRecord } from '../../shared/budget/throughput.ts';
-import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { DEFAULT_MODEL, defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN, RESUME_AFTER_MINUTES } from '../../shared/config.ts';
-import { JOB_ENDINGS } from '../../shared/contract/job-events.ts';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE, JOB_ENDINGS } from '../../shared/contract/job-events.ts';
 import {
   BATCH_JOB_STATE_CHANGE,
   BEDROCK_EVENT_SOURCE,
@@ -24,7 +23,6 @@ import {
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
 import { systemClock } from '../../shared/pipeline/clock.ts';
-import { DEFAULT_MODEL } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
 import {

@@ -2,7 +2,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../functions/adapters/clients.ts';
-import { LEDGER_TABLE } from '../../functions/adapters/ledger-table.ts';
+import { LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 export interface PipelineResources {

@@ -1,3 +1,4 @@
+import { partPrefixes } from '../contract/storage-layout.ts';
 import { usageOfResponse } from '../cost/cost.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
@@ -5,7 +6,7 @@ import { type CompletionPorts, completionOf, finishRecords } from '../pipeline/c
 import type { BatchPart, JobRecord, StoredResult } from '../pipeline/model.ts';
 import type { ObjectStore } from '../pipeline/ports.ts';
 import type { BatchLaunchSettings, BatchPorts } from './launch.ts';
-import { partPrefixes, stagedRecordsOf } from './staging.ts';
+import { stagedRecordsOf } from './staging.ts';
 
 /** Bedrock's batch job states in which a job has ended and written what it will write. */
 export const ENDED_BATCH_STATES: ReadonlySet<string> = new Set([

@@ -1,11 +1,12 @@
 import type { Catalog } from '../catalog/catalog.ts';
+import { batchPartName, partPrefixes } from '../contract/storage-layout.ts';
 import { classifyFailure } from '../failures.ts';
 import { DEADLINE_ALARM_VERSION } from '../messages/deadline-alarm.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
 import type { BatchJobs, DeadlineAlarms, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
 import { stagedRecordsLane } from './lane.ts';
-import { batchPartName, partPrefixes, stagedInputBytes, stagedParts, stagedRecordsOf } from './staging.ts';
+import { stagedInputBytes, stagedParts, stagedRecordsOf } from './staging.ts';
 
 export interface BatchPorts {
   readonly store: ObjectStore;

@@ -1,9 +1,9 @@
 import type { Catalog } from '../catalog/catalog.ts';
+import { batchPrefix, lineKey, partPrefixes } from '../contract/storage-layout.ts';
 import { PipelineError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
 import { parseStagedRecord, type StagedRecord, stagedRecordLine } from '../messages/staged-record.ts';
 import { resolveModel } from '../models/resolve-model.ts';
-import { workPrefix } from '../pipeline/job.ts';
 import type { JobRecord } from '../pipeline/model.ts';
 import type { ObjectStore } from '../pipeline/ports.ts';
 import { buildInvocation } from '../request/build-request.ts';
@@ -22,24 +22,9 @@ export function batchPartOf(lineNumber: number, recordsPerPart: number): number 
   return Math.floor((lineNumber - 1) / recordsPerPart);
 }
 
-/** The recordId a staged record carries through Bedrock: its line number, zero-padded like its result key. */
+/** The recordId a staged record carries through Bedrock: its line number as keys spell it. */
 export function batchRecordId(lineNumber: number): string {
-  return String(lineNumber).padStart(10, '0');
-}
-
-/** A part's name among a job's batch parts. */
-export function batchPartName(part: number): string {
-  return `part-${String(part).padStart(5, '0')}`;
-}
-
-export function batchPrefix(jobId: string): string {
-  return `${workPrefix(jobId)}batch/`;
-}
-
-/** A part's folders: Bedrock reads `input/`, writes under `output/`; `records/` says what each line is. */
-export function partPrefixes(jobId: string, part: number) {
-  const folder = `${batchPrefix(jobId)}${batchPartName(part)}/`;
-  return { folder, input: `${folder}input/`, output: `${folder}output/`, records: `${folder}records/` };
+  return lineKey(lineNumber);
 }
 
 /**

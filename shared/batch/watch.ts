@@ -1,3 +1,4 @@
+import { batchPartName } from '../contract/storage-layout.ts';
 import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
 import type { BatchPart, JobRecord } from '../pipeline/model.ts';
 import type { DeadlineAlarms, Ledger } from '../pipeline/ports.ts';
@@ -10,7 +11,6 @@ import {
   launchPart,
   partOfBatchJobName,
 } from './launch.ts';
-import { batchPartName } from './staging.ts';
 
 /** Bedrock's batch job state change, as its EventBridge event (or a poll) tells it. */
 export interface BatchJobChange {

@@ -212,4 +212,7 @@ function parseOrThrow<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
 
 /** The catalog shipped in this folder; tests build others from edited copies of the same data. */
 export const defaultCatalog = new Catalog(modelsData, regionsData);
+
+/** The model for files that name none, unless a deployment chooses another. */
+export const DEFAULT_MODEL = 'opus-4.6';
 export { modelsData, regionsData };

@@ -1,5 +1,10 @@
 import type { JobStatus } from '../pipeline/model.ts';
 
+/** The source of every event the pipeline publishes on its bus. */
+export const EVENT_SOURCE = 'bedrock-batch-pipeline';
+/** The pipeline's own event that hands the rest of a large file to a new enqueue invocation. */
+export const ENQUEUE_CONTINUATION = 'Enqueue Continuation';
+
 /**
  * The events the pipeline publishes about a job (source `bedrock-batch-pipeline`), by detail type: what rules
  * on the bus match, so they change only with a new name.

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { resultSetLocation } from '../contract/storage-layout.ts';
 import { costOfRequest, type TokenUsage, withoutCache } from '../cost/cost.ts';
 import type { InputFamily } from '../input/records.ts';
 import { parseResultSet, resultSetBody } from '../messages/result-set.ts';
 import type { ResolvedModel } from '../models/resolve-model.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
-import { NO_RETRIES, resultSetLocation } from './job.ts';
+import { NO_RETRIES } from './job.ts';
 import type {
   CountedRecord,
   JobRecord,

@@ -1,8 +1,8 @@
 import { Readable as NodeReadable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { decompressedLocation } from '../contract/storage-layout.ts';
 import { InputChangedError } from '../errors.ts';
 import { FILE_HEAD_BYTES, fileContentProblem, isCompressedInput } from '../input/file-check.ts';
-import { decompressedLocation } from './job.ts';
 import type { DecompressCheckpoint, JobRecord, ReadingLease, UploadedPart } from './model.ts';
 import type { Ledger, ObjectStore } from './ports.ts';
 

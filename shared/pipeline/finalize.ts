@@ -1,4 +1,5 @@
 import { JOB_END_EVENTS } from '../contract/job-events.ts';
+import { outputLocations } from '../contract/storage-layout.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError } from '../errors.ts';
 import { buildManifest, cacheSummary } from '../output/manifest.ts';
@@ -8,7 +9,7 @@ import { leftOutFor, withQuotas } from '../quotas/pool-report.ts';
 import type { QuotaReading } from '../quotas/service-quotas.ts';
 import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
-import { dominantFamily, outputLocations } from './job.ts';
+import { dominantFamily } from './job.ts';
 import { type JobStats, JobStatsCollector } from './job-stats.ts';
 import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord } from './model.ts';
 import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';

@@ -10,12 +10,6 @@ import { emptyTotals } from '../output/manifest.ts';
 import { noLooserThan, parseEndpoints, poolsFor, splitList } from '../quotas/pools.ts';
 import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './model.ts';
 
-export const INPUT_PREFIX = 'inputs/';
-/** The model for files that name none, unless a deployment chooses another. */
-export const DEFAULT_MODEL = 'opus-4.6';
-const OUTPUT_PREFIX = 'outputs/';
-const WORK_PREFIX = 'work/' as const;
-
 /**
  * A job is one version of one input object: a duplicate event for it finds the job already there, while a
  * re-upload (a new version or ETag) is a new job.
@@ -24,63 +18,10 @@ export function jobIdOf(bucket: string, key: string, versionOrEtag: string): str
   return `job-${createHash('sha256').update(`${bucket}\n${key}\n${versionOrEtag}`).digest('hex').slice(0, 24)}`;
 }
 
-/**
- * Where a job writes: `inputs/a/b.jsonl` -> `outputs/a/b.jsonl/<jobId>.jsonl.out` and
- * `outputs/a/b.jsonl/<jobId>.manifest.json.out`. Every upload of a key is a job of its own with its own
- * output, found by job id; a late job never overwrites a newer one's.
- */
-export function outputLocations(job: Pick<JobRecord, 'jobId' | 'source'>): {
-  output: ObjectLocation;
-  manifest: ObjectLocation;
-} {
-  const { bucket, key } = job.source;
-  const relative = key.startsWith(INPUT_PREFIX) ? key.slice(INPUT_PREFIX.length) : key;
-  const folder = `${OUTPUT_PREFIX}${relative}/${job.jobId}`;
-  return {
-    output: { bucket, key: `${folder}.jsonl.out` },
-    manifest: { bucket, key: `${folder}.manifest.json.out` },
-  };
-}
-
-/** Where a result set (the results of records finished together) waits for the finalizer. */
-export function resultSetLocation(job: Pick<JobRecord, 'jobId' | 'source'>, setId: string): ObjectLocation {
-  return { bucket: job.source.bucket, key: `${resultsPrefix(job.jobId)}sets/${setId}.jsonl` };
-}
-
-/** Where versions before result sets stored a record's result on its own. */
-export function legacyResultLocation(
-  job: Pick<JobRecord, 'jobId' | 'source'>,
-  lineNumber: number,
-): ObjectLocation {
-  return {
-    bucket: job.source.bucket,
-    key: `${resultsPrefix(job.jobId)}${String(lineNumber).padStart(10, '0')}.json`,
-  };
-}
-
-/** Where a compressed input is decompressed to, once, for its records to be read by byte range. */
-export function decompressedLocation(job: Pick<JobRecord, 'jobId' | 'source'>): ObjectLocation {
-  return { bucket: job.source.bucket, key: `${WORK_PREFIX}${job.jobId}/input.jsonl` };
-}
-
 /** The object a job's records are read from, and referenced in by byte range: the file, or its decompressed copy. */
 export function readableOf(job: Pick<JobRecord, 'source' | 'decompressed'>): ObjectLocation {
   return job.decompressed ?? job.source;
 }
-
-/** Everything a job keeps while it runs: its results, a decompressed input, its batch parts. */
-export function workPrefix(jobId: string): string {
-  return `${WORK_PREFIX}${jobId}/`;
-}
-
-const RESULTS_FOLDER = 'results';
-
-export function resultsPrefix(jobId: string): string {
-  return `${workPrefix(jobId)}${RESULTS_FOLDER}/`;
-}
-
-/** Every job's results, as an object-key pattern (IAM's `*` for the job id): all the worker writes. */
-export const RESULTS_KEY_PATTERN = `${WORK_PREFIX}*/${RESULTS_FOLDER}` as const;
 
 const fileOptions = z.strictObject({
   model: z.string().trim().min(1).optional(),

@@ -1,6 +1,6 @@
+import { legacyResultLocation } from '../contract/storage-layout.ts';
 import { parseLegacyResult, parseResultSet } from '../messages/result-set.ts';
 import { mapWithLimit } from './concurrency.ts';
-import { legacyResultLocation } from './job.ts';
 import type { CountedEntry, JobRecord, StoredResult } from './model.ts';
 import type { Ledger, ObjectStore } from './ports.ts';
 

@@ -1,11 +1,11 @@
 import { withWriteTtl } from '../caching/cache-ttl.ts';
+import { resultSetLocation } from '../contract/storage-layout.ts';
 import { costOfRequest, usageOfResponse } from '../cost/cost.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
 import { poolName } from '../quotas/pools.ts';
 import { completionOf, readEarlierResult } from './complete.ts';
-import { resultSetLocation } from './job.ts';
 import type { JobRecord, StoredResult, UncountedCalls } from './model.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome, RecordVerdict } from './worker-batch.ts';
 

@@ -2,11 +2,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { Chaos, type ChaosSettings } from '../../local/chaos/chaos.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
-import { JOB_COMPLETED } from '../../shared/contract/job-events.ts';
+import { EVENT_SOURCE, JOB_COMPLETED } from '../../shared/contract/job-events.ts';
 import { s3KeyOf } from '../support/factories.ts';
 import { untilEmpty } from '../support/queues.ts';
 

@@ -5,7 +5,6 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { App } from 'aws-cdk-lib';
 import type { Context, EventBridgeEvent, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../functions/adapters/events.ts';
 import { buildApp } from '../../infra/app.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { startEventBridgeEndpoint } from '../../local/glue/eventbridge-endpoint.ts';
@@ -13,8 +12,9 @@ import { EventBridgeShim } from '../../local/glue/eventbridge-shim.ts';
 import { SqsPoller } from '../../local/glue/sqs-poller.ts';
 import { startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
+import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../shared/contract/job-events.ts';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
-import { outputLocations } from '../../shared/pipeline/job.ts';
 import { BundledFunction } from '../support/bundled-function.ts';
 import { readFixture } from '../support/factories.ts';
 

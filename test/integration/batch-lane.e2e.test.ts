@@ -7,7 +7,8 @@ import {
   type LocalPipeline,
   startLocalPipeline,
 } from '../../local/pipeline/local-pipeline.ts';
-import { jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
+import { jobIdOf } from '../../shared/pipeline/job.ts';
 
 let cloud: LocalCloud;
 let pipeline: LocalPipeline;

@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import { nanoUsdToUsd } from '../../shared/cost/cost.ts';
-import { jobIdOf, outputLocations } from '../../shared/pipeline/job.ts';
+import { jobIdOf } from '../../shared/pipeline/job.ts';
 
 let cloud: LocalCloud;
 let pipeline: LocalPipeline;

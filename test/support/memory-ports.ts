@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { countInputTokens } from '../../local/bedrock/tokens.ts';
-import { batchPartName } from '../../shared/batch/staging.ts';
 import {
   afterTakes,
   afterThrottle,
@@ -18,6 +17,7 @@ import {
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import { JOB_STARTED } from '../../shared/contract/job-events.ts';
+import { batchPartName } from '../../shared/contract/storage-layout.ts';
 import { InputChangedError } from '../../shared/errors.ts';
 import type { RetryClass } from '../../shared/failures.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';

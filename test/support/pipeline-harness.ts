@@ -1,4 +1,5 @@
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import type { ObjectCreated } from '../../shared/events/object-created.ts';
 import { DEFAULT_RETRY_POLICY } from '../../shared/failures.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
@@ -6,7 +7,6 @@ import type { MessagesResponse } from '../../shared/output/result-records.ts';
 import type { Clock } from '../../shared/pipeline/clock.ts';
 import { type EnqueueOutcome, type EnqueueSettings, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
-import { outputLocations } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { processBatch } from '../../shared/pipeline/worker.ts';

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { decompressedLocation } from '../../shared/contract/storage-layout.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
-import { decompressedLocation } from '../../shared/pipeline/job.ts';
 import { describeJob } from '../../shared/pipeline/status.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';

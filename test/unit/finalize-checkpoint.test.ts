@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
-import { outputLocations } from '../../shared/pipeline/job.ts';
 import { failNext } from '../support/faults.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 

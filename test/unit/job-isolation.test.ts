@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import { INLINE_MESSAGE_BYTES } from '../../shared/messages/record-message.ts';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
-import { outputLocations } from '../../shared/pipeline/job.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 

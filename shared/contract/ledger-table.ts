@@ -1,3 +1,5 @@
+import { lineKey } from './storage-layout.ts';
+
 /**
  * The one DynamoDB table the pipeline keeps its state in, as every user of it sees it: the ledger and the
  * token budget write its items, the CDK stack and the local cloud create it. Items, by key:
@@ -33,7 +35,7 @@ export function jobKey(jobId: string) {
 }
 
 export function recordKey(jobId: string, lineNumber: number) {
-  return { pk: `JOB#${jobId}`, sk: `REC#${String(lineNumber).padStart(10, '0')}` };
+  return { pk: `JOB#${jobId}`, sk: `REC#${lineKey(lineNumber)}` };
 }
 
 /** The line number of a record item's sort key. */
