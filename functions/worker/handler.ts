@@ -1,11 +1,9 @@
 import { setMaxListeners } from 'node:events';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { METRICS } from '../../shared/contract/metrics.ts';
-import { PipelineError } from '../../shared/errors.ts';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { processBatch } from '../../shared/pipeline/worker.ts';
@@ -31,23 +29,17 @@ export interface WorkerDependencies extends Observability {
  */
 const WAIT_SHARE = 0.5;
 
-/** Why a record is reported back to the queue as a batch item failure: it returns, later, on purpose. */
-class ReturnsThroughQueue extends PipelineError {
-  constructor(reason: string) {
-    super('RETURNS_THROUGH_QUEUE', `The record returns through the queue: ${reason}.`);
-  }
-}
-
 /** Each message's outcome: its verdict, or why it could not even be read. */
 type Outcome = { message: RecordMessage; verdict: RecordVerdict } | { unreadable: unknown };
 
 /**
- * The worker. The batch is decided as a whole (one budget reservation, one ledger transaction per job);
- * Powertools' batch processor then answers SQS record by record: retries go back with the visibility delay the
- * failure table chose, records waiting for quota are sent again with a delay and the original deleted (so
- * waiting never counts toward maxReceiveCount), and a record that cannot be handled returns after the
- * visibility timeout (reaching the DLQ if it never can). A batch that all goes back is not an error: throttling
- * is not a fault of the function. An invocation that fails as a whole still throws, for the error alarm.
+ * The worker. The batch is decided as a whole (one budget reservation, one ledger transaction per job), then
+ * each verdict is SQS's answer for its record, as a partial batch response: a record done is deleted; a retry
+ * goes back with the visibility delay the failure table chose; a record waiting for quota is sent again with a
+ * delay and the original deleted (so waiting never counts toward maxReceiveCount); a record that cannot be
+ * handled returns after the visibility timeout (reaching the DLQ if it never can). A batch that all goes back
+ * is not an error: throttling is not a fault of the function. An invocation that fails as a whole still
+ * throws, for the error alarm.
  */
 export function createWorkerHandler(dependencies: WorkerDependencies) {
   const { metrics, ports } = dependencies;
@@ -62,20 +54,18 @@ export function createWorkerHandler(dependencies: WorkerDependencies) {
     metrics.addMetric(METRICS.worker.recordsReceived, MetricUnit.Count, event.Records.length);
     const outcomes = await decideBatch(event.Records, dependencies, context, deadline);
     const notSentBack = await sendBackToWait(ports.queue, dependencies.logger, event.Records, outcomes);
-    // One per invocation: a processor keeps its batch's state, and the local pipeline runs invocations at once.
-    const processor = new BatchProcessor(EventType.SQS, { logger: dependencies.logger });
-    const response = await processPartialResponse(
-      event,
-      (record: SQSRecord) => answer(record, outcomes.get(record.messageId), notSentBack, dependencies),
-      processor,
-      { context, throwOnFullBatchFailure: false },
-    );
+    const batchItemFailures: SQSBatchItemFailure[] = [];
+    for (const record of event.Records) {
+      const outcome = outcomes.get(record.messageId);
+      if (await returnsThroughQueue(record, outcome, notSentBack, dependencies))
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
     const verdicts = [...outcomes.values()].flatMap((outcome) =>
       'verdict' in outcome ? [outcome.verdict] : [],
     );
     publishPerModel(verdicts);
     publishPerPool(verdicts);
-    return response;
+    return { batchItemFailures };
   };
 
   return withObservability(middy(handle, { timeoutEarlyInMillis: 1_000 }), dependencies);
@@ -113,19 +103,19 @@ async function decideBatch(
   return outcomes;
 }
 
-/** One record's answer to SQS: returning deletes it, throwing reports it as a batch item failure. */
-async function answer(
+/**
+ * One record's answer to SQS: true reports it as a batch item failure, so it returns through the queue (after
+ * its visibility timeout, or the delay set here); false lets SQS delete it.
+ */
+async function returnsThroughQueue(
   record: SQSRecord,
   outcome: Outcome | undefined,
   notSentBack: ReadonlySet<string>,
   { metrics, logger, ports }: WorkerDependencies,
-): Promise<void> {
+): Promise<boolean> {
   if (outcome === undefined || 'unreadable' in outcome) {
-    throw unhandled(
-      { metrics, logger },
-      record,
-      outcome?.unreadable ?? new Error('the record got no outcome'),
-    );
+    unhandled({ metrics, logger }, record, outcome?.unreadable ?? new Error('the record got no outcome'));
+    return true;
   }
   const { message, verdict } = outcome;
   countVerdict(metrics, verdict);
@@ -135,13 +125,16 @@ async function answer(
     line: message.lineNumber,
     verdict: verdict.kind,
   });
-  if (verdict.kind === 'unhandled') throw unhandled({ metrics, logger }, record, verdict.error);
+  if (verdict.kind === 'unhandled') {
+    unhandled({ metrics, logger }, record, verdict.error);
+    return true;
+  }
   if (verdict.kind === 'retry') {
     await ports.queue.changeVisibility(record.receiptHandle, verdict.delaySeconds);
-    throw new ReturnsThroughQueue(`a retry in ${verdict.delaySeconds} s`);
+    return true;
   }
-  if (verdict.kind === 'wait' && notSentBack.has(record.messageId))
-    throw new ReturnsThroughQueue(`a wait for quota of ${verdict.delaySeconds} s`);
+  // A wait sent again as a new message leaves the original to be deleted; one that could not be returns.
+  return verdict.kind === 'wait' && notSentBack.has(record.messageId);
 }
 
 /**
@@ -198,12 +191,11 @@ function deadlineOf(
 }
 
 /** A record the worker could not handle at all: counted and logged; it returns through the queue. */
-function unhandled({ metrics, logger }: Observability, record: SQSRecord, error: unknown): unknown {
+function unhandled({ metrics, logger }: Observability, record: SQSRecord, error: unknown): void {
   metrics.addMetric(METRICS.worker.recordsUnhandled, MetricUnit.Count, 1);
   logger.error('record could not be handled; it returns through the queue', {
     messageId: record.messageId,
     receiveCount: record.attributes.ApproximateReceiveCount,
     error,
   });
-  return error;
 }
