@@ -1,3 +1,4 @@
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { Lane } from '../shared/batch/lane.ts';
 import type { EndpointKind } from '../shared/catalog/catalog.ts';
 
@@ -80,6 +81,15 @@ export interface BedrockBatchPipelineProps {
    * @default false - AWS-managed encryption
    */
   readonly useKms?: boolean;
+  /**
+   * Your own KMS key for the bucket, the table and the queues, instead of one the construct makes (so
+   * `useKms` is implied): a key your organisation manages and rotates. Functions use it only through S3,
+   * DynamoDB and SQS, as they would the construct's. A key made in the same app gets the statement that lets
+   * EventBridge encrypt into the event rules' dead-letter queue; an imported key's policy must allow
+   * `events.amazonaws.com` `kms:GenerateDataKey` and `kms:Decrypt` itself.
+   * @default - a new rotating key when useKms, else AWS-managed encryption
+   */
+  readonly existingEncryptionKey?: kms.IKey;
   /**
    * The worker's timeout; the record queue hides a message six times as long.
    * @default 300

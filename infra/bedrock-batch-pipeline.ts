@@ -74,6 +74,7 @@ export class BedrockBatchPipeline extends Construct {
     super(scope, id);
     const storage = new Storage(this, 'Storage', {
       useKms: settings.useKms,
+      existingKey: settings.existingEncryptionKey,
       retentionDays: settings.retentionDays,
     });
     const finalize = new Finalize(this, 'Finalize', { settings, storage });

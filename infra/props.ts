@@ -1,3 +1,4 @@
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import { z } from 'zod';
 import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds } from '../shared/budget/throughput.ts';
@@ -50,6 +51,12 @@ const pipelinePropsSchema = z
     notifyTopicArn: z.string().startsWith('arn:aws:sns:').optional(),
     /** A customer-managed KMS key for the bucket, queues and table (AWS-managed encryption otherwise). */
     useKms: z.boolean().default(false),
+    existingEncryptionKey: z
+      .custom<kms.IKey>(
+        (value) => typeof value === 'object' && value !== null && 'keyArn' in value,
+        'must be a KMS key (a kms.Key, or one imported with kms.Key.fromKeyArn)',
+      )
+      .optional(),
     workerTimeoutSeconds: z.number().int().min(30).max(900).default(DEFAULT_WORKER_TIMEOUT_SECONDS),
     /** Records per worker invocation; they share one budget reservation and one settlement. */
     workerBatchSize: z.number().int().min(1).max(100).default(WORKER_BATCH.size),

@@ -23,6 +23,8 @@ export type LedgerAction = 'dynamodb:GetItem' | 'dynamodb:PutItem' | 'dynamodb:U
 export interface StorageProps {
   /** A customer-managed key for everything the pipeline stores; AWS-managed encryption when false. */
   readonly useKms: boolean;
+  /** The team's own key, used instead of making one. */
+  readonly existingKey?: kms.IKey | undefined;
   /** Days before finished jobs' intermediate objects, old versions and ledger items expire. */
   readonly retentionDays: number;
 }
@@ -33,7 +35,7 @@ export interface StorageProps {
  * grant methods, each acknowledging the cdk-nag findings its scoping causes.
  */
 export class Storage extends Construct {
-  readonly key: kms.Key | undefined;
+  readonly key: kms.IKey | undefined;
   readonly bucket: s3.Bucket;
   readonly ledger: dynamodb.Table;
   /** The settings every function that touches storage reads. */
@@ -41,9 +43,11 @@ export class Storage extends Construct {
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
-    this.key = props.useKms
-      ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
-      : undefined;
+    this.key =
+      props.existingKey ??
+      (props.useKms
+        ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
+        : undefined);
     this.bucket = this.createBucket(Duration.days(props.retentionDays));
     this.ledger = this.createLedger();
     this.environment = {

@@ -2,6 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
@@ -197,6 +198,11 @@ describe('BedrockBatchPipeline props', () => {
     ],
     ['an error rate over 1', { bedrockRegion: 'us-west-2', maxErrorRate: 1.5 }, /maxErrorRate/],
     ['a daily spending cap of nothing', { bedrockRegion: 'us-west-2', maxDailyCost: 0 }, /maxDailyCost/],
+    [
+      'a key that is no KMS key',
+      { bedrockRegion: 'us-west-2', existingEncryptionKey: 'alias/mine' as unknown as kms.IKey },
+      /existingEncryptionKey: must be a KMS key/,
+    ],
   ])('refuse %s when the construct is created', (_case, props, message) => {
     // Prepare
     const stack = new Stack();
@@ -208,4 +214,40 @@ describe('BedrockBatchPipeline props', () => {
     expect(create).toThrow(ConfigurationError);
     expect(create).toThrow(message);
   });
+});
+
+describe("BedrockBatchPipeline with the team's own KMS key", () => {
+  it('encrypts the bucket, the table and every queue with it, makes no key of its own, and lets EventBridge use it', () => {
+    // Prepare
+    const stack = new Stack(undefined, 'OwnKey', { env: { region: 'us-west-2', account: '123456789012' } });
+    const key = new kms.Key(stack, 'TeamKey', { enableKeyRotation: true });
+
+    // Act
+    new BedrockBatchPipeline(stack, 'Batches', { bedrockRegion: 'us-west-2', existingEncryptionKey: key });
+    const template = Template.fromStack(stack);
+
+    // Assess
+    const keyArn = { 'Fn::GetAtt': [stack.resolve((key.node.defaultChild as kms.CfnKey).logicalId), 'Arn'] };
+    expect(Object.keys(template.findResources('AWS::KMS::Key'))).toHaveLength(1);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: Match.objectLike({ SSEType: 'KMS', KMSMasterKeyId: keyArn }),
+    });
+    const queues = Object.values(template.findResources('AWS::SQS::Queue'));
+    expect(queues.length).toBeGreaterThan(4);
+    for (const queue of queues) expect(queue.Properties.KmsMasterKeyId).toEqual(keyArn);
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: {
+        Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'events.amazonaws.com' } })]),
+      },
+    });
+  }, 120_000);
 });
