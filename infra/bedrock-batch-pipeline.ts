@@ -72,11 +72,7 @@ export class BedrockBatchPipeline extends Construct {
     // Checked first: props that throw leave nothing behind in the consumer's tree.
     const settings = pipelineSettings(props);
     super(scope, id);
-    const storage = new Storage(this, 'Storage', {
-      useKms: settings.useKms,
-      existingKey: settings.existingEncryptionKey,
-      retentionDays: settings.retentionDays,
-    });
+    const storage = new Storage(this, 'Storage', settings);
     const finalize = new Finalize(this, 'Finalize', { settings, storage });
     const finalizeQueue = finalize.jobs.queue;
     const records = new Processing(this, 'Processing', { settings, storage, finalizeQueue }).records;

@@ -24,7 +24,7 @@ export interface StorageProps {
   /** A customer-managed key for everything the pipeline stores; AWS-managed encryption when false. */
   readonly useKms: boolean;
   /** The team's own key, used instead of making one. */
-  readonly existingKey?: kms.IKey | undefined;
+  readonly existingEncryptionKey?: kms.IKey | undefined;
   /** Days before finished jobs' intermediate objects, old versions and ledger items expire. */
   readonly retentionDays: number;
 }
@@ -44,7 +44,7 @@ export class Storage extends Construct {
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
     this.key =
-      props.existingKey ??
+      props.existingEncryptionKey ??
       (props.useKms
         ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
         : undefined);
