@@ -87,6 +87,7 @@ export interface BedrockBatchPipelineProps {
    * DynamoDB and SQS, as they would the construct's. A key made in the same app gets the statement that lets
    * EventBridge encrypt into the event rules' dead-letter queue; an imported key's policy must allow
    * `events.amazonaws.com` `kms:GenerateDataKey` and `kms:Decrypt` itself.
+   * @example kms.Key.fromKeyArn(stack, 'DataKey', 'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab')
    * @default - a new rotating key when useKms, else AWS-managed encryption
    */
   readonly existingEncryptionKey?: kms.IKey;
@@ -137,6 +138,7 @@ export interface BedrockBatchPipelineProps {
   readonly promptCache?: 'auto' | 'off';
   /**
    * The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped.
+   * @example '6h'
    * @default - none
    */
   readonly defaultDeadline?: string;
@@ -159,6 +161,7 @@ export interface BedrockBatchPipelineProps {
    * it, every job stops, canceled with the reason in its manifest and end event, its records not yet run ending
    * `canceled`; calls already under way finish. Files uploaded later that day stop at their first records.
    * Counted as records complete (batch-lane records when their batch job is collected).
+   * @example 200
    * @default - no cap
    */
   readonly maxDailyCost?: number;

@@ -38,6 +38,19 @@ export interface PipelineFunctions {
  * `completionEventPattern` matches the event on the account's default bus when a file is done (wire a Step
  * Functions trigger or a notification to it). The props are checked here: a bad value throws a
  * ConfigurationError naming it.
+ *
+ * @example
+ * const pipeline = new BedrockBatchPipeline(stack, 'Pipeline', {
+ *   bedrockRegion: 'us-west-2',
+ *   allowedModels: ['opus-4.6', 'haiku-4.5'],
+ *   tokensPerMinute: 400_000,
+ *   maxDailyCost: 200,
+ *   notifyEmail: 'data-team@example.com',
+ * });
+ * new events.Rule(stack, 'WhenDone', {
+ *   eventPattern: pipeline.completionEventPattern,
+ *   targets: [new targets.SfnStateMachine(nextStep)],
+ * });
  */
 export class BedrockBatchPipeline extends Construct {
   /** Inputs under `inputs/`, outputs under `outputs/`; EventBridge delivery on. */
