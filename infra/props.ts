@@ -8,6 +8,7 @@ import {
   DEFAULT_TOKENS_PER_MINUTE,
   type EnvironmentOf,
   type queueSettings,
+  type spendingSettings,
 } from '../shared/config.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
@@ -223,6 +224,13 @@ export function quotaEnvironment(settings: PipelineSettings) {
     READ_SERVICE_QUOTAS: settings.readServiceQuotas ? 'true' : 'false',
     QUOTA_SHARE: String(settings.quotaShare),
   } as const;
+}
+
+/** The daily spending cap, for the functions that count completed records' cost (the worker, the batch watcher). */
+export function spendingEnvironment(
+  settings: PipelineSettings,
+): EnvironmentOf<z.ZodObject<typeof spendingSettings>> {
+  return settings.maxDailyCost === undefined ? {} : { MAX_DAILY_COST_USD: String(settings.maxDailyCost) };
 }
 
 /** Where a function that reads the input and queues records sends them: the record and finalize queues. */

@@ -243,6 +243,8 @@ export const batchWatcherSettings = settingsSchema({
   ...queueSettings,
   BATCH_ROLE_ARN: laneSettings.BATCH_ROLE_ARN.unwrap(),
   DEADLINE_QUEUE_URL: laneSettings.DEADLINE_QUEUE_URL,
+  // Collected batch records are priced, and count toward the day's spend, when their part is collected.
+  ...spendingSettings,
 });
 export const workerSettings = settingsSchema({
   ...bedrockSettings,

@@ -2,19 +2,15 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Ledger } from '../../shared/pipeline/ports.ts';
 import { DynamoDbJobLedger } from './dynamodb-job-ledger.ts';
 import { DynamoDbRecordLedger } from './dynamodb-record-ledger.ts';
+import type { LedgerOptions } from './ledger-writes.ts';
 
 /** The whole ledger on one DynamoDB table: its jobs, and its records and record ids (see ledger-table.ts). */
 export class DynamoDbLedger extends DynamoDbJobLedger implements Ledger {
   private readonly records: DynamoDbRecordLedger;
 
-  constructor(
-    documents: DynamoDBDocumentClient,
-    tableName: string,
-    now: () => number = Date.now,
-    retentionDays = 30,
-  ) {
-    super(documents, tableName, now, retentionDays);
-    this.records = new DynamoDbRecordLedger(documents, tableName, now, retentionDays);
+  constructor(documents: DynamoDBDocumentClient, tableName: string, options: LedgerOptions = {}) {
+    super(documents, tableName, options);
+    this.records = new DynamoDbRecordLedger(documents, tableName, options);
   }
 
   claimRecordId: Ledger['claimRecordId'] = (...call) => this.records.claimRecordId(...call);

@@ -51,7 +51,8 @@ const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
 /**
  * The records in the ledger table: one `REC#<line>` item per record that has started or finished (its lease,
  * its attempts and failures per class, done or not) and one `ID#<recordId>` item per claimed id. Finishing
- * records adds them to their jobs' counters and their cost to the day's spend in the same transaction.
+ * records adds them to their jobs' counters and, under a daily cap, their cost to the day's spend in the same
+ * transaction.
  */
 export class DynamoDbRecordLedger
   extends LedgerTableWriter
@@ -249,8 +250,12 @@ export class DynamoDbRecordLedger
     };
   }
 
-  /** The transaction item that adds the completions' cost to today's spend (none when they cost nothing). */
+  /**
+   * The transaction item that adds the completions' cost to today's spend: none when they cost nothing or the
+   * deployment keeps no daily spend.
+   */
   private addToDay(updates: readonly JobUpdate[]) {
+    if (this.options.countsDailySpend !== true) return [];
     const cost = updates
       .flatMap((update) => update.completions)
       .reduce((sum, completion) => sum + completion.costNanoUsd, 0);

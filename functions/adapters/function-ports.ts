@@ -33,6 +33,8 @@ export interface Wiring {
   readonly putEvent?: PutEvent;
   /** The service role Bedrock batch jobs run as; without it files run on demand whatever their lane. */
   readonly batchRoleArn?: string | undefined;
+  /** Whether the deployment has a daily spending cap, whose day item completions then add to. */
+  readonly countsDailySpend?: boolean;
   /** The port as `functionName` sees it; as it is, unless a local run injects faults. */
   readonly seenBy?: <Port extends object>(functionName: string, portName: string, port: Port) => Port;
 }
@@ -136,8 +138,11 @@ export class FunctionPorts {
   }
 
   private ledger(addresses: Needs<'tableName'>): DynamoDbLedger {
-    const { documents } = this.wiring.clients;
-    return new DynamoDbLedger(documents, addresses.tableName, Date.now, addresses.retentionDays);
+    const { clients, countsDailySpend } = this.wiring;
+    return new DynamoDbLedger(clients.documents, addresses.tableName, {
+      ...(addresses.retentionDays === undefined ? {} : { retentionDays: addresses.retentionDays }),
+      ...(countsDailySpend === undefined ? {} : { countsDailySpend }),
+    });
   }
 
   private batchJobs(): BedrockBatchJobs | undefined {

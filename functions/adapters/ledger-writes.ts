@@ -6,14 +6,29 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
  * What the ledger's adapters share: the table, the clock, how long finished items are kept, and conditional
  * updates, whose refusal (a ConditionalCheckFailedException) is an answer, not an error.
  */
+export interface LedgerOptions {
+  readonly now?: () => number;
+  /** Finished jobs, finished records and claimed ids expire (DynamoDB TTL on `expiresAt`) this many days later. */
+  readonly retentionDays?: number;
+  /**
+   * Completions add their cost to the day's spend item: only a deployment with a daily spending cap needs it,
+   * and without one no item is written by every job at once.
+   */
+  readonly countsDailySpend?: boolean;
+}
+
 export abstract class LedgerTableWriter {
+  protected readonly now: () => number;
+  protected readonly retentionDays: number;
+
   constructor(
     protected readonly documents: DynamoDBDocumentClient,
     protected readonly tableName: string,
-    protected readonly now: () => number = Date.now,
-    /** Finished jobs, finished records and claimed ids expire (DynamoDB TTL on `expiresAt`) this many days later. */
-    protected readonly retentionDays = 30,
-  ) {}
+    protected readonly options: LedgerOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.retentionDays = options.retentionDays ?? 30;
+  }
 
   /** An update its condition may refuse: true when it was made. */
   protected async updateIf(input: Omit<UpdateCommandInput, 'TableName'>): Promise<boolean> {

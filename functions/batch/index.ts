@@ -9,6 +9,10 @@ const { clients, ...observed } = lambdaEnvironment('batch', config);
 
 export const handler = createBatchHandler({
   ...observed,
-  ports: functionPorts({ clients, batchRoleArn: config.BATCH_ROLE_ARN }).batch(addressesOf(config)),
+  ports: functionPorts({
+    clients,
+    batchRoleArn: config.BATCH_ROLE_ARN,
+    countsDailySpend: config.MAX_DAILY_COST_USD !== undefined,
+  }).batch(addressesOf(config)),
   settings: { catalog: defaultCatalog },
 });

@@ -13,7 +13,7 @@ const { rates } = deploymentQuotas(config);
 
 export const handler = createWorkerHandler({
   ...observed,
-  ports: functionPorts({ clients }).worker(
+  ports: functionPorts({ clients, countsDailySpend: config.MAX_DAILY_COST_USD !== undefined }).worker(
     addressesOf(config),
     new DynamoDbTokenBudget(clients.documents, config.LEDGER_TABLE_NAME, rates),
   ),

@@ -10,7 +10,12 @@ import type { batchWatcherSettings, EnvironmentOf } from '../../shared/config.ts
 import { batchJobStateChangePattern } from '../../shared/events/batch-job-change.ts';
 import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { bedrockEnvironment, type PipelineSettings, queueEnvironment } from '../props.ts';
+import {
+  bedrockEnvironment,
+  type PipelineSettings,
+  queueEnvironment,
+  spendingEnvironment,
+} from '../props.ts';
 import { bedrockInvokeStatements, invokedModelArn } from './bedrock-access.ts';
 import { grantConsume, grantSend } from './key-use.ts';
 import { acknowledge, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
@@ -58,6 +63,7 @@ export class BatchLane extends Construct {
         ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         BATCH_ROLE_ARN: this.serviceRole.roleArn,
         DEADLINE_QUEUE_URL: this.deadlines.queueUrl,
+        ...spendingEnvironment(settings),
       } satisfies EnvironmentOf<typeof batchWatcherSettings>,
     });
     const watcher = this.watcher;

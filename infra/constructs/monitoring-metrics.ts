@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { METRICS, METRICS_NAMESPACE, type MetricsService } from '../../shared/contract/metrics.ts';
 
 /** One of the functions' EMF metrics, a minute a point. */
@@ -24,9 +25,7 @@ export function workerCounts(...names: ReadonlyArray<keyof typeof METRICS.worker
 }
 
 /** A queue's visible messages, the most in five minutes: what a dead-letter alarm watches. */
-export function waitingIn(queue: {
-  metricApproximateNumberOfMessagesVisible: (props: cloudwatch.MetricOptions) => cloudwatch.Metric;
-}) {
+export function waitingIn(queue: sqs.IQueue): cloudwatch.Metric {
   return queue.metricApproximateNumberOfMessagesVisible({
     period: Duration.minutes(5),
     statistic: 'Maximum',

@@ -4,7 +4,12 @@ import { Construct } from 'constructs';
 import type { EnvironmentOf, workerSettings } from '../../shared/config.ts';
 import { RESULTS_KEY_PATTERN } from '../../shared/contract/storage-layout.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
-import { bedrockEnvironment, type PipelineSettings, quotaEnvironment } from '../props.ts';
+import {
+  bedrockEnvironment,
+  type PipelineSettings,
+  quotaEnvironment,
+  spendingEnvironment,
+} from '../props.ts';
 import { bedrockInvokeStatements, grantQuotaReading } from './bedrock-access.ts';
 import { grantSend } from './key-use.ts';
 import { acknowledge } from './pipeline-function.ts';
@@ -43,9 +48,7 @@ export class Processing extends Construct {
           FINALIZE_QUEUE_URL: props.finalizeQueue.queueUrl,
           ...quotaEnvironment(settings),
           LEASE_SECONDS: String(shape.leaseSeconds),
-          ...(settings.maxDailyCost === undefined
-            ? {}
-            : { MAX_DAILY_COST_USD: String(settings.maxDailyCost) }),
+          ...spendingEnvironment(settings),
         }) satisfies EnvironmentOf<typeof workerSettings>,
       eventSource: {
         batchSize: shape.batchSize,

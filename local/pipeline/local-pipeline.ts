@@ -179,6 +179,7 @@ export async function startLocalPipeline(
       shim.putEvent(event);
     },
     batchRoleArn: LOCAL_BATCH_ROLE_ARN,
+    countsDailySpend: options.maxDailyCostUsd !== undefined,
     // Under chaos a function may die just before or just after each of its calls.
     ...(chaos === undefined
       ? {}

@@ -103,14 +103,22 @@ describe('BedrockBatchPipeline in a consumer stack', () => {
     });
   });
 
-  it('gives the worker, which starts the calls, the daily spending cap', () => {
-    expect(functionNamed(template, 'worker').Properties.Environment.Variables).toMatchObject({
-      MAX_DAILY_COST_USD: '250',
-    });
-    expect(functionNamed(template, 'finalizer').Properties.Environment.Variables).not.toHaveProperty(
-      'MAX_DAILY_COST_USD',
-    );
-  });
+  it.each([
+    ['worker', 'starts the calls and counts their cost', { MAX_DAILY_COST_USD: '250' }],
+    ['batch', "counts collected batch records' cost", { MAX_DAILY_COST_USD: '250' }],
+    ['enqueue', 'counts nothing that costs', {}],
+    ['finalizer', 'counts nothing', {}],
+  ])(
+    'gives the daily spending cap to the functions that count cost: the %s %s',
+    (service, _why, expected) => {
+      const variables = functionNamed(template, service).Properties.Environment.Variables;
+      expect(
+        Object.hasOwn(variables, 'MAX_DAILY_COST_USD')
+          ? { MAX_DAILY_COST_USD: variables.MAX_DAILY_COST_USD }
+          : {},
+      ).toEqual(expected);
+    },
+  );
 
   it.each(['worker', 'finalizer'])(
     "reads each pool's quota from Service Quotas when none is given: the %s may list quotas, nothing more",

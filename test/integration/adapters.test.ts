@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
+import type { LedgerOptions } from '../../functions/adapters/ledger-writes.ts';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
@@ -49,16 +50,20 @@ const completion = (lineNumber: number, status: 'succeeded' | 'errored' = 'succe
 });
 
 // The same contract, against the in-memory ledger the unit tests use and the DynamoDB one on DynamoDB Local.
+// Both count the day's spend, as under a daily cap.
 describe.each([
-  ['MemoryLedger', (clock: () => number) => new MemoryLedger(clock) as Ledger],
+  [
+    'MemoryLedger',
+    (clock: () => number, options: LedgerOptions) => new MemoryLedger(clock, options) as Ledger,
+  ],
   [
     'DynamoDbLedger',
-    (clock: () => number) =>
-      new DynamoDbLedger(cloud.clients.documents, resources.tableName, clock) as Ledger,
+    (clock: () => number, options: LedgerOptions) =>
+      new DynamoDbLedger(cloud.clients.documents, resources.tableName, { now: clock, ...options }) as Ledger,
   ],
 ])('%s', (_name, makeLedger) => {
   let now = Date.parse('2026-11-25T10:00:00Z');
-  const ledger = () => makeLedger(() => now);
+  const ledger = (options: LedgerOptions = { countsDailySpend: true }) => makeLedger(() => now, options);
 
   it('creates a job once', async () => {
     const subject = ledger();
@@ -112,6 +117,26 @@ describe.each([
 
     // Assess
     expect(spent).toEqual([150_000, 1_000, 0]);
+  });
+
+  it("keeps no day's spend without a daily cap, so jobs share no item", async () => {
+    // Prepare
+    const before = now;
+    now = Date.parse('2031-02-20T12:00:00Z');
+    const subject = ledger({});
+    const job = newJob();
+    await subject.createJob(job);
+
+    // Act
+    await subject.completeRecords([
+      { jobId: job.jobId, completions: [completion(1), completion(2)], retries: NO_RETRIES },
+    ]);
+    const spent = await subject.spentOn('2031-02-20');
+    now = before;
+
+    // Assess
+    expect(spent).toBe(0);
+    expect((await subject.getJob(job.jobId))?.totals.successRecordCount).toBe(2);
   });
 
   it('gives a record id to the first line that claims it, and to that line again', async () => {
@@ -653,7 +678,10 @@ describe('DynamoDbLedger retention', () => {
   it('lets finished records and claimed ids expire by TTL', async () => {
     // Prepare
     const now = Date.parse('2026-11-25T10:00:00Z');
-    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, () => now, 7);
+    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, {
+      now: () => now,
+      retentionDays: 7,
+    });
     const job = newJob();
     await ledger.createJob(job);
 
@@ -675,7 +703,10 @@ describe('DynamoDbLedger retention', () => {
   it('lets a finished job expire by TTL, and keeps a running one', async () => {
     // Prepare
     const now = Date.parse('2026-11-25T10:00:00Z');
-    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, () => now, 7);
+    const ledger = new DynamoDbLedger(cloud.clients.documents, resources.tableName, {
+      now: () => now,
+      retentionDays: 7,
+    });
     const finished = newJob();
     const running = newJob();
     await ledger.createJob(finished);

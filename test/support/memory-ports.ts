@@ -212,7 +212,11 @@ export class MemoryLedger implements Ledger, JobDirectory {
   readonly records = new Map<string, RecordState>();
   private readonly ids = new Map<string, number>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** As the DynamoDB ledger's option: only a deployment with a daily cap counts the day's spend. */
+    private readonly options: { readonly countsDailySpend?: boolean } = {},
+  ) {}
 
   async createJob(job: JobRecord): Promise<boolean> {
     if (this.jobs.has(job.jobId)) return false;
@@ -416,8 +420,10 @@ export class MemoryLedger implements Ledger, JobDirectory {
     });
     const job = this.job(jobId);
     const totals = job.totals;
-    const day = spendingDayOf(this.now());
-    this.dailySpend.set(day, (this.dailySpend.get(day) ?? 0) + completion.costNanoUsd);
+    if (this.options.countsDailySpend === true) {
+      const day = spendingDayOf(this.now());
+      this.dailySpend.set(day, (this.dailySpend.get(day) ?? 0) + completion.costNanoUsd);
+    }
     job.doneRecords += 1;
     job.totals = {
       ...totals,

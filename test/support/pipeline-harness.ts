@@ -60,7 +60,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   const clock = options.clock ?? { now: Date.parse('2026-11-25T10:00:00Z') };
   const now = () => clock.now;
   const store = new MemoryObjectStore();
-  const ledger = new MemoryLedger(now);
+  const ledger = new MemoryLedger(now, { countsDailySpend: options.worker?.maxDailyCostUsd !== undefined });
   const queue = new MemoryQueue();
   const events = new RecordingEvents();
   const trigger = new RecordingTrigger();
