@@ -6,13 +6,8 @@ import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecor
 import { METRICS } from '../../shared/contract/metrics.ts';
 import { parseRecordMessage, type RecordMessage } from '../../shared/messages/record-message.ts';
 import type { RecordQueue } from '../../shared/pipeline/ports.ts';
-import { processBatch } from '../../shared/pipeline/worker.ts';
-import type {
-  BatchDeadline,
-  RecordVerdict,
-  WorkerPorts,
-  WorkerSettings,
-} from '../../shared/pipeline/worker-batch.ts';
+import type { BatchDeadline, RecordVerdict, WorkerPorts, WorkerSettings } from '../../shared/worker/batch.ts';
+import { processBatch } from '../../shared/worker/process-batch.ts';
 import { type Observability, withObservability } from '../observability.ts';
 import { countVerdict, publishPerModel, publishPerPool } from './worker-metrics.ts';
 

@@ -1,8 +1,8 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { METRICS, METRICS_NAMESPACE } from '../../shared/contract/metrics.ts';
 import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
-import type { RecordVerdict } from '../../shared/pipeline/worker-batch.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
+import type { RecordVerdict } from '../../shared/worker/batch.ts';
 
 type Done = RecordVerdict & { kind: 'done' };
 
@@ -13,7 +13,7 @@ type Done = RecordVerdict & { kind: 'done' };
 export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
   const byModel = new Map<string, Done[]>();
   for (const verdict of verdicts) {
-    if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) continue;
+    if (verdict.kind !== 'done' || verdict.model === undefined || verdict.result === undefined) continue;
     byModel.set(verdict.model.modelId, [...(byModel.get(verdict.model.modelId) ?? []), verdict]);
   }
   for (const [modelId, done] of byModel) {
@@ -30,10 +30,10 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
         | 'cacheReadInputTokens'
         | 'costNanoUsd'
         | 'uncachedCostNanoUsd',
-    ) => done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
+    ) => done.reduce((sum, verdict) => sum + (verdict.result?.completion[field] ?? 0), 0);
     const records = (outcome: 'hit' | 'miss') =>
       done.filter(
-        (verdict) => verdict.completion !== undefined && cacheOutcomeOf(verdict.completion) === outcome,
+        (verdict) => verdict.result !== undefined && cacheOutcomeOf(verdict.result.completion) === outcome,
       ).length;
     const names = METRICS.perModel;
     metrics.addMetric(names.inputTokens, MetricUnit.Count, total('inputTokens'));
@@ -61,7 +61,7 @@ export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
   for (const verdict of verdicts) {
     if (verdict.kind === 'retry' && verdict.pool !== undefined && verdict.failure?.throttle === true)
       throttles.set(verdict.pool, (throttles.get(verdict.pool) ?? 0) + 1);
-    if (verdict.kind !== 'done' || verdict.model === undefined || verdict.completion === undefined) continue;
+    if (verdict.kind !== 'done' || verdict.model === undefined || verdict.result === undefined) continue;
     const pool = poolName(verdict.model);
     byPool.set(pool, [...(byPool.get(pool) ?? []), verdict]);
   }
@@ -74,7 +74,7 @@ export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
       defaultDimensions: { pool },
     });
     const total = (field: 'inputTokens' | 'outputTokens') =>
-      done.reduce((sum, verdict) => sum + (verdict.completion?.[field] ?? 0), 0);
+      done.reduce((sum, verdict) => sum + (verdict.result?.completion[field] ?? 0), 0);
     metrics.addMetric(names.records, MetricUnit.Count, done.length);
     metrics.addMetric(names.inputTokens, MetricUnit.Count, total('inputTokens'));
     metrics.addMetric(names.outputTokens, MetricUnit.Count, total('outputTokens'));

@@ -2,7 +2,7 @@ import { partPrefixes } from '../contract/storage-layout.ts';
 import { usageOfResponse } from '../cost/cost.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
-import { type CompletionPorts, completionOf, finishRecords } from '../pipeline/complete.ts';
+import { type CompletionPorts, completionOf, countJobResults } from '../pipeline/complete.ts';
 import type { BatchPart, JobRecord, StoredResult } from '../pipeline/model.ts';
 import type { ObjectStore } from '../pipeline/ports.ts';
 import type { BatchLaunchSettings, BatchPorts } from './launch.ts';
@@ -58,7 +58,7 @@ export async function collectBatchPart(
       timing: { finishedAt, attempts: 1, modelId: resolved.modelId, lane: 'batch' },
     });
   }
-  await finishRecords(ports, job, results);
+  await countJobResults(ports, job, results);
   await ports.queue.send(redrive);
   await ports.ledger.moveBatchPart(job.jobId, ['submitted'], { ...part, state: 'collected', endedAs });
   return { answered: results.length, redriven: redrive.length };

@@ -72,7 +72,7 @@ export async function readEarlierResult(
  * Counts finished records and retries in the ledger, in one transaction that leaves out records counted
  * before, and starts the finalizer of each job whose last record it counted (only one caller ever does).
  */
-export async function countInLedger(
+async function countInLedger(
   ports: Pick<CompletionPorts, 'ledger' | 'finalize'>,
   updates: readonly JobUpdate[],
 ): Promise<readonly CountedRecord[]> {
@@ -82,7 +82,7 @@ export async function countInLedger(
 }
 
 /** A job's records finished together, and the retries counted with them. */
-export interface FinishedRecords {
+export interface JobResults {
   readonly job: Pick<JobRecord, 'jobId' | 'source'>;
   readonly results: readonly StoredResult[];
   readonly retries: JobRetries;
@@ -92,9 +92,9 @@ export interface FinishedRecords {
  * Stores each job's finished results as one result set, then counts them all, with where they are, in one
  * transaction (see countInLedger).
  */
-export async function countFinished(
+export async function countResults(
   ports: CompletionPorts,
-  finished: readonly FinishedRecords[],
+  finished: readonly JobResults[],
   setId: string,
 ): Promise<readonly CountedRecord[]> {
   const updates = await Promise.all(
@@ -112,14 +112,14 @@ export async function countFinished(
 /** Results in one result set, at most: its object stays small enough to read whole. */
 const RESULTS_PER_SET = 500;
 
-/** Finishes records of one job exactly once, a few hundred to a result set (see countFinished). */
-export async function finishRecords(
+/** Counts results of one job exactly once, a few hundred to a result set (see countResults). */
+export async function countJobResults(
   ports: CompletionPorts,
   job: JobRecord,
   results: readonly StoredResult[],
 ): Promise<void> {
   for (let start = 0; start < results.length; start += RESULTS_PER_SET)
-    await countFinished(
+    await countResults(
       ports,
       [{ job, results: results.slice(start, start + RESULTS_PER_SET), retries: NO_RETRIES }],
       randomUUID(),

@@ -30,7 +30,7 @@ import {
 import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation } from '../request/build-request.ts';
 import { announce } from './announce.ts';
-import { type CompletionPorts, completionOf, finalizeIfDone, finishRecords } from './complete.ts';
+import { type CompletionPorts, completionOf, countJobResults, finalizeIfDone } from './complete.ts';
 import { mapWithLimit } from './concurrency.ts';
 import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
@@ -399,7 +399,7 @@ async function enqueueChunk(
   });
   await stageChunk(job, staged, ports.store, catalog.batch.maximumRecordsPerJob);
   const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
-  await finishRecords(
+  await countJobResults(
     ports,
     job,
     errors.map((error) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Catalog, modelsData, regionsData } from '../../shared/catalog/catalog.ts';
 import type { MessagesBody, PromptRecord } from '../../shared/input/records.ts';
+import type { StoredResult } from '../../shared/pipeline/model.ts';
 
 export const fixturePath = (name: string): string =>
   new URL(`../../events/${name}`, import.meta.url).pathname;
@@ -84,4 +85,27 @@ export function awsError(
     $fault: 'server',
     $metadata: { httpStatusCode },
   });
+}
+
+/** A finished record's stored result, free of cost, as a result set holds it. */
+export function storedResult(
+  lineNumber: number,
+  outcome: StoredResult['outcome'] = { status: 'canceled' },
+): StoredResult {
+  return {
+    subject: { recordId: `r${lineNumber}`, lineNumber, family: 'plain' },
+    outcome,
+    completion: {
+      lineNumber,
+      status: outcome.status,
+      family: 'plain',
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheCreationInputTokens: 0,
+      cacheReadInputTokens: 0,
+      costNanoUsd: 0,
+      uncachedCostNanoUsd: 0,
+    },
+    timing: { finishedAt: '2026-12-06T10:00:00.000Z', attempts: 1 },
+  };
 }

@@ -9,8 +9,8 @@ import { type EnqueueOutcome, type EnqueueSettings, startJob } from '../../share
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
 import type { Ledger } from '../../shared/pipeline/ports.ts';
-import { processBatch } from '../../shared/pipeline/worker.ts';
-import type { RecordVerdict, WorkerSettings } from '../../shared/pipeline/worker-batch.ts';
+import type { RecordVerdict, WorkerSettings } from '../../shared/worker/batch.ts';
+import { processBatch } from '../../shared/worker/process-batch.ts';
 import {
   MemoryBatchJobs,
   MemoryBudget,

@@ -453,11 +453,11 @@ describe('exactly once', () => {
       {
         kind: 'done',
         status: 'succeeded',
-        completion: { inputTokens: 10, outputTokens: 5, costNanoUsd: 175_000 },
+        result: { completion: { inputTokens: 10, outputTokens: 5, costNanoUsd: 175_000 } },
       },
       { kind: 'done', status: 'already-done' },
     ]);
-    expect(verdicts[1]).not.toHaveProperty('completion');
+    expect(verdicts[1]).not.toHaveProperty('result');
     expect(pipeline.model.calls).toHaveLength(2);
     expect(pipeline.manifest('inputs/twice.jsonl')).toMatchObject({
       totalRecordCount: 2,
@@ -485,7 +485,11 @@ describe('exactly once', () => {
     // Assess
     expect(crashed).toBe('killed');
     expect(whileLeaseHeld).toMatchObject({ kind: 'retry' });
-    expect(afterLease).toMatchObject({ kind: 'done', status: 'succeeded', completion: { inputTokens: 10 } });
+    expect(afterLease).toMatchObject({
+      kind: 'done',
+      status: 'succeeded',
+      result: { completion: { inputTokens: 10 } },
+    });
     expect(pipeline.model.calls).toHaveLength(1);
     expect(pipeline.manifest('inputs/crash.jsonl')).toMatchObject({
       successRecordCount: 1,

@@ -5,7 +5,7 @@ import { parseResultSet } from '../../shared/messages/result-set.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import type { JobSettings } from '../../shared/pipeline/model.ts';
-import { choosePools } from '../../shared/pipeline/worker-pools.ts';
+import { choosePools } from '../../shared/worker/pools.ts';
 import { MemoryBudget, type MemoryObjectStore } from '../support/memory-ports.ts';
 import { BUCKET, jobDefaults, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 

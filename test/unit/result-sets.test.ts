@@ -6,30 +6,12 @@ import { parseLegacyResult, parseResultSet, resultSetBody } from '../../shared/m
 import { startJob } from '../../shared/pipeline/enqueue.ts';
 import type { CountedEntry, StoredResult } from '../../shared/pipeline/model.ts';
 import { resultsInOrder } from '../../shared/pipeline/results-in-order.ts';
+import { storedResult } from '../support/factories.ts';
 import { MemoryObjectStore } from '../support/memory-ports.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 import { thrown } from '../support/thrown.ts';
 
 const job = { jobId: 'job-1', source: { bucket: BUCKET, key: 'inputs/a.jsonl' } };
-
-function result(lineNumber: number, outcome: StoredResult['outcome'] = { status: 'canceled' }): StoredResult {
-  return {
-    subject: { recordId: `r${lineNumber}`, lineNumber, family: 'plain' },
-    outcome,
-    completion: {
-      lineNumber,
-      status: outcome.status,
-      family: 'plain',
-      inputTokens: 0,
-      outputTokens: 0,
-      cacheCreationInputTokens: 0,
-      cacheReadInputTokens: 0,
-      costNanoUsd: 0,
-      uncachedCostNanoUsd: 0,
-    },
-    timing: { finishedAt: '2026-12-06T10:00:00.000Z', attempts: 1 },
-  };
-}
 
 const outcomes: Array<[string, StoredResult['outcome']]> = [
   [
@@ -58,7 +40,7 @@ const outcomes: Array<[string, StoredResult['outcome']]> = [
 describe('a result set object', () => {
   it.each(outcomes)('gives back a %s result as it was stored', (_, outcome) => {
     // Prepare
-    const stored = [result(3, outcome), result(7)];
+    const stored = [storedResult(3, outcome), storedResult(7)];
 
     // Act
     const read = parseResultSet(Buffer.from(resultSetBody(stored)), 'sets/x.jsonl');
@@ -69,8 +51,16 @@ describe('a result set object', () => {
 
   it.each([
     ['a line that is not JSON', '{"v":1,', /sets\/x\.jsonl line 1 is not JSON/],
-    ['a version it does not know', JSON.stringify({ ...result(1), v: 2 }), /sets\/x\.jsonl line 1: .*v/s],
-    ['a result without its completion', JSON.stringify({ v: 1, subject: result(1).subject }), /completion/],
+    [
+      'a version it does not know',
+      JSON.stringify({ ...storedResult(1), v: 2 }),
+      /sets\/x\.jsonl line 1: .*v/s,
+    ],
+    [
+      'a result without its completion',
+      JSON.stringify({ v: 1, subject: storedResult(1).subject }),
+      /completion/,
+    ],
   ])('refuses %s, naming the object and line', (_, body, message) => {
     // Act
     const error = thrown(PipelineError, () => parseResultSet(Buffer.from(`${body}\n`), 'sets/x.jsonl'));
@@ -81,8 +71,8 @@ describe('a result set object', () => {
 
   it('reads a result an earlier version stored on its own, its cost then its uncached cost', () => {
     // Prepare
-    const { uncachedCostNanoUsd: _, ...completion } = { ...result(4).completion, costNanoUsd: 900 };
-    const legacy = { ...result(4), completion };
+    const { uncachedCostNanoUsd: _, ...completion } = { ...storedResult(4).completion, costNanoUsd: 900 };
+    const legacy = { ...storedResult(4), completion };
 
     // Act
     const read = parseLegacyResult(Buffer.from(JSON.stringify(legacy)), 'results/0000000004.json');
@@ -98,11 +88,11 @@ function storedAs(sets: Readonly<Record<string, readonly number[]>>, ownObjects:
   const entries: CountedEntry[] = [];
   for (const [setId, lines] of Object.entries(sets)) {
     const location = resultSetLocation(job, setId);
-    store.putObject(BUCKET, location.key, resultSetBody(lines.map((line) => result(line))));
+    store.putObject(BUCKET, location.key, resultSetBody(lines.map((line) => storedResult(line))));
     entries.push(...lines.map((lineNumber) => ({ lineNumber, resultSet: location.key })));
   }
   for (const line of ownObjects) {
-    store.putObject(BUCKET, legacyResultLocation(job, line).key, JSON.stringify(result(line)));
+    store.putObject(BUCKET, legacyResultLocation(job, line).key, JSON.stringify(storedResult(line)));
     entries.push({ lineNumber: line, resultSet: undefined });
   }
   entries.sort((a, b) => a.lineNumber - b.lineNumber);
@@ -164,7 +154,11 @@ describe('reading a job’s results in line order', () => {
 
   it.each([
     ['is gone', undefined, /^the result set .*a\.jsonl vanished during finalization$/],
-    ['lacks the line', resultSetBody([result(2)]), /^the result of line 1 vanished during finalization$/],
+    [
+      'lacks the line',
+      resultSetBody([storedResult(2)]),
+      /^the result of line 1 vanished during finalization$/,
+    ],
   ])('fails loudly when a set the ledger points to %s', async (_, body, message) => {
     // Prepare
     const { ports } = storedAs({ a: [1, 2] });

@@ -1,19 +1,19 @@
 import { withWriteTtl } from '../caching/cache-ttl.ts';
 import { resultSetLocation } from '../contract/storage-layout.ts';
 import { costOfRequest, usageOfResponse } from '../cost/cost.ts';
-import type { PipelineError } from '../errors.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
-import { poolName } from '../quotas/pools.ts';
-import { completionOf, readEarlierResult } from './complete.ts';
-import type { JobRecord, StoredResult, UncountedCalls } from './model.ts';
-import type { AcquiredLease, Batch, Call, CallOutcome, RecordVerdict } from './worker-batch.ts';
+import { readEarlierResult } from '../pipeline/complete.ts';
+import type { UncountedCalls } from '../pipeline/model.ts';
+import type { AcquiredLease, Batch, Call, CallOutcome } from './batch.ts';
+import { finished } from './verdicts.ts';
 
 /** One record's call: its lease, Bedrock, and its result or what the failure table makes of a failure. */
 
 /** One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement. */
 export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
   const { ports, settings } = batch;
+  let called = false;
   try {
     const { job, message } = call;
     const lease = await ports.ledger.leaseRecord(
@@ -38,27 +38,20 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
       lease.earlierSet === undefined
         ? undefined
         : await readEarlierResult(ports.store, job, lease.earlierSet, message.lineNumber);
-    if (earlier !== undefined) {
-      batch.tally.finished(job, earlier);
-      const verdict = {
-        kind: 'done',
-        status: earlier.outcome.status,
-        completion: earlier.completion,
-      } as const;
-      return { verdict, charged: 0 };
-    }
-    const called = await invoke(call, lease, batch);
-    return { ...called, verdict: { ...called.verdict, called: true } };
+    if (earlier !== undefined)
+      return { verdict: { kind: 'done', status: earlier.outcome.status, result: earlier }, charged: 0 };
+    called = true;
+    const outcome = await invoke(call, lease, batch);
+    return { ...outcome, verdict: { ...outcome.verdict, called } };
   } catch (error) {
-    return { verdict: { kind: 'unhandled', error }, charged: call.cost.charge };
+    return { verdict: { kind: 'unhandled', error, called }, charged: call.cost.charge };
   }
 }
 
 async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<CallOutcome> {
-  const { ports, settings, deadline, tally } = batch;
-  const { invocation, job, subject } = call;
+  const { ports, settings, deadline } = batch;
+  const { invocation, subject } = call;
   const calledAt = settings.clock.now();
-  tally.count(job, { bedrockCalls: 1 });
   let response: MessagesResponse;
   try {
     const target = { region: invocation.resolved.region, modelId: invocation.modelId };
@@ -73,7 +66,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
     latencyMs: settings.clock.now() - calledAt,
   };
   settings.reservations.learn(call.calibrationKey, invocation.estimate, usage, model.latencyMs);
-  const verdict = finish(batch, job, {
+  const verdict = finished(batch, {
     subject,
     outcome: { status: 'succeeded', response },
     billing: { usage, resolved: invocation.resolved },
@@ -85,7 +78,7 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
     usage.input_tokens +
     (usage.cache_creation_input_tokens ?? 0) +
     usage.output_tokens * settings.outputBurndown;
-  return { verdict: { ...verdict, model }, charged };
+  return { verdict, charged };
 }
 
 /** A failed call through the failure table: wait for the daily quota, try again later, or an error result. */
@@ -95,13 +88,12 @@ async function afterFailure(
   failure: Failure,
   batch: Batch,
 ): Promise<CallOutcome> {
-  const { ports, settings, tally } = batch;
+  const { ports, settings } = batch;
   const { job, message } = call;
   // Bedrock charges nothing for a call it answered with an error; a call that got no answer may have run.
   const charged = failure.answered ? 0 : call.cost.charge;
   if (failure.dailyQuota) {
     await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
-    tally.count(job, { sentBackToWait: 1 });
     const delaySeconds = settings.policy.dailyQuotaWaitSeconds;
     return { verdict: { kind: 'wait', cause: 'daily-quota', delaySeconds }, charged, failure };
   }
@@ -115,7 +107,7 @@ async function afterFailure(
     };
     const uncounted = uncountedOf(call, lease, !failure.answered);
     return {
-      verdict: finish(batch, job, { subject: call.subject, outcome, attempts: lease.attempt, uncounted }),
+      verdict: finished(batch, { subject: call.subject, outcome, attempts: lease.attempt, uncounted }),
       charged,
       failure,
     };
@@ -125,7 +117,6 @@ async function afterFailure(
     failed: failure.retry,
     ...(failure.answered ? {} : { unanswered: true }),
   });
-  tally.count(job, { retried: 1, bedrockThrottles: failure.throttle ? 1 : 0 });
   const verdict = {
     kind: 'retry',
     delaySeconds: decision.delaySeconds,
@@ -133,39 +124,6 @@ async function afterFailure(
     pool: call.budgetKey,
   } as const;
   return { verdict, charged, failure };
-}
-
-/** Adds the record's result to the batch's tally, for the batch's result set. */
-export function finish(
-  batch: Batch,
-  job: JobRecord,
-  finished: {
-    subject: StoredResult['subject'];
-    outcome: RecordOutcome;
-    attempts: number;
-    billing?: Parameters<typeof completionOf>[3];
-    model?: { modelId: string; region: string; latencyMs: number };
-    uncounted?: UncountedCalls | undefined;
-  },
-): RecordVerdict & { kind: 'done' } {
-  const { subject, outcome, billing, model, uncounted } = finished;
-  const answered = completionOf(subject.lineNumber, subject.family, outcome, billing);
-  const completion = {
-    ...answered,
-    ...(model === undefined ? {} : { pool: poolName(model) }),
-    ...(uncounted === undefined ? {} : { uncounted }),
-  };
-  batch.tally.finished(job, {
-    subject,
-    outcome,
-    completion,
-    timing: {
-      finishedAt: new Date(batch.settings.clock.now()).toISOString(),
-      attempts: finished.attempts,
-      ...model,
-    },
-  });
-  return { kind: 'done', status: outcome.status, completion };
 }
 
 /**
@@ -197,8 +155,4 @@ function costCapNanoUsd({ invocation }: Call): number {
       }
     : { input_tokens: input, output_tokens: invocation.maxTokens };
   return costOfRequest(usage, model, endpoint).total;
-}
-
-export function erroredOutcome(error: PipelineError): RecordOutcome {
-  return { status: 'errored', failure: classifyFailure(error) };
 }

@@ -2,7 +2,7 @@ import { type BucketState, THROTTLE_MEMORY_MS, takeEach } from '../budget/bucket
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { requireRegion } from '../models/resolve-model.ts';
 import { choiceOf, poolName, poolsFor, type QuotaPool } from '../quotas/pools.ts';
-import type { Batch, Call } from './worker-batch.ts';
+import type { Batch, Call } from './batch.ts';
 
 /** Placing a batch's calls on the quota pools their job allows: each call where its tokens arrive soonest. */
 

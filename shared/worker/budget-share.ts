@@ -1,15 +1,8 @@
 import { BatchAllowance } from '../budget/allowance.ts';
 import { classifyFailure } from '../failures.ts';
-import {
-  type Batch,
-  type Call,
-  type CallOutcome,
-  type RecordVerdict,
-  sumOf,
-  type WorkerSettings,
-  waitFor,
-} from './worker-batch.ts';
-import { callModel } from './worker-calls.ts';
+import type { Batch, Call, CallOutcome, RecordVerdict, WorkerSettings } from './batch.ts';
+import { callModel } from './call-model.ts';
+import { waitFor } from './verdicts.ts';
 
 /** A batch's calls under the shared budget: one reservation, calls started as their share arrives, one settlement. */
 
@@ -77,9 +70,7 @@ export async function callWithin(
   return calls.map((call): [Call, RecordVerdict] => {
     const other = others.get(call.message);
     if (other !== undefined) return other;
-    const verdict = verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch);
-    if (verdict.kind === 'wait' && !verdicts.has(call)) batch.tally.count(call.job, { sentBackToWait: 1 });
-    return [call, verdict];
+    return [call, verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch)];
   });
 }
 
@@ -161,14 +152,11 @@ async function startWithin(
   }
   const waitedMs = settings.clock.now() - share.grantedAt;
   const waited = waitedMs >= WAITED_FOR_TOKENS_MS;
-  if (waited) batch.tally.count(call.job, { budgetWaits: 1 });
   const ended = callModel(call, batch).then((outcome) => {
     // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
     // the batch's next calls do not follow it into the same wall.
     share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
-    return outcome.verdict.kind === 'done' && waited
-      ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } }
-      : outcome;
+    return waited ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } } : outcome;
   });
   return { ended };
 }
@@ -184,4 +172,8 @@ async function reportQuotaFailures(budgetKey: string, outcomes: readonly CallOut
       settings.clock.now() + settings.policy.dailyQuotaWaitSeconds * 1000,
     );
   }
+}
+
+function sumOf(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0);
 }
