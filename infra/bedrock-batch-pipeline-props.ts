@@ -1,6 +1,8 @@
 import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Lane } from '../shared/batch/lane.ts';
 import type { EndpointKind } from '../shared/catalog/catalog.ts';
+import type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './escape-hatches.ts';
 
 /**
  * What a deployment of the pipeline chooses. Everything has a secure, working default except the Bedrock
@@ -91,6 +93,47 @@ export interface BedrockBatchPipelineProps {
    * @default - a new rotating key when useKms, else AWS-managed encryption
    */
   readonly existingEncryptionKey?: kms.IKey;
+  /**
+   * Your own bucket, instead of one the construct makes: uploads under `inputs/` start jobs, the pipeline's
+   * objects go under `work/` and outputs under `outputs/`. Its EventBridge delivery must be on: the construct
+   * turns it on, and expires `work/` after `retentionDays`, for a bucket made in the same app; an imported
+   * bucket's owner does both. A bucket encrypted with its own KMS key is imported with that key
+   * (`encryptionKey` in `s3.Bucket.fromBucketAttributes`), which the functions then use through S3.
+   * @example s3.Bucket.fromBucketAttributes(stack, 'Batches', { bucketName: 'team-prompts', encryptionKey: dataKey })
+   * @default - a new bucket: versioned, TLS only, no public access, access-logged, EventBridge delivery on
+   */
+  readonly existingBucketObj?: s3.IBucket;
+  /**
+   * Props of the bucket the construct makes, over its secure defaults: its name, removal policy, object lock,
+   * inventory... Its encryption follows `useKms` / `existingEncryptionKey`, and its EventBridge delivery is
+   * always on. Not with `existingBucketObj`.
+   * @example { bucketName: 'team-prompts', removalPolicy: RemovalPolicy.DESTROY, autoDeleteObjects: true }
+   * @default - the secure defaults alone
+   */
+  readonly bucketProps?: BucketOverrides;
+  /**
+   * Props of the ledger table, over its defaults (on-demand billing, point-in-time recovery, retained): its
+   * name, deletion protection, billing mode, contributor insights... Its keys, indexes, TTL attribute and
+   * encryption are the pipeline's.
+   * @example { tableName: 'team-batch-ledger', deletionProtection: true }
+   * @default - the defaults alone
+   */
+  readonly ledgerTableProps?: LedgerTableOverrides;
+  /**
+   * Props for every function of the pipeline: memory, ephemeral storage, a VPC (with its subnets and
+   * security groups; the VPC then needs routes or endpoints to S3, DynamoDB, SQS, EventBridge, Bedrock and
+   * Service Quotas), and how its settings are encrypted. Code, role, runtime, timeout and settings are the
+   * pipeline's.
+   * @example { vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } }
+   * @default - no VPC, each function's own memory
+   */
+  readonly functionProps?: FunctionOverrides;
+  /**
+   * Props for the worker alone, over `functionProps`: the function that calls Bedrock.
+   * @example { memorySize: 2048 }
+   * @default - `functionProps`, with 1,024 MB
+   */
+  readonly workerFunctionProps?: FunctionOverrides;
   /**
    * The worker's timeout; the record queue hides a message six times as long.
    * @default 300

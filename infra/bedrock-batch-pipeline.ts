@@ -53,8 +53,8 @@ export interface PipelineFunctions {
  * });
  */
 export class BedrockBatchPipeline extends Construct {
-  /** Inputs under `inputs/`, outputs under `outputs/`; EventBridge delivery on. */
-  readonly bucket: s3.Bucket;
+  /** Inputs under `inputs/`, outputs under `outputs/`; EventBridge delivery on. The team's, when it brought one. */
+  readonly bucket: s3.IBucket;
   /** The job ledger. */
   readonly ledgerTable: dynamodb.Table;
   readonly recordQueue: sqs.Queue;
@@ -107,6 +107,7 @@ export class BedrockBatchPipeline extends Construct {
       recordDeadLetters: records.deadLetterQueue,
       finalizeQueue,
       stuckAfterMinutes: settings.stuckAfterMinutes,
+      functionProps: settings.functionProps,
     });
     this.functions = {
       enqueue: ingest.enqueue.function,

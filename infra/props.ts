@@ -1,4 +1,3 @@
-import type * as kms from 'aws-cdk-lib/aws-kms';
 import { z } from 'zod';
 import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds } from '../shared/budget/throughput.ts';
@@ -24,6 +23,7 @@ import {
 } from '../shared/pipeline/worker-shape.ts';
 import { poolsFor } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
+import { checkBucketChoice, escapeHatchSchema } from './escape-hatches.ts';
 
 /** What a deployment chooses; everything has a secure, working default except the Bedrock region. */
 const pipelinePropsSchema = z
@@ -52,12 +52,7 @@ const pipelinePropsSchema = z
     notifyTopicArn: z.string().startsWith('arn:aws:sns:').optional(),
     /** A customer-managed KMS key for the bucket, queues and table (AWS-managed encryption otherwise). */
     useKms: z.boolean().default(false),
-    existingEncryptionKey: z
-      .custom<kms.IKey>(
-        (value) => typeof value === 'object' && value !== null && 'keyArn' in value,
-        'must be a KMS key (a kms.Key, or one imported with kms.Key.fromKeyArn)',
-      )
-      .optional(),
+    ...escapeHatchSchema,
     workerTimeoutSeconds: z.number().int().min(30).max(900).default(DEFAULT_WORKER_TIMEOUT_SECONDS),
     /** Records per worker invocation; they share one budget reservation and one settlement. */
     workerBatchSize: z.number().int().min(1).max(100).default(WORKER_BATCH.size),
@@ -93,7 +88,8 @@ const pipelinePropsSchema = z
     /** The deployment's daily spending cap in US dollars (UTC days): jobs stop once a day's cost reaches it. */
     maxDailyCost: z.number().positive().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(checkBucketChoice);
 
 // The schema above validates exactly the construct's props, documented for its users in their interface.
 // Fails to compile when the documented props and the schema drift apart: a prop one has and the other lacks,

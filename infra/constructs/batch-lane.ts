@@ -3,7 +3,6 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { batchWatcherSettings, EnvironmentOf } from '../../shared/config.ts';
@@ -18,7 +17,7 @@ import {
 } from '../props.ts';
 import { bedrockInvokeStatements, invokedModelArn } from './bedrock-access.ts';
 import { grantConsume, grantSend } from './key-use.ts';
-import { acknowledge, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
+import { acknowledge, findingResource, LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';
 import type { Storage } from './storage.ts';
 
@@ -56,6 +55,7 @@ export class BatchLane extends Construct {
     }).queue;
     this.watcher = new PipelineFunction(this, 'Watcher', {
       name: 'batch',
+      overrides: settings.functionProps,
       timeout: LONG_STEP_TIMEOUT,
       environment: {
         ...bedrockEnvironment(settings),
@@ -170,11 +170,11 @@ export class BatchLane extends Construct {
     for (const statement of bedrockInvokeStatements(this, settings.resolvedModels, { countTokens: false }))
       role.addToPolicy(statement);
     storage.grantObjectEncryption(role);
-    const bucketArn = Stack.of(this).getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+    const parts = (folder: string) => findingResource(this, bucket.arnForObjects(`${PARTS}/${folder}/*`));
     acknowledge(role, {
-      [`AwsSolutions-IAM5[Resource::<${bucketArn}.Arn>/${PARTS}/input/*]`]:
+      [`AwsSolutions-IAM5[Resource::${parts('input')}]`]:
         "The staged parts' input, per job and part: their keys are made while the file is read.",
-      [`AwsSolutions-IAM5[Resource::<${bucketArn}.Arn>/${PARTS}/output/*]`]:
+      [`AwsSolutions-IAM5[Resource::${parts('output')}]`]:
         "Where Bedrock writes each part's output, under the job id it makes itself.",
       ...Object.fromEntries(
         settings.resolvedModels

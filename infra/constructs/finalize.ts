@@ -25,6 +25,7 @@ export class Finalize extends Construct {
     const { settings, storage } = props;
     this.jobs = new QueueWorker(this, 'Finalizer', {
       name: 'finalizer',
+      overrides: settings.functionProps,
       timeout: LONG_STEP_TIMEOUT,
       memorySize: 2_048,
       maxReceiveCount: RETRY_LAYERS.maxReceives.finalize,

@@ -38,6 +38,7 @@ export class Ingest extends Construct {
     const { settings, storage } = props;
     this.enqueue = new PipelineFunction(this, 'Enqueue', {
       name: 'enqueue',
+      overrides: settings.functionProps,
       timeout: LONG_STEP_TIMEOUT,
       environment: {
         ...bedrockEnvironment(settings),

@@ -1,10 +1,11 @@
-import { AssetHashType, Duration, Validations } from 'aws-cdk-lib';
+import { AssetHashType, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../../shared/contract/metrics.ts';
+import type { FunctionOverrides } from '../escape-hatches.ts';
 import { BUNDLE_HANDLER, type FunctionName, functionBundle } from '../function-bundles.ts';
 
 export interface PipelineFunctionProps {
@@ -13,6 +14,8 @@ export interface PipelineFunctionProps {
   readonly timeout: Duration;
   readonly environment: Readonly<Record<string, string>>;
   readonly memorySize?: number | undefined;
+  /** The team's props for the function (memory, networking...), over the pipeline's choices. */
+  readonly overrides?: FunctionOverrides | undefined;
 }
 
 /** Lambda's longest timeout: reading a file and writing its output take it, checkpointed. */
@@ -42,6 +45,7 @@ export class PipelineFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 1_024,
+      ...props.overrides,
       timeout: props.timeout,
       logGroup,
       environment: {
@@ -57,6 +61,12 @@ export class PipelineFunction extends Construct {
     acknowledge(this, {
       'AwsSolutions-L1':
         'Pinned to nodejs22.x, the runtime the code and its AWS SDK versions are tested for; a runtime upgrade is a tested change, not an automatic one.',
+      ...(props.overrides?.vpc === undefined
+        ? {}
+        : {
+            'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]':
+              "The network interfaces a function in the team's VPC needs; Lambda's managed policy is the documented way to allow them.",
+          }),
     });
   }
 
@@ -87,6 +97,31 @@ export class PipelineFunction extends Construct {
   publishEvents(): void {
     events.EventBus.fromEventBusName(this, 'DefaultBus', 'default').grantPutEventsTo(this.function);
   }
+}
+
+/**
+ * A resource as a cdk-nag finding names it (`<Logical.Arn>/work/*`, `arn:<AWS::Partition>:s3:::name/*`):
+ * whichever stack made it, or none when it was imported.
+ */
+export function findingResource(scope: Construct, value: string): string {
+  const visit = (node: unknown): string => {
+    if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/\}/g, '>');
+    if (typeof node !== 'object' || node === null) return JSON.stringify(node);
+    const intrinsic = node as Record<string, unknown>;
+    if ('Ref' in intrinsic) return `<${visit(intrinsic.Ref)}>`;
+    if ('Fn::GetAtt' in intrinsic) {
+      const [resource, attribute] = intrinsic['Fn::GetAtt'] as [unknown, unknown];
+      return `<${visit(resource)}.${visit(attribute)}>`;
+    }
+    if ('Fn::Join' in intrinsic) {
+      const [delimiter, items] = intrinsic['Fn::Join'] as [string, unknown[]];
+      return items.map(visit).join(delimiter);
+    }
+    if ('Fn::Sub' in intrinsic) return visit(intrinsic['Fn::Sub']);
+    if ('Fn::ImportValue' in intrinsic) return visit(intrinsic['Fn::ImportValue']);
+    return JSON.stringify(node);
+  };
+  return visit(Stack.of(scope).resolve(value));
 }
 
 /** Acknowledges cdk-nag findings on a construct and its children, each with the reason it is acceptable. */

@@ -37,6 +37,7 @@ export class Processing extends Construct {
     const { worker: shape } = settings;
     this.records = new QueueWorker(this, 'Worker', {
       name: 'worker',
+      overrides: { ...settings.functionProps, ...settings.workerFunctionProps },
       timeout: Duration.seconds(shape.timeoutSeconds),
       maxReceiveCount: RETRY_LAYERS.maxReceives.records,
       encryptionKey: storage.key,

@@ -43,6 +43,7 @@ export class QueueWorker extends Construct {
       name: props.name,
       timeout: props.timeout,
       memorySize: props.memorySize,
+      overrides: props.overrides,
       environment: props.environment(this.queue),
     });
     // The mapping and its grants made here, not by the CDK's SqsEventSource, whose key grant has no

@@ -5,6 +5,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentOf, sweeperSettings } from '../../shared/config.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import type { FunctionOverrides } from '../escape-hatches.ts';
 import { grantSend } from './key-use.ts';
 import { LONG_STEP_TIMEOUT, PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
@@ -15,6 +16,8 @@ export interface RecoveryProps {
   readonly finalizeQueue: sqs.IQueue;
   /** Minutes without progress before a job is reported stuck. */
   readonly stuckAfterMinutes: number;
+  /** The team's props for every function of the pipeline. */
+  readonly functionProps?: FunctionOverrides | undefined;
 }
 
 /**
@@ -31,6 +34,7 @@ export class Recovery extends Construct {
       name: 'sweeper',
       timeout: Duration.minutes(1),
       memorySize: 256,
+      overrides: props.functionProps,
       environment: {
         LEDGER_TABLE_NAME: storage.ledger.tableName,
         RECORD_DLQ_URL: props.recordDeadLetters.queueUrl,

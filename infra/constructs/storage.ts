@@ -8,8 +8,9 @@ import type { z } from 'zod';
 import type { EnvironmentOf, storageSettings } from '../../shared/config.ts';
 import { LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
 import type { RESULTS_KEY_PATTERN } from '../../shared/contract/storage-layout.ts';
+import type { BucketOverrides, LedgerTableOverrides } from '../escape-hatches.ts';
 import { grantKeyUse } from './key-use.ts';
-import { acknowledge, type PipelineFunction } from './pipeline-function.ts';
+import { acknowledge, findingResource, type PipelineFunction } from './pipeline-function.ts';
 
 /**
  * The prefixes of the bucket: uploads, the pipeline's intermediate objects (every job's results among them),
@@ -25,6 +26,10 @@ export interface StorageProps {
   readonly useKms: boolean;
   /** The team's own key, used instead of making one. */
   readonly existingEncryptionKey?: kms.IKey | undefined;
+  /** The team's own bucket, used instead of making one. */
+  readonly existingBucketObj?: s3.IBucket | undefined;
+  readonly bucketProps?: BucketOverrides | undefined;
+  readonly ledgerTableProps?: LedgerTableOverrides | undefined;
   /** Days before finished jobs' intermediate objects, old versions and ledger items expire. */
   readonly retentionDays: number;
 }
@@ -36,7 +41,9 @@ export interface StorageProps {
  */
 export class Storage extends Construct {
   readonly key: kms.IKey | undefined;
-  readonly bucket: s3.Bucket;
+  readonly bucket: s3.IBucket;
+  /** The key the bucket's objects are encrypted with: the pipeline's, or a brought bucket's own. */
+  readonly objectKey: kms.IKey | undefined;
   readonly ledger: dynamodb.Table;
   /** The settings every function that touches storage reads. */
   readonly environment: EnvironmentOf<z.ZodObject<typeof storageSettings>>;
@@ -48,8 +55,13 @@ export class Storage extends Construct {
       (props.useKms
         ? new kms.Key(this, 'Key', { enableKeyRotation: true, description: 'bedrock-batch-pipeline data' })
         : undefined);
-    this.bucket = this.createBucket(Duration.days(props.retentionDays));
-    this.ledger = this.createLedger();
+    const retention = Duration.days(props.retentionDays);
+    this.bucket =
+      props.existingBucketObj === undefined
+        ? this.createBucket(retention, props.bucketProps)
+        : adoptBucket(props.existingBucketObj, retention);
+    this.objectKey = props.existingBucketObj === undefined ? this.key : props.existingBucketObj.encryptionKey;
+    this.ledger = this.createLedger(props.ledgerTableProps);
     this.environment = {
       BUCKET_NAME: this.bucket.bucketName,
       LEDGER_TABLE_NAME: this.ledger.tableName,
@@ -65,13 +77,12 @@ export class Storage extends Construct {
         resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}/*`)),
       }),
     );
-    grantKeyUse(this.key, fn.function, 's3', access);
-    const bucketArn = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+    grantKeyUse(this.objectKey, fn.function, 's3', access);
     acknowledge(
       fn,
       Object.fromEntries(
         prefixes.map((prefix) => [
-          `AwsSolutions-IAM5[Resource::<${bucketArn}.Arn>/${prefix}/*]`,
+          `AwsSolutions-IAM5[Resource::${findingResource(this, this.bucket.arnForObjects(`${prefix}/*`))}]`,
           'Object access is limited to the prefixes the function works in; keys under them are per job and per record, so they cannot be listed in advance.',
         ]),
       ),
@@ -110,10 +121,10 @@ export class Storage extends Construct {
 
   /** Lets a role other than a function's use the key for the objects it reads and writes. */
   grantObjectEncryption(role: iam.Role): void {
-    grantKeyUse(this.key, role, 's3', 'write');
+    grantKeyUse(this.objectKey, role, 's3', 'write');
   }
 
-  private createBucket(retention: Duration): s3.Bucket {
+  private createBucket(retention: Duration, overrides: BucketOverrides = {}): s3.IBucket {
     const accessLogs = new s3.Bucket(this, 'AccessLogs', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -122,25 +133,28 @@ export class Storage extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const bucket = new s3.Bucket(this, 'Bucket', {
-      eventBridgeEnabled: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       versioned: true,
-      ...(this.key === undefined
-        ? { encryption: s3.BucketEncryption.S3_MANAGED }
-        : { encryption: s3.BucketEncryption.KMS, encryptionKey: this.key, bucketKeyEnabled: true }),
       // CDK's own types do not satisfy exactOptionalPropertyTypes (Bucket.isWebsite); the value is right.
       serverAccessLogsBucket: accessLogs as unknown as s3.IBucket,
       serverAccessLogsPrefix: 'bucket/',
+      removalPolicy: RemovalPolicy.RETAIN,
+      ...overrides,
+      // The team's rules come on top of the pipeline's, which keep its working objects from piling up.
       lifecycleRules: [
-        { id: 'intermediate-results', prefix: 'work/', expiration: retention },
+        workExpiry(retention),
         {
           id: 'old-versions',
           noncurrentVersionExpiration: retention,
           abortIncompleteMultipartUploadAfter: Duration.days(7),
         },
+        ...(overrides.lifecycleRules ?? []),
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
+      ...(this.key === undefined
+        ? { encryption: s3.BucketEncryption.S3_MANAGED }
+        : { encryption: s3.BucketEncryption.KMS, encryptionKey: this.key, bucketKeyEnabled: true }),
+      eventBridgeEnabled: true,
     });
     // eventBridgeEnabled adds CDK's notifications handler to the stack itself.
     for (const child of Stack.of(this).node.children.filter((construct) =>
@@ -151,20 +165,22 @@ export class Storage extends Construct {
           "CDK's own handler that turns on the bucket's EventBridge delivery; it only writes its logs.",
       });
     }
-    return bucket;
+    // CDK's own types do not satisfy exactOptionalPropertyTypes (Bucket.isWebsite); the value is right.
+    return bucket as unknown as s3.IBucket;
   }
 
-  private createLedger(): dynamodb.Table {
+  private createLedger(overrides: LedgerTableOverrides = {}): dynamodb.Table {
     const ledger = new dynamodb.Table(this, 'Ledger', {
-      partitionKey: { name: LEDGER_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: LEDGER_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+      ...overrides,
+      partitionKey: { name: LEDGER_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: LEDGER_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
       timeToLiveAttribute: LEDGER_TABLE.timeToLive,
       ...(this.key === undefined
         ? { encryption: dynamodb.TableEncryption.AWS_MANAGED }
         : { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: this.key }),
-      removalPolicy: RemovalPolicy.RETAIN,
     });
     ledger.addGlobalSecondaryIndex({
       indexName: LEDGER_TABLE.activeJobsIndex.name,
@@ -182,4 +198,21 @@ export class Storage extends Construct {
     });
     return ledger;
   }
+}
+
+/** Finished jobs' intermediate objects (their results among them) expire after the retention. */
+function workExpiry(retention: Duration): s3.LifecycleRule {
+  return { id: 'intermediate-results', prefix: 'work/', expiration: retention };
+}
+
+/**
+ * A team's bucket as the pipeline needs it. One made in the same app gets EventBridge delivery and the
+ * expiry of the pipeline's working objects; an imported one cannot be changed here, so its owner sees to both.
+ */
+function adoptBucket(bucket: s3.IBucket, retention: Duration): s3.IBucket {
+  if (bucket instanceof s3.Bucket) {
+    bucket.enableEventBridgeNotification();
+    bucket.addLifecycleRule(workExpiry(retention));
+  }
+  return bucket;
 }
