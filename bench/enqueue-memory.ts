@@ -7,11 +7,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
+import type { Ledger } from '../shared/core/ledger.ts';
+import type { JobRecord } from '../shared/core/model.ts';
 import type { ObjectCreated } from '../shared/events/object-created.ts';
 import type { RecordMessage } from '../shared/messages/record-message.ts';
 import { type EnqueuePorts, startJob } from '../shared/pipeline/enqueue.ts';
-import type { JobRecord } from '../shared/pipeline/model.ts';
-import type { Ledger } from '../shared/pipeline/ports.ts';
 
 const sizes = process.argv.includes('--full') ? [100_000, 1_000_000, 10_000_000] : [100_000, 1_000_000];
 

@@ -11,10 +11,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { resultSetLocation } from '../shared/contract/storage-layout.ts';
+import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/core/model.ts';
 import { resultSetBody } from '../shared/messages/result-set.ts';
 import { type FinalizePorts, finalizeJob } from '../shared/pipeline/finalize.ts';
 import { newJobRecord } from '../shared/pipeline/job.ts';
-import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/pipeline/model.ts';
 
 const sizes = [100_000, 1_000_000];
 const JOB_ID = 'job-bench';

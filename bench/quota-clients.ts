@@ -22,7 +22,7 @@ import { TokenBucket } from '../local/bedrock/token-bucket.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from '../local/cloud/local-cloud.ts';
 import { RequestMeter } from '../local/cloud/request-meter.ts';
 import { startLocalPipeline } from '../local/pipeline/local-pipeline.ts';
-import { mapWithLimit } from '../shared/pipeline/concurrency.ts';
+import { mapWithLimit } from '../shared/core/concurrency.ts';
 import type { JobManifest } from '../shared/pipeline/finalize.ts';
 import {
   CLIENTS,

@@ -1,7 +1,7 @@
 import { DynamoDbJobDirectory } from '../functions/adapters/dynamodb-job-directory.ts';
 import { DynamoDbLedger } from '../functions/adapters/dynamodb-ledger.ts';
 import { INPUT_PREFIX } from '../shared/contract/storage-layout.ts';
-import type { JobRecord } from '../shared/pipeline/model.ts';
+import type { JobRecord } from '../shared/core/model.ts';
 import { UsageError } from './errors.ts';
 import { resolveResources } from './resources.ts';
 

@@ -1,6 +1,6 @@
-import { lanes } from '../shared/batch/lane.ts';
 import { DEFAULT_MODEL, defaultCatalog, endpointKinds } from '../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
+import { lanes } from '../shared/contract/lanes.ts';
 import type { OptionSpec } from './command-line.ts';
 import { DEFAULT_RESOURCES_FILE } from './resources.ts';
 

@@ -1,8 +1,8 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { BudgetRates } from '../shared/budget/bucket.ts';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
+import type { JobSettings } from '../shared/core/model.ts';
 import { catalogModelOf } from '../shared/models/resolve-model.ts';
-import type { JobSettings } from '../shared/pipeline/model.ts';
 import { ConfiguredQuotas, type QuotaReport, ServiceQuotaRates } from '../shared/quotas/pool-rates.ts';
 import { choiceOf, poolsFor, type QuotaPool } from '../shared/quotas/pools.ts';
 import { configuredReading } from '../shared/quotas/service-quotas.ts';

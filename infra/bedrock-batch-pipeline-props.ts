@@ -1,7 +1,7 @@
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import type { Lane } from '../shared/batch/lane.ts';
 import type { EndpointKind } from '../shared/catalog/catalog.ts';
+import type { Lane } from '../shared/contract/lanes.ts';
 import type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './escape-hatches.ts';
 
 /**

@@ -1,6 +1,14 @@
 import { z } from 'zod';
-import { DEFAULT_LANE, lanes, parseDeadlineHours } from '../shared/batch/lane.ts';
+import { parseDeadlineHours } from '../shared/batch/lane.ts';
 import { drainSeconds } from '../shared/budget/throughput.ts';
+import {
+  DEFAULT_TYPICAL_RECORD,
+  DEFAULT_WORKER_TIMEOUT_SECONDS,
+  quotaShapeOf,
+  WORKER_BATCH,
+  type WorkerShape,
+  workerShapeFor,
+} from '../shared/budget/worker-shape.ts';
 import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from '../shared/catalog/catalog.ts';
 import {
   type bedrockSettings,
@@ -9,18 +17,11 @@ import {
   type queueSettings,
   type spendingSettings,
 } from '../shared/config.ts';
+import { DEFAULT_LANE, lanes } from '../shared/contract/lanes.ts';
 import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BYTES } from '../shared/input/file-check.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
-import {
-  DEFAULT_TYPICAL_RECORD,
-  DEFAULT_WORKER_TIMEOUT_SECONDS,
-  quotaShapeOf,
-  WORKER_BATCH,
-  type WorkerShape,
-  workerShapeFor,
-} from '../shared/pipeline/worker-shape.ts';
 import { poolsFor } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 import { checkBucketChoice, escapeHatchSchema } from './escape-hatches.ts';

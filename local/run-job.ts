@@ -6,15 +6,15 @@ import { perRegion } from '../functions/adapters/clients.ts';
 import { secondsUntilTokens } from '../functions/adapters/dynamodb-budget.ts';
 import { ServiceQuotasSource } from '../functions/adapters/service-quotas.ts';
 import type { TypicalRecord } from '../shared/budget/throughput.ts';
+import { DEFAULT_TYPICAL_RECORD } from '../shared/budget/worker-shape.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { JOB_FAILED } from '../shared/contract/job-events.ts';
 import { INPUT_PREFIX, outputLocations } from '../shared/contract/storage-layout.ts';
+import { ENDED_JOB_STATUSES, type JobRecord } from '../shared/core/model.ts';
 import { nanoUsdToUsd } from '../shared/cost/cost.ts';
 import { PipelineError } from '../shared/errors.ts';
 import { cachePhrase } from '../shared/output/manifest.ts';
 import { jobIdOf } from '../shared/pipeline/job.ts';
-import { ENDED_JOB_STATUSES, type JobRecord } from '../shared/pipeline/model.ts';
-import { DEFAULT_TYPICAL_RECORD } from '../shared/pipeline/worker-shape.ts';
 import type { QuotaPool } from '../shared/quotas/pools.ts';
 import {
   type QuotaReading,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { DEFAULT_LANE, deadlineHoursSchema, lanes } from './batch/lane.ts';
+import { deadlineHoursSchema } from './batch/lane.ts';
 import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from './catalog/catalog.ts';
+import { DEFAULT_LANE, lanes } from './contract/lanes.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { DEFAULT_MAX_ERROR_RATE } from './input/error-rate.ts';

@@ -10,6 +10,7 @@ import {
 import type { CatalogModel } from '../../shared/catalog/catalog.ts';
 import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE, ERROR_RATE_FROM_RECORDS } from '../../shared/input/error-rate.ts';
@@ -18,7 +19,6 @@ import { InMemoryRecordIdRegistry, readRecords } from '../../shared/input/read-r
 import type { MessagesBody } from '../../shared/input/records.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 import { isZlibError } from '../../shared/pipeline/decompress.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { choiceOf, poolName, poolsFor } from '../../shared/quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../../shared/request/build-request.ts';
 import { positiveInteger } from '../arguments.ts';

@@ -1,13 +1,14 @@
 import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts';
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressCounts, runLocalJob } from '../../local/run-job.ts';
-import { lanes, parseDeadlineHours } from '../../shared/batch/lane.ts';
+import { parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { defaultCatalog, endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
+import { lanes } from '../../shared/contract/lanes.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import type { CacheSummary } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
 import { nonNegativeNumber, positiveInteger } from '../arguments.ts';

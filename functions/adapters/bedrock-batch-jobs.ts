@@ -5,7 +5,7 @@ import {
   GetModelInvocationJobCommand,
   StopModelInvocationJobCommand,
 } from '@aws-sdk/client-bedrock';
-import type { BatchJobRequest, BatchJobs } from '../../shared/pipeline/ports.ts';
+import type { BatchJobRequest, BatchJobs } from '../../shared/core/ports.ts';
 
 /**
  * Bedrock batch inference through the AWS SDK's control-plane client. Jobs run as `roleArn`, the service role

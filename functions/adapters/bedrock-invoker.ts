@@ -3,8 +3,8 @@ import {
   CountTokensCommand,
   InvokeModelCommand,
 } from '@aws-sdk/client-bedrock-runtime';
+import type { ModelInvoker, ModelTarget } from '../../shared/core/ports.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
-import type { ModelInvoker, ModelTarget } from '../../shared/pipeline/ports.ts';
 
 /**
  * InvokeModel through the AWS SDK, from the target's source region (one client per region). The clients

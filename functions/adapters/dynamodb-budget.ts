@@ -28,8 +28,8 @@ import {
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import { budgetKey } from '../../shared/contract/ledger-table.ts';
-import type { BudgetReservation } from '../../shared/pipeline/model.ts';
-import type { TokenBudget } from '../../shared/pipeline/ports.ts';
+import type { BudgetReservation } from '../../shared/core/model.ts';
+import type { TokenBudget } from '../../shared/core/ports.ts';
 import { poolName, poolsOfSettings } from '../../shared/quotas/pools.ts';
 
 /** Rates that change while the budget runs (each pool's quota, read from Service Quotas again and again). */

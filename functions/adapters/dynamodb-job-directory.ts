@@ -1,7 +1,7 @@
 import { BatchGetCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
-import type { JobRecord } from '../../shared/pipeline/model.ts';
-import type { JobDirectory } from '../../shared/pipeline/ports.ts';
+import type { JobDirectory } from '../../shared/core/ledger.ts';
+import type { JobRecord } from '../../shared/core/model.ts';
 import { jobOf } from './job-item.ts';
 
 const RECENT_JOBS = LEDGER_TABLE.recentJobsIndex;

@@ -4,6 +4,7 @@
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { jobIdOfKey, jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
 import { batchPartName } from '../../shared/contract/storage-layout.ts';
+import type { JobLedger } from '../../shared/core/ledger.ts';
 import type {
   Announcement,
   BatchPart,
@@ -17,8 +18,7 @@ import type {
   ObjectLocation,
   ReadingLease,
   ReadProgress,
-} from '../../shared/pipeline/model.ts';
-import type { JobLedger } from '../../shared/pipeline/ports.ts';
+} from '../../shared/core/model.ts';
 import { jobItem, jobOf } from './job-item.ts';
 import { isConditionFailure, LedgerTableWriter, withoutUndefined } from './ledger-writes.ts';
 

@@ -1,5 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { Ledger } from '../../shared/pipeline/ports.ts';
+import type { Ledger } from '../../shared/core/ledger.ts';
 import { DynamoDbJobLedger } from './dynamodb-job-ledger.ts';
 import { DynamoDbRecordLedger } from './dynamodb-record-ledger.ts';
 import type { LedgerOptions } from './ledger-writes.ts';

@@ -15,10 +15,9 @@ import {
   lineNumberOfRecordKey,
   recordIdKey,
   recordKey,
+  spendingDayOf,
 } from '../../shared/contract/ledger-table.ts';
-import type { RetryClass } from '../../shared/failures.ts';
-import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
-import { RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
+import type { DailySpend, RecordIdClaims, RecordLedger } from '../../shared/core/ledger.ts';
 import type {
   CountedEntry,
   CountedRecord,
@@ -26,9 +25,10 @@ import type {
   LeaseResult,
   RecordCompletion,
   Release,
-} from '../../shared/pipeline/model.ts';
-import type { DailySpend, RecordIdClaims, RecordLedger } from '../../shared/pipeline/ports.ts';
-import { spendingDayOf } from '../../shared/pipeline/spending-caps.ts';
+} from '../../shared/core/model.ts';
+import { RETRY_COUNTERS } from '../../shared/core/retries.ts';
+import type { RetryClass } from '../../shared/failures.ts';
+import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
 import { transactionGroups } from './ledger-transactions.ts';

@@ -1,13 +1,13 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE } from '../../shared/contract/job-events.ts';
-import { PipelineError } from '../../shared/errors.ts';
 import type {
   DeadLetters,
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
-} from '../../shared/pipeline/ports.ts';
+} from '../../shared/core/ports.ts';
+import { PipelineError } from '../../shared/errors.ts';
 
 /** Anything that takes events the way EventBridge PutEvents does (the real bus, or the local shim). */
 export type PutEvent = (event: {

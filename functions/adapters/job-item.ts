@@ -1,9 +1,7 @@
 import { z } from 'zod';
-import { lanes } from '../../shared/batch/lane.ts';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
+import { lanes } from '../../shared/contract/lanes.ts';
 import { jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
-import { INPUT_FAMILIES } from '../../shared/input/records.ts';
-import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/pipeline/job.ts';
 import type {
   Announcement,
   DecompressCheckpoint,
@@ -12,8 +10,10 @@ import type {
   JobRetries,
   JobSettings,
   ObjectLocation,
-} from '../../shared/pipeline/model.ts';
-import { jobStatuses } from '../../shared/pipeline/model.ts';
+} from '../../shared/core/model.ts';
+import { jobStatuses } from '../../shared/core/model.ts';
+import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/core/retries.ts';
+import { INPUT_FAMILIES } from '../../shared/input/records.ts';
 import { withoutUndefined } from './ledger-writes.ts';
 
 /** A job as its ledger item: counters as top-level numbers (so transactions can ADD to them), events as JSON. */

@@ -1,5 +1,5 @@
-import { NO_RETRIES } from '../../shared/pipeline/job.ts';
-import type { JobUpdate } from '../../shared/pipeline/model.ts';
+import type { JobUpdate } from '../../shared/core/model.ts';
+import { NO_RETRIES } from '../../shared/core/retries.ts';
 
 /** DynamoDB's limit on the items of one transaction. */
 const TRANSACTION_ITEMS = 100;

@@ -8,9 +8,9 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import type { ObjectInfo, ObjectLocation, UploadedPart } from '../../shared/core/model.ts';
+import type { ObjectStore } from '../../shared/core/ports.ts';
 import { InputChangedError } from '../../shared/errors.ts';
-import type { ObjectInfo, ObjectLocation, UploadedPart } from '../../shared/pipeline/model.ts';
-import type { ObjectStore } from '../../shared/pipeline/ports.ts';
 
 export class S3ObjectStore implements ObjectStore {
   constructor(private readonly s3: S3Client) {}

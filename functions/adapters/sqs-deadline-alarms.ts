@@ -1,6 +1,6 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { DeadlineAlarms } from '../../shared/core/ports.ts';
 import { alarmDelaySeconds, type DeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
-import type { DeadlineAlarms } from '../../shared/pipeline/ports.ts';
 
 /** Deadline alarms as delayed SQS messages on the queue the batch watcher reads. */
 export class SqsDeadlineAlarms implements DeadlineAlarms {

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { mapWithLimit } from '../../shared/core/concurrency.ts';
+import type { RecordQueue } from '../../shared/core/ports.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { type RecordMessage, recordMessageBody } from '../../shared/messages/record-message.ts';
-import { mapWithLimit } from '../../shared/pipeline/concurrency.ts';
-import type { RecordQueue } from '../../shared/pipeline/ports.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 const ENTRIES_PER_BATCH = 10;

@@ -9,14 +9,14 @@ import {
   type WatchPorts,
 } from '../../shared/batch/watch.ts';
 import { METRICS } from '../../shared/contract/metrics.ts';
+import type { DeadlineAlarms } from '../../shared/core/ports.ts';
 import { BATCH_JOB_STATE_CHANGE, batchJobChangeOf } from '../../shared/events/batch-job-change.ts';
 import { parseDeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
-import type { DeadlineAlarms } from '../../shared/pipeline/ports.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface BatchDependencies extends Observability {
   readonly ports: WatchPorts & { readonly alarms?: DeadlineAlarms };
-  readonly settings: Omit<BatchLaunchSettings, 'now'>;
+  readonly settings: Omit<BatchLaunchSettings, 'clock'>;
 }
 
 /**
@@ -26,7 +26,8 @@ export interface BatchDependencies extends Observability {
  */
 export function createBatchHandler(dependencies: BatchDependencies) {
   const { logger, metrics, ports } = dependencies;
-  const settings = (time: string) => ({ ...dependencies.settings, now: () => new Date(time) });
+  // The event's time is the sweep's: what is late is judged at the moment the schedule fired.
+  const settings = (time: string) => ({ ...dependencies.settings, clock: { now: () => Date.parse(time) } });
 
   const handle = async (event: EventBridgeEvent<string, unknown> | SQSEvent): Promise<void> => {
     if ('Records' in event) {

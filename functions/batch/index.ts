@@ -1,7 +1,7 @@
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { batchWatcherSettings, loadConfig } from '../../shared/config.ts';
-import { functionPorts } from '../adapters/function-ports.ts';
 import { addressesOf, lambdaEnvironment } from '../environment.ts';
+import { functionPorts } from '../function-ports.ts';
 import { createBatchHandler } from './handler.ts';
 
 const config = loadConfig(batchWatcherSettings);

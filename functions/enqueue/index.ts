@@ -1,6 +1,6 @@
 import { enqueueSettings, loadConfig } from '../../shared/config.ts';
-import { functionPorts } from '../adapters/function-ports.ts';
 import { addressesOf, busPutEvent, jobDefaultsOf, lambdaEnvironment, maxLineBytes } from '../environment.ts';
+import { functionPorts } from '../function-ports.ts';
 import { createEnqueueHandler } from './handler.ts';
 
 const config = loadConfig(enqueueSettings);

@@ -1,6 +1,6 @@
 import { finalizerSettings, loadConfig } from '../../shared/config.ts';
-import { functionPorts } from '../adapters/function-ports.ts';
 import { addressesOf, busPutEvent, deploymentQuotas, lambdaEnvironment } from '../environment.ts';
+import { functionPorts } from '../function-ports.ts';
 import { createFinalizerHandler } from './handler.ts';
 
 const config = loadConfig(finalizerSettings);

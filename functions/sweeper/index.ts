@@ -1,6 +1,6 @@
 import { loadConfig, sweeperSettings } from '../../shared/config.ts';
-import { functionPorts } from '../adapters/function-ports.ts';
 import { addressesOf, busPutEvent, lambdaEnvironment } from '../environment.ts';
+import { functionPorts } from '../function-ports.ts';
 import { createSweeperHandler } from './handler.ts';
 
 const config = loadConfig(sweeperSettings);

@@ -1,9 +1,9 @@
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { loadConfig, retryPolicyOf, workerSettings } from '../../shared/config.ts';
-import { systemClock } from '../../shared/pipeline/clock.ts';
+import { systemClock } from '../../shared/core/clock.ts';
 import { DynamoDbTokenBudget } from '../adapters/dynamodb-budget.ts';
-import { functionPorts } from '../adapters/function-ports.ts';
 import { addressesOf, deploymentQuotas, lambdaEnvironment } from '../environment.ts';
+import { functionPorts } from '../function-ports.ts';
 import { createWorkerHandler } from './handler.ts';
 
 const config = loadConfig(workerSettings);

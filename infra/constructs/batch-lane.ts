@@ -5,9 +5,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { visibilityTimeoutFor } from '../../shared/budget/worker-shape.ts';
 import type { batchWatcherSettings, EnvironmentOf } from '../../shared/config.ts';
 import { batchJobStateChangePattern } from '../../shared/events/batch-job-change.ts';
-import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import {
   bedrockEnvironment,

@@ -3,7 +3,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { visibilityTimeoutFor } from '../../shared/pipeline/worker-shape.ts';
+import { visibilityTimeoutFor } from '../../shared/budget/worker-shape.ts';
 import { grantConsume } from './key-use.ts';
 import { PipelineFunction, type PipelineFunctionProps } from './pipeline-function.ts';
 import { SecureQueue } from './secure-queue.ts';

@@ -3,18 +3,21 @@ import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import type { Context, EventBridgeEvent } from 'aws-lambda';
 import { DynamoDbTokenBudget } from '../../functions/adapters/dynamodb-budget.ts';
 import { DynamoDbLedger } from '../../functions/adapters/dynamodb-ledger.ts';
-import { type FunctionPorts, functionPorts } from '../../functions/adapters/function-ports.ts';
 import { createBatchHandler } from '../../functions/batch/handler.ts';
 import { createEnqueueHandler } from '../../functions/enqueue/handler.ts';
 import { createFinalizerHandler } from '../../functions/finalizer/handler.ts';
+import { type FunctionPorts, functionPorts } from '../../functions/function-ports.ts';
 import { observability } from '../../functions/observability.ts';
 import { createWorkerHandler } from '../../functions/worker/handler.ts';
 import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import type { TypicalRecord } from '../../shared/budget/throughput.ts';
+import { visibilityTimeoutFor, type WorkerShape, workerShapeFor } from '../../shared/budget/worker-shape.ts';
 import { DEFAULT_MODEL, defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN, RESUME_AFTER_MINUTES } from '../../shared/config.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE, JOB_ENDINGS } from '../../shared/contract/job-events.ts';
+import { systemClock } from '../../shared/core/clock.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import {
   BATCH_JOB_STATE_CHANGE,
   BEDROCK_EVENT_SOURCE,
@@ -22,14 +25,7 @@ import {
 } from '../../shared/events/batch-job-change.ts';
 import { inputObjectCreatedPattern } from '../../shared/events/patterns.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../shared/failures.ts';
-import { systemClock } from '../../shared/pipeline/clock.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { type SweepPorts, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
-import {
-  visibilityTimeoutFor,
-  type WorkerShape,
-  workerShapeFor,
-} from '../../shared/pipeline/worker-shape.ts';
 import { budgetRatesOf, ConfiguredQuotas } from '../../shared/quotas/pool-rates.ts';
 import type { QuotaReading } from '../../shared/quotas/service-quotas.ts';
 import { STAND_IN_TOKENS_PER_MINUTE } from '../bedrock/stand-in.ts';
@@ -445,7 +441,7 @@ function sweepEvery(
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
         now: new Date(),
       }).catch(failed('sweeper'));
-      await sweepBatchParts(batchPorts, { catalog: defaultCatalog, now: () => new Date() }).catch(
+      await sweepBatchParts(batchPorts, { catalog: defaultCatalog, clock: systemClock }).catch(
         failed('batch watcher'),
       );
     }

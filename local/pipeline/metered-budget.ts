@@ -1,6 +1,6 @@
 import type { BucketState } from '../../shared/budget/bucket.ts';
-import type { BudgetReservation } from '../../shared/pipeline/model.ts';
-import type { TokenBudget } from '../../shared/pipeline/ports.ts';
+import type { BudgetReservation } from '../../shared/core/model.ts';
+import type { TokenBudget } from '../../shared/core/ports.ts';
 
 /** A shared budget that tallies what it reserved and what was settled, for benchmarks and the local runner. */
 export class MeteredBudget implements TokenBudget {

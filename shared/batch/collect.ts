@@ -1,10 +1,11 @@
 import { partPrefixes } from '../contract/storage-layout.ts';
+import { isoTime } from '../core/clock.ts';
+import type { BatchPart, JobRecord, StoredResult } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import { usageOfResponse } from '../cost/cost.ts';
 import { resolveModel } from '../models/resolve-model.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
 import { type CompletionPorts, completionOf, countJobResults } from '../pipeline/complete.ts';
-import type { BatchPart, JobRecord, StoredResult } from '../pipeline/model.ts';
-import type { ObjectStore } from '../pipeline/ports.ts';
 import type { BatchLaunchSettings, BatchPorts } from './launch.ts';
 import { stagedRecordsOf } from './staging.ts';
 
@@ -35,7 +36,7 @@ export async function collectBatchPart(
   const staged = await stagedRecordsOf(job, part.part, ports.store);
   const answers = await batchAnswers(job, part, ports.store);
   const resolved = resolveModel(job.settings, settings.catalog);
-  const finishedAt = settings.now().toISOString();
+  const finishedAt = isoTime(settings.clock);
   const results: StoredResult[] = [];
   const redrive = [];
   for (const [recordId, record] of staged) {

@@ -1,15 +1,7 @@
 import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.ts';
-
-/**
- * How a file's records reach Bedrock: on-demand (InvokeModel, record by record, within the token budget),
- * batch (Bedrock batch inference jobs at the batch price; what they fail runs on demand), or auto (batch when
- * the file is large enough and its deadline long enough, on demand otherwise).
- */
-export const lanes = ['on-demand', 'batch', 'auto'] as const;
-export type Lane = (typeof lanes)[number];
-
-export const DEFAULT_LANE: Lane = 'on-demand';
+import type { Lane } from '../contract/lanes.ts';
+import { DEFAULT_LANE } from '../contract/lanes.ts';
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/i;
 const HOURS_PER_UNIT: Readonly<Record<string, number>> = { s: 1 / 3_600, m: 1 / 60, h: 1, d: 24 };

@@ -1,16 +1,18 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import { batchPartName, partPrefixes } from '../contract/storage-layout.ts';
+import type { Clock } from '../core/clock.ts';
+import type { BatchParts, Jobs } from '../core/ledger.ts';
+import type { BatchPart, JobRecord } from '../core/model.ts';
+import type { BatchJobs, DeadlineAlarms, ObjectStore, RecordQueue } from '../core/ports.ts';
 import { classifyFailure } from '../failures.ts';
 import { DEADLINE_ALARM_VERSION } from '../messages/deadline-alarm.ts';
 import { resolveModel } from '../models/resolve-model.ts';
-import type { BatchPart, JobRecord } from '../pipeline/model.ts';
-import type { BatchJobs, DeadlineAlarms, JobLedger, ObjectStore, RecordQueue } from '../pipeline/ports.ts';
 import { stagedRecordsLane } from './lane.ts';
 import { stagedInputBytes, stagedParts, stagedRecordsOf } from './staging.ts';
 
 export interface BatchPorts {
   readonly store: ObjectStore;
-  readonly ledger: JobLedger;
+  readonly ledger: Pick<Jobs, 'getJob'> & BatchParts;
   readonly queue: RecordQueue;
   readonly batchJobs: BatchJobs;
   /** Wakes the watcher at a job's deadline; without it the scheduled sweep keeps deadlines. */
@@ -19,7 +21,7 @@ export interface BatchPorts {
 
 export interface BatchLaunchSettings {
   readonly catalog: Catalog;
-  readonly now: () => Date;
+  readonly clock: Pick<Clock, 'now'>;
 }
 
 /**
@@ -97,7 +99,7 @@ export async function launchPart(
     return sendOnDemand(job, part, ports, `submit refused: ${failure.code}: ${failure.message}`);
   }
   await ports.ledger.moveBatchPart(job.jobId, ['staged'], { ...part, state: 'submitted', jobArn });
-  if (ports.alarms !== undefined) await armDeadline(job, ports.alarms, settings.now().getTime());
+  if (ports.alarms !== undefined) await armDeadline(job, ports.alarms, settings.clock.now());
   return { kind: 'submitted' };
 }
 
@@ -145,7 +147,7 @@ function timeoutHoursFor(job: JobRecord, settings: BatchLaunchSettings): number 
   const { minimum, maximum } = settings.catalog.batch.timeoutHours;
   const deadline = deadlineOf(job);
   if (deadline === undefined) return maximum;
-  const hoursLeft = Math.ceil((deadline - settings.now().getTime()) / 3_600_000);
+  const hoursLeft = Math.ceil((deadline - settings.clock.now()) / 3_600_000);
   return Math.min(maximum, Math.max(minimum, hoursLeft));
 }
 

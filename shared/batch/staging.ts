@@ -1,11 +1,11 @@
 import type { Catalog } from '../catalog/catalog.ts';
 import { batchPrefix, lineKey, partPrefixes } from '../contract/storage-layout.ts';
+import type { JobRecord } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import { PipelineError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
 import { parseStagedRecord, type StagedRecord, stagedRecordLine } from '../messages/staged-record.ts';
 import { resolveModel } from '../models/resolve-model.ts';
-import type { JobRecord } from '../pipeline/model.ts';
-import type { ObjectStore } from '../pipeline/ports.ts';
 import { buildInvocation } from '../request/build-request.ts';
 
 /** A record staged for batch inference: its Bedrock batch input line, and the record it stands for. */

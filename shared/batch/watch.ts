@@ -1,7 +1,9 @@
 import { batchPartName } from '../contract/storage-layout.ts';
+import type { Jobs } from '../core/ledger.ts';
+import type { BatchPart, JobRecord } from '../core/model.ts';
+import type { DeadlineAlarms } from '../core/ports.ts';
+import type { BatchJobChange } from '../events/batch-job-change.ts';
 import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
-import type { BatchPart, JobRecord } from '../pipeline/model.ts';
-import type { DeadlineAlarms, Ledger } from '../pipeline/ports.ts';
 import { type CollectPorts, collectBatchPart, ENDED_BATCH_STATES } from './collect.ts';
 import { startingLane } from './lane.ts';
 import {
@@ -13,13 +15,7 @@ import {
 } from './launch.ts';
 
 /** Bedrock's batch job state change, as its EventBridge event (or a poll) tells it. */
-export interface BatchJobChange {
-  readonly jobName: string;
-  readonly jobArn: string;
-  readonly status: string;
-}
-
-export type WatchPorts = CollectPorts & { readonly ledger: Ledger };
+export type WatchPorts = CollectPorts & { readonly ledger: Pick<Jobs, 'listActiveJobs'> };
 
 /**
  * A batch job's state changed: once it has ended, its part is collected. Events of jobs that are not the
@@ -77,7 +73,7 @@ export async function onDeadlineAlarm(
   ports: WatchPorts & { readonly alarms: DeadlineAlarms },
   settings: BatchLaunchSettings,
 ): Promise<'early' | 'acted' | 'nothing'> {
-  const now = settings.now().getTime();
+  const now = settings.clock.now();
   if (now < alarm.at) {
     await ports.alarms.set(alarm, now);
     return 'early';
@@ -105,6 +101,6 @@ async function watchPart(
     return;
   }
   const deadline = deadlineOf(job);
-  const late = deadline !== undefined && settings.now().getTime() >= deadline;
+  const late = deadline !== undefined && settings.clock.now() >= deadline;
   if ((late || job.cancelRequested) && status !== 'Stopping') await ports.batchJobs.stop(part.jobArn);
 }

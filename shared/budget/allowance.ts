@@ -1,4 +1,4 @@
-import type { Clock } from '../pipeline/clock.ts';
+import type { Clock } from '../core/clock.ts';
 
 /** Tokens of a reservation and when they are in the bucket, as the budget granted them. */
 export interface Arrival {

@@ -1,4 +1,4 @@
-import type { JobStatus } from '../pipeline/model.ts';
+import type { JobStatus } from '../core/model.ts';
 
 /** The source of every event the pipeline publishes on its bus. */
 export const EVENT_SOURCE = 'bedrock-batch-pipeline';

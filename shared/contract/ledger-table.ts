@@ -59,3 +59,8 @@ export function dailySpendKey(day: string) {
 export function jobIdOfKey(pk: unknown): string {
   return String(pk).slice('JOB#'.length);
 }
+
+/** The day, in UTC (YYYY-MM-DD), that spending at `at` counts toward for the daily cap. */
+export function spendingDayOf(at: number): string {
+  return new Date(at).toISOString().slice(0, 10);
+}

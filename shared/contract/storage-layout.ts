@@ -1,4 +1,4 @@
-import type { JobRecord, ObjectLocation } from '../pipeline/model.ts';
+import type { JobRecord, ObjectLocation } from '../core/model.ts';
 
 /**
  * Where everything lives in the pipeline's bucket, as the functions, the stack's IAM, the CLI and users see

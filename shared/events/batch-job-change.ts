@@ -1,4 +1,9 @@
-import type { BatchJobChange } from '../batch/watch.ts';
+/** What the pipeline reads of Bedrock's batch job state change event. */
+export interface BatchJobChange {
+  readonly jobName: string;
+  readonly jobArn: string;
+  readonly status: string;
+}
 
 /** Bedrock's EventBridge event for a batch inference job that changed state (best effort: the sweeper polls too). */
 export const BATCH_JOB_STATE_CHANGE = 'Batch Inference Job State Change';

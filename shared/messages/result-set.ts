@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import type { RecordTiming, StoredResult } from '../core/model.ts';
 import { PipelineError } from '../errors.ts';
 import { ANTHROPIC_ERROR_TYPES } from '../failures.ts';
 import { INPUT_FAMILIES } from '../input/records.ts';
-import type { RecordTiming, StoredResult } from '../pipeline/model.ts';
 
 /**
  * A result set: the results of records finished together (a worker's batch, a chunk of error records, a

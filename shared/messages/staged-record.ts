@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import type { StoredResult } from '../core/model.ts';
 import { PipelineError } from '../errors.ts';
-import type { StoredResult } from '../pipeline/model.ts';
 import { type RecordMessage, recordMessageOf } from './record-message.ts';
 import { resultSubjectSchema } from './result-set.ts';
 

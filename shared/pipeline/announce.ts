@@ -1,8 +1,9 @@
-import type { JobRecord } from './model.ts';
-import type { EventPublisher, Ledger } from './ports.ts';
+import type { JobFinalization } from '../core/ledger.ts';
+import type { JobRecord } from '../core/model.ts';
+import type { EventPublisher } from '../core/ports.ts';
 
 export interface AnnouncePorts {
-  readonly ledger: Pick<Ledger, 'markAnnounced'>;
+  readonly ledger: Pick<JobFinalization, 'markAnnounced'>;
   readonly events: EventPublisher;
 }
 

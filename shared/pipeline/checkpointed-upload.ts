@@ -1,6 +1,7 @@
+import type { JobFinalization } from '../core/ledger.ts';
+import type { FinalizeCheckpoint, ObjectLocation, UploadedPart } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import type { JobStatsState } from './job-stats.ts';
-import type { FinalizeCheckpoint, ObjectLocation, UploadedPart } from './model.ts';
-import type { JobLedger, ObjectStore } from './ports.ts';
 
 /** Where the output stands after a line: what the checkpoint of a part that ends there records. */
 export interface OutputPosition {
@@ -37,7 +38,10 @@ export class CheckpointedUpload {
   constructor(
     private readonly jobId: string,
     private readonly output: ObjectLocation,
-    private readonly ports: { readonly store: ObjectStore; readonly ledger: JobLedger },
+    private readonly ports: {
+      readonly store: ObjectStore;
+      readonly ledger: Pick<JobFinalization, 'saveFinalizeCheckpoint'>;
+    },
     private readonly limits: UploadLimits,
     checkpoint: FinalizeCheckpoint | undefined,
   ) {

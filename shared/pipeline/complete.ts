@@ -1,11 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { resultSetLocation } from '../contract/storage-layout.ts';
-import { costOfRequest, type TokenUsage, withoutCache } from '../cost/cost.ts';
-import type { InputFamily } from '../input/records.ts';
-import { parseResultSet, resultSetBody } from '../messages/result-set.ts';
-import type { ResolvedModel } from '../models/resolve-model.ts';
-import type { RecordOutcome } from '../output/result-records.ts';
-import { NO_RETRIES } from './job.ts';
+import type { JobFinalization, Jobs, RecordLedger } from '../core/ledger.ts';
 import type {
   CountedRecord,
   JobRecord,
@@ -13,12 +8,20 @@ import type {
   JobUpdate,
   RecordCompletion,
   StoredResult,
-} from './model.ts';
-import type { FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
+} from '../core/model.ts';
+import type { FinalizeTrigger, ObjectStore } from '../core/ports.ts';
+import { NO_RETRIES } from '../core/retries.ts';
+import { costOfRequest, type TokenUsage, withoutCache } from '../cost/cost.ts';
+import type { InputFamily } from '../input/records.ts';
+import { parseResultSet, resultSetBody } from '../messages/result-set.ts';
+import type { ResolvedModel } from '../models/resolve-model.ts';
+import type { RecordOutcome } from '../output/result-records.ts';
 
 export interface CompletionPorts {
   readonly store: ObjectStore;
-  readonly ledger: Ledger;
+  readonly ledger: Pick<RecordLedger, 'completeRecords'> &
+    Pick<Jobs, 'getJob'> &
+    Pick<JobFinalization, 'claimFinalization'>;
   readonly finalize: FinalizeTrigger;
 }
 
@@ -128,7 +131,10 @@ export async function countJobResults(
 
 /** Starts the finalizer if every record of a fully read job is done; only one caller ever does. */
 export async function finalizeIfDone(
-  ports: { ledger: Pick<Ledger, 'getJob' | 'claimFinalization'>; finalize: FinalizeTrigger },
+  ports: {
+    ledger: Pick<Jobs, 'getJob'> & Pick<JobFinalization, 'claimFinalization'>;
+    finalize: FinalizeTrigger;
+  },
   jobId: string,
 ): Promise<void> {
   const job = await ports.ledger.getJob(jobId);

@@ -1,10 +1,11 @@
 import { Readable as NodeReadable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { decompressedLocation } from '../contract/storage-layout.ts';
+import type { JobReading } from '../core/ledger.ts';
+import type { DecompressCheckpoint, JobRecord, ReadingLease, UploadedPart } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import { InputChangedError } from '../errors.ts';
 import { FILE_HEAD_BYTES, fileContentProblem, isCompressedInput } from '../input/file-check.ts';
-import type { DecompressCheckpoint, JobRecord, ReadingLease, UploadedPart } from './model.ts';
-import type { Ledger, ObjectStore } from './ports.ts';
 
 /** Bytes of decompressed input per part of its copy. */
 const DECOMPRESSED_PART_BYTES = 8 * 1024 * 1024;
@@ -23,7 +24,7 @@ export type Readable =
 
 type DecompressPorts = {
   store: ObjectStore;
-  ledger: Pick<Ledger, 'saveDecompressing' | 'saveDecompressed'>;
+  ledger: Pick<JobReading, 'saveDecompressing' | 'saveDecompressed'>;
 };
 
 /**

@@ -1,7 +1,7 @@
 // Over 250 lines: starting a job, reading its file in chunks under a lease, and failing it cleanly are one
 // flow; decompression lives in decompress.ts.
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_LANE, startingLane } from '../batch/lane.ts';
+import { startingLane } from '../batch/lane.ts';
 import { launchBatchParts } from '../batch/launch.ts';
 import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
 import { prefixTtl } from '../caching/cache-ttl.ts';
@@ -9,6 +9,33 @@ import { findSharedPrefixes } from '../caching/shared-prefix.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { JOB_END_EVENTS, JOB_STARTED } from '../contract/job-events.ts';
+import { DEFAULT_LANE } from '../contract/lanes.ts';
+import { type Clock, isoTime, systemClock } from '../core/clock.ts';
+import { mapWithLimit } from '../core/concurrency.ts';
+import type {
+  BatchParts,
+  JobFinalization,
+  JobReading,
+  Jobs,
+  PrefixCache,
+  RecordIdClaims,
+} from '../core/ledger.ts';
+import type {
+  Announcement,
+  JobEnding,
+  JobRecord,
+  JobSettings,
+  ObjectLocation,
+  ReadingLease,
+  ReadProgress,
+} from '../core/model.ts';
+import type {
+  BatchJobs,
+  DeadlineAlarms,
+  EnqueueContinuation,
+  EventPublisher,
+  RecordQueue,
+} from '../core/ports.ts';
 import { ConfigurationError, InputChangedError, PipelineError } from '../errors.ts';
 import type { ObjectCreated } from '../events/object-created.ts';
 import { DEFAULT_MAX_ERROR_RATE, errorRateProblem, InvalidLines } from '../input/error-rate.ts';
@@ -31,22 +58,18 @@ import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation } from '../request/build-request.ts';
 import { announce } from './announce.ts';
 import { type CompletionPorts, completionOf, countJobResults, finalizeIfDone } from './complete.ts';
-import { mapWithLimit } from './concurrency.ts';
 import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
-import type {
-  Announcement,
-  JobEnding,
-  JobRecord,
-  JobSettings,
-  ObjectLocation,
-  ReadingLease,
-  ReadProgress,
-} from './model.ts';
-import type { BatchJobs, DeadlineAlarms, EnqueueContinuation, EventPublisher, RecordQueue } from './ports.ts';
 import { supersededEnding } from './superseded.ts';
 
 export interface EnqueuePorts extends CompletionPorts {
+  readonly ledger: CompletionPorts['ledger'] &
+    Pick<Jobs, 'createJob' | 'setTotal'> &
+    JobReading &
+    Pick<JobFinalization, 'markAnnounced'> &
+    Pick<PrefixCache, 'setSharedPrefixes'> &
+    BatchParts &
+    RecordIdClaims;
   readonly queue: RecordQueue;
   readonly events: EventPublisher;
   readonly continuation: EnqueueContinuation;
@@ -66,7 +89,7 @@ export interface EnqueueSettings {
   /** Ledger writes in flight at once while claiming ids. */
   readonly concurrency?: number;
   readonly readingLeaseSeconds?: number;
-  readonly now?: () => Date;
+  readonly clock?: Pick<Clock, 'now'>;
   readonly catalog?: Catalog;
   /** The quota records drain at: a shared prefix gets the 1-hour TTL when its file takes longer to drain. */
   readonly tokensPerMinute?: number;
@@ -100,7 +123,7 @@ export async function startJob(
   const { location, info } = found;
   if (location.key.endsWith('/')) return { kind: 'ignored', key: location.key, reason: 'a folder marker' };
   const jobId = jobIdOf(location.bucket, location.key, info.versionId ?? info.etag);
-  const now = (settings.now ?? (() => new Date()))().toISOString();
+  const now = isoTime(settings.clock ?? systemClock);
   const draft = newJobRecord(jobId, location, settings.defaults, now);
 
   const head =
@@ -229,7 +252,7 @@ async function endReading(
   ports: EnqueuePorts,
   settings: EnqueueSettings,
 ): Promise<EnqueueOutcome> {
-  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
+  const finishedAt = isoTime(settings.clock ?? systemClock);
   const announcement = jobFailed(job.jobId, job.source, ending);
   const { supersededBy: _, ...stored } = ending;
   if (await ports.ledger.failReading(job.jobId, stored, finishedAt, announcement))
@@ -352,7 +375,7 @@ async function finishReading(
       { ...ports, batchJobs: ports.batchJobs },
       {
         catalog: catalogOf(settings),
-        now: settings.now ?? (() => new Date()),
+        clock: settings.clock ?? systemClock,
       },
     );
   }
@@ -398,7 +421,7 @@ async function enqueueChunk(
     else staged.push(entry);
   });
   await stageChunk(job, staged, ports.store, catalog.batch.maximumRecordsPerJob);
-  const finishedAt = (settings.now ?? (() => new Date()))().toISOString();
+  const finishedAt = isoTime(settings.clock ?? systemClock);
   await countJobResults(
     ports,
     job,

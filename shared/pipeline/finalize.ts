@@ -1,5 +1,9 @@
 import { JOB_END_EVENTS } from '../contract/job-events.ts';
 import { outputLocations } from '../contract/storage-layout.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import type { JobFinalization, Jobs, RecordLedger } from '../core/ledger.ts';
+import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord } from '../core/model.ts';
+import type { EventPublisher, FinalizeTrigger, ObjectStore } from '../core/ports.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError } from '../errors.ts';
 import { buildManifest, cacheSummary } from '../output/manifest.ts';
@@ -11,14 +15,12 @@ import { announce } from './announce.ts';
 import { CheckpointedUpload } from './checkpointed-upload.ts';
 import { dominantFamily } from './job.ts';
 import { type JobStats, JobStatsCollector } from './job-stats.ts';
-import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord } from './model.ts';
-import type { EventPublisher, FinalizeTrigger, Ledger, ObjectStore } from './ports.ts';
 import { type ResultReading, resultsInOrder } from './results-in-order.ts';
 import { supersededEnding } from './superseded.ts';
 
 export interface FinalizePorts {
   readonly store: ObjectStore;
-  readonly ledger: Ledger;
+  readonly ledger: Pick<Jobs, 'getJob'> & JobFinalization & Pick<RecordLedger, 'countedRecords'>;
   readonly events: EventPublisher;
   /** Hands the rest of a long finalization to a new invocation. */
   readonly finalize: FinalizeTrigger;
@@ -29,7 +31,7 @@ export interface FinalizePorts {
 export interface FinalizeSettings {
   /** Says when the invocation is near its deadline: the finalizer saves its place and hands over. */
   readonly shouldStop?: () => boolean;
-  readonly now?: () => Date;
+  readonly clock?: Pick<Clock, 'now'>;
   /** Bytes of output per multipart part (S3 takes 5 MiB or more, but the last). */
   readonly partBytes?: number;
   /** Parts uploading at once while the next is being assembled. */
@@ -69,7 +71,7 @@ export async function finalizeJob(
   if (written.kind === 'continued') return written;
 
   const { manifest } = outputLocations(job);
-  const finishedAt = (settings.now ?? (() => new Date()))();
+  const finishedAt = new Date((settings.clock ?? systemClock).now());
   const ending = await endingOf(job, written.stats, ports.store);
   const details = jobDetails(job, finishedAt, ending);
   const manifestBody = manifestOf(job, details, written.stats.summary(job), await ports.quotas?.reading());

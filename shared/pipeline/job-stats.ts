@@ -1,5 +1,5 @@
+import type { JobRecord, StoredResult } from '../core/model.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
-import type { JobRecord, StoredResult } from './model.ts';
 
 /** Latency buckets grow by a quarter from 50 ms to ten minutes: percentiles within 25% in constant memory. */
 const LATENCY_BUCKETS_MS = (() => {

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { deadlineHoursSchema, lanes } from '../batch/lane.ts';
+import { deadlineHoursSchema } from '../batch/lane.ts';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
+import { lanes } from '../contract/lanes.ts';
+import type { JobRecord, JobSettings, ObjectLocation } from '../core/model.ts';
+import { NO_RETRIES } from '../core/retries.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
 import { errorRateSchema } from '../input/error-rate.ts';
 import type { InputFamily } from '../input/records.ts';
 import { assertModelAllowed, endpointNamedBy, resolveModel } from '../models/resolve-model.ts';
 import { emptyTotals } from '../output/manifest.ts';
 import { noLooserThan, parseEndpoints, poolsFor, splitList } from '../quotas/pools.ts';
-import type { JobRecord, JobRetries, JobSettings, ObjectLocation } from './model.ts';
 
 /**
  * A job is one version of one input object: a duplicate event for it finds the job already there, while a
@@ -156,33 +158,6 @@ function optional<Name extends string, Value>(
 export function dominantFamily(counts: Readonly<Partial<Record<InputFamily, number>>>): InputFamily {
   const ranked = (Object.entries(counts) as Array<[InputFamily, number]>).sort((a, b) => b[1] - a[1]);
   return ranked[0]?.[0] ?? 'plain';
-}
-
-/** A job's retry counters before anything was retried, and what a batch adds when it retried nothing. */
-export const NO_RETRIES: JobRetries = {
-  retried: 0,
-  bedrockThrottles: 0,
-  budgetWaits: 0,
-  sentBackToWait: 0,
-  receives: 0,
-  bedrockCalls: 0,
-};
-
-/** The names of a job's counters, each a plain sum. */
-export const RETRY_COUNTERS = [
-  'retried',
-  'bedrockThrottles',
-  'budgetWaits',
-  'sentBackToWait',
-  'receives',
-  'bedrockCalls',
-] as const satisfies ReadonlyArray<keyof JobRetries>;
-
-/** Counters added up: a job's so far and what a batch adds. */
-export function addRetries(total: JobRetries, more: Partial<JobRetries>): JobRetries {
-  const sum: { -readonly [Name in keyof JobRetries]: number } = { ...total };
-  for (const name of RETRY_COUNTERS) sum[name] = total[name] + (more[name] ?? 0);
-  return sum;
 }
 
 /** A job as it starts: nothing read, nothing done. */

@@ -1,8 +1,9 @@
 import { legacyResultLocation } from '../contract/storage-layout.ts';
+import { mapWithLimit } from '../core/concurrency.ts';
+import type { RecordLedger } from '../core/ledger.ts';
+import type { CountedEntry, JobRecord, StoredResult } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import { parseLegacyResult, parseResultSet } from '../messages/result-set.ts';
-import { mapWithLimit } from './concurrency.ts';
-import type { CountedEntry, JobRecord, StoredResult } from './model.ts';
-import type { Ledger, ObjectStore } from './ports.ts';
 
 export interface ResultReading {
   /** Result objects read at once. */
@@ -21,7 +22,7 @@ const MAX_KEPT_SETS = 1_024;
  */
 export async function* resultsInOrder(
   job: Pick<JobRecord, 'jobId' | 'source'>,
-  ports: { readonly store: ObjectStore; readonly ledger: Pick<Ledger, 'countedRecords'> },
+  ports: { readonly store: ObjectStore; readonly ledger: Pick<RecordLedger, 'countedRecords'> },
   afterLine: number,
   reading: ResultReading,
 ): AsyncGenerator<StoredResult> {

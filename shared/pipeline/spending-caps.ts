@@ -1,12 +1,8 @@
+import { spendingDayOf } from '../contract/ledger-table.ts';
+import type { Clock } from '../core/clock.ts';
+import type { DailySpend, Jobs } from '../core/ledger.ts';
+import type { JobRecord } from '../core/model.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
-import type { Clock } from './clock.ts';
-import type { JobRecord } from './model.ts';
-import type { DailySpend, JobLedger } from './ports.ts';
-
-/** The day, in UTC (YYYY-MM-DD), that spending at `at` counts toward for the daily cap. */
-export function spendingDayOf(at: number): string {
-  return new Date(at).toISOString().slice(0, 10);
-}
 
 /**
  * The spending caps as one batch sees them: a job's own (`max-cost`, against the job's counted cost as the
@@ -19,7 +15,7 @@ export class SpendingCaps {
   private readonly canceling = new Map<string, Promise<boolean>>();
 
   constructor(
-    private readonly ledger: Pick<JobLedger, 'cancelJob'> & DailySpend,
+    private readonly ledger: Pick<Jobs, 'cancelJob'> & DailySpend,
     private readonly settings: { readonly maxDailyCostUsd?: number | undefined; readonly clock: Clock },
   ) {}
 

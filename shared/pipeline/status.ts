@@ -1,6 +1,6 @@
+import type { JobRecord } from '../core/model.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { cacheSummary } from '../output/manifest.ts';
-import type { JobRecord } from './model.ts';
 
 /** A job as a person (or the CLI's `status` command) wants to see it: progress, tokens and cost so far. */
 export function describeJob(job: JobRecord) {

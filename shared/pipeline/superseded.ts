@@ -1,6 +1,6 @@
+import type { JobEnding, ObjectLocation } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
 import { jobIdOf } from './job.ts';
-import type { JobEnding, ObjectLocation } from './model.ts';
-import type { ObjectStore } from './ports.ts';
 
 /**
  * How a job ends when its input changed under it: superseded, and by which job. The upload that replaced the

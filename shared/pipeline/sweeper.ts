@@ -1,10 +1,12 @@
+import type { JobFinalization, Jobs } from '../core/ledger.ts';
+import type { JobRecord } from '../core/model.ts';
+import type { DeadLetters, EnqueueContinuation, EventPublisher, FinalizeTrigger } from '../core/ports.ts';
 import { type AnnouncePorts, announce } from './announce.ts';
 import { finalizeIfDone } from './complete.ts';
-import type { JobRecord } from './model.ts';
-import type { DeadLetters, EnqueueContinuation, EventPublisher, FinalizeTrigger, Ledger } from './ports.ts';
 
 export interface SweepPorts extends AnnouncePorts {
-  readonly ledger: Pick<Ledger, 'listActiveJobs' | 'getJob' | 'claimFinalization' | 'markAnnounced'>;
+  readonly ledger: Pick<Jobs, 'listActiveJobs' | 'getJob'> &
+    Pick<JobFinalization, 'claimFinalization' | 'markAnnounced'>;
   readonly deadLetters: DeadLetters;
   readonly events: EventPublisher;
   readonly continuation: EnqueueContinuation;

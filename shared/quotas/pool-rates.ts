@@ -1,4 +1,5 @@
 import type { BudgetRates } from '../budget/bucket.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { poolName, type QuotaPool } from './pools.ts';
 import { type QuotaReading, type QuotaSource, readPoolQuotas } from './service-quotas.ts';
 
@@ -54,14 +55,14 @@ export class ServiceQuotaRates implements QuotaReport {
     private readonly pools: readonly QuotaPool[],
     private readonly source: QuotaSource,
     private readonly settings: PoolRateSettings,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.current = { tokensPerMinute: Math.floor(settings.fallback * settings.share) };
   }
 
   /** The rates as last read; a stale reading starts the next one, which later calls see. */
   rates(): BudgetRates {
-    if (this.now() - this.readAt >= this.settings.refreshMs) void this.refresh();
+    if (this.clock.now() - this.readAt >= this.settings.refreshMs) void this.refresh();
     return this.current;
   }
 
@@ -105,7 +106,7 @@ export class ServiceQuotaRates implements QuotaReport {
     } catch {
       // The last good reading (or the fallback) stays; the next refresh tries again.
     } finally {
-      this.readAt = this.now();
+      this.readAt = this.clock.now();
     }
   }
 }

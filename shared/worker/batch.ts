@@ -1,13 +1,14 @@
 import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { Catalog } from '../catalog/catalog.ts';
+import type { Clock } from '../core/clock.ts';
+import type { DailySpend, Jobs, PrefixCache, RecordLedger } from '../core/ledger.ts';
+import type { JobRecord, LeaseResult, StoredResult } from '../core/model.ts';
+import type { ModelInvoker, TokenBudget } from '../core/ports.ts';
 import type { Failure, RetryPolicy } from '../failures.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
-import type { Clock } from '../pipeline/clock.ts';
 import type { CompletionPorts } from '../pipeline/complete.ts';
-import type { JobRecord, LeaseResult, StoredResult } from '../pipeline/model.ts';
-import type { ModelInvoker, TokenBudget } from '../pipeline/ports.ts';
 import type { SpendingCaps } from '../pipeline/spending-caps.ts';
 import type { Invocation } from '../request/build-request.ts';
 
@@ -19,6 +20,11 @@ import type { Invocation } from '../request/build-request.ts';
  */
 
 export interface WorkerPorts extends CompletionPorts {
+  readonly ledger: CompletionPorts['ledger'] &
+    Pick<Jobs, 'cancelJob'> &
+    Pick<RecordLedger, 'doneRecords' | 'leaseRecord' | 'releaseRecord'> &
+    Pick<PrefixCache, 'claimPrefixWrite' | 'markPrefixWritten'> &
+    DailySpend;
   readonly model: ModelInvoker;
   readonly budget: TokenBudget;
 }

@@ -1,10 +1,10 @@
 import { withWriteTtl } from '../caching/cache-ttl.ts';
 import { resultSetLocation } from '../contract/storage-layout.ts';
+import type { UncountedCalls } from '../core/model.ts';
 import { costOfRequest, usageOfResponse } from '../cost/cost.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
 import { readEarlierResult } from '../pipeline/complete.ts';
-import type { UncountedCalls } from '../pipeline/model.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome } from './batch.ts';
 import { finished } from './verdicts.ts';
 

@@ -1,6 +1,6 @@
+import type { CountedRecord, JobRecord, JobRetries, StoredResult } from '../core/model.ts';
+import { addRetries, NO_RETRIES } from '../core/retries.ts';
 import { countResults, type JobResults } from '../pipeline/complete.ts';
-import { addRetries, NO_RETRIES } from '../pipeline/job.ts';
-import type { CountedRecord, JobRecord, JobRetries, StoredResult } from '../pipeline/model.ts';
 import type { Batch, Decided, RecordVerdict } from './batch.ts';
 
 /**

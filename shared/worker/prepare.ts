@@ -1,14 +1,14 @@
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
 import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import type { JobRecord } from '../core/model.ts';
+import type { ModelInvoker } from '../core/ports.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
 import { parseLine } from '../input/parse-line.ts';
 import type { LineResult } from '../input/records.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import { endpointNamedBy } from '../models/resolve-model.ts';
 import { type RecordOutcome, subjectOf } from '../output/result-records.ts';
-import type { JobRecord } from '../pipeline/model.ts';
-import type { ModelInvoker } from '../pipeline/ports.ts';
 import { poolName } from '../quotas/pools.ts';
 import { buildInvocation, type Invocation } from '../request/build-request.ts';
 import type { Batch, Call, RecordVerdict, WorkerPorts } from './batch.ts';

@@ -1,8 +1,8 @@
+import type { StoredResult, UncountedCalls } from '../core/model.ts';
 import type { PipelineError } from '../errors.ts';
 import { classifyFailure } from '../failures.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
 import { completionOf } from '../pipeline/complete.ts';
-import type { StoredResult, UncountedCalls } from '../pipeline/model.ts';
 import { poolName } from '../quotas/pools.ts';
 import type { Batch, RecordVerdict, WorkerSettings } from './batch.ts';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import chromium from '@sparticuz/chromium';
 import puppeteer from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobRetries } from '../../shared/pipeline/model.ts';
+import type { JobRetries } from '../../shared/core/model.ts';
 import { runCli } from '../support/cli.ts';
 import { fixturePath } from '../support/factories.ts';
 

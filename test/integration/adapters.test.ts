@@ -8,10 +8,11 @@ import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
 import { type BudgetRates, FULL_BUCKET_LEAD_MS } from '../../shared/budget/bucket.ts';
+import type { Ledger } from '../../shared/core/ledger.ts';
+import type { JobRecord } from '../../shared/core/model.ts';
+import { NO_RETRIES } from '../../shared/core/retries.ts';
 import { InputChangedError } from '../../shared/errors.ts';
-import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
-import type { JobRecord } from '../../shared/pipeline/model.ts';
-import type { Ledger } from '../../shared/pipeline/ports.ts';
+import { newJobRecord } from '../../shared/pipeline/job.ts';
 import { MemoryBudget, MemoryLedger } from '../support/memory-ports.ts';
 
 let cloud: LocalCloud;

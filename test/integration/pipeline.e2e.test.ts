@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { outputLocations, resultSetLocation } from '../../shared/contract/storage-layout.ts';
+import type { StoredResult } from '../../shared/core/model.ts';
 import { resultSetBody } from '../../shared/messages/result-set.ts';
 import { jobIdOf } from '../../shared/pipeline/job.ts';
-import type { StoredResult } from '../../shared/pipeline/model.ts';
 import { MIXED_SAMPLE_RESULT_IDS, readFixture, s3KeyOf } from '../support/factories.ts';
 import { untilEmpty } from '../support/queues.ts';
 

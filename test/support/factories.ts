@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Catalog, modelsData, regionsData } from '../../shared/catalog/catalog.ts';
+import type { StoredResult } from '../../shared/core/model.ts';
 import type { MessagesBody, PromptRecord } from '../../shared/input/records.ts';
-import type { StoredResult } from '../../shared/pipeline/model.ts';
 
 export const fixturePath = (name: string): string =>
   new URL(`../../events/${name}`, import.meta.url).pathname;

@@ -17,19 +17,9 @@ import {
   takeEach,
 } from '../../shared/budget/bucket.ts';
 import { JOB_STARTED } from '../../shared/contract/job-events.ts';
+import { spendingDayOf } from '../../shared/contract/ledger-table.ts';
 import { batchPartName } from '../../shared/contract/storage-layout.ts';
-import { InputChangedError } from '../../shared/errors.ts';
-import type { RetryClass } from '../../shared/failures.ts';
-import type { MessagesBody } from '../../shared/input/records.ts';
-import { alarmDelaySeconds, type DeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
-import {
-  parseRecordMessage,
-  type RecordMessage,
-  recordMessageBody,
-} from '../../shared/messages/record-message.ts';
-import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
-import type { MessagesResponse } from '../../shared/output/result-records.ts';
-import { addRetries } from '../../shared/pipeline/job.ts';
+import type { JobDirectory, Ledger } from '../../shared/core/ledger.ts';
 import type {
   Announcement,
   BatchPart,
@@ -51,7 +41,7 @@ import type {
   RecordCompletion,
   Release,
   UploadedPart,
-} from '../../shared/pipeline/model.ts';
+} from '../../shared/core/model.ts';
 import type {
   BatchJobRequest,
   BatchJobs,
@@ -59,15 +49,24 @@ import type {
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
-  JobDirectory,
-  Ledger,
   ModelInvoker,
   ModelTarget,
   ObjectStore,
   RecordQueue,
   TokenBudget,
-} from '../../shared/pipeline/ports.ts';
-import { spendingDayOf } from '../../shared/pipeline/spending-caps.ts';
+} from '../../shared/core/ports.ts';
+import { addRetries } from '../../shared/core/retries.ts';
+import { InputChangedError } from '../../shared/errors.ts';
+import type { RetryClass } from '../../shared/failures.ts';
+import type { MessagesBody } from '../../shared/input/records.ts';
+import { alarmDelaySeconds, type DeadlineAlarm } from '../../shared/messages/deadline-alarm.ts';
+import {
+  parseRecordMessage,
+  type RecordMessage,
+  recordMessageBody,
+} from '../../shared/messages/record-message.ts';
+import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
+import type { MessagesResponse } from '../../shared/output/result-records.ts';
 
 /** In-memory stand-ins for the pipeline's ports: the domain's unit tests run on these, the adapters' contract tests compare against them. */
 

@@ -1,14 +1,14 @@
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import { outputLocations } from '../../shared/contract/storage-layout.ts';
+import type { Clock } from '../../shared/core/clock.ts';
+import type { Ledger } from '../../shared/core/ledger.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import type { ObjectCreated } from '../../shared/events/object-created.ts';
 import { DEFAULT_RETRY_POLICY } from '../../shared/failures.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
-import type { Clock } from '../../shared/pipeline/clock.ts';
 import { type EnqueueOutcome, type EnqueueSettings, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
-import type { Ledger } from '../../shared/pipeline/ports.ts';
 import type { RecordVerdict, WorkerSettings } from '../../shared/worker/batch.ts';
 import { processBatch } from '../../shared/worker/process-batch.ts';
 import {
@@ -87,7 +87,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     defaults: jobDefaults,
     maxLineBytes: 25_000_000,
     chunkLines: 3,
-    now: () => new Date(clock.now),
+    clock: { now },
     ...options.enqueue,
   };
   /** Time passes only when the test says, or when a worker waits for its tokens. */
@@ -151,8 +151,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   };
 
   const finalizeAll = async () => {
-    for (const jobId of trigger.finalized.splice(0))
-      await finalizeJob(jobId, ports, { now: () => new Date(clock.now) });
+    for (const jobId of trigger.finalized.splice(0)) await finalizeJob(jobId, ports, { clock: fakeClock });
   };
 
   /** Uploads `body` as `key`, starts the job, runs the queue and the finalizer. */

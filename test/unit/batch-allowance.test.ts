@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BatchAllowance, BRING_FORWARD_CHECK_MS } from '../../shared/budget/allowance.ts';
-import type { Clock } from '../../shared/pipeline/clock.ts';
+import type { Clock } from '../../shared/core/clock.ts';
 
 /** A clock that moves only when someone sleeps, after everything under way has run. */
 function fakeClock(start = 0) {

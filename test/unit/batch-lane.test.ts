@@ -30,7 +30,7 @@ async function startStaged(metadata: Record<string, string>, body: string, key =
 
 const settings = (now = Date.parse('2026-11-25T10:00:00Z')) => ({
   catalog: defaultCatalog,
-  now: () => new Date(now),
+  clock: { now: () => now },
 });
 
 describe('the batch lane', () => {

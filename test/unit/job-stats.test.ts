@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { NO_RETRIES } from '../../shared/pipeline/job.ts';
+import type { StoredResult } from '../../shared/core/model.ts';
+import { NO_RETRIES } from '../../shared/core/retries.ts';
 import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
-import type { StoredResult } from '../../shared/pipeline/model.ts';
 import { awsError } from '../support/factories.ts';
 import { textResponse } from '../support/memory-ports.ts';
 import { pipelineHarness } from '../support/pipeline-harness.ts';

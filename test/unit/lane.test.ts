@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseDeadlineHours, stagedRecordsLane, startingLane } from '../../shared/batch/lane.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
 
 const defaults: JobSettings = {
   model: 'opus-4.6',

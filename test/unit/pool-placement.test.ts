@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { type BucketState, type BudgetRates, fullBucket } from '../../shared/budget/bucket.ts';
+import type { JobSettings } from '../../shared/core/model.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { parseResultSet } from '../../shared/messages/result-set.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
-import type { JobSettings } from '../../shared/pipeline/model.ts';
 import { choosePools } from '../../shared/worker/pools.ts';
 import { MemoryBudget, type MemoryObjectStore } from '../support/memory-ports.ts';
 import { BUCKET, jobDefaults, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';

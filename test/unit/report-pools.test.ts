@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ReportManifest, renderReport } from '../../cli/report.ts';
-import { NO_RETRIES } from '../../shared/pipeline/job.ts';
+import { NO_RETRIES } from '../../shared/core/retries.ts';
 import { JobStatsCollector } from '../../shared/pipeline/job-stats.ts';
 
 const HAIKU = 'anthropic.claude-haiku-4-5-20251001-v1:0';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { finalizeCheckpointOf } from '../../functions/adapters/job-item.ts';
 import { legacyResultLocation, resultSetLocation } from '../../shared/contract/storage-layout.ts';
+import type { CountedEntry, StoredResult } from '../../shared/core/model.ts';
 import { PipelineError } from '../../shared/errors.ts';
 import { parseLegacyResult, parseResultSet, resultSetBody } from '../../shared/messages/result-set.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
-import type { CountedEntry, StoredResult } from '../../shared/pipeline/model.ts';
 import { resultsInOrder } from '../../shared/pipeline/results-in-order.ts';
 import { storedResult } from '../support/factories.ts';
 import { MemoryObjectStore } from '../support/memory-ports.ts';

@@ -87,7 +87,7 @@ describe('the budget rates read from Service Quotas', () => {
       pools,
       source,
       { fallback: 400_000, share: 1, refreshMs: 300_000 },
-      () => clock.now,
+      { now: () => clock.now },
     );
     await rates.ready();
     const key = GLOBAL_POOL;

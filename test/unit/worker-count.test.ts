@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { NO_RETRIES } from '../../shared/core/retries.ts';
 import { classifyFailure } from '../../shared/failures.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
-import { NO_RETRIES, newJobRecord } from '../../shared/pipeline/job.ts';
+import { newJobRecord } from '../../shared/pipeline/job.ts';
 import type { Decided, RecordVerdict } from '../../shared/worker/batch.ts';
 import { tallyOf } from '../../shared/worker/count.ts';
 import { awsError, storedResult } from '../support/factories.ts';

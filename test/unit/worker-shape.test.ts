@@ -5,7 +5,7 @@ import {
   leaseSecondsFor,
   VISIBILITY_PER_FUNCTION_TIMEOUT,
   workerShapeFor,
-} from '../../shared/pipeline/worker-shape.ts';
+} from '../../shared/budget/worker-shape.ts';
 
 describe('the worker shape one derivation gives the stack, run and local up', () => {
   describe.each([

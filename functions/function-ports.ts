@@ -1,19 +1,24 @@
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import type { WatchPorts } from '../../shared/batch/watch.ts';
-import type { EnqueuePorts } from '../../shared/pipeline/enqueue.ts';
-import type { FinalizePorts } from '../../shared/pipeline/finalize.ts';
-import type { DeadlineAlarms, RecordQueue, TokenBudget } from '../../shared/pipeline/ports.ts';
-import type { SweepPorts } from '../../shared/pipeline/sweeper.ts';
-import type { QuotaReport } from '../../shared/quotas/pool-rates.ts';
-import type { WorkerPorts } from '../../shared/worker/batch.ts';
-import { BedrockBatchJobs } from './bedrock-batch-jobs.ts';
-import { BedrockInvoker } from './bedrock-invoker.ts';
-import type { AwsClients } from './clients.ts';
-import { DynamoDbLedger } from './dynamodb-ledger.ts';
-import { BusEventPublisher, type PutEvent, QueueDeadLetters, QueueFinalizeTrigger } from './events.ts';
-import { S3ObjectStore } from './s3-object-store.ts';
-import { SqsDeadlineAlarms } from './sqs-deadline-alarms.ts';
-import { SqsRecordQueue } from './sqs-record-queue.ts';
+import type { WatchPorts } from '../shared/batch/watch.ts';
+import type { DeadlineAlarms, RecordQueue, TokenBudget } from '../shared/core/ports.ts';
+import type { EnqueuePorts } from '../shared/pipeline/enqueue.ts';
+import type { FinalizePorts } from '../shared/pipeline/finalize.ts';
+import type { SweepPorts } from '../shared/pipeline/sweeper.ts';
+import type { QuotaReport } from '../shared/quotas/pool-rates.ts';
+import type { WorkerPorts } from '../shared/worker/batch.ts';
+import { BedrockBatchJobs } from './adapters/bedrock-batch-jobs.ts';
+import { BedrockInvoker } from './adapters/bedrock-invoker.ts';
+import type { AwsClients } from './adapters/clients.ts';
+import { DynamoDbLedger } from './adapters/dynamodb-ledger.ts';
+import {
+  BusEventPublisher,
+  type PutEvent,
+  QueueDeadLetters,
+  QueueFinalizeTrigger,
+} from './adapters/events.ts';
+import { S3ObjectStore } from './adapters/s3-object-store.ts';
+import { SqsDeadlineAlarms } from './adapters/sqs-deadline-alarms.ts';
+import { SqsRecordQueue } from './adapters/sqs-record-queue.ts';
 
 /** Where the pipeline's state and queues are: a function's settings on Lambda, the local cloud's resources locally. */
 export interface PipelineAddresses {

@@ -1,6 +1,6 @@
-import type { Lane } from '../batch/lane.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { EndpointKind } from '../catalog/catalog.ts';
+import type { Lane } from '../contract/lanes.ts';
 import type { RetryClass } from '../failures.ts';
 import type { InputFamily } from '../input/records.ts';
 import type { JobTotals } from '../output/manifest.ts';

@@ -2,27 +2,7 @@ import type { BucketState } from '../budget/bucket.ts';
 import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse } from '../output/result-records.ts';
-import type {
-  Announcement,
-  BatchPart,
-  BatchPartState,
-  BudgetReservation,
-  CachedPrefix,
-  CountedEntry,
-  CountedRecord,
-  DecompressCheckpoint,
-  FinalizeCheckpoint,
-  JobEnding,
-  JobRecord,
-  JobUpdate,
-  LeaseResult,
-  ObjectInfo,
-  ObjectLocation,
-  ReadingLease,
-  ReadProgress,
-  Release,
-  UploadedPart,
-} from './model.ts';
+import type { BudgetReservation, ObjectInfo, ObjectLocation, UploadedPart } from './model.ts';
 
 /**
  * The small interfaces the pipeline's domain talks to AWS through. Adapters in functions/adapters implement
@@ -95,101 +75,6 @@ export interface FinalizeTrigger {
 export interface EnqueueContinuation {
   continueLater(jobId: string): Promise<void>;
 }
-
-/** Jobs as people look for them: the newest, and the one an object they uploaded started. */
-export interface JobDirectory {
-  /** The newest jobs first, at most `limit`. */
-  recentJobs(limit: number): Promise<JobRecord[]>;
-  /** The newest job of the object at `bucket`/`key`, whichever of its versions it runs. */
-  newestJobOf(source: { readonly bucket: string; readonly key: string }): Promise<JobRecord | undefined>;
-}
-
-/** The jobs: their creation, the reading of their files, their totals, finalization and end. */
-export interface JobLedger {
-  createJob(job: JobRecord): Promise<boolean>;
-  getJob(jobId: string): Promise<JobRecord | undefined>;
-  leaseReading(jobId: string, lease: ReadingLease): Promise<JobRecord | undefined>;
-  releaseReading(jobId: string, owner: string): Promise<void>;
-  saveReadProgress(jobId: string, progress: ReadProgress, lease: ReadingLease): Promise<boolean>;
-  saveDecompressing(jobId: string, checkpoint: DecompressCheckpoint, lease: ReadingLease): Promise<boolean>;
-  /** The whole copy, pinned; with a notice when the compressed file was cut short. */
-  saveDecompressed(
-    jobId: string,
-    location: ObjectLocation,
-    lease: ReadingLease,
-    notice?: string,
-  ): Promise<boolean>;
-  failReading(
-    jobId: string,
-    ending: Required<JobEnding<'failed' | 'superseded'>>,
-    finishedAt: string,
-    announcement: Announcement,
-  ): Promise<boolean>;
-  setTotal(jobId: string, totalRecords: number): Promise<JobRecord>;
-  saveFinalizeCheckpoint(jobId: string, checkpoint: FinalizeCheckpoint): Promise<void>;
-  claimFinalization(jobId: string): Promise<boolean>;
-  finishJob(
-    jobId: string,
-    ending: JobEnding<'completed' | 'canceled' | 'superseded'>,
-    finishedAt: string,
-    announcement: Announcement,
-  ): Promise<boolean>;
-  markAnnounced(jobId: string): Promise<void>;
-  /** Asks a running job to stop; `reason` says why when no one asked (its spending cap). */
-  cancelJob(jobId: string, reason?: string): Promise<boolean>;
-  listActiveJobs(): AsyncIterable<JobRecord>;
-  /**
-   * Claims the cache write of a job's shared prefix for one model: "write" for the claimant, "written" when
-   * a write newer than `freshAfter` stands, "busy" while another worker's claim holds.
-   */
-  claimPrefixWrite(
-    jobId: string,
-    modelId: string,
-    claim: { owner: string; until: number; freshAfter: number; now: number },
-  ): Promise<'write' | 'written' | 'busy'>;
-  markPrefixWritten(jobId: string, modelId: string, at: number): Promise<void>;
-  /** Records the prefixes a job's records share, once: false when they were recorded before. */
-  setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean>;
-  /** Sets a job's batch parts, once: false when they were set before (a retried read finds them). */
-  planBatchParts(jobId: string, parts: Readonly<Record<string, BatchPart>>): Promise<boolean>;
-  /** Moves a batch part on, if it is still in one of `from`: false when another step moved it first. */
-  moveBatchPart(jobId: string, from: readonly BatchPartState[], next: BatchPart): Promise<boolean>;
-}
-
-/** The records: their attempts (leases, counted per failure class) and their completion, counted once. */
-export interface RecordLedger {
-  /** Which of the job's records, by line number, are done: one read for a worker's whole batch. */
-  doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>>;
-  /** Takes the record for an attempt that will store its result in `resultSet` (the set's key). */
-  leaseRecord(
-    jobId: string,
-    lineNumber: number,
-    owner: string,
-    leaseSeconds: number,
-    resultSet: string,
-  ): Promise<LeaseResult>;
-  releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void>;
-  completeRecords(updates: readonly JobUpdate[]): Promise<readonly CountedRecord[]>;
-  /** The job's counted records after line `afterLine`, in line order. */
-  countedRecords(jobId: string, afterLine: number): AsyncIterable<CountedEntry>;
-}
-
-/** The record ids a file has used, so that a repeated one is found across invocations. */
-export interface RecordIdClaims {
-  claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined>;
-}
-
-/**
- * What the deployment has spent each day (UTC): completing records adds their counted cost to the day they
- * are counted on, in the same write, so a day's figure counts each record once.
- */
-export interface DailySpend {
-  /** Nano-USD counted for records completed on `day` (YYYY-MM-DD, UTC); 0 for a day with none. */
-  spentOn(day: string): Promise<number>;
-}
-
-/** The job ledger: jobs, records and record ids, in one store, and the spend they add up to each day. */
-export interface Ledger extends JobLedger, RecordLedger, RecordIdClaims, DailySpend {}
 
 /**
  * The token budget all workers share, per quota pool (source region and model id): the quota as a bucket of

@@ -7,6 +7,11 @@ export interface Clock {
   sleepUntil(time: number, signal: AbortSignal): Promise<void>;
 }
 
+/** The clock's time in the form the ledger, the manifests and the events keep times in. */
+export function isoTime(clock: Pick<Clock, 'now'>): string {
+  return new Date(clock.now()).toISOString();
+}
+
 export const systemClock: Clock = {
   now: Date.now,
   sleepUntil: async (time, signal) => {
