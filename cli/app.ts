@@ -2,6 +2,7 @@ import { PipelineError } from '../shared/errors.ts';
 import { asksForHelp, type CommandSpec, closest, helpText } from './command-line.ts';
 import { COMPLETION_COMMAND, completionCommand } from './commands/completion.ts';
 import { LOCAL_UP_COMMAND, localUpCommand } from './commands/local-up.ts';
+import { MODELS_COMMAND, modelsCommand } from './commands/models.ts';
 import { PLAN_COMMAND, planCommand } from './commands/plan.ts';
 import { QUOTAS_COMMAND, quotasCommand } from './commands/quotas.ts';
 import {
@@ -63,6 +64,7 @@ export const COMMANDS: readonly Command[] = [
   { spec: REDRIVE_COMMAND, run: redriveCommand },
   { spec: REPORT_COMMAND, run: reportCommand },
   { spec: QUOTAS_COMMAND, run: quotasCommand },
+  { spec: MODELS_COMMAND, run: modelsCommand },
   {
     spec: COMPLETION_COMMAND,
     run: (args, term) =>

@@ -178,6 +178,8 @@ class PlanTally {
     global: { low: 0, likely: 0, high: 0 },
     regional: { low: 0, likely: 0, high: 0 },
   };
+  /** Records to models the catalog has no price for, by model id: the estimate leaves them out. */
+  private readonly unpriced: Record<string, number> = {};
   /** Lines whose call takes more than a minute of the quota (input and every max_tokens, at the burndown). */
   private readonly overAMinute = {
     records: 0,
@@ -203,9 +205,11 @@ class PlanTally {
     if (invocation.longContext) this.longContextLines.push(lineNumber);
     const model = invocation.resolved.model;
     const { lower, upper } = invocation.estimate;
+    if (model.prices.standard === undefined)
+      this.unpriced[invocation.modelId] = (this.unpriced[invocation.modelId] ?? 0) + 1;
     for (const endpoint of ['global', 'regional'] as const satisfies readonly EndpointKind[]) {
       const costOf = (input: number, output: number) =>
-        costOfRequest({ input_tokens: input, output_tokens: output }, model, endpoint).total;
+        costOfRequest({ input_tokens: input, output_tokens: output }, model, endpoint)?.total ?? 0;
       this.cost[endpoint].low += costOf(lower, 0);
       this.cost[endpoint].likely += costOf(
         Math.round((lower + upper) / 2),
@@ -250,6 +254,8 @@ class PlanTally {
         /** In the batch lane (files of enough records, results within hours), at the batch price. */
         batch: usdOf(cost.global, defaultCatalog.batch.priceMultiplier),
       },
+      /** Records whose model has no known price, by model id: unknown cost, left out of the estimate. */
+      unpricedRecords: this.unpriced,
       likelyOutputShare: LIKELY_OUTPUT_SHARE,
       batchMinimumRecords: defaultCatalog.batch.minimumRecordsPerJob,
       pools: quotas.pools.map(({ pool }) => pool),
@@ -308,14 +314,19 @@ class PrefixTally {
   summary() {
     if (this.sample !== undefined) this.decide();
     return this.found.map(({ modelId, blocks, tokens, sharing, model }) => {
-      const { input, cacheWrite, cacheRead } = model.prices.standard;
-      const uncached = sharing * tokens * input;
-      const cached = tokens * cacheWrite + Math.max(0, sharing - 1) * tokens * cacheRead;
+      const found: {
+        modelId: string;
+        blocks: number;
+        tokens: number;
+        records: number;
+        estimatedSavingUsd?: number;
+      } = { modelId, blocks, tokens, records: sharing };
+      const prices = model.prices.standard;
+      if (prices === undefined) return found;
+      const uncached = sharing * tokens * prices.input;
+      const cached = tokens * prices.cacheWrite + Math.max(0, sharing - 1) * tokens * prices.cacheRead;
       return {
-        modelId,
-        blocks,
-        tokens,
-        records: sharing,
+        ...found,
         estimatedSavingUsd: Math.round(((uncached - cached) / 1_000_000) * 1_000_000) / 1_000_000,
       };
     });
@@ -365,7 +376,11 @@ function printPlan(plan: Plan, term: Terminal): void {
     term.out(`  1M context for lines ${plan.longContextRecords.join(', ')}\n`);
   for (const prefix of plan.sharedPrefixes)
     term.out(
-      `  shared prefix: about ${number(prefix.tokens)} tokens in ${count(prefix.records, 'record')} to ${prefix.modelId}; caching saves about ${usd(prefix.estimatedSavingUsd, 6)} (global prices)\n`,
+      `  shared prefix: about ${number(prefix.tokens)} tokens in ${count(prefix.records, 'record')} to ${prefix.modelId}; ${prefix.estimatedSavingUsd === undefined ? 'what caching saves is unknown (no price for the model)' : `caching saves about ${usd(prefix.estimatedSavingUsd, 6)} (global prices)`}\n`,
+    );
+  for (const [modelId, records] of Object.entries(plan.unpricedRecords))
+    term.out(
+      `  ${term.red('cost unknown')} for ${count(records, 'record')} to ${modelId}: the catalog has no price for the model, so the estimate below leaves them out\n`,
     );
   const range = (amounts: { low: number; likely: number; high: number }) =>
     `${usd(amounts.likely, 6)} likely (${usd(amounts.low, 6)} to ${usd(amounts.high, 6)})`;

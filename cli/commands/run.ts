@@ -246,11 +246,18 @@ function summary(
   return (
     `${term.bold('Done')} in ${duration(elapsedMs / 1000)}: ${count(Number(manifest.totalRecordCount), 'record')}, ` +
     `${term.green(`${number(Number(manifest.successRecordCount))} succeeded`)}, ${failed > 0 ? term.red(failedText) : failedText}; ` +
-    `${number(Number(manifest.inputTokenCount))} input and ${number(Number(manifest.outputTokenCount))} output tokens; estimated cost ${usd(Number(manifest.estimatedCostUsd), 6)}\n` +
+    `${number(Number(manifest.inputTokenCount))} input and ${number(Number(manifest.outputTokenCount))} output tokens; estimated cost ${usd(Number(manifest.estimatedCostUsd), 6)}${unpricedNote(manifest)}\n` +
     cacheLine(manifest.cache) +
     (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
   );
+}
+
+/** The records whose cost the estimate leaves out, their model having no known price. */
+function unpricedNote(manifest: Record<string, unknown>): string {
+  const { unpriced } = manifest as { unpriced?: { records?: unknown } };
+  const records = Number(unpriced?.records ?? 0);
+  return records > 0 ? ` (without ${count(records, 'record')} of a model with no known price: unknown)` : '';
 }
 
 /** Says so when a file asked for the batch lane and ran on demand, and why when the reason is its size. */

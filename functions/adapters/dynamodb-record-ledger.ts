@@ -333,6 +333,7 @@ export class DynamoDbRecordLedger
       add('unansweredCallCount', completion.uncounted?.unanswered ?? 0);
       add('abandonedAttemptCount', completion.uncounted?.abandoned ?? 0);
       add('uncountedCostCapNanoUsd', completion.uncounted?.costCapNanoUsd ?? 0);
+      add('unpricedRecordCount', completion.unpriced === true ? 1 : 0);
       const cache = cacheOutcomeOf(completion);
       if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);

@@ -160,6 +160,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
       unansweredCallCount: number('unansweredCallCount'),
       abandonedAttemptCount: number('abandonedAttemptCount'),
       uncountedCostCapNanoUsd: number('uncountedCostCapNanoUsd'),
+      unpricedRecordCount: number('unpricedRecordCount'),
     },
     familyCounts: familyCountsSchema.parse(item.familyCounts ?? {}),
     poolRecords: poolRecordsOf(item),

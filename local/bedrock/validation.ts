@@ -28,10 +28,20 @@ export function identifyModel(modelId: string, region: string, catalog: Catalog)
   const model = catalog.models.find((entry) => entry.bedrockId === bareId);
   if (model === undefined) throw new WireError('ValidationException', INVALID_MODEL);
   try {
-    resolveModel({ model: modelId, region }, catalog);
+    // A bare id is a call in the region itself, as Bedrock takes it.
+    resolveModel(
+      { model: modelId, region, ...(modelId === bareId ? { endpoint: 'in-region' } : {}) },
+      catalog,
+    );
   } catch (error) {
-    if (error instanceof ModelSelectionError) throw new WireError('ValidationException', INVALID_MODEL);
-    throw error;
+    if (!(error instanceof ModelSelectionError)) throw error;
+    // Bedrock's own words for a bare id of a model it serves through inference profiles only.
+    if (error.code === 'PROFILE_ONLY')
+      throw new WireError(
+        'ValidationException',
+        `Invocation of model ID ${bareId} with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.`,
+      );
+    throw new WireError('ValidationException', INVALID_MODEL);
   }
   return model;
 }

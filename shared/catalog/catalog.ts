@@ -20,7 +20,12 @@ const priceTable = z.object({
 });
 
 const longContextSchema = z.discriminatedUnion('mode', [
-  z.object({ mode: z.literal('beta'), window: z.number().int().positive() }),
+  z.object({
+    mode: z.literal('beta'),
+    window: z.number().int().positive(),
+    /** The day Anthropic retired the beta on its own API; whether Bedrock still takes it is unverified. */
+    retiredOn: z.iso.date().optional(),
+  }),
   z.object({ mode: z.literal('native'), window: z.number().int().positive() }),
   z.object({ mode: z.literal('none') }),
 ]);
@@ -32,6 +37,11 @@ const modelSchema = z.object({
   aliases: z.array(z.string().min(1)),
   anthropicNames: z.array(z.string().min(1)),
   offeredIn: z.array(geographyKey).min(1),
+  /**
+   * Its bare id may be called on demand in a region (the in-region endpoint). False for models Bedrock
+   * serves through inference profiles only: their bare id answers "on-demand throughput isn't supported".
+   */
+  inRegion: z.boolean().default(true),
   minCacheablePrefixTokens: z.number().int().positive(),
   /** The cache_control ttl values the model takes; 5m is the default when a breakpoint names none. */
   cacheTtls: z.array(z.enum(['5m', '1h'])).min(1),
@@ -42,7 +52,11 @@ const modelSchema = z.object({
     firstTokenMs: z.number().nonnegative(),
     outputTokensPerSecond: z.number().positive(),
   }),
-  prices: z.object({ standard: priceTable, longContext: priceTable.optional() }),
+  /**
+   * USD per million tokens; a model whose price the catalog does not know has none (its cost is then
+   * unknown, and said to be, never guessed).
+   */
+  prices: z.object({ standard: priceTable.optional(), longContext: priceTable.optional() }),
   /** Overrides the batch minimum record count for this model. */
   batchMinimumRecords: z.number().int().positive().optional(),
 });
@@ -93,7 +107,8 @@ const modelCatalogSchema = z
         }
         seen.set(name.toLowerCase(), model.key);
       }
-      if (model.longContext.mode !== 'none' && model.prices.longContext === undefined) {
+      const priced = model.prices.standard !== undefined;
+      if (priced && model.longContext.mode !== 'none' && model.prices.longContext === undefined) {
         ctx.addIssue({ code: 'custom', message: `${model.key} has a 1M mode but no longContext prices` });
       }
     }

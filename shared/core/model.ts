@@ -278,6 +278,8 @@ export interface RecordCompletion {
   readonly pool?: string;
   /** Its calls that may have been billed with no usage counted, and the most they may have cost. */
   readonly uncounted?: UncountedCalls | undefined;
+  /** Its model has no price in the catalog: its cost is unknown, and left out of `costNanoUsd` (0 here). */
+  readonly unpriced?: boolean;
 }
 
 /**

@@ -31,19 +31,21 @@ const NANO_USD_PER_USD_PER_MILLION_TOKENS = 1_000;
 /**
  * Prices one request from its usage. A request whose whole input (fresh, cache writes and cache reads)
  * exceeds the standard window is billed at the long-context rates for all of its tokens; regional and
- * in-region endpoints cost the catalog's premium over global.
+ * in-region endpoints cost the catalog's premium over global. Undefined for a model the catalog knows no
+ * price of: its cost is unknown.
  */
 export function costOfRequest(
   usage: TokenUsage,
   model: CatalogModel,
   endpoint: EndpointKind,
   catalog: Catalog = defaultCatalog,
-): CostBreakdown {
+): CostBreakdown | undefined {
   const cacheWriteTokens = usage.cache_creation_input_tokens ?? 0;
   const cacheReadTokens = usage.cache_read_input_tokens ?? 0;
   const wholeInput = usage.input_tokens + cacheWriteTokens + cacheReadTokens;
   const longContextPrices = wholeInput > catalog.standardContextWindow ? model.prices.longContext : undefined;
-  const prices: PriceTable = longContextPrices ?? model.prices.standard;
+  const prices: PriceTable | undefined = longContextPrices ?? model.prices.standard;
+  if (prices === undefined) return undefined;
   const multiplier = catalog.endpointPriceMultiplier[endpoint];
   const price = (tokens: number, usdPerMillion: number): number =>
     tokens * Math.round(usdPerMillion * NANO_USD_PER_USD_PER_MILLION_TOKENS * multiplier);

@@ -53,6 +53,15 @@ export function resolveModel(selection: ModelSelection, catalog: Catalog = defau
     );
   }
   const endpoint = chooseEndpoint(selection, prefix, model);
+  if (endpoint === 'in-region' && !model.inRegion) {
+    throw new ModelSelectionError(
+      'PROFILE_ONLY',
+      `${model.displayName} is served through inference profiles only: its bare id "${model.bedrockId}" cannot be called on demand in ${region}.`,
+      {
+        fix: `Use the global endpoint (global.${model.bedrockId}) or ${geography.displayName}'s (${geography.key}.${model.bedrockId}).`,
+      },
+    );
+  }
   return { model, endpoint, region, geography, modelId: invokeModelId(model, endpoint, geography) };
 }
 

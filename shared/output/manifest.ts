@@ -22,6 +22,8 @@ export interface JobTotals {
   readonly unansweredCallCount: number;
   readonly abandonedAttemptCount: number;
   readonly uncountedCostCapNanoUsd: number;
+  /** Records answered by a model the catalog has no price for: their cost is unknown, left out of the cost. */
+  readonly unpricedRecordCount: number;
 }
 
 export const emptyTotals: JobTotals = {
@@ -40,6 +42,7 @@ export const emptyTotals: JobTotals = {
   unansweredCallCount: 0,
   abandonedAttemptCount: 0,
   uncountedCostCapNanoUsd: 0,
+  unpricedRecordCount: 0,
 };
 
 /** A record's part in its job's cache counters: a hit when its call read the cache, a miss when it only wrote. */

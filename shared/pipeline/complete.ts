@@ -48,15 +48,24 @@ export function completionOf(
     outputTokens: usage?.output_tokens ?? 0,
     cacheCreationInputTokens: usage?.cache_creation_input_tokens ?? 0,
     cacheReadInputTokens: usage?.cache_read_input_tokens ?? 0,
-    costNanoUsd: billing === undefined ? 0 : priceOf(billing, billing.usage),
-    uncachedCostNanoUsd: billing === undefined ? 0 : priceOf(billing, withoutCache(billing.usage)),
+    ...costsOf(billing),
   };
 }
 
+/** What the usage costs, and would have cost with no cache; unknown (unpriced) for a model with no price. */
+function costsOf(billing: Billing | undefined) {
+  const cost = billing === undefined ? 0 : priceOf(billing, billing.usage);
+  if (billing === undefined || cost === undefined) {
+    return { costNanoUsd: 0, uncachedCostNanoUsd: 0, ...(cost === undefined ? { unpriced: true } : {}) };
+  }
+  return { costNanoUsd: cost, uncachedCostNanoUsd: priceOf(billing, withoutCache(billing.usage)) ?? 0 };
+}
+
 /** What `usage` costs on the billed model and endpoint, at the lane's price. */
-function priceOf(billing: Billing, usage: TokenUsage): number {
+function priceOf(billing: Billing, usage: TokenUsage): number | undefined {
   const { model, endpoint } = billing.resolved;
-  return Math.round(costOfRequest(usage, model, endpoint).total * (billing.priceMultiplier ?? 1));
+  const cost = costOfRequest(usage, model, endpoint);
+  return cost === undefined ? undefined : Math.round(cost.total * (billing.priceMultiplier ?? 1));
 }
 
 /** The result an earlier attempt stored for the record in `resultSet`, if it got that far. */

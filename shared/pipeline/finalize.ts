@@ -165,6 +165,7 @@ function jobDetails(
     ...(ending.reason === undefined ? {} : { reason: ending.reason }),
     ...(ending.supersededBy === undefined ? {} : { supersededBy: ending.supersededBy }),
     ...uncountedCalls(job.totals),
+    ...unpricedRecords(job.totals),
     input: s3Uri(job.source),
     output: s3Uri(outputLocations(job).output),
     model: job.settings.model,
@@ -194,6 +195,19 @@ function uncountedCalls(totals: JobRecord['totals']) {
         'Calls Bedrock may have run and billed that returned no usage (no answer before a deadline or over a ' +
         'broken connection, or a worker that stopped mid-call); estimatedCostUsd leaves them out. See the ' +
         "account's Bedrock invocation metrics for what was billed.",
+    },
+  };
+}
+
+/** Records whose model has no price in the catalog: their cost is unknown, said so rather than guessed. */
+function unpricedRecords(totals: JobRecord['totals']) {
+  if (totals.unpricedRecordCount === 0) return {};
+  return {
+    unpriced: {
+      records: totals.unpricedRecordCount,
+      note:
+        'Records answered by a model the catalog has no price for: their tokens are counted, their cost is ' +
+        'unknown and estimatedCostUsd leaves it out. Add the price to the catalog to have it counted.',
     },
   };
 }

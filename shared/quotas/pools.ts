@@ -152,6 +152,14 @@ export function poolsFor(
         });
         continue;
       }
+      if (endpoint === 'in-region' && !model.inRegion) {
+        leftOut.push({
+          region,
+          endpoint,
+          reason: `${model.displayName} is served through inference profiles only, not by its bare id in ${region}.`,
+        });
+        continue;
+      }
       pools.push({ region, endpoint, model, modelId: invokeModelId(model, endpoint, geography) });
     }
   }

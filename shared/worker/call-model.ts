@@ -154,5 +154,5 @@ function costCapNanoUsd({ invocation }: Call): number {
         output_tokens: invocation.maxTokens,
       }
     : { input_tokens: input, output_tokens: invocation.maxTokens };
-  return costOfRequest(usage, model, endpoint).total;
+  return costOfRequest(usage, model, endpoint)?.total ?? 0;
 }

@@ -661,4 +661,23 @@ describe('bedrock-batch plan', () => {
       /waits for tokens: 1 record needs more than a minute of the quota each \(line 1: up to [\d,]+ quota tokens against 100,000 a minute, about \d+ min of it alone\)/,
     );
   });
+
+  it('says which records go to a model with no known price and leaves them out of the estimate', async () => {
+    // Prepare
+    const file = path.join(work, 'unpriced.jsonl');
+    await writeFile(
+      file,
+      `${JSON.stringify({ id: 'a', prompt: 'Hi', model: 'sonnet-4.6' })}\n${JSON.stringify({ id: 'b', prompt: 'Hi' })}\n`,
+    );
+
+    // Act
+    const result = await runInProcess(['plan', file]);
+    const json = await runInProcess(['plan', file, '--json']);
+
+    // Assess
+    expect(JSON.parse(json.stdout).unpricedRecords).toEqual({ 'global.anthropic.claude-sonnet-4-6': 1 });
+    expect(result.stdout).toMatch(
+      /cost unknown for 1 record to global\.anthropic\.claude-sonnet-4-6: the catalog has no price for the model/,
+    );
+  });
 });

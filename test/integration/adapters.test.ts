@@ -277,7 +277,8 @@ describe.each([
     const counted = await subject.completeRecords([
       {
         jobId: first.jobId,
-        completions: [completion(1), completion(2), completion(3, 'errored')],
+        // Line 3's model has no known price: counted, its cost unknown.
+        completions: [completion(1), completion(2), { ...completion(3, 'errored'), unpriced: true }],
         retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, receives: 3, bedrockCalls: 2 },
       },
       { jobId: second.jobId, completions: [], retries: { ...NO_RETRIES, budgetWaits: 4, sentBackToWait: 5 } },
@@ -289,7 +290,12 @@ describe.each([
     ]);
     expect(await subject.getJob(first.jobId)).toMatchObject({
       doneRecords: 3,
-      totals: expect.objectContaining({ successRecordCount: 2, errorRecordCount: 1, inputTokenCount: 30 }),
+      totals: expect.objectContaining({
+        successRecordCount: 2,
+        errorRecordCount: 1,
+        inputTokenCount: 30,
+        unpricedRecordCount: 1,
+      }),
       retries: { ...NO_RETRIES, retried: 2, bedrockThrottles: 1, receives: 3, bedrockCalls: 2 },
     });
     expect(await subject.getJob(second.jobId)).toMatchObject({

@@ -442,6 +442,7 @@ export class MemoryLedger implements Ledger, JobDirectory {
       unansweredCallCount: totals.unansweredCallCount + (completion.uncounted?.unanswered ?? 0),
       abandonedAttemptCount: totals.abandonedAttemptCount + (completion.uncounted?.abandoned ?? 0),
       uncountedCostCapNanoUsd: totals.uncountedCostCapNanoUsd + (completion.uncounted?.costCapNanoUsd ?? 0),
+      unpricedRecordCount: totals.unpricedRecordCount + (completion.unpriced === true ? 1 : 0),
     };
     if (completion.family !== undefined) {
       job.familyCounts = {

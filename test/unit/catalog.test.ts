@@ -22,13 +22,30 @@ describe('the shipped model catalog', () => {
     expect(defaultCatalog.endpointPriceMultiplier).toEqual({ global: 1, regional: 1.1, 'in-region': 1.1 });
   });
 
-  it('prices every model, with long-context rates wherever there is a 1M mode', () => {
+  it('prices every model its sources price, with long-context rates wherever there is a 1M mode', () => {
     for (const model of defaultCatalog.models) {
-      expect(model.prices.standard.output).toBeGreaterThan(model.prices.standard.input);
-      expect(model.prices.standard.cacheRead).toBeLessThan(model.prices.standard.input);
-      if (model.longContext.mode !== 'none')
-        expect(model.prices.longContext?.input).toBe(model.prices.standard.input * 2);
+      const prices = model.prices.standard;
+      if (prices === undefined) continue;
+      expect(prices.output).toBeGreaterThan(prices.input);
+      expect(prices.cacheRead).toBeLessThan(prices.input);
+      if (model.longContext.mode !== 'none') expect(model.prices.longContext?.input).toBe(prices.input * 2);
     }
+  });
+
+  it('leaves the newest models unpriced rather than guess, and serves them through profiles only', () => {
+    // Act
+    const unpriced = defaultCatalog.models.filter((model) => model.prices.standard === undefined);
+
+    // Assess
+    expect(unpriced.map((model) => [model.key, model.bedrockId, model.inRegion, model.longContext])).toEqual([
+      ['opus-4.7', 'anthropic.claude-opus-4-7', false, { mode: 'native', window: 1_000_000 }],
+      ['sonnet-4.6', 'anthropic.claude-sonnet-4-6', false, { mode: 'native', window: 1_000_000 }],
+    ]);
+    expect(defaultCatalog.findModel('sonnet-4.5')?.longContext).toEqual({
+      mode: 'beta',
+      window: 1_000_000,
+      retiredOn: '2026-04-30',
+    });
   });
 
   it('maps each region to the geography whose prefix it uses', () => {

@@ -118,7 +118,7 @@ describe('shell completion', () => {
     [['run', '--mo'], ['--model']],
     [
       ['run', '--model', ''],
-      ['opus-4.6', 'sonnet-4.5', 'sonnet-4', 'haiku-4.5'],
+      ['opus-4.6', 'sonnet-4.5', 'sonnet-4', 'haiku-4.5', 'opus-4.7', 'sonnet-4.6'],
     ],
     [['submit', '--lane', 'a'], ['auto']],
     [['local', 'up', '--sp'], ['--speed']],

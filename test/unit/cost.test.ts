@@ -104,10 +104,12 @@ describe('costOfRequest', () => {
       const cost = costOfRequest(usage, model(key), endpoint);
 
       // Assess
-      expect(cost.total).toBe(expectedNanoUsd);
-      expect(cost.input + cost.output + cost.cacheWrite + cost.cacheRead).toBe(cost.total);
-      expect(cost.longContextRates).toBe(longContextRates);
-      expect(Number.isInteger(cost.total)).toBe(true);
+      expect(cost?.total).toBe(expectedNanoUsd);
+      expect(
+        (cost?.input ?? 0) + (cost?.output ?? 0) + (cost?.cacheWrite ?? 0) + (cost?.cacheRead ?? 0),
+      ).toBe(expectedNanoUsd);
+      expect(cost?.longContextRates).toBe(longContextRates);
+      expect(Number.isInteger(cost?.total)).toBe(true);
     });
   });
 
@@ -115,16 +117,25 @@ describe('costOfRequest', () => {
     // Act
     let total = 0;
     for (let index = 0; index < 10_000; index += 1) {
-      total += costOfRequest(
-        { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: 11 },
-        model('haiku-4.5'),
-        'regional',
-      ).total;
+      total +=
+        costOfRequest(
+          { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: 11 },
+          model('haiku-4.5'),
+          'regional',
+        )?.total ?? Number.NaN;
     }
 
     // Assess: 7 x 1100 + 3 x 5500 + 11 x 110 = 25,410 nano-USD per request
     expect(total).toBe(254_100_000);
     expect(nanoUsdToUsd(total)).toBe(0.2541);
+  });
+
+  it('knows no cost for a model the catalog has no price for, rather than guess one', () => {
+    // Act
+    const cost = costOfRequest({ input_tokens: 1_000, output_tokens: 100 }, model('sonnet-4.6'), 'global');
+
+    // Assess
+    expect(cost).toBeUndefined();
   });
 });
 

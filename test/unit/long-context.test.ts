@@ -26,6 +26,9 @@ describe('routeContext', () => {
     ['sonnet-4.5', 300_000, 900_000, 8_000, 'context-1m-2025-08-07', true],
     ['sonnet-4', 100_000, 300_000, 1_000, 'context-1m-2025-08-07', true],
     ['opus-4.6', 995_000, 2_000_000, 5_000, 'context-1m-2025-08-07', true],
+    // Native 1M: long documents go to the 1M window with no beta sent.
+    ['sonnet-4.6', 300_000, 900_000, 8_000, undefined, true],
+    ['opus-4.7', 50_000, 195_905, 4_096, undefined, true],
     // No 1M mode: a record that may fit is sent without a beta and Bedrock has the last word.
     ['haiku-4.5', 150_000, 400_000, 1_000, undefined, false],
   ] as const)(
@@ -60,7 +63,7 @@ describe('routeContext', () => {
       199_000,
       600_000,
       2_000,
-      /no 1M-context mode.*Use a model with 1M context \(opus-4\.6, sonnet-4\.5, sonnet-4\)/,
+      /no 1M-context mode.*Use a model with 1M context \(opus-4\.6, sonnet-4\.5, sonnet-4, opus-4\.7, sonnet-4\.6\)/,
     ],
     ['opus-4.6', 1_000_000, 3_000_000, 1, /exceeds even the 1,000,000-token window.*Split the document/],
     ['sonnet-4.5', 999_000, 3_000_000, 4_096, /exceeds even the 1,000,000-token window/],

@@ -321,6 +321,42 @@ describe('retries through the failure table', () => {
     expect(manifest?.estimatedCostUsd).toBe((10 * 5 + 5 * 25) / 1_000_000);
   });
 
+  it('counts the tokens of a model with no known price and says its cost is unknown, never guessed', async () => {
+    // Prepare: one record to Sonnet 4.6 (no price in the catalog), one to the priced default.
+    const pipeline = pipelineHarness();
+    const request = (customId: string, model?: string) =>
+      JSON.stringify({
+        custom_id: customId,
+        params: {
+          ...(model === undefined ? {} : { model }),
+          max_tokens: 100,
+          messages: [{ role: 'user', content: 'Hi' }],
+        },
+      });
+
+    // Act
+    await pipeline.run(
+      'inputs/unpriced.jsonl',
+      `${request('new', 'claude-sonnet-4-6')}\n${request('known')}\n`,
+    );
+
+    // Assess: the priced record alone is in the cost (Opus 4.6, 10 in and 5 out).
+    const manifest = pipeline.manifest('inputs/unpriced.jsonl');
+    expect(manifest).toMatchObject({
+      successRecordCount: 2,
+      inputTokenCount: 20,
+      unpriced: {
+        records: 1,
+        note: expect.stringMatching(/cost is unknown and estimatedCostUsd leaves it out/),
+      },
+    });
+    expect(manifest?.estimatedCostUsd).toBe((10 * 5 + 5 * 25) / 1_000_000);
+    expect(pipeline.model.calls.map((call) => call.modelId).sort()).toEqual([
+      'global.anthropic.claude-opus-4-6-v1',
+      'global.anthropic.claude-sonnet-4-6',
+    ]);
+  });
+
   it('still says so when the worker dies after giving the record back, before it counted anything', async () => {
     // Prepare: the call gets no answer, the record is released, and the batch dies before its counts land.
     const pipeline = pipelineHarness({

@@ -114,6 +114,24 @@ describe('the pools a file may use', () => {
     ]);
   });
 
+  it('leaves out the in-region pool of a model served through inference profiles only, and says why', () => {
+    // Prepare
+    const profileOnly = model('sonnet-4.6');
+
+    // Act
+    const plan = poolsFor(profileOnly, { endpoints: ['global', 'in-region'], regions: ['us-east-1'] });
+
+    // Assess
+    expect(plan.pools.map((each) => each.modelId)).toEqual(['global.anthropic.claude-sonnet-4-6']);
+    expect(plan.leftOut).toEqual([
+      {
+        region: 'us-east-1',
+        endpoint: 'in-region',
+        reason: expect.stringContaining('served through inference profiles only'),
+      },
+    ]);
+  });
+
   it.each([
     { text: 'global+regional', endpoints: ['global', 'regional'] },
     { text: 'global, in-region', endpoints: ['global', 'in-region'] },

@@ -60,6 +60,10 @@ describe('resolveModel', () => {
       'jp.anthropic.claude-opus-4-6-v1',
       'regional',
     ],
+    // bare ids of the newer models, served through profiles only
+    ['sonnet-4.6', undefined, 'us-west-2', 'global.anthropic.claude-sonnet-4-6', 'global'],
+    ['anthropic.claude-opus-4-7', 'regional', 'eu-west-1', 'eu.anthropic.claude-opus-4-7', 'regional'],
+    ['claude-sonnet-4-6', undefined, 'ap-northeast-1', 'global.anthropic.claude-sonnet-4-6', 'global'],
     // forgiving spelling: case, surrounding spaces, a dated id without ":0"
     ['  Opus-4.6 ', undefined, 'us-west-2', 'global.anthropic.claude-opus-4-6-v1', 'global'],
     [
@@ -105,6 +109,14 @@ describe('resolveModel', () => {
       'ap-northeast-3',
       'MODEL_NOT_IN_REGION',
       /JP/,
+    ],
+    // A model served through inference profiles only has no in-region endpoint.
+    [
+      'sonnet-4.6',
+      'in-region',
+      'us-east-1',
+      'PROFILE_ONLY',
+      /inference profiles only.*Use the global endpoint \(global\.anthropic\.claude-sonnet-4-6\) or US's \(us\.anthropic\.claude-sonnet-4-6\)/,
     ],
     // A geography prefix called from another geography.
     [

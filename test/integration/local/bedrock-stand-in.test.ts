@@ -260,6 +260,12 @@ describe('Bedrock stand-in with the AWS SDK (HTTP/2)', () => {
       'The provided model identifier is invalid.',
     ],
     [
+      'the bare id of a model served through inference profiles only',
+      'anthropic.claude-sonnet-4-6',
+      invokeBody(),
+      'Invocation of model ID anthropic.claude-sonnet-4-6 with on-demand throughput isn\u2019t supported. Retry your request with the ID or ARN of an inference profile that contains this model.',
+    ],
+    [
       'no anthropic_version',
       'global.anthropic.claude-opus-4-6-v1',
       invokeBody({ anthropic_version: undefined }),

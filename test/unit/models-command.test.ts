@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { modelsCommand } from '../../cli/commands/models.ts';
+import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { recordingTerminal } from '../support/terminal.ts';
+
+describe('bedrock-batch models', () => {
+  it('lists every model as JSON: its id, endpoints, window and 1M mode, and its prices or null when unknown', () => {
+    // Prepare
+    const term = recordingTerminal();
+
+    // Act
+    const code = modelsCommand(['--json'], term);
+    const listed = JSON.parse(term.stdout()) as { models: Array<Record<string, unknown>> };
+
+    // Assess
+    expect(code).toBe(0);
+    expect(listed.models.map((model) => model.key)).toEqual(defaultCatalog.models.map((model) => model.key));
+    const byKey = new Map(listed.models.map((model) => [model.key, model]));
+    expect(byKey.get('sonnet-4.6')).toMatchObject({
+      bedrockId: 'anthropic.claude-sonnet-4-6',
+      endpoints: ['global', 'regional'],
+      contextWindow: 1_000_000,
+      longContext: { mode: 'native' },
+      pricesUsdPerMillionTokens: null,
+    });
+    expect(byKey.get('sonnet-4.5')).toMatchObject({
+      longContext: { mode: 'beta', beta: 'context-1m-2025-08-07', retiredOn: '2026-04-30' },
+      pricesUsdPerMillionTokens: { input: 3, output: 15 },
+    });
+    expect(byKey.get('haiku-4.5')).toMatchObject({
+      offeredIn: ['US', 'EU'],
+      endpoints: ['global', 'regional', 'in-region'],
+      contextWindow: 200_000,
+      longContext: { mode: 'none' },
+    });
+  });
+
+  it('says in words which models have no known price and which are served through profiles only', () => {
+    // Prepare
+    const term = recordingTerminal();
+
+    // Act
+    modelsCommand([], term);
+
+    // Assess
+    expect(term.stdout()).toMatch(
+      /sonnet-4\.6 Claude Sonnet 4\.6: anthropic\.claude-sonnet-4-6\n.*\n {2}offered in US, EU, JP, APAC; endpoints global, regional \(inference profiles only\)\n {2}context 1,000,000 tokens \(native\)[^\n]*\n[^\n]*\n {2}prices: unknown/,
+    );
+    expect(term.stdout()).toMatch(/haiku-4\.5 [^\n]*\n[^\n]*\n[^\n]*\n {2}context 200,000 tokens;/);
+  });
+});
