@@ -32,6 +32,17 @@ export class SpendingCaps {
     return canceling;
   }
 
+  /** The caps that hold the job, named: a record whose cost cannot be known cannot be held to them. */
+  capsOn(job: JobRecord): string | undefined {
+    const caps = [
+      ...(job.settings.maxCostUsd === undefined ? [] : [`its spending cap of $${job.settings.maxCostUsd}`]),
+      ...(this.settings.maxDailyCostUsd === undefined
+        ? []
+        : [`the deployment's daily spending cap of $${this.settings.maxDailyCostUsd}`]),
+    ];
+    return caps.length === 0 ? undefined : caps.join(' and ');
+  }
+
   private async reasonToStop(job: JobRecord): Promise<string | undefined> {
     const cap = job.settings.maxCostUsd;
     const spent = nanoUsdToUsd(job.totals.costNanoUsd);

@@ -96,6 +96,18 @@ async function prepareRecord(
     if (error instanceof PipelineError) return finishNow(erroredOutcome(error));
     throw error;
   }
+  const { model } = invocation.resolved;
+  const caps = batch.caps.capsOn(job);
+  if (model.prices.standard === undefined && caps !== undefined)
+    return finishNow(
+      erroredOutcome(
+        new PipelineError(
+          'COST_UNKNOWN',
+          `${model.displayName} has no price in the catalog, so a call to it cannot be held to ${caps}.`,
+          { fix: 'Add its price to the catalog, or run the record without a spending cap.' },
+        ),
+      ),
+    );
   const calibrationKey = `${job.jobId}#${invocation.modelId}`;
   const counted =
     invocation.estimate.upper > settings.countTokensAbove || invocation.longContext

@@ -357,6 +357,30 @@ describe('retries through the failure table', () => {
     ]);
   });
 
+  it('refuses a record to a model with no known price when a spending cap holds the job, with the fix', async () => {
+    // Prepare
+    const pipeline = pipelineHarness();
+    const line = JSON.stringify({ id: 'new', prompt: 'Hi', model: 'sonnet-4.6' });
+
+    // Act
+    await pipeline.run('inputs/capped-unpriced.jsonl', `${line}\n`, { 'max-cost': '5' });
+
+    // Assess
+    expect(pipeline.model.calls).toEqual([]);
+    expect(pipeline.outputLines('inputs/capped-unpriced.jsonl')).toMatchObject([
+      {
+        id: 'new',
+        status: 'errored',
+        error: {
+          code: 'COST_UNKNOWN',
+          message: expect.stringMatching(
+            /Claude Sonnet 4\.6 has no price in the catalog, so a call to it cannot be held to its spending cap of \$5/,
+          ),
+        },
+      },
+    ]);
+  });
+
   it('still says so when the worker dies after giving the record back, before it counted anything', async () => {
     // Prepare: the call gets no answer, the record is released, and the batch dies before its counts land.
     const pipeline = pipelineHarness({
