@@ -1,4 +1,5 @@
 import { PipelineError } from '../shared/errors.ts';
+import { CATALOG_HELP, withCatalogOption } from './catalog-option.ts';
 import { asksForHelp, type CommandSpec, closest, helpText } from './command-line.ts';
 import { COMPLETION_COMMAND, completionCommand } from './commands/completion.ts';
 import { LOCAL_UP_COMMAND, localUpCommand } from './commands/local-up.ts';
@@ -87,6 +88,8 @@ ${COMMANDS.map(({ spec }) => `  ${spec.name.padEnd(width)}${spec.summary}`).join
 
 Run "bedrock-batch <command> --help" for a command's arguments and options, "bedrock-batch --version" for
 the version.
+
+${CATALOG_HELP}
 `;
 }
 
@@ -123,12 +126,14 @@ async function dispatch(argv: string[], term: Terminal): Promise<number> {
     term.out(`${packageVersion()}\n`);
     return 0;
   }
-  const { command, args } = commandOf(argv);
-  if (asksForHelp(args)) {
-    term.out(helpText(command.spec));
-    return 0;
-  }
-  return command.run(args, term);
+  return withCatalogOption(argv, async (rest) => {
+    const { command, args } = commandOf(rest);
+    if (asksForHelp(args)) {
+      term.out(helpText(command.spec));
+      return 0;
+    }
+    return command.run(args, term);
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { defaultCatalog } from '../shared/catalog/catalog.ts';
+import { catalogInUse } from '../shared/catalog/catalog.ts';
 import { UsageError } from './errors.ts';
 
 /** A whole number of at least 1, written in decimal digits (not 0x10, 1e3 or 2.5). */
@@ -30,10 +30,10 @@ export function usdAmount(name: string, text: string | undefined): number | unde
 /** A region that serves Claude on Bedrock, by the catalog. */
 export function knownRegion(text: string): string {
   const region = text.trim();
-  if (defaultCatalog.geographyOfRegion(region) === undefined) {
+  if (catalogInUse().geographyOfRegion(region) === undefined) {
     throw new UsageError(
       `--region ${text === '' ? '""' : text} does not serve Claude on Bedrock.`,
-      `Use one of ${defaultCatalog.knownRegions.join(', ')}.`,
+      `Use one of ${catalogInUse().knownRegions.join(', ')}.`,
     );
   }
   return region;

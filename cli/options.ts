@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL, defaultCatalog, endpointKinds } from '../shared/catalog/catalog.ts';
+import { catalogInUse, DEFAULT_MODEL, endpointKinds } from '../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { lanes } from '../shared/contract/lanes.ts';
 import type { OptionSpec } from './command-line.ts';
@@ -8,8 +8,8 @@ import { DEFAULT_RESOURCES_FILE } from './resources.ts';
  * Every option of the CLI, once, with what its help says: commands take the ones they read, so an option
  * means the same on every command that has it.
  */
-const modelKeys = () => defaultCatalog.models.map((model) => model.key);
-const regions = () => defaultCatalog.knownRegions;
+const modelKeys = () => catalogInUse().models.map((model) => model.key);
+const regions = () => catalogInUse().knownRegions;
 
 export const modelOptions = {
   model: {

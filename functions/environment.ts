@@ -1,6 +1,6 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { BudgetRates } from '../shared/budget/bucket.ts';
-import { defaultCatalog } from '../shared/catalog/catalog.ts';
+import { catalogInUse } from '../shared/catalog/catalog.ts';
 import type { JobSettings } from '../shared/core/model.ts';
 import { catalogModelOf } from '../shared/models/resolve-model.ts';
 import { ConfiguredQuotas, type QuotaReport, ServiceQuotaRates } from '../shared/quotas/pool-rates.ts';
@@ -99,7 +99,7 @@ export function jobDefaultsOf(settings: {
   };
 }
 
-export const maxLineBytes = defaultCatalog.requestBodyLimitBytes;
+export const maxLineBytes = catalogInUse().requestBodyLimitBytes;
 
 /** Every quota pool the deployment's models may use: what the worker reads quotas for. */
 export function deploymentPools(settings: Parameters<typeof jobDefaultsOf>[0]): QuotaPool[] {

@@ -41,6 +41,7 @@ export function buildApp(app: App = new App()): App {
     'maxErrorRate',
     'maxDecompressedBytes',
     'maxDailyCost',
+    'catalog',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

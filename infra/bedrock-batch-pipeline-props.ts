@@ -1,6 +1,7 @@
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { EndpointKind } from '../shared/catalog/catalog.ts';
+import type { UserCatalog } from '../shared/catalog/user-catalog.ts';
 import type { Lane } from '../shared/contract/lanes.ts';
 import type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './escape-hatches.ts';
 
@@ -208,4 +209,14 @@ export interface BedrockBatchPipelineProps {
    * @default - no cap
    */
   readonly maxDailyCost?: number;
+  /**
+   * Models to add to the catalog or change in it, in the built-in catalog's form (shared/catalog/models.json):
+   * a model that shipped after this release, or a price the catalog lacks. An entry with a known key changes
+   * only the fields it gives; a new key is a whole entry. Checked like the built-in catalog when the construct
+   * is created (a bad entry names the field), used for `defaultModel`, `allowedModels` and IAM, and given to
+   * every function. At most 2,500 bytes as JSON: a function's settings hold 4 KB in all.
+   * @example { models: [{ key: 'opus-4.6', prices: { standard: { input: 5, output: 25, cacheWrite: 6.25, cacheWrite1h: 10, cacheRead: 0.5 }, longContext: { input: 10, output: 37.5, cacheWrite: 12.5, cacheWrite1h: 20, cacheRead: 1 } } }] }
+   * @default - the built-in catalog alone
+   */
+  readonly catalog?: UserCatalog;
 }

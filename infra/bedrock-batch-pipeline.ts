@@ -18,7 +18,7 @@ import { Notifications } from './constructs/notifications.ts';
 import { Processing } from './constructs/processing.ts';
 import { Recovery } from './constructs/recovery.ts';
 import { Storage } from './constructs/storage.ts';
-import { pipelineSettings } from './props.ts';
+import { pipelineSettings, userCatalogEnvironment } from './props.ts';
 
 /** The pipeline's functions, for a consumer to watch or extend. */
 export interface PipelineFunctions {
@@ -139,6 +139,7 @@ export class BedrockBatchPipeline extends Construct {
       notifyEmail: settings.notifyEmail,
       notifyTopicArn: settings.notifyTopicArn,
     }).topic;
+    addEnvironment(this.functions, userCatalogEnvironment(settings));
     this.bucket = storage.bucket;
     this.ledgerTable = storage.ledger;
     this.recordQueue = records.queue;
@@ -149,4 +150,10 @@ export class BedrockBatchPipeline extends Construct {
     this.dashboard = monitoring.dashboard;
     this.alarms = monitoring.alarms;
   }
+}
+
+/** Settings every function reads at its cold start, before its own (the deployment's catalog). */
+function addEnvironment(functions: PipelineFunctions, environment: Readonly<Record<string, string>>): void {
+  for (const fn of Object.values(functions))
+    for (const [name, value] of Object.entries(environment)) fn.addEnvironment(name, value);
 }

@@ -9,16 +9,24 @@ import {
   type WorkerShape,
   workerShapeFor,
 } from '../shared/budget/worker-shape.ts';
-import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from '../shared/catalog/catalog.ts';
+import {
+  type Catalog,
+  catalogInUse,
+  DEFAULT_MODEL,
+  type EndpointKind,
+  endpointKinds,
+} from '../shared/catalog/catalog.ts';
+import { mergeCatalog, userCatalogSchema } from '../shared/catalog/user-catalog.ts';
 import {
   type bedrockSettings,
   DEFAULT_TOKENS_PER_MINUTE,
   type EnvironmentOf,
   type queueSettings,
   type spendingSettings,
+  USER_CATALOG_SETTING,
 } from '../shared/config.ts';
 import { DEFAULT_LANE, lanes } from '../shared/contract/lanes.ts';
-import { ConfigurationError, ModelSelectionError } from '../shared/errors.ts';
+import { ConfigurationError, ModelSelectionError, PipelineError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BYTES } from '../shared/input/file-check.ts';
 import { type ResolvedModel, resolveModel } from '../shared/models/resolve-model.ts';
@@ -88,6 +96,8 @@ const pipelinePropsSchema = z
     maxDecompressedBytes: z.number().int().positive().default(DEFAULT_MAX_DECOMPRESSED_BYTES),
     /** The deployment's daily spending cap in US dollars (UTC days): jobs stop once a day's cost reaches it. */
     maxDailyCost: z.number().positive().optional(),
+    /** Models to add to the catalog or change in it, in the catalog's own form. */
+    catalog: userCatalogSchema.optional(),
   })
   .strict()
   .superRefine(checkBucketChoice);
@@ -134,11 +144,12 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
     );
   }
   const props = parsed.data;
+  const catalog = catalogOf(props.catalog);
   const allowedModels = props.allowedModels ?? [props.defaultModel];
   const problems: string[] = [];
   const resolve = (model: string): ResolvedModel | undefined => {
     try {
-      return resolveModel({ model, region: props.bedrockRegion, endpoint: props.endpoint });
+      return resolveModel({ model, region: props.bedrockRegion, endpoint: props.endpoint }, catalog);
     } catch (error) {
       if (!(error instanceof ModelSelectionError)) throw error;
       problems.push(`model ${model}: ${error.message}`);
@@ -160,8 +171,8 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
   const bedrockRegions = [...new Set([props.bedrockRegion, ...(props.additionalBedrockRegions ?? [])])];
   const poolModels = resolvedModels.flatMap((resolved) => {
     try {
-      return poolsFor(resolved.model, { endpoints, regions: bedrockRegions }).pools.map((pool) =>
-        resolveModel({ model: pool.modelId, region: pool.region, endpoint: pool.endpoint }),
+      return poolsFor(resolved.model, { endpoints, regions: bedrockRegions }, catalog).pools.map((pool) =>
+        resolveModel({ model: pool.modelId, region: pool.region, endpoint: pool.endpoint }, catalog),
       );
     } catch (error) {
       if (!(error instanceof ModelSelectionError)) throw error;
@@ -197,6 +208,33 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
     worker,
     oldestRecordAlarmSeconds,
   };
+}
+
+/**
+ * The most a user catalog may take of a function's settings, which Lambda holds to 4 KB in all: the rest is
+ * the pipeline's own.
+ */
+const USER_CATALOG_BYTES = 2_500;
+
+/** The catalog the deployment's models are resolved in: the built-in one, with the `catalog` prop's models. */
+function catalogOf(user: PipelineSettings['catalog']): Catalog {
+  if (user === undefined) return catalogInUse();
+  const bytes = Buffer.byteLength(JSON.stringify(user));
+  if (bytes > USER_CATALOG_BYTES)
+    throw new ConfigurationError([
+      `catalog: ${bytes} bytes as JSON, more than the ${USER_CATALOG_BYTES} a function's settings can hold beside the pipeline's; give only the fields that change`,
+    ]);
+  try {
+    return mergeCatalog(user, 'in the catalog prop');
+  } catch (error) {
+    if (error instanceof PipelineError) throw new ConfigurationError([`catalog: ${error.message}`]);
+    throw error;
+  }
+}
+
+/** The catalog prop as every function reads it at its cold start (see USER_CATALOG_SETTING). */
+export function userCatalogEnvironment(settings: PipelineSettings): Record<string, string> {
+  return settings.catalog === undefined ? {} : { [USER_CATALOG_SETTING]: JSON.stringify(settings.catalog) };
 }
 
 /** The Bedrock settings of the functions that build and send requests (enqueue checks, the worker calls). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { deadlineHoursSchema } from './batch/lane.ts';
-import { DEFAULT_MODEL, type EndpointKind, endpointKinds } from './catalog/catalog.ts';
+import { DEFAULT_MODEL, type EndpointKind, endpointKinds, useCatalog } from './catalog/catalog.ts';
+import { mergeCatalog } from './catalog/user-catalog.ts';
 import { DEFAULT_LANE, lanes } from './contract/lanes.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
@@ -294,6 +295,7 @@ export function loadConfig<Schema extends z.ZodType>(
   schema: Schema,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): z.output<Schema> {
+  useUserCatalog(env[USER_CATALOG_SETTING]);
   const result = schema.safeParse(env);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
@@ -302,6 +304,23 @@ export function loadConfig<Schema extends z.ZodType>(
     return `${variable} ${issue.message}${help === undefined ? '' : ` (${help})`}`;
   });
   throw new ConfigurationError(problems);
+}
+
+/**
+ * The models a deployment adds to the catalog or changes in it (the stack's `catalog` prop), as JSON: merged
+ * over the built-in catalog before the other settings are read, so a setting may name a model it adds.
+ */
+export const USER_CATALOG_SETTING = 'CATALOG_MODELS';
+
+function useUserCatalog(text: string | undefined): void {
+  if (text === undefined) return;
+  let user: unknown;
+  try {
+    user = JSON.parse(text);
+  } catch {
+    throw new ConfigurationError([`${USER_CATALOG_SETTING} is not JSON (the stack's catalog prop, as JSON)`]);
+  }
+  useCatalog(mergeCatalog(user, `in ${USER_CATALOG_SETTING}`));
 }
 
 function describedBy(schema: z.ZodType, variable: string): string | undefined {

@@ -1,4 +1,4 @@
-import { type Catalog, type CatalogModel, defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { type Catalog, type CatalogModel, catalogInUse } from '../../shared/catalog/catalog.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { jsonOption } from '../options.ts';
 import type { Terminal } from '../terminal.ts';
@@ -20,14 +20,14 @@ export const MODELS_COMMAND = {
 
 export function modelsCommand(args: string[], term: Terminal): number {
   const { values } = parseCommandLine(args, MODELS_COMMAND);
-  const models = defaultCatalog.models.map((model) => modelView(model, defaultCatalog));
+  const models = catalogInUse().models.map((model) => modelView(model, catalogInUse()));
   if (values.json === true) {
-    term.out(`${JSON.stringify({ pricesCheckedOn: defaultCatalog.pricesCheckedOn, models }, null, 2)}\n`);
+    term.out(`${JSON.stringify({ pricesCheckedOn: catalogInUse().pricesCheckedOn, models }, null, 2)}\n`);
     return 0;
   }
   for (const view of models) term.out(describe(view, term));
   term.out(
-    `Prices in USD per million tokens on the global endpoint (regional and in-region cost ${Math.round((defaultCatalog.endpointPriceMultiplier.regional - 1) * 100)}% more), checked on ${defaultCatalog.pricesCheckedOn}.\n`,
+    `Prices in USD per million tokens on the global endpoint (regional and in-region cost ${Math.round((catalogInUse().endpointPriceMultiplier.regional - 1) * 100)}% more), checked on ${catalogInUse().pricesCheckedOn}.\n`,
   );
   return 0;
 }

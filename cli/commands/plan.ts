@@ -8,7 +8,7 @@ import {
   type SharedPrefix,
 } from '../../shared/caching/shared-prefix.ts';
 import type { CatalogModel } from '../../shared/catalog/catalog.ts';
-import { defaultCatalog, type EndpointKind } from '../../shared/catalog/catalog.ts';
+import { catalogInUse, type EndpointKind } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import type { JobSettings } from '../../shared/core/model.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
@@ -135,7 +135,7 @@ async function planLines(file: string, job: JobSettings, quotas: PlanQuotas) {
   const input = isCompressedInput(file) ? raw.pipe(createGunzip()) : raw;
   if (input !== raw) raw.on('error', (error) => input.destroy(error));
   for await (const { result } of readRecords(input, {
-    maxLineBytes: defaultCatalog.requestBodyLimitBytes,
+    maxLineBytes: catalogInUse().requestBodyLimitBytes,
     registry: new InMemoryRecordIdRegistry(),
   })) {
     tally.records += 1;
@@ -252,12 +252,12 @@ class PlanTally {
         global: usdOf(cost.global),
         regional: usdOf(cost.regional),
         /** In the batch lane (files of enough records, results within hours), at the batch price. */
-        batch: usdOf(cost.global, defaultCatalog.batch.priceMultiplier),
+        batch: usdOf(cost.global, catalogInUse().batch.priceMultiplier),
       },
       /** Records whose model has no known price, by model id: unknown cost, left out of the estimate. */
       unpricedRecords: this.unpriced,
       likelyOutputShare: LIKELY_OUTPUT_SHARE,
-      batchMinimumRecords: defaultCatalog.batch.minimumRecordsPerJob,
+      batchMinimumRecords: catalogInUse().batch.minimumRecordsPerJob,
       pools: quotas.pools.map(({ pool }) => pool),
       poolsLeftOut: quotas.leftOut,
       /** Records that need more than a minute of the (smallest) quota each: each waits for it to refill. */
@@ -270,7 +270,7 @@ class PlanTally {
         perPool: quotas.pools.map((pool) => ({ ...pool, seconds: secondsAt(pool.tokensPerMinute) })),
       },
       sharedPrefixes: this.prefixes.summary(),
-      pricesCheckedOn: defaultCatalog.pricesCheckedOn,
+      pricesCheckedOn: catalogInUse().pricesCheckedOn,
     };
   }
 }

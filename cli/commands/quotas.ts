@@ -1,5 +1,5 @@
 import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts';
-import { type CatalogModel, defaultCatalog, endpointKinds } from '../../shared/catalog/catalog.ts';
+import { type CatalogModel, catalogInUse, endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { resolveModel } from '../../shared/models/resolve-model.ts';
 import {
@@ -60,7 +60,7 @@ export async function quotasCommand(args: string[], term: Terminal): Promise<num
   const [home = ''] = regions;
   const models =
     values.model === undefined
-      ? defaultCatalog.models
+      ? catalogInUse().models
       : [resolveModel({ model: values.model, region: home }).model];
   const share = quotaShare(values['quota-share']);
   // Residency is checked before any call: a refused choice needs no credentials to be told so.

@@ -2,7 +2,7 @@ import { ServiceQuotasSource } from '../../functions/adapters/service-quotas.ts'
 import { localJobDefaults } from '../../local/pipeline/local-pipeline.ts';
 import { type JobProgress, progressCounts, runLocalJob } from '../../local/run-job.ts';
 import { parseDeadlineHours } from '../../shared/batch/lane.ts';
-import { defaultCatalog, endpointKinds } from '../../shared/catalog/catalog.ts';
+import { catalogInUse, endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { lanes } from '../../shared/contract/lanes.ts';
 import type { JobSettings } from '../../shared/core/model.ts';
@@ -264,7 +264,7 @@ function unpricedNote(manifest: Record<string, unknown>): string {
 function laneNote(asked: string | undefined, manifest: Record<string, number | string>): string {
   if (asked === undefined || asked === 'on-demand' || manifest.lane !== 'on-demand') return '';
   const records = Number(manifest.totalRecordCount);
-  const minimum = defaultCatalog.batch.minimumRecordsPerJob;
+  const minimum = catalogInUse().batch.minimumRecordsPerJob;
   const why =
     records < minimum
       ? `a batch job needs at least ${number(minimum)} records and the file has ${number(records)}`

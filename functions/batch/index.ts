@@ -1,4 +1,4 @@
-import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { catalogInUse } from '../../shared/catalog/catalog.ts';
 import { batchWatcherSettings, loadConfig } from '../../shared/config.ts';
 import { addressesOf, lambdaEnvironment } from '../environment.ts';
 import { functionPorts } from '../function-ports.ts';
@@ -14,5 +14,5 @@ export const handler = createBatchHandler({
     batchRoleArn: config.BATCH_ROLE_ARN,
     countsDailySpend: config.MAX_DAILY_COST_USD !== undefined,
   }).batch(addressesOf(config)),
-  settings: { catalog: defaultCatalog },
+  settings: { catalog: catalogInUse() },
 });

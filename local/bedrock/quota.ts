@@ -1,4 +1,4 @@
-import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { catalogInUse } from '../../shared/catalog/catalog.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
 import { CROSS_REGION_DAILY_MULTIPLIER } from '../../shared/quotas/service-quotas.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -191,7 +191,7 @@ export class QuotaBoard {
 
   private profileDayOf(pool: StandInPool): number | undefined {
     const [prefix = '', ...rest] = pool.modelId.split('.');
-    if (prefix !== 'global' && defaultCatalog.geography(prefix) === undefined) return undefined;
+    if (prefix !== 'global' && catalogInUse().geography(prefix) === undefined) return undefined;
     const day = this.settingsOf({ region: pool.region, modelId: rest.join('.') }).tokensPerDay;
     return day === undefined ? undefined : day * CROSS_REGION_DAILY_MULTIPLIER;
   }

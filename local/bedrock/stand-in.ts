@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import { type Catalog, defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { type Catalog, catalogInUse } from '../../shared/catalog/catalog.ts';
 import { OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
 import type { AuthSettings } from './auth.ts';
 import { authenticate } from './auth.ts';
@@ -88,7 +88,7 @@ const STATE_PATH = '/_stand-in/state';
 export async function startBedrockStandIn(options: BedrockStandInOptions = {}): Promise<BedrockStandIn> {
   const region = options.region ?? 'us-west-2';
   const regions = [...new Set([region, ...(options.regions ?? [])])];
-  const catalog = options.catalog ?? defaultCatalog;
+  const catalog = options.catalog ?? catalogInUse();
   const now = options.now ?? Date.now;
   const quotas = new QuotaBoard(
     options.quota ?? { tokensPerMinute: STAND_IN_TOKENS_PER_MINUTE },

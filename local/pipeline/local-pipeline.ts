@@ -13,7 +13,7 @@ import { sweepBatchParts, type WatchPorts } from '../../shared/batch/watch.ts';
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
 import type { TypicalRecord } from '../../shared/budget/throughput.ts';
 import { visibilityTimeoutFor, type WorkerShape, workerShapeFor } from '../../shared/budget/worker-shape.ts';
-import { DEFAULT_MODEL, defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { catalogInUse, DEFAULT_MODEL } from '../../shared/catalog/catalog.ts';
 import { COUNT_TOKENS_ABOVE, OUTPUT_TOKEN_BURNDOWN, RESUME_AFTER_MINUTES } from '../../shared/config.ts';
 import { ENQUEUE_CONTINUATION, EVENT_SOURCE, JOB_ENDINGS } from '../../shared/contract/job-events.ts';
 import { systemClock } from '../../shared/core/clock.ts';
@@ -228,7 +228,7 @@ function watchBatchJobs(
   const handler = createBatchHandler({
     ...observability('batch'),
     ports: ports.batch(resources),
-    settings: { catalog: defaultCatalog },
+    settings: { catalog: catalogInUse() },
   });
   shim.addRule({
     name: 'batch-job-state-change',
@@ -304,7 +304,7 @@ function addEnqueueRules(
     ports: ports.enqueue(resources),
     settings: {
       defaults: { ...localJobDefaults(cloud.bedrock.regions), ...options.defaults },
-      maxLineBytes: defaultCatalog.requestBodyLimitBytes,
+      maxLineBytes: catalogInUse().requestBodyLimitBytes,
       tokensPerMinute: options.tokensPerMinute ?? STAND_IN_TOKENS_PER_MINUTE,
       ...(options.enqueueChunkLines === undefined ? {} : { chunkLines: options.enqueueChunkLines }),
       ...(options.readingLeaseSeconds === undefined
@@ -441,7 +441,7 @@ function sweepEvery(
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
         now: new Date(),
       }).catch(failed('sweeper'));
-      await sweepBatchParts(batchPorts, { catalog: defaultCatalog, clock: systemClock }).catch(
+      await sweepBatchParts(batchPorts, { catalog: catalogInUse(), clock: systemClock }).catch(
         failed('batch watcher'),
       );
     }

@@ -30,7 +30,7 @@ const longContextSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('none') }),
 ]);
 
-const modelSchema = z.object({
+export const modelSchema = z.object({
   key: z.string().min(1),
   displayName: z.string().min(1),
   bedrockId: z.string().regex(/^anthropic\./),
@@ -227,6 +227,21 @@ function parseOrThrow<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
 
 /** The catalog shipped in this folder; tests build others from edited copies of the same data. */
 export const defaultCatalog = new Catalog(modelsData, regionsData);
+
+let inUse: Catalog = defaultCatalog;
+
+/**
+ * The catalog this process runs with: the built-in one, or the built-in one with the user's models merged
+ * in (see user-catalog.ts), set once when the process starts.
+ */
+export function catalogInUse(): Catalog {
+  return inUse;
+}
+
+/** Sets the catalog of the process, once, at its start: the command line's main, a function's cold start. */
+export function useCatalog(catalog: Catalog): void {
+  inUse = catalog;
+}
 
 /** The model for files that name none, unless a deployment chooses another. */
 export const DEFAULT_MODEL = 'opus-4.6';

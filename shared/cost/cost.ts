@@ -1,5 +1,5 @@
 import type { Catalog, CatalogModel, EndpointKind, PriceTable } from '../catalog/catalog.ts';
-import { defaultCatalog } from '../catalog/catalog.ts';
+import { catalogInUse } from '../catalog/catalog.ts';
 
 /** Token counts as Bedrock's Messages response reports them in `usage`. */
 export interface TokenUsage {
@@ -38,7 +38,7 @@ export function costOfRequest(
   usage: TokenUsage,
   model: CatalogModel,
   endpoint: EndpointKind,
-  catalog: Catalog = defaultCatalog,
+  catalog: Catalog = catalogInUse(),
 ): CostBreakdown | undefined {
   const cacheWriteTokens = usage.cache_creation_input_tokens ?? 0;
   const cacheReadTokens = usage.cache_read_input_tokens ?? 0;

@@ -1,7 +1,7 @@
 // Over 250 lines: the three input forms' schemas, their examples and the messages that say how to fix a
 // line belong to one parser; the Messages API's own rules are in shared/request/messages-rules.ts.
 import { z } from 'zod';
-import { defaultCatalog } from '../catalog/catalog.ts';
+import { catalogInUse } from '../catalog/catalog.ts';
 import { meantField, messagesBodyProblem } from '../request/messages-rules.ts';
 import {
   derivedRecordId,
@@ -179,7 +179,7 @@ function parseFamily(
       `Line ${lineNumber}: the id "${id}" is the one line ${named} gets when it has none; an id of the form line-<number> must name its own line (here line-${lineNumber}), or choose another.`,
     );
   }
-  const bodyProblem = messagesBodyProblem(body, defaultCatalog.bodyFieldsBedrockRejects);
+  const bodyProblem = messagesBodyProblem(body, catalogInUse().bodyFieldsBedrockRejects);
   if (bodyProblem !== undefined) {
     const where = family === 'bedrock' ? 'modelInput.' : family === 'anthropic' ? 'params.' : '';
     return fail(

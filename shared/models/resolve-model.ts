@@ -1,7 +1,7 @@
 import {
   type Catalog,
   type CatalogModel,
-  defaultCatalog,
+  catalogInUse,
   type EndpointKind,
   type Geography,
 } from '../catalog/catalog.ts';
@@ -30,7 +30,7 @@ export interface ResolvedModel {
 
 const DEFAULT_ENDPOINT: EndpointKind = 'global';
 
-export function resolveModel(selection: ModelSelection, catalog: Catalog = defaultCatalog): ResolvedModel {
+export function resolveModel(selection: ModelSelection, catalog: Catalog = catalogInUse()): ResolvedModel {
   const { region, geography } = requireRegion(selection.region, catalog);
   const { model, prefix } = identifyModel(selection.model.trim(), catalog);
 
@@ -69,7 +69,7 @@ export function resolveModel(selection: ModelSelection, catalog: Catalog = defau
  * The endpoint a model id's own prefix names (`global.` -> global, `us.` -> regional), or undefined for an
  * alias or a bare id: a prefixed id asks for its endpoint more precisely than a default does.
  */
-export function endpointNamedBy(model: string, catalog: Catalog = defaultCatalog): EndpointKind | undefined {
+export function endpointNamedBy(model: string, catalog: Catalog = catalogInUse()): EndpointKind | undefined {
   const { prefix } = splitPrefix(model.trim(), catalog);
   if (prefix === undefined) return undefined;
   return prefix === 'global' ? 'global' : 'regional';
@@ -108,7 +108,7 @@ export function requireRegion(
 }
 
 /** The catalog model a name, alias or Bedrock id (with or without a profile prefix) stands for. */
-export function catalogModelOf(name: string, catalog: Catalog = defaultCatalog): CatalogModel {
+export function catalogModelOf(name: string, catalog: Catalog = catalogInUse()): CatalogModel {
   return identifyModel(name.trim(), catalog).model;
 }
 

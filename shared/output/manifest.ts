@@ -1,4 +1,4 @@
-import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 
 /** What the ledger adds up for a job; every field is a plain sum, so counters can be added atomically. */
@@ -92,7 +92,7 @@ export function cachePhrase(totals: JobTotals): string | undefined {
 export function buildManifest<Details extends object>(
   totals: JobTotals,
   details: Details,
-  catalog: Catalog = defaultCatalog,
+  catalog: Catalog = catalogInUse(),
 ) {
   return {
     totalRecordCount: totals.totalRecordCount,

@@ -6,7 +6,7 @@ import { launchBatchParts } from '../batch/launch.ts';
 import { type BatchEntry, batchEntryOf, stageChunk } from '../batch/staging.ts';
 import { prefixTtl } from '../caching/cache-ttl.ts';
 import { findSharedPrefixes } from '../caching/shared-prefix.ts';
-import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { JOB_END_EVENTS, JOB_STARTED } from '../contract/job-events.ts';
 import { DEFAULT_LANE } from '../contract/lanes.ts';
@@ -384,7 +384,7 @@ async function finishReading(
 }
 
 function catalogOf(settings: EnqueueSettings): Catalog {
-  return settings.catalog ?? defaultCatalog;
+  return settings.catalog ?? catalogInUse();
 }
 
 /**

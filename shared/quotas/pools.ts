@@ -1,7 +1,7 @@
 import {
   type Catalog,
   type CatalogModel,
-  defaultCatalog,
+  catalogInUse,
   type EndpointKind,
   endpointKinds,
 } from '../catalog/catalog.ts';
@@ -45,7 +45,7 @@ export function choiceOf(settings: PoolSettings): PoolChoice {
 /** The pools settings allow for their model (a name, alias or id), in order of preference. */
 export function poolsOfSettings(
   settings: PoolSettings & { readonly model: string },
-  catalog: Catalog = defaultCatalog,
+  catalog: Catalog = catalogInUse(),
 ): readonly QuotaPool[] {
   return poolsFor(resolveModel(settings, catalog).model, choiceOf(settings), catalog).pools;
 }
@@ -116,7 +116,7 @@ export function parseEndpoints(text: string, setting: string): EndpointKind[] {
 export function poolsFor(
   model: CatalogModel,
   choice: PoolChoice,
-  catalog: Catalog = defaultCatalog,
+  catalog: Catalog = catalogInUse(),
 ): PoolPlan {
   const [home] = choice.regions;
   if (home === undefined || choice.endpoints.length === 0) {

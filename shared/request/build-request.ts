@@ -1,6 +1,6 @@
 import { cacheBreakpointProblem } from '../caching/breakpoint.ts';
 import type { Catalog } from '../catalog/catalog.ts';
-import { defaultCatalog, type EndpointKind } from '../catalog/catalog.ts';
+import { catalogInUse, type EndpointKind } from '../catalog/catalog.ts';
 import { RecordRejectedError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
 import {
@@ -44,7 +44,7 @@ export interface Invocation {
 export function buildInvocation(
   record: Pick<PromptRecord, 'body' | 'modelOverride'>,
   job: JobModelSettings,
-  catalog: Catalog = defaultCatalog,
+  catalog: Catalog = catalogInUse(),
 ): Invocation {
   const named = record.modelOverride ?? job.model;
   const resolved = resolveModel(

@@ -1,5 +1,5 @@
 import { type BucketState, THROTTLE_MEMORY_MS, takeEach } from '../budget/bucket.ts';
-import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import { requireRegion } from '../models/resolve-model.ts';
 import { choiceOf, poolName, poolsFor, type QuotaPool } from '../quotas/pools.ts';
 import type { Batch, Call } from './batch.ts';
@@ -33,7 +33,7 @@ export async function placeOnPools(
   batch: Batch,
   tried: ReadonlySet<string> = new Set(),
 ): Promise<Placement[]> {
-  const catalog = batch.settings.catalog ?? defaultCatalog;
+  const catalog = batch.settings.catalog ?? catalogInUse();
   const now = batch.settings.clock.now();
   const groups = new Map<string, UsablePools & { calls: Call[] }>();
   const placed = new Map<string, { calls: Call[]; startBy?: number }>();

@@ -1,6 +1,6 @@
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
-import { type Catalog, defaultCatalog } from '../catalog/catalog.ts';
+import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import type { JobRecord } from '../core/model.ts';
 import type { ModelInvoker } from '../core/ports.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
@@ -70,7 +70,7 @@ async function prepareRecord(
   batch: Batch,
 ): Promise<{ verdict: RecordVerdict } | { call: Call }> {
   const { ports, settings } = batch;
-  const catalog = settings.catalog ?? defaultCatalog;
+  const catalog = settings.catalog ?? catalogInUse();
   let record: LineResult;
   try {
     record = await readRecord(message, ports, catalog);

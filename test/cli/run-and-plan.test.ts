@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBedrockStandIn } from '../../local/bedrock/stand-in.ts';
 import { LOCAL_CREDENTIALS } from '../support/bedrock-clients.ts';
 import { runCli, runInProcess } from '../support/cli.ts';
-import { fixturePath } from '../support/factories.ts';
+import { fixturePath, newCatalogModel } from '../support/factories.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -680,4 +680,48 @@ describe('bedrock-batch plan', () => {
       /cost unknown for 1 record to global\.anthropic\.claude-sonnet-4-6: the catalog has no price for the model/,
     );
   });
+
+  it('runs a model the built-in catalog lacks from a --catalog file, and lists it; a bad file is refused', async () => {
+    // Prepare: a model that shipped after this release, with its price.
+    const catalogFile = path.join(work, 'catalog.json');
+    await writeFile(catalogFile, JSON.stringify({ models: [newCatalogModel()] }));
+    const badFile = path.join(work, 'bad-catalog.json');
+    await writeFile(badFile, JSON.stringify({ models: [{ key: 'haiku-6', displayName: 'Claude Haiku 6' }] }));
+    const file = path.join(work, 'new-model.jsonl');
+    await writeFile(
+      file,
+      `${JSON.stringify({ id: 'a', prompt: 'Hi' })}\n${JSON.stringify({ id: 'b', prompt: 'Hi' })}\n`,
+    );
+
+    // Act
+    const run = await runInProcess([
+      'run',
+      file,
+      '--out',
+      work,
+      '--speed',
+      '0',
+      '--json',
+      '--model',
+      'claude-haiku-5',
+      '--catalog',
+      catalogFile,
+    ]);
+    const listed = await runInProcess(['models', '--json', `--catalog=${catalogFile}`]);
+    const refused = await runInProcess(['models', '--catalog', badFile]);
+    const without = await runInProcess(['models', '--json']);
+
+    // Assess
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ successRecordCount: 2, model: 'claude-haiku-5' });
+    expect(JSON.parse(run.stdout).estimatedCostUsd).toBeGreaterThan(0);
+    expect(JSON.parse(listed.stdout).models.map((model: { key: string }) => model.key)).toContain('haiku-5');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /The catalog .*bad-catalog\.json is invalid: models\[0\] \(key "haiku-6", a new model needs every field\)/,
+    );
+    expect(JSON.parse(without.stdout).models.map((model: { key: string }) => model.key)).not.toContain(
+      'haiku-5',
+    );
+  }, 120_000);
 });

@@ -5,10 +5,12 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app.ts';
 import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
 import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { functionNamed, pipelineFunctions, roleStatements } from '../support/cdk-template.ts';
+import { newCatalogModel } from '../support/factories.ts';
 
 const TEAM_KEY_ARN = 'arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
@@ -245,4 +247,86 @@ describe('BedrockBatchPipeline escape hatches refused', () => {
     expect(create).toThrow(ConfigurationError);
     expect(create).toThrow(message);
   });
+});
+
+describe("BedrockBatchPipeline with the team's own catalog entries", () => {
+  const haiku5 = newCatalogModel({ prices: {} });
+
+  it('lets the worker call a model the built-in catalog lacks, and gives every function the entries', () => {
+    // Prepare
+    const { template } = teamStack(() => ({
+      defaultModel: 'haiku-5',
+      allowedModels: ['haiku-5', 'opus-4.6'],
+      catalog: { models: [haiku5] },
+    }));
+
+    // Act
+    const synthesised = template();
+    const worker = functionNamed(synthesised, 'worker');
+
+    // Assess
+    expect(resourcesOf(roleStatements(synthesised, worker))).toContain(
+      ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-haiku-5',
+    );
+    expect(worker.Properties.Environment.Variables).toMatchObject({ BEDROCK_MODEL: 'haiku-5' });
+    for (const fn of pipelineFunctions(synthesised))
+      expect(JSON.parse(fn.Properties.Environment.Variables.CATALOG_MODELS)).toEqual({ models: [haiku5] });
+  });
+
+  it.each<[string, BedrockBatchPipelineProps['catalog'], RegExp]>([
+    [
+      'an entry that names no id',
+      { models: [{ ...haiku5, bedrockId: undefined }] },
+      /catalog: The catalog in the catalog prop is invalid: models\[0\] \(key "haiku-5", a new model needs every field\)/,
+    ],
+    [
+      'more entries than a function can be given',
+      {
+        models: Array.from({ length: 8 }, (_, index) => ({
+          ...haiku5,
+          key: `m${index}`,
+          aliases: [],
+          anthropicNames: [],
+          bedrockId: `anthropic.m${index}`,
+        })),
+      },
+      /catalog: \d+ bytes as JSON, more than the 2500/,
+    ],
+  ])('refuses %s', (_case, catalog, message) => {
+    // Act
+    const create = () => teamStack(() => ({ ...(catalog === undefined ? {} : { catalog }) }));
+
+    // Assess
+    expect(create).toThrow(message);
+  });
+});
+
+describe('the CDK app', () => {
+  it('takes the catalog as context, as JSON, like every other prop', () => {
+    // Prepare
+    const catalog = {
+      models: [
+        {
+          key: 'sonnet-4.6',
+          prices: {
+            standard: { input: 3, output: 15, cacheWrite: 3.75, cacheWrite1h: 6, cacheRead: 0.3 },
+            longContext: { input: 6, output: 22.5, cacheWrite: 7.5, cacheWrite1h: 12, cacheRead: 0.6 },
+          },
+        },
+      ],
+    };
+    const app = buildApp(
+      new App({
+        context: { bedrockRegion: 'us-west-2', defaultModel: 'sonnet-4.6', catalog: JSON.stringify(catalog) },
+      }),
+    );
+
+    // Act
+    const template = Template.fromStack(app.node.findChild('BedrockBatchPipeline') as Stack);
+
+    // Assess
+    expect(
+      JSON.parse(functionNamed(template, 'worker').Properties.Environment.Variables.CATALOG_MODELS),
+    ).toEqual(catalog);
+  }, 120_000);
 });

@@ -109,3 +109,25 @@ export function storedResult(
     timing: { finishedAt: '2026-12-06T10:00:00.000Z', attempts: 1 },
   };
 }
+
+/** A catalog entry of a model that shipped after this release, as a team adds it (`--catalog`, the stack prop). */
+export function newCatalogModel(
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> & { key: string } {
+  return {
+    key: 'haiku-5',
+    displayName: 'Claude Haiku 5',
+    bedrockId: 'anthropic.claude-haiku-5',
+    aliases: ['haiku-5'],
+    anthropicNames: ['claude-haiku-5'],
+    offeredIn: ['us', 'eu'],
+    inRegion: false,
+    minCacheablePrefixTokens: 4096,
+    cacheTtls: ['5m'],
+    maxOutputTokens: 64000,
+    longContext: { mode: 'none' },
+    latency: { firstTokenMs: 500, outputTokensPerSecond: 200 },
+    prices: { standard: { input: 1, output: 5, cacheWrite: 1.25, cacheWrite1h: 2, cacheRead: 0.1 } },
+    ...overrides,
+  };
+}
