@@ -214,7 +214,8 @@ export interface BedrockBatchPipelineProps {
    * a model that shipped after this release, or a price the catalog lacks. An entry with a known key changes
    * only the fields it gives; a new key is a whole entry. Checked like the built-in catalog when the construct
    * is created (a bad entry names the field), used for `defaultModel`, `allowedModels` and IAM, and given to
-   * every function. At most 2,500 bytes as JSON: a function's settings hold 4 KB in all.
+   * every function. At most 2,500 bytes as JSON: a function's settings hold 4 KB in all, and the construct
+   * refuses settings that would not fit (a long catalog beside many allowed models).
    * @example { models: [{ key: 'opus-4.6', prices: { standard: { input: 5, output: 25, cacheWrite: 6.25, cacheWrite1h: 10, cacheRead: 0.5 }, longContext: { input: 10, output: 37.5, cacheWrite: 12.5, cacheWrite1h: 20, cacheRead: 1 } } }] }
    * @default - the built-in catalog alone
    */

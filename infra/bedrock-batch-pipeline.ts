@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
@@ -8,6 +8,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE, JOB_COMPLETED, JOB_ENDINGS, JOB_FAILED } from '../shared/contract/job-events.ts';
+import { ConfigurationError } from '../shared/errors.ts';
 import { poolName } from '../shared/quotas/pools.ts';
 import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.ts';
 import { BatchLane } from './constructs/batch-lane.ts';
@@ -139,7 +140,7 @@ export class BedrockBatchPipeline extends Construct {
       notifyEmail: settings.notifyEmail,
       notifyTopicArn: settings.notifyTopicArn,
     }).topic;
-    addEnvironment(this.functions, userCatalogEnvironment(settings));
+    addSettings(this.functions, userCatalogEnvironment(settings));
     this.bucket = storage.bucket;
     this.ledgerTable = storage.ledger;
     this.recordQueue = records.queue;
@@ -152,8 +153,39 @@ export class BedrockBatchPipeline extends Construct {
   }
 }
 
-/** Settings every function reads at its cold start, before its own (the deployment's catalog). */
-function addEnvironment(functions: PipelineFunctions, environment: Readonly<Record<string, string>>): void {
+/**
+ * Settings every function reads at its cold start, before its own (the deployment's catalog); then each
+ * function's settings held to what Lambda takes.
+ */
+function addSettings(functions: PipelineFunctions, environment: Readonly<Record<string, string>>): void {
   for (const fn of Object.values(functions))
     for (const [name, value] of Object.entries(environment)) fn.addEnvironment(name, value);
+  checkSettingsSize(functions);
+}
+
+/** Lambda holds a function's settings to 4 KB in all (names and values). */
+const LAMBDA_SETTINGS_BYTES = 4_096;
+/** What a value known only at deploy time (a queue URL, a table name) may take, at most. */
+const DEPLOY_TIME_VALUE_BYTES = 128;
+
+/**
+ * Refuses, when the construct is created, settings Lambda would refuse at deploy: a long catalog prop beside
+ * many allowed models can pass 4 KB.
+ */
+function checkSettingsSize(functions: PipelineFunctions): void {
+  for (const [name, fn] of Object.entries(functions)) {
+    const cfn = fn.node.defaultChild as lambda.CfnFunction;
+    const resolved = Stack.of(fn).resolve(cfn.environment) as
+      | { variables?: Record<string, unknown> }
+      | undefined;
+    const bytes = Object.entries(resolved?.variables ?? {}).reduce(
+      (sum, [key, value]) =>
+        sum + key.length + (typeof value === 'string' ? Buffer.byteLength(value) : DEPLOY_TIME_VALUE_BYTES),
+      0,
+    );
+    if (bytes > LAMBDA_SETTINGS_BYTES)
+      throw new ConfigurationError([
+        `the ${name} function's settings would take up to ${bytes} bytes, more than the ${LAMBDA_SETTINGS_BYTES} Lambda holds: give fewer fields in catalog, or fewer allowedModels`,
+      ]);
+  }
 }

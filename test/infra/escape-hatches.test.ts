@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
 import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
 import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
+import { defaultCatalog } from '../../shared/catalog/catalog.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { functionNamed, pipelineFunctions, roleStatements } from '../support/cdk-template.ts';
 import { newCatalogModel } from '../support/factories.ts';
@@ -330,3 +331,33 @@ describe('the CDK app', () => {
     ).toEqual(catalog);
   }, 120_000);
 });
+
+describe("BedrockBatchPipeline and Lambda's 4 KB of settings", () => {
+  it('refuses, when it is created, settings a function could not hold: a long catalog beside many models', () => {
+    // Prepare: two added models with long names, and every model allowed through every kind of endpoint.
+    const padded = (key: string) =>
+      newCatalogModel({
+        key,
+        bedrockId: `anthropic.claude-${key}`,
+        aliases: [key],
+        anthropicNames: [`claude-${key}`],
+        displayName: `Claude ${key}, ${'as the team names it in its reports, '.repeat(18)}`,
+      });
+    const catalog = { models: [padded('haiku-5'), padded('sonnet-5')] };
+    const allowedModels = [...defaultCatalogKeys(), 'haiku-5', 'sonnet-5'];
+
+    // Act
+    const create = () =>
+      teamStack(() => ({ catalog, allowedModels, additionalEndpoints: ['regional', 'in-region'] }));
+
+    // Assess
+    expect(create).toThrow(ConfigurationError);
+    expect(create).toThrow(
+      /the \w+ function's settings would take up to \d+ bytes, more than the 4096 Lambda holds: give fewer fields in catalog, or fewer allowedModels/,
+    );
+  });
+});
+
+function defaultCatalogKeys(): string[] {
+  return defaultCatalog.models.map((model) => model.key);
+}
