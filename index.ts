@@ -4,6 +4,8 @@
  */
 export { BedrockBatchPipeline, type PipelineFunctions } from './infra/bedrock-batch-pipeline.ts';
 export type { BedrockBatchPipelineProps } from './infra/bedrock-batch-pipeline-props.ts';
+export type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './infra/escape-hatches.ts';
+export type { UserCatalog } from './shared/catalog/user-catalog.ts';
 export type {
   AnthropicInputLine,
   AnthropicOutputLine,

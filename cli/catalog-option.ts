@@ -4,7 +4,7 @@ import { mergeCatalog } from '../shared/catalog/user-catalog.ts';
 import { UsageError } from './errors.ts';
 
 /** The option every command takes: models to add to the catalog, or to change in it, from a JSON file. */
-export const CATALOG_OPTION = '--catalog';
+const CATALOG_OPTION = '--catalog';
 
 export const CATALOG_HELP =
   'Every command takes --catalog file.json: {"models": [...]} in the form of shared/catalog/models.json, to run a\n' +

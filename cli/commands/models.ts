@@ -57,7 +57,6 @@ function modelView(model: CatalogModel, catalog: Catalog) {
     cacheTtls: model.cacheTtls,
     maxOutputTokens: model.maxOutputTokens,
     pricesUsdPerMillionTokens: model.prices.standard ?? null,
-    batchInference: true,
   };
 }
 

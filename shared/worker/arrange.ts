@@ -35,7 +35,7 @@ export async function arrange(calls: readonly Call[], batch: Batch): Promise<Arr
  * counted together at its end: a record waiting minutes for its own model's tokens (a long document under a
  * small quota) would hold back the results of the others, which have tokens of their own.
  */
-export const MIXED_BATCH_WAIT_MS = 15_000;
+const MIXED_BATCH_WAIT_MS = 15_000;
 
 /**
  * The batch its calls run in: as it is when they share one model of one job; when they mix models or jobs,

@@ -17,7 +17,7 @@ import { erroredOutcome, finished } from './verdicts.ts';
 /** The prepare stage: each message read and decided, to a verdict without a call or to a call to make. */
 
 /** A message prepared: its job (when the ledger knows it) and its verdict, or the call it needs. */
-export type Prepared = { readonly message: RecordMessage; readonly job: JobRecord | undefined } & (
+type Prepared = { readonly message: RecordMessage; readonly job: JobRecord | undefined } & (
   | { readonly verdict: RecordVerdict }
   | { readonly call: Call }
 );
