@@ -6,6 +6,7 @@ export { BedrockBatchPipeline, type PipelineFunctions } from './infra/bedrock-ba
 export type { BedrockBatchPipelineProps } from './infra/bedrock-batch-pipeline-props.ts';
 export type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './infra/escape-hatches.ts';
 export type { UserCatalog } from './shared/catalog/user-catalog.ts';
+export type { ServiceTier } from './shared/contract/service-tiers.ts';
 export type {
   AnthropicInputLine,
   AnthropicOutputLine,
@@ -18,5 +19,5 @@ export type {
   PlainInputLine,
   PlainOutputLine,
 } from './shared/formats/lines.ts';
-export type { CacheSummary } from './shared/output/manifest.ts';
+export type { CacheSummary, TierSummary } from './shared/output/manifest.ts';
 export type { CompletionEventDetail, JobManifest } from './shared/pipeline/finalize.ts';

@@ -1,6 +1,7 @@
 import { catalogInUse, DEFAULT_MODEL, endpointKinds } from '../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../shared/config.ts';
 import { lanes } from '../shared/contract/lanes.ts';
+import { serviceTiers } from '../shared/contract/service-tiers.ts';
 import type { OptionSpec } from './command-line.ts';
 import { DEFAULT_RESOURCES_FILE } from './resources.ts';
 
@@ -62,6 +63,12 @@ export const modelOptions = {
     value: 'auto|off',
     help: 'auto caches the prefix the records share (a system prompt, a document) and reads it for the rest; off sends every record whole (default: auto)',
     choices: () => ['auto', 'off'],
+  },
+  tier: {
+    type: 'string',
+    value: serviceTiers.join('|'),
+    help: "Bedrock's service tier for the calls: priority answers faster at a premium, flex cheaper at lower priority; a model that does not take the tier runs on default, and the manifest says which tier served each record (default: the stack's; default on run)",
+    choices: () => serviceTiers,
   },
   'max-error-rate': {
     type: 'string',

@@ -1,7 +1,7 @@
-import type { CacheSummary } from '../shared/output/manifest.ts';
+import type { CacheSummary, TierSummary } from '../shared/output/manifest.ts';
 import type { JobStats } from '../shared/pipeline/job-stats.ts';
 import type { PoolLeftOutReport, ReportedQuota } from '../shared/quotas/pool-report.ts';
-import { duration, number } from './words.ts';
+import { duration, number, tierSentence } from './words.ts';
 
 /** The manifest fields the report reads (the finalizer writes them all). */
 export interface ReportManifest {
@@ -25,6 +25,7 @@ export interface ReportManifest {
   readonly cacheReadInputTokenCount?: number;
   readonly estimatedCostUsd: number;
   readonly cache?: CacheSummary;
+  readonly tiers?: TierSummary;
   readonly pricesCheckedOn?: string;
   readonly lane?: string;
   /** Records, tokens and cost each lane answered, at its own price. */
@@ -70,6 +71,7 @@ ${progressChart(stats, manifest.totalRecordCount)}
 <p data-metric="latency">p50 ${escapeHtml(latency?.p50 ?? '-')} ms · p90 ${escapeHtml(latency?.p90 ?? '-')} ms · p99 ${escapeHtml(latency?.p99 ?? '-')} ms · max ${escapeHtml(latency?.max ?? '-')} ms (${number(latency?.count ?? 0)} calls)</p>
 ${latencyChart(stats)}
 ${promptCache(manifest.cache)}
+${serviceTiers(manifest.tiers)}
 <h2>Tokens and cost per lane</h2>
 <div class="table">
 <table>
@@ -157,6 +159,13 @@ function promptCache(cache: CacheSummary | undefined): string {
   const used = cache.hitRecords + cache.missRecords;
   return `<h2>Prompt cache</h2>
 <p data-metric="cache">hit rate ${(cache.hitRate * 100).toFixed(1)}% (${number(cache.hitRecords)} of ${number(used)} records read it) · ${number(cache.readTokens)} tokens read · ${number(cache.writeTokens)} written · saved $${cache.savingUsd} of $${cache.uncachedCostUsd} the same calls cost without it</p>`;
+}
+
+/** Which service tiers answered, when a tier other than default was asked for or served. */
+function serviceTiers(tiers: TierSummary | undefined): string {
+  const sentence = tierSentence(tiers);
+  if (sentence === undefined) return '';
+  return `<h2>Service tiers</h2>\n<p data-metric="tiers">${escapeHtml(sentence)}</p>`;
 }
 
 type TotalsRow = JobStats['perModel'][number];

@@ -1,3 +1,6 @@
+import { DEFAULT_SERVICE_TIER, serviceTiers } from '../shared/contract/service-tiers.ts';
+import type { TierSummary } from '../shared/output/manifest.ts';
+
 /** Numbers and amounts as the CLI writes them: separators, plurals, signs and durations a person reads at once. */
 
 /** `1,234,567` */
@@ -24,4 +27,23 @@ export function duration(seconds: number): string {
   if (seconds < 7_200) return `${Math.round(seconds / 60)} min`;
   if (seconds < 172_800) return `${(seconds / 3_600).toFixed(1)} h`;
   return `${(seconds / 86_400).toFixed(1)} d`;
+}
+
+/**
+ * `asked flex; served default 3 records ($0.000150), flex 3 records ($0.000075); 3 records ran on default:
+ * Bedrock does not take flex for their models`, when a tier other than default was asked for or served.
+ */
+export function tierSentence(tiers: TierSummary | undefined): string | undefined {
+  if (tiers === undefined) return undefined;
+  const served = serviceTiers.filter((tier) => tiers.servedRecords[tier] > 0);
+  if (tiers.requested === DEFAULT_SERVICE_TIER && served.every((tier) => tier === DEFAULT_SERVICE_TIER))
+    return undefined;
+  const perTier = served.map(
+    (tier) => `${tier} ${count(tiers.servedRecords[tier], 'record')} (${usd(tiers.costUsd[tier], 6)})`,
+  );
+  const downgraded =
+    tiers.downgradedRecords === 0
+      ? ''
+      : `; ${count(tiers.downgradedRecords, 'record')} ran on default: Bedrock does not take ${tiers.requested} for ${tiers.downgradedRecords === 1 ? 'its model' : 'their models'}`;
+  return `asked ${tiers.requested}; served ${perTier.join(', ') || 'none'}${downgraded}`;
 }

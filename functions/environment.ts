@@ -82,6 +82,7 @@ export function jobDefaultsOf(settings: {
   DEFAULT_LANE?: JobSettings['lane'];
   DEFAULT_DEADLINE?: number | undefined;
   DEFAULT_CACHE?: JobSettings['cache'];
+  DEFAULT_TIER?: JobSettings['tier'];
   MAX_ERROR_RATE?: number | undefined;
 }): JobSettings {
   return {
@@ -95,6 +96,9 @@ export function jobDefaultsOf(settings: {
     ...(settings.DEFAULT_LANE === undefined ? {} : { lane: settings.DEFAULT_LANE }),
     ...(settings.DEFAULT_DEADLINE === undefined ? {} : { deadlineHours: settings.DEFAULT_DEADLINE }),
     ...(settings.DEFAULT_CACHE === undefined ? {} : { cache: settings.DEFAULT_CACHE }),
+    ...(settings.DEFAULT_TIER === undefined || settings.DEFAULT_TIER === 'default'
+      ? {}
+      : { tier: settings.DEFAULT_TIER }),
     ...(settings.MAX_ERROR_RATE === undefined ? {} : { maxErrorRate: settings.MAX_ERROR_RATE }),
   };
 }

@@ -38,6 +38,7 @@ export function buildApp(app: App = new App()): App {
     'defaultLane',
     'defaultDeadline',
     'promptCache',
+    'serviceTier',
     'maxErrorRate',
     'maxDecompressedBytes',
     'maxDailyCost',

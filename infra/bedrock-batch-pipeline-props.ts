@@ -3,6 +3,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { EndpointKind } from '../shared/catalog/catalog.ts';
 import type { UserCatalog } from '../shared/catalog/user-catalog.ts';
 import type { Lane } from '../shared/contract/lanes.ts';
+import type { ServiceTier } from '../shared/contract/service-tiers.ts';
 import type { BucketOverrides, FunctionOverrides, LedgerTableOverrides } from './escape-hatches.ts';
 
 /**
@@ -180,6 +181,14 @@ export interface BedrockBatchPipelineProps {
    * @default 'auto'
    */
   readonly promptCache?: 'auto' | 'off';
+  /**
+   * The Bedrock service tier of files that do not choose one (file option tier=default|priority|flex). A
+   * tier a model does not take is refused by Bedrock; the pipeline then runs that model's records on default
+   * and the manifest says so.
+   * @example 'flex'
+   * @default 'default'
+   */
+  readonly serviceTier?: ServiceTier;
   /**
    * The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped.
    * @example '6h'

@@ -26,6 +26,7 @@ import {
   USER_CATALOG_SETTING,
 } from '../shared/config.ts';
 import { DEFAULT_LANE, lanes } from '../shared/contract/lanes.ts';
+import { DEFAULT_SERVICE_TIER, serviceTiers } from '../shared/contract/service-tiers.ts';
 import { ConfigurationError, ModelSelectionError, PipelineError } from '../shared/errors.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../shared/input/error-rate.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BYTES } from '../shared/input/file-check.ts';
@@ -85,6 +86,8 @@ const pipelinePropsSchema = z
     defaultLane: z.enum(lanes).default(DEFAULT_LANE),
     /** Prompt caching of a file's shared prefix for files that do not choose (file option cache=off|auto). */
     promptCache: z.enum(['auto', 'off']).default('auto'),
+    /** The Bedrock service tier of files that do not choose one (file option tier). */
+    serviceTier: z.enum(serviceTiers).default(DEFAULT_SERVICE_TIER),
     /** The deadline of files that do not set one (30m, 6h, 2d): batch jobs still running then are stopped. */
     defaultDeadline: z
       .string()

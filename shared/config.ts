@@ -3,6 +3,7 @@ import { deadlineHoursSchema } from './batch/lane.ts';
 import { DEFAULT_MODEL, type EndpointKind, endpointKinds, useCatalog } from './catalog/catalog.ts';
 import { mergeCatalog } from './catalog/user-catalog.ts';
 import { DEFAULT_LANE, lanes } from './contract/lanes.ts';
+import { DEFAULT_SERVICE_TIER, serviceTiers } from './contract/service-tiers.ts';
 import { ConfigurationError, ModelSelectionError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './failures.ts';
 import { DEFAULT_MAX_ERROR_RATE } from './input/error-rate.ts';
@@ -166,6 +167,13 @@ export const cacheSettings = {
     .describe("prompt caching of a file's shared prefix for files that do not choose: auto or off"),
 };
 
+export const tierSettings = {
+  DEFAULT_TIER: z
+    .enum(serviceTiers)
+    .default(DEFAULT_SERVICE_TIER)
+    .describe('the Bedrock service tier of files that do not choose: default, priority or flex'),
+};
+
 export const inputSettings = {
   MAX_ERROR_RATE: z.coerce
     .number()
@@ -236,6 +244,7 @@ export const enqueueSettings = settingsSchema({
   ...eventSettings,
   ...laneSettings,
   ...cacheSettings,
+  ...tierSettings,
   ...inputSettings,
   TOKENS_PER_MINUTE: quotaSettings.TOKENS_PER_MINUTE,
 });

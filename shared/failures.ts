@@ -33,6 +33,8 @@ interface FailureRule {
   readonly throttle?: true;
   /** Bedrock's tokens-per-day quota is spent: the record waits for it instead of spending an attempt. */
   readonly dailyQuota?: true;
+  /** Bedrock does not take the requested service tier for the model: the call is made again on default. */
+  readonly tierRefused?: true;
   readonly fix?: string;
 }
 
@@ -119,6 +121,12 @@ const FAILURE_TABLE: Readonly<Record<string, FailureRule>> = {
     dailyQuota: true,
     fix: "Bedrock's tokens-per-day quota is spent; records wait for it. Ask for a higher daily quota in Service Quotas if this recurs.",
   },
+  // A ValidationException whose message says the model does not take the service tier asked for.
+  ServiceTierNotSupported: {
+    ...INPUT,
+    tierRefused: true,
+    fix: 'Ask for a tier the model takes (bedrock-batch models lists them), or the default tier.',
+  },
   // Ours.
   BODY_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
   LINE_TOO_LARGE: { ...INPUT, httpStatus: 413, anthropicType: 'request_too_large' },
@@ -137,6 +145,7 @@ export interface Failure {
   readonly anthropicType: AnthropicErrorType;
   readonly throttle: boolean;
   readonly dailyQuota: boolean;
+  readonly tierRefused: boolean;
   /** Bedrock answered with an error status: the call was refused or failed there, and nothing is charged. */
   readonly answered: boolean;
 }
@@ -144,6 +153,7 @@ export interface Failure {
 /** Errors Bedrock names alike that call for different handling, told apart by their message. */
 const REFINEMENTS: ReadonlyArray<{ name: string; message: RegExp; rule: string }> = [
   { name: 'ThrottlingException', message: /tokens per day/i, rule: 'DailyTokenQuotaExceeded' },
+  { name: 'ValidationException', message: /service tier is not supported/i, rule: 'ServiceTierNotSupported' },
 ];
 
 export function classifyFailure(error: unknown): Failure {
@@ -165,6 +175,7 @@ export function classifyFailure(error: unknown): Failure {
     anthropicType: rule.anthropicType,
     throttle: rule.throttle === true,
     dailyQuota: rule.dailyQuota === true,
+    tierRefused: rule.tierRefused === true,
     answered: status !== undefined,
   };
 }

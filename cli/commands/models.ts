@@ -11,8 +11,9 @@ export const MODELS_COMMAND = {
     'Lists every model of the catalog: its key and aliases, its Bedrock id, the geographies that offer it and ' +
     'whether its bare id may be called in a region or only through an inference profile, its context window ' +
     'and 1M mode (native, beta, or none, with the day a beta was retired), its smallest cacheable prefix and ' +
-    'cache TTLs, its largest output, and its prices per million tokens (unknown when the catalog has none: ' +
-    'such a model runs, and its cost is reported as unknown).',
+    'cache TTLs, its largest output, its prices per million tokens (unknown when the catalog has none: ' +
+    'such a model runs, and its cost is reported as unknown), and the service tiers it is known to take ' +
+    'besides default (a tier not listed is still tried when asked for, and falls back to default if refused).',
   positionals: [],
   options: { ...jsonOption },
   examples: ['bedrock-batch models', 'bedrock-batch models --json'],
@@ -57,6 +58,10 @@ function modelView(model: CatalogModel, catalog: Catalog) {
     cacheTtls: model.cacheTtls,
     maxOutputTokens: model.maxOutputTokens,
     pricesUsdPerMillionTokens: model.prices.standard ?? null,
+    /** The tiers besides default the catalog knows the model takes, each with its prices (null: unknown). */
+    serviceTiers: Object.fromEntries(
+      Object.entries(model.serviceTiers).map(([tier, terms]) => [tier, terms?.prices.standard ?? null]),
+    ),
   };
 }
 
@@ -78,6 +83,19 @@ function describe(view: ModelView, term: Terminal): string {
     `  offered in ${view.offeredIn.join(', ')}; endpoints ${view.endpoints.join(', ')}${view.endpoints.includes('in-region') ? '' : ' (inference profiles only)'}\n` +
     `  context ${window}; output up to ${number(view.maxOutputTokens)} tokens\n` +
     `  caching from ${number(view.minCacheablePrefixTokens)} tokens, TTL ${view.cacheTtls.join(' or ')}\n` +
-    `  prices: ${price}\n`
+    `  prices: ${price}\n` +
+    `  service tiers: ${tiersOf(view)}\n`
+  );
+}
+
+function tiersOf(view: ModelView): string {
+  const tiers = Object.entries(view.serviceTiers).map(
+    ([tier, prices]) =>
+      `${tier} (${prices === null ? 'price unknown' : `input $${prices.input}, output $${prices.output}`})`,
+  );
+  // A tier the catalog does not list is still asked for when a job wants it: Bedrock may take it by now.
+  return (
+    ['default', ...tiers].join(', ') +
+    (tiers.length === 0 ? ' (others untried: a job asking for one falls back to default if refused)' : '')
   );
 }

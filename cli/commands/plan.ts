@@ -8,8 +8,9 @@ import {
   type SharedPrefix,
 } from '../../shared/caching/shared-prefix.ts';
 import type { CatalogModel } from '../../shared/catalog/catalog.ts';
-import { catalogInUse, type EndpointKind } from '../../shared/catalog/catalog.ts';
+import { catalogInUse, type EndpointKind, pricesAt, takesTier } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE, OUTPUT_TOKEN_BURNDOWN } from '../../shared/config.ts';
+import { DEFAULT_SERVICE_TIER, type ServiceTier } from '../../shared/contract/service-tiers.ts';
 import type { JobSettings } from '../../shared/core/model.ts';
 import { costOfRequest, nanoUsdToUsd } from '../../shared/cost/cost.ts';
 import { PipelineError } from '../../shared/errors.ts';
@@ -180,6 +181,9 @@ class PlanTally {
   };
   /** Records to models the catalog has no price for, by model id: the estimate leaves them out. */
   private readonly unpriced: Record<string, number> = {};
+  /** Models the catalog does not list the asked-for tier for: priced at default, where Bedrock's refusal sends them. */
+  private readonly tierNotTaken = new Set<string>();
+  private tier: ServiceTier = DEFAULT_SERVICE_TIER;
   /** Lines whose call takes more than a minute of the quota (input and every max_tokens, at the burndown). */
   private readonly overAMinute = {
     records: 0,
@@ -205,11 +209,14 @@ class PlanTally {
     if (invocation.longContext) this.longContextLines.push(lineNumber);
     const model = invocation.resolved.model;
     const { lower, upper } = invocation.estimate;
-    if (model.prices.standard === undefined)
+    this.tier = invocation.tier;
+    const tier = takesTier(model, invocation.tier) ? invocation.tier : DEFAULT_SERVICE_TIER;
+    if (tier !== invocation.tier) this.tierNotTaken.add(invocation.modelId);
+    if (pricesAt(model, tier).standard === undefined)
       this.unpriced[invocation.modelId] = (this.unpriced[invocation.modelId] ?? 0) + 1;
     for (const endpoint of ['global', 'regional'] as const satisfies readonly EndpointKind[]) {
       const costOf = (input: number, output: number) =>
-        costOfRequest({ input_tokens: input, output_tokens: output }, model, endpoint)?.total ?? 0;
+        costOfRequest({ input_tokens: input, output_tokens: output }, model, endpoint, tier)?.total ?? 0;
       this.cost[endpoint].low += costOf(lower, 0);
       this.cost[endpoint].likely += costOf(
         Math.round((lower + upper) / 2),
@@ -256,6 +263,9 @@ class PlanTally {
       },
       /** Records whose model has no known price, by model id: unknown cost, left out of the estimate. */
       unpricedRecords: this.unpriced,
+      /** Models the catalog does not say take the file's tier: priced at default, where a refusal sends them. */
+      tier: this.tier,
+      tierNotTakenBy: [...this.tierNotTaken],
       likelyOutputShare: LIKELY_OUTPUT_SHARE,
       batchMinimumRecords: catalogInUse().batch.minimumRecordsPerJob,
       pools: quotas.pools.map(({ pool }) => pool),
@@ -381,6 +391,10 @@ function printPlan(plan: Plan, term: Terminal): void {
   for (const [modelId, records] of Object.entries(plan.unpricedRecords))
     term.out(
       `  ${term.red('cost unknown')} for ${count(records, 'record')} to ${modelId}: the catalog has no price for the model, so the estimate below leaves them out\n`,
+    );
+  for (const modelId of plan.tierNotTakenBy)
+    term.out(
+      `  service tier ${plan.tier}: not listed for ${modelId} in the catalog; priced at default, where Bedrock's refusal would send its records\n`,
     );
   const range = (amounts: { low: number; likely: number; high: number }) =>
     `${usd(amounts.likely, 6)} likely (${usd(amounts.low, 6)} to ${usd(amounts.high, 6)})`;

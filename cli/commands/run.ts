@@ -5,9 +5,10 @@ import { parseDeadlineHours } from '../../shared/batch/lane.ts';
 import { catalogInUse, endpointKinds } from '../../shared/catalog/catalog.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { lanes } from '../../shared/contract/lanes.ts';
+import { serviceTiers } from '../../shared/contract/service-tiers.ts';
 import type { JobSettings } from '../../shared/core/model.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
-import type { CacheSummary } from '../../shared/output/manifest.ts';
+import type { CacheSummary, TierSummary } from '../../shared/output/manifest.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
 import { parseEndpoints, poolName, poolsOfSettings, type QuotaPool } from '../../shared/quotas/pools.ts';
 import { type QuotaReading, readPoolQuotas } from '../../shared/quotas/service-quotas.ts';
@@ -18,7 +19,7 @@ import { JobFailedError, UsageError } from '../errors.ts';
 import { checkInputFile, checkOutputDirectory } from '../input-file.ts';
 import { jsonOption, modelOptions, outOption, quotaOptions, speedOption } from '../options.ts';
 import { bar, type Terminal } from '../terminal.ts';
-import { count, duration, number, usd } from '../words.ts';
+import { count, duration, number, tierSentence, usd } from '../words.ts';
 import { quotaShare, sourceRegions } from './quotas.ts';
 
 export const RUN_COMMAND = {
@@ -55,6 +56,7 @@ export function fileMetadata(values: {
   lane?: string;
   deadline?: string;
   cache?: string;
+  tier?: string;
   'max-error-rate'?: string;
   'max-cost'?: string;
 }): Record<string, string> {
@@ -74,6 +76,12 @@ export function fileMetadata(values: {
       'Use one such as 30m, 6h or 2d.',
     );
   }
+  if (values.tier !== undefined && !(serviceTiers as readonly string[]).includes(values.tier)) {
+    throw new UsageError(
+      `--tier ${values.tier} is not a service tier.`,
+      `Use one of ${serviceTiers.join(', ')}.`,
+    );
+  }
   if (values.cache !== undefined && !(cacheChoices as readonly string[]).includes(values.cache)) {
     throw new UsageError(
       `--cache ${values.cache} is not a caching choice.`,
@@ -91,6 +99,7 @@ export function fileMetadata(values: {
     lane: values.lane,
     deadline: values.deadline,
     cache: values.cache,
+    tier: values.tier,
     'max-error-rate': values['max-error-rate'],
     'max-cost': values['max-cost'],
   }).filter((entry): entry is [string, string] => entry[1] !== undefined);
@@ -236,7 +245,7 @@ export async function accountQuotas(
 }
 
 function summary(
-  manifest: Record<string, unknown> & { cache?: CacheSummary },
+  manifest: Record<string, unknown> & { cache?: CacheSummary; tiers?: TierSummary },
   paths: { outputPath: string; manifestPath: string },
   elapsedMs: number,
   term: Terminal,
@@ -248,6 +257,7 @@ function summary(
     `${term.green(`${number(Number(manifest.successRecordCount))} succeeded`)}, ${failed > 0 ? term.red(failedText) : failedText}; ` +
     `${number(Number(manifest.inputTokenCount))} input and ${number(Number(manifest.outputTokenCount))} output tokens; estimated cost ${usd(Number(manifest.estimatedCostUsd), 6)}${unpricedNote(manifest)}\n` +
     cacheLine(manifest.cache) +
+    (tierSentence(manifest.tiers) === undefined ? '' : `  service tier: ${tierSentence(manifest.tiers)}\n`) +
     (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
   );

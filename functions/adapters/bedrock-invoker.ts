@@ -3,7 +3,8 @@ import {
   CountTokensCommand,
   InvokeModelCommand,
 } from '@aws-sdk/client-bedrock-runtime';
-import type { ModelInvoker, ModelTarget } from '../../shared/core/ports.ts';
+import { serviceTierOf } from '../../shared/contract/service-tiers.ts';
+import type { InvokeTarget, ModelAnswer, ModelInvoker, ModelTarget } from '../../shared/core/ports.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 
 /**
@@ -14,17 +15,21 @@ import type { MessagesResponse } from '../../shared/output/result-records.ts';
 export class BedrockInvoker implements ModelInvoker {
   constructor(private readonly bedrockIn: (region: string) => BedrockRuntimeClient) {}
 
-  async invoke(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse> {
+  async invoke(target: InvokeTarget, bodyJson: string, signal: AbortSignal): Promise<ModelAnswer> {
     const output = await this.bedrockIn(target.region).send(
       new InvokeModelCommand({
         modelId: target.modelId,
         body: bodyJson,
         contentType: 'application/json',
         accept: 'application/json',
+        ...(target.serviceTier === undefined ? {} : { serviceTier: target.serviceTier }),
       }),
       { abortSignal: signal },
     );
-    return JSON.parse(new TextDecoder().decode(output.body)) as MessagesResponse;
+    return {
+      response: JSON.parse(new TextDecoder().decode(output.body)) as MessagesResponse,
+      servedTier: serviceTierOf(output.serviceTier),
+    };
   }
 
   async countTokens(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<number> {

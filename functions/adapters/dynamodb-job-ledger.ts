@@ -3,6 +3,7 @@
 // job item's rules would be spread over several files.
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { jobIdOfKey, jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
+import { type ServiceTier, tierRefusalKey } from '../../shared/contract/service-tiers.ts';
 import { batchPartName } from '../../shared/contract/storage-layout.ts';
 import type { JobLedger } from '../../shared/core/ledger.ts';
 import type {
@@ -233,6 +234,18 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
       ConditionExpression: 'attribute_exists(prefixWrites.#model)',
       ExpressionAttributeNames: { '#model': modelId },
       ExpressionAttributeValues: { ':at': at },
+    });
+  }
+
+  async refuseTier(jobId: string, modelId: string, tier: ServiceTier): Promise<void> {
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'ADD tierRefusals :refusal SET updatedAt = :now',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: {
+        ':refusal': new Set([tierRefusalKey(modelId, tier)]),
+        ':now': this.isoNow(),
+      },
     });
   }
 

@@ -28,7 +28,7 @@ import type {
 } from '../../shared/core/model.ts';
 import { RETRY_COUNTERS } from '../../shared/core/retries.ts';
 import type { RetryClass } from '../../shared/failures.ts';
-import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
+import { totalsAddedBy } from '../../shared/output/manifest.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
 import { transactionGroups } from './ledger-transactions.ts';
@@ -41,13 +41,6 @@ const KEYS_PER_BATCH_GET = 100;
 const READ_AGAIN = RETRY_LAYERS.ledgerBatchRead;
 
 /** The job counter each record outcome adds to. */
-const STATUS_COUNTERS: Readonly<Record<RecordCompletion['status'], string>> = {
-  succeeded: 'successRecordCount',
-  errored: 'errorRecordCount',
-  canceled: 'canceledRecordCount',
-  expired: 'canceledRecordCount',
-};
-
 /**
  * The records in the ledger table: one `REC#<line>` item per record that has started or finished (its lease,
  * its attempts and failures per class, done or not) and one `ID#<recordId>` item per claimed id. Finishing
@@ -323,19 +316,7 @@ export class DynamoDbRecordLedger
     );
     for (const completion of update.completions) {
       add('doneRecords', 1);
-      add(STATUS_COUNTERS[completion.status], 1);
-      add('inputTokenCount', completion.inputTokens);
-      add('outputTokenCount', completion.outputTokens);
-      add('cacheCreationInputTokenCount', completion.cacheCreationInputTokens);
-      add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
-      add('costNanoUsd', completion.costNanoUsd);
-      add('uncachedCostNanoUsd', completion.uncachedCostNanoUsd);
-      add('unansweredCallCount', completion.uncounted?.unanswered ?? 0);
-      add('abandonedAttemptCount', completion.uncounted?.abandoned ?? 0);
-      add('uncountedCostCapNanoUsd', completion.uncounted?.costCapNanoUsd ?? 0);
-      add('unpricedRecordCount', completion.unpriced === true ? 1 : 0);
-      const cache = cacheOutcomeOf(completion);
-      if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
+      for (const [counter, value] of Object.entries(totalsAddedBy(completion))) add(counter, value);
       if (completion.family !== undefined) add(`familyCounts.#f${families.indexOf(completion.family)}`, 1);
       if (completion.pool !== undefined) add(`#p${pools.indexOf(completion.pool)}`, 1);
     }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { endpointKinds } from '../../shared/catalog/catalog.ts';
 import { lanes } from '../../shared/contract/lanes.ts';
 import { jobKey, LEDGER_TABLE } from '../../shared/contract/ledger-table.ts';
+import { serviceTiers } from '../../shared/contract/service-tiers.ts';
 import type {
   Announcement,
   DecompressCheckpoint,
@@ -14,6 +15,7 @@ import type {
 import { jobStatuses } from '../../shared/core/model.ts';
 import { NO_RETRIES, RETRY_COUNTERS } from '../../shared/core/retries.ts';
 import { INPUT_FAMILIES } from '../../shared/input/records.ts';
+import { emptyTotals, type JobTotals, totalsPlus } from '../../shared/output/manifest.ts';
 import { withoutUndefined } from './ledger-writes.ts';
 
 /** A job as its ledger item: counters as top-level numbers (so transactions can ADD to them), events as JSON. */
@@ -35,7 +37,7 @@ function retriesOf(number: (attribute: string) => number): JobRetries {
 }
 
 export function jobItem(job: JobRecord): Record<string, unknown> {
-  const { totals, source, retries, announcement, ...rest } = job;
+  const { totals, source, retries, announcement, tierRefusals, ...rest } = job;
   return {
     ...jobKey(job.jobId),
     ...withoutUndefined(rest),
@@ -46,6 +48,8 @@ export function jobItem(job: JobRecord): Record<string, unknown> {
     ...totals,
     ...Object.fromEntries(RETRY_COUNTERS.map((name) => [RETRY_ATTRIBUTES[name], retries[name]])),
     ...(announcement === undefined ? {} : { announcement: JSON.stringify(announcement) }),
+    // A string set, which refusals are ADDed to; DynamoDB has no empty set.
+    ...(tierRefusals.length === 0 ? {} : { tierRefusals: new Set(tierRefusals) }),
     [LEDGER_TABLE.recentJobsIndex.partitionKey]: LEDGER_TABLE.recentJobsIndex.value,
     // A job stays on the sweeper's index until it has finished and its event is published.
     ...(job.status === 'failed' && announcement === undefined
@@ -69,6 +73,7 @@ const jobSettingsSchema = z.object({
   lane: z.enum(lanes).exactOptional(),
   deadlineHours: z.number().positive().exactOptional(),
   cache: z.enum(['auto', 'off']).exactOptional(),
+  tier: z.enum(serviceTiers).exactOptional(),
   maxErrorRate: z.number().min(0).max(1).exactOptional(),
   maxCostUsd: z.number().positive().exactOptional(),
 }) satisfies z.ZodType<JobSettings>;
@@ -144,24 +149,7 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     invalidLines: number('invalidLines'),
     totalRecords: item.totalRecords === undefined ? undefined : number('totalRecords'),
     doneRecords: number('doneRecords'),
-    totals: {
-      totalRecordCount: number('totalRecordCount'),
-      successRecordCount: number('successRecordCount'),
-      errorRecordCount: number('errorRecordCount'),
-      canceledRecordCount: number('canceledRecordCount'),
-      inputTokenCount: number('inputTokenCount'),
-      outputTokenCount: number('outputTokenCount'),
-      cacheCreationInputTokenCount: number('cacheCreationInputTokenCount'),
-      cacheReadInputTokenCount: number('cacheReadInputTokenCount'),
-      cacheHitRecordCount: number('cacheHitRecordCount'),
-      cacheMissRecordCount: number('cacheMissRecordCount'),
-      costNanoUsd: number('costNanoUsd'),
-      uncachedCostNanoUsd: number('uncachedCostNanoUsd'),
-      unansweredCallCount: number('unansweredCallCount'),
-      abandonedAttemptCount: number('abandonedAttemptCount'),
-      uncountedCostCapNanoUsd: number('uncountedCostCapNanoUsd'),
-      unpricedRecordCount: number('unpricedRecordCount'),
-    },
+    totals: totalsOf(number),
     familyCounts: familyCountsSchema.parse(item.familyCounts ?? {}),
     poolRecords: poolRecordsOf(item),
     failureReason: text('failureReason'),
@@ -186,7 +174,14 @@ export function jobOf(item: Record<string, unknown>): JobRecord {
     sharedPrefixes:
       item.sharedPrefixes === undefined ? undefined : sharedPrefixesSchema.parse(item.sharedPrefixes),
     prefixWrites: prefixWritesSchema.parse(item.prefixWrites ?? {}),
+    tierRefusals: z.array(z.string()).parse(item.tierRefusals instanceof Set ? [...item.tierRefusals] : []),
   };
+}
+
+/** A job's totals: one top-level number attribute per counter (ADDed to), 0 where none was ever added. */
+function totalsOf(number: (name: string) => number): JobTotals {
+  const stored = Object.fromEntries(Object.keys(emptyTotals).map((counter) => [counter, number(counter)]));
+  return totalsPlus(emptyTotals, stored);
 }
 
 /**

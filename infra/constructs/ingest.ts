@@ -46,6 +46,7 @@ export class Ingest extends Construct {
         ...queueEnvironment(props.recordQueue, props.finalizeQueue),
         DEFAULT_LANE: settings.defaultLane,
         DEFAULT_CACHE: settings.promptCache,
+        DEFAULT_TIER: settings.serviceTier,
         MAX_ERROR_RATE: String(settings.maxErrorRate),
         MAX_DECOMPRESSED_BYTES: String(settings.maxDecompressedBytes),
         TOKENS_PER_MINUTE: String(settings.tokensPerMinute),

@@ -5,7 +5,13 @@ import {
   type Catalog,
   type CatalogModel,
   type ModelLatency,
+  takesTier,
 } from '../../shared/catalog/catalog.ts';
+import {
+  DEFAULT_SERVICE_TIER,
+  type ServiceTier,
+  serviceTierOf,
+} from '../../shared/contract/service-tiers.ts';
 import type { MessagesBody } from '../../shared/input/records.ts';
 import { poolName } from '../../shared/quotas/pools.ts';
 import { type Completion, deterministicCompletion } from './completion.ts';
@@ -23,6 +29,8 @@ export interface StandInState {
   /** Faults injected (by rate or marker), by kind: a Bedrock error name or "slow". */
   readonly injectedFaults: Readonly<Record<string, number>>;
   readonly quotas: readonly QuotaUsage[];
+  /** Requests answered per service tier. */
+  readonly servedTiers: Readonly<Partial<Record<ServiceTier, number>>>;
   /**
    * The requests answered, each distinct request body once however often it was sent, and their usage: what
    * a caller that counts every record exactly once must report.
@@ -82,7 +90,7 @@ function latencyOf(latency: StandInLatency | ModelLatency, outputTokens: number)
 /** An answer with Bedrock's response headers. */
 export interface RuntimeAnswer {
   readonly body: unknown;
-  readonly headers: Readonly<Record<string, number>>;
+  readonly headers: Readonly<Record<string, string | number>>;
 }
 
 type TokensUsed = { readonly input: number; readonly cacheWrite: number; readonly cacheRead: number };
@@ -99,13 +107,23 @@ export class StandInRuntime {
   private readonly answeredDigests = new Set<string>();
   private readonly distinctAnswers = noAnswers();
   private readonly billed = noAnswers();
+  private readonly servedTiers: Partial<Record<ServiceTier, number>> = {};
 
   constructor(private readonly settings: StandInRuntimeSettings) {}
 
-  /** A request signed for `region`: the model id must be callable there, and spends that region's quota. */
-  async invoke(region: string, modelId: string, raw: Buffer): Promise<RuntimeAnswer> {
+  /**
+   * A request signed for `region`: the model id must be callable there, and spends that region's quota (one
+   * quota for every tier); a tier the model does not take is refused, as Bedrock refuses it.
+   */
+  async invoke(
+    region: string,
+    modelId: string,
+    raw: Buffer,
+    requestedTier: string | undefined,
+  ): Promise<RuntimeAnswer> {
     const { catalog, now, quotas, seed, latency, speed } = this.settings;
     const request = validateInvocation(modelId, raw, region, catalog);
+    const tier = tierServing(request.model, requestedTier);
     const pool = { region, modelId: request.modelId };
     const input = countInputTokens(request.body as unknown as MessagesBody);
     if (input.total + request.maxTokens > request.window) {
@@ -128,7 +146,8 @@ export class StandInRuntime {
       request.maxTokens,
     );
     const latencyMs = Math.round(
-      latencyOf(latency ?? request.model.latency, completion.outputTokens) * speed,
+      (latencyOf(latency ?? request.model.latency, completion.outputTokens) * speed) /
+        catalog.serviceTierOutputSpeed[tier],
     );
     if (latencyMs > 0) await sleep(latencyMs);
     // The entry is there for others once this request has been answered, not while it runs.
@@ -142,6 +161,7 @@ export class StandInRuntime {
       output_tokens: completion.outputTokens,
     };
     this.countAnswer(request.model.bedrockId, raw, usage);
+    this.servedTiers[tier] = (this.servedTiers[tier] ?? 0) + 1;
     return {
       body: messageResponse(request.model, completion, usage),
       headers: {
@@ -150,6 +170,7 @@ export class StandInRuntime {
         'x-amzn-bedrock-cache-read-input-token-count': usage.cache_read_input_tokens,
         'x-amzn-bedrock-cache-write-input-token-count': usage.cache_creation_input_tokens,
         'x-amzn-bedrock-invocation-latency': latencyMs,
+        'x-amzn-bedrock-service-tier': tier,
       },
     };
   }
@@ -171,6 +192,7 @@ export class StandInRuntime {
       responses: { ...this.responses },
       injectedFaults: { ...this.injectedFaults },
       quotas: this.settings.quotas.usage(),
+      servedTiers: { ...this.servedTiers },
       distinctAnswers: { ...this.distinctAnswers },
       billed: { ...this.billed },
     };
@@ -192,6 +214,15 @@ export class StandInRuntime {
     this.answeredDigests.add(digest);
     addAnswer(this.distinctAnswers, usage);
   }
+}
+
+/** The tier that serves a request: the one asked for, if the model takes it; default when none is asked for. */
+function tierServing(model: CatalogModel, requested: string | undefined): ServiceTier {
+  const tier = requested === undefined ? DEFAULT_SERVICE_TIER : serviceTierOf(requested);
+  if (tier === undefined) throw new WireError('ValidationException', `Invalid service tier: ${requested}.`);
+  if (!takesTier(model, tier))
+    throw new WireError('ValidationException', 'The provided service tier is not supported for this model.');
+  return tier;
 }
 
 /** CountTokens wraps the InvokeModel body, base64-encoded: `{"input": {"invokeModel": {"body": "..."}}}`. */

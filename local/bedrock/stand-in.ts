@@ -75,6 +75,8 @@ export interface BedrockStandIn {
   close(): Promise<void>;
 }
 
+/** InvokeModel's service tier, as the SDK sends it (Node's HTTP servers lower-case header names). */
+const SERVICE_TIER_HEADER = 'x-amzn-bedrock-service-tier';
 const ROUTE = /^\/model\/([^/]+)\/(invoke|count-tokens)$/;
 const BATCH_JOB = /^\/model-invocation-job\/([^/]+)(\/stop)?$/;
 const STATE_PATH = '/_stand-in/state';
@@ -161,13 +163,16 @@ async function answer(
   path: string,
   region: string,
   { runtime, batchJobs, catalog }: { runtime: StandInRuntime; batchJobs: BatchJobBoard; catalog: Catalog },
-): Promise<{ body: unknown; headers?: Readonly<Record<string, number>> }> {
+): Promise<{ body: unknown; headers?: Readonly<Record<string, string | number>> }> {
   const { method } = request;
   const route = ROUTE.exec(path);
   if (method === 'POST' && route !== null) {
     const raw = await readBody(request, catalog.requestBodyLimitBytes);
     const modelId = decodeURIComponent(route[1] ?? '');
-    if (route[2] === 'invoke') return runtime.invoke(region, modelId, raw);
+    if (route[2] === 'invoke') {
+      const tier = request.headers[SERVICE_TIER_HEADER];
+      return runtime.invoke(region, modelId, raw, typeof tier === 'string' ? tier : undefined);
+    }
     return { body: runtime.countTokens(region, modelId, raw) };
   }
   if (method === 'POST' && path === '/model-invocation-job')

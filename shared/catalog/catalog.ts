@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import { PipelineError } from '../errors.ts';
 import modelsData from './models.json' with { type: 'json' };
 import regionsData from './regions.json' with { type: 'json' };
@@ -30,6 +31,14 @@ const longContextSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('none') }),
 ]);
 
+const pricesSchema = z.object({ standard: priceTable.optional(), longContext: priceTable.optional() });
+
+/**
+ * A tier other than default that the model takes on demand, and its prices when known (a tier with none
+ * leaves its records' cost unknown, and says so).
+ */
+const tierTermsSchema = z.object({ prices: pricesSchema.default({}) });
+
 export const modelSchema = z.object({
   key: z.string().min(1),
   displayName: z.string().min(1),
@@ -56,7 +65,15 @@ export const modelSchema = z.object({
    * USD per million tokens; a model whose price the catalog does not know has none (its cost is then
    * unknown, and said to be, never guessed).
    */
-  prices: z.object({ standard: priceTable.optional(), longContext: priceTable.optional() }),
+  prices: pricesSchema,
+  /**
+   * The service tiers besides default the model is known to take. A tier not listed is still tried (support
+   * changes faster than this file): Bedrock's refusal sends the job's records of this model to default.
+   */
+  serviceTiers: z
+    .object({ priority: tierTermsSchema.optional(), flex: tierTermsSchema.optional() })
+    .strict()
+    .default({}),
   /** Overrides the batch minimum record count for this model. */
   batchMinimumRecords: z.number().int().positive().optional(),
 });
@@ -88,6 +105,12 @@ const modelCatalogSchema = z
     allowedBetas: z.array(z.string().min(1)),
     bodyFieldsBedrockRejects: z.array(z.string().min(1)),
     endpointPriceMultiplier: z.object({ global: z.number(), regional: z.number(), 'in-region': z.number() }),
+    /** How fast each tier produces output, as a multiple of default's: for the stand-in and deadlines. */
+    serviceTierOutputSpeed: z.object({
+      default: z.number().positive(),
+      priority: z.number().positive(),
+      flex: z.number().positive(),
+    }) satisfies z.ZodType<Record<ServiceTier, number>>,
     batch: batchSchema,
     models: z.array(modelSchema).min(1),
   })
@@ -125,7 +148,19 @@ export type ModelCatalogData = z.infer<typeof modelCatalogSchema>;
 export type RegionCatalogData = z.infer<typeof regionCatalogSchema>;
 export type CatalogModel = z.infer<typeof modelSchema>;
 export type PriceTable = z.infer<typeof priceTable>;
+export type ModelPrices = z.infer<typeof pricesSchema>;
 export type ModelLatency = CatalogModel['latency'];
+
+/** The catalog says the model takes the tier on demand (every model takes default). */
+export function takesTier(model: CatalogModel, tier: ServiceTier): boolean {
+  return tier === 'default' || model.serviceTiers[tier] !== undefined;
+}
+
+/** A model's prices at a service tier: its own at default; a tier's own prices, else none (unknown). */
+export function pricesAt(model: CatalogModel, tier: ServiceTier): ModelPrices {
+  if (tier === 'default') return model.prices;
+  return model.serviceTiers[tier]?.prices ?? {};
+}
 
 /** Seconds a model takes to answer with `outputTokens` tokens, by the catalog's latency figures. */
 export function answerSeconds(latency: ModelLatency, outputTokens: number): number {
@@ -150,6 +185,7 @@ export class Catalog {
   readonly allowedBetas: ReadonlySet<string>;
   readonly bodyFieldsBedrockRejects: readonly string[];
   readonly endpointPriceMultiplier: Readonly<Record<EndpointKind, number>>;
+  readonly serviceTierOutputSpeed: Readonly<Record<ServiceTier, number>>;
   readonly pricesCheckedOn: string;
   readonly batch: BatchLimits;
   private readonly modelsByName: ReadonlyMap<string, CatalogModel>;
@@ -168,6 +204,7 @@ export class Catalog {
     this.allowedBetas = new Set(models.allowedBetas);
     this.bodyFieldsBedrockRejects = models.bodyFieldsBedrockRejects;
     this.endpointPriceMultiplier = models.endpointPriceMultiplier;
+    this.serviceTierOutputSpeed = models.serviceTierOutputSpeed;
     this.pricesCheckedOn = models.pricesCheckedOn;
     const { about: _about, ...batch } = models.batch;
     this.batch = batch;

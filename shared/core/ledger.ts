@@ -1,3 +1,4 @@
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import type {
   Announcement,
   BatchPart,
@@ -90,6 +91,12 @@ export interface PrefixCache {
   markPrefixWritten(jobId: string, modelId: string, at: number): Promise<void>;
 }
 
+/** The service tiers Bedrock refused a job's models: said once, so later records go straight to default. */
+export interface TierRefusals {
+  /** Adds `tierRefusalKey(modelId, tier)` to the job's refusals (again is harmless). */
+  refuseTier(jobId: string, modelId: string, tier: ServiceTier): Promise<void>;
+}
+
 /** A batch-lane job's parts, each moved on by one step at a time. */
 export interface BatchParts {
   /** Sets a job's batch parts, once: false when they were set before (a retried read finds them). */
@@ -99,7 +106,7 @@ export interface BatchParts {
 }
 
 /** Everything kept on a job's own item. */
-export interface JobLedger extends Jobs, JobReading, JobFinalization, PrefixCache, BatchParts {}
+export interface JobLedger extends Jobs, JobReading, JobFinalization, PrefixCache, TierRefusals, BatchParts {}
 
 /** The records: their attempts (leases, counted per failure class) and their completion, counted once. */
 export interface RecordLedger {

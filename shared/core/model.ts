@@ -1,6 +1,7 @@
 import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { EndpointKind } from '../catalog/catalog.ts';
 import type { Lane } from '../contract/lanes.ts';
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import type { RetryClass } from '../failures.ts';
 import type { InputFamily } from '../input/records.ts';
 import type { JobTotals } from '../output/manifest.ts';
@@ -121,6 +122,8 @@ export interface JobSettings {
   readonly maxErrorRate?: number;
   /** The most the job may spend, in USD: once its counted cost reaches it, no record starts another call. */
   readonly maxCostUsd?: number;
+  /** The service tier its calls ask for; default when absent. */
+  readonly tier?: ServiceTier;
 }
 
 /** Where reading continues: the byte offset and the number of the line that starts there, and what was read. */
@@ -181,6 +184,8 @@ export interface JobRecord {
   readonly sharedPrefixes: Readonly<Record<string, CachedPrefix>> | undefined;
   /** Who writes each model's shared prefix to Bedrock's cache, and when it was last written. */
   readonly prefixWrites: Readonly<Record<string, PrefixWrite>>;
+  /** The tiers Bedrock refused for a model in this job (`tierRefusalKey`): its later records go to default. */
+  readonly tierRefusals: readonly string[];
 }
 
 /** One worker writes a shared prefix to the cache; the others wait for it, then read. */
@@ -280,6 +285,10 @@ export interface RecordCompletion {
   readonly uncounted?: UncountedCalls | undefined;
   /** Its model has no price in the catalog: its cost is unknown, and left out of `costNanoUsd` (0 here). */
   readonly unpriced?: boolean;
+  /** The service tier that answered it, for records Bedrock answered. */
+  readonly servedTier?: ServiceTier;
+  /** It asked for a tier Bedrock refused for its model, and ran on default instead. */
+  readonly downgraded?: boolean;
 }
 
 /**

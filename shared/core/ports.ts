@@ -1,4 +1,5 @@
 import type { BucketState } from '../budget/bucket.ts';
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import type { DeadlineAlarm } from '../messages/deadline-alarm.ts';
 import type { RecordMessage } from '../messages/record-message.ts';
 import type { MessagesResponse } from '../output/result-records.ts';
@@ -53,8 +54,19 @@ export interface ModelTarget {
   readonly modelId: string;
 }
 
+/** A call's service tier (Bedrock's default when absent). */
+export interface InvokeTarget extends ModelTarget {
+  readonly serviceTier?: ServiceTier;
+}
+
+/** Bedrock's answer, and the service tier that served it (when Bedrock says). */
+export interface ModelAnswer {
+  readonly response: MessagesResponse;
+  readonly servedTier: ServiceTier | undefined;
+}
+
 export interface ModelInvoker {
-  invoke(target: ModelTarget, bodyJson: string, signal: AbortSignal): Promise<MessagesResponse>;
+  invoke(target: InvokeTarget, bodyJson: string, signal: AbortSignal): Promise<ModelAnswer>;
   /**
    * The input tokens Bedrock counts for an InvokeModel body (CountTokens: free, no quota spent); the target's
    * model id is the foundation model's.

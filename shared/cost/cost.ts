@@ -1,5 +1,6 @@
 import type { Catalog, CatalogModel, EndpointKind, PriceTable } from '../catalog/catalog.ts';
-import { catalogInUse } from '../catalog/catalog.ts';
+import { catalogInUse, pricesAt } from '../catalog/catalog.ts';
+import { DEFAULT_SERVICE_TIER, type ServiceTier } from '../contract/service-tiers.ts';
 
 /** Token counts as Bedrock's Messages response reports them in `usage`. */
 export interface TokenUsage {
@@ -31,20 +32,22 @@ const NANO_USD_PER_USD_PER_MILLION_TOKENS = 1_000;
 /**
  * Prices one request from its usage. A request whose whole input (fresh, cache writes and cache reads)
  * exceeds the standard window is billed at the long-context rates for all of its tokens; regional and
- * in-region endpoints cost the catalog's premium over global. Undefined for a model the catalog knows no
- * price of: its cost is unknown.
+ * in-region endpoints cost the catalog's premium over global; a service tier has prices of its own.
+ * Undefined for a model (or a model's tier) the catalog knows no price of: its cost is unknown.
  */
 export function costOfRequest(
   usage: TokenUsage,
   model: CatalogModel,
   endpoint: EndpointKind,
+  tier: ServiceTier = DEFAULT_SERVICE_TIER,
   catalog: Catalog = catalogInUse(),
 ): CostBreakdown | undefined {
+  const tierPrices = pricesAt(model, tier);
   const cacheWriteTokens = usage.cache_creation_input_tokens ?? 0;
   const cacheReadTokens = usage.cache_read_input_tokens ?? 0;
   const wholeInput = usage.input_tokens + cacheWriteTokens + cacheReadTokens;
-  const longContextPrices = wholeInput > catalog.standardContextWindow ? model.prices.longContext : undefined;
-  const prices: PriceTable | undefined = longContextPrices ?? model.prices.standard;
+  const longContextPrices = wholeInput > catalog.standardContextWindow ? tierPrices.longContext : undefined;
+  const prices: PriceTable | undefined = longContextPrices ?? tierPrices.standard;
   if (prices === undefined) return undefined;
   const multiplier = catalog.endpointPriceMultiplier[endpoint];
   const price = (tokens: number, usdPerMillion: number): number =>

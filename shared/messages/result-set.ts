@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { serviceTiers } from '../contract/service-tiers.ts';
 import type { RecordTiming, StoredResult } from '../core/model.ts';
 import { PipelineError } from '../errors.ts';
 import { ANTHROPIC_ERROR_TYPES } from '../failures.ts';
@@ -27,6 +28,10 @@ const completionSchema = z.object({
   uncounted: z
     .object({ unanswered: tokens, abandoned: tokens, costCapNanoUsd: z.number().int().nonnegative() })
     .optional(),
+  pool: z.string().exactOptional(),
+  unpriced: z.boolean().exactOptional(),
+  servedTier: z.enum(serviceTiers).exactOptional(),
+  downgraded: z.boolean().exactOptional(),
 });
 
 const outcomeSchema = z.discriminatedUnion('status', [

@@ -1,8 +1,13 @@
 import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
+import { type ServiceTier, serviceTiers } from '../contract/service-tiers.ts';
+import type { RecordCompletion } from '../core/model.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 
+/** The counters of the records a service tier answered, and of what they cost there. */
+type TierCounters = Record<`${ServiceTier}TierRecordCount` | `${ServiceTier}TierCostNanoUsd`, number>;
+
 /** What the ledger adds up for a job; every field is a plain sum, so counters can be added atomically. */
-export interface JobTotals {
+export interface JobTotals extends TierCounters {
   readonly totalRecordCount: number;
   readonly successRecordCount: number;
   readonly errorRecordCount: number;
@@ -24,7 +29,16 @@ export interface JobTotals {
   readonly uncountedCostCapNanoUsd: number;
   /** Records answered by a model the catalog has no price for: their cost is unknown, left out of the cost. */
   readonly unpricedRecordCount: number;
+  /** Records that asked for a tier Bedrock refused for their model: run on default instead. */
+  readonly downgradedRecordCount: number;
 }
+
+const noTierCounters = Object.fromEntries(
+  serviceTiers.flatMap((tier) => [
+    [`${tier}TierRecordCount`, 0],
+    [`${tier}TierCostNanoUsd`, 0],
+  ]),
+) as TierCounters;
 
 export const emptyTotals: JobTotals = {
   totalRecordCount: 0,
@@ -43,7 +57,53 @@ export const emptyTotals: JobTotals = {
   abandonedAttemptCount: 0,
   uncountedCostCapNanoUsd: 0,
   unpricedRecordCount: 0,
+  downgradedRecordCount: 0,
+  ...noTierCounters,
 };
+
+const STATUS_COUNTERS = {
+  succeeded: 'successRecordCount',
+  errored: 'errorRecordCount',
+  canceled: 'canceledRecordCount',
+  expired: 'canceledRecordCount',
+} as const satisfies Readonly<Record<RecordCompletion['status'], keyof JobTotals>>;
+
+/**
+ * What one finished record adds to its job's totals, counter by counter (counters it leaves alone are
+ * absent): the one rule every ledger adds by.
+ */
+export function totalsAddedBy(completion: RecordCompletion): Partial<Record<keyof JobTotals, number>> {
+  const added: Partial<Record<keyof JobTotals, number>> = {};
+  const add = (counter: keyof JobTotals, value: number) => {
+    if (value !== 0) added[counter] = (added[counter] ?? 0) + value;
+  };
+  add(STATUS_COUNTERS[completion.status], 1);
+  add('inputTokenCount', completion.inputTokens);
+  add('outputTokenCount', completion.outputTokens);
+  add('cacheCreationInputTokenCount', completion.cacheCreationInputTokens);
+  add('cacheReadInputTokenCount', completion.cacheReadInputTokens);
+  add('costNanoUsd', completion.costNanoUsd);
+  add('uncachedCostNanoUsd', completion.uncachedCostNanoUsd);
+  add('unansweredCallCount', completion.uncounted?.unanswered ?? 0);
+  add('abandonedAttemptCount', completion.uncounted?.abandoned ?? 0);
+  add('uncountedCostCapNanoUsd', completion.uncounted?.costCapNanoUsd ?? 0);
+  add('unpricedRecordCount', completion.unpriced === true ? 1 : 0);
+  add('downgradedRecordCount', completion.downgraded === true ? 1 : 0);
+  const cache = cacheOutcomeOf(completion);
+  if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
+  if (completion.servedTier !== undefined) {
+    add(`${completion.servedTier}TierRecordCount`, 1);
+    add(`${completion.servedTier}TierCostNanoUsd`, completion.costNanoUsd);
+  }
+  return added;
+}
+
+/** Totals with what one or more records added (see `totalsAddedBy`). */
+export function totalsPlus(totals: JobTotals, added: Partial<Record<keyof JobTotals, number>>): JobTotals {
+  const sum: { -readonly [Counter in keyof JobTotals]: number } = { ...totals };
+  for (const counter of Object.keys(added) as Array<keyof JobTotals>) sum[counter] += added[counter] ?? 0;
+  return sum;
+}
 
 /** A record's part in its job's cache counters: a hit when its call read the cache, a miss when it only wrote. */
 export function cacheOutcomeOf(completion: {
@@ -73,6 +133,23 @@ export function cacheSummary(totals: JobTotals) {
 }
 
 export type CacheSummary = ReturnType<typeof cacheSummary>;
+
+/**
+ * Bedrock's service tiers for a job: the tier asked for, the records each tier answered and what they cost
+ * there, and the records run on default because Bedrock refused the tier for their model.
+ */
+export function tierSummary(totals: JobTotals, requested: ServiceTier) {
+  const perTier = <Value>(value: (tier: ServiceTier) => Value) =>
+    Object.fromEntries(serviceTiers.map((tier) => [tier, value(tier)])) as Record<ServiceTier, Value>;
+  return {
+    requested,
+    servedRecords: perTier((tier) => totals[`${tier}TierRecordCount`]),
+    downgradedRecords: totals.downgradedRecordCount,
+    costUsd: perTier((tier) => nanoUsdToUsd(totals[`${tier}TierCostNanoUsd`])),
+  };
+}
+
+export type TierSummary = ReturnType<typeof tierSummary>;
 
 /** The prompt cache's hit rate and saving so far, once a call has used the cache. */
 export function cachePhrase(totals: JobTotals): string | undefined {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import { resultSetLocation } from '../contract/storage-layout.ts';
 import type { JobFinalization, Jobs, RecordLedger } from '../core/ledger.ts';
 import type {
@@ -25,10 +26,14 @@ export interface CompletionPorts {
   readonly finalize: FinalizeTrigger;
 }
 
-/** A call's usage and what it is billed as: the model and endpoint, and the lane's price multiplier. */
+/**
+ * A call's usage and what it is billed as: the model and endpoint, the service tier that served it (on
+ * demand), and the lane's price multiplier.
+ */
 interface Billing {
   readonly usage: TokenUsage;
   readonly resolved: ResolvedModel;
+  readonly tier?: ServiceTier;
   readonly priceMultiplier?: number;
 }
 
@@ -49,6 +54,7 @@ export function completionOf(
     cacheCreationInputTokens: usage?.cache_creation_input_tokens ?? 0,
     cacheReadInputTokens: usage?.cache_read_input_tokens ?? 0,
     ...costsOf(billing),
+    ...(billing?.tier === undefined ? {} : { servedTier: billing.tier }),
   };
 }
 
@@ -64,7 +70,7 @@ function costsOf(billing: Billing | undefined) {
 /** What `usage` costs on the billed model and endpoint, at the lane's price. */
 function priceOf(billing: Billing, usage: TokenUsage): number | undefined {
   const { model, endpoint } = billing.resolved;
-  const cost = costOfRequest(usage, model, endpoint);
+  const cost = costOfRequest(usage, model, endpoint, billing.tier);
   return cost === undefined ? undefined : Math.round(cost.total * (billing.priceMultiplier ?? 1));
 }
 

@@ -1,4 +1,5 @@
 import { JOB_END_EVENTS } from '../contract/job-events.ts';
+import { DEFAULT_SERVICE_TIER } from '../contract/service-tiers.ts';
 import { outputLocations } from '../contract/storage-layout.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { JobFinalization, Jobs, RecordLedger } from '../core/ledger.ts';
@@ -6,7 +7,7 @@ import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord }
 import type { EventPublisher, FinalizeTrigger, ObjectStore } from '../core/ports.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError } from '../errors.ts';
-import { buildManifest, cacheSummary } from '../output/manifest.ts';
+import { buildManifest, cacheSummary, tierSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import type { QuotaReport } from '../quotas/pool-rates.ts';
 import { leftOutFor, withQuotas } from '../quotas/pool-report.ts';
@@ -166,6 +167,7 @@ function jobDetails(
     ...(ending.supersededBy === undefined ? {} : { supersededBy: ending.supersededBy }),
     ...uncountedCalls(job.totals),
     ...unpricedRecords(job.totals),
+    tiers: tierSummary(job.totals, job.settings.tier ?? DEFAULT_SERVICE_TIER),
     input: s3Uri(job.source),
     output: s3Uri(outputLocations(job).output),
     model: job.settings.model,

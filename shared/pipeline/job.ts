@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { deadlineHoursSchema } from '../batch/lane.ts';
 import { type EndpointKind, endpointKinds } from '../catalog/catalog.ts';
 import { lanes } from '../contract/lanes.ts';
+import { serviceTiers } from '../contract/service-tiers.ts';
 import type { JobRecord, JobSettings, ObjectLocation } from '../core/model.ts';
 import { NO_RETRIES } from '../core/retries.ts';
 import { ConfigurationError, ModelSelectionError } from '../errors.ts';
@@ -34,6 +35,7 @@ const fileOptions = z.strictObject({
   lane: z.enum(lanes, { error: `must be one of ${lanes.join(', ')}` }).optional(),
   deadline: deadlineHoursSchema.optional(),
   cache: z.enum(['auto', 'off'], { error: 'must be auto or off' }).optional(),
+  tier: z.enum(serviceTiers, { error: `must be one of ${serviceTiers.join(', ')}` }).optional(),
   'max-error-rate': errorRateSchema.optional(),
   'max-cost': z.coerce
     .number({ error: 'must be an amount of USD above 0, such as 25 or 0.5' })
@@ -43,7 +45,7 @@ const fileOptions = z.strictObject({
 
 /**
  * A file's own settings, from its S3 user metadata (`aws s3 cp f.jsonl s3://b/inputs/ --metadata
- * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h,max-error-rate=10%`), over the stack's defaults.
+ * model=haiku-4.5,endpoint=regional,max-tokens=512,lane=batch,deadline=6h,tier=flex,max-error-rate=10%`), over the stack's defaults.
  * Lists (`endpoints=global+regional`, `regions=us-east-1+us-west-2`) take `+` between items, since the
  * CLI's metadata splits at commas. The model is resolved for the region and endpoint at once, and its quota
  * pools checked for residency, so a bad combination fails the job before any record is sent.
@@ -57,7 +59,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, max-error-rate, max-cost)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, tier, max-error-rate, max-cost)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -78,6 +80,7 @@ export function jobSettingsFrom(
     ...optional('lane', parsed.data.lane ?? defaults.lane),
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
     ...optional('cache', parsed.data.cache ?? defaults.cache),
+    ...optional('tier', parsed.data.tier ?? defaults.tier),
     ...optional('maxErrorRate', parsed.data['max-error-rate'] ?? defaults.maxErrorRate),
     ...optional('maxCostUsd', parsed.data['max-cost'] ?? defaults.maxCostUsd),
   };
@@ -189,6 +192,7 @@ export function newJobRecord(
     batchParts: undefined,
     sharedPrefixes: undefined,
     prefixWrites: {},
+    tierRefusals: [],
     retries: NO_RETRIES,
     announcement: undefined,
     decompressed: undefined,

@@ -1,6 +1,7 @@
+import { DEFAULT_SERVICE_TIER } from '../contract/service-tiers.ts';
 import type { JobRecord } from '../core/model.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
-import { cacheSummary } from '../output/manifest.ts';
+import { cacheSummary, tierSummary } from '../output/manifest.ts';
 
 /** A job as a person (or the CLI's `status` command) wants to see it: progress, tokens and cost so far. */
 export function describeJob(job: JobRecord) {
@@ -34,6 +35,7 @@ export function describeJob(job: JobRecord) {
     },
     estimatedCostUsd: nanoUsdToUsd(totals.costNanoUsd),
     cache: cacheSummary(totals),
+    tiers: tierSummary(totals, job.settings.tier ?? DEFAULT_SERVICE_TIER),
     /** Records each quota pool answered so far, most first. */
     pools: Object.entries(job.poolRecords)
       .map(([pool, records]) => ({ pool, records }))

@@ -1,6 +1,7 @@
 import { cacheBreakpointProblem } from '../caching/breakpoint.ts';
 import type { Catalog } from '../catalog/catalog.ts';
 import { catalogInUse, type EndpointKind } from '../catalog/catalog.ts';
+import { DEFAULT_SERVICE_TIER, type ServiceTier } from '../contract/service-tiers.ts';
 import { RecordRejectedError } from '../errors.ts';
 import type { PromptRecord } from '../input/records.ts';
 import {
@@ -19,6 +20,7 @@ export interface JobModelSettings {
   readonly endpoint?: EndpointKind | undefined;
   readonly defaultMaxTokens: number;
   readonly allowedModelIds?: readonly string[] | undefined;
+  readonly tier?: ServiceTier | undefined;
 }
 
 /** Everything needed to call InvokeModel for one record, decided before any call is made. */
@@ -33,6 +35,8 @@ export interface Invocation {
   readonly maxTokens: number;
   readonly estimate: TokenEstimate;
   readonly longContext: boolean;
+  /** The service tier the job asks for. */
+  readonly tier: ServiceTier;
 }
 
 /**
@@ -86,6 +90,7 @@ export function buildInvocation(
     maxTokens,
     estimate,
     longContext: route.longContext,
+    tier: job.tier ?? DEFAULT_SERVICE_TIER,
   };
 }
 

@@ -1,8 +1,9 @@
 import type { CallCost, ReservationEstimator } from '../budget/reservation-estimate.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
 import type { Catalog } from '../catalog/catalog.ts';
+import type { ServiceTier } from '../contract/service-tiers.ts';
 import type { Clock } from '../core/clock.ts';
-import type { DailySpend, Jobs, PrefixCache, RecordLedger } from '../core/ledger.ts';
+import type { DailySpend, Jobs, PrefixCache, RecordLedger, TierRefusals } from '../core/ledger.ts';
 import type { JobRecord, LeaseResult, StoredResult } from '../core/model.ts';
 import type { ModelInvoker, TokenBudget } from '../core/ports.ts';
 import type { Failure, RetryPolicy } from '../failures.ts';
@@ -24,6 +25,7 @@ export interface WorkerPorts extends CompletionPorts {
     Pick<Jobs, 'cancelJob'> &
     Pick<RecordLedger, 'doneRecords' | 'leaseRecord' | 'releaseRecord'> &
     Pick<PrefixCache, 'claimPrefixWrite' | 'markPrefixWritten'> &
+    TierRefusals &
     DailySpend;
   readonly model: ModelInvoker;
   readonly budget: TokenBudget;
@@ -138,6 +140,8 @@ export interface Call {
   readonly cost: CallCost;
   /** Set when the call carries its job's shared-prefix breakpoint (one write, then reads): its TTL. */
   readonly prefixTtl?: CacheTtl;
+  /** The service tier to ask for: the job's, or default once Bedrock has refused the job's for this model. */
+  readonly tier: ServiceTier;
 }
 
 export type AcquiredLease = LeaseResult & { kind: 'acquired' };

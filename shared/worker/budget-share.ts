@@ -1,4 +1,5 @@
 import { BatchAllowance } from '../budget/allowance.ts';
+import { answerSeconds, type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import { classifyFailure } from '../failures.ts';
 import type { Batch, Call, CallOutcome, RecordVerdict, WorkerSettings } from './batch.ts';
 import { callModel } from './call-model.ts';
@@ -22,7 +23,11 @@ export async function callWithin(
   // The pool's own rate, as this worker last saw its bucket: pools of one file have quotas of their own.
   const rate = (await ports.budget.lastSeen(budgetKey))?.tokensPerMinute ?? settings.tokensPerMinute;
   const { tokens, kept } = shareOf(calls, settings, rate);
-  const startBy = Math.min(deadline.latestStart, elsewhere?.startBy ?? Number.POSITIVE_INFINITY);
+  const latestStart = Math.max(
+    settings.clock.now(),
+    deadline.latestStart - slowerTierMs(calls, settings.catalog ?? catalogInUse()),
+  );
+  const startBy = Math.min(latestStart, elsewhere?.startBy ?? Number.POSITIVE_INFINITY);
   const reservation = await ports.budget.reserve(budgetKey, tokens, startBy);
   const granted = calls.slice(0, reservation.startAts.length);
   // Calls this budget cannot start by then go to the other pools, in parallel with these.
@@ -72,6 +77,18 @@ export async function callWithin(
     if (other !== undefined) return other;
     return [call, verdicts.get(call) ?? notStarted ?? waitFor(undefined, batch)];
   });
+}
+
+/**
+ * How much longer than on default the slowest of the calls may take at the tier it asks for (flex answers
+ * slower): its batch stops starting calls that much sooner, so that they end before the function does.
+ */
+function slowerTierMs(calls: readonly Call[], catalog: Catalog): number {
+  const extra = calls.map(({ tier, invocation }) => {
+    const onDefault = answerSeconds(invocation.resolved.model.latency, invocation.maxTokens) * 1000;
+    return onDefault * Math.max(0, 1 / catalog.serviceTierOutputSpeed[tier] - 1);
+  });
+  return Math.max(0, ...extra);
 }
 
 /** Where calls this budget cannot start soon enough go instead: other quota pools. */

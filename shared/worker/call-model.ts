@@ -1,9 +1,11 @@
 import { withWriteTtl } from '../caching/cache-ttl.ts';
+import { DEFAULT_SERVICE_TIER, type ServiceTier } from '../contract/service-tiers.ts';
 import { resultSetLocation } from '../contract/storage-layout.ts';
 import type { UncountedCalls } from '../core/model.ts';
+import type { ModelAnswer } from '../core/ports.ts';
 import { costOfRequest, usageOfResponse } from '../cost/cost.ts';
 import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
-import type { MessagesResponse, RecordOutcome } from '../output/result-records.ts';
+import type { RecordOutcome } from '../output/result-records.ts';
 import { readEarlierResult } from '../pipeline/complete.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome } from './batch.ts';
 import { finished } from './verdicts.ts';
@@ -49,16 +51,16 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
 }
 
 async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<CallOutcome> {
-  const { ports, settings, deadline } = batch;
+  const { settings } = batch;
   const { invocation, subject } = call;
   const calledAt = settings.clock.now();
-  let response: MessagesResponse;
+  let answer: ModelAnswer & { readonly sent: ServiceTier };
   try {
-    const target = { region: invocation.resolved.region, modelId: invocation.modelId };
-    response = await ports.model.invoke(target, invocation.bodyJson, deadline.signal);
+    answer = await invokeAtTier(call, batch);
   } catch (error) {
     return afterFailure(call, lease, classifyFailure(error), batch);
   }
+  const { response } = answer;
   const usage = withWriteTtl(usageOfResponse(response), call.prefixTtl);
   const model = {
     modelId: invocation.modelId,
@@ -69,7 +71,8 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
   const verdict = finished(batch, {
     subject,
     outcome: { status: 'succeeded', response },
-    billing: { usage, resolved: invocation.resolved },
+    billing: { usage, resolved: invocation.resolved, tier: answer.servedTier ?? answer.sent },
+    downgraded: invocation.tier !== answer.sent,
     attempts: lease.attempt,
     model,
     uncounted: uncountedOf(call, lease, false),
@@ -79,6 +82,33 @@ async function invoke(call: Call, lease: AcquiredLease, batch: Batch): Promise<C
     (usage.cache_creation_input_tokens ?? 0) +
     usage.output_tokens * settings.outputBurndown;
   return { verdict, charged };
+}
+
+/**
+ * The call at its tier. A tier Bedrock refuses for the model costs nothing and no attempt: the job remembers
+ * the refusal (its later records ask for default at once) and the call is made again on default.
+ */
+async function invokeAtTier(call: Call, batch: Batch): Promise<ModelAnswer & { readonly sent: ServiceTier }> {
+  const { ports, deadline } = batch;
+  const { invocation } = call;
+  const target = { region: invocation.resolved.region, modelId: invocation.modelId };
+  const onDefault = async () => ({
+    ...(await ports.model.invoke(target, invocation.bodyJson, deadline.signal)),
+    sent: DEFAULT_SERVICE_TIER,
+  });
+  if (call.tier === DEFAULT_SERVICE_TIER) return onDefault();
+  try {
+    const answer = await ports.model.invoke(
+      { ...target, serviceTier: call.tier },
+      invocation.bodyJson,
+      deadline.signal,
+    );
+    return { ...answer, sent: call.tier };
+  } catch (error) {
+    if (!classifyFailure(error).tierRefused) throw error;
+    await ports.ledger.refuseTier(call.job.jobId, invocation.modelId, call.tier);
+    return onDefault();
+  }
 }
 
 /** A failed call through the failure table: wait for the daily quota, try again later, or an error result. */
@@ -140,9 +170,10 @@ function uncountedOf(call: Call, lease: AcquiredLease, unansweredNow: boolean): 
 
 /**
  * The most Bedrock may bill for a call whose usage never came back: its input at the upper estimate, all of it
- * as an hour's cache write when the request has a breakpoint, and `max_tokens` of output.
+ * as an hour's cache write when the request has a breakpoint, and `max_tokens` of output, at its tier's
+ * prices (default's when the tier's are unknown).
  */
-function costCapNanoUsd({ invocation }: Call): number {
+function costCapNanoUsd({ invocation, tier }: Call): number {
   const { model, endpoint } = invocation.resolved;
   const input = invocation.estimate.upper;
   const cached = invocation.bodyJson.includes('"cache_control"');
@@ -154,5 +185,6 @@ function costCapNanoUsd({ invocation }: Call): number {
         output_tokens: invocation.maxTokens,
       }
     : { input_tokens: input, output_tokens: invocation.maxTokens };
-  return costOfRequest(usage, model, endpoint)?.total ?? 0;
+  const atTier = costOfRequest(usage, model, endpoint, tier) ?? costOfRequest(usage, model, endpoint);
+  return atTier?.total ?? 0;
 }

@@ -1,6 +1,7 @@
 import { withSharedPrefixCached } from '../caching/breakpoint.ts';
 import type { CacheTtl } from '../caching/cache-ttl.ts';
-import { type Catalog, catalogInUse } from '../catalog/catalog.ts';
+import { type Catalog, catalogInUse, pricesAt } from '../catalog/catalog.ts';
+import { DEFAULT_SERVICE_TIER, type ServiceTier, tierRefusalKey } from '../contract/service-tiers.ts';
 import type { JobRecord } from '../core/model.ts';
 import type { ModelInvoker } from '../core/ports.ts';
 import { InputChangedError, PipelineError } from '../errors.ts';
@@ -96,18 +97,9 @@ async function prepareRecord(
     if (error instanceof PipelineError) return finishNow(erroredOutcome(error));
     throw error;
   }
-  const { model } = invocation.resolved;
-  const caps = batch.caps.capsOn(job);
-  if (model.prices.standard === undefined && caps !== undefined)
-    return finishNow(
-      erroredOutcome(
-        new PipelineError(
-          'COST_UNKNOWN',
-          `${model.displayName} has no price in the catalog, so a call to it cannot be held to ${caps}.`,
-          { fix: 'Add its price to the catalog, or run the record without a spending cap.' },
-        ),
-      ),
-    );
+  const tier = tierToAsk(job, invocation);
+  const unknownCost = costUnknownUnderCap(invocation, tier, batch.caps.capsOn(job));
+  if (unknownCost !== undefined) return finishNow(erroredOutcome(unknownCost));
   const calibrationKey = `${job.jobId}#${invocation.modelId}`;
   const counted =
     invocation.estimate.upper > settings.countTokensAbove || invocation.longContext
@@ -135,8 +127,31 @@ async function prepareRecord(
         prefixTtl !== undefined,
       ),
       ...(prefixTtl === undefined ? {} : { prefixTtl }),
+      tier,
     },
   };
+}
+
+/** A call with no known price cannot be held to a spending cap: the record's error, when one holds. */
+function costUnknownUnderCap(
+  invocation: Invocation,
+  tier: ServiceTier,
+  caps: string | undefined,
+): PipelineError | undefined {
+  const { model } = invocation.resolved;
+  if (pricesAt(model, tier).standard !== undefined || caps === undefined) return undefined;
+  const what = tier === DEFAULT_SERVICE_TIER ? model.displayName : `${model.displayName} at the ${tier} tier`;
+  return new PipelineError(
+    'COST_UNKNOWN',
+    `${what} has no price in the catalog, so a call to it cannot be held to ${caps}.`,
+    { fix: 'Add its price to the catalog, or run the record without a spending cap.' },
+  );
+}
+
+/** The job's tier, or default once Bedrock has refused the job's tier for the model. */
+function tierToAsk(job: JobRecord, invocation: Invocation): ServiceTier {
+  const refused = job.tierRefusals.includes(tierRefusalKey(invocation.modelId, invocation.tier));
+  return refused ? DEFAULT_SERVICE_TIER : invocation.tier;
 }
 
 /** The input tokens Bedrock will count, asked of CountTokens; unknown when it cannot say (estimates then do). */

@@ -18,12 +18,15 @@ export function finished(
     billing?: Parameters<typeof completionOf>[3];
     model?: { modelId: string; region: string; latencyMs: number };
     uncounted?: UncountedCalls | undefined;
+    /** It asked for a tier Bedrock refused for its model, and was answered on default. */
+    downgraded?: boolean;
   },
 ): RecordVerdict & { kind: 'done' } {
   const { subject, outcome, billing, model, uncounted } = done;
   const answered = completionOf(subject.lineNumber, subject.family, outcome, billing);
   const completion = {
     ...answered,
+    ...(done.downgraded === true ? { downgraded: true } : {}),
     ...(model === undefined ? {} : { pool: poolName(model) }),
     ...(uncounted === undefined ? {} : { uncounted }),
   };

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBedrockStandIn } from '../../local/bedrock/stand-in.ts';
 import { LOCAL_CREDENTIALS } from '../support/bedrock-clients.ts';
 import { runCli, runInProcess } from '../support/cli.ts';
-import { fixturePath, newCatalogModel } from '../support/factories.ts';
+import { fixturePath, haikuAtFlex, newCatalogModel } from '../support/factories.ts';
 
 let work = '';
 beforeAll(async () => {
@@ -662,6 +662,31 @@ describe('bedrock-batch plan', () => {
     );
   });
 
+  it("prices --tier at the tier's prices where the catalog lists the tier, and at default where it does not", async () => {
+    // Prepare: Haiku 4.5 takes flex at half price; Opus 4.6 takes no tier.
+    const catalogFile = path.join(work, 'plan-tiers.json');
+    await writeFile(catalogFile, JSON.stringify(haikuAtFlex()));
+    const file = path.join(work, 'plan-tiers.jsonl');
+    await writeFile(file, `${JSON.stringify({ prompt: 'Hi', max_tokens: 100 })}\n`);
+    const plan = async (...options: string[]) =>
+      JSON.parse((await runInProcess(['plan', file, '--json', '--catalog', catalogFile, ...options])).stdout);
+
+    // Act
+    const haikuDefault = await plan('--model', 'haiku-4.5');
+    const haikuFlex = await plan('--model', 'haiku-4.5', '--tier', 'flex');
+    const opusFlex = await plan('--model', 'opus-4.6', '--tier', 'flex');
+    const opusDefault = await plan('--model', 'opus-4.6');
+
+    // Assess
+    expect(haikuFlex.estimatedCostUsd.global.high).toBeCloseTo(
+      haikuDefault.estimatedCostUsd.global.high / 2,
+      5,
+    );
+    expect(haikuFlex.tierNotTakenBy).toEqual([]);
+    expect(opusFlex.estimatedCostUsd).toEqual(opusDefault.estimatedCostUsd);
+    expect(opusFlex.tierNotTakenBy).toEqual(['global.anthropic.claude-opus-4-6-v1']);
+  });
+
   it('says which records go to a model with no known price and leaves them out of the estimate', async () => {
     // Prepare
     const file = path.join(work, 'unpriced.jsonl');
@@ -722,6 +747,48 @@ describe('bedrock-batch plan', () => {
     );
     expect(JSON.parse(without.stdout).models.map((model: { key: string }) => model.key)).not.toContain(
       'haiku-5',
+    );
+  }, 120_000);
+
+  it('runs --tier flex: records of a model that takes flex on flex, the others on default, every one succeeded', async () => {
+    // Prepare: the team's catalog says Haiku 4.5 takes flex at half price; Opus 4.6 takes no tier.
+    const catalogFile = path.join(work, 'tiers.json');
+    await writeFile(catalogFile, JSON.stringify(haikuAtFlex()));
+    const file = path.join(work, 'tiers.jsonl');
+    const lines = Array.from({ length: 6 }, (_, index) =>
+      JSON.stringify({
+        id: `r${index}`,
+        prompt: `Hi ${index}`,
+        ...(index % 2 === 0 ? { model: 'haiku-4.5' } : {}),
+      }),
+    );
+    await writeFile(file, `${lines.join('\n')}\n`);
+
+    // Act
+    const run = await runInProcess([
+      'run',
+      file,
+      '--out',
+      work,
+      '--speed',
+      '0',
+      '--tier',
+      'flex',
+      '--catalog',
+      catalogFile,
+    ]);
+    const manifest = JSON.parse(await readFile(path.join(work, 'tiers.jsonl.manifest.json.out'), 'utf8'));
+
+    // Assess
+    expect(run.code).toBe(0);
+    expect(manifest).toMatchObject({
+      successRecordCount: 6,
+      errorRecordCount: 0,
+      tiers: { requested: 'flex', servedRecords: { flex: 3, default: 3, priority: 0 }, downgradedRecords: 3 },
+    });
+    expect(manifest.tiers.costUsd.flex).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(
+      /service tier: asked flex; served default 3 records \(\$[\d.]+\), flex 3 records \(\$[\d.]+\); 3 records ran on default: Bedrock does not take flex for their models\n/,
     );
   }, 120_000);
 });

@@ -205,6 +205,11 @@ describe('BedrockBatchPipeline props', () => {
       /promptCache/,
     ],
     ['an error rate over 1', { bedrockRegion: 'us-west-2', maxErrorRate: 1.5 }, /maxErrorRate/],
+    [
+      'a service tier Bedrock does not have',
+      { bedrockRegion: 'us-west-2', serviceTier: 'gold' as 'flex' },
+      /serviceTier/,
+    ],
     ['a daily spending cap of nothing', { bedrockRegion: 'us-west-2', maxDailyCost: 0 }, /maxDailyCost/],
     [
       'a key that is no KMS key',

@@ -539,7 +539,7 @@ describe('the batch lane', () => {
     ]);
   });
 
-  it("gives the enqueue function the deployment's lane, deadline and caching for files that choose none, and the quota", () => {
+  it("gives the enqueue function the deployment's lane, deadline, caching and service tier for files that choose none, and the quota", () => {
     // Act
     const stack = new PipelineStack(new App(), 'Lanes', {
       pipeline: {
@@ -547,6 +547,7 @@ describe('the batch lane', () => {
         defaultLane: 'auto',
         defaultDeadline: '36h',
         promptCache: 'off',
+        serviceTier: 'flex',
         tokensPerMinute: 1_000_000,
       },
     });
@@ -559,6 +560,7 @@ describe('the batch lane', () => {
           DEFAULT_LANE: 'auto',
           DEFAULT_DEADLINE: '36h',
           DEFAULT_CACHE: 'off',
+          DEFAULT_TIER: 'flex',
           TOKENS_PER_MINUTE: '1000000',
         }),
       },

@@ -8,6 +8,7 @@ import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type PipelineResources, provisionPipeline } from '../../local/pipeline/provision.ts';
 import { type BudgetRates, FULL_BUCKET_LEAD_MS } from '../../shared/budget/bucket.ts';
+import { tierRefusalKey } from '../../shared/contract/service-tiers.ts';
 import type { Ledger } from '../../shared/core/ledger.ts';
 import type { JobRecord } from '../../shared/core/model.ts';
 import { NO_RETRIES } from '../../shared/core/retries.ts';
@@ -207,6 +208,47 @@ describe.each([
       { jobId: job.jobId, completions: [{ ...completion(4), pool: west }], retries: NO_RETRIES },
     ]);
     expect((await subject.getJob(job.jobId))?.poolRecords).toEqual({ [west]: 2, [east]: 1 });
+  });
+
+  it('counts the records each service tier answered and what they cost there, and the records downgraded', async () => {
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    await subject.completeRecords([
+      {
+        jobId: job.jobId,
+        completions: [
+          { ...completion(1), servedTier: 'flex' },
+          { ...completion(2), servedTier: 'default', downgraded: true },
+          { ...completion(3), servedTier: 'flex' },
+          completion(4, 'errored'),
+        ],
+        retries: NO_RETRIES,
+      },
+    ]);
+    expect((await subject.getJob(job.jobId))?.totals).toMatchObject({
+      flexTierRecordCount: 2,
+      flexTierCostNanoUsd: 2_000,
+      defaultTierRecordCount: 1,
+      defaultTierCostNanoUsd: 1_000,
+      priorityTierRecordCount: 0,
+      downgradedRecordCount: 1,
+    });
+  });
+
+  it("remembers the tiers Bedrock refused a job's models, each once", async () => {
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const opus = 'global.anthropic.claude-opus-4-6-v1';
+    expect((await subject.getJob(job.jobId))?.tierRefusals).toEqual([]);
+    await subject.refuseTier(job.jobId, opus, 'flex');
+    await subject.refuseTier(job.jobId, opus, 'flex');
+    await subject.refuseTier(job.jobId, opus, 'priority');
+    expect([...((await subject.getJob(job.jobId))?.tierRefusals ?? [])].sort()).toEqual([
+      tierRefusalKey(opus, 'flex'),
+      tierRefusalKey(opus, 'priority'),
+    ]);
   });
 
   it('counts a record once, adds its tokens and cost, and says done from then on', async () => {

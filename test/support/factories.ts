@@ -131,3 +131,18 @@ export function newCatalogModel(
     ...overrides,
   };
 }
+
+/** Flex at half of Haiku 4.5's standard prices (an example: Bedrock's tier prices for Claude are not known). */
+export const HAIKU_FLEX_PRICES = {
+  input: 0.5,
+  output: 2.5,
+  cacheWrite: 0.625,
+  cacheWrite1h: 1,
+  cacheRead: 0.05,
+};
+
+/** A team's catalog file saying Haiku 4.5 takes flex, at `prices` (null: at prices unknown). */
+export function haikuAtFlex(prices: typeof HAIKU_FLEX_PRICES | null = HAIKU_FLEX_PRICES) {
+  const flex = prices === null ? {} : { prices: { standard: prices } };
+  return { models: [{ key: 'haiku-4.5', serviceTiers: { flex } }] };
+}

@@ -18,6 +18,7 @@ import {
 } from '../../shared/budget/bucket.ts';
 import { JOB_STARTED } from '../../shared/contract/job-events.ts';
 import { spendingDayOf } from '../../shared/contract/ledger-table.ts';
+import { type ServiceTier, tierRefusalKey } from '../../shared/contract/service-tiers.ts';
 import { batchPartName } from '../../shared/contract/storage-layout.ts';
 import type { JobDirectory, Ledger } from '../../shared/core/ledger.ts';
 import type {
@@ -49,6 +50,8 @@ import type {
   EnqueueContinuation,
   EventPublisher,
   FinalizeTrigger,
+  InvokeTarget,
+  ModelAnswer,
   ModelInvoker,
   ModelTarget,
   ObjectStore,
@@ -65,7 +68,7 @@ import {
   type RecordMessage,
   recordMessageBody,
 } from '../../shared/messages/record-message.ts';
-import { cacheOutcomeOf } from '../../shared/output/manifest.ts';
+import { totalsAddedBy, totalsPlus } from '../../shared/output/manifest.ts';
 import type { MessagesResponse } from '../../shared/output/result-records.ts';
 
 /** In-memory stand-ins for the pipeline's ports: the domain's unit tests run on these, the adapters' contract tests compare against them. */
@@ -424,26 +427,7 @@ export class MemoryLedger implements Ledger, JobDirectory {
       this.dailySpend.set(day, (this.dailySpend.get(day) ?? 0) + completion.costNanoUsd);
     }
     job.doneRecords += 1;
-    job.totals = {
-      ...totals,
-      successRecordCount: totals.successRecordCount + (completion.status === 'succeeded' ? 1 : 0),
-      errorRecordCount: totals.errorRecordCount + (completion.status === 'errored' ? 1 : 0),
-      canceledRecordCount:
-        totals.canceledRecordCount +
-        (completion.status === 'canceled' || completion.status === 'expired' ? 1 : 0),
-      inputTokenCount: totals.inputTokenCount + completion.inputTokens,
-      outputTokenCount: totals.outputTokenCount + completion.outputTokens,
-      cacheCreationInputTokenCount: totals.cacheCreationInputTokenCount + completion.cacheCreationInputTokens,
-      cacheReadInputTokenCount: totals.cacheReadInputTokenCount + completion.cacheReadInputTokens,
-      cacheHitRecordCount: totals.cacheHitRecordCount + (cacheOutcomeOf(completion) === 'hit' ? 1 : 0),
-      cacheMissRecordCount: totals.cacheMissRecordCount + (cacheOutcomeOf(completion) === 'miss' ? 1 : 0),
-      costNanoUsd: totals.costNanoUsd + completion.costNanoUsd,
-      uncachedCostNanoUsd: totals.uncachedCostNanoUsd + completion.uncachedCostNanoUsd,
-      unansweredCallCount: totals.unansweredCallCount + (completion.uncounted?.unanswered ?? 0),
-      abandonedAttemptCount: totals.abandonedAttemptCount + (completion.uncounted?.abandoned ?? 0),
-      uncountedCostCapNanoUsd: totals.uncountedCostCapNanoUsd + (completion.uncounted?.costCapNanoUsd ?? 0),
-      unpricedRecordCount: totals.unpricedRecordCount + (completion.unpriced === true ? 1 : 0),
-    };
+    job.totals = totalsPlus(totals, totalsAddedBy(completion));
     if (completion.family !== undefined) {
       job.familyCounts = {
         ...job.familyCounts,
@@ -552,6 +536,12 @@ export class MemoryLedger implements Ledger, JobDirectory {
     const write = job.prefixWrites[modelId];
     if (write !== undefined)
       job.prefixWrites = { ...job.prefixWrites, [modelId]: { ...write, writtenAt: at } };
+  }
+
+  async refuseTier(jobId: string, modelId: string, tier: ServiceTier): Promise<void> {
+    const job = this.job(jobId);
+    const refusal = tierRefusalKey(modelId, tier);
+    if (!job.tierRefusals.includes(refusal)) job.tierRefusals = [...job.tierRefusals, refusal];
   }
 
   async setSharedPrefixes(jobId: string, prefixes: Readonly<Record<string, CachedPrefix>>): Promise<boolean> {
@@ -697,7 +687,12 @@ export class MemoryBudget implements TokenBudget {
 
 /** Answers every call from `answer`, which may throw to fail it; counts tokens as the local stand-in does. */
 export class ScriptedModel implements ModelInvoker {
-  readonly calls: Array<{ region: string; modelId: string; body: Record<string, unknown> }> = [];
+  readonly calls: Array<{
+    region: string;
+    modelId: string;
+    body: Record<string, unknown>;
+    serviceTier?: ServiceTier;
+  }> = [];
   readonly tokenCounts: Array<{ region: string; modelId: string }> = [];
 
   constructor(
@@ -705,13 +700,18 @@ export class ScriptedModel implements ModelInvoker {
       modelId: string,
       body: Record<string, unknown>,
       call: number,
+      serviceTier: ServiceTier | undefined,
     ) => MessagesResponse,
   ) {}
 
-  async invoke({ region, modelId }: ModelTarget, bodyJson: string): Promise<MessagesResponse> {
+  /** Answered at the tier asked for, as Bedrock answers a tier the model takes. */
+  async invoke({ region, modelId, serviceTier }: InvokeTarget, bodyJson: string): Promise<ModelAnswer> {
     const body = JSON.parse(bodyJson) as Record<string, unknown>;
-    this.calls.push({ region, modelId, body });
-    return this.answer(modelId, body, this.calls.length);
+    this.calls.push({ region, modelId, body, ...(serviceTier === undefined ? {} : { serviceTier }) });
+    return {
+      response: this.answer(modelId, body, this.calls.length, serviceTier),
+      servedTier: serviceTier ?? 'default',
+    };
   }
 
   async countTokens({ region, modelId }: ModelTarget, bodyJson: string): Promise<number> {

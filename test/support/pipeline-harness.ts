@@ -1,4 +1,5 @@
 import { ReservationEstimator } from '../../shared/budget/reservation-estimate.ts';
+import type { ServiceTier } from '../../shared/contract/service-tiers.ts';
 import { outputLocations } from '../../shared/contract/storage-layout.ts';
 import type { Clock } from '../../shared/core/clock.ts';
 import type { Ledger } from '../../shared/core/ledger.ts';
@@ -49,7 +50,12 @@ export function objectCreated(key: string): ObjectCreated {
 
 /** The pipeline's domain wired to in-memory ports, with the queue driven by hand. */
 export interface HarnessOptions {
-  answer?: (modelId: string, body: Record<string, unknown>, call: number) => MessagesResponse;
+  answer?: (
+    modelId: string,
+    body: Record<string, unknown>,
+    call: number,
+    serviceTier: ServiceTier | undefined,
+  ) => MessagesResponse;
   budget?: MemoryBudget;
   enqueue?: Partial<EnqueueSettings>;
   worker?: Partial<WorkerSettings>;
@@ -69,7 +75,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`));
   const model = new ScriptedModel(answer);
   // Bedrock's batch jobs answer as its runtime does: the same text for the same body.
-  const batchJobs = new MemoryBatchJobs(store, (modelId, body) => answer(modelId, body, 0));
+  const batchJobs = new MemoryBatchJobs(store, (modelId, body) => answer(modelId, body, 0, undefined));
   const budget = options.budget ?? new MemoryBudget(undefined, now);
   const ports = {
     store,

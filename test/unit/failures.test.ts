@@ -134,6 +134,7 @@ describe('decideRetry', () => {
     anthropicType: 'api_error',
     throttle: false,
     dailyQuota: false,
+    tierRefused: false,
     answered: true,
   });
   const policy = {

@@ -49,6 +49,29 @@ describe('a result set object', () => {
     expect(read).toEqual(stored);
   });
 
+  it('gives back what a completion says beyond its tokens: its pool, tier, downgrade and unknown price', () => {
+    // Prepare
+    const plain = storedResult(4);
+    const stored = [
+      {
+        ...plain,
+        completion: {
+          ...plain.completion,
+          pool: 'us-west-2#global.anthropic.claude-opus-4-6-v1',
+          servedTier: 'default' as const,
+          downgraded: true,
+          unpriced: true,
+        },
+      },
+    ];
+
+    // Act
+    const read = parseResultSet(Buffer.from(resultSetBody(stored)), 'sets/x.jsonl');
+
+    // Assess
+    expect(read).toEqual(stored);
+  });
+
   it.each([
     ['a line that is not JSON', '{"v":1,', /sets\/x\.jsonl line 1 is not JSON/],
     [
