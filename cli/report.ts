@@ -26,6 +26,8 @@ export interface ReportManifest {
   readonly estimatedCostUsd: number;
   readonly cache?: CacheSummary;
   readonly tiers?: TierSummary;
+  /** Models the records went to that the catalog does not list. */
+  readonly unknownModels?: ReadonlyArray<{ readonly modelId: string; readonly records: number }>;
   readonly pricesCheckedOn?: string;
   readonly lane?: string;
   /** Records, tokens and cost each lane answered, at its own price. */
@@ -321,7 +323,11 @@ function modelsUsed(manifest: ReportManifest): string {
   const models = manifest.stats?.perModel ?? [];
   if (models.length === 0)
     return `<div class="models" data-models>model ${escapeHtml(manifest.model)} (no record reached it)</div>`;
-  const named = models.map((model) => `${escapeHtml(model.modelId)} (${number(model.records)})`);
+  const unknown = new Set((manifest.unknownModels ?? []).map((model) => model.modelId));
+  const named = models.map(
+    (model) =>
+      `${escapeHtml(model.modelId)} (${number(model.records)}${unknown.has(model.modelId) ? ', not in the catalog: cost and context window unknown' : ''})`,
+  );
   return `<div class="models" data-models>${models.length === 1 ? 'model' : 'models'} ${named.join(', ')}</div>`;
 }
 

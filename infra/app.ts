@@ -43,6 +43,7 @@ export function buildApp(app: App = new App()): App {
     'maxDecompressedBytes',
     'maxDailyCost',
     'catalog',
+    'allowUnknownModels',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

@@ -229,4 +229,11 @@ export interface BedrockBatchPipelineProps {
    * @default - the built-in catalog alone
    */
   readonly catalog?: UserCatalog;
+  /**
+   * Runs model ids of Bedrock's form (`anthropic.claude-…`, with or without a profile prefix) that the catalog
+   * does not list, the day a model ships: name them in `defaultModel` or `allowedModels` (IAM allows only
+   * those). Their cost and 1M-context behaviour are unknown, and the manifest says so.
+   * @default false
+   */
+  readonly allowUnknownModels?: boolean;
 }

@@ -18,6 +18,7 @@ import {
 } from '../shared/catalog/catalog.ts';
 import { mergeCatalog, userCatalogSchema } from '../shared/catalog/user-catalog.ts';
 import {
+  ALLOW_UNKNOWN_MODELS_SETTING,
   type bedrockSettings,
   DEFAULT_TOKENS_PER_MINUTE,
   type EnvironmentOf,
@@ -101,6 +102,8 @@ const pipelinePropsSchema = z
     maxDailyCost: z.number().positive().optional(),
     /** Models to add to the catalog or change in it, in the catalog's own form. */
     catalog: userCatalogSchema.optional(),
+    /** Model ids of Bedrock's form that the catalog does not list may be allowed and run. */
+    allowUnknownModels: z.boolean().default(false),
   })
   .strict()
   .superRefine(checkBucketChoice);
@@ -147,7 +150,7 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
     );
   }
   const props = parsed.data;
-  const catalog = catalogOf(props.catalog);
+  const catalog = catalogOf(props.catalog, props.allowUnknownModels);
   const allowedModels = props.allowedModels ?? [props.defaultModel];
   const problems: string[] = [];
   const resolve = (model: string): ResolvedModel | undefined => {
@@ -219,8 +222,15 @@ export function pipelineSettings(input: BedrockBatchPipelineProps): PipelineSett
  */
 const USER_CATALOG_BYTES = 2_500;
 
-/** The catalog the deployment's models are resolved in: the built-in one, with the `catalog` prop's models. */
-function catalogOf(user: PipelineSettings['catalog']): Catalog {
+/**
+ * The catalog the deployment's models are resolved in: the built-in one, with the `catalog` prop's models,
+ * allowing unknown model ids when `allowUnknownModels` says so.
+ */
+function catalogOf(user: PipelineSettings['catalog'], allowUnknownModels: boolean): Catalog {
+  return catalogWithEntries(user).withUnknownModels(allowUnknownModels);
+}
+
+function catalogWithEntries(user: PipelineSettings['catalog']): Catalog {
   if (user === undefined) return catalogInUse();
   const bytes = Buffer.byteLength(JSON.stringify(user));
   if (bytes > USER_CATALOG_BYTES)
@@ -235,9 +245,15 @@ function catalogOf(user: PipelineSettings['catalog']): Catalog {
   }
 }
 
-/** The catalog prop as every function reads it at its cold start (see USER_CATALOG_SETTING). */
+/**
+ * The catalog prop and allowUnknownModels as every function reads them at its cold start (see
+ * USER_CATALOG_SETTING and ALLOW_UNKNOWN_MODELS_SETTING).
+ */
 export function userCatalogEnvironment(settings: PipelineSettings): Record<string, string> {
-  return settings.catalog === undefined ? {} : { [USER_CATALOG_SETTING]: JSON.stringify(settings.catalog) };
+  return {
+    ...(settings.catalog === undefined ? {} : { [USER_CATALOG_SETTING]: JSON.stringify(settings.catalog) }),
+    ...(settings.allowUnknownModels ? { [ALLOW_UNKNOWN_MODELS_SETTING]: 'true' } : {}),
+  };
 }
 
 /** The Bedrock settings of the functions that build and send requests (enqueue checks, the worker calls). */

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { deadlineHoursSchema } from './batch/lane.ts';
-import { DEFAULT_MODEL, type EndpointKind, endpointKinds, useCatalog } from './catalog/catalog.ts';
+import {
+  DEFAULT_MODEL,
+  defaultCatalog,
+  type EndpointKind,
+  endpointKinds,
+  useCatalog,
+} from './catalog/catalog.ts';
 import { mergeCatalog } from './catalog/user-catalog.ts';
 import { DEFAULT_LANE, lanes } from './contract/lanes.ts';
 import { DEFAULT_SERVICE_TIER, serviceTiers } from './contract/service-tiers.ts';
@@ -304,7 +310,7 @@ export function loadConfig<Schema extends z.ZodType>(
   schema: Schema,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): z.output<Schema> {
-  useUserCatalog(env[USER_CATALOG_SETTING]);
+  useDeploymentCatalog(env);
   const result = schema.safeParse(env);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
@@ -321,15 +327,32 @@ export function loadConfig<Schema extends z.ZodType>(
  */
 export const USER_CATALOG_SETTING = 'CATALOG_MODELS';
 
-function useUserCatalog(text: string | undefined): void {
-  if (text === undefined) return;
-  let user: unknown;
+/**
+ * `true` when the deployment runs model ids of Bedrock's form that the catalog does not list (the stack's
+ * `allowUnknownModels` prop): read with the catalog, before the other settings, for the same reason.
+ */
+export const ALLOW_UNKNOWN_MODELS_SETTING = 'ALLOW_UNKNOWN_MODELS';
+
+/** The process's catalog, as the deployment gives it: its own models merged in, unknown model ids allowed or not. */
+function useDeploymentCatalog(env: Readonly<Record<string, string | undefined>>): void {
+  const text = env[USER_CATALOG_SETTING];
+  const allow = env[ALLOW_UNKNOWN_MODELS_SETTING];
+  if (text === undefined && allow === undefined) return;
+  if (allow !== undefined && allow !== 'true' && allow !== 'false')
+    throw new ConfigurationError([
+      `${ALLOW_UNKNOWN_MODELS_SETTING} must be true or false (the stack's allowUnknownModels prop)`,
+    ]);
+  const catalog =
+    text === undefined ? defaultCatalog : mergeCatalog(parsedCatalog(text), `in ${USER_CATALOG_SETTING}`);
+  useCatalog(catalog.withUnknownModels(allow === 'true'));
+}
+
+function parsedCatalog(text: string): unknown {
   try {
-    user = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new ConfigurationError([`${USER_CATALOG_SETTING} is not JSON (the stack's catalog prop, as JSON)`]);
   }
-  useCatalog(mergeCatalog(user, `in ${USER_CATALOG_SETTING}`));
 }
 
 function describedBy(schema: z.ZodType, variable: string): string | undefined {

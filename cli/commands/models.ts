@@ -44,7 +44,7 @@ function modelView(model: CatalogModel, catalog: Catalog) {
     anthropicNames: model.anthropicNames,
     offeredIn: model.offeredIn.map((key) => catalog.geography(key)?.displayName ?? key),
     endpoints: model.inRegion ? ['global', 'regional', 'in-region'] : ['global', 'regional'],
-    contextWindow: longContext.mode === 'none' ? catalog.standardContextWindow : longContext.window,
+    contextWindow: longContext.mode === 'none' ? catalog.standardContextWindow : windowOf(longContext),
     longContext: {
       mode: longContext.mode,
       ...(longContext.mode === 'beta'
@@ -67,12 +67,19 @@ function modelView(model: CatalogModel, catalog: Catalog) {
 
 type ModelView = ReturnType<typeof modelView>;
 
+/** The 1M window, or null where the catalog does not know it. */
+function windowOf(longContext: CatalogModel['longContext']): number | null {
+  return 'window' in longContext ? longContext.window : null;
+}
+
 function describe(view: ModelView, term: Terminal): string {
   const { longContext, pricesUsdPerMillionTokens: prices } = view;
-  const window =
-    longContext.mode === 'none'
-      ? `${number(view.contextWindow)} tokens`
-      : `${number(view.contextWindow)} tokens (${longContext.mode === 'native' ? 'native' : `beta ${longContext.beta}${longContext.retiredOn === undefined ? '' : `, retired on Anthropic's API on ${longContext.retiredOn}`}`})`;
+  const tokens = view.contextWindow === null ? 'unknown' : `${number(view.contextWindow)} tokens`;
+  const mode =
+    longContext.mode === 'beta'
+      ? `beta ${longContext.beta}${longContext.retiredOn === undefined ? '' : `, retired on Anthropic's API on ${longContext.retiredOn}`}`
+      : longContext.mode;
+  const window = longContext.mode === 'none' ? tokens : `${tokens} (${mode})`;
   const price =
     prices === null
       ? term.red('unknown (the catalog has no price: costs are reported as unknown)')

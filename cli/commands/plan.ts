@@ -184,6 +184,8 @@ class PlanTally {
   /** Models the catalog does not list the asked-for tier for: priced at default, where Bedrock's refusal sends them. */
   private readonly tierNotTaken = new Set<string>();
   private tier: ServiceTier = DEFAULT_SERVICE_TIER;
+  /** Model ids the catalog does not list (run as unknown models): cost and 1M context unknown. */
+  private readonly unknownModels = new Set<string>();
   /** Lines whose call takes more than a minute of the quota (input and every max_tokens, at the burndown). */
   private readonly overAMinute = {
     records: 0,
@@ -210,6 +212,7 @@ class PlanTally {
     const model = invocation.resolved.model;
     const { lower, upper } = invocation.estimate;
     this.tier = invocation.tier;
+    if (!catalogInUse().lists(model)) this.unknownModels.add(invocation.modelId);
     const tier = takesTier(model, invocation.tier) ? invocation.tier : DEFAULT_SERVICE_TIER;
     if (tier !== invocation.tier) this.tierNotTaken.add(invocation.modelId);
     if (pricesAt(model, tier).standard === undefined)
@@ -264,6 +267,7 @@ class PlanTally {
       /** Records whose model has no known price, by model id: unknown cost, left out of the estimate. */
       unpricedRecords: this.unpriced,
       /** Models the catalog does not say take the file's tier: priced at default, where a refusal sends them. */
+      unknownModels: [...this.unknownModels],
       tier: this.tier,
       tierNotTakenBy: [...this.tierNotTaken],
       likelyOutputShare: LIKELY_OUTPUT_SHARE,
@@ -391,6 +395,10 @@ function printPlan(plan: Plan, term: Terminal): void {
   for (const [modelId, records] of Object.entries(plan.unpricedRecords))
     term.out(
       `  ${term.red('cost unknown')} for ${count(records, 'record')} to ${modelId}: the catalog has no price for the model, so the estimate below leaves them out\n`,
+    );
+  for (const modelId of plan.unknownModels)
+    term.out(
+      `  ${term.red('not in the catalog')}: ${modelId} runs as an unknown model: its cost and its context window are unknown (long documents go as they are, with no 1M beta)\n`,
     );
   for (const modelId of plan.tierNotTakenBy)
     term.out(

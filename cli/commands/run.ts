@@ -257,6 +257,7 @@ function summary(
     `${term.green(`${number(Number(manifest.successRecordCount))} succeeded`)}, ${failed > 0 ? term.red(failedText) : failedText}; ` +
     `${number(Number(manifest.inputTokenCount))} input and ${number(Number(manifest.outputTokenCount))} output tokens; estimated cost ${usd(Number(manifest.estimatedCostUsd), 6)}${unpricedNote(manifest)}\n` +
     cacheLine(manifest.cache) +
+    unknownModelLines(manifest) +
     (tierSentence(manifest.tiers) === undefined ? '' : `  service tier: ${tierSentence(manifest.tiers)}\n`) +
     (typeof manifest.inputNotice === 'string' ? `  ${term.red('note')}: ${manifest.inputNotice}\n` : '') +
     `  ${paths.outputPath}\n  ${paths.manifestPath}\n`
@@ -268,6 +269,17 @@ function unpricedNote(manifest: Record<string, unknown>): string {
   const { unpriced } = manifest as { unpriced?: { records?: unknown } };
   const records = Number(unpriced?.records ?? 0);
   return records > 0 ? ` (without ${count(records, 'record')} of a model with no known price: unknown)` : '';
+}
+
+/** The models the records went to that the catalog does not list: what is unknown of them. */
+function unknownModelLines(manifest: Record<string, unknown>): string {
+  const { unknownModels } = manifest as { unknownModels?: Array<{ modelId: string; records: number }> };
+  return (unknownModels ?? [])
+    .map(
+      ({ modelId, records }) =>
+        `  not in the catalog: ${modelId} (${count(records, 'record')}): its cost and context window are unknown\n`,
+    )
+    .join('');
 }
 
 /** Says so when a file asked for the batch lane and ran on demand, and why when the reason is its size. */

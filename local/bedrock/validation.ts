@@ -17,6 +17,8 @@ export interface ValidInvocation {
 
 const INVALID_MODEL = 'The provided model identifier is invalid.';
 const MAX_CACHE_BREAKPOINTS = 4;
+/** The window the stand-in gives a model its catalog does not list: a new model's, natively 1M. */
+const UNKNOWN_MODEL_WINDOW = 1_000_000;
 
 /**
  * Checks a model id the way Bedrock does: an exact id (no aliases), with a prefix the region may call, for
@@ -25,7 +27,11 @@ const MAX_CACHE_BREAKPOINTS = 4;
  */
 export function identifyModel(modelId: string, region: string, catalog: Catalog): CatalogModel {
   const bareId = modelId.replace(/^(global|[a-z]+)\.(?=anthropic\.)/, '');
-  const model = catalog.models.find((entry) => entry.bedrockId === bareId);
+  // Bedrock knows models the catalog may not: with unknown models allowed, the stand-in serves any id of
+  // Bedrock's form, as Bedrock serves a model the day it ships.
+  const model =
+    catalog.models.find((entry) => entry.bedrockId === bareId) ??
+    (catalog.allowsUnknownModels ? catalog.findModel(bareId) : undefined);
   if (model === undefined) throw new WireError('ValidationException', INVALID_MODEL);
   try {
     // A bare id is a call in the region itself, as Bedrock takes it.
@@ -94,7 +100,9 @@ export function validateInvocation(
   const window =
     longContext.mode === 'native' || (longContext.mode === 'beta' && betas.includes(catalog.longContextBeta))
       ? longContext.window
-      : catalog.standardContextWindow;
+      : longContext.mode === 'unknown'
+        ? UNKNOWN_MODEL_WINDOW
+        : catalog.standardContextWindow;
   return { model, modelId, body, maxTokens, window };
 }
 

@@ -29,6 +29,8 @@ const longContextSchema = z.discriminatedUnion('mode', [
   }),
   z.object({ mode: z.literal('native'), window: z.number().int().positive() }),
   z.object({ mode: z.literal('none') }),
+  /** Not known (a model the catalog does not list): nothing is refused or added here; Bedrock decides. */
+  z.object({ mode: z.literal('unknown') }),
 ]);
 
 const pricesSchema = z.object({ standard: priceTable.optional(), longContext: priceTable.optional() });
@@ -131,7 +133,8 @@ const modelCatalogSchema = z
         seen.set(name.toLowerCase(), model.key);
       }
       const priced = model.prices.standard !== undefined;
-      if (priced && model.longContext.mode !== 'none' && model.prices.longContext === undefined) {
+      const oneMillion = model.longContext.mode === 'beta' || model.longContext.mode === 'native';
+      if (priced && oneMillion && model.prices.longContext === undefined) {
         ctx.addIssue({ code: 'custom', message: `${model.key} has a 1M mode but no longContext prices` });
       }
     }
@@ -168,6 +171,20 @@ export function answerSeconds(latency: ModelLatency, outputTokens: number): numb
 }
 export type BatchLimits = Omit<z.infer<typeof batchSchema>, 'about'>;
 
+/**
+ * A Bedrock model id of Anthropic's form: `anthropic.` then lower-case letters, digits, dots, dashes and the
+ * version's colon (`anthropic.claude-opus-5`, `anthropic.claude-haiku-5-20270101-v1:0`).
+ */
+const BEDROCK_MODEL_ID = /^anthropic\.[a-z0-9][a-z0-9.:-]*$/;
+
+export interface CatalogOptions {
+  /**
+   * A model id of Bedrock's form that the catalog does not list is a model of its own, known by its id only
+   * (see `unknownModel`), instead of an unknown name.
+   */
+  readonly allowUnknownModels?: boolean;
+}
+
 export interface Geography {
   readonly key: string;
   readonly displayName: string;
@@ -188,11 +205,17 @@ export class Catalog {
   readonly serviceTierOutputSpeed: Readonly<Record<ServiceTier, number>>;
   readonly pricesCheckedOn: string;
   readonly batch: BatchLimits;
+  readonly allowsUnknownModels: boolean;
   private readonly modelsByName: ReadonlyMap<string, CatalogModel>;
   private readonly geographiesByRegion: ReadonlyMap<string, Geography>;
   private readonly geographiesByKey: ReadonlyMap<string, Geography>;
 
-  constructor(modelData: unknown, regionData: unknown) {
+  constructor(
+    private readonly modelData: unknown,
+    private readonly regionData: unknown,
+    options: CatalogOptions = {},
+  ) {
+    this.allowsUnknownModels = options.allowUnknownModels === true;
     const models = parseOrThrow(modelCatalogSchema, modelData, 'model catalog');
     const regions = parseOrThrow(regionCatalogSchema, regionData, 'region catalog');
     this.models = models.models;
@@ -224,14 +247,58 @@ export class Catalog {
     );
   }
 
-  /** Finds a model by key, alias, Anthropic API name or bare Bedrock id (case-insensitive). */
+  /**
+   * Finds a model by key, alias, Anthropic API name or bare Bedrock id (case-insensitive); when the catalog
+   * allows unknown models, a bare id of Bedrock's form it does not list is a model known by its id only.
+   */
   findModel(name: string): CatalogModel | undefined {
-    return this.modelsByName.get(name.toLowerCase());
+    const known = this.modelsByName.get(name.toLowerCase());
+    if (known !== undefined || !this.allowsUnknownModels || !BEDROCK_MODEL_ID.test(name)) return known;
+    return this.unknownModel(name);
+  }
+
+  /** The model is one the catalog lists (not one known by its id only). */
+  lists(model: CatalogModel): boolean {
+    return this.modelsByName.get(model.bedrockId.toLowerCase()) !== undefined;
+  }
+
+  /** The same data, allowing unknown model ids or not. */
+  withUnknownModels(allow: boolean): Catalog {
+    if (allow === this.allowsUnknownModels) return this;
+    return new Catalog(this.modelData, this.regionData, { allowUnknownModels: allow });
   }
 
   /** The fewest records a batch job for this model may hold. */
   batchMinimumRecords(model: CatalogModel): number {
     return model.batchMinimumRecords ?? this.batch.minimumRecordsPerJob;
+  }
+
+  /**
+   * A model the catalog does not list, known by its Bedrock id only: offered wherever Claude is (Bedrock says
+   * otherwise if not), its prices and 1M mode unknown (its cost is reported unknown, and long documents are
+   * sent as they are, for Bedrock to take or refuse), its output limit Bedrock's to enforce, its caching and
+   * latency those of the catalog's most demanding model.
+   */
+  private unknownModel(bedrockId: string): CatalogModel {
+    return {
+      key: bedrockId,
+      displayName: bedrockId,
+      bedrockId,
+      aliases: [],
+      anthropicNames: [],
+      offeredIn: this.geographyKeys.slice(),
+      inRegion: true,
+      minCacheablePrefixTokens: Math.max(...this.models.map((model) => model.minCacheablePrefixTokens)),
+      cacheTtls: ['5m'],
+      maxOutputTokens: Number.MAX_SAFE_INTEGER,
+      longContext: { mode: 'unknown' },
+      latency: {
+        firstTokenMs: Math.max(...this.models.map((model) => model.latency.firstTokenMs)),
+        outputTokensPerSecond: Math.min(...this.models.map((model) => model.latency.outputTokensPerSecond)),
+      },
+      prices: {},
+      serviceTiers: {},
+    };
   }
 
   geographyOfRegion(region: string): Geography | undefined {

@@ -107,6 +107,15 @@ export function requireRegion(
   return { region: trimmed, geography };
 }
 
+/** The model ids (with or without a profile prefix) of models the catalog does not list: known by id only. */
+export function unlistedModelIds(modelIds: readonly string[], catalog: Catalog = catalogInUse()): string[] {
+  const listed = catalog.withUnknownModels(false);
+  return modelIds.filter((modelId) => {
+    const { rest } = splitPrefix(modelId.trim(), listed);
+    return listed.findModel(rest) === undefined && listed.findModel(`${rest}:0`) === undefined;
+  });
+}
+
 /** The catalog model a name, alias or Bedrock id (with or without a profile prefix) stands for. */
 export function catalogModelOf(name: string, catalog: Catalog = catalogInUse()): CatalogModel {
   return identifyModel(name.trim(), catalog).model;
@@ -119,8 +128,11 @@ function identifyModel(name: string, catalog: Catalog): { model: CatalogModel; p
   if (model === undefined) {
     const known = catalog.models.map((entry) => `${entry.key} (${entry.bedrockId})`).join(', ');
     const arnHint = name.startsWith('arn:') ? ' ARNs are not accepted here.' : '';
+    const unknownHint = rest.startsWith('anthropic.')
+      ? " A model the catalog does not list yet runs when unknown models are allowed (the stack's allowUnknownModels; --unknown-models allow), or add it to the catalog (--catalog, the catalog prop)."
+      : '';
     throw new ModelSelectionError('UNKNOWN_MODEL', `Unknown model "${name}".${arnHint}`, {
-      fix: `Use an alias, an Anthropic model name or a full Bedrock id such as global.${catalog.models[0]?.bedrockId}. Known models: ${known}.`,
+      fix: `Use an alias, an Anthropic model name or a full Bedrock id such as global.${catalog.models[0]?.bedrockId}. Known models: ${known}.${unknownHint}`,
     });
   }
   return { model, prefix };

@@ -7,6 +7,7 @@ import { type Announcement, ENDED_JOB_STATUSES, type JobEnding, type JobRecord }
 import type { EventPublisher, FinalizeTrigger, ObjectStore } from '../core/ports.ts';
 import { nanoUsdToUsd } from '../cost/cost.ts';
 import { InputChangedError } from '../errors.ts';
+import { unlistedModelIds } from '../models/resolve-model.ts';
 import { buildManifest, cacheSummary, tierSummary } from '../output/manifest.ts';
 import { renderResultLine } from '../output/result-records.ts';
 import type { QuotaReport } from '../quotas/pool-rates.ts';
@@ -227,8 +228,10 @@ function manifestOf(
     stats.perModel.map((model) => model.modelId),
     quotas,
   );
+  const unknownModels = unknownModelsOf(stats);
   return buildManifest(job.totals, {
     ...details,
+    ...(unknownModels.length > 0 ? { unknownModels } : {}),
     lane: batchJobs.length > 0 ? ('batch' as const) : ('on-demand' as const),
     ...(batchJobs.length > 0 ? { batchJobs } : {}),
     lanes: stats.perLane,
@@ -236,6 +239,21 @@ function manifestOf(
     ...(poolsLeftOut.length > 0 ? { poolsLeftOut } : {}),
     stats,
   });
+}
+
+/**
+ * Models the records went to that the catalog does not list (run because the deployment allows unknown
+ * model ids): their records, and what is not known of them.
+ */
+function unknownModelsOf(stats: JobStats) {
+  const unlisted = new Set(unlistedModelIds(stats.perModel.map((model) => model.modelId)));
+  return stats.perModel
+    .filter((model) => unlisted.has(model.modelId))
+    .map(({ modelId, records }) => ({
+      modelId,
+      records,
+      note: 'Not in the catalog: its cost is unknown (left out of estimatedCostUsd) and so is its context window (long documents were sent as they are, with no 1M beta).',
+    }));
 }
 
 /** A job's `<input>.manifest.json.out`. */

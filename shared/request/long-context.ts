@@ -25,6 +25,8 @@ export function routeContext(
   if (!mayNeed) return { beta: undefined, longContext: false };
 
   const { longContext } = model;
+  // A model the catalog does not know: its window is Bedrock's to enforce, and no beta is guessed at.
+  if (longContext.mode === 'unknown') return { beta: undefined, longContext: true };
   if (longContext.mode === 'none') {
     if (surelyNeeds) {
       throw new RecordRejectedError(
@@ -47,7 +49,7 @@ export function routeContext(
 
 function longContextModels(catalog: Catalog): string {
   return catalog.models
-    .filter((model) => model.longContext.mode !== 'none')
+    .filter((model) => model.longContext.mode === 'beta' || model.longContext.mode === 'native')
     .map((model) => model.key)
     .join(', ');
 }

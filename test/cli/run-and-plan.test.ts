@@ -791,4 +791,34 @@ describe('bedrock-batch plan', () => {
       /service tier: asked flex; served default 3 records \(\$[\d.]+\), flex 3 records \(\$[\d.]+\); 3 records ran on default: Bedrock does not take flex for their models\n/,
     );
   }, 120_000);
+
+  it('runs a model id the catalog does not list, its cost and window unknown, unless --unknown-models refuse', async () => {
+    // Prepare: a model that shipped after this release, named by its Bedrock id.
+    const file = path.join(work, 'unknown-model.jsonl');
+    const line = (id: string, model?: string) =>
+      JSON.stringify({ id, prompt: 'Hi', ...(model === undefined ? {} : { model }) });
+    await writeFile(file, `${line('new', 'us.anthropic.claude-opus-5')}\n${line('known')}\n`);
+    const run = (...options: string[]) =>
+      runInProcess(['run', file, '--out', work, '--speed', '0', '--region', 'us-east-1', ...options]);
+
+    // Act
+    const allowed = await run();
+    const manifest = JSON.parse(
+      await readFile(path.join(work, 'unknown-model.jsonl.manifest.json.out'), 'utf8'),
+    );
+    const refused = await run('--unknown-models', 'refuse', '--json');
+
+    // Assess
+    expect(allowed.code).toBe(0);
+    expect(manifest).toMatchObject({
+      successRecordCount: 2,
+      unpriced: { records: 1 },
+      unknownModels: [{ modelId: 'us.anthropic.claude-opus-5', records: 1 }],
+    });
+    expect(allowed.stdout).toContain(
+      'not in the catalog: us.anthropic.claude-opus-5 (1 record): its cost and context window are unknown\n',
+    );
+    expect(JSON.parse(refused.stdout)).toMatchObject({ successRecordCount: 1, errorRecordCount: 1 });
+    expect(JSON.parse(refused.stdout)).not.toHaveProperty('unknownModels');
+  }, 120_000);
 });

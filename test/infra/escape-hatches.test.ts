@@ -361,3 +361,41 @@ describe("BedrockBatchPipeline and Lambda's 4 KB of settings", () => {
 function defaultCatalogKeys(): string[] {
   return defaultCatalog.models.map((model) => model.key);
 }
+
+describe('BedrockBatchPipeline with unknown model ids allowed', () => {
+  it('lets the worker call the ids it allows, and no other, telling every function that unknown ids run', () => {
+    // Prepare: a model that shipped after this release, named by its Bedrock id only.
+    const { template } = teamStack(() => ({
+      defaultModel: 'anthropic.claude-opus-5',
+      allowedModels: ['anthropic.claude-opus-5', 'opus-4.6'],
+      allowUnknownModels: true,
+    }));
+
+    // Act
+    const synthesised = template();
+    const worker = functionNamed(synthesised, 'worker');
+
+    // Assess
+    const resources = resourcesOf(roleStatements(synthesised, worker));
+    expect(resources).toContain(
+      ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-5',
+    );
+    expect(resources).toContain('::foundation-model/anthropic.claude-opus-5');
+    expect(resources).not.toMatch(/anthropic\.claude-\*|anthropic\.\*/);
+    expect(worker.Properties.Environment.Variables).toMatchObject({
+      BEDROCK_MODEL: 'anthropic.claude-opus-5',
+      ALLOWED_MODEL_IDS: expect.stringContaining('global.anthropic.claude-opus-5'),
+    });
+    for (const fn of pipelineFunctions(synthesised))
+      expect(fn.Properties.Environment.Variables.ALLOW_UNKNOWN_MODELS).toBe('true');
+  });
+
+  it('refuses an id the catalog does not list unless unknown ids are allowed, saying how to allow them', () => {
+    // Act
+    const create = () => teamStack(() => ({ defaultModel: 'anthropic.claude-opus-5' }));
+
+    // Assess
+    expect(create).toThrow(ConfigurationError);
+    expect(create).toThrow(/model anthropic\.claude-opus-5: Unknown model .*allowUnknownModels/s);
+  });
+});
