@@ -49,9 +49,9 @@ export class StandInServiceQuotas {
   private readonly quotas: readonly ListedQuota[];
 
   constructor(region: string, catalog: Catalog, board: QuotaBoard) {
-    const geography = catalog.geographyOfRegion(region);
     const named: Array<readonly [string, number]> = [];
     for (const model of catalog.models) {
+      const geography = catalog.geographyFor(model, region);
       if (geography === undefined || !model.offeredIn.includes(geography.key)) continue;
       const name = `Anthropic ${model.displayName}`;
       for (const endpoint of ['in-region', 'regional', 'global'] as const) {

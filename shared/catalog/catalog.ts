@@ -207,7 +207,7 @@ export class Catalog {
   readonly batch: BatchLimits;
   readonly allowsUnknownModels: boolean;
   private readonly modelsByName: ReadonlyMap<string, CatalogModel>;
-  private readonly geographiesByRegion: ReadonlyMap<string, Geography>;
+  private readonly geographiesByRegion: ReadonlyMap<string, readonly Geography[]>;
   private readonly geographiesByKey: ReadonlyMap<string, Geography>;
 
   constructor(
@@ -242,9 +242,14 @@ export class Catalog {
       ([key, geography]): Geography => ({ key, ...geography }),
     );
     this.geographiesByKey = new Map(geographies.map((geography) => [geography.key, geography]));
-    this.geographiesByRegion = new Map(
-      geographies.flatMap((geography) => geography.regions.map((region) => [region, geography] as const)),
-    );
+    // A region may be in more than one geography (Sydney: AU and APAC): the narrowest first, as it keeps data
+    // closest.
+    const narrowestFirst = [...geographies].sort((a, b) => a.regions.length - b.regions.length);
+    const byRegion = new Map<string, Geography[]>();
+    for (const geography of narrowestFirst)
+      for (const region of geography.regions)
+        byRegion.set(region, [...(byRegion.get(region) ?? []), geography]);
+    this.geographiesByRegion = byRegion;
   }
 
   /**
@@ -301,8 +306,23 @@ export class Catalog {
     };
   }
 
+  /** The region's narrowest geography. */
   geographyOfRegion(region: string): Geography | undefined {
-    return this.geographiesByRegion.get(region);
+    return this.geographiesByRegion.get(region)?.[0];
+  }
+
+  /** Every geography the region is in, the narrowest first; none for a region the catalog does not know. */
+  geographiesOfRegion(region: string): readonly Geography[] {
+    return this.geographiesByRegion.get(region) ?? [];
+  }
+
+  /**
+   * The geography whose profile a call to `model` from `region` goes through: the narrowest of the region's
+   * that offers the model, or the narrowest when none does.
+   */
+  geographyFor(model: CatalogModel, region: string): Geography | undefined {
+    const geographies = this.geographiesOfRegion(region);
+    return geographies.find((geography) => model.offeredIn.includes(geography.key)) ?? geographies[0];
   }
 
   geography(key: string): Geography | undefined {

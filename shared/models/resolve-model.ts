@@ -31,18 +31,23 @@ export interface ResolvedModel {
 const DEFAULT_ENDPOINT: EndpointKind = 'global';
 
 export function resolveModel(selection: ModelSelection, catalog: Catalog = catalogInUse()): ResolvedModel {
-  const { region, geography } = requireRegion(selection.region, catalog);
+  const { region, geography: narrowest } = requireRegion(selection.region, catalog);
   const { model, prefix } = identifyModel(selection.model.trim(), catalog);
+  const regionGeographies = catalog.geographiesOfRegion(region);
+  const offered = regionGeographies.filter((candidate) => model.offeredIn.includes(candidate.key));
+  const named = regionGeographies.find((candidate) => candidate.key === prefix);
+  const geography = named ?? offered[0];
 
-  if (!model.offeredIn.includes(geography.key)) {
+  if (geography === undefined || !offered.includes(geography)) {
+    const where = geography ?? narrowest;
     throw new ModelSelectionError(
       'MODEL_NOT_IN_REGION',
-      `${model.displayName} is not available in ${geography.displayName} (${region}).`,
-      { fix: regionAdvice(model, geography, catalog) },
+      `${model.displayName} is not available in ${where.displayName} (${region}).`,
+      { fix: regionAdvice(model, offered[0] ?? narrowest, catalog, region) },
     );
   }
   // Before the endpoint: a fix about the endpoint would only lead to this error next.
-  if (prefix !== undefined && prefix !== 'global' && prefix !== geography.key) {
+  if (prefix !== undefined && prefix !== 'global' && named === undefined) {
     const prefixGeography = catalog.geography(prefix);
     throw new ModelSelectionError(
       'PREFIX_REGION_MISMATCH',
@@ -166,19 +171,20 @@ function chooseEndpoint(
   return selection.endpoint ?? fromPrefix ?? DEFAULT_ENDPOINT;
 }
 
-function regionAdvice(model: CatalogModel, geography: Geography, catalog: Catalog): string {
+function regionAdvice(model: CatalogModel, geography: Geography, catalog: Catalog, region: string): string {
+  if (model.offeredIn.includes(geography.key))
+    return `Call it through ${geography.displayName}'s profile (${geography.key}.${model.bedrockId}) or the global one.`;
   const where = model.offeredIn
     .map((key) => catalog.geography(key))
     .filter((entry): entry is Geography => entry !== undefined)
     .map((entry) => `${entry.displayName} (e.g. ${entry.regions[0]})`)
     .join(', ');
+  const regionGeographies = catalog.geographiesOfRegion(region).map((candidate) => candidate.key);
   const alternatives = catalog.models
-    .filter((entry) => entry.offeredIn.includes(geography.key))
+    .filter((entry) => entry.offeredIn.some((key) => regionGeographies.includes(key)))
     .map((entry) => entry.key);
   const alternativeText =
-    alternatives.length > 0
-      ? `, or pick a model offered in ${geography.displayName}: ${alternatives.join(', ')}`
-      : '';
+    alternatives.length > 0 ? `, or pick a model offered in ${region}: ${alternatives.join(', ')}` : '';
   return `Call it from a region in ${where}${alternativeText}.`;
 }
 

@@ -128,12 +128,14 @@ export function poolsFor(
       },
     );
   }
-  const homeGeography = requireRegion(home, catalog).geography;
+  const geographyOf = (region: string) =>
+    catalog.geographyFor(model, region) ?? requireRegion(region, catalog).geography;
+  const homeGeography = geographyOf(home);
   const global = choice.endpoints.includes('global');
   const pools: QuotaPool[] = [];
   const leftOut: PoolLeftOut[] = [];
   for (const region of new Set(choice.regions)) {
-    const { geography } = requireRegion(region, catalog);
+    const geography = geographyOf(region);
     if (!global && geography.key !== homeGeography.key) {
       throw new ModelSelectionError(
         'RESIDENCY_REGION',

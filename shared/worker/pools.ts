@@ -145,7 +145,9 @@ function onPool(call: Call, pool: QuotaPool, catalog: Catalog): Call {
     ...invocation.resolved,
     endpoint: pool.endpoint,
     region: pool.region,
-    geography: requireRegion(pool.region, catalog).geography,
+    geography:
+      catalog.geographyFor(invocation.resolved.model, pool.region) ??
+      requireRegion(pool.region, catalog).geography,
     modelId: pool.modelId,
   };
   return {

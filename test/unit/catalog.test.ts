@@ -48,12 +48,17 @@ describe('the shipped model catalog', () => {
     });
   });
 
-  it('maps each region to the geography whose prefix it uses', () => {
-    expect(defaultCatalog.geographyOfRegion('us-west-2')?.key).toBe('us');
-    expect(defaultCatalog.geographyOfRegion('eu-central-1')?.key).toBe('eu');
-    expect(defaultCatalog.geographyOfRegion('ap-northeast-1')?.key).toBe('jp');
-    expect(defaultCatalog.geographyOfRegion('ap-southeast-2')?.key).toBe('apac');
-    expect(defaultCatalog.geographyOfRegion('sa-east-1')).toBeUndefined();
+  it.each([
+    ['us-west-2', ['us']],
+    ['eu-central-1', ['eu']],
+    ['ap-northeast-1', ['jp']],
+    ['ap-southeast-1', ['apac']],
+    ['ap-southeast-2', ['au', 'apac']],
+    ['ap-southeast-4', ['au', 'apac']],
+    ['sa-east-1', []],
+  ])('puts %s in the geographies whose prefixes it may use, the narrowest first: %j', (region, keys) => {
+    expect(defaultCatalog.geographiesOfRegion(region).map((geography) => geography.key)).toEqual(keys);
+    expect(defaultCatalog.geographyOfRegion(region)?.key).toBe(keys[0]);
   });
 });
 

@@ -30,7 +30,7 @@ describe('bedrock-batch models', () => {
       pricesUsdPerMillionTokens: { input: 3, output: 15 },
     });
     expect(byKey.get('haiku-4.5')).toMatchObject({
-      offeredIn: ['US', 'EU'],
+      offeredIn: ['US', 'EU', 'AU'],
       endpoints: ['global', 'regional', 'in-region'],
       contextWindow: 200_000,
       longContext: { mode: 'none' },

@@ -102,7 +102,22 @@ describe('resolveModel', () => {
       'MODEL_NOT_IN_REGION',
       /not available in JP.*opus-4\.6, sonnet-4\.5/,
     ],
-    ['haiku-4.5', 'in-region', 'ap-southeast-2', 'MODEL_NOT_IN_REGION', /not available in APAC/],
+    ['haiku-4.5', 'in-region', 'ap-south-1', 'MODEL_NOT_IN_REGION', /not available in APAC/],
+    ['haiku-4.5', 'regional', 'ap-southeast-1', 'MODEL_NOT_IN_REGION', /not available in APAC/],
+    [
+      'au.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'ap-southeast-2',
+      'MODEL_NOT_IN_REGION',
+      /not available in AU \(ap-southeast-2\).*apac\.anthropic\.claude-opus-4-6-v1/s,
+    ],
+    [
+      'au.anthropic.claude-opus-4-6-v1',
+      undefined,
+      'ap-southeast-1',
+      'PREFIX_REGION_MISMATCH',
+      /"au\." inference profile is called from AU regions/,
+    ],
     [
       'global.anthropic.claude-haiku-4-5-20251001-v1:0',
       undefined,
@@ -175,20 +190,28 @@ describe('resolveModel', () => {
 
   it('offers every catalog model from every region of the geographies it lists, and no other', () => {
     for (const model of defaultCatalog.models) {
-      for (const geographyKey of defaultCatalog.geographyKeys) {
-        const geography = defaultCatalog.geography(geographyKey);
-        for (const region of geography?.regions ?? []) {
-          // Act
-          const attempt = () => resolveModel({ model: model.key, region, endpoint: 'regional' });
+      for (const region of defaultCatalog.knownRegions) {
+        // Act
+        const attempt = () => resolveModel({ model: model.key, region, endpoint: 'regional' });
 
-          // Assess
-          if (model.offeredIn.includes(geographyKey)) {
-            expect(attempt().modelId).toBe(`${geographyKey}.${model.bedrockId}`);
-          } else {
-            expect(attempt).toThrow(ModelSelectionError);
-          }
-        }
+        // Assess: through the narrowest of the region's geographies that offers the model.
+        const keys = defaultCatalog.geographiesOfRegion(region).map((geography) => geography.key);
+        const through = keys.find((key) => model.offeredIn.includes(key));
+        if (through === undefined) expect(attempt).toThrow(ModelSelectionError);
+        else expect(attempt().modelId).toBe(`${through}.${model.bedrockId}`);
       }
     }
   });
+
+  it.each([
+    ['sonnet-4.5', 'ap-southeast-2', 'au.anthropic.claude-sonnet-4-5-20250929-v1:0'],
+    ['haiku-4.5', 'ap-southeast-4', 'au.anthropic.claude-haiku-4-5-20251001-v1:0'],
+    ['opus-4.6', 'ap-southeast-2', 'apac.anthropic.claude-opus-4-6-v1'],
+    ['apac.anthropic.claude-opus-4-6-v1', 'ap-southeast-4', 'apac.anthropic.claude-opus-4-6-v1'],
+  ])(
+    'calls %s from %s through %s: AU where the model is offered there, APAC otherwise',
+    (name, region, id) => {
+      expect(resolveModel({ model: name, region, endpoint: 'regional' }).modelId).toBe(id);
+    },
+  );
 });

@@ -690,6 +690,30 @@ describe('Bedrock stand-in quotas', () => {
     ]);
   });
 
+  it("serves each model through the profiles its geographies offer: Sydney's AU profile, or APAC's", async () => {
+    // Prepare
+    const standIn = await startBedrockStandIn({ speed: 0, regions: ['ap-southeast-2', 'ap-southeast-1'] });
+    const attempt = (region: string, modelId: string) =>
+      invoke(bedrockClient(standIn, { region }), invokeBody(), modelId).then(
+        () => 'ok',
+        (error: Error) => error.message,
+      );
+    const haikuAu = 'au.anthropic.claude-haiku-4-5-20251001-v1:0';
+
+    // Act
+    const answers = [
+      await attempt('ap-southeast-2', haikuAu),
+      await attempt('ap-southeast-2', 'apac.anthropic.claude-opus-4-6-v1'),
+      await attempt('ap-southeast-2', 'au.anthropic.claude-opus-4-6-v1'),
+      await attempt('ap-southeast-1', haikuAu),
+    ];
+    await standIn.close();
+
+    // Assess
+    const invalid = 'The provided model identifier is invalid.';
+    expect(answers).toEqual(['ok', 'ok', invalid, invalid]);
+  });
+
   it('reports the requests in flight and their peak', async () => {
     // Prepare: answers that take far longer than six requests take to arrive, however busy the machine.
     const standIn = await startBedrockStandIn({ latency: { firstTokenMs: 20_000, perOutputTokenMs: 0 } });
