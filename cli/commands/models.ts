@@ -58,6 +58,7 @@ function modelView(model: CatalogModel, catalog: Catalog) {
     cacheTtls: model.cacheTtls,
     maxOutputTokens: model.maxOutputTokens,
     pricesUsdPerMillionTokens: model.prices.standard ?? null,
+    batchInference: model.batchInference,
     /** The tiers besides default the catalog knows the model takes, each with its prices (null: unknown). */
     serviceTiers: Object.fromEntries(
       Object.entries(model.serviceTiers).map(([tier, terms]) => [tier, terms?.prices.standard ?? null]),
@@ -91,7 +92,8 @@ function describe(view: ModelView, term: Terminal): string {
     `  context ${window}; output up to ${number(view.maxOutputTokens)} tokens\n` +
     `  caching from ${number(view.minCacheablePrefixTokens)} tokens, TTL ${view.cacheTtls.join(' or ')}\n` +
     `  prices: ${price}\n` +
-    `  service tiers: ${tiersOf(view)}\n`
+    `  service tiers: ${tiersOf(view)}\n` +
+    `  batch inference: ${view.batchInference ? 'yes (half price, results within hours)' : 'no: its files run on demand'}\n`
   );
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.ts';
 import type { Lane } from '../contract/lanes.ts';
 import { DEFAULT_LANE } from '../contract/lanes.ts';
+import { catalogModelOf } from '../models/resolve-model.ts';
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/i;
 const HOURS_PER_UNIT: Readonly<Record<string, number>> = { s: 1 / 3_600, m: 1 / 60, h: 1, d: 24 };
@@ -27,17 +28,31 @@ export const deadlineHoursSchema = z
 
 /**
  * The lane a job starts in: on-demand sends records to the queue as it reads them; batch stages them for
- * batch jobs. Auto stages them unless its deadline is too short for batch inference.
+ * batch jobs. Auto stages them unless its deadline is too short for batch inference. A model batch inference
+ * does not take runs on demand whatever the lane.
  */
 export function startingLane(
-  settings: { readonly lane?: Lane | undefined; readonly deadlineHours?: number | undefined },
+  settings: {
+    readonly model: string;
+    readonly lane?: Lane | undefined;
+    readonly deadlineHours?: number | undefined;
+  },
   catalog: Catalog,
 ): 'on-demand' | 'staged' {
   const lane = settings.lane ?? DEFAULT_LANE;
-  if (lane === 'on-demand') return 'on-demand';
+  if (lane === 'on-demand' || !takesBatchInference(settings.model, catalog)) return 'on-demand';
   if (lane === 'batch') return 'staged';
   const deadline = settings.deadlineHours;
   return deadline !== undefined && deadline < catalog.batch.autoMinimumDeadlineHours ? 'on-demand' : 'staged';
+}
+
+function takesBatchInference(model: string, catalog: Catalog): boolean {
+  try {
+    return catalogModelOf(model, catalog).batchInference;
+  } catch {
+    // A model the catalog cannot name fails the job elsewhere, with its reason.
+    return false;
+  }
 }
 
 /**

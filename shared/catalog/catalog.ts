@@ -78,6 +78,11 @@ export const modelSchema = z.object({
     .default({}),
   /** Overrides the batch minimum record count for this model. */
   batchMinimumRecords: z.number().int().positive().optional(),
+  /**
+   * Bedrock batch inference (CreateModelInvocationJob) takes the model. False: its files run on demand
+   * whatever their lane says (a batch job for it would only fail).
+   */
+  batchInference: z.boolean().default(true),
 });
 
 const batchSchema = z.object({
@@ -303,6 +308,8 @@ export class Catalog {
       },
       prices: {},
       serviceTiers: {},
+      // Not known to take batch inference: its files run on demand.
+      batchInference: false,
     };
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDeadlineHours, stagedRecordsLane, startingLane } from '../../shared/batch/lane.ts';
 import { defaultCatalog } from '../../shared/catalog/catalog.ts';
+import { mergeCatalog } from '../../shared/catalog/user-catalog.ts';
 import type { JobSettings } from '../../shared/core/model.ts';
 import { ConfigurationError } from '../../shared/errors.ts';
 import { jobSettingsFrom } from '../../shared/pipeline/job.ts';
@@ -29,6 +30,11 @@ describe('a deadline', () => {
   });
 });
 
+const noBatchForHaiku = mergeCatalog(
+  { models: [{ key: 'haiku-4.5', batchInference: false }] },
+  'no-batch.json',
+);
+
 describe('the lane a job starts in', () => {
   it.each([
     ['no lane', {}, 'on-demand'],
@@ -38,7 +44,19 @@ describe('the lane a job starts in', () => {
     ['auto with a day to spare', { lane: 'auto' as const, deadlineHours: 24 }, 'staged'],
     ['auto with a deadline too short for batch', { lane: 'auto' as const, deadlineHours: 6 }, 'on-demand'],
   ])('%s: %s', (_case, settings, lane) => {
-    expect(startingLane(settings, defaultCatalog)).toBe(lane);
+    expect(startingLane({ model: 'opus-4.6', ...settings }, defaultCatalog)).toBe(lane);
+  });
+
+  it.each([
+    ['a model batch inference does not take', 'haiku-4.5', noBatchForHaiku],
+    [
+      'a model the catalog does not list',
+      'us.anthropic.claude-opus-5',
+      defaultCatalog.withUnknownModels(true),
+    ],
+  ])('is on demand for %s, whatever the lane', (_case, model, catalog) => {
+    expect(startingLane({ model, lane: 'batch' }, catalog)).toBe('on-demand');
+    expect(startingLane({ model, lane: 'auto' }, catalog)).toBe('on-demand');
   });
 
   it.each([

@@ -34,6 +34,7 @@ describe('bedrock-batch models', () => {
       endpoints: ['global', 'regional', 'in-region'],
       contextWindow: 200_000,
       longContext: { mode: 'none' },
+      batchInference: true,
     });
   });
 
