@@ -792,7 +792,7 @@ describe('bedrock-batch plan', () => {
     );
   }, 120_000);
 
-  it('runs a model id the catalog does not list, its cost and window unknown, unless --unknown-models refuse', async () => {
+  it('runs a model id the catalog does not list, its cost and window unknown; plans it, or refuses it with --unknown-models refuse', async () => {
     // Prepare: a model that shipped after this release, named by its Bedrock id.
     const file = path.join(work, 'unknown-model.jsonl');
     const line = (id: string, model?: string) =>
@@ -806,7 +806,10 @@ describe('bedrock-batch plan', () => {
     const manifest = JSON.parse(
       await readFile(path.join(work, 'unknown-model.jsonl.manifest.json.out'), 'utf8'),
     );
-    const refused = await run('--unknown-models', 'refuse', '--json');
+    const planned = JSON.parse((await runInProcess(['plan', file, '--json'])).stdout);
+    const refused = JSON.parse(
+      (await runInProcess(['plan', file, '--json', '--unknown-models', 'refuse'])).stdout,
+    );
 
     // Assess
     expect(allowed.code).toBe(0);
@@ -818,7 +821,11 @@ describe('bedrock-batch plan', () => {
     expect(allowed.stdout).toContain(
       'not in the catalog: us.anthropic.claude-opus-5 (1 record): its cost and context window are unknown\n',
     );
-    expect(JSON.parse(refused.stdout)).toMatchObject({ successRecordCount: 1, errorRecordCount: 1 });
-    expect(JSON.parse(refused.stdout)).not.toHaveProperty('unknownModels');
+    expect(planned).toMatchObject({ valid: 2, unknownModels: ['us.anthropic.claude-opus-5'] });
+    expect(refused).toMatchObject({
+      valid: 1,
+      unknownModels: [],
+      errors: [{ line: 1, code: 'UNKNOWN_MODEL' }],
+    });
   }, 120_000);
 });

@@ -4,7 +4,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app.ts';
 import { BedrockBatchPipeline } from '../../infra/bedrock-batch-pipeline.ts';
 import type { BedrockBatchPipelineProps } from '../../infra/bedrock-batch-pipeline-props.ts';
@@ -250,19 +250,22 @@ describe('BedrockBatchPipeline escape hatches refused', () => {
   });
 });
 
-describe("BedrockBatchPipeline with the team's own catalog entries", () => {
+describe("BedrockBatchPipeline with the team's own catalog entries and model ids it does not list", () => {
   const haiku5 = newCatalogModel({ prices: {} });
 
-  it('lets the worker call a model the built-in catalog lacks, and gives every function the entries', () => {
-    // Prepare
-    const { template } = teamStack(() => ({
+  // One stack for the specs below: a model the team adds to the catalog, and one named by its Bedrock id only.
+  let synthesised: ReturnType<ReturnType<typeof teamStack>['template']>;
+  beforeAll(() => {
+    synthesised = teamStack(() => ({
       defaultModel: 'haiku-5',
-      allowedModels: ['haiku-5', 'opus-4.6'],
+      allowedModels: ['haiku-5', 'opus-4.6', 'anthropic.claude-opus-5'],
       catalog: { models: [haiku5] },
-    }));
+      allowUnknownModels: true,
+    })).template();
+  }, 120_000);
 
+  it('lets the worker call a model the built-in catalog lacks, and gives every function the entries', () => {
     // Act
-    const synthesised = template();
     const worker = functionNamed(synthesised, 'worker');
 
     // Assess
@@ -272,6 +275,33 @@ describe("BedrockBatchPipeline with the team's own catalog entries", () => {
     expect(worker.Properties.Environment.Variables).toMatchObject({ BEDROCK_MODEL: 'haiku-5' });
     for (const fn of pipelineFunctions(synthesised))
       expect(JSON.parse(fn.Properties.Environment.Variables.CATALOG_MODELS)).toEqual({ models: [haiku5] });
+  });
+
+  it('lets the worker call an id the catalog does not list when it is allowed, and no other, telling every function', () => {
+    // Act
+    const worker = functionNamed(synthesised, 'worker');
+
+    // Assess
+    const resources = resourcesOf(roleStatements(synthesised, worker));
+    expect(resources).toContain(
+      ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-5',
+    );
+    expect(resources).toContain('::foundation-model/anthropic.claude-opus-5');
+    expect(resources).not.toMatch(/anthropic\.claude-\*|anthropic\.\*/);
+    expect(worker.Properties.Environment.Variables.ALLOWED_MODEL_IDS).toContain(
+      'global.anthropic.claude-opus-5',
+    );
+    for (const fn of pipelineFunctions(synthesised))
+      expect(fn.Properties.Environment.Variables.ALLOW_UNKNOWN_MODELS).toBe('true');
+  });
+
+  it('refuses an id the catalog does not list unless unknown ids are allowed, saying how to allow them', () => {
+    // Act
+    const create = () => teamStack(() => ({ defaultModel: 'anthropic.claude-opus-5' }));
+
+    // Assess
+    expect(create).toThrow(ConfigurationError);
+    expect(create).toThrow(/model anthropic\.claude-opus-5: Unknown model .*allowUnknownModels/s);
   });
 
   it.each<[string, BedrockBatchPipelineProps['catalog'], RegExp]>([
@@ -361,41 +391,3 @@ describe("BedrockBatchPipeline and Lambda's 4 KB of settings", () => {
 function defaultCatalogKeys(): string[] {
   return defaultCatalog.models.map((model) => model.key);
 }
-
-describe('BedrockBatchPipeline with unknown model ids allowed', () => {
-  it('lets the worker call the ids it allows, and no other, telling every function that unknown ids run', () => {
-    // Prepare: a model that shipped after this release, named by its Bedrock id only.
-    const { template } = teamStack(() => ({
-      defaultModel: 'anthropic.claude-opus-5',
-      allowedModels: ['anthropic.claude-opus-5', 'opus-4.6'],
-      allowUnknownModels: true,
-    }));
-
-    // Act
-    const synthesised = template();
-    const worker = functionNamed(synthesised, 'worker');
-
-    // Assess
-    const resources = resourcesOf(roleStatements(synthesised, worker));
-    expect(resources).toContain(
-      ':bedrock:us-west-2:123456789012:inference-profile/global.anthropic.claude-opus-5',
-    );
-    expect(resources).toContain('::foundation-model/anthropic.claude-opus-5');
-    expect(resources).not.toMatch(/anthropic\.claude-\*|anthropic\.\*/);
-    expect(worker.Properties.Environment.Variables).toMatchObject({
-      BEDROCK_MODEL: 'anthropic.claude-opus-5',
-      ALLOWED_MODEL_IDS: expect.stringContaining('global.anthropic.claude-opus-5'),
-    });
-    for (const fn of pipelineFunctions(synthesised))
-      expect(fn.Properties.Environment.Variables.ALLOW_UNKNOWN_MODELS).toBe('true');
-  });
-
-  it('refuses an id the catalog does not list unless unknown ids are allowed, saying how to allow them', () => {
-    // Act
-    const create = () => teamStack(() => ({ defaultModel: 'anthropic.claude-opus-5' }));
-
-    // Assess
-    expect(create).toThrow(ConfigurationError);
-    expect(create).toThrow(/model anthropic\.claude-opus-5: Unknown model .*allowUnknownModels/s);
-  });
-});
