@@ -1,10 +1,15 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-directory.ts';
+import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
+import { type MessageBatchesServer, startMessageBatchesServer } from '../../local/message-batches/server.ts';
 import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { EVENT_SOURCE, JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
+import { systemClock } from '../../shared/core/clock.ts';
+import { MessageBatches } from '../../shared/message-batches/message-batches.ts';
 import { knownRegion, nonNegativeNumber, positiveInteger, usdAmount } from '../arguments.ts';
 import { type CommandSpec, parseCommandLine } from '../command-line.ts';
 import { modelOptions, quotaOptions, resourceOptions, speedOption } from '../options.ts';
@@ -54,6 +59,7 @@ export async function localUpCommand(
   process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
   const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });
   let pipeline: LocalPipeline | undefined;
+  let batchesApi: MessageBatchesServer | undefined;
   try {
     pipeline = await startLocalPipeline(cloud, {
       tokensPerMinute,
@@ -75,7 +81,10 @@ export async function localUpCommand(
     };
     await mkdir(path.dirname(values.resources), { recursive: true });
     await writeFile(values.resources, `${JSON.stringify(resources, null, 2)}\n`);
-    term.out(welcome(resources, cloud.endpoints, values.resources, term));
+    batchesApi = await serveMessageBatches(cloud, pipeline);
+    term.out(
+      welcome(resources, { ...cloud.endpoints, messageBatches: batchesApi.baseUrl }, values.resources, term),
+    );
     pipeline.shim.addRule({
       name: 'print-jobs',
       eventPattern: { source: [EVENT_SOURCE], 'detail-type': [JOB_STARTED, ...JOB_ENDINGS] },
@@ -87,11 +96,31 @@ export async function localUpCommand(
     term.out('Stopping the local cloud...\n');
     await rm(values.resources, { force: true });
   } finally {
+    await batchesApi?.close();
     // The pollers first: stopping the cloud under them would have every receive fail, loudly.
     await pipeline?.stop().catch(() => {});
     await cloud.stop();
   }
   return 0;
+}
+
+/** Anthropic's Message Batches API over the local pipeline's bucket and ledger, on loopback. */
+function serveMessageBatches(cloud: LocalCloud, pipeline: LocalPipeline): Promise<MessageBatchesServer> {
+  const { bucket, tableName } = pipeline.resources;
+  const directory = new DynamoDbJobDirectory(cloud.clients.documents, tableName);
+  return startMessageBatchesServer(
+    (baseUrl) =>
+      new MessageBatches({
+        store: new S3ObjectStore(cloud.clients.s3),
+        ledger: {
+          newestJobOf: (source) => directory.newestJobOf(source),
+          cancelJob: (jobId, reason) => pipeline.ledger.cancelJob(jobId, reason),
+        },
+        bucket,
+        clock: systemClock,
+        resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
+      }),
+  );
 }
 
 interface JobEventDetail {
@@ -117,7 +146,7 @@ function jobLine(detailType: string, detail: JobEventDetail): string {
 /** Where everything is, and how to drop a file in. */
 function welcome(
   resources: StackResources,
-  endpoints: LocalCloud['endpoints'],
+  endpoints: LocalCloud['endpoints'] & { readonly messageBatches: string },
   resourcesFile: string,
   term: Terminal,
 ): string {
@@ -129,6 +158,7 @@ function welcome(
     `  AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} \\\n` +
     `    aws s3 cp prompts.jsonl s3://${resources.bucket}/inputs/ --endpoint-url ${endpoints.s3} --region ${resources.region}\n` +
     `  bedrock-batch submit prompts.jsonl   (then: bedrock-batch status <job>, bedrock-batch results <job>)\n\n` +
+    `Message Batches API ${endpoints.messageBatches}  (Anthropic's SDK: new Anthropic({ baseURL, apiKey: 'any' }))\n\n` +
     `Ctrl-C stops everything.\n`
   );
 }

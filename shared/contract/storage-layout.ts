@@ -7,6 +7,18 @@ import type { JobRecord, ObjectLocation } from '../core/model.ts';
  * next.
  */
 export const INPUT_PREFIX = 'inputs/';
+/** Message batches created through the API: `<id>.json` says what each is; its requests are an input file. */
+export const MESSAGE_BATCHES_PREFIX = 'message-batches/';
+
+/** A message batch's requests, as the input file its job reads. */
+export function messageBatchInputKey(batchId: string): string {
+  return `${INPUT_PREFIX}${MESSAGE_BATCHES_PREFIX}${batchId}.jsonl`;
+}
+
+/** What a message batch was created with (see shared/message-batches). */
+export function messageBatchRecordKey(batchId: string): string {
+  return `${MESSAGE_BATCHES_PREFIX}${batchId}.json`;
+}
 const OUTPUT_PREFIX = 'outputs/';
 const WORK_PREFIX = 'work/' as const;
 const RESULTS_FOLDER = 'results';

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -282,6 +283,52 @@ describe('bedrock-batch local up', () => {
     expect(line, status.stdout).not.toBeNull();
     expect(Number(line?.[1])).toBeGreaterThanOrEqual(Math.floor(90 - elapsedSeconds));
     expect(Number(line?.[1])).toBeLessThanOrEqual(90);
+  });
+
+  it("serves the Message Batches API on loopback: Anthropic's SDK creates a batch and reads its results", async () => {
+    // Prepare
+    const [, baseURL] = await waitForOutput(
+      localUp.output,
+      /Message Batches API (http:\/\/127\.0\.0\.1:\d+)/,
+    );
+    const client = new Anthropic({ baseURL, apiKey: 'any key works locally', maxRetries: 0 });
+    const params = {
+      model: 'claude-haiku-4-5',
+      max_tokens: 32,
+      messages: [{ role: 'user' as const, content: 'Hi' }],
+    };
+
+    // Act
+    const created = await client.messages.batches.create({
+      requests: [
+        { custom_id: 'one', params },
+        { custom_id: 'two', params: { ...params, max_tokens: 0 } },
+      ],
+    });
+    const ended = await vi.waitFor(
+      async () => {
+        const batch = await client.messages.batches.retrieve(created.id);
+        expect(batch.processing_status).toBe('ended');
+        return batch;
+      },
+      { timeout: 60_000, interval: 300 },
+    );
+    const results = [];
+    for await (const result of await client.messages.batches.results(created.id))
+      results.push([result.custom_id, result.result.type]);
+
+    // Assess
+    expect(ended.request_counts).toEqual({
+      processing: 0,
+      succeeded: 1,
+      errored: 1,
+      canceled: 0,
+      expired: 0,
+    });
+    expect(results).toEqual([
+      ['one', 'succeeded'],
+      ['two', 'errored'],
+    ]);
   });
 
   it('stops everything on Ctrl-C and removes its resources file', async () => {

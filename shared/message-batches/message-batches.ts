@@ -1,0 +1,293 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import {
+  MESSAGE_BATCHES_PREFIX,
+  messageBatchInputKey,
+  messageBatchRecordKey,
+  outputLocations,
+} from '../contract/storage-layout.ts';
+import { type Clock, isoTime } from '../core/clock.ts';
+import type { JobDirectory, Jobs } from '../core/ledger.ts';
+import { ENDED_JOB_STATUSES, type JobRecord } from '../core/model.ts';
+import type { ObjectStore } from '../core/ports.ts';
+import { PipelineError } from '../errors.ts';
+
+/**
+ * Anthropic's Message Batches API over the pipeline: a batch is a job whose input file holds its requests
+ * (`inputs/message-batches/<id>.jsonl`, Anthropic batch lines, which the pipeline runs and answers in
+ * Anthropic's result form), and a small record of what it was created with (`message-batches/<id>.json`).
+ * Its counts come from the ledger, its results are the job's output.
+ */
+
+/** Anthropic's limits for one batch. */
+export const MESSAGE_BATCH_LIMITS = { requests: 100_000, bytes: 256 * 1024 * 1024 } as const;
+
+/** A batch expires (its unfinished requests with it) a day after it was created, as Anthropic's do. */
+const EXPIRES_AFTER_MS = 24 * 60 * 60_000;
+
+/** The errors the API answers with, as Anthropic's error types. */
+export const MESSAGE_BATCH_ERRORS = {
+  INVALID_BATCH_REQUEST: { status: 400, type: 'invalid_request_error' },
+  BATCH_TOO_LARGE: { status: 413, type: 'request_too_large' },
+  BATCH_NOT_FOUND: { status: 404, type: 'not_found_error' },
+  BATCH_NOT_ENDED: { status: 400, type: 'invalid_request_error' },
+  BATCH_NOT_STARTED: { status: 409, type: 'invalid_request_error' },
+} as const;
+
+export type MessageBatchErrorCode = keyof typeof MESSAGE_BATCH_ERRORS;
+
+export class MessageBatchError extends PipelineError {
+  constructor(
+    readonly reason: MessageBatchErrorCode,
+    message: string,
+  ) {
+    super(reason, message);
+  }
+}
+
+/** A batch as Anthropic's API shows it. */
+export interface MessageBatch {
+  readonly id: string;
+  readonly type: 'message_batch';
+  readonly processing_status: 'in_progress' | 'canceling' | 'ended';
+  readonly request_counts: {
+    readonly processing: number;
+    readonly succeeded: number;
+    readonly errored: number;
+    readonly canceled: number;
+    readonly expired: number;
+  };
+  readonly created_at: string;
+  readonly expires_at: string;
+  readonly ended_at: string | null;
+  readonly cancel_initiated_at: string | null;
+  readonly archived_at: string | null;
+  readonly results_url: string | null;
+}
+
+/** A page of batches, newest first. */
+export interface MessageBatchPage {
+  readonly data: readonly MessageBatch[];
+  readonly has_more: boolean;
+  readonly first_id: string | null;
+  readonly last_id: string | null;
+}
+
+export interface MessageBatchPorts {
+  readonly store: ObjectStore;
+  readonly ledger: Pick<JobDirectory, 'newestJobOf'> & Pick<Jobs, 'cancelJob'>;
+  readonly bucket: string;
+  readonly clock: Pick<Clock, 'now' | 'sleepUntil'>;
+  /** Where a batch's results are fetched from: the API's own address for them. */
+  readonly resultsUrl: (batchId: string) => string;
+}
+
+/** Anthropic's rule for a request's custom_id. */
+const CUSTOM_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+
+const createRequestSchema = z.object({
+  requests: z
+    .array(
+      z.object({
+        custom_id: z.string().regex(CUSTOM_ID, 'must be 1 to 64 letters, digits, "_" or "-"'),
+        params: z.record(z.string(), z.unknown()),
+      }),
+    )
+    .min(1, 'must hold at least one request'),
+});
+
+/** What a batch was created with, kept beside its input. */
+const batchRecordSchema = z.object({
+  v: z.literal(1),
+  id: z.string(),
+  createdAt: z.iso.datetime(),
+  requests: z.number().int().positive(),
+  cancelInitiatedAt: z.iso.datetime().optional(),
+});
+
+type BatchRecord = z.infer<typeof batchRecordSchema>;
+
+/** How long a cancel waits for a just-created batch's job to appear before asking to be sent again. */
+const JOB_APPEARS_WITHIN_MS = 5_000;
+
+export class MessageBatches {
+  constructor(private readonly ports: MessageBatchPorts) {}
+
+  /**
+   * Creates a batch: its requests become an input file, which starts its job. Only the shape is checked
+   * here; each request's params are checked as the job reads them, a bad one becoming an `errored` result.
+   */
+  async create(body: unknown, bodyBytes: number): Promise<MessageBatch> {
+    if (bodyBytes > MESSAGE_BATCH_LIMITS.bytes)
+      throw new MessageBatchError(
+        'BATCH_TOO_LARGE',
+        `A batch may be at most ${MESSAGE_BATCH_LIMITS.bytes} bytes.`,
+      );
+    const parsed = createRequestSchema.safeParse(body);
+    if (!parsed.success)
+      throw new MessageBatchError(
+        'INVALID_BATCH_REQUEST',
+        z.prettifyError(parsed.error).replaceAll('\n', ' '),
+      );
+    const { requests } = parsed.data;
+    if (requests.length > MESSAGE_BATCH_LIMITS.requests)
+      throw new MessageBatchError(
+        'BATCH_TOO_LARGE',
+        `A batch may hold at most ${MESSAGE_BATCH_LIMITS.requests} requests; this one has ${requests.length}.`,
+      );
+    const seen = new Set<string>();
+    for (const { custom_id } of requests) {
+      if (seen.has(custom_id))
+        throw new MessageBatchError(
+          'INVALID_BATCH_REQUEST',
+          `custom_id "${custom_id}" is used more than once.`,
+        );
+      seen.add(custom_id);
+    }
+    const now = this.ports.clock.now();
+    const record: BatchRecord = {
+      v: 1,
+      id: newBatchId(now),
+      createdAt: new Date(now).toISOString(),
+      requests: requests.length,
+    };
+    await this.putRecord(record);
+    const lines = requests.map((request) => JSON.stringify(request)).join('\n');
+    await this.ports.store.put(this.at(messageBatchInputKey(record.id)), `${lines}\n`, 'application/jsonl');
+    return this.batchOf(record, undefined);
+  }
+
+  async retrieve(batchId: string): Promise<MessageBatch> {
+    const record = await this.record(batchId);
+    return this.batchOf(record, await this.jobOf(record));
+  }
+
+  /** Batches newest first: `limit` (1 to 1,000, 20 by default) after `afterId` or before `beforeId`. */
+  async list(query: { limit?: number; beforeId?: string; afterId?: string }): Promise<MessageBatchPage> {
+    const ids: string[] = [];
+    for await (const key of this.ports.store.list(this.ports.bucket, MESSAGE_BATCHES_PREFIX))
+      if (key.endsWith('.json')) ids.push(key.slice(MESSAGE_BATCHES_PREFIX.length, -'.json'.length));
+    // Ids sort by creation time: newest first is the keys' order reversed.
+    const newestFirst = ids.reverse();
+    const limit = Math.min(1_000, Math.max(1, query.limit ?? 20));
+    const start = query.afterId === undefined ? 0 : newestFirst.findIndex((id) => id < (query.afterId ?? ''));
+    const candidates = start === -1 ? [] : newestFirst.slice(start);
+    const page =
+      query.beforeId === undefined
+        ? candidates.slice(0, limit)
+        : candidates.filter((id) => id > (query.beforeId ?? '')).slice(-limit);
+    const data = await Promise.all(page.map((id) => this.retrieve(id)));
+    const last = page.at(-1);
+    return {
+      data,
+      has_more: last !== undefined && candidates.indexOf(last) < candidates.length - 1,
+      first_id: page[0] ?? null,
+      last_id: last ?? null,
+    };
+  }
+
+  /** Asks the batch's job to stop: requests not yet run end `canceled`, those under way as they end. */
+  async cancel(batchId: string): Promise<MessageBatch> {
+    const record = await this.record(batchId);
+    const job = await this.jobAppearing(record);
+    if (!ENDED_JOB_STATUSES.has(job.status)) {
+      await this.ports.ledger.cancelJob(job.jobId, 'canceled through the Message Batches API');
+      if (record.cancelInitiatedAt === undefined)
+        await this.putRecord({ ...record, cancelInitiatedAt: isoTime(this.ports.clock) });
+    }
+    return this.retrieve(batchId);
+  }
+
+  /** The batch's results, as JSON Lines in input order, once it has ended. */
+  async results(batchId: string): Promise<AsyncIterable<Uint8Array>> {
+    const record = await this.record(batchId);
+    const job = await this.jobOf(record);
+    if (job === undefined || !ENDED_JOB_STATUSES.has(job.status))
+      throw new MessageBatchError(
+        'BATCH_NOT_ENDED',
+        `Batch ${batchId} has not ended yet: its results come once it has.`,
+      );
+    return this.ports.store.stream(outputLocations(job).output, 0);
+  }
+
+  private batchOf(record: BatchRecord, job: JobRecord | undefined): MessageBatch {
+    const ended = job !== undefined && ENDED_JOB_STATUSES.has(job.status);
+    const totals = job?.totals;
+    const succeeded = totals?.successRecordCount ?? 0;
+    const canceled = totals?.canceledRecordCount ?? 0;
+    const counted = succeeded + canceled + (totals?.errorRecordCount ?? 0);
+    // A job that ended before answering every request (its file refused whole) leaves the rest errored.
+    const errored = (totals?.errorRecordCount ?? 0) + (ended ? Math.max(0, record.requests - counted) : 0);
+    return {
+      id: record.id,
+      type: 'message_batch',
+      processing_status: ended ? 'ended' : job?.cancelRequested === true ? 'canceling' : 'in_progress',
+      request_counts: {
+        processing: ended ? 0 : Math.max(0, record.requests - counted),
+        succeeded,
+        errored,
+        canceled,
+        expired: 0,
+      },
+      created_at: record.createdAt,
+      expires_at: new Date(Date.parse(record.createdAt) + EXPIRES_AFTER_MS).toISOString(),
+      ended_at: ended ? (job?.finishedAt ?? null) : null,
+      cancel_initiated_at: record.cancelInitiatedAt ?? null,
+      archived_at: null,
+      results_url: ended ? this.ports.resultsUrl(record.id) : null,
+    };
+  }
+
+  private async record(batchId: string): Promise<BatchRecord> {
+    const bytes = /^msgbatch_[0-9A-Za-z]{1,64}$/.test(batchId)
+      ? await this.ports.store.read(this.at(messageBatchRecordKey(batchId)))
+      : undefined;
+    if (bytes === undefined) throw new MessageBatchError('BATCH_NOT_FOUND', `No message batch ${batchId}.`);
+    return batchRecordSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+  }
+
+  private putRecord(record: BatchRecord): Promise<void> {
+    return this.ports.store.put(
+      this.at(messageBatchRecordKey(record.id)),
+      JSON.stringify(record),
+      'application/json',
+    );
+  }
+
+  private jobOf(record: BatchRecord): Promise<JobRecord | undefined> {
+    return this.ports.ledger.newestJobOf({ bucket: this.ports.bucket, key: messageBatchInputKey(record.id) });
+  }
+
+  /** The batch's job, waiting a little for one created a moment ago (its upload starts it). */
+  private async jobAppearing(record: BatchRecord): Promise<JobRecord> {
+    const { clock } = this.ports;
+    const until = clock.now() + JOB_APPEARS_WITHIN_MS;
+    for (let job = await this.jobOf(record); ; job = await this.jobOf(record)) {
+      if (job !== undefined) return job;
+      if (clock.now() >= until)
+        throw new MessageBatchError(
+          'BATCH_NOT_STARTED',
+          `Batch ${record.id} has not started yet: try again.`,
+        );
+      await clock.sleepUntil(clock.now() + 200, AbortSignal.timeout(JOB_APPEARS_WITHIN_MS));
+    }
+  }
+
+  private at(key: string) {
+    return { bucket: this.ports.bucket, key };
+  }
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * `msgbatch_` and 24 characters: 10 of the creation time (milliseconds, Crockford base32), so ids sort as
+ * batches were created, then 14 random ones.
+ */
+export function newBatchId(now: number, random: (bytes: number) => Uint8Array = randomBytes): string {
+  let time = '';
+  for (let rest = now, index = 0; index < 10; index += 1, rest = Math.floor(rest / 32))
+    time = `${CROCKFORD[rest % 32]}${time}`;
+  const tail = [...random(14)].map((byte) => CROCKFORD[byte % 32]).join('');
+  return `msgbatch_${time}${tail}`;
+}
