@@ -4,7 +4,12 @@ import { DynamoDbJobDirectory } from '../../functions/adapters/dynamodb-job-dire
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.ts';
 import { LOCAL_CREDENTIALS, type LocalCloud, startLocalCloud } from '../../local/cloud/local-cloud.ts';
 import { type MessageBatchesServer, startMessageBatchesServer } from '../../local/message-batches/server.ts';
-import { LOCAL_SWEEP, type LocalPipeline, startLocalPipeline } from '../../local/pipeline/local-pipeline.ts';
+import {
+  LOCAL_SWEEP,
+  type LocalPipeline,
+  localJobDefaults,
+  startLocalPipeline,
+} from '../../local/pipeline/local-pipeline.ts';
 import { localTypicalRecord } from '../../local/run-job.ts';
 import { DEFAULT_TOKENS_PER_MINUTE } from '../../shared/config.ts';
 import { EVENT_SOURCE, JOB_ENDINGS, JOB_STARTED } from '../../shared/contract/job-events.ts';
@@ -117,6 +122,7 @@ function serveMessageBatches(cloud: LocalCloud, pipeline: LocalPipeline): Promis
           cancelJob: (jobId, reason) => pipeline.ledger.cancelJob(jobId, reason),
         },
         bucket,
+        jobDefaults: localJobDefaults(cloud.bedrock.regions),
         clock: systemClock,
         resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
       }),

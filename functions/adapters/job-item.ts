@@ -76,6 +76,7 @@ const jobSettingsSchema = z.object({
   tier: z.enum(serviceTiers).exactOptional(),
   maxErrorRate: z.number().min(0).max(1).exactOptional(),
   maxCostUsd: z.number().positive().exactOptional(),
+  expiresAt: z.iso.datetime().exactOptional(),
 }) satisfies z.ZodType<JobSettings>;
 
 const familyCountsSchema = z.partialRecord(z.enum(INPUT_FAMILIES), z.number()) satisfies z.ZodType<

@@ -1,6 +1,7 @@
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -78,10 +79,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void> {
+  async put(
+    location: ObjectLocation,
+    body: string | Uint8Array,
+    contentType: string,
+    metadata?: Readonly<Record<string, string>>,
+  ): Promise<void> {
     await this.s3.send(
-      new PutObjectCommand({ ...this.address(location), Body: body, ContentType: contentType }),
+      new PutObjectCommand({
+        ...this.address(location),
+        Body: body,
+        ContentType: contentType,
+        ...(metadata === undefined ? {} : { Metadata: { ...metadata } }),
+      }),
     );
+  }
+
+  async remove(location: ObjectLocation): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand(this.address(location)));
   }
 
   async *list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string> {

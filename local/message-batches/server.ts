@@ -51,6 +51,7 @@ async function answer(
     method: request.method ?? 'GET',
     path: url.pathname,
     query: url.searchParams,
+    headers: request.headers,
     body: Buffer.concat(chunks),
   });
   if ('json' in answered) {

@@ -124,6 +124,8 @@ export interface JobSettings {
   readonly maxCostUsd?: number;
   /** The service tier its calls ask for; default when absent. */
   readonly tier?: ServiceTier;
+  /** When its records not yet run end `expired` instead (ISO time; a message batch's expires_at). */
+  readonly expiresAt?: string;
 }
 
 /** Where reading continues: the byte offset and the number of the line that starts there, and what was read. */

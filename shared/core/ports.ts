@@ -19,7 +19,15 @@ export interface ObjectStore {
   readRange(location: ObjectLocation, start: number, end: number): Promise<Uint8Array>;
   /** undefined when there is no such object. */
   read(location: ObjectLocation): Promise<Uint8Array | undefined>;
-  put(location: ObjectLocation, body: string | Uint8Array, contentType: string): Promise<void>;
+  /** Writes the object, with user metadata when given (a file's options ride on it). */
+  put(
+    location: ObjectLocation,
+    body: string | Uint8Array,
+    contentType: string,
+    metadata?: Readonly<Record<string, string>>,
+  ): Promise<void>;
+  /** Removes the object; removing one that is not there is no error. */
+  remove(location: ObjectLocation): Promise<void>;
   /** Keys under `prefix` (after `startAfter`, when given), in lexicographic order. */
   list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string>;
   /**

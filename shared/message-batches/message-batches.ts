@@ -8,9 +8,10 @@ import {
 } from '../contract/storage-layout.ts';
 import { type Clock, isoTime } from '../core/clock.ts';
 import type { JobDirectory, Jobs } from '../core/ledger.ts';
-import { ENDED_JOB_STATUSES, type JobRecord } from '../core/model.ts';
+import { ENDED_JOB_STATUSES, type JobRecord, type JobSettings } from '../core/model.ts';
 import type { ObjectStore } from '../core/ports.ts';
-import { PipelineError } from '../errors.ts';
+import { ConfigurationError, PipelineError } from '../errors.ts';
+import { jobSettingsFrom } from '../pipeline/job.ts';
 
 /**
  * Anthropic's Message Batches API over the pipeline: a batch is a job whose input file holds its requests
@@ -77,6 +78,8 @@ export interface MessageBatchPorts {
   readonly store: ObjectStore;
   readonly ledger: Pick<JobDirectory, 'newestJobOf'> & Pick<Jobs, 'cancelJob'>;
   readonly bucket: string;
+  /** The deployment's settings for files that choose none: a batch's options are checked against them. */
+  readonly jobDefaults: JobSettings;
   readonly clock: Pick<Clock, 'now' | 'sleepUntil'>;
   /** Where a batch's results are fetched from: the API's own address for them. */
   readonly resultsUrl: (batchId: string) => string;
@@ -117,34 +120,15 @@ export class MessageBatches {
    * Creates a batch: its requests become an input file, which starts its job. Only the shape is checked
    * here; each request's params are checked as the job reads them, a bad one becoming an `errored` result.
    */
-  async create(body: unknown, bodyBytes: number): Promise<MessageBatch> {
-    if (bodyBytes > MESSAGE_BATCH_LIMITS.bytes)
-      throw new MessageBatchError(
-        'BATCH_TOO_LARGE',
-        `A batch may be at most ${MESSAGE_BATCH_LIMITS.bytes} bytes.`,
-      );
-    const parsed = createRequestSchema.safeParse(body);
-    if (!parsed.success)
-      throw new MessageBatchError(
-        'INVALID_BATCH_REQUEST',
-        z.prettifyError(parsed.error).replaceAll('\n', ' '),
-      );
-    const { requests } = parsed.data;
-    if (requests.length > MESSAGE_BATCH_LIMITS.requests)
-      throw new MessageBatchError(
-        'BATCH_TOO_LARGE',
-        `A batch may hold at most ${MESSAGE_BATCH_LIMITS.requests} requests; this one has ${requests.length}.`,
-      );
-    const seen = new Set<string>();
-    for (const { custom_id } of requests) {
-      if (seen.has(custom_id))
-        throw new MessageBatchError(
-          'INVALID_BATCH_REQUEST',
-          `custom_id "${custom_id}" is used more than once.`,
-        );
-      seen.add(custom_id);
-    }
+  async create(
+    body: unknown,
+    bodyBytes: number,
+    options: Readonly<Record<string, string>> = {},
+  ): Promise<MessageBatch> {
+    checkOptions(options, this.ports.jobDefaults);
+    const requests = requestsOf(body, bodyBytes);
     const now = this.ports.clock.now();
+    const expiresAt = new Date(now + EXPIRES_AFTER_MS).toISOString();
     const record: BatchRecord = {
       v: 1,
       id: newBatchId(now),
@@ -153,7 +137,13 @@ export class MessageBatches {
     };
     await this.putRecord(record);
     const lines = requests.map((request) => JSON.stringify(request)).join('\n');
-    await this.ports.store.put(this.at(messageBatchInputKey(record.id)), `${lines}\n`, 'application/jsonl');
+    await this.ports.store.put(
+      this.at(messageBatchInputKey(record.id)),
+      `${lines}\n`,
+      'application/jsonl',
+      // Its unfinished requests end `expired` a day after it was created, as Anthropic's do (no option moves it).
+      { ...options, 'expires-at': expiresAt },
+    );
     return this.batchOf(record, undefined);
   }
 
@@ -198,6 +188,27 @@ export class MessageBatches {
     return this.retrieve(batchId);
   }
 
+  /**
+   * Deletes an ended batch: its results, its input and the record of it (last, so that a delete cut short
+   * can be made again). A batch still running cannot be deleted: cancel it first.
+   */
+  async delete(batchId: string): Promise<{ readonly id: string; readonly type: 'message_batch_deleted' }> {
+    const record = await this.record(batchId);
+    const job = await this.jobOf(record);
+    if (job !== undefined && !ENDED_JOB_STATUSES.has(job.status))
+      throw new MessageBatchError(
+        'BATCH_NOT_ENDED',
+        `Batch ${batchId} cannot be deleted while it is processing: cancel it, then delete it once it has ended.`,
+      );
+    if (job === undefined)
+      throw new MessageBatchError('BATCH_NOT_STARTED', `Batch ${batchId} has not started yet: try again.`);
+    const { output, manifest } = outputLocations(job);
+    for (const location of [output, manifest, this.at(messageBatchInputKey(batchId))])
+      await this.ports.store.remove(location);
+    await this.ports.store.remove(this.at(messageBatchRecordKey(batchId)));
+    return { id: batchId, type: 'message_batch_deleted' };
+  }
+
   /** The batch's results, as JSON Lines in input order, once it has ended. */
   async results(batchId: string): Promise<AsyncIterable<Uint8Array>> {
     const record = await this.record(batchId);
@@ -214,8 +225,9 @@ export class MessageBatches {
     const ended = job !== undefined && ENDED_JOB_STATUSES.has(job.status);
     const totals = job?.totals;
     const succeeded = totals?.successRecordCount ?? 0;
-    const canceled = totals?.canceledRecordCount ?? 0;
-    const counted = succeeded + canceled + (totals?.errorRecordCount ?? 0);
+    const expired = totals?.expiredRecordCount ?? 0;
+    const canceled = (totals?.canceledRecordCount ?? 0) - expired;
+    const counted = succeeded + canceled + expired + (totals?.errorRecordCount ?? 0);
     // A job that ended before answering every request (its file refused whole) leaves the rest errored.
     const errored = (totals?.errorRecordCount ?? 0) + (ended ? Math.max(0, record.requests - counted) : 0);
     return {
@@ -227,7 +239,7 @@ export class MessageBatches {
         succeeded,
         errored,
         canceled,
-        expired: 0,
+        expired,
       },
       created_at: record.createdAt,
       expires_at: new Date(Date.parse(record.createdAt) + EXPIRES_AFTER_MS).toISOString(),
@@ -275,6 +287,47 @@ export class MessageBatches {
 
   private at(key: string) {
     return { bucket: this.ports.bucket, key };
+  }
+}
+
+/** A create's requests, checked in shape and against Anthropic's limits (their params are the job's to check). */
+function requestsOf(body: unknown, bodyBytes: number) {
+  if (bodyBytes > MESSAGE_BATCH_LIMITS.bytes)
+    throw new MessageBatchError(
+      'BATCH_TOO_LARGE',
+      `A batch may be at most ${MESSAGE_BATCH_LIMITS.bytes} bytes.`,
+    );
+  const parsed = createRequestSchema.safeParse(body);
+  if (!parsed.success)
+    throw new MessageBatchError('INVALID_BATCH_REQUEST', z.prettifyError(parsed.error).replaceAll('\n', ' '));
+  const { requests } = parsed.data;
+  if (requests.length > MESSAGE_BATCH_LIMITS.requests)
+    throw new MessageBatchError(
+      'BATCH_TOO_LARGE',
+      `A batch may hold at most ${MESSAGE_BATCH_LIMITS.requests} requests; this one has ${requests.length}.`,
+    );
+  const seen = new Set<string>();
+  for (const { custom_id } of requests) {
+    if (seen.has(custom_id))
+      throw new MessageBatchError(
+        'INVALID_BATCH_REQUEST',
+        `custom_id "${custom_id}" is used more than once.`,
+      );
+    seen.add(custom_id);
+  }
+  return requests;
+}
+
+/** A batch's options are a file's options (lane, deadline, tier...): checked now, so a bad one fails the create. */
+function checkOptions(options: Readonly<Record<string, string>>, defaults: JobSettings): void {
+  try {
+    jobSettingsFrom(options, defaults);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    throw new MessageBatchError(
+      'INVALID_BATCH_REQUEST',
+      error.problems.map((problem) => problem.replace(/^file options? /, 'option ')).join('; '),
+    );
   }
 }
 

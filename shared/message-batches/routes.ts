@@ -6,6 +6,8 @@ export interface ApiRequest {
   /** The path without the query string. */
   readonly path: string;
   readonly query: URLSearchParams;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The body, read whole (a create's requests). */
   readonly body: Uint8Array;
 }
@@ -19,8 +21,8 @@ const BATCHES = '/v1/messages/batches';
 const ONE_BATCH = /^\/v1\/messages\/batches\/([^/]+)(\/cancel|\/results)?$/;
 
 /**
- * The Message Batches API's routes, as Anthropic's SDK calls them: create, list, retrieve, cancel and
- * results. Errors come back in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`).
+ * The Message Batches API's routes, as Anthropic's SDK calls them: create, list, retrieve, cancel, delete
+ * and results. Errors come back in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`).
  */
 export async function answerApiRequest(api: MessageBatches, request: ApiRequest): Promise<ApiResponse> {
   try {
@@ -40,7 +42,7 @@ async function route(api: MessageBatches, request: ApiRequest): Promise<ApiRespo
   const { method, path, query } = request;
   if (path === BATCHES && method === 'POST') {
     const body: unknown = JSON.parse(Buffer.from(request.body).toString('utf8'));
-    return { status: 200, json: await api.create(body, request.body.byteLength) };
+    return { status: 200, json: await api.create(body, request.body.byteLength, optionsOf(request.headers)) };
   }
   if (path === BATCHES && method === 'GET') {
     const limit = query.get('limit');
@@ -57,11 +59,29 @@ async function route(api: MessageBatches, request: ApiRequest): Promise<ApiRespo
   const batchId = decodeURIComponent(one?.[1] ?? '');
   if (one !== null && one[2] === undefined && method === 'GET')
     return { status: 200, json: await api.retrieve(batchId) };
+  if (one !== null && one[2] === undefined && method === 'DELETE')
+    return { status: 200, json: await api.delete(batchId) };
   if (one !== null && one[2] === '/cancel' && method === 'POST')
     return { status: 200, json: await api.cancel(batchId) };
   if (one !== null && one[2] === '/results' && method === 'GET')
     return { status: 200, jsonl: await api.results(batchId) };
   return { status: 404, json: anthropicError('not_found_error', `No operation at ${method} ${path}.`) };
+}
+
+/**
+ * A batch's options, where Anthropic's API has none: `x-bedrock-batch-<file option>` headers (lane,
+ * deadline, tier, endpoints...), which Anthropic's SDK sends with `{ headers }` in its request options.
+ */
+export const OPTION_HEADER_PREFIX = 'x-bedrock-batch-';
+
+function optionsOf(headers: ApiRequest['headers']): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).flatMap(([name, value]) =>
+      name.startsWith(OPTION_HEADER_PREFIX) && typeof value === 'string'
+        ? [[name.slice(OPTION_HEADER_PREFIX.length), value]]
+        : [],
+    ),
+  );
 }
 
 function anthropicError(type: string, message: string) {

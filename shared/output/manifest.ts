@@ -31,6 +31,8 @@ export interface JobTotals extends TierCounters {
   readonly unpricedRecordCount: number;
   /** Records that asked for a tier Bedrock refused for their model: run on default instead. */
   readonly downgradedRecordCount: number;
+  /** Of the canceled records, those that ended because their job expired before they ran. */
+  readonly expiredRecordCount: number;
 }
 
 const noTierCounters = Object.fromEntries(
@@ -58,6 +60,7 @@ export const emptyTotals: JobTotals = {
   uncountedCostCapNanoUsd: 0,
   unpricedRecordCount: 0,
   downgradedRecordCount: 0,
+  expiredRecordCount: 0,
   ...noTierCounters,
 };
 
@@ -89,6 +92,7 @@ export function totalsAddedBy(completion: RecordCompletion): Partial<Record<keyo
   add('uncountedCostCapNanoUsd', completion.uncounted?.costCapNanoUsd ?? 0);
   add('unpricedRecordCount', completion.unpriced === true ? 1 : 0);
   add('downgradedRecordCount', completion.downgraded === true ? 1 : 0);
+  add('expiredRecordCount', completion.status === 'expired' ? 1 : 0);
   const cache = cacheOutcomeOf(completion);
   if (cache !== undefined) add(cache === 'hit' ? 'cacheHitRecordCount' : 'cacheMissRecordCount', 1);
   if (completion.servedTier !== undefined) {

@@ -36,6 +36,7 @@ const fileOptions = z.strictObject({
   deadline: deadlineHoursSchema.optional(),
   cache: z.enum(['auto', 'off'], { error: 'must be auto or off' }).optional(),
   tier: z.enum(serviceTiers, { error: `must be one of ${serviceTiers.join(', ')}` }).optional(),
+  'expires-at': z.iso.datetime({ error: 'must be a UTC time such as 2026-12-08T09:00:00Z' }).optional(),
   'max-error-rate': errorRateSchema.optional(),
   'max-cost': z.coerce
     .number({ error: 'must be an amount of USD above 0, such as 25 or 0.5' })
@@ -59,7 +60,7 @@ export function jobSettingsFrom(
     throw new ConfigurationError(
       parsed.error.issues.map((issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, tier, max-error-rate, max-cost)`
+          ? `unknown file option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, tier, expires-at, max-error-rate, max-cost)`
           : `file option ${String(issue.path[0])} ${issue.message}`,
       ),
     );
@@ -81,6 +82,7 @@ export function jobSettingsFrom(
     ...optional('deadlineHours', parsed.data.deadline ?? defaults.deadlineHours),
     ...optional('cache', parsed.data.cache ?? defaults.cache),
     ...optional('tier', parsed.data.tier ?? defaults.tier),
+    ...optional('expiresAt', parsed.data['expires-at']),
     ...optional('maxErrorRate', parsed.data['max-error-rate'] ?? defaults.maxErrorRate),
     ...optional('maxCostUsd', parsed.data['max-cost'] ?? defaults.maxCostUsd),
   };

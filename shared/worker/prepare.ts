@@ -87,6 +87,8 @@ async function prepareRecord(
     verdict: finished(batch, { subject, outcome, attempts: 0 }),
   });
   if (job.cancelRequested || (await batch.caps.stop(job))) return finishNow({ status: 'canceled' });
+  if (job.settings.expiresAt !== undefined && settings.clock.now() >= Date.parse(job.settings.expiresAt))
+    return finishNow({ status: 'expired' });
   if (!record.ok)
     return finishNow(erroredOutcome(new PipelineError(record.error.code, record.error.message)));
   let invocation: Invocation & { readonly prefixTtl?: CacheTtl };

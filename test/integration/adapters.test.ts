@@ -998,6 +998,21 @@ describe('S3ObjectStore on fauxqs', () => {
     expect(await store().read({ bucket: resources.bucket, key: 'nope' })).toBeUndefined();
   });
 
+  it('writes user metadata with an object, and removes an object (again is no error)', async () => {
+    // Prepare
+    const location = { bucket: resources.bucket, key: 'message-batches/removed.json' };
+
+    // Act
+    await store().put(location, '{}', 'application/json', { tier: 'flex' });
+    const written = await store().head(location);
+    await store().remove(location);
+    await store().remove(location);
+
+    // Assess
+    expect(written?.metadata).toMatchObject({ tier: 'flex' });
+    expect(await store().head(location)).toBeUndefined();
+  });
+
   it('reads an object as its job first saw it, and refuses to once it was uploaded again (If-Match)', async () => {
     // Prepare
     const location = { bucket: resources.bucket, key: 'inputs/pinned.jsonl' };

@@ -124,8 +124,17 @@ export class MemoryObjectStore implements ObjectStore {
     return this.objects.get(this.id(location))?.bytes;
   }
 
-  async put(location: ObjectLocation, body: string | Uint8Array): Promise<void> {
-    this.putObject(location.bucket, location.key, body);
+  async remove(location: ObjectLocation): Promise<void> {
+    this.objects.delete(`${location.bucket}/${location.key}`);
+  }
+
+  async put(
+    location: ObjectLocation,
+    body: string | Uint8Array,
+    _contentType: string,
+    metadata: Readonly<Record<string, string>> = {},
+  ): Promise<void> {
+    this.putObject(location.bucket, location.key, body, metadata);
   }
 
   async *list(bucket: string, prefix: string, startAfter?: string): AsyncIterable<string> {

@@ -90,7 +90,7 @@ describe('lane and deadline as file options', () => {
     [{ deadline: 'tomorrow' }, /file option deadline must be a duration such as 30m, 6h or 2d/],
     [
       { speed: 'fast' },
-      /unknown file option speed \(use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, tier, max-error-rate, max-cost\)/,
+      /unknown file option speed \(use model, endpoint, endpoints, regions, max-tokens, lane, deadline, cache, tier, expires-at, max-error-rate, max-cost\)/,
     ],
   ])('refuse %j', (metadata, message) => {
     expect(() => jobSettingsFrom(metadata, defaults)).toThrow(ConfigurationError);

@@ -9,19 +9,22 @@ import { MessageBatches } from '../../../shared/message-batches/message-batches.
 import { startJob } from '../../../shared/pipeline/enqueue.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../../support/pipeline-harness.ts';
 
+/** The Message Batches API over the harness's bucket and ledger, its results fetched from `baseUrl`. */
+function apiOn(pipeline: ReturnType<typeof pipelineHarness>, baseUrl: string): MessageBatches {
+  return new MessageBatches({
+    store: pipeline.store,
+    ledger: pipeline.ledger,
+    bucket: BUCKET,
+    jobDefaults: pipeline.enqueueSettings.defaults,
+    clock: pipeline.workerSettings.clock,
+    resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
+  });
+}
+
 /** The pipeline's domain on in-memory ports, its Message Batches API on loopback, and Anthropic's own client. */
 async function batchesOnPipeline() {
   const pipeline = pipelineHarness();
-  const server = await startMessageBatchesServer(
-    (baseUrl) =>
-      new MessageBatches({
-        store: pipeline.store,
-        ledger: pipeline.ledger,
-        bucket: BUCKET,
-        clock: pipeline.workerSettings.clock,
-        resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
-      }),
-  );
+  const server = await startMessageBatchesServer((baseUrl) => apiOn(pipeline, baseUrl));
   const client = new Anthropic({ baseURL: server.baseUrl, apiKey: 'any key works locally', maxRetries: 0 });
   /** What the bucket's event does on AWS: the batch's input starts its job. */
   const startBatch = async (batchId: string) => {
@@ -149,6 +152,74 @@ describe("the Message Batches API with Anthropic's SDK", () => {
     expect(results).toEqual(['canceled', 'canceled']);
   });
 
+  it('deletes a batch once it has ended, and not before', async () => {
+    // Prepare
+    const { client, startBatch, finish, pipeline } = setup;
+    const created = await client.messages.batches.create({ requests: [request('d', 'd')] });
+    await startBatch(created.id);
+
+    // Act
+    const early = await client.messages.batches.delete(created.id).catch((error: unknown) => error);
+    await finish();
+    const deleted = await client.messages.batches.delete(created.id);
+    const afterwards = await client.messages.batches.retrieve(created.id).catch((error: unknown) => error);
+    const listed = await client.messages.batches.list();
+
+    // Assess
+    expect(early).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(deleted).toEqual({ id: created.id, type: 'message_batch_deleted' });
+    expect(afterwards).toBeInstanceOf(Anthropic.NotFoundError);
+    expect(listed.data).toEqual([]);
+    expect([...pipeline.store.objects.keys()].filter((key) => key.includes(created.id))).toEqual([]);
+  });
+
+  it('ends the requests not run by its expires_at as expired, counted apart from canceled ones', async () => {
+    // Prepare: a batch whose job first runs a day and an hour after it was created.
+    const { client, startBatch, finish, pipeline } = setup;
+    const created = await client.messages.batches.create({
+      requests: [request('late', 'a'), request('later', 'b')],
+    });
+    pipeline.clock.now = Date.parse(created.expires_at) + 3_600_000;
+
+    // Act
+    await startBatch(created.id);
+    await finish();
+    const ended = await client.messages.batches.retrieve(created.id);
+    const results = [];
+    for await (const result of await client.messages.batches.results(created.id))
+      results.push(result.result.type);
+
+    // Assess
+    expect(ended).toMatchObject({
+      processing_status: 'ended',
+      request_counts: { processing: 0, succeeded: 0, errored: 0, canceled: 0, expired: 2 },
+    });
+    expect(results).toEqual(['expired', 'expired']);
+    expect(pipeline.model.calls).toHaveLength(0);
+  });
+
+  it("takes the pipeline's options as x-bedrock-batch- headers, and refuses a bad one at create", async () => {
+    // Prepare
+    const { client, startBatch, pipeline } = setup;
+    const requests = [request('a', 'a')];
+
+    // Act
+    const created = await client.messages.batches.create(
+      { requests },
+      { headers: { 'x-bedrock-batch-tier': 'flex', 'x-bedrock-batch-max-cost': '5' } },
+    );
+    await startBatch(created.id);
+    const refused = await client.messages.batches
+      .create({ requests }, { headers: { 'x-bedrock-batch-lane': 'cheap' } })
+      .catch((error: unknown) => error);
+
+    // Assess
+    const [job] = pipeline.ledger.jobs.values();
+    expect(job?.settings).toMatchObject({ tier: 'flex', maxCostUsd: 5 });
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(String((refused as Error).message)).toMatch(/option lane must be one of on-demand, batch, auto/);
+  });
+
   it.each([
     ['no requests', { requests: [] }, 400, 'invalid_request_error'],
     [
@@ -172,6 +243,24 @@ describe("the Message Batches API with Anthropic's SDK", () => {
     // Assess
     expect(error).toBeInstanceOf(Anthropic.APIError);
     expect(error).toMatchObject({ status, error: { type: 'error', error: { type } } });
+  });
+
+  it("refuses a batch over Anthropic's limits: 100,000 requests, 256 MB", async () => {
+    // Prepare
+    const { client, pipeline } = setup;
+    const requests = Array.from({ length: 100_001 }, (_, index) => request(`r${index}`, 'x'));
+    const api = apiOn(pipeline, server.baseUrl);
+
+    // Act
+    const tooMany = await client.messages.batches.create({ requests }).catch((error: unknown) => error);
+    const tooLarge = await api
+      .create({ requests: [request('a', 'a')] }, 256 * 1024 * 1024 + 1)
+      .catch((error: unknown) => error);
+
+    // Assess
+    expect(tooMany).toMatchObject({ status: 413, error: { error: { type: 'request_too_large' } } });
+    expect(String((tooMany as Error).message)).toMatch(/at most 100000 requests; this one has 100001/);
+    expect(tooLarge).toMatchObject({ reason: 'BATCH_TOO_LARGE' });
   });
 
   it('answers an unknown batch with not_found_error, and results before the end with an error', async () => {
