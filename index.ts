@@ -19,5 +19,7 @@ export type {
   PlainInputLine,
   PlainOutputLine,
 } from './shared/formats/lines.ts';
+export type { MessageBatch } from './shared/message-batches/message-batches.ts';
+export { type SignedFetchOptions, signedFetch } from './shared/message-batches/signed-fetch.ts';
 export type { CacheSummary, TierSummary } from './shared/output/manifest.ts';
 export type { CompletionEventDetail, JobManifest } from './shared/pipeline/finalize.ts';

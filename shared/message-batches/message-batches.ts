@@ -81,8 +81,10 @@ export interface MessageBatchPorts {
   /** The deployment's settings for files that choose none: a batch's options are checked against them. */
   readonly jobDefaults: JobSettings;
   readonly clock: Pick<Clock, 'now' | 'sleepUntil'>;
-  /** Where a batch's results are fetched from: the API's own address for them. */
-  readonly resultsUrl: (batchId: string) => string;
+  /** Where a batch's results are fetched from (the API's own address for them, or a presigned one). */
+  readonly resultsUrl: (batchId: string, job: JobRecord) => Promise<string> | string;
+  /** Every caller sees every batch; by default a caller sees only the batches it created. */
+  readonly sharedAcrossCallers?: boolean;
 }
 
 /** Anthropic's rule for a request's custom_id. */
@@ -106,6 +108,8 @@ const batchRecordSchema = z.object({
   createdAt: z.iso.datetime(),
   requests: z.number().int().positive(),
   cancelInitiatedAt: z.iso.datetime().optional(),
+  /** Who created it (an IAM principal), where callers are told apart. */
+  owner: z.string().optional(),
 });
 
 type BatchRecord = z.infer<typeof batchRecordSchema>;
@@ -114,7 +118,11 @@ type BatchRecord = z.infer<typeof batchRecordSchema>;
 const JOB_APPEARS_WITHIN_MS = 5_000;
 
 export class MessageBatches {
-  constructor(private readonly ports: MessageBatchPorts) {}
+  /** The API as `caller` sees it (an IAM principal, an access key): undefined where callers are not told apart. */
+  constructor(
+    private readonly ports: MessageBatchPorts,
+    private readonly caller?: string,
+  ) {}
 
   /**
    * Creates a batch: its requests become an input file, which starts its job. Only the shape is checked
@@ -134,6 +142,7 @@ export class MessageBatches {
       id: newBatchId(now),
       createdAt: new Date(now).toISOString(),
       requests: requests.length,
+      ...(this.caller === undefined ? {} : { owner: this.caller }),
     };
     await this.putRecord(record);
     const lines = requests.map((request) => JSON.stringify(request)).join('\n');
@@ -157,8 +166,16 @@ export class MessageBatches {
     const ids: string[] = [];
     for await (const key of this.ports.store.list(this.ports.bucket, MESSAGE_BATCHES_PREFIX))
       if (key.endsWith('.json')) ids.push(key.slice(MESSAGE_BATCHES_PREFIX.length, -'.json'.length));
-    // Ids sort by creation time: newest first is the keys' order reversed.
-    const newestFirst = ids.reverse();
+    // Ids sort by creation time: newest first is the keys' order reversed; the caller's own only.
+    const visible = await Promise.all(
+      ids.map((id) =>
+        this.record(id).then(
+          () => id,
+          () => undefined,
+        ),
+      ),
+    );
+    const newestFirst = visible.filter((id) => id !== undefined).reverse();
     const limit = Math.min(1_000, Math.max(1, query.limit ?? 20));
     const start = query.afterId === undefined ? 0 : newestFirst.findIndex((id) => id < (query.afterId ?? ''));
     const candidates = start === -1 ? [] : newestFirst.slice(start);
@@ -221,7 +238,7 @@ export class MessageBatches {
     return this.ports.store.stream(outputLocations(job).output, 0);
   }
 
-  private batchOf(record: BatchRecord, job: JobRecord | undefined): MessageBatch {
+  private async batchOf(record: BatchRecord, job: JobRecord | undefined): Promise<MessageBatch> {
     const ended = job !== undefined && ENDED_JOB_STATUSES.has(job.status);
     const totals = job?.totals;
     const succeeded = totals?.successRecordCount ?? 0;
@@ -246,7 +263,7 @@ export class MessageBatches {
       ended_at: ended ? (job?.finishedAt ?? null) : null,
       cancel_initiated_at: record.cancelInitiatedAt ?? null,
       archived_at: null,
-      results_url: ended ? this.ports.resultsUrl(record.id) : null,
+      results_url: ended && job !== undefined ? await this.ports.resultsUrl(record.id, job) : null,
     };
   }
 
@@ -254,8 +271,18 @@ export class MessageBatches {
     const bytes = /^msgbatch_[0-9A-Za-z]{1,64}$/.test(batchId)
       ? await this.ports.store.read(this.at(messageBatchRecordKey(batchId)))
       : undefined;
-    if (bytes === undefined) throw new MessageBatchError('BATCH_NOT_FOUND', `No message batch ${batchId}.`);
-    return batchRecordSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    const record =
+      bytes === undefined
+        ? undefined
+        : batchRecordSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    // Another caller's batch is as good as absent: its id tells nothing.
+    const hidden =
+      record?.owner !== undefined && this.caller !== undefined && this.ports.sharedAcrossCallers !== true
+        ? record.owner !== this.caller
+        : false;
+    if (record === undefined || hidden)
+      throw new MessageBatchError('BATCH_NOT_FOUND', `No message batch ${batchId}.`);
+    return record;
   }
 
   private putRecord(record: BatchRecord): Promise<void> {

@@ -10,6 +10,8 @@ export interface ApiRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The body, read whole (a create's requests). */
   readonly body: Uint8Array;
+  /** Who is calling, where callers are told apart (an IAM principal behind IAM authorization). */
+  readonly caller?: string | undefined;
 }
 
 /** The answer: JSON, or the results' JSON Lines as a stream. */
@@ -24,9 +26,12 @@ const ONE_BATCH = /^\/v1\/messages\/batches\/([^/]+)(\/cancel|\/results)?$/;
  * The Message Batches API's routes, as Anthropic's SDK calls them: create, list, retrieve, cancel, delete
  * and results. Errors come back in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`).
  */
-export async function answerApiRequest(api: MessageBatches, request: ApiRequest): Promise<ApiResponse> {
+export async function answerApiRequest(
+  apiFor: (caller: string | undefined) => MessageBatches,
+  request: ApiRequest,
+): Promise<ApiResponse> {
   try {
-    return await route(api, request);
+    return await route(apiFor(request.caller), request);
   } catch (error) {
     if (error instanceof MessageBatchError) {
       const { status, type } = MESSAGE_BATCH_ERRORS[error.reason];

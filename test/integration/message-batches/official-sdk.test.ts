@@ -6,19 +6,28 @@ import {
 } from '../../../local/message-batches/server.ts';
 import { messageBatchInputKey } from '../../../shared/contract/storage-layout.ts';
 import { MessageBatches } from '../../../shared/message-batches/message-batches.ts';
+import { signedFetch } from '../../../shared/message-batches/signed-fetch.ts';
+import { signRequest } from '../../../shared/message-batches/sigv4.ts';
 import { startJob } from '../../../shared/pipeline/enqueue.ts';
 import { BUCKET, objectCreated, pipelineHarness } from '../../support/pipeline-harness.ts';
 
 /** The Message Batches API over the harness's bucket and ledger, its results fetched from `baseUrl`. */
-function apiOn(pipeline: ReturnType<typeof pipelineHarness>, baseUrl: string): MessageBatches {
-  return new MessageBatches({
-    store: pipeline.store,
-    ledger: pipeline.ledger,
-    bucket: BUCKET,
-    jobDefaults: pipeline.enqueueSettings.defaults,
-    clock: pipeline.workerSettings.clock,
-    resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
-  });
+function apiOn(
+  pipeline: ReturnType<typeof pipelineHarness>,
+  baseUrl: string,
+  caller?: string,
+): MessageBatches {
+  return new MessageBatches(
+    {
+      store: pipeline.store,
+      ledger: pipeline.ledger,
+      bucket: BUCKET,
+      jobDefaults: pipeline.enqueueSettings.defaults,
+      clock: pipeline.workerSettings.clock,
+      resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
+    },
+    caller,
+  );
 }
 
 /** The pipeline's domain on in-memory ports, its Message Batches API on loopback, and Anthropic's own client. */
@@ -278,5 +287,93 @@ describe("the Message Batches API with Anthropic's SDK", () => {
     expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
     expect(early.status).toBe(400);
     expect(await early.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
+  });
+});
+
+describe('the Message Batches API behind IAM authorization (SigV4), as deployed', () => {
+  const keys = {
+    AKIDTEAMALICE: 'alice-secret',
+    AKIDTEAMBOB: 'bob-secret',
+  } as const satisfies Record<string, string>;
+  const region = 'us-west-2';
+  let signed: MessageBatchesServer;
+  let pipeline: ReturnType<typeof pipelineHarness>;
+  beforeEach(async () => {
+    pipeline = pipelineHarness();
+    signed = await startMessageBatchesServer((baseUrl, caller) => apiOn(pipeline, baseUrl, caller), {
+      sigv4: { region, secretOf: (accessKeyId) => keys[accessKeyId as keyof typeof keys] },
+    });
+  });
+  afterEach(() => signed.close());
+
+  const clientAs = (accessKeyId: keyof typeof keys | undefined) =>
+    new Anthropic({
+      baseURL: signed.baseUrl,
+      apiKey: 'unused behind IAM',
+      maxRetries: 0,
+      ...(accessKeyId === undefined
+        ? {}
+        : {
+            fetch: signedFetch({ region, credentials: { accessKeyId, secretAccessKey: keys[accessKeyId] } }),
+          }),
+    });
+
+  it("takes Anthropic's SDK with the package's signed fetch, and shows each caller only its own batches", async () => {
+    // Act
+    const created = await clientAs('AKIDTEAMALICE').messages.batches.create({
+      requests: [request('a', 'a')],
+    });
+    const own = await clientAs('AKIDTEAMALICE').messages.batches.retrieve(created.id);
+    const others = await clientAs('AKIDTEAMBOB')
+      .messages.batches.retrieve(created.id)
+      .catch((error: unknown) => error);
+    const listed = await clientAs('AKIDTEAMBOB').messages.batches.list();
+
+    // Assess
+    expect(own.id).toBe(created.id);
+    expect(others).toBeInstanceOf(Anthropic.NotFoundError);
+    expect(listed.data).toEqual([]);
+  });
+
+  it.each([
+    ['no signature', undefined],
+    ['a key it does not know', 'AKIDSTRANGER'],
+  ])('refuses a request with %s as 403', async (_case, accessKeyId) => {
+    // Prepare
+    const client =
+      accessKeyId === undefined
+        ? clientAs(undefined)
+        : new Anthropic({
+            baseURL: signed.baseUrl,
+            apiKey: 'unused',
+            maxRetries: 0,
+            fetch: signedFetch({ region, credentials: { accessKeyId, secretAccessKey: 'guess' } }),
+          });
+
+    // Act
+    const error = await client.messages.batches.list().catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(Anthropic.PermissionDeniedError);
+  });
+
+  it('refuses a signed request changed on its way (another body than the one signed)', async () => {
+    // Prepare
+    const url = new URL(`${signed.baseUrl}/v1/messages/batches`);
+    const signedBody = JSON.stringify({ requests: [request('a', 'a')] });
+    const headers = await signRequest(
+      { method: 'POST', url, headers: { 'content-type': 'application/json' }, body: signedBody },
+      { accessKeyId: 'AKIDTEAMALICE', secretAccessKey: keys.AKIDTEAMALICE },
+      region,
+    );
+    const send = (body: string) => fetch(url, { method: 'POST', headers, body });
+
+    // Act
+    const honest = await send(signedBody);
+    const changed = await send(JSON.stringify({ requests: [request('b', 'b')] }));
+
+    // Assess
+    expect(honest.status).toBe(200);
+    expect(changed.status).toBe(403);
   });
 });
