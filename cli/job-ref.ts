@@ -1,16 +1,20 @@
 import { DynamoDbJobDirectory } from '../functions/adapters/dynamodb-job-directory.ts';
 import { DynamoDbLedger } from '../functions/adapters/dynamodb-ledger.ts';
-import { INPUT_PREFIX } from '../shared/contract/storage-layout.ts';
+import { INPUT_PREFIX, messageBatchInputKey } from '../shared/contract/storage-layout.ts';
 import type { JobRecord } from '../shared/core/model.ts';
 import { UsageError } from './errors.ts';
 import { resolveResources } from './resources.ts';
 
 /** How the job commands' `<job>` is described in their help. */
 export const JOB_REF_HELP =
-  'a job id (submit prints it, events carry it), or the S3 URI or key of its input: s3://bucket/inputs/file.jsonl, inputs/file.jsonl or file.jsonl (the newest job of that object)';
+  'a job id (submit prints it, events carry it), a message batch id (msgbatch_...), or the S3 URI or key of its input: s3://bucket/inputs/file.jsonl, inputs/file.jsonl or file.jsonl (the newest job of that object)';
 
-/** Where a reference that is not a job id points: an object, by URI, by key, or by name under inputs/. */
+/**
+ * Where a reference that is not a job id points: an object, by URI, by key, by name under inputs/, or a
+ * message batch's requests.
+ */
 function objectOf(ref: string, bucket: string): { bucket: string; key: string } {
+  if (/^msgbatch_[0-9A-Za-z]+$/.test(ref)) return { bucket, key: messageBatchInputKey(ref) };
   const uri = /^s3:\/\/([^/]+)\/(.+)$/.exec(ref);
   if (uri !== null) return { bucket: uri[1] ?? bucket, key: uri[2] ?? '' };
   return { bucket, key: ref.includes('/') ? ref : `${INPUT_PREFIX}${ref}` };

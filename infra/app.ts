@@ -44,6 +44,7 @@ export function buildApp(app: App = new App()): App {
     'maxDailyCost',
     'catalog',
     'allowUnknownModels',
+    'messageBatchesApi',
   ] as const satisfies ReadonlyArray<keyof BedrockBatchPipelineProps>;
   const pipeline = Object.fromEntries(
     names.map((name) => [name, context(name)]).filter(([, value]) => value !== undefined),

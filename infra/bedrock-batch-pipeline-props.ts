@@ -236,4 +236,15 @@ export interface BedrockBatchPipelineProps {
    * @default false
    */
   readonly allowUnknownModels?: boolean;
+  /**
+   * Serves Anthropic's Message Batches API over the pipeline (code written for Anthropic's batches runs with
+   * only its base URL and signing changed): an HTTP API whose routes need IAM authorization (SigV4: the
+   * package's `signedFetch`), throttled (`rateLimit` requests a second, `burstLimit` at once), with access
+   * logs. Each IAM principal sees only the batches it created unless `shareAcrossCallers`.
+   * @example { shareAcrossCallers: false, rateLimit: 20, burstLimit: 40 }
+   * @default false
+   */
+  readonly messageBatchesApi?:
+    | boolean
+    | { readonly shareAcrossCallers?: boolean; readonly rateLimit?: number; readonly burstLimit?: number };
 }

@@ -14,12 +14,13 @@ import type { BedrockBatchPipelineProps } from './bedrock-batch-pipeline-props.t
 import { BatchLane } from './constructs/batch-lane.ts';
 import { Finalize } from './constructs/finalize.ts';
 import { Ingest } from './constructs/ingest.ts';
+import { MessageBatchesApi } from './constructs/message-batches-api.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { Processing } from './constructs/processing.ts';
 import { Recovery } from './constructs/recovery.ts';
 import { Storage } from './constructs/storage.ts';
-import { pipelineSettings, userCatalogEnvironment } from './props.ts';
+import { type PipelineSettings, pipelineSettings, userCatalogEnvironment } from './props.ts';
 
 /** The pipeline's functions, for a consumer to watch or extend. */
 export interface PipelineFunctions {
@@ -69,6 +70,8 @@ export class BedrockBatchPipeline extends Construct {
   readonly alarms: readonly cloudwatch.Alarm[];
   /** Where each job's end is sent, when `notifyEmail` or `notifyTopicArn` is given. */
   readonly notificationTopic: sns.ITopic | undefined;
+  /** Anthropic's Message Batches API over the pipeline, when the `messageBatchesApi` prop asks for it. */
+  readonly messageBatchesApi: MessageBatchesApi | undefined;
   /** "Batch Job Completed": detail has jobId, input, output, manifest, counts, tokens, estimatedCostUsd, cache. */
   readonly completionEventPattern: events.EventPattern = {
     source: [EVENT_SOURCE],
@@ -122,13 +125,7 @@ export class BedrockBatchPipeline extends Construct {
       recordDeadLetters: records.deadLetterQueue,
       finalizeDeadLetters: finalize.jobs.deadLetterQueue,
       enqueueFailures: ingest.failures,
-      functions: {
-        enqueue: this.functions.enqueue,
-        worker: this.functions.worker,
-        finalizer: this.functions.finalizer,
-        sweeper: this.functions.sweeper,
-        batch: this.functions.batchWatcher,
-      },
+      functions: (({ batchWatcher: batch, ...named }) => ({ ...named, batch }))(this.functions),
       modelIds: settings.resolvedModels.map((model) => model.modelId),
       pools: settings.poolModels.map(poolName),
       oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
@@ -141,6 +138,7 @@ export class BedrockBatchPipeline extends Construct {
       notifyTopicArn: settings.notifyTopicArn,
     }).topic;
     addSettings(this.functions, userCatalogEnvironment(settings));
+    this.messageBatchesApi = this.messageBatchesApiOf(settings, storage);
     this.bucket = storage.bucket;
     this.ledgerTable = storage.ledger;
     this.recordQueue = records.queue;
@@ -150,6 +148,17 @@ export class BedrockBatchPipeline extends Construct {
     this.enqueueFailureQueue = ingest.failures;
     this.dashboard = monitoring.dashboard;
     this.alarms = monitoring.alarms;
+  }
+
+  private messageBatchesApiOf(settings: PipelineSettings, storage: Storage): MessageBatchesApi | undefined {
+    const { messageBatchesApi: api } = settings;
+    if (api === undefined) return undefined;
+    return new MessageBatchesApi(this, 'MessageBatches', {
+      storage,
+      settings,
+      ...api,
+      functionProps: settings.functionProps,
+    });
   }
 }
 

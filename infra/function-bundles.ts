@@ -7,7 +7,14 @@ import { fileURLToPath } from 'node:url';
 import type * as esbuild from 'esbuild';
 
 /** The pipeline's Lambda functions: functions/<name>/index.ts is each one's entry point. */
-export const FUNCTION_NAMES = ['enqueue', 'worker', 'finalizer', 'sweeper', 'batch'] as const;
+export const FUNCTION_NAMES = [
+  'enqueue',
+  'worker',
+  'finalizer',
+  'sweeper',
+  'batch',
+  'message-batches',
+] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** The bundle's file and export, as the template's handler names them (`index.handler`). */

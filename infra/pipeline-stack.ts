@@ -19,5 +19,12 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, STACK_OUTPUTS.tableName, { value: this.pipeline.ledgerTable.tableName });
     new CfnOutput(this, STACK_OUTPUTS.recordQueueUrl, { value: this.pipeline.recordQueue.queueUrl });
     new CfnOutput(this, STACK_OUTPUTS.recordDlqUrl, { value: this.pipeline.recordDeadLetterQueue.queueUrl });
+    const batchesApi = this.pipeline.messageBatchesApi;
+    if (batchesApi !== undefined)
+      new CfnOutput(this, STACK_OUTPUTS.messageBatchesApiUrl, {
+        value: batchesApi.url,
+        description:
+          "Anthropic's Message Batches API: new Anthropic({ baseURL, fetch: signedFetch({ region }) })",
+      });
   }
 }

@@ -104,6 +104,28 @@ const pipelinePropsSchema = z
     catalog: userCatalogSchema.optional(),
     /** Model ids of Bedrock's form that the catalog does not list may be allowed and run. */
     allowUnknownModels: z.boolean().default(false),
+    /** Anthropic's Message Batches API over the pipeline, behind IAM authorization. */
+    messageBatchesApi: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          shareAcrossCallers: z.boolean().optional(),
+          rateLimit: z.number().positive().optional(),
+          burstLimit: z.number().int().positive().optional(),
+        }),
+      ])
+      .default(false)
+      .transform((choice) =>
+        choice === false
+          ? undefined
+          : {
+              shareAcrossCallers: choice === true ? false : (choice.shareAcrossCallers ?? false),
+              throttle: {
+                rateLimit: choice === true ? 50 : (choice.rateLimit ?? 50),
+                burstLimit: choice === true ? 100 : (choice.burstLimit ?? 100),
+              },
+            },
+      ),
   })
   .strict()
   .superRefine(checkBucketChoice);

@@ -254,6 +254,19 @@ export const enqueueSettings = settingsSchema({
   ...inputSettings,
   TOKENS_PER_MINUTE: quotaSettings.TOKENS_PER_MINUTE,
 });
+/** The Message Batches API's function: a batch's options are checked against the deployment's file defaults. */
+export const messageBatchesSettings = settingsSchema({
+  ...bedrockSettings,
+  ...storageSettings,
+  ...laneSettings,
+  ...cacheSettings,
+  ...tierSettings,
+  ...inputSettings,
+  MESSAGE_BATCHES_SHARED: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe('true: every caller sees every batch; false: each IAM principal sees the batches it created'),
+});
 export const batchWatcherSettings = settingsSchema({
   ...bedrockSettings,
   ...storageSettings,

@@ -4,4 +4,6 @@ export const STACK_OUTPUTS = {
   tableName: 'LedgerTableName',
   recordQueueUrl: 'RecordQueueUrl',
   recordDlqUrl: 'RecordDlqUrl',
+  /** Present when the stack serves the Message Batches API: the base URL to give Anthropic's SDK. */
+  messageBatchesApiUrl: 'MessageBatchesApiUrl',
 } as const;

@@ -76,7 +76,7 @@ export class BatchLane extends Construct {
     grantConsume(this.deadlines, watcher.function);
     storage.grantObjects(watcher, 'read', ['work']);
     storage.grantObjects(watcher, 'write', ['work']);
-    storage.grantListWork(watcher);
+    storage.grantList(watcher);
     storage.grantLedger(watcher, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']);
     grantSend(props.recordQueue, watcher.function);
     grantSend(props.finalizeQueue, watcher.function);

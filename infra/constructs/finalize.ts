@@ -43,7 +43,7 @@ export class Finalize extends Construct {
     const finalizer = this.jobs.function;
     storage.grantObjects(finalizer, 'read', ['work']);
     storage.grantObjects(finalizer, 'write', ['outputs']);
-    storage.grantListWork(finalizer);
+    storage.grantList(finalizer);
     storage.grantLedger(finalizer, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
     grantSend(this.jobs.queue, finalizer.function);
     finalizer.publishEvents();

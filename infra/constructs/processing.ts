@@ -63,7 +63,7 @@ export class Processing extends Construct {
     // Results only: staged batch input, which Bedrock's role reads, stays out of the worker's reach.
     storage.grantObjects(worker, 'write', [RESULTS_KEY_PATTERN]);
     // A result set an attempt died before storing must read as missing (404), not as denied (403).
-    storage.grantListWork(worker);
+    storage.grantList(worker);
     storage.grantLedger(worker, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSend(props.finalizeQueue, worker.function);
     for (const statement of bedrockInvokeStatements(this, settings.poolModels))

@@ -12,14 +12,32 @@ import type { BucketOverrides, LedgerTableOverrides } from '../escape-hatches.ts
 import { grantKeyUse } from './key-use.ts';
 import { acknowledge, findingResource, type PipelineFunction } from './pipeline-function.ts';
 
+const OBJECT_ACTIONS = {
+  read: ['s3:GetObject'],
+  write: ['s3:PutObject', 's3:AbortMultipartUpload'],
+  delete: ['s3:DeleteObject'],
+} as const satisfies Record<string, readonly string[]>;
+
 /**
  * The prefixes of the bucket: uploads, the pipeline's intermediate objects (every job's results among them),
  * and what users collect.
  */
-export type BucketPrefix = 'inputs' | 'work' | typeof RESULTS_KEY_PATTERN | 'outputs';
+export type BucketPrefix =
+  | 'inputs'
+  | 'work'
+  | typeof RESULTS_KEY_PATTERN
+  | 'outputs'
+  | 'message-batches'
+  | 'inputs/message-batches'
+  | 'outputs/message-batches';
 
 /** The ledger actions a function may be granted; a transaction's items need the item actions they carry. */
-export type LedgerAction = 'dynamodb:GetItem' | 'dynamodb:PutItem' | 'dynamodb:UpdateItem' | 'dynamodb:Query';
+export type LedgerAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:BatchGetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:Query';
 
 export interface StorageProps {
   /** A customer-managed key for everything the pipeline stores; AWS-managed encryption when false. */
@@ -69,15 +87,22 @@ export class Storage extends Construct {
     };
   }
 
-  /** Object reads (GetObject also answers HeadObject) or writes (PutObject also covers multipart parts). */
-  grantObjects(fn: PipelineFunction, access: 'read' | 'write', prefixes: readonly BucketPrefix[]): void {
+  /**
+   * Object reads (GetObject also answers HeadObject), writes (PutObject also covers multipart parts) or
+   * deletes.
+   */
+  grantObjects(
+    fn: PipelineFunction,
+    access: 'read' | 'write' | 'delete',
+    prefixes: readonly BucketPrefix[],
+  ): void {
     fn.function.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: access === 'read' ? ['s3:GetObject'] : ['s3:PutObject', 's3:AbortMultipartUpload'],
+        actions: [...OBJECT_ACTIONS[access]],
         resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}/*`)),
       }),
     );
-    grantKeyUse(this.objectKey, fn.function, 's3', access);
+    if (access !== 'delete') grantKeyUse(this.objectKey, fn.function, 's3', access);
     acknowledge(
       fn,
       Object.fromEntries(
@@ -90,22 +115,22 @@ export class Storage extends Construct {
   }
 
   /**
-   * Listing the job's working objects, and nothing else of the bucket: also what makes S3 answer a read of a
-   * missing working object with 404 rather than 403.
+   * Listing one prefix's objects (the jobs' working objects, the message batches), and nothing else of the
+   * bucket: also what makes S3 answer a read of a missing object there with 404 rather than 403.
    */
-  grantListWork(fn: PipelineFunction): void {
+  grantList(fn: PipelineFunction, prefix: 'work' | 'message-batches' = 'work'): void {
     fn.function.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['s3:ListBucket'],
         resources: [this.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': 'work/*' } },
+        conditions: { StringLike: { 's3:prefix': `${prefix}/*` } },
       }),
     );
   }
 
   grantLedger(fn: PipelineFunction, actions: readonly LedgerAction[]): void {
     this.ledger.grant(fn.function, ...actions);
-    const reads: readonly LedgerAction[] = ['dynamodb:GetItem', 'dynamodb:Query'];
+    const reads: readonly LedgerAction[] = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
     grantKeyUse(
       this.key,
       fn.function,

@@ -80,7 +80,7 @@ async function answer(
     return;
   }
   response.writeHead(200, { 'content-type': 'application/binary' });
-  for await (const chunk of answered.jsonl) response.write(chunk);
+  for await (const chunk of answered.results.lines) response.write(chunk);
   response.end();
 }
 

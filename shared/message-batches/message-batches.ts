@@ -8,7 +8,7 @@ import {
 } from '../contract/storage-layout.ts';
 import { type Clock, isoTime } from '../core/clock.ts';
 import type { JobDirectory, Jobs } from '../core/ledger.ts';
-import { ENDED_JOB_STATUSES, type JobRecord, type JobSettings } from '../core/model.ts';
+import { ENDED_JOB_STATUSES, type JobRecord, type JobSettings, type ObjectLocation } from '../core/model.ts';
 import type { ObjectStore } from '../core/ports.ts';
 import { ConfigurationError, PipelineError } from '../errors.ts';
 import { jobSettingsFrom } from '../pipeline/job.ts';
@@ -226,8 +226,11 @@ export class MessageBatches {
     return { id: batchId, type: 'message_batch_deleted' };
   }
 
-  /** The batch's results, as JSON Lines in input order, once it has ended. */
-  async results(batchId: string): Promise<AsyncIterable<Uint8Array>> {
+  /**
+   * The batch's results, as JSON Lines in input order, once it has ended: where they are, and their bytes as
+   * a stream read only when iterated.
+   */
+  async results(batchId: string): Promise<{ location: ObjectLocation; lines: AsyncIterable<Uint8Array> }> {
     const record = await this.record(batchId);
     const job = await this.jobOf(record);
     if (job === undefined || !ENDED_JOB_STATUSES.has(job.status))
@@ -235,7 +238,8 @@ export class MessageBatches {
         'BATCH_NOT_ENDED',
         `Batch ${batchId} has not ended yet: its results come once it has.`,
       );
-    return this.ports.store.stream(outputLocations(job).output, 0);
+    const location = outputLocations(job).output;
+    return { location, lines: this.ports.store.stream(location, 0) };
   }
 
   private async batchOf(record: BatchRecord, job: JobRecord | undefined): Promise<MessageBatch> {

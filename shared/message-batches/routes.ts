@@ -14,10 +14,10 @@ export interface ApiRequest {
   readonly caller?: string | undefined;
 }
 
-/** The answer: JSON, or the results' JSON Lines as a stream. */
+/** The answer: JSON, or the results (a server streams their lines, or sends the caller to where they are). */
 export type ApiResponse =
   | { readonly status: number; readonly json: unknown }
-  | { readonly status: 200; readonly jsonl: AsyncIterable<Uint8Array> };
+  | { readonly status: 200; readonly results: Awaited<ReturnType<MessageBatches['results']>> };
 
 const BATCHES = '/v1/messages/batches';
 const ONE_BATCH = /^\/v1\/messages\/batches\/([^/]+)(\/cancel|\/results)?$/;
@@ -69,7 +69,7 @@ async function route(api: MessageBatches, request: ApiRequest): Promise<ApiRespo
   if (one !== null && one[2] === '/cancel' && method === 'POST')
     return { status: 200, json: await api.cancel(batchId) };
   if (one !== null && one[2] === '/results' && method === 'GET')
-    return { status: 200, jsonl: await api.results(batchId) };
+    return { status: 200, results: await api.results(batchId) };
   return { status: 404, json: anthropicError('not_found_error', `No operation at ${method} ${path}.`) };
 }
 

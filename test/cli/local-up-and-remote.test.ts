@@ -285,7 +285,7 @@ describe('bedrock-batch local up', () => {
     expect(Number(line?.[1])).toBeLessThanOrEqual(90);
   });
 
-  it("serves the Message Batches API on loopback: Anthropic's SDK creates a batch and reads its results", async () => {
+  it("serves the Message Batches API on loopback: Anthropic's SDK creates a batch and reads its results; status finds it by its id", async () => {
     // Prepare
     const [, baseURL] = await waitForOutput(
       localUp.output,
@@ -316,8 +316,10 @@ describe('bedrock-batch local up', () => {
     const results = [];
     for await (const result of await client.messages.batches.results(created.id))
       results.push([result.custom_id, result.result.type]);
+    const status = await statusOf(created.id);
 
     // Assess
+    expect(status).toMatchObject({ status: 'completed', records: { done: 2, succeeded: 1 } });
     expect(ended.request_counts).toEqual({
       processing: 0,
       succeeded: 1,
