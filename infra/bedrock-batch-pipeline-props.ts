@@ -240,11 +240,18 @@ export interface BedrockBatchPipelineProps {
    * Serves Anthropic's Message Batches API over the pipeline (code written for Anthropic's batches runs with
    * only its base URL and signing changed): an HTTP API whose routes need IAM authorization (SigV4: the
    * package's `signedFetch`), throttled (`rateLimit` requests a second, `burstLimit` at once), with access
-   * logs. Each IAM principal sees only the batches it created unless `shareAcrossCallers`.
-   * @example { shareAcrossCallers: false, rateLimit: 20, burstLimit: 40 }
+   * logs. Each IAM principal sees only the batches it created unless `shareAcrossCallers`. A batch (its
+   * requests and results) is kept `retentionDays` (29 by default, as Anthropic keeps results), on a bucket
+   * the pipeline made or one made in the same app.
+   * @example { shareAcrossCallers: false, retentionDays: 29, rateLimit: 20, burstLimit: 40 }
    * @default false
    */
   readonly messageBatchesApi?:
     | boolean
-    | { readonly shareAcrossCallers?: boolean; readonly rateLimit?: number; readonly burstLimit?: number };
+    | {
+        readonly shareAcrossCallers?: boolean;
+        readonly retentionDays?: number;
+        readonly rateLimit?: number;
+        readonly burstLimit?: number;
+      };
 }

@@ -110,6 +110,7 @@ const pipelinePropsSchema = z
         z.boolean(),
         z.strictObject({
           shareAcrossCallers: z.boolean().optional(),
+          retentionDays: z.number().int().positive().optional(),
           rateLimit: z.number().positive().optional(),
           burstLimit: z.number().int().positive().optional(),
         }),
@@ -120,6 +121,7 @@ const pipelinePropsSchema = z
           ? undefined
           : {
               shareAcrossCallers: choice === true ? false : (choice.shareAcrossCallers ?? false),
+              retentionDays: choice === true ? 29 : (choice.retentionDays ?? 29),
               throttle: {
                 rateLimit: choice === true ? 50 : (choice.rateLimit ?? 50),
                 burstLimit: choice === true ? 100 : (choice.burstLimit ?? 100),

@@ -16,6 +16,8 @@ export interface MessageBatchesApiProps {
   readonly settings: PipelineSettings;
   /** Every caller sees every batch; by default each IAM principal sees the batches it created. */
   readonly shareAcrossCallers: boolean;
+  /** Days a batch is kept (its record, requests and results), as Anthropic keeps results 29 days. */
+  readonly retentionDays: number;
   /** Requests a second the API takes, and in a burst, before it answers 429. */
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly functionProps?: FunctionOverrides | undefined;
@@ -50,6 +52,11 @@ export class MessageBatchesApi extends Construct {
       } satisfies EnvironmentOf<typeof messageBatchesSettings>,
     });
     this.grantAccess(storage);
+    storage.expireObjects(
+      'message-batches',
+      ['message-batches', 'inputs/message-batches', 'outputs/message-batches'],
+      Duration.days(props.retentionDays),
+    );
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: logs.RetentionDays.ONE_YEAR });
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: "Anthropic's Message Batches API over the batch pipeline (IAM authorization)",

@@ -144,6 +144,20 @@ export class Storage extends Construct {
     });
   }
 
+  /**
+   * Expires the objects under `prefixes` `after` their creation, on a bucket the pipeline may change (its
+   * own, or one made in the same app); an imported bucket's owner sees to its rules.
+   */
+  expireObjects(name: string, prefixes: readonly BucketPrefix[], after: Duration): void {
+    if (!(this.bucket instanceof s3.Bucket)) return;
+    for (const prefix of prefixes)
+      this.bucket.addLifecycleRule({
+        id: `${name}-${prefix.replaceAll('/', '-')}`,
+        prefix: `${prefix}/`,
+        expiration: after,
+      });
+  }
+
   /** Lets a role other than a function's use the key for the objects it reads and writes. */
   grantObjectEncryption(role: iam.Role): void {
     grantKeyUse(this.objectKey, role, 's3', 'write');

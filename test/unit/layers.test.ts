@@ -50,6 +50,7 @@ const WORKFLOWS = [
   'shared/batch/launch.ts',
   'shared/batch/watch.ts',
   'shared/batch/staging.ts',
+  'shared/message-batches/',
 ];
 const isWorkflow = (file: string) => WORKFLOWS.some((prefix) => file.startsWith(prefix));
 

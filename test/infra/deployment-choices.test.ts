@@ -1,27 +1,27 @@
-import { App, Validations } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PipelineStack } from '../../infra/pipeline-stack.ts';
 import { STACK_OUTPUTS } from '../../shared/stack-outputs.ts';
 import { functionNamed, roleStatements } from '../support/cdk-template.ts';
 
 let template: Template;
-let synthesis: () => void;
 beforeAll(() => {
-  // One synthesis, with cdk-nag's AWS Solutions checks, for every spec below.
-  const app = new App();
-  const stack = new PipelineStack(app, 'Batches', {
+  // One synthesis of a stack with its optional parts and other file defaults, for every spec below (cdk-nag
+  // checks the API with the app's, in pipeline-stack.test.ts).
+  const stack = new PipelineStack(new App(), 'Batches', {
     env: { region: 'us-west-2', account: '123456789012' },
-    pipeline: { bedrockRegion: 'us-west-2', messageBatchesApi: { rateLimit: 20, burstLimit: 40 } },
+    pipeline: {
+      bedrockRegion: 'us-west-2',
+      messageBatchesApi: { rateLimit: 20, burstLimit: 40 },
+      defaultLane: 'auto',
+      defaultDeadline: '36h',
+      promptCache: 'off',
+      serviceTier: 'flex',
+      tokensPerMinute: 1_000_000,
+    },
   });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  let synthesised: ReturnType<App['synth']> | undefined;
-  synthesis = () => {
-    synthesised ??= app.synth();
-  };
-  synthesis();
-  template = Template.fromJSON(synthesised?.getStackByName(stack.stackName).template ?? {});
+  template = Template.fromStack(stack);
 }, 120_000);
 
 describe('the Message Batches API of the construct (messageBatchesApi prop)', () => {
@@ -57,11 +57,38 @@ describe('the Message Batches API of the construct (messageBatchesApi prop)', ()
     expect(fn.Properties.Environment.Variables).toMatchObject({ MESSAGE_BATCHES_SHARED: 'false' });
   });
 
+  it('keeps a batch 29 days, as Anthropic keeps results: its record, requests and results then expire', () => {
+    const [bucket] = Object.values(
+      template.findResources('AWS::S3::Bucket', {
+        Properties: { VersioningConfiguration: Match.anyValue() },
+      }),
+    );
+    const rules = bucket?.Properties.LifecycleConfiguration.Rules as Array<{
+      Prefix?: string;
+      ExpirationInDays?: number;
+    }>;
+    for (const prefix of ['message-batches/', 'inputs/message-batches/', 'outputs/message-batches/'])
+      expect(rules).toContainEqual(expect.objectContaining({ Prefix: prefix, ExpirationInDays: 29 }));
+  });
+
   it('publishes its base URL as a stack output', () => {
     template.hasOutput(STACK_OUTPUTS.messageBatchesApiUrl, { Value: Match.anyValue() });
   });
+});
 
-  it("leaves cdk-nag's AWS Solutions checks nothing unacknowledged", () => {
-    expect(synthesis).not.toThrow();
+describe('the file defaults a deployment chooses', () => {
+  it("gives the enqueue function the deployment's lane, deadline, caching and service tier for files that choose none, and the quota", () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          POWERTOOLS_SERVICE_NAME: 'enqueue',
+          DEFAULT_LANE: 'auto',
+          DEFAULT_DEADLINE: '36h',
+          DEFAULT_CACHE: 'off',
+          DEFAULT_TIER: 'flex',
+          TOKENS_PER_MINUTE: '1000000',
+        }),
+      },
+    });
   });
 });
