@@ -125,7 +125,7 @@ export class BedrockBatchPipeline extends Construct {
       recordDeadLetters: records.deadLetterQueue,
       finalizeDeadLetters: finalize.jobs.deadLetterQueue,
       enqueueFailures: ingest.failures,
-      functions: (({ batchWatcher: batch, ...named }) => ({ ...named, batch }))(this.functions),
+      functions: byServiceName(this.functions),
       modelIds: settings.resolvedModels.map((model) => model.modelId),
       pools: settings.poolModels.map(poolName),
       oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
@@ -160,6 +160,11 @@ export class BedrockBatchPipeline extends Construct {
       functionProps: settings.functionProps,
     });
   }
+}
+
+/** The functions by the names their metrics and logs go by (the batch watcher's is `batch`). */
+function byServiceName({ batchWatcher, ...named }: PipelineFunctions) {
+  return { ...named, batch: batchWatcher };
 }
 
 /**
