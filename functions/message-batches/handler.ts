@@ -1,5 +1,7 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2WithIAMAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { METRICS } from '../../shared/contract/metrics.ts';
 import type { ObjectLocation } from '../../shared/core/model.ts';
 import type { MessageBatches } from '../../shared/message-batches/message-batches.ts';
 import { answerApiRequest } from '../../shared/message-batches/routes.ts';
@@ -18,11 +20,12 @@ export interface MessageBatchesDependencies extends Observability {
  * batch's results may be far larger than a function's response.
  */
 export function createMessageBatchesHandler(dependencies: MessageBatchesDependencies) {
-  const { logger } = dependencies;
+  const { logger, metrics } = dependencies;
 
   const handle = async (
     event: APIGatewayProxyEventV2WithIAMAuthorizer,
   ): Promise<APIGatewayProxyStructuredResultV2> => {
+    metrics.addMetric(METRICS.messageBatches.apiRequests, MetricUnit.Count, 1);
     const body =
       event.body === undefined
         ? new Uint8Array()
@@ -44,6 +47,7 @@ export function createMessageBatchesHandler(dependencies: MessageBatchesDependen
     } catch (error) {
       // Requests hold prompts: the error is logged, never the request.
       logger.error('message batches request failed', { path: event.rawPath, error });
+      metrics.addMetric(METRICS.messageBatches.apiFailures, MetricUnit.Count, 1);
       return json(500, {
         type: 'error',
         error: { type: 'api_error', message: 'The request could not be served.' },

@@ -67,6 +67,11 @@ export const METRICS = {
     /** Deadline alarms that went off (early ones set again among them). */
     deadlineAlarms: 'BatchDeadlineAlarms',
   },
+  messageBatches: {
+    /** Requests the Message Batches API answered, and those it failed on (answered 500). */
+    apiRequests: 'MessageBatchRequests',
+    apiFailures: 'MessageBatchFailures',
+  },
   sweeper: {
     jobsResumed: 'JobsResumed',
     stuckJobs: 'StuckJobs',

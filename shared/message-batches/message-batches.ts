@@ -21,7 +21,7 @@ import { jobSettingsFrom } from '../pipeline/job.ts';
  */
 
 /** Anthropic's limits for one batch. */
-export const MESSAGE_BATCH_LIMITS = { requests: 100_000, bytes: 256 * 1024 * 1024 } as const;
+const MESSAGE_BATCH_LIMITS = { requests: 100_000, bytes: 256 * 1024 * 1024 } as const;
 
 /** A batch expires (its unfinished requests with it) a day after it was created, as Anthropic's do. */
 const EXPIRES_AFTER_MS = 24 * 60 * 60_000;
@@ -35,7 +35,7 @@ export const MESSAGE_BATCH_ERRORS = {
   BATCH_NOT_STARTED: { status: 409, type: 'invalid_request_error' },
 } as const;
 
-export type MessageBatchErrorCode = keyof typeof MESSAGE_BATCH_ERRORS;
+type MessageBatchErrorCode = keyof typeof MESSAGE_BATCH_ERRORS;
 
 export class MessageBatchError extends PipelineError {
   constructor(
@@ -67,7 +67,7 @@ export interface MessageBatch {
 }
 
 /** A page of batches, newest first. */
-export interface MessageBatchPage {
+interface MessageBatchPage {
   readonly data: readonly MessageBatch[];
   readonly has_more: boolean;
   readonly first_id: string | null;
@@ -167,29 +167,25 @@ export class MessageBatches {
     for await (const key of this.ports.store.list(this.ports.bucket, MESSAGE_BATCHES_PREFIX))
       if (key.endsWith('.json')) ids.push(key.slice(MESSAGE_BATCHES_PREFIX.length, -'.json'.length));
     // Ids sort by creation time: newest first is the keys' order reversed; the caller's own only.
-    const visible = await Promise.all(
-      ids.map((id) =>
-        this.record(id).then(
-          () => id,
-          () => undefined,
-        ),
-      ),
-    );
-    const newestFirst = visible.filter((id) => id !== undefined).reverse();
+    const records = await Promise.all(ids.map((id) => this.visibleRecord(id)));
+    const newestFirst = records.filter((record) => record !== undefined).reverse();
     const limit = Math.min(1_000, Math.max(1, query.limit ?? 20));
-    const start = query.afterId === undefined ? 0 : newestFirst.findIndex((id) => id < (query.afterId ?? ''));
+    const { afterId, beforeId } = query;
+    const start = afterId === undefined ? 0 : newestFirst.findIndex((record) => record.id < afterId);
     const candidates = start === -1 ? [] : newestFirst.slice(start);
     const page =
-      query.beforeId === undefined
+      beforeId === undefined
         ? candidates.slice(0, limit)
-        : candidates.filter((id) => id > (query.beforeId ?? '')).slice(-limit);
-    const data = await Promise.all(page.map((id) => this.retrieve(id)));
+        : candidates.filter((record) => record.id > beforeId).slice(-limit);
+    const data = await Promise.all(
+      page.map(async (record) => this.batchOf(record, await this.jobOf(record))),
+    );
     const last = page.at(-1);
     return {
       data,
       has_more: last !== undefined && candidates.indexOf(last) < candidates.length - 1,
-      first_id: page[0] ?? null,
-      last_id: last ?? null,
+      first_id: page[0]?.id ?? null,
+      last_id: last?.id ?? null,
     };
   }
 
@@ -289,6 +285,16 @@ export class MessageBatches {
     return record;
   }
 
+  /** The batch's record, or undefined when the caller may not see it (or it is gone). */
+  private async visibleRecord(batchId: string): Promise<BatchRecord | undefined> {
+    try {
+      return await this.record(batchId);
+    } catch (error) {
+      if (error instanceof MessageBatchError && error.reason === 'BATCH_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
   private putRecord(record: BatchRecord): Promise<void> {
     return this.ports.store.put(
       this.at(messageBatchRecordKey(record.id)),
@@ -368,7 +374,7 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
  * `msgbatch_` and 24 characters: 10 of the creation time (milliseconds, Crockford base32), so ids sort as
  * batches were created, then 14 random ones.
  */
-export function newBatchId(now: number, random: (bytes: number) => Uint8Array = randomBytes): string {
+function newBatchId(now: number, random: (bytes: number) => Uint8Array = randomBytes): string {
   let time = '';
   for (let rest = now, index = 0; index < 10; index += 1, rest = Math.floor(rest / 32))
     time = `${CROCKFORD[rest % 32]}${time}`;

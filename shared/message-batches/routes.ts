@@ -1,7 +1,7 @@
 import { MESSAGE_BATCH_ERRORS, MessageBatchError, type MessageBatches } from './message-batches.ts';
 
 /** One HTTP request to the Message Batches API, as any server (local or deployed) hands it over. */
-export interface ApiRequest {
+interface ApiRequest {
   readonly method: string;
   /** The path without the query string. */
   readonly path: string;
@@ -15,7 +15,7 @@ export interface ApiRequest {
 }
 
 /** The answer: JSON, or the results (a server streams their lines, or sends the caller to where they are). */
-export type ApiResponse =
+type ApiResponse =
   | { readonly status: number; readonly json: unknown }
   | { readonly status: 200; readonly results: Awaited<ReturnType<MessageBatches['results']>> };
 
@@ -77,7 +77,7 @@ async function route(api: MessageBatches, request: ApiRequest): Promise<ApiRespo
  * A batch's options, where Anthropic's API has none: `x-bedrock-batch-<file option>` headers (lane,
  * deadline, tier, endpoints...), which Anthropic's SDK sends with `{ headers }` in its request options.
  */
-export const OPTION_HEADER_PREFIX = 'x-bedrock-batch-';
+const OPTION_HEADER_PREFIX = 'x-bedrock-batch-';
 
 function optionsOf(headers: ApiRequest['headers']): Record<string, string> {
   return Object.fromEntries(

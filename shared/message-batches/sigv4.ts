@@ -2,10 +2,10 @@ import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 /** The service name API Gateway's IAM authorization checks signatures for. */
-export const EXECUTE_API = 'execute-api';
+const EXECUTE_API = 'execute-api';
 
 /** SHA-256 (HMAC-SHA-256 with a secret) as the signer asks for it, from Node's own crypto. */
-export class NodeSha256 {
+class NodeSha256 {
   private readonly hash;
 
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
