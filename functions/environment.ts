@@ -1,6 +1,7 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { BudgetRates } from '../shared/budget/bucket.ts';
 import { catalogInUse } from '../shared/catalog/catalog.ts';
+import type { MetricsService } from '../shared/contract/metrics.ts';
 import type { JobSettings } from '../shared/core/model.ts';
 import { catalogModelOf } from '../shared/models/resolve-model.ts';
 import { ConfiguredQuotas, type QuotaReport, ServiceQuotaRates } from '../shared/quotas/pool-rates.ts';
@@ -16,7 +17,7 @@ import { observability } from './observability.ts';
  * (traced), logger, metrics and tracer.
  */
 export function lambdaEnvironment(
-  serviceName: string,
+  serviceName: MetricsService,
   settings: { readonly BEDROCK_REGION?: string; readonly SDK_MAX_ATTEMPTS?: number } & Record<
     string,
     unknown

@@ -5,13 +5,13 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type middy from '@middy/core';
-import { METRICS_NAMESPACE } from '../shared/contract/metrics.ts';
+import { METRICS_NAMESPACE, type MetricsService } from '../shared/contract/metrics.ts';
 
 /**
  * Each function's logger and metrics (EMF). Prompts and completions are never logged: records are named by
  * job id, record id and line only.
  */
-export function observability(serviceName: string) {
+export function observability(serviceName: MetricsService) {
   const logger = new Logger({ serviceName });
   // The metrics' own warnings (an invocation that ends before it counts anything) go to the function's log,
   // as structured lines at its level, not to the console.

@@ -120,6 +120,7 @@ export class BedrockBatchPipeline extends Construct {
       sweeper: recovery.sweeper.function,
       batchWatcher: batchLane.watcher.function,
     };
+    this.messageBatchesApi = this.messageBatchesApiOf(settings, storage);
     const monitoring = new Monitoring(this, 'Monitoring', {
       recordQueue: records.queue,
       recordDeadLetters: records.deadLetterQueue,
@@ -129,6 +130,7 @@ export class BedrockBatchPipeline extends Construct {
       modelIds: settings.resolvedModels.map((model) => model.modelId),
       pools: settings.poolModels.map(poolName),
       oldestMessageAlarmAge: Duration.seconds(settings.oldestRecordAlarmSeconds),
+      messageBatchesApi: this.messageBatchesApi?.api,
       alarmEmail: settings.alarmEmail,
       alarmTopicArn: settings.alarmTopicArn,
     });
@@ -138,7 +140,6 @@ export class BedrockBatchPipeline extends Construct {
       notifyTopicArn: settings.notifyTopicArn,
     }).topic;
     addSettings(this.functions, userCatalogEnvironment(settings));
-    this.messageBatchesApi = this.messageBatchesApiOf(settings, storage);
     this.bucket = storage.bucket;
     this.ledgerTable = storage.ledger;
     this.recordQueue = records.queue;

@@ -346,12 +346,31 @@ export class DynamoDbJobLedger extends LedgerTableWriter implements JobLedger {
     });
   }
 
+  async claimAnnouncement(jobId: string, leaseSeconds: number): Promise<boolean> {
+    const now = this.now();
+    return this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'SET announcingUntil = :until',
+      ConditionExpression:
+        'attribute_exists(announcement) AND (attribute_not_exists(announcingUntil) OR announcingUntil < :now)',
+      ExpressionAttributeValues: { ':until': now + leaseSeconds * 1000, ':now': now },
+    });
+  }
+
+  async releaseAnnouncement(jobId: string): Promise<void> {
+    await this.updateIf({
+      Key: jobKey(jobId),
+      UpdateExpression: 'REMOVE announcingUntil',
+      ConditionExpression: 'attribute_exists(pk)',
+    });
+  }
+
   async markAnnounced(jobId: string): Promise<void> {
     await this.documents.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: jobKey(jobId),
-        UpdateExpression: 'SET updatedAt = :now REMOVE announcement, activeFlag',
+        UpdateExpression: 'SET updatedAt = :now REMOVE announcement, announcingUntil, activeFlag',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeValues: { ':now': this.isoNow() },
       }),

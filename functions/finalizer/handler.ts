@@ -12,6 +12,8 @@ export interface FinalizerDependencies extends Observability {
   readonly stopBeforeDeadlineMs?: number;
   /** Bytes of output per part; the finalizer's default (8 MiB) unless given. */
   readonly partBytes?: number;
+  /** How long a claim to publish a job's event holds; the finalizer's default unless given. */
+  readonly announceLeaseSeconds?: number;
 }
 
 const finalizeMessage = z.object({ jobId: z.string().min(1) });
@@ -28,6 +30,9 @@ export function createFinalizerHandler(dependencies: FinalizerDependencies) {
       const outcome = await finalizeJob(jobId, ports, {
         shouldStop,
         ...(dependencies.partBytes === undefined ? {} : { partBytes: dependencies.partBytes }),
+        ...(dependencies.announceLeaseSeconds === undefined
+          ? {}
+          : { announceLeaseSeconds: dependencies.announceLeaseSeconds }),
       });
       logger.info('finalizer finished', {
         jobId,

@@ -11,7 +11,7 @@ import { jobDefaultsOf, lambdaEnvironment } from '../environment.ts';
 import { createMessageBatchesHandler } from './handler.ts';
 
 const config = loadConfig(messageBatchesSettings);
-const { clients, ...observed } = lambdaEnvironment('message-batches', config);
+const { clients, ...observed } = lambdaEnvironment('messageBatches', config);
 
 /** How long a results address stays good: time enough to download a large batch's results. */
 const RESULTS_URL_SECONDS = 3_600;

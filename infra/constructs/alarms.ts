@@ -16,7 +16,7 @@ export interface AlarmSpec {
 
 /** Every alarm of the pipeline, in the order the dashboard lists them. */
 export function pipelineAlarms(props: MonitoringProps): AlarmSpec[] {
-  return [...queueAlarms(props), ...workerAlarms(props), ...stepAlarms()];
+  return [...queueAlarms(props), ...workerAlarms(props), ...stepAlarms(), ...apiAlarms(props)];
 }
 
 /** Messages no function could handle, and records that wait too long. */
@@ -123,6 +123,21 @@ function stepAlarms(): AlarmSpec[] {
       evaluationPeriods: 1,
       description:
         'A job made no progress for STUCK_AFTER_MINUTES. Run "bedrock-batch status <job>" (the "Batch Jobs Stuck" event names it); check the DLQ and the worker and enqueue logs.',
+    },
+  ];
+}
+
+/** Requests the Message Batches API failed on: its callers' SDKs retry, but a batch may not be created. */
+function apiAlarms({ messageBatchesApi: api }: MonitoringProps): AlarmSpec[] {
+  if (api === undefined) return [];
+  return [
+    {
+      id: 'MessageBatchesApiErrors',
+      metric: api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
+      threshold: 5,
+      evaluationPeriods: 1,
+      description:
+        'The Message Batches API answered 5xx to 5 or more requests in 5 minutes. Read the message-batches function\'s logs ("message batches request failed" names the path and the error); a 503 from the API itself means its function timed out or was throttled.',
     },
   ];
 }

@@ -16,9 +16,28 @@ export function pipelineDashboard(
   dashboard.addWidgets(...functionWidgets(props));
   dashboard.addWidgets(
     ...perModelWidgets(props),
+    ...apiWidgets(props),
     new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: [...alarms] }),
   );
   return dashboard;
+}
+
+/** The Message Batches API, when the stack serves it: requests, what failed, and how long answers took. */
+function apiWidgets({ messageBatchesApi: api }: MonitoringProps): cloudwatch.IWidget[] {
+  if (api === undefined) return [];
+  const { apiRequests, apiFailures } = METRICS.messageBatches;
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Message Batches API: requests, 4xx, 5xx, latency (ms)',
+      left: [
+        emfMetric(apiRequests, 'messageBatches'),
+        emfMetric(apiFailures, 'messageBatches'),
+        api.metricClientError({ period: Duration.minutes(1), statistic: 'Sum' }),
+        api.metricServerError({ period: Duration.minutes(1), statistic: 'Sum' }),
+      ],
+      right: [api.metricLatency({ period: Duration.minutes(1), statistic: 'p90' })],
+    }),
+  ];
 }
 
 /** Records through the queue, and what waited or was throttled. */

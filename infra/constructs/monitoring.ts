@@ -1,4 +1,5 @@
 import type { Duration } from 'aws-cdk-lib';
+import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -25,6 +26,8 @@ export interface MonitoringProps {
   readonly pools: readonly string[];
   /** Oldest record older than this means the pipeline is not keeping up (or stuck). */
   readonly oldestMessageAlarmAge: Duration;
+  /** The Message Batches API, when the stack serves it: its requests, errors and latency. */
+  readonly messageBatchesApi?: apigwv2.HttpApi | undefined;
   readonly alarmEmail?: string | undefined;
   readonly alarmTopicArn?: string | undefined;
 }

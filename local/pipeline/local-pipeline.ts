@@ -68,6 +68,11 @@ export interface LocalPipelineOptions {
    * times the consumer's timeout (which nothing a user runs changes).
    */
   readonly redeliverAfterSeconds?: number;
+  /**
+   * For tests of crashes: how long a claim to publish a job's event holds when its step died, in place of
+   * the stack's half minute.
+   */
+  readonly announceLeaseSeconds?: number;
   readonly prefix?: string;
   /** The Bedrock clients the workers call, per source region: the local cloud's stand-in unless given (real Bedrock, say). */
   readonly bedrockIn?: (region: string) => BedrockRuntimeClient;
@@ -189,9 +194,7 @@ export async function startLocalPipeline(
   const sweeping =
     options.sweep === undefined
       ? undefined
-      : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources), {
-          quiet: options.quietFailures === true,
-        });
+      : sweepEvery(options.sweep, ports.sweeper(resources), ports.batch(resources), options);
   return {
     resources,
     worker,
@@ -358,6 +361,9 @@ function startPollers(
       options.quotas === undefined ? undefined : new ConfiguredQuotas(options.quotas),
     ),
     ...(options.finalizePartBytes === undefined ? {} : { partBytes: options.finalizePartBytes }),
+    ...(options.announceLeaseSeconds === undefined
+      ? {}
+      : { announceLeaseSeconds: options.announceLeaseSeconds }),
   });
   const { chaos } = options;
   const shared = {
@@ -424,13 +430,15 @@ function sweepEvery(
   sweep: NonNullable<LocalPipelineOptions['sweep']>,
   ports: SweepPorts,
   batchPorts: WatchPorts,
-  { quiet }: { readonly quiet: boolean },
+  options: Pick<LocalPipelineOptions, 'quietFailures' | 'announceLeaseSeconds'>,
 ): { stop(): Promise<void> } {
   const stopping = new AbortController();
   // A failed sweep is taken up by the next; a run that expects failures (chaos) does not print each.
   const failed = (what: string) => (error: unknown) => {
-    if (!quiet) console.error(`${what}: a sweep failed`, error);
+    if (options.quietFailures !== true) console.error(`${what}: a sweep failed`, error);
   };
+  const leases =
+    options.announceLeaseSeconds === undefined ? {} : { announceLeaseSeconds: options.announceLeaseSeconds };
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       // Stopping ends the wait at once: a run's end is not held up by its sweeper.
@@ -440,6 +448,7 @@ function sweepEvery(
         resumeAfterMinutes: sweep.resumeAfterMinutes,
         stuckAfterMinutes: Number.POSITIVE_INFINITY,
         now: new Date(),
+        ...leases,
       }).catch(failed('sweeper'));
       await sweepBatchParts(batchPorts, { catalog: catalogInUse(), clock: systemClock }).catch(
         failed('batch watcher'),

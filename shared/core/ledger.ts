@@ -72,6 +72,13 @@ export interface JobFinalization {
     finishedAt: string,
     announcement: Announcement,
   ): Promise<boolean>;
+  /**
+   * Claims the publishing of the job's pending event for `leaseSeconds`: false when none is pending or
+   * another claim holds, so two steps finding it pending at once publish it once.
+   */
+  claimAnnouncement(jobId: string, leaseSeconds: number): Promise<boolean>;
+  /** Gives up a claim whose publish failed, so the next step publishes at once. */
+  releaseAnnouncement(jobId: string): Promise<void>;
   markAnnounced(jobId: string): Promise<void>;
 }
 

@@ -12,14 +12,7 @@ import { JOB_END_EVENTS, JOB_STARTED } from '../contract/job-events.ts';
 import { DEFAULT_LANE } from '../contract/lanes.ts';
 import { type Clock, isoTime, systemClock } from '../core/clock.ts';
 import { mapWithLimit } from '../core/concurrency.ts';
-import type {
-  BatchParts,
-  JobFinalization,
-  JobReading,
-  Jobs,
-  PrefixCache,
-  RecordIdClaims,
-} from '../core/ledger.ts';
+import type { BatchParts, JobReading, Jobs, PrefixCache, RecordIdClaims } from '../core/ledger.ts';
 import type {
   Announcement,
   JobEnding,
@@ -56,7 +49,7 @@ import {
 } from '../messages/record-message.ts';
 import { lineErrorOutcome, subjectOf } from '../output/result-records.ts';
 import { buildInvocation } from '../request/build-request.ts';
-import { announce } from './announce.ts';
+import { type AnnouncePorts, announce } from './announce.ts';
 import { type CompletionPorts, completionOf, countJobResults, finalizeIfDone } from './complete.ts';
 import { decompressOnce } from './decompress.ts';
 import { jobIdOf, jobSettingsFrom, newJobRecord, readableOf } from './job.ts';
@@ -66,7 +59,7 @@ export interface EnqueuePorts extends CompletionPorts {
   readonly ledger: CompletionPorts['ledger'] &
     Pick<Jobs, 'createJob' | 'setTotal'> &
     JobReading &
-    Pick<JobFinalization, 'markAnnounced'> &
+    AnnouncePorts['ledger'] &
     Pick<PrefixCache, 'setSharedPrefixes'> &
     BatchParts &
     RecordIdClaims;

@@ -40,6 +40,8 @@ export interface FinalizeSettings {
   readonly partsInFlight?: number;
   /** How results are read: objects at once, lines taken together. */
   readonly reading?: Partial<ResultReading>;
+  /** How long a claim to publish the job's event holds (`ANNOUNCE_LEASE_SECONDS` by default). */
+  readonly announceLeaseSeconds?: number;
 }
 
 export type FinalizeOutcome =
@@ -66,7 +68,7 @@ export async function finalizeJob(
   const job = await ports.ledger.getJob(jobId);
   if (job === undefined) return { kind: 'already-done' };
   if (ENDED_JOB_STATUSES.has(job.status)) {
-    await announce(ports, job);
+    await announce(ports, job, settings.announceLeaseSeconds);
     return { kind: 'already-done' };
   }
   const written = await writeOutput(job, ports, settings);
@@ -83,11 +85,11 @@ export async function finalizeJob(
     detail: completionDetail(job, { ...details, manifest: s3Uri(manifest) }),
   };
   if (await ports.ledger.finishJob(jobId, ending, details.finishedAt, announcement)) {
-    await announce(ports, { jobId, announcement });
+    await announce(ports, { jobId, announcement }, settings.announceLeaseSeconds);
     return { kind: 'completed', manifest: manifestBody };
   }
   // Another finalizer ended the job first: its event may still be pending.
-  await announce(ports, (await ports.ledger.getJob(jobId)) ?? job);
+  await announce(ports, (await ports.ledger.getJob(jobId)) ?? job, settings.announceLeaseSeconds);
   return { kind: 'already-done' };
 }
 

@@ -6,7 +6,8 @@ import { finalizeIfDone } from './complete.ts';
 
 export interface SweepPorts extends AnnouncePorts {
   readonly ledger: Pick<Jobs, 'listActiveJobs' | 'getJob'> &
-    Pick<JobFinalization, 'claimFinalization' | 'markAnnounced'>;
+    Pick<JobFinalization, 'claimFinalization'> &
+    AnnouncePorts['ledger'];
   readonly deadLetters: DeadLetters;
   readonly events: EventPublisher;
   readonly continuation: EnqueueContinuation;
@@ -19,6 +20,8 @@ export interface SweepOptions {
   /** Minutes without progress after which a job is reported to people. */
   readonly stuckAfterMinutes: number;
   readonly now: Date;
+  /** How long a claim to publish a job's event holds (`ANNOUNCE_LEASE_SECONDS` by default). */
+  readonly announceLeaseSeconds?: number;
 }
 
 /** What the sweeper did for a job whose step had stopped: read its file on, finalize it, or publish its event. */
@@ -58,7 +61,7 @@ export async function sweepStuckJobs(ports: SweepPorts, options: SweepOptions): 
   for await (const job of ports.ledger.listActiveJobs()) {
     const quietMinutes = (options.now.getTime() - Date.parse(job.updatedAt)) / 60_000;
     if (quietMinutes < options.resumeAfterMinutes) continue;
-    const resumption = await resume(ports, job);
+    const resumption = await resume(ports, job, options.announceLeaseSeconds);
     if (resumption !== undefined) resumed.push({ jobId: job.jobId, status: job.status, resumed: resumption });
     if (quietMinutes < options.stuckAfterMinutes) continue;
     const minutesWithoutProgress = Math.floor(quietMinutes);
@@ -83,9 +86,13 @@ export async function sweepStuckJobs(ports: SweepPorts, options: SweepOptions): 
 }
 
 /** Takes up the step a job stopped at; undefined when its records are still being worked on. */
-async function resume(ports: SweepPorts, job: JobRecord): Promise<Resumption | undefined> {
+async function resume(
+  ports: SweepPorts,
+  job: JobRecord,
+  announceLeaseSeconds: number | undefined,
+): Promise<Resumption | undefined> {
   if (job.announcement !== undefined) {
-    await announce(ports, job);
+    await announce(ports, job, announceLeaseSeconds);
     return 'announce';
   }
   switch (job.status) {

@@ -71,6 +71,26 @@ describe('the Message Batches API of the construct (messageBatchesApi prop)', ()
       expect(rules).toContainEqual(expect.objectContaining({ Prefix: prefix, ExpirationInDays: 29 }));
   });
 
+  it("alarms on the API's 5xx answers, saying where to look, and draws its requests, errors and latency", () => {
+    // Act
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody).replaceAll('\\', '');
+
+    // Assess
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: Match.anyValue() }],
+      Threshold: 5,
+      AlarmDescription: Match.stringLikeRegexp('message batches request failed'),
+    });
+    expect(body).toContain('Message Batches API: requests, 4xx, 5xx, latency (ms)');
+    for (const metric of ['MessageBatchRequests', 'MessageBatchFailures'])
+      expect(body).toMatch(new RegExp(`"${metric}","service","messageBatches"`));
+    for (const metric of ['4xx', '5xx', 'Latency'])
+      expect(body).toMatch(new RegExp(`"AWS/ApiGateway","${metric}","ApiId"`));
+  });
+
   it('publishes its base URL as a stack output', () => {
     template.hasOutput(STACK_OUTPUTS.messageBatchesApiUrl, { Value: Match.anyValue() });
   });

@@ -624,6 +624,14 @@ describe('alarms and dashboard', () => {
     });
   });
 
+  it('have no Message Batches API alarm or graph when the stack serves no API', () => {
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(JSON.stringify(dashboard?.Properties?.DashboardBody)).not.toContain('Message Batches API');
+    expect(
+      template.findResources('AWS::CloudWatch::Alarm', { Properties: { Namespace: 'AWS/ApiGateway' } }),
+    ).toEqual({});
+  });
+
   it('alarm on the worker error rate', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Metrics: Match.arrayWith([Match.objectLike({ Expression: '100 * errors / MAX([invocations, 1])' })]),

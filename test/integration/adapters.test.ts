@@ -544,6 +544,40 @@ describe.each([
     });
   });
 
+  it('gives the publishing of a pending event to one step at a time, until it is released, its claim runs out, or it is published', async () => {
+    // Prepare
+    const subject = ledger();
+    const [pending, quiet] = [newJob(), newJob()];
+    const announcement = { detailType: 'Batch Job Completed', detail: { jobId: pending.jobId } };
+    for (const job of [pending, quiet]) {
+      await subject.createJob(job);
+      await subject.setTotal(job.jobId, 0);
+      await subject.claimFinalization(job.jobId);
+    }
+    await subject.finishJob(pending.jobId, { status: 'completed' }, '2026-11-25T11:00:00.000Z', announcement);
+    const claim = () => subject.claimAnnouncement(pending.jobId, 30);
+
+    // Act
+    const first = [await claim(), await claim()];
+    await subject.releaseAnnouncement(pending.jobId);
+    const afterRelease = [await claim(), await claim()];
+    now += 31_000;
+    const afterLease = await claim();
+    await subject.markAnnounced(pending.jobId);
+    const afterPublished = await claim();
+    const nonePending = await subject.claimAnnouncement(quiet.jobId, 30);
+    now -= 31_000;
+
+    // Assess
+    expect({ first, afterRelease, afterLease, afterPublished, nonePending }).toEqual({
+      first: [true, false],
+      afterRelease: [true, false],
+      afterLease: true,
+      afterPublished: false,
+      nonePending: false,
+    });
+  });
+
   it('gives the write of a shared prefix to one worker at a time, until it is written or its claim runs out', async () => {
     // Prepare
     const subject = ledger();

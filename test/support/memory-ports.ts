@@ -222,6 +222,7 @@ export class MemoryLedger implements Ledger, JobDirectory {
   readonly jobs = new Map<string, MutableJob>();
   readonly records = new Map<string, RecordState>();
   private readonly ids = new Map<string, number>();
+  private readonly announcingUntil = new Map<string, number>();
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -487,8 +488,20 @@ export class MemoryLedger implements Ledger, JobDirectory {
     return true;
   }
 
+  async claimAnnouncement(jobId: string, leaseSeconds: number): Promise<boolean> {
+    const held = (this.announcingUntil.get(jobId) ?? 0) >= this.now();
+    if (this.jobs.get(jobId)?.announcement === undefined || held) return false;
+    this.announcingUntil.set(jobId, this.now() + leaseSeconds * 1000);
+    return true;
+  }
+
+  async releaseAnnouncement(jobId: string): Promise<void> {
+    this.announcingUntil.delete(jobId);
+  }
+
   async markAnnounced(jobId: string): Promise<void> {
     this.job(jobId).announcement = undefined;
+    this.announcingUntil.delete(jobId);
   }
 
   async cancelJob(jobId: string, reason?: string): Promise<boolean> {

@@ -44,7 +44,7 @@ describe('the Message Batches API function behind API Gateway', () => {
     const pipeline = pipelineHarness();
     const presigned: string[] = [];
     const handler = createMessageBatchesHandler({
-      ...observability('message-batches'),
+      ...observability('messageBatches'),
       apiFor: (caller) =>
         new MessageBatches(
           {

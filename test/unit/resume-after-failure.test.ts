@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
@@ -109,20 +110,28 @@ describe('an enqueue that failed part way', () => {
   });
 });
 
+/** A job of two records, each done, ready to finalize; its first publish is to fail. */
+async function doneWithPublishToFail(clock?: { now: number }) {
+  const pipeline = pipelineHarness(clock === undefined ? {} : { clock });
+  pipeline.store.putObject(BUCKET, 'inputs/event.jsonl', lines(2));
+  await startJob(objectCreated('inputs/event.jsonl'), pipeline.ports, pipeline.enqueueSettings, () => false);
+  await pipeline.drain();
+  const jobId = onlyJobId(pipeline);
+  failNext(pipeline.events, 'publish');
+  return { pipeline, jobId };
+}
+
+/** A job finalized, whose completion event is pending: its first publish failed. */
+async function finishedWithEventPending(clock?: { now: number }) {
+  const done = await doneWithPublishToFail(clock);
+  await finalizeJob(done.jobId, done.pipeline.ports).catch(() => undefined);
+  return done;
+}
+
 describe('the completion event', () => {
   it('is published by the redelivered finalizer message when the first publish failed', async () => {
     // Prepare
-    const pipeline = pipelineHarness();
-    pipeline.store.putObject(BUCKET, 'inputs/event.jsonl', lines(2));
-    await startJob(
-      objectCreated('inputs/event.jsonl'),
-      pipeline.ports,
-      pipeline.enqueueSettings,
-      () => false,
-    );
-    await pipeline.drain();
-    const jobId = onlyJobId(pipeline);
-    failNext(pipeline.events, 'publish');
+    const { pipeline, jobId } = await doneWithPublishToFail();
 
     // Act
     const first = await finalizeJob(jobId, pipeline.ports).catch((error: Error) => error);
@@ -143,6 +152,42 @@ describe('the completion event', () => {
       },
     ]);
     expect((await pipeline.ledger.getJob(jobId))?.announcement).toBeUndefined();
+  });
+
+  it('is published once when a finalizer, its duplicate delivery and the sweeper find it pending at once', async () => {
+    // Prepare
+    const { pipeline, jobId } = await finishedWithEventPending();
+
+    // Act
+    const [finalizer, duplicate, swept] = await Promise.all([
+      finalizeJob(jobId, pipeline.ports),
+      finalizeJob(jobId, pipeline.ports),
+      sweep(pipeline, 16),
+    ]);
+
+    // Assess
+    expect([finalizer, duplicate]).toEqual([{ kind: 'already-done' }, { kind: 'already-done' }]);
+    expect(swept.resumed).toHaveLength(1);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+    expect((await pipeline.ledger.getJob(jobId))?.announcement).toBeUndefined();
+  });
+
+  it('is published by a redelivered finalizer once the claim of a step that died holding it runs out', async () => {
+    // Prepare
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const { pipeline, jobId } = await finishedWithEventPending(clock);
+    await pipeline.ledger.claimAnnouncement(jobId, 30);
+
+    // Act
+    const redelivered = finalizeJob(jobId, pipeline.ports);
+    await sleep(600);
+    const whileHeld = pipeline.events.outcomes.length;
+    clock.now += 31_000;
+
+    // Assess
+    expect(await redelivered).toEqual({ kind: 'already-done' });
+    expect(whileHeld).toBe(0);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
   });
 
   it('is published by the sweeper when the finalizer gave up', async () => {
