@@ -116,6 +116,8 @@ type BatchRecord = z.infer<typeof batchRecordSchema>;
 
 /** How long a cancel waits for a just-created batch's job to appear before asking to be sent again. */
 const JOB_APPEARS_WITHIN_MS = 5_000;
+/** Batch records a list reads at once while it looks for the caller's. */
+const LIST_READS_AT_ONCE = 16;
 
 export class MessageBatches {
   /** The API as `caller` sees it (an IAM principal, an access key): undefined where callers are not told apart. */
@@ -161,32 +163,40 @@ export class MessageBatches {
     return this.batchOf(record, await this.jobOf(record));
   }
 
-  /** Batches newest first: `limit` (1 to 1,000, 20 by default) after `afterId` or before `beforeId`. */
+  /**
+   * Batches newest first: `limit` (1 to 1,000, 20 by default) after `afterId` or before `beforeId`. Ids sort
+   * by creation time, so the page is found from the keys alone; only the records the page needs are read
+   * (the caller's own: others' are passed over).
+   */
   async list(query: { limit?: number; beforeId?: string; afterId?: string }): Promise<MessageBatchPage> {
-    const ids: string[] = [];
-    for await (const key of this.ports.store.list(this.ports.bucket, MESSAGE_BATCHES_PREFIX))
-      if (key.endsWith('.json')) ids.push(key.slice(MESSAGE_BATCHES_PREFIX.length, -'.json'.length));
-    // Ids sort by creation time: newest first is the keys' order reversed; the caller's own only.
-    const records = await Promise.all(ids.map((id) => this.visibleRecord(id)));
-    const newestFirst = records.filter((record) => record !== undefined).reverse();
     const limit = Math.min(1_000, Math.max(1, query.limit ?? 20));
     const { afterId, beforeId } = query;
-    const start = afterId === undefined ? 0 : newestFirst.findIndex((record) => record.id < afterId);
-    const candidates = start === -1 ? [] : newestFirst.slice(start);
-    const page =
-      beforeId === undefined
-        ? candidates.slice(0, limit)
-        : candidates.filter((record) => record.id > beforeId).slice(-limit);
+    const newestFirst = (await this.batchIds())
+      .reverse()
+      .filter((id) => afterId === undefined || id < afterId);
+    let page: BatchRecord[];
+    let hasMore: boolean;
+    if (beforeId === undefined) {
+      const found = await this.firstVisible(newestFirst, limit + 1);
+      page = found.slice(0, limit);
+      hasMore = found.length > limit;
+    } else {
+      // The `limit` batches just newer than `beforeId`: read from it upwards, shown newest first.
+      page = (await this.firstVisible(newestFirst.filter((id) => id > beforeId).reverse(), limit)).reverse();
+      const oldest = page.at(-1);
+      hasMore =
+        oldest !== undefined &&
+        (
+          await this.firstVisible(
+            newestFirst.filter((id) => id < oldest.id),
+            1,
+          )
+        ).length > 0;
+    }
     const data = await Promise.all(
       page.map(async (record) => this.batchOf(record, await this.jobOf(record))),
     );
-    const last = page.at(-1);
-    return {
-      data,
-      has_more: last !== undefined && candidates.indexOf(last) < candidates.length - 1,
-      first_id: page[0]?.id ?? null,
-      last_id: last?.id ?? null,
-    };
+    return { data, has_more: hasMore, first_id: page[0]?.id ?? null, last_id: page.at(-1)?.id ?? null };
   }
 
   /** Asks the batch's job to stop: requests not yet run end `canceled`, those under way as they end. */
@@ -283,6 +293,25 @@ export class MessageBatches {
     if (record === undefined || hidden)
       throw new MessageBatchError('BATCH_NOT_FOUND', `No message batch ${batchId}.`);
     return record;
+  }
+
+  /** Every batch's id, oldest first (the keys' order). */
+  private async batchIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const key of this.ports.store.list(this.ports.bucket, MESSAGE_BATCHES_PREFIX))
+      if (key.endsWith('.json')) ids.push(key.slice(MESSAGE_BATCHES_PREFIX.length, -'.json'.length));
+    return ids.sort();
+  }
+
+  /** The first `count` batches of `ids`, in their order, that the caller may see: read a few at a time. */
+  private async firstVisible(ids: readonly string[], count: number): Promise<BatchRecord[]> {
+    const found: BatchRecord[] = [];
+    for (let start = 0; start < ids.length && found.length < count; start += LIST_READS_AT_ONCE) {
+      const chunk = ids.slice(start, start + LIST_READS_AT_ONCE);
+      for (const record of await Promise.all(chunk.map((id) => this.visibleRecord(id))))
+        if (record !== undefined && found.length < count) found.push(record);
+    }
+    return found;
   }
 
   /** The batch's record, or undefined when the caller may not see it (or it is gone). */

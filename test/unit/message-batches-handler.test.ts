@@ -4,9 +4,9 @@ import { createMessageBatchesHandler } from '../../functions/message-batches/han
 import { observability } from '../../functions/observability.ts';
 import { createLambdaContext } from '../../local/glue/lambda-context.ts';
 import { messageBatchInputKey } from '../../shared/contract/storage-layout.ts';
-import { MessageBatches } from '../../shared/message-batches/message-batches.ts';
 import { startJob } from '../../shared/pipeline/enqueue.ts';
-import { BUCKET, objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
+import { messageBatchesOf } from '../support/message-batches.ts';
+import { objectCreated, pipelineHarness } from '../support/pipeline-harness.ts';
 
 /** An HTTP API (payload 2.0) request, signed by `userArn`. */
 function apiEvent(
@@ -45,18 +45,7 @@ describe('the Message Batches API function behind API Gateway', () => {
     const presigned: string[] = [];
     const handler = createMessageBatchesHandler({
       ...observability('messageBatches'),
-      apiFor: (caller) =>
-        new MessageBatches(
-          {
-            store: pipeline.store,
-            ledger: pipeline.ledger,
-            bucket: BUCKET,
-            jobDefaults: pipeline.enqueueSettings.defaults,
-            clock: pipeline.workerSettings.clock,
-            resultsUrl: (batchId) => `https://results.example/${batchId}`,
-          },
-          caller,
-        ),
+      apiFor: (caller) => messageBatchesOf(pipeline, caller),
       presign: async (location) => {
         presigned.push(location.key);
         return `https://bucket.s3.amazonaws.com/${location.key}?X-Amz-Signature=x`;

@@ -5,35 +5,16 @@ import {
   startMessageBatchesServer,
 } from '../../../local/message-batches/server.ts';
 import { messageBatchInputKey } from '../../../shared/contract/storage-layout.ts';
-import { MessageBatches } from '../../../shared/message-batches/message-batches.ts';
 import { signedFetch } from '../../../shared/message-batches/signed-fetch.ts';
 import { signRequest } from '../../../shared/message-batches/sigv4.ts';
 import { startJob } from '../../../shared/pipeline/enqueue.ts';
-import { BUCKET, objectCreated, pipelineHarness } from '../../support/pipeline-harness.ts';
-
-/** The Message Batches API over the harness's bucket and ledger, its results fetched from `baseUrl`. */
-function apiOn(
-  pipeline: ReturnType<typeof pipelineHarness>,
-  baseUrl: string,
-  caller?: string,
-): MessageBatches {
-  return new MessageBatches(
-    {
-      store: pipeline.store,
-      ledger: pipeline.ledger,
-      bucket: BUCKET,
-      jobDefaults: pipeline.enqueueSettings.defaults,
-      clock: pipeline.workerSettings.clock,
-      resultsUrl: (batchId) => `${baseUrl}/v1/messages/batches/${batchId}/results`,
-    },
-    caller,
-  );
-}
+import { messageBatchesOf } from '../../support/message-batches.ts';
+import { objectCreated, pipelineHarness } from '../../support/pipeline-harness.ts';
 
 /** The pipeline's domain on in-memory ports, its Message Batches API on loopback, and Anthropic's own client. */
 async function batchesOnPipeline() {
   const pipeline = pipelineHarness();
-  const server = await startMessageBatchesServer((baseUrl) => apiOn(pipeline, baseUrl));
+  const server = await startMessageBatchesServer((baseUrl) => messageBatchesOf(pipeline, undefined, baseUrl));
   const client = new Anthropic({ baseURL: server.baseUrl, apiKey: 'any key works locally', maxRetries: 0 });
   /** What the bucket's event does on AWS: the batch's input starts its job. */
   const startBatch = async (batchId: string) => {
@@ -258,7 +239,7 @@ describe("the Message Batches API with Anthropic's SDK", () => {
     // Prepare
     const { client, pipeline } = setup;
     const requests = Array.from({ length: 100_001 }, (_, index) => request(`r${index}`, 'x'));
-    const api = apiOn(pipeline, server.baseUrl);
+    const api = messageBatchesOf(pipeline, undefined, server.baseUrl);
 
     // Act
     const tooMany = await client.messages.batches.create({ requests }).catch((error: unknown) => error);
@@ -300,9 +281,12 @@ describe('the Message Batches API behind IAM authorization (SigV4), as deployed'
   let pipeline: ReturnType<typeof pipelineHarness>;
   beforeEach(async () => {
     pipeline = pipelineHarness();
-    signed = await startMessageBatchesServer((baseUrl, caller) => apiOn(pipeline, baseUrl, caller), {
-      sigv4: { region, secretOf: (accessKeyId) => keys[accessKeyId as keyof typeof keys] },
-    });
+    signed = await startMessageBatchesServer(
+      (baseUrl, caller) => messageBatchesOf(pipeline, caller, baseUrl),
+      {
+        sigv4: { region, secretOf: (accessKeyId) => keys[accessKeyId as keyof typeof keys] },
+      },
+    );
   });
   afterEach(() => signed.close());
 
