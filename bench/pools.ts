@@ -55,6 +55,7 @@ interface PoolsFigures {
 function cloudWithPools() {
   return startLocalCloud({
     region: REGION,
+    warmDynamoDb: true,
     bedrock: {
       speed: 1,
       regions: [OTHER_REGION],

@@ -141,9 +141,11 @@ function standIn(scenario: Scenario) {
 
 /** The pipeline with the stack's settings for this quota, on the local cloud. */
 async function stack(scenario: Scenario): Promise<ClientFigures> {
+  // Warm, as `run` starts it.
   const cloud = await startLocalCloud({
     region: REGION,
     bedrock: { speed: scenario.latencyFactor, quota: { tokensPerMinute: scenario.tokensPerMinute } },
+    warmDynamoDb: true,
   });
   const meter = new RequestMeter();
   meter.attach(cloud.clients);

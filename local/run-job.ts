@@ -88,6 +88,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<LocalJobRes
   );
   const cloud = await startLocalCloud({
     ...(options.region === undefined ? {} : { region: options.region }),
+    warmDynamoDb: true,
     bedrock: {
       speed: options.speed ?? 1,
       quota: { tokensPerMinute },

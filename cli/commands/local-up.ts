@@ -62,7 +62,11 @@ export async function localUpCommand(
   const maxDailyCostUsd = usdAmount('max-daily-cost', values['max-daily-cost']);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
-  const cloud = await startLocalCloud({ region, bedrock: { speed, quota: { tokensPerMinute } } });
+  const cloud = await startLocalCloud({
+    region,
+    bedrock: { speed, quota: { tokensPerMinute } },
+    warmDynamoDb: true,
+  });
   let pipeline: LocalPipeline | undefined;
   let batchesApi: MessageBatchesServer | undefined;
   try {

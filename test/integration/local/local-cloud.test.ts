@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { CreateTableCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, ListTablesCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
@@ -11,7 +11,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { warmUpDynamoDbLocal } from '../../../local/cloud/dynamodb-warm-up.ts';
 import { type LocalCloud, startLocalCloud } from '../../../local/cloud/local-cloud.ts';
+import { RequestMeter } from '../../../local/cloud/request-meter.ts';
 import { type BusEvent, EventBridgeShim } from '../../../local/glue/eventbridge-shim.ts';
 import { parseObjectCreated } from '../../../shared/events/object-created.ts';
 import { inputObjectCreatedPattern } from '../../../shared/events/patterns.ts';
@@ -80,14 +82,36 @@ describe('startLocalCloud', () => {
     expect(job.Item).toEqual({ pk: 'job', done: 1 });
   });
 
+  it('warms DynamoDB Local with each kind of request the ledger makes, on a table it drops after', async () => {
+    // Prepare
+    const meter = new RequestMeter();
+    const tablesBefore = (await cloud.clients.dynamodb.send(new ListTablesCommand({}))).TableNames;
+    meter.attach(cloud.clients);
+
+    // Act
+    await warmUpDynamoDbLocal(cloud.clients);
+
+    // Assess
+    for (const operation of [
+      'PutItem',
+      'UpdateItem',
+      'GetItem',
+      'BatchGetItem',
+      'TransactWriteItems',
+      'Query',
+    ])
+      expect(meter.count('dynamodb', operation)).toBeGreaterThan(0);
+    expect((await cloud.clients.dynamodb.send(new ListTablesCommand({}))).TableNames).toEqual(tablesBefore);
+  });
+
   it('serves Bedrock through the stand-in', async () => {
     const response = await invoke(cloud.clients.bedrock, invokeBody());
     expect(response.type).toBe('message');
   });
 
-  it('stops DynamoDB Local by its process id', async () => {
+  it('stops a warmed local cloud, DynamoDB Local by its process id', async () => {
     // Prepare
-    const other = await startLocalCloud();
+    const other = await startLocalCloud({ warmDynamoDb: true });
     const aliveBefore = isAlive(other.dynamodbPid);
 
     // Act
