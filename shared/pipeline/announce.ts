@@ -14,6 +14,17 @@ export interface AnnouncePorts {
  * longer than a PutEvents call with its retries, short beside the function's timeout.
  */
 export const ANNOUNCE_LEASE_SECONDS = 30;
+
+export interface AnnounceOptions {
+  /** How long this step's claim holds (`ANNOUNCE_LEASE_SECONDS` by default). */
+  readonly leaseSeconds?: number | undefined;
+  /**
+   * While another step holds the claim, wait for it to publish or its claim to run out (by default): the
+   * step that ends a job sees its event out. The sweeper, which goes through many jobs in a short
+   * invocation, leaves a held one to its next sweep instead.
+   */
+  readonly waitForHolder?: boolean;
+}
 const HOLDER_CHECK_MS = 250;
 
 /**
@@ -26,10 +37,13 @@ const HOLDER_CHECK_MS = 250;
 export async function announce(
   ports: AnnouncePorts,
   job: Pick<JobRecord, 'jobId' | 'announcement'>,
-  leaseSeconds: number = ANNOUNCE_LEASE_SECONDS,
+  { leaseSeconds = ANNOUNCE_LEASE_SECONDS, waitForHolder = true }: AnnounceOptions = {},
 ): Promise<boolean> {
   if (job.announcement === undefined) return false;
-  if (!(await claimOnceFree(ports, job.jobId, leaseSeconds))) return false;
+  const claimed = waitForHolder
+    ? await claimOnceFree(ports, job.jobId, leaseSeconds)
+    : await ports.ledger.claimAnnouncement(job.jobId, leaseSeconds);
+  if (!claimed) return false;
   try {
     await ports.events.publish(job.announcement.detailType, job.announcement.detail);
   } catch (error) {

@@ -68,7 +68,7 @@ export async function finalizeJob(
   const job = await ports.ledger.getJob(jobId);
   if (job === undefined) return { kind: 'already-done' };
   if (ENDED_JOB_STATUSES.has(job.status)) {
-    await announce(ports, job, settings.announceLeaseSeconds);
+    await announce(ports, job, { leaseSeconds: settings.announceLeaseSeconds });
     return { kind: 'already-done' };
   }
   const written = await writeOutput(job, ports, settings);
@@ -85,11 +85,13 @@ export async function finalizeJob(
     detail: completionDetail(job, { ...details, manifest: s3Uri(manifest) }),
   };
   if (await ports.ledger.finishJob(jobId, ending, details.finishedAt, announcement)) {
-    await announce(ports, { jobId, announcement }, settings.announceLeaseSeconds);
+    await announce(ports, { jobId, announcement }, { leaseSeconds: settings.announceLeaseSeconds });
     return { kind: 'completed', manifest: manifestBody };
   }
   // Another finalizer ended the job first: its event may still be pending.
-  await announce(ports, (await ports.ledger.getJob(jobId)) ?? job, settings.announceLeaseSeconds);
+  await announce(ports, (await ports.ledger.getJob(jobId)) ?? job, {
+    leaseSeconds: settings.announceLeaseSeconds,
+  });
   return { kind: 'already-done' };
 }
 

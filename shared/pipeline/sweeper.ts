@@ -92,7 +92,7 @@ async function resume(
   announceLeaseSeconds: number | undefined,
 ): Promise<Resumption | undefined> {
   if (job.announcement !== undefined) {
-    await announce(ports, job, announceLeaseSeconds);
+    await announce(ports, job, { leaseSeconds: announceLeaseSeconds, waitForHolder: false });
     return 'announce';
   }
   switch (job.status) {

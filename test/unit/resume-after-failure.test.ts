@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { continueJob, startJob } from '../../shared/pipeline/enqueue.ts';
 import { finalizeJob } from '../../shared/pipeline/finalize.ts';
 import { type SweepOptions, sweepStuckJobs } from '../../shared/pipeline/sweeper.ts';
@@ -187,6 +187,26 @@ describe('the completion event', () => {
     // Assess
     expect(await redelivered).toEqual({ kind: 'already-done' });
     expect(whileHeld).toBe(0);
+    expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
+  });
+
+  it('is left by the sweeper to its next sweep while another step holds the claim to publish it', async () => {
+    // Prepare
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const { pipeline, jobId } = await finishedWithEventPending(clock);
+    await pipeline.ledger.claimAnnouncement(jobId, 30);
+    const claims = vi.spyOn(pipeline.ledger, 'claimAnnouncement');
+
+    // Act
+    const whileHeld = await sweep(pipeline, 16);
+    const eventsWhileHeld = pipeline.events.outcomes.length;
+    clock.now += 31_000;
+    await sweep(pipeline, 16);
+
+    // Assess: one try while held, no waiting; the next sweep publishes.
+    expect(whileHeld.resumed).toEqual([{ jobId, status: 'completed', resumed: 'announce' }]);
+    expect(eventsWhileHeld).toBe(0);
+    expect(claims).toHaveBeenCalledTimes(2);
     expect(pipeline.events.outcomes.map((event) => event.detailType)).toEqual(['Batch Job Completed']);
   });
 
