@@ -25,6 +25,8 @@ export interface AnnounceOptions {
    */
   readonly waitForHolder?: boolean;
 }
+
+/** How often a waiting step looks again at a claim another step holds. */
 const HOLDER_CHECK_MS = 250;
 
 /**
