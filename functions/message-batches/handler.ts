@@ -4,7 +4,7 @@ import type { APIGatewayProxyEventV2WithIAMAuthorizer, APIGatewayProxyStructured
 import { METRICS } from '../../shared/contract/metrics.ts';
 import type { ObjectLocation } from '../../shared/core/model.ts';
 import type { MessageBatches } from '../../shared/message-batches/message-batches.ts';
-import { answerApiRequest } from '../../shared/message-batches/routes.ts';
+import { answerApiRequest, anthropicError } from '../../shared/message-batches/routes.ts';
 import { type Observability, withObservability } from '../observability.ts';
 
 export interface MessageBatchesDependencies extends Observability {
@@ -48,10 +48,7 @@ export function createMessageBatchesHandler(dependencies: MessageBatchesDependen
       // Requests hold prompts: the error is logged, never the request.
       logger.error('message batches request failed', { path: event.rawPath, error });
       metrics.addMetric(METRICS.messageBatches.apiFailures, MetricUnit.Count, 1);
-      return json(500, {
-        type: 'error',
-        error: { type: 'api_error', message: 'The request could not be served.' },
-      });
+      return json(500, anthropicError('api_error', 'The request could not be served.'));
     }
   };
 

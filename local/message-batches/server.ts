@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MessageBatches } from '../../shared/message-batches/message-batches.ts';
-import { answerApiRequest } from '../../shared/message-batches/routes.ts';
+import { answerApiRequest, anthropicError } from '../../shared/message-batches/routes.ts';
 import { verifySignature } from '../../shared/message-batches/sigv4.ts';
 
 /**
@@ -114,6 +114,5 @@ function writeJson(response: http.ServerResponse, status: number, body: unknown)
 }
 
 function internalError(error: unknown) {
-  const message = error instanceof Error ? error.message : String(error);
-  return { type: 'error', error: { type: 'api_error', message } };
+  return anthropicError('api_error', error instanceof Error ? error.message : String(error));
 }

@@ -89,6 +89,7 @@ function optionsOf(headers: ApiRequest['headers']): Record<string, string> {
   );
 }
 
-function anthropicError(type: string, message: string) {
+/** An error in Anthropic's shape, as the SDK reads it. */
+export function anthropicError(type: string, message: string) {
   return { type: 'error', error: { type, message } };
 }

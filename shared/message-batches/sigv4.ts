@@ -1,28 +1,12 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 /** The service name API Gateway's IAM authorization checks signatures for. */
 const EXECUTE_API = 'execute-api';
 
-/** SHA-256 (HMAC-SHA-256 with a secret) as the signer asks for it, from Node's own crypto. */
-class NodeSha256 {
-  private readonly hash;
-
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', typeof secret === 'string' ? secret : Buffer.from(secret as ArrayBuffer));
-  }
-
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
-  }
-
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
+/** SHA-256 as the SDK's signer takes it in Node: Node's own crypto, an HMAC when given a secret. */
+const NodeSha256 = Hash.bind(null, 'sha256');
 
 export interface Credentials {
   readonly accessKeyId: string;
