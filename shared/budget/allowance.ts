@@ -25,17 +25,13 @@ const SAME_MOMENT_MS = 1;
 
 /**
  * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
- * what Bedrock reserves for it (input plus max_tokens); once it ends it holds what Bedrock charged, less or
- * more. So a batch spends its share at the pace Bedrock counts it: what its running calls will owe beyond
- * their reservations is owed only when they end, and until then their next calls may start on it, as Bedrock
- * lets them. A call owing more is paid from the share's later arrivals, never from another batch's (see
- * `hold`); one running call's debt is always left free, for the moment Bedrock has charged it and its answer
- * has not yet come back.
+ * at least what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock
+ * charged, and the difference is free for the batch's next call at once. So a batch spends its share at the
+ * pace of real charges, while its calls never hold less than Bedrock counts against the quota for them.
  */
 export class BatchAllowance {
   private held = 0;
-  /** What each running call is expected to owe beyond its hold when it ends. */
-  private readonly owedByRunning: number[] = [];
+  private running = 0;
   private changed = signalled();
   private nextCheckAt = Number.NEGATIVE_INFINITY;
   private grantedAfter = false;
@@ -57,26 +53,23 @@ export class BatchAllowance {
   }
 
   /**
-   * Waits until the share can hold `tokens` more, then holds them for a call expected to owe `owed` more
-   * when it ends. A call starts once the share holds it beside the largest debt of a running call, which
-   * may be charged before its answer is in. When no more of the share will arrive and no running call will
-   * free any, it says instead how many tokens the share is short: answers cost more than expected, or one
-   * call needs more than the whole share.
+   * Waits until the share can hold `tokens` more, then holds them for a call. When no more of the share will
+   * arrive and no running call will free any, it says instead how many tokens the share is short: answers
+   * cost more than expected, or one call needs more than the whole share.
    */
-  async hold(tokens: number, signal: AbortSignal, owed = 0): Promise<{ readonly short: number } | undefined> {
+  async hold(tokens: number, signal: AbortSignal): Promise<{ readonly short: number } | undefined> {
     for (;;) {
       // Checked at each turn: a deadline that passes ends the wait before the call starts.
       signal.throwIfAborted();
       const now = this.clock.now();
       const arrived = this.arrivedBy(now);
-      if (this.held + tokens + Math.max(0, ...this.owedByRunning) <= arrived) {
+      if (this.held + tokens <= arrived) {
         this.held += tokens;
-        this.owedByRunning.push(owed);
+        this.running += 1;
         return undefined;
       }
       const next = this.arrivals.find((arrival) => arrival.at > now);
-      if (next === undefined && this.owedByRunning.length === 0)
-        return { short: this.held + tokens - arrived };
+      if (next === undefined && this.running === 0) return { short: this.held + tokens - arrived };
       const changed = this.changed.promise;
       if (next === undefined) {
         await changed;
@@ -101,11 +94,10 @@ export class BatchAllowance {
     this.arrivals.push(arrival);
   }
 
-  /** A call ended: of the `held` tokens it held, expected to owe `owed` more, it keeps `charged`. */
-  release(held: number, charged: number, owed = 0): void {
+  /** A call ended: of the `held` tokens it held, it keeps `charged`. */
+  release(held: number, charged: number): void {
     this.held -= held - charged;
-    const running = this.owedByRunning.indexOf(owed);
-    if (running !== -1) this.owedByRunning.splice(running, 1);
+    this.running -= 1;
     this.changed.resolve();
     this.changed = signalled();
   }

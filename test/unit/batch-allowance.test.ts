@@ -61,53 +61,6 @@ describe("a batch's share of the budget", () => {
     expect(clock.now).toBe(0);
   });
 
-  it("starts calls on what Bedrock reserves for running ones, leaving the largest running call's debt free", async () => {
-    // Prepare: 1,000 arrived; calls reserving 300 each, expected to be charged 500 (200 owed when they end).
-    const { clock, fake } = fakeClock();
-    const allowance = new BatchAllowance(
-      [
-        { at: 0, tokens: 1_000 },
-        { at: 4_000, tokens: 500 },
-      ],
-      fake,
-    );
-
-    // Act
-    await allowance.hold(300, never, 200);
-    await allowance.hold(300, never, 200);
-    const secondAt = clock.now;
-    await allowance.hold(300, never, 200);
-    const thirdAt = clock.now;
-
-    // Assess: 300 + 300 + 200 fits the 1,000 at once; a third needs 300 + 300 + 300 + 200, after 4 s.
-    expect([secondAt, thirdAt]).toEqual([0, 4_000]);
-  });
-
-  it("pays what an ended call owed beyond its hold from the share's later arrivals", async () => {
-    // Prepare: two calls running on the 1,000 arrived, each reserving 300 and owing 200.
-    const { clock, fake } = fakeClock();
-    const allowance = new BatchAllowance(
-      [
-        { at: 0, tokens: 1_000 },
-        { at: 4_000, tokens: 500 },
-        { at: 9_000, tokens: 500 },
-      ],
-      fake,
-    );
-    await allowance.hold(300, never, 200);
-    await allowance.hold(300, never, 200);
-
-    // Act: both are charged 500; the next call owes nothing.
-    allowance.release(300, 500, 200);
-    allowance.release(300, 500, 200);
-    await allowance.hold(300, never);
-    const nextAt = clock.now;
-    await allowance.hold(300, never);
-
-    // Assess: 1,000 held by the ended calls: the next fits once 1,500 has arrived, the one after at 2,000.
-    expect([nextAt, clock.now]).toEqual([4_000, 9_000]);
-  });
-
   it('lets a call go once all has arrived and none runs, whatever it needs', async () => {
     // Prepare: answers charged more than expected used up the share.
     const { clock, fake } = fakeClock();
