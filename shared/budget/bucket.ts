@@ -27,6 +27,8 @@ export interface BucketState {
   readonly rateChangedAt: number;
   /** When Bedrock last throttled a call the bucket allowed; undefined when it never has. */
   readonly throttledAt?: number;
+  /** Throttles in a row up to `throttledAt`, each within THROTTLE_MEMORY_MS of the one before (one when absent). */
+  readonly throttles?: number;
   /** The pool's daily quota, kept only where it runs out sooner than a day of the minute's (see dayBucketOf). */
   readonly day?: DayBucket;
 }
@@ -170,11 +172,23 @@ export function atRate(state: BucketState, tokensPerMinute: number, now: number)
 }
 
 /**
- * A throttle this long after the last one says the bucket ran ahead of Bedrock's (an answer overran on its
- * way back): the bucket is emptied, as Bedrock's is, and the rate stays. A throttle within it says another
- * application spends the quota too: the rate decreases.
+ * Throttles further apart than this are not in a row (see THROTTLES_TO_SLOW): each says only that the bucket
+ * ran ahead of Bedrock's, and the bucket is emptied, as Bedrock's is, at the same rate.
  */
 export const THROTTLE_MEMORY_MS = 60_000;
+
+/**
+ * The pipeline's own calls may meet a throttle now and then: Bedrock charges an answer a moment before the
+ * worker reads it, and a call sent in that moment finds the bucket short. Emptying the bucket answers those.
+ * This many throttles in a row say another application spends the quota too: the rate decreases.
+ */
+export const THROTTLES_TO_SLOW = 3;
+
+/** Throttles in a row with one now (see THROTTLE_MEMORY_MS). */
+export function throttlesInARow(state: BucketState, now: number): number {
+  const recent = state.throttledAt !== undefined && now - state.throttledAt < THROTTLE_MEMORY_MS;
+  return recent ? (state.throttles ?? 1) + 1 : 1;
+}
 
 /** What a Bedrock throttle does to the bucket: empties it, lowers its rate, or only marks when it came. */
 export type ThrottleResponse =
@@ -182,13 +196,13 @@ export type ThrottleResponse =
   | { readonly kind: 'slow'; readonly tokensPerMinute: number }
   | { readonly kind: 'mark' };
 
-/** The response to a throttle now, from the bucket as it stands (see THROTTLE_MEMORY_MS). */
+/** The response to a throttle now, from the bucket as it stands (see THROTTLES_TO_SLOW). */
 export function responseToThrottle(
   state: BucketState,
   settings: RateSettings,
   now: number,
 ): ThrottleResponse {
-  if (state.throttledAt === undefined || now - state.throttledAt >= THROTTLE_MEMORY_MS)
+  if (throttlesInARow(state, now) < THROTTLES_TO_SLOW)
     return { kind: 'empty', fullAt: Math.max(state.fullAt, now + MINUTE_MS) };
   const lowered = rateAfterThrottle(state, settings, now);
   return lowered === undefined ? { kind: 'mark' } : { kind: 'slow', tokensPerMinute: lowered };
@@ -202,7 +216,7 @@ export function afterThrottle(state: BucketState, response: ThrottleResponse, no
       : response.kind === 'slow'
         ? atRate(state, response.tokensPerMinute, now)
         : state;
-  return { ...responded, throttledAt: now };
+  return { ...responded, throttledAt: now, throttles: throttlesInARow(state, now) };
 }
 
 /** How the spending rate adapts when Bedrock throttles calls the budget allowed (another application shares the quota). */

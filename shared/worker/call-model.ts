@@ -12,8 +12,15 @@ import { finished } from './verdicts.ts';
 
 /** One record's call: its lease, Bedrock, and its result or what the failure table makes of a failure. */
 
-/** One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement. */
-export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
+/**
+ * One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement.
+ * `sendable` resolves when the call may go, once its record is leased: the budget checks its tokens again.
+ */
+export async function callModel(
+  call: Call,
+  batch: Batch,
+  sendable: () => Promise<void>,
+): Promise<CallOutcome> {
   const { ports, settings } = batch;
   let called = false;
   try {
@@ -42,6 +49,7 @@ export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> 
         : await readEarlierResult(ports.store, job, lease.earlierSet, message.lineNumber);
     if (earlier !== undefined)
       return { verdict: { kind: 'done', status: earlier.outcome.status, result: earlier }, charged: 0 };
+    await sendable();
     called = true;
     const outcome = await invoke(call, lease, batch);
     return { ...outcome, verdict: { ...outcome.verdict, called } };

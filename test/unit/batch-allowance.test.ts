@@ -61,6 +61,94 @@ describe("a batch's share of the budget", () => {
     expect(clock.now).toBe(0);
   });
 
+  it("starts calls on what Bedrock reserves for running ones, leaving the largest running call's debt free", async () => {
+    // Prepare: 1,000 arrived; calls reserving 300 each, expected to be charged 500 (200 owed when they end).
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 1_000 },
+        { at: 4_000, tokens: 500 },
+      ],
+      fake,
+    );
+
+    // Act
+    await allowance.hold(300, never, 200);
+    await allowance.hold(300, never, 200);
+    const secondAt = clock.now;
+    await allowance.hold(300, never, 200);
+    const thirdAt = clock.now;
+
+    // Assess: 300 + 300 + 200 fits the 1,000 at once; a third needs 300 + 300 + 300 + 200, after 4 s.
+    expect([secondAt, thirdAt]).toEqual([0, 4_000]);
+  });
+
+  it("pays what an ended call owed beyond its hold from the share's later arrivals", async () => {
+    // Prepare: two calls running on the 1,000 arrived, each reserving 300 and owing 200.
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 1_000 },
+        { at: 4_000, tokens: 500 },
+        { at: 9_000, tokens: 500 },
+      ],
+      fake,
+    );
+    await allowance.hold(300, never, 200);
+    await allowance.hold(300, never, 200);
+
+    // Act: both are charged 500; the next call owes nothing.
+    allowance.release(300, 500, 200);
+    allowance.release(300, 500, 200);
+    await allowance.hold(300, never);
+    const nextAt = clock.now;
+    await allowance.hold(300, never);
+
+    // Assess: 1,000 held by the ended calls: the next fits once 1,500 has arrived, the one after at 2,000.
+    expect([nextAt, clock.now]).toEqual([4_000, 9_000]);
+  });
+
+  describe.each([
+    { case: 'an earlier call ended as expected', charged: 500, goesAt: 0 },
+    { case: 'an earlier call ended charged more than its share covers', charged: 800, goesAt: 4_000 },
+  ])('a held call checked again just before it is sent, when $case', ({ charged, goesAt }) => {
+    it(`goes at ${goesAt} ms`, async () => {
+      // Prepare: two calls held on the 1,000 arrived (300 each, owing 200); the second is not sent yet.
+      const { clock, fake } = fakeClock();
+      const allowance = new BatchAllowance(
+        [
+          { at: 0, tokens: 1_000 },
+          { at: 4_000, tokens: 600 },
+        ],
+        fake,
+      );
+      await allowance.hold(300, never, 200);
+      await allowance.hold(300, never, 200);
+
+      // Act: the first ends while the second's record is leased.
+      allowance.release(300, charged, 200);
+      await allowance.clear(never, 200);
+
+      // Assess: 500 + 300 fits the 1,000; 800 + 300 waits for the next arrival.
+      expect(clock.now).toBe(goesAt);
+    });
+  });
+
+  it('lets a held call go when it is overdrawn but no more of the share will arrive', async () => {
+    // Prepare: one arrival; the first call was charged far more than expected.
+    const { clock, fake } = fakeClock();
+    const allowance = new BatchAllowance([{ at: 0, tokens: 1_000 }], fake);
+    await allowance.hold(300, never, 200);
+    await allowance.hold(300, never, 200);
+    allowance.release(300, 1_500, 200);
+
+    // Act
+    await allowance.clear(never, 200);
+
+    // Assess: waiting would not help; the failure table answers a throttle if Bedrock refuses it.
+    expect(clock.now).toBe(0);
+  });
+
   it('lets a call go once all has arrived and none runs, whatever it needs', async () => {
     // Prepare: answers charged more than expected used up the share.
     const { clock, fake } = fakeClock();
