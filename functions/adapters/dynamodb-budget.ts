@@ -178,7 +178,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
   }
 
   /**
-   * Responds to a throttle as the bucket stands (see THROTTLE_MEMORY_MS), on the state this worker last saw:
+   * Responds to a throttle as the bucket stands (see THROTTLES_TO_SLOW), on the state this worker last saw:
    * a write whose condition finds another state learns it and decides again.
    */
   async recordThrottle(key: string): Promise<void> {

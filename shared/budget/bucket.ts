@@ -27,7 +27,7 @@ export interface BucketState {
   readonly rateChangedAt: number;
   /** When Bedrock last throttled a call the bucket allowed; undefined when it never has. */
   readonly throttledAt?: number;
-  /** Throttles in a row up to `throttledAt`, each within THROTTLE_MEMORY_MS of the one before (one when absent). */
+  /** Throttles in a row up to `throttledAt` (see THROTTLES_IN_A_ROW_WITHIN_MS); one when absent. */
   readonly throttles?: number;
   /** The pool's daily quota, kept only where it runs out sooner than a day of the minute's (see dayBucketOf). */
   readonly day?: DayBucket;
@@ -171,23 +171,28 @@ export function atRate(state: BucketState, tokensPerMinute: number, now: number)
   return { ...state, fullAt: now + refillMs(short, tokensPerMinute), tokensPerMinute, rateChangedAt: now };
 }
 
-/**
- * Throttles further apart than this are not in a row (see THROTTLES_TO_SLOW): each says only that the bucket
- * ran ahead of Bedrock's, and the bucket is emptied, as Bedrock's is, at the same rate.
- */
+/** A pool Bedrock throttled within this long may be one another application spends (see choosePools). */
 export const THROTTLE_MEMORY_MS = 60_000;
 
 /**
- * The pipeline's own calls may meet a throttle now and then: Bedrock charges an answer a moment before the
- * worker reads it, and a call sent in that moment finds the bucket short. Emptying the bucket answers those.
- * This many throttles in a row say another application spends the quota too: the rate decreases.
+ * Throttles further apart than this are not in a row (see THROTTLES_TO_SLOW). Another application spending
+ * part of the quota meets the pipeline's calls with throttles every few seconds; the pipeline's own race with
+ * Bedrock, about one a minute at most.
  */
-export const THROTTLES_TO_SLOW = 3;
+export const THROTTLES_IN_A_ROW_WITHIN_MS = 10_000;
 
-/** Throttles in a row with one now (see THROTTLE_MEMORY_MS). */
+/**
+ * The pipeline's own calls may meet a throttle now and then: Bedrock charges an answer a moment before the
+ * worker reads it, and a call sent in that moment finds the bucket short. Emptying the bucket, as Bedrock's
+ * is, at the same rate, answers those. This many throttles in a row say another application spends the quota
+ * too: the rate decreases.
+ */
+export const THROTTLES_TO_SLOW = 4;
+
+/** Throttles in a row with one now (see THROTTLES_IN_A_ROW_WITHIN_MS). */
 export function throttlesInARow(state: BucketState, now: number): number {
-  const recent = state.throttledAt !== undefined && now - state.throttledAt < THROTTLE_MEMORY_MS;
-  return recent ? (state.throttles ?? 1) + 1 : 1;
+  const inARow = state.throttledAt !== undefined && now - state.throttledAt < THROTTLES_IN_A_ROW_WITHIN_MS;
+  return inARow ? (state.throttles ?? 1) + 1 : 1;
 }
 
 /** What a Bedrock throttle does to the bucket: empties it, lowers its rate, or only marks when it came. */

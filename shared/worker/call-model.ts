@@ -8,7 +8,7 @@ import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
 import { readEarlierResult } from '../pipeline/complete.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome } from './batch.ts';
-import { finished } from './verdicts.ts';
+import { finished, waitFor } from './verdicts.ts';
 
 /** One record's call: its lease, Bedrock, and its result or what the failure table makes of a failure. */
 
@@ -50,6 +50,11 @@ export async function callModel(
     if (earlier !== undefined)
       return { verdict: { kind: 'done', status: earlier.outcome.status, result: earlier }, charged: 0 };
     await sendable();
+    // The function's end may come while the call waits for its tokens: it goes back to wait, never sent.
+    if (batch.deadline.signal.aborted) {
+      await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
+      return { verdict: waitFor(undefined, batch), charged: 0 };
+    }
     called = true;
     const outcome = await invoke(call, lease, batch);
     return { ...outcome, verdict: { ...outcome.verdict, called } };

@@ -12,7 +12,7 @@ import {
   rateAfterRecovery,
   rateAfterThrottle,
   responseToThrottle,
-  THROTTLE_MEMORY_MS,
+  THROTTLES_IN_A_ROW_WITHIN_MS,
   THROTTLES_TO_SLOW,
   takeEach,
 } from '../../shared/budget/bucket.ts';
@@ -175,9 +175,9 @@ describe('a throttle Bedrock answers to a call the budget allowed', () => {
       1,
     ],
     [
-      'one a memory after the last: emptied again, the first of a new row',
+      'one too long after the last to be in a row: emptied again, the first of a new row',
       0,
-      -THROTTLE_MEMORY_MS,
+      -THROTTLES_IN_A_ROW_WITHIN_MS,
       2,
       60_000,
       -600_000,
@@ -187,7 +187,7 @@ describe('a throttle Bedrock answers to a call the budget allowed', () => {
     [
       'the second in a row: emptied again, the rate kept',
       0,
-      -10_000,
+      -5_000,
       undefined,
       60_000,
       -600_000,
@@ -197,7 +197,7 @@ describe('a throttle Bedrock answers to a call the budget allowed', () => {
     [
       `enough in a row (${THROTTLES_TO_SLOW}): the rate drops`,
       0,
-      -10_000,
+      -5_000,
       THROTTLES_TO_SLOW - 1,
       60_000,
       -600_000,
