@@ -26,7 +26,6 @@ import {
   responseToThrottle,
   type ThrottleResponse,
   takeEach,
-  throttlesInARow,
 } from '../../shared/budget/bucket.ts';
 import { budgetKey } from '../../shared/contract/ledger-table.ts';
 import type { BudgetReservation } from '../../shared/core/model.ts';
@@ -53,7 +52,7 @@ type Write = Pick<
 /**
  * The shared token budget in the ledger table: one item per region and model id (`BUDGET#<key>` / `BUCKET`)
  * holding the bucket's `fullAt`, its rate, when the rate changed and when Bedrock last throttled a call it
- * allowed and how many in a row (`throttledAt`, `throttles`, absent until then; see shared/budget/bucket.ts). Taking tokens is one conditional
+ * allowed (`throttledAt`, absent until then; see shared/budget/bucket.ts). Taking tokens is one conditional
  * ADD on `fullAt`; a write that finds the bucket full, or another rate, fails with the item's state
  * (ReturnValuesOnConditionCheckFailure) and is sent again in the right form. Each worker keeps the state its
  * last write returned, so in steady use every reserve and every settle is one write. Where a pool's daily
@@ -178,7 +177,7 @@ export class DynamoDbTokenBudget implements TokenBudget {
   }
 
   /**
-   * Responds to a throttle as the bucket stands (see THROTTLES_TO_SLOW), on the state this worker last saw:
+   * Responds to a throttle as the bucket stands (see THROTTLE_MEMORY_MS), on the state this worker last saw:
    * a write whose condition finds another state learns it and decides again.
    */
   async recordThrottle(key: string): Promise<void> {
@@ -228,27 +227,22 @@ export class DynamoDbTokenBudget implements TokenBudget {
   private throttleWrite(seen: BucketState, response: ThrottleResponse, now: number): Write {
     const throttledAsSeen =
       seen.throttledAt === undefined ? 'attribute_not_exists(throttledAt)' : 'throttledAt = :seenThrottledAt';
-    const throttles = throttlesInARow(seen, now);
     const values = {
       ...(seen.throttledAt === undefined ? {} : { ':seenThrottledAt': seen.throttledAt }),
       ':now': now,
-      ':throttles': throttles,
       ':expires': this.expiresAt(now),
     };
     if (response.kind === 'empty')
       return {
         UpdateExpression:
-          'SET fullAt = :fullAt, throttledAt = :now, throttles = :throttles, expiresAt = :expires, tokensPerMinute = if_not_exists(tokensPerMinute, :rate), rateChangedAt = if_not_exists(rateChangedAt, :now)',
+          'SET fullAt = :fullAt, throttledAt = :now, expiresAt = :expires, tokensPerMinute = if_not_exists(tokensPerMinute, :rate), rateChangedAt = if_not_exists(rateChangedAt, :now)',
         ConditionExpression: `(attribute_not_exists(fullAt) OR fullAt <= :fullAt) AND ${throttledAsSeen}`,
         ExpressionAttributeValues: { ...values, ':fullAt': response.fullAt, ':rate': seen.tokensPerMinute },
       };
     if (response.kind === 'slow')
-      return this.rateChange(seen, response.tokensPerMinute, now, {
-        expression: 'throttledAt = :now, throttles = :throttles, ',
-        values: { ':throttles': throttles },
-      });
+      return this.rateChange(seen, response.tokensPerMinute, now, 'throttledAt = :now, ');
     return {
-      UpdateExpression: 'SET throttledAt = :now, throttles = :throttles, expiresAt = :expires',
+      UpdateExpression: 'SET throttledAt = :now, expiresAt = :expires',
       ConditionExpression: throttledAsSeen,
       ExpressionAttributeValues: values,
     };
@@ -281,7 +275,6 @@ export class DynamoDbTokenBudget implements TokenBudget {
       tokensPerMinute: item.tokensPerMinute,
       rateChangedAt: typeof item.rateChangedAt === 'number' ? item.rateChangedAt : 0,
       ...(typeof item.throttledAt === 'number' ? { throttledAt: item.throttledAt } : {}),
-      ...(typeof item.throttles === 'number' ? { throttles: item.throttles } : {}),
       ...(day === undefined ? {} : { day }),
     };
   }
@@ -320,17 +313,11 @@ export class DynamoDbTokenBudget implements TokenBudget {
    * Moves the bucket as `state` to another rate, keeping its tokens: `fullAt` moves by the difference, as an
    * add, so takes that land in between are kept; `alsoSet` names other attributes the write sets.
    */
-  private rateChange(
-    state: BucketState,
-    tokensPerMinute: number,
-    now: number,
-    alsoSet: { expression: string; values: Record<string, number> } = { expression: '', values: {} },
-  ): Write {
+  private rateChange(state: BucketState, tokensPerMinute: number, now: number, alsoSet = ''): Write {
     return {
-      UpdateExpression: `ADD fullAt :shift SET ${alsoSet.expression}tokensPerMinute = :rate, rateChangedAt = :now, expiresAt = :expires`,
+      UpdateExpression: `ADD fullAt :shift SET ${alsoSet}tokensPerMinute = :rate, rateChangedAt = :now, expiresAt = :expires`,
       ConditionExpression: 'tokensPerMinute = :previous AND rateChangedAt = :changedAt',
       ExpressionAttributeValues: {
-        ...alsoSet.values,
         ':shift': atRate(state, tokensPerMinute, now).fullAt - Math.max(state.fullAt, now),
         ':rate': tokensPerMinute,
         ':previous': state.tokensPerMinute,

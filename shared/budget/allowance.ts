@@ -25,17 +25,13 @@ const SAME_MOMENT_MS = 1;
 
 /**
  * One batch's share of the shared budget, as it arrives, and what its calls hold of it. A running call holds
- * what Bedrock reserves for it (input plus max_tokens); once it ends it holds what Bedrock charged, less or
- * more. So a batch spends its share at the pace Bedrock counts it: what its running calls will owe beyond
- * their reservations is owed only when they end, and until then their next calls may start on it, as Bedrock
- * lets them. A call owing more is paid from the share's later arrivals, never from another batch's (see
- * `hold`); one running call's debt is always left free, for the moment Bedrock has charged it and its answer
- * has not yet come back.
+ * at least what Bedrock reserves for it (input plus max_tokens); once it ends it holds only what Bedrock
+ * charged, and the difference is free for the batch's next call at once. So a batch spends its share at the
+ * pace of real charges, while its calls never hold less than Bedrock counts against the quota for them.
  */
 export class BatchAllowance {
   private held = 0;
-  /** What each running call is expected to owe beyond its hold when it ends. */
-  private readonly owedByRunning: number[] = [];
+  private running = 0;
   private changed = signalled();
   private nextCheckAt = Number.NEGATIVE_INFINITY;
   private grantedAfter = false;
@@ -57,44 +53,39 @@ export class BatchAllowance {
   }
 
   /**
-   * Waits until the share can hold `tokens` more, then holds them for a call expected to owe `owed` more
-   * when it ends. A call starts once the share holds it beside the largest debt of a running call, which
-   * may be charged before its answer is in. When no more of the share will arrive and no running call will
-   * free any, it says instead how many tokens the share is short: answers cost more than expected, or one
-   * call needs more than the whole share.
+   * Waits until the share can hold `tokens` more, then holds them for a call. When no more of the share will
+   * arrive and no running call will free any, it says instead how many tokens the share is short: answers
+   * cost more than expected, or one call needs more than the whole share.
    */
-  async hold(tokens: number, signal: AbortSignal, owed = 0): Promise<{ readonly short: number } | undefined> {
+  async hold(tokens: number, signal: AbortSignal): Promise<{ readonly short: number } | undefined> {
     for (;;) {
       // Checked at each turn: a deadline that passes ends the wait before the call starts.
       signal.throwIfAborted();
       const now = this.clock.now();
       const arrived = this.arrivedBy(now);
-      if (this.held + tokens + this.largestOwed() <= arrived) {
+      if (this.held + tokens <= arrived) {
         this.held += tokens;
-        this.owedByRunning.push(owed);
+        this.running += 1;
         return undefined;
       }
       const next = this.arrivals.find((arrival) => arrival.at > now);
-      if (next === undefined && this.owedByRunning.length === 0)
-        return { short: this.held + tokens - arrived };
-      await this.nextChange(now, next);
-    }
-  }
-
-  /**
-   * Waits, for a call already held, while calls that ended since its hold left the share overdrawn: what they
-   * were charged beyond their holds Bedrock has counted, and a call sent now could meet its bucket in debt.
-   * Checked again just before the call goes, the hold's check is not stale by whatever came between (the
-   * record's lease). `owed` is the call's own: it cannot be charged before the call is sent. Ends at once when
-   * no more of the share will arrive, or at the deadline.
-   */
-  async clear(signal: AbortSignal, owed = 0): Promise<void> {
-    for (;;) {
-      const now = this.clock.now();
-      const next = this.arrivals.find((arrival) => arrival.at > now);
-      const room = this.arrivedBy(now) - this.held - this.largestOwed(owed);
-      if (signal.aborted || next === undefined || room >= 0) return;
-      await this.nextChange(now, next);
+      if (next === undefined && this.running === 0) return { short: this.held + tokens - arrived };
+      const changed = this.changed.promise;
+      if (next === undefined) {
+        await changed;
+        continue;
+      }
+      const checking = this.checksBudget(now);
+      if (checking && now >= this.nextCheckAt) {
+        await this.bringForward(now);
+        continue;
+      }
+      // Arrivals all come before the batch's deadline, so this sleep ends in time without the deadline's signal.
+      const wakeAt = checking ? Math.min(next.at, this.nextCheckAt) : next.at;
+      const stop = new AbortController();
+      const sleeping = this.clock.sleepUntil(wakeAt, stop.signal).catch(() => {});
+      await Promise.race([sleeping, changed]);
+      stop.abort();
     }
   }
 
@@ -103,38 +94,12 @@ export class BatchAllowance {
     this.arrivals.push(arrival);
   }
 
-  /** A call ended: of the `held` tokens it held, expected to owe `owed` more, it keeps `charged`. */
-  release(held: number, charged: number, owed = 0): void {
+  /** A call ended: of the `held` tokens it held, it keeps `charged`. */
+  release(held: number, charged: number): void {
     this.held -= held - charged;
-    const running = this.owedByRunning.indexOf(owed);
-    if (running !== -1) this.owedByRunning.splice(running, 1);
+    this.running -= 1;
     this.changed.resolve();
     this.changed = signalled();
-  }
-
-  /**
-   * What the running call owing most may be charged beyond its hold before its answer is in: left free. A
-   * call not yet sent (`notSent`, what it owes) is not among them.
-   */
-  private largestOwed(notSent?: number): number {
-    const owed = [...this.owedByRunning];
-    const own = notSent === undefined ? -1 : owed.indexOf(notSent);
-    if (own !== -1) owed.splice(own, 1);
-    return Math.max(0, ...owed);
-  }
-
-  /** Waits for the next arrival, a call's end, or the moment to ask the budget to bring arrivals forward. */
-  private async nextChange(now: number, next: Arrival | undefined): Promise<void> {
-    const changed = this.changed.promise;
-    if (next === undefined) return changed;
-    const checking = this.checksBudget(now);
-    if (checking && now >= this.nextCheckAt) return this.bringForward(now);
-    // Arrivals all come before the batch's deadline, so this sleep ends in time without the deadline's signal.
-    const wakeAt = checking ? Math.min(next.at, this.nextCheckAt) : next.at;
-    const stop = new AbortController();
-    const sleeping = this.clock.sleepUntil(wakeAt, stop.signal).catch(() => {});
-    await Promise.race([sleeping, changed]);
-    stop.abort();
   }
 
   /** Whether a wait asks the budget, now and then, to bring the share's arrivals forward. */

@@ -27,8 +27,6 @@ export interface BucketState {
   readonly rateChangedAt: number;
   /** When Bedrock last throttled a call the bucket allowed; undefined when it never has. */
   readonly throttledAt?: number;
-  /** Throttles in a row up to `throttledAt` (see THROTTLES_IN_A_ROW_WITHIN_MS); one when absent. */
-  readonly throttles?: number;
   /** The pool's daily quota, kept only where it runs out sooner than a day of the minute's (see dayBucketOf). */
   readonly day?: DayBucket;
 }
@@ -171,29 +169,12 @@ export function atRate(state: BucketState, tokensPerMinute: number, now: number)
   return { ...state, fullAt: now + refillMs(short, tokensPerMinute), tokensPerMinute, rateChangedAt: now };
 }
 
-/** A pool Bedrock throttled within this long may be one another application spends (see choosePools). */
+/**
+ * A throttle this long after the last one says the bucket ran ahead of Bedrock's (an answer overran on its
+ * way back): the bucket is emptied, as Bedrock's is, and the rate stays. A throttle within it says another
+ * application spends the quota too: the rate decreases.
+ */
 export const THROTTLE_MEMORY_MS = 60_000;
-
-/**
- * Throttles further apart than this are not in a row (see THROTTLES_TO_SLOW). Another application spending
- * part of the quota meets the pipeline's calls with throttles every few seconds; the pipeline's own race with
- * Bedrock, about one a minute at most.
- */
-export const THROTTLES_IN_A_ROW_WITHIN_MS = 10_000;
-
-/**
- * The pipeline's own calls may meet a throttle now and then: Bedrock charges an answer a moment before the
- * worker reads it, and a call sent in that moment finds the bucket short. Emptying the bucket, as Bedrock's
- * is, at the same rate, answers those. This many throttles in a row say another application spends the quota
- * too: the rate decreases.
- */
-export const THROTTLES_TO_SLOW = 4;
-
-/** Throttles in a row with one now (see THROTTLES_IN_A_ROW_WITHIN_MS). */
-export function throttlesInARow(state: BucketState, now: number): number {
-  const inARow = state.throttledAt !== undefined && now - state.throttledAt < THROTTLES_IN_A_ROW_WITHIN_MS;
-  return inARow ? (state.throttles ?? 1) + 1 : 1;
-}
 
 /** What a Bedrock throttle does to the bucket: empties it, lowers its rate, or only marks when it came. */
 export type ThrottleResponse =
@@ -201,13 +182,13 @@ export type ThrottleResponse =
   | { readonly kind: 'slow'; readonly tokensPerMinute: number }
   | { readonly kind: 'mark' };
 
-/** The response to a throttle now, from the bucket as it stands (see THROTTLES_TO_SLOW). */
+/** The response to a throttle now, from the bucket as it stands (see THROTTLE_MEMORY_MS). */
 export function responseToThrottle(
   state: BucketState,
   settings: RateSettings,
   now: number,
 ): ThrottleResponse {
-  if (throttlesInARow(state, now) < THROTTLES_TO_SLOW)
+  if (state.throttledAt === undefined || now - state.throttledAt >= THROTTLE_MEMORY_MS)
     return { kind: 'empty', fullAt: Math.max(state.fullAt, now + MINUTE_MS) };
   const lowered = rateAfterThrottle(state, settings, now);
   return lowered === undefined ? { kind: 'mark' } : { kind: 'slow', tokensPerMinute: lowered };
@@ -221,7 +202,7 @@ export function afterThrottle(state: BucketState, response: ThrottleResponse, no
       : response.kind === 'slow'
         ? atRate(state, response.tokensPerMinute, now)
         : state;
-  return { ...responded, throttledAt: now, throttles: throttlesInARow(state, now) };
+  return { ...responded, throttledAt: now };
 }
 
 /** How the spending rate adapts when Bedrock throttles calls the budget allowed (another application shares the quota). */

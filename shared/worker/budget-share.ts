@@ -111,21 +111,17 @@ export const WAITED_FOR_TOKENS_MS = 1_000;
  */
 const CALLS_IN_TRANSIT = 1;
 
-/**
- * What a call holds of its batch's share while it runs: what Bedrock reserves for it. What it is expected
- * to be charged beyond that (output x 5 past max_tokens) Bedrock counts only when it ends: `owed` until then.
- */
-function holdOf(call: Call): { holds: number; owed: number } {
-  return { holds: call.cost.reserved, owed: Math.max(0, call.cost.charge - call.cost.reserved) };
+/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
+function holdOf(call: Call): number {
+  return Math.max(call.cost.reserved, call.cost.charge);
 }
 
 /**
  * What a batch's calls take from the budget, call by call, and what of it the batch keeps back. Each call
  * takes what Bedrock is expected to charge; the first also takes headroom for the calls that run at once
  * (what Bedrock reserves beyond the charge, enough of them to spend the quota at the latency seen), and room
- * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than
- * expected, a little before its answer reaches the worker (what it was expected to owe beyond its hold, the
- * share itself leaves free: see BatchAllowance).
+ * the batch keeps back for answers on their way: Bedrock settles a call's charge, which may be more than the
+ * call held, a little before its answer reaches the worker.
  */
 function shareOf(
   calls: readonly Call[],
@@ -142,9 +138,7 @@ function shareOf(
     calls.length,
   );
   const headroom = inFlight * Math.max(0, ...calls.map((call) => call.cost.reserved - call.cost.charge));
-  const kept =
-    CALLS_IN_TRANSIT *
-    Math.max(0, ...calls.map((call) => call.cost.ceiling - Math.max(call.cost.reserved, call.cost.charge)));
+  const kept = CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => call.cost.ceiling - holdOf(call)));
   return { tokens: charges.map((charge, index) => (index === 0 ? charge + headroom + kept : charge)), kept };
 }
 
@@ -160,30 +154,25 @@ async function startWithin(
   batch: Batch,
 ): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
   const { ports, settings, deadline } = batch;
-  const { holds, owed } = holdOf(call);
+  const holds = holdOf(call);
   try {
-    for (
-      let shortfall = await share.allowance.hold(holds, deadline.signal, owed);
-      shortfall !== undefined;
-    ) {
+    for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
       const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);
       const [at] = topUp.startAts;
       if (at === undefined) return { verdict: waitFor(topUp.retryAt, batch) };
       share.taken += topUp.tokens;
       share.allowance.extend({ at, tokens: topUp.tokens });
-      shortfall = await share.allowance.hold(holds, deadline.signal, owed);
+      shortfall = await share.allowance.hold(holds, deadline.signal);
     }
   } catch (error) {
     return { verdict: { kind: 'retry', delaySeconds: 1, failure: classifyFailure(error) } };
   }
   const waitedMs = settings.clock.now() - share.grantedAt;
   const waited = waitedMs >= WAITED_FOR_TOKENS_MS;
-  // Checked again once the record is leased, just before the call goes (see BatchAllowance.clear).
-  const sendable = () => share.allowance.clear(deadline.signal, owed);
-  const ended = callModel(call, batch, sendable).then((outcome) => {
+  const ended = callModel(call, batch).then((outcome) => {
     // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
     // the batch's next calls do not follow it into the same wall.
-    share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged, owed);
+    share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
     return waited ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } } : outcome;
   });
   return { ended };

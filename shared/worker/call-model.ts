@@ -8,19 +8,12 @@ import { classifyFailure, decideRetry, type Failure } from '../failures.ts';
 import type { RecordOutcome } from '../output/result-records.ts';
 import { readEarlierResult } from '../pipeline/complete.ts';
 import type { AcquiredLease, Batch, Call, CallOutcome } from './batch.ts';
-import { finished, waitFor } from './verdicts.ts';
+import { finished } from './verdicts.ts';
 
 /** One record's call: its lease, Bedrock, and its result or what the failure table makes of a failure. */
 
-/**
- * One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement.
- * `sendable` resolves when the call may go, once its record is leased: the budget checks its tokens again.
- */
-export async function callModel(
-  call: Call,
-  batch: Batch,
-  sendable: () => Promise<void>,
-): Promise<CallOutcome> {
+/** One call: lease, Bedrock, result. Unexpected errors become an unhandled verdict, never a lost settlement. */
+export async function callModel(call: Call, batch: Batch): Promise<CallOutcome> {
   const { ports, settings } = batch;
   let called = false;
   try {
@@ -49,12 +42,6 @@ export async function callModel(
         : await readEarlierResult(ports.store, job, lease.earlierSet, message.lineNumber);
     if (earlier !== undefined)
       return { verdict: { kind: 'done', status: earlier.outcome.status, result: earlier }, charged: 0 };
-    await sendable();
-    // The function's end may come while the call waits for its tokens: it goes back to wait, never sent.
-    if (batch.deadline.signal.aborted) {
-      await ports.ledger.releaseRecord(job.jobId, message.lineNumber, settings.owner, { waited: true });
-      return { verdict: waitFor(undefined, batch), charged: 0 };
-    }
     called = true;
     const outcome = await invoke(call, lease, batch);
     return { ...outcome, verdict: { ...outcome.verdict, called } };

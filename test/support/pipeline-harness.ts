@@ -117,11 +117,9 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     clock: fakeClock,
     ...options.worker,
   };
-  /** The function's end: `endFunction` brings it, as Lambda's timeout or shutdown would. */
-  const functionEnd = new AbortController();
-  const endFunction = () => functionEnd.abort();
+  const signal = new AbortController().signal;
   /** A batch may wait for its tokens for this long, as a worker with a 60-second timeout would. */
-  const batchDeadline = () => ({ latestStart: clock.now + 30_000, signal: functionEnd.signal });
+  const batchDeadline = () => ({ latestStart: clock.now + 30_000, signal });
 
   const workBatch = (messages: readonly RecordMessage[]): Promise<RecordVerdict[]> =>
     processBatch(messages, ports, workerSettings, batchDeadline());
@@ -200,7 +198,6 @@ export function pipelineHarness(options: HarnessOptions = {}) {
     workerSettings,
     work,
     workBatch,
-    endFunction,
     drain,
     finalizeAll,
     run,

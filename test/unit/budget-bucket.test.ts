@@ -12,8 +12,7 @@ import {
   rateAfterRecovery,
   rateAfterThrottle,
   responseToThrottle,
-  THROTTLES_IN_A_ROW_WITHIN_MS,
-  THROTTLES_TO_SLOW,
+  THROTTLE_MEMORY_MS,
   takeEach,
 } from '../../shared/budget/bucket.ts';
 
@@ -152,94 +151,62 @@ describe('the shared budget as a bucket kept by the moment it is full again', ()
 
 describe('a throttle Bedrock answers to a call the budget allowed', () => {
   describe.each([
-    // case, bucket (fullAt and throttledAt after T0, throttles in a row, rate, rateChangedAt after T0),
-    // expected response, throttles in a row after it
+    // case, bucket (fullAt and throttledAt after T0, rate, rateChangedAt after T0), expected response
     [
       'the first: the bucket is emptied now',
       0,
       undefined,
-      undefined,
       60_000,
       -600_000,
       { kind: 'empty', fullAt: T0 + 60_000 },
-      1,
     ],
     [
       'the first, on a bucket in debt: it stays in debt',
       90_000,
       undefined,
-      undefined,
       60_000,
       -600_000,
       { kind: 'empty', fullAt: T0 + 90_000 },
-      1,
     ],
     [
-      'one too long after the last to be in a row: emptied again, the first of a new row',
+      'one a memory after the last: emptied again',
       0,
-      -THROTTLES_IN_A_ROW_WITHIN_MS,
-      2,
+      -THROTTLE_MEMORY_MS,
       60_000,
       -600_000,
       { kind: 'empty', fullAt: T0 + 60_000 },
-      1,
     ],
     [
-      'the second in a row: emptied again, the rate kept',
+      'one within a memory of the last: the rate drops',
       0,
-      -5_000,
-      undefined,
-      60_000,
-      -600_000,
-      { kind: 'empty', fullAt: T0 + 60_000 },
-      2,
-    ],
-    [
-      `enough in a row (${THROTTLES_TO_SLOW}): the rate drops`,
-      0,
-      -5_000,
-      THROTTLES_TO_SLOW - 1,
+      -10_000,
       60_000,
       -600_000,
       { kind: 'slow', tokensPerMinute: 42_000 },
-      THROTTLES_TO_SLOW,
     ],
-    [
-      'one just after a drop: only marked',
-      0,
-      -1_000,
-      THROTTLES_TO_SLOW,
-      42_000,
-      -1_000,
-      { kind: 'mark' },
-      THROTTLES_TO_SLOW + 1,
-    ],
-  ] as const)(
-    '%s',
-    (_case, fullAfter, throttledAfter, throttles, tokensPerMinute, changedAfter, expected, inARow) => {
-      const state: BucketState = {
-        fullAt: T0 + fullAfter,
-        tokensPerMinute,
-        rateChangedAt: T0 + changedAfter,
-        ...(throttledAfter === undefined ? {} : { throttledAt: T0 + throttledAfter }),
-        ...(throttles === undefined ? {} : { throttles }),
-      };
+    ['one just after a drop: only marked', 0, -1_000, 42_000, -1_000, { kind: 'mark' }],
+  ] as const)('%s', (_case, fullAfter, throttledAfter, tokensPerMinute, changedAfter, expected) => {
+    const state: BucketState = {
+      fullAt: T0 + fullAfter,
+      tokensPerMinute,
+      rateChangedAt: T0 + changedAfter,
+      ...(throttledAfter === undefined ? {} : { throttledAt: T0 + throttledAfter }),
+    };
 
-      it('responds to it so, and marks when it came and how many came in a row', () => {
-        // Act
-        const response = responseToThrottle(state, rates, T0);
-        const after = afterThrottle(state, response, T0);
+    it('responds to it so, and marks when it came', () => {
+      // Act
+      const response = responseToThrottle(state, rates, T0);
+      const after = afterThrottle(state, response, T0);
 
-        // Assess
-        expect(response).toEqual(expected);
-        expect([after.throttledAt, after.throttles]).toEqual([T0, inARow]);
-        expect(after.tokensPerMinute).toBe(
-          response.kind === 'slow' ? response.tokensPerMinute : tokensPerMinute,
-        );
-        if (response.kind === 'empty') expect(after.fullAt).toBe(response.fullAt);
-      });
-    },
-  );
+      // Assess
+      expect(response).toEqual(expected);
+      expect(after.throttledAt).toBe(T0);
+      expect(after.tokensPerMinute).toBe(
+        response.kind === 'slow' ? response.tokensPerMinute : tokensPerMinute,
+      );
+      if (response.kind === 'empty') expect(after.fullAt).toBe(response.fullAt);
+    });
+  });
 });
 
 describe('the rate, when Bedrock throttles what the budget allowed', () => {
