@@ -89,6 +89,11 @@ export class BatchAllowance {
     }
   }
 
+  /** Keeps `tokens` more of the share back from the calls still to start. */
+  keep(tokens: number): void {
+    this.held += tokens;
+  }
+
   /** More of the budget for the batch: a top-up when it was short. */
   extend(arrival: Arrival): void {
     this.arrivals.push(arrival);
@@ -100,6 +105,20 @@ export class BatchAllowance {
     this.running -= 1;
     this.changed.resolve();
     this.changed = signalled();
+  }
+
+  /** Whether a grant made after this share stands behind it, as far as the share has asked the budget. */
+  get followed(): boolean {
+    return this.grantedAfter;
+  }
+
+  /**
+   * Whether no grant made after this share stands behind it, as the budget says now (false when it cannot
+   * say): what this batch's calls owe Bedrock when they end would then land on no one else's calls.
+   */
+  async alone(): Promise<boolean> {
+    if (this.spendableFrom === undefined || this.grantedAfter) return false;
+    return (await this.bringForward(this.clock.now())) && !this.grantedAfter;
   }
 
   /** Whether a wait asks the budget, now and then, to bring the share's arrivals forward. */
@@ -118,19 +137,21 @@ export class BatchAllowance {
   /**
    * Arrivals later than the moment the budget can let all it granted be spent come then instead. Once a
    * grant made after this share stands behind it, tokens given back go to that one, and the share stops asking.
+   * False when the budget could not say.
    */
-  private async bringForward(now: number): Promise<void> {
+  private async bringForward(now: number): Promise<boolean> {
     this.nextCheckAt = now + BRING_FORWARD_CHECK_MS;
     const from = await this.spendableFrom?.().catch(() => undefined);
-    if (from === undefined) return;
+    if (from === undefined) return false;
     if (from > this.lastArrivalAt() + SAME_MOMENT_MS) {
       this.grantedAfter = true;
-      return;
+      return true;
     }
     const earlier = Math.max(0, this.lastArrivalAt() - from);
     this.arrivals.forEach((arrival, index) => {
       if (arrival.at > now) this.arrivals[index] = { ...arrival, at: Math.max(now, arrival.at - earlier) };
     });
+    return true;
   }
 
   private arrivedBy(time: number): number {

@@ -50,9 +50,10 @@ export async function callWithin(
     granted.length < calls.length && placedElsewhere === undefined
       ? waitFor(reservation.retryAt, batch)
       : undefined;
+  const lastOfJob = lastCallsOfJob(share.allowance, granted);
   try {
     for (const call of granted) {
-      const start = await startWithin(share, call, budgetKey, batch);
+      const start = await startWithin(share, call, budgetKey, batch, await lastOfJob());
       if ('ended' in start) started.push({ call, ended: start.ended });
       else {
         notStarted = start.verdict;
@@ -111,9 +112,38 @@ export const WAITED_FOR_TOKENS_MS = 1_000;
  */
 const CALLS_IN_TRANSIT = 1;
 
-/** What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it. */
-function holdOf(call: Call): number {
-  return Math.max(call.cost.reserved, call.cost.charge);
+/**
+ * What a call holds of its batch's share until its answer is in: at least what Bedrock reserves for it, and
+ * what it is expected to be charged, which running calls of other batches may count on. One of its job's last
+ * calls holds only the reservation (see `lastCallsOfJob`).
+ */
+function holdOf(call: Call, lastOfJob = false): number {
+  return lastOfJob ? call.cost.reserved : Math.max(call.cost.reserved, call.cost.charge);
+}
+
+/**
+ * Whether the batch's next call is one of its job's last: the batch carries the last line of its job's file,
+ * and no other batch's grant stands behind this one in the budget (asked as the first call starts, and
+ * learnt since while the batch waited for its share). Such calls start on what Bedrock reserves for them
+ * rather than on what they will be charged: what they owe beyond it lands as they end, on no call when none
+ * is behind them, while holding it back would leave the quota unspent as the job's last answers come.
+ */
+function lastCallsOfJob(allowance: BatchAllowance, calls: readonly Call[]): () => Promise<boolean> {
+  const carriesLastLine = calls.some(
+    ({ job, message }) => job.totalRecords !== undefined && message.lineNumber === job.readLine,
+  );
+  // An answer on its way back then owes its whole charge beyond the reservation: the room kept grows by that.
+  const owedInTransit =
+    CALLS_IN_TRANSIT * Math.max(0, ...calls.map((call) => holdOf(call) - holdOf(call, true)));
+  let aloneAtFirst: Promise<boolean> | undefined;
+  return async () => {
+    if (!carriesLastLine) return false;
+    aloneAtFirst ??= allowance.alone().then((alone) => {
+      if (alone) allowance.keep(owedInTransit);
+      return alone;
+    });
+    return (await aloneAtFirst) && !allowance.followed;
+  };
 }
 
 /**
@@ -152,9 +182,10 @@ async function startWithin(
   call: Call,
   budgetKey: string,
   batch: Batch,
+  lastOfJob: boolean,
 ): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
   const { ports, settings, deadline } = batch;
-  const holds = holdOf(call);
+  const holds = holdOf(call, lastOfJob);
   try {
     for (let shortfall = await share.allowance.hold(holds, deadline.signal); shortfall !== undefined; ) {
       const topUp = await ports.budget.reserve(budgetKey, [shortfall.short], deadline.latestStart);

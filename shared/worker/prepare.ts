@@ -41,10 +41,12 @@ export async function prepare(messages: readonly RecordMessage[], batch: Batch):
     messages.map(async (message): Promise<Prepared> => {
       let job: JobRecord | undefined;
       try {
-        job = await jobOf(message.jobId);
+        // Both reads at once: the first call of a job waits on them.
+        const [found, done] = await Promise.all([jobOf(message.jobId), doneIn(message.jobId)]);
+        job = found;
         if (job === undefined)
           throw new PipelineError('UNKNOWN_JOB', `No job ${message.jobId} in the ledger.`);
-        if ((await doneIn(job.jobId)).has(message.lineNumber))
+        if (done.has(message.lineNumber))
           return { message, job, verdict: { kind: 'done', status: 'already-done' } };
         return { message, job, ...(await prepareRecord(message, job, batch)) };
       } catch (error) {

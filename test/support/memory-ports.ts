@@ -724,12 +724,15 @@ export class ScriptedModel implements ModelInvoker {
       call: number,
       serviceTier: ServiceTier | undefined,
     ) => MessagesResponse,
+    /** What a call waits for before its answer comes: nothing unless given. */
+    private readonly answering: () => Promise<void> = async () => {},
   ) {}
 
   /** Answered at the tier asked for, as Bedrock answers a tier the model takes. */
   async invoke({ region, modelId, serviceTier }: InvokeTarget, bodyJson: string): Promise<ModelAnswer> {
     const body = JSON.parse(bodyJson) as Record<string, unknown>;
     this.calls.push({ region, modelId, body, ...(serviceTier === undefined ? {} : { serviceTier }) });
+    await this.answering();
     return {
       response: this.answer(modelId, body, this.calls.length, serviceTier),
       servedTier: serviceTier ?? 'default',

@@ -56,6 +56,8 @@ export interface HarnessOptions {
     call: number,
     serviceTier: ServiceTier | undefined,
   ) => MessagesResponse;
+  /** What each call waits for before its answer comes (answers come at once unless given). */
+  answering?: () => Promise<void>;
   budget?: MemoryBudget;
   enqueue?: Partial<EnqueueSettings>;
   worker?: Partial<WorkerSettings>;
@@ -73,7 +75,7 @@ export function pipelineHarness(options: HarnessOptions = {}) {
   const alarms = new RecordingAlarms();
   const answer =
     options.answer ?? ((_, body) => textResponse(`echo ${JSON.stringify(body.messages).length}`));
-  const model = new ScriptedModel(answer);
+  const model = new ScriptedModel(answer, options.answering);
   // Bedrock's batch jobs answer as its runtime does: the same text for the same body.
   const batchJobs = new MemoryBatchJobs(store, (modelId, body) => answer(modelId, body, 0, undefined));
   const budget = options.budget ?? new MemoryBudget(undefined, now);

@@ -205,6 +205,42 @@ describe("a batch's share of the budget", () => {
     expect([clock.now, asked]).toEqual([BRING_FORWARD_CHECK_MS, 0]);
   });
 
+  it.each([
+    [
+      'alone when the budget can spend all it granted by its last arrival',
+      async (): Promise<number> => 5_000,
+      true,
+    ],
+    ['alone when tokens given back let it all be spent sooner', async (): Promise<number> => 2_000, true],
+    ['not alone when a grant made after it stands behind it', async (): Promise<number> => 8_000, false],
+    [
+      'not alone when the budget cannot say',
+      async (): Promise<number> => {
+        throw new Error('unreachable');
+      },
+      false,
+    ],
+    ['not alone without a budget to ask', undefined, false],
+  ] as const)('says it is %s', async (_case, spendableFrom, expected) => {
+    // Prepare
+    const { fake } = fakeClock();
+    const allowance = new BatchAllowance(
+      [
+        { at: 0, tokens: 100 },
+        { at: 5_000, tokens: 100 },
+      ],
+      fake,
+      0,
+      spendableFrom,
+    );
+
+    // Act
+    const alone = await allowance.alone();
+
+    // Assess
+    expect(alone).toBe(expected);
+  });
+
   it('gives up waiting when the deadline passes', async () => {
     // Prepare
     const { fake } = fakeClock();

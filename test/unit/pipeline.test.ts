@@ -699,10 +699,19 @@ describe('the shared token budget', () => {
    * Until answers are seen, each plain record is expected to cost the most Bedrock may charge for it: its
    * input estimate (9 tokens) and max_tokens 256 x 5, 1,289 tokens.
    */
-  const budgetedPipeline = (tokensPerMinute: number, answer?: HarnessOptions['answer']) => {
+  const budgetedPipeline = (
+    tokensPerMinute: number,
+    answer?: HarnessOptions['answer'],
+    answering?: HarnessOptions['answering'],
+  ) => {
     const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
     const budget = new MemoryBudget({ tokensPerMinute }, () => clock.now);
-    return pipelineHarness({ budget, clock, ...(answer === undefined ? {} : { answer }) });
+    return pipelineHarness({
+      budget,
+      clock,
+      ...(answer === undefined ? {} : { answer }),
+      ...(answering === undefined ? {} : { answering }),
+    });
   };
   const fiveRecords = ['a', 'b', 'c', 'd', 'e'].map((id) => plain(id, 'hi')).join('\n');
 
@@ -753,6 +762,55 @@ describe('the shared token budget', () => {
     expect(pipeline.clock.now - started).toBe(17_340);
     expect(pipeline.queue.delayed).toEqual([]);
     expect(pipeline.manifest('inputs/wait.jsonl')).toMatchObject({ successRecordCount: 5 });
+  });
+
+  /**
+   * Each record reserves 9 + 256 = 265 and is charged 9 + 256 x 5 = 1,289, as expected; answers come once
+   * the calls under way have started. At 5,000 tokens a minute with 4,500 left by earlier work, three calls
+   * start at once at that charge, the fourth once 656 more tokens are in (7.872 s), the fifth 15.468 s later.
+   * At 10,000 tokens a minute with 2,000 left, one starts at once, and the others as the refill brings each
+   * one's charge.
+   */
+  it.each([
+    [
+      "starts its job's last calls on what Bedrock reserves for them when no other grant stands behind them",
+      { tokensPerMinute: 5_000, left: 4_500, grantBehindAt: undefined },
+      Array(5).fill(undefined),
+    ],
+    [
+      "holds its job's last calls at what they will be charged while another batch's grant stands behind them",
+      { tokensPerMinute: 5_000, left: 4_500, grantBehindAt: 60_000 },
+      [undefined, undefined, undefined, 7_872, 23_340],
+    ],
+    [
+      "keeps room for one of its job's last answers on its way back, owing its whole charge beyond what it reserved",
+      { tokensPerMinute: 10_000, left: 2_000, grantBehindAt: undefined },
+      [undefined, 3_468, 11_202, 18_936, 26_670],
+    ],
+  ])('%s', async (_case, { tokensPerMinute, left, grantBehindAt }, waits) => {
+    // Prepare
+    const pipeline = budgetedPipeline(
+      tokensPerMinute,
+      () => textResponse('full', { input_tokens: 9, output_tokens: 256 }),
+      () => new Promise((resolve) => setImmediate(resolve)),
+    );
+    const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const started = pipeline.clock.now;
+    const fullAt = started + ((tokensPerMinute - left) / tokensPerMinute) * MINUTE_MS;
+    pipeline.budget.buckets.set(key, { ...pipeline.budget.stateOf(key, started), fullAt });
+    if (grantBehindAt !== undefined)
+      vi.spyOn(pipeline.budget, 'spendableFrom').mockResolvedValue(started + grantBehindAt);
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/last-calls.jsonl', fiveRecords);
+
+    // Assess: the batch carries the file's last line, so its calls are the job's last; what they owe lands
+    // after all of them have started.
+    expect(verdicts.map((verdict) => (verdict.kind === 'done' ? verdict.waitedMs : 'not done'))).toEqual(
+      waits,
+    );
+    expect(pipeline.clock.now - started).toBe(waits.at(-1) ?? 0);
+    expect(pipeline.manifest('inputs/last-calls.jsonl')).toMatchObject({ successRecordCount: 5 });
   });
 
   it('starts waiting calls at once when the budget says tokens given back let all it granted be spent now', async () => {
