@@ -39,7 +39,7 @@ function countingPorts(lines: number) {
     getJob: async () => job,
     leaseReading: async () => job,
     releaseReading: async () => {},
-    claimRecordId: async () => undefined,
+    claimRecordIds: async () => new Map(),
     saveReadProgress: async () => true,
     setTotal: async (_: string, total: number) => ({
       ...(job as JobRecord),

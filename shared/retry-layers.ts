@@ -10,6 +10,8 @@ export const RETRY_LAYERS = {
   sqsSend: { attempts: 5, baseDelayMs: 100 },
   /** Keys DynamoDB leaves unread in a BatchGetItem are read again: attempts, and full-jitter backoff doubling from this. */
   ledgerBatchRead: { attempts: 5, baseDelayMs: 50 },
+  /** A transaction of record-id claims that met another transaction on the same ids is tried again: attempts, full jitter. */
+  ledgerClaimConflict: { attempts: 5, baseDelayMs: 50 },
   /** Receives before a message goes to its DLQ: records (only messages the code cannot handle reach it), finalizations, enqueue failures. */
   maxReceives: { records: 100, finalize: 5, enqueueFailures: 5, deadlineAlarms: 5 },
   /** EventBridge hands an upload's or a continuation's event to the enqueue function this often, for up to this long. */

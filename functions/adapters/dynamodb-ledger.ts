@@ -13,7 +13,7 @@ export class DynamoDbLedger extends DynamoDbJobLedger implements Ledger {
     this.records = new DynamoDbRecordLedger(documents, tableName, options);
   }
 
-  claimRecordId: Ledger['claimRecordId'] = (...call) => this.records.claimRecordId(...call);
+  claimRecordIds: Ledger['claimRecordIds'] = (...call) => this.records.claimRecordIds(...call);
   doneRecords: Ledger['doneRecords'] = (...call) => this.records.doneRecords(...call);
   leaseRecord: Ledger['leaseRecord'] = (...call) => this.records.leaseRecord(...call);
   releaseRecord: Ledger['releaseRecord'] = (...call) => this.records.releaseRecord(...call);

@@ -3,11 +3,11 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   GetCommand,
-  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { z } from 'zod';
 import {
   dailySpendKey,
@@ -17,7 +17,8 @@ import {
   recordKey,
   spendingDayOf,
 } from '../../shared/contract/ledger-table.ts';
-import type { DailySpend, RecordIdClaims, RecordLedger } from '../../shared/core/ledger.ts';
+import { mapWithLimit } from '../../shared/core/concurrency.ts';
+import type { DailySpend, RecordIdClaim, RecordIdClaims, RecordLedger } from '../../shared/core/ledger.ts';
 import type {
   CountedEntry,
   CountedRecord,
@@ -31,7 +32,7 @@ import type { RetryClass } from '../../shared/failures.ts';
 import { totalsAddedBy } from '../../shared/output/manifest.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
-import { transactionGroups } from './ledger-transactions.ts';
+import { TRANSACTION_ITEMS, transactionGroups } from './ledger-transactions.ts';
 import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
 
 /** The largest line number a record key holds (ten digits). */
@@ -39,6 +40,9 @@ const LAST_LINE = 9_999_999_999;
 /** DynamoDB reads at most this many keys in one BatchGetItem. */
 const KEYS_PER_BATCH_GET = 100;
 const READ_AGAIN = RETRY_LAYERS.ledgerBatchRead;
+const CLAIM_AGAIN = RETRY_LAYERS.ledgerClaimConflict;
+/** A chunk's claims go in transactions of up to 100 ids, this many at once. */
+const CLAIM_TRANSACTIONS_AT_ONCE = 4;
 
 /** The job counter each record outcome adds to. */
 /**
@@ -51,22 +55,62 @@ export class DynamoDbRecordLedger
   extends LedgerTableWriter
   implements RecordLedger, RecordIdClaims, DailySpend
 {
-  async claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined> {
-    try {
-      await this.documents.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...recordIdKey(jobId, recordId), lineNumber, expiresAt: this.expiresAt() },
-          ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
-          ExpressionAttributeValues: { ':line': lineNumber },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      return undefined;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return Number(itemOfConditionFailure(error).lineNumber);
+  async claimRecordIds(
+    jobId: string,
+    claims: readonly RecordIdClaim[],
+  ): Promise<ReadonlyMap<string, number>> {
+    const groups: RecordIdClaim[][] = [];
+    for (let start = 0; start < claims.length; start += TRANSACTION_ITEMS)
+      groups.push(claims.slice(start, start + TRANSACTION_ITEMS));
+    const held = await mapWithLimit(groups, CLAIM_TRANSACTIONS_AT_ONCE, (group) =>
+      this.claimTogether(jobId, group),
+    );
+    return new Map(held.flatMap((holders) => [...holders]));
+  }
+
+  /**
+   * Claims in one transaction (one request instead of one a record): the ids another line holds are left out
+   * and the rest claimed again, so the loop ends within one try per claim and a few conflicts.
+   */
+  private async claimTogether(jobId: string, claims: readonly RecordIdClaim[]): Promise<Map<string, number>> {
+    const holders = new Map<string, number>();
+    let pending = claims;
+    for (let attempt = 1; pending.length > 0; attempt += 1) {
+      try {
+        await this.documents.send(
+          new TransactWriteCommand({ TransactItems: pending.map((claim) => this.claimItem(jobId, claim)) }),
+        );
+        return holders;
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const reasons = error.CancellationReasons ?? [];
+        pending.forEach((claim, index) => {
+          const reason = reasons[index];
+          if (reason?.Code === 'ConditionalCheckFailed')
+            holders.set(claim.recordId, Number(unmarshall(reason.Item ?? {}).lineNumber));
+        });
+        const refused = pending.filter((claim) => holders.has(claim.recordId));
+        if (refused.length === 0) {
+          // Another transaction wrote one of these ids at the same moment (the same chunk read twice).
+          if (attempt >= CLAIM_AGAIN.attempts) throw error;
+          await sleep(Math.random() * CLAIM_AGAIN.baseDelayMs * 2 ** attempt);
+        }
+        pending = pending.filter((claim) => !holders.has(claim.recordId));
+      }
     }
+    return holders;
+  }
+
+  private claimItem(jobId: string, { recordId, lineNumber }: RecordIdClaim) {
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: { ...recordIdKey(jobId, recordId), lineNumber, expiresAt: this.expiresAt() },
+        ConditionExpression: 'attribute_not_exists(pk) OR lineNumber = :line',
+        ExpressionAttributeValues: { ':line': lineNumber },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      },
+    };
   }
 
   async doneRecords(jobId: string, lineNumbers: readonly number[]): Promise<ReadonlySet<number>> {

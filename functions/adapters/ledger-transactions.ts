@@ -2,7 +2,7 @@ import type { JobUpdate } from '../../shared/core/model.ts';
 import { NO_RETRIES } from '../../shared/core/retries.ts';
 
 /** DynamoDB's limit on the items of one transaction. */
-const TRANSACTION_ITEMS = 100;
+export const TRANSACTION_ITEMS = 100;
 /** The items of one group: each transaction also adds to the day's spend. */
 const GROUP_ITEMS = TRANSACTION_ITEMS - 1;
 

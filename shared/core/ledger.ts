@@ -135,7 +135,16 @@ export interface RecordLedger {
 
 /** The record ids a file has used, so that a repeated one is found across invocations. */
 export interface RecordIdClaims {
-  claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined>;
+  /**
+   * Claims each id for its line (claiming it again for the same line is harmless): the answer names, for each
+   * id another line holds, that line. The claims name distinct ids.
+   */
+  claimRecordIds(jobId: string, claims: readonly RecordIdClaim[]): Promise<ReadonlyMap<string, number>>;
+}
+
+export interface RecordIdClaim {
+  readonly recordId: string;
+  readonly lineNumber: number;
 }
 
 /**

@@ -11,7 +11,6 @@ import { DEFAULT_TOKENS_PER_MINUTE } from '../config.ts';
 import { JOB_END_EVENTS, JOB_STARTED } from '../contract/job-events.ts';
 import { DEFAULT_LANE } from '../contract/lanes.ts';
 import { type Clock, isoTime, systemClock } from '../core/clock.ts';
-import { mapWithLimit } from '../core/concurrency.ts';
 import type { BatchParts, JobReading, Jobs, PrefixCache, RecordIdClaims } from '../core/ledger.ts';
 import type {
   Announcement,
@@ -79,8 +78,6 @@ export interface EnqueueSettings {
   /** A chunk of lines is parsed, checked and sent together, then the read position is saved. */
   readonly chunkLines?: number;
   readonly chunkBytes?: number;
-  /** Ledger writes in flight at once while claiming ids. */
-  readonly concurrency?: number;
   readonly readingLeaseSeconds?: number;
   readonly clock?: Pick<Clock, 'now'>;
   readonly catalog?: Catalog;
@@ -391,8 +388,7 @@ async function enqueueChunk(
   ports: EnqueuePorts,
   settings: EnqueueSettings,
 ): Promise<{ job: JobRecord; errors: readonly LineError[] }> {
-  const concurrency = settings.concurrency ?? 32;
-  const checked = await claimIds(job, chunk, ports, settings, concurrency);
+  const checked = await claimIds(job, chunk, ports, settings);
   const catalog = catalogOf(settings);
   const staging = ports.batchJobs !== undefined && startingLane(job.settings, catalog) === 'staged';
   const decided = await decideSharedPrefixes(job, chunk, checked, ports, settings);
@@ -508,20 +504,24 @@ async function claimIds(
   chunk: readonly RawLine[],
   ports: EnqueuePorts,
   settings: EnqueueSettings,
-  concurrency: number,
 ): Promise<LineResult[]> {
   const parsed = chunk.map((line) => parseLine(line.bytes, line.lineNumber, settings.maxLineBytes));
+  // A derived id is unique by construction: no given id can take it.
+  const givenId = (result: LineResult) =>
+    result.ok && !result.record.idDerived ? comparableId(result.record.recordId) : undefined;
   const firstLineOfId = new Map<string, number>();
-  return mapWithLimit(parsed, concurrency, async (result): Promise<LineResult> => {
-    // A derived id is unique by construction: no given id can take it.
-    if (!result.ok || result.record.idDerived) return result;
-    const { lineNumber } = result.record;
-    const recordId = comparableId(result.record.recordId);
-    const earlierInChunk = firstLineOfId.get(recordId);
-    if (earlierInChunk !== undefined && earlierInChunk < lineNumber)
-      return duplicateIdError(result.record, earlierInChunk);
-    if (earlierInChunk === undefined) firstLineOfId.set(recordId, lineNumber);
-    const holder = await ports.ledger.claimRecordId(job.jobId, recordId, lineNumber);
+  for (const result of parsed) {
+    const recordId = givenId(result);
+    if (result.ok && recordId !== undefined && !firstLineOfId.has(recordId))
+      firstLineOfId.set(recordId, result.record.lineNumber);
+  }
+  const claims = [...firstLineOfId].map(([recordId, lineNumber]) => ({ recordId, lineNumber }));
+  const holders = await ports.ledger.claimRecordIds(job.jobId, claims);
+  return parsed.map((result) => {
+    const recordId = givenId(result);
+    if (!result.ok || recordId === undefined) return result;
+    const first = firstLineOfId.get(recordId);
+    const holder = first === result.record.lineNumber ? holders.get(recordId) : first;
     return holder === undefined ? result : duplicateIdError(result.record, holder);
   });
 }

@@ -51,6 +51,9 @@ const completion = (lineNumber: number, status: 'succeeded' | 'errored' = 'succe
   uncachedCostNanoUsd: 1_500,
 });
 
+/** The whole numbers from `from` up to, not including, `to`. */
+const numbers = (from: number, to: number) => Array.from({ length: to - from }, (_, index) => from + index);
+
 // The same contract, against the in-memory ledger the unit tests use and the DynamoDB one on DynamoDB Local.
 // Both count the day's spend, as under a daily cap.
 describe.each([
@@ -142,11 +145,49 @@ describe.each([
   });
 
   it('gives a record id to the first line that claims it, and to that line again', async () => {
+    // Prepare
     const subject = ledger();
     const { jobId } = newJob();
-    expect(await subject.claimRecordId(jobId, 'r', 3)).toBeUndefined();
-    expect(await subject.claimRecordId(jobId, 'r', 3)).toBeUndefined();
-    expect(await subject.claimRecordId(jobId, 'r', 9)).toBe(3);
+    const claims = (lines: readonly number[]) =>
+      lines.map((line) => ({ recordId: `r${line % 250}`, lineNumber: line }));
+
+    // Act: 250 ids (more than one transaction holds), then the same again, then 10 of them from other lines
+    // among 40 new ids, in the second transaction's range and past it.
+    const first = await subject.claimRecordIds(jobId, claims(numbers(0, 250)));
+    const again = await subject.claimRecordIds(jobId, claims(numbers(0, 250)));
+    const mixed = await subject.claimRecordIds(jobId, [
+      ...claims(numbers(390, 400)).map((claim) => ({ ...claim, lineNumber: claim.lineNumber + 1_000 })),
+      ...numbers(0, 40).map((line) => ({ recordId: `new-${line}`, lineNumber: 2_000 + line })),
+    ]);
+    const newOnesAgain = await subject.claimRecordIds(
+      jobId,
+      numbers(0, 40).map((line) => ({ recordId: `new-${line}`, lineNumber: 3_000 + line })),
+    );
+
+    // Assess
+    expect(first.size).toBe(0);
+    expect(again.size).toBe(0);
+    expect(mixed).toEqual(new Map(numbers(140, 150).map((line) => [`r${line}`, line])));
+    expect(newOnesAgain).toEqual(new Map(numbers(0, 40).map((line) => [`new-${line}`, 2_000 + line])));
+  });
+
+  it('claims the same ids for the same lines twice at once without a refusal', async () => {
+    // Prepare
+    const subject = ledger();
+    const { jobId } = newJob();
+    const claims = numbers(1, 60).map((line) => ({ recordId: `same-${line}`, lineNumber: line }));
+
+    // Act
+    const both = await Promise.all([
+      subject.claimRecordIds(jobId, claims),
+      subject.claimRecordIds(jobId, claims),
+    ]);
+
+    // Assess
+    expect(both.map((holders) => holders.size)).toEqual([0, 0]);
+    expect(await subject.claimRecordIds(jobId, [{ recordId: 'same-7', lineNumber: 70 }])).toEqual(
+      new Map([['same-7', 7]]),
+    );
   });
 
   it('leases a record to one attempt at a time, counting attempts, until the lease runs out', async () => {
@@ -377,7 +418,7 @@ describe.each([
     await count([4, 5], 'set-y');
     await count([3], 'set-z');
     await subject.leaseRecord(job.jobId, 6, 'a', 60, 'set-a');
-    await subject.claimRecordId(job.jobId, 'r7', 7);
+    await subject.claimRecordIds(job.jobId, [{ recordId: 'r7', lineNumber: 7 }]);
 
     // Act
     const counted = [];
@@ -769,7 +810,7 @@ describe('DynamoDbLedger retention', () => {
     await ledger.createJob(job);
 
     // Act
-    await ledger.claimRecordId(job.jobId, 'r1', 1);
+    await ledger.claimRecordIds(job.jobId, [{ recordId: 'r1', lineNumber: 1 }]);
     await ledger.completeRecords([{ jobId: job.jobId, completions: [completion(1)], retries: NO_RETRIES }]);
 
     // Assess

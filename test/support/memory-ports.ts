@@ -20,7 +20,7 @@ import { JOB_STARTED } from '../../shared/contract/job-events.ts';
 import { spendingDayOf } from '../../shared/contract/ledger-table.ts';
 import { type ServiceTier, tierRefusalKey } from '../../shared/contract/service-tiers.ts';
 import { batchPartName } from '../../shared/contract/storage-layout.ts';
-import type { JobDirectory, Ledger } from '../../shared/core/ledger.ts';
+import type { JobDirectory, Ledger, RecordIdClaim } from '../../shared/core/ledger.ts';
 import type {
   Announcement,
   BatchPart,
@@ -241,12 +241,18 @@ export class MemoryLedger implements Ledger, JobDirectory {
     return job === undefined ? undefined : structuredClone(job);
   }
 
-  async claimRecordId(jobId: string, recordId: string, lineNumber: number): Promise<number | undefined> {
-    const key = `${jobId}#${recordId}`;
-    const holder = this.ids.get(key);
-    if (holder !== undefined && holder !== lineNumber) return holder;
-    this.ids.set(key, lineNumber);
-    return undefined;
+  async claimRecordIds(
+    jobId: string,
+    claims: readonly RecordIdClaim[],
+  ): Promise<ReadonlyMap<string, number>> {
+    const holders = new Map<string, number>();
+    for (const { recordId, lineNumber } of claims) {
+      const key = `${jobId}#${recordId}`;
+      const holder = this.ids.get(key);
+      if (holder !== undefined && holder !== lineNumber) holders.set(recordId, holder);
+      else this.ids.set(key, lineNumber);
+    }
+    return holders;
   }
 
   /** Who reads each enqueuing job, and until when. */

@@ -1,9 +1,13 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { DynamoDbRecordLedger } from '../../functions/adapters/dynamodb-record-ledger.ts';
 import { eventBridgePutEvent } from '../../functions/adapters/events.ts';
 import { SqsRecordQueue } from '../../functions/adapters/sqs-record-queue.ts';
 import type { RecordMessage } from '../../shared/messages/record-message.ts';
+import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
 
 /** A client whose `send` answers from a script, recording the commands it got. */
 function scriptedClient<Client>(answer: (input: Record<string, unknown>, call: number) => unknown) {
@@ -97,5 +101,60 @@ describe('eventBridgePutEvent', () => {
       ],
     });
     await expect(refused).rejects.toThrow(/EventBridge refused a Batch Job Completed event: bus not found/);
+  });
+});
+
+describe('DynamoDbRecordLedger record-id claims', () => {
+  const canceled = (codes: ReadonlyArray<string>, holder?: number) =>
+    new TransactionCanceledException({
+      message: 'Transaction cancelled',
+      $metadata: {},
+      CancellationReasons: codes.map((Code) => ({
+        Code,
+        ...(Code === 'ConditionalCheckFailed' ? { Item: { lineNumber: { N: String(holder) } } } : {}),
+      })),
+    });
+  const claimedIds = (input: Record<string, unknown>) =>
+    (input.TransactItems as Array<{ Put: { Item: { sk: string } } }>).map((item) => item.Put.Item.sk);
+
+  it('claims again what met another transaction, leaving out the ids another line holds', async () => {
+    // Prepare: a conflict, then line 2's id held by line 9, then success.
+    const answers = [
+      canceled(['None', 'TransactionConflict', 'None']),
+      canceled(['None', 'ConditionalCheckFailed', 'None'], 9),
+    ];
+    const { client, inputs } = scriptedClient<DynamoDBDocumentClient>(() => {
+      const answer = answers.shift();
+      if (answer !== undefined) throw answer;
+      return {};
+    });
+    const claims = [1, 2, 3].map((lineNumber) => ({ recordId: `r${lineNumber}`, lineNumber }));
+
+    // Act
+    const holders = await new DynamoDbRecordLedger(client, 'ledger').claimRecordIds('job-1', claims);
+
+    // Assess
+    expect(holders).toEqual(new Map([['r2', 9]]));
+    expect(inputs.map(claimedIds)).toEqual([
+      ['ID#r1', 'ID#r2', 'ID#r3'],
+      ['ID#r1', 'ID#r2', 'ID#r3'],
+      ['ID#r1', 'ID#r3'],
+    ]);
+  });
+
+  it('gives up with the conflict when it keeps meeting other transactions', async () => {
+    // Prepare
+    const { client, inputs } = scriptedClient<DynamoDBDocumentClient>(() => {
+      throw canceled(['TransactionConflict']);
+    });
+
+    // Act
+    const claim = new DynamoDbRecordLedger(client, 'ledger').claimRecordIds('job-1', [
+      { recordId: 'r1', lineNumber: 1 },
+    ]);
+
+    // Assess
+    await expect(claim).rejects.toBeInstanceOf(TransactionCanceledException);
+    expect(inputs).toHaveLength(RETRY_LAYERS.ledgerClaimConflict.attempts);
   });
 });
