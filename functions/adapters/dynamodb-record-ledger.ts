@@ -1,12 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import {
-  BatchGetCommand,
-  GetCommand,
-  QueryCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { z } from 'zod';
 import {
@@ -23,17 +17,16 @@ import type {
   CountedEntry,
   CountedRecord,
   JobUpdate,
-  LeaseResult,
   RecordCompletion,
   Release,
 } from '../../shared/core/model.ts';
 import { RETRY_COUNTERS } from '../../shared/core/retries.ts';
-import type { RetryClass } from '../../shared/failures.ts';
 import { totalsAddedBy } from '../../shared/output/manifest.ts';
 import { RETRY_LAYERS } from '../../shared/retry-layers.ts';
+import { DynamoDbRecordLeases, failureCounter } from './dynamodb-record-leases.ts';
 import { POOL_RECORDS_PREFIX, RETRY_ATTRIBUTES } from './job-item.ts';
 import { TRANSACTION_ITEMS, transactionGroups } from './ledger-transactions.ts';
-import { isConditionFailure, itemOfConditionFailure, LedgerTableWriter } from './ledger-writes.ts';
+import { LedgerTableWriter } from './ledger-writes.ts';
 
 /** The largest line number a record key holds (ten digits). */
 const LAST_LINE = 9_999_999_999;
@@ -147,58 +140,8 @@ export class DynamoDbRecordLedger
     return done;
   }
 
-  async leaseRecord(
-    jobId: string,
-    lineNumber: number,
-    owner: string,
-    leaseSeconds: number,
-    resultSet: string,
-  ): Promise<LeaseResult> {
-    const now = this.now();
-    try {
-      // The item as it was: its attempts and failures so far, and where an attempt whose lease ran out
-      // meant to store its result.
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: recordKey(jobId, lineNumber),
-          UpdateExpression:
-            'SET #status = :running, leaseOwner = :owner, leaseUntil = :until, resultSet = :set ADD attempts :one',
-          ConditionExpression:
-            'attribute_not_exists(#status) OR #status = :waiting OR (#status = :running AND leaseUntil < :now)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':running': 'running',
-            ':waiting': 'waiting',
-            ':owner': owner,
-            ':until': now + leaseSeconds * 1000,
-            ':now': now,
-            ':one': 1,
-            ':set': resultSet,
-          },
-          ReturnValues: 'ALL_OLD',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      const failures = Object.fromEntries(
-        RETRY_CLASSES.filter((retryClass) => Attributes?.[failureCounter(retryClass)] !== undefined).map(
-          (retryClass) => [retryClass, Number(Attributes?.[failureCounter(retryClass)])],
-        ),
-      );
-      const earlierSet = Attributes?.resultSet;
-      return {
-        kind: 'acquired',
-        attempt: Number(Attributes?.attempts ?? 0) + 1,
-        failures,
-        releases: Number(Attributes?.releases ?? 0),
-        unanswered: Number(Attributes?.unanswered ?? 0),
-        ...(typeof earlierSet === 'string' ? { earlierSet } : {}),
-      };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return itemOfConditionFailure(error).status === 'done' ? { kind: 'done' } : { kind: 'held' };
-    }
-  }
+  private readonly leases = new DynamoDbRecordLeases(this.documents, this.tableName, this.options);
+  leaseRecord: RecordLedger['leaseRecord'] = (...call) => this.leases.leaseRecord(...call);
 
   async releaseRecord(jobId: string, lineNumber: number, owner: string, release: Release): Promise<void> {
     // A wait takes back the attempt the lease counted; a failure counts in its class, as a release, and as
@@ -396,12 +339,4 @@ const dailySpendItem = z.object({ costNanoUsd: z.number().nonnegative() }).optio
 
 function dailySpendOf(item: unknown): number {
   return dailySpendItem.parse(item)?.costNanoUsd ?? 0;
-}
-
-/** The classes that retry, each with its own failure counter. */
-const RETRY_CLASSES: readonly RetryClass[] = ['retryable', 'limited', 'later'];
-
-/** The record item's counter of failures in one retry class. */
-function failureCounter(retryClass: RetryClass): string {
-  return `${retryClass}Failures`;
 }

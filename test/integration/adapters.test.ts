@@ -216,6 +216,36 @@ describe.each([
     ]);
   });
 
+  it('leases records asked for at once as it would one by one: new, held, released, done, asked twice', async () => {
+    // Prepare: line 2 held by another attempt, line 3 released after a failure, line 4 done.
+    const subject = ledger();
+    const job = newJob();
+    await subject.createJob(job);
+    const { jobId } = job;
+    await subject.leaseRecord(jobId, 2, 'other', 60, 'set-o');
+    await subject.leaseRecord(jobId, 3, 'other', 60, 'set-o');
+    await subject.releaseRecord(jobId, 3, 'other', { failed: 'limited' });
+    await subject.completeRecords([{ jobId, completions: [completion(4)], retries: NO_RETRIES }]);
+    const fresh = numbers(5, 130);
+
+    // Act: 130 leases in one turn (more than a transaction holds), line 1 twice.
+    const leases = await Promise.all(
+      [1, 1, 2, 3, 4, ...fresh].map((line) => subject.leaseRecord(jobId, line, 'me', 60, 'set-me')),
+    );
+
+    // Assess
+    const first = { kind: 'acquired', attempt: 1, failures: {}, releases: 0, unanswered: 0 };
+    // Line 1 asked twice: one of the two takes it, whichever comes first.
+    expect(leases.slice(0, 2)).toEqual(expect.arrayContaining([first, { kind: 'held' }]));
+    expect(leases.slice(2, 5)).toEqual([
+      { kind: 'held' },
+      { kind: 'acquired', attempt: 2, failures: { limited: 1 }, releases: 1, unanswered: 0 },
+      { kind: 'done' },
+    ]);
+    expect(leases.slice(5)).toEqual(fresh.map(() => first));
+    expect(await subject.leaseRecord(jobId, 7, 'late', 60, 'set-late')).toEqual({ kind: 'held' });
+  });
+
   it('counts failures per retry class, so each class is limited by its own', async () => {
     const subject = ledger();
     const { jobId } = newJob();

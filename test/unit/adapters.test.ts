@@ -158,3 +158,56 @@ describe('DynamoDbRecordLedger record-id claims', () => {
     expect(inputs).toHaveLength(RETRY_LAYERS.ledgerClaimConflict.attempts);
   });
 });
+
+describe('DynamoDbRecordLedger leases', () => {
+  const commandOf = (input: Record<string, unknown>) =>
+    'TransactItems' in input
+      ? `transaction of ${(input.TransactItems as unknown[]).length}`
+      : `update of line ${String((input.Key as { sk: string }).sk).replace(/^REC#0*/, '')}`;
+  const leaseAll = (ledger: DynamoDbRecordLedger, lines: readonly number[]) =>
+    Promise.allSettled(lines.map((line) => ledger.leaseRecord('job-1', line, 'me', 60, 'set-me')));
+
+  it('takes the leases asked for at once in one transaction, each the first attempt at its record', async () => {
+    // Prepare
+    const { client, inputs } = scriptedClient<DynamoDBDocumentClient>(() => ({}));
+
+    // Act
+    const leases = await leaseAll(new DynamoDbRecordLedger(client, 'ledger'), [1, 2, 3]);
+
+    // Assess
+    expect(inputs.map(commandOf)).toEqual(['transaction of 3']);
+    expect(leases.map((lease) => lease.status === 'fulfilled' && lease.value.kind)).toEqual([
+      'acquired',
+      'acquired',
+      'acquired',
+    ]);
+  });
+
+  it('takes each lease on its own when DynamoDB cancels the transaction, and fails them all on an error', async () => {
+    // Prepare: the transaction canceled, then each alone; later a transaction refused outright.
+    const { client, inputs } = scriptedClient<DynamoDBDocumentClient>((input) => {
+      if ('TransactItems' in input && inputs.length === 1)
+        throw new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {} });
+      if ('TransactItems' in input) throw new Error('throttled');
+      return { Attributes: { attempts: 2, resultSet: 'set-earlier' } };
+    });
+    const ledger = new DynamoDbRecordLedger(client, 'ledger');
+
+    // Act
+    const alone = await leaseAll(ledger, [1, 2]);
+    const refused = await leaseAll(ledger, [3, 4]);
+
+    // Assess
+    expect(inputs.map(commandOf)).toEqual([
+      'transaction of 2',
+      'update of line 1',
+      'update of line 2',
+      'transaction of 2',
+    ]);
+    expect(alone.map((lease) => lease.status === 'fulfilled' && lease.value)).toEqual([
+      { kind: 'acquired', attempt: 3, failures: {}, releases: 0, unanswered: 0, earlierSet: 'set-earlier' },
+      { kind: 'acquired', attempt: 3, failures: {}, releases: 0, unanswered: 0, earlierSet: 'set-earlier' },
+    ]);
+    expect(refused.map((lease) => lease.status)).toEqual(['rejected', 'rejected']);
+  });
+});
