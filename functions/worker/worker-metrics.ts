@@ -59,8 +59,12 @@ export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
   const byPool = new Map<string, Done[]>();
   const throttles = new Map<string, number>();
   for (const verdict of verdicts) {
+    const addThrottles = (pool: string, calls: number) =>
+      throttles.set(pool, (throttles.get(pool) ?? 0) + calls);
     if (verdict.kind === 'retry' && verdict.pool !== undefined && verdict.failure?.throttle === true)
-      throttles.set(verdict.pool, (throttles.get(verdict.pool) ?? 0) + 1);
+      addThrottles(verdict.pool, 1);
+    if (verdict.throttledHere !== undefined)
+      addThrottles(verdict.throttledHere.pool, verdict.throttledHere.calls);
     if (verdict.kind !== 'done' || verdict.model === undefined || verdict.result === undefined) continue;
     const pool = poolName(verdict.model);
     byPool.set(pool, [...(byPool.get(pool) ?? []), verdict]);
@@ -87,6 +91,13 @@ export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
 export function countVerdict(metrics: Metrics, verdict: RecordVerdict): void {
   const names = METRICS.worker;
   if (verdict.called === true) metrics.addMetric(names.bedrockCalls, MetricUnit.Count, 1);
+  // Calls throttled and made again in the invocation: each a call, a throttle and a retry of its own.
+  const throttledHere = verdict.throttledHere?.calls ?? 0;
+  if (throttledHere > 0) {
+    metrics.addMetric(names.bedrockCalls, MetricUnit.Count, throttledHere);
+    metrics.addMetric(names.bedrockThrottles, MetricUnit.Count, throttledHere);
+    metrics.addMetric(names.recordsRetried, MetricUnit.Count, throttledHere);
+  }
   switch (verdict.kind) {
     case 'wait':
       metrics.addMetric(names.recordsSentBackToWait, MetricUnit.Count, 1);

@@ -71,6 +71,11 @@ interface VerdictBase {
   readonly called?: boolean;
   /** How long its call waited in this invocation for its tokens, when that counts as a wait. */
   readonly waitedMs?: number;
+  /**
+   * Its calls Bedrock throttled in this invocation before the one this verdict tells of, each made again
+   * here, and the quota pool (`<source region>#<model id>`) that throttled them.
+   */
+  readonly throttledHere?: { readonly calls: number; readonly pool: string };
 }
 
 /** A record's verdict for this invocation. */

@@ -1,4 +1,5 @@
 import { BatchAllowance } from '../budget/allowance.ts';
+import { MINUTE_MS } from '../budget/bucket.ts';
 import { answerSeconds, type Catalog, catalogInUse } from '../catalog/catalog.ts';
 import { classifyFailure } from '../failures.ts';
 import type { Batch, Call, CallOutcome, RecordVerdict, WorkerSettings } from './batch.ts';
@@ -35,7 +36,7 @@ export async function callWithin(
     elsewhere === undefined || granted.length === calls.length
       ? undefined
       : elsewhere.call(calls.slice(granted.length));
-  const share = {
+  const share: Share = {
     allowance: new BatchAllowance(
       reservation.startAts.map((at, index) => ({ at, tokens: tokens[index] ?? 0 })),
       settings.clock,
@@ -44,6 +45,7 @@ export async function callWithin(
     ),
     taken: reservation.tokens,
     grantedAt: settings.clock.now(),
+    tokensPerMinute: rate,
   };
   const started: Array<{ call: Call; ended: Promise<CallOutcome> }> = [];
   let notStarted: RecordVerdict | undefined =
@@ -178,11 +180,12 @@ function shareOf(
  * a top-up that cannot arrive in time sends it back to wait.
  */
 async function startWithin(
-  share: { allowance: BatchAllowance; taken: number; grantedAt: number },
+  share: Share,
   call: Call,
   budgetKey: string,
   batch: Batch,
   lastOfJob: boolean,
+  again = false,
 ): Promise<{ ended: Promise<CallOutcome> } | { verdict: RecordVerdict }> {
   const { ports, settings, deadline } = batch;
   const holds = holdOf(call, lastOfJob);
@@ -204,16 +207,65 @@ async function startWithin(
     // A throttle says Bedrock has less than this batch was counting on: what the call held stays held, so
     // the batch's next calls do not follow it into the same wall.
     share.allowance.release(holds, outcome.failure?.throttle === true ? holds : outcome.charged);
-    return waited ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } } : outcome;
+    const seen = waited ? { ...outcome, verdict: { ...outcome.verdict, waitedMs } } : outcome;
+    const throttled = seen.verdict.kind === 'retry' && seen.failure?.throttle === true;
+    // Only among a job's last calls: mid-job, a call made again before the budget knows of the throttle
+    // spends what other batches count on, and meets the same wall.
+    return throttled && lastOfJob && !again
+      ? callAgain(share, call, budgetKey, batch, lastOfJob, seen)
+      : seen;
   });
   return { ended };
+}
+
+/**
+ * One of a job's last calls Bedrock throttled, made again in this invocation once Bedrock's bucket holds what
+ * it reserves for the call again: a fraction of a second, where the queue's backoff and another receive take
+ * seconds, and at a job's end no other call spends the quota meanwhile. The record's attempt was released as the failure
+ * table says; the call again is a new attempt, under a new lease. Once a call: a second throttle, or one with
+ * no time left, goes back through the queue. The budget is told at the batch's end, as of any throttle.
+ */
+async function callAgain(
+  share: Share,
+  call: Call,
+  budgetKey: string,
+  batch: Batch,
+  lastOfJob: boolean,
+  throttled: CallOutcome,
+): Promise<CallOutcome> {
+  const { settings, deadline } = batch;
+  const refilledAt = settings.clock.now() + (call.cost.reserved * MINUTE_MS) / share.tokensPerMinute;
+  if (refilledAt > deadline.latestStart) return throttled;
+  try {
+    await settings.clock.sleepUntil(refilledAt, deadline.signal);
+  } catch {
+    return throttled;
+  }
+  const start = await startWithin(share, call, budgetKey, batch, lastOfJob, true);
+  const outcome = 'ended' in start ? await start.ended : { verdict: start.verdict, charged: 0 };
+  const throttledHere = { calls: (outcome.verdict.throttledHere?.calls ?? 0) + 1, pool: budgetKey };
+  return {
+    ...outcome,
+    charged: throttled.charged + outcome.charged,
+    verdict: { ...outcome.verdict, throttledHere },
+  };
+}
+
+/** What a batch's calls share of one budget: its grant as it arrives, what it took, and a throttle told. */
+interface Share {
+  readonly allowance: BatchAllowance;
+  taken: number;
+  readonly grantedAt: number;
+  /** The pool's quota as the batch started: how soon Bedrock's bucket refills after a throttle. */
+  readonly tokensPerMinute: number;
 }
 
 /** Tells the budget what Bedrock's refusals mean: someone else spends the quota, or the day's quota is gone. */
 async function reportQuotaFailures(budgetKey: string, outcomes: readonly CallOutcome[], batch: Batch) {
   const { ports, settings } = batch;
-  if (outcomes.some((outcome) => outcome.failure?.throttle === true))
-    await ports.budget.recordThrottle(budgetKey);
+  const throttled = (outcome: CallOutcome) =>
+    outcome.failure?.throttle === true || outcome.verdict.throttledHere !== undefined;
+  if (outcomes.some(throttled)) await ports.budget.recordThrottle(budgetKey);
   if (outcomes.some((outcome) => outcome.failure?.dailyQuota === true)) {
     await ports.budget.pauseUntil(
       budgetKey,

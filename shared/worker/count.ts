@@ -41,12 +41,13 @@ export function tallyOf(decided: readonly Decided[]): JobResults[] {
 /** What one delivery adds to its job's counters. */
 function countersOf(verdict: RecordVerdict): Partial<JobRetries> {
   const failedCall = verdict.kind === 'retry' && verdict.called === true;
+  const throttledHere = verdict.throttledHere?.calls ?? 0;
   return {
     receives: 1,
-    bedrockCalls: verdict.called === true ? 1 : 0,
+    bedrockCalls: (verdict.called === true ? 1 : 0) + throttledHere,
     budgetWaits: verdict.waitedMs === undefined ? 0 : 1,
     sentBackToWait: verdict.kind === 'wait' ? 1 : 0,
-    retried: failedCall ? 1 : 0,
-    bedrockThrottles: failedCall && verdict.failure?.throttle === true ? 1 : 0,
+    retried: (failedCall ? 1 : 0) + throttledHere,
+    bedrockThrottles: (failedCall && verdict.failure?.throttle === true ? 1 : 0) + throttledHere,
   };
 }

@@ -267,11 +267,55 @@ describe('a job, end to end on in-memory ports', () => {
 });
 
 describe('retries through the failure table', () => {
-  it('backs off a throttled record twice, then succeeds, and tells the budget about each throttle', async () => {
+  it("makes a job's last call, throttled, again once Bedrock's bucket holds what it reserves for it", async () => {
+    // Prepare: the first call throttled; the clock is the harness's, moved only by waits.
+    const clock = { now: Date.parse('2026-11-25T10:00:00Z') };
+    const calledAt: number[] = [];
+    const pipeline = pipelineHarness({
+      clock,
+      budget: new MemoryBudget({ tokensPerMinute: 60_000 }, () => clock.now),
+      worker: { tokensPerMinute: 60_000 },
+      answer: (_, __, call) => {
+        calledAt.push(clock.now);
+        if (call === 1) throw awsError('ThrottlingException', 429);
+        return textResponse('again');
+      },
+    });
+
+    // Act
+    const { verdicts } = await pipeline.run('inputs/refill.jsonl', plain('a'));
+
+    // Assess: at 1,000 tokens a second, the reservation (its input and 256 max_tokens) takes over 256 ms to
+    // come back into Bedrock's bucket; the queue would have taken a second at least.
+    const [first = 0, again = 0] = calledAt;
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done']);
+    expect(again - first).toBeGreaterThan(256);
+    expect(again - first).toBeLessThan(1_000);
+  });
+
+  it.each([
+    // The file's only record: its job's last call. Bedrock's bucket refilled first; the budget told of the
+    // batch's throttles once, at its end.
+    ['makes a throttled call again in the invocation once Bedrock can take it', 1, ['done'], [], 1],
+    [
+      "sends a call throttled twice back through the queue, with the second attempt's backoff",
+      2,
+      ['retry', 'done'],
+      [2],
+      1,
+    ],
+    [
+      'makes a call throttled on its next delivery again there too, telling the budget after each batch',
+      3,
+      ['retry', 'done'],
+      [2],
+      2,
+    ],
+  ])('%s', async (_case, throttled, kinds, delays, told) => {
     // Prepare
     const pipeline = pipelineHarness({
       answer: (_, __, call) => {
-        if (call <= 2) throw awsError('ThrottlingException', 429);
+        if (call <= throttled) throw awsError('ThrottlingException', 429);
         return textResponse('finally');
       },
     });
@@ -280,11 +324,12 @@ describe('retries through the failure table', () => {
     const { verdicts } = await pipeline.run('inputs/throttle.jsonl', plain('a'));
 
     // Assess
-    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['retry', 'retry', 'done']);
-    expect(
-      verdicts.slice(0, 2).map((verdict) => (verdict.kind === 'retry' ? verdict.delaySeconds : 0)),
-    ).toEqual([1, 2]);
-    expect(pipeline.budget.throttles).toHaveLength(2);
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(kinds);
+    expect(verdicts.flatMap((verdict) => (verdict.kind === 'retry' ? [verdict.delaySeconds] : []))).toEqual(
+      delays,
+    );
+    expect(pipeline.model.calls).toHaveLength(throttled + 1);
+    expect(pipeline.budget.throttles).toHaveLength(told);
     expect(pipeline.outputLines('inputs/throttle.jsonl')[0]).toMatchObject({
       status: 'succeeded',
       text: 'finally',
@@ -481,7 +526,8 @@ describe('retries through the failure table', () => {
     const { verdicts } = await pipeline.run('inputs/mixed-failures.jsonl', plain('a'));
 
     // Assess
-    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['retry', 'retry', 'retry', 'retry', 'done']);
+    // The second throttle comes in the invocation that made the first call again: four failures, three deliveries.
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['retry', 'retry', 'retry', 'done']);
     expect(pipeline.outputLines('inputs/mixed-failures.jsonl')[0]).toMatchObject({
       status: 'succeeded',
       text: 'after four failures',
@@ -965,9 +1011,13 @@ describe('the shared token budget', () => {
     ['lowers the rate once per batch when throttles follow within a minute', -10_000, 70_000],
   ])('%s', async (_case, lastThrottleAfter, expectedRate) => {
     // Prepare
+    // b and c throttled on their first calls, each made again in the invocation.
     const key = 'us-west-2#global.anthropic.claude-opus-4-6-v1';
+    const throttled = new Set<string>();
     const pipeline = budgetedPipeline(100_000, (_, body) => {
-      if (JSON.stringify(body).includes('Prompt b') || JSON.stringify(body).includes('Prompt c')) {
+      const prompt = ['Prompt b', 'Prompt c'].find((text) => JSON.stringify(body).includes(text));
+      if (prompt !== undefined && !throttled.has(prompt)) {
+        throttled.add(prompt);
         throw awsError('ThrottlingException', 429);
       }
       return textResponse('ok');
@@ -995,7 +1045,8 @@ describe('the shared token budget', () => {
     const verdicts = await pipeline.workBatch(pipeline.queue.sent.splice(0));
 
     // Assess
-    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'retry', 'retry']);
+    expect(verdicts.map((verdict) => verdict.kind)).toEqual(['done', 'done', 'done']);
+    expect(verdicts.map((verdict) => verdict.throttledHere?.calls)).toEqual([undefined, 1, 1]);
     expect(pipeline.budget.throttles).toHaveLength(1);
     const state = pipeline.budget.stateOf(key, pipeline.clock.now);
     expect(state.tokensPerMinute).toBe(expectedRate);

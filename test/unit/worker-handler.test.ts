@@ -99,15 +99,16 @@ describe('the worker handler', () => {
       'm-bad',
       'm-busy',
     ]);
-    expect(pipeline.queue.visibilityChanges).toEqual([{ receiptHandle: 'handle-m-busy', seconds: 1 }]);
+    // Throttled, made again in the invocation, throttled again: back through the queue, its second attempt's backoff.
+    expect(pipeline.queue.visibilityChanges).toEqual([{ receiptHandle: 'handle-m-busy', seconds: 2 }]);
     const documents = emfDocuments(write.mock.calls);
     const counted = Object.assign({}, ...documents.filter((document) => !('model' in document)));
     expect(counted).toMatchObject({
       RecordsReceived: 3,
-      BedrockCalls: [1, 1],
+      BedrockCalls: [1, 1, 1],
       RecordsSucceeded: 1,
-      RecordsRetried: 1,
-      BedrockThrottles: 1,
+      RecordsRetried: [1, 1],
+      BedrockThrottles: [1, 1],
       RecordsUnhandled: 1,
     });
     expect(documents).toContainEqual(
@@ -124,7 +125,7 @@ describe('the worker handler', () => {
         PoolRecords: 1,
         PoolInputTokens: 12,
         PoolOutputTokens: 7,
-        PoolThrottles: 1,
+        PoolThrottles: 2,
       }),
     );
     expect(write.mock.calls.map(([chunk]) => String(chunk)).join('')).not.toContain('throttle me');
