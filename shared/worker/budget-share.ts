@@ -221,8 +221,8 @@ async function startWithin(
 /**
  * One of a job's last calls Bedrock throttled, made again in this invocation once Bedrock's bucket holds what
  * it reserves for the call again: a fraction of a second, where the queue's backoff and another receive take
- * seconds, and at a job's end no other call spends the quota meanwhile. The record's attempt was released as the failure
- * table says; the call again is a new attempt, under a new lease. Once a call: a second throttle, or one with
+ * seconds, and at a job's end no other call spends the quota meanwhile. The record's attempt was released as
+ * the failure table says; the call again is a new attempt, under a new lease. Once a call: a second throttle, or one with
  * no time left, goes back through the queue. The budget is told at the batch's end, as of any throttle.
  */
 async function callAgain(
@@ -243,7 +243,8 @@ async function callAgain(
   }
   const start = await startWithin(share, call, budgetKey, batch, lastOfJob, true);
   const outcome = 'ended' in start ? await start.ended : { verdict: start.verdict, charged: 0 };
-  const throttledHere = { calls: (outcome.verdict.throttledHere?.calls ?? 0) + 1, pool: budgetKey };
+  // Made again once only: the call this outcome tells of is the one after the throttle.
+  const throttledHere = { calls: 1, pool: budgetKey };
   return {
     ...outcome,
     charged: throttled.charged + outcome.charged,
@@ -251,7 +252,7 @@ async function callAgain(
   };
 }
 
-/** What a batch's calls share of one budget: its grant as it arrives, what it took, and a throttle told. */
+/** What a batch's calls share of one budget: its grant as it arrives, what it took, and the pool's rate. */
 interface Share {
   readonly allowance: BatchAllowance;
   taken: number;
