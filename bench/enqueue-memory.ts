@@ -7,11 +7,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { defaultCatalog } from '../shared/catalog/catalog.ts';
-import type { Ledger } from '../shared/core/ledger.ts';
-import type { JobRecord } from '../shared/core/model.ts';
+import type { ObjectInfo } from '../shared/core/model.ts';
 import type { ObjectCreated } from '../shared/events/object-created.ts';
 import type { RecordMessage } from '../shared/messages/record-message.ts';
 import { type EnqueuePorts, startJob } from '../shared/pipeline/enqueue.ts';
+import {
+  MemoryLedger,
+  MemoryObjectStore,
+  RecordingEvents,
+  RecordingTrigger,
+} from '../test/support/memory-ports.ts';
 
 const sizes = process.argv.includes('--full') ? [100_000, 1_000_000, 10_000_000] : [100_000, 1_000_000];
 
@@ -28,40 +33,43 @@ async function* generatedFile(lines: number): AsyncGenerator<Uint8Array> {
   if (batch !== '') yield encoder.encode(batch);
 }
 
+/** The memory ledger, claiming every id without keeping it: the file's ids are all different. */
+class ForgetfulLedger extends MemoryLedger {
+  override async claimRecordIds(): Promise<ReadonlyMap<string, number>> {
+    return new Map();
+  }
+}
+
+/** The input as a generator: the file is never held. */
+class GeneratedInput extends MemoryObjectStore {
+  constructor(private readonly lines: number) {
+    super();
+  }
+
+  override async head(): Promise<ObjectInfo> {
+    return { size: 0, etag: 'etag', versionId: undefined, metadata: {} };
+  }
+
+  override stream(): AsyncIterable<Uint8Array> {
+    return generatedFile(this.lines);
+  }
+}
+
 function countingPorts(lines: number) {
-  let job: JobRecord | undefined;
   let sent = 0;
-  const ledger = {
-    createJob: async (created: JobRecord) => {
-      job = created;
-      return true;
-    },
-    getJob: async () => job,
-    leaseReading: async () => job,
-    releaseReading: async () => {},
-    claimRecordIds: async () => new Map(),
-    saveReadProgress: async () => true,
-    setTotal: async (_: string, total: number) => ({
-      ...(job as JobRecord),
-      totalRecords: total,
-      status: 'running' as const,
-    }),
-  } as unknown as Ledger;
+  const trigger = new RecordingTrigger();
   const ports: EnqueuePorts = {
-    store: {
-      head: async () => ({ size: 0, etag: 'etag', versionId: undefined, metadata: {} }),
-      stream: () => generatedFile(lines),
-    } as unknown as EnqueuePorts['store'],
-    ledger,
+    store: new GeneratedInput(lines),
+    ledger: new ForgetfulLedger(),
     queue: {
       send: async (messages: readonly RecordMessage[]) => {
         sent += messages.length;
       },
       changeVisibility: async () => {},
     },
-    events: { publish: async () => {} },
-    continuation: { continueLater: async () => {} },
-    finalize: { trigger: async () => {} },
+    events: new RecordingEvents(),
+    continuation: trigger,
+    finalize: trigger,
   };
   return { ports, sent: () => sent };
 }

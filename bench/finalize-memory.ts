@@ -11,10 +11,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { resultSetLocation } from '../shared/contract/storage-layout.ts';
-import type { FinalizeCheckpoint, JobRecord, StoredResult } from '../shared/core/model.ts';
+import type { CountedEntry, JobRecord, ObjectLocation, StoredResult } from '../shared/core/model.ts';
 import { resultSetBody } from '../shared/messages/result-set.ts';
 import { type FinalizePorts, finalizeJob } from '../shared/pipeline/finalize.ts';
 import { newJobRecord } from '../shared/pipeline/job.ts';
+import {
+  MemoryLedger,
+  MemoryObjectStore,
+  RecordingEvents,
+  RecordingTrigger,
+} from '../test/support/memory-ports.ts';
 
 const sizes = [100_000, 1_000_000];
 const JOB_ID = 'job-bench';
@@ -57,7 +63,55 @@ function storedResult(line: number): StoredResult {
   };
 }
 
-function generatedPorts(records: number) {
+/** The job's counted records, generated as the finalizer reads them. */
+class GeneratedLedger extends MemoryLedger {
+  constructor(
+    private readonly recordCount: number,
+    private readonly setOf: (line: number) => string,
+  ) {
+    super();
+  }
+
+  override async *countedRecords(_jobId: string, afterLine: number): AsyncIterable<CountedEntry> {
+    for (let line = afterLine + 1; line <= this.recordCount; line += 1)
+      yield { lineNumber: line, resultSet: this.setOf(line) };
+  }
+}
+
+/** Result sets generated as they are read; what is written is counted and dropped. */
+class CountingStore extends MemoryObjectStore {
+  bytesWritten = 0;
+
+  constructor(private readonly linesOf: (key: string) => readonly number[]) {
+    super();
+  }
+
+  override async read(location: ObjectLocation): Promise<Uint8Array> {
+    return new TextEncoder().encode(resultSetBody(this.linesOf(location.key).map(storedResult)));
+  }
+
+  override async startMultipart(): Promise<string> {
+    return 'upload-1';
+  }
+
+  override async uploadPart(
+    _location: ObjectLocation,
+    _uploadId: string,
+    part: number,
+    body: Uint8Array,
+  ): Promise<string> {
+    this.bytesWritten += body.length;
+    return `etag-${part}`;
+  }
+
+  override async completeMultipart(): Promise<void> {}
+
+  override async put(_location: ObjectLocation, body: string | Uint8Array): Promise<void> {
+    this.bytesWritten += body.length;
+  }
+}
+
+async function generatedPorts(records: number) {
   const job: JobRecord = {
     ...newJobRecord(
       JOB_ID,
@@ -70,49 +124,23 @@ function generatedPorts(records: number) {
     doneRecords: records,
     familyCounts: { plain: records },
   };
-  let checkpoint: FinalizeCheckpoint | undefined;
-  let outputBytes = 0;
   // Results in sets of a worker batch each, as the worker stores them.
   const setOf = (line: number) => resultSetLocation(job, String(Math.floor((line - 1) / SET_SIZE))).key;
   const linesOf = (key: string) => {
     const first = Number(key.slice(key.lastIndexOf('/') + 1, -'.jsonl'.length)) * SET_SIZE + 1;
     return Array.from({ length: Math.min(SET_SIZE, records - first + 1) }, (_, index) => first + index);
   };
-  const ports = {
-    store: {
-      read: async (location: { key: string }) =>
-        new TextEncoder().encode(resultSetBody(linesOf(location.key).map(storedResult))),
-      startMultipart: async () => 'upload-1',
-      uploadPart: async (_location: unknown, _uploadId: string, part: number, body: Uint8Array) => {
-        outputBytes += body.length;
-        return `etag-${part}`;
-      },
-      completeMultipart: async () => {},
-      put: async (_location: unknown, body: string) => {
-        outputBytes += body.length;
-      },
-    },
-    ledger: {
-      async *countedRecords(_jobId: string, afterLine: number) {
-        for (let line = afterLine + 1; line <= records; line += 1)
-          yield { lineNumber: line, resultSet: setOf(line) };
-      },
-      getJob: async () => ({ ...job, finalizeCheckpoint: checkpoint }),
-      saveFinalizeCheckpoint: async (_jobId: string, saved: FinalizeCheckpoint) => {
-        checkpoint = saved;
-      },
-      finishJob: async () => true,
-      markAnnounced: async () => {},
-    },
-    events: { publish: async () => {} },
-    finalize: { trigger: async () => {} },
-  } as unknown as FinalizePorts;
-  return { ports, outputBytes: () => outputBytes };
+  const ledger = new GeneratedLedger(records, setOf);
+  await ledger.createJob(job);
+  const store = new CountingStore(linesOf);
+  const trigger = new RecordingTrigger();
+  const ports: FinalizePorts = { store, ledger, events: new RecordingEvents(), finalize: trigger };
+  return { ports, outputBytes: () => store.bytesWritten };
 }
 
 /** One size in this process: time, speed and peak memory, as one JSON line on stdout. */
 async function measure(records: number) {
-  const { ports, outputBytes } = generatedPorts(records);
+  const { ports, outputBytes } = await generatedPorts(records);
   let peakRss = process.memoryUsage().rss;
   let peakHeap = process.memoryUsage().heapUsed;
   const sampler = setInterval(() => {
