@@ -58,9 +58,9 @@ export function publishPerModel(verdicts: readonly RecordVerdict[]): void {
 export function publishPerPool(verdicts: readonly RecordVerdict[]): void {
   const byPool = new Map<string, Done[]>();
   const throttles = new Map<string, number>();
+  const addThrottles = (pool: string, calls: number) =>
+    throttles.set(pool, (throttles.get(pool) ?? 0) + calls);
   for (const verdict of verdicts) {
-    const addThrottles = (pool: string, calls: number) =>
-      throttles.set(pool, (throttles.get(pool) ?? 0) + calls);
     if (verdict.kind === 'retry' && verdict.pool !== undefined && verdict.failure?.throttle === true)
       addThrottles(verdict.pool, 1);
     if (verdict.throttledHere !== undefined)

@@ -222,8 +222,9 @@ async function startWithin(
  * One of a job's last calls Bedrock throttled, made again in this invocation once Bedrock's bucket holds what
  * it reserves for the call again: a fraction of a second, where the queue's backoff and another receive take
  * seconds, and at a job's end no other call spends the quota meanwhile. The record's attempt was released as
- * the failure table says; the call again is a new attempt, under a new lease. Once a call: a second throttle, or one with
- * no time left, goes back through the queue. The budget is told at the batch's end, as of any throttle.
+ * the failure table says; the call again is a new attempt, under a new lease. Once a call: a second
+ * throttle, or one with no time left, goes back through the queue. The budget is told at the batch's end, as
+ * of any throttle.
  */
 async function callAgain(
   share: Share,
