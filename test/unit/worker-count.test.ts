@@ -41,6 +41,28 @@ describe('the count stage folds each verdict into its job counters', () => {
       { receives: 1, bedrockCalls: 1, retried: 1, bedrockThrottles: 1 },
     ],
     [
+      'a call throttled, made again in the invocation and answered',
+      {
+        kind: 'done',
+        status: 'succeeded',
+        result: storedResult(1),
+        called: true,
+        throttledHere: { calls: 1, pool: 'us-west-2#global.model' },
+      },
+      { receives: 1, bedrockCalls: 2, retried: 1, bedrockThrottles: 1 },
+    ],
+    [
+      'a call throttled, made again in the invocation and throttled again',
+      {
+        kind: 'retry',
+        delaySeconds: 2,
+        failure: throttled,
+        called: true,
+        throttledHere: { calls: 1, pool: 'us-west-2#global.model' },
+      },
+      { receives: 1, bedrockCalls: 2, retried: 2, bedrockThrottles: 2 },
+    ],
+    [
       'a record another worker holds (no call, no attempt spent)',
       { kind: 'retry', delaySeconds: 30, failure: undefined },
       { receives: 1 },
